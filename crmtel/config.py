@@ -1,0 +1,164 @@
+"""Settings: loaded once from the environment (``CRMTEL_…``) and an optional TOML file, then frozen."""
+
+from __future__ import annotations
+
+import tomllib
+from datetime import time
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+
+from crmtel.errors import ConfigError
+
+_FROZEN = ConfigDict(frozen=True, extra="forbid")
+
+
+class AmiSettings(BaseModel):
+    """One Asterisk Manager Interface connection (one PBX)."""
+
+    model_config = _FROZEN
+
+    name: str = "pbx1"
+    host: str = "127.0.0.1"
+    port: int = Field(default=5038, ge=1, le=65535)
+    username: str = "crmtel"
+    secret: SecretStr = SecretStr("")
+    auth: Literal["plain", "md5"] = "md5"
+    ping_interval: float = Field(default=10.0, gt=0)
+    ping_timeout: float = Field(default=3.0, gt=0)
+    reconnect_min: float = Field(default=0.5, gt=0)
+    reconnect_max: float = Field(default=30.0, gt=0)
+    enabled: bool = True
+
+
+class CallsSettings(BaseModel):
+    """What crmtel does with finished calls."""
+
+    model_config = _FROZEN
+
+    recording_url_template: str = "/recordings/{pbx}/{basename}"
+    callback_due_minutes: int = Field(default=30, ge=1)
+    # Owner (manager login) of callback tasks for a missed call with no responsible manager, per queue.
+    queue_owners: dict[str, str] = Field(default_factory=dict)
+    default_owner: str | None = None
+    create_leads_for_unknown: bool = True
+
+
+class DidRule(BaseModel):
+    """Per-DID defaults: the queue used when nothing better applies, and working hours."""
+
+    model_config = _FROZEN
+
+    default_queue: str | None = None
+    open_at: time | None = None
+    close_at: time | None = None
+    after_hours_kind: Literal["extension", "queue"] = "queue"
+    after_hours_target: str | None = None
+
+
+class RoutingSettings(BaseModel):
+    """Routing rules and the FastAGI / HTTP route servers."""
+
+    model_config = _FROZEN
+
+    wholesale_threshold: int = Field(default=100_000, ge=0)
+    retail_queue: str = "retail"
+    wholesale_queue: str = "wholesale"
+    default_queue: str = "retail"
+    timezone: str = "Europe/Moscow"
+    open_at: time | None = None
+    close_at: time | None = None
+    working_days: tuple[int, ...] = (0, 1, 2, 3, 4, 5, 6)
+    after_hours_kind: Literal["extension", "queue"] = "queue"
+    after_hours_target: str | None = None
+    dids: dict[str, DidRule] = Field(default_factory=dict)
+    agi_host: str = "127.0.0.1"
+    agi_port: int = Field(default=4573, ge=0, le=65535)
+    deadline_ms: int = Field(default=500, ge=10)
+    http_token: SecretStr | None = None
+
+
+class WebSettings(BaseModel):
+    """The managers' web app (call cards, reports) and its websocket."""
+
+    model_config = _FROZEN
+
+    host: str = "127.0.0.1"
+    port: int = Field(default=8080, ge=0, le=65535)
+    cookie_secure: bool = False
+    session_hours: int = Field(default=12, ge=1)
+    queue_size: int = Field(default=256, ge=1)
+    heartbeat: float = Field(default=20.0, gt=0)
+    recordings_dir: Path = Path("/var/spool/asterisk/monitor")
+
+
+class LogSettings(BaseModel):
+    """Logging."""
+
+    model_config = _FROZEN
+
+    level: Literal["debug", "info", "warning", "error"] = "info"
+    json_output: bool = False
+
+
+class Settings(BaseSettings):
+    """All of crmtel's settings; each component receives only its own section."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="CRMTEL_",
+        env_nested_delimiter="__",
+        frozen=True,
+        extra="forbid",
+    )
+
+    database_url: str = "sqlite+aiosqlite:///crmtel.db"
+    region: str = "RU"
+    ami: AmiSettings = AmiSettings()
+    # Further PBXs beyond ``ami``; every one has its own ``name``.
+    pbx: tuple[AmiSettings, ...] = ()
+    simulator: bool = False
+    calls: CallsSettings = CallsSettings()
+    routing: RoutingSettings = RoutingSettings()
+    web: WebSettings = WebSettings()
+    log: LogSettings = LogSettings()
+
+    @field_validator("region")
+    @classmethod
+    def _upper_region(cls, value: str) -> str:
+        return value.upper()
+
+    @property
+    def pbxes(self) -> tuple[AmiSettings, ...]:
+        """Every configured PBX connection that is enabled."""
+        return tuple(p for p in (self.ami, *self.pbx) if p.enabled)
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        # Environment wins over the file: the file arrives as init values, so env goes first.
+        return (env_settings, init_settings)
+
+
+def load_settings(path: Path | None = None, **overrides: Any) -> Settings:
+    """Read the optional TOML file, apply the environment on top, validate, and return frozen settings."""
+    data: dict[str, Any] = {}
+    if path is not None:
+        try:
+            data = tomllib.loads(path.read_text(encoding="utf-8"))
+        except OSError as err:
+            raise ConfigError(f"cannot read config file {path}: {err}") from err
+        except tomllib.TOMLDecodeError as err:
+            raise ConfigError(f"config file {path} is not valid TOML: {err}") from err
+    data.update(overrides)
+    try:
+        return Settings(**data)
+    except ValidationError as err:
+        raise ConfigError(f"invalid configuration: {err}") from err

@@ -1,0 +1,153 @@
+"""Value objects shared by every package: parties, calls and the live call events."""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from decimal import Decimal
+
+
+class Direction(enum.StrEnum):
+    """Which way a call went, seen from the company."""
+
+    INBOUND = "inbound"
+    OUTBOUND = "outbound"
+    INTERNAL = "internal"
+
+
+class Outcome(enum.StrEnum):
+    """How a call ended."""
+
+    ANSWERED = "answered"
+    MISSED = "missed"
+
+
+class MissedReason(enum.StrEnum):
+    """Why an inbound call was missed (stored as readable text)."""
+
+    CALLER_HUNG_UP_RINGING = "caller hung up while the manager's phone rang"
+    ABANDONED_IN_QUEUE = "caller hung up in queue"
+    NO_ANSWER = "no answer"
+    BUSY = "busy"
+
+
+class PartyKind(enum.StrEnum):
+    """What a phone number belongs to in the CRM."""
+
+    CLIENT = "client"
+    LEAD = "lead"
+
+
+class Role(enum.StrEnum):
+    """A manager's role: a plain sales manager or a head of sales."""
+
+    MANAGER = "manager"
+    HEAD = "head"
+
+
+class Category(enum.StrEnum):
+    """The sales line a client or a manager belongs to."""
+
+    RETAIL = "retail"
+    WHOLESALE = "wholesale"
+
+
+class LeadStatus(enum.StrEnum):
+    """Where a lead is in its life."""
+
+    NEW = "new"
+    IN_WORK = "in_work"
+    CONVERTED = "converted"
+    REFUSED = "refused"
+
+
+class DealStatus(enum.StrEnum):
+    """Whether a deal is still open, won or lost."""
+
+    OPEN = "open"
+    WON = "won"
+    LOST = "lost"
+
+
+@dataclass(frozen=True, slots=True)
+class Manager:
+    """A sales manager (or head) and the extensions their phones answer on."""
+
+    id: int
+    name: str
+    login: str
+    role: Role
+    active: bool
+    speciality: Category | None
+    extensions: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class PartyMatch:
+    """One CRM record a phone number belongs to; ``rank`` 0 is the best kind of match."""
+
+    kind: PartyKind
+    id: int
+    name: str
+    rank: int
+    company: str | None = None
+    category: Category | None = None
+    manager_id: int | None = None
+    manager_name: str | None = None
+    manager_extensions: tuple[str, ...] = ()
+    manager_active: bool = False
+    turnover: Decimal | None = None
+    turnover_month: date | None = None
+    stop_list: bool = False
+    via_contact: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class LookupResult:
+    """Every match for a number, best first; ``tie`` is true when the best rank is shared."""
+
+    e164: str | None
+    matches: tuple[PartyMatch, ...] = ()
+
+    @property
+    def best(self) -> PartyMatch | None:
+        """The best match, or None for an unknown number."""
+        return self.matches[0] if self.matches else None
+
+    @property
+    def tie(self) -> bool:
+        """Whether two or more records share the best rank (reported, never silently dropped)."""
+        return len(self.matches) > 1 and self.matches[0].rank == self.matches[1].rank
+
+
+@dataclass(frozen=True, slots=True)
+class CallRecord:
+    """The one record a finished (or, while ``ended_at`` is None, a live) call yields."""
+
+    pbx: str
+    linkedid: str
+    direction: Direction
+    caller_number: str | None
+    caller_name: str | None
+    dialled: str | None
+    started_at: datetime
+    rang: tuple[str, ...] = ()
+    answered_by: str | None = None
+    queue: str | None = None
+    outcome: Outcome | None = None
+    missed_reason: MissedReason | None = None
+    answered_at: datetime | None = None
+    ended_at: datetime | None = None
+    ring_seconds: float = 0.0
+    talk_seconds: float = 0.0
+    recording_file: str | None = None
+    recording_url: str | None = None
+    route_kind: str | None = None
+    route_target: str | None = None
+    route_reason: str | None = None
+    party_kind: PartyKind | None = None
+    party_id: int | None = None
+    party_name: str | None = None
+    manager_id: int | None = None
+    extra: dict[str, str] = field(default_factory=dict)

@@ -1,0 +1,220 @@
+"""ORM tables of the record store. Nothing outside ``crmtel.store`` sees these classes."""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from decimal import Decimal
+
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    Date,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    Numeric,
+    String,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+NAMING = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+class Base(DeclarativeBase):
+    """Declarative base with stable constraint names (Alembic needs them)."""
+
+    metadata = MetaData(naming_convention=NAMING)
+
+
+class ManagerRow(Base):
+    __tablename__ = "managers"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(200))
+    login: Mapped[str] = mapped_column(String(100), unique=True)
+    password_hash: Mapped[str | None] = mapped_column(String(255))
+    role: Mapped[str] = mapped_column(String(20), default="manager")
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+    speciality: Mapped[str | None] = mapped_column(String(20))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class ExtensionRow(Base):
+    __tablename__ = "manager_extensions"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    manager_id: Mapped[int] = mapped_column(ForeignKey("managers.id", ondelete="CASCADE"), index=True)
+    extension: Mapped[str] = mapped_column(String(32), unique=True)
+
+
+class ClientRow(Base):
+    __tablename__ = "clients"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    external_id: Mapped[str | None] = mapped_column(String(100), unique=True)
+    name: Mapped[str] = mapped_column(String(300))
+    kind: Mapped[str] = mapped_column(String(20), default="company")
+    category: Mapped[str | None] = mapped_column(String(20))
+    manager_id: Mapped[int | None] = mapped_column(ForeignKey("managers.id", ondelete="SET NULL"), index=True)
+    turnover: Mapped[Decimal | None] = mapped_column(Numeric(16, 2))
+    turnover_month: Mapped[date | None] = mapped_column(Date)
+    stop_list: Mapped[bool] = mapped_column(Boolean, default=False)
+    notes: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class ContactRow(Base):
+    __tablename__ = "contacts"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(300))
+    email: Mapped[str | None] = mapped_column(String(300))
+    position: Mapped[str | None] = mapped_column(String(200))
+
+
+class ClientContactRow(Base):
+    __tablename__ = "client_contacts"
+
+    client_id: Mapped[int] = mapped_column(ForeignKey("clients.id", ondelete="CASCADE"), primary_key=True)
+    contact_id: Mapped[int] = mapped_column(
+        ForeignKey("contacts.id", ondelete="CASCADE"), primary_key=True, index=True
+    )
+
+
+class LeadRow(Base):
+    __tablename__ = "leads"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(300))
+    company: Mapped[str | None] = mapped_column(String(300))
+    email: Mapped[str | None] = mapped_column(String(300))
+    source: Mapped[str] = mapped_column(String(50), default="import")
+    status: Mapped[str] = mapped_column(String(20), default="new")
+    refusal_reason: Mapped[str | None] = mapped_column(Text)
+    manager_id: Mapped[int | None] = mapped_column(ForeignKey("managers.id", ondelete="SET NULL"), index=True)
+    client_id: Mapped[int | None] = mapped_column(ForeignKey("clients.id", ondelete="SET NULL"))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)
+    converted_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class PhoneRow(Base):
+    """A number (E.164) belonging to exactly one of: a contact, a client, a lead."""
+
+    __tablename__ = "phones"
+    __table_args__ = (
+        Index("ix_phones_e164", "e164"),
+        UniqueConstraint("e164", "contact_id", "client_id", "lead_id", name="uq_phones_owner"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    e164: Mapped[str] = mapped_column(String(20))
+    raw: Mapped[str | None] = mapped_column(String(64))
+    contact_id: Mapped[int | None] = mapped_column(ForeignKey("contacts.id", ondelete="CASCADE"), index=True)
+    client_id: Mapped[int | None] = mapped_column(ForeignKey("clients.id", ondelete="CASCADE"), index=True)
+    lead_id: Mapped[int | None] = mapped_column(ForeignKey("leads.id", ondelete="CASCADE"), index=True)
+
+
+class DealRow(Base):
+    __tablename__ = "deals"
+    __table_args__ = (
+        Index("ix_deals_closed", "status", "closed_at", "manager_id"),
+        Index("ix_deals_opened", "opened_at", "manager_id"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    client_id: Mapped[int | None] = mapped_column(ForeignKey("clients.id", ondelete="SET NULL"), index=True)
+    lead_id: Mapped[int | None] = mapped_column(ForeignKey("leads.id", ondelete="SET NULL"))
+    manager_id: Mapped[int | None] = mapped_column(ForeignKey("managers.id", ondelete="SET NULL"))
+    call_id: Mapped[int | None] = mapped_column(ForeignKey("calls.id", ondelete="SET NULL"))
+    title: Mapped[str] = mapped_column(String(300), default="")
+    amount: Mapped[Decimal] = mapped_column(Numeric(16, 2), default=Decimal(0))
+    stage: Mapped[str] = mapped_column(String(50), default="new")
+    status: Mapped[str] = mapped_column(String(10), default="open")
+    opened_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    closed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class CallRow(Base):
+    """One call (all its legs), keyed by ``(pbx, linkedid)``."""
+
+    __tablename__ = "calls"
+    __table_args__ = (
+        UniqueConstraint("pbx", "linkedid", name="uq_calls_pbx_linkedid"),
+        Index("ix_calls_started", "started_at", "manager_id"),
+        Index("ix_calls_caller", "caller_number", "started_at"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    pbx: Mapped[str] = mapped_column(String(64))
+    linkedid: Mapped[str] = mapped_column(String(64))
+    direction: Mapped[str] = mapped_column(String(10))
+    caller_number: Mapped[str | None] = mapped_column(String(64))
+    caller_name: Mapped[str | None] = mapped_column(String(300))
+    dialled: Mapped[str | None] = mapped_column(String(64))
+    rang: Mapped[list[str]] = mapped_column(JSON, default=list)
+    answered_by: Mapped[str | None] = mapped_column(String(32))
+    queue: Mapped[str | None] = mapped_column(String(64))
+    outcome: Mapped[str | None] = mapped_column(String(10))
+    missed_reason: Mapped[str | None] = mapped_column(String(100))
+    started_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    answered_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    ended_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    ring_seconds: Mapped[float] = mapped_column(Numeric(10, 2), default=0)
+    talk_seconds: Mapped[float] = mapped_column(Numeric(10, 2), default=0)
+    recording_file: Mapped[str | None] = mapped_column(String(500))
+    recording_url: Mapped[str | None] = mapped_column(String(1000))
+    route_kind: Mapped[str | None] = mapped_column(String(20))
+    route_target: Mapped[str | None] = mapped_column(String(64))
+    route_reason: Mapped[str | None] = mapped_column(String(500))
+    party_kind: Mapped[str | None] = mapped_column(String(10))
+    party_id: Mapped[int | None] = mapped_column(Integer)
+    party_name: Mapped[str | None] = mapped_column(String(300))
+    manager_id: Mapped[int | None] = mapped_column(ForeignKey("managers.id", ondelete="SET NULL"))
+    # The tracker's state of a live call, so a restart (even kill -9) resumes it; null once ended.
+    live_state: Mapped[dict[str, object] | None] = mapped_column(JSON)
+
+
+class CallNoteRow(Base):
+    """The result of a call as the manager wrote it."""
+
+    __tablename__ = "call_notes"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    call_id: Mapped[int] = mapped_column(ForeignKey("calls.id", ondelete="CASCADE"), index=True)
+    manager_id: Mapped[int | None] = mapped_column(ForeignKey("managers.id", ondelete="SET NULL"))
+    topic: Mapped[str] = mapped_column(String(300), default="")
+    result: Mapped[str] = mapped_column(String(300), default="")
+    comment: Mapped[str] = mapped_column(Text, default="")
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class TaskRow(Base):
+    """A callback task: created for a missed inbound call, or by a manager from a call card."""
+
+    __tablename__ = "tasks"
+    __table_args__ = (Index("ix_tasks_open_phone", "phone", "status"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    kind: Mapped[str] = mapped_column(String(20), default="callback")
+    phone: Mapped[str | None] = mapped_column(String(64))
+    call_id: Mapped[int | None] = mapped_column(ForeignKey("calls.id", ondelete="SET NULL"))
+    manager_id: Mapped[int | None] = mapped_column(ForeignKey("managers.id", ondelete="SET NULL"), index=True)
+    client_id: Mapped[int | None] = mapped_column(ForeignKey("clients.id", ondelete="SET NULL"))
+    lead_id: Mapped[int | None] = mapped_column(ForeignKey("leads.id", ondelete="SET NULL"))
+    title: Mapped[str] = mapped_column(String(300), default="")
+    missed_count: Mapped[int] = mapped_column(Integer, default=1)
+    status: Mapped[str] = mapped_column(String(10), default="open")
+    due_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    done_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
