@@ -151,3 +151,56 @@ class CallRecord:
     party_name: str | None = None
     manager_id: int | None = None
     extra: dict[str, str] = field(default_factory=dict)
+
+
+def call_id(pbx: str, linkedid: str) -> str:
+    """The public id of a live call, stable across its legs: ``pbx:linkedid``."""
+    return f"{pbx}:{linkedid}"
+
+
+@dataclass(frozen=True, slots=True)
+class CallRinging:
+    """A manager's phone (``extension``) started ringing for a call."""
+
+    call_id: str
+    pbx: str
+    linkedid: str
+    extension: str
+    direction: Direction
+    caller_number: str | None
+    caller_name: str | None
+    dialled: str | None
+    queue: str | None
+    at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class CallRingStopped:
+    """An extension stopped ringing without answering (no answer, busy, or answered elsewhere)."""
+
+    call_id: str
+    extension: str
+    reason: str
+    answered_by: str | None
+    at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class CallAnswered:
+    """``extension`` answered the call (for outbound calls: the far end answered the manager's call)."""
+
+    call_id: str
+    extension: str
+    at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class CallEnded:
+    """The call is over; ``record`` is its final record."""
+
+    call_id: str
+    record: CallRecord
+    at: datetime
+
+
+CallEvent = CallRinging | CallRingStopped | CallAnswered | CallEnded
