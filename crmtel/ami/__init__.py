@@ -1,0 +1,1 @@
+"""Asterisk Manager Interface: framing, connection, call tracking and persistence."""
