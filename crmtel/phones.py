@@ -56,7 +56,9 @@ def normalize(raw: str | None, region: str = "RU") -> Phone:
         return Phone(text, PhoneKind.INVALID, None)
     if not phonenumbers.is_possible_number(parsed):
         return Phone(text, PhoneKind.INVALID, None)
-    return Phone(text, PhoneKind.E164, phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.E164))
+    return Phone(
+        text, PhoneKind.E164, phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.E164)
+    )
 
 
 def to_e164(raw: str | None, region: str = "RU") -> str | None:

@@ -1,0 +1,145 @@
+"""Managers (and heads of sales): their extensions, logins and passwords."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import UTC, datetime
+
+from argon2 import PasswordHasher
+from argon2.exceptions import InvalidHashError, VerificationError
+from sqlalchemy import delete, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from crmtel.domain import Category, Manager, Role
+from crmtel.store.db import Database
+from crmtel.store.models import ExtensionRow, ManagerRow
+
+_HASHER = PasswordHasher()
+# Verifying against this keeps a login for an unknown user as slow as one for a known user.
+_DUMMY_HASH = _HASHER.hash("crmtel-no-such-user")
+
+
+def hash_password(password: str) -> str:
+    """An argon2id hash of the password."""
+    return _HASHER.hash(password)
+
+
+def verify_password(password_hash: str | None, password: str) -> bool:
+    """Whether ``password`` matches the stored hash (False for a missing or malformed hash)."""
+    try:
+        return _HASHER.verify(password_hash or _DUMMY_HASH, password) and password_hash is not None
+    except (VerificationError, InvalidHashError):
+        return False
+
+
+async def _to_domain(session: AsyncSession, rows: Sequence[ManagerRow]) -> list[Manager]:
+    if not rows:
+        return []
+    ext_rows = await session.execute(
+        select(ExtensionRow.manager_id, ExtensionRow.extension)
+        .where(ExtensionRow.manager_id.in_([r.id for r in rows]))
+        .order_by(ExtensionRow.id)
+    )
+    exts: dict[int, list[str]] = {}
+    for mid, ext in ext_rows:
+        exts.setdefault(mid, []).append(ext)
+    return [
+        Manager(
+            id=r.id,
+            name=r.name,
+            login=r.login,
+            role=Role(r.role),
+            active=r.active,
+            speciality=Category(r.speciality) if r.speciality in {c.value for c in Category} else None,
+            extensions=tuple(exts.get(r.id, ())),
+        )
+        for r in rows
+    ]
+
+
+class ManagerRepository:
+    """Managers over the record store."""
+
+    def __init__(self, db: Database) -> None:
+        self._db = db
+
+    async def save(
+        self,
+        *,
+        login: str,
+        name: str,
+        extensions: Sequence[str] = (),
+        role: Role = Role.MANAGER,
+        active: bool = True,
+        speciality: Category | None = None,
+        password: str | None = None,
+    ) -> Manager:
+        """Create the manager with this login, or update it (extensions are replaced)."""
+        async with self._db.session() as session:
+            row = (
+                await session.execute(select(ManagerRow).where(ManagerRow.login == login))
+            ).scalar_one_or_none()
+            if row is None:
+                row = ManagerRow(login=login, created_at=datetime.now(UTC))
+                session.add(row)
+            row.name = name
+            row.role = role.value
+            row.active = active
+            row.speciality = speciality.value if speciality else None
+            if password is not None:
+                row.password_hash = hash_password(password)
+            await session.flush()
+            await session.execute(delete(ExtensionRow).where(ExtensionRow.manager_id == row.id))
+            await session.flush()
+            session.add_all(ExtensionRow(manager_id=row.id, extension=e) for e in dict.fromkeys(extensions))
+            await session.flush()
+            return (await _to_domain(session, [row]))[0]
+
+    async def get(self, manager_id: int) -> Manager | None:
+        """The manager with this id."""
+        async with self._db.session() as session:
+            row = await session.get(ManagerRow, manager_id)
+            return (await _to_domain(session, [row]))[0] if row else None
+
+    async def by_login(self, login: str) -> Manager | None:
+        """The manager with this login."""
+        async with self._db.session() as session:
+            rows = (
+                (await session.execute(select(ManagerRow).where(ManagerRow.login == login))).scalars().all()
+            )
+            found = await _to_domain(session, rows)
+            return found[0] if found else None
+
+    async def by_extension(self, extension: str) -> Manager | None:
+        """The manager whose phone answers on ``extension``."""
+        async with self._db.session() as session:
+            rows = (
+                (
+                    await session.execute(
+                        select(ManagerRow)
+                        .join(ExtensionRow, ExtensionRow.manager_id == ManagerRow.id)
+                        .where(ExtensionRow.extension == extension)
+                    )
+                )
+                .scalars()
+                .all()
+            )
+            found = await _to_domain(session, rows)
+            return found[0] if found else None
+
+    async def all(self) -> list[Manager]:
+        """Every manager, by name."""
+        async with self._db.session() as session:
+            rows = (await session.execute(select(ManagerRow).order_by(ManagerRow.name))).scalars().all()
+            return await _to_domain(session, rows)
+
+    async def authenticate(self, login: str, password: str) -> Manager | None:
+        """The active manager whose login and password match, else None."""
+        async with self._db.session() as session:
+            row = (
+                await session.execute(select(ManagerRow).where(ManagerRow.login == login))
+            ).scalar_one_or_none()
+            ok = verify_password(row.password_hash if row else None, password)
+            if row is None or not ok or not row.active:
+                return None
+            return (await _to_domain(session, [row]))[0]

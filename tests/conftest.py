@@ -1,0 +1,49 @@
+"""Fixtures shared by the whole suite: a fresh, migrated database per test (SQLite or PostgreSQL)."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import pytest
+
+from crmtel.store.db import Database
+from tests.fixtures.databases import PostgresRun, SqliteRun, pg_base_url
+
+TRACES = Path(__file__).resolve().parents[2] / "shared" / "ami-traces"
+
+
+@pytest.fixture(scope="session")
+def _database_run(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PostgresRun | SqliteRun]:
+    base = pg_base_url()
+    if base is not None:
+        pg = PostgresRun(base)
+        pg.create()
+        yield pg
+        pg.drop()
+    else:
+        lite = SqliteRun(tmp_path_factory.mktemp("sqlite-template"))
+        lite.create()
+        yield lite
+
+
+@pytest.fixture
+def database_url(_database_run: PostgresRun | SqliteRun, tmp_path: Path) -> str:
+    """URL of an empty, migrated database for this test (PostgreSQL when CRMTEL_TEST_DATABASE_URL is set)."""
+    if isinstance(_database_run, PostgresRun):
+        return _database_run.fresh()
+    return _database_run.fresh(tmp_path)
+
+
+@pytest.fixture
+async def db(database_url: str) -> AsyncIterator[Database]:
+    """A Database on the fresh test database, disposed after the test."""
+    database = Database(database_url)
+    yield database
+    await database.dispose()
+
+
+@pytest.fixture(scope="session")
+def traces_dir() -> Path:
+    """The shared real AMI traces."""
+    return TRACES
