@@ -1,0 +1,62 @@
+"""The ``crmtel`` command: parses arguments, loads settings once, and runs one subcommand."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+from collections.abc import Callable, Coroutine, Sequence
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+from crmtel import __version__
+from crmtel.config import Settings, load_settings
+from crmtel.errors import CrmtelError
+from crmtel.logging import configure
+
+Handler = Callable[[argparse.Namespace, Settings], Coroutine[Any, Any, int]]
+
+
+def _feature_modules() -> list[ModuleType]:
+    # Each feature owns its subcommands; imported here, at run time, so `import crmtel` stays side-effect free.
+    from crmtel import commands
+
+    return [commands]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The full argument parser with every feature's subcommands."""
+    parser = argparse.ArgumentParser(prog="crmtel", description="Asterisk telephony integration for sales teams.")
+    parser.add_argument("--version", action="version", version=f"crmtel {__version__}")
+    parser.add_argument("--config", type=Path, help="TOML config file (environment CRMTEL_* overrides it)")
+    parser.add_argument("--database-url", help="override the database URL (CRMTEL_DATABASE_URL)")
+    subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for module in _feature_modules():
+        module.register(subparsers)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the console script."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    overrides = {"database_url": args.database_url} if args.database_url else {}
+    try:
+        settings = load_settings(args.config, **overrides)
+    except CrmtelError as err:
+        print(f"crmtel: {err}", file=sys.stderr)
+        return 2
+    configure(settings.log)
+    handler: Handler = args.handler
+    try:
+        return asyncio.run(handler(args, settings))
+    except CrmtelError as err:
+        print(f"crmtel: {err}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
