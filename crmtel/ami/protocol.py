@@ -1,8 +1,28 @@
-"""AMI wire format: bytes in, frozen messages out; actions out as bytes. No sockets here."""
+"""AMI wire format: bytes in, frozen messages out; actions out as bytes. No sockets here.
+
+The parser frames on the blank line that ends every AMI message (``\\r\\n\\r\\n``; a bare ``\\n\\n`` is
+tolerated), and decodes UTF-8 only once a message is complete, so a multi-byte character split across two
+TCP reads stays whole. Anything malformed is logged and skipped: the parser never raises on input.
+"""
 
 from __future__ import annotations
 
+import logging
+import re
+from collections.abc import Iterable
 from dataclasses import dataclass
+
+log = logging.getLogger(__name__)
+
+BANNER_PREFIX = b"Asterisk Call Manager/"
+# A message ends with an empty line; Asterisk sends CRLF, some proxies and test tools send LF only.
+_TERMINATOR = re.compile(rb"\r?\n\r?\n")
+# Old-style ``Response: Follows`` command output ends with this marker (and may contain blank lines).
+_END_COMMAND = re.compile(rb"--END COMMAND--\r?\n\r?\n")
+_FOLLOWS = b"Response: Follows"
+_FOLLOWS_HEADERS = frozenset({"response", "privilege", "actionid", "commandid", "message"})
+DEFAULT_MAX_MESSAGE = 1 << 20
+_ACTION_KEY = re.compile(r"^[A-Za-z0-9_\-()]+$")
 
 
 @dataclass(frozen=True, slots=True)
@@ -18,3 +38,181 @@ class Message:
             if key.lower() == wanted:
                 return value
         return default
+
+    def get_all(self, name: str) -> tuple[str, ...]:
+        """Every value of header `name` (case-insensitive), in wire order."""
+        wanted = name.lower()
+        return tuple(value for key, value in self.headers if key.lower() == wanted)
+
+    @property
+    def event(self) -> str | None:
+        """The ``Event`` header, if this is an event."""
+        return self.get("Event")
+
+    @property
+    def response(self) -> str | None:
+        """The ``Response`` header, if this is a response to an action."""
+        return self.get("Response")
+
+    @property
+    def action_id(self) -> str | None:
+        """The ``ActionID`` header, if any."""
+        return self.get("ActionID")
+
+
+class Parser:
+    """Incremental AMI parser: ``feed(bytes)`` returns the messages completed by those bytes."""
+
+    def __init__(self, *, max_message: int = DEFAULT_MAX_MESSAGE, expect_banner: bool = True) -> None:
+        self.max_message = max_message
+        self.banner: str | None = None
+        self._expect_banner = expect_banner
+        self._buffer = bytearray()
+        # Where the next terminator search starts: bytes before it were already searched.
+        self._scan_from = 0
+        # True while dropping the rest of an oversized message up to its terminator.
+        self._skipping = False
+        self.skipped = 0
+
+    @property
+    def buffered(self) -> int:
+        """Bytes held while waiting for the end of a message."""
+        return len(self._buffer)
+
+    def feed(self, data: bytes) -> list[Message]:
+        """Add received bytes; return every message they complete, in order."""
+        buf = self._buffer
+        buf += data
+        out: list[Message] = []
+        pos = 0
+        if self._expect_banner and self.banner is None:
+            pos = self._take_banner()
+            if self.banner is None:
+                return out
+        while True:
+            if self._skipping:
+                match = _TERMINATOR.search(buf, max(pos, self._scan_from))
+                if match is None:
+                    # Drop what was searched; keep the tail, where a terminator may be starting.
+                    pos = max(pos, len(buf) - 3)
+                    self._scan_from = pos
+                    break
+                pos = match.end()
+                self._skipping = False
+                continue
+            if buf.startswith(_FOLLOWS, pos):
+                match = _END_COMMAND.search(buf, max(pos, self._scan_from))
+            else:
+                match = _TERMINATOR.search(buf, max(pos, self._scan_from))
+            if match is None:
+                self._scan_from = max(pos, len(buf) - 20)
+                if len(buf) - pos > self.max_message:
+                    self.skipped += 1
+                    log.warning("ami message over %d bytes: skipped", self.max_message)
+                    self._skipping = True
+                    # Keep the tail: the terminator may straddle the cut.
+                    pos = len(buf) - 3
+                    self._scan_from = pos
+                    continue
+                break
+            start, pos = pos, match.end()
+            self._scan_from = pos
+            if match.start() - start > self.max_message:
+                self.skipped += 1
+                log.warning("ami message over %d bytes: skipped", self.max_message)
+                continue
+            message = self._decode(bytes(buf[start : match.start()]))
+            if message is not None:
+                out.append(message)
+        if pos:
+            del buf[:pos]
+            self._scan_from = max(0, self._scan_from - pos)
+        return out
+
+    def _take_banner(self) -> int:
+        buf = self._buffer
+        if len(buf) < len(BANNER_PREFIX) and BANNER_PREFIX.startswith(bytes(buf)):
+            return 0
+        if not buf.startswith(BANNER_PREFIX):
+            # No banner (a proxy, or a server that skips it): parse messages straight away.
+            self.banner = ""
+            return 0
+        end = buf.find(b"\n")
+        if end < 0:
+            if len(buf) > 1024:
+                self.banner = ""
+                log.warning("ami banner line too long: ignored")
+            return 0
+        self.banner = bytes(buf[:end]).decode("utf-8", "replace").strip()
+        return end + 1
+
+    def _decode(self, raw: bytes) -> Message | None:
+        try:
+            text = raw.decode("utf-8")
+        except UnicodeDecodeError:
+            self.skipped += 1
+            log.warning("ami message is not valid UTF-8: undecodable bytes replaced")
+            text = raw.decode("utf-8", "replace")
+        return parse_message(text)
+
+
+def parse_message(text: str) -> Message | None:
+    """Parse one framed message (without its terminator); None when it holds no header at all."""
+    if "\r" in text:
+        text = text.replace("\r\n", "\n")
+    lines = text.split("\n")
+    headers: list[tuple[str, str]] = []
+    follows = text.startswith("Response: Follows")
+    in_output = False
+    for line in lines:
+        if not line:
+            continue
+        if in_output:
+            if line != "--END COMMAND--":
+                headers.append(("Output", line))
+            continue
+        key, sep, value = line.partition(":")
+        if not sep or not key or " " in key:
+            if follows:
+                in_output = True
+                if line != "--END COMMAND--":
+                    headers.append(("Output", line))
+                continue
+            log.warning("ami line without a header name skipped: %.80r", line)
+            continue
+        if follows and headers and key.lower() not in _FOLLOWS_HEADERS:
+            in_output = True
+            headers.append(("Output", line))
+            continue
+        if value.startswith(" "):
+            value = value[1:]
+        headers.append((key, value))
+    if not headers:
+        if text.strip():
+            log.warning("ami message without headers skipped: %.80r", text)
+        return None
+    return Message(tuple(headers))
+
+
+def encode_action(
+    action: str, fields: Iterable[tuple[str, str]] = (), *, action_id: str | None = None
+) -> bytes:
+    """Encode an action; values with CR/LF are refused (they would inject headers)."""
+    pairs: list[tuple[str, str]] = [("Action", action)]
+    if action_id is not None:
+        pairs.append(("ActionID", action_id))
+    pairs.extend(fields)
+    return encode_message(pairs)
+
+
+def encode_message(headers: Iterable[tuple[str, str]]) -> bytes:
+    """Encode headers as one AMI message (CRLF lines, blank line after)."""
+    parts: list[str] = []
+    for key, value in headers:
+        if not _ACTION_KEY.match(key):
+            raise ValueError(f"invalid AMI header name: {key!r}")
+        if "\r" in value or "\n" in value:
+            raise ValueError(f"AMI header {key} value contains a line break")
+        parts.append(f"{key}: {value}\r\n")
+    parts.append("\r\n")
+    return "".join(parts).encode("utf-8")
