@@ -1,0 +1,1 @@
+"""Routing of inbound calls: pure rules, the FastAGI and HTTP route servers, and ``route explain``."""
