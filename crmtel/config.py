@@ -7,7 +7,7 @@ from datetime import time
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from crmtel.errors import ConfigError
@@ -128,6 +128,13 @@ class Settings(BaseSettings):
     @classmethod
     def _upper_region(cls, value: str) -> str:
         return value.upper()
+
+    @model_validator(mode="after")
+    def _unique_pbx_names(self) -> Settings:
+        names = [p.name for p in (self.ami, *self.pbx)]
+        if len(set(names)) != len(names):
+            raise ValueError(f"PBX names must be unique, got {names}")
+        return self
 
     @property
     def pbxes(self) -> tuple[AmiSettings, ...]:
