@@ -102,6 +102,19 @@ class WebSettings(BaseModel):
     recordings_dir: Path = Path("/var/spool/asterisk/monitor")
 
 
+class ReportsSettings(BaseModel):
+    """The sales heads' reports."""
+
+    model_config = _FROZEN
+
+    # Time zone of report periods (a day starts at local midnight); None means ``routing.timezone``.
+    timezone: str | None = None
+    # A missed call counts as called back if an answered call with its number starts before period end + grace.
+    callback_grace_hours: int = Field(default=24, ge=0)
+    # Numbers match for callbacks on their last N digits (so 8916…, 7916… and +7916… agree); 0 = exact match.
+    callback_match_digits: int = Field(default=10, ge=0, le=20)
+
+
 class LogSettings(BaseModel):
     """Logging."""
 
@@ -130,6 +143,7 @@ class Settings(BaseSettings):
     calls: CallsSettings = CallsSettings()
     routing: RoutingSettings = RoutingSettings()
     web: WebSettings = WebSettings()
+    reports: ReportsSettings = ReportsSettings()
     log: LogSettings = LogSettings()
 
     @field_validator("region")
