@@ -1,0 +1,245 @@
+"""FastAGI route server: Asterisk runs ``AGI(agi://127.0.0.1:4573/route,CALLER,DID)``, we set variables.
+
+Protocol (Asterisk ``res_agi.c``): Asterisk connects, sends ``agi_*: value`` lines ending with a blank line,
+then waits for commands; every command line gets one reply line (``200 result=1``). ``HANGUP`` may arrive
+instead when the caller hangs up. Closing the socket ends the AGI application and the dialplan goes on.
+
+Fail-open contract: when anything is wrong (slow store, garbage, unknown script) the server sends nothing and
+closes, so the dialplan sees empty ``CRMTEL_*`` variables and uses its own default queue.
+``CRMTEL_ROUTE_KIND`` is sent last, as a commit marker: a half-finished exchange never looks like a route.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import unicodedata
+from collections.abc import Mapping
+from dataclasses import dataclass
+from types import TracebackType
+
+import structlog
+
+from crmtel.routing.models import Decision
+from crmtel.routing.service import Router
+
+_log = structlog.get_logger(__name__)
+
+SCRIPT = "route"
+MAX_LINE = 1024
+MAX_HEADER_BYTES = 16 * 1024
+MAX_HEADER_LINES = 128
+# Asterisk reads a command into a 2 KiB buffer: keep every value far below that.
+MAX_VALUE_CHARS = 200
+_UNSET = frozenset({"", "unknown"})
+
+
+class AgiProtocolError(Exception):
+    """The peer did not speak FastAGI (bad header line, too long, too many lines)."""
+
+
+@dataclass(frozen=True, slots=True)
+class AgiRequest:
+    """The AGI environment Asterisk sent, with the fields routing needs."""
+
+    env: Mapping[str, str]
+
+    def _get(self, key: str) -> str | None:
+        value = self.env.get(key, "").strip()
+        return None if value.lower() in _UNSET else value
+
+    @property
+    def script(self) -> str:
+        """The script path without slashes or query (``route`` for ``agi://host/route``)."""
+        return self.env.get("agi_network_script", "").split("?", 1)[0].strip("/")
+
+    @property
+    def caller(self) -> str | None:
+        """The caller: the first AGI argument, else the channel's caller id."""
+        return self._get("agi_arg_1") or self._get("agi_callerid")
+
+    @property
+    def did(self) -> str | None:
+        """The dialled number: the second AGI argument, else the DNID, else the extension."""
+        return self._get("agi_arg_2") or self._get("agi_dnid") or self._get("agi_extension")
+
+
+def parse_env_line(line: bytes) -> tuple[str, str]:
+    """One ``agi_name: value`` line (without its line end) as a pair; anything else is a protocol error."""
+    text = line.decode("utf-8", errors="replace")
+    name, sep, value = text.partition(":")
+    if not sep or not name.startswith("agi_") or not name.isascii() or not name.replace("_", "").isalnum():
+        raise AgiProtocolError(f"not an AGI environment line: {text[:60]!r}")
+    return name, value.strip()
+
+
+async def read_env(reader: asyncio.StreamReader) -> AgiRequest:
+    """Read the environment up to its blank line, bounded in lines and bytes (the caller adds a timeout)."""
+    env: dict[str, str] = {}
+    total = 0
+    while True:
+        try:
+            raw = await reader.readuntil(b"\n")
+        except asyncio.IncompleteReadError as err:
+            raise AgiProtocolError("connection closed inside the AGI environment") from err
+        except asyncio.LimitOverrunError as err:
+            raise AgiProtocolError("AGI environment line too long") from err
+        total += len(raw)
+        line = raw.rstrip(b"\r\n")
+        if not line:
+            if not env:
+                raise AgiProtocolError("empty AGI environment")
+            return AgiRequest(env)
+        if total > MAX_HEADER_BYTES or len(env) >= MAX_HEADER_LINES:
+            raise AgiProtocolError("AGI environment too large")
+        name, value = parse_env_line(line)
+        env[name] = value
+
+
+def quote(value: str | None, limit: int = MAX_VALUE_CHARS) -> str:
+    """A double-quoted AGI argument that no input can break: no quotes, backslashes or control chars."""
+    text = (value or "").replace('"', "'")
+    cleaned = "".join(" " if unicodedata.category(c).startswith("C") or c == "\\" else c for c in text)
+    return '"' + " ".join(cleaned.split())[:limit] + '"'
+
+
+def variables(decision: Decision) -> list[tuple[str, str]]:
+    """The channel variables a decision sets, in sending order (``CRMTEL_ROUTE_KIND`` last)."""
+    return [
+        ("CRMTEL_FALLBACK_QUEUE", decision.fallback_queue),
+        ("CRMTEL_ROUTE_TARGET", decision.target),
+        ("CRMTEL_ROUTE_REASON", decision.reason),
+        ("CRMTEL_CALLER_NAME", decision.caller_name or ""),
+        ("CRMTEL_ROUTE_KIND", decision.kind.value),
+    ]
+
+
+class AgiServer:
+    """Owns the listening socket and one task per connection; ``stop`` cancels and awaits them all."""
+
+    def __init__(
+        self,
+        router: Router,
+        host: str = "127.0.0.1",
+        port: int = 4573,
+        *,
+        header_timeout: float = 2.0,
+        reply_timeout: float = 2.0,
+        max_connections: int = 512,
+    ) -> None:
+        self._router = router
+        self._host = host
+        self._port = port
+        self._header_timeout = header_timeout
+        self._reply_timeout = reply_timeout
+        self._max_connections = max_connections
+        self._server: asyncio.Server | None = None
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._closing = False
+
+    @property
+    def port(self) -> int:
+        """The bound port (useful when configured as 0)."""
+        if self._server is None or not self._server.sockets:
+            raise RuntimeError("AGI server is not running")
+        port: int = self._server.sockets[0].getsockname()[1]
+        return port
+
+    @property
+    def connections(self) -> int:
+        """How many connections are being served right now."""
+        return len(self._tasks)
+
+    async def start(self) -> None:
+        """Bind and start accepting connections."""
+        self._closing = False
+        self._server = await asyncio.start_server(self._on_connect, self._host, self._port, limit=MAX_LINE)
+        _log.info("agi.listening", host=self._host, port=self.port)
+
+    async def stop(self) -> None:
+        """Stop accepting, cancel every connection task and wait for them."""
+        self._closing = True
+        if self._server is not None:
+            self._server.close()
+        tasks = list(self._tasks)
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        if self._server is not None:
+            await self._server.wait_closed()
+            self._server = None
+        _log.info("agi.stopped")
+
+    async def __aenter__(self) -> AgiServer:
+        await self.start()
+        return self
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        await self.stop()
+
+    async def _on_connect(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        # asyncio created this task; register it so stop() owns it.
+        task = asyncio.current_task()
+        if task is None or self._closing:
+            writer.transport.abort()
+            return
+        if len(self._tasks) >= self._max_connections:
+            _log.warning("agi.too_many_connections", limit=self._max_connections)
+            writer.transport.abort()
+            return
+        self._tasks.add(task)
+        peer = writer.get_extra_info("peername")
+        try:
+            await self._serve(reader, writer, peer)
+        except AgiProtocolError as err:
+            _log.warning("agi.bad_request", peer=peer, error=str(err))
+        except (ConnectionError, TimeoutError) as err:
+            _log.info("agi.connection_lost", peer=peer, error=repr(err))
+        except Exception:  # noqa: BLE001 — fail open: a bug must end this call's exchange, not the server
+            _log.exception("agi.handler_failed", peer=peer)
+        finally:
+            self._tasks.discard(task)
+            _close(writer)
+
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, peer: object) -> None:
+        try:
+            async with asyncio.timeout(self._header_timeout):
+                request = await read_env(reader)
+        except TimeoutError as err:
+            raise AgiProtocolError(f"no complete AGI environment within {self._header_timeout}s") from err
+        if request.script != SCRIPT:
+            raise AgiProtocolError(f"unknown AGI script {request.script!r}")
+        decision = await self._router.route(request.caller, request.did)
+        if decision is None:
+            return  # nothing usable: leave the variables unset so the dialplan falls back
+        for name, value in variables(decision):
+            writer.write(f"SET VARIABLE {name} {quote(value)}\n".encode())
+            async with asyncio.timeout(self._reply_timeout):
+                await writer.drain()
+                reply = await _read_reply(reader)
+            if reply.startswith("HANGUP"):
+                _log.info("agi.caller_hung_up", peer=peer)
+                return
+            if not reply.startswith("200"):
+                _log.warning("agi.command_refused", peer=peer, variable=name, reply=reply[:120])
+                return
+
+
+async def _read_reply(reader: asyncio.StreamReader) -> str:
+    """One reply line; a multi-line ``520-`` usage reply is read to its end."""
+    while True:
+        try:
+            raw = await reader.readuntil(b"\n")
+        except asyncio.IncompleteReadError as err:
+            raise ConnectionResetError("Asterisk closed the AGI connection") from err
+        except asyncio.LimitOverrunError as err:
+            raise AgiProtocolError("AGI reply line too long") from err
+        line = raw.decode("utf-8", errors="replace").strip()
+        if line and not line.startswith("520-"):
+            return line
+
+
+def _close(writer: asyncio.StreamWriter) -> None:
+    # Everything we wrote was drained already, so close() cannot be held up by a peer that never reads.
+    writer.close()
