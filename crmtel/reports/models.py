@@ -1,0 +1,169 @@
+"""Typed report rows: the calls-versus-deals figures of one manager, of everyone, and of a period."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from datetime import UTC, date, datetime, time, timedelta
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from crmtel.errors import ConfigError
+
+UNASSIGNED = "(unassigned)"
+TOTAL = "Total"
+
+
+@dataclass(frozen=True, slots=True)
+class Period:
+    """Local days ``[start, end)`` in time zone ``tz``; a call belongs to the day it started on."""
+
+    start: date
+    end: date
+    tz: str
+
+    def __post_init__(self) -> None:
+        if self.end <= self.start:
+            raise ValueError(f"period end {self.end} must be after its start {self.start}")
+        zone(self.tz)
+
+    @property
+    def days(self) -> int:
+        """Length in days."""
+        return (self.end - self.start).days
+
+    @property
+    def start_utc(self) -> datetime:
+        """The first instant of the period, in UTC."""
+        return _local_midnight_utc(self.start, self.tz)
+
+    @property
+    def end_utc(self) -> datetime:
+        """The first instant after the period, in UTC."""
+        return _local_midnight_utc(self.end, self.tz)
+
+    def previous(self) -> Period:
+        """The period of the same length that ends where this one starts."""
+        return Period(self.start - timedelta(days=self.days), self.start, self.tz)
+
+
+def zone(name: str) -> ZoneInfo:
+    """The IANA time zone ``name``, or ConfigError."""
+    try:
+        return ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError) as err:
+        raise ConfigError(f"unknown time zone {name!r}") from err
+
+
+def _local_midnight_utc(day: date, tz: str) -> datetime:
+    return datetime.combine(day, time(0), zone(tz)).astimezone(UTC)
+
+
+@dataclass(frozen=True, slots=True)
+class ReportFilter:
+    """Which managers a report covers: everyone, one manager (by id), or one team (speciality)."""
+
+    manager_id: int | None = None
+    team: str | None = None
+
+    @property
+    def narrowed(self) -> bool:
+        """Whether the report is limited to some managers (then unattributed figures are left out)."""
+        return self.manager_id is not None or self.team is not None
+
+
+@dataclass(frozen=True, slots=True)
+class ManagerFigures:
+    """One report row: a manager's (or the unassigned, or the total) figures for a period."""
+
+    manager_id: int | None
+    name: str
+    login: str | None = None
+    inbound: int = 0
+    outbound: int = 0
+    answered: int = 0
+    missed: int = 0
+    missed_not_called_back: int = 0
+    talk_seconds: float = 0.0
+    deals_won: int = 0
+    deals_opened: int = 0
+    leads_received: int = 0
+    leads_converted: int = 0
+
+    @property
+    def calls(self) -> int:
+        """Inbound plus outbound calls (internal calls are never counted)."""
+        return self.inbound + self.outbound
+
+    @property
+    def avg_talk_seconds(self) -> float | None:
+        """Talk time per answered call."""
+        return self.talk_seconds / self.answered if self.answered else None
+
+    @property
+    def calls_per_won_deal(self) -> float | None:
+        """Calls per deal won in the period."""
+        return self.calls / self.deals_won if self.deals_won else None
+
+    @property
+    def talk_minutes_per_won_deal(self) -> float | None:
+        """Talk minutes per deal won in the period."""
+        return self.talk_seconds / 60 / self.deals_won if self.deals_won else None
+
+    @property
+    def conversion_pct(self) -> float | None:
+        """Share of the leads received in the period that became clients by its end, in per cent."""
+        return 100 * self.leads_converted / self.leads_received if self.leads_received else None
+
+    def plus(self, other: ManagerFigures) -> ManagerFigures:
+        """The sum of two rows' counts (identity taken from ``self``)."""
+        return replace(self, **{name: getattr(self, name) + getattr(other, name) for name in COUNTS})
+
+
+COUNTS = (
+    "inbound",
+    "outbound",
+    "answered",
+    "missed",
+    "missed_not_called_back",
+    "talk_seconds",
+    "deals_won",
+    "deals_opened",
+    "leads_received",
+    "leads_converted",
+)
+
+
+def total_of(rows: tuple[ManagerFigures, ...]) -> ManagerFigures:
+    """The total row of ``rows``."""
+    total = ManagerFigures(manager_id=None, name=TOTAL)
+    for row in rows:
+        total = total.plus(row)
+    return total
+
+
+@dataclass(frozen=True, slots=True)
+class CallsVsDeals:
+    """The whole report: per-manager rows, totals, and the previous period's totals for comparison."""
+
+    period: Period
+    filter: ReportFilter
+    rows: tuple[ManagerFigures, ...]
+    previous_period: Period
+    previous_rows: tuple[ManagerFigures, ...]
+    generated_at: datetime
+
+    @property
+    def totals(self) -> ManagerFigures:
+        """Sum of every row of the period."""
+        return total_of(self.rows)
+
+    @property
+    def previous_totals(self) -> ManagerFigures:
+        """Sum of every row of the previous period."""
+        return total_of(self.previous_rows)
+
+
+def change_pct(current: float | None, previous: float | None) -> float | None:
+    """Relative change from ``previous`` to ``current`` in per cent (None when it is undefined)."""
+    if current is None or previous is None or previous == 0:
+        return None
+    return 100 * (current - previous) / previous

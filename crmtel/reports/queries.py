@@ -1,0 +1,288 @@
+"""Report queries: every figure is aggregated by the database (GROUP BY), on SQLite and PostgreSQL alike.
+
+Each statement returns at most one row per manager; Python only merges those few aggregate rows.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from sqlalchemy import (
+    ColumnElement,
+    Select,
+    and_,
+    case,
+    func,
+    literal,
+    not_,
+    or_,
+    select,
+    union_all,
+)
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from crmtel.domain import DealStatus, Direction, LeadStatus, Outcome, Role
+from crmtel.reports.models import UNASSIGNED, CallsVsDeals, ManagerFigures, Period, ReportFilter
+from crmtel.store.db import Database
+from crmtel.store.models import CallRow, DealRow, ExtensionRow, LeadRow, ManagerRow
+
+_CALLS = CallRow.__table__
+_EXT = ExtensionRow.__table__
+_DEALS = DealRow.__table__
+_LEADS = LeadRow.__table__
+_MANAGERS = ManagerRow.__table__
+_COUNTED = (Direction.INBOUND.value, Direction.OUTBOUND.value)
+
+
+@dataclass(frozen=True, slots=True)
+class QueryOptions:
+    """How callbacks are recognised (see ``ReportsSettings``)."""
+
+    callback_grace: timedelta = timedelta(hours=24)
+    match_digits: int = 10
+
+
+def _one(condition: ColumnElement[bool]) -> ColumnElement[int]:
+    return func.coalesce(func.sum(case((condition, 1), else_=0)), 0)
+
+
+def _manager_of_call() -> ColumnElement[Any]:
+    # The pipeline's attribution wins; a call it left unattributed goes to whoever owns the answering extension.
+    return func.coalesce(_CALLS.c.manager_id, _EXT.c.manager_id)
+
+
+def _calls_with_manager() -> Any:
+    return _CALLS.outerjoin(
+        _EXT, and_(_CALLS.c.manager_id.is_(None), _EXT.c.extension == _CALLS.c.answered_by)
+    )
+
+
+def _in(column: ColumnElement[Any], start: datetime, end: datetime) -> ColumnElement[bool]:
+    return and_(column >= start, column < end)
+
+
+def _manager_filter(mid: ColumnElement[Any], filt: ReportFilter) -> list[ColumnElement[bool]]:
+    conds: list[ColumnElement[bool]] = []
+    if filt.manager_id is not None:
+        conds.append(mid == filt.manager_id)
+    if filt.team is not None:
+        conds.append(mid.in_(select(_MANAGERS.c.id).where(_MANAGERS.c.speciality == filt.team)))
+    return conds
+
+
+class _Numbers:
+    """Dialect-specific pieces for matching a missed call's number with later calls."""
+
+    def __init__(self, dialect: str, digits: int) -> None:
+        self._dialect = dialect
+        self._digits = digits
+
+    def dialable(self, col: ColumnElement[Any]) -> ColumnElement[bool]:
+        """Whether the stored number is digits (``anonymous`` and the like never match anything)."""
+        if self._dialect == "postgresql":
+            return col.op("~", is_comparison=True)(literal(r"^\+?[0-9]+$"))
+        return and_(col != "", not_(col.op("GLOB", is_comparison=True)(literal("*[^0-9+]*"))))
+
+    def key(self, col: ColumnElement[Any]) -> ColumnElement[Any]:
+        """The part of the number compared: its last N digits (or all of it)."""
+        n = self._digits
+        if n == 0:
+            return col
+        return case((func.length(col) > n, func.substr(col, func.length(col) - (n - 1))), else_=col)
+
+
+def _calls_stmt(period: Period, filt: ReportFilter) -> Select[Any]:
+    c = _CALLS.c
+    mid = _manager_of_call().label("mid")
+    answered = c.outcome == Outcome.ANSWERED.value
+    return (
+        select(
+            mid,
+            _one(c.direction == Direction.INBOUND.value).label("inbound"),
+            _one(c.direction == Direction.OUTBOUND.value).label("outbound"),
+            _one(answered).label("answered"),
+            _one(and_(c.direction == Direction.INBOUND.value, c.outcome == Outcome.MISSED.value)).label(
+                "missed"
+            ),
+            func.coalesce(func.sum(case((answered, c.talk_seconds), else_=0)), 0).label("talk_seconds"),
+        )
+        .select_from(_calls_with_manager())
+        .where(
+            _in(c.started_at, period.start_utc, period.end_utc),
+            c.direction.in_(_COUNTED),
+            c.outcome.is_not(None),
+            *_manager_filter(_manager_of_call(), filt),
+        )
+        .group_by(_manager_of_call())
+    )
+
+
+def _not_called_back_stmt(
+    period: Period, filt: ReportFilter, numbers: _Numbers, grace: timedelta
+) -> Select[Any]:
+    c = _CALLS.c
+    window_end = period.end_utc + grace
+    answered_in = select(numbers.key(c.caller_number).label("k"), c.started_at.label("at")).where(
+        _in(c.started_at, period.start_utc, window_end),
+        c.direction == Direction.INBOUND.value,
+        c.outcome == Outcome.ANSWERED.value,
+        numbers.dialable(c.caller_number),
+    )
+    answered_out = select(numbers.key(c.dialled).label("k"), c.started_at.label("at")).where(
+        _in(c.started_at, period.start_utc, window_end),
+        c.direction == Direction.OUTBOUND.value,
+        c.outcome == Outcome.ANSWERED.value,
+        numbers.dialable(c.dialled),
+    )
+    both = union_all(answered_in, answered_out).subquery("answered_calls")
+    # A missed call was called back iff the latest answered call with its number started after it.
+    last = select(both.c.k, func.max(both.c.at).label("last_at")).group_by(both.c.k).subquery("last_answered")
+    mid = _manager_of_call()
+    return (
+        select(mid.label("mid"), func.count().label("missed_not_called_back"))
+        .select_from(_calls_with_manager().outerjoin(last, last.c.k == numbers.key(c.caller_number)))
+        .where(
+            _in(c.started_at, period.start_utc, period.end_utc),
+            c.direction == Direction.INBOUND.value,
+            c.outcome == Outcome.MISSED.value,
+            or_(last.c.last_at.is_(None), last.c.last_at <= c.started_at),
+            *_manager_filter(mid, filt),
+        )
+        .group_by(mid)
+    )
+
+
+def _deals_won_stmt(period: Period, filt: ReportFilter) -> Select[Any]:
+    d = _DEALS.c
+    return (
+        select(d.manager_id.label("mid"), func.count().label("deals_won"))
+        .where(
+            d.status == DealStatus.WON.value,
+            _in(d.closed_at, period.start_utc, period.end_utc),
+            *_manager_filter(d.manager_id, filt),
+        )
+        .group_by(d.manager_id)
+    )
+
+
+def _deals_opened_stmt(period: Period, filt: ReportFilter) -> Select[Any]:
+    d = _DEALS.c
+    return (
+        select(d.manager_id.label("mid"), func.count().label("deals_opened"))
+        .where(_in(d.opened_at, period.start_utc, period.end_utc), *_manager_filter(d.manager_id, filt))
+        .group_by(d.manager_id)
+    )
+
+
+def _leads_stmt(period: Period, filt: ReportFilter) -> Select[Any]:
+    ld = _LEADS.c
+    converted = and_(
+        ld.status == LeadStatus.CONVERTED.value,
+        ld.converted_at.is_not(None),
+        ld.converted_at < period.end_utc,
+    )
+    return (
+        select(
+            ld.manager_id.label("mid"),
+            func.count().label("leads_received"),
+            _one(converted).label("leads_converted"),
+        )
+        .where(_in(ld.created_at, period.start_utc, period.end_utc), *_manager_filter(ld.manager_id, filt))
+        .group_by(ld.manager_id)
+    )
+
+
+def _managers_stmt(filt: ReportFilter) -> Select[Any]:
+    m = _MANAGERS.c
+    stmt = select(m.id, m.name, m.login, m.active, m.role).order_by(m.name, m.id)
+    if filt.manager_id is not None:
+        stmt = stmt.where(m.id == filt.manager_id)
+    if filt.team is not None:
+        stmt = stmt.where(m.speciality == filt.team)
+    return stmt
+
+
+_Converters: Mapping[str, Callable[[Any], int | float]] = {
+    "inbound": int,
+    "outbound": int,
+    "answered": int,
+    "missed": int,
+    "talk_seconds": float,
+    "missed_not_called_back": int,
+    "deals_won": int,
+    "deals_opened": int,
+    "leads_received": int,
+    "leads_converted": int,
+}
+
+
+class ReportQueries:
+    """Runs the calls-versus-deals report over the record store."""
+
+    def __init__(self, db: Database, options: QueryOptions | None = None) -> None:
+        self._db = db
+        self._options = options or QueryOptions()
+        self._numbers = _Numbers(db.engine.dialect.name, self._options.match_digits)
+
+    async def calls_vs_deals(self, period: Period, filt: ReportFilter | None = None) -> CallsVsDeals:
+        """The report for ``period`` and the previous period of the same length (run side by side)."""
+        filt = filt or ReportFilter()
+        previous = period.previous()
+        async with asyncio.TaskGroup() as tg:
+            current_task = tg.create_task(self.figures(period, filt), name="report-current-period")
+            previous_task = tg.create_task(self.figures(previous, filt), name="report-previous-period")
+        return CallsVsDeals(
+            period=period,
+            filter=filt,
+            rows=current_task.result(),
+            previous_period=previous,
+            previous_rows=previous_task.result(),
+            generated_at=datetime.now(UTC),
+        )
+
+    async def figures(self, period: Period, filt: ReportFilter) -> tuple[ManagerFigures, ...]:
+        """One row per manager (active ones even with nothing to show), plus unattributed figures if any."""
+        statements = (
+            _calls_stmt(period, filt),
+            _not_called_back_stmt(period, filt, self._numbers, self._options.callback_grace),
+            _deals_won_stmt(period, filt),
+            _deals_opened_stmt(period, filt),
+            _leads_stmt(period, filt),
+        )
+        merged: dict[int | None, dict[str, int | float]] = {}
+        async with self._db.session() as session:
+            managers = (await session.execute(_managers_stmt(filt))).all()
+            for stmt in statements:
+                await _merge(session, stmt, merged)
+        # Active sales managers always get a row (a zero is news too); heads and leavers only with figures.
+        rows = [
+            _row(mid, name, login, merged.pop(mid, {}))
+            for mid, name, login, active, role in managers
+            if (active and role == Role.MANAGER.value) or mid in merged
+        ]
+        # Figures of a deleted manager (ids left behind) or of nobody are shown as unassigned, never dropped.
+        leftover = ManagerFigures(manager_id=None, name=UNASSIGNED)
+        for values in merged.values():
+            leftover = leftover.plus(_row(None, UNASSIGNED, None, values))
+        if merged and not filt.narrowed:
+            rows.append(leftover)
+        return tuple(rows)
+
+
+async def _merge(
+    session: AsyncSession, stmt: Select[Any], merged: dict[int | None, dict[str, int | float]]
+) -> None:
+    result = await session.execute(stmt)
+    for mapping in result.mappings():
+        target = merged.setdefault(mapping["mid"], {})
+        for key, value in mapping.items():
+            if key != "mid":
+                target[key] = _Converters[key](value or 0)
+
+
+def _row(mid: int | None, name: str, login: str | None, values: Mapping[str, Any]) -> ManagerFigures:
+    return replace(ManagerFigures(manager_id=mid, name=name, login=login), **values)
