@@ -1,0 +1,445 @@
+"""A fake Asterisk AMI server over real TCP that replays a recorded stream.
+
+It speaks enough AMI for crmtel's client: banner, ``Login`` (plain and MD5 ``Challenge``), ``Ping``,
+``CoreShowChannels`` (the channels still alive at the current point of the stream, computed from its own
+Newchannel/Hangup), ``Logoff``. The stream position is shared by all connections, like a real PBX whose
+calls go on while a client is away. With ``timestamps`` on, every event carries ``Timestamp`` (as Asterisk
+does with ``timestampevents = yes``) computed from the recording's times, so durations do not depend on the
+replay speed or on how the bytes were chunked.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import json
+import logging
+import secrets
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+
+from crmtel.ami.protocol import Message, Parser, encode_message
+
+log = logging.getLogger(__name__)
+
+BANNER = b"Asterisk Call Manager/11.0.0\r\n"
+# The header block that describes a channel, as Asterisk prints it in every channel event.
+_CHANNEL_FIELDS = (
+    "Channel",
+    "ChannelState",
+    "ChannelStateDesc",
+    "CallerIDNum",
+    "CallerIDName",
+    "ConnectedLineNum",
+    "ConnectedLineName",
+    "Language",
+    "AccountCode",
+    "Context",
+    "Exten",
+    "Priority",
+    "Uniqueid",
+    "Linkedid",
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Recorded:
+    """One recorded message and its time (seconds since the recording's login)."""
+
+    t: float
+    headers: tuple[tuple[str, str], ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Garbage:
+    """Raw bytes sent as they are (for tests of bad input); ``t`` as for Recorded."""
+
+    t: float
+    data: bytes
+
+
+StreamItem = Recorded | Garbage
+
+
+def _is_login_response(headers: tuple[tuple[str, str], ...]) -> bool:
+    return bool(headers) and headers[0] == ("Response", "Success")
+
+
+def load_jsonl(path: Path) -> list[Recorded]:
+    """Read a ``.jsonl`` trace; its banner and Login response are dropped (the server sends its own)."""
+    out: list[Recorded] = []
+    for line in path.read_text(encoding="utf-8").splitlines():
+        row = json.loads(line)
+        if "headers" not in row:
+            continue
+        headers = tuple((str(k), str(v)) for k, v in row["headers"])
+        if not out and _is_login_response(headers):
+            continue
+        out.append(Recorded(float(row["t"]), headers))
+    return out
+
+
+def load_ami(path: Path) -> list[Recorded]:
+    """Read a raw ``.ami`` trace; times come from the sibling ``.jsonl`` when there is one, else 0."""
+    parser = Parser()
+    messages = parser.feed(path.read_bytes())
+    times: list[float] = []
+    sibling = path.with_suffix(".jsonl")
+    if sibling.exists():
+        rows = (json.loads(line) for line in sibling.read_text(encoding="utf-8").splitlines())
+        times = [float(row["t"]) for row in rows if "headers" in row]
+    out: list[Recorded] = []
+    for i, msg in enumerate(messages):
+        if i == 0 and _is_login_response(msg.headers):
+            continue
+        out.append(Recorded(times[i] if i < len(times) else 0.0, msg.headers))
+    return out
+
+
+def recording_epoch(stream: Sequence[StreamItem]) -> float | None:
+    """Wall-clock time (epoch seconds) of the recording's t=0, from ``EventTV`` or a Linkedid."""
+    for item in stream:
+        if not isinstance(item, Recorded):
+            continue
+        msg = Message(item.headers)
+        tv = msg.get("EventTV")
+        if tv:
+            with contextlib.suppress(ValueError):
+                return datetime.strptime(tv, "%Y-%m-%dT%H:%M:%S.%f%z").timestamp() - item.t
+        if msg.event == "Newchannel":
+            linkedid = msg.get("Uniqueid") or ""
+            with contextlib.suppress(ValueError):
+                return float(linkedid) - item.t
+    return None
+
+
+def merge_streams(streams: Sequence[tuple[float, Sequence[StreamItem]]]) -> list[StreamItem]:
+    """Interleave several streams by time; each is shifted by its offset (seconds)."""
+    tagged: list[tuple[float, int, int, StreamItem]] = []
+    for n, (offset, stream) in enumerate(streams):
+        for i, item in enumerate(stream):
+            shifted: StreamItem = (
+                Recorded(item.t + offset, item.headers)
+                if isinstance(item, Recorded)
+                else Garbage(item.t + offset, item.data)
+            )
+            tagged.append((shifted.t, n, i, shifted))
+    tagged.sort(key=lambda x: (x[0], x[1], x[2]))
+    return [x[3] for x in tagged]
+
+
+@dataclass
+class _Channel:
+    created: float
+    fields: dict[str, str]
+    application: str = ""
+    data: str = ""
+    bridge: str = ""
+
+
+@dataclass
+class ChannelBook:
+    """The channels alive at the current point of the stream."""
+
+    channels: dict[str, _Channel] = field(default_factory=dict)
+
+    def apply(self, t: float, msg: Message) -> None:
+        """Update the book with one streamed event."""
+        event = msg.event
+        uniqueid = msg.get("Uniqueid")
+        if event is None or uniqueid is None:
+            return
+        if event == "Hangup":
+            self.channels.pop(uniqueid, None)
+            return
+        chan = self.channels.get(uniqueid)
+        if chan is None:
+            if event != "Newchannel":
+                return
+            chan = self.channels[uniqueid] = _Channel(t, {})
+        for name in _CHANNEL_FIELDS:
+            value = msg.get(name)
+            if value is not None:
+                chan.fields[name] = value
+        if event == "Newexten":
+            chan.application = msg.get("Application") or ""
+            chan.data = msg.get("AppData") or ""
+        elif event == "BridgeEnter":
+            chan.bridge = msg.get("BridgeUniqueid") or ""
+        elif event == "BridgeLeave":
+            chan.bridge = ""
+
+    def listing(self, now: float, action_id: str) -> list[tuple[tuple[str, str], ...]]:
+        """CoreShowChannel events for every live channel, then the Complete event."""
+        out: list[tuple[tuple[str, str], ...]] = []
+        for chan in self.channels.values():
+            seconds = max(0, int(now - chan.created))
+            duration = f"{seconds // 3600:02d}:{seconds // 60 % 60:02d}:{seconds % 60:02d}"
+            out.append(
+                (
+                    ("Event", "CoreShowChannel"),
+                    ("ActionID", action_id),
+                    *((name, chan.fields.get(name, "")) for name in _CHANNEL_FIELDS),
+                    ("Application", chan.application),
+                    ("ApplicationData", chan.data),
+                    ("Duration", duration),
+                    ("BridgeId", chan.bridge),
+                )
+            )
+        out.append(
+            (
+                ("Event", "CoreShowChannelsComplete"),
+                ("ActionID", action_id),
+                ("EventList", "Complete"),
+                ("ListItems", str(len(out))),
+            )
+        )
+        return out
+
+
+class FakeAmiServer:
+    """Replays a stream to whoever logs in; one position shared by every connection."""
+
+    def __init__(
+        self,
+        stream: Sequence[StreamItem],
+        *,
+        username: str = "crmtel",
+        secret: str = "secret",
+        speed: float | None = None,
+        chunk_size: int = 64 * 1024,
+        timestamps: bool = True,
+        epoch: float | None = None,
+        drop_after: int | None = None,
+        lose_on_drop: int = 0,
+        pause_after: int | None = None,
+    ) -> None:
+        self.stream = list(stream)
+        self.username = username
+        self.secret = secret
+        self.speed = speed
+        self.chunk_size = max(1, chunk_size)
+        self.timestamps = timestamps
+        found = recording_epoch(self.stream)
+        self.epoch = epoch if epoch is not None else (found if found is not None else 0.0)
+        # Test hooks: drop the connection once after this many stream items, skipping the next
+        # ``lose_on_drop`` items (the PBX went on while the client was away); or pause the stream there.
+        self.drop_after = drop_after
+        self.lose_on_drop = lose_on_drop
+        self.pause_after = pause_after
+        self.answer_pings = True
+        self.cursor = 0
+        self.logins = 0
+        self.pings = 0
+        self.finished = asyncio.Event()
+        self._resume = asyncio.Event()
+        self._book = ChannelBook()
+        self._server: asyncio.Server | None = None
+        self._handlers: set[asyncio.Task[None]] = set()
+        self._writers: set[asyncio.StreamWriter] = set()
+        if not self.stream:
+            self.finished.set()
+
+    @property
+    def port(self) -> int:
+        """The TCP port the server listens on."""
+        if self._server is None:
+            raise RuntimeError("server not started")
+        port: int = self._server.sockets[0].getsockname()[1]
+        return port
+
+    async def start(self, host: str = "127.0.0.1", port: int = 0) -> None:
+        """Listen on ``host:port`` (0: any free port)."""
+        self._server = await asyncio.start_server(self._on_client, host, port)
+
+    async def close(self) -> None:
+        """Stop listening and close every connection."""
+        if self._server is not None:
+            self._server.close()
+        for writer in list(self._writers):
+            writer.transport.abort()
+        # Handlers end on their own once their transport is gone; cancelling a start_server callback
+        # task makes asyncio log a spurious error.
+        if self._handlers:
+            await asyncio.wait(list(self._handlers), timeout=5)
+        if self._server is not None:
+            await self._server.wait_closed()
+            self._server = None
+
+    def resume(self) -> None:
+        """Continue a stream held by ``pause_after``."""
+        self.pause_after = None
+        self._resume.set()
+
+    def drop_all(self) -> None:
+        """Abort every open connection now (as a network failure would)."""
+        for writer in list(self._writers):
+            writer.transport.abort()
+
+    @property
+    def stream_time(self) -> float:
+        """Recording time of the current stream position."""
+        return self.stream[self.cursor - 1].t if self.cursor else (self.stream[0].t if self.stream else 0.0)
+
+    def _timestamp(self) -> str:
+        return f"{self.epoch + self.stream_time:.6f}"
+
+    async def _on_client(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        task = asyncio.current_task()
+        assert task is not None
+        self._handlers.add(task)
+        self._writers.add(writer)
+        session = _Session(self, reader, writer)
+        try:
+            await session.run()
+        except (ConnectionError, asyncio.IncompleteReadError):
+            pass
+        finally:
+            self._writers.discard(writer)
+            self._handlers.discard(task)
+            writer.transport.abort()
+
+
+class _Session:
+    """One client connection of the fake server."""
+
+    def __init__(self, server: FakeAmiServer, reader: asyncio.StreamReader, writer: asyncio.StreamWriter):
+        self.server = server
+        self.reader = reader
+        self.writer = writer
+        self.lock = asyncio.Lock()
+        self.challenge: str | None = None
+        self.streamer: asyncio.Task[None] | None = None
+
+    async def write(self, data: bytes) -> None:
+        async with self.lock:
+            size = self.server.chunk_size
+            if size >= len(data):
+                self.writer.write(data)
+            else:
+                for i in range(0, len(data), size):
+                    self.writer.write(data[i : i + size])
+                    # Yield so the reader side sees the pieces as separate reads where it can.
+                    await asyncio.sleep(0)
+            await self.writer.drain()
+
+    async def send(self, headers: Sequence[tuple[str, str]], *, event: bool = False) -> None:
+        if event and self.server.timestamps:
+            headers = _with_timestamp(headers, self.server._timestamp())
+        await self.write(encode_message(headers))
+
+    async def run(self) -> None:
+        await self.write(BANNER)
+        parser = Parser(expect_banner=False)
+        try:
+            while True:
+                data = await self.reader.read(4096)
+                if not data:
+                    return
+                for msg in parser.feed(data):
+                    if not await self.handle(msg):
+                        return
+        finally:
+            if self.streamer is not None:
+                self.streamer.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await self.streamer
+
+    async def handle(self, msg: Message) -> bool:
+        action = (msg.get("Action") or "").lower()
+        aid = msg.action_id
+        ids: tuple[tuple[str, str], ...] = (("ActionID", aid),) if aid is not None else ()
+        server = self.server
+        if action == "challenge":
+            self.challenge = str(secrets.randbelow(10**9))
+            await self.send((("Response", "Success"), *ids, ("Challenge", self.challenge)))
+        elif action == "login":
+            if self._login_ok(msg):
+                server.logins += 1
+                await self.send((("Response", "Success"), *ids, ("Message", "Authentication accepted")))
+                await self.send(
+                    (("Event", "FullyBooted"), ("Privilege", "system,all"), ("Status", "Fully Booted")),
+                    event=True,
+                )
+                if self.streamer is None:
+                    self.streamer = asyncio.create_task(self.stream(), name="fake-ami-stream")
+            else:
+                await self.send((("Response", "Error"), *ids, ("Message", "Authentication failed")))
+                return False
+        elif action == "ping":
+            server.pings += 1
+            if server.answer_pings:
+                await self.send(
+                    (("Response", "Success"), *ids, ("Ping", "Pong"), ("Timestamp", server._timestamp()))
+                )
+        elif action == "coreshowchannels":
+            await self.send(
+                (("Response", "Success"), *ids, ("EventList", "start"), ("Message", "Channels will follow"))
+            )
+            for headers in server._book.listing(server.stream_time, aid or ""):
+                await self.send(headers, event=True)
+        elif action == "logoff":
+            await self.send((("Response", "Goodbye"), *ids, ("Message", "Thanks for all the fish.")))
+            return False
+        else:
+            await self.send((("Response", "Error"), *ids, ("Message", "Invalid/unknown command")))
+        return True
+
+    def _login_ok(self, msg: Message) -> bool:
+        server = self.server
+        if msg.get("Username") != server.username:
+            return False
+        if (msg.get("AuthType") or "").lower() == "md5":
+            if self.challenge is None:
+                return False
+            key = hashlib.md5((self.challenge + server.secret).encode(), usedforsecurity=False).hexdigest()
+            return msg.get("Key") == key
+        return msg.get("Secret") == server.secret
+
+    async def stream(self) -> None:
+        server = self.server
+        loop = asyncio.get_running_loop()
+        base_wall = loop.time()
+        base_t = server.stream[server.cursor].t if server.cursor < len(server.stream) else 0.0
+        while server.cursor < len(server.stream):
+            if server.pause_after is not None and server.cursor >= server.pause_after:
+                server._resume.clear()
+                await server._resume.wait()
+                base_wall, base_t = loop.time(), server.stream[server.cursor].t
+            item = server.stream[server.cursor]
+            if server.speed:
+                delay = base_wall + (item.t - base_t) / server.speed - loop.time()
+                if delay > 0:
+                    await asyncio.sleep(delay)
+            server.cursor += 1
+            if isinstance(item, Garbage):
+                await self.write(item.data)
+            else:
+                server._book.apply(item.t, Message(item.headers))
+                await self.send(item.headers, event=True)
+            if server.cursor >= len(server.stream):
+                server.finished.set()
+            if server.drop_after is not None and server.cursor >= server.drop_after:
+                server.drop_after = None
+                for _ in range(server.lose_on_drop):
+                    if server.cursor >= len(server.stream):
+                        break
+                    lost = server.stream[server.cursor]
+                    server.cursor += 1
+                    if isinstance(lost, Recorded):
+                        server._book.apply(lost.t, Message(lost.headers))
+                if server.cursor >= len(server.stream):
+                    server.finished.set()
+                self.writer.transport.abort()
+                return
+
+
+def _with_timestamp(headers: Sequence[tuple[str, str]], stamp: str) -> tuple[tuple[str, str], ...]:
+    # Asterisk prints Timestamp right after Privilege (or after Event when there is none).
+    out = list(headers)
+    at = 2 if len(out) > 1 and out[1][0] == "Privilege" else 1
+    out.insert(at, ("Timestamp", stamp))
+    return tuple(out)

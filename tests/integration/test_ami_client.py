@@ -1,0 +1,244 @@
+"""The AMI client against the fake AMI server over real TCP: framing, login, watchdog, resync, bad input."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+from collections.abc import AsyncIterator, Callable, Sequence
+from datetime import datetime
+from pathlib import Path
+
+import pytest
+from pydantic import SecretStr
+
+from crmtel.ami.client import AmiClient
+from crmtel.ami.fakeserver import FakeAmiServer, Garbage, Recorded, load_ami
+from crmtel.ami.protocol import Message
+from crmtel.config import AmiSettings
+
+
+class RecordingSink:
+    """Keeps everything the client delivers; can be told to fail on one event name."""
+
+    def __init__(self, fail_on: str | None = None) -> None:
+        self.events: list[tuple[Message, datetime]] = []
+        self.resyncs: list[tuple[tuple[Message, ...], datetime]] = []
+        self.idles = 0
+        self.fail_on = fail_on
+
+    async def on_event(self, pbx: str, message: Message, at: datetime) -> None:
+        if self.fail_on is not None and message.event == self.fail_on:
+            raise RuntimeError("consumer bug")
+        self.events.append((message, at))
+
+    async def on_resync(self, pbx: str, channels: Sequence[Message], at: datetime) -> None:
+        self.resyncs.append((tuple(channels), at))
+
+    async def on_idle(self, pbx: str) -> None:
+        self.idles += 1
+
+
+def settings_for(server: FakeAmiServer, **overrides: object) -> AmiSettings:
+    base: dict[str, object] = {
+        "name": "pbx1",
+        "host": "127.0.0.1",
+        "port": server.port,
+        "username": "crmtel",
+        "secret": SecretStr("secret"),
+        "auth": "md5",
+        "ping_interval": 5.0,
+        "ping_timeout": 1.0,
+        "reconnect_min": 0.05,
+        "reconnect_max": 0.2,
+    }
+    base.update(overrides)
+    return AmiSettings.model_validate(base)
+
+
+@contextlib.asynccontextmanager
+async def running(client: AmiClient) -> AsyncIterator[asyncio.Task[None]]:
+    task = asyncio.create_task(client.run(), name="test-ami-client")
+    try:
+        yield task
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
+
+async def wait_for(predicate: Callable[[], bool], limit: float = 10.0) -> None:
+    """Poll ``predicate`` until true; TimeoutError after ``limit`` seconds."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + limit
+    while True:
+        if predicate():
+            return
+        if loop.time() > deadline:
+            raise TimeoutError("condition not met in time")
+        await asyncio.sleep(0.01)
+
+
+def _stream_events(messages: Sequence[Message]) -> list[tuple[tuple[str, str], ...]]:
+    return [tuple(h for h in m.headers if h[0] != "Timestamp") for m in messages]
+
+
+@pytest.mark.parametrize("chunk", [1, 7, 64 * 1024])
+async def test_every_event_of_a_trace_arrives_intact_in_any_chunking(traces_dir: Path, chunk: int) -> None:
+    """Over real TCP in 1-, 7- and 64 KiB-byte writes, the sink gets exactly the trace's events, in order."""
+    path = traces_dir / "outbound-answered.ami"
+    stream = load_ami(path)
+    server = FakeAmiServer(stream, chunk_size=chunk)
+    await server.start()
+    sink = RecordingSink()
+    client = AmiClient(settings_for(server), sink)
+    try:
+        async with running(client):
+            await wait_for(lambda: server.finished.is_set() and len(sink.events) >= len(stream) + 1)
+    finally:
+        await server.close()
+    got = _stream_events([m for m, _ in sink.events if m.event != "FullyBooted"])
+    assert got == [
+        item.headers
+        for item in stream
+        if isinstance(item, Recorded) and Message(item.headers).event != "FullyBooted"
+    ]
+    names = {m.get("CallerIDName") for m, _ in sink.events}
+    assert "Анна Смирнова" in names
+
+
+async def test_event_times_come_from_the_timestamp_header(traces_dir: Path) -> None:
+    """Event times are the stream's own times, whatever the replay speed."""
+    stream = load_ami(traces_dir / "direct-answered.ami")
+    server = FakeAmiServer(stream)
+    await server.start()
+    sink = RecordingSink()
+    try:
+        async with running(AmiClient(settings_for(server), sink)):
+            await wait_for(lambda: server.finished.is_set() and len(sink.events) > len(stream))
+    finally:
+        await server.close()
+    rows = [json.loads(line) for line in (traces_dir / "direct-answered.jsonl").read_text().splitlines()]
+    span = rows[-1]["t"] - rows[2]["t"]
+    at = [a for m, a in sink.events if m.event != "FullyBooted"]
+    assert abs((at[-1] - at[0]).total_seconds() - span) < 0.01
+
+
+@pytest.mark.parametrize("auth", ["plain", "md5"])
+async def test_login_plain_and_md5(traces_dir: Path, auth: str) -> None:
+    """Both login styles are accepted by a server that checks them."""
+    server = FakeAmiServer(load_ami(traces_dir / "queue-abandoned.ami"))
+    await server.start()
+    client = AmiClient(settings_for(server, auth=auth), RecordingSink())
+    try:
+        async with running(client):
+            await wait_for(client.connected.is_set)
+    finally:
+        await server.close()
+    assert server.logins == 1
+
+
+async def test_wrong_secret_never_connects_and_keeps_retrying(traces_dir: Path) -> None:
+    """A refused login is retried with backoff, and no events are read."""
+    server = FakeAmiServer(load_ami(traces_dir / "queue-abandoned.ami"))
+    await server.start()
+    sink = RecordingSink()
+    client = AmiClient(settings_for(server, secret=SecretStr("wrong")), sink)
+    try:
+        async with running(client):
+            await asyncio.sleep(0.5)
+    finally:
+        await server.close()
+    assert server.logins == 0
+    assert client.connections == 0
+    assert sink.events == []
+
+
+async def test_watchdog_reconnects_when_pings_go_unanswered(traces_dir: Path) -> None:
+    """With the PBX silent on Ping, the client drops the link and logs in again."""
+    server = FakeAmiServer(load_ami(traces_dir / "queue-abandoned.ami"), speed=1.0)
+    server.answer_pings = False
+    await server.start()
+    client = AmiClient(settings_for(server, ping_interval=0.1, ping_timeout=0.1), RecordingSink())
+    try:
+        async with running(client):
+            await wait_for(lambda: server.logins >= 2, limit=5)
+    finally:
+        await server.close()
+    assert server.pings >= 1
+
+
+async def test_answered_pings_keep_one_connection(traces_dir: Path) -> None:
+    """A PBX that answers Ping is never dropped by the watchdog."""
+    server = FakeAmiServer(load_ami(traces_dir / "queue-abandoned.ami"), speed=1.0)
+    await server.start()
+    client = AmiClient(settings_for(server, ping_interval=0.05, ping_timeout=0.5), RecordingSink())
+    try:
+        async with running(client):
+            await wait_for(lambda: server.pings >= 5, limit=5)
+    finally:
+        await server.close()
+    assert server.logins == 1
+
+
+async def test_reconnect_is_followed_by_a_resync_with_the_live_channels(traces_dir: Path) -> None:
+    """After a dropped connection the client logs in again and delivers CoreShowChannels as a resync."""
+    stream = load_ami(traces_dir / "direct-answered.ami")
+    newchannels = [i for i, item in enumerate(stream) if Message(item.headers).event == "Newchannel"]
+    drop = newchannels[1] + 1
+    server = FakeAmiServer(stream, drop_after=drop, lose_on_drop=3, pause_after=drop + 3)
+    await server.start()
+    sink = RecordingSink()
+    client = AmiClient(settings_for(server), sink)
+    try:
+        async with running(client):
+            await wait_for(lambda: server.logins == 2 and client.connected.is_set() and client.idle)
+    finally:
+        await server.close()
+    channels = {m.get("Channel") for m in sink.resyncs[-1][0]}
+    assert channels == {"PJSIP/trunk-0000000e", "PJSIP/101-0000000f"}
+    assert all(m.get("Linkedid") == "1795462037.14" for m in sink.resyncs[-1][0])
+
+
+async def test_garbage_frames_are_skipped_and_the_connection_stays_up(
+    traces_dir: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Binary junk, header-less lines and invalid UTF-8 are skipped; later events still arrive."""
+    stream = load_ami(traces_dir / "queue-abandoned.ami")
+    junk = [
+        Garbage(0.0, b"\x00\x01\x02 not a header\r\n\r\n"),
+        Garbage(0.0, b"Event: Broken\r\nCallerIDName: \xff\xfe\r\nno colon here\r\n\r\n"),
+        Garbage(0.0, b"\r\n\r\n"),
+    ]
+    server = FakeAmiServer([*stream[:10], *junk, *stream[10:]], chunk_size=7)
+    await server.start()
+    sink = RecordingSink()
+    client = AmiClient(settings_for(server), sink)
+    with caplog.at_level(logging.WARNING):
+        try:
+            async with running(client):
+                await wait_for(lambda: server.finished.is_set() and len(sink.events) >= len(stream) + 2)
+        finally:
+            await server.close()
+    assert server.logins == 1
+    broken = [m for m, _ in sink.events if m.event == "Broken"]
+    assert broken[0].get("CallerIDName") == "\ufffd\ufffd"
+    assert len(sink.events) == len(stream) + 2
+
+
+async def test_a_failing_consumer_is_logged_and_the_stream_goes_on(traces_dir: Path) -> None:
+    """An exception in the sink for one event does not close the connection or stop later events."""
+    stream = load_ami(traces_dir / "queue-abandoned.ami")
+    server = FakeAmiServer(stream)
+    await server.start()
+    sink = RecordingSink(fail_on="Newchannel")
+    client = AmiClient(settings_for(server), sink)
+    try:
+        async with running(client):
+            await wait_for(lambda: server.finished.is_set() and client.idle and client.handled > len(stream))
+    finally:
+        await server.close()
+    assert server.logins == 1
+    failing = sum(1 for item in stream if Message(item.headers).event == "Newchannel")
+    assert len(sink.events) == len(stream) + 1 - failing
