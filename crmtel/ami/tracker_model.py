@@ -1,0 +1,239 @@
+"""The call tracker's state: legs, calls, the per-PBX state, and how a call becomes a ``CallRecord``."""
+
+from __future__ import annotations
+
+import enum
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import PurePosixPath
+
+from crmtel.domain import CallRecord, Direction, MissedReason, Outcome
+from crmtel.phones import PhoneKind, normalize
+
+# A manager's phone is a channel whose endpoint is a short number (PJSIP/101-00000001).
+_EXTENSION_RE = re.compile(r"^\d{2,6}$")
+# Channel technologies that are never a person on a phone line.
+_NON_VOICE_TECHS = frozenset(
+    {"announcer", "recorder", "confbridge", "message", "snoop", "bridgemedia", "multicastrtp", "unicastrtp"}
+)
+_NON_DIALLED_EXTENS = frozenset({"s", "h", "i", "t", "o", "a", "e", "start"})
+
+
+class LegKind(enum.StrEnum):
+    """What kind of party a channel is."""
+
+    EXTENSION = "extension"
+    TRUNK = "trunk"
+    LOCAL = "local"
+    OTHER = "other"
+
+
+def split_channel_name(name: str) -> tuple[str, str]:
+    """``PJSIP/101-0000000f`` -> (``pjsip``, ``101``); ``Local/104@agents-00000000;1`` -> (``local``, ``104@agents``)."""
+    tech, sep, rest = name.partition("/")
+    if not sep:
+        return tech.lower(), ""
+    for marker in ("<ZOMBIE>", "<MASQ>"):
+        rest = rest.replace(marker, "")
+    rest = rest.split(";", 1)[0]
+    base, dash, _ = rest.rpartition("-")
+    endpoint = base if dash else rest
+    return tech.lower(), endpoint
+
+
+def classify(name: str, trunks: frozenset[str]) -> tuple[LegKind, str | None]:
+    """The kind of a channel and, for a manager's phone, its extension."""
+    tech, endpoint = split_channel_name(name)
+    if tech == "local":
+        return LegKind.LOCAL, None
+    if tech in _NON_VOICE_TECHS or not endpoint:
+        return LegKind.OTHER, None
+    if endpoint in trunks:
+        return LegKind.TRUNK, None
+    if _EXTENSION_RE.match(endpoint):
+        return LegKind.EXTENSION, endpoint
+    # Named endpoints (``trunk``, ``provider``) are lines to the outside world.
+    return LegKind.TRUNK, None
+
+
+def dialled_number(exten: str | None) -> str | None:
+    """A dialplan extension that is a real number (not ``s``/``h``…), else None."""
+    if exten is None or exten.lower() in _NON_DIALLED_EXTENS:
+        return None
+    if not any(ch.isdigit() for ch in exten):
+        return None
+    return exten[:64]
+
+
+def number_from_dial_string(dial_string: str | None) -> str | None:
+    """The number in ``+79161110001@trunk``, ``PJSIP/+7916…@trunk`` or ``SIP/trunk/8916…``."""
+    if not dial_string:
+        return None
+    text = dial_string.split("&", 1)[0].split(",", 1)[0]
+    text = text.split("@", 1)[0]
+    text = text.rsplit("/", 1)[-1]
+    return dialled_number(text.strip())
+
+
+@dataclass(frozen=True, slots=True)
+class Leg:
+    """One live channel of a call."""
+
+    uniqueid: str
+    name: str
+    kind: LegKind
+    extension: str | None = None
+    up: bool = False
+    bridge: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Call:
+    """Everything the tracker knows about one live call (all channels sharing a Linkedid)."""
+
+    linkedid: str
+    started_at: datetime
+    legs: Mapping[str, Leg] = field(default_factory=dict)
+    # Set once the originating channel (Uniqueid == Linkedid) has been seen.
+    origin_kind: LegKind | None = None
+    direction: Direction | None = None
+    caller_raw: str | None = None
+    caller_number: str | None = None
+    caller_hidden: bool = False
+    caller_name: str | None = None
+    dialled: str | None = None
+    dialled_e164: str | None = None
+    rang: tuple[str, ...] = ()
+    # Phones ringing right now: dest Uniqueid -> extension.
+    ringing: Mapping[str, str] = field(default_factory=dict)
+    answered_by: str | None = None
+    answered_at: datetime | None = None
+    queue: str | None = None
+    in_queue: bool = False
+    unanswered_reason: MissedReason | None = None
+    recording_file: str | None = None
+    route_kind: str | None = None
+    route_target: str | None = None
+    route_reason: str | None = None
+    transfer_pending: bool = False
+    transferred_from: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class TrackerState:
+    """All live calls of ONE PBX; treat as immutable (``reduce`` returns a new one)."""
+
+    pbx: str
+    region: str = "RU"
+    recording_url_template: str = "/recordings/{pbx}/{basename}"
+    trunks: frozenset[str] = frozenset()
+    calls: Mapping[str, Call] = field(default_factory=dict)
+    # Uniqueid -> Linkedid of the call that channel belongs to now.
+    channels: Mapping[str, str] = field(default_factory=dict)
+    # Bridge id -> Uniqueids of our channels in it.
+    bridges: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+
+
+def normalise_caller(raw: str | None, region: str) -> tuple[str | None, bool]:
+    """Caller number as stored: E.164, extension digits, raw text for garbage; and whether it was hidden."""
+    phone = normalize(raw, region)
+    if phone.kind is PhoneKind.ANONYMOUS:
+        return None, bool(raw)
+    if phone.kind is PhoneKind.INVALID:
+        return phone.raw or None, False
+    return phone.value, False
+
+
+def recording_url(template: str, pbx: str, linkedid: str, path: str | None) -> str | None:
+    """The recording's URL from the configured template (``{pbx}``, ``{basename}``, ``{linkedid}``, ``{path}``)."""
+    if not path:
+        return None
+    values = {"pbx": pbx, "basename": PurePosixPath(path).name, "linkedid": linkedid, "path": path}
+    try:
+        return template.format_map(values)
+    except (KeyError, ValueError, IndexError, AttributeError):
+        return None
+
+
+def _seconds(start: datetime, end: datetime) -> float:
+    return max(0.0, round((end - start).total_seconds(), 3))
+
+
+def party_number(record: CallRecord) -> str | None:
+    """The outside party's E.164 number (the caller inbound, the dialled number outbound), for CRM lookups."""
+    return record.extra.get("party_number")
+
+
+def build_record(state: TrackerState, call: Call, ended_at: datetime | None = None) -> CallRecord:
+    """The call's record: a live snapshot while ``ended_at`` is None, the final record otherwise."""
+    direction = call.direction or Direction.INTERNAL
+    answered = call.answered_by is not None
+    outcome: Outcome | None
+    missed_reason: MissedReason | None = None
+    if answered:
+        outcome = Outcome.ANSWERED
+    elif ended_at is not None:
+        outcome = Outcome.MISSED
+        missed_reason = call.unanswered_reason or MissedReason.NO_ANSWER
+    else:
+        outcome = None
+    ring_end = call.answered_at if call.answered_at is not None else ended_at
+    ring_seconds = _seconds(call.started_at, ring_end) if ring_end is not None else 0.0
+    talk_seconds = (
+        _seconds(call.answered_at, ended_at) if call.answered_at is not None and ended_at is not None else 0.0
+    )
+    extra: dict[str, str] = {}
+    party = call.caller_number if direction is Direction.INBOUND else call.dialled_e164
+    if party is not None and party.startswith("+"):
+        extra["party_number"] = party
+    if call.caller_hidden:
+        extra["caller_hidden"] = "true"
+    if call.caller_raw is not None and call.caller_number is None:
+        extra["caller_raw"] = call.caller_raw[:64]
+    if call.transferred_from is not None:
+        extra["transferred_from"] = call.transferred_from
+    return CallRecord(
+        pbx=state.pbx,
+        linkedid=call.linkedid,
+        direction=direction,
+        caller_number=call.caller_number,
+        caller_name=call.caller_name,
+        dialled=call.dialled,
+        started_at=call.started_at,
+        rang=call.rang,
+        answered_by=call.answered_by,
+        queue=call.queue,
+        outcome=outcome,
+        missed_reason=missed_reason,
+        answered_at=call.answered_at,
+        ended_at=ended_at,
+        ring_seconds=ring_seconds,
+        talk_seconds=talk_seconds,
+        recording_file=call.recording_file,
+        recording_url=recording_url(
+            state.recording_url_template, state.pbx, call.linkedid, call.recording_file
+        ),
+        route_kind=call.route_kind,
+        route_target=call.route_target,
+        route_reason=call.route_reason,
+        extra=extra,
+    )
+
+
+def signature(call: Call) -> tuple[object, ...]:
+    """The record-worthy part of a call: a change here is worth a ``CallUpdated``."""
+    return (
+        call.direction,
+        call.caller_number,
+        call.caller_name,
+        call.dialled,
+        call.rang,
+        call.answered_by,
+        call.queue,
+        call.recording_file,
+        call.route_kind,
+        call.route_target,
+        call.route_reason,
+    )
