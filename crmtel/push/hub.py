@@ -1,0 +1,131 @@
+"""Who watches which extension, and a bounded mailbox per browser so one slow page never delays the others."""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+from collections import deque
+from collections.abc import Iterable
+
+import structlog
+
+from crmtel.domain import CallEvent
+from crmtel.push.live import Addressed, LiveCalls
+from crmtel.push.messages import Card, encode
+
+log = structlog.get_logger(__name__)
+
+_ids = itertools.count(1)
+
+
+class Connection:
+    """One browser's subscription: the extensions it watches and a bounded queue of frames to send.
+
+    Offering never blocks. When the queue is full the connection is marked overflowed: the web handler
+    closes that websocket, and the browser reconnects and is sent a fresh snapshot.
+    """
+
+    def __init__(self, manager_id: int, extensions: Iterable[str], *, everyone: bool, limit: int) -> None:
+        self.id = next(_ids)
+        self.manager_id = manager_id
+        self.extensions = frozenset(extensions)
+        self.everyone = everyone
+        self._limit = limit
+        self._frames: deque[str] = deque()
+        self._ready = asyncio.Event()
+        self.overflowed = False
+        self.closed = False
+
+    def offer(self, frame: str) -> bool:
+        """Queue a frame without waiting; False (and overflowed) when the browser is too far behind."""
+        if self.closed or self.overflowed:
+            return False
+        if len(self._frames) >= self._limit:
+            self.overflowed = True
+            self._frames.clear()
+            self._ready.set()
+            return False
+        self._frames.append(frame)
+        self._ready.set()
+        return True
+
+    def close(self) -> None:
+        """Stop the connection: ``next_frames`` returns None from now on."""
+        self.closed = True
+        self._ready.set()
+
+    async def next_frames(self) -> list[str] | None:
+        """Every frame queued so far (waiting for at least one), or None once closed or overflowed."""
+        while not self._frames and not (self.closed or self.overflowed):
+            self._ready.clear()
+            await self._ready.wait()
+        if self.closed or self.overflowed:
+            return None
+        frames = list(self._frames)
+        self._frames.clear()
+        return frames
+
+
+class Hub:
+    """The live calls and the browsers subscribed to them; fan-out is synchronous and never awaits a browser."""
+
+    def __init__(self, *, queue_size: int = 256) -> None:
+        self.queue_size = queue_size
+        self.live = LiveCalls()
+        self._by_ext: dict[str, set[Connection]] = {}
+        self._everyone: set[Connection] = set()
+
+    @property
+    def connections(self) -> int:
+        """How many browsers are subscribed."""
+        return len(self._everyone) + len({c for conns in self._by_ext.values() for c in conns})
+
+    def connect(self, manager_id: int, extensions: Iterable[str], *, everyone: bool = False) -> Connection:
+        """Subscribe a browser and queue what is ringing or in progress for it right now."""
+        conn = Connection(manager_id, extensions, everyone=everyone, limit=self.queue_size)
+        # No await between the snapshot and the subscription: nothing can slip between them.
+        for item in self.live.snapshot(None if everyone else conn.extensions):
+            conn.offer(encode(item.message))
+        if everyone:
+            self._everyone.add(conn)
+        for ext in conn.extensions:
+            self._by_ext.setdefault(ext, set()).add(conn)
+        return conn
+
+    def disconnect(self, conn: Connection) -> None:
+        """Unsubscribe a browser (idempotent)."""
+        conn.close()
+        self._everyone.discard(conn)
+        for ext in conn.extensions:
+            conns = self._by_ext.get(ext)
+            if conns is not None:
+                conns.discard(conn)
+                if not conns:
+                    del self._by_ext[ext]
+
+    def apply(
+        self, event: CallEvent, *, card: Card | None = None, answered_by_name: str | None = None
+    ) -> int:
+        """Fold a live event into the live calls and fan its messages out; returns frames queued."""
+        return self.deliver(self.live.apply(event, card=card, answered_by_name=answered_by_name))
+
+    def deliver(self, items: Iterable[Addressed]) -> int:
+        """Queue each message for the browsers watching its extension (and the heads watching everyone)."""
+        queued = 0
+        for item in items:
+            targets = self._by_ext.get(item.extension, set()) | self._everyone
+            if not targets:
+                continue
+            frame = encode(item.message)
+            for conn in targets:
+                if conn.offer(frame):
+                    queued += 1
+                elif conn.overflowed:
+                    log.warning("push.browser_too_slow", connection=conn.id, manager_id=conn.manager_id)
+                    self.disconnect(conn)
+        return queued
+
+    def close_all(self) -> None:
+        """Close every subscription (shutdown)."""
+        for conn in [*self._everyone, *(c for conns in self._by_ext.values() for c in conns)]:
+            self.disconnect(conn)
