@@ -21,9 +21,10 @@ Handler = Callable[[argparse.Namespace, Settings], Coroutine[Any, Any, int]]
 def _feature_modules() -> list[ModuleType]:
     # Each feature owns its subcommands; imported here, at run time, so `import crmtel` stays side-effect free.
     from crmtel import commands
+    from crmtel.reports import commands as report_commands
     from crmtel.store import commands as store_commands
 
-    return [commands, store_commands]
+    return [commands, store_commands, report_commands]
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -6,6 +6,7 @@ from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from crmtel.config import Settings
 from crmtel.errors import ConfigError
 
 UNASSIGNED = "(unassigned)"
@@ -43,6 +44,11 @@ class Period:
     def previous(self) -> Period:
         """The period of the same length that ends where this one starts."""
         return Period(self.start - timedelta(days=self.days), self.start, self.tz)
+
+
+def report_timezone(settings: Settings) -> str:
+    """The time zone report days are counted in: ``reports.timezone``, else ``routing.timezone``."""
+    return settings.reports.timezone or settings.routing.timezone
 
 
 def zone(name: str) -> ZoneInfo:

@@ -25,6 +25,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from crmtel.config import ReportsSettings
 from crmtel.domain import DealStatus, Direction, LeadStatus, Outcome, Role
 from crmtel.reports.models import UNASSIGNED, CallsVsDeals, ManagerFigures, Period, ReportFilter
 from crmtel.store.db import Database
@@ -44,6 +45,11 @@ class QueryOptions:
 
     callback_grace: timedelta = timedelta(hours=24)
     match_digits: int = 10
+
+    @classmethod
+    def from_settings(cls, settings: ReportsSettings) -> QueryOptions:
+        """The options the configuration asks for."""
+        return cls(timedelta(hours=settings.callback_grace_hours), settings.callback_match_digits)
 
 
 def _one(condition: ColumnElement[bool]) -> ColumnElement[int]:

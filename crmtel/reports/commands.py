@@ -1,0 +1,94 @@
+"""``crmtel report calls-vs-deals``: the report on the command line (table, CSV, XLSX or JSON)."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from datetime import date
+from pathlib import Path
+
+from crmtel.config import Settings
+from crmtel.domain import Category
+from crmtel.errors import CrmtelError, NotFound
+from crmtel.reports import render
+from crmtel.reports.models import Period, ReportFilter, report_timezone
+from crmtel.reports.queries import QueryOptions, ReportQueries
+from crmtel.store.db import Database
+from crmtel.store.managers import ManagerRepository
+
+FORMATS = ("table", "csv", "xlsx", "json")
+
+
+def _date(text: str) -> date:
+    try:
+        return date.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a date like 2026-11-01, got {text!r}") from None
+
+
+def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """Add ``report calls-vs-deals``."""
+    report = subparsers.add_parser("report", help="reports for heads of sales")
+    sub = report.add_subparsers(dest="report_command", required=True, metavar="REPORT")
+    cvd = sub.add_parser(
+        "calls-vs-deals",
+        help="calls, talk time, missed calls, deals and lead conversion per manager",
+        description="Per-manager figures for the period [FROM, TO) in the reports time zone, "
+        "with totals and the previous period of the same length.",
+    )
+    cvd.add_argument(
+        "--from", dest="date_from", type=_date, required=True, metavar="YYYY-MM-DD", help="first day"
+    )
+    cvd.add_argument(
+        "--to",
+        dest="date_to",
+        type=_date,
+        required=True,
+        metavar="YYYY-MM-DD",
+        help="day after the last (exclusive)",
+    )
+    cvd.add_argument("--manager", metavar="LOGIN", help="only this manager")
+    cvd.add_argument("--team", choices=[c.value for c in Category], help="only managers of this team")
+    cvd.add_argument("--format", choices=FORMATS, default="table")
+    cvd.add_argument("--output", type=Path, metavar="FILE", help="write to FILE instead of standard output")
+    cvd.add_argument("--timezone", help="time zone of the days (default: reports.timezone, routing.timezone)")
+    cvd.set_defaults(handler=calls_vs_deals)
+
+
+async def calls_vs_deals(args: argparse.Namespace, settings: Settings) -> int:
+    """Run the report and write it in the asked format."""
+    if args.date_to <= args.date_from:
+        raise CrmtelError("--to must be after --from (the period is [from, to))")
+    if args.format == "xlsx" and args.output is None and sys.stdout.isatty():
+        raise CrmtelError("XLSX is binary: use --output FILE or redirect standard output")
+    period = Period(args.date_from, args.date_to, args.timezone or report_timezone(settings))
+    db = Database(settings.database_url)
+    try:
+        manager_id = None
+        if args.manager:
+            manager = await ManagerRepository(db).by_login(args.manager)
+            if manager is None:
+                raise NotFound(f"no manager with login {args.manager!r}")
+            manager_id = manager.id
+        queries = ReportQueries(db, QueryOptions.from_settings(settings.reports))
+        report = await queries.calls_vs_deals(period, ReportFilter(manager_id=manager_id, team=args.team))
+    finally:
+        await db.dispose()
+    if args.format == "xlsx":
+        data = render.to_xlsx(report)
+        if args.output is None:
+            sys.stdout.flush()
+            sys.stdout.buffer.write(data)
+            sys.stdout.buffer.flush()
+            return 0
+    else:
+        text = {"table": render.to_table, "csv": render.to_csv, "json": render.to_json}[args.format](report)
+        if args.output is None:
+            sys.stdout.write(text)
+            return 0
+        data = text.encode("utf-8")
+    try:
+        args.output.write_bytes(data)
+    except OSError as err:
+        raise CrmtelError(f"cannot write {args.output}: {err}") from err
+    return 0

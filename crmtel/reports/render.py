@@ -1,0 +1,277 @@
+"""Renders a calls-versus-deals report: text table, CSV, XLSX, JSON and an SVG bar chart (pure, no I/O)."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import re
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from html import escape
+from typing import Any
+
+from crmtel.reports.models import CallsVsDeals, ManagerFigures, Period, change_pct
+
+Value = int | float | str | None
+
+
+@dataclass(frozen=True, slots=True)
+class Column:
+    """One report column: its key (JSON), title (table, CSV, XLSX) and how a row yields its value."""
+
+    key: str
+    title: str
+    get: Callable[[ManagerFigures], Value]
+    decimals: int = 0
+
+
+def _minutes(seconds: float) -> float:
+    return seconds / 60
+
+
+COLUMNS: tuple[Column, ...] = (
+    Column("manager", "Manager", lambda r: r.name),
+    Column("login", "Login", lambda r: r.login),
+    Column("inbound", "Inbound", lambda r: r.inbound),
+    Column("outbound", "Outbound", lambda r: r.outbound),
+    Column("calls", "Calls", lambda r: r.calls),
+    Column("answered", "Answered", lambda r: r.answered),
+    Column("missed", "Missed", lambda r: r.missed),
+    Column("missed_not_called_back", "Not called back", lambda r: r.missed_not_called_back),
+    Column("talk_minutes", "Talk, min", lambda r: _minutes(r.talk_seconds), 1),
+    Column("avg_talk_seconds", "Avg talk, s", lambda r: r.avg_talk_seconds, 1),
+    Column("deals_won", "Deals won", lambda r: r.deals_won),
+    Column("deals_opened", "Deals opened", lambda r: r.deals_opened),
+    Column("calls_per_won_deal", "Calls per won deal", lambda r: r.calls_per_won_deal, 1),
+    Column("talk_minutes_per_won_deal", "Talk min per won deal", lambda r: r.talk_minutes_per_won_deal, 1),
+    Column("leads_received", "Leads", lambda r: r.leads_received),
+    Column("leads_converted", "Leads converted", lambda r: r.leads_converted),
+    Column("conversion_pct", "Conversion, %", lambda r: r.conversion_pct, 1),
+)
+NUMERIC = tuple(c for c in COLUMNS if c.key not in {"manager", "login"})
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+
+
+def cell_text(column: Column, value: Value) -> str:
+    """The text of a cell as every format shows it (numbers rounded to the column's decimals)."""
+    if value is None:
+        return ""
+    if isinstance(value, str):
+        return clean(value)
+    if column.decimals:
+        return f"{value:.{column.decimals}f}"
+    return str(round(value))
+
+
+def clean(text: str) -> str:
+    """Drop control characters (a hostile name must not break a terminal, a CSV row or a workbook)."""
+    return _CONTROL.sub("", text)
+
+
+def period_label(period: Period) -> str:
+    """``2026-11-01 – 2026-11-30 (Europe/Moscow)``: the last day shown is the last day included."""
+    last = period.end.fromordinal(period.end.toordinal() - 1)
+    return f"{period.start.isoformat()} – {last.isoformat()} ({period.tz})"
+
+
+def _table_rows(report: CallsVsDeals) -> list[tuple[str, ManagerFigures]]:
+    return [
+        *(("row", r) for r in report.rows),
+        ("total", report.totals),
+        ("previous", _previous_total(report)),
+    ]
+
+
+def _previous_total(report: CallsVsDeals) -> ManagerFigures:
+    prev = report.previous_totals
+    return ManagerFigures(
+        **{**_fields(prev), "name": f"Previous period total ({period_label(report.previous_period)})"}
+    )
+
+
+def _fields(row: ManagerFigures) -> dict[str, Any]:
+    return {name: getattr(row, name) for name in row.__dataclass_fields__}
+
+
+def change_row(report: CallsVsDeals) -> list[str]:
+    """Per-column change of the totals against the previous period, in per cent."""
+    cur, prev = report.totals, report.previous_totals
+    cells = ["Change vs previous, %", ""]
+    for column in NUMERIC:
+        a, b = column.get(cur), column.get(prev)
+        pct = (
+            change_pct(float(a), float(b))
+            if isinstance(a, int | float) and isinstance(b, int | float)
+            else None
+        )
+        cells.append("" if pct is None else f"{pct:+.1f}")
+    return cells
+
+
+def grid(report: CallsVsDeals) -> list[list[str]]:
+    """Header, one line per manager, total, previous total and change: every cell as text."""
+    lines = [[c.title for c in COLUMNS]]
+    lines.extend([cell_text(c, c.get(row)) for c in COLUMNS] for _, row in _table_rows(report))
+    lines.append(change_row(report))
+    return lines
+
+
+def to_table(report: CallsVsDeals) -> str:
+    """A plain-text table for the terminal."""
+    lines = grid(report)
+    widths = [max(len(line[i]) for line in lines) for i in range(len(COLUMNS))]
+    out = [f"Calls vs deals, {period_label(report.period)}; previous: {period_label(report.previous_period)}"]
+
+    def fmt(cells: Sequence[str]) -> str:
+        first = cells[0].ljust(widths[0])
+        rest = (
+            cells[i].rjust(widths[i]) if i > 1 else cells[i].ljust(widths[i]) for i in range(1, len(cells))
+        )
+        return "  ".join([first, *rest]).rstrip()
+
+    out.append(fmt(lines[0]))
+    out.append("  ".join("-" * w for w in widths))
+    n = len(report.rows)
+    out.extend(fmt(line) for line in lines[1 : n + 1])
+    out.append("  ".join("-" * w for w in widths))
+    out.extend(fmt(line) for line in lines[n + 1 :])
+    return "\n".join(out) + "\n"
+
+
+def _csv_safe(text: str) -> str:
+    # A cell starting with = + - @ is a formula to spreadsheet programs (CSV injection); quote it as text.
+    return "'" + text if text[:1] in {"=", "+", "-", "@", "\t", "\r"} and not _is_number(text) else text
+
+
+def _is_number(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
+
+
+def to_csv(report: CallsVsDeals) -> str:
+    """CSV: the same cells as the table, names guarded against formula injection."""
+    buf = io.StringIO()
+    writer = csv.writer(buf, lineterminator="\r\n")
+    for line in grid(report):
+        writer.writerow([_csv_safe(cell) for cell in line])
+    return buf.getvalue()
+
+
+def to_xlsx(report: CallsVsDeals) -> bytes:
+    """An Excel workbook: numbers as numbers, text always as text (never a formula)."""
+    from openpyxl import Workbook
+    from openpyxl.styles import Font
+
+    wb = Workbook()
+    ws = wb.active
+    ws.title = "Calls vs deals"
+    _text_cell(ws, 1, 1, f"Calls vs deals, {period_label(report.period)}").font = Font(bold=True)
+    for j, column in enumerate(COLUMNS, start=1):
+        _text_cell(ws, 3, j, column.title).font = Font(bold=True)
+    i = 3
+    for kind, row in _table_rows(report):
+        i += 1
+        for j, column in enumerate(COLUMNS, start=1):
+            value = column.get(row)
+            if isinstance(value, str):
+                cell = _text_cell(ws, i, j, value)
+            else:
+                cell = ws.cell(
+                    row=i, column=j, value=None if value is None else round(value, column.decimals)
+                )
+            if kind != "row":
+                cell.font = Font(bold=kind == "total", italic=kind == "previous")
+    i += 1
+    for j, text in enumerate(change_row(report), start=1):
+        if text:
+            ws.cell(row=i, column=j, value=float(text) if j > 2 else text).font = Font(italic=True)
+    ws.column_dimensions["A"].width = 30
+    buf = io.BytesIO()
+    wb.save(buf)
+    return buf.getvalue()
+
+
+def _text_cell(ws: Any, row: int, col: int, text: str) -> Any:
+    cell = ws.cell(row=row, column=col)
+    cell.value = clean(text)
+    cell.data_type = "s"
+    return cell
+
+
+def to_dict(report: CallsVsDeals) -> dict[str, Any]:
+    """The report as plain JSON-ready data (numbers unrounded, undefined ratios null)."""
+
+    def row(fig: ManagerFigures) -> dict[str, Any]:
+        data: dict[str, Any] = {"manager_id": fig.manager_id}
+        data.update({c.key: c.get(fig) for c in COLUMNS})
+        data["talk_seconds"] = fig.talk_seconds
+        return data
+
+    def period(p: Period) -> dict[str, str]:
+        return {"from": p.start.isoformat(), "to": p.end.isoformat(), "timezone": p.tz}
+
+    return {
+        "report": "calls-vs-deals",
+        "period": period(report.period),
+        "previous_period": period(report.previous_period),
+        "filter": {"manager_id": report.filter.manager_id, "team": report.filter.team},
+        "generated_at": report.generated_at.isoformat(),
+        "rows": [row(r) for r in report.rows],
+        "totals": row(report.totals),
+        "previous_totals": row(report.previous_totals),
+    }
+
+
+def to_json(report: CallsVsDeals) -> str:
+    """JSON text of ``to_dict``."""
+    return json.dumps(to_dict(report), ensure_ascii=False, indent=2) + "\n"
+
+
+# Chart geometry (px).
+_LABEL_W = 220
+_PANEL_W = 300
+_GAP = 70
+_ROW_H = 24
+_TOP = 46
+
+
+def to_svg(report: CallsVsDeals) -> str:
+    """A horizontal bar chart: calls and won deals per manager, each panel on its own scale."""
+    rows = report.rows
+    width = _LABEL_W + 2 * _PANEL_W + _GAP + 60
+    height = _TOP + max(len(rows), 1) * _ROW_H + 16
+    max_calls = max((r.calls for r in rows), default=0) or 1
+    max_won = max((r.deals_won for r in rows), default=0) or 1
+    x_calls = _LABEL_W
+    x_won = _LABEL_W + _PANEL_W + _GAP
+    parts = [
+        f'<svg xmlns="http://www.w3.org/2000/svg" class="report-chart" role="img" '
+        f'viewBox="0 0 {width} {height}" width="{width}" height="{height}" font-family="sans-serif" font-size="12">',
+        "<title>Calls and won deals per manager</title>",
+        f'<text x="{x_calls}" y="18" font-weight="bold">Calls</text>',
+        f'<text x="{x_won}" y="18" font-weight="bold">Deals won</text>',
+    ]
+    if not rows:
+        parts.append(f'<text x="{_LABEL_W}" y="{_TOP + 14}">No data for this period</text>')
+    for i, row in enumerate(rows):
+        y = _TOP + i * _ROW_H
+        name = escape(clean(row.name), quote=True)
+        w_calls = round(_PANEL_W * row.calls / max_calls, 1)
+        w_won = round(_PANEL_W * row.deals_won / max_won, 1)
+        parts.append(
+            f'<g class="chart-row" data-manager="{name}" data-calls="{row.calls}" data-won="{row.deals_won}">'
+            f'<text x="{_LABEL_W - 8}" y="{y + 15}" text-anchor="end">{name}</text>'
+            f'<rect class="bar-calls" x="{x_calls}" y="{y + 3}" width="{w_calls}" height="{_ROW_H - 8}" fill="#4a7ab5">'
+            f"<title>{name}: {row.calls} calls</title></rect>"
+            f'<text x="{x_calls + w_calls + 4}" y="{y + 15}">{row.calls}</text>'
+            f'<rect class="bar-won" x="{x_won}" y="{y + 3}" width="{w_won}" height="{_ROW_H - 8}" fill="#4caf50">'
+            f"<title>{name}: {row.deals_won} deals won</title></rect>"
+            f'<text x="{x_won + w_won + 4}" y="{y + 15}">{row.deals_won}</text>'
+            "</g>"
+        )
+    parts.append("</svg>")
+    return "".join(parts)

@@ -1,0 +1,83 @@
+"""Report periods (local days to UTC instants, previous period) and the derived figures of a row."""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime
+
+import pytest
+
+from crmtel.config import Settings
+from crmtel.errors import ConfigError
+from crmtel.reports.models import ManagerFigures, Period, change_pct, report_timezone, total_of
+
+
+def test_period_bounds_are_local_midnights_in_utc() -> None:
+    """1–3 November in Moscow (UTC+3) runs from 31 Oct 21:00 UTC to 2 Nov 21:00 UTC."""
+    p = Period(date(2026, 11, 1), date(2026, 11, 3), "Europe/Moscow")
+    assert p.start_utc == datetime(2026, 10, 31, 21, 0, tzinfo=UTC)
+    assert p.end_utc == datetime(2026, 11, 2, 21, 0, tzinfo=UTC)
+    assert p.days == 2
+
+
+def test_period_follows_daylight_saving_changes() -> None:
+    """A Berlin day that contains the October clock change is 25 hours long."""
+    p = Period(date(2026, 10, 25), date(2026, 10, 26), "Europe/Berlin")
+    assert (p.end_utc - p.start_utc).total_seconds() == 25 * 3600
+
+
+def test_previous_period_has_the_same_number_of_days() -> None:
+    """November (30 days) compares with the 30 days before it, 2 Oct – 31 Oct."""
+    p = Period(date(2026, 11, 1), date(2026, 12, 1), "UTC").previous()
+    assert (p.start, p.end) == (date(2026, 10, 2), date(2026, 11, 1))
+
+
+def test_empty_or_reversed_period_is_refused() -> None:
+    """A period must contain at least one day."""
+    with pytest.raises(ValueError, match="after its start"):
+        Period(date(2026, 11, 1), date(2026, 11, 1), "UTC")
+
+
+def test_unknown_time_zone_is_a_config_error() -> None:
+    """A misspelt zone is reported as a configuration error, not a crash."""
+    with pytest.raises(ConfigError, match="unknown time zone"):
+        Period(date(2026, 11, 1), date(2026, 11, 2), "Mars/Olympus")
+
+
+def test_reports_time_zone_defaults_to_routing_time_zone() -> None:
+    """Without reports.timezone, the routing time zone counts the days."""
+    assert report_timezone(Settings()) == "Europe/Moscow"
+    assert report_timezone(Settings(reports={"timezone": "Asia/Yekaterinburg"})) == "Asia/Yekaterinburg"
+
+
+def test_derived_figures_and_their_undefined_cases() -> None:
+    """Ratios divide by answered calls, won deals and leads; with a zero divisor they are None."""
+    row = ManagerFigures(
+        1,
+        "A",
+        inbound=6,
+        outbound=4,
+        answered=5,
+        talk_seconds=600,
+        deals_won=2,
+        leads_received=4,
+        leads_converted=1,
+    )
+    assert (row.calls, row.avg_talk_seconds, row.calls_per_won_deal) == (10, 120.0, 5.0)
+    assert (row.talk_minutes_per_won_deal, row.conversion_pct) == (5.0, 25.0)
+    empty = ManagerFigures(2, "B")
+    assert (empty.avg_talk_seconds, empty.calls_per_won_deal, empty.conversion_pct) == (None, None, None)
+
+
+def test_total_sums_every_count() -> None:
+    """The total row adds counts across rows and recomputes ratios from the sums."""
+    a = ManagerFigures(1, "A", inbound=1, answered=1, talk_seconds=60, deals_won=1)
+    b = ManagerFigures(2, "B", outbound=3, answered=1, talk_seconds=180, deals_won=1)
+    t = total_of((a, b))
+    assert (t.calls, t.answered, t.talk_seconds, t.deals_won, t.avg_talk_seconds) == (4, 2, 240, 2, 120.0)
+
+
+def test_change_pct() -> None:
+    """Relative change in per cent; undefined from zero or unknown."""
+    assert change_pct(15, 10) == 50.0
+    assert change_pct(5, 0) is None
+    assert change_pct(None, 3) is None
