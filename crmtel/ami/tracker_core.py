@@ -1,0 +1,321 @@
+"""Call tracker internals: the working copy of one reduce step and the channel/call primitives."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from datetime import datetime
+from typing import TypeAlias
+
+from crmtel.ami import events as ev
+from crmtel.ami.tracker_model import (
+    Call,
+    Leg,
+    LegKind,
+    TrackerState,
+    build_record,
+    classify,
+    dialled_number,
+    normalise_caller,
+    signature,
+)
+from crmtel.domain import (
+    CallAnswered,
+    CallEnded,
+    CallRecord,
+    CallRinging,
+    CallRingStopped,
+    Direction,
+    MissedReason,
+    call_id,
+)
+from crmtel.phones import PhoneKind, normalize
+
+
+@dataclass(frozen=True, slots=True)
+class CallStarted:
+    """A call the tracker did not know appeared; ``record`` is its first live snapshot."""
+
+    call_id: str
+    record: CallRecord
+    at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class CallUpdated:
+    """Something record-worthy changed in a live call (rang, answered, queue, recording, route…)."""
+
+    call_id: str
+    record: CallRecord
+    at: datetime
+
+
+Effect: TypeAlias = CallStarted | CallUpdated | CallRinging | CallRingStopped | CallAnswered | CallEnded
+
+DIAL_STOP_REASON = {
+    "NOANSWER": "no answer",
+    "BUSY": "busy",
+    "CONGESTION": "unavailable",
+    "CHANUNAVAIL": "unavailable",
+}
+HANGUP_STOP_REASON = {26: "answered elsewhere", 17: "busy", 18: "no answer", 19: "no answer", 21: "rejected"}
+UNANSWERED = {
+    "NOANSWER": MissedReason.NO_ANSWER,
+    "BUSY": MissedReason.BUSY,
+    "CONGESTION": MissedReason.NO_ANSWER,
+    "CHANUNAVAIL": MissedReason.NO_ANSWER,
+}
+
+
+class Tx:
+    """One reduce step: copy-on-write views of the state's maps plus the effects emitted so far."""
+
+    __slots__ = ("at", "before", "bridges", "calls", "channels", "effects", "ended", "started", "state")
+
+    def __init__(self, state: TrackerState, at: datetime) -> None:
+        self.state = state
+        self.at = at
+        self.calls: dict[str, Call] | None = None
+        self.channels: dict[str, str] | None = None
+        self.bridges: dict[str, tuple[str, ...]] | None = None
+        self.effects: list[Effect] = []
+        # Linkedid -> the call as it was before this step (for CallUpdated), and calls born/ended here.
+        self.before: dict[str, Call] = {}
+        self.started: set[str] = set()
+        self.ended: set[str] = set()
+
+    # -- reading ---------------------------------------------------------------------------------
+    def call(self, linkedid: str) -> Call | None:
+        return (self.calls if self.calls is not None else self.state.calls).get(linkedid)
+
+    def linkedid_of(self, uniqueid: str) -> str | None:
+        return (self.channels if self.channels is not None else self.state.channels).get(uniqueid)
+
+    def bridge_members(self, bridge_id: str) -> tuple[str, ...]:
+        return (self.bridges if self.bridges is not None else self.state.bridges).get(bridge_id, ())
+
+    # -- writing ---------------------------------------------------------------------------------
+    def put(self, call: Call) -> None:
+        if self.calls is None:
+            self.calls = dict(self.state.calls)
+        old = self.calls.get(call.linkedid)
+        if old is not None and call.linkedid not in self.before:
+            self.before[call.linkedid] = old
+        self.calls[call.linkedid] = call
+
+    def drop(self, linkedid: str) -> None:
+        if self.calls is None:
+            self.calls = dict(self.state.calls)
+        self.calls.pop(linkedid, None)
+
+    def index(self, uniqueid: str, linkedid: str | None) -> None:
+        if self.channels is None:
+            self.channels = dict(self.state.channels)
+        if linkedid is None:
+            self.channels.pop(uniqueid, None)
+        else:
+            self.channels[uniqueid] = linkedid
+
+    def set_bridge(self, bridge_id: str, members: tuple[str, ...]) -> None:
+        if self.bridges is None:
+            self.bridges = dict(self.state.bridges)
+        if members:
+            self.bridges[bridge_id] = members
+        else:
+            self.bridges.pop(bridge_id, None)
+
+    def emit(self, effect: Effect) -> None:
+        self.effects.append(effect)
+
+    def finish(self) -> tuple[TrackerState, tuple[Effect, ...]]:
+        calls = self.calls if self.calls is not None else self.state.calls
+        for linkedid in sorted(self.started):
+            call = calls.get(linkedid)
+            if call is not None:
+                self.effects.insert(
+                    0, CallStarted(self.cid(linkedid), build_record(self.state, call), self.at)
+                )
+        for linkedid, old in self.before.items():
+            call = calls.get(linkedid)
+            if call is None or linkedid in self.started or signature(call) == signature(old):
+                continue
+            self.effects.append(CallUpdated(self.cid(linkedid), build_record(self.state, call), self.at))
+        if self.calls is None and self.channels is None and self.bridges is None:
+            return self.state, tuple(self.effects)
+        state = replace(
+            self.state,
+            calls=calls,
+            channels=self.channels if self.channels is not None else self.state.channels,
+            bridges=self.bridges if self.bridges is not None else self.state.bridges,
+        )
+        return state, tuple(self.effects)
+
+    def cid(self, linkedid: str) -> str:
+        return call_id(self.state.pbx, linkedid)
+
+
+def new_state(
+    pbx: str,
+    region: str = "RU",
+    recording_url_template: str = "/recordings/{pbx}/{basename}",
+    trunks: frozenset[str] | set[str] | tuple[str, ...] = (),
+) -> TrackerState:
+    """An empty tracker state for one PBX."""
+    return TrackerState(
+        pbx=pbx, region=region, recording_url_template=recording_url_template, trunks=frozenset(trunks)
+    )
+
+
+# -- channels and calls ---------------------------------------------------------------------------
+def origin_facts(tx: Tx, call: Call, ch: ev.ChannelInfo, leg: Leg) -> Call:
+    """Fill in who called whom from the originating channel (Uniqueid == Linkedid)."""
+    region = tx.state.region
+    direction: Direction | None = None
+    dialled = dialled_number(ch.exten)
+    if leg.kind is LegKind.TRUNK:
+        direction = Direction.INBOUND
+    elif leg.kind is LegKind.EXTENSION and dialled is not None:
+        kind = normalize(dialled, region).kind
+        direction = Direction.INTERNAL if kind is PhoneKind.EXTENSION else Direction.OUTBOUND
+    if leg.kind is LegKind.EXTENSION:
+        number, hidden, raw = leg.extension, False, ch.caller_num
+    else:
+        number, hidden = normalise_caller(ch.caller_num, region)
+        raw = ch.caller_num
+    call = replace(
+        call,
+        origin_kind=leg.kind,
+        direction=call.direction or direction,
+        caller_raw=raw,
+        caller_number=number,
+        caller_hidden=hidden,
+        caller_name=ch.caller_name,
+    )
+    if call.dialled is None and dialled is not None:
+        call = set_dialled(tx, call, dialled)
+    return call
+
+
+def set_dialled(tx: Tx, call: Call, dialled: str) -> Call:
+    """Record the dialled number and its E.164 form."""
+    phone = normalize(dialled, tx.state.region)
+    return replace(call, dialled=dialled, dialled_e164=phone.e164)
+
+
+def new_call(tx: Tx, linkedid: str) -> Call:
+    """A new call first seen now (announced with CallStarted when the step finishes)."""
+    call = Call(linkedid=linkedid, started_at=tx.at)
+    tx.started.add(linkedid)
+    return call
+
+
+def attach(tx: Tx, ch: ev.ChannelInfo, create: bool = True) -> Call | None:
+    """The call this channel belongs to (following Linkedid changes), registering the channel if new."""
+    uid, lid = ch.uniqueid, ch.linkedid
+    known = tx.linkedid_of(uid)
+    if known is not None:
+        call = tx.call(known)
+        if known == lid or call is None:
+            return call
+        target = tx.call(lid)
+        if target is None:
+            # Merged into a call we never saw: keep the channel where it is.
+            return call
+        leg = call.legs.get(uid)
+        legs = {k: v for k, v in call.legs.items() if k != uid}
+        ringing = {k: v for k, v in call.ringing.items() if k != uid}
+        call = replace(call, legs=legs, ringing=ringing)
+        tx.put(call)
+        if not legs:
+            end_call(tx, call)
+        if leg is None:
+            leg = make_leg(tx, ch)
+        target = replace(target, legs={**target.legs, uid: leg})
+        tx.put(target)
+        tx.index(uid, lid)
+        return target
+    call = tx.call(lid)
+    if call is None:
+        if not create:
+            return None
+        call = new_call(tx, lid)
+    leg = make_leg(tx, ch)
+    call = replace(call, legs={**call.legs, uid: leg})
+    if uid == lid and call.origin_kind is None:
+        call = origin_facts(tx, call, ch, leg)
+    tx.put(call)
+    tx.index(uid, lid)
+    return call
+
+
+def make_leg(tx: Tx, ch: ev.ChannelInfo) -> Leg:
+    """Classify a channel snapshot into a leg."""
+    kind, extension = classify(ch.name, tx.state.trunks)
+    return Leg(ch.uniqueid, ch.name, kind, extension, up=ch.state == 6)
+
+
+def leg_of(tx: Tx, ch: ev.ChannelInfo) -> Leg:
+    """The known leg for a channel snapshot, or a fresh classification of it."""
+    lid = tx.linkedid_of(ch.uniqueid)
+    call = tx.call(lid) if lid is not None else None
+    leg = call.legs.get(ch.uniqueid) if call is not None else None
+    return leg if leg is not None else make_leg(tx, ch)
+
+
+def end_call(tx: Tx, call: Call) -> None:
+    """The call's last channel is gone: emit its final record and forget it."""
+    for extension in call.ringing.values():
+        tx.emit(CallRingStopped(tx.cid(call.linkedid), extension, "hung up", call.answered_by, tx.at))
+    for uid in call.legs:
+        if tx.linkedid_of(uid) == call.linkedid:
+            tx.index(uid, None)
+    record = build_record(tx.state, call, ended_at=tx.at)
+    tx.drop(call.linkedid)
+    tx.before.pop(call.linkedid, None)
+    tx.started.discard(call.linkedid)
+    tx.ended.add(call.linkedid)
+    tx.emit(CallEnded(tx.cid(call.linkedid), record, tx.at))
+
+
+def answer(tx: Tx, call: Call, extension: str | None) -> Call:
+    """``extension`` took the call (first answer, or the first one after a transfer)."""
+    if extension is None:
+        return call
+    if call.answered_by is not None and not call.transfer_pending:
+        return call
+    previous = call.answered_by if call.transfer_pending and call.answered_by != extension else None
+    call = replace(
+        call,
+        answered_by=extension,
+        answered_at=call.answered_at or tx.at,
+        transfer_pending=False,
+        transferred_from=previous or call.transferred_from,
+        in_queue=False,
+    )
+    tx.emit(CallAnswered(tx.cid(call.linkedid), extension, tx.at))
+    return call
+
+
+def origin_extension(call: Call) -> str | None:
+    """The extension of the phone that placed the call, if a phone did."""
+    leg = call.legs.get(call.linkedid)
+    if leg is not None and leg.extension is not None:
+        return leg.extension
+    return call.caller_number if call.origin_kind is LegKind.EXTENSION else None
+
+
+def unbridge(tx: Tx, bridge_id: str, uid: str) -> None:
+    """Forget that a channel is in a bridge."""
+    tx.set_bridge(bridge_id, tuple(u for u in tx.bridge_members(bridge_id) if u != uid))
+
+
+def answer_by_bridge(tx: Tx, call: Call, members: tuple[str, ...]) -> Call:
+    """Fallback when no DialEnd said who answered (pickups, originates): the bridge says who talks."""
+    legs = [call.legs[u] for u in members if u in call.legs]
+    if call.direction is Direction.OUTBOUND:
+        if any(leg.kind is LegKind.TRUNK for leg in legs):
+            return answer(tx, call, origin_extension(call))
+        return call
+    for leg in legs:
+        if leg.kind is LegKind.EXTENSION and leg.uniqueid != call.linkedid:
+            return answer(tx, call, leg.extension)
+    return call

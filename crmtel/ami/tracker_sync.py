@@ -1,0 +1,205 @@
+"""Keeping the tracker right across gaps: per-call snapshots for restarts, and resync after a reconnect."""
+
+from __future__ import annotations
+
+from dataclasses import fields, replace
+from datetime import datetime, timedelta
+from typing import Any
+
+from crmtel.ami import events as ev
+from crmtel.ami.tracker_core import (
+    Effect,
+    Tx,
+    answer_by_bridge,
+    attach,
+    end_call,
+    unbridge,
+)
+from crmtel.ami.tracker_model import Call, Leg, LegKind, TrackerState
+from crmtel.domain import CallRingStopped, Direction, MissedReason
+
+SNAPSHOT_VERSION = 1
+_DATETIME_FIELDS = frozenset({"started_at", "answered_at"})
+_BOOL_FIELDS = frozenset({"caller_hidden", "in_queue", "transfer_pending"})
+
+
+def snapshot(state: TrackerState, linkedid: str) -> dict[str, Any] | None:
+    """A JSON-serialisable picture of one live call (for ``calls.live_state``), or None if unknown."""
+    call = state.calls.get(linkedid)
+    if call is None:
+        return None
+    data: dict[str, Any] = {"v": SNAPSHOT_VERSION}
+    for f in fields(Call):
+        value = getattr(call, f.name)
+        if f.name == "legs":
+            value = [
+                {
+                    "uniqueid": leg.uniqueid,
+                    "name": leg.name,
+                    "kind": leg.kind.value,
+                    "extension": leg.extension,
+                    "up": leg.up,
+                    "bridge": leg.bridge,
+                }
+                for leg in value.values()
+            ]
+        elif f.name == "ringing":
+            value = dict(value)
+        elif f.name == "rang":
+            value = list(value)
+        elif isinstance(value, datetime):
+            value = value.isoformat()
+        elif isinstance(value, Direction | MissedReason | LegKind):
+            value = value.value
+        data[f.name] = value
+    return data
+
+
+def _opt_str(data: dict[str, Any], key: str) -> str | None:
+    value = data.get(key)
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        raise ValueError(f"snapshot field {key!r} is not a string")
+    return value
+
+
+def _decode_call(data: dict[str, Any]) -> Call:
+    if data.get("v") != SNAPSHOT_VERSION:
+        raise ValueError("unknown snapshot version")
+    values: dict[str, Any] = {}
+    for f in fields(Call):
+        if f.name not in data:
+            continue
+        raw = data[f.name]
+        if f.name == "legs":
+            legs: dict[str, Leg] = {}
+            for item in raw:
+                leg = Leg(
+                    uniqueid=str(item["uniqueid"]),
+                    name=str(item["name"]),
+                    kind=LegKind(item["kind"]),
+                    extension=_opt_str(item, "extension"),
+                    up=bool(item.get("up", False)),
+                    bridge=_opt_str(item, "bridge"),
+                )
+                legs[leg.uniqueid] = leg
+            values["legs"] = legs
+        elif f.name == "ringing":
+            values["ringing"] = {str(k): str(v) for k, v in dict(raw).items()}
+        elif f.name == "rang":
+            values["rang"] = tuple(str(x) for x in raw)
+        elif f.name in _DATETIME_FIELDS:
+            values[f.name] = None if raw is None else datetime.fromisoformat(str(raw))
+        elif f.name == "direction":
+            values[f.name] = None if raw is None else Direction(raw)
+        elif f.name == "unanswered_reason":
+            values[f.name] = None if raw is None else MissedReason(raw)
+        elif f.name == "origin_kind":
+            values[f.name] = None if raw is None else LegKind(raw)
+        elif f.name in _BOOL_FIELDS:
+            values[f.name] = bool(raw)
+        else:
+            values[f.name] = _opt_str(data, f.name)
+    if not isinstance(values.get("linkedid"), str) or not isinstance(values.get("started_at"), datetime):
+        raise ValueError("snapshot lacks linkedid or started_at")
+    return Call(**values)
+
+
+def restore(state: TrackerState, data: dict[str, Any]) -> TrackerState:
+    """Put a call saved by ``snapshot`` back into the state; raises ValueError for a malformed snapshot."""
+    try:
+        call = _decode_call(data)
+    except (KeyError, TypeError, AttributeError) as err:
+        raise ValueError(f"malformed call snapshot: {err}") from err
+    calls = {**state.calls, call.linkedid: call}
+    channels = dict(state.channels)
+    bridges = dict(state.bridges)
+    for uid, leg in call.legs.items():
+        channels[uid] = call.linkedid
+        if leg.bridge is not None:
+            members = bridges.get(leg.bridge, ())
+            if uid not in members:
+                bridges[leg.bridge] = (*members, uid)
+    return replace(state, calls=calls, channels=channels, bridges=bridges)
+
+
+def resync(
+    state: TrackerState, channels: list[ev.CoreShowChannel], at: datetime
+) -> tuple[TrackerState, tuple[Effect, ...]]:
+    """Reconcile with the PBX's live channel list: close calls whose channels are gone, adopt unknown ones."""
+    tx = Tx(state, at)
+    present = {item.channel.uniqueid: item for item in channels}
+    for linkedid in list(state.calls):
+        call = tx.call(linkedid)
+        if call is None:
+            continue
+        gone = [uid for uid in call.legs if uid not in present]
+        if gone:
+            _drop_legs(tx, call, gone)
+    # Oldest channels first, so a call's originating channel is usually seen before its other legs.
+    ordered = sorted(channels, key=lambda item: (-(item.duration_seconds or 0), item.channel.uniqueid))
+    adopted: dict[str, int] = {}
+    for item in ordered:
+        ch = item.channel
+        if tx.linkedid_of(ch.uniqueid) is not None:
+            continue
+        is_new = tx.call(ch.linkedid) is None
+        call = attach(tx, ch)
+        if call is None:
+            continue
+        if is_new or ch.linkedid in adopted:
+            adopted[ch.linkedid] = max(adopted.get(ch.linkedid, 0), item.duration_seconds or 0)
+        call = _adopt_details(tx, call, item)
+        tx.put(call)
+    for linkedid, seconds in adopted.items():
+        call = tx.call(linkedid)
+        if call is None:
+            continue
+        call = replace(call, started_at=at - timedelta(seconds=seconds))
+        for bridge_id in {leg.bridge for leg in call.legs.values() if leg.bridge is not None}:
+            members = tx.bridge_members(bridge_id)
+            if call.answered_by is None and len(members) >= 2:
+                call = answer_by_bridge(tx, call, members)
+        tx.put(call)
+    return tx.finish()
+
+
+def _drop_legs(tx: Tx, call: Call, gone: list[str]) -> None:
+    ringing = dict(call.ringing)
+    for uid in gone:
+        extension = ringing.pop(uid, None)
+        if extension is not None:
+            tx.emit(CallRingStopped(tx.cid(call.linkedid), extension, "hung up", call.answered_by, tx.at))
+        leg = call.legs[uid]
+        if leg.bridge is not None:
+            unbridge(tx, leg.bridge, uid)
+        tx.index(uid, None)
+    legs = {k: v for k, v in call.legs.items() if k not in gone}
+    changes: dict[str, Any] = {"legs": legs, "ringing": ringing}
+    if call.linkedid in gone and call.answered_by is None and call.in_queue:
+        changes["unanswered_reason"] = MissedReason.ABANDONED_IN_QUEUE
+        changes["in_queue"] = False
+    call = replace(call, **changes)
+    tx.put(call)
+    if not legs:
+        end_call(tx, call)
+
+
+def _adopt_details(tx: Tx, call: Call, item: ev.CoreShowChannel) -> Call:
+    """What a channel listing tells about a channel we did not know: its bridge, and a caller in a queue."""
+    uid = item.channel.uniqueid
+    leg = call.legs.get(uid)
+    if leg is None:
+        return call
+    if item.bridge_id is not None:
+        members = tx.bridge_members(item.bridge_id)
+        if uid not in members:
+            tx.set_bridge(item.bridge_id, (*members, uid))
+        leg = replace(leg, bridge=item.bridge_id, up=True)
+        call = replace(call, legs={**call.legs, uid: leg})
+    application = (item.application or "").lower()
+    if uid == call.linkedid and application == "queue" and call.answered_by is None:
+        queue = (item.application_data or "").split(",", 1)[0].strip() or None
+        call = replace(call, queue=queue[:64] if queue else call.queue, in_queue=True)
+    return call
