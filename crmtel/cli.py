@@ -22,9 +22,10 @@ def _feature_modules() -> list[ModuleType]:
     # Each feature owns its subcommands; imported here, at run time, so `import crmtel` stays side-effect free.
     from crmtel import commands
     from crmtel.reports import commands as report_commands
+    from crmtel.routing import commands as routing_commands
     from crmtel.store import commands as store_commands
 
-    return [commands, store_commands, report_commands]
+    return [commands, store_commands, routing_commands, report_commands]
 
 
 def build_parser() -> argparse.ArgumentParser:
