@@ -73,8 +73,11 @@ async def _serve(_args: argparse.Namespace, settings: Settings) -> int:
         service = RoutingService(
             PartyRepository(db, settings.region), settings.routing, region=settings.region
         )
-        async with AgiServer(service, settings.routing.agi_host, settings.routing.agi_port):
-            await stop.wait()
+        try:
+            async with AgiServer(service, settings.routing.agi_host, settings.routing.agi_port):
+                await stop.wait()
+        finally:
+            await service.close()
     finally:
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.remove_signal_handler(sig)

@@ -50,12 +50,16 @@ class RoutingService:
         *,
         region: str = "RU",
         clock: Clock = _utcnow,
+        max_inflight: int = 64,
     ) -> None:
         self._lookup = lookup
         self._policy = Policy.from_settings(settings, region)
         self._region = region
         self._clock = clock
         self.deadline = settings.deadline_ms / 1000
+        # Lookups still running (some past their deadline); beyond the bound, calls fail open at once.
+        self._inflight: set[asyncio.Task[Decision]] = set()
+        self._max_inflight = max_inflight
 
     @property
     def policy(self) -> Policy:
@@ -72,16 +76,27 @@ class RoutingService:
 
     async def route(self, caller: str | None, did: str | None) -> Decision | None:
         """The decision, or None when the store is slow or failing (the dialplan then uses its default)."""
+        if len(self._inflight) >= self._max_inflight:
+            _log.warning("route.overloaded", caller=caller, did=did, in_flight=len(self._inflight))
+            return None
         loop = asyncio.get_running_loop()
         started = loop.time()
+        # The lookup runs in its own owned task and is not cancelled at the deadline: cancelling a query
+        # half-way makes the pool throw the connection away, which turns a slow store into a slower one.
+        task = loop.create_task(self.explain(caller, did), name=f"route-lookup {caller!r}")
+        self._inflight.add(task)
+        task.add_done_callback(self._finished)
         try:
             async with asyncio.timeout(self.deadline):
-                decision = await self.explain(caller, did)
+                decision = await asyncio.shield(task)
         except TimeoutError:
             _log.warning("route.deadline_exceeded", caller=caller, did=did, deadline_ms=self.deadline * 1000)
             return None
         except StoreUnavailable as err:
             _log.warning("route.store_unavailable", caller=caller, did=did, error=str(err))
+            return None
+        except Exception:  # noqa: BLE001 — fail open: a bug in lookup or rules must not lose the call
+            _log.exception("route.failed", caller=caller, did=did)
             return None
         _log.info(
             "route.decided",
@@ -94,3 +109,16 @@ class RoutingService:
             ms=round((loop.time() - started) * 1000, 2),
         )
         return decision
+
+    def _finished(self, task: asyncio.Task[Decision]) -> None:
+        self._inflight.discard(task)
+        # A lookup that outlived its deadline has nobody awaiting it: retrieve its error so it is not lost.
+        if not task.cancelled() and (err := task.exception()) is not None:
+            _log.debug("route.lookup_error", error=repr(err))
+
+    async def close(self) -> None:
+        """Cancel and await lookups still running after their callers gave up."""
+        tasks = list(self._inflight)
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)

@@ -117,8 +117,14 @@ def store() -> FakeLookup:
 
 
 @pytest.fixture
-async def server(store: FakeLookup) -> AsyncIterator[AgiServer]:
-    service = RoutingService(store, RoutingSettings(deadline_ms=200), clock=lambda: NOW)
+async def service(store: FakeLookup) -> AsyncIterator[RoutingService]:
+    routing = RoutingService(store, RoutingSettings(deadline_ms=200), clock=lambda: NOW)
+    yield routing
+    await routing.close()
+
+
+@pytest.fixture
+async def server(service: RoutingService) -> AsyncIterator[AgiServer]:
     agi = AgiServer(service, "127.0.0.1", 0, header_timeout=0.5, reply_timeout=0.5)
     async with agi:
         yield agi
@@ -160,6 +166,33 @@ async def test_slow_store_sends_nothing_within_deadline(server: AgiServer, store
     result = await fake_asterisk(server.port, env())
     assert result.commands == []
     assert 0.15 < result.seconds < 0.6
+
+
+async def test_lookup_outliving_deadline_is_owned(
+    server: AgiServer, store: FakeLookup, service: RoutingService
+) -> None:
+    """A lookup past its deadline keeps running (its connection is not torn down) until close() cancels it."""
+    store.delay = 3.0
+    assert (await fake_asterisk(server.port, env())).commands == []
+    assert len(service._inflight) == 1
+    await service.close()
+    assert service._inflight == set()
+
+
+async def test_overloaded_store_fails_open_at_once(store: FakeLookup) -> None:
+    """With as many slow lookups in flight as allowed, new calls get no route immediately."""
+    store.delay = 3.0
+    service = RoutingService(store, RoutingSettings(deadline_ms=200), clock=lambda: NOW, max_inflight=2)
+    try:
+        first = [asyncio.create_task(service.route(KNOWN, None)) for _ in range(2)]
+        await asyncio.sleep(0.05)
+        started = time.monotonic()
+        assert await service.route(KNOWN, None) is None
+        assert time.monotonic() - started < 0.05
+        assert len(store.calls) == 2
+        assert await asyncio.gather(*first) == [None, None]
+    finally:
+        await service.close()
 
 
 async def test_broken_store_sends_nothing(server: AgiServer, store: FakeLookup) -> None:
@@ -237,6 +270,7 @@ async def test_stop_cancels_connections_in_flight(store: FakeLookup) -> None:
     assert agi.connections == 1
     started = time.monotonic()
     await agi.stop()
+    await service.close()
     assert time.monotonic() - started < 0.5
     assert agi.connections == 0
     async with asyncio.timeout(1):
