@@ -1,0 +1,52 @@
+"""The web app's shared state and the logged-in manager, as typed keys on the app and the request."""
+
+from __future__ import annotations
+
+import weakref
+from dataclasses import dataclass
+
+from aiohttp import web
+from aiohttp.web_urldispatcher import AbstractResource
+
+from crmtel.config import WebSettings
+from crmtel.domain import Manager, Role
+from crmtel.push.hub import Hub
+from crmtel.push.sessions import LoginThrottle, Sessions
+from crmtel.store.deals import DealRepository
+from crmtel.store.history import CallHistory
+from crmtel.store.managers import ManagerRepository
+from crmtel.store.notes import NoteRepository
+from crmtel.store.parties import PartyRepository
+
+
+@dataclass(frozen=True, slots=True)
+class WebState:
+    """What the handlers need, built once by ``create_app``."""
+
+    settings: WebSettings
+    hub: Hub
+    sessions: Sessions
+    throttle: LoginThrottle
+    managers: ManagerRepository
+    history: CallHistory
+    notes: NoteRepository
+    deals: DealRepository
+    parties: PartyRepository
+    region: str
+    callback_due_minutes: int
+    public: frozenset[AbstractResource]
+    sockets: weakref.WeakSet[web.WebSocketResponse]
+
+
+STATE = web.AppKey("crmtel.push.state", WebState)
+MANAGER = web.RequestKey("crmtel.push.manager", Manager)
+
+
+def current_manager(request: web.Request) -> Manager:
+    """The logged-in manager of a request that went through the session check (extra routes use this)."""
+    return request[MANAGER]
+
+
+def watch_scope(manager: Manager) -> frozenset[str] | None:
+    """The extensions whose calls a manager may see; None means every call (a head of sales)."""
+    return None if manager.role is Role.HEAD else frozenset(manager.extensions)

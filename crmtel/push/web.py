@@ -1,0 +1,244 @@
+"""The managers' web app: login, the page, the live websocket, and the call APIs."""
+
+from __future__ import annotations
+
+import asyncio
+import weakref
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import structlog
+from aiohttp import WSCloseCode, WSMsgType, web
+from aiohttp.web_urldispatcher import AbstractResource
+
+from crmtel.config import WebSettings
+from crmtel.errors import StoreUnavailable
+from crmtel.push import api
+from crmtel.push.context import MANAGER, STATE, WebState, current_manager, watch_scope
+from crmtel.push.hub import Connection, Hub
+from crmtel.push.messages import HELLO, encode
+from crmtel.push.sessions import COOKIE, LoginThrottle, Sessions
+from crmtel.store.db import Database
+from crmtel.store.deals import DealRepository
+from crmtel.store.history import CallHistory
+from crmtel.store.managers import ManagerRepository
+from crmtel.store.notes import NoteRepository
+from crmtel.store.parties import PartyRepository
+
+__all__ = ["MANAGER", "STATE", "create_app", "current_manager", "watch_scope"]
+
+log = structlog.get_logger(__name__)
+
+STATIC_DIR = Path(__file__).parent / "static"
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+CSP = (
+    "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; media-src 'self'; "
+    "connect-src 'self'; form-action 'self'; base-uri 'none'; frame-ancestors 'none'"
+)
+
+
+def _json_error(status: int, message: str) -> web.Response:
+    return web.json_response({"error": message}, status=status)
+
+
+def _same_origin(request: web.Request) -> bool:
+    origin = request.headers.get("Origin")
+    if origin is None or (origin == "null" and request.method in ("GET", "HEAD")):
+        return True
+    return urlsplit(origin).netloc.lower() == request.host.lower()
+
+
+@web.middleware
+async def _security(request: web.Request, handler: Handler) -> web.StreamResponse:
+    try:
+        response = await handler(request)
+    except web.HTTPException as exc:
+        response = exc
+    response.headers.setdefault("Content-Security-Policy", CSP)
+    response.headers.setdefault("X-Content-Type-Options", "nosniff")
+    response.headers.setdefault("X-Frame-Options", "DENY")
+    response.headers.setdefault("Referrer-Policy", "no-referrer")
+    if request.path.startswith("/api/"):
+        response.headers.setdefault("Cache-Control", "no-store")
+    if isinstance(response, web.HTTPException):
+        raise response
+    return response
+
+
+@web.middleware
+async def _auth(request: web.Request, handler: Handler) -> web.StreamResponse:
+    state = request.app[STATE]
+    # Cross-site writes and websocket hijacking: the browser always says where a request comes from.
+    if (request.method not in ("GET", "HEAD") or request.path == "/ws") and not _same_origin(request):
+        return _json_error(403, "cross-origin request refused")
+    if request.match_info.route.resource in state.public:
+        return await handler(request)
+    try:
+        manager_id = state.sessions.manager_id(request.cookies.get(COOKIE))
+        manager = await state.managers.get(manager_id) if manager_id is not None else None
+    except StoreUnavailable as err:
+        log.warning("push.session_check_failed", error=str(err))
+        return _json_error(503, "store unavailable")
+    if manager is None or not manager.active:
+        if request.method == "GET" and "text/html" in request.headers.get("Accept", ""):
+            raise web.HTTPFound("/")
+        return _json_error(401, "login required")
+    request[MANAGER] = manager
+    try:
+        return await handler(request)
+    except StoreUnavailable as err:
+        log.warning("push.store_unavailable", path=request.path, error=str(err))
+        return _json_error(503, "store unavailable")
+
+
+async def _index(_request: web.Request) -> web.FileResponse:
+    return web.FileResponse(STATIC_DIR / "index.html", headers={"Cache-Control": "no-cache"})
+
+
+async def _login(request: web.Request) -> web.Response:
+    state = request.app[STATE]
+    body = await api.json_body(request)
+    login = api.text_field(body, "login", 100, required=True)
+    password = body.get("password")
+    if not isinstance(password, str) or not password or len(password) > 1000:
+        raise api.BadRequest("password is required")
+    keys = (f"login:{login.lower()}", f"addr:{request.remote}")
+    if state.throttle.blocked(*keys):
+        return _json_error(429, "too many failed logins, try again later")
+    manager = await state.managers.authenticate(login, password)
+    if manager is None:
+        state.throttle.failed(*keys)
+        log.info("push.login_failed", login=login, remote=request.remote)
+        return _json_error(401, "wrong login or password")
+    state.throttle.succeeded(keys[0])
+    state.sessions.drop(request.cookies.get(COOKIE))
+    token = state.sessions.create(manager.id)
+    response = web.json_response(api.manager_json(manager))
+    response.set_cookie(
+        COOKIE,
+        token,
+        max_age=state.settings.session_hours * 3600,
+        path="/",
+        httponly=True,
+        samesite="Strict",
+        secure=state.settings.cookie_secure,
+    )
+    log.info("push.login", manager_id=manager.id)
+    return response
+
+
+async def _logout(request: web.Request) -> web.Response:
+    state = request.app[STATE]
+    state.sessions.drop(request.cookies.get(COOKIE))
+    response = web.json_response({"ok": True})
+    response.del_cookie(COOKIE, path="/")
+    return response
+
+
+async def _me(request: web.Request) -> web.Response:
+    return web.json_response(api.manager_json(current_manager(request)))
+
+
+async def _send_frames(ws: web.WebSocketResponse, conn: Connection) -> None:
+    try:
+        while (frames := await conn.next_frames()) is not None:
+            for frame in frames:
+                await ws.send_str(frame)
+        if conn.overflowed:
+            await ws.close(code=WSCloseCode.TRY_AGAIN_LATER, message=b"too slow, reconnect")
+    except ConnectionError:
+        return
+
+
+async def _websocket(request: web.Request) -> web.WebSocketResponse:
+    state = request.app[STATE]
+    manager = current_manager(request)
+    ws = web.WebSocketResponse(heartbeat=state.settings.heartbeat, max_msg_size=4096, compress=False)
+    await ws.prepare(request)
+    state.sockets.add(ws)
+    scope = watch_scope(manager)
+    await ws.send_str(
+        encode({"type": HELLO, "manager": api.manager_json(manager), "everyone": scope is None})
+    )
+    conn = state.hub.connect(manager.id, manager.extensions, everyone=scope is None)
+    sender = asyncio.create_task(_send_frames(ws, conn), name=f"push.ws.send.{conn.id}")
+    try:
+        async for msg in ws:
+            # The page only sends keep-alive text; anything else is ignored.
+            if msg.type is WSMsgType.TEXT and msg.data == "ping":
+                conn.offer('{"type":"pong"}')
+    finally:
+        state.hub.disconnect(conn)
+        sender.cancel()
+        await asyncio.wait([sender])
+        if not sender.cancelled() and (err := sender.exception()) is not None:
+            log.warning("push.ws_sender_failed", error=repr(err))
+    return ws
+
+
+async def _close_sockets(app: web.Application) -> None:
+    state = app[STATE]
+    state.hub.close_all()
+    for ws in list(state.sockets):
+        await ws.close(code=WSCloseCode.GOING_AWAY, message=b"server shutdown")
+
+
+def create_app(
+    settings: WebSettings,
+    *,
+    db: Database,
+    hub: Hub,
+    region: str = "RU",
+    callback_due_minutes: int = 30,
+    routes: Sequence[web.RouteTableDef] = (),
+    public_routes: Sequence[web.RouteTableDef] = (),
+    subapps: Mapping[str, web.Application] | None = None,
+) -> web.Application:
+    """Build the managers' web app.
+
+    Every route requires a logged-in manager except the page itself, its static files, ``/api/login``
+    and ``public_routes``. Other features mount themselves here:
+
+    - ``routes``: route tables needing a session (handlers call ``current_manager(request)`` and
+      ``watch_scope(manager)`` to filter by who is asking);
+    - ``public_routes``: route tables with their own authentication (e.g. the routing engineer's
+      ``GET /route`` checked by its token);
+    - ``subapps``: ``{"/reports": reports_app}``, mounted with ``add_subapp``; this app's session check
+      runs before them, so their handlers can also use ``current_manager``.
+    """
+    app = web.Application(middlewares=[_security, _auth], client_max_size=64 * 1024)
+    public: set[AbstractResource | None] = {
+        app.router.add_get("/", _index).resource,
+        app.router.add_static("/static/", STATIC_DIR, follow_symlinks=False),
+        app.router.add_post("/api/login", _login).resource,
+    }
+    for table in public_routes:
+        public.update(r.resource for r in app.router.add_routes(table))
+    public.discard(None)
+    app.router.add_post("/api/logout", _logout)
+    app.router.add_get("/api/me", _me)
+    app.router.add_get("/ws", _websocket)
+    api.add_routes(app.router)
+    for table in routes:
+        app.router.add_routes(table)
+    for prefix, sub in (subapps or {}).items():
+        app.add_subapp(prefix, sub)
+    app[STATE] = WebState(
+        settings=settings,
+        hub=hub,
+        sessions=Sessions(settings.session_hours * 3600),
+        throttle=LoginThrottle(),
+        managers=ManagerRepository(db),
+        history=CallHistory(db),
+        notes=NoteRepository(db),
+        deals=DealRepository(db),
+        parties=PartyRepository(db, region),
+        region=region,
+        callback_due_minutes=callback_due_minutes,
+        public=frozenset(r for r in public if r is not None),
+        sockets=weakref.WeakSet(),
+    )
+    app.on_shutdown.append(_close_sockets)
+    return app
