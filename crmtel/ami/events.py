@@ -706,10 +706,22 @@ def parse_event(msg: Message, received_at: datetime) -> AmiEvent | None:
     name = event_name(msg)
     if name is None:
         return None
-    parser = _PARSERS.get(name.strip().lower())
+    key = name.strip().lower()
+    parser = _PARSERS.get(key)
     if parser is None:
         return None
-    headers: Headers = {}
-    for key, value in msg.headers:
-        headers.setdefault(key.lower(), value)
+    if key == "varset" and not _wanted_variable(msg):
+        # Most of an AMI stream is VarSet noise: drop it before building the header map.
+        return None
+    # Reversed so that the first of repeated headers wins, as in ``Message.get``.
+    headers: Headers = {k.lower(): v for k, v in reversed(msg.headers)}
     return parser(headers, received_at)
+
+
+def _wanted_variable(msg: Message) -> bool:
+    # Asterisk spells it ``Variable``; the case-insensitive pass only runs for odd senders.
+    for key, value in msg.headers:
+        if key == "Variable":
+            return value.strip().upper() in WANTED_VARIABLES
+    found = msg.get("Variable")
+    return found is not None and found.strip().upper() in WANTED_VARIABLES

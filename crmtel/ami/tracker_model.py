@@ -7,7 +7,6 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
-from pathlib import PurePosixPath
 
 from crmtel.domain import CallRecord, Direction, MissedReason, Outcome
 from crmtel.phones import PhoneKind, normalize
@@ -150,7 +149,7 @@ def recording_url(template: str, pbx: str, linkedid: str, path: str | None) -> s
     """The recording's URL from the configured template (``{pbx}``, ``{basename}``, ``{linkedid}``, ``{path}``)."""
     if not path:
         return None
-    values = {"pbx": pbx, "basename": PurePosixPath(path).name, "linkedid": linkedid, "path": path}
+    values = {"pbx": pbx, "basename": path.rpartition("/")[2], "linkedid": linkedid, "path": path}
     try:
         return template.format_map(values)
     except (KeyError, ValueError, IndexError, AttributeError):
