@@ -239,6 +239,10 @@ class AmiClient:
                 if message.response.lower() != "success":
                     conn.pending.pop(aid)
                     pending.future.set_exception(AmiError(message.get("Message") or "action failed"))
+                elif conn.holding is None:
+                    # The listing starts here: every event before it is older than the snapshot and
+                    # already queued; events from now on may be newer and wait until it is applied.
+                    conn.holding = []
             elif (message.get("EventList") or "").lower() == "complete":
                 conn.pending.pop(aid)
                 pending.items.append(message)
@@ -309,7 +313,6 @@ class AmiClient:
                 raise WatchdogTimeout("no reply to Ping") from None
 
     async def _resync(self, conn: _Connection) -> None:
-        conn.holding = []
         try:
             listing = await self._action(conn, "CoreShowChannels", is_list=True)
             channels = tuple(m for m in listing if m.event == "CoreShowChannel")
@@ -318,7 +321,7 @@ class AmiClient:
             await self._queue.put(_Resync(channels, at))
         finally:
             # Deliver what arrived meanwhile; the reader may append while we wait on a full queue.
-            held = conn.holding
+            held = conn.holding or []
             i = 0
             while i < len(held):
                 await self._queue.put(held[i])

@@ -433,7 +433,11 @@ class _Session:
                         server._book.apply(lost.t, Message(lost.headers))
                 if server.cursor >= len(server.stream):
                     server.finished.set()
-                self.writer.transport.abort()
+                if server.lose_on_drop:
+                    self.writer.transport.abort()
+                else:
+                    # What was sent still arrives, then the connection closes.
+                    self.writer.close()
                 return
 
 

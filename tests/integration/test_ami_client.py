@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import logging
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import Sequence
 from datetime import datetime
 from pathlib import Path
 
@@ -16,7 +15,7 @@ from pydantic import SecretStr
 from crmtel.ami.client import AmiClient
 from crmtel.ami.fakeserver import FakeAmiServer, Garbage, Recorded, load_ami
 from crmtel.ami.protocol import Message
-from crmtel.config import AmiSettings
+from tests.fixtures.fake_ami import running, settings_for, wait_for
 
 
 class RecordingSink:
@@ -38,46 +37,6 @@ class RecordingSink:
 
     async def on_idle(self, pbx: str) -> None:
         self.idles += 1
-
-
-def settings_for(server: FakeAmiServer, **overrides: object) -> AmiSettings:
-    base: dict[str, object] = {
-        "name": "pbx1",
-        "host": "127.0.0.1",
-        "port": server.port,
-        "username": "crmtel",
-        "secret": SecretStr("secret"),
-        "auth": "md5",
-        "ping_interval": 5.0,
-        "ping_timeout": 1.0,
-        "reconnect_min": 0.05,
-        "reconnect_max": 0.2,
-    }
-    base.update(overrides)
-    return AmiSettings.model_validate(base)
-
-
-@contextlib.asynccontextmanager
-async def running(client: AmiClient) -> AsyncIterator[asyncio.Task[None]]:
-    task = asyncio.create_task(client.run(), name="test-ami-client")
-    try:
-        yield task
-    finally:
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
-
-
-async def wait_for(predicate: Callable[[], bool], limit: float = 10.0) -> None:
-    """Poll ``predicate`` until true; TimeoutError after ``limit`` seconds."""
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + limit
-    while True:
-        if predicate():
-            return
-        if loop.time() > deadline:
-            raise TimeoutError("condition not met in time")
-        await asyncio.sleep(0.01)
 
 
 def _stream_events(messages: Sequence[Message]) -> list[tuple[tuple[str, str], ...]]:

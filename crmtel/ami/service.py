@@ -1,0 +1,340 @@
+"""AMI events -> tracker -> call records, callback tasks, leads and live notifications.
+
+One line of sight per event: parse -> reduce -> effects. Live events (ringing, answered, ended) go to the
+notifier at once. Records are written in groups: every effect marks its call dirty, and ``flush`` writes
+all dirty calls in ONE transaction (upsert by ``(pbx, linkedid)``, each live call with the tracker's JSON
+state of it), plus the leads and callback tasks of calls that ended. The client calls ``on_idle`` (hence
+``flush``) whenever its queue runs dry or every ``batch`` events, so at most one batch of already-received
+events is held in memory: a ``kill -9`` loses at most that window, and the restart repairs it as far as the
+PBX still knows: live calls come back from ``calls.live_state``, then ``CoreShowChannels`` adds the calls
+that started meanwhile and closes the ones that ended.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime, timedelta
+from typing import Protocol
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from crmtel.ami import events as ev
+from crmtel.ami import tracker
+from crmtel.ami.protocol import Message
+from crmtel.ami.tracker import CallStarted, CallUpdated, Effect
+from crmtel.ami.tracker_model import TrackerState, party_number
+from crmtel.config import CallsSettings
+from crmtel.domain import (
+    CallAnswered,
+    CallEnded,
+    CallEvent,
+    CallRecord,
+    CallRinging,
+    CallRingStopped,
+    Direction,
+    LookupResult,
+    Outcome,
+    PartyKind,
+    PartyMatch,
+)
+from crmtel.errors import CrmtelError
+from crmtel.store.calls import CallKey, CallRepository, ended_keys_in, merge_in, upsert_in
+from crmtel.store.db import Database
+from crmtel.store.models import ExtensionRow
+from crmtel.store.tasks import MissedCall, ensure_lead_in, manager_id_by_login_in, record_missed_in
+
+log = logging.getLogger(__name__)
+
+
+class PartyLookup(Protocol):
+    """Finds who a phone number belongs to (``crmtel.store.parties.PartyRepository``)."""
+
+    async def lookup(self, e164: str) -> LookupResult:
+        """Every CRM record the number belongs to, best first."""
+        ...
+
+
+class CallNotifier(Protocol):
+    """Receives live call events (the push hub)."""
+
+    async def publish(self, event: CallEvent) -> None:
+        """Deliver one live call event; must not block for long."""
+        ...
+
+
+class NullNotifier:
+    """A notifier that drops everything (no web app running)."""
+
+    async def publish(self, event: CallEvent) -> None:
+        """Drop the event."""
+
+
+@dataclass(frozen=True, slots=True)
+class _Party:
+    kind: PartyKind
+    id: int
+    name: str
+    # The manager responsible for this party (client's personal manager, else the lead's).
+    manager_id: int | None
+
+
+def _responsible(result: LookupResult) -> _Party | None:
+    """The party a call belongs to and who answers for it: client with a manager, else a lead's manager."""
+    best: PartyMatch | None = result.best
+    if best is None:
+        return None
+    manager: int | None = None
+    for kind in (PartyKind.CLIENT, PartyKind.LEAD):
+        for match in result.matches:
+            if match.kind is kind and match.manager_id is not None and match.manager_active:
+                manager = match.manager_id
+                break
+        if manager is not None:
+            break
+    return _Party(best.kind, best.id, best.name, manager)
+
+
+class CallService:
+    """The AMI sink that keeps call records, tasks and leads in step with the PBXs."""
+
+    def __init__(
+        self,
+        db: Database,
+        settings: CallsSettings,
+        parties: PartyLookup,
+        notifier: CallNotifier | None = None,
+        *,
+        region: str = "RU",
+        trunks: Iterable[str] = (),
+    ) -> None:
+        self.db = db
+        self.settings = settings
+        self.parties = parties
+        self.notifier: CallNotifier = notifier or NullNotifier()
+        self.region = region
+        self.trunks = frozenset(trunks)
+        self.calls = CallRepository(db)
+        self.states: dict[str, TrackerState] = {}
+        self.events = 0
+        self.flushes = 0
+        self._dirty: dict[CallKey, CallRecord] = {}
+        self._ended: dict[CallKey, CallRecord] = {}
+        self._merges: list[tuple[str, str, str]] = []
+        self._party: dict[CallKey, _Party | None] = {}
+
+    @property
+    def pending(self) -> int:
+        """Calls changed since the last flush."""
+        return len(self._dirty) + len(self._merges)
+
+    def _state(self, pbx: str) -> TrackerState:
+        state = self.states.get(pbx)
+        if state is None:
+            state = self.states[pbx] = tracker.new_state(
+                pbx, self.region, self.settings.recording_url_template, self.trunks
+            )
+        return state
+
+    # -- lifecycle ---------------------------------------------------------------------------------
+    async def restore(self, pbx: str) -> int:
+        """Resume the live calls stored for ``pbx`` (after a restart, even ``kill -9``); returns how many."""
+        state = self._state(pbx)
+        restored = 0
+        for stored in await self.calls.live(pbx):
+            if stored.live_state is None:
+                continue
+            try:
+                state = tracker.restore(state, dict(stored.live_state))
+            except ValueError as err:
+                log.warning("ami %s: live call %s not restored: %s", pbx, stored.record.linkedid, err)
+                continue
+            restored += 1
+        self.states[pbx] = state
+        log.info("ami %s: %d live calls restored", pbx, restored)
+        return restored
+
+    # -- AmiSink -----------------------------------------------------------------------------------
+    async def on_event(self, pbx: str, message: Message, at: datetime) -> None:
+        """Track one AMI event."""
+        event = ev.parse_event(message, at)
+        if event is None:
+            return
+        self.events += 1
+        state, effects = tracker.reduce(self._state(pbx), event)
+        self.states[pbx] = state
+        await self._apply(pbx, effects)
+
+    async def on_resync(self, pbx: str, channels: Sequence[Message], at: datetime) -> None:
+        """Bring the tracker in line with the channels the PBX says are alive."""
+        listed = [e for e in (ev.parse_event(m, at) for m in channels) if isinstance(e, ev.CoreShowChannel)]
+        state, effects = tracker.resync(self._state(pbx), listed, at)
+        self.states[pbx] = state
+        await self._apply(pbx, effects)
+        await self.flush()
+
+    async def on_idle(self, pbx: str) -> None:
+        """Write out what the last events changed."""
+        await self.flush()
+
+    # -- effects -----------------------------------------------------------------------------------
+    async def _apply(self, pbx: str, effects: Sequence[Effect]) -> None:
+        for effect in effects:
+            if isinstance(effect, CallStarted | CallUpdated):
+                key = (pbx, effect.record.linkedid)
+                if key not in self._party:
+                    self._party[key] = await self._lookup(effect.record)
+                self._dirty[key] = effect.record
+            elif isinstance(effect, CallEnded):
+                record = effect.record
+                key = (pbx, record.linkedid)
+                merged_into = record.extra.get("merged_into")
+                if merged_into:
+                    self._merges.append((pbx, record.linkedid, merged_into))
+                    self._dirty.pop(key, None)
+                    self._party.pop(key, None)
+                    continue
+                if key not in self._party:
+                    self._party[key] = await self._lookup(record)
+                record = self._with_party(key, record)
+                self._dirty[key] = record
+                self._ended[key] = record
+                await self._publish(replace(effect, record=record))
+            elif isinstance(effect, CallRinging | CallRingStopped | CallAnswered):
+                await self._publish(effect)
+
+    async def _lookup(self, record: CallRecord) -> _Party | None:
+        number = party_number(record)
+        if number is None:
+            return None
+        try:
+            return _responsible(await self.parties.lookup(number))
+        except CrmtelError as err:
+            log.warning("party lookup for %s failed: %s", number, err)
+            return None
+
+    def _with_party(self, key: CallKey, record: CallRecord) -> CallRecord:
+        party = self._party.get(key)
+        if party is None:
+            return record
+        return replace(record, party_kind=party.kind, party_id=party.id, party_name=party.name)
+
+    async def _publish(self, event: CallEvent) -> None:
+        try:
+            await self.notifier.publish(event)
+        except Exception:  # a broken notifier must not stop call tracking
+            log.exception("notifier failed on %s", type(event).__name__)
+
+    # -- persistence -------------------------------------------------------------------------------
+    async def flush(self) -> None:
+        """Write every dirty call, and the leads/tasks of calls that ended, in one transaction."""
+        if not self._dirty and not self._merges:
+            return
+        dirty, ended, merges = self._dirty, self._ended, self._merges
+        self._dirty, self._ended, self._merges = {}, {}, []
+        try:
+            async with self.db.session() as session:
+                await self._write(session, dirty, ended, merges)
+        except CrmtelError:
+            # Keep the work for the next flush; newer versions of the same call win.
+            self._dirty = {**dirty, **self._dirty}
+            self._ended = {**ended, **self._ended}
+            self._merges = merges + self._merges
+            raise
+        self.flushes += 1
+        for key in ended:
+            self._party.pop(key, None)
+
+    async def _write(
+        self,
+        session: AsyncSession,
+        dirty: Mapping[CallKey, CallRecord],
+        ended: Mapping[CallKey, CallRecord],
+        merges: Sequence[tuple[str, str, str]],
+    ) -> None:
+        for pbx, old, new in merges:
+            await merge_in(session, pbx, old, new)
+        already = await ended_keys_in(session, list(ended))
+        fresh = [key for key in ended if key not in already]
+        managers = await self._extension_managers(session, dirty.values())
+        # Unknown inbound callers become leads before the rows are written, so the row names the lead.
+        for key in fresh:
+            await self._lead_for_unknown(session, key, ended[key], managers)
+        items: list[tuple[CallRecord, dict[str, object] | None]] = []
+        for key, record in dirty.items():
+            record = self._with_party(key, record)
+            manager = managers.get(record.answered_by or "")
+            if manager is not None:
+                record = replace(record, manager_id=manager)
+            live = None if key in ended else tracker.snapshot(self.states[key[0]], key[1])
+            dirty_record = record
+            items.append((dirty_record, live))
+        ids = await upsert_in(session, items)
+        for key in fresh:
+            record = ended[key]
+            if record.direction is Direction.INBOUND and record.outcome is Outcome.MISSED:
+                await self._missed(session, key, self._with_party(key, record), ids.get(key))
+
+    async def _extension_managers(
+        self, session: AsyncSession, records: Iterable[CallRecord]
+    ) -> dict[str, int]:
+        extensions = {r.answered_by for r in records if r.answered_by}
+        if not extensions:
+            return {}
+        rows = await session.execute(
+            select(ExtensionRow.extension, ExtensionRow.manager_id).where(
+                ExtensionRow.extension.in_(extensions)
+            )
+        )
+        return {ext: mid for ext, mid in rows.all()}
+
+    async def _lead_for_unknown(
+        self, session: AsyncSession, key: CallKey, record: CallRecord, managers: Mapping[str, int]
+    ) -> None:
+        if not self.settings.create_leads_for_unknown or record.direction is not Direction.INBOUND:
+            return
+        number = party_number(record)
+        if number is None or self._party.get(key) is not None:
+            return
+        manager = managers.get(record.answered_by or "")
+        lead = await ensure_lead_in(session, number, record.caller_name, manager)
+        self._party[key] = _Party(PartyKind.LEAD, lead.id, lead.name, lead.manager_id)
+        if lead.created:
+            log.info("new lead %d from an unknown caller's call %s", lead.id, record.linkedid)
+
+    async def _missed(
+        self, session: AsyncSession, key: CallKey, record: CallRecord, call_row: int | None
+    ) -> None:
+        phone = party_number(record) or record.caller_number
+        if phone is None:
+            # A hidden number cannot be called back.
+            return
+        party = self._party.get(key)
+        manager = party.manager_id if party is not None else None
+        if manager is None:
+            login = self.settings.queue_owners.get(record.queue or "") or self.settings.default_owner
+            if login:
+                manager = await manager_id_by_login_in(session, login)
+        at = record.ended_at or datetime.now(UTC)
+        who = record.party_name or record.caller_name or phone
+        state = await record_missed_in(
+            session,
+            MissedCall(
+                phone=phone,
+                call_id=call_row,
+                manager_id=manager,
+                client_id=party.id if party is not None and party.kind is PartyKind.CLIENT else None,
+                lead_id=party.id if party is not None and party.kind is PartyKind.LEAD else None,
+                title=f"Call back {who}: missed call",
+                due_at=at + timedelta(minutes=self.settings.callback_due_minutes),
+                at=at,
+            ),
+        )
+        log.info(
+            "missed call %s: callback task %d (missed %d times)",
+            record.linkedid,
+            state.id,
+            state.missed_count,
+        )

@@ -1,0 +1,260 @@
+"""Call records: exactly one row per ``(pbx, linkedid)``, written with upsert so replays never duplicate."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from decimal import Decimal
+from typing import Any, TypeVar
+
+from sqlalchemy import delete, select, tuple_, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from crmtel.domain import CallRecord, Direction, MissedReason, Outcome, PartyKind
+from crmtel.store.db import Database
+from crmtel.store.models import CallNoteRow, CallRow, DealRow, TaskRow
+
+CallKey = tuple[str, str]
+LiveState = dict[str, object]
+# Columns an upsert rewrites; ``id`` and the foreign keys pointing at the row stay put.
+_UPSERT_COLUMNS = (
+    "direction",
+    "caller_number",
+    "caller_name",
+    "dialled",
+    "rang",
+    "answered_by",
+    "queue",
+    "outcome",
+    "missed_reason",
+    "started_at",
+    "answered_at",
+    "ended_at",
+    "ring_seconds",
+    "talk_seconds",
+    "recording_file",
+    "recording_url",
+    "route_kind",
+    "route_target",
+    "route_reason",
+    "party_kind",
+    "party_id",
+    "party_name",
+    "manager_id",
+    "live_state",
+)
+
+
+@dataclass(frozen=True, slots=True)
+class StoredCall:
+    """A call as stored: its row id, its record and (while live) the tracker's state for it."""
+
+    id: int
+    record: CallRecord
+    live_state: LiveState | None
+
+
+def _utc(value: datetime | None) -> datetime | None:
+    # SQLite hands back naive datetimes; every time crmtel stores is UTC.
+    if value is None:
+        return None
+    return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
+
+
+def _float(value: Decimal | float | None) -> float:
+    return float(value) if value is not None else 0.0
+
+
+_E = TypeVar("_E", Direction, Outcome, MissedReason, PartyKind)
+
+
+def _enum_or_none(kind: type[_E], value: str | None) -> _E | None:
+    if value is None:
+        return None
+    try:
+        return kind(value)
+    except ValueError:
+        return None
+
+
+def row_values(record: CallRecord, live_state: LiveState | None) -> dict[str, Any]:
+    """The column values of a record (for inserts and upserts)."""
+    return {
+        "pbx": record.pbx,
+        "linkedid": record.linkedid,
+        "direction": record.direction.value,
+        "caller_number": record.caller_number,
+        "caller_name": record.caller_name,
+        "dialled": record.dialled,
+        "rang": list(record.rang),
+        "answered_by": record.answered_by,
+        "queue": record.queue,
+        "outcome": record.outcome.value if record.outcome else None,
+        "missed_reason": record.missed_reason.value if record.missed_reason else None,
+        "started_at": record.started_at,
+        "answered_at": record.answered_at,
+        "ended_at": record.ended_at,
+        "ring_seconds": round(record.ring_seconds, 2),
+        "talk_seconds": round(record.talk_seconds, 2),
+        "recording_file": record.recording_file,
+        "recording_url": record.recording_url,
+        "route_kind": record.route_kind,
+        "route_target": record.route_target,
+        "route_reason": record.route_reason,
+        "party_kind": record.party_kind.value if record.party_kind else None,
+        "party_id": record.party_id,
+        "party_name": record.party_name,
+        "manager_id": record.manager_id,
+        "live_state": live_state,
+    }
+
+
+def to_record(row: CallRow) -> CallRecord:
+    """The domain record of a row."""
+    return CallRecord(
+        pbx=row.pbx,
+        linkedid=row.linkedid,
+        direction=_enum_or_none(Direction, row.direction) or Direction.INBOUND,
+        caller_number=row.caller_number,
+        caller_name=row.caller_name,
+        dialled=row.dialled,
+        started_at=_utc(row.started_at) or datetime.fromtimestamp(0, UTC),
+        rang=tuple(row.rang or ()),
+        answered_by=row.answered_by,
+        queue=row.queue,
+        outcome=_enum_or_none(Outcome, row.outcome),
+        missed_reason=_enum_or_none(MissedReason, row.missed_reason),
+        answered_at=_utc(row.answered_at),
+        ended_at=_utc(row.ended_at),
+        ring_seconds=_float(row.ring_seconds),
+        talk_seconds=_float(row.talk_seconds),
+        recording_file=row.recording_file,
+        recording_url=row.recording_url,
+        route_kind=row.route_kind,
+        route_target=row.route_target,
+        route_reason=row.route_reason,
+        party_kind=_enum_or_none(PartyKind, row.party_kind),
+        party_id=row.party_id,
+        party_name=row.party_name,
+        manager_id=row.manager_id,
+    )
+
+
+async def upsert_in(
+    session: AsyncSession, items: Sequence[tuple[CallRecord, LiveState | None]]
+) -> dict[CallKey, int]:
+    """Insert or update rows by ``(pbx, linkedid)`` in one statement; returns their ids."""
+    latest: dict[CallKey, dict[str, Any]] = {}
+    for record, live in items:
+        # One statement may touch a row only once (PostgreSQL insists): the last version wins.
+        latest[(record.pbx, record.linkedid)] = row_values(record, live)
+    if not latest:
+        return {}
+    dialect = session.get_bind().dialect.name
+    module: Any = postgresql if dialect == "postgresql" else sqlite
+    stmt = module.insert(CallRow).values(list(latest.values()))
+    stmt = stmt.on_conflict_do_update(
+        index_elements=[CallRow.pbx, CallRow.linkedid],
+        set_={name: getattr(stmt.excluded, name) for name in _UPSERT_COLUMNS},
+    ).returning(CallRow.id, CallRow.pbx, CallRow.linkedid)
+    result = await session.execute(stmt)
+    return {(pbx, linkedid): cid for cid, pbx, linkedid in result.all()}
+
+
+async def ended_keys_in(session: AsyncSession, keys: Sequence[CallKey]) -> set[CallKey]:
+    """Which of these calls are already stored as ended."""
+    if not keys:
+        return set()
+    rows = await session.execute(
+        select(CallRow.pbx, CallRow.linkedid).where(
+            tuple_(CallRow.pbx, CallRow.linkedid).in_(list(keys)), CallRow.ended_at.is_not(None)
+        )
+    )
+    return {(pbx, linkedid) for pbx, linkedid in rows.all()}
+
+
+async def merge_in(session: AsyncSession, pbx: str, old: str, new: str) -> None:
+    """Fold the row of linkedid ``old`` into ``new`` (after a transfer merged the calls)."""
+    ids = dict(
+        (
+            await session.execute(
+                select(CallRow.linkedid, CallRow.id).where(
+                    CallRow.pbx == pbx, CallRow.linkedid.in_([old, new])
+                )
+            )
+        ).all()
+    )
+    old_id, new_id = ids.get(old), ids.get(new)
+    if old_id is None:
+        return
+    if new_id is None:
+        await session.execute(update(CallRow).where(CallRow.id == old_id).values(linkedid=new))
+        return
+    for table in (TaskRow, DealRow, CallNoteRow):
+        await session.execute(update(table).where(table.call_id == old_id).values(call_id=new_id))
+    await session.execute(delete(CallRow).where(CallRow.id == old_id))
+
+
+class CallRepository:
+    """Stored calls: upsert, restore of live calls, listing."""
+
+    def __init__(self, db: Database) -> None:
+        self._db = db
+
+    async def upsert(self, record: CallRecord, live_state: LiveState | None) -> int:
+        """Store a call (one row per ``(pbx, linkedid)``); ``live_state`` None once it ended."""
+        async with self._db.session() as session:
+            ids = await upsert_in(session, [(record, live_state)])
+        return ids[(record.pbx, record.linkedid)]
+
+    async def upsert_many(self, items: Sequence[tuple[CallRecord, LiveState | None]]) -> dict[CallKey, int]:
+        """Store several calls in one transaction."""
+        async with self._db.session() as session:
+            return await upsert_in(session, items)
+
+    async def merge(self, pbx: str, old_linkedid: str, new_linkedid: str) -> None:
+        """Merge the row of ``old_linkedid`` into the one of ``new_linkedid``."""
+        async with self._db.session() as session:
+            await merge_in(session, pbx, old_linkedid, new_linkedid)
+
+    async def get(self, pbx: str, linkedid: str) -> StoredCall | None:
+        """One call by its key."""
+        async with self._db.session() as session:
+            row = (
+                await session.execute(select(CallRow).where(CallRow.pbx == pbx, CallRow.linkedid == linkedid))
+            ).scalar_one_or_none()
+            return None if row is None else StoredCall(row.id, to_record(row), row.live_state)
+
+    async def live(self, pbx: str) -> list[StoredCall]:
+        """Calls of ``pbx`` that were still going on when last written (to resume after a restart)."""
+        async with self._db.session() as session:
+            rows = (
+                await session.execute(
+                    select(CallRow)
+                    .where(CallRow.pbx == pbx, CallRow.live_state.is_not(None), CallRow.ended_at.is_(None))
+                    .order_by(CallRow.id)
+                )
+            ).scalars()
+            return [StoredCall(r.id, to_record(r), r.live_state) for r in rows]
+
+    async def between(self, start: datetime | None = None, end: datetime | None = None) -> list[StoredCall]:
+        """Calls that started in ``[start, end)``, oldest first."""
+        stmt = select(CallRow).order_by(CallRow.started_at, CallRow.id)
+        if start is not None:
+            stmt = stmt.where(CallRow.started_at >= start)
+        if end is not None:
+            stmt = stmt.where(CallRow.started_at < end)
+        async with self._db.session() as session:
+            rows = (await session.execute(stmt)).scalars()
+            return [StoredCall(r.id, to_record(r), r.live_state) for r in rows]
+
+    async def count(self) -> Mapping[CallKey, int]:
+        """How many rows each key has (always 1; for tests that prove it)."""
+        async with self._db.session() as session:
+            rows = await session.execute(select(CallRow.pbx, CallRow.linkedid))
+            counts: dict[CallKey, int] = {}
+            for pbx, linkedid in rows.all():
+                counts[(pbx, linkedid)] = counts.get((pbx, linkedid), 0) + 1
+            return counts
