@@ -73,7 +73,7 @@ async def _grouped(conn: AsyncConnection, key: Any, value: Any) -> dict[int, lis
 
 
 async def _logins(conn: AsyncConnection) -> dict[int, str]:
-    return dict((await conn.execute(select(ManagerRow.id, ManagerRow.login))).tuples().all())
+    return dict((await conn.execute(select(ManagerRow.id, ManagerRow.login))).all())
 
 
 async def _manager_rows(conn: AsyncConnection) -> list[list[Cell]]:

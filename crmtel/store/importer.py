@@ -371,9 +371,7 @@ async def _import_clients(
     links: dict[int, set[int]] = {}
     for chunk in _chunks(contact_ids):
         contact_names.update(
-            (await conn.execute(select(ContactRow.id, ContactRow.name).where(ContactRow.id.in_(chunk))))
-            .tuples()
-            .all()
+            (await conn.execute(select(ContactRow.id, ContactRow.name).where(ContactRow.id.in_(chunk)))).all()
         )
         for client_id, contact_id in await conn.execute(
             select(ClientContactRow.client_id, ClientContactRow.contact_id).where(
