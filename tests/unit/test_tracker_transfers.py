@@ -1,0 +1,260 @@
+"""Transfers and internal calls, built from real Asterisk 22 event shapes (BlindTransfer, AttendedTransfer)."""
+
+from __future__ import annotations
+
+from crmtel.ami.tracker import new_state
+from crmtel.domain import CallAnswered, CallRecord, Direction, Outcome
+from tests.fixtures.traces import Script, ended, run
+
+L1 = "1795470000.1"
+T = ("PJSIP/trunk-00000001", L1)
+A101 = ("PJSIP/101-00000002", "1795470000.2")
+B101 = ("PJSIP/101-00000003", "1795470005.3")  # 101's consultation channel (its own Linkedid)
+L2 = B101[1]
+C102_BLIND = ("PJSIP/102-00000004", "1795470006.4")
+C102_CONSULT = ("PJSIP/102-00000004", "1795470005.4")
+
+
+def _ch(
+    leg: tuple[str, str],
+    linkedid: str,
+    prefix: str = "",
+    *,
+    state: int = 6,
+    num: str = "<unknown>",
+    cid_name: str = "<unknown>",
+    context: str = "from-phones",
+    exten: str = "",
+) -> list[tuple[str, str]]:
+    return Script.channel(
+        leg[0],
+        leg[1],
+        linkedid,
+        prefix=prefix,
+        state=state,
+        num=num,
+        cid_name=cid_name,
+        context=context,
+        exten=exten,
+    )
+
+
+def _trunk(linkedid: str = L1, prefix: str = "", state: int = 6) -> list[tuple[str, str]]:
+    """The client's trunk channel (Ivan Petrov calling the company's DID)."""
+    return _ch(
+        T,
+        linkedid,
+        prefix,
+        state=state,
+        num="79161110001",
+        cid_name="Ivan Petrov",
+        context="from-trunk",
+        exten="4951234567",
+    )
+
+
+def _inbound_answered_by_101(s: Script) -> Script:
+    """A client call from the trunk answered by 101 at t=2 and bridged in bridge B1."""
+    s.add(1.0, "Newchannel", _trunk(state=4))
+    s.add(1.0, "Newchannel", _ch(A101, L1, state=0, num="101", exten="s"))
+    s.add(1.0, "DialBegin", _trunk(state=4), _ch(A101, L1, "Dest", state=0, num="101"), DialString="101")
+    s.add(2.0, "DialEnd", _trunk(state=4), _ch(A101, L1, "Dest", num="101"), DialStatus="ANSWER")
+    s.add(2.0, "BridgeEnter", _ch(A101, L1, num="101"), BridgeUniqueid="B1", BridgeNumChannels="1")
+    s.add(2.0, "BridgeEnter", _trunk(), BridgeUniqueid="B1", BridgeNumChannels="2")
+    return s
+
+
+def _only(records: list[CallRecord], linkedid: str) -> CallRecord:
+    matching = [r for r in records if r.linkedid == linkedid]
+    assert len(matching) == 1
+    return matching[0]
+
+
+def test_blind_transfer_makes_the_target_the_owner() -> None:
+    """101 blind-transfers the client to 102, who answers: answered_by is 102, talk counted from 101's answer."""
+    s = _inbound_answered_by_101(Script())
+    s.add(
+        5.0,
+        "BlindTransfer",
+        [("Result", "Success")],
+        _ch(A101, L1, "Transferer", num="101"),
+        _trunk(prefix="Transferee"),
+        [("BridgeUniqueid", "B1"), ("BridgeType", "basic"), ("IsExternal", "Yes")],
+        Context="from-phones",
+        Extension="102",
+    )
+    s.add(5.0, "BridgeLeave", _ch(A101, L1, num="101"), BridgeUniqueid="B1", BridgeNumChannels="1")
+    s.add(5.0, "Hangup", _ch(A101, L1, num="101"), Cause="16")
+    s.add(5.0, "BridgeLeave", _trunk(), BridgeUniqueid="B1", BridgeNumChannels="0")
+    s.add(5.1, "Newchannel", _ch(C102_BLIND, L1, state=0, num="102", exten="s"))
+    s.add(5.1, "DialBegin", _trunk(), _ch(C102_BLIND, L1, "Dest", state=0, num="102"), DialString="102")
+    s.add(7.0, "DialEnd", _trunk(), _ch(C102_BLIND, L1, "Dest", num="102"), DialStatus="ANSWER")
+    s.add(7.0, "BridgeEnter", _ch(C102_BLIND, L1, num="102"), BridgeUniqueid="B2", BridgeNumChannels="1")
+    s.add(7.0, "BridgeEnter", _trunk(), BridgeUniqueid="B2", BridgeNumChannels="2")
+    s.add(12.0, "Hangup", _trunk(), Cause="16")
+    s.add(12.0, "Hangup", _ch(C102_BLIND, L1, num="102"), Cause="16")
+    state, effects = run(new_state("pbx1"), s.events())
+    record = _only([e.record for e in ended(effects)], L1)
+    assert record.answered_by == "102"
+    assert record.extra["transferred_from"] == "101"
+    assert record.rang == ("101", "102")
+    assert record.outcome is Outcome.ANSWERED
+    assert record.ring_seconds == 1.0
+    assert record.talk_seconds == 10.0
+    assert [e.extension for e in effects if isinstance(e, CallAnswered)] == ["101", "102"]
+    assert not state.calls
+
+
+def test_blind_transfer_nobody_answers_keeps_the_first_owner() -> None:
+    """A blind transfer whose target never answers leaves the call with the manager who talked."""
+    s = _inbound_answered_by_101(Script())
+    s.add(
+        5.0,
+        "BlindTransfer",
+        [("Result", "Success")],
+        _ch(A101, L1, "Transferer", num="101"),
+        _trunk(prefix="Transferee"),
+        Extension="102",
+        Context="from-phones",
+    )
+    s.add(5.0, "Hangup", _ch(A101, L1, num="101"), Cause="16")
+    s.add(9.0, "Hangup", _trunk(), Cause="16")
+    _, effects = run(new_state("pbx1"), s.events())
+    record = _only([e.record for e in ended(effects)], L1)
+    assert record.answered_by == "101"
+    assert "transferred_from" not in record.extra
+
+
+def _attended(with_target_header: bool, linkedid_moves: bool) -> list[CallRecord]:
+    s = _inbound_answered_by_101(Script())
+    # 101 consults 102 on a second line: a new internal call with its own Linkedid.
+    s.add(5.0, "Newchannel", _ch(B101, L2, state=4, num="101", exten="102"))
+    s.add(5.0, "Newchannel", _ch(C102_CONSULT, L2, state=0, num="102", exten="s"))
+    s.add(
+        5.0, "DialBegin", _ch(B101, L2, num="101"), _ch(C102_CONSULT, L2, "Dest", state=0), DialString="102"
+    )
+    s.add(
+        6.0,
+        "DialEnd",
+        _ch(B101, L2, num="101"),
+        _ch(C102_CONSULT, L2, "Dest", num="102"),
+        DialStatus="ANSWER",
+    )
+    s.add(6.0, "BridgeEnter", _ch(C102_CONSULT, L2, num="102"), BridgeUniqueid="B2", BridgeNumChannels="1")
+    s.add(6.0, "BridgeEnter", _ch(B101, L2, num="101"), BridgeUniqueid="B2", BridgeNumChannels="2")
+    target = _ch(C102_CONSULT, L2, "TransferTarget", num="102") if with_target_header else []
+    s.add(
+        8.0,
+        "AttendedTransfer",
+        [("Result", "Success")],
+        _ch(A101, L1, "OrigTransferer", num="101"),
+        [("OrigBridgeUniqueid", "B1"), ("OrigBridgeNumChannels", "2")],
+        _ch(B101, L2, "SecondTransferer", num="101"),
+        [("SecondBridgeUniqueid", "B2"), ("SecondBridgeNumChannels", "2")],
+        [("DestType", "Bridge"), ("DestBridgeUniqueid", "B1")],
+        _trunk(prefix="Transferee"),
+        target,
+        IsExternal="Yes",
+    )
+    moved = L1 if linkedid_moves else L2
+    s.add(8.0, "BridgeLeave", _ch(C102_CONSULT, L2, num="102"), BridgeUniqueid="B2", BridgeNumChannels="1")
+    s.add(8.0, "BridgeEnter", _ch(C102_CONSULT, moved, num="102"), BridgeUniqueid="B1", BridgeNumChannels="3")
+    s.add(8.0, "BridgeLeave", _ch(A101, L1, num="101"), BridgeUniqueid="B1", BridgeNumChannels="2")
+    s.add(8.0, "Hangup", _ch(A101, L1, num="101"), Cause="16")
+    s.add(8.0, "BridgeLeave", _ch(B101, L2, num="101"), BridgeUniqueid="B2", BridgeNumChannels="0")
+    s.add(8.0, "Hangup", _ch(B101, L2, num="101"), Cause="16")
+    s.add(20.0, "BridgeLeave", _trunk(), BridgeUniqueid="B1", BridgeNumChannels="1")
+    s.add(20.0, "Hangup", _trunk(), Cause="16")
+    s.add(20.0, "Hangup", _ch(C102_CONSULT, moved, num="102"), Cause="16")
+    state, effects = run(new_state("pbx1"), s.events())
+    assert not state.calls
+    assert not state.channels
+    return [e.record for e in ended(effects)]
+
+
+def test_attended_transfer_makes_the_target_the_owner() -> None:
+    """101 consults 102 then completes the transfer: the client's call is owned by 102 and ends at 20 s."""
+    records = _attended(with_target_header=True, linkedid_moves=True)
+    client = _only(records, L1)
+    assert client.answered_by == "102"
+    assert client.extra["transferred_from"] == "101"
+    assert client.direction is Direction.INBOUND
+    assert client.talk_seconds == 18.0
+    assert client.ended_at is not None
+    consult = _only(records, L2)
+    assert consult.direction is Direction.INTERNAL
+    assert (consult.caller_number, consult.dialled, consult.answered_by) == ("101", "102", "102")
+
+
+def test_attended_transfer_without_target_header_uses_the_second_bridge() -> None:
+    """Older Asterisk sends no TransferTarget: the other party in the consultation bridge is the new owner."""
+    records = _attended(with_target_header=False, linkedid_moves=True)
+    assert _only(records, L1).answered_by == "102"
+
+
+def test_attended_transfer_when_linkedid_does_not_move() -> None:
+    """If the target keeps its own Linkedid both calls still end, and the client's call is owned by 102."""
+    records = _attended(with_target_header=True, linkedid_moves=False)
+    assert _only(records, L1).answered_by == "102"
+    assert _only(records, L2).answered_by == "102"
+
+
+def test_failed_transfer_changes_nothing() -> None:
+    """A BlindTransfer with Result Fail leaves the owner as it was."""
+    s = _inbound_answered_by_101(Script())
+    s.add(
+        5.0,
+        "BlindTransfer",
+        [("Result", "Fail")],
+        _ch(A101, L1, "Transferer", num="101"),
+        _trunk(prefix="Transferee"),
+        Extension="102",
+    )
+    s.add(6.0, "Hangup", _ch(A101, L1, num="101"), Cause="16")
+    s.add(6.0, "Hangup", _trunk(), Cause="16")
+    _, effects = run(new_state("pbx1"), s.events())
+    assert _only([e.record for e in ended(effects)], L1).answered_by == "101"
+
+
+def test_internal_call_between_extensions() -> None:
+    """101 dials 102 who answers: an internal call, caller 101, rang 102, answered by 102."""
+    lid = "1795470100.1"
+    a = ("PJSIP/101-00000010", lid)
+    b = ("PJSIP/102-00000011", "1795470100.2")
+    s = Script()
+    s.add(0.0, "Newchannel", _ch(a, lid, state=4, num="101", cid_name="Анна Смирнова", exten="102"))
+    s.add(0.1, "Newchannel", _ch(b, lid, state=0, num="102", exten="s"))
+    s.add(0.1, "DialBegin", _ch(a, lid, state=4, num="101"), _ch(b, lid, "Dest", state=0), DialString="102")
+    s.add(3.0, "DialEnd", _ch(a, lid, num="101"), _ch(b, lid, "Dest", num="102"), DialStatus="ANSWER")
+    s.add(9.0, "Hangup", _ch(b, lid, num="102"), Cause="16")
+    s.add(9.0, "Hangup", _ch(a, lid, num="101"), Cause="16")
+    _, effects = run(new_state("pbx1"), s.events())
+    record = _only([e.record for e in ended(effects)], lid)
+    assert record.direction is Direction.INTERNAL
+    assert (record.caller_number, record.caller_name, record.dialled) == ("101", "Анна Смирнова", "102")
+    assert (record.rang, record.answered_by) == (("102",), "102")
+    assert (record.ring_seconds, record.talk_seconds) == (3.0, 6.0)
+
+
+def test_configured_trunk_with_numeric_name_is_not_an_extension() -> None:
+    """An endpoint listed in ``trunks`` is a trunk even when its name is a short number."""
+    lid = "1795470200.1"
+    trunk = ("PJSIP/5000-00000020", lid)
+    phone = ("PJSIP/103-00000021", "1795470200.2")
+    s = Script()
+    s.add(
+        0.0,
+        "Newchannel",
+        _ch(trunk, lid, state=4, num="79035550000", context="from-trunk", exten="4951234567"),
+    )
+    s.add(0.1, "DialBegin", _ch(trunk, lid, state=4), _ch(phone, lid, "Dest", state=0), DialString="103")
+    s.add(1.0, "DialEnd", _ch(trunk, lid), _ch(phone, lid, "Dest"), DialStatus="BUSY")
+    s.add(1.0, "Hangup", _ch(phone, lid), Cause="17")
+    s.add(1.2, "Hangup", _ch(trunk, lid), Cause="16")
+    _, effects = run(new_state("pbx1", trunks={"5000"}), s.events())
+    record = _only([e.record for e in ended(effects)], lid)
+    assert record.direction is Direction.INBOUND
+    assert record.caller_number == "+79035550000"
+    assert record.rang == ("103",)
+    assert record.outcome is Outcome.MISSED
+    assert record.missed_reason == "busy"
