@@ -31,14 +31,14 @@ async def snapshot(db: Database) -> dict[str, Any]:
             for r in await conn.execute(select(ClientRow))
         }
         contacts = dict((await conn.execute(select(ContactRow.id, ContactRow.name))).all())
-        phones = [
-            tuple(r)
+        phones: list[tuple[str, int | None, int | None, int | None]] = [
+            (r[0], r[1], r[2], r[3])
             for r in await conn.execute(
                 select(PhoneRow.e164, PhoneRow.client_id, PhoneRow.contact_id, PhoneRow.lead_id)
             )
         ]
-        links = [
-            tuple(r)
+        links: list[tuple[int, int]] = [
+            (r[0], r[1])
             for r in await conn.execute(select(ClientContactRow.client_id, ClientContactRow.contact_id))
         ]
         leads = {
@@ -52,7 +52,9 @@ async def snapshot(db: Database) -> dict[str, Any]:
             ((contacts[k], sorted((clients[c] for c, k2 in links if k2 == k), key=str)) for k in contacts),
             key=str,
         ),
-        "contact_phones": sorted(((contacts[k], e) for e, _c, k, _l in phones if k is not None), key=str),
+        "contact_phones": sorted(
+            ((contacts[person], e) for e, _c, person, _l in phones if person is not None), key=str
+        ),
         "leads": sorted(leads.values(), key=str),
         "lead_phones": sorted(((leads[lead], e) for e, _c, _k, lead in phones if lead is not None), key=str),
     }
