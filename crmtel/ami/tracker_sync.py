@@ -177,9 +177,13 @@ def _drop_legs(tx: Tx, call: Call, gone: list[str]) -> None:
         tx.index(uid, None)
     legs = {k: v for k, v in call.legs.items() if k not in gone}
     changes: dict[str, Any] = {"legs": legs, "ringing": ringing}
-    if call.linkedid in gone and call.answered_by is None and call.in_queue:
-        changes["unanswered_reason"] = MissedReason.ABANDONED_IN_QUEUE
-        changes["in_queue"] = False
+    if call.linkedid in gone and call.answered_by is None:
+        # The caller vanished while we were away: judge by where the call was when we last saw it.
+        if call.in_queue:
+            changes["unanswered_reason"] = MissedReason.ABANDONED_IN_QUEUE
+            changes["in_queue"] = False
+        elif call.ringing:
+            changes["unanswered_reason"] = MissedReason.CALLER_HUNG_UP_RINGING
     call = replace(call, **changes)
     tx.put(call)
     if not legs:
