@@ -216,8 +216,15 @@ class FakeAmiServer:
         drop_after: int | None = None,
         lose_on_drop: int = 0,
         pause_after: int | None = None,
+        live: bool = False,
     ) -> None:
         self.stream = list(stream)
+        # Live mode (the simulator): the stream never finishes, ``extend`` adds to it, and times are
+        # absolute from ``start()`` instead of from each connection's first item.
+        self.live = live
+        self._more = asyncio.Event()
+        self._origin = 0.0
+        self._now_t = self.stream[0].t if self.stream else 0.0
         self.username = username
         self.secret = secret
         self.speed = speed
@@ -240,7 +247,7 @@ class FakeAmiServer:
         self._server: asyncio.Server | None = None
         self._handlers: set[asyncio.Task[None]] = set()
         self._writers: set[asyncio.StreamWriter] = set()
-        if not self.stream:
+        if not self.stream and not live:
             self.finished.set()
 
     @property
@@ -253,6 +260,7 @@ class FakeAmiServer:
 
     async def start(self, host: str = "127.0.0.1", port: int = 0) -> None:
         """Listen on ``host:port`` (0: any free port)."""
+        self._origin = asyncio.get_running_loop().time()
         self._server = await asyncio.start_server(self._on_client, host, port)
 
     async def close(self) -> None:
@@ -282,7 +290,28 @@ class FakeAmiServer:
     @property
     def stream_time(self) -> float:
         """Recording time of the current stream position."""
-        return self.stream[self.cursor - 1].t if self.cursor else (self.stream[0].t if self.stream else 0.0)
+        return self._now_t
+
+    @property
+    def clock(self) -> float:
+        """Live mode: the stream time it is now."""
+        return (asyncio.get_running_loop().time() - self._origin) * (self.speed or 1.0)
+
+    def extend(self, items: Sequence[StreamItem]) -> None:
+        """Live mode: merge more items into the part not yet sent (what was sent is forgotten)."""
+        tail = [*self.stream[self.cursor :], *items]
+        tail.sort(key=lambda item: item.t)
+        self.stream = tail
+        self.cursor = 0
+        self._more.set()
+
+    def _consume(self) -> StreamItem:
+        item = self.stream[self.cursor]
+        self.cursor += 1
+        self._now_t = max(self._now_t, item.t)
+        if isinstance(item, Recorded):
+            self._book.apply(item.t, Message(item.headers))
+        return item
 
     def _timestamp(self) -> str:
         return f"{self.epoch + self.stream_time:.6f}"
@@ -404,33 +433,43 @@ class _Session:
         loop = asyncio.get_running_loop()
         base_wall = loop.time()
         base_t = server.stream[server.cursor].t if server.cursor < len(server.stream) else 0.0
-        while server.cursor < len(server.stream):
+        while True:
+            if server.cursor >= len(server.stream):
+                if not server.live:
+                    return
+                server._more.clear()
+                await server._more.wait()
+                continue
             if server.pause_after is not None and server.cursor >= server.pause_after:
                 server._resume.clear()
                 await server._resume.wait()
                 base_wall, base_t = loop.time(), server.stream[server.cursor].t
             item = server.stream[server.cursor]
-            if server.speed:
+            if server.live:
+                delay = server._origin + item.t / (server.speed or 1.0) - loop.time()
+            elif server.speed:
                 delay = base_wall + (item.t - base_t) / server.speed - loop.time()
-                if delay > 0:
-                    await asyncio.sleep(delay)
-            server.cursor += 1
+            else:
+                delay = 0.0
+            if delay > 0:
+                # Wake up early when an extend() puts something sooner in front of this item.
+                server._more.clear()
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(server._more.wait(), delay)
+                continue
+            item = server._consume()
             if isinstance(item, Garbage):
                 await self.write(item.data)
             else:
-                server._book.apply(item.t, Message(item.headers))
                 await self.send(item.headers, event=True)
-            if server.cursor >= len(server.stream):
+            if server.cursor >= len(server.stream) and not server.live:
                 server.finished.set()
             if server.drop_after is not None and server.cursor >= server.drop_after:
                 server.drop_after = None
                 for _ in range(server.lose_on_drop):
                     if server.cursor >= len(server.stream):
                         break
-                    lost = server.stream[server.cursor]
-                    server.cursor += 1
-                    if isinstance(lost, Recorded):
-                        server._book.apply(lost.t, Message(lost.headers))
+                    server._consume()
                 if server.cursor >= len(server.stream):
                     server.finished.set()
                 if server.lose_on_drop:

@@ -1,0 +1,241 @@
+"""The built-in AMI simulator behind ``crmtel demo``: a fake PBX that keeps making realistic calls.
+
+Every call is one of the recorded Asterisk 22 streams shipped in ``crmtel/ami/data`` (the nine shared
+traces), rewritten so it is a new call: fresh Uniqueids/Linkedids, channel sequence numbers and bridge
+ids; a different caller number (and name) part of the time, so unknown callers and new leads show up next
+to the demo clients; stretched or squeezed timings; and placed at a random moment, so calls overlap.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import random
+import re
+import time
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from importlib import resources
+
+from crmtel.ami.fakeserver import FakeAmiServer, Recorded
+
+log = logging.getLogger(__name__)
+
+_ID_KEYS = ("uniqueid", "linkedid")
+_BRIDGE_KEYS = ("bridgeuniqueid", "bridgeid")
+_ID_RE = re.compile(r"(?<![\d.])\d{9,11}\.\d+(?![\d])")
+_CHANNEL_SEQ_RE = re.compile(r"((?:PJSIP|SIP|IAX2|DAHDI|Local)/[^\s,&]+?)-([0-9a-f]{8})(?=$|;|[^0-9a-f])")
+# Russian mobile numbers in any of their spellings: +7 916…, 7916…, 8916…
+_MOBILE_RE = re.compile(r"(?<!\d)(\+7|7|8)(9\d{9})(?!\d)")
+_NAMES = (
+    "Пётр Иванов",
+    "Мария Кузнецова",
+    "Sergey Volkov",
+    "Elena Morozova",
+    "ООО Ромашка",
+    "Dmitry Sokolov",
+    "Наталья Попова",
+    "Alexey Novikov",
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Pattern:
+    """One recorded call: its messages with times relative to its first message."""
+
+    name: str
+    messages: tuple[Recorded, ...]
+
+
+def load_patterns() -> list[Pattern]:
+    """The recorded calls shipped with crmtel (session events such as FullyBooted left out)."""
+    out: list[Pattern] = []
+    folder = resources.files("crmtel.ami") / "data"
+    for entry in sorted(folder.iterdir(), key=lambda e: e.name):
+        if not entry.name.endswith(".jsonl"):
+            continue
+        rows = [json.loads(line) for line in entry.read_text(encoding="utf-8").splitlines() if line.strip()]
+        messages = [
+            Recorded(float(row["t"]), tuple((str(k), str(v)) for k, v in row["headers"]))
+            for row in rows
+            if "headers" in row
+            and row["headers"]
+            and row["headers"][0][0] == "Event"
+            and row["headers"][0][1] not in {"FullyBooted", "SuccessfulAuth"}
+        ]
+        if messages:
+            t0 = messages[0].t
+            out.append(
+                Pattern(
+                    entry.name.removesuffix(".jsonl"), tuple(Recorded(m.t - t0, m.headers) for m in messages)
+                )
+            )
+    return out
+
+
+class Rewriter:
+    """Turns a recorded call into a new, distinct call; keeps counters across calls."""
+
+    def __init__(self, rng: random.Random) -> None:
+        self.rng = rng
+        self._seq = 0x1000
+        self._serial = 1000
+
+    def rewrite(
+        self,
+        pattern: Pattern,
+        *,
+        start: float,
+        epoch: float,
+        stretch: float = 1.0,
+        new_caller: bool = False,
+    ) -> list[Recorded]:
+        """The pattern as a new call starting at stream time ``start``."""
+        ids: dict[str, str] = {}
+        seqs: dict[str, str] = {}
+        bridges: dict[str, str] = {}
+        numbers: dict[str, str] = {}
+        names: dict[str, str] = {}
+        base = int(epoch + start)
+        for msg in pattern.messages:
+            for key, value in msg.headers:
+                low = key.lower()
+                if low.endswith(_ID_KEYS) and _ID_RE.fullmatch(value) and value not in ids:
+                    self._serial += 1
+                    ids[value] = f"{base}.{self._serial}"
+                elif low.endswith(_BRIDGE_KEYS) and value and value not in bridges:
+                    bridges[value] = str(uuid.UUID(int=self.rng.getrandbits(128), version=4))
+        if new_caller:
+            for msg in pattern.messages:
+                headers = dict(msg.headers)
+                found = _MOBILE_RE.search(headers.get("CallerIDNum", ""))
+                if (
+                    found
+                    and headers.get("Channel", "").startswith("PJSIP/trunk")
+                    and found.group(2) not in numbers
+                ):
+                    numbers[found.group(2)] = "9" + "".join(str(self.rng.randrange(10)) for _ in range(9))
+                    old_name = headers.get("CallerIDName", "")
+                    if old_name and old_name != "<unknown>":
+                        names[old_name] = self.rng.choice(_NAMES)
+            if not numbers:
+                # An outbound call: the dialled number changes instead.
+                for msg in pattern.messages:
+                    for _, value in msg.headers:
+                        for found in _MOBILE_RE.finditer(value):
+                            if found.group(2) not in numbers:
+                                numbers[found.group(2)] = "9" + "".join(
+                                    str(self.rng.randrange(10)) for _ in range(9)
+                                )
+
+        def seq(match: re.Match[str]) -> str:
+            old = match.group(2)
+            if old not in seqs:
+                self._seq += 1
+                seqs[old] = f"{self._seq:08x}"
+            return f"{match.group(1)}-{seqs[old]}"
+
+        def value_of(key: str, value: str) -> str:
+            if not value:
+                return value
+            if value in bridges:
+                return bridges[value]
+            if value in names and key.lower().endswith("name"):
+                return names[value]
+            if "." in value:
+                value = _ID_RE.sub(lambda m: ids.get(m.group(0), m.group(0)), value)
+            if "/" in value:
+                value = _CHANNEL_SEQ_RE.sub(seq, value)
+            if numbers:
+                value = _MOBILE_RE.sub(lambda m: m.group(1) + numbers.get(m.group(2), m.group(2)), value)
+            return value
+
+        return [
+            Recorded(start + m.t * stretch, tuple((k, value_of(k, v)) for k, v in m.headers))
+            for m in pattern.messages
+        ]
+
+
+class Simulator:
+    """A fake AMI server that never runs out of calls; ``start``/``close`` like the real thing's peer."""
+
+    def __init__(
+        self,
+        *,
+        username: str = "crmtel",
+        secret: str = "",
+        seed: int | None = None,
+        mean_gap: float = 7.0,
+        speed: float = 1.0,
+        chunk_size: int = 64 * 1024,
+    ) -> None:
+        self.rng = random.Random(seed)
+        self.patterns = load_patterns()
+        self.mean_gap = mean_gap
+        self.server = FakeAmiServer(
+            [], username=username, secret=secret, speed=speed, chunk_size=chunk_size, live=True
+        )
+        self.rewriter = Rewriter(self.rng)
+        self.calls = 0
+        self._next_start = 1.0
+        self._task: asyncio.Task[None] | None = None
+
+    @property
+    def port(self) -> int:
+        """The TCP port the simulator listens on."""
+        return self.server.port
+
+    async def start(self, host: str = "127.0.0.1", port: int = 0) -> None:
+        """Listen and start generating calls."""
+        self.server.epoch = time.time()
+        await self.server.start(host, port)
+        self._task = asyncio.create_task(self._generate(), name="ami-simulator")
+
+    async def close(self) -> None:
+        """Stop generating and close the server."""
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+        await self.server.close()
+
+    def schedule(self, count: int = 1) -> None:
+        """Queue ``count`` more calls after the last one scheduled."""
+        for _ in range(count):
+            pattern = self.rng.choice(self.patterns)
+            items = self.rewriter.rewrite(
+                pattern,
+                start=self._next_start,
+                epoch=self.server.epoch,
+                stretch=self.rng.uniform(0.8, 1.6),
+                new_caller=self.rng.random() < 0.4,
+            )
+            self.server.extend(items)
+            self.calls += 1
+            self._next_start += max(0.5, self.rng.expovariate(1.0 / self.mean_gap))
+
+    async def _generate(self) -> None:
+        while True:
+            # Keep about half a minute of calls scheduled ahead of the clock.
+            while self._next_start < self.server.clock + 30.0:
+                self.schedule()
+            await asyncio.sleep(1.0)
+
+
+def rewrite_many(
+    patterns: Sequence[Pattern], count: int, *, seed: int = 1, gap: float = 0.0
+) -> list[Recorded]:
+    """``count`` distinct calls made from the patterns, back to back (for benchmarks and tests)."""
+    rng = random.Random(seed)
+    rewriter = Rewriter(rng)
+    out: list[Recorded] = []
+    start = 0.0
+    for i in range(count):
+        pattern = patterns[i % len(patterns)]
+        out.extend(rewriter.rewrite(pattern, start=start, epoch=1_800_000_000.0, new_caller=i % 3 == 0))
+        start = (out[-1].t if out else start) + gap
+    return out
