@@ -241,10 +241,25 @@ def test_transfer_events() -> None:
 
 
 _NAMES = st.sampled_from(
-    (
-        "Event Channel Uniqueid Linkedid DestChannel DestUniqueid DialStatus Queue Variable Value Cause "
-        "ChannelState BridgeUniqueid Result Duration Newname LocalOneChannel"
-    ).split()
+    [
+        "Event",
+        "Channel",
+        "Uniqueid",
+        "Linkedid",
+        "DestChannel",
+        "DestUniqueid",
+        "DialStatus",
+        "Queue",
+        "Variable",
+        "Value",
+        "Cause",
+        "ChannelState",
+        "BridgeUniqueid",
+        "Result",
+        "Duration",
+        "Newname",
+        "LocalOneChannel",
+    ]
 )
 _EVENTS = st.sampled_from(sorted(["Newchannel", "Hangup", "DialBegin", "DialEnd", "VarSet", "Rename", "Cdr"]))
 
