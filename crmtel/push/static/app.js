@@ -172,6 +172,7 @@ function upsert(msg, state) {
     entry.exts.push(msg.extension);
   }
   if (state === "lost" && entry.state === "mine") return; // one of our own phones won
+  if (state === "ended" && entry.state === "lost") return; // keep saying who answered until it fades
   entry.state = state;
   entry.msg = msg;
   if (msg.card) entry.card = msg.card;
