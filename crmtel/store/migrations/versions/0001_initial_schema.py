@@ -78,7 +78,20 @@ def upgrade() -> None:
     )
     with op.batch_alter_table("calls", schema=None) as batch_op:
         batch_op.create_index("ix_calls_caller", ["caller_number", "started_at"], unique=False)
-        batch_op.create_index("ix_calls_started", ["started_at", "manager_id"], unique=False)
+        batch_op.create_index(
+            "ix_calls_started",
+            [
+                "started_at",
+                "direction",
+                "outcome",
+                "manager_id",
+                "answered_by",
+                "talk_seconds",
+                "caller_number",
+                "dialled",
+            ],
+            unique=False,
+        )
 
     op.create_table(
         "clients",
