@@ -14,6 +14,7 @@ from typing import Any
 from sqlalchemy import (
     ColumnElement,
     Select,
+    Subquery,
     and_,
     case,
     func,
@@ -21,6 +22,7 @@ from sqlalchemy import (
     not_,
     or_,
     select,
+    text,
     union_all,
 )
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -54,17 +56,6 @@ class QueryOptions:
 
 def _one(condition: ColumnElement[bool]) -> ColumnElement[int]:
     return func.coalesce(func.sum(case((condition, 1), else_=0)), 0)
-
-
-def _manager_of_call() -> ColumnElement[Any]:
-    # The pipeline's attribution wins; a call it left unattributed goes to whoever owns the answering extension.
-    return func.coalesce(_CALLS.c.manager_id, _EXT.c.manager_id)
-
-
-def _calls_with_manager() -> Any:
-    return _CALLS.outerjoin(
-        _EXT, and_(_CALLS.c.manager_id.is_(None), _EXT.c.extension == _CALLS.c.answered_by)
-    )
 
 
 def _in(column: ColumnElement[Any], start: datetime, end: datetime) -> ColumnElement[bool]:
@@ -101,29 +92,68 @@ class _Numbers:
         return case((func.length(col) > n, func.substr(col, func.length(col) - (n - 1))), else_=col)
 
 
+def _pushdown(filt: ReportFilter) -> list[ColumnElement[bool]]:
+    # Narrow the scan early; calls without a manager_id stay in, they may resolve to one by extension.
+    c = _CALLS.c
+    conds: list[ColumnElement[bool]] = []
+    if filt.manager_id is not None:
+        conds.append(or_(c.manager_id == filt.manager_id, c.manager_id.is_(None)))
+    if filt.team is not None:
+        team = select(_MANAGERS.c.id).where(_MANAGERS.c.speciality == filt.team)
+        conds.append(or_(c.manager_id.in_(team), c.manager_id.is_(None)))
+    return conds
+
+
+def _attributed(raw: Subquery, *columns: ColumnElement[Any], filt: ReportFilter) -> Select[Any]:
+    """Sum pre-grouped call counts per manager, resolving rows without a manager by answering extension."""
+    # Grouping by the raw columns first keeps the per-row work minimal; the join runs on a few hundred rows.
+    mid = func.coalesce(raw.c.manager_id, _EXT.c.manager_id)
+    return (
+        select(mid.label("mid"), *columns)
+        .select_from(
+            raw.outerjoin(_EXT, and_(raw.c.manager_id.is_(None), _EXT.c.extension == raw.c.answered_by))
+        )
+        .where(*_manager_filter(mid, filt))
+        .group_by(mid)
+    )
+
+
+def _sum_if(condition: ColumnElement[bool], value: ColumnElement[Any]) -> ColumnElement[Any]:
+    return func.coalesce(func.sum(case((condition, value), else_=0)), 0)
+
+
 def _calls_stmt(period: Period, filt: ReportFilter) -> Select[Any]:
     c = _CALLS.c
-    mid = _manager_of_call().label("mid")
-    answered = c.outcome == Outcome.ANSWERED.value
-    return (
+    raw = (
         select(
-            mid,
-            _one(c.direction == Direction.INBOUND.value).label("inbound"),
-            _one(c.direction == Direction.OUTBOUND.value).label("outbound"),
-            _one(answered).label("answered"),
-            _one(and_(c.direction == Direction.INBOUND.value, c.outcome == Outcome.MISSED.value)).label(
-                "missed"
-            ),
-            func.coalesce(func.sum(case((answered, c.talk_seconds), else_=0)), 0).label("talk_seconds"),
+            c.manager_id,
+            c.answered_by,
+            c.direction,
+            c.outcome,
+            func.count().label("n"),
+            func.sum(c.talk_seconds).label("talk"),
         )
-        .select_from(_calls_with_manager())
         .where(
             _in(c.started_at, period.start_utc, period.end_utc),
             c.direction.in_(_COUNTED),
             c.outcome.is_not(None),
-            *_manager_filter(_manager_of_call(), filt),
+            *_pushdown(filt),
         )
-        .group_by(_manager_of_call())
+        .group_by(c.manager_id, c.answered_by, c.direction, c.outcome)
+        .subquery("raw_calls")
+    )
+    r = raw.c
+    answered = r.outcome == Outcome.ANSWERED.value
+    return _attributed(
+        raw,
+        _sum_if(r.direction == Direction.INBOUND.value, r.n).label("inbound"),
+        _sum_if(r.direction == Direction.OUTBOUND.value, r.n).label("outbound"),
+        _sum_if(answered, r.n).label("answered"),
+        _sum_if(and_(r.direction == Direction.INBOUND.value, r.outcome == Outcome.MISSED.value), r.n).label(
+            "missed"
+        ),
+        _sum_if(answered, r.talk).label("talk_seconds"),
+        filt=filt,
     )
 
 
@@ -131,35 +161,41 @@ def _not_called_back_stmt(
     period: Period, filt: ReportFilter, numbers: _Numbers, grace: timedelta
 ) -> Select[Any]:
     c = _CALLS.c
-    window_end = period.end_utc + grace
-    answered_in = select(numbers.key(c.caller_number).label("k"), c.started_at.label("at")).where(
-        _in(c.started_at, period.start_utc, window_end),
-        c.direction == Direction.INBOUND.value,
-        c.outcome == Outcome.ANSWERED.value,
-        numbers.dialable(c.caller_number),
-    )
-    answered_out = select(numbers.key(c.dialled).label("k"), c.started_at.label("at")).where(
-        _in(c.started_at, period.start_utc, window_end),
-        c.direction == Direction.OUTBOUND.value,
-        c.outcome == Outcome.ANSWERED.value,
-        numbers.dialable(c.dialled),
-    )
-    both = union_all(answered_in, answered_out).subquery("answered_calls")
-    # A missed call was called back iff the latest answered call with its number started after it.
-    last = select(both.c.k, func.max(both.c.at).label("last_at")).group_by(both.c.k).subquery("last_answered")
-    mid = _manager_of_call()
-    return (
-        select(mid.label("mid"), func.count().label("missed_not_called_back"))
-        .select_from(_calls_with_manager().outerjoin(last, last.c.k == numbers.key(c.caller_number)))
+    missed = (
+        select(c.manager_id, c.answered_by, numbers.key(c.caller_number).label("k"), c.started_at)
         .where(
             _in(c.started_at, period.start_utc, period.end_utc),
             c.direction == Direction.INBOUND.value,
             c.outcome == Outcome.MISSED.value,
-            or_(last.c.last_at.is_(None), last.c.last_at <= c.started_at),
-            *_manager_filter(mid, filt),
+            *_pushdown(filt),
         )
-        .group_by(mid)
+        .cte("missed_calls")
     )
+    window_end = period.end_utc + grace
+
+    def answered(direction: Direction, number: ColumnElement[Any]) -> Select[Any]:
+        # Only numbers that had a missed call matter: that keeps the grouping below small.
+        return select(numbers.key(number).label("k"), c.started_at.label("at")).where(
+            _in(c.started_at, period.start_utc, window_end),
+            c.direction == direction.value,
+            c.outcome == Outcome.ANSWERED.value,
+            numbers.dialable(number),
+            numbers.key(number).in_(select(missed.c.k)),
+        )
+
+    both = union_all(
+        answered(Direction.INBOUND, c.caller_number), answered(Direction.OUTBOUND, c.dialled)
+    ).subquery("answered_calls")
+    # A missed call was called back iff the latest answered call with its number started after it.
+    last = select(both.c.k, func.max(both.c.at).label("last_at")).group_by(both.c.k).subquery("last_answered")
+    raw = (
+        select(missed.c.manager_id, missed.c.answered_by, func.count().label("n"))
+        .select_from(missed.outerjoin(last, last.c.k == missed.c.k))
+        .where(or_(last.c.last_at.is_(None), last.c.last_at <= missed.c.started_at))
+        .group_by(missed.c.manager_id, missed.c.answered_by)
+        .subquery("raw_not_called_back")
+    )
+    return _attributed(raw, func.sum(raw.c.n).label("missed_not_called_back"), filt=filt)
 
 
 def _deals_won_stmt(period: Period, filt: ReportFilter) -> Select[Any]:
@@ -261,6 +297,10 @@ class ReportQueries:
         )
         merged: dict[int | None, dict[str, int | float]] = {}
         async with self._db.session() as session:
+            if self._db.engine.dialect.name == "postgresql":
+                # Big one-off aggregations: JIT compiling costs more than it saves, and hashes must fit in memory.
+                await session.execute(text("SET LOCAL jit = off"))
+                await session.execute(text("SET LOCAL work_mem = '64MB'"))
             managers = (await session.execute(_managers_stmt(filt))).all()
             for stmt in statements:
                 await _merge(session, stmt, merged)

@@ -1,0 +1,266 @@
+"""Benchmark of the calls-versus-deals report: 10,000,000 calls, 200 managers, 500,000 deals.
+
+Generates the data inside the database (PostgreSQL ``generate_series``, SQLite recursive CTE, both
+``INSERT … SELECT``), then times the report for one month (which also computes the previous month).
+
+    python bench/report.py                       # both databases, full size (several minutes to load)
+    python bench/report.py --calls 200000        # quick run
+    python bench/report.py --backend sqlite --reuse   # keep the loaded data between runs
+
+Targets: PostgreSQL ≤ 1 s, SQLite ≤ 5 s for the one-month report.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import statistics
+import sys
+import time
+from datetime import date
+from pathlib import Path
+
+from sqlalchemy import text
+from sqlalchemy.engine import make_url
+from sqlalchemy.ext.asyncio import create_async_engine
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from crmtel.reports.models import Period
+from crmtel.reports.queries import ReportQueries
+from crmtel.store.db import Database, upgrade_sync
+from crmtel.store.models import Base
+
+YEAR_SECONDS = 365 * 86400
+TARGETS = {"postgresql": 1.0, "sqlite": 5.0}
+MONTH = Period(date(2026, 6, 1), date(2026, 7, 1), "Europe/Moscow")
+
+# Expressions shared by both generators, over the series value ``g`` (1..N); ``{ts}`` renders a timestamp.
+_CALL_DIRECTION = "CASE WHEN g % 10 = 0 THEN 'internal' WHEN g % 10 < 4 THEN 'outbound' ELSE 'inbound' END"
+_CALL_OUTCOME = "CASE WHEN ((g / 10) * 7) % 10 < 2 THEN 'missed' ELSE 'answered' END"
+_CALL_MANAGER = "CASE WHEN g % 20 = 7 THEN NULL ELSE (g * 31) % {managers} + 1 END"
+_CALL_ANSWERED_BY = "CASE WHEN ((g / 10) * 7) % 10 < 2 AND g % 10 >= 4 THEN NULL ELSE CAST(1000 + (g * 31) % {managers} AS TEXT) END"
+_CALL_TALK = "CASE WHEN ((g / 10) * 7) % 10 < 2 THEN 0 ELSE (g * 13) % 600 END"
+
+
+def _calls_sql(dialect: str, n: int, managers: int) -> str:
+    offset = f"((g - 1) * {YEAR_SECONDS} / {n} + (g * 7) % 60)"
+    if dialect == "postgresql":
+        series = f"generate_series(1::bigint, {n}) AS s(g)"
+        ts = f"(timestamptz '2026-01-01 00:00:00+00' + {offset} * interval '1 second')"
+        number = "lpad(((g * 7919) % 299993)::text, 7, '0')"
+        head = ""
+        text_g = "g::text"
+    else:
+        series = "s"
+        ts = f"(strftime('%Y-%m-%d %H:%M:%S', 1767225600 + {offset}, 'unixepoch') || '.000000')"
+        number = "substr('0000000' || ((g * 7919) % 299993), -7)"
+        head = f"WITH RECURSIVE s(g) AS (SELECT 1 UNION ALL SELECT g + 1 FROM s WHERE g < {n}) "
+        text_g = "CAST(g AS TEXT)"
+    return (
+        "INSERT INTO calls (pbx, linkedid, direction, caller_number, dialled, rang, answered_by, outcome, "
+        "started_at, ended_at, ring_seconds, talk_seconds, manager_id) "
+        f"{head}SELECT 'pbx1', {text_g}, {_CALL_DIRECTION}, "
+        f"CASE WHEN g % 10 BETWEEN 1 AND 3 THEN CAST(1000 + (g * 31) % {managers} AS TEXT) ELSE '+7916' || {number} END, "
+        f"CASE WHEN g % 10 BETWEEN 1 AND 3 THEN '8916' || {number} ELSE '4951234567' END, "
+        f"'[]', {_CALL_ANSWERED_BY.format(managers=managers)}, {_CALL_OUTCOME}, {ts}, {ts}, 5, {_CALL_TALK}, "
+        f"{_CALL_MANAGER.format(managers=managers)} FROM {series}"
+    )
+
+
+def _deals_sql(dialect: str, n: int, managers: int) -> str:
+    opened = f"((g - 1) * {YEAR_SECONDS} / {n})"
+    closed = f"((g - 1) * {YEAR_SECONDS} / {n} + (g % 30) * 86400)"
+    if dialect == "postgresql":
+        head, series = "", f"generate_series(1::bigint, {n}) AS s(g)"
+
+        def ts(x: str) -> str:
+            return f"(timestamptz '2026-01-01 00:00:00+00' + {x} * interval '1 second')"
+    else:
+        head = f"WITH RECURSIVE s(g) AS (SELECT 1 UNION ALL SELECT g + 1 FROM s WHERE g < {n}) "
+        series = "s"
+
+        def ts(x: str) -> str:
+            return f"(strftime('%Y-%m-%d %H:%M:%S', 1767225600 + {x}, 'unixepoch') || '.000000')"
+
+    status = "CASE WHEN g % 10 < 3 THEN 'won' WHEN g % 10 < 5 THEN 'lost' ELSE 'open' END"
+    return (
+        "INSERT INTO deals (manager_id, title, amount, stage, status, opened_at, closed_at) "
+        f"{head}SELECT (g * 17) % {managers} + 1, 'deal', 1000, 'new', {status}, {ts(opened)}, "
+        f"CASE WHEN g % 10 < 5 THEN {ts(closed)} ELSE NULL END FROM {series}"
+    )
+
+
+def _leads_sql(dialect: str, n: int, managers: int) -> str:
+    created = f"((g - 1) * {YEAR_SECONDS} / {n})"
+    conv = f"((g - 1) * {YEAR_SECONDS} / {n} + (g % 20) * 86400)"
+    if dialect == "postgresql":
+        head, series = "", f"generate_series(1::bigint, {n}) AS s(g)"
+
+        def ts(x: str) -> str:
+            return f"(timestamptz '2026-01-01 00:00:00+00' + {x} * interval '1 second')"
+    else:
+        head = f"WITH RECURSIVE s(g) AS (SELECT 1 UNION ALL SELECT g + 1 FROM s WHERE g < {n}) "
+        series = "s"
+
+        def ts(x: str) -> str:
+            return f"(strftime('%Y-%m-%d %H:%M:%S', 1767225600 + {x}, 'unixepoch') || '.000000')"
+
+    converted = "g % 4 = 0"
+    return (
+        "INSERT INTO leads (name, source, status, manager_id, created_at, converted_at) "
+        f"{head}SELECT 'lead', 'import', CASE WHEN {converted} THEN 'converted' ELSE 'new' END, "
+        f"(g * 13) % {managers} + 1, {ts(created)}, CASE WHEN {converted} THEN {ts(conv)} ELSE NULL END "
+        f"FROM {series}"
+    )
+
+
+def _managers_sql(dialect: str, n: int) -> list[str]:
+    if dialect == "postgresql":
+        head, series, now = "", f"generate_series(1::bigint, {n}) AS s(g)", "now()"
+    else:
+        head = f"WITH RECURSIVE s(g) AS (SELECT 1 UNION ALL SELECT g + 1 FROM s WHERE g < {n}) "
+        series, now = "s", "strftime('%Y-%m-%d %H:%M:%S', 'now') || '.000000'"
+    return [
+        "INSERT INTO managers (id, name, login, role, active, speciality, created_at) "
+        f"{head}SELECT g, 'Manager ' || g, 'm' || g, 'manager', true, "
+        f"CASE WHEN g % 2 = 0 THEN 'retail' ELSE 'wholesale' END, {now} FROM {series}",
+        f"INSERT INTO manager_extensions (manager_id, extension) {head}SELECT g, CAST(999 + g AS TEXT) FROM {series}",
+    ]
+
+
+async def _count_calls(db: Database) -> int:
+    async with db.session() as session:
+        return int((await session.execute(text("SELECT count(*) FROM calls"))).scalar_one())
+
+
+async def _load(db: Database, dialect: str, calls: int, managers: int, deals: int, leads: int) -> None:
+    # Bulk load without the secondary indexes of calls, then build them (the schema's own definitions).
+    indexes = list(Base.metadata.tables["calls"].indexes)
+    async with db.engine.begin() as conn:
+        for index in indexes:
+            await conn.run_sync(index.drop)
+    steps = [
+        *(("managers", sql) for sql in _managers_sql(dialect, managers)),
+        ("calls", _calls_sql(dialect, calls, managers)),
+        ("deals", _deals_sql(dialect, deals, managers)),
+        ("leads", _leads_sql(dialect, leads, managers)),
+    ]
+    for name, sql in steps:
+        t0 = time.perf_counter()
+        async with db.session() as session:
+            await session.execute(text(sql))
+        print(f"  loaded {name} in {time.perf_counter() - t0:.1f} s", flush=True)
+    t0 = time.perf_counter()
+    async with db.engine.begin() as conn:
+        for index in indexes:
+            await conn.run_sync(index.create)
+    print(f"  built {len(indexes)} call indexes in {time.perf_counter() - t0:.1f} s", flush=True)
+    t0 = time.perf_counter()
+    async with db.engine.connect() as conn:
+        conn = await conn.execution_options(isolation_level="AUTOCOMMIT")
+        await conn.execute(text("VACUUM ANALYZE" if dialect == "postgresql" else "ANALYZE"))
+    print(f"  analyzed in {time.perf_counter() - t0:.1f} s", flush=True)
+
+
+async def _pg_database(base_url: str, name: str, *, fresh: bool) -> str:
+    engine = create_async_engine(base_url, isolation_level="AUTOCOMMIT")
+    try:
+        async with engine.connect() as conn:
+            exists = (
+                await conn.execute(text("SELECT 1 FROM pg_database WHERE datname = :n"), {"n": name})
+            ).scalar()
+            if exists and fresh:
+                await conn.execute(text(f'DROP DATABASE "{name}" WITH (FORCE)'))
+            if not exists or fresh:
+                await conn.execute(text(f'CREATE DATABASE "{name}"'))
+    finally:
+        await engine.dispose()
+    return make_url(base_url).set(database=name).render_as_string(hide_password=False)
+
+
+def _remove_sqlite(path: Path) -> None:
+    for suffix in ("", "-wal", "-shm"):
+        Path(f"{path}{suffix}").unlink(missing_ok=True)
+
+
+async def run(backend: str, args: argparse.Namespace) -> float:
+    """Load (unless reusing) and time the report on one backend; returns the median seconds."""
+    print(
+        f"{backend}: {args.calls:,} calls, {args.managers} managers, {args.deals:,} deals, {args.leads:,} leads"
+    )
+    if backend == "postgresql":
+        url = await _pg_database(args.pg_url, "crmtel_bench", fresh=not args.reuse)
+    else:
+        path = Path(args.sqlite_path)
+        if not args.reuse:
+            await asyncio.to_thread(_remove_sqlite, path)
+        url = f"sqlite+aiosqlite:///{path}"
+    await asyncio.to_thread(upgrade_sync, url)
+    db = Database(url)
+    try:
+        have = await _count_calls(db)
+        if have != args.calls:
+            if have:
+                raise SystemExit(
+                    f"{backend}: database holds {have:,} calls, not {args.calls:,}; drop --reuse"
+                )
+            await _load(db, backend, args.calls, args.managers, args.deals, args.leads)
+        queries = ReportQueries(db)
+        timings = []
+        report = None
+        for _ in range(args.repeat):
+            t0 = time.perf_counter()
+            report = await queries.calls_vs_deals(MONTH)
+            timings.append(time.perf_counter() - t0)
+        assert report is not None
+        median = statistics.median(timings)
+        totals = report.totals
+        print(
+            f"  one-month report ({MONTH.start}..{MONTH.end}, with previous period): "
+            f"median {median:.3f} s, min {min(timings):.3f} s over {args.repeat} runs "
+            f"(target ≤ {TARGETS[backend]:.0f} s: {'met' if median <= TARGETS[backend] else 'MISSED'})"
+        )
+        print(
+            f"  figures: {len(report.rows)} rows, {totals.calls:,} calls, {totals.answered:,} answered, "
+            f"{totals.missed:,} missed ({totals.missed_not_called_back:,} not called back), "
+            f"{totals.deals_won:,} deals won, {totals.leads_received:,} leads",
+            flush=True,
+        )
+        return median
+    finally:
+        await db.dispose()
+
+
+def main() -> int:
+    """Parse arguments and run the benchmark."""
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--calls", type=int, default=10_000_000)
+    parser.add_argument("--managers", type=int, default=200)
+    parser.add_argument("--deals", type=int, default=500_000)
+    parser.add_argument("--leads", type=int, default=200_000)
+    parser.add_argument("--backend", choices=("both", "postgresql", "sqlite"), default="both")
+    parser.add_argument(
+        "--pg-url",
+        default=os.environ.get("CRMTEL_BENCH_PG_URL", "postgresql+asyncpg://postgres@127.0.0.1:5432/test"),
+        help="server to create the crmtel_bench database on",
+    )
+    parser.add_argument("--sqlite-path", default="/tmp/crmtel-bench.db")
+    parser.add_argument("--repeat", type=int, default=5)
+    parser.add_argument(
+        "--reuse", action="store_true", help="keep an already loaded database of the same size"
+    )
+    args = parser.parse_args()
+    backends = ("postgresql", "sqlite") if args.backend == "both" else (args.backend,)
+    missed = False
+    for backend in backends:
+        median = asyncio.run(run(backend, args))
+        missed = missed or median > TARGETS[backend]
+    return 1 if missed else 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
