@@ -21,11 +21,12 @@ Handler = Callable[[argparse.Namespace, Settings], Coroutine[Any, Any, int]]
 def _feature_modules() -> list[ModuleType]:
     # Each feature owns its subcommands; imported here, at run time, so `import crmtel` stays side-effect free.
     from crmtel import commands
+    from crmtel.ami import commands as ami_commands
     from crmtel.reports import commands as report_commands
     from crmtel.routing import commands as routing_commands
     from crmtel.store import commands as store_commands
 
-    return [commands, store_commands, routing_commands, report_commands]
+    return [commands, store_commands, routing_commands, report_commands, ami_commands]
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -1,0 +1,226 @@
+"""``crmtel replay`` (a recorded AMI stream through the real pipeline) and ``crmtel calls list``."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import secrets
+from collections.abc import Sequence
+from datetime import UTC, date, datetime, time, timedelta
+from pathlib import Path
+from typing import Any
+
+from pydantic import SecretStr
+
+from crmtel.ami.client import AmiClient
+from crmtel.ami.fakeserver import FakeAmiServer, Recorded, load_ami
+from crmtel.ami.protocol import Message
+from crmtel.ami.service import CallNotifier, CallService
+from crmtel.config import Settings
+from crmtel.domain import CallRecord
+from crmtel.errors import ConfigError
+from crmtel.store.calls import CallRepository
+from crmtel.store.db import Database, upgrade
+from crmtel.store.parties import PartyRepository
+
+JSON_FIELDS = (
+    "pbx",
+    "linkedid",
+    "direction",
+    "caller_number",
+    "caller_name",
+    "dialled",
+    "rang",
+    "answered_by",
+    "queue",
+    "outcome",
+    "missed_reason",
+    "started_at",
+    "ring_seconds",
+    "talk_seconds",
+    "recording_file",
+    "recording_url",
+    "party",
+)
+
+
+def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """Add ``replay`` and ``calls list``."""
+    replay = subparsers.add_parser(
+        "replay",
+        help="play a recorded AMI stream (.ami) through a built-in fake AMI server into the database",
+    )
+    replay.add_argument("file", type=Path, metavar="FILE.ami")
+    replay.add_argument(
+        "--speed", type=float, default=0.0, help="1 = real time, 10 = ten times faster; 0 (default) = at once"
+    )
+    replay.add_argument("--chunk", type=int, default=64 * 1024, help="bytes per TCP write (default 65536)")
+    replay.set_defaults(handler=_replay)
+
+    calls = subparsers.add_parser("calls", help="stored calls")
+    calls_sub = calls.add_subparsers(dest="calls_command", required=True, metavar="ACTION")
+    listing = calls_sub.add_parser("list", help="print stored calls")
+    listing.add_argument("--from", dest="start", type=_when, help="from this date/time (UTC), inclusive")
+    listing.add_argument(
+        "--to", dest="end", type=_when_end, help="to this date (inclusive) or time (exclusive)"
+    )
+    listing.add_argument("--format", choices=("table", "json"), default="table")
+    listing.set_defaults(handler=_calls_list)
+
+
+def _when(text: str) -> datetime:
+    try:
+        if len(text) == 10:
+            return datetime.combine(date.fromisoformat(text), time(), UTC)
+        value = datetime.fromisoformat(text)
+    except ValueError as err:
+        raise argparse.ArgumentTypeError(f"not a date or ISO time: {text!r}") from err
+    return value if value.tzinfo else value.replace(tzinfo=UTC)
+
+
+def _when_end(text: str) -> datetime:
+    # A bare date means "to the end of that day".
+    value = _when(text)
+    return value + timedelta(days=1) if len(text) == 10 else value
+
+
+def as_json(record: CallRecord) -> dict[str, Any]:
+    """A record in the documented JSON shape of ``calls list``."""
+    party = (
+        {"kind": record.party_kind.value, "id": record.party_id, "name": record.party_name}
+        if record.party_kind is not None
+        else None
+    )
+    values: dict[str, Any] = {
+        "pbx": record.pbx,
+        "linkedid": record.linkedid,
+        "direction": record.direction.value,
+        "caller_number": record.caller_number,
+        "caller_name": record.caller_name,
+        "dialled": record.dialled,
+        "rang": list(record.rang),
+        "answered_by": record.answered_by,
+        "queue": record.queue,
+        "outcome": record.outcome.value if record.outcome else None,
+        "missed_reason": record.missed_reason.value if record.missed_reason else None,
+        "started_at": record.started_at.isoformat(),
+        "ring_seconds": round(record.ring_seconds, 2),
+        "talk_seconds": round(record.talk_seconds, 2),
+        "recording_file": record.recording_file,
+        "recording_url": record.recording_url,
+        "party": party,
+    }
+    return {name: values[name] for name in JSON_FIELDS}
+
+
+def render_table(records: Sequence[CallRecord]) -> str:
+    """A plain-text table of records, one line each."""
+    head = ("started (UTC)", "dir", "caller", "name", "rang", "answered", "outcome", "ring", "talk", "party")
+    rows = [head]
+    for r in records:
+        outcome = r.outcome.value if r.outcome else "live"
+        if r.missed_reason is not None:
+            outcome += f" ({r.missed_reason.value})"
+        rows.append(
+            (
+                r.started_at.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S"),
+                r.direction.value[:3],
+                r.caller_number or "hidden",
+                (r.caller_name or "")[:24],
+                ",".join(r.rang),
+                r.answered_by or "-",
+                outcome,
+                f"{r.ring_seconds:.1f}",
+                f"{r.talk_seconds:.1f}",
+                f"{r.party_kind.value} {r.party_name}" if r.party_kind else "",
+            )
+        )
+    widths = [max(len(row[i]) for row in rows) for i in range(len(head))]
+    return "\n".join(
+        "  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip() for row in rows
+    )
+
+
+async def _calls_list(args: argparse.Namespace, settings: Settings) -> int:
+    db = Database(settings.database_url)
+    try:
+        stored = await CallRepository(db).between(args.start, args.end)
+    finally:
+        await db.dispose()
+    records = [s.record for s in stored]
+    if args.format == "json":
+        print(json.dumps([as_json(r) for r in records], ensure_ascii=False, indent=2))
+    else:
+        print(render_table(records))
+    return 0
+
+
+async def replay_stream(
+    settings: Settings,
+    db: Database,
+    stream: Sequence[Recorded],
+    *,
+    speed: float = 0.0,
+    chunk: int = 64 * 1024,
+    notifier: CallNotifier | None = None,
+    settle: float = 0.3,
+) -> CallService:
+    """Serve ``stream`` from a fake AMI server to the real client and pipeline; return when all is stored."""
+    secret = secrets.token_hex(8)
+    server = FakeAmiServer(stream, username="replay", secret=secret, speed=speed or None, chunk_size=chunk)
+    await server.start()
+    pbx = settings.ami.model_copy(
+        update={"host": "127.0.0.1", "port": server.port, "username": "replay", "secret": SecretStr(secret)}
+    )
+    service = CallService(
+        db, settings.calls, PartyRepository(db, settings.region), notifier, region=settings.region
+    )
+    await service.restore(pbx.name)
+    client = AmiClient(pbx, service)
+    try:
+        async with asyncio.TaskGroup() as group:
+            task = group.create_task(client.run(), name="replay-client")
+            await server.finished.wait()
+            async with asyncio.timeout(120):
+                await _settled(client, settle)
+            task.cancel()
+        await service.flush()
+    finally:
+        await server.close()
+    return service
+
+
+async def _settled(client: AmiClient, quiet: float) -> None:
+    """Wait until the client has handled everything and nothing new arrived for ``quiet`` seconds."""
+    last = -1
+    while True:
+        if client.idle and client.connected.is_set() and client.received == last:
+            return
+        last = client.received if client.idle else -1
+        await asyncio.sleep(quiet)
+
+
+async def _replay(args: argparse.Namespace, settings: Settings) -> int:
+    path: Path = args.file
+    if not await asyncio.to_thread(path.is_file):
+        raise ConfigError(f"no such file: {path}")
+    if args.speed < 0 or args.chunk < 1:
+        raise ConfigError("--speed must be >= 0 and --chunk >= 1")
+    stream = await asyncio.to_thread(load_ami, path)
+    linkedids = {
+        Message(item.headers).get("Linkedid")
+        for item in stream
+        if Message(item.headers).event == "Newchannel"
+    }
+    await upgrade(settings.database_url)
+    db = Database(settings.database_url)
+    try:
+        await replay_stream(settings, db, stream, speed=args.speed, chunk=args.chunk)
+        stored = [s.record for s in await CallRepository(db).between() if s.record.linkedid in linkedids]
+    finally:
+        await db.dispose()
+    print(f"replayed {len(stream)} messages from {path.name}: {len(stored)} call(s)")
+    if stored:
+        print(render_table(stored))
+    return 0
