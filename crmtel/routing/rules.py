@@ -54,7 +54,7 @@ def decide(call: RouteRequest, match: LookupResult, policy: Policy, now: datetim
     did = policy.did_policy(call.did)
     default_queue = did.default_queue if did is not None and did.default_queue else policy.default_queue
     group = _best_group(match)
-    who = _describe_caller(call, match, group)
+    who = _describe_caller(call, group)
 
     queue_target, queue_detail = _turnover_rule(group, policy, default_queue, local.date(), who)
     outcomes: list[tuple[str, _Outcome]] = [
@@ -119,7 +119,7 @@ def _best_group(match: LookupResult) -> tuple[PartyMatch, ...]:
     return tuple(m for m in match.matches if m.rank == best.rank)
 
 
-def _describe_caller(call: RouteRequest, match: LookupResult, group: tuple[PartyMatch, ...]) -> str:
+def _describe_caller(call: RouteRequest, group: tuple[PartyMatch, ...]) -> str:
     if not group:
         if call.caller.kind is PhoneKind.E164:
             return f"unknown caller {call.caller.value}"

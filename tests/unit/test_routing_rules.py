@@ -8,11 +8,13 @@ from decimal import Decimal
 from typing import Any
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from crmtel.config import DidRule, RoutingSettings
 from crmtel.domain import LookupResult, PartyKind, PartyMatch
 from crmtel.errors import ConfigError
-from crmtel.routing.models import Policy, RouteKind, RouteRequest
+from crmtel.routing.models import SAFE_TARGET, Policy, RouteKind, RouteRequest
 from crmtel.routing.rules import decide, last_month
 
 # Tuesday 2026-11-24 15:00 in Moscow (UTC+3); "last month" is October 2026.
@@ -461,3 +463,37 @@ def test_bad_policy_is_a_config_error(settings: dict[str, Any]) -> None:
     """Unknown zones, half-given hours and names unsafe for the dialplan are rejected at startup."""
     with pytest.raises(ConfigError):
         Policy.from_settings(RoutingSettings(**settings))
+
+
+_matches = st.builds(
+    PartyMatch,
+    kind=st.sampled_from(PartyKind),
+    id=st.integers(1, 5),
+    name=st.text(max_size=20),
+    rank=st.integers(0, 3),
+    company=st.none() | st.text(max_size=10),
+    manager_id=st.none() | st.integers(1, 3),
+    manager_name=st.none() | st.text(max_size=10),
+    manager_extensions=st.lists(st.text(max_size=8), max_size=3).map(tuple),
+    manager_active=st.booleans(),
+    turnover=st.none() | st.decimals(allow_nan=False, allow_infinity=False, places=2),
+    turnover_month=st.none() | st.dates(),
+    stop_list=st.booleans(),
+)
+_POLICY = Policy.from_settings(
+    RoutingSettings(open_at=time(9), close_at=time(18), after_hours_target="night")
+)
+
+
+@given(
+    st.lists(_matches, max_size=4).map(lambda ms: tuple(sorted(ms, key=lambda m: m.rank))),
+    st.datetimes(timezones=st.just(UTC)),
+    st.none() | st.text(max_size=20),
+)
+def test_decide_is_total_and_safe(matches: tuple[PartyMatch, ...], now: datetime, did: str | None) -> None:
+    """For any match data, time and DID a decision comes out, with dialplan-safe target and fallback."""
+    request = RouteRequest.from_raw(CALLER, did, "RU")
+    decision = decide(request, LookupResult(CALLER, matches), _POLICY, now)
+    assert SAFE_TARGET.match(decision.target)
+    assert decision.fallback_queue in {"retail", "wholesale", "night"}
+    assert sum(r.applied for r in decision.rules[1:]) == 1
