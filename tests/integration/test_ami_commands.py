@@ -1,0 +1,66 @@
+"""``crmtel replay`` and ``crmtel calls list`` from the command line."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from crmtel.ami.commands import JSON_FIELDS
+from crmtel.cli import main
+
+
+def test_replay_then_calls_list_json_prints_the_documented_fields(
+    database_url: str, traces_dir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A replayed trace is listed as JSON with exactly the documented fields and values."""
+    trace = traces_dir / "wholesale-local-members.ami"
+    assert main(["--database-url", database_url, "replay", str(trace), "--chunk", "7"]) == 0
+    out = capsys.readouterr().out
+    assert "1 call(s)" in out
+    assert "OOO Vector" in out
+
+    assert main(["--database-url", database_url, "calls", "list", "--format", "json"]) == 0
+    rows = json.loads(capsys.readouterr().out)
+    assert len(rows) == 1
+    row = rows[0]
+    assert tuple(row) == JSON_FIELDS
+    assert row["linkedid"] == "1795462106.23"
+    assert row["direction"] == "inbound"
+    assert row["caller_number"] == "+79162220002"
+    assert row["answered_by"] == "104"
+    assert row["rang"] == ["104"]
+    assert row["queue"] == "wholesale"
+    assert row["outcome"] == "answered"
+    assert row["missed_reason"] is None
+    assert row["started_at"].startswith("2026-11-23T19:28:")
+    assert row["recording_url"] == "/recordings/pbx1/in-4951234567-1795462106.23.wav"
+    assert row["party"] == {"kind": "lead", "id": row["party"]["id"], "name": "OOO Vector"}
+
+
+def test_calls_list_filters_by_date_and_prints_a_table(
+    database_url: str, traces_dir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``--from``/``--to`` select by start date (``--to`` inclusive for a date); table output is readable."""
+    assert main(["--database-url", database_url, "replay", str(traces_dir / "queue-abandoned.ami")]) == 0
+    capsys.readouterr()
+    assert (
+        main(["--database-url", database_url, "calls", "list", "--from", "2026-11-23", "--to", "2026-11-23"])
+        == 0
+    )
+    table = capsys.readouterr().out
+    assert "missed (caller hung up in queue)" in table
+    assert (
+        main(["--database-url", database_url, "calls", "list", "--from", "2026-11-24", "--format", "json"])
+        == 0
+    )
+    assert json.loads(capsys.readouterr().out) == []
+
+
+def test_replay_of_a_missing_file_fails_cleanly(
+    database_url: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A wrong path is an error message and exit code 1, not a traceback."""
+    assert main(["--database-url", database_url, "replay", "/nonexistent/x.ami"]) == 1
+    assert "no such file" in capsys.readouterr().err
