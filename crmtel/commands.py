@@ -1,16 +1,27 @@
-"""Core subcommands: database migrations and configuration checks."""
+"""Core subcommands: run the daemon, run the demo, database migrations and configuration checks."""
 
 from __future__ import annotations
 
 import argparse
 import json
 
+from crmtel.app import Running, run_until_stopped
 from crmtel.config import Settings
+from crmtel.demo import DEMO_LOGINS, DEMO_PASSWORD
 from crmtel.store.db import upgrade
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    """Add ``db upgrade`` and ``config show``."""
+    """Add ``run``, ``demo``, ``db upgrade`` and ``config show``."""
+    run = subparsers.add_parser("run", help="run crmtel: AMI tracking, FastAGI routing, the web app")
+    run.set_defaults(handler=_run)
+    demo = subparsers.add_parser(
+        "demo", help="run crmtel on SQLite with the built-in AMI simulator and demo data (no PBX needed)"
+    )
+    demo.add_argument("--port", type=int, help="web port (default: web.port, 8080)")
+    demo.add_argument("--agi-port", type=int, help="FastAGI port (default: routing.agi_port, 4573)")
+    demo.set_defaults(handler=_demo)
+
     db = subparsers.add_parser("db", help="database schema")
     db_sub = db.add_subparsers(dest="db_command", required=True, metavar="ACTION")
     up = db_sub.add_parser("upgrade", help="create or migrate the schema to the latest version")
@@ -31,4 +42,29 @@ async def _db_upgrade(args: argparse.Namespace, settings: Settings) -> int:
 
 async def _config_show(_args: argparse.Namespace, settings: Settings) -> int:
     print(json.dumps(settings.model_dump(mode="json"), indent=2, ensure_ascii=False))
+    return 0
+
+
+async def _run(_args: argparse.Namespace, settings: Settings) -> int:
+    await run_until_stopped(settings)
+    return 0
+
+
+def _banner(running: Running) -> None:
+    print(f"crmtel demo is running: open {running.web_url}", flush=True)
+    logins = ", ".join(f"{d.login} ({d.extension or d.role.value})" for d in DEMO_LOGINS)
+    print(f"log in as one of {logins}; password: {DEMO_PASSWORD}", flush=True)
+    print(f"FastAGI route server on port {running.agi_port}; Ctrl-C stops.", flush=True)
+
+
+async def _demo(args: argparse.Namespace, settings: Settings) -> int:
+    web = settings.web if args.port is None else settings.web.model_copy(update={"port": args.port})
+    routing = (
+        settings.routing
+        if args.agi_port is None
+        else settings.routing.model_copy(update={"agi_port": args.agi_port})
+    )
+    await run_until_stopped(
+        settings.model_copy(update={"web": web, "routing": routing}), demo=True, on_ready=_banner
+    )
     return 0

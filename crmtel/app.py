@@ -1,0 +1,179 @@
+"""The composition root: builds every component from the settings and runs them until told to stop.
+
+Order of start-up: database (migrated) -> call service (restores live calls) -> web app (websockets, APIs,
+reports, ``/route``) -> FastAGI server -> one AMI client per PBX. Shutdown runs in reverse through one
+``AsyncExitStack``; SIGTERM and SIGINT set the stop event, so systemd's stop is a clean stop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import signal
+from collections.abc import AsyncIterator, Callable, Coroutine
+from contextlib import AsyncExitStack, asynccontextmanager
+from dataclasses import dataclass
+from typing import Any
+
+import structlog
+from aiohttp import web
+
+from crmtel.ami.client import AmiClient
+from crmtel.ami.service import CallService
+from crmtel.ami.simulator import Simulator
+from crmtel.config import AmiSettings, Settings
+from crmtel.demo import seed
+from crmtel.push.cards import StoreCards
+from crmtel.push.context import current_manager
+from crmtel.push.hub import Hub
+from crmtel.push.notifier import ManagerNames, Notifier
+from crmtel.push.web import create_app
+from crmtel.reports.queries import QueryOptions, ReportQueries
+from crmtel.reports.web import report_routes
+from crmtel.routing.agi import AgiServer
+from crmtel.routing.service import RoutingService
+from crmtel.routing.web import route_handlers
+from crmtel.store.db import Database, upgrade
+from crmtel.store.managers import ManagerRepository
+from crmtel.store.parties import PartyRepository
+
+_log = structlog.get_logger("crmtel.app")
+
+
+@dataclass(frozen=True, slots=True)
+class Running:
+    """What a started crmtel exposes (for the CLI's banner and for tests)."""
+
+    web_url: str
+    agi_port: int
+    pbxes: tuple[AmiSettings, ...]
+    hub: Hub
+    calls: CallService
+    clients: tuple[AmiClient, ...]
+
+
+@asynccontextmanager
+async def _web(app: web.Application, host: str, port: int) -> AsyncIterator[str]:
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    try:
+        site = web.TCPSite(runner, host, port)
+        await site.start()
+        server = site._server
+        sockets = getattr(server, "sockets", None) or ()
+        bound = sockets[0].getsockname()[1] if sockets else port
+        yield f"http://{host}:{bound}/"
+    finally:
+        await runner.cleanup()
+
+
+@asynccontextmanager
+async def start(settings: Settings, *, demo: bool = False) -> AsyncIterator[Running]:
+    """Start every component; leaving the context stops them in reverse order."""
+    async with AsyncExitStack() as stack:
+        await upgrade(settings.database_url)
+        db = Database(settings.database_url)
+        stack.push_async_callback(db.dispose)
+        parties = PartyRepository(db, settings.region)
+        managers = ManagerRepository(db)
+        pbxes = settings.pbxes
+        if demo:
+            if await seed(managers, parties):
+                _log.info("demo.seeded")
+            simulator = Simulator(
+                username=settings.ami.username, secret=settings.ami.secret.get_secret_value()
+            )
+            await simulator.start("127.0.0.1", 0)
+            stack.push_async_callback(simulator.close)
+            pbxes = (settings.ami.model_copy(update={"host": "127.0.0.1", "port": simulator.port}),)
+
+        hub = Hub(queue_size=settings.web.queue_size)
+        notifier = Notifier(hub, StoreCards(db, region=settings.region), ManagerNames(db))
+        calls = CallService(db, settings.calls, parties, notifier, region=settings.region)
+        for pbx in pbxes:
+            restored = await calls.restore(pbx.name)
+            _log.info("calls.restored", pbx=pbx.name, live=restored)
+        stack.push_async_callback(calls.flush)
+
+        router = RoutingService(parties, settings.routing, region=settings.region)
+        stack.push_async_callback(router.close)
+        route_table = web.RouteTableDef()
+        for route in route_handlers(router, settings.routing.http_token):
+            route_table.route(route.method, route.path, **route.kwargs)(route.handler)
+        reports = report_routes(
+            ReportQueries(db, QueryOptions.from_settings(settings.reports)),
+            current_manager,
+            managers,
+            timezone=settings.reports.timezone or settings.routing.timezone,
+        )
+        app = create_app(
+            settings.web,
+            db=db,
+            hub=hub,
+            region=settings.region,
+            callback_due_minutes=settings.calls.callback_due_minutes,
+            routes=(reports,),
+            public_routes=(route_table,),
+        )
+        url = await stack.enter_async_context(_web(app, settings.web.host, settings.web.port))
+
+        agi = AgiServer(router, settings.routing.agi_host, settings.routing.agi_port)
+        await agi.start()
+        stack.push_async_callback(agi.stop)
+
+        clients = tuple(AmiClient(pbx, calls) for pbx in pbxes)
+        group = await stack.enter_async_context(_TaskOwner())
+        for client in clients:
+            group.spawn(client.run(), name=f"ami-{client.pbx}")
+        yield Running(url, agi.port, pbxes, hub, calls, clients)
+
+
+class _TaskOwner:
+    """Owns long-running tasks: a failing one is logged and the rest keep running; all are cancelled on exit."""
+
+    def __init__(self) -> None:
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    async def __aenter__(self) -> _TaskOwner:
+        return self
+
+    async def __aexit__(self, *_exc: object) -> None:
+        for task in self._tasks:
+            task.cancel()
+        results = await asyncio.gather(*self._tasks, return_exceptions=True)
+        for task, result in zip(list(self._tasks), results, strict=False):
+            if isinstance(result, BaseException) and not isinstance(result, asyncio.CancelledError):
+                _log.error("task.failed", task=task.get_name(), error=repr(result))
+
+    def spawn(self, coro: Coroutine[Any, Any, None], *, name: str) -> None:
+        """Run ``coro`` as a named task owned by this object."""
+        task = asyncio.get_running_loop().create_task(coro, name=name)
+        self._tasks.add(task)
+        task.add_done_callback(_report_crash)
+
+
+def _report_crash(task: asyncio.Task[None]) -> None:
+    if not task.cancelled() and task.exception() is not None:
+        _log.error("task.crashed", task=task.get_name(), error=repr(task.exception()))
+
+
+async def run_until_stopped(
+    settings: Settings, *, demo: bool = False, on_ready: Callable[[Running], None] | None = None
+) -> None:
+    """Run crmtel until SIGTERM/SIGINT, then stop cleanly."""
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        with contextlib.suppress(NotImplementedError):
+            loop.add_signal_handler(sig, stop.set)
+    try:
+        async with start(settings, demo=demo) as running:
+            _log.info("crmtel.started", web=running.web_url, agi_port=running.agi_port)
+            if on_ready is not None:
+                on_ready(running)
+            await stop.wait()
+            _log.info("crmtel.stopping")
+    finally:
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            with contextlib.suppress(NotImplementedError):
+                loop.remove_signal_handler(sig)
