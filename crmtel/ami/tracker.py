@@ -94,6 +94,10 @@ def _on_dial_begin(tx: Tx, event: ev.DialBegin) -> None:
     call = attach(tx, event.dest)
     if call is None:
         return
+    if event.dest.uniqueid == call.linkedid:
+        # An Originate ringing the placing phone itself (click-to-call): nobody is offered the call yet.
+        tx.put(call)
+        return
     dest = leg_of(tx, event.dest)
     if call.direction is None:
         if dest.kind is LegKind.TRUNK:
@@ -104,7 +108,7 @@ def _on_dial_begin(tx: Tx, event: ev.DialBegin) -> None:
                     call = set_dialled(tx, call, number)
         elif dest.kind is LegKind.EXTENSION:
             call = replace(call, direction=Direction.INTERNAL)
-    if dest.kind is LegKind.EXTENSION and dest.extension is not None and event.dest.uniqueid != call.linkedid:
+    if dest.kind is LegKind.EXTENSION and dest.extension is not None:
         extension = dest.extension
         rang = call.rang if extension in call.rang else (*call.rang, extension)
         call = replace(call, rang=rang, ringing={**call.ringing, event.dest.uniqueid: extension})
@@ -134,6 +138,11 @@ def _on_dial_end(tx: Tx, event: ev.DialEnd) -> None:
     dest = leg_of(tx, event.dest)
     uid = event.dest.uniqueid
     status = event.status
+    if uid == call.linkedid:
+        # The placing phone answered (or refused) its own Originate: the far end has not been called yet.
+        if status != "ANSWER" and call.answered_by is None:
+            tx.put(replace(call, unanswered_reason=UNANSWERED.get(status, MissedReason.NO_ANSWER)))
+        return
     if status == "ANSWER":
         if uid in call.ringing:
             call = replace(call, ringing={k: v for k, v in call.ringing.items() if k != uid})

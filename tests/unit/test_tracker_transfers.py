@@ -1,4 +1,4 @@
-"""Transfers and internal calls, built from real Asterisk 22 event shapes (BlindTransfer, AttendedTransfer)."""
+"""Transfers, internal, outbound and click-to-call calls, built from real Asterisk 22 event shapes."""
 
 from __future__ import annotations
 
@@ -258,3 +258,54 @@ def test_configured_trunk_with_numeric_name_is_not_an_extension() -> None:
     assert record.rang == ("103",)
     assert record.outcome is Outcome.MISSED
     assert record.missed_reason == "busy"
+
+
+def test_click_to_call_originate_is_outbound_answered_by_the_far_end() -> None:
+    """An Originate rings 101 first (no caller channel), then 101 dials out: outbound, answered when the client is."""
+    lid = "1795470300.1"
+    phone = ("PJSIP/101-00000030", lid)
+    trunk = ("PJSIP/trunk-00000031", "1795470300.2")
+    s = Script()
+    s.add(0.0, "Newchannel", _ch(phone, lid, state=0, num="89161110001", exten="s"))
+    s.add(0.0, "DialBegin", _ch(phone, lid, "Dest", state=0), DialString="PJSIP/101")
+    s.add(2.0, "DialEnd", _ch(phone, lid, "Dest"), DialStatus="ANSWER")
+    s.add(2.1, "Newchannel", _ch(trunk, lid, state=0, context="from-trunk", exten="s"))
+    s.add(
+        2.1, "DialBegin", _ch(phone, lid), _ch(trunk, lid, "Dest", state=0), DialString="+79161110001@trunk"
+    )
+    s.add(6.0, "DialEnd", _ch(phone, lid), _ch(trunk, lid, "Dest"), DialStatus="ANSWER")
+    s.add(10.0, "Hangup", _ch(trunk, lid), Cause="16")
+    s.add(10.0, "Hangup", _ch(phone, lid), Cause="16")
+    _, effects = run(new_state("pbx1"), s.events())
+    record = _only([e.record for e in ended(effects)], lid)
+    assert record.direction is Direction.OUTBOUND
+    assert (record.caller_number, record.dialled, record.rang) == ("101", "+79161110001", ())
+    assert record.answered_by == "101"
+    assert (record.ring_seconds, record.talk_seconds) == (6.0, 4.0)
+    assert record.extra["party_number"] == "+79161110001"
+
+
+def test_outbound_busy_is_missed_busy() -> None:
+    """101 dials 89161110001 and the far end is busy: an unanswered outbound call, reason busy."""
+    lid = "1795470400.1"
+    phone = ("PJSIP/101-00000040", lid)
+    trunk = ("PJSIP/trunk-00000041", "1795470400.2")
+    s = Script()
+    s.add(0.0, "Newchannel", _ch(phone, lid, state=4, num="101", exten="89161110001"))
+    s.add(
+        0.1,
+        "DialBegin",
+        _ch(phone, lid, state=4),
+        _ch(trunk, lid, "Dest", state=0),
+        DialString="+79161110001@trunk",
+    )
+    s.add(1.0, "DialEnd", _ch(phone, lid, state=4), _ch(trunk, lid, "Dest"), DialStatus="BUSY")
+    s.add(1.0, "Hangup", _ch(trunk, lid), Cause="17")
+    s.add(1.5, "Hangup", _ch(phone, lid), Cause="16")
+    _, effects = run(new_state("pbx1"), s.events())
+    record = _only([e.record for e in ended(effects)], lid)
+    assert record.direction is Direction.OUTBOUND
+    assert record.dialled == "89161110001"
+    assert record.outcome is Outcome.MISSED
+    assert record.missed_reason == "busy"
+    assert not [e for e in effects if isinstance(e, CallAnswered)]
