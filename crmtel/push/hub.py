@@ -109,6 +109,10 @@ class Hub:
         """Fold a live event into the live calls and fan its messages out; returns frames queued."""
         return self.deliver(self.live.apply(event, card=card, answered_by_name=answered_by_name))
 
+    def set_card(self, call_id: str, card: Card) -> int:
+        """Fill in the card of a live call whose popup went out without it; returns frames queued."""
+        return self.deliver(self.live.set_card(call_id, card))
+
     def deliver(self, items: Iterable[Addressed]) -> int:
         """Queue each message for the browsers watching its extension (and the heads watching everyone)."""
         queued = 0

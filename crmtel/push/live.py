@@ -111,6 +111,21 @@ class LiveCalls:
                     out.append(Addressed(ext, call.answered_message(ext)))
         return out
 
+    def set_card(self, call_id: str, card: Card) -> list[Addressed]:
+        """The card arrived after the popup: store it and send it to every phone still on the call."""
+        call = self._calls.get(call_id)
+        if call is None:
+            return []
+        call.card = card
+        data = messages.card_json(card)
+        for msg in call.ring_msgs.values():
+            msg["card"] = data
+        return [
+            Addressed(ext, messages.card_update(call_id, ext, card))
+            for ext, state in call.legs.items()
+            if state in (LegState.RINGING, LegState.ANSWERED)
+        ]
+
     def _prune(self, now: datetime) -> None:
         stale = [cid for cid, c in self._calls.items() if now - c.last_at > STALE_AFTER]
         for cid in stale:

@@ -14,6 +14,7 @@ RINGING = "call.ringing"
 ANSWERED = "call.answered"
 RING_STOPPED = "call.ring_stopped"
 ENDED = "call.ended"
+CARD = "call.card"
 HELLO = "hello"
 
 
@@ -177,6 +178,11 @@ def ended(call_id: str, extension: str, record: CallRecord, at: datetime) -> dic
         "ring_seconds": round(record.ring_seconds, 1),
         "at": _iso(at),
     }
+
+
+def card_update(call_id: str, extension: str, card: Card) -> dict[str, Any]:
+    """``call.card``: the card of a call whose popup went out before the store answered."""
+    return {"type": CARD, "call_id": call_id, "extension": extension, "card": card_json(card)}
 
 
 def encode(message: dict[str, Any]) -> str:

@@ -28,78 +28,133 @@ class ExtensionNames(Protocol):
 
 
 class ManagerNames:
-    """Managers' names by extension, from the store, cached for a few minutes."""
+    """Managers' names by extension from the store: one query loads them all, refreshed every few minutes."""
 
     def __init__(self, db: Database, *, ttl: float = 300.0) -> None:
         self._repo = ManagerRepository(db)
         self._ttl = ttl
-        self._cache: dict[str, tuple[float, str | None]] = {}
+        self._loaded_at: float | None = None
+        self._names: dict[str, str] = {}
 
     async def name_of(self, extension: str) -> str | None:
         """The name of the manager on ``extension`` (None when unknown or the store is down)."""
         now = time.monotonic()
-        hit = self._cache.get(extension)
-        if hit is not None and now - hit[0] < self._ttl:
-            return hit[1]
-        try:
-            manager = await self._repo.by_extension(extension)
-        except StoreUnavailable as err:
-            log.warning("push.manager_name_unavailable", extension=extension, error=str(err))
-            return None
-        name = manager.name if manager else None
-        self._cache[extension] = (now, name)
-        return name
+        stale = self._loaded_at is None or now - self._loaded_at > self._ttl
+        if stale or (extension not in self._names and now - (self._loaded_at or 0.0) > 5.0):
+            try:
+                managers = await self._repo.all()
+            except StoreUnavailable as err:
+                log.warning("push.manager_names_unavailable", error=str(err))
+            else:
+                self._names = {ext: m.name for m in managers for ext in m.extensions}
+            self._loaded_at = now
+        return self._names.get(extension)
 
 
 class Notifier:
-    """The push side of call tracking: ``publish`` is what the AMI service calls for every live event."""
+    """The push side of call tracking: ``publish`` is what the AMI service calls for every live event.
+
+    ``publish`` never waits for the record store: the card of a newly ringing call is built by a task the
+    notifier owns, and that call's later events queue behind it so every page sees them in order. When the
+    card takes longer than ``card_wait``, the popup goes out at once with the caller ID only and the card
+    follows as ``call.card``: who is calling is shown within a blink even when the store is slow. Use it as
+    an async context manager (or call ``aclose``) so those tasks are cancelled and awaited on shutdown.
+    """
 
     def __init__(
-        self, hub: Hub, cards: CardSource, names: ExtensionNames, *, card_timeout: float = 1.0
+        self,
+        hub: Hub,
+        cards: CardSource,
+        names: ExtensionNames,
+        *,
+        card_wait: float = 0.01,
+        card_timeout: float = 2.0,
+        max_lookups: int = 16,
     ) -> None:
         self._hub = hub
         self._cards = cards
         self._names = names
+        self._card_wait = card_wait
         self._card_timeout = card_timeout
-        self._pending: dict[str, asyncio.Future[Card]] = {}
+        self._lookups = asyncio.Semaphore(max_lookups)
+        # Events of calls whose card is being built, in arrival order (the first is the CallRinging).
+        self._waiting: dict[str, list[CallEvent]] = {}
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._closed = False
+
+    async def __aenter__(self) -> Notifier:
+        return self
+
+    async def __aexit__(self, *_exc: object) -> None:
+        await self.aclose()
 
     async def publish(self, event: CallEvent) -> None:
-        """Send the pages watching the event's extensions what changed; never raises for a bad card lookup."""
+        """Send the pages watching the event's extensions what changed (in order per call)."""
+        if self._closed:
+            return
+        waiting = self._waiting.get(event.call_id)
+        if waiting is not None:
+            waiting.append(event)
+            return
+        if isinstance(event, CallRinging) and self._hub.live.card(event.call_id) is None:
+            self._waiting[event.call_id] = [event]
+            task = asyncio.create_task(self._with_card(event), name=f"push.card.{event.call_id}")
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+            return
+        await self._deliver(event, None)
+
+    async def idle(self) -> None:
+        """Wait until every card being built has been delivered (tests and benchmarks)."""
+        while self._tasks:
+            await asyncio.wait(list(self._tasks))
+
+    async def aclose(self) -> None:
+        """Cancel the card lookups still running and wait for them."""
+        self._closed = True
+        tasks = list(self._tasks)
+        for task in tasks:
+            task.cancel()
+        if tasks:
+            await asyncio.wait(tasks)
+        self._waiting.clear()
+
+    async def _with_card(self, first: CallRinging) -> None:
+        lookup = asyncio.create_task(self._lookup(first), name=f"push.card_lookup.{first.call_id}")
+        try:
+            done, _ = await asyncio.wait([lookup], timeout=self._card_wait)
+            card = lookup.result() if done else None
+            queue = self._waiting[first.call_id]
+            try:
+                while queue:
+                    await self._deliver(queue.pop(0), card)
+            finally:
+                del self._waiting[first.call_id]
+            if card is None:
+                self._hub.set_card(first.call_id, await lookup)
+        finally:
+            lookup.cancel()
+            await asyncio.wait([lookup])
+
+    async def _deliver(self, event: CallEvent, card: Card | None) -> None:
         match event:
             case CallRinging():
-                card = await self._card(event)
                 self._hub.apply(event, card=card)
             case CallAnswered():
-                self._hub.apply(event, answered_by_name=await self._names.name_of(event.extension))
+                self._hub.apply(event, card=card, answered_by_name=await self._names.name_of(event.extension))
             case CallRingStopped():
                 name = await self._names.name_of(event.answered_by) if event.answered_by else None
                 self._hub.apply(event, answered_by_name=name)
             case CallEnded():
                 self._hub.apply(event)
 
-    async def _card(self, event: CallRinging) -> Card:
-        known = self._hub.live.card(event.call_id)
-        if known is not None:
-            return known
-        pending = self._pending.get(event.call_id)
-        if pending is not None:
-            # Ring-all offers the call to several phones at once: one lookup serves them all.
-            return await asyncio.shield(pending)
-        future: asyncio.Future[Card] = asyncio.get_running_loop().create_future()
-        self._pending[event.call_id] = future
-        try:
-            card = await self._lookup(event)
-            future.set_result(card)
-            return card
-        finally:
-            if not future.done():
-                future.set_result(Card(kind="unavailable", number=other_party(event)))
-            del self._pending[event.call_id]
-
     async def _lookup(self, event: CallRinging) -> Card:
         try:
-            async with asyncio.timeout(self._card_timeout):
+            async with asyncio.timeout(self._card_timeout), self._lookups:
                 return await self._cards.card_for(event)
         except (StoreUnavailable, TimeoutError) as err:
             log.warning("push.card_unavailable", call_id=event.call_id, error=repr(err))
-            return Card(kind="unavailable", number=other_party(event))
+        except Exception:
+            # A bug in one card must not swallow the call's popups: show it without the CRM data.
+            log.exception("push.card_failed", call_id=event.call_id)
+        return Card(kind="unavailable", number=other_party(event))

@@ -94,12 +94,12 @@ async def stack(db: Database, browser: Browser) -> AsyncIterator[Stack]:
         NewClient(name="OOO Romashka", phones=("+79031234567",), category=Category.RETAIL, stop_list=True)
     )
     hub = Hub()
-    notifier = Notifier(hub, StoreCards(db), ManagerNames(db))
-    service = CallService(db, CallsSettings(), PartyRepository(db), notifier)
     web = TestServer(create_app(WebSettings(port=0), db=db, hub=hub), host="127.0.0.1", port=0)
     await web.start_server()
     try:
-        yield Stack(db, web, service, browser)
+        async with Notifier(hub, StoreCards(db), ManagerNames(db)) as notifier:
+            service = CallService(db, CallsSettings(), PartyRepository(db), notifier)
+            yield Stack(db, web, service, browser)
     finally:
         await web.close()
 

@@ -93,12 +93,13 @@ async def running_app(
     )
     managers = await seed_managers(db)
     hub = Hub(queue_size=queue_size)
-    notifier = Notifier(hub, StoreCards(db), ManagerNames(db))
     app = create_app(settings, db=db, hub=hub)
     server = TestServer(app, host="127.0.0.1", port=0)
     await server.start_server()
     try:
-        yield Rig(db, hub, notifier, server, managers)
+        # A generous card_wait keeps the card inside call.ringing here; the e2e tests use the default.
+        async with Notifier(hub, StoreCards(db), ManagerNames(db), card_wait=2.0) as notifier:
+            yield Rig(db, hub, notifier, server, managers)
     finally:
         await server.close()
 
@@ -265,6 +266,7 @@ async def test_reconnecting_page_is_sent_the_calls_still_live_for_it(db: Databas
         await rig.notifier.publish(ring("102"))
         await rig.notifier.publish(ring("103"))
         await rig.notifier.publish(CallAnswered(call_id=CID, extension="103", at=T0))
+        await rig.notifier.idle()
         ws = await vera.ws_connect("/ws")
         assert [(await receive(ws))["type"] for _ in range(3)] == ["hello", "call.ringing", "call.answered"]
         ws_b = await boris.ws_connect("/ws")

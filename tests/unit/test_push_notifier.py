@@ -1,4 +1,4 @@
-"""The notifier: one card lookup per call, names for 'answered by', and a failing store never blocks a ring."""
+"""The notifier: one card lookup per call, order kept per call, and the store never holds up the AMI pipeline."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from tests.unit.test_push_live import CID, T0, end, ring
 
 
 class FakeCards:
-    def __init__(self, *, fail: bool = False, delay: float = 0.0) -> None:
+    def __init__(self, *, fail: Exception | None = None, delay: float = 0.0) -> None:
         self.calls = 0
         self.fail = fail
         self.delay = delay
@@ -23,7 +23,7 @@ class FakeCards:
         self.calls += 1
         await asyncio.sleep(self.delay)
         if self.fail:
-            raise StoreUnavailable("down")
+            raise self.fail
         return Card(kind="client", number="+79031234567", name="OOO Romashka")
 
 
@@ -33,52 +33,107 @@ class FakeNames:
 
 
 async def test_ring_all_builds_the_card_once_and_every_phone_gets_it() -> None:
-    """Two phones ringing for one call cost one card lookup, even when the rings are published concurrently."""
+    """Two phones ringing for one call cost one card lookup; both pages get the card."""
     hub, cards = Hub(), FakeCards(delay=0.01)
-    notifier = Notifier(hub, cards, FakeNames())
-    boris, vera = hub.connect(2, ["102"]), hub.connect(3, ["103"])
-    await asyncio.gather(notifier.publish(ring("102")), notifier.publish(ring("103")))
-    assert cards.calls == 1
-    for conn in (boris, vera):
-        (msg,) = await take(conn)
-        assert msg["card"]["name"] == "OOO Romashka"
+    async with Notifier(hub, cards, FakeNames(), card_wait=1.0) as notifier:
+        boris, vera = hub.connect(2, ["102"]), hub.connect(3, ["103"])
+        await notifier.publish(ring("102"))
+        await notifier.publish(ring("103"))
+        await notifier.idle()
+        assert cards.calls == 1
+        for conn in (boris, vera):
+            (msg,) = await take(conn)
+            assert msg["card"]["name"] == "OOO Romashka"
 
 
-async def test_answer_names_the_winner_for_the_losers() -> None:
-    """The ring-all loser's card closes with the answering manager's name."""
+async def test_publish_never_waits_for_the_store_and_keeps_each_calls_order() -> None:
+    """While the card is looked up, publish returns at once; the call's later events follow the ringing in order."""
     hub = Hub()
-    notifier = Notifier(hub, FakeCards(), FakeNames())
-    boris = hub.connect(2, ["102"])
-    await notifier.publish(ring("102"))
-    await notifier.publish(ring("103"))
-    await notifier.publish(CallAnswered(call_id=CID, extension="103", at=T0))
-    await notifier.publish(
-        CallRingStopped(call_id=CID, extension="102", reason="answered elsewhere", answered_by="103", at=T0)
-    )
-    await notifier.publish(end(rang=("102", "103"), answered_by="103"))
-    msgs = await take(boris)
-    assert [m["type"] for m in msgs] == ["call.ringing", "call.answered", "call.ended"]
-    assert msgs[1]["answered_by_name"] == "Vera Lebedeva"
-    assert msgs[1]["by_me"] is False
+    async with Notifier(hub, FakeCards(delay=0.2), FakeNames(), card_wait=1.0) as notifier:
+        boris = hub.connect(2, ["102"])
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        await notifier.publish(ring("102"))
+        await notifier.publish(ring("103"))
+        await notifier.publish(CallAnswered(call_id=CID, extension="103", at=T0))
+        await notifier.publish(
+            CallRingStopped(
+                call_id=CID, extension="102", reason="answered elsewhere", answered_by="103", at=T0
+            )
+        )
+        await notifier.publish(end(rang=("102", "103"), answered_by="103"))
+        assert loop.time() - started < 0.05
+        assert await take(boris) == []
+        await notifier.idle()
+        msgs = await take(boris)
+        assert [m["type"] for m in msgs] == ["call.ringing", "call.answered", "call.ended"]
+        assert msgs[0]["card"]["name"] == "OOO Romashka"
+        assert msgs[1]["answered_by_name"] == "Vera Lebedeva"
+        assert msgs[1]["by_me"] is False
 
 
 async def test_store_failure_still_rings_with_an_unavailable_card() -> None:
     """When the store is down the phone's page still pops up, with a card saying the data is unavailable."""
     hub = Hub()
-    notifier = Notifier(hub, FakeCards(fail=True), FakeNames())
+    async with Notifier(hub, FakeCards(fail=StoreUnavailable("down")), FakeNames()) as notifier:
+        boris = hub.connect(2, ["102"])
+        await notifier.publish(ring("102"))
+        await notifier.idle()
+        (msg,) = await take(boris)
+        assert msg["card"]["kind"] == "unavailable"
+        assert msg["caller_number"] == "79031234567"
+
+
+async def test_a_bug_in_card_building_does_not_lose_the_popup() -> None:
+    """An unexpected error while building a card is logged and the popup still goes out."""
+    hub = Hub()
+    async with Notifier(hub, FakeCards(fail=ValueError("bug")), FakeNames()) as notifier:
+        boris = hub.connect(2, ["102"])
+        await notifier.publish(ring("102"))
+        await notifier.idle()
+        (msg,) = await take(boris)
+        assert msg["card"]["kind"] == "unavailable"
+
+
+async def test_slow_store_pops_up_at_once_and_the_card_follows() -> None:
+    """A card slower than card_wait: the popup goes out with the caller ID only, then call.card fills it in."""
+    hub = Hub()
+    async with Notifier(hub, FakeCards(delay=0.3), FakeNames(), card_wait=0.01) as notifier:
+        boris, vera = hub.connect(2, ["102"]), hub.connect(3, ["103"])
+        await notifier.publish(ring("102"))
+        await notifier.publish(ring("103"))
+        await asyncio.sleep(0.1)
+        popups = await take(boris) + await take(vera)
+        assert [(m["type"], m["card"]) for m in popups] == [("call.ringing", None), ("call.ringing", None)]
+        await notifier.idle()
+        for conn in (boris, vera):
+            (update,) = await take(conn)
+            assert (update["type"], update["card"]["name"]) == ("call.card", "OOO Romashka")
+        late = hub.connect(4, ["102"])
+        (snapshot,) = await take(late)
+        assert snapshot["card"]["name"] == "OOO Romashka"
+
+
+async def test_store_that_never_answers_ends_in_an_unavailable_card() -> None:
+    """A lookup past card_timeout is given up: the popup is already out and its card says unavailable."""
+    hub = Hub()
+    async with Notifier(hub, FakeCards(delay=5.0), FakeNames(), card_timeout=0.05) as notifier:
+        boris = hub.connect(2, ["102"])
+        await notifier.publish(ring("102"))
+        async with asyncio.timeout(1.0):
+            await notifier.idle()
+        popup, update = await take(boris)
+        assert popup["card"] is None
+        assert update["card"]["kind"] == "unavailable"
+
+
+async def test_close_cancels_lookups_in_flight_and_ignores_later_events() -> None:
+    """Shutdown cancels and awaits the card tasks; events published after close go nowhere."""
+    hub = Hub()
+    notifier = Notifier(hub, FakeCards(delay=10.0), FakeNames())
     boris = hub.connect(2, ["102"])
     await notifier.publish(ring("102"))
-    (msg,) = await take(boris)
-    assert msg["card"]["kind"] == "unavailable"
-    assert msg["caller_number"] == "79031234567"
-
-
-async def test_slow_store_is_cut_off_by_the_card_timeout() -> None:
-    """A card lookup slower than the timeout does not hold the popup back."""
-    hub = Hub()
-    notifier = Notifier(hub, FakeCards(delay=1.0), FakeNames(), card_timeout=0.02)
-    boris = hub.connect(2, ["102"])
-    async with asyncio.timeout(0.5):
-        await notifier.publish(ring("102"))
-    (msg,) = await take(boris)
-    assert msg["card"]["kind"] == "unavailable"
+    async with asyncio.timeout(1.0):
+        await notifier.aclose()
+    await notifier.publish(ring("102", call_id="pbx1:9.9"))
+    assert await take(boris) == []

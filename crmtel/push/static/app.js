@@ -136,6 +136,12 @@ function handle(msg) {
     case "call.answered": upsert(msg, msg.by_me ? "mine" : "lost"); break;
     case "call.ring_stopped": upsert(msg, "stopped"); break;
     case "call.ended": upsert(msg, "ended"); loadHistory(); break;
+    case "call.card": {
+      // The CRM facts arrive after the popup when the store was slow.
+      const entry = cards.get(msg.call_id);
+      if (entry && msg.card) { entry.card = msg.card; renderCard(msg.call_id, entry); }
+      break;
+    }
     default: break;
   }
 }

@@ -1,0 +1,350 @@
+"""Popup latency: AMI frame leaving the fake PBX -> crmtel pipeline -> websocket frame arriving at a browser.
+
+Run: ``python bench/popup_latency.py [--managers 500] [--calls 200] [--spread 2.0] [--database-url URL]``.
+
+Three processes, as in production: the fake AMI server (replaying ``direct-answered`` rewritten into
+``--calls`` distinct calls from distinct unknown numbers, each ringing its own manager's extension, all
+overlapping in time, at real speed), crmtel (the real AMI client, call service, notifier, hub and web app
+on a fresh SQLite database) and ``--managers`` logged-in websocket clients over loopback. The AMI frame
+that causes each live event is found by running the pure tracker over the same stream; latency is the
+client's receive time minus the time that frame was written to the AMI socket (CLOCK_MONOTONIC, shared by
+the processes). Prints p50/p90/p99/max per message type; target p99 <= 25 ms for ``call.ringing``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import multiprocessing as mp
+import re
+import statistics
+import sys
+import tempfile
+import time
+from datetime import UTC, datetime
+from multiprocessing.connection import Connection
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import aiohttp
+from aiohttp import web
+from pydantic import SecretStr
+from yarl import URL
+
+from crmtel.ami import events as ev
+from crmtel.ami import fakeserver, tracker
+from crmtel.ami.client import AmiClient
+from crmtel.ami.fakeserver import FakeAmiServer, Recorded, load_ami, merge_streams
+from crmtel.ami.protocol import Message
+from crmtel.ami.service import CallService
+from crmtel.config import AmiSettings, CallsSettings, WebSettings
+from crmtel.domain import CallAnswered, CallEnded, CallEvent, CallRinging
+from crmtel.push.cards import StoreCards
+from crmtel.push.context import STATE
+from crmtel.push.hub import Hub
+from crmtel.push.notifier import ManagerNames, Notifier
+from crmtel.push.web import create_app
+from crmtel.store.db import Database, upgrade
+from crmtel.store.managers import ManagerRepository
+from crmtel.store.parties import PartyRepository
+
+TRACES = Path(__file__).resolve().parents[2] / "shared" / "ami-traces"
+_IDS = {"uniqueid", "linkedid", "destuniqueid", "destlinkedid"}
+_EXT = re.compile(r"(?<![0-9.])101(?![0-9])")
+MESSAGE_OF = {CallRinging: "call.ringing", CallAnswered: "call.answered", CallEnded: "call.ended"}
+
+
+def synth_calls(count: int, spread: float) -> list[Recorded]:
+    """``count`` copies of direct-answered: copy k rings extension 1000+k from caller +7916<k>, ids made unique."""
+    base = [r for r in load_ami(TRACES / "direct-answered.ami") if isinstance(r, Recorded)]
+    streams: list[tuple[float, list[Recorded]]] = []
+    for k in range(count):
+        ext, suffix, caller = str(1000 + k), f"{k:04d}", f"7916{k:07d}"
+        copy: list[Recorded] = []
+        for item in base:
+            headers: list[tuple[str, str]] = []
+            for key, value in item.headers:
+                low = key.lower()
+                if low in _IDS and value:
+                    value = value + suffix
+                else:
+                    value = _EXT.sub(ext, value.replace("79161110001", caller))
+                    if low.endswith("channel") and value:
+                        value = value + suffix
+                headers.append((key, value))
+            copy.append(Recorded(item.t, tuple(headers)))
+        streams.append((spread * k / max(count, 1), copy))
+    return [r for r in merge_streams(streams) if isinstance(r, Recorded)]
+
+
+def triggers(stream: list[Recorded]) -> dict[tuple[str, str, str], int]:
+    """(message type, call id, extension) -> index of the AMI frame whose event produced it (pure tracker)."""
+    state = tracker.new_state("pbx1")
+    out: dict[tuple[str, str, str], int] = {}
+    at = datetime.now(UTC)
+    for i, item in enumerate(stream):
+        event = ev.parse_event(Message(item.headers), at)
+        if event is None:
+            continue
+        state, effects = tracker.reduce(state, event)
+        for effect in effects:
+            kind = MESSAGE_OF.get(type(effect))
+            if kind is None:
+                continue
+            if isinstance(effect, CallEnded):
+                exts = [
+                    *effect.record.rang,
+                    *([effect.record.answered_by] if effect.record.answered_by else []),
+                ]
+            else:
+                assert isinstance(effect, CallRinging | CallAnswered)
+                exts = [effect.extension]
+            for ext in exts:
+                out.setdefault((kind, effect.call_id, ext), i)
+    return out
+
+
+# -- the fake PBX process ------------------------------------------------------------------------------
+
+
+def pbx_process(stream: list[Recorded], pipe: Connection) -> None:
+    """Serve the stream; report the port, then (on request) when each frame was written."""
+    asyncio.run(_pbx(stream, pipe))
+
+
+async def _pbx(stream: list[Recorded], pipe: Connection) -> None:
+    server = FakeAmiServer(stream, speed=1.0)
+    index = {id(item.headers): i for i, item in enumerate(server.stream) if isinstance(item, Recorded)}
+    sent: dict[int, float] = {}
+    original = fakeserver._Session.send
+
+    async def timed_send(self: Any, headers: Any, *, event: bool = False) -> None:
+        await original(self, headers, event=event)
+        i = index.get(id(headers))
+        if i is not None:
+            sent[i] = time.perf_counter()
+
+    fakeserver._Session.send = timed_send  # type: ignore[method-assign]
+    await server.start()
+    pipe.send(server.port)
+    await asyncio.to_thread(pipe.recv)  # "stop"
+    await server.close()
+    pipe.send(sent)
+
+
+# -- the browsers process ------------------------------------------------------------------------------
+
+
+def browsers_process(url: str, tokens: list[str], pipe: Connection) -> None:
+    """Keep one websocket per token open; report when all are connected, then every message's arrival."""
+    asyncio.run(_browsers(url, tokens, pipe))
+
+
+async def _browsers(url: str, tokens: list[str], pipe: Connection) -> None:
+    received: list[tuple[float, str, str, str, bool]] = []
+    ready = 0
+    all_ready = asyncio.Event()
+    stop = asyncio.Event()
+
+    async def one(token: str) -> None:
+        nonlocal ready
+        jar = aiohttp.CookieJar(unsafe=True)
+        jar.update_cookies({"crmtel_session": token}, response_url=URL(url))
+        async with aiohttp.ClientSession(cookie_jar=jar) as session, session.ws_connect(url + "ws") as ws:
+            await ws.receive()  # hello
+            ready += 1
+            if ready == len(tokens):
+                all_ready.set()
+            while not stop.is_set():
+                msg = await ws.receive()
+                if msg.type is not aiohttp.WSMsgType.TEXT:
+                    return
+                now = time.perf_counter()
+                data = msg.json()
+                received.append(
+                    (
+                        now,
+                        data["type"],
+                        data.get("call_id", ""),
+                        data.get("extension", ""),
+                        bool(data.get("card")),
+                    )
+                )
+
+    async with asyncio.TaskGroup() as group:
+        tasks = [group.create_task(one(t)) for t in tokens]
+        await all_ready.wait()
+        pipe.send("ready")
+        await asyncio.to_thread(pipe.recv)  # "stop"
+        stop.set()
+        for task in tasks:
+            task.cancel()
+    pipe.send(received)
+
+
+# -- crmtel (this process) -----------------------------------------------------------------------------
+
+
+class TimedNotifier(Notifier):
+    """The real notifier, noting when the AMI service handed it each live event."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.published: dict[tuple[str, str, str], float] = {}
+
+    async def publish(self, event: CallEvent) -> None:
+        now = time.perf_counter()
+        kind = MESSAGE_OF.get(type(event))
+        if kind is not None:
+            for ext in _extensions(event):
+                self.published.setdefault((kind, event.call_id, ext), now)
+        await super().publish(event)
+
+
+def _extensions(event: CallEvent) -> list[str]:
+    if isinstance(event, CallEnded):
+        return [*event.record.rang, *([event.record.answered_by] if event.record.answered_by else [])]
+    if isinstance(event, CallRinging | CallAnswered):
+        return [event.extension]
+    return []
+
+
+def percentiles(values: list[float]) -> str:
+    """p50/p90/p99/max in milliseconds."""
+    if not values:
+        return "no samples"
+    ms = sorted(v * 1000 for v in values)
+    q = statistics.quantiles(ms, n=100, method="inclusive") if len(ms) > 1 else [ms[0]] * 99
+    return (
+        f"n={len(ms):4d}  p50={q[49]:6.2f} ms  p90={q[89]:6.2f} ms  p99={q[98]:6.2f} ms  max={ms[-1]:6.2f} ms"
+    )
+
+
+async def run(args: argparse.Namespace) -> int:
+    stream = synth_calls(args.calls, args.spread)
+    expected = triggers(stream)
+    ringing_expected = sum(1 for k in expected if k[0] == "call.ringing")
+    print(
+        f"stream: {len(stream)} AMI frames, {args.calls} calls, {ringing_expected} ringing events (pure tracker)"
+    )
+
+    tmp = tempfile.TemporaryDirectory(prefix="crmtel-bench-")
+    url = args.database_url or f"sqlite+aiosqlite:///{tmp.name}/bench.db"
+    await upgrade(url)
+    db = Database(url)
+    repo = ManagerRepository(db)
+    managers = [
+        await repo.save(login=f"m{i}", name=f"Manager {i}", extensions=(str(1000 + i),))
+        for i in range(args.managers)
+    ]
+
+    hub = Hub(queue_size=256)
+    notifier = TimedNotifier(hub, StoreCards(db), ManagerNames(db))
+    service = CallService(db, CallsSettings(create_leads_for_unknown=False), PartyRepository(db), notifier)
+    app = create_app(WebSettings(port=0), db=db, hub=hub)
+    # Sessions are opened directly: 500 argon2 logins would only measure argon2.
+    tokens = [app[STATE].sessions.create(m.id) for m in managers]
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+
+    ctx = mp.get_context("spawn")
+    b_main, b_child = ctx.Pipe()
+    browsers = ctx.Process(target=browsers_process, args=(f"http://127.0.0.1:{port}/", tokens, b_child))
+    browsers.start()
+    assert await asyncio.to_thread(b_main.recv) == "ready"
+    print(f"{hub.connections} websocket clients connected")
+
+    p_main, p_child = ctx.Pipe()
+    pbx = ctx.Process(target=pbx_process, args=(stream, p_child))
+    pbx.start()
+    ami_port = await asyncio.to_thread(p_main.recv)
+    settings = AmiSettings(
+        name="pbx1", port=ami_port, username="crmtel", secret=SecretStr("secret"), auth="md5"
+    )
+    client = AmiClient(settings, service)
+    started = time.perf_counter()
+    task = asyncio.create_task(client.run(), name="bench-ami-client")
+    try:
+        deadline = started + args.spread + 60
+        last, quiet_since = -1, time.perf_counter()
+        while time.perf_counter() < deadline:
+            await asyncio.sleep(0.1)
+            if client.handled != last:
+                last, quiet_since = client.handled, time.perf_counter()
+            elif last > 0 and len(hub.live) == 0 and time.perf_counter() - quiet_since > 1.0:
+                break
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+    print(f"pipeline handled {client.handled} AMI messages in {time.perf_counter() - started:.1f} s")
+
+    p_main.send("stop")
+    sent: dict[int, float] = await asyncio.to_thread(p_main.recv)
+    b_main.send("stop")
+    received: list[tuple[float, str, str, str, bool]] = await asyncio.to_thread(b_main.recv)
+    pbx.join()
+    browsers.join()
+    await runner.cleanup()
+    await db.dispose()
+    tmp.cleanup()
+
+    by_type: dict[str, list[float]] = {}
+    from_publish: dict[str, list[float]] = {}
+    unmatched = 0
+    card_seen: set[tuple[str, str]] = set()
+    for at, kind, call_id, ext, has_card in received:
+        if has_card and (call_id, ext) not in card_seen:
+            # When the card arrived: inside call.ringing, or as call.card after a popup without it.
+            card_seen.add((call_id, ext))
+            i = expected.get(("call.ringing", call_id, ext))
+            if i is not None and i in sent:
+                by_type.setdefault("card", []).append(at - sent[i])
+            published = notifier.published.get(("call.ringing", call_id, ext))
+            if published is not None:
+                from_publish.setdefault("card", []).append(at - published)
+        if kind == "call.card":
+            continue
+        published = notifier.published.get((kind, call_id, ext))
+        if published is not None:
+            from_publish.setdefault(kind, []).append(at - published)
+        i = expected.get((kind, call_id, ext))
+        if i is None or i not in sent:
+            unmatched += 1
+            continue
+        by_type.setdefault(kind, []).append(at - sent[i])
+    print(f"messages received: {len(received)} ({unmatched} without a known trigger frame)")
+    print("('card' = when the CRM card reached the page: in call.ringing, or as call.card just after it)")
+    print("AMI frame written by the fake PBX -> websocket frame received (whole pipeline):")
+    for kind in ("call.ringing", "card", "call.answered", "call.ended"):
+        print(f"  {kind:14s} {percentiles(by_type.get(kind, []))}")
+    print("notifier.publish called by the AMI service -> websocket frame received (push side only):")
+    for kind in ("call.ringing", "card", "call.answered", "call.ended"):
+        print(f"  {kind:14s} {percentiles(from_publish.get(kind, []))}")
+    ringing = by_type.get("call.ringing", [])
+    if len(ringing) != ringing_expected:
+        print(f"WARNING: {len(ringing)} of {ringing_expected} ringing popups arrived")
+        return 1
+    p99 = statistics.quantiles(ringing, n=100, method="inclusive")[98] * 1000 if len(ringing) > 1 else 0.0
+    print(f"call.ringing p99 {p99:.2f} ms: {'OK' if p99 <= 25 else 'ABOVE'} the 25 ms target")
+    return 0
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--managers", type=int, default=500)
+    parser.add_argument("--calls", type=int, default=200)
+    parser.add_argument("--spread", type=float, default=2.0, help="seconds over which the calls start")
+    parser.add_argument("--database-url", default=None)
+    args = parser.parse_args()
+    if args.calls > args.managers:
+        parser.error("every call rings its own manager: --calls must not exceed --managers")
+    return asyncio.run(run(args))
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
