@@ -63,7 +63,7 @@ __all__ = [
 
 # -- handlers -------------------------------------------------------------------------------------
 def _on_channel(tx: Tx, event: Any) -> None:
-    call = attach(tx, event.channel)
+    call = attach(tx, event.channel, create=isinstance(event, ev.Newchannel))
     if call is None:
         return
     uid = event.channel.uniqueid

@@ -208,8 +208,11 @@ def new_call(tx: Tx, linkedid: str) -> Call:
     return call
 
 
-def attach(tx: Tx, ch: ev.ChannelInfo, create: bool = True) -> Call | None:
-    """The call this channel belongs to (following Linkedid changes), registering the channel if new."""
+def attach(tx: Tx, ch: ev.ChannelInfo, create: bool = False) -> Call | None:
+    """The call this channel belongs to (following Linkedid changes), registering the channel if new.
+
+    Only ``create`` (Newchannel, resync) starts a call: late events of a finished call must not revive it.
+    """
     uid, lid = ch.uniqueid, ch.linkedid
     known = tx.linkedid_of(uid)
     if known is not None:

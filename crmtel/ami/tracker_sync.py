@@ -145,7 +145,7 @@ def resync(
         if tx.linkedid_of(ch.uniqueid) is not None:
             continue
         is_new = tx.call(ch.linkedid) is None
-        call = attach(tx, ch)
+        call = attach(tx, ch, create=True)
         if call is None:
             continue
         if is_new or ch.linkedid in adopted:

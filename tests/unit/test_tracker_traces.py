@@ -6,6 +6,7 @@ from typing import Any
 
 import pytest
 
+from crmtel.ami.events import Newchannel
 from crmtel.ami.tracker import CallStarted, new_state
 from crmtel.domain import CallAnswered, CallEnded, CallRecord, CallRinging, CallRingStopped
 from tests.fixtures.traces import (
@@ -143,3 +144,15 @@ def test_same_trace_twice_at_once_gives_two_records() -> None:
     records = ended(effects)
     assert len(records) == 2
     assert {r.record.missed_reason for r in records} == {load_expected("queue-abandoned")["missed_reason"]}
+
+
+def test_late_events_of_a_finished_call_do_not_revive_it() -> None:
+    """Events for a call's channels after its last Hangup (replays, late VarSets) start no phantom call."""
+    events = list(to_events(load_messages("direct-answered")))
+    state, effects = run(new_state("pbx1"), events)
+    assert len(ended(effects)) == 1
+    late = [e for e in events if not isinstance(e, Newchannel)]
+    state, again = run(state, late)
+    assert again == []
+    assert not state.calls
+    assert not state.channels
