@@ -135,7 +135,7 @@ def resync(
         if call is None:
             continue
         gone = [uid for uid in call.legs if uid not in present]
-        if gone:
+        if gone or not call.legs:
             _drop_legs(tx, call, gone)
     # Oldest channels first, so a call's originating channel is usually seen before its other legs.
     ordered = sorted(channels, key=lambda item: (-(item.duration_seconds or 0), item.channel.uniqueid))

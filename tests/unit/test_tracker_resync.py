@@ -6,6 +6,8 @@ import json
 from datetime import timedelta
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from crmtel.ami import events as ev
 from crmtel.ami.tracker import CallStarted, Effect, new_state, restore, resync, snapshot
@@ -183,3 +185,42 @@ def test_resync_after_restore_closes_calls_that_ended_during_downtime() -> None:
     assert done.record.queue == "wholesale"
     assert done.record.recording_url is not None
     assert done.record.recording_url.startswith("/rec/pbx1/1795462106.23/in-4951234567")
+
+
+def _real_snapshot() -> dict[str, object]:
+    state = _prefix_until("wholesale-local-members", "AgentConnect")
+    (linkedid,) = state.calls
+    data = snapshot(state, linkedid)
+    assert data is not None
+    return data
+
+
+_REAL_SNAPSHOT = _real_snapshot()
+_JSON = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.text(max_size=20),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=10), inner, max_size=4),
+    max_leaves=12,
+)
+
+
+@settings(max_examples=200, deadline=None)
+@given(key=st.sampled_from(sorted(_REAL_SNAPSHOT)), value=_JSON)
+def test_corrupted_snapshot_field_restores_or_raises_value_error(key: str, value: object) -> None:
+    """One field of a real snapshot replaced by arbitrary JSON: restore raises ValueError or the call goes on."""
+    data = {**_REAL_SNAPSHOT, key: value}
+    try:
+        state = restore(_fresh(), data)
+    except ValueError:
+        return
+    events = list(to_events(load_messages("wholesale-local-members")))
+    state, _ = run(state, events)
+    state, _ = resync(state, [], BASE_TIME + timedelta(hours=1))
+    assert not state.calls
+
+
+def test_resync_closes_a_restored_call_without_channels() -> None:
+    """A restored call that lists no channels at all is closed by the next resync, not kept forever."""
+    state = restore(_fresh(), {**_REAL_SNAPSHOT, "legs": []})
+    state, effects = resync(state, [], BASE_TIME + timedelta(hours=1))
+    assert len(ended(list(effects))) == 1
+    assert not state.calls
