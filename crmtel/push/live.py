@@ -107,7 +107,7 @@ class LiveCalls:
                     continue
                 if state in (LegState.RINGING, LegState.ANSWERED) and ext in call.ring_msgs:
                     out.append(Addressed(ext, call.ring_msgs[ext]))
-                if state is LegState.ANSWERED:
+                if state is LegState.ANSWERED and call.info is not None:
                     out.append(Addressed(ext, call.answered_message(ext)))
         return out
 
@@ -162,6 +162,9 @@ class LiveCalls:
         call.answered_by_name = name
         call.answered_at = event.at
         call.legs[event.extension] = LegState.ANSWERED
+        if call.info is None:
+            # Nothing rang first (a manager's own outbound call): no caller to show, so no popup.
+            return []
         out = [Addressed(event.extension, call.answered_message(event.extension))]
         for ext, state in call.legs.items():
             if state is LegState.RINGING:

@@ -139,6 +139,10 @@ async def test_ringall_pops_up_for_both_phones_and_closes_as_answered_by_103_for
                 await expect(popup).to_contain_text("+79031234567")
             await expect(boris.locator("#popups .card .status")).to_contain_text("102")
             await expect(vera.locator("#popups .card .status")).to_contain_text("103")
+            # A page reloaded while the phone rings is sent the ringing call again on reconnect.
+            await boris.reload()
+            await expect(boris.locator("#popups .card .who")).to_have_text("OOO Romashka", timeout=SEEN)
+            await expect(boris.locator("#popups .card .status")).to_contain_text("Ringing at 102")
 
             ami.resume()
             ami.pause_after = hangup

@@ -143,13 +143,14 @@ def test_snapshot_shows_ringing_and_answered_calls_only_for_the_asked_extensions
 
 
 def test_events_for_unknown_calls_are_harmless() -> None:
-    """A ring-stop for a call never seen yields nothing; an answer without ringing (outbound) is still reported."""
+    """A ring-stop for a call never seen yields nothing; an answer with no ringing first (outbound) pops nothing."""
     live = LiveCalls()
     stop = CallRingStopped(call_id="x:1", extension="101", reason="busy", answered_by=None, at=T0)
     assert live.apply(stop) == []
-    out = live.apply(CallAnswered(call_id="x:1", extension="101", at=T0))
-    assert kinds(out) == [("101", "call.answered")]
-    assert out[0].message["caller_number"] is None
+    assert live.apply(CallAnswered(call_id="x:1", extension="101", at=T0)) == []
+    assert live.snapshot(None) == []
+    assert live.involves("x:1", frozenset({"101"}))
+    assert kinds(live.apply(end(rang=(), answered_by="101", call_id="x:1"))) == [("101", "call.ended")]
 
 
 def test_calls_never_ended_are_forgotten_after_a_long_time() -> None:
