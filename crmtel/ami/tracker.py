@@ -33,6 +33,7 @@ from crmtel.ami.tracker_core import (
     leg_of,
     new_state,
     origin_extension,
+    renamed,
     set_dialled,
     unbridge,
 )
@@ -342,8 +343,16 @@ def _on_rename(tx: Tx, event: ev.Rename) -> None:
     lid = tx.linkedid_of(event.uniqueid)
     call = tx.call(lid) if lid is not None else None
     leg = call.legs.get(event.uniqueid) if call is not None else None
-    if call is not None and leg is not None:
-        tx.put(replace(call, legs={**call.legs, event.uniqueid: replace(leg, name=event.new_name)}))
+    if call is None or leg is None:
+        return
+    new = renamed(tx, leg, event.new_name)
+    ringing = call.ringing
+    was = ringing.get(event.uniqueid)
+    if was is not None and was != new.extension:
+        # Someone else took over this ringing line (call pickup): the offered phone stops ringing.
+        ringing = {k: v for k, v in ringing.items() if k != event.uniqueid}
+        tx.emit(CallRingStopped(tx.cid(call.linkedid), was, "answered elsewhere", new.extension, tx.at))
+    tx.put(replace(call, legs={**call.legs, event.uniqueid: new}, ringing=ringing))
 
 
 def _ignore(tx: Tx, event: Any) -> None:

@@ -257,11 +257,19 @@ def make_leg(tx: Tx, ch: ev.ChannelInfo) -> Leg:
 
 
 def leg_of(tx: Tx, ch: ev.ChannelInfo) -> Leg:
-    """The known leg for a channel snapshot, or a fresh classification of it."""
+    """The known leg for a channel snapshot (re-classified if the channel was renamed), or a new one."""
     lid = tx.linkedid_of(ch.uniqueid)
     call = tx.call(lid) if lid is not None else None
     leg = call.legs.get(ch.uniqueid) if call is not None else None
-    return leg if leg is not None else make_leg(tx, ch)
+    if leg is None:
+        return make_leg(tx, ch)
+    return leg if leg.name == ch.name else renamed(tx, leg, ch.name)
+
+
+def renamed(tx: Tx, leg: Leg, name: str) -> Leg:
+    """The leg under a new channel name (pickups and masquerades swap who is on the line)."""
+    kind, extension = classify(name, tx.state.trunks)
+    return replace(leg, name=name, kind=kind, extension=extension)
 
 
 def end_call(tx: Tx, call: Call) -> None:

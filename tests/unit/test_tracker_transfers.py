@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from crmtel.ami.tracker import new_state
-from crmtel.domain import CallAnswered, CallRecord, Direction, Outcome
+from crmtel.domain import CallAnswered, CallRecord, CallRingStopped, Direction, Outcome
 from tests.fixtures.traces import Script, ended, run
 
 L1 = "1795470000.1"
@@ -309,3 +309,21 @@ def test_outbound_busy_is_missed_busy() -> None:
     assert record.outcome is Outcome.MISSED
     assert record.missed_reason == "busy"
     assert not [e for e in effects if isinstance(e, CallAnswered)]
+
+
+def test_call_pickup_by_another_phone_makes_it_the_owner() -> None:
+    """101 rings, 102 picks the call up (the ringing channel is renamed to 102's): answered by 102, 101 stops."""
+    s = Script()
+    s.add(1.0, "Newchannel", _trunk(state=4))
+    s.add(1.0, "Newchannel", _ch(A101, L1, state=0, num="101", exten="s"))
+    s.add(1.0, "DialBegin", _trunk(state=4), _ch(A101, L1, "Dest", state=0, num="101"), DialString="101")
+    s.add(3.0, "Rename", [("Channel", A101[0]), ("Newname", "PJSIP/102-000000ff"), ("Uniqueid", A101[1])])
+    picked = ("PJSIP/102-000000ff", A101[1])
+    s.add(3.0, "DialEnd", _trunk(state=4), _ch(picked, L1, "Dest", num="102"), DialStatus="ANSWER")
+    s.add(8.0, "Hangup", _ch(picked, L1, num="102"), Cause="16")
+    s.add(8.0, "Hangup", _trunk(), Cause="16")
+    _, effects = run(new_state("pbx1"), s.events())
+    record = _only([e.record for e in ended(effects)], L1)
+    assert (record.answered_by, record.rang) == ("102", ("101",))
+    stopped = [e for e in effects if isinstance(e, CallRingStopped)]
+    assert [(e.extension, e.reason, e.answered_by) for e in stopped] == [("101", "answered elsewhere", "102")]
