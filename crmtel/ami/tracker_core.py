@@ -128,12 +128,13 @@ class Tx:
 
     def finish(self) -> tuple[TrackerState, tuple[Effect, ...]]:
         calls = self.calls if self.calls is not None else self.state.calls
-        for linkedid in sorted(self.started):
-            call = calls.get(linkedid)
-            if call is not None:
-                self.effects.insert(
-                    0, CallStarted(self.cid(linkedid), build_record(self.state, call), self.at)
-                )
+        # A new call is announced before anything else that happened to it in the same step.
+        started: list[Effect] = [
+            CallStarted(self.cid(linkedid), build_record(self.state, calls[linkedid]), self.at)
+            for linkedid in sorted(self.started)
+            if linkedid in calls
+        ]
+        self.effects[:0] = started
         for linkedid, old in self.before.items():
             call = calls.get(linkedid)
             if call is None or linkedid in self.started or signature(call) == signature(old):
