@@ -477,88 +477,57 @@ def _var_set(h: Headers, at: datetime) -> VarSet | None:
     return VarSet(at, channel, variable, _value(h, "value"))
 
 
-def _queue_join(h: Headers, at: datetime) -> QueueCallerJoin | None:
+def _queue_caller(h: Headers) -> tuple[ChannelInfo, str] | None:
     channel = _channel(h)
     queue = _value(h, "queue")
-    if channel is None or queue is None:
-        return None
-    return QueueCallerJoin(at, channel, queue, _int(h, "position"))
+    return None if channel is None or queue is None else (channel, queue)
+
+
+def _queue_join(h: Headers, at: datetime) -> QueueCallerJoin | None:
+    base = _queue_caller(h)
+    return None if base is None else QueueCallerJoin(at, *base, _int(h, "position"))
 
 
 def _queue_leave(h: Headers, at: datetime) -> QueueCallerLeave | None:
-    channel = _channel(h)
-    queue = _value(h, "queue")
-    if channel is None or queue is None:
-        return None
-    return QueueCallerLeave(at, channel, queue)
+    base = _queue_caller(h)
+    return None if base is None else QueueCallerLeave(at, *base)
 
 
 def _queue_abandon(h: Headers, at: datetime) -> QueueCallerAbandon | None:
-    channel = _channel(h)
-    queue = _value(h, "queue")
-    if channel is None or queue is None:
+    base = _queue_caller(h)
+    return None if base is None else QueueCallerAbandon(at, *base, _int(h, "holdtime"))
+
+
+_Agent: TypeAlias = tuple[ChannelInfo, ChannelInfo | None, str, str | None, str | None]
+
+
+def _agent(h: Headers) -> _Agent | None:
+    """The caller, the member's channel, the queue, and the member's interface and name."""
+    base = _queue_caller(h)
+    if base is None:
         return None
-    return QueueCallerAbandon(at, channel, queue, _int(h, "holdtime"))
+    channel, queue = base
+    return channel, _channel(h, "dest"), queue, _value(h, "interface"), _value(h, "membername")
 
 
 def _agent_called(h: Headers, at: datetime) -> AgentCalled | None:
-    channel = _channel(h)
-    queue = _value(h, "queue")
-    if channel is None or queue is None:
-        return None
-    return AgentCalled(
-        at, channel, _channel(h, "dest"), queue, _value(h, "interface"), _value(h, "membername")
-    )
+    base = _agent(h)
+    return None if base is None else AgentCalled(at, *base)
 
 
 def _agent_connect(h: Headers, at: datetime) -> AgentConnect | None:
-    channel = _channel(h)
-    queue = _value(h, "queue")
-    if channel is None or queue is None:
-        return None
-    return AgentConnect(
-        at,
-        channel,
-        _channel(h, "dest"),
-        queue,
-        _value(h, "interface"),
-        _value(h, "membername"),
-        _int(h, "holdtime"),
-        _int(h, "ringtime"),
-    )
+    base = _agent(h)
+    return None if base is None else AgentConnect(at, *base, _int(h, "holdtime"), _int(h, "ringtime"))
 
 
 def _agent_complete(h: Headers, at: datetime) -> AgentComplete | None:
-    channel = _channel(h)
-    queue = _value(h, "queue")
-    if channel is None or queue is None:
-        return None
-    return AgentComplete(
-        at,
-        channel,
-        _channel(h, "dest"),
-        queue,
-        _value(h, "interface"),
-        _value(h, "membername"),
-        _int(h, "talktime"),
-        _value(h, "reason"),
-    )
+    base = _agent(h)
+    return None if base is None else AgentComplete(at, *base, _int(h, "talktime"), _value(h, "reason"))
 
 
 def _agent_ring_no_answer(h: Headers, at: datetime) -> AgentRingNoAnswer | None:
-    channel = _channel(h)
-    queue = _value(h, "queue")
-    if channel is None or queue is None:
-        return None
-    return AgentRingNoAnswer(
-        at,
-        channel,
-        _channel(h, "dest"),
-        queue,
-        _value(h, "interface"),
-        _value(h, "membername"),
-        _int(h, "ringtime"),
-    )
+    base = _agent(h)
+    return None if base is None else AgentRingNoAnswer(at, *base, _int(h, "ringtime"))
 
 
 def _blind_transfer(h: Headers, at: datetime) -> BlindTransfer | None:
