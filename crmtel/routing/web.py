@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import hmac
 import ipaddress
-from urllib.parse import urlencode
+from urllib.parse import quote, urlencode
 
 from aiohttp import web
 from pydantic import SecretStr
@@ -73,7 +73,9 @@ def route_handlers(router: Router, token: SecretStr | None) -> list[web.RouteDef
                     "fallback_queue": decision.fallback_queue,
                     "reason": decision.reason,
                     "caller_name": decision.caller_name or "",
-                }
+                },
+                # %20, not '+': hashcompat=yes decodes with RFC 3986 rules, where '+' stays a plus sign.
+                quote_via=quote,
             )
             return web.Response(text=body)
         return web.json_response(decision.as_dict())
