@@ -38,9 +38,12 @@ from crmtel.ami.tracker_core import (
     unbridge,
 )
 from crmtel.ami.tracker_model import (
+    Call,
+    Leg,
     LegKind,
     TrackerState,
     dialled_number,
+    local_base,
     normalise_caller,
     number_from_dial_string,
     party_number,
@@ -100,6 +103,10 @@ def _on_dial_begin(tx: Tx, event: ev.DialBegin) -> None:
         tx.put(call)
         return
     dest = leg_of(tx, event.dest)
+    if _rings_the_placer(call, event.channel, dest):
+        # FreePBX-style click-to-call: Originate(Local/101@…) rings the manager's own phone first.
+        tx.put(replace(call, placed_by=dest.extension, caller_number=dest.extension, caller_hidden=False))
+        return
     if call.direction is None:
         if dest.kind is LegKind.TRUNK:
             call = replace(call, direction=Direction.OUTBOUND)
@@ -130,6 +137,17 @@ def _on_dial_begin(tx: Tx, event: ev.DialBegin) -> None:
     tx.put(call)
 
 
+def _rings_the_placer(call: Call, channel: ev.ChannelInfo | None, dest: Leg) -> bool:
+    """Whether the ``;2`` half of the originating Local channel is dialling the phone that places the call."""
+    if call.direction is not None or call.origin_kind is not LegKind.LOCAL or channel is None:
+        return False
+    if dest.kind is not LegKind.EXTENSION:
+        return False
+    origin = call.legs.get(call.linkedid)
+    base = local_base(channel.name)
+    return origin is not None and base is not None and base == local_base(origin.name)
+
+
 def _on_dial_end(tx: Tx, event: ev.DialEnd) -> None:
     if event.channel is not None:
         attach(tx, event.channel)
@@ -139,7 +157,8 @@ def _on_dial_end(tx: Tx, event: ev.DialEnd) -> None:
     dest = leg_of(tx, event.dest)
     uid = event.dest.uniqueid
     status = event.status
-    if uid == call.linkedid:
+    placer = call.direction is None and dest.extension is not None and dest.extension == call.placed_by
+    if uid == call.linkedid or placer:
         # The placing phone answered (or refused) its own Originate: the far end has not been called yet.
         if status != "ANSWER" and call.answered_by is None:
             tx.put(replace(call, unanswered_reason=UNANSWERED.get(status, MissedReason.NO_ANSWER)))

@@ -190,8 +190,10 @@ def origin_facts(tx: Tx, call: Call, ch: ev.ChannelInfo, leg: Leg) -> Call:
         caller_number=number,
         caller_hidden=hidden,
         caller_name=ch.caller_name,
+        placed_by=leg.extension if leg.kind is LegKind.EXTENSION else None,
     )
-    if call.dialled is None and dialled is not None:
+    # A Local origin's extension is where the Local channel goes, not a number anyone dialled.
+    if call.dialled is None and dialled is not None and leg.kind in (LegKind.TRUNK, LegKind.EXTENSION):
         call = set_dialled(tx, call, dialled)
     return call
 
@@ -309,10 +311,7 @@ def answer(tx: Tx, call: Call, extension: str | None) -> Call:
 
 def origin_extension(call: Call) -> str | None:
     """The extension of the phone that placed the call, if a phone did."""
-    leg = call.legs.get(call.linkedid)
-    if leg is not None and leg.extension is not None:
-        return leg.extension
-    return call.caller_number if call.origin_kind is LegKind.EXTENSION else None
+    return call.placed_by
 
 
 def unbridge(tx: Tx, bridge_id: str, uid: str) -> None:

@@ -29,6 +29,13 @@ class LegKind(enum.StrEnum):
     OTHER = "other"
 
 
+def local_base(name: str) -> str | None:
+    """``Local/101@from-internal-00000001;2`` -> ``Local/101@from-internal-00000001`` (None if not Local)."""
+    if not name.lower().startswith("local/"):
+        return None
+    return name.split(";", 1)[0]
+
+
 def split_channel_name(name: str) -> tuple[str, str]:
     """``PJSIP/101-0000000f`` -> (``pjsip``, ``101``); ``Local/104@agents-00000000;1`` -> (``local``, ``104@agents``)."""
     tech, sep, rest = name.partition("/")
@@ -102,6 +109,8 @@ class Call:
     caller_number: str | None = None
     caller_hidden: bool = False
     caller_name: str | None = None
+    # The manager's extension that placed the call (its own phone, or the one a Local originate rang first).
+    placed_by: str | None = None
     dialled: str | None = None
     dialled_e164: str | None = None
     rang: tuple[str, ...] = ()

@@ -327,3 +327,40 @@ def test_call_pickup_by_another_phone_makes_it_the_owner() -> None:
     assert (record.answered_by, record.rang) == ("102", ("101",))
     stopped = [e for e in effects if isinstance(e, CallRingStopped)]
     assert [(e.extension, e.reason, e.answered_by) for e in stopped] == [("101", "answered elsewhere", "102")]
+
+
+def test_local_originate_click_to_call_is_outbound_placed_by_the_rung_phone() -> None:
+    """Originate(Local/101@from-internal): ;2 rings 101 first, then ;1 dials out; outbound placed by 101."""
+    lid = "1795470500.1"
+    one = ("Local/101@from-internal-0000000a;1", lid)
+    two = ("Local/101@from-internal-0000000a;2", "1795470500.2")
+    phone = ("PJSIP/101-00000050", "1795470500.3")
+    trunk = ("PJSIP/trunk-00000051", "1795470500.4")
+    s = Script()
+    s.add(0.0, "Newchannel", _ch(one, lid, state=0, exten="101", context="from-internal"))
+    s.add(0.0, "Newchannel", _ch(two, lid, state=4, exten="101", context="from-internal"))
+    s.add(0.0, "DialBegin", _ch(one, lid, "Dest", state=0), DialString="Local/101@from-internal")
+    s.add(0.1, "Newchannel", _ch(phone, lid, state=0, num="101", exten="s"))
+    s.add(0.1, "DialBegin", _ch(two, lid, state=4), _ch(phone, lid, "Dest", state=0), DialString="PJSIP/101")
+    s.add(3.0, "DialEnd", _ch(two, lid), _ch(phone, lid, "Dest", num="101"), DialStatus="ANSWER")
+    s.add(3.0, "DialEnd", _ch(one, lid, "Dest"), DialStatus="ANSWER")
+    s.add(3.1, "Newchannel", _ch(trunk, lid, state=0, context="from-trunk", exten="s"))
+    s.add(
+        3.1,
+        "DialBegin",
+        _ch(one, lid),
+        _ch(trunk, lid, "Dest", state=0),
+        DialString="PJSIP/89161110001@trunk",
+    )
+    s.add(5.0, "DialEnd", _ch(one, lid), _ch(trunk, lid, "Dest"), DialStatus="ANSWER")
+    for leg in (trunk, one, two, phone):
+        s.add(9.0, "Hangup", _ch(leg, lid), Cause="16")
+    _, effects = run(new_state("pbx1"), s.events())
+    record = _only([e.record for e in ended(effects)], lid)
+    assert record.direction is Direction.OUTBOUND
+    assert (record.caller_number, record.dialled, record.rang) == ("101", "89161110001", ())
+    assert record.answered_by == "101"
+    assert record.answered_at is not None
+    assert record.talk_seconds == 4.0
+    assert record.extra["party_number"] == "+79161110001"
+    assert not [e for e in effects if isinstance(e, CallRingStopped)]
