@@ -271,9 +271,10 @@ async def run(args: argparse.Namespace) -> int:
     task = asyncio.create_task(client.run(), name="bench-ami-client")
     try:
         deadline = started + args.spread + 60
-        last, quiet_since = -1, time.perf_counter()
+        last, quiet_since, peak = -1, time.perf_counter(), 0
         while time.perf_counter() < deadline:
-            await asyncio.sleep(0.1)
+            await asyncio.sleep(0.05)
+            peak = max(peak, len(hub.live))
             if client.handled != last:
                 last, quiet_since = client.handled, time.perf_counter()
             elif last > 0 and len(hub.live) == 0 and time.perf_counter() - quiet_since > 1.0:
@@ -281,7 +282,10 @@ async def run(args: argparse.Namespace) -> int:
     finally:
         task.cancel()
         await asyncio.gather(task, return_exceptions=True)
-    print(f"pipeline handled {client.handled} AMI messages in {time.perf_counter() - started:.1f} s")
+    print(
+        f"pipeline handled {client.handled} AMI messages in {time.perf_counter() - started:.1f} s;"
+        f" at most {peak} calls live at once"
+    )
 
     p_main.send("stop")
     sent: dict[int, float] = await asyncio.to_thread(p_main.recv)
@@ -338,7 +342,12 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--managers", type=int, default=500)
     parser.add_argument("--calls", type=int, default=200)
-    parser.add_argument("--spread", type=float, default=2.0, help="seconds over which the calls start")
+    parser.add_argument(
+        "--spread",
+        type=float,
+        default=4.0,
+        help="seconds over which the calls start (each lasts 5.6 s, so with 4 s all of them overlap)",
+    )
     parser.add_argument("--database-url", default=None)
     args = parser.parse_args()
     if args.calls > args.managers:

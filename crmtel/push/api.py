@@ -15,7 +15,7 @@ from crmtel.phones import normalize
 from crmtel.push.context import STATE, current_manager, watch_scope
 from crmtel.store.deals import DealSummary, NewDeal
 from crmtel.store.history import CallView, visible_to
-from crmtel.store.notes import CallbackTask, Note
+from crmtel.store.notes import CallbackTask, Note, PartyConflict
 from crmtel.store.parties import NewLead
 
 MAX_AMOUNT = Decimal("1e13")
@@ -195,28 +195,34 @@ async def add_note(request: web.Request) -> web.Response:
 
 
 async def create_lead(request: web.Request) -> web.Response:
-    """``POST /api/calls/{call_id}/lead``: make a lead of an unknown caller, owned by this manager."""
+    """``POST /api/calls/{call_id}/lead``: make the caller a lead (or fill in the lead the call already has)."""
     state = request.app[STATE]
     manager, call = await _visible_call(request)
     body = await json_body(request)
     name = text_field(body, "name", 300, required=True)
     company = text_field(body, "company", 300) or None
     email = text_field(body, "email", 300) or None
-    if call.party_id is not None:
-        raise _error(web.HTTPConflict, "this call already belongs to a client or lead")
+    if call.party_kind == PartyKind.CLIENT.value:
+        raise _error(web.HTTPConflict, "this caller is already a client")
     phone = normalize(call.other_number, state.region)
-    if phone.e164 is None:
+    if phone.e164 is None and call.party_id is None:
         raise BadRequest("the caller has no usable phone number")
     lead = NewLead(
         name=name, phones=(phone.raw,), company=company, email=email, source="call", manager_id=manager.id
     )
-    created = await state.notes.create_lead(call.id, lead, [(phone.e164, phone.raw)])
+    try:
+        saved = await state.notes.lead_for_call(
+            call.id, lead, [(phone.e164, phone.raw)] if phone.e164 else []
+        )
+    except PartyConflict as err:
+        raise _error(web.HTTPConflict, "this caller is already a client") from err
     return web.json_response(
         {
-            "id": created.id,
-            "duplicates": [{"kind": d.kind.value, "id": d.id, "name": d.name} for d in created.duplicates],
+            "id": saved.id,
+            "created": saved.created,
+            "duplicates": [{"kind": d.kind.value, "id": d.id, "name": d.name} for d in saved.duplicates],
         },
-        status=201,
+        status=201 if saved.created else 200,
     )
 
 

@@ -7,11 +7,11 @@ from datetime import UTC, datetime
 
 from sqlalchemy import select, update
 
-from crmtel.domain import PartyKind
-from crmtel.errors import NotFound
+from crmtel.domain import PartyKind, PartyMatch
+from crmtel.errors import CrmtelError, NotFound
 from crmtel.store.db import Database
-from crmtel.store.models import CallNoteRow, CallRow, TaskRow
-from crmtel.store.parties import Created, NewLead, add_lead_in
+from crmtel.store.models import CallNoteRow, CallRow, LeadRow, TaskRow
+from crmtel.store.parties import NewLead, add_lead_in
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,6 +38,19 @@ class CallbackTask:
     title: str
     due_at: datetime
     status: str
+
+
+@dataclass(frozen=True, slots=True)
+class LeadSaved:
+    """The lead a call's caller now is; ``duplicates`` are other records already owning the number."""
+
+    id: int
+    created: bool
+    duplicates: tuple[PartyMatch, ...]
+
+
+class PartyConflict(CrmtelError):
+    """The call already belongs to a client: it cannot become a lead."""
 
 
 def _note(row: CallNoteRow) -> Note:
@@ -85,18 +98,34 @@ class NoteRepository:
             )
             return [_note(r) for r in rows]
 
-    async def create_lead(self, call_id: int, lead: NewLead, phones: list[tuple[str, str]]) -> Created:
-        """Create a lead for the call's caller and link the call to it when the call has no CRM record yet."""
+    async def lead_for_call(self, call_id: int, lead: NewLead, phones: list[tuple[str, str]]) -> LeadSaved:
+        """Make the caller a lead: fill in the call's lead (e.g. the one made automatically), or create one.
+
+        Raises ``PartyConflict`` when the call belongs to a client, ``NotFound`` for an unknown call.
+        """
         async with self._db.session() as session:
-            if await session.get(CallRow, call_id) is None:
+            call = await session.get(CallRow, call_id)
+            if call is None:
                 raise NotFound(f"call {call_id}")
+            if call.party_kind == PartyKind.CLIENT.value:
+                raise PartyConflict(f"call {call_id} belongs to a client")
+            row = (
+                await session.get(LeadRow, call.party_id) if call.party_kind == PartyKind.LEAD.value else None
+            )
+            if row is not None:
+                row.name = lead.name
+                row.company = lead.company or row.company
+                row.email = lead.email or row.email
+                row.manager_id = row.manager_id or lead.manager_id
+                call.party_name = lead.name
+                return LeadSaved(row.id, created=False, duplicates=())
             created = await add_lead_in(session, lead, phones)
             await session.execute(
                 update(CallRow)
                 .where(CallRow.id == call_id, CallRow.party_id.is_(None))
                 .values(party_kind=PartyKind.LEAD.value, party_id=created.id, party_name=lead.name)
             )
-            return created
+            return LeadSaved(created.id, created=True, duplicates=created.duplicates)
 
     async def add_callback(
         self,

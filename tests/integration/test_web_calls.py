@@ -7,13 +7,15 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 
+from sqlalchemy import update
+
 from crmtel.domain import Category
 from crmtel.push.api import recording_path
 from crmtel.store.db import Database
 from crmtel.store.deals import DealRepository
 from crmtel.store.models import CallRow
 from crmtel.store.notes import NoteRepository
-from crmtel.store.parties import NewClient, PartyRepository
+from crmtel.store.parties import NewClient, NewLead, PartyRepository
 from tests.integration.test_web_app import add_call, running_app
 
 HOSTILE = "<img src=x onerror=alert(1)>"
@@ -51,7 +53,7 @@ async def test_bad_note_input_is_refused_with_400(db: Database) -> None:
 
 
 async def test_lead_from_unknown_caller_is_created_and_linked_to_the_call(db: Database) -> None:
-    """An unknown caller becomes this manager's lead with the caller's number; a second lead for it is refused."""
+    """An unknown caller becomes this manager's lead with the caller's number, and the call names it."""
     async with running_app(db) as rig, rig.browser("vera") as vera:
         await add_call(db, linkedid="2.2", rang=("103",), answered_by="103", caller="79031234567")
         async with vera.post("/api/calls/pbx1:2.2/lead", json={"name": "Pavel", "company": "Romashka"}) as r:
@@ -64,7 +66,40 @@ async def test_lead_from_unknown_caller_is_created_and_linked_to_the_call(db: Da
         async with vera.get("/api/calls/pbx1:2.2") as r:
             call = (await r.json())["call"]
             assert (call["party_kind"], call["party_id"], call["party_name"]) == ("lead", lead_id, "Pavel")
-        async with vera.post("/api/calls/pbx1:2.2/lead", json={"name": "Again"}) as r:
+        # Saving again fills in the same lead instead of making a second one for the number.
+        async with vera.post("/api/calls/pbx1:2.2/lead", json={"name": "Pavel Ivanov"}) as r:
+            assert r.status == 200
+            assert (await r.json())["id"] == lead_id
+        again = await PartyRepository(db).lookup("+79031234567")
+        assert [(m.id, m.name, m.company) for m in again.matches] == [(lead_id, "Pavel Ivanov", "Romashka")]
+
+
+async def test_lead_form_fills_in_the_lead_made_automatically_and_refuses_clients(db: Database) -> None:
+    """The lead the call service made for an unknown caller is named from the card; a client's call gets 409."""
+    async with running_app(db) as rig, rig.browser("vera") as vera:
+        auto = await PartyRepository(db).add_lead(NewLead(name="+79031234567", phones=("79031234567",)))
+        client = await PartyRepository(db).add_client(NewClient(name="Ivan Petrov", phones=("79161110001",)))
+        await add_call(db, linkedid="2.2", rang=("103",), answered_by="103", caller="79031234567")
+        await add_call(db, linkedid="2.3", rang=("103",), answered_by="103", caller="79161110001")
+        async with db.session() as session:
+            await session.execute(
+                update(CallRow).where(CallRow.linkedid == "2.2").values(party_kind="lead", party_id=auto.id)
+            )
+            await session.execute(
+                update(CallRow)
+                .where(CallRow.linkedid == "2.3")
+                .values(party_kind="client", party_id=client.id)
+            )
+        async with vera.post(
+            "/api/calls/pbx1:2.2/lead", json={"name": "Pavel", "email": "p@example.com"}
+        ) as r:
+            assert r.status == 200
+            assert (await r.json())["id"] == auto.id
+        found = await PartyRepository(db).lookup("+79031234567")
+        assert [(m.id, m.name, m.manager_id) for m in found.matches] == [
+            (auto.id, "Pavel", rig.managers["vera"].id)
+        ]
+        async with vera.post("/api/calls/pbx1:2.3/lead", json={"name": "Not a lead"}) as r:
             assert r.status == 409
 
 

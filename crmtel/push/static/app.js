@@ -271,8 +271,9 @@ function actions(callId, card) {
   const box = el("div", { className: "call-actions" });
   box.append(actionForm("Result", [["topic", "Topic"], ["result", "Result"], ["comment", "Comment", "textarea"]],
     (v) => api("POST", callUrl(callId, "/notes"), v)));
-  if (!card || card.kind === "new_lead" || card.kind === undefined) {
-    box.append(actionForm("New lead", [["name", "Name"], ["company", "Company"], ["email", "E-mail", "email"]],
+  if (!card || !["client", "hidden", "internal"].includes(card.kind)) {
+    // Creates the lead, or fills in the one the call already has (unknown callers get one automatically).
+    box.append(actionForm("Lead", [["name", "Name"], ["company", "Company"], ["email", "E-mail", "email"]],
       (v) => api("POST", callUrl(callId, "/lead"), v)));
   }
   box.append(actionForm("Deal", [["title", "Title"], ["amount", "Amount"]],
