@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from crmtel.ami.events import Newchannel
+from crmtel.ami.events import Cdr, Newchannel
 from crmtel.ami.tracker import CallStarted, new_state
 from crmtel.domain import CallAnswered, CallEnded, CallRecord, CallRinging, CallRingStopped
 from tests.fixtures.traces import (
@@ -156,3 +156,13 @@ def test_late_events_of_a_finished_call_do_not_revive_it() -> None:
     assert again == []
     assert not state.calls
     assert not state.channels
+
+
+@pytest.mark.parametrize("scenario", SCENARIOS)
+def test_talk_time_agrees_with_asterisk_cdr(scenario: str) -> None:
+    """Talk seconds match the longest BillableSeconds of Asterisk's own Cdr events for the call (±1 s)."""
+    events = list(to_events(load_messages(scenario)))
+    _, effects = run(new_state("pbx1"), events)
+    billable = [e.billable_seconds or 0 for e in events if isinstance(e, Cdr)]
+    assert billable
+    assert ended(effects)[0].record.talk_seconds == pytest.approx(max(billable), abs=1.0)
