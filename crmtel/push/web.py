@@ -73,7 +73,8 @@ async def _auth(request: web.Request, handler: Handler) -> web.StreamResponse:
     # Cross-site writes and websocket hijacking: the browser always says where a request comes from.
     if (request.method not in ("GET", "HEAD") or request.path == "/ws") and not _same_origin(request):
         return _json_error(403, "cross-origin request refused")
-    if request.match_info.route.resource in state.public:
+    if request.match_info.http_exception is not None or request.match_info.route.resource in state.public:
+        # Unknown paths get their plain 404/405: there is nothing behind them to protect.
         return await handler(request)
     try:
         manager_id = state.sessions.manager_id(request.cookies.get(COOKIE))

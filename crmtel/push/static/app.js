@@ -135,7 +135,8 @@ function handle(msg) {
     case "call.ringing": upsert(msg, "ringing"); break;
     case "call.answered": upsert(msg, msg.by_me ? "mine" : "lost"); break;
     case "call.ring_stopped": upsert(msg, "stopped"); break;
-    case "call.ended": upsert(msg, "ended"); loadHistory(); break;
+    // The call service writes the final record right after it tells us; give it a moment.
+    case "call.ended": upsert(msg, "ended"); setTimeout(loadHistory, 1500); break;
     case "call.card": {
       // The CRM facts arrive after the popup when the store was slow.
       const entry = cards.get(msg.call_id);
@@ -229,7 +230,7 @@ function renderCard(callId, entry) {
     (r.missed_reason ? " · " + r.missed_reason : "")));
   const deals = (card.open_deals || []).map((d) => el("li", {}, d.title + " — " + d.amount + " (" + d.stage + ")"));
 
-  node.replaceChildren(
+  node.replaceChildren(...[
     el("div", { className: "top" },
       el("span", { className: "who" }, title),
       el("button", { className: "close", type: "button", title: "Close", onclick: () => removeCard(callId) }, "×")),
@@ -241,15 +242,15 @@ function renderCard(callId, entry) {
     recent.length ? el("div", {}, "Last calls:", el("ul", {}, recent)) : null,
     deals.length ? el("div", {}, "Open deals:", el("ul", {}, deals)) : null,
     (entry.state === "mine" || entry.state === "ended") ? actions(callId, card) : null,
-  );
+  ].filter(Boolean));
 }
 
 // ---- actions on a call (popup and history detail) -------------------------------------------
 
-function actionForm(legend, fields, submit) {
+function actionForm(legend, fields, submit, open) {
   const msg = el("div", { className: "msg" });
   const inputs = {};
-  const form = el("form", { className: "action" }, el("strong", {}, legend));
+  const form = el("form", { className: "action" });
   for (const [name, label, kind] of fields) {
     inputs[name] = kind === "textarea" ? el("textarea", { name, placeholder: label, rows: 2 })
       : el("input", { name, placeholder: label, type: kind || "text" });
@@ -264,13 +265,13 @@ function actionForm(legend, fields, submit) {
     msg.textContent = res.ok ? "Saved." : ((res.data && res.data.error) || "Failed (" + res.status + ")");
     if (res.ok) for (const input of Object.values(inputs)) input.value = "";
   });
-  return form;
+  return el("details", { className: "action", open: Boolean(open) }, el("summary", {}, legend), form);
 }
 
 function actions(callId, card) {
   const box = el("div", { className: "call-actions" });
   box.append(actionForm("Result", [["topic", "Topic"], ["result", "Result"], ["comment", "Comment", "textarea"]],
-    (v) => api("POST", callUrl(callId, "/notes"), v)));
+    (v) => api("POST", callUrl(callId, "/notes"), v), true));
   if (!card || !["client", "hidden", "internal"].includes(card.kind)) {
     // Creates the lead, or fills in the one the call already has (unknown callers get one automatically).
     box.append(actionForm("Lead", [["name", "Name"], ["company", "Company"], ["email", "E-mail", "email"]],
@@ -293,7 +294,7 @@ async function loadHistory() {
   const body = $("#history tbody");
   body.replaceChildren(...res.data.calls.map((call) => {
     const number = call.direction === "outbound" ? call.dialled : call.caller_number;
-    const audio = call.recording
+    const audio = call.recording && call.ended_at
       ? el("audio", { controls: true, preload: "none", src: callUrl(call.call_id, "/recording"),
           onclick: (ev) => ev.stopPropagation() })
       : "";
@@ -302,9 +303,10 @@ async function loadHistory() {
       el("td", {}, call.direction),
       el("td", {}, number || ""),
       el("td", {}, call.party_name || call.caller_name || ""),
-      el("td", {}, call.outcome === "missed" ? "missed" + (call.missed_reason ? ": " + call.missed_reason : "") : (call.outcome || "")),
+      el("td", {}, !call.ended_at ? "in progress"
+        : call.outcome === "missed" ? "missed" + (call.missed_reason ? ": " + call.missed_reason : "") : (call.outcome || "")),
       el("td", {}, call.answered_by || call.rang.join(", ")),
-      el("td", {}, call.outcome === "answered" ? seconds(call.talk_seconds) : ""),
+      el("td", {}, call.ended_at && call.outcome === "answered" ? seconds(call.talk_seconds) : ""),
       el("td", {}, audio));
   }));
 }
@@ -315,13 +317,13 @@ async function showDetail(callId) {
   box.hidden = false;
   if (!res.ok) { box.replaceChildren(el("p", { className: "error" }, (res.data && res.data.error) || "not found")); return; }
   const { call, notes, deals, tasks } = res.data;
-  box.replaceChildren(
+  box.replaceChildren(...[
     el("h3", {}, (call.party_name || call.caller_name || call.caller_number || "") + " · " + fmtTime(call.started_at)),
     el("ul", {}, notes.map((n) => el("li", {}, fmtTime(n.created_at) + " — " + [n.topic, n.result, n.comment].filter(Boolean).join(" · ")))),
     deals.length ? el("p", {}, "Deals: " + deals.map((d) => d.title + " " + d.amount).join("; ")) : null,
     tasks.length ? el("p", {}, "Callbacks: " + tasks.map((t) => t.title + " by " + fmtTime(t.due_at)).join("; ")) : null,
     actions(callId, call.party_id ? { kind: call.party_kind } : { kind: "new_lead" }),
-  );
+  ].filter(Boolean));
 }
 
 $("#refresh").addEventListener("click", loadHistory);
