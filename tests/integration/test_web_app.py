@@ -209,6 +209,8 @@ async def test_unauthenticated_api_and_websocket_are_refused(db: Database) -> No
                 assert "Content-Security-Policy" in r.headers
             async with anon.get("/static/app.js") as r:
                 assert r.status == 200
+            async with anon.get("/no/such/page") as r:
+                assert r.status == 404
 
 
 async def test_logout_kills_the_session_token(db: Database) -> None:
