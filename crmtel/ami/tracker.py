@@ -8,8 +8,8 @@ extensions, None for hidden numbers (``extra["caller_hidden"]``); ``caller_name`
 ``dialled`` is kept as dialled; ``extra["party_number"]`` is the outside party in E.164 (caller inbound,
 dialled number outbound) for CRM matching. Route variables keep the first non-empty value (the CRM's
 decision, not the dialplan's later fallback). After a transfer the extension that takes the call over
-becomes ``answered_by`` (``extra["transferred_from"]`` keeps the previous owner). Only Newchannel (or
-``resync``) starts a call, so events of channels we never saw are ignored until the next resync.
+becomes ``answered_by`` (``extra["transferred_from"]`` keeps the previous owner). A channel of an
+unknown call (its start was lost) starts one with what is known; a recently finished call is never revived.
 """
 
 from __future__ import annotations
@@ -68,7 +68,7 @@ __all__ = [
 
 # -- handlers -------------------------------------------------------------------------------------
 def _on_channel(tx: Tx, event: Any) -> None:
-    call = attach(tx, event.channel, create=isinstance(event, ev.Newchannel))
+    call = attach(tx, event.channel)
     if call is None:
         return
     uid = event.channel.uniqueid

@@ -8,6 +8,7 @@ from typing import TypeAlias
 
 from crmtel.ami import events as ev
 from crmtel.ami.tracker_model import (
+    FINISHED_KEEP,
     Call,
     Leg,
     LegKind,
@@ -69,7 +70,18 @@ UNANSWERED = {
 class Tx:
     """One reduce step: copy-on-write views of the state's maps plus the effects emitted so far."""
 
-    __slots__ = ("at", "before", "bridges", "calls", "channels", "effects", "ended", "started", "state")
+    __slots__ = (
+        "at",
+        "before",
+        "bridges",
+        "calls",
+        "channels",
+        "effects",
+        "ended",
+        "finished",
+        "started",
+        "state",
+    )
 
     def __init__(self, state: TrackerState, at: datetime) -> None:
         self.state = state
@@ -77,6 +89,7 @@ class Tx:
         self.calls: dict[str, Call] | None = None
         self.channels: dict[str, str] | None = None
         self.bridges: dict[str, tuple[str, ...]] | None = None
+        self.finished: dict[str, None] | None = None
         self.effects: list[Effect] = []
         # Linkedid -> the call as it was before this step (for CallUpdated), and calls born/ended here.
         self.before: dict[str, Call] = {}
@@ -123,6 +136,16 @@ class Tx:
         else:
             self.bridges.pop(bridge_id, None)
 
+    def was_finished(self, linkedid: str) -> bool:
+        return linkedid in (self.finished if self.finished is not None else self.state.finished)
+
+    def remember_finished(self, linkedid: str) -> None:
+        if self.finished is None:
+            self.finished = dict(self.state.finished)
+        self.finished[linkedid] = None
+        while len(self.finished) > FINISHED_KEEP:
+            del self.finished[next(iter(self.finished))]
+
     def emit(self, effect: Effect) -> None:
         self.effects.append(effect)
 
@@ -140,13 +163,14 @@ class Tx:
             if call is None or linkedid in self.started or signature(call) == signature(old):
                 continue
             self.effects.append(CallUpdated(self.cid(linkedid), build_record(self.state, call), self.at))
-        if self.calls is None and self.channels is None and self.bridges is None:
+        if self.calls is None and self.channels is None and self.bridges is None and self.finished is None:
             return self.state, tuple(self.effects)
         state = replace(
             self.state,
             calls=calls,
             channels=self.channels if self.channels is not None else self.state.channels,
             bridges=self.bridges if self.bridges is not None else self.state.bridges,
+            finished=self.finished if self.finished is not None else self.state.finished,
         )
         return state, tuple(self.effects)
 
@@ -211,10 +235,11 @@ def new_call(tx: Tx, linkedid: str) -> Call:
     return call
 
 
-def attach(tx: Tx, ch: ev.ChannelInfo, create: bool = False) -> Call | None:
+def attach(tx: Tx, ch: ev.ChannelInfo, create: bool = True) -> Call | None:
     """The call this channel belongs to (following Linkedid changes), registering the channel if new.
 
-    Only ``create`` (Newchannel, resync) starts a call: late events of a finished call must not revive it.
+    A channel of a call we never saw (its start was lost) starts one, unless that call already finished:
+    late events of a finished call must not revive it.
     """
     uid, lid = ch.uniqueid, ch.linkedid
     known = tx.linkedid_of(uid)
@@ -241,7 +266,7 @@ def attach(tx: Tx, ch: ev.ChannelInfo, create: bool = False) -> Call | None:
         return target
     call = tx.call(lid)
     if call is None:
-        if not create:
+        if not create or tx.was_finished(lid):
             return None
         call = new_call(tx, lid)
     leg = make_leg(tx, ch)
@@ -287,6 +312,7 @@ def end_call(tx: Tx, call: Call) -> None:
     tx.before.pop(call.linkedid, None)
     tx.started.discard(call.linkedid)
     tx.ended.add(call.linkedid)
+    tx.remember_finished(call.linkedid)
     tx.emit(CallEnded(tx.cid(call.linkedid), record, tx.at))
 
 

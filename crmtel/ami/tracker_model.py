@@ -142,6 +142,12 @@ class TrackerState:
     channels: Mapping[str, str] = field(default_factory=dict)
     # Bridge id -> Uniqueids of our channels in it.
     bridges: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    # Linkedids of recently finished calls (oldest first, bounded): late events must not revive them.
+    finished: Mapping[str, None] = field(default_factory=dict)
+
+
+# How many finished Linkedids to remember against late events.
+FINISHED_KEEP = 4096
 
 
 def normalise_caller(raw: str | None, region: str) -> tuple[str | None, bool]:

@@ -166,3 +166,18 @@ def test_talk_time_agrees_with_asterisk_cdr(scenario: str) -> None:
     billable = [e.billable_seconds or 0 for e in events if isinstance(e, Cdr)]
     assert billable
     assert ended(effects)[0].record.talk_seconds == pytest.approx(max(billable), abs=1.0)
+
+
+def test_call_whose_start_was_lost_is_adopted_with_what_is_known() -> None:
+    """Missing the first events (Newchannel, DialBegin) still yields one record: inbound, caller, owner."""
+    events = list(to_events(load_messages("direct-answered")))
+    first_dial = next(i for i, e in enumerate(events) if type(e).__name__ == "DialBegin")
+    state, effects = run(new_state("pbx1"), events[first_dial + 1 :])
+    (done,) = ended(effects)
+    record = done.record
+    assert record.direction.value == "inbound"
+    assert record.caller_number == "+79161110001"
+    assert record.answered_by == "101"
+    assert record.outcome is not None
+    assert record.outcome.value == "answered"
+    assert not state.calls
