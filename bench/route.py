@@ -7,7 +7,8 @@ environment, answers each ``SET VARIABLE`` and waits for the server to hang up. 
 exchange (what holds the call in ``AGI()``): connect to close.
 
     python bench/route.py                          # SQLite, 1,000,000 numbers, 50 calls/s for 30 s
-    python bench/route.py --backend postgresql     # PostgreSQL (database crmtel_bench_route)
+    python bench/route.py --backend postgresql     # PostgreSQL (database crmtel_bench_route, local server)
+    python bench/route.py --database-url postgresql+asyncpg://user@host/db   # PostgreSQL on that server
     python bench/route.py --numbers 20000 --seconds 5   # quick run
     python bench/route.py --reuse                  # keep the loaded database between runs
 
@@ -322,19 +323,30 @@ def main() -> int:
     parser.add_argument("--numbers", type=int, default=1_000_000, help="stored phone numbers")
     parser.add_argument("--rate", type=float, default=50.0, help="new calls per second")
     parser.add_argument("--seconds", type=float, default=30.0)
-    parser.add_argument("--backend", choices=("both", "postgresql", "sqlite"), default="sqlite")
     parser.add_argument(
-        "--pg-url",
+        "--backend",
+        choices=("both", "postgresql", "sqlite"),
+        default=None,
+        help="default: sqlite, or postgresql when --database-url is given",
+    )
+    parser.add_argument(
         "--database-url",
+        "--pg-url",
         dest="pg_url",
-        default=os.environ.get("CRMTEL_BENCH_PG_URL", "postgresql+asyncpg://postgres@127.0.0.1:5432/test"),
-        help=f"PostgreSQL server to create the {DB_NAME} database on",
+        default=None,
+        help=f"PostgreSQL server to create the {DB_NAME} database on (default $CRMTEL_BENCH_PG_URL or local)",
     )
     parser.add_argument("--sqlite-path", default="/tmp/crmtel-bench-route.db")
     parser.add_argument(
         "--reuse", action="store_true", help="keep an already loaded database of the same size"
     )
     args = parser.parse_args()
+    if args.backend is None:
+        args.backend = "postgresql" if args.pg_url else "sqlite"
+    if args.pg_url is None:
+        args.pg_url = os.environ.get(
+            "CRMTEL_BENCH_PG_URL", "postgresql+asyncpg://postgres@127.0.0.1:5432/test"
+        )
     backends = ("sqlite", "postgresql") if args.backend == "both" else (args.backend,)
     missed = False
     for backend in backends:
