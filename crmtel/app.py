@@ -89,7 +89,8 @@ async def start(settings: Settings, *, demo: bool = False) -> AsyncIterator[Runn
 
         hub = Hub(queue_size=settings.web.queue_size)
         notifier = Notifier(hub, StoreCards(db, region=settings.region), ManagerNames(db))
-        calls = CallService(db, settings.calls, parties, notifier, region=settings.region)
+        trunks = {t for pbx in pbxes for t in pbx.trunks}
+        calls = CallService(db, settings.calls, parties, notifier, region=settings.region, trunks=trunks)
         for pbx in pbxes:
             restored = await calls.restore(pbx.name)
             _log.info("calls.restored", pbx=pbx.name, live=restored)

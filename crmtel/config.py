@@ -39,6 +39,8 @@ class AmiSettings(BaseModel):
     reconnect_min: float = Field(default=0.5, gt=0)
     reconnect_max: float = Field(default=30.0, gt=0)
     enabled: bool = True
+    # Endpoints that are trunks even though their names look like extensions (e.g. a provider called "5000").
+    trunks: tuple[str, ...] = ()
 
 
 class CallsSettings(BaseModel):
