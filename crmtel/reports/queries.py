@@ -80,16 +80,26 @@ class _Numbers:
 
     def dialable(self, col: ColumnElement[Any]) -> ColumnElement[bool]:
         """Whether the stored number is digits (``anonymous`` and the like never match anything)."""
-        if self._dialect == "postgresql":
+        if self.postgres:
             return col.op("~", is_comparison=True)(literal(r"^\+?[0-9]+$"))
         return and_(col != "", not_(col.op("GLOB", is_comparison=True)(literal("*[^0-9+]*"))))
+
+    def missed_key(self, col: ColumnElement[Any]) -> ColumnElement[Any]:
+        """The key of a missed call's number, or null when it is no number (anonymous, junk)."""
+        return case((self.dialable(col), self.key(col)), else_=None)
 
     def key(self, col: ColumnElement[Any]) -> ColumnElement[Any]:
         """The part of the number compared: its last N digits (or all of it)."""
         n = self._digits
         if n == 0:
             return col
-        return case((func.length(col) > n, func.substr(col, func.length(col) - (n - 1))), else_=col)
+        # Both give the whole string when it is shorter than n.
+        return func.right(col, n) if self.postgres else func.substr(col, -n)
+
+    @property
+    def postgres(self) -> bool:
+        """Whether the database is PostgreSQL (else SQLite)."""
+        return self._dialect == "postgresql"
 
 
 def _pushdown(filt: ReportFilter) -> list[ColumnElement[bool]]:
@@ -122,38 +132,71 @@ def _sum_if(condition: ColumnElement[bool], value: ColumnElement[Any]) -> Column
     return func.coalesce(func.sum(case((condition, value), else_=0)), 0)
 
 
+def _call_sums(c: Any) -> list[ColumnElement[Any]]:
+    answered = c.outcome == Outcome.ANSWERED.value
+    return [
+        _one(c.direction == Direction.INBOUND.value).label("inbound"),
+        _one(c.direction == Direction.OUTBOUND.value).label("outbound"),
+        _one(answered).label("answered"),
+        _one(and_(c.direction == Direction.INBOUND.value, c.outcome == Outcome.MISSED.value)).label("missed"),
+        _sum_if(answered, c.talk_seconds).label("talk_seconds"),
+    ]
+
+
 def _calls_stmt(period: Period, filt: ReportFilter) -> Select[Any]:
     c = _CALLS.c
-    raw = (
-        select(
-            c.manager_id,
-            c.answered_by,
-            c.direction,
-            c.outcome,
-            func.count().label("n"),
-            func.sum(c.talk_seconds).label("talk"),
-        )
-        .where(
-            _in(c.started_at, period.start_utc, period.end_utc),
-            c.direction.in_(_COUNTED),
-            c.outcome.is_not(None),
-            *_pushdown(filt),
-        )
-        .group_by(c.manager_id, c.answered_by, c.direction, c.outcome)
-        .subquery("raw_calls")
+    m = _MANAGERS.c
+    counted = (
+        _in(c.started_at, period.start_utc, period.end_utc),
+        c.direction.in_(_COUNTED),
+        c.outcome.is_not(None),
     )
-    r = raw.c
-    answered = r.outcome == Outcome.ANSWERED.value
-    return _attributed(
-        raw,
-        _sum_if(r.direction == Direction.INBOUND.value, r.n).label("inbound"),
-        _sum_if(r.direction == Direction.OUTBOUND.value, r.n).label("outbound"),
-        _sum_if(answered, r.n).label("answered"),
-        _sum_if(and_(r.direction == Direction.INBOUND.value, r.outcome == Outcome.MISSED.value), r.n).label(
-            "missed"
+    # Calls the pipeline attributed: one index range per manager (ix_calls_manager_started), already in
+    # manager order, so even SQLite, which has no hash aggregation, groups them without sorting.
+    attributed = (
+        select(m.id.label("mid"), *_call_sums(c))
+        .select_from(_MANAGERS.join(_CALLS, c.manager_id == m.id))
+        .where(*counted, *_manager_filter(m.id, filt))
+        .group_by(m.id)
+    )
+    # Calls it left without a manager go to whoever owns the extension that answered.
+    mid = _EXT.c.manager_id
+    unattributed = (
+        select(mid.label("mid"), *_call_sums(c))
+        .select_from(_CALLS.outerjoin(_EXT, _EXT.c.extension == c.answered_by))
+        .where(c.manager_id.is_(None), *counted, *_manager_filter(mid, filt))
+        .group_by(mid)
+    )
+    both = union_all(attributed, unattributed).subquery("call_sums")
+    b = both.c
+    return select(
+        b.mid,
+        *(
+            func.sum(col).label(col.name)
+            for col in (b.inbound, b.outbound, b.answered, b.missed, b.talk_seconds)
         ),
-        _sum_if(answered, r.talk).label("talk_seconds"),
-        filt=filt,
+    ).group_by(b.mid)
+
+
+def _answered_calls(
+    period: Period, numbers: _Numbers, window_end: datetime, keys: Select[Any] | None
+) -> Subquery:
+    """Answered inbound and outbound calls of the callback window: (number key, start)."""
+    c = _CALLS.c
+
+    def part(direction: Direction, number: ColumnElement[Any]) -> Select[Any]:
+        # No digits check here: the missed side's key is null unless it is digits, so junk never matches.
+        conds = [
+            _in(c.started_at, period.start_utc, window_end),
+            c.direction == direction.value,
+            c.outcome == Outcome.ANSWERED.value,
+        ]
+        if keys is not None:
+            conds.append(numbers.key(number).in_(keys))
+        return select(numbers.key(number).label("k"), c.started_at.label("at")).where(*conds)
+
+    return union_all(part(Direction.INBOUND, c.caller_number), part(Direction.OUTBOUND, c.dialled)).subquery(
+        "answered_calls"
     )
 
 
@@ -161,32 +204,36 @@ def _not_called_back_stmt(
     period: Period, filt: ReportFilter, numbers: _Numbers, grace: timedelta
 ) -> Select[Any]:
     c = _CALLS.c
-    missed = (
-        select(c.manager_id, c.answered_by, numbers.key(c.caller_number).label("k"), c.started_at)
-        .where(
-            _in(c.started_at, period.start_utc, period.end_utc),
-            c.direction == Direction.INBOUND.value,
-            c.outcome == Outcome.MISSED.value,
-            *_pushdown(filt),
+    window_end = period.end_utc + grace
+    in_period = (
+        _in(c.started_at, period.start_utc, period.end_utc),
+        c.direction == Direction.INBOUND.value,
+        c.outcome == Outcome.MISSED.value,
+        *_pushdown(filt),
+    )
+    if numbers.postgres:
+        # PostgreSQL turns NOT EXISTS into one hash anti-join over the window's answered calls.
+        answered = _answered_calls(period, numbers, window_end, None)
+        later = (
+            select(literal(1))
+            .select_from(answered)
+            .where(answered.c.k == numbers.missed_key(c.caller_number), answered.c.at > c.started_at)
         )
+        raw = (
+            select(c.manager_id, c.answered_by, func.count().label("n"))
+            .where(*in_period, ~later.exists())
+            .group_by(c.manager_id, c.answered_by)
+            .subquery("raw_not_called_back")
+        )
+        return _attributed(raw, func.sum(raw.c.n).label("missed_not_called_back"), filt=filt)
+    # SQLite has no anti-join for this: group the answered calls of the missed numbers by number instead;
+    # a missed call was called back iff the latest answered call with its number started after it.
+    missed = (
+        select(c.manager_id, c.answered_by, numbers.missed_key(c.caller_number).label("k"), c.started_at)
+        .where(*in_period)
         .cte("missed_calls")
     )
-    window_end = period.end_utc + grace
-
-    def answered(direction: Direction, number: ColumnElement[Any]) -> Select[Any]:
-        # Only numbers that had a missed call matter: that keeps the grouping below small.
-        return select(numbers.key(number).label("k"), c.started_at.label("at")).where(
-            _in(c.started_at, period.start_utc, window_end),
-            c.direction == direction.value,
-            c.outcome == Outcome.ANSWERED.value,
-            numbers.dialable(number),
-            numbers.key(number).in_(select(missed.c.k)),
-        )
-
-    both = union_all(
-        answered(Direction.INBOUND, c.caller_number), answered(Direction.OUTBOUND, c.dialled)
-    ).subquery("answered_calls")
-    # A missed call was called back iff the latest answered call with its number started after it.
+    both = _answered_calls(period, numbers, window_end, select(missed.c.k))
     last = select(both.c.k, func.max(both.c.at).label("last_at")).group_by(both.c.k).subquery("last_answered")
     raw = (
         select(missed.c.manager_id, missed.c.answered_by, func.count().label("n"))
@@ -301,6 +348,10 @@ class ReportQueries:
                 # Big one-off aggregations: JIT compiling costs more than it saves, and hashes must fit in memory.
                 await session.execute(text("SET LOCAL jit = off"))
                 await session.execute(text("SET LOCAL work_mem = '64MB'"))
+                await session.execute(text("SET LOCAL max_parallel_workers_per_gather = 0"))
+            else:
+                # SQLite sorts for GROUP BY; keep those sorts in memory rather than in temporary files.
+                await session.execute(text("PRAGMA temp_store = MEMORY"))
             managers = (await session.execute(_managers_stmt(filt))).all()
             for stmt in statements:
                 await _merge(session, stmt, merged)

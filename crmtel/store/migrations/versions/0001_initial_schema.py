@@ -92,6 +92,11 @@ def upgrade() -> None:
             ],
             unique=False,
         )
+        batch_op.create_index(
+            "ix_calls_manager_started",
+            ["manager_id", "started_at", "direction", "outcome", "talk_seconds", "answered_by"],
+            unique=False,
+        )
 
     op.create_table(
         "clients",
@@ -338,6 +343,7 @@ def downgrade() -> None:
 
     op.drop_table("clients")
     with op.batch_alter_table("calls", schema=None) as batch_op:
+        batch_op.drop_index("ix_calls_manager_started")
         batch_op.drop_index("ix_calls_started")
         batch_op.drop_index("ix_calls_caller")
 
