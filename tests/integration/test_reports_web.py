@@ -108,7 +108,7 @@ async def test_head_sees_every_manager_with_the_known_figures(site: Site) -> Non
         "2",
         "33.0",
     )
-    assert (rows["total"]["calls"], rows["total"]["missed_not_called_back"]) == ("15", "4")
+    assert (rows["total"]["calls"], rows["total"]["missed_not_called_back"]) == ("16", "4")
 
 
 async def test_page_escapes_names_and_has_chart_picker_and_downloads(site: Site) -> None:
@@ -165,7 +165,7 @@ async def test_csv_and_xlsx_downloads(site: Site) -> None:
     assert resp.headers["Content-Type"].startswith("text/csv")
     assert 'filename="calls-vs-deals_2026-11-01_2026-11-03.csv"' in resp.headers["Content-Disposition"]
     lines = list(csv.reader(io.StringIO(await resp.text())))
-    assert next(line for line in lines if line[1] == "vera")[2] == "4"
+    assert next(line for line in lines if line[1] == "vera")[2] == "5"
     resp = await site.get(f"/reports/calls-vs-deals.xlsx?{QUERY}", "hugo")
     assert resp.headers["Content-Type"] == "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
     ws = load_workbook(io.BytesIO(await resp.read())).active
