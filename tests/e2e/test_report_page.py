@@ -1,0 +1,189 @@
+"""The report page in headless Chromium, inside the real web app: chart present, numbers equal to the CLI's."""
+
+from __future__ import annotations
+
+import asyncio
+import csv
+import io
+import subprocess
+import sys
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from datetime import date
+from pathlib import Path
+
+import pytest
+from aiohttp.test_utils import TestServer
+from playwright.async_api import Browser, BrowserContext, Page, expect
+
+from crmtel.config import WebSettings
+from crmtel.push.context import current_manager
+from crmtel.push.hub import Hub
+from crmtel.push.web import create_app
+from crmtel.reports.queries import ReportQueries
+from crmtel.reports.web import report_routes
+from crmtel.store.db import Database
+from crmtel.store.managers import ManagerRepository
+from tests.fixtures import report_dataset as ds
+
+pytestmark = pytest.mark.e2e
+
+PASSWORD = "report-e2e-pw"
+SEEN = 10_000
+
+
+@dataclass
+class Site:
+    """The web app with the report routes mounted, on 127.0.0.1, over the data set."""
+
+    server: TestServer
+    database_url: str
+    browser: Browser
+
+    def url(self, path: str) -> str:
+        return str(self.server.make_url(path))
+
+    async def page_for(self, login: str) -> tuple[BrowserContext, Page]:
+        """A fresh browser profile logged in as ``login`` through the app's login API."""
+        context = await self.browser.new_context(accept_downloads=True)
+        response = await context.request.post(
+            self.url("/api/login"), data={"login": login, "password": PASSWORD}
+        )
+        assert response.ok, await response.text()
+        return context, await context.new_page()
+
+
+@pytest.fixture
+async def site(db: Database, database_url: str, browser: Browser) -> AsyncIterator[Site]:
+    """The push engineer's app (sessions, CSP) with ``report_routes`` mounted the way app.py mounts them."""
+    await ds.load(db, password=PASSWORD)
+    reports = report_routes(
+        ReportQueries(db),
+        current_manager,
+        ManagerRepository(db),
+        timezone=ds.TZ,
+        today=lambda: date(2026, 11, 2),
+    )
+    server = TestServer(
+        create_app(WebSettings(port=0), db=db, hub=Hub(), routes=(reports,)), host="127.0.0.1", port=0
+    )
+    await server.start_server()
+    try:
+        yield Site(server, database_url, browser)
+    finally:
+        await server.close()
+
+
+def _cli_csv(url: str, start: str, end: str, *extra: str) -> list[list[str]]:
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "crmtel.cli",
+            "--database-url",
+            url,
+            "report",
+            "calls-vs-deals",
+            "--from",
+            start,
+            "--to",
+            end,
+            "--timezone",
+            ds.TZ,
+            "--format",
+            "csv",
+            *extra,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    return list(csv.reader(io.StringIO(result.stdout)))
+
+
+async def _page_grid(page: Page) -> list[list[str]]:
+    header = [t.strip() for t in await page.locator("#report-table thead th").all_inner_texts()]
+    body = []
+    for row in await page.locator("#report-table tbody tr").all():
+        body.append([t.strip() for t in await row.locator("td").all_inner_texts()])
+    return [header, *body]
+
+
+async def test_head_sees_chart_and_the_same_numbers_as_the_cli(site: Site, tmp_path: Path) -> None:
+    """Every table cell equals the CLI's CSV cell; the chart has one visible bar pair per manager."""
+    context, page = await site.page_for("hugo")
+    await page.goto(site.url(f"/reports/calls-vs-deals?from={ds.FROM}&to={ds.TO}"))
+    chart = page.locator("#chart svg.report-chart")
+    await expect(chart).to_be_visible(timeout=SEEN)
+    cli = await asyncio.to_thread(_cli_csv, site.database_url, ds.FROM.isoformat(), ds.TO.isoformat())
+    grid = await _page_grid(page)
+    assert grid == cli
+    rows = page.locator("#chart g.chart-row")
+    assert await rows.count() == 4  # Boris, Vera, Анна, unassigned
+    by_login = {line[1]: line for line in cli[1:]}
+    calls_col = cli[0].index("Calls")
+    won_col = cli[0].index("Deals won")
+    for i in range(await rows.count()):
+        g = rows.nth(i)
+        name = await g.get_attribute("data-manager")
+        line = next(row for row in cli[1:] if row[0] == name)
+        assert await g.get_attribute("data-calls") == line[calls_col]
+        assert await g.get_attribute("data-won") == line[won_col]
+    widest = await page.locator("#chart rect.bar-calls").evaluate_all(
+        "bars => Math.max(...bars.map(b => b.getBoundingClientRect().width))"
+    )
+    assert widest > 100  # the busiest manager's bar is really drawn
+    assert by_login["vera"][0] == "Vera <b>Lebedeva</b>"  # shown as text, not markup
+    assert await page.locator("#report-table b").count() == 0
+    await page.screenshot(path=str(tmp_path / "report.png"), full_page=True)
+    await context.close()
+
+
+async def test_period_picker_and_csv_download_follow_the_cli(site: Site) -> None:
+    """Picking the previous two days shows their figures; the CSV download is byte-for-byte the CLI's."""
+    context, page = await site.page_for("hugo")
+    await page.goto(site.url("/reports/calls-vs-deals"))
+    await expect(page.locator("#period")).to_have_text(
+        "2026-11-01 – 2026-11-30 (Europe/Moscow)", timeout=SEEN
+    )
+    await page.fill("input[name=from]", "2026-10-30")
+    await page.fill("input[name=to]", "2026-11-01")
+    await page.click("#period-picker button[type=submit]")
+    await expect(page.locator("#period")).to_have_text(
+        "2026-10-30 – 2026-10-31 (Europe/Moscow)", timeout=SEEN
+    )
+    cli = await asyncio.to_thread(_cli_csv, site.database_url, "2026-10-30", "2026-11-01")
+    assert await _page_grid(page) == cli
+    async with page.expect_download() as info:
+        await page.click("#download-csv")
+    download = await info.value
+    path = await download.path()
+    assert path is not None
+    text = await asyncio.to_thread(Path(path).read_text, encoding="utf-8")
+    assert list(csv.reader(io.StringIO(text))) == cli
+    await context.close()
+
+
+async def test_manager_sees_only_their_own_row_and_bar(site: Site) -> None:
+    """Anna, a plain manager, gets her row and her bars only, equal to `--manager anna` on the CLI."""
+    context, page = await site.page_for("anna")
+    await page.goto(site.url(f"/reports/calls-vs-deals?from={ds.FROM}&to={ds.TO}&manager=vera"))
+    await expect(page.locator("#chart svg.report-chart")).to_be_visible(timeout=SEEN)
+    assert await page.locator("#chart g.chart-row").count() == 1
+    assert await page.locator("select[name=manager]").count() == 0
+    cli = await asyncio.to_thread(
+        _cli_csv, site.database_url, ds.FROM.isoformat(), ds.TO.isoformat(), "--manager", "anna"
+    )
+    assert await _page_grid(page) == cli
+    await context.close()
+
+
+async def test_report_page_requires_a_login(site: Site) -> None:
+    """Without a session the browser is sent to the app's login page, not shown figures."""
+    context = await site.browser.new_context()
+    page = await context.new_page()
+    await page.goto(site.url(f"/reports/calls-vs-deals?from={ds.FROM}&to={ds.TO}"))
+    assert await page.locator("#report-table").count() == 0
+    await context.close()
