@@ -150,19 +150,19 @@ class CallRow(Base):
     __tablename__ = "calls"
     __table_args__ = (
         UniqueConstraint("pbx", "linkedid", name="uq_calls_pbx_linkedid"),
-        # Covers every column the reports read, so a month's figures are an index-only range scan.
+        Index("ix_calls_started", "started_at", "manager_id"),
+        # Reports: missed and answered calls of a period are exact index-only ranges (callback matching) ...
         Index(
-            "ix_calls_started",
-            "started_at",
+            "ix_calls_report",
             "direction",
             "outcome",
+            "started_at",
             "manager_id",
             "answered_by",
-            "talk_seconds",
             "caller_number",
             "dialled",
         ),
-        # Per-manager ranges of the same, so a month's figures group without a sort (SQLite has no hash GROUP BY).
+        # ... and per-manager ranges group without a sort (SQLite has no hash GROUP BY).
         Index(
             "ix_calls_manager_started",
             "manager_id",

@@ -78,18 +78,10 @@ def upgrade() -> None:
     )
     with op.batch_alter_table("calls", schema=None) as batch_op:
         batch_op.create_index("ix_calls_caller", ["caller_number", "started_at"], unique=False)
+        batch_op.create_index("ix_calls_started", ["started_at", "manager_id"], unique=False)
         batch_op.create_index(
-            "ix_calls_started",
-            [
-                "started_at",
-                "direction",
-                "outcome",
-                "manager_id",
-                "answered_by",
-                "talk_seconds",
-                "caller_number",
-                "dialled",
-            ],
+            "ix_calls_report",
+            ["direction", "outcome", "started_at", "manager_id", "answered_by", "caller_number", "dialled"],
             unique=False,
         )
         batch_op.create_index(
@@ -344,6 +336,7 @@ def downgrade() -> None:
     op.drop_table("clients")
     with op.batch_alter_table("calls", schema=None) as batch_op:
         batch_op.drop_index("ix_calls_manager_started")
+        batch_op.drop_index("ix_calls_report")
         batch_op.drop_index("ix_calls_started")
         batch_op.drop_index("ix_calls_caller")
 
