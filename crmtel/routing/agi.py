@@ -182,11 +182,11 @@ class AgiServer:
         # asyncio created this task; register it so stop() owns it.
         task = asyncio.current_task()
         if task is None or self._closing:
-            writer.transport.abort()
+            _close(writer)
             return
         if len(self._tasks) >= self._max_connections:
             _log.warning("agi.too_many_connections", limit=self._max_connections)
-            writer.transport.abort()
+            _close(writer)
             return
         self._tasks.add(task)
         peer = writer.get_extra_info("peername")

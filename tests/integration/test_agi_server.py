@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
@@ -276,3 +277,25 @@ async def test_stop_cancels_connections_in_flight(store: FakeLookup) -> None:
     async with asyncio.timeout(1):
         assert await reader.read() == b""
     writer.close()
+
+
+async def test_connection_limit_fails_open(service: RoutingService) -> None:
+    """Beyond max_connections a new connection is closed at once (the dialplan falls back), then served again."""
+    agi = AgiServer(service, "127.0.0.1", 0, header_timeout=5.0, max_connections=2)
+    async with agi:
+        hogs = [await asyncio.open_connection("127.0.0.1", agi.port) for _ in range(2)]
+        await asyncio.sleep(0.2)
+        assert agi.connections == 2
+        started = time.monotonic()
+        reader, writer = await asyncio.open_connection("127.0.0.1", agi.port)
+        # A close before our bytes were read makes the kernel answer with a reset: also a refusal.
+        async with asyncio.timeout(1):
+            with contextlib.suppress(ConnectionResetError):
+                assert await reader.read() == b""
+        assert time.monotonic() - started < 0.5
+        writer.close()
+        for _, w in hogs:
+            w.close()
+        await asyncio.sleep(0.2)
+        assert agi.connections == 0
+        assert (await fake_asterisk(agi.port, env())).variables["CRMTEL_ROUTE_KIND"] == "extension"
