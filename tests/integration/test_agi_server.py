@@ -196,7 +196,7 @@ async def test_overloaded_store_fails_open_at_once(store: FakeLookup) -> None:
         await asyncio.sleep(0.05)
         started = time.monotonic()
         assert await service.route(KNOWN, None) is None
-        assert time.monotonic() - started < 0.05
+        assert time.monotonic() - started < 0.15  # well before the 0.2 s deadline
         assert len(store.calls) == 2
         assert await asyncio.gather(*first) == [None, None]
     finally:
@@ -246,7 +246,7 @@ async def test_bad_clients_do_not_block_a_good_one(server: AgiServer) -> None:
 
     good = await fake_asterisk(server.port, env())
     assert good.variables["CRMTEL_ROUTE_KIND"] == "extension"
-    assert good.seconds < 0.2
+    assert good.seconds < 0.4  # the silent clients are held for 0.5 s: no waiting on them
 
     async with asyncio.timeout(2):
         assert await closed_without_a_word(garbage_r)
