@@ -38,7 +38,7 @@ async def test_run_stores_every_replayed_call_and_stops_cleanly_on_sigterm(
     stream = merge_streams([(i * 1.5, load_ami(traces_dir / f"{s}.ami")) for i, s in enumerate(SCENARIOS)])
     expected = {load_expected(s)["linkedid"]: load_expected(s) for s in SCENARIOS}
     calls = CallRepository(db)
-    async with serving(stream) as server:
+    async with serving(stream, speed=8.0) as server:
         config, ports = daemon_config(tmp_path / "crmtel.toml", database_url, server.port)
         daemon = pool.spawn("--config", str(config), "run")
         await daemon.wait_http(ports.web_url + "/")

@@ -1,0 +1,183 @@
+"""``crmtel run`` killed with SIGKILL, or cut off from its PBX, in the middle of calls: no call lost or doubled."""
+
+from __future__ import annotations
+
+import re
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from crmtel.ami.fakeserver import FakeAmiServer, StreamItem, load_ami, merge_streams
+from crmtel.store.calls import CallRepository
+from crmtel.store.db import Database
+from tests.fixtures.daemon import (
+    DaemonPool,
+    StoredState,
+    clean_log,
+    daemon_config,
+    linkedids,
+    state_after,
+    stored_state,
+)
+from tests.fixtures.fake_ami import assert_record_matches, wait_for, wait_until
+from tests.fixtures.traces import SCENARIOS, load_expected
+from tests.integration.test_ami_pipeline import serving
+
+
+@pytest.fixture
+def pool(tmp_path: Path) -> Iterator[DaemonPool]:
+    """Starts crmtel processes; whatever still runs at the end of the test is killed."""
+    daemons = DaemonPool(tmp_path)
+    yield daemons
+    daemons.close()
+
+
+# The fake PBX plays its stream in real time, sped up: a PBX sends events as calls happen, and a paced
+# stream answers the daemon's actions between events, as Asterisk does (the fake server's unpaced mode
+# answers them in the middle of its stream; see the report on FakeAmiServer).
+SPEED = 8.0
+
+
+def busy_pbx(traces_dir: Path, gap: float = 1.5) -> list[StreamItem]:
+    """The nine real traces overlapping in time: several calls at once, as on a busy PBX."""
+    return merge_streams([(i * gap, load_ami(traces_dir / f"{s}.ami")) for i, s in enumerate(SCENARIOS)])
+
+
+def expectations() -> dict[str, dict[str, Any]]:
+    """Every scenario's expected record, by Linkedid."""
+    return {load_expected(s)["linkedid"]: load_expected(s) for s in SCENARIOS}
+
+
+async def assert_each_call_once(calls: CallRepository, wanted: set[str]) -> None:
+    """Exactly one row per call of the stream, every one finished (no live state left behind)."""
+    counts = await calls.count()
+    assert set(counts) == {("pbx1", linkedid) for linkedid in wanted}
+    assert set(counts.values()) == {1}
+    stored = await calls.between()
+    assert all(s.record.ended_at is not None and s.live_state is None for s in stored)
+
+
+async def wait_stored(calls: CallRepository, wanted: StoredState, limit: float = 20.0) -> None:
+    """Poll the database until it holds exactly ``wanted`` (live and ended calls)."""
+
+    async def reached() -> bool:
+        return await stored_state(calls) == wanted
+
+    try:
+        await wait_until(reached, limit=limit)
+    except TimeoutError:
+        raise AssertionError(f"stored {await stored_state(calls)}, wanted {wanted}") from None
+
+
+async def wait_all_ended(calls: CallRepository, wanted: set[str], limit: float = 20.0) -> None:
+    """Poll the database until every call in ``wanted`` has ended."""
+
+    async def reached() -> bool:
+        return (await stored_state(calls)).ended >= wanted
+
+    await wait_until(reached, limit=limit)
+
+
+async def wait_logins(server: FakeAmiServer, count: int, limit: float = 20.0) -> None:
+    """Poll until the fake PBX has seen ``count`` logins in all."""
+    await wait_for(lambda: server.logins >= count, limit=limit)
+
+
+def restored_live(stderr: str) -> int | None:
+    """The number of live calls the daemon said it restored from the database at start-up."""
+    found = re.search(r"calls\.restored\b.*\blive=(\d+)", stderr)
+    return int(found.group(1)) if found else None
+
+
+async def test_kill_9_mid_calls_then_restart_stores_every_call_once_with_its_outcome(
+    pool: DaemonPool, db: Database, database_url: str, traces_dir: Path, tmp_path: Path
+) -> None:
+    """SIGKILL with calls in progress; a new daemon on the same database finishes each exactly as expected."""
+    stream = busy_pbx(traces_dir)
+    expected = expectations()
+    half = len(stream) // 2
+    at_kill = state_after(stream[:half])
+    assert at_kill.live, "the kill must land while calls are in progress"
+    calls = CallRepository(db)
+    async with serving(stream, pause_after=half, speed=SPEED) as server:
+        config, ports = daemon_config(tmp_path / "crmtel.toml", database_url, server.port)
+        first = pool.spawn("--config", str(config), "run", name="first")
+        await first.wait_http(ports.web_url + "/")
+        # Everything sent before the pause is written out (the daemon writes whenever it runs dry).
+        await wait_stored(calls, at_kill)
+        await first.kill9()
+
+        second = pool.spawn("--config", str(config), "run", name="second")
+        await second.wait_http(ports.web_url + "/")
+        assert restored_live(second.stderr()) == len(at_kill.live), second.describe()
+        await wait_logins(server, 2)
+        server.resume()
+        await wait_all_ended(calls, set(expected))
+        code = await second.terminate(limit=5)
+    assert code == 0, second.describe()
+    assert clean_log(second.stderr()) == [], second.describe()
+    await assert_each_call_once(calls, set(expected))
+    for stored in await calls.between():
+        assert_record_matches(stored.record, expected[stored.record.linkedid])
+
+
+async def test_kill_9_while_the_pbx_keeps_talking_loses_and_doubles_no_call(
+    pool: DaemonPool, db: Database, database_url: str, traces_dir: Path, tmp_path: Path
+) -> None:
+    """SIGKILL at an arbitrary moment of a real-time stream, no waiting for writes: the restart ends every call once."""
+    stream = busy_pbx(traces_dir, gap=0.7)
+    wanted = linkedids(stream)
+    calls = CallRepository(db)
+    async with serving(stream, speed=SPEED) as server:
+        config, ports = daemon_config(tmp_path / "crmtel.toml", database_url, server.port)
+        first = pool.spawn("--config", str(config), "run", name="first")
+        await first.wait_http(ports.web_url + "/")
+
+        async def some_live() -> bool:
+            return len((await stored_state(calls)).live) >= 2
+
+        await wait_until(some_live, limit=20)
+        await wait_for(lambda: server.cursor >= len(stream) // 2, limit=20)
+        await first.kill9()
+        killed_at = server.cursor
+        assert killed_at < len(stream), "the stream must still be going when the daemon dies"
+
+        second = pool.spawn("--config", str(config), "run", name="second")
+        await second.wait_http(ports.web_url + "/")
+        await wait_all_ended(calls, wanted)
+        await wait_for(lambda: server.finished.is_set(), limit=20)
+        code = await second.terminate(limit=5)
+    assert code == 0, second.describe()
+    assert clean_log(second.stderr()) == [], second.describe()
+    assert server.logins == 2
+    await assert_each_call_once(calls, wanted)
+
+
+@pytest.mark.parametrize("lost", [0, 150], ids=["nothing-lost", "events-lost"])
+async def test_pbx_connection_dropped_mid_calls_daemon_reconnects_and_stores_every_call_once(
+    pool: DaemonPool, db: Database, database_url: str, traces_dir: Path, tmp_path: Path, lost: int
+) -> None:
+    """The AMI connection breaks mid-call (optionally losing events): the running daemon reconnects, resyncs, and every call is stored once."""
+    stream = busy_pbx(traces_dir)
+    expected = expectations()
+    wanted = linkedids(stream)
+    assert wanted == set(expected)
+    calls = CallRepository(db)
+    async with serving(stream, drop_after=len(stream) // 3, lose_on_drop=lost, speed=SPEED) as server:
+        config, ports = daemon_config(tmp_path / "crmtel.toml", database_url, server.port)
+        daemon = pool.spawn("--config", str(config), "run")
+        await daemon.wait_http(ports.web_url + "/")
+        started = time.monotonic()
+        await wait_all_ended(calls, wanted)
+        assert time.monotonic() - started < 15
+        assert server.logins == 2
+        code = await daemon.terminate(limit=5)
+    assert code == 0, daemon.describe()
+    assert clean_log(daemon.stderr()) == [], daemon.describe()
+    await assert_each_call_once(calls, wanted)
+    if not lost:
+        for stored in await calls.between():
+            assert_record_matches(stored.record, expected[stored.record.linkedid])
