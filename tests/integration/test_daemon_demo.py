@@ -1,0 +1,74 @@
+"""``crmtel demo`` in an empty directory: a newcomer gets the page, a working login and calls, with no PBX."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import pytest
+
+from tests.fixtures.daemon import DaemonPool, clean_log, crmtel_cli, free_port
+from tests.fixtures.fake_ami import wait_until
+from tests.integration.test_agi_server import env, fake_asterisk
+
+
+@pytest.fixture
+def pool(tmp_path: Path) -> Iterator[DaemonPool]:
+    """Starts crmtel processes; whatever still runs at the end of the test is killed."""
+    daemons = DaemonPool(tmp_path)
+    yield daemons
+    daemons.close()
+
+
+async def test_demo_serves_the_page_lets_anna_log_in_and_records_calls(
+    pool: DaemonPool, tmp_path: Path
+) -> None:
+    """`crmtel demo --port --agi-port`: page within 20 s, anna/demo logs in, AGI routes, `calls list` shows calls."""
+    workdir = tmp_path / "newcomer"
+    workdir.mkdir()
+    web, agi = free_port(), free_port()
+    started = time.monotonic()
+    demo = pool.spawn("demo", "--port", str(web), "--agi-port", str(agi), cwd=workdir, name="demo")
+    base = f"http://127.0.0.1:{web}"
+    await demo.wait_http(base + "/", limit=20)
+    assert time.monotonic() - started < 20
+    assert base in demo.stdout(), demo.describe()
+    assert (workdir / "crmtel.db").exists()
+
+    # unsafe: keep cookies set by a bare IP address (127.0.0.1), as a browser does.
+    async with aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True)) as http:
+        async with http.get(base + "/") as response:
+            assert response.status == 200
+            assert "text/html" in response.headers["Content-Type"]
+        async with http.post(base + "/api/login", json={"login": "anna", "password": "demo"}) as response:
+            assert response.status == 200, await response.text()
+            me = await response.json()
+        assert me["login"] == "anna"
+        async with http.get(base + "/api/me") as response:
+            assert response.status == 200
+        async with http.post(base + "/api/login", json={"login": "anna", "password": "wrong"}) as response:
+            assert response.status == 401
+
+    # The demo's own FastAGI port routes the seeded client (Ivan Petrov of ИП Петров) to anna's phone.
+    route = (await fake_asterisk(agi, env(caller="+79161110001"))).variables
+    assert (route["CRMTEL_ROUTE_KIND"], route["CRMTEL_ROUTE_TARGET"]) == ("extension", "101")
+
+    records: list[dict[str, Any]] = []
+
+    async def calls_recorded() -> bool:
+        result = await crmtel_cli("calls", "list", "--format", "json", cwd=workdir)
+        assert result.returncode == 0, result.stderr
+        records[:] = json.loads(result.stdout)
+        return bool(records)
+
+    await wait_until(calls_recorded, limit=25)
+    assert all(r["pbx"] == "pbx1" and r["linkedid"] for r in records)
+    assert {r["direction"] for r in records} <= {"inbound", "outbound", "internal"}
+
+    code = await demo.terminate(limit=5)
+    assert code == 0, demo.describe()
+    assert clean_log(demo.stderr()) == [], demo.describe()
