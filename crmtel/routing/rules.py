@@ -108,7 +108,10 @@ def decide(call: RouteRequest, match: LookupResult, policy: Policy, now: datetim
 
 def _local(now: datetime, policy: Policy) -> datetime:
     aware = now if now.tzinfo is not None else now.replace(tzinfo=UTC)
-    return aware.astimezone(policy.tz)
+    try:
+        return aware.astimezone(policy.tz)
+    except OverflowError:  # a clock at the very edge of the calendar: keep its own zone
+        return aware
 
 
 def _best_group(match: LookupResult) -> tuple[PartyMatch, ...]:
@@ -207,8 +210,9 @@ def _chosen_manager(group: tuple[PartyMatch, ...]) -> int | None:
 
 
 def last_month(today: date) -> date:
-    """The first day of the month before ``today``'s."""
-    return (today.replace(day=1) - timedelta(days=1)).replace(day=1)
+    """The first day of the month before ``today``'s (January of year 1 has none: itself)."""
+    first = today.replace(day=1)
+    return first if first == date.min else (first - timedelta(days=1)).replace(day=1)
 
 
 def usable_turnover(m: PartyMatch, today: date) -> tuple[Decimal | None, str]:
