@@ -121,6 +121,7 @@ class AmiClient:
         clock: Callable[[], datetime] = utcnow,
         max_queue: int = 10_000,
         batch: int = 500,
+        flush_interval: float = 0.05,
         connect_timeout: float = 5.0,
         action_timeout: float = 10.0,
     ) -> None:
@@ -129,6 +130,7 @@ class AmiClient:
         self.sink = sink
         self.clock = clock
         self.batch = batch
+        self.flush_interval = flush_interval
         self.connect_timeout = connect_timeout
         self.action_timeout = action_timeout
         self.connected = asyncio.Event()
@@ -176,7 +178,9 @@ class AmiClient:
     async def _session(self) -> None:
         """One connection, from connect until it fails (it always ends with an exception)."""
         s = self.settings
-        reader, writer = await asyncio.wait_for(asyncio.open_connection(s.host, s.port), self.connect_timeout)
+        # asyncio.timeout, not wait_for: on 3.11 wait_for can swallow a cancellation that races a result.
+        async with asyncio.timeout(self.connect_timeout):
+            reader, writer = await asyncio.open_connection(s.host, s.port)
         conn = _Connection(reader, writer)
         self._conn = conn
         tasks: set[asyncio.Task[None]] = set()
@@ -276,7 +280,8 @@ class AmiClient:
         try:
             conn.writer.write(encode_action(name, fields, action_id=aid))
             await conn.writer.drain()
-            return await asyncio.wait_for(future, limit or self.action_timeout)
+            async with asyncio.timeout(limit or self.action_timeout):
+                return await future
         except OSError as err:
             raise ConnectionLost(str(err)) from err
         finally:
@@ -329,19 +334,45 @@ class AmiClient:
             conn.holding = None
 
     async def _consume(self) -> None:
+        # Group commit: the sink is told to write out when ``batch`` items were handled, or when the queue
+        # ran dry and ``flush_interval`` has passed since the last write (a timer catches a quiet line).
+        loop = asyncio.get_running_loop()
         since_flush = 0
+        last_flush = loop.time()
         while True:
-            item = await self._queue.get()
+            try:
+                item = self._queue.get_nowait()
+            except asyncio.QueueEmpty:
+                if since_flush:
+                    wait = max(0.0, last_flush + self.flush_interval - loop.time())
+                    try:
+                        async with asyncio.timeout(wait):
+                            item = await self._queue.get()
+                    except TimeoutError:
+                        since_flush, last_flush = 0, loop.time()
+                        await self._flush()
+                        continue
+                else:
+                    item = await self._queue.get()
             self._busy = True
             try:
                 await self._deliver(item)
                 self.handled += 1
                 since_flush += 1
-                if self._queue.empty() or since_flush >= self.batch:
-                    since_flush = 0
-                    await self._guarded(self.sink.on_idle(self.pbx), "flush")
+                if since_flush >= self.batch or (
+                    self._queue.empty() and loop.time() - last_flush >= self.flush_interval
+                ):
+                    since_flush, last_flush = 0, loop.time()
+                    await self._flush()
             finally:
                 self._busy = False
+
+    async def _flush(self) -> None:
+        self._busy = True
+        try:
+            await self._guarded(self.sink.on_idle(self.pbx), "flush")
+        finally:
+            self._busy = False
 
     async def _deliver(self, item: tuple[Message, datetime] | _Resync) -> None:
         if isinstance(item, _Resync):

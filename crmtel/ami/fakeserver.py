@@ -455,7 +455,8 @@ class _Session:
                 # Wake up early when an extend() puts something sooner in front of this item.
                 server._more.clear()
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(server._more.wait(), delay)
+                    async with asyncio.timeout(delay):
+                        await server._more.wait()
                 continue
             item = server._consume()
             if isinstance(item, Garbage):

@@ -100,11 +100,8 @@ class Parser:
                 pos = match.end()
                 self._skipping = False
                 continue
-            if buf.startswith(_FOLLOWS, pos):
-                match = _END_COMMAND.search(buf, max(pos, self._scan_from))
-            else:
-                match = _TERMINATOR.search(buf, max(pos, self._scan_from))
-            if match is None:
+            found = self._find_end(buf, pos)
+            if found is None:
                 self._scan_from = max(pos, len(buf) - 20)
                 if len(buf) - pos > self.max_message:
                     self.skipped += 1
@@ -115,19 +112,35 @@ class Parser:
                     self._scan_from = pos
                     continue
                 break
-            start, pos = pos, match.end()
+            start, (end, pos) = pos, found
             self._scan_from = pos
-            if match.start() - start > self.max_message:
+            if end - start > self.max_message:
                 self.skipped += 1
                 log.warning("ami message over %d bytes: skipped", self.max_message)
                 continue
-            message = self._decode(bytes(buf[start : match.start()]))
+            message = self._decode(buf[start:end])
             if message is not None:
                 out.append(message)
         if pos:
             del buf[:pos]
             self._scan_from = max(0, self._scan_from - pos)
         return out
+
+    def _find_end(self, buf: bytearray, pos: int) -> tuple[int, int] | None:
+        """Where the message at ``pos`` ends: (end of its text, start of the next), or None if incomplete."""
+        scan = max(pos, self._scan_from)
+        if buf.startswith(_FOLLOWS, pos):
+            match = _END_COMMAND.search(buf, scan)
+            return None if match is None else (match.start(), match.end())
+        # Fast path: the CRLF blank line Asterisk sends, found with a plain byte search.
+        end = buf.find(b"\r\n\r\n", scan)
+        limit = end if end >= 0 else len(buf)
+        lf_from = max(pos, scan - 2)
+        if buf.find(b"\n\n", lf_from, limit) >= 0 or buf.find(b"\n\r\n", lf_from, limit) >= 0:
+            # A bare-LF blank line comes first: let the regex find the earliest terminator of any kind.
+            match = _TERMINATOR.search(buf, pos)
+            return None if match is None else (match.start(), match.end())
+        return None if end < 0 else (end, end + 4)
 
     def _take_banner(self) -> int:
         buf = self._buffer
@@ -146,7 +159,7 @@ class Parser:
         self.banner = bytes(buf[:end]).decode("utf-8", "replace").strip()
         return end + 1
 
-    def _decode(self, raw: bytes) -> Message | None:
+    def _decode(self, raw: bytes | bytearray) -> Message | None:
         try:
             text = raw.decode("utf-8")
         except UnicodeDecodeError:
@@ -158,6 +171,20 @@ class Parser:
 
 def parse_message(text: str) -> Message | None:
     """Parse one framed message (without its terminator); None when it holds no header at all."""
+    if text and not text.startswith("Response: Follows"):
+        lines = text.split("\r\n")
+        if text.count("\n") == len(lines) - 1:
+            pairs = [line.partition(": ") for line in lines]
+            for _, sep, _ in pairs:
+                if not sep:
+                    break
+            else:
+                return Message(tuple([(key, value) for key, _, value in pairs]))
+    return _parse_slow(text)
+
+
+def _parse_slow(text: str) -> Message | None:
+    """Line by line, logging and skipping what is malformed."""
     if "\r" in text:
         text = text.replace("\r\n", "\n")
     lines = text.split("\n")

@@ -13,6 +13,7 @@ that started meanwhile and closes the ones that ended.
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
@@ -44,9 +45,17 @@ from crmtel.errors import CrmtelError
 from crmtel.store.calls import CallKey, CallRepository, ended_keys_in, merge_in, upsert_in
 from crmtel.store.db import Database
 from crmtel.store.models import ExtensionRow
-from crmtel.store.tasks import MissedCall, ensure_lead_in, manager_id_by_login_in, record_missed_in
+from crmtel.store.tasks import (
+    MissedCall,
+    WantedLead,
+    ensure_leads_in,
+    manager_ids_by_login_in,
+    record_missed_many_in,
+)
 
 log = logging.getLogger(__name__)
+# Seconds a party lookup is reused for further calls from the same number.
+_LOOKUP_TTL = 10.0
 
 
 class PartyLookup(Protocol):
@@ -124,6 +133,9 @@ class CallService:
         self._ended: dict[CallKey, CallRecord] = {}
         self._merges: list[tuple[str, str, str]] = []
         self._party: dict[CallKey, _Party | None] = {}
+        # A short memory of lookups: a busy line calls the same numbers again and again.
+        self._lookups: dict[str, tuple[_Party | None, float]] = {}
+        self._now = time.monotonic
 
     @property
     def pending(self) -> int:
@@ -209,11 +221,19 @@ class CallService:
         number = party_number(record)
         if number is None:
             return None
+        now = self._now()
+        cached = self._lookups.get(number)
+        if cached is not None and cached[1] > now:
+            return cached[0]
         try:
-            return _responsible(await self.parties.lookup(number))
+            party = _responsible(await self.parties.lookup(number))
         except CrmtelError as err:
             log.warning("party lookup for %s failed: %s", number, err)
             return None
+        if len(self._lookups) > 10_000:
+            self._lookups.clear()
+        self._lookups[number] = (party, now + _LOOKUP_TTL)
+        return party
 
     def _with_party(self, key: CallKey, record: CallRecord) -> CallRecord:
         party = self._party.get(key)
@@ -256,12 +276,12 @@ class CallService:
     ) -> None:
         for pbx, old, new in merges:
             await merge_in(session, pbx, old, new)
-        already = await ended_keys_in(session, list(ended))
+        already = await ended_keys_in(session, list(ended)) if ended else set()
+        # Only calls ending for the first time make leads and tasks: replays and resyncs do not.
         fresh = [key for key in ended if key not in already]
         managers = await self._extension_managers(session, dirty.values())
         # Unknown inbound callers become leads before the rows are written, so the row names the lead.
-        for key in fresh:
-            await self._lead_for_unknown(session, key, ended[key], managers)
+        await self._leads_for_unknown(session, [(key, ended[key]) for key in fresh], managers)
         items: list[tuple[CallRecord, dict[str, object] | None]] = []
         for key, record in dirty.items():
             record = self._with_party(key, record)
@@ -269,13 +289,15 @@ class CallService:
             if manager is not None:
                 record = replace(record, manager_id=manager)
             live = None if key in ended else tracker.snapshot(self.states[key[0]], key[1])
-            dirty_record = record
-            items.append((dirty_record, live))
+            items.append((record, live))
         ids = await upsert_in(session, items)
-        for key in fresh:
-            record = ended[key]
-            if record.direction is Direction.INBOUND and record.outcome is Outcome.MISSED:
-                await self._missed(session, key, self._with_party(key, record), ids.get(key))
+        missed = [
+            (key, self._with_party(key, ended[key]))
+            for key in fresh
+            if ended[key].direction is Direction.INBOUND and ended[key].outcome is Outcome.MISSED
+        ]
+        if missed:
+            await self._missed(session, missed, ids)
 
     async def _extension_managers(
         self, session: AsyncSession, records: Iterable[CallRecord]
@@ -290,51 +312,70 @@ class CallService:
         )
         return {ext: mid for ext, mid in rows.all()}
 
-    async def _lead_for_unknown(
-        self, session: AsyncSession, key: CallKey, record: CallRecord, managers: Mapping[str, int]
+    async def _leads_for_unknown(
+        self,
+        session: AsyncSession,
+        calls: Sequence[tuple[CallKey, CallRecord]],
+        managers: Mapping[str, int],
     ) -> None:
-        if not self.settings.create_leads_for_unknown or record.direction is not Direction.INBOUND:
+        if not self.settings.create_leads_for_unknown:
             return
-        number = party_number(record)
-        if number is None or self._party.get(key) is not None:
+        wanted: dict[str, tuple[list[CallKey], WantedLead]] = {}
+        for key, record in calls:
+            number = party_number(record)
+            if (
+                record.direction is not Direction.INBOUND
+                or number is None
+                or self._party.get(key) is not None
+            ):
+                continue
+            keys, _ = wanted.setdefault(
+                number, ([], WantedLead(number, record.caller_name, managers.get(record.answered_by or "")))
+            )
+            keys.append(key)
+        if not wanted:
             return
-        manager = managers.get(record.answered_by or "")
-        lead = await ensure_lead_in(session, number, record.caller_name, manager)
-        self._party[key] = _Party(PartyKind.LEAD, lead.id, lead.name, lead.manager_id)
-        if lead.created:
-            log.info("new lead %d from an unknown caller's call %s", lead.id, record.linkedid)
+        leads = await ensure_leads_in(session, [want for _, want in wanted.values()])
+        for number, (keys, _) in wanted.items():
+            lead = leads[number]
+            party = _Party(PartyKind.LEAD, lead.id, lead.name, lead.manager_id)
+            self._lookups[number] = (party, self._now() + _LOOKUP_TTL)
+            for key in keys:
+                self._party[key] = party
+            if lead.created:
+                log.info("new lead %d from an unknown caller (%s)", lead.id, keys[0][1])
 
     async def _missed(
-        self, session: AsyncSession, key: CallKey, record: CallRecord, call_row: int | None
+        self, session: AsyncSession, calls: Sequence[tuple[CallKey, CallRecord]], ids: Mapping[CallKey, int]
     ) -> None:
-        phone = party_number(record) or record.caller_number
-        if phone is None:
-            # A hidden number cannot be called back.
-            return
-        party = self._party.get(key)
-        manager = party.manager_id if party is not None else None
-        if manager is None:
-            login = self.settings.queue_owners.get(record.queue or "") or self.settings.default_owner
-            if login:
-                manager = await manager_id_by_login_in(session, login)
-        at = record.ended_at or datetime.now(UTC)
-        who = record.party_name or record.caller_name or phone
-        state = await record_missed_in(
-            session,
-            MissedCall(
-                phone=phone,
-                call_id=call_row,
-                manager_id=manager,
-                client_id=party.id if party is not None and party.kind is PartyKind.CLIENT else None,
-                lead_id=party.id if party is not None and party.kind is PartyKind.LEAD else None,
-                title=f"Call back {who}: missed call",
-                due_at=at + timedelta(minutes=self.settings.callback_due_minutes),
-                at=at,
-            ),
-        )
-        log.info(
-            "missed call %s: callback task %d (missed %d times)",
-            record.linkedid,
-            state.id,
-            state.missed_count,
-        )
+        owners = {
+            self.settings.queue_owners.get(r.queue or "") or self.settings.default_owner for _, r in calls
+        }
+        logins = await manager_ids_by_login_in(session, sorted(o for o in owners if o))
+        todo: list[MissedCall] = []
+        for key, record in calls:
+            phone = party_number(record) or record.caller_number
+            if phone is None:
+                # A hidden number cannot be called back.
+                continue
+            party = self._party.get(key)
+            manager = party.manager_id if party is not None else None
+            if manager is None:
+                login = self.settings.queue_owners.get(record.queue or "") or self.settings.default_owner
+                manager = logins.get(login or "")
+            at = record.ended_at or datetime.now(UTC)
+            who = record.party_name or record.caller_name or phone
+            todo.append(
+                MissedCall(
+                    phone=phone,
+                    call_id=ids.get(key),
+                    manager_id=manager,
+                    client_id=party.id if party is not None and party.kind is PartyKind.CLIENT else None,
+                    lead_id=party.id if party is not None and party.kind is PartyKind.LEAD else None,
+                    title=f"Call back {who}: missed call",
+                    due_at=at + timedelta(minutes=self.settings.callback_due_minutes),
+                    at=at,
+                )
+            )
+        for state in await record_missed_many_in(session, todo):
+            log.info("callback task %d: %d missed call(s)", state.id, state.missed_count)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -152,15 +153,21 @@ async def upsert_in(
         latest[(record.pbx, record.linkedid)] = row_values(record, live)
     if not latest:
         return {}
-    dialect = session.get_bind().dialect.name
-    module: Any = postgresql if dialect == "postgresql" else sqlite
-    stmt = module.insert(CallRow).values(list(latest.values()))
-    stmt = stmt.on_conflict_do_update(
-        index_elements=[CallRow.pbx, CallRow.linkedid],
-        set_={name: getattr(stmt.excluded, name) for name in _UPSERT_COLUMNS},
-    ).returning(CallRow.id, CallRow.pbx, CallRow.linkedid)
-    result = await session.execute(stmt)
+    stmt = _upsert_statement(session.get_bind().dialect.name)
+    # executemany: one compiled statement whatever the batch size (SQLAlchemy's insertmanyvalues).
+    result = await session.execute(stmt, list(latest.values()))
     return {(pbx, linkedid): cid for cid, pbx, linkedid in result.all()}
+
+
+@functools.cache
+def _upsert_statement(dialect: str) -> Any:
+    """INSERT … ON CONFLICT (pbx, linkedid) DO UPDATE … RETURNING, built once per dialect."""
+    module: Any = postgresql if dialect == "postgresql" else sqlite
+    insert = module.insert(CallRow)
+    return insert.on_conflict_do_update(
+        index_elements=[CallRow.pbx, CallRow.linkedid],
+        set_={name: getattr(insert.excluded, name) for name in _UPSERT_COLUMNS},
+    ).returning(CallRow.id, CallRow.pbx, CallRow.linkedid, sort_by_parameter_order=True)
 
 
 async def ended_keys_in(session: AsyncSession, keys: Sequence[CallKey]) -> set[CallKey]:

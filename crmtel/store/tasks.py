@@ -3,16 +3,16 @@
 from __future__ import annotations
 
 import zlib
+from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 
 from sqlalchemy import select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from crmtel.domain import PartyKind
+from crmtel.domain import LeadStatus, PartyKind
 from crmtel.store.db import Database
 from crmtel.store.models import LeadRow, ManagerRow, PhoneRow, TaskRow
-from crmtel.store.parties import NewLead, add_lead_in
 
 LEAD_SOURCE_PHONE = "phone call"
 
@@ -70,65 +70,124 @@ async def manager_id_by_login_in(session: AsyncSession, login: str) -> int | Non
 
 async def record_missed_in(session: AsyncSession, missed: MissedCall) -> TaskState:
     """Count a missed call on the open callback task for its number, or open one."""
-    await lock_in(session, "task:" + missed.phone)
-    row = (
+    return (await record_missed_many_in(session, [missed]))[0]
+
+
+async def record_missed_many_in(session: AsyncSession, calls: Sequence[MissedCall]) -> list[TaskState]:
+    """``record_missed_in`` for several missed calls at once (one query for the open tasks)."""
+    if not calls:
+        return []
+    phones = sorted({m.phone for m in calls})
+    for phone in phones:
+        await lock_in(session, "task:" + phone)
+    rows = (
         await session.execute(
             select(TaskRow)
-            .where(TaskRow.kind == "callback", TaskRow.phone == missed.phone, TaskRow.status == "open")
-            .order_by(TaskRow.id)
-            .limit(1)
+            .where(TaskRow.kind == "callback", TaskRow.phone.in_(phones), TaskRow.status == "open")
+            .order_by(TaskRow.id.desc())
         )
-    ).scalar_one_or_none()
-    if row is not None:
-        row.missed_count += 1
-        row.updated_at = missed.at
-        row.call_id = missed.call_id or row.call_id
-        row.manager_id = row.manager_id or missed.manager_id
-        row.client_id = row.client_id or missed.client_id
-        row.lead_id = row.lead_id or missed.lead_id
+    ).scalars()
+    open_by_phone: dict[str, TaskRow] = {row.phone or "": row for row in rows}
+    out: list[TaskState] = []
+    for missed in calls:
+        row = open_by_phone.get(missed.phone)
+        if row is not None:
+            row.missed_count += 1
+            row.updated_at = missed.at
+            row.call_id = missed.call_id or row.call_id
+            row.manager_id = row.manager_id or missed.manager_id
+            row.client_id = row.client_id or missed.client_id
+            row.lead_id = row.lead_id or missed.lead_id
+            out.append(TaskState(row.id, row.manager_id, row.missed_count, created=False))
+            continue
+        row = TaskRow(
+            kind="callback",
+            phone=missed.phone,
+            call_id=missed.call_id,
+            manager_id=missed.manager_id,
+            client_id=missed.client_id,
+            lead_id=missed.lead_id,
+            title=missed.title,
+            missed_count=1,
+            status="open",
+            due_at=missed.due_at,
+            created_at=missed.at,
+            updated_at=missed.at,
+        )
+        session.add(row)
         await session.flush()
-        return TaskState(row.id, row.manager_id, row.missed_count, created=False)
-    row = TaskRow(
-        kind="callback",
-        phone=missed.phone,
-        call_id=missed.call_id,
-        manager_id=missed.manager_id,
-        client_id=missed.client_id,
-        lead_id=missed.lead_id,
-        title=missed.title,
-        missed_count=1,
-        status="open",
-        due_at=missed.due_at,
-        created_at=missed.at,
-        updated_at=missed.at,
-    )
-    session.add(row)
+        open_by_phone[missed.phone] = row
+        out.append(TaskState(row.id, row.manager_id, 1, created=True))
     await session.flush()
-    return TaskState(row.id, row.manager_id, 1, created=True)
+    return out
+
+
+@dataclass(frozen=True, slots=True)
+class WantedLead:
+    """An unknown caller that should be a lead."""
+
+    e164: str
+    name: str | None
+    manager_id: int | None
+
+
+async def _existing_leads(session: AsyncSession, numbers: Sequence[str]) -> dict[str, LeadRef]:
+    rows = await session.execute(
+        select(PhoneRow.e164, LeadRow.id, LeadRow.name, LeadRow.manager_id)
+        .join(LeadRow, PhoneRow.lead_id == LeadRow.id)
+        .where(PhoneRow.e164.in_(numbers))
+        .order_by(LeadRow.id.desc())
+    )
+    return {e164: LeadRef(lid, name, mid, created=False) for e164, lid, name, mid in rows.all()}
+
+
+async def ensure_leads_in(session: AsyncSession, wanted: Sequence[WantedLead]) -> dict[str, LeadRef]:
+    """The lead of each number, created (source ``phone call``) where no lead has it; never two per number."""
+    if not wanted:
+        return {}
+    found = await _existing_leads(session, sorted({w.e164 for w in wanted}))
+    for want in wanted:
+        if want.e164 in found:
+            continue
+        await lock_in(session, "lead:" + want.e164)
+        # Another writer may have created it while we waited for the lock.
+        again = await _existing_leads(session, [want.e164])
+        if want.e164 in again:
+            found[want.e164] = again[want.e164]
+            continue
+        name = (want.name or want.e164)[:300]
+        lead = LeadRow(
+            name=name,
+            source=LEAD_SOURCE_PHONE,
+            status=LeadStatus.NEW.value,
+            manager_id=want.manager_id,
+            created_at=datetime.now(UTC),
+        )
+        session.add(lead)
+        await session.flush()
+        session.add(PhoneRow(e164=want.e164, raw=want.e164, lead_id=lead.id))
+        found[want.e164] = LeadRef(lead.id, name, want.manager_id, created=True)
+    await session.flush()
+    return found
 
 
 async def ensure_lead_in(
     session: AsyncSession, e164: str, name: str | None, manager_id: int | None
 ) -> LeadRef:
-    """The lead owning ``e164``, created (source ``phone call``) if no client or lead has the number."""
-    await lock_in(session, "lead:" + e164)
-    existing = (
-        await session.execute(
-            select(LeadRow.id, LeadRow.name, LeadRow.manager_id)
-            .join(PhoneRow, PhoneRow.lead_id == LeadRow.id)
-            .where(PhoneRow.e164 == e164)
-            .order_by(LeadRow.id)
-            .limit(1)
+    """The lead owning ``e164``, created (source ``phone call``) if no lead has the number yet."""
+    return (await ensure_leads_in(session, [WantedLead(e164, name, manager_id)]))[e164]
+
+
+async def manager_ids_by_login_in(session: AsyncSession, logins: Sequence[str]) -> dict[str, int]:
+    """Ids of the active managers with these logins."""
+    if not logins:
+        return {}
+    rows = await session.execute(
+        select(ManagerRow.login, ManagerRow.id).where(
+            ManagerRow.login.in_(logins), ManagerRow.active.is_(True)
         )
-    ).first()
-    if existing is not None:
-        return LeadRef(existing[0], existing[1], existing[2], created=False)
-    created = await add_lead_in(
-        session,
-        NewLead(name=name or e164, source=LEAD_SOURCE_PHONE, manager_id=manager_id),
-        [(e164, e164)],
     )
-    return LeadRef(created.id, name or e164, manager_id, created=True)
+    return {login: mid for login, mid in rows.all()}
 
 
 @dataclass(frozen=True, slots=True)
