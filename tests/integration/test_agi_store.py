@@ -63,13 +63,16 @@ async def test_agi_routes_from_the_real_store(db: Database) -> None:
     assert (big["CRMTEL_ROUTE_KIND"], big["CRMTEL_ROUTE_TARGET"]) == ("queue", "wholesale")
 
 
-async def test_unreachable_database_fails_open(tmp_path: Path) -> None:
-    """With the database unreachable the AGI answers nothing (the dialplan's default queue takes the call)."""
-    broken = Database(f"sqlite+aiosqlite:///{tmp_path}/missing/dir/crmtel.db")
+async def test_broken_database_fails_open(tmp_path: Path) -> None:
+    """With a database file that is not a database the AGI answers nothing (the dialplan's default queue)."""
+    path = tmp_path / "crmtel.db"
+    path.write_bytes(b"this is not an SQLite database" * 100)
+    broken = Database(f"sqlite+aiosqlite:///{path}")
     try:
         service = RoutingService(PartyRepository(broken), RoutingSettings())
         async with AgiServer(service, "127.0.0.1", 0) as agi:
             assert (await fake_asterisk(agi.port, env())).commands == []
+        await service.close()
     finally:
         await broken.dispose()
 
