@@ -13,16 +13,20 @@ import signal
 from collections.abc import AsyncIterator, Callable, Coroutine
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import structlog
 from aiohttp import web
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 
 from crmtel.ami.client import AmiClient
 from crmtel.ami.service import CallService
 from crmtel.ami.simulator import Simulator
 from crmtel.config import AmiSettings, Settings
 from crmtel.demo import seed
+from crmtel.errors import ConfigError, StoreUnavailable
 from crmtel.push.cards import StoreCards
 from crmtel.push.context import current_manager
 from crmtel.push.hub import Hub
@@ -58,7 +62,10 @@ async def _web(app: web.Application, host: str, port: int) -> AsyncIterator[str]
     await runner.setup()
     try:
         site = web.TCPSite(runner, host, port)
-        await site.start()
+        try:
+            await site.start()
+        except OSError as err:
+            raise ConfigError(f"web: cannot listen on {host}:{port}: {err.strerror or err}") from err
         server = site._server
         sockets = getattr(server, "sockets", None) or ()
         bound = sockets[0].getsockname()[1] if sockets else port
@@ -67,11 +74,27 @@ async def _web(app: web.Application, host: str, port: int) -> AsyncIterator[str]
         await runner.cleanup()
 
 
+async def migrate(url: str, revision: str = "head") -> None:
+    """Create or upgrade the schema; a database that cannot be opened is a one-line StoreUnavailable."""
+    parsed = make_url(url)
+    if parsed.drivername.startswith("sqlite") and parsed.database not in (None, "", ":memory:"):
+        # The usual deployment slip (/var/lib/crmtel not created); aiosqlite would also print a thread
+        # traceback for it after the migration's event loop has closed.
+        directory = Path(parsed.database).parent
+        if not directory.is_dir():
+            raise StoreUnavailable(f"cannot open the database: directory {directory} does not exist")
+    try:
+        await upgrade(url, revision)
+    except (OSError, SQLAlchemyError) as err:
+        reason = err.orig if isinstance(err, DBAPIError) and err.orig is not None else err
+        raise StoreUnavailable(f"cannot open the database: {reason}") from err
+
+
 @asynccontextmanager
 async def start(settings: Settings, *, demo: bool = False) -> AsyncIterator[Running]:
     """Start every component; leaving the context stops them in reverse order."""
     async with AsyncExitStack() as stack:
-        await upgrade(settings.database_url)
+        await migrate(settings.database_url)
         db = Database(settings.database_url)
         stack.push_async_callback(db.dispose)
         parties = PartyRepository(db, settings.region)
@@ -119,7 +142,11 @@ async def start(settings: Settings, *, demo: bool = False) -> AsyncIterator[Runn
         url = await stack.enter_async_context(_web(app, settings.web.host, settings.web.port))
 
         agi = AgiServer(router, settings.routing.agi_host, settings.routing.agi_port)
-        await agi.start()
+        try:
+            await agi.start()
+        except OSError as err:
+            where = f"{settings.routing.agi_host}:{settings.routing.agi_port}"
+            raise ConfigError(f"FastAGI: cannot listen on {where}: {err.strerror or err}") from err
         stack.push_async_callback(agi.stop)
 
         clients = tuple(AmiClient(pbx, calls) for pbx in pbxes)

@@ -5,10 +5,9 @@ from __future__ import annotations
 import argparse
 import json
 
-from crmtel.app import Running, run_until_stopped
+from crmtel.app import Running, migrate, run_until_stopped
 from crmtel.config import Settings
 from crmtel.demo import DEMO_LOGINS, DEMO_PASSWORD
-from crmtel.store.db import upgrade
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -35,7 +34,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 
 
 async def _db_upgrade(args: argparse.Namespace, settings: Settings) -> int:
-    await upgrade(settings.database_url, args.revision)
+    await migrate(settings.database_url, args.revision)
     print(f"database at revision {args.revision}")
     return 0
 
