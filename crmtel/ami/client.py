@@ -262,6 +262,8 @@ class AmiClient:
         item = (message, event_time(message, self.clock()))
         if conn.holding is not None:
             conn.holding.append(item)
+        elif not self._queue.full():
+            self._queue.put_nowait(item)
         else:
             await self._queue.put(item)
 

@@ -148,8 +148,9 @@ class ChannelBook:
 
     def apply(self, t: float, msg: Message) -> None:
         """Update the book with one streamed event."""
-        event = msg.event
-        uniqueid = msg.get("Uniqueid")
+        headers = dict(reversed(msg.headers))
+        event = headers.get("Event")
+        uniqueid = headers.get("Uniqueid")
         if event is None or uniqueid is None:
             return
         if event == "Hangup":
@@ -161,14 +162,14 @@ class ChannelBook:
                 return
             chan = self.channels[uniqueid] = _Channel(t, {})
         for name in _CHANNEL_FIELDS:
-            value = msg.get(name)
+            value = headers.get(name)
             if value is not None:
                 chan.fields[name] = value
         if event == "Newexten":
-            chan.application = msg.get("Application") or ""
-            chan.data = msg.get("AppData") or ""
+            chan.application = headers.get("Application") or ""
+            chan.data = headers.get("AppData") or ""
         elif event == "BridgeEnter":
-            chan.bridge = msg.get("BridgeUniqueid") or ""
+            chan.bridge = headers.get("BridgeUniqueid") or ""
         elif event == "BridgeLeave":
             chan.bridge = ""
 
@@ -476,8 +477,10 @@ class _Session:
                 if server.lose_on_drop:
                     self.writer.transport.abort()
                 else:
-                    # What was sent still arrives, then the connection closes.
-                    self.writer.close()
+                    # Half-close: what was sent still arrives, then EOF. A full close with the client's
+                    # actions unread would make the kernel send RST, which can discard data in flight.
+                    await self.writer.drain()
+                    self.writer.write_eof()
                 return
 
 

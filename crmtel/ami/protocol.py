@@ -34,8 +34,10 @@ class Message:
     def get(self, name: str, default: str | None = None) -> str | None:
         """Return the first value of header `name` (case-insensitive), else `default`."""
         wanted = name.lower()
+        size = len(name)
         for key, value in self.headers:
-            if key.lower() == wanted:
+            # The length test spares lower() on almost every header that is not the one asked for.
+            if len(key) == size and (key == name or key.lower() == wanted):
                 return value
         return default
 

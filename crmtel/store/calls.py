@@ -153,9 +153,10 @@ async def upsert_in(
         latest[(record.pbx, record.linkedid)] = row_values(record, live)
     if not latest:
         return {}
-    stmt = _upsert_statement(session.get_bind().dialect.name)
-    # executemany: one compiled statement whatever the batch size (SQLAlchemy's insertmanyvalues).
-    result = await session.execute(stmt, list(latest.values()))
+    conn = await session.connection()
+    stmt = _upsert_statement(conn.dialect.name)
+    # Core executemany (not the ORM bulk path): one compiled statement whatever the batch size.
+    result = await conn.execute(stmt, list(latest.values()))
     return {(pbx, linkedid): cid for cid, pbx, linkedid in result.all()}
 
 

@@ -88,7 +88,8 @@ async def record_missed_many_in(session: AsyncSession, calls: Sequence[MissedCal
         )
     ).scalars()
     open_by_phone: dict[str, TaskRow] = {row.phone or "": row for row in rows}
-    out: list[TaskState] = []
+    created: set[int] = set()
+    touched: list[TaskRow] = []
     for missed in calls:
         row = open_by_phone.get(missed.phone)
         if row is not None:
@@ -98,28 +99,26 @@ async def record_missed_many_in(session: AsyncSession, calls: Sequence[MissedCal
             row.manager_id = row.manager_id or missed.manager_id
             row.client_id = row.client_id or missed.client_id
             row.lead_id = row.lead_id or missed.lead_id
-            out.append(TaskState(row.id, row.manager_id, row.missed_count, created=False))
-            continue
-        row = TaskRow(
-            kind="callback",
-            phone=missed.phone,
-            call_id=missed.call_id,
-            manager_id=missed.manager_id,
-            client_id=missed.client_id,
-            lead_id=missed.lead_id,
-            title=missed.title,
-            missed_count=1,
-            status="open",
-            due_at=missed.due_at,
-            created_at=missed.at,
-            updated_at=missed.at,
-        )
-        session.add(row)
-        await session.flush()
-        open_by_phone[missed.phone] = row
-        out.append(TaskState(row.id, row.manager_id, 1, created=True))
+        else:
+            row = open_by_phone[missed.phone] = TaskRow(
+                kind="callback",
+                phone=missed.phone,
+                call_id=missed.call_id,
+                manager_id=missed.manager_id,
+                client_id=missed.client_id,
+                lead_id=missed.lead_id,
+                title=missed.title,
+                missed_count=1,
+                status="open",
+                due_at=missed.due_at,
+                created_at=missed.at,
+                updated_at=missed.at,
+            )
+            session.add(row)
+            created.add(id(row))
+        touched.append(row)
     await session.flush()
-    return out
+    return [TaskState(row.id, row.manager_id, row.missed_count, id(row) in created) for row in touched]
 
 
 @dataclass(frozen=True, slots=True)
@@ -146,28 +145,33 @@ async def ensure_leads_in(session: AsyncSession, wanted: Sequence[WantedLead]) -
     if not wanted:
         return {}
     found = await _existing_leads(session, sorted({w.e164 for w in wanted}))
+    postgres = session.get_bind().dialect.name == "postgresql"
+    new: dict[str, tuple[LeadRow, WantedLead]] = {}
     for want in wanted:
-        if want.e164 in found:
+        if want.e164 in found or want.e164 in new:
             continue
-        await lock_in(session, "lead:" + want.e164)
-        # Another writer may have created it while we waited for the lock.
-        again = await _existing_leads(session, [want.e164])
-        if want.e164 in again:
-            found[want.e164] = again[want.e164]
-            continue
-        name = (want.name or want.e164)[:300]
+        if postgres:
+            await lock_in(session, "lead:" + want.e164)
+            # Another crmtel may have created it while we waited for the lock.
+            again = await _existing_leads(session, [want.e164])
+            if want.e164 in again:
+                found[want.e164] = again[want.e164]
+                continue
         lead = LeadRow(
-            name=name,
+            name=(want.name or want.e164)[:300],
             source=LEAD_SOURCE_PHONE,
             status=LeadStatus.NEW.value,
             manager_id=want.manager_id,
             created_at=datetime.now(UTC),
         )
-        session.add(lead)
+        new[want.e164] = (lead, want)
+    if new:
+        session.add_all(lead for lead, _ in new.values())
         await session.flush()
-        session.add(PhoneRow(e164=want.e164, raw=want.e164, lead_id=lead.id))
-        found[want.e164] = LeadRef(lead.id, name, want.manager_id, created=True)
-    await session.flush()
+        session.add_all(PhoneRow(e164=e164, raw=e164, lead_id=lead.id) for e164, (lead, _) in new.items())
+        await session.flush()
+        for e164, (lead, want) in new.items():
+            found[e164] = LeadRef(lead.id, lead.name, want.manager_id, created=True)
     return found
 
 
