@@ -7,10 +7,13 @@ import logging
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from crmtel.ami.protocol import Message, Parser, encode_action, parse_message
 
 BANNER = b"Asterisk Call Manager/11.0.0\r\n"
+TRACES = Path(__file__).resolve().parents[3] / "shared" / "ami-traces"
 
 
 def _feed_in_chunks(parser: Parser, data: bytes, size: int) -> list[Message]:
@@ -139,3 +142,29 @@ def test_every_shared_trace_parses_to_its_jsonl(traces_dir: Path, size: int) -> 
         got = [m.headers for m in _feed_in_chunks(parser, ami.read_bytes(), size)]
         assert parser.banner == "Asterisk Call Manager/11.0.0"
         assert got == expected, ami.name
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.binary(max_size=3000), st.integers(min_value=1, max_value=64))
+def test_arbitrary_bytes_never_raise_and_the_buffer_stays_bounded(data: bytes, size: int) -> None:
+    """Hostile input in any chunking is parsed or skipped, never an exception, never an unbounded buffer."""
+    parser = Parser(max_message=256)
+    for i in range(0, len(data), size):
+        parser.feed(data[i : i + size])
+        assert parser.buffered <= 256 + 64 + 3
+
+
+@settings(max_examples=50, deadline=None)
+@given(st.lists(st.integers(min_value=1, max_value=40_000), max_size=30))
+def test_any_split_of_a_real_trace_gives_the_same_messages(cuts: list[int]) -> None:
+    """Cutting a real trace at arbitrary points (mid-character included) changes nothing."""
+    data = (TRACES / "direct-answered.ami").read_bytes()
+    whole = [m.headers for m in Parser().feed(data)]
+    parser = Parser()
+    got: list[tuple[tuple[str, str], ...]] = []
+    last = 0
+    for cut in sorted(set(cuts)):
+        got.extend(m.headers for m in parser.feed(data[last:cut]))
+        last = cut
+    got.extend(m.headers for m in parser.feed(data[last:]))
+    assert got == whole
