@@ -92,10 +92,11 @@ def restored_live(stderr: str) -> int | None:
     return int(found.group(1)) if found else None
 
 
-async def test_kill_9_mid_calls_then_restart_stores_every_call_once_with_its_outcome(
-    pool: DaemonPool, db: Database, database_url: str, traces_dir: Path, tmp_path: Path
+@pytest.mark.parametrize("stop", ["kill-9", "sigterm"])
+async def test_stop_mid_calls_then_restart_stores_every_call_once_with_its_outcome(
+    pool: DaemonPool, db: Database, database_url: str, traces_dir: Path, tmp_path: Path, stop: str
 ) -> None:
-    """SIGKILL with calls in progress; a new daemon on the same database finishes each exactly as expected."""
+    """SIGKILL or SIGTERM (systemctl restart) with calls in progress; the next daemon finishes each as expected."""
     stream = busy_pbx(traces_dir)
     expected = expectations()
     half = len(stream) // 2
@@ -108,7 +109,13 @@ async def test_kill_9_mid_calls_then_restart_stores_every_call_once_with_its_out
         await first.wait_http(ports.web_url + "/")
         # Everything sent before the pause is written out (the daemon writes whenever it runs dry).
         await wait_stored(calls, at_kill)
-        await first.kill9()
+        if stop == "kill-9":
+            await first.kill9()
+        else:
+            assert await first.terminate(limit=5) == 0, first.describe()
+            assert clean_log(first.stderr()) == [], first.describe()
+            # A clean stop is not the end of the calls: they stay live, to be picked up by the next start.
+            assert await stored_state(calls) == at_kill
 
         second = pool.spawn("--config", str(config), "run", name="second")
         await second.wait_http(ports.web_url + "/")
