@@ -7,7 +7,10 @@ Generates the data inside the database (PostgreSQL ``generate_series``, SQLite r
     python bench/report.py --calls 200000        # quick run
     python bench/report.py --backend sqlite --reuse   # keep the loaded data between runs
 
-Targets: PostgreSQL ≤ 1 s, SQLite ≤ 5 s for the one-month report.
+Targets: PostgreSQL ≤ 1 s, SQLite ≤ 5 s for the one-month report. The queries read only the indexes
+``ix_calls_report`` (direction, outcome, started_at, …: callback matching) and ``ix_calls_manager_started``
+(per-manager ranges: call sums grouped without a sort, which SQLite needs as it has no hash aggregation).
+Figures depend on the machine's load: run it on a quiet machine.
 """
 
 from __future__ import annotations
