@@ -133,6 +133,8 @@ class CallService:
         self._ended: dict[CallKey, CallRecord] = {}
         self._merges: list[tuple[str, str, str]] = []
         self._party: dict[CallKey, _Party | None] = {}
+        # The number each call's party was looked up by.
+        self._matched: dict[CallKey, str | None] = {}
         # A short memory of lookups: a busy line calls the same numbers again and again.
         self._lookups: dict[str, tuple[_Party | None, float]] = {}
         self._now = time.monotonic
@@ -196,8 +198,7 @@ class CallService:
         for effect in effects:
             if isinstance(effect, CallStarted | CallUpdated):
                 key = (pbx, effect.record.linkedid)
-                if key not in self._party:
-                    self._party[key] = await self._lookup(effect.record)
+                await self._match(key, effect.record)
                 self._dirty[key] = effect.record
             elif isinstance(effect, CallEnded):
                 record = effect.record
@@ -207,9 +208,9 @@ class CallService:
                     self._merges.append((pbx, record.linkedid, merged_into))
                     self._dirty.pop(key, None)
                     self._party.pop(key, None)
+                    self._matched.pop(key, None)
                     continue
-                if key not in self._party:
-                    self._party[key] = await self._lookup(record)
+                await self._match(key, record)
                 record = self._with_party(key, record)
                 self._dirty[key] = record
                 self._ended[key] = record
@@ -234,6 +235,14 @@ class CallService:
             self._lookups.clear()
         self._lookups[number] = (party, now + _LOOKUP_TTL)
         return party
+
+    async def _match(self, key: CallKey, record: CallRecord) -> None:
+        """Look the call's outside number up once it is known (an outbound call learns it on dialling)."""
+        number = party_number(record)
+        if key in self._party and self._matched.get(key) == number:
+            return
+        self._matched[key] = number
+        self._party[key] = await self._lookup(record)
 
     def _with_party(self, key: CallKey, record: CallRecord) -> CallRecord:
         party = self._party.get(key)
@@ -266,6 +275,7 @@ class CallService:
         self.flushes += 1
         for key in ended:
             self._party.pop(key, None)
+            self._matched.pop(key, None)
 
     async def _write(
         self,

@@ -153,3 +153,16 @@ async def test_live_events_reach_the_notifier_and_a_broken_notifier_changes_noth
     assert seen.events[-1].record.answered_by == "103"
     await replay_stream(_settings(db), db, _again(stream, 2), notifier=_Broken(), settle=0.05)
     assert len(await CallRepository(db).between()) == 2
+
+
+async def test_outbound_call_is_matched_to_the_client_it_dialled(db: Database, traces_dir: Path) -> None:
+    """A manager's call to ``8916…`` (national format) is stored against the client owning +7916…."""
+    client = await PartyRepository(db).add_client(NewClient(name="ИП Петров", phones=("+79161110001",)))
+    await replay_stream(_settings(db), db, load_ami(traces_dir / "outbound-answered.ami"), settle=0.05)
+    record = (await CallRepository(db).between())[0].record
+    assert (record.party_kind, record.party_id, record.party_name) == (
+        PartyKind.CLIENT,
+        client.id,
+        "ИП Петров",
+    )
+    assert await TaskRepository(db).open_tasks() == []
