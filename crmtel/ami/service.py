@@ -3,11 +3,13 @@
 One line of sight per event: parse -> reduce -> effects. Live events (ringing, answered, ended) go to the
 notifier at once. Records are written in groups: every effect marks its call dirty, and ``flush`` writes
 all dirty calls in ONE transaction (upsert by ``(pbx, linkedid)``, each live call with the tracker's JSON
-state of it), plus the leads and callback tasks of calls that ended. The client calls ``on_idle`` (hence
-``flush``) whenever its queue runs dry or every ``batch`` events, so at most one batch of already-received
-events is held in memory: a ``kill -9`` loses at most that window, and the restart repairs it as far as the
-PBX still knows: live calls come back from ``calls.live_state``, then ``CoreShowChannels`` adds the calls
-that started meanwhile and closes the ones that ended.
+state of it), plus the leads and callback tasks of calls that ended. Only record-worthy effects mark a
+call dirty, so the noise that makes up most of an AMI stream costs no write at all. The client calls
+``on_idle`` (hence ``flush``) every ``batch`` (500) events, or 50 ms after the last write once its queue
+ran dry: a ``kill -9`` loses at most that window (at most 500 events or 50 ms of them). The restart repairs
+it as far as the PBX still knows: live calls come back from ``calls.live_state``, then ``CoreShowChannels``
+adds the calls that started meanwhile and closes the ones that ended (a call that began and ended entirely
+inside the lost window is the one thing that cannot come back).
 """
 
 from __future__ import annotations
