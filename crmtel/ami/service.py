@@ -108,6 +108,18 @@ def _responsible(result: LookupResult) -> _Party | None:
     return _Party(best.kind, best.id, best.name, manager)
 
 
+def merged_into_call(before: TrackerState, after: TrackerState, linkedid: str) -> str | None:
+    """The call that took over ``linkedid``'s channels (a Linkedid merge), if it ended that way."""
+    call = before.calls.get(linkedid)
+    if call is None:
+        return None
+    for uniqueid in call.legs:
+        target = after.channels.get(uniqueid)
+        if target is not None and target != linkedid and target in after.calls:
+            return target
+    return None
+
+
 class CallService:
     """The AMI sink that keeps call records, tasks and leads in step with the PBXs."""
 
@@ -179,16 +191,18 @@ class CallService:
         if event is None:
             return
         self.events += 1
-        state, effects = tracker.reduce(self._state(pbx), event)
+        before = self._state(pbx)
+        state, effects = tracker.reduce(before, event)
         self.states[pbx] = state
-        await self._apply(pbx, effects)
+        await self._apply(pbx, effects, before)
 
     async def on_resync(self, pbx: str, channels: Sequence[Message], at: datetime) -> None:
         """Bring the tracker in line with the channels the PBX says are alive."""
         listed = [e for e in (ev.parse_event(m, at) for m in channels) if isinstance(e, ev.CoreShowChannel)]
-        state, effects = tracker.resync(self._state(pbx), listed, at)
+        before = self._state(pbx)
+        state, effects = tracker.resync(before, listed, at)
         self.states[pbx] = state
-        await self._apply(pbx, effects)
+        await self._apply(pbx, effects, before)
         await self.flush()
 
     async def on_idle(self, pbx: str) -> None:
@@ -196,7 +210,7 @@ class CallService:
         await self.flush()
 
     # -- effects -----------------------------------------------------------------------------------
-    async def _apply(self, pbx: str, effects: Sequence[Effect]) -> None:
+    async def _apply(self, pbx: str, effects: Sequence[Effect], before: TrackerState) -> None:
         for effect in effects:
             if isinstance(effect, CallStarted | CallUpdated):
                 key = (pbx, effect.record.linkedid)
@@ -205,12 +219,16 @@ class CallService:
             elif isinstance(effect, CallEnded):
                 record = effect.record
                 key = (pbx, record.linkedid)
-                merged_into = record.extra.get("merged_into")
+                merged_into = record.extra.get("merged_into") or merged_into_call(
+                    before, self.states[pbx], record.linkedid
+                )
                 if merged_into:
+                    # A transfer joined this call to another one: its row is folded into that call's.
                     self._merges.append((pbx, record.linkedid, merged_into))
                     self._dirty.pop(key, None)
                     self._party.pop(key, None)
                     self._matched.pop(key, None)
+                    await self._publish(effect)
                     continue
                 await self._match(key, record)
                 record = self._with_party(key, record)

@@ -6,10 +6,14 @@ from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import select
 
+from crmtel.ami.protocol import Message
+from crmtel.ami.service import CallService
+from crmtel.config import CallsSettings
 from crmtel.domain import CallRecord, Direction, MissedReason, Outcome
 from crmtel.store.calls import CallRepository
 from crmtel.store.db import Database
 from crmtel.store.models import TaskRow
+from crmtel.store.parties import PartyRepository
 from crmtel.store.tasks import MissedCall, TaskRepository
 
 T0 = datetime(2026, 11, 23, 19, 0, tzinfo=UTC)
@@ -104,3 +108,51 @@ async def test_calls_between_filters_on_start_time(db: Database) -> None:
     await calls.upsert(_record("6.2", started_at=T0 + timedelta(hours=2)), None)
     got = await calls.between(T0, T0 + timedelta(hours=2))
     assert [s.record.linkedid for s in got] == ["6.1"]
+
+
+def _chan(event: str, name: str, uid: str, lid: str, num: str, state: str = "6") -> Message:
+    return Message(
+        (
+            ("Event", event),
+            ("Privilege", "call,all"),
+            ("Channel", name),
+            ("ChannelState", state),
+            ("CallerIDNum", num),
+            ("CallerIDName", "<unknown>"),
+            ("Context", "from-trunk" if "trunk" in name else "from-phones"),
+            ("Exten", "4951234567"),
+            ("Uniqueid", uid),
+            ("Linkedid", lid),
+        )
+    )
+
+
+async def test_linkedid_merge_folds_the_old_call_into_the_surviving_one(db: Database) -> None:
+    """When every channel of a call moves to another Linkedid (a transfer), one row survives."""
+    service = CallService(db, CallsSettings(create_leads_for_unknown=False), PartyRepository(db))
+    at = T0
+    for message in (
+        _chan("Newchannel", "PJSIP/trunk-00000001", "100.1", "100.1", "79161110001", "4"),
+        _chan("Newchannel", "PJSIP/102-00000003", "200.1", "200.1", "102", "6"),
+    ):
+        at += timedelta(seconds=1)
+        await service.on_event("pbx1", message, at)
+    await service.flush()
+    calls = CallRepository(db)
+    assert set(await calls.count()) == {("pbx1", "100.1"), ("pbx1", "200.1")}
+    await service.on_event(
+        "pbx1", _chan("Newstate", "PJSIP/trunk-00000001", "100.1", "200.1", "79161110001"), at
+    )
+    await service.flush()
+    assert await calls.count() == {("pbx1", "200.1"): 1}
+    for message in (
+        _chan("Hangup", "PJSIP/trunk-00000001", "100.1", "200.1", "79161110001"),
+        _chan("Hangup", "PJSIP/102-00000003", "200.1", "200.1", "102"),
+    ):
+        at += timedelta(seconds=1)
+        await service.on_event("pbx1", message, at)
+    await service.flush()
+    assert await calls.count() == {("pbx1", "200.1"): 1}
+    stored = await calls.get("pbx1", "200.1")
+    assert stored is not None
+    assert stored.record.ended_at is not None
