@@ -230,6 +230,9 @@ async def test_cross_origin_websocket_and_writes_are_refused(db: Database) -> No
         with pytest.raises(aiohttp.WSServerHandshakeError) as err:
             await browser.ws_connect("/ws", origin="http://evil.example")
         assert err.value.status == 403
+        with pytest.raises(aiohttp.WSServerHandshakeError) as err:
+            await browser.ws_connect("/ws", origin="null")
+        assert err.value.status == 403
         await add_call(db, linkedid="1.1", rang=("101",), answered_by="101")
         headers = {"Origin": "http://evil.example"}
         async with browser.post("/api/calls/pbx1:1.1/notes", json={"topic": "x"}, headers=headers) as r:
