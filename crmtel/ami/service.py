@@ -14,6 +14,7 @@ inside the lost window is the one thing that cannot come back).
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections.abc import Iterable, Mapping, Sequence
@@ -152,6 +153,7 @@ class CallService:
         # A short memory of lookups: a busy line calls the same numbers again and again.
         self._lookups: dict[str, tuple[_Party | None, float]] = {}
         self._now = time.monotonic
+        self._flush_lock = asyncio.Lock()
 
     @property
     def pending(self) -> int:
@@ -279,23 +281,26 @@ class CallService:
     # -- persistence -------------------------------------------------------------------------------
     async def flush(self) -> None:
         """Write every dirty call, and the leads/tasks of calls that ended, in one transaction."""
-        if not self._dirty and not self._merges:
-            return
-        dirty, ended, merges = self._dirty, self._ended, self._merges
-        self._dirty, self._ended, self._merges = {}, {}, []
-        try:
-            async with self.db.session() as session:
-                await self._write(session, dirty, ended, merges)
-        except CrmtelError:
-            # Keep the work for the next flush; newer versions of the same call win.
-            self._dirty = {**dirty, **self._dirty}
-            self._ended = {**ended, **self._ended}
-            self._merges = merges + self._merges
-            raise
-        self.flushes += 1
-        for key in ended:
-            self._party.pop(key, None)
-            self._matched.pop(key, None)
+        # One flush at a time (several PBX clients share this service): a later version of a call must
+        # never be overwritten by an earlier one committing after it.
+        async with self._flush_lock:
+            if not self._dirty and not self._merges:
+                return
+            dirty, ended, merges = self._dirty, self._ended, self._merges
+            self._dirty, self._ended, self._merges = {}, {}, []
+            try:
+                async with self.db.session() as session:
+                    await self._write(session, dirty, ended, merges)
+            except CrmtelError:
+                # Keep the work for the next flush; newer versions of the same call win.
+                self._dirty = {**dirty, **self._dirty}
+                self._ended = {**ended, **self._ended}
+                self._merges = merges + self._merges
+                raise
+            self.flushes += 1
+            for key in ended:
+                self._party.pop(key, None)
+                self._matched.pop(key, None)
 
     async def _write(
         self,
