@@ -145,3 +145,24 @@ async def test_restart_mid_call_without_clean_shutdown_loses_and_duplicates_noth
 
 async def _live_count(calls: CallRepository, minimum: int) -> bool:
     return len(await calls.live("pbx1")) >= minimum
+
+
+async def test_two_pbxes_with_the_same_linkedid_keep_two_calls(db: Database, traces_dir: Path) -> None:
+    """Calls are keyed by (pbx, linkedid): two PBXs reporting the same Linkedid make two records."""
+    expected = load_expected("direct-answered")
+    stream = load_ami(traces_dir / "direct-answered.ami")
+    calls = CallRepository(db)
+    service = make_service(db)
+
+    async def both_ended() -> bool:
+        stored = await calls.between()
+        return len(stored) == 2 and all(s.record.ended_at is not None for s in stored)
+
+    async with serving(stream, chunk_size=7) as one, serving(stream) as two:
+        first = AmiClient(settings_for(one, name="pbx1"), service)
+        second = AmiClient(settings_for(two, name="pbx2"), service)
+        async with running(first), running(second):
+            await wait_until(both_ended)
+    assert await calls.count() == {("pbx1", expected["linkedid"]): 1, ("pbx2", expected["linkedid"]): 1}
+    for stored in await calls.between():
+        assert_record_matches(stored.record, expected)
