@@ -46,7 +46,7 @@ async def test_run_stores_every_replayed_call_and_stops_cleanly_on_sigterm(
         async def all_ended() -> bool:
             return (await stored_state(calls)).ended >= set(expected)
 
-        await wait_until(all_ended, limit=20)
+        await wait_until(all_ended, limit=30)
         assert daemon.alive(), daemon.describe()
         code = await daemon.terminate(limit=5)
     assert code == 0, daemon.describe()
