@@ -322,10 +322,19 @@ class AmiClient:
     async def _resync(self, conn: _Connection) -> None:
         try:
             listing = await self._action(conn, "CoreShowChannels", is_list=True)
-            channels = tuple(m for m in listing if m.event == "CoreShowChannel")
-            at = event_time(listing[-1], self.clock()) if listing else self.clock()
-            self.resyncs += 1
-            await self._queue.put(_Resync(channels, at))
+        except ConnectionLost:
+            raise
+        except (AmiError, TimeoutError) as err:
+            # A PBX that refuses the listing (AMI user without the ``reporting`` write class) still
+            # streams events: keep the connection, without the resync.
+            log.error("ami %s: CoreShowChannels failed, no resync: %s", self.pbx, err or "timeout")
+            listing = None
+        try:
+            if listing is not None:
+                channels = tuple(m for m in listing if m.event == "CoreShowChannel")
+                at = event_time(listing[-1], self.clock()) if listing else self.clock()
+                self.resyncs += 1
+                await self._queue.put(_Resync(channels, at))
         finally:
             # Deliver what arrived meanwhile; the reader may append while we wait on a full queue.
             held = conn.holding or []

@@ -239,6 +239,8 @@ class FakeAmiServer:
         self.lose_on_drop = lose_on_drop
         self.pause_after = pause_after
         self.answer_pings = True
+        # Test hook: answer CoreShowChannels with an error, as Asterisk does for a user without the privilege.
+        self.refuse_listing = False
         self.cursor = 0
         self.logins = 0
         self.pings = 0
@@ -405,7 +407,7 @@ class _Session:
                 await self.send(
                     (("Response", "Success"), *ids, ("Ping", "Pong"), ("Timestamp", server._timestamp()))
                 )
-        elif action == "coreshowchannels":
+        elif action == "coreshowchannels" and not server.refuse_listing:
             await self.send(
                 (("Response", "Success"), *ids, ("EventList", "start"), ("Message", "Channels will follow"))
             )
@@ -414,6 +416,8 @@ class _Session:
         elif action == "logoff":
             await self.send((("Response", "Goodbye"), *ids, ("Message", "Thanks for all the fish.")))
             return False
+        elif action == "coreshowchannels":
+            await self.send((("Response", "Error"), *ids, ("Message", "Permission denied")))
         else:
             await self.send((("Response", "Error"), *ids, ("Message", "Invalid/unknown command")))
         return True

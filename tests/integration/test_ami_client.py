@@ -201,3 +201,24 @@ async def test_a_failing_consumer_is_logged_and_the_stream_goes_on(traces_dir: P
     assert server.logins == 1
     failing = sum(1 for item in stream if Message(item.headers).event == "Newchannel")
     assert len(sink.events) == len(stream) + 1 - failing
+
+
+async def test_refused_resync_keeps_the_connection_and_the_events(traces_dir: Path) -> None:
+    """A PBX that refuses CoreShowChannels is still followed: no reconnect loop, every event delivered."""
+    stream = load_ami(traces_dir / "queue-abandoned.ami")
+    server = FakeAmiServer(stream)
+    server.refuse_listing = True
+    await server.start()
+    sink = RecordingSink()
+    client = AmiClient(settings_for(server), sink)
+    try:
+        async with running(client):
+            await wait_for(
+                lambda: server.finished.is_set() and client.idle and len(sink.events) > len(stream)
+            )
+            await asyncio.sleep(0.2)
+    finally:
+        await server.close()
+    assert server.logins == 1
+    assert sink.resyncs == []
+    assert len(sink.events) == len(stream) + 1
