@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
@@ -51,6 +51,11 @@ class Database:
         self.url = url
         self.engine = create_engine(url, echo=echo)
         self.sessions = async_sessionmaker(self.engine, expire_on_commit=False)
+        self._on_dispose: list[Callable[[], Awaitable[None]]] = []
+
+    def on_dispose(self, close: Callable[[], Awaitable[None]]) -> None:
+        """Have ``dispose`` await ``close`` first (for helpers that hold a connection of their own)."""
+        self._on_dispose.append(close)
 
     @asynccontextmanager
     async def session(self) -> AsyncIterator[AsyncSession]:
@@ -64,7 +69,9 @@ class Database:
             raise StoreUnavailable(f"database unreachable: {err}") from err
 
     async def dispose(self) -> None:
-        """Close every pooled connection."""
+        """Close every pooled connection (and first whatever registered with ``on_dispose``)."""
+        while self._on_dispose:
+            await self._on_dispose.pop()()
         await self.engine.dispose()
 
 

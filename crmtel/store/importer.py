@@ -16,7 +16,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Table, bindparam, delete, func, insert, select, update
+from sqlalchemy import Table, bindparam, delete, false, func, insert, select, update
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -150,6 +150,14 @@ async def _owners(conn: AsyncConnection, numbers: Iterable[str]) -> _Owners:
 async def _insert_returning_ids(conn: AsyncConnection, table: Table, rows: list[dict[str, Any]]) -> list[int]:
     if not rows:
         return []
+    if conn.dialect.name == "sqlite":
+        # SQLite cannot promise RETURNING order for a multi-row INSERT, so SQLAlchemy would insert row by
+        # row. Instead: take the write lock (a no-op UPDATE), then hand out ids above the current maximum.
+        await conn.execute(update(table).where(false()).values(id=table.c.id))
+        top = (await conn.execute(select(func.coalesce(func.max(table.c.id), 0)))).scalar_one()
+        ids = list(range(top + 1, top + 1 + len(rows)))
+        await conn.execute(insert(table), [{**r, "id": i} for r, i in zip(rows, ids, strict=True)])
+        return ids
     result = await conn.execute(insert(table).returning(table.c.id, sort_by_parameter_order=True), rows)
     return [r[0] for r in result]
 
