@@ -16,7 +16,7 @@ from crmtel.store.calls import CallRepository
 from crmtel.store.db import Database
 from crmtel.store.managers import ManagerRepository
 from crmtel.store.parties import NewClient, PartyRepository
-from tests.fixtures.daemon import DaemonPool, clean_log, daemon_config, stored_state
+from tests.fixtures.daemon import DaemonPool, clean_log, daemon_config, pbx_settings, stored_state
 from tests.fixtures.fake_ami import assert_record_matches, wait_until
 from tests.fixtures.traces import SCENARIOS, load_expected
 from tests.integration.test_agi_server import env, fake_asterisk
@@ -109,3 +109,33 @@ async def test_running_daemon_routes_a_known_client_over_fastagi_and_http(
         code = await daemon.terminate(limit=5)
     assert code == 0, daemon.describe()
     assert clean_log(daemon.stderr()) == [], daemon.describe()
+
+
+async def test_two_pbxes_feed_one_daemon_and_keep_their_calls_apart(
+    pool: DaemonPool, db: Database, database_url: str, traces_dir: Path, tmp_path: Path
+) -> None:
+    """Two PBXs (`[ami]` and a `[[pbx]]`) sending the same Linkedid give two records, one per PBX, both right."""
+    scenario = "direct-noanswer-then-queue"
+    expected = load_expected(scenario)
+    stream = load_ami(traces_dir / f"{scenario}.ami")
+    calls = CallRepository(db)
+    async with serving(stream, speed=8.0) as main, serving(stream, speed=8.0) as branch:
+        config, ports = daemon_config(
+            tmp_path / "crmtel.toml", database_url, main.port, more_pbx=[pbx_settings("branch", branch.port)]
+        )
+        daemon = pool.spawn("--config", str(config), "run")
+        await daemon.wait_http(ports.web_url + "/")
+
+        async def both_ended() -> bool:
+            stored = await calls.between()
+            return len(stored) == 2 and all(s.record.ended_at is not None for s in stored)
+
+        await wait_until(both_ended, limit=30)
+        code = await daemon.terminate(limit=5)
+    assert code == 0, daemon.describe()
+    assert clean_log(daemon.stderr()) == [], daemon.describe()
+    assert (main.logins, branch.logins) == (1, 1)
+    counts = await calls.count()
+    assert counts == {("pbx1", expected["linkedid"]): 1, ("branch", expected["linkedid"]): 1}
+    for stored in await calls.between():
+        assert_record_matches(stored.record, expected)
