@@ -111,7 +111,9 @@ async def start(settings: Settings, *, demo: bool = False) -> AsyncIterator[Runn
             pbxes = (settings.ami.model_copy(update={"host": "127.0.0.1", "port": simulator.port}),)
 
         hub = Hub(queue_size=settings.web.queue_size)
-        notifier = Notifier(hub, StoreCards(db, region=settings.region), ManagerNames(db))
+        notifier = await stack.enter_async_context(
+            Notifier(hub, StoreCards(db, region=settings.region), ManagerNames(db))
+        )
         trunks = {t for pbx in pbxes for t in pbx.trunks}
         calls = CallService(db, settings.calls, parties, notifier, region=settings.region, trunks=trunks)
         for pbx in pbxes:

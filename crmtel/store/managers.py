@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Sequence
 from datetime import UTC, datetime
 
@@ -139,7 +140,8 @@ class ManagerRepository:
             row = (
                 await session.execute(select(ManagerRow).where(ManagerRow.login == login))
             ).scalar_one_or_none()
-            ok = verify_password(row.password_hash if row else None, password)
+            # argon2 is deliberately slow (~0.1 s): off the event loop, so websockets keep flowing during a login.
+            ok = await asyncio.to_thread(verify_password, row.password_hash if row else None, password)
             if row is None or not ok or not row.active:
                 return None
             return (await _to_domain(session, [row]))[0]
