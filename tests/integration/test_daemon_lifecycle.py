@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import signal
 import socket
 from collections.abc import Iterator
 from pathlib import Path
@@ -98,15 +99,16 @@ async def test_sigterm_closes_websockets_and_idle_connections_and_exits_0(
     assert clean_log(daemon.stderr()) == [], daemon.describe()
 
 
-async def test_sigterm_while_the_pbx_is_unreachable_exits_0(
-    pool: DaemonPool, database_url: str, tmp_path: Path
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT], ids=["sigterm", "ctrl-c"])
+async def test_stop_signal_while_the_pbx_is_unreachable_exits_0(
+    pool: DaemonPool, database_url: str, tmp_path: Path, sig: signal.Signals
 ) -> None:
-    """A daemon retrying a PBX that refuses connections still stops at once on SIGTERM."""
+    """A daemon retrying a PBX that refuses connections still stops at once on SIGTERM or Ctrl-C."""
     config, ports = daemon_config(tmp_path / "crmtel.toml", database_url, free_port())
     daemon = pool.spawn("--config", str(config), "run")
     await daemon.wait_http(ports.web_url + "/")
     await wait_for(lambda: daemon.stderr().count("ConnectionRefusedError") >= 2)
-    code = await daemon.terminate(limit=5)
+    code = await daemon.terminate(limit=5, sig=sig)
     assert code == 0, daemon.describe()
     assert clean_log(daemon.stderr()) == [], daemon.describe()
 
