@@ -1,0 +1,1 @@
+"""Reports for heads of sales: calls versus deals per manager and period."""
