@@ -11,8 +11,9 @@ one core in one process:
 - crmtel parse: ``crmtel.ami.protocol.Parser.feed`` on the same chunks.
 - pipeline in-process: parse -> typed event -> tracker -> records/leads/tasks on SQLite, flushed every
   500 events (as the client does when its queue is busy) and at the end.
-- same over TCP: through the fake AMI server and the real client (login, watchdog, queue, consumer
-  task) on loopback; the fake server runs in this process, so its CPU time is counted too.
+- full path: the same through the real client (login, watchdog, queue, consumer task, group commits)
+  over loopback TCP from the fake AMI server, which runs in a separate process (on another core when
+  there is one), so only crmtel's own CPU time is counted.
 
 Rates are given by CPU time of the process (all its threads: aiosqlite runs SQLite in one) and, in
 brackets, by wall-clock time, which drops when other processes share the core.
@@ -24,21 +25,23 @@ import argparse
 import asyncio
 import logging
 import os
+import sys
 import tempfile
 import time
+from asyncio.subprocess import PIPE
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 from panoramisk.ami_protocol import AMIProtocol
+from pydantic import SecretStr
 
-from crmtel.ami.client import event_time, utcnow
-from crmtel.ami.commands import replay_stream
-from crmtel.ami.fakeserver import Recorded, _with_timestamp
+from crmtel.ami.client import AmiClient, event_time, utcnow
+from crmtel.ami.fakeserver import FakeAmiServer, Recorded, _with_timestamp
 from crmtel.ami.protocol import Parser, encode_message
 from crmtel.ami.service import CallService
 from crmtel.ami.simulator import load_patterns, rewrite_many
-from crmtel.config import CallsSettings, Settings
+from crmtel.config import AmiSettings, CallsSettings
 from crmtel.store.calls import CallRepository
 from crmtel.store.db import Database, upgrade
 from crmtel.store.parties import PartyRepository
@@ -150,22 +153,54 @@ async def pipeline_rate(
         await db.dispose()
 
 
-async def tcp_rate(stream: list[Recorded], url: str | None, folder: Path, calls: int) -> tuple[float, float]:
-    """Events per second through fake server -> TCP -> client -> service -> SQLite."""
+async def tcp_rate(calls: int, url: str | None, folder: Path, expected: int) -> tuple[float, float]:
+    """Events per second through TCP -> client -> service -> SQLite, the fake server in another process."""
     sub = folder / "tcp"
     sub.mkdir(exist_ok=True)
     db = await fresh_db(url, sub)
+    child = await asyncio.create_subprocess_exec(
+        sys.executable, __file__, "--serve", str(calls), stdin=PIPE, stdout=PIPE
+    )
+    assert child.stdout is not None
+    assert child.stdin is not None
     try:
-        settings = Settings(database_url=db.url)
+        port = int((await child.stdout.readline()).split()[1])
+        pbx = AmiSettings(name="pbx1", port=port, username="bench", secret=SecretStr("bench"))
+        service = CallService(db, CallsSettings(), PartyRepository(db))
+        client = AmiClient(pbx, service)
         clock = _Clock()
-        await replay_stream(settings, db, stream, settle=0.05)
-        clock.idle = 0.1  # the two quiet checks that end a replay
-        rates = clock.rates(len(stream))
+        async with asyncio.TaskGroup() as group:
+            task = group.create_task(client.run())
+            await child.stdout.readline()  # "finished": everything is written to the socket
+            while True:
+                if client.idle and client.received >= expected:
+                    break
+                await asyncio.sleep(0.001)
+            await service.flush()
+            rates = clock.rates(client.received)
+            task.cancel()
         stored = [s for s in await CallRepository(db).between() if s.record.ended_at is not None]
         assert len(stored) == calls, (len(stored), calls)
         return rates
     finally:
+        child.stdin.close()
+        await child.wait()
         await db.dispose()
+
+
+async def serve(calls: int) -> None:
+    """The fake AMI server side of ``tcp_rate`` (run with ``--serve``), on another core when there is one."""
+    if hasattr(os, "sched_setaffinity"):
+        cores = sorted(os.sched_getaffinity(0))
+        os.sched_setaffinity(0, {cores[-1]})
+    stream, _ = build_stream(calls)
+    server = FakeAmiServer(stream, username="bench", secret="bench")
+    await server.start()
+    print(f"port {server.port}", flush=True)
+    await server.finished.wait()
+    print("finished", flush=True)
+    await asyncio.to_thread(sys.stdin.read)
+    await server.close()
 
 
 def _show(label: str, rates: tuple[float, float]) -> None:
@@ -178,8 +213,12 @@ async def main() -> None:
     )
     parser.add_argument("--calls", type=int, default=400)
     parser.add_argument("--database-url", default=None, help="default: a temporary SQLite file")
+    parser.add_argument("--serve", type=int, default=None, help=argparse.SUPPRESS)
     args = parser.parse_args()
     logging.disable(logging.INFO)
+    if args.serve is not None:
+        await serve(args.serve)
+        return
     if hasattr(os, "sched_setaffinity"):
         os.sched_setaffinity(0, {min(os.sched_getaffinity(0))})
     stream, wire = build_stream(args.calls)
@@ -193,7 +232,8 @@ async def main() -> None:
             await pipeline_rate(pieces, args.database_url, Path(tmp), args.calls),
         )
         if args.database_url is None:
-            _show("same over TCP, + fake server", await tcp_rate(stream, None, Path(tmp), args.calls))
+            rates = await tcp_rate(args.calls, None, Path(tmp), len(stream) + 1)
+            _show("full path: TCP + client + above", rates)
 
 
 if __name__ == "__main__":
