@@ -388,7 +388,15 @@ async def _import_clients(
         ):
             links.setdefault(contact_id, set()).add(client_id)
 
-    existing_ids: list[int | None] = [by_key.get(rec.key) for rec in records]
+    existing_ids: list[int | None] = []
+    for rec in records:
+        found = by_key.get(rec.key)
+        if found is None and rec.external_id:
+            # A client imported before without an external id is adopted by name and first phone.
+            candidate = by_key.get(client_key(None, rec.name, rec.phones))
+            if candidate is not None and stored[candidate].external_id is None:
+                found = candidate
+        existing_ids.append(found)
     _client_phone_warnings(records, existing_ids, owners, stored, links, report)
 
     values = [_client_values(rec) for rec in records]
@@ -422,8 +430,10 @@ async def _import_clients(
     for i, maybe_id in enumerate(existing_ids):
         if maybe_id is None:
             continue
-        if _changed(values[i], stored[maybe_id]):
-            updates.append({"id": maybe_id, **values[i]})
+        current = stored[maybe_id]
+        wanted = {**values[i], "external_id": records[i].external_id or current.external_id}
+        if _changed(wanted, current):
+            updates.append({"id": maybe_id, **wanted})
             report.updated += 1
         elif i in touched:
             report.updated += 1

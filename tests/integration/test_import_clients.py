@@ -235,3 +235,17 @@ async def test_hostile_strings_are_stored_verbatim(
     found = await PartyRepository(db).lookup_raw("+79161110001")
     assert found.best is not None
     assert found.best.name == hostile
+
+
+async def test_external_id_is_given_to_a_client_imported_without_one(
+    db: Database, managers: dict[str, int], tmp_path: Path
+) -> None:
+    """A client first imported without external_id is adopted (not duplicated) when a file adds the id."""
+    await import_file(db, ImportKind.CLIENTS, write(tmp_path, "name;phones\nCafe;+79991234567\n"))
+    report = await import_file(
+        db, ImportKind.CLIENTS, write(tmp_path, "code;name;phones\nK-7;Cafe;+79991234567\n", "b.csv")
+    )
+    assert (report.created, report.updated, report.warnings) == (0, 1, [])
+    async with db.engine.connect() as conn:
+        rows = (await conn.execute(select(ClientRow.external_id, ClientRow.name))).all()
+    assert [tuple(r) for r in rows] == [("K-7", "Cafe")]
