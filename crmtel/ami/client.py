@@ -367,7 +367,14 @@ class AmiClient:
                     item = await self._queue.get()
             self._busy = True
             try:
-                await self._deliver(item)
+                if isinstance(item, _Resync):
+                    await self._guarded(self.sink.on_resync(self.pbx, item.channels, item.at), "resync")
+                else:
+                    # Inlined rather than through _guarded: this runs for every event.
+                    try:
+                        await self.sink.on_event(self.pbx, item[0], item[1])
+                    except Exception:  # a bad event or a failing consumer must never stop the stream
+                        log.exception("ami %s: event handler failed on %s; skipped", self.pbx, item[0].event)
                 self.handled += 1
                 since_flush += 1
                 if since_flush >= self.batch or (
@@ -384,12 +391,6 @@ class AmiClient:
             await self._guarded(self.sink.on_idle(self.pbx), "flush")
         finally:
             self._busy = False
-
-    async def _deliver(self, item: tuple[Message, datetime] | _Resync) -> None:
-        if isinstance(item, _Resync):
-            await self._guarded(self.sink.on_resync(self.pbx, item.channels, item.at), "resync")
-        else:
-            await self._guarded(self.sink.on_event(self.pbx, item[0], item[1]), "event")
 
     async def _guarded(self, call: Coroutine[Any, Any, None], what: str) -> None:
         try:
