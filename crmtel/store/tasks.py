@@ -59,15 +59,6 @@ async def lock_in(session: AsyncSession, key: str) -> None:
         )
 
 
-async def manager_id_by_login_in(session: AsyncSession, login: str) -> int | None:
-    """The id of the active manager with ``login``."""
-    return (
-        await session.execute(
-            select(ManagerRow.id).where(ManagerRow.login == login, ManagerRow.active.is_(True))
-        )
-    ).scalar_one_or_none()
-
-
 async def record_missed_in(session: AsyncSession, missed: MissedCall) -> TaskState:
     """Count a missed call on the open callback task for its number, or open one."""
     return (await record_missed_many_in(session, [missed]))[0]
@@ -173,13 +164,6 @@ async def ensure_leads_in(session: AsyncSession, wanted: Sequence[WantedLead]) -
         for e164, (lead, want) in new.items():
             found[e164] = LeadRef(lead.id, lead.name, want.manager_id, created=True)
     return found
-
-
-async def ensure_lead_in(
-    session: AsyncSession, e164: str, name: str | None, manager_id: int | None
-) -> LeadRef:
-    """The lead owning ``e164``, created (source ``phone call``) if no lead has the number yet."""
-    return (await ensure_leads_in(session, [WantedLead(e164, name, manager_id)]))[e164]
 
 
 async def manager_ids_by_login_in(session: AsyncSession, logins: Sequence[str]) -> dict[str, int]:
