@@ -220,6 +220,16 @@ class _Compiled:
         return tuple(values)
 
 
+# What a dead or confused held connection raises; any of them means "drop it and use the pool".
+_HELD_ERRORS = (
+    SQLAlchemyError,
+    asyncpg.PostgresError,
+    asyncpg.InterfaceError,
+    asyncpg.InternalClientError,
+    OSError,
+)
+
+
 class LookupReader:
     """Runs ``LOOKUP`` the fastest way the backend allows (see the module docstring).
 
@@ -293,7 +303,7 @@ class LookupReader:
             self._busy = True
             try:
                 return fold(e164, await self._held_rows(e164))
-            except (SQLAlchemyError, asyncpg.PostgresError, asyncpg.InterfaceError, OSError):
+            except _HELD_ERRORS:
                 await self._drop_held()
             finally:
                 self._busy = False
@@ -316,7 +326,7 @@ class LookupReader:
     async def _drop_held(self) -> None:
         held, self._held, self._prepared = self._held, None, None
         if held is not None:
-            with suppress(SQLAlchemyError, OSError):
+            with suppress(*_HELD_ERRORS):
                 await held.invalidate()
                 await held.close()
 
