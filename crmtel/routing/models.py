@@ -136,7 +136,7 @@ class Policy:
 
     def did_policy(self, did: str | None) -> DidPolicy | None:
         """The per-DID rule for a dialled number, matched as written or by its E.164 form."""
-        if not did:
+        if not did or not self.dids:
             return None
         found = self.dids.get(did)
         if found is not None:
