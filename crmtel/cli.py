@@ -31,7 +31,9 @@ def _feature_modules() -> list[ModuleType]:
 
 def build_parser() -> argparse.ArgumentParser:
     """The full argument parser with every feature's subcommands."""
-    parser = argparse.ArgumentParser(prog="crmtel", description="Asterisk telephony integration for sales teams.")
+    parser = argparse.ArgumentParser(
+        prog="crmtel", description="Asterisk telephony integration for sales teams."
+    )
     parser.add_argument("--version", action="version", version=f"crmtel {__version__}")
     parser.add_argument("--config", type=Path, help="TOML config file (environment CRMTEL_* overrides it)")
     parser.add_argument("--database-url", help="override the database URL (CRMTEL_DATABASE_URL)")
