@@ -198,6 +198,7 @@ def write_xlsx(path: Path, header: Sequence[str], rows: Iterable[Sequence[Cell]]
     """Write an XLSX workbook; text cells are neutralised and stored as strings, never formulas."""
     from openpyxl import Workbook
     from openpyxl.cell import WriteOnlyCell
+    from openpyxl.cell.cell import ILLEGAL_CHARACTERS_RE
 
     wb = Workbook(write_only=True)
     ws = wb.create_sheet("data")
@@ -207,7 +208,8 @@ def write_xlsx(path: Path, header: Sequence[str], rows: Iterable[Sequence[Cell]]
         cells: list[Any] = []
         for value in row:
             if isinstance(value, str):
-                cell = WriteOnlyCell(ws, value=neutralise(value))
+                # XLSX (XML) cannot hold most control characters; openpyxl would refuse the whole file.
+                cell = WriteOnlyCell(ws, value=ILLEGAL_CHARACTERS_RE.sub("\ufffd", neutralise(value)))
                 cell.data_type = "s"
                 cells.append(cell)
             elif isinstance(value, Decimal):

@@ -152,3 +152,10 @@ def test_unsupported_extension_and_missing_file(tmp_path: Path) -> None:
         read_table(tmp_path / "clients.json")
     with pytest.raises(BadFile, match="cannot read"):
         read_table(tmp_path / "missing.csv")
+
+
+def test_xlsx_export_survives_control_characters(tmp_path: Path) -> None:
+    """A name with control characters (legal in CSV, illegal in XLSX XML) is exported with U+FFFD instead."""
+    path = tmp_path / "out.xlsx"
+    write_table(path, ["name"], [["bell\x07 and\x1b escape"]])
+    assert read_table(path).rows == [(2, ["bell\ufffd and\ufffd escape"])]
