@@ -349,6 +349,8 @@ class ReportQueries:
                 await session.execute(text("SET LOCAL jit = off"))
                 await session.execute(text("SET LOCAL work_mem = '64MB'"))
                 await session.execute(text("SET LOCAL max_parallel_workers_per_gather = 0"))
+                # Prepared statements are reused; a generic plan that ignores the dates is much slower here.
+                await session.execute(text("SET LOCAL plan_cache_mode = force_custom_plan"))
             else:
                 # SQLite sorts for GROUP BY; keep those sorts in memory rather than in temporary files.
                 await session.execute(text("PRAGMA temp_store = MEMORY"))
