@@ -134,6 +134,7 @@ class AgiServer:
         self._max_connections = max_connections
         self._server: asyncio.Server | None = None
         self._tasks: set[asyncio.Task[None]] = set()
+        self._callbacks: set[asyncio.Task[object]] = set()
         self._closing = False
 
     @property
@@ -156,14 +157,16 @@ class AgiServer:
         _log.info("agi.listening", host=self._host, port=self.port)
 
     async def stop(self) -> None:
-        """Stop accepting, cancel every connection task and wait for them."""
+        """Stop accepting, cancel every connection handler and wait for them (and asyncio's callbacks)."""
         self._closing = True
         if self._server is not None:
             self._server.close()
-        tasks = list(self._tasks)
-        for task in tasks:
+        handlers = list(self._tasks)
+        for task in handlers:
             task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
+        await asyncio.gather(*handlers, return_exceptions=True)
+        # The callbacks only wait for their handler, so they end now, normally.
+        await asyncio.gather(*self._callbacks, return_exceptions=True)
         if self._server is not None:
             await self._server.wait_closed()
             self._server = None
@@ -179,17 +182,31 @@ class AgiServer:
         await self.stop()
 
     async def _on_connect(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        # asyncio created this task; register it so stop() owns it.
-        task = asyncio.current_task()
-        if task is None or self._closing:
+        # asyncio runs this in a task of its own, which must never end cancelled: on Python 3.11 the stream
+        # protocol then logs a traceback. So the work runs in a handler task we own (and cancel on stop),
+        # and this callback only waits for it, without propagating its cancellation.
+        callback = asyncio.current_task()
+        if callback is None or self._closing:
             _close(writer)
             return
         if len(self._tasks) >= self._max_connections:
             _log.warning("agi.too_many_connections", limit=self._max_connections)
             _close(writer)
             return
-        self._tasks.add(task)
         peer = writer.get_extra_info("peername")
+        handler = asyncio.create_task(self._handle(reader, writer, peer), name=f"agi-connection {peer}")
+        self._tasks.add(handler)
+        self._callbacks.add(callback)
+        try:
+            await asyncio.wait({handler})
+        except asyncio.CancelledError:
+            handler.cancel()  # cancelled from outside the server (not by stop): take the handler along
+            raise
+        finally:
+            self._tasks.discard(handler)
+            self._callbacks.discard(callback)
+
+    async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, peer: object) -> None:
         try:
             await self._serve(reader, writer, peer)
         except AgiProtocolError as err:
@@ -199,7 +216,6 @@ class AgiServer:
         except Exception:  # noqa: BLE001 — fail open: a bug must end this call's exchange, not the server
             _log.exception("agi.handler_failed", peer=peer)
         finally:
-            self._tasks.discard(task)
             _close(writer)
 
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, peer: object) -> None:

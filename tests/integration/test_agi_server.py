@@ -304,3 +304,22 @@ async def test_connection_limit_fails_open(service: RoutingService) -> None:
         await asyncio.sleep(0.2)
         assert agi.connections == 0
         assert (await fake_asterisk(agi.port, env())).variables["CRMTEL_ROUTE_KIND"] == "extension"
+
+
+async def test_stop_with_half_sent_environment_logs_no_traceback(
+    service: RoutingService, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Stopping while Asterisk is mid-way through its environment closes the connection with a clean log."""
+    agi = AgiServer(service, "127.0.0.1", 0, header_timeout=5.0)
+    await agi.start()
+    reader, writer = await asyncio.open_connection("127.0.0.1", agi.port)
+    writer.write(b"agi_network: yes\nagi_network_script: route\n")
+    await writer.drain()
+    await asyncio.sleep(0.1)
+    assert agi.connections == 1
+    await agi.stop()
+    async with asyncio.timeout(2):
+        assert await closed_without_a_word(reader)
+    writer.close()
+    await asyncio.sleep(0.05)  # let any callback asyncio scheduled on the way out run
+    assert [r.getMessage() for r in caplog.records if r.name == "asyncio"] == []
