@@ -260,9 +260,10 @@ async def _import_managers(
     login_of = {r.id: r.login for r in existing.values()}
     records: list[ManagerRecord] = []
     for rec in parsed.records:
-        owner = next((ext_owner[e] for e in rec.extensions if ext_owner.get(e) not in (None, *in_file)), None)
-        if owner is not None:
-            parsed.errors.append(RowIssue(rec.line, f"an extension belongs to manager {login_of[owner]!r}"))
+        taken = next((e for e in rec.extensions if ext_owner.get(e) not in (None, *in_file)), None)
+        if taken is not None:
+            owner = login_of[ext_owner[taken]]
+            parsed.errors.append(RowIssue(rec.line, f"extension {taken} belongs to manager {owner!r}"))
         else:
             records.append(rec)
     if not _accept(parsed, report, skip_bad_rows):

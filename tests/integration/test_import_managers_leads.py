@@ -60,7 +60,7 @@ async def test_extension_of_a_manager_outside_the_file_is_an_error(db: Database,
     """Giving a new manager an extension that a stored manager keeps is refused with its line."""
     await ManagerRepository(db).save(login="zoe", name="Zoe", extensions=("101",))
     report = await import_file(db, ImportKind.MANAGERS, write(tmp_path, MANAGERS, "m.csv"))
-    assert [str(e) for e in report.errors] == ["line 2: an extension belongs to manager 'zoe'"]
+    assert [str(e) for e in report.errors] == ["line 2: extension 101 belongs to manager 'zoe'"]
     assert len(await ManagerRepository(db).all()) == 1
 
 
