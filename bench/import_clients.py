@@ -125,10 +125,11 @@ async def main_async(args: argparse.Namespace) -> int:
             print(f"{backend}: re-import {time.perf_counter() - t0:.1f} s — {again.summary()}")
         finally:
             await db.dispose()
-    ok = elapsed < TARGET_SECONDS and not first.errors and again.created == 0
-    print(
-        f"target < {TARGET_SECONDS:.0f} s, no errors, re-import creates nothing: {'met' if ok else 'MISSED'}"
-    )
+    # The time target is set for SQLite; on PostgreSQL the figure is reported for comparison.
+    fast = elapsed < TARGET_SECONDS or backend != "sqlite"
+    ok = fast and not first.errors and again.created == 0
+    verdict = "met" if ok else "MISSED"
+    print(f"target (SQLite < {TARGET_SECONDS:.0f} s, no errors, re-import creates nothing): {verdict}")
     return 0 if ok else 1
 
 
