@@ -113,11 +113,6 @@ async def test_stop_signal_while_the_pbx_is_unreachable_exits_0(
     assert clean_log(daemon.stderr()) == [], daemon.describe()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="routing/agi.py: AgiServer.stop() cancels asyncio.start_server callback tasks; Python 3.11's "
-    "StreamReaderProtocol then logs 'Exception in callback ... CancelledError' with a traceback",
-)
 async def test_sigterm_with_an_agi_request_half_sent_exits_0_without_traceback(
     pool: DaemonPool, database_url: str, tmp_path: Path
 ) -> None:
