@@ -11,7 +11,7 @@ from typing import Any
 import aiohttp
 import pytest
 
-from tests.fixtures.daemon import DaemonPool, clean_log, crmtel_cli, free_port
+from tests.fixtures.daemon import DaemonPool, clean_log, crmtel_cli, free_ports
 from tests.fixtures.fake_ami import wait_until
 from tests.integration.test_agi_server import env, fake_asterisk
 
@@ -30,7 +30,7 @@ async def test_demo_serves_the_page_lets_anna_log_in_and_records_calls(
     """`crmtel demo --port --agi-port`: page within 20 s, anna/demo logs in, AGI routes, `calls list` shows calls."""
     workdir = tmp_path / "newcomer"
     workdir.mkdir()
-    web, agi = free_port(), free_port()
+    web, agi = free_ports(2)
     started = time.monotonic()
     demo = pool.spawn("demo", "--port", str(web), "--agi-port", str(agi), cwd=workdir, name="demo")
     base = f"http://127.0.0.1:{web}"
