@@ -27,6 +27,7 @@ from crmtel.ami.simulator import Simulator
 from crmtel.config import AmiSettings, Settings
 from crmtel.demo import seed
 from crmtel.errors import ConfigError, StoreUnavailable
+from crmtel.metrics import ComponentCollector, MeteredNotifier, MeteredRouter, Metrics, metrics_routes
 from crmtel.push.cards import StoreCards
 from crmtel.push.context import current_manager
 from crmtel.push.hub import Hub
@@ -111,11 +112,19 @@ async def start(settings: Settings, *, demo: bool = False) -> AsyncIterator[Runn
             pbxes = (settings.ami.model_copy(update={"host": "127.0.0.1", "port": simulator.port}),)
 
         hub = Hub(queue_size=settings.web.queue_size)
+        metrics = Metrics()
         notifier = await stack.enter_async_context(
             Notifier(hub, StoreCards(db, region=settings.region), ManagerNames(db))
         )
         trunks = {t for pbx in pbxes for t in pbx.trunks}
-        calls = CallService(db, settings.calls, parties, notifier, region=settings.region, trunks=trunks)
+        calls = CallService(
+            db,
+            settings.calls,
+            parties,
+            MeteredNotifier(notifier, metrics),
+            region=settings.region,
+            trunks=trunks,
+        )
         for pbx in pbxes:
             restored = await calls.restore(pbx.name)
             _log.info("calls.restored", pbx=pbx.name, live=restored)
@@ -123,8 +132,9 @@ async def start(settings: Settings, *, demo: bool = False) -> AsyncIterator[Runn
 
         router = RoutingService(parties, settings.routing, region=settings.region)
         stack.push_async_callback(router.close)
+        metered = MeteredRouter(router, metrics)
         route_table = web.RouteTableDef()
-        for route in route_handlers(router, settings.routing.http_token):
+        for route in route_handlers(metered, settings.routing.http_token):
             route_table.route(route.method, route.path, **route.kwargs)(route.handler)
         reports = report_routes(
             ReportQueries(db, QueryOptions.from_settings(settings.reports)),
@@ -139,11 +149,11 @@ async def start(settings: Settings, *, demo: bool = False) -> AsyncIterator[Runn
             region=settings.region,
             callback_due_minutes=settings.calls.callback_due_minutes,
             routes=(reports,),
-            public_routes=(route_table,),
+            public_routes=(route_table, metrics_routes(metrics, settings.web.metrics_token)),
         )
         url = await stack.enter_async_context(_web(app, settings.web.host, settings.web.port))
 
-        agi = AgiServer(router, settings.routing.agi_host, settings.routing.agi_port)
+        agi = AgiServer(metered, settings.routing.agi_host, settings.routing.agi_port)
         try:
             await agi.start()
         except OSError as err:
@@ -152,6 +162,7 @@ async def start(settings: Settings, *, demo: bool = False) -> AsyncIterator[Runn
         stack.push_async_callback(agi.stop)
 
         clients = tuple(AmiClient(pbx, calls) for pbx in pbxes)
+        metrics.watch(ComponentCollector(clients=clients, calls=calls, browsers=hub, agi=agi))
         group = await stack.enter_async_context(_TaskOwner())
         for client in clients:
             group.spawn(client.run(), name=f"ami-{client.pbx}")

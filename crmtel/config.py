@@ -102,6 +102,8 @@ class WebSettings(BaseModel):
     queue_size: int = Field(default=256, ge=1)
     heartbeat: float = Field(default=20.0, gt=0)
     recordings_dir: Path = Path("/var/spool/asterisk/monitor")
+    # Bearer token for GET /metrics from anywhere but this host (None: local scrapes only).
+    metrics_token: SecretStr | None = None
 
 
 class ReportsSettings(BaseModel):
