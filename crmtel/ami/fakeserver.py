@@ -16,7 +16,7 @@ import hashlib
 import json
 import logging
 import secrets
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -336,7 +336,12 @@ class FakeAmiServer:
 
 
 class _Session:
-    """One client connection of the fake server."""
+    """One client connection of the fake server.
+
+    Every write happens under ``lock``, and whatever must reach the client contiguously (one stream item
+    together with its effect on the channel book; an action's whole reply) is done under one hold of it,
+    so a reply is never interleaved with stream events and a listing matches what the client has seen.
+    """
 
     def __init__(self, server: FakeAmiServer, reader: asyncio.StreamReader, writer: asyncio.StreamWriter):
         self.server = server
@@ -345,32 +350,54 @@ class _Session:
         self.lock = asyncio.Lock()
         self.challenge: str | None = None
         self.streamer: asyncio.Task[None] | None = None
+        # Set once the drop hook half-closed or aborted the connection: nothing more is written (a write
+        # after ``write_eof`` raises RuntimeError).
+        self.closed_for_writing = False
 
-    async def write(self, data: bytes) -> None:
-        async with self.lock:
-            size = self.server.chunk_size
-            if size >= len(data):
-                self.writer.write(data)
-            else:
-                for i in range(0, len(data), size):
-                    self.writer.write(data[i : i + size])
-                    # Yield so the reader side sees the pieces as separate reads where it can.
-                    await asyncio.sleep(0)
-            await self.writer.drain()
-
-    async def send(self, headers: Sequence[tuple[str, str]], *, event: bool = False) -> None:
+    def encode(self, headers: Sequence[tuple[str, str]], *, event: bool = False) -> bytes:
         if event and self.server.timestamps:
             headers = _with_timestamp(headers, self.server._timestamp())
-        await self.write(encode_message(headers))
+        return encode_message(headers)
+
+    async def write(self, data: bytes) -> None:
+        """Write ``data`` and drain; the caller holds ``lock``."""
+        if self.closed_for_writing:
+            return
+        size = self.server.chunk_size
+        if size >= len(data):
+            self.writer.write(data)
+        else:
+            for i in range(0, len(data), size):
+                self.writer.write(data[i : i + size])
+                # Yield so the reader side sees the pieces as separate reads where it can.
+                await asyncio.sleep(0)
+        await self.writer.drain()
+
+    async def send(self, headers: Sequence[tuple[str, str]], *, event: bool = False) -> None:
+        """Write one message; the caller holds ``lock``."""
+        await self.write(self.encode(headers, event=event))
+
+    async def reply(self, response: Sequence[tuple[str, str]], *events: Sequence[tuple[str, str]]) -> None:
+        """Write an action's Response and the events that belong to it, in one piece."""
+        async with self.lock:
+            await self._reply(response, events)
+
+    async def _reply(
+        self, response: Sequence[tuple[str, str]], events: Iterable[Sequence[tuple[str, str]]]
+    ) -> None:
+        await self.write(self.encode(response) + b"".join(self.encode(e, event=True) for e in events))
 
     async def run(self) -> None:
-        await self.write(BANNER)
+        async with self.lock:
+            await self.write(BANNER)
         parser = Parser(expect_banner=False)
         try:
             while True:
                 data = await self.reader.read(4096)
                 if not data:
                     return
+                # After the drop hook's EOF, actions are still read (and counted) but ``write`` drops
+                # their replies, as on a dead link, until the client closes the connection.
                 for msg in parser.feed(data):
                     if not await self.handle(msg):
                         return
@@ -387,39 +414,44 @@ class _Session:
         server = self.server
         if action == "challenge":
             self.challenge = str(secrets.randbelow(10**9))
-            await self.send((("Response", "Success"), *ids, ("Challenge", self.challenge)))
+            await self.reply((("Response", "Success"), *ids, ("Challenge", self.challenge)))
         elif action == "login":
             if self._login_ok(msg):
                 server.logins += 1
-                await self.send((("Response", "Success"), *ids, ("Message", "Authentication accepted")))
-                await self.send(
+                await self.reply(
+                    (("Response", "Success"), *ids, ("Message", "Authentication accepted")),
                     (("Event", "FullyBooted"), ("Privilege", "system,all"), ("Status", "Fully Booted")),
-                    event=True,
                 )
                 if self.streamer is None:
                     self.streamer = asyncio.create_task(self.stream(), name="fake-ami-stream")
             else:
-                await self.send((("Response", "Error"), *ids, ("Message", "Authentication failed")))
+                await self.reply((("Response", "Error"), *ids, ("Message", "Authentication failed")))
                 return False
         elif action == "ping":
             server.pings += 1
             if server.answer_pings:
-                await self.send(
+                await self.reply(
                     (("Response", "Success"), *ids, ("Ping", "Pong"), ("Timestamp", server._timestamp()))
                 )
         elif action == "coreshowchannels" and not server.refuse_listing:
-            await self.send(
-                (("Response", "Success"), *ids, ("EventList", "start"), ("Message", "Channels will follow"))
+            response = (
+                ("Response", "Success"),
+                *ids,
+                ("EventList", "start"),
+                ("Message", "Channels will follow"),
             )
-            for headers in server._book.listing(server.stream_time, aid or ""):
-                await self.send(headers, event=True)
+            async with self.lock:
+                # Under the lock the book holds exactly the items this client has been sent (the streamer
+                # consumes and writes an item under the same lock), as Asterisk lists the channels of the
+                # moment it handles the action.
+                await self._reply(response, server._book.listing(server.stream_time, aid or ""))
         elif action == "logoff":
-            await self.send((("Response", "Goodbye"), *ids, ("Message", "Thanks for all the fish.")))
+            await self.reply((("Response", "Goodbye"), *ids, ("Message", "Thanks for all the fish.")))
             return False
         elif action == "coreshowchannels":
-            await self.send((("Response", "Error"), *ids, ("Message", "Permission denied")))
+            await self.reply((("Response", "Error"), *ids, ("Message", "Permission denied")))
         else:
-            await self.send((("Response", "Error"), *ids, ("Message", "Invalid/unknown command")))
+            await self.reply((("Response", "Error"), *ids, ("Message", "Invalid/unknown command")))
         return True
 
     def _login_ok(self, msg: Message) -> bool:
@@ -463,29 +495,40 @@ class _Session:
                     async with asyncio.timeout(delay):
                         await server._more.wait()
                 continue
-            item = server._consume()
-            if isinstance(item, Garbage):
-                await self.write(item.data)
-            else:
-                await self.send(item.headers, event=True)
-            if server.cursor >= len(server.stream) and not server.live:
-                server.finished.set()
-            if server.drop_after is not None and server.cursor >= server.drop_after:
-                server.drop_after = None
-                for _ in range(server.lose_on_drop):
-                    if server.cursor >= len(server.stream):
-                        break
-                    server._consume()
-                if server.cursor >= len(server.stream):
-                    server.finished.set()
-                if server.lose_on_drop:
-                    self.writer.transport.abort()
+            async with self.lock:
+                if self.closed_for_writing:
+                    return
+                item = server._consume()
+                if isinstance(item, Garbage):
+                    await self.write(item.data)
                 else:
-                    # Half-close: what was sent still arrives, then EOF. A full close with the client's
-                    # actions unread would make the kernel send RST, which can discard data in flight.
-                    await self.writer.drain()
-                    self.writer.write_eof()
-                return
+                    await self.send(item.headers, event=True)
+                if server.cursor >= len(server.stream) and not server.live:
+                    server.finished.set()
+                if server.drop_after is not None and server.cursor >= server.drop_after:
+                    self._drop()
+                    return
+            # A drain that does not block does not yield: without this the reader side would not run (and
+            # actions would go unanswered) until the socket's buffer filled or the stream ended.
+            await asyncio.sleep(0)
+
+    def _drop(self) -> None:
+        """The drop hook (caller holds ``lock``): end the connection, skipping ``lose_on_drop`` items."""
+        server = self.server
+        server.drop_after = None
+        for _ in range(server.lose_on_drop):
+            if server.cursor >= len(server.stream):
+                break
+            server._consume()
+        if server.cursor >= len(server.stream):
+            server.finished.set()
+        self.closed_for_writing = True
+        if server.lose_on_drop:
+            self.writer.transport.abort()
+        else:
+            # Half-close: what was sent still arrives, then EOF. A full close with the client's actions
+            # unread would make the kernel send RST, which can discard data in flight.
+            self.writer.write_eof()
 
 
 def _with_timestamp(headers: Sequence[tuple[str, str]], stamp: str) -> tuple[tuple[str, str], ...]:
