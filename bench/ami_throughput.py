@@ -9,10 +9,12 @@ one core in one process:
 - panoramisk parse: ``panoramisk.ami_protocol.AMIProtocol.data_received`` fed 64 KiB chunks (its decode,
   split and ``Message.from_line``; events dispatched to a no-op).
 - crmtel parse: ``crmtel.ami.protocol.Parser.feed`` on the same chunks.
+- crmtel on panoramisk's protocol: ``crmtel.ami.connection.AmiConnection.data_received`` (the client's
+  connection: panoramisk's ``AMIProtocol`` with crmtel's framing and routing; events to a no-op).
 - pipeline in-process: parse -> typed event -> tracker -> records/leads/tasks on SQLite, flushed every
   500 events (as the client does when its queue is busy) and at the end.
-- full path: the same through the real client (login, watchdog, queue, consumer task, group commits)
-  over loopback TCP from the fake AMI server, which runs in a separate process (on another core when
+- full path: the same through the real client (panoramisk protocol and actions, crmtel framing, login,
+  watchdog, queue, consumer task, group commits) over loopback TCP from the fake AMI server, which runs in a separate process (on another core when
   there is one), so only crmtel's own CPU time is counted.
 
 Rates are given by CPU time of the process (all its threads: aiosqlite runs SQLite in one) and, in
@@ -37,6 +39,7 @@ from panoramisk.ami_protocol import AMIProtocol
 from pydantic import SecretStr
 
 from crmtel.ami.client import AmiClient, event_time, utcnow
+from crmtel.ami.connection import AmiConnection
 from crmtel.ami.fakeserver import FakeAmiServer, Recorded, _with_timestamp
 from crmtel.ami.protocol import Parser, encode_message
 from crmtel.ami.service import CallService
@@ -61,9 +64,12 @@ def chunks(data: bytes) -> list[bytes]:
     return [data[i : i + CHUNK] for i in range(0, len(data), CHUNK)]
 
 
-class _Transport:
-    def write(self, data: bytes) -> None:
+class _Transport(asyncio.Transport):
+    def write(self, data: bytes | bytearray | memoryview) -> None:
         pass
+
+    def get_extra_info(self, name: str, default: Any = None) -> Any:
+        return default
 
     def close(self) -> None:
         pass
@@ -114,6 +120,24 @@ def crmtel_parse_rate(pieces: Sequence[bytes], expected: int) -> tuple[float, fl
     clock = _Clock()
     for piece in pieces:
         count += len(parser.feed(piece))
+    rates = clock.rates(count)
+    assert count == expected, (count, expected)
+    return rates
+
+
+async def connection_rate(pieces: Sequence[bytes], expected: int) -> tuple[float, float]:
+    """Messages per second through the client's connection protocol (framing, decoding, routing)."""
+    count = 0
+
+    def on_event(message: Any) -> None:
+        nonlocal count
+        count += 1
+
+    protocol = AmiConnection(on_event)
+    protocol.connection_made(_Transport())
+    clock = _Clock()
+    for piece in pieces:
+        protocol.data_received(piece)
     rates = clock.rates(count)
     assert count == expected, (count, expected)
     return rates
@@ -226,6 +250,7 @@ async def main() -> None:
     print(f"stream: {args.calls} calls, {len(stream)} AMI events, {len(wire) / 1e6:.1f} MB, one CPU core")
     _show("panoramisk 1.4 bare parse", panoramisk_rate(pieces, len(stream)))
     _show("crmtel parse (Parser.feed)", crmtel_parse_rate(pieces, len(stream)))
+    _show("crmtel on panoramisk protocol", await connection_rate(pieces, len(stream)))
     with tempfile.TemporaryDirectory() as tmp:
         _show(
             "pipeline parse->track->store",

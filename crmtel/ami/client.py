@@ -1,16 +1,31 @@
 """One AMI connection per PBX: connect, log in, watch, resync, reconnect; events go to a sink in order.
 
-Why not panoramisk's ``Manager``/``AMIProtocol`` for the connection itself: panoramisk 1.4 decodes each TCP
-read on its own with ``errors="ignore"`` (a Cyrillic name split across two reads loses its bytes), starts
-callbacks with ``ensure_future`` and reconnects with ``call_later`` (tasks nobody owns or awaits), and has no
-MD5 ``Challenge`` login. So this module opens the socket with asyncio streams, frames and decodes with
-:mod:`crmtel.ami.protocol`, and owns every task it starts (reader, watchdog, consumer); from panoramisk it
-uses the action-id generator. ``bench/ami_throughput.py`` measures panoramisk's own parser side by side.
+From panoramisk (1.4): the TCP connection is its ``AMIProtocol`` (subclassed in :mod:`crmtel.ami.connection`,
+opened with ``loop.create_connection``), and every action is a panoramisk ``Action`` sent with the protocol's
+``send``: its action id, its ``future``, and its ``add_message`` logic, which decides when a reply or a list
+(the ``CoreShowChannels`` EventList) is complete. Login (plain secret, or MD5 ``Challenge``), Ping,
+CoreShowChannels and Logoff all go that way.
 
-Events are put on a bounded queue by the reader and handed to the sink by one consumer task, so the
-watchdog measures the network, not the speed of the database. A ``CoreShowChannels`` listing after every
-(re)connect is delivered to the sink as one resync; events that arrive while the listing is in progress
-are held back and delivered after it, so the snapshot never overwrites newer news.
+crmtel owns what panoramisk 1.4 gets wrong or does not do:
+
+- framing and decoding: ``data_received`` feeds :class:`crmtel.ami.protocol.Parser`, which decodes a message
+  only when it is whole (panoramisk decodes each TCP read with ``errors="ignore"``: a Cyrillic name split
+  across two reads loses its bytes), and an exception while handling one message skips that message instead
+  of closing the connection;
+- the watchdog: Ping with a timeout, and the reply checked (panoramisk's ``ping`` never looks at it);
+- reconnect with backoff, and the resync after each login (panoramisk's ``Manager`` reconnects with
+  ``call_later`` and re-sends queued actions; its ``factory`` is never set here);
+- task ownership: the consumer, the connect loop and the watchdog are created here and cancelled and awaited
+  on shutdown (panoramisk starts callbacks with ``ensure_future``, owned by nobody);
+- the bounded event queue and its consumer. Events are queued by ``data_received`` and handed to the sink by
+  one consumer task, so the watchdog measures the network, not the speed of the database. When the queue is
+  full the connection stops reading (TCP pushes back on the PBX) until the consumer has caught up.
+- the FastAGI server is not here but in :mod:`crmtel.routing.agi`, for the same reason (panoramisk's
+  ``fast_agi`` can spin on a client that disconnects early).
+
+A ``CoreShowChannels`` listing after every (re)connect is delivered to the sink as one resync; events that
+arrive while the listing is in progress are held back and delivered after it, so the snapshot never
+overwrites newer news. ``bench/ami_throughput.py`` measures panoramisk's own parser side by side.
 """
 
 from __future__ import annotations
@@ -20,26 +35,28 @@ import contextlib
 import hashlib
 import logging
 import random
+from collections import deque
 from collections.abc import Callable, Coroutine, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
-from panoramisk.utils import IdGenerator
-
-from crmtel.ami.protocol import Message, Parser, encode_action
+from crmtel.ami.connection import AmiConnection, AmiError, ConnectionLost, make_action, replies
+from crmtel.ami.protocol import Message
 from crmtel.config import AmiSettings
-from crmtel.errors import CrmtelError
+
+__all__ = [
+    "AmiClient",
+    "AmiError",
+    "AmiSink",
+    "ConnectionLost",
+    "LoginFailed",
+    "WatchdogTimeout",
+    "event_time",
+    "utcnow",
+]
 
 log = logging.getLogger(__name__)
-
-
-class AmiError(CrmtelError):
-    """The AMI connection failed or the PBX refused something."""
-
-
-class ConnectionLost(AmiError):
-    """The TCP connection closed or broke."""
 
 
 class LoginFailed(AmiError):
@@ -47,7 +64,7 @@ class LoginFailed(AmiError):
 
 
 class WatchdogTimeout(AmiError):
-    """The PBX did not answer a Ping in time: the connection is considered dead."""
+    """The PBX did not answer a Ping in time (or answered it with an error): the connection is considered dead."""
 
 
 class AmiSink(Protocol):
@@ -85,31 +102,6 @@ class _Resync:
     at: datetime
 
 
-@dataclass
-class _Pending:
-    future: asyncio.Future[list[Message]]
-    is_list: bool
-    items: list[Message] = field(default_factory=list)
-
-
-class _Connection:
-    """The state of one TCP connection; discarded when it breaks."""
-
-    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        self.reader = reader
-        self.writer = writer
-        self.parser = Parser()
-        self.pending: dict[str, _Pending] = {}
-        self.holding: list[tuple[Message, datetime]] | None = None
-        self.banner: asyncio.Future[str] = asyncio.get_running_loop().create_future()
-
-    def fail_pending(self, err: Exception) -> None:
-        for pending in self.pending.values():
-            if not pending.future.done():
-                pending.future.set_exception(err)
-        self.pending.clear()
-
-
 class AmiClient:
     """Keeps one PBX connected and feeds its events, in order, to a sink."""
 
@@ -138,15 +130,21 @@ class AmiClient:
         self.resyncs = 0
         self.received = 0
         self.handled = 0
-        self._queue: asyncio.Queue[tuple[Message, datetime] | _Resync] = asyncio.Queue(max_queue)
-        self._ids = IdGenerator("crmtel")
-        self._conn: _Connection | None = None
+        # The bounded queue: over ``max_queue`` items the connection stops reading (TCP pushes back on the
+        # PBX) until the consumer has worked it down to half.
+        self._max_queue = max(1, max_queue)
+        self._items: deque[tuple[Message, datetime] | _Resync] = deque()
+        self._wakeup = asyncio.Event()
+        self._conn: AmiConnection | None = None
+        # While a CoreShowChannels listing is in progress: its action id, and the events held back.
+        self._listing: str | None = None
+        self._holding: list[tuple[Message, datetime]] | None = None
         self._busy = False
 
     @property
     def idle(self) -> bool:
         """Nothing queued and nothing being handled."""
-        return self._queue.empty() and not self._busy
+        return not self._items and not self._busy
 
     async def run(self) -> None:
         """Connect and keep connected until cancelled; then close everything this client started."""
@@ -157,7 +155,7 @@ class AmiClient:
     def drop(self) -> None:
         """Abort the current connection (it will be re-established); for operators and tests."""
         if self._conn is not None:
-            self._conn.writer.transport.abort()
+            self._conn.abort()
 
     async def _connect_loop(self) -> None:
         attempt = 0
@@ -178,31 +176,39 @@ class AmiClient:
     async def _session(self) -> None:
         """One connection, from connect until it fails (it always ends with an exception)."""
         s = self.settings
+        loop = asyncio.get_running_loop()
         # asyncio.timeout, not wait_for: on 3.11 wait_for can swallow a cancellation that races a result.
         async with asyncio.timeout(self.connect_timeout):
-            reader, writer = await asyncio.open_connection(s.host, s.port)
-        conn = _Connection(reader, writer)
+            _, conn = await loop.create_connection(
+                lambda: AmiConnection(self._on_event, self._on_reply), s.host, s.port
+            )
         self._conn = conn
+        self._listing = None
+        self._holding = None
         tasks: set[asyncio.Task[None]] = set()
+        logged_in = False
         try:
-            reader_task = asyncio.create_task(self._read(conn), name=f"ami-read-{self.pbx}")
-            tasks.add(reader_task)
-            first: set[asyncio.Future[Any]] = {conn.banner, reader_task}
+            first: set[asyncio.Future[str]] = {conn.banner, conn.lost}
             await asyncio.wait(first, timeout=self.action_timeout, return_when=asyncio.FIRST_COMPLETED)
             if not conn.banner.done():
-                if reader_task.done():
-                    reader_task.result()
-                raise ConnectionLost("no AMI banner")
+                raise ConnectionLost(conn.lost.result() if conn.lost.done() else "no AMI banner")
             await self._login(conn)
+            logged_in = True
             self.connections += 1
             log.info("ami %s: logged in to %s:%d", self.pbx, s.host, s.port)
             tasks.add(asyncio.create_task(self._watchdog(conn), name=f"ami-watchdog-{self.pbx}"))
             await self._resync(conn)
             self.connected.set()
-            done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+            watched: set[asyncio.Future[Any]] = {*tasks, conn.lost}
+            done, _ = await asyncio.wait(watched, return_when=asyncio.FIRST_COMPLETED)
             for task in done:
-                task.result()
-            raise ConnectionLost("connection closed")
+                if task is not conn.lost:
+                    task.result()
+            raise ConnectionLost(conn.lost.result() if conn.lost.done() else "connection closed")
+        except asyncio.CancelledError:
+            if logged_in and not conn.closed:
+                await self._logoff(conn)
+            raise
         finally:
             self.connected.clear()
             self._conn = None
@@ -211,89 +217,48 @@ class AmiClient:
             for task in tasks:
                 with contextlib.suppress(asyncio.CancelledError, AmiError, OSError):
                     await task
-            conn.fail_pending(ConnectionLost("connection closed"))
-            writer.transport.abort()
+            conn.abort()
 
-    async def _read(self, conn: _Connection) -> None:
-        try:
-            while True:
-                data = await conn.reader.read(65536)
-                if not data:
-                    raise ConnectionLost("closed by the PBX")
-                for message in conn.parser.feed(data):
-                    await self._dispatch(conn, message)
-                if not conn.banner.done() and conn.parser.banner is not None:
-                    conn.banner.set_result(conn.parser.banner)
-        except OSError as err:
-            conn.fail_pending(ConnectionLost(str(err)))
-            raise ConnectionLost(str(err)) from err
-        except AmiError as err:
-            conn.fail_pending(err)
-            raise
+    def _push(self, item: tuple[Message, datetime] | _Resync) -> None:
+        self._items.append(item)
+        if len(self._items) >= self._max_queue and self._conn is not None:
+            self._conn.pause()
+        self._wakeup.set()
 
-    async def _dispatch(self, conn: _Connection, message: Message) -> None:
-        aid = message.action_id
-        pending = conn.pending.get(aid) if aid is not None else None
-        if pending is not None and aid is not None:
-            if not pending.is_list:
-                conn.pending.pop(aid)
-                if not pending.future.done():
-                    pending.future.set_result([message])
-            elif message.response is not None:
-                if message.response.lower() != "success":
-                    conn.pending.pop(aid)
-                    pending.future.set_exception(AmiError(message.get("Message") or "action failed"))
-                elif conn.holding is None:
-                    # The listing starts here: every event before it is older than the snapshot and
-                    # already queued; events from now on may be newer and wait until it is applied.
-                    conn.holding = []
-            elif (message.get("EventList") or "").lower() == "complete":
-                conn.pending.pop(aid)
-                pending.items.append(message)
-                if not pending.future.done():
-                    pending.future.set_result(pending.items)
-            else:
-                pending.items.append(message)
-            return
-        if message.event is None:
-            log.debug("ami %s: unmatched response skipped: %r", self.pbx, message.headers[:3])
-            return
+    def _on_event(self, message: Message) -> None:
+        """An event from the connection (called from its ``data_received``, in wire order)."""
         self.received += 1
         item = (message, event_time(message, self.clock()))
-        if conn.holding is not None:
-            conn.holding.append(item)
-        elif not self._queue.full():
-            self._queue.put_nowait(item)
+        if self._holding is not None:
+            self._holding.append(item)
         else:
-            await self._queue.put(item)
+            self._push(item)
+
+    def _on_reply(self, action_id: str, message: Message) -> None:
+        """A reply to one of our actions, just before panoramisk's ``handle_message`` sees it."""
+        response = message.response
+        if action_id == self._listing and self._holding is None and response is not None:  # noqa: SIM102
+            if response.lower() == "success":
+                # The listing starts here: every event before it is older than the snapshot and
+                # already queued; events from now on may be newer and wait until it is applied.
+                self._holding = []
 
     async def _action(
-        self,
-        conn: _Connection,
-        name: str,
-        fields: Sequence[tuple[str, str]] = (),
-        *,
-        is_list: bool = False,
-        limit: float | None = None,
+        self, conn: AmiConnection, action: Any, *, as_list: bool | None = False, limit: float | None = None
     ) -> list[Message]:
-        aid = str(self._ids())
-        future: asyncio.Future[list[Message]] = asyncio.get_running_loop().create_future()
-        conn.pending[aid] = _Pending(future, is_list)
+        """Send a panoramisk ``Action`` and wait for its reply (or, for a list, all its messages)."""
         try:
-            conn.writer.write(encode_action(name, fields, action_id=aid))
-            await conn.writer.drain()
+            future = conn.send_action(action, as_list=as_list)
             async with asyncio.timeout(limit or self.action_timeout):
-                return await future
-        except OSError as err:
-            raise ConnectionLost(str(err)) from err
+                return replies(await future)
         finally:
-            conn.pending.pop(aid, None)
+            conn.forget(action)
 
-    async def _login(self, conn: _Connection) -> None:
+    async def _login(self, conn: AmiConnection) -> None:
         s = self.settings
         secret = s.secret.get_secret_value()
         if s.auth == "md5":
-            (challenge,) = await self._action(conn, "Challenge", [("AuthType", "MD5")])
+            (challenge,) = await self._action(conn, make_action("Challenge", [("AuthType", "MD5")]))
             if challenge.response != "Success" or not challenge.get("Challenge"):
                 raise LoginFailed(challenge.get("Message") or "challenge refused")
             key = hashlib.md5(
@@ -302,47 +267,77 @@ class AmiClient:
             fields = [("AuthType", "MD5"), ("Username", s.username), ("Key", key), ("Events", "on")]
         else:
             fields = [("Username", s.username), ("Secret", secret), ("Events", "on")]
-        (reply,) = await self._action(conn, "Login", fields)
+        (reply,) = await self._action(conn, make_action("Login", fields))
         if reply.response != "Success":
             raise LoginFailed(reply.get("Message") or "login refused")
 
-    async def _watchdog(self, conn: _Connection) -> None:
+    async def _logoff(self, conn: AmiConnection) -> None:
+        """Say goodbye on a clean stop (bounded: a PBX that does not answer is simply closed)."""
+        with contextlib.suppress(AmiError, TimeoutError, OSError):
+            await self._action(conn, make_action("Logoff"), limit=min(1.0, self.action_timeout))
+
+    async def _watchdog(self, conn: AmiConnection) -> None:
+        # Not panoramisk's ping: that one sends Ping and never looks at what (or whether) the PBX answers.
         s = self.settings
         while True:
             await asyncio.sleep(s.ping_interval)
             try:
-                await self._action(conn, "Ping", limit=s.ping_timeout)
+                (reply,) = await self._action(conn, make_action("Ping"), limit=s.ping_timeout)
             except TimeoutError:
-                if self._queue.full():
+                if conn.paused:
                     # The reader is waiting for the consumer, not for the network: not a dead link.
                     continue
                 log.warning("ami %s: no Pong within %.1f s: reconnecting", self.pbx, s.ping_timeout)
                 raise WatchdogTimeout("no reply to Ping") from None
+            # Asterisk answers ``Response: Success`` + ``Ping: Pong`` (1.4 answered ``Response: Pong``).
+            if (reply.response or "").lower() not in {"success", "pong"}:
+                log.warning("ami %s: Ping answered with %.80r: reconnecting", self.pbx, reply.headers[:3])
+                raise WatchdogTimeout(f"Ping answered {reply.response!r}: {reply.get('Message')}")
 
-    async def _resync(self, conn: _Connection) -> None:
+    async def _resync(self, conn: AmiConnection) -> None:
+        action = make_action("CoreShowChannels")
+        self._listing = action.id
         try:
-            listing = await self._action(conn, "CoreShowChannels", is_list=True)
-        except ConnectionLost:
-            raise
-        except (AmiError, TimeoutError) as err:
-            # A PBX that refuses the listing (AMI user without the ``reporting`` write class) still
-            # streams events: keep the connection, without the resync.
-            log.error("ami %s: CoreShowChannels failed, no resync: %s", self.pbx, err or "timeout")
-            listing = None
-        try:
+            try:
+                # as_list=None: panoramisk tells a list (``EventList: start``) from a refusal by the reply.
+                listing: list[Message] | None = await self._action(conn, action, as_list=None)
+            except ConnectionLost:
+                raise
+            except (AmiError, TimeoutError) as err:
+                listing = None
+                log.error("ami %s: CoreShowChannels failed, no resync: %s", self.pbx, err or "timeout")
+            if listing and (listing[0].response or "").lower() != "success":
+                # A PBX that refuses the listing (AMI user without the ``reporting`` write class) still
+                # streams events: keep the connection, without the resync.
+                log.error(
+                    "ami %s: CoreShowChannels refused, no resync: %s", self.pbx, listing[0].get("Message")
+                )
+                listing = None
             if listing is not None:
                 channels = tuple(m for m in listing if m.event == "CoreShowChannel")
                 at = event_time(listing[-1], self.clock()) if listing else self.clock()
                 self.resyncs += 1
-                await self._queue.put(_Resync(channels, at))
+                self._push(_Resync(channels, at))
         finally:
-            # Deliver what arrived meanwhile; the reader may append while we wait on a full queue.
-            held = conn.holding or []
-            i = 0
-            while i < len(held):
-                await self._queue.put(held[i])
-                i += 1
-            conn.holding = None
+            # Deliver what arrived meanwhile, after the snapshot; from now on events are queued directly.
+            self._listing = None
+            held, self._holding = self._holding or [], None
+            for item in held:
+                self._push(item)
+
+    async def _next(self) -> tuple[Message, datetime] | _Resync:
+        """Wait for the next queued item."""
+        while not self._items:
+            self._wakeup.clear()
+            await self._wakeup.wait()
+        return self._take()
+
+    def _take(self) -> tuple[Message, datetime] | _Resync:
+        item = self._items.popleft()
+        conn = self._conn
+        if conn is not None and conn.paused and len(self._items) <= self._max_queue // 2:
+            conn.resume()
+        return item
 
     async def _consume(self) -> None:
         # Group commit: the sink is told to write out when ``batch`` items were handled, or when the queue
@@ -350,21 +345,21 @@ class AmiClient:
         loop = asyncio.get_running_loop()
         since_flush = 0
         last_flush = loop.time()
+        items = self._items
         while True:
-            try:
-                item = self._queue.get_nowait()
-            except asyncio.QueueEmpty:
-                if since_flush:
-                    wait = max(0.0, last_flush + self.flush_interval - loop.time())
-                    try:
-                        async with asyncio.timeout(wait):
-                            item = await self._queue.get()
-                    except TimeoutError:
-                        since_flush, last_flush = 0, loop.time()
-                        await self._flush()
-                        continue
-                else:
-                    item = await self._queue.get()
+            if items:
+                item = self._take()
+            elif since_flush:
+                wait = max(0.0, last_flush + self.flush_interval - loop.time())
+                try:
+                    async with asyncio.timeout(wait):
+                        item = await self._next()
+                except TimeoutError:
+                    since_flush, last_flush = 0, loop.time()
+                    await self._flush()
+                    continue
+            else:
+                item = await self._next()
             self._busy = True
             try:
                 if isinstance(item, _Resync):
@@ -378,7 +373,7 @@ class AmiClient:
                 self.handled += 1
                 since_flush += 1
                 if since_flush >= self.batch or (
-                    self._queue.empty() and loop.time() - last_flush >= self.flush_interval
+                    not items and loop.time() - last_flush >= self.flush_interval
                 ):
                     since_flush, last_flush = 0, loop.time()
                     await self._flush()

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import datetime
 from pathlib import Path
 
@@ -14,7 +14,8 @@ from pydantic import SecretStr
 
 from crmtel.ami.client import AmiClient
 from crmtel.ami.fakeserver import FakeAmiServer, Garbage, Recorded, load_ami
-from crmtel.ami.protocol import Message
+from crmtel.ami.protocol import Message, Parser, encode_message
+from crmtel.config import AmiSettings
 from tests.fixtures.fake_ami import running, settings_for, wait_for
 
 
@@ -222,3 +223,188 @@ async def test_refused_resync_keeps_the_connection_and_the_events(traces_dir: Pa
     assert server.logins == 1
     assert sink.resyncs == []
     assert len(sink.events) == len(stream) + 1
+
+
+class ScriptedPbx:
+    """A bare AMI server for what the fake server cannot do: chosen Ping answers, bytes cut where the test says."""
+
+    def __init__(
+        self, ping_reply: Callable[[str], bytes] | None = None, script: Sequence[bytes] = ()
+    ) -> None:
+        self.ping_reply = ping_reply
+        self.script = script
+        self.logins = 0
+        self.pings = 0
+        self.actions: list[str] = []
+        self._server: asyncio.Server | None = None
+        self._writers: set[asyncio.StreamWriter] = set()
+
+    @property
+    def port(self) -> int:
+        assert self._server is not None
+        port: int = self._server.sockets[0].getsockname()[1]
+        return port
+
+    async def start(self) -> None:
+        self._server = await asyncio.start_server(self._serve, "127.0.0.1", 0)
+
+    async def close(self) -> None:
+        assert self._server is not None
+        self._server.close()
+        for writer in list(self._writers):
+            writer.transport.abort()
+        await self._server.wait_closed()
+
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self._writers.add(writer)
+        writer.write(b"Asterisk Call Manager/11.0.0\r\n")
+        parser = Parser(expect_banner=False)
+        try:
+            while data := await reader.read(4096):
+                for msg in parser.feed(data):
+                    if not await self._handle(msg, writer):
+                        return
+        except ConnectionError:
+            pass
+        finally:
+            self._writers.discard(writer)
+            writer.transport.abort()
+
+    async def _handle(self, msg: Message, writer: asyncio.StreamWriter) -> bool:
+        action = (msg.get("Action") or "").lower()
+        self.actions.append(action)
+        aid = ("ActionID", msg.action_id or "")
+        if action == "login":
+            self.logins += 1
+            writer.write(
+                encode_message([("Response", "Success"), aid, ("Message", "Authentication accepted")])
+            )
+            for piece in self.script if self.logins == 1 else ():
+                writer.write(piece)
+                await writer.drain()
+                await asyncio.sleep(0.05)  # a separate TCP read for each piece
+        elif action == "ping":
+            self.pings += 1
+            if self.ping_reply is not None:
+                writer.write(self.ping_reply(aid[1]))
+        elif action == "coreshowchannels":
+            writer.write(encode_message([("Response", "Success"), aid, ("EventList", "start")]))
+            writer.write(
+                encode_message([("Event", "CoreShowChannelsComplete"), aid, ("EventList", "Complete")])
+            )
+        elif action == "logoff":
+            writer.write(encode_message([("Response", "Goodbye"), aid]))
+            await writer.drain()
+            return False
+        await writer.drain()
+        return True
+
+
+def _scripted_settings(pbx: ScriptedPbx, **overrides: object) -> AmiSettings:
+    base: dict[str, object] = {"port": pbx.port, "auth": "plain", "reconnect_min": 0.05, "reconnect_max": 0.1}
+    base.update(overrides)
+    return AmiSettings.model_validate({"name": "pbx1", "username": "u", "secret": SecretStr("s"), **base})
+
+
+async def test_utf8_name_split_across_tcp_reads_arrives_whole() -> None:
+    """Over real TCP, an event cut inside a Cyrillic letter and sent as two reads reaches the sink whole."""
+    wire = encode_message([("Event", "Newchannel"), ("CallerIDName", "Анна Смирнова"), ("Linkedid", "1.1")])
+    cut = wire.index("Анна".encode()) + 1
+    pbx = ScriptedPbx(script=[wire[:cut], wire[cut:]])
+    await pbx.start()
+    sink = RecordingSink()
+    try:
+        async with running(AmiClient(_scripted_settings(pbx), sink)):
+            await wait_for(lambda: len(sink.events) >= 1)
+    finally:
+        await pbx.close()
+    assert [m.get("CallerIDName") for m, _ in sink.events] == ["Анна Смирнова"]
+
+
+async def test_watchdog_reconnects_when_ping_is_answered_with_an_error() -> None:
+    """A PBX that answers Ping, but with an error, is dropped at once: the reply is checked, not just awaited."""
+    pbx = ScriptedPbx(
+        ping_reply=lambda aid: encode_message([("Response", "Error"), ("ActionID", aid), ("Message", "No")])
+    )
+    await pbx.start()
+    client = AmiClient(_scripted_settings(pbx, ping_interval=0.05, ping_timeout=30.0), RecordingSink())
+    try:
+        async with running(client):
+            await wait_for(lambda: pbx.logins >= 2, limit=5)
+    finally:
+        await pbx.close()
+
+
+async def test_watchdog_reconnects_when_ping_is_answered_with_nothing() -> None:
+    """A PBX that answers Ping with an empty message (nothing that matches) is dropped after ping_timeout."""
+    pbx = ScriptedPbx(ping_reply=lambda aid: b"\r\n\r\n")
+    await pbx.start()
+    client = AmiClient(_scripted_settings(pbx, ping_interval=0.05, ping_timeout=0.2), RecordingSink())
+    try:
+        async with running(client):
+            await wait_for(lambda: pbx.logins >= 2, limit=5)
+    finally:
+        await pbx.close()
+    assert pbx.pings >= 1
+
+
+async def test_answered_pings_with_pong_keep_the_connection() -> None:
+    """``Response: Success`` with ``Ping: Pong`` is a live PBX: no reconnect."""
+    pbx = ScriptedPbx(
+        ping_reply=lambda aid: encode_message([("Response", "Success"), ("ActionID", aid), ("Ping", "Pong")])
+    )
+    await pbx.start()
+    client = AmiClient(_scripted_settings(pbx, ping_interval=0.02, ping_timeout=1.0), RecordingSink())
+    try:
+        async with running(client):
+            await wait_for(lambda: pbx.pings >= 5, limit=5)
+    finally:
+        await pbx.close()
+    assert pbx.logins == 1
+
+
+async def test_a_clean_stop_logs_off() -> None:
+    """Cancelling a connected client sends Logoff (and the PBX's Goodbye ends the session)."""
+    pbx = ScriptedPbx()
+    await pbx.start()
+    client = AmiClient(_scripted_settings(pbx), RecordingSink())
+    try:
+        async with running(client):
+            await wait_for(client.connected.is_set)
+        await wait_for(lambda: "logoff" in pbx.actions, limit=2)
+    finally:
+        await pbx.close()
+    assert pbx.actions == ["login", "coreshowchannels", "logoff"]
+
+
+async def test_a_small_queue_pushes_back_and_loses_nothing(traces_dir: Path) -> None:
+    """With a queue of 3 and a slow sink, reading pauses and resumes; every event arrives, in order."""
+    stream = load_ami(traces_dir / "queue-abandoned.ami")
+    server = FakeAmiServer(stream)
+    await server.start()
+
+    paused: list[bool] = []
+
+    class SlowSink(RecordingSink):
+        async def on_event(self, pbx: str, message: Message, at: datetime) -> None:
+            conn = client._conn
+            paused.append(conn is not None and conn.paused)
+            await asyncio.sleep(0.001)
+            await super().on_event(pbx, message, at)
+
+    sink = SlowSink()
+    client = AmiClient(settings_for(server), sink, max_queue=3)
+    try:
+        async with running(client):
+            await wait_for(
+                lambda: server.finished.is_set() and client.idle and len(sink.events) > len(stream)
+            )
+    finally:
+        await server.close()
+    assert server.logins == 1
+    assert any(paused)
+    assert _stream_events([m for m, _ in sink.events if m.event != "FullyBooted"]) == [
+        item.headers
+        for item in stream
+        if isinstance(item, Recorded) and Message(item.headers).event != "FullyBooted"
+    ]
