@@ -9,7 +9,7 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any, TypeVar
 
-from sqlalchemy import delete, select, tuple_, update
+from sqlalchemy import delete, or_, select, tuple_, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -157,7 +157,17 @@ async def upsert_in(
     stmt = _upsert_statement(conn.dialect.name)
     # Core executemany (not the ORM bulk path): one compiled statement whatever the batch size.
     result = await conn.execute(stmt, list(latest.values()))
-    return {(pbx, linkedid): cid for cid, pbx, linkedid in result.all()}
+    ids = {(pbx, linkedid): cid for cid, pbx, linkedid in result.all()}
+    kept = [key for key in latest if key not in ids]
+    if kept:
+        # Rows the upsert left alone (already ended) return nothing; their ids are read back.
+        rows = await session.execute(
+            select(CallRow.id, CallRow.pbx, CallRow.linkedid).where(
+                tuple_(CallRow.pbx, CallRow.linkedid).in_(kept)
+            )
+        )
+        ids.update({(pbx, linkedid): cid for cid, pbx, linkedid in rows.all()})
+    return ids
 
 
 @functools.cache
@@ -168,6 +178,9 @@ def _upsert_statement(dialect: str) -> Any:
     return insert.on_conflict_do_update(
         index_elements=[CallRow.pbx, CallRow.linkedid],
         set_={name: getattr(insert.excluded, name) for name in _UPSERT_COLUMNS},
+        # A call stored as ended never goes back to live: a replay or a resync that sees its events again
+        # (Linkedids are unique on a PBX) may refresh the ended record, not reopen it.
+        where=or_(CallRow.ended_at.is_(None), insert.excluded.ended_at.is_not(None)),
     ).returning(CallRow.id, CallRow.pbx, CallRow.linkedid, sort_by_parameter_order=True)
 
 
