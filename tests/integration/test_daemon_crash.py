@@ -34,9 +34,8 @@ def pool(tmp_path: Path) -> Iterator[DaemonPool]:
     daemons.close()
 
 
-# The fake PBX plays its stream in real time, sped up: a PBX sends events as calls happen, and a paced
-# stream answers the daemon's actions between events, as Asterisk does (the fake server's unpaced mode
-# answers them in the middle of its stream; see the report on FakeAmiServer).
+# The fake PBX plays its stream in real time, sped up: a PBX sends events as calls happen, so the kill
+# lands while calls are in progress rather than after a burst that delivered the whole stream at once.
 SPEED = 8.0
 
 
