@@ -13,7 +13,6 @@ Access: requests straight from this host (no proxy headers, the rule of ``GET /r
 from __future__ import annotations
 
 import asyncio
-import hmac
 import time
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Protocol
@@ -28,7 +27,7 @@ from crmtel.ami.tracker_model import TrackerState
 from crmtel.domain import CallAnswered, CallEnded, CallEvent, CallRinging, CallRingStopped
 from crmtel.routing.models import Decision
 from crmtel.routing.service import Router
-from crmtel.routing.web import is_local
+from crmtel.routing.web import has_token, is_local
 
 # Route decisions must come well inside the default 500 ms deadline; the buckets resolve that range.
 ROUTE_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
@@ -243,22 +242,13 @@ class MeteredNotifier:
         await self._notifier.publish(event)
 
 
-def _has_token(request: web.Request, token: SecretStr | None) -> bool:
-    if token is None or not token.get_secret_value():
-        return False
-    scheme, _, given = request.headers.get("Authorization", "").partition(" ")
-    if scheme.lower() != "bearer":
-        return False
-    return hmac.compare_digest(given.strip().encode(), token.get_secret_value().encode())
-
-
 def metrics_routes(metrics: Metrics, token: SecretStr | None) -> web.RouteTableDef:
     """``GET /metrics``, to mount among the web app's public routes (it checks access itself)."""
     table = web.RouteTableDef()
 
     @table.get("/metrics")
     async def get_metrics(request: web.Request) -> web.Response:
-        if not (is_local(request) or _has_token(request, token)):
+        if not (is_local(request) or has_token(request, token)):
             raise web.HTTPUnauthorized(
                 text="metrics: local requests or a bearer token only\n",
                 headers={"WWW-Authenticate": 'Bearer realm="crmtel-metrics"'},

@@ -37,7 +37,8 @@ def is_local(request: web.Request) -> bool:
     return address.is_loopback
 
 
-def _has_token(request: web.Request, token: SecretStr | None) -> bool:
+def has_token(request: web.Request, token: SecretStr | None) -> bool:
+    """Whether the request carries ``Authorization: Bearer <token>`` (compared in constant time)."""
     if token is None or not token.get_secret_value():
         return False
     scheme, _, given = request.headers.get("Authorization", "").partition(" ")
@@ -50,7 +51,7 @@ def route_handlers(router: Router, token: SecretStr | None) -> list[web.RouteDef
     """The route table the web app mounts: ``app.add_routes(route_handlers(service, settings.http_token))``."""
 
     async def get_route(request: web.Request) -> web.StreamResponse:
-        if not (is_local(request) or _has_token(request, token)):
+        if not (is_local(request) or has_token(request, token)):
             raise web.HTTPUnauthorized(
                 text="route: local requests or a bearer token only\n",
                 headers={"WWW-Authenticate": 'Bearer realm="crmtel-route"'},
