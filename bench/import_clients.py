@@ -24,11 +24,11 @@ import tempfile
 import time
 from pathlib import Path
 
-from sqlalchemy import text
 from sqlalchemy.engine import make_url
-from sqlalchemy.ext.asyncio import create_async_engine
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from benchdb import pg_database
 
 from crmtel.store.db import Database, upgrade_sync
 from crmtel.store.importer import ImportKind, import_file
@@ -85,18 +85,6 @@ def write_csv(path: Path, rows: int, seed: int = 3) -> None:
             )
 
 
-async def _pg_database(base_url: str) -> str:
-    url = make_url(base_url)
-    engine = create_async_engine(url, isolation_level="AUTOCOMMIT")
-    try:
-        async with engine.connect() as conn:
-            await conn.execute(text(f'DROP DATABASE IF EXISTS "{DB_NAME}" WITH (FORCE)'))
-            await conn.execute(text(f'CREATE DATABASE "{DB_NAME}"'))
-    finally:
-        await engine.dispose()
-    return url.set(database=DB_NAME).render_as_string(hide_password=False)
-
-
 async def main_async(args: argparse.Namespace) -> int:
     with tempfile.TemporaryDirectory(prefix="crmtel-bench-") as tmp:
         work = Path(tmp)
@@ -106,7 +94,7 @@ async def main_async(args: argparse.Namespace) -> int:
         size_mb = csv_path.stat().st_size / 1e6
         print(f"generated {args.rows:,} rows ({size_mb:.1f} MB) in {time.perf_counter() - t0:.1f} s")
         if args.database_url:
-            url = await _pg_database(args.database_url)
+            url = await pg_database(args.database_url, DB_NAME, fresh=True)
         else:
             url = f"sqlite+aiosqlite:///{work / 'bench.db'}"
         await asyncio.to_thread(upgrade_sync, url)

@@ -27,9 +27,10 @@ from pathlib import Path
 
 from sqlalchemy import text
 from sqlalchemy.engine import make_url
-from sqlalchemy.ext.asyncio import create_async_engine
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from benchdb import pg_database, remove_sqlite
 
 from crmtel.store.db import Database, upgrade_sync
 from crmtel.store.parties import PartyRepository
@@ -119,37 +120,16 @@ def load_sql(pg: bool, shape: Shape) -> list[str]:
     return sql
 
 
-async def _pg_database(base_url: str, *, fresh: bool) -> str:
-    url = make_url(base_url)
-    engine = create_async_engine(url, isolation_level="AUTOCOMMIT")
-    try:
-        async with engine.connect() as conn:
-            found = await conn.execute(text("SELECT 1 FROM pg_database WHERE datname = :n"), {"n": DB_NAME})
-            exists = found.scalar() is not None
-            if exists and fresh:
-                await conn.execute(text(f'DROP DATABASE "{DB_NAME}" WITH (FORCE)'))
-            if not exists or fresh:
-                await conn.execute(text(f'CREATE DATABASE "{DB_NAME}"'))
-    finally:
-        await engine.dispose()
-    return url.set(database=DB_NAME).render_as_string(hide_password=False)
-
-
-def _remove_sqlite(path: Path) -> None:
-    for suffix in ("", "-wal", "-shm"):
-        Path(f"{path}{suffix}").unlink(missing_ok=True)
-
-
 async def prepare(url: str | None, shape: Shape, *, reuse: bool) -> str:
     """A loaded database (reused when asked and already filled); returns its URL."""
     pg = url is not None and make_url(url).get_backend_name() == "postgresql"
     if pg and url is not None:
-        target = await _pg_database(url, fresh=not reuse)
+        target = await pg_database(url, DB_NAME, fresh=not reuse)
     elif url is not None:
         target = url
     else:
         if not reuse:
-            _remove_sqlite(SQLITE_PATH)
+            remove_sqlite(SQLITE_PATH)
         target = f"sqlite+aiosqlite:///{SQLITE_PATH}"
     await asyncio.to_thread(upgrade_sync, target)
     db = Database(target)

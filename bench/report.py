@@ -25,10 +25,10 @@ from datetime import date
 from pathlib import Path
 
 from sqlalchemy import text
-from sqlalchemy.engine import make_url
-from sqlalchemy.ext.asyncio import create_async_engine
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from benchdb import pg_database, remove_sqlite
 
 from crmtel.reports.models import Period
 from crmtel.reports.queries import ReportQueries
@@ -167,38 +167,17 @@ async def _load(db: Database, dialect: str, calls: int, managers: int, deals: in
     print(f"  analyzed in {time.perf_counter() - t0:.1f} s", flush=True)
 
 
-async def _pg_database(base_url: str, name: str, *, fresh: bool) -> str:
-    engine = create_async_engine(base_url, isolation_level="AUTOCOMMIT")
-    try:
-        async with engine.connect() as conn:
-            exists = (
-                await conn.execute(text("SELECT 1 FROM pg_database WHERE datname = :n"), {"n": name})
-            ).scalar()
-            if exists and fresh:
-                await conn.execute(text(f'DROP DATABASE "{name}" WITH (FORCE)'))
-            if not exists or fresh:
-                await conn.execute(text(f'CREATE DATABASE "{name}"'))
-    finally:
-        await engine.dispose()
-    return make_url(base_url).set(database=name).render_as_string(hide_password=False)
-
-
-def _remove_sqlite(path: Path) -> None:
-    for suffix in ("", "-wal", "-shm"):
-        Path(f"{path}{suffix}").unlink(missing_ok=True)
-
-
 async def run(backend: str, args: argparse.Namespace) -> float:
     """Load (unless reusing) and time the report on one backend; returns the median seconds."""
     print(
         f"{backend}: {args.calls:,} calls, {args.managers} managers, {args.deals:,} deals, {args.leads:,} leads"
     )
     if backend == "postgresql":
-        url = await _pg_database(args.pg_url, "crmtel_bench", fresh=not args.reuse)
+        url = await pg_database(args.pg_url, "crmtel_bench", fresh=not args.reuse)
     else:
         path = Path(args.sqlite_path)
         if not args.reuse:
-            await asyncio.to_thread(_remove_sqlite, path)
+            await asyncio.to_thread(remove_sqlite, path)
         url = f"sqlite+aiosqlite:///{path}"
     await asyncio.to_thread(upgrade_sync, url)
     db = Database(url)

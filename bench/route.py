@@ -31,10 +31,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from sqlalchemy import text
-from sqlalchemy.engine import make_url
-from sqlalchemy.ext.asyncio import create_async_engine
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from benchdb import pg_database, remove_sqlite
 
 from crmtel.config import LogSettings, RoutingSettings
 from crmtel.logging import configure
@@ -134,27 +134,6 @@ async def _load(db: Database, dialect: str, shape: Shape) -> None:
     async with db.engine.connect() as conn:
         conn = await conn.execution_options(isolation_level="AUTOCOMMIT")
         await conn.execute(text("VACUUM ANALYZE" if dialect == "postgresql" else "ANALYZE"))
-
-
-def _remove_sqlite(path: Path) -> None:
-    for suffix in ("", "-wal", "-shm"):
-        Path(f"{path}{suffix}").unlink(missing_ok=True)
-
-
-async def _pg_database(base_url: str, *, fresh: bool) -> str:
-    url = make_url(base_url)
-    engine = create_async_engine(url, isolation_level="AUTOCOMMIT")
-    try:
-        async with engine.connect() as conn:
-            found = await conn.execute(text("SELECT 1 FROM pg_database WHERE datname = :n"), {"n": DB_NAME})
-            exists = found.scalar() is not None
-            if exists and fresh:
-                await conn.execute(text(f'DROP DATABASE "{DB_NAME}" WITH (FORCE)'))
-            if not exists or fresh:
-                await conn.execute(text(f'CREATE DATABASE "{DB_NAME}"'))
-    finally:
-        await engine.dispose()
-    return url.set(database=DB_NAME).render_as_string(hide_password=False)
 
 
 # --- the route server, in its own process ---------------------------------------------------------
@@ -267,11 +246,11 @@ async def run(backend: str, args: argparse.Namespace) -> float:
         flush=True,
     )
     if backend == "postgresql":
-        url = await _pg_database(args.pg_url, fresh=not args.reuse)
+        url = await pg_database(args.pg_url, DB_NAME, fresh=not args.reuse)
     else:
         path = Path(args.sqlite_path)
         if not args.reuse:
-            _remove_sqlite(path)
+            remove_sqlite(path)
         url = f"sqlite+aiosqlite:///{path}"
     await asyncio.to_thread(upgrade_sync, url)
     db = Database(url)
