@@ -11,7 +11,7 @@ from aiohttp.web_urldispatcher import AbstractResource
 from crmtel.config import WebSettings
 from crmtel.domain import Manager, Role
 from crmtel.push.hub import Hub
-from crmtel.push.sessions import LoginThrottle, Sessions
+from crmtel.push.sessions import DurableSessions, LoginThrottle
 from crmtel.store.deals import DealRepository
 from crmtel.store.history import CallHistory
 from crmtel.store.managers import ManagerRepository
@@ -25,7 +25,7 @@ class WebState:
 
     settings: WebSettings
     hub: Hub
-    sessions: Sessions
+    sessions: DurableSessions
     throttle: LoginThrottle
     managers: ManagerRepository
     history: CallHistory

@@ -1,11 +1,14 @@
-"""Server-side login sessions (random tokens held in memory) and a brake on password guessing."""
+"""Server-side login sessions (random tokens, cached in memory, kept in the store) and a brake on password guessing."""
 
 from __future__ import annotations
 
+import hashlib
 import secrets
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Protocol
 
 COOKIE = "crmtel_session"
 
@@ -19,7 +22,7 @@ class Session:
 
 
 class Sessions:
-    """Opaque session tokens → manager ids; a restart logs everyone out (nothing to steal at rest)."""
+    """Opaque session tokens → manager ids, in memory (the cache in front of ``DurableSessions``)."""
 
     def __init__(self, ttl_seconds: float, *, clock: Callable[[], float] = time.monotonic) -> None:
         self._ttl = ttl_seconds
@@ -50,6 +53,10 @@ class Sessions:
             return None
         return session.manager_id
 
+    def adopt(self, token: str, manager_id: int, remaining_seconds: float) -> None:
+        """Remember a session found elsewhere (the store) for the time it has left."""
+        self._by_token[token] = Session(manager_id, self._clock() + min(remaining_seconds, self._ttl))
+
     def drop(self, token: str | None) -> None:
         """End a session (logout)."""
         if token:
@@ -59,6 +66,90 @@ class Sessions:
         """End every session of a manager."""
         for token in [t for t, s in self._by_token.items() if s.manager_id == manager_id]:
             del self._by_token[token]
+
+
+# Tokens are 43 characters; anything much longer is not one of ours and never reaches the store.
+_MAX_TOKEN = 100
+
+
+def token_hash(token: str) -> str:
+    """What the store keeps instead of the token: a leaked table opens no session."""
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+class SessionStore(Protocol):
+    """Where sessions outlive the process (``crmtel.store.sessions.SessionRepository``)."""
+
+    async def save(self, token_hash: str, manager_id: int, expires_at: datetime, now: datetime) -> None:
+        """Store a new session."""
+        ...
+
+    async def load(self, token_hash: str, now: datetime) -> tuple[int, datetime] | None:
+        """The manager and expiry of a live session."""
+        ...
+
+    async def delete(self, token_hash: str) -> None:
+        """End one session."""
+        ...
+
+    async def delete_manager(self, manager_id: int) -> None:
+        """End every session of a manager."""
+        ...
+
+
+def _utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class DurableSessions:
+    """Sessions that survive a restart: checked in memory first, then in the store (only a token hash is kept)."""
+
+    def __init__(
+        self,
+        cache: Sessions,
+        store: SessionStore,
+        ttl_seconds: float,
+        *,
+        wall_clock: Callable[[], datetime] = _utcnow,
+    ) -> None:
+        self._cache = cache
+        self._store = store
+        self._ttl = timedelta(seconds=ttl_seconds)
+        self._now = wall_clock
+
+    async def create(self, manager_id: int) -> str:
+        """Open a session and return its token."""
+        token = self._cache.create(manager_id)
+        now = self._now()
+        await self._store.save(token_hash(token), manager_id, now + self._ttl, now)
+        return token
+
+    async def manager_id(self, token: str | None) -> int | None:
+        """The manager a live token belongs to, else None."""
+        if not token or len(token) > _MAX_TOKEN:
+            return None
+        cached = self._cache.manager_id(token)
+        if cached is not None:
+            return cached
+        now = self._now()
+        found = await self._store.load(token_hash(token), now)
+        if found is None:
+            return None
+        manager_id, expires_at = found
+        self._cache.adopt(token, manager_id, (expires_at - now).total_seconds())
+        return manager_id
+
+    async def drop(self, token: str | None) -> None:
+        """End a session (logout)."""
+        if not token or len(token) > _MAX_TOKEN:
+            return
+        self._cache.drop(token)
+        await self._store.delete(token_hash(token))
+
+    async def drop_manager(self, manager_id: int) -> None:
+        """End every session of a manager."""
+        self._cache.drop_manager(manager_id)
+        await self._store.delete_manager(manager_id)
 
 
 class LoginThrottle:

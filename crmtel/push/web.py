@@ -18,13 +18,14 @@ from crmtel.push import api
 from crmtel.push.context import MANAGER, STATE, WebState, current_manager, watch_scope
 from crmtel.push.hub import Connection, Hub
 from crmtel.push.messages import HELLO, encode
-from crmtel.push.sessions import COOKIE, LoginThrottle, Sessions
+from crmtel.push.sessions import COOKIE, DurableSessions, LoginThrottle, Sessions
 from crmtel.store.db import Database
 from crmtel.store.deals import DealRepository
 from crmtel.store.history import CallHistory
 from crmtel.store.managers import ManagerRepository
 from crmtel.store.notes import NoteRepository
 from crmtel.store.parties import PartyRepository
+from crmtel.store.sessions import SessionRepository
 
 __all__ = ["MANAGER", "STATE", "create_app", "current_manager", "watch_scope"]
 
@@ -80,7 +81,7 @@ async def _auth(request: web.Request, handler: Handler) -> web.StreamResponse:
         # Unknown paths get their plain 404/405: there is nothing behind them to protect.
         return await handler(request)
     try:
-        manager_id = state.sessions.manager_id(request.cookies.get(COOKIE))
+        manager_id = await state.sessions.manager_id(request.cookies.get(COOKIE))
         manager = await state.managers.get(manager_id) if manager_id is not None else None
     except StoreUnavailable as err:
         log.warning("push.session_check_failed", error=str(err))
@@ -117,8 +118,8 @@ async def _login(request: web.Request) -> web.Response:
         log.info("push.login_failed", login=login, remote=request.remote)
         return _json_error(401, "wrong login or password")
     state.throttle.succeeded(keys[0])
-    state.sessions.drop(request.cookies.get(COOKIE))
-    token = state.sessions.create(manager.id)
+    await state.sessions.drop(request.cookies.get(COOKIE))
+    token = await state.sessions.create(manager.id)
     response = web.json_response(api.manager_json(manager))
     response.set_cookie(
         COOKIE,
@@ -135,7 +136,7 @@ async def _login(request: web.Request) -> web.Response:
 
 async def _logout(request: web.Request) -> web.Response:
     state = request.app[STATE]
-    state.sessions.drop(request.cookies.get(COOKIE))
+    await state.sessions.drop(request.cookies.get(COOKIE))
     response = web.json_response({"ok": True})
     response.del_cookie(COOKIE, path="/")
     return response
@@ -232,7 +233,9 @@ def create_app(
     app[STATE] = WebState(
         settings=settings,
         hub=hub,
-        sessions=Sessions(settings.session_hours * 3600),
+        sessions=DurableSessions(
+            Sessions(settings.session_hours * 3600), SessionRepository(db), settings.session_hours * 3600
+        ),
         throttle=LoginThrottle(),
         managers=ManagerRepository(db),
         history=CallHistory(db),

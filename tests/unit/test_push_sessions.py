@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from crmtel.push.sessions import LoginThrottle, Sessions
+from datetime import UTC, datetime, timedelta
+
+from crmtel.push.sessions import DurableSessions, LoginThrottle, Sessions, token_hash
 
 
 class Clock:
@@ -53,3 +55,63 @@ def test_throttle_blocks_after_too_many_failures_then_forgives() -> None:
     throttle.failed("login:anna")
     throttle.succeeded("login:anna")
     assert not throttle.blocked("login:anna")
+
+
+class FakeStore:
+    """An in-memory SessionStore that remembers exactly what was handed to it."""
+
+    def __init__(self) -> None:
+        self.rows: dict[str, tuple[int, datetime]] = {}
+
+    async def save(self, token_hash: str, manager_id: int, expires_at: datetime, now: datetime) -> None:
+        self.rows = {k: v for k, v in self.rows.items() if v[1] > now}
+        self.rows[token_hash] = (manager_id, expires_at)
+
+    async def load(self, token_hash: str, now: datetime) -> tuple[int, datetime] | None:
+        found = self.rows.get(token_hash)
+        return found if found is not None and found[1] > now else None
+
+    async def delete(self, token_hash: str) -> None:
+        self.rows.pop(token_hash, None)
+
+    async def delete_manager(self, manager_id: int) -> None:
+        self.rows = {k: v for k, v in self.rows.items() if v[0] != manager_id}
+
+
+class WallClock:
+    def __init__(self) -> None:
+        self.now = datetime(2026, 11, 24, 9, 0, tzinfo=UTC)
+
+    def __call__(self) -> datetime:
+        return self.now
+
+
+async def test_sessions_survive_a_restart_and_only_hashes_are_stored() -> None:
+    """A token issued before a restart (new in-memory cache, same store) still opens the session; the store
+    never sees the token itself."""
+    store, wall = FakeStore(), WallClock()
+    before = DurableSessions(Sessions(3600), store, 3600, wall_clock=wall)
+    token = await before.create(7)
+    assert token not in store.rows
+    assert list(store.rows) == [token_hash(token)]
+    after = DurableSessions(Sessions(3600), store, 3600, wall_clock=wall)
+    assert await after.manager_id(token) == 7
+
+
+async def test_durable_sessions_expire_and_logout_everywhere() -> None:
+    """An expired stored session opens nothing; logout and ending a manager's sessions remove them from the store."""
+    store, wall = FakeStore(), WallClock()
+    sessions = DurableSessions(Sessions(60), store, 60, wall_clock=wall)
+    a = await sessions.create(1)
+    b = await sessions.create(1)
+    c = await sessions.create(2)
+    await sessions.drop(a)
+    restarted = DurableSessions(Sessions(60), store, 60, wall_clock=wall)
+    assert await restarted.manager_id(a) is None
+    assert await restarted.manager_id(b) == 1
+    await restarted.drop_manager(1)
+    assert await DurableSessions(Sessions(60), store, 60, wall_clock=wall).manager_id(b) is None
+    wall.now += timedelta(seconds=61)
+    assert await DurableSessions(Sessions(60), store, 60, wall_clock=wall).manager_id(c) is None
+    for junk in ("", None, "x" * 5000):
+        assert await restarted.manager_id(junk) is None
