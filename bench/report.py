@@ -21,6 +21,7 @@ import os
 import statistics
 import sys
 import time
+from collections.abc import Callable
 from datetime import date
 from pathlib import Path
 
@@ -47,19 +48,29 @@ _CALL_ANSWERED_BY = "CASE WHEN ((g / 10) * 7) % 10 < 2 AND g % 10 >= 4 THEN NULL
 _CALL_TALK = "CASE WHEN ((g / 10) * 7) % 10 < 2 THEN 0 ELSE (g * 13) % 600 END"
 
 
-def _calls_sql(dialect: str, n: int, managers: int) -> str:
-    offset = f"((g - 1) * {YEAR_SECONDS} / {n} + (g * 7) % 60)"
+def _series(dialect: str, n: int) -> tuple[str, str, Callable[[str], str]]:
+    """The ``WITH`` head, the row source of ``g`` = 1..n, and a seconds-since-2026 → timestamp renderer."""
     if dialect == "postgresql":
-        series = f"generate_series(1::bigint, {n}) AS s(g)"
-        ts = f"(timestamptz '2026-01-01 00:00:00+00' + {offset} * interval '1 second')"
+
+        def pg_ts(seconds: str) -> str:
+            return f"(timestamptz '2026-01-01 00:00:00+00' + {seconds} * interval '1 second')"
+
+        return "", f"generate_series(1::bigint, {n}) AS s(g)", pg_ts
+
+    def sqlite_ts(seconds: str) -> str:
+        return f"(strftime('%Y-%m-%d %H:%M:%S', 1767225600 + {seconds}, 'unixepoch') || '.000000')"
+
+    return f"WITH RECURSIVE s(g) AS (SELECT 1 UNION ALL SELECT g + 1 FROM s WHERE g < {n}) ", "s", sqlite_ts
+
+
+def _calls_sql(dialect: str, n: int, managers: int) -> str:
+    head, series, render_ts = _series(dialect, n)
+    ts = render_ts(f"((g - 1) * {YEAR_SECONDS} / {n} + (g * 7) % 60)")
+    if dialect == "postgresql":
         number = "lpad(((g * 7919) % 299993)::text, 7, '0')"
-        head = ""
         text_g = "g::text"
     else:
-        series = "s"
-        ts = f"(strftime('%Y-%m-%d %H:%M:%S', 1767225600 + {offset}, 'unixepoch') || '.000000')"
         number = "substr('0000000' || ((g * 7919) % 299993), -7)"
-        head = f"WITH RECURSIVE s(g) AS (SELECT 1 UNION ALL SELECT g + 1 FROM s WHERE g < {n}) "
         text_g = "CAST(g AS TEXT)"
     return (
         "INSERT INTO calls (pbx, linkedid, direction, caller_number, dialled, rang, answered_by, outcome, "
@@ -75,17 +86,7 @@ def _calls_sql(dialect: str, n: int, managers: int) -> str:
 def _deals_sql(dialect: str, n: int, managers: int) -> str:
     opened = f"((g - 1) * {YEAR_SECONDS} / {n})"
     closed = f"((g - 1) * {YEAR_SECONDS} / {n} + (g % 30) * 86400)"
-    if dialect == "postgresql":
-        head, series = "", f"generate_series(1::bigint, {n}) AS s(g)"
-
-        def ts(x: str) -> str:
-            return f"(timestamptz '2026-01-01 00:00:00+00' + {x} * interval '1 second')"
-    else:
-        head = f"WITH RECURSIVE s(g) AS (SELECT 1 UNION ALL SELECT g + 1 FROM s WHERE g < {n}) "
-        series = "s"
-
-        def ts(x: str) -> str:
-            return f"(strftime('%Y-%m-%d %H:%M:%S', 1767225600 + {x}, 'unixepoch') || '.000000')"
+    head, series, ts = _series(dialect, n)
 
     status = "CASE WHEN g % 10 < 3 THEN 'won' WHEN g % 10 < 5 THEN 'lost' ELSE 'open' END"
     return (
@@ -98,17 +99,7 @@ def _deals_sql(dialect: str, n: int, managers: int) -> str:
 def _leads_sql(dialect: str, n: int, managers: int) -> str:
     created = f"((g - 1) * {YEAR_SECONDS} / {n})"
     conv = f"((g - 1) * {YEAR_SECONDS} / {n} + (g % 20) * 86400)"
-    if dialect == "postgresql":
-        head, series = "", f"generate_series(1::bigint, {n}) AS s(g)"
-
-        def ts(x: str) -> str:
-            return f"(timestamptz '2026-01-01 00:00:00+00' + {x} * interval '1 second')"
-    else:
-        head = f"WITH RECURSIVE s(g) AS (SELECT 1 UNION ALL SELECT g + 1 FROM s WHERE g < {n}) "
-        series = "s"
-
-        def ts(x: str) -> str:
-            return f"(strftime('%Y-%m-%d %H:%M:%S', 1767225600 + {x}, 'unixepoch') || '.000000')"
+    head, series, ts = _series(dialect, n)
 
     converted = "g % 4 = 0"
     return (
