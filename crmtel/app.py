@@ -133,9 +133,7 @@ async def start(settings: Settings, *, demo: bool = False) -> AsyncIterator[Runn
         router = RoutingService(parties, settings.routing, region=settings.region)
         stack.push_async_callback(router.close)
         metered = MeteredRouter(router, metrics)
-        route_table = web.RouteTableDef()
-        for route in route_handlers(metered, settings.routing.http_token):
-            route_table.route(route.method, route.path, **route.kwargs)(route.handler)
+        route_table = route_handlers(metered, settings.routing.http_token)
         reports = report_routes(
             ReportQueries(db, QueryOptions.from_settings(settings.reports)),
             current_manager,

@@ -47,9 +47,11 @@ def has_token(request: web.Request, token: SecretStr | None) -> bool:
     return hmac.compare_digest(given.strip().encode(), token.get_secret_value().encode())
 
 
-def route_handlers(router: Router, token: SecretStr | None) -> list[web.RouteDef]:
+def route_handlers(router: Router, token: SecretStr | None) -> web.RouteTableDef:
     """The route table the web app mounts: ``app.add_routes(route_handlers(service, settings.http_token))``."""
+    table = web.RouteTableDef()
 
+    @table.get("/route")
     async def get_route(request: web.Request) -> web.StreamResponse:
         if not (is_local(request) or has_token(request, token)):
             raise web.HTTPUnauthorized(
@@ -81,7 +83,7 @@ def route_handlers(router: Router, token: SecretStr | None) -> list[web.RouteDef
             return web.Response(text=body)
         return web.json_response(decision.as_dict())
 
-    return [web.get("/route", get_route)]
+    return table
 
 
 def create_app(router: Router, token: SecretStr | None) -> web.Application:
