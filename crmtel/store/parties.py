@@ -103,17 +103,11 @@ class PartyRepository:
             return LookupResult(e164=None)
         return await self.lookup(e164)
 
-    async def _duplicates(self, session: AsyncSession, numbers: Sequence[str]) -> tuple[PartyMatch, ...]:
-        found: list[PartyMatch] = []
-        for e164 in numbers:
-            found.extend((await lookup_in(session, e164)).matches)
-        return tuple(found)
-
     async def add_client(self, client: NewClient) -> Created:
         """Create a client with its own numbers; numbers already owned elsewhere are reported."""
         phones = _unique_e164(client.phones, self._region)
         async with self._db.session() as session:
-            dups = await self._duplicates(session, [e for e, _ in phones])
+            dups = await owners_of(session, [e for e, _ in phones])
             row = ClientRow(
                 name=client.name,
                 kind=client.kind,
@@ -137,7 +131,7 @@ class PartyRepository:
         """Create a contact person acting for one or more clients."""
         numbers = _unique_e164(phones, self._region)
         async with self._db.session() as session:
-            dups = await self._duplicates(session, [e for e, _ in numbers])
+            dups = await owners_of(session, [e for e, _ in numbers])
             row = ContactRow(name=name, email=email)
             session.add(row)
             await session.flush()
@@ -152,11 +146,17 @@ class PartyRepository:
             return await add_lead_in(session, lead, phones)
 
 
+async def owners_of(session: AsyncSession, numbers: Sequence[str]) -> tuple[PartyMatch, ...]:
+    """Every record that already owns one of these E.164 numbers (reported as duplicates on insert)."""
+    found: list[PartyMatch] = []
+    for e164 in numbers:
+        found.extend((await lookup_in(session, e164)).matches)
+    return tuple(found)
+
+
 async def add_lead_in(session: AsyncSession, lead: NewLead, phones: Sequence[tuple[str, str]]) -> Created:
     """Create a lead inside an open session (``phones`` are ``(e164, raw)`` pairs)."""
-    dups: list[PartyMatch] = []
-    for e164, _ in phones:
-        dups.extend((await lookup_in(session, e164)).matches)
+    dups = await owners_of(session, [e for e, _ in phones])
     row = LeadRow(
         name=lead.name,
         company=lead.company,
@@ -169,4 +169,4 @@ async def add_lead_in(session: AsyncSession, lead: NewLead, phones: Sequence[tup
     session.add(row)
     await session.flush()
     session.add_all(PhoneRow(e164=e, raw=r, lead_id=row.id) for e, r in phones)
-    return Created(row.id, tuple(dups))
+    return Created(row.id, dups)
