@@ -177,10 +177,12 @@ class _TaskOwner:
         return self
 
     async def __aexit__(self, *_exc: object) -> None:
-        for task in self._tasks:
+        tasks = list(self._tasks)
+        for task in tasks:
             task.cancel()
-        results = await asyncio.gather(*self._tasks, return_exceptions=True)
-        for task, result in zip(list(self._tasks), results, strict=False):
+        results = await asyncio.gather(*tasks, return_exceptions=True)
+        # Pair each result with its own task: one ordered list, not two walks over a set.
+        for task, result in zip(tasks, results, strict=True):
             if isinstance(result, BaseException) and not isinstance(result, asyncio.CancelledError):
                 _log.error("task.failed", task=task.get_name(), error=repr(result))
 
