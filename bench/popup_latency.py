@@ -50,7 +50,7 @@ from crmtel.store.db import Database, upgrade
 from crmtel.store.managers import ManagerRepository
 from crmtel.store.parties import PartyRepository
 
-TRACES = Path(__file__).resolve().parents[2] / "shared" / "ami-traces"
+TRACES = Path(__file__).resolve().parents[1] / "crmtel" / "ami" / "data"
 _IDS = {"uniqueid", "linkedid", "destuniqueid", "destlinkedid"}
 _EXT = re.compile(r"(?<![0-9.])101(?![0-9])")
 MESSAGE_OF = {CallRinging: "call.ringing", CallAnswered: "call.answered", CallEnded: "call.ended"}

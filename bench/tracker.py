@@ -19,7 +19,7 @@ from crmtel.ami.events import parse_event
 from crmtel.ami.protocol import Message
 from crmtel.ami.tracker import new_state, reduce
 
-DEFAULT_TRACES = Path(__file__).resolve().parents[2] / "shared" / "ami-traces"
+DEFAULT_TRACES = Path(__file__).resolve().parents[1] / "crmtel" / "ami" / "data"
 BASE = datetime(2026, 11, 23, 19, 27, tzinfo=UTC)
 
 

@@ -9,8 +9,7 @@ import pytest
 
 from crmtel.store.db import Database
 from tests.fixtures.databases import PostgresRun, SqliteRun, pg_base_url
-
-TRACES = Path(__file__).resolve().parents[2] / "shared" / "ami-traces"
+from tests.fixtures.traces import TRACES_DIR
 
 
 @pytest.fixture(scope="session")
@@ -45,5 +44,5 @@ async def db(database_url: str) -> AsyncIterator[Database]:
 
 @pytest.fixture(scope="session")
 def traces_dir() -> Path:
-    """The shared real AMI traces."""
-    return TRACES
+    """The recorded real AMI traces kept in the repository."""
+    return TRACES_DIR

@@ -11,9 +11,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from crmtel.ami.protocol import Message, Parser, encode_action, parse_message
+from tests.fixtures.traces import TRACES_DIR
 
 BANNER = b"Asterisk Call Manager/11.0.0\r\n"
-TRACES = Path(__file__).resolve().parents[3] / "shared" / "ami-traces"
 
 
 def _feed_in_chunks(parser: Parser, data: bytes, size: int) -> list[Message]:
@@ -158,7 +158,7 @@ def test_arbitrary_bytes_never_raise_and_the_buffer_stays_bounded(data: bytes, s
 @given(st.lists(st.integers(min_value=1, max_value=40_000), max_size=30))
 def test_any_split_of_a_real_trace_gives_the_same_messages(cuts: list[int]) -> None:
     """Cutting a real trace at arbitrary points (mid-character included) changes nothing."""
-    data = (TRACES / "direct-answered.ami").read_bytes()
+    data = (TRACES_DIR / "direct-answered.ami").read_bytes()
     whole = [m.headers for m in Parser().feed(data)]
     parser = Parser()
     got: list[tuple[tuple[str, str], ...]] = []
