@@ -30,8 +30,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from benchdb import pg_database
 
+from crmtel.exchange.importer import ImportKind, import_file
 from crmtel.store.db import Database, upgrade_sync
-from crmtel.store.importer import ImportKind, import_file
 from crmtel.store.managers import ManagerRepository
 
 TARGET_SECONDS = 30.0

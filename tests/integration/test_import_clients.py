@@ -9,8 +9,8 @@ import pytest
 from sqlalchemy import func, select
 
 from crmtel.domain import PartyKind
+from crmtel.exchange.importer import ImportKind, import_file
 from crmtel.store.db import Database
-from crmtel.store.importer import ImportKind, import_file
 from crmtel.store.managers import ManagerRepository
 from crmtel.store.models import Base, ClientContactRow, ClientRow, ContactRow, PhoneRow
 from crmtel.store.parties import NewLead, PartyRepository
@@ -215,7 +215,7 @@ async def test_broken_files_raise_a_clear_error_and_write_nothing(
     db: Database, managers: dict[str, int], tmp_path: Path, data: bytes
 ) -> None:
     """Binary junk, 1 MB cells and broken quoting raise BadFile (a CrmtelError) and leave the store empty."""
-    from crmtel.store.csvio import BadFile
+    from crmtel.exchange.csvio import BadFile
 
     path = tmp_path / "broken.csv"
     path.write_bytes(data)

@@ -7,8 +7,8 @@ from pathlib import Path
 from sqlalchemy import func, select
 
 from crmtel.domain import Category, LeadStatus, PartyKind, Role
+from crmtel.exchange.importer import ImportKind, import_file
 from crmtel.store.db import Database
-from crmtel.store.importer import ImportKind, import_file
 from crmtel.store.managers import ManagerRepository
 from crmtel.store.models import LeadRow, ManagerRow, PhoneRow
 from crmtel.store.parties import NewClient, PartyRepository

@@ -9,9 +9,9 @@ import pytest
 from openpyxl import load_workbook
 from sqlalchemy import delete, select
 
+from crmtel.exchange.exporter import export_file
+from crmtel.exchange.importer import ImportKind, import_file
 from crmtel.store.db import Database
-from crmtel.store.exporter import export_file
-from crmtel.store.importer import ImportKind, import_file
 from crmtel.store.models import ClientContactRow, ClientRow, ContactRow, LeadRow, ManagerRow, PhoneRow
 from tests.integration.test_import_clients import CLIENTS
 from tests.integration.test_import_managers_leads import LEADS, MANAGERS
@@ -123,7 +123,7 @@ async def test_exported_formulas_are_neutralised(db: Database, tmp_path: Path) -
 
 async def test_export_refuses_unknown_extensions(db: Database, tmp_path: Path) -> None:
     """Exporting to .json is a clear error and writes no file."""
-    from crmtel.store.csvio import BadFile
+    from crmtel.exchange.csvio import BadFile
 
     with pytest.raises(BadFile, match="unsupported"):
         await export_file(db, ImportKind.CLIENTS, tmp_path / "c.json")

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from openpyxl import Workbook, load_workbook
 
-from crmtel.store.csvio import (
+from crmtel.exchange.csvio import (
     BadFile,
     header_key,
     neutralise,

@@ -8,8 +8,8 @@ from decimal import Decimal
 import pytest
 
 from crmtel.domain import Category, LeadStatus, Role
-from crmtel.store.csvio import BadFile, RawTable, read_csv_bytes
-from crmtel.store.importrows import (
+from crmtel.exchange.csvio import BadFile, RawTable, read_csv_bytes
+from crmtel.exchange.importrows import (
     RowError,
     parse_clients,
     parse_leads,

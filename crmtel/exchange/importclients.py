@@ -1,4 +1,4 @@
-"""Clients and their contact persons, imported in bulk (see ``crmtel.store.importer`` for the keys)."""
+"""Clients and their contact persons, imported in bulk (see ``crmtel.exchange.importer`` for the keys)."""
 
 from __future__ import annotations
 
@@ -9,8 +9,8 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from crmtel.store.csvio import RawTable
-from crmtel.store.importbase import (
+from crmtel.exchange.csvio import RawTable
+from crmtel.exchange.importbase import (
     CLIENTS,
     CONTACTS,
     ImportReport,
@@ -25,7 +25,7 @@ from crmtel.store.importbase import (
     update_by_id,
     utcnow,
 )
-from crmtel.store.importrows import (
+from crmtel.exchange.importrows import (
     ClientRecord,
     RowIssue,
     client_key,

@@ -19,9 +19,8 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from crmtel.domain import LeadStatus
 from crmtel.errors import StoreUnavailable
-from crmtel.store.csvio import RawTable, read_table
-from crmtel.store.db import Database
-from crmtel.store.importbase import (
+from crmtel.exchange.csvio import RawTable, read_table
+from crmtel.exchange.importbase import (
     LEADS,
     MANAGERS,
     ImportKind,
@@ -36,14 +35,15 @@ from crmtel.store.importbase import (
     update_by_id,
     utcnow,
 )
-from crmtel.store.importclients import import_clients
-from crmtel.store.importrows import (
+from crmtel.exchange.importclients import import_clients
+from crmtel.exchange.importrows import (
     LeadRecord,
     ManagerRecord,
     RowIssue,
     parse_leads,
     parse_managers,
 )
+from crmtel.store.db import Database
 from crmtel.store.managers import hash_password, verify_password
 from crmtel.store.models import (
     ExtensionRow,

@@ -13,9 +13,9 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from crmtel.errors import CrmtelError, StoreUnavailable
-from crmtel.store.csvio import BadFile, Cell, write_table
+from crmtel.exchange.csvio import BadFile, Cell, write_table
+from crmtel.exchange.importer import ImportKind
 from crmtel.store.db import Database
-from crmtel.store.importer import ImportKind
 from crmtel.store.models import (
     ClientContactRow,
     ClientRow,

@@ -1,26 +1,22 @@
-"""Record-store subcommands: ``import``, ``export`` and ``manager add``."""
+"""Exchange subcommands: ``import`` and ``export`` of managers, clients and leads."""
 
 from __future__ import annotations
 
 import argparse
-import asyncio
 import sys
 from pathlib import Path
 
 from crmtel.config import Settings
-from crmtel.domain import Category, Role
-from crmtel.errors import CrmtelError
+from crmtel.exchange.exporter import export_file
+from crmtel.exchange.importer import ImportKind, ImportReport, import_file
 from crmtel.store.db import Database
-from crmtel.store.exporter import export_file
-from crmtel.store.importer import ImportKind, ImportReport, import_file
-from crmtel.store.managers import ManagerRepository
 
 # More lines than this are summarised: a 100k-row file with a systematic mistake must not flood the terminal.
 MAX_SHOWN = 200
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    """Add ``import``, ``export`` and ``manager add``."""
+    """Add ``import`` and ``export``."""
     kinds = [k.value for k in ImportKind]
     imp = subparsers.add_parser(
         "import",
@@ -37,20 +33,6 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     exp.add_argument("kind", choices=kinds)
     exp.add_argument("file", type=Path, help="the format follows the extension: .csv or .xlsx")
     exp.set_defaults(handler=_export)
-
-    mgr = subparsers.add_parser("manager", help="managers and heads of sales")
-    mgr_sub = mgr.add_subparsers(dest="manager_command", required=True, metavar="ACTION")
-    add = mgr_sub.add_parser("add", help="create or update a manager (by login)")
-    add.add_argument("--login", required=True)
-    add.add_argument("--name", required=True)
-    add.add_argument("--extension", action="append", default=[], help="repeat for several phones")
-    add.add_argument("--role", choices=[r.value for r in Role], default=Role.MANAGER.value)
-    add.add_argument("--speciality", choices=[c.value for c in Category])
-    add.add_argument("--inactive", action="store_true")
-    add.add_argument(
-        "--password-stdin", action="store_true", help="read the password from the first stdin line"
-    )
-    add.set_defaults(handler=_manager_add)
 
 
 def print_report(report: ImportReport) -> None:
@@ -89,28 +71,4 @@ async def _export(args: argparse.Namespace, settings: Settings) -> int:
     finally:
         await db.dispose()
     print(f"exported {count} {args.kind} rows to {args.file}")
-    return 0
-
-
-async def _manager_add(args: argparse.Namespace, settings: Settings) -> int:
-    password: str | None = None
-    if args.password_stdin:
-        password = (await asyncio.to_thread(sys.stdin.readline)).rstrip("\r\n")
-        if not password:
-            raise CrmtelError("--password-stdin: no password on standard input")
-    db = Database(settings.database_url)
-    try:
-        manager = await ManagerRepository(db).save(
-            login=args.login,
-            name=args.name,
-            extensions=args.extension,
-            role=Role(args.role),
-            active=not args.inactive,
-            speciality=Category(args.speciality) if args.speciality else None,
-            password=password,
-        )
-    finally:
-        await db.dispose()
-    exts = ", ".join(manager.extensions) or "no extension"
-    print(f"manager {manager.login!r} (#{manager.id}, {manager.role.value}, {exts}) saved")
     return 0

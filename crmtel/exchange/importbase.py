@@ -11,7 +11,7 @@ from typing import Any
 from sqlalchemy import Table, bindparam, false, func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from crmtel.store.importrows import (
+from crmtel.exchange.importrows import (
     Parsed,
     RowIssue,
 )

@@ -10,8 +10,8 @@ from decimal import Decimal, InvalidOperation
 from typing import Generic, TypeVar
 
 from crmtel.domain import Category, LeadStatus, Role
+from crmtel.exchange.csvio import BadFile, RawTable, header_key, unneutralise
 from crmtel.phones import PhoneKind, normalize
-from crmtel.store.csvio import BadFile, RawTable, header_key, unneutralise
 
 T = TypeVar("T")
 
