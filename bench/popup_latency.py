@@ -245,7 +245,7 @@ async def run(args: argparse.Namespace) -> int:
     service = CallService(db, CallsSettings(create_leads_for_unknown=False), PartyRepository(db), notifier)
     app = create_app(WebSettings(port=0), db=db, hub=hub)
     # Sessions are opened directly: 500 argon2 logins would only measure argon2.
-    tokens = [app[STATE].sessions.create(m.id) for m in managers]
+    tokens = [await app[STATE].sessions.create(m.id) for m in managers]
     runner = web.AppRunner(app)
     await runner.setup()
     site = web.TCPSite(runner, "127.0.0.1", 0)
