@@ -35,8 +35,11 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+import smoke
+from benchdb import pg_database
 from panoramisk.ami_protocol import AMIProtocol
 from pydantic import SecretStr
+from sqlalchemy.engine import make_url
 
 from crmtel.ami.client import AmiClient, event_time, utcnow
 from crmtel.ami.connection import AmiConnection
@@ -51,6 +54,13 @@ from crmtel.store.parties import PartyRepository
 
 CHUNK = 64 * 1024
 EPOCH = 1_800_000_000.0
+FIGURES = (
+    r"^panoramisk 1\.4 bare parse +: +[\d,]+ events/s",
+    r"^crmtel parse \(Parser\.feed\) +: +[\d,]+ events/s",
+    r"^crmtel on panoramisk protocol +: +[\d,]+ events/s",
+    r"^pipeline parse->track->store +: +[\d,]+ events/s",
+    r"^full path: TCP \+ client \+ above : +[\d,]+ events/s",
+)
 
 
 def build_stream(calls: int) -> tuple[list[Recorded], bytes]:
@@ -144,7 +154,11 @@ async def connection_rate(pieces: Sequence[bytes], expected: int) -> tuple[float
 
 
 async def fresh_db(url: str | None, folder: Path) -> Database:
-    target = url or f"sqlite+aiosqlite:///{folder / 'bench.db'}"
+    """An empty migrated database: a SQLite file in ``folder``, or on a PostgreSQL server one named after it."""
+    if url is not None and make_url(url).get_backend_name() == "postgresql":
+        target = await pg_database(url, f"crmtel_bench_ami_{folder.name}", fresh=True)
+    else:
+        target = url or f"sqlite+aiosqlite:///{folder / 'bench.db'}"
     await upgrade(target)
     return Database(target)
 
@@ -179,7 +193,7 @@ async def pipeline_rate(
 
 async def tcp_rate(calls: int, url: str | None, folder: Path, expected: int) -> tuple[float, float]:
     """Events per second through TCP -> client -> service -> SQLite, the fake server in another process."""
-    sub = folder / "tcp"
+    sub = folder.with_name(f"tcp{folder.name.removeprefix('pipeline')}")
     sub.mkdir(exist_ok=True)
     db = await fresh_db(url, sub)
     child = await asyncio.create_subprocess_exec(
@@ -238,7 +252,8 @@ async def main() -> None:
     parser.add_argument("--calls", type=int, default=400)
     parser.add_argument("--database-url", default=None, help="default: a temporary SQLite file")
     parser.add_argument("--serve", type=int, default=None, help=argparse.SUPPRESS)
-    args = parser.parse_args()
+    smoke.add_smoke(parser, calls=10)
+    args = smoke.parse(parser)
     logging.disable(logging.INFO)
     if args.serve is not None:
         await serve(args.serve)
@@ -252,13 +267,15 @@ async def main() -> None:
     _show("crmtel parse (Parser.feed)", crmtel_parse_rate(pieces, len(stream)))
     _show("crmtel on panoramisk protocol", await connection_rate(pieces, len(stream)))
     with tempfile.TemporaryDirectory() as tmp:
+        # On PostgreSQL the folders name the databases: a smoke run's are its own.
+        folder = Path(tmp) / smoke.name(args, "pipeline")
+        folder.mkdir()
         _show(
             "pipeline parse->track->store",
-            await pipeline_rate(pieces, args.database_url, Path(tmp), args.calls),
+            await pipeline_rate(pieces, args.database_url, folder, args.calls),
         )
-        if args.database_url is None:
-            rates = await tcp_rate(args.calls, None, Path(tmp), len(stream) + 1)
-            _show("full path: TCP + client + above", rates)
+        rates = await tcp_rate(args.calls, args.database_url, folder, len(stream) + 1)
+        _show("full path: TCP + client + above", rates)
 
 
 if __name__ == "__main__":

@@ -28,6 +28,7 @@ from sqlalchemy.engine import make_url
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+import smoke
 from benchdb import pg_database
 
 from crmtel.exchange.importer import ImportKind, import_file
@@ -36,6 +37,11 @@ from crmtel.store.managers import ManagerRepository
 
 TARGET_SECONDS = 30.0
 DB_NAME = "crmtel_bench_import"
+FIGURES = (
+    r"^\w+: first import [\d.]+ s — imported",
+    r"^\w+: re-import [\d.]+ s — imported",
+    r"^target \(SQLite",
+)
 MANAGERS = 20
 HEADER = [
     "external_id",
@@ -94,7 +100,7 @@ async def main_async(args: argparse.Namespace) -> int:
         size_mb = csv_path.stat().st_size / 1e6
         print(f"generated {args.rows:,} rows ({size_mb:.1f} MB) in {time.perf_counter() - t0:.1f} s")
         if args.database_url:
-            url = await pg_database(args.database_url, DB_NAME, fresh=True)
+            url = await pg_database(args.database_url, smoke.name(args, DB_NAME), fresh=True)
         else:
             url = f"sqlite+aiosqlite:///{work / 'bench.db'}"
         await asyncio.to_thread(upgrade_sync, url)
@@ -115,10 +121,10 @@ async def main_async(args: argparse.Namespace) -> int:
             await db.dispose()
     # The time target is set for SQLite; on PostgreSQL the figure is reported for comparison.
     fast = elapsed < TARGET_SECONDS or backend != "sqlite"
-    ok = fast and not first.errors and again.created == 0
-    verdict = "met" if ok else "MISSED"
+    correct = not first.errors and again.created == 0
+    verdict = "met" if fast and correct else "MISSED"
     print(f"target (SQLite < {TARGET_SECONDS:.0f} s, no errors, re-import creates nothing): {verdict}")
-    return 0 if ok else 1
+    return 1 if not correct else smoke.verdict(args, missed=not fast)
 
 
 def main() -> int:
@@ -127,7 +133,8 @@ def main() -> int:
     )
     parser.add_argument("--database-url", help="PostgreSQL server URL (database crmtel_bench_import is used)")
     parser.add_argument("--rows", type=int, default=100_000)
-    return asyncio.run(main_async(parser.parse_args()))
+    smoke.add_smoke(parser, rows=300)
+    return asyncio.run(main_async(smoke.parse(parser)))
 
 
 if __name__ == "__main__":

@@ -30,6 +30,7 @@ from sqlalchemy.engine import make_url
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+import smoke
 from benchdb import pg_database, remove_sqlite
 
 from crmtel.store.db import Database, upgrade_sync
@@ -38,6 +39,7 @@ from crmtel.store.parties import PartyRepository
 TARGET_P99_MS = 1.0
 MANAGERS = 40
 DB_NAME = "crmtel_bench_lookup"
+FIGURES = (r"^\w+: [\d,]+ lookups over [\d,]+ numbers .* p99 [\d.]+ ms", r"^target p99 <= ")
 SQLITE_PATH = Path("/tmp/crmtel_bench_lookup.db")
 
 
@@ -120,17 +122,18 @@ def load_sql(pg: bool, shape: Shape) -> list[str]:
     return sql
 
 
-async def prepare(url: str | None, shape: Shape, *, reuse: bool) -> str:
+async def prepare(url: str | None, shape: Shape, *, reuse: bool, args: argparse.Namespace) -> str:
     """A loaded database (reused when asked and already filled); returns its URL."""
     pg = url is not None and make_url(url).get_backend_name() == "postgresql"
     if pg and url is not None:
-        target = await pg_database(url, DB_NAME, fresh=not reuse)
+        target = await pg_database(url, smoke.name(args, DB_NAME), fresh=not reuse)
     elif url is not None:
         target = url
     else:
+        sqlite_path = smoke.path(args, SQLITE_PATH)
         if not reuse:
-            remove_sqlite(SQLITE_PATH)
-        target = f"sqlite+aiosqlite:///{SQLITE_PATH}"
+            remove_sqlite(sqlite_path)
+        target = f"sqlite+aiosqlite:///{sqlite_path}"
     await asyncio.to_thread(upgrade_sync, target)
     db = Database(target)
     try:
@@ -202,7 +205,7 @@ async def run(url: str, numbers: list[str], warmup: int) -> tuple[list[float], l
 
 async def main_async(args: argparse.Namespace) -> int:
     shape = Shape.of(args.numbers)
-    url = await prepare(args.database_url, shape, reuse=args.reuse)
+    url = await prepare(args.database_url, shape, reuse=args.reuse, args=args)
     numbers = numbers_to_look_up(shape, args.lookups)
     latencies, cpu, found = await run(url, numbers, warmup=min(1000, args.lookups))
     ms, cpu_ms = sorted(latencies), sorted(cpu)
@@ -219,7 +222,7 @@ async def main_async(args: argparse.Namespace) -> int:
     )
     ok = p99 <= TARGET_P99_MS
     print(f"target p99 <= {TARGET_P99_MS} ms: {'met' if ok else 'MISSED'}")
-    return 0 if ok else 1
+    return smoke.verdict(args, missed=not ok)
 
 
 def main() -> int:
@@ -232,7 +235,8 @@ def main() -> int:
     parser.add_argument("--numbers", type=int, default=1_000_000)
     parser.add_argument("--lookups", type=int, default=20_000)
     parser.add_argument("--reuse", action="store_true", help="keep an already loaded database")
-    return asyncio.run(main_async(parser.parse_args()))
+    smoke.add_smoke(parser, numbers=2_000, lookups=300)
+    return asyncio.run(main_async(smoke.parse(parser)))
 
 
 if __name__ == "__main__":

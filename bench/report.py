@@ -29,6 +29,7 @@ from sqlalchemy import text
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+import smoke
 from benchdb import pg_database, remove_sqlite
 
 from crmtel.reports.models import Period
@@ -37,6 +38,7 @@ from crmtel.store.db import Database, upgrade_sync
 from crmtel.store.models import Base
 
 YEAR_SECONDS = 365 * 86400
+FIGURES = (r"^  one-month report .*: median [\d.]+ s", r"^  figures: \d+ rows, [\d,]+ calls")
 TARGETS = {"postgresql": 1.0, "sqlite": 5.0}
 MONTH = Period(date(2026, 6, 1), date(2026, 7, 1), "Europe/Moscow")
 
@@ -164,9 +166,9 @@ async def run(backend: str, args: argparse.Namespace) -> float:
         f"{backend}: {args.calls:,} calls, {args.managers} managers, {args.deals:,} deals, {args.leads:,} leads"
     )
     if backend == "postgresql":
-        url = await pg_database(args.pg_url, "crmtel_bench", fresh=not args.reuse)
+        url = await pg_database(args.pg_url, smoke.name(args, "crmtel_bench"), fresh=not args.reuse)
     else:
-        path = Path(args.sqlite_path)
+        path = smoke.path(args, Path(args.sqlite_path))
         if not args.reuse:
             await asyncio.to_thread(remove_sqlite, path)
         url = f"sqlite+aiosqlite:///{path}"
@@ -215,24 +217,38 @@ def main() -> int:
     parser.add_argument("--managers", type=int, default=200)
     parser.add_argument("--deals", type=int, default=500_000)
     parser.add_argument("--leads", type=int, default=200_000)
-    parser.add_argument("--backend", choices=("both", "postgresql", "sqlite"), default="both")
     parser.add_argument(
+        "--backend",
+        choices=("both", "postgresql", "sqlite"),
+        default=None,
+        help="default: both, or postgresql alone when --database-url is given, sqlite alone with --smoke",
+    )
+    parser.add_argument(
+        "--database-url",
         "--pg-url",
-        default=os.environ.get("CRMTEL_BENCH_PG_URL", "postgresql+asyncpg://postgres@127.0.0.1:5432/test"),
-        help="server to create the crmtel_bench database on",
+        dest="pg_url",
+        default=None,
+        help="PostgreSQL server to create the crmtel_bench database on (default $CRMTEL_BENCH_PG_URL or local)",
     )
     parser.add_argument("--sqlite-path", default="/tmp/crmtel-bench.db")
     parser.add_argument("--repeat", type=int, default=5)
     parser.add_argument(
         "--reuse", action="store_true", help="keep an already loaded database of the same size"
     )
-    args = parser.parse_args()
+    smoke.add_smoke(parser, calls=3_000, managers=5, deals=200, leads=200, repeat=1)
+    args = smoke.parse(parser)
+    if args.backend is None:
+        args.backend = "postgresql" if args.pg_url else "sqlite" if args.smoke else "both"
+    if args.pg_url is None:
+        args.pg_url = os.environ.get(
+            "CRMTEL_BENCH_PG_URL", "postgresql+asyncpg://postgres@127.0.0.1:5432/test"
+        )
     backends = ("postgresql", "sqlite") if args.backend == "both" else (args.backend,)
     missed = False
     for backend in backends:
         median = asyncio.run(run(backend, args))
         missed = missed or median > TARGETS[backend]
-    return 1 if missed else 0
+    return smoke.verdict(args, missed)
 
 
 if __name__ == "__main__":

@@ -34,6 +34,7 @@ from sqlalchemy import text
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+import smoke
 from benchdb import pg_database, remove_sqlite
 
 from crmtel.config import LogSettings, RoutingSettings
@@ -47,6 +48,10 @@ from crmtel.store.parties import PartyRepository
 TARGET_P99_MS = 10.0
 MANAGERS = 50
 DB_NAME = "crmtel_bench_route"
+FIGURES = (
+    r"^  latency connect->hang-up: p50 [\d.]+ ms, .*p99 [\d.]+ ms",
+    r"^  of which the decision inside crmtel",
+)
 WARMUP = 20
 
 
@@ -246,9 +251,9 @@ async def run(backend: str, args: argparse.Namespace) -> float:
         flush=True,
     )
     if backend == "postgresql":
-        url = await pg_database(args.pg_url, DB_NAME, fresh=not args.reuse)
+        url = await pg_database(args.pg_url, smoke.name(args, DB_NAME), fresh=not args.reuse)
     else:
-        path = Path(args.sqlite_path)
+        path = smoke.path(args, Path(args.sqlite_path))
         if not args.reuse:
             remove_sqlite(path)
         url = f"sqlite+aiosqlite:///{path}"
@@ -319,7 +324,8 @@ def main() -> int:
     parser.add_argument(
         "--reuse", action="store_true", help="keep an already loaded database of the same size"
     )
-    args = parser.parse_args()
+    smoke.add_smoke(parser, numbers=2_000, seconds=1.5)
+    args = smoke.parse(parser)
     if args.backend is None:
         args.backend = "postgresql" if args.pg_url else "sqlite"
     if args.pg_url is None:
@@ -330,7 +336,7 @@ def main() -> int:
     missed = False
     for backend in backends:
         missed = asyncio.run(run(backend, args)) > TARGET_P99_MS or missed
-    return 1 if missed else 0
+    return smoke.verdict(args, missed)
 
 
 if __name__ == "__main__":

@@ -15,12 +15,15 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+import smoke
+
 from crmtel.ami.events import parse_event
 from crmtel.ami.protocol import Message
 from crmtel.ami.tracker import new_state, reduce
 
 DEFAULT_TRACES = Path(__file__).resolve().parents[1] / "crmtel" / "ami" / "data"
 BASE = datetime(2026, 11, 23, 19, 27, tzinfo=UTC)
+FIGURES = (r"^sequential traces : +[\d,]+ AMI events/s", r"^50 concurrent +: +[\d,]+ AMI events/s")
 
 
 def load(path: Path, suffix: str = "", dt: float = 0.0) -> list[tuple[datetime, Message]]:
@@ -65,7 +68,8 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--seconds", type=float, default=3.0)
     parser.add_argument("--traces", type=Path, default=DEFAULT_TRACES)
-    args = parser.parse_args()
+    smoke.add_smoke(parser, seconds=0.3)
+    args = smoke.parse(parser)
     paths = sorted(args.traces.glob("*.jsonl"))
     if not paths:
         print(f"no traces in {args.traces}", file=sys.stderr)
