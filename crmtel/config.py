@@ -19,6 +19,7 @@ from pydantic import (
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from crmtel.errors import ConfigError
+from crmtel.i18n.formats import check_currency, zone
 
 _FROZEN = ConfigDict(frozen=True, extra="forbid")
 
@@ -119,6 +120,29 @@ class ReportsSettings(BaseModel):
     callback_match_digits: int = Field(default=10, ge=0, le=20)
 
 
+class I18nSettings(BaseModel):
+    """Language, time zone and currency of what people read (the page, reports, messages)."""
+
+    model_config = _FROZEN
+
+    # Used when a person has chosen nothing and their browser asks for no language crmtel speaks.
+    language: Literal["ru", "en"] = "ru"
+    # Money is shown in this ISO 4217 currency.
+    currency: str = "RUB"
+    # Times on the page and in messages; None means ``routing.timezone``.
+    timezone: str | None = None
+
+    @field_validator("currency")
+    @classmethod
+    def _known_currency(cls, value: str) -> str:
+        return check_currency(value)
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_zone(cls, value: str | None) -> str | None:
+        return None if value is None else zone(value).key
+
+
 class LogSettings(BaseModel):
     """Logging."""
 
@@ -148,6 +172,7 @@ class Settings(BaseSettings):
     routing: RoutingSettings = RoutingSettings()
     web: WebSettings = WebSettings()
     reports: ReportsSettings = ReportsSettings()
+    i18n: I18nSettings = I18nSettings()
     log: LogSettings = LogSettings()
 
     @field_validator("region")
@@ -161,6 +186,11 @@ class Settings(BaseSettings):
         if len(set(names)) != len(names):
             raise ValueError(f"PBX names must be unique, got {names}")
         return self
+
+    @property
+    def display_timezone(self) -> str:
+        """The zone people read times in: ``i18n.timezone``, else ``routing.timezone``."""
+        return self.i18n.timezone or self.routing.timezone
 
     @property
     def pbxes(self) -> tuple[AmiSettings, ...]:
