@@ -55,6 +55,8 @@ class Running:
     hub: Hub
     calls: CallService
     clients: tuple[AmiClient, ...]
+    # The web app as mounted (tests walk its routes).
+    app: web.Application
 
 
 @asynccontextmanager
@@ -164,7 +166,7 @@ async def start(settings: Settings, *, demo: bool = False) -> AsyncIterator[Runn
         group = await stack.enter_async_context(_TaskOwner())
         for client in clients:
             group.spawn(client.run(), name=f"ami-{client.pbx}")
-        yield Running(url, agi.port, pbxes, hub, calls, clients)
+        yield Running(url, agi.port, pbxes, hub, calls, clients, app)
 
 
 class _TaskOwner:

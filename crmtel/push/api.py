@@ -4,15 +4,17 @@ from __future__ import annotations
 
 import json
 from datetime import UTC, datetime, timedelta
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 from aiohttp import web
+from pydantic import AwareDatetime, BeforeValidator, Field, StrictInt
 
 from crmtel.domain import Manager, PartyKind
 from crmtel.phones import normalize
 from crmtel.push.context import STATE, current_manager, watch_scope
+from crmtel.push.inputs import MAX_ID, Body, LongText, Query, ShortText, read_body, read_json, read_query
 from crmtel.store.deals import DealSummary, NewDeal
 from crmtel.store.history import CallView, visible_to
 from crmtel.store.notes import CallbackTask, Note, PartyConflict
@@ -34,13 +36,8 @@ class BadRequest(web.HTTPBadRequest):
 
 
 async def json_body(request: web.Request) -> dict[str, Any]:
-    """The request's JSON object; only ``application/json`` is accepted (plain forms cannot post here)."""
-    if request.content_type != "application/json":
-        raise _error(web.HTTPUnsupportedMediaType, "send application/json")
-    try:
-        data = await request.json()
-    except (ValueError, UnicodeDecodeError) as err:
-        raise BadRequest("body is not valid JSON") from err
+    """The request's JSON object, parsed with the bounded loader (new handlers use ``inputs.read_body``)."""
+    data = await read_json(request)
     if not isinstance(data, dict):
         raise BadRequest("body must be a JSON object")
     return data
@@ -151,15 +148,18 @@ async def _visible_call(request: web.Request) -> tuple[Manager, CallView]:
     return manager, view
 
 
+class CallsQuery(Query):
+    """``?limit=&before=`` of the history list."""
+
+    limit: int = Field(default=50, ge=1, le=200)
+    before: int | None = Field(default=None, ge=1, le=MAX_ID)
+
+
 async def list_calls(request: web.Request) -> web.Response:
     """``GET /api/calls?limit=&before=``: the newest calls the manager may see."""
     state = request.app[STATE]
-    try:
-        limit = min(max(int(request.query.get("limit", "50")), 1), 200)
-        before = int(request.query["before"]) if "before" in request.query else None
-    except ValueError as err:
-        raise BadRequest("limit and before must be integers") from err
-    calls = await state.history.list(watch_scope(current_manager(request)), limit=limit, before_id=before)
+    q = read_query(request, CallsQuery)
+    calls = await state.history.list(watch_scope(current_manager(request)), limit=q.limit, before_id=q.before)
     return web.json_response({"calls": [call_json(c) for c in calls]})
 
 
@@ -180,28 +180,41 @@ async def get_call(request: web.Request) -> web.Response:
     )
 
 
+class NoteBody(Body):
+    """The result of a call."""
+
+    topic: ShortText = ""
+    result: ShortText = ""
+    comment: LongText = ""
+
+
 async def add_note(request: web.Request) -> web.Response:
     """``POST /api/calls/{call_id}/notes``: the result of the call (topic, result, comment)."""
     state = request.app[STATE]
     manager, call = await _visible_call(request)
-    body = await json_body(request)
-    topic = text_field(body, "topic", 300)
-    result = text_field(body, "result", 300)
-    comment = text_field(body, "comment", 5000)
-    if not (topic or result or comment):
+    body = await read_body(request, NoteBody)
+    if not (body.topic or body.result or body.comment):
         raise BadRequest("write a topic, a result or a comment")
-    note = await state.notes.add(call.id, manager.id, topic=topic, result=result, comment=comment)
+    note = await state.notes.add(
+        call.id, manager.id, topic=body.topic, result=body.result, comment=body.comment
+    )
     return web.json_response(_note_json(note), status=201)
+
+
+class LeadBody(Body):
+    """The lead made from a call's caller."""
+
+    name: Annotated[ShortText, Field(min_length=1)]
+    company: ShortText = ""
+    email: ShortText = ""
 
 
 async def create_lead(request: web.Request) -> web.Response:
     """``POST /api/calls/{call_id}/lead``: make the caller a lead (or fill in the lead the call already has)."""
     state = request.app[STATE]
     manager, call = await _visible_call(request)
-    body = await json_body(request)
-    name = text_field(body, "name", 300, required=True)
-    company = text_field(body, "company", 300) or None
-    email = text_field(body, "email", 300) or None
+    body = await read_body(request, LeadBody)
+    name, company, email = body.name, body.company or None, body.email or None
     if call.party_kind == PartyKind.CLIENT.value:
         raise _error(web.HTTPConflict, "this caller is already a client")
     phone = normalize(call.other_number, state.region)
@@ -234,18 +247,26 @@ def _party_ids(call: CallView) -> tuple[int | None, int | None]:
     return None, call.party_id
 
 
+def _blank_is_zero(value: object) -> object:
+    # The page's amount box may be left empty.
+    return "0" if isinstance(value, str) and not value.strip() else value
+
+
+class DealBody(Body):
+    """A deal opened from a call."""
+
+    title: Annotated[ShortText, Field(min_length=1)]
+    amount: Annotated[
+        Decimal, BeforeValidator(_blank_is_zero), Field(ge=0, lt=MAX_AMOUNT, allow_inf_nan=False)
+    ] = Decimal(0)
+
+
 async def create_deal(request: web.Request) -> web.Response:
     """``POST /api/calls/{call_id}/deals``: open a deal for the call's client or lead."""
     state = request.app[STATE]
     manager, call = await _visible_call(request)
-    body = await json_body(request)
-    title = text_field(body, "title", 300, required=True)
-    try:
-        amount = Decimal(str(body.get("amount", "0")).strip() or "0")
-    except InvalidOperation as err:
-        raise BadRequest("amount must be a number") from err
-    if not amount.is_finite() or amount < 0 or amount >= MAX_AMOUNT:
-        raise BadRequest("amount must be between 0 and 10^13")
+    body = await read_body(request, DealBody)
+    title, amount = body.title, body.amount
     client_id, lead_id = _party_ids(call)
     if client_id is None and lead_id is None:
         raise _error(web.HTTPConflict, "the caller is unknown: create a lead first")
@@ -262,29 +283,29 @@ async def create_deal(request: web.Request) -> web.Response:
     return web.json_response(_deal_json(deal), status=201)
 
 
-def _due_at(body: dict[str, Any], default_minutes: int) -> datetime:
+class TaskBody(Body):
+    """A callback task: due at a moment (with its offset) or in a number of minutes."""
+
+    title: ShortText = ""
+    due_at: AwareDatetime | None = None
+    due_minutes: Annotated[StrictInt, Field(ge=1, le=MAX_DUE_MINUTES)] | None = None
+
+
+def _due_at(body: TaskBody, default_minutes: int) -> datetime:
     now = datetime.now(UTC)
-    if body.get("due_at"):
-        raw = body["due_at"]
-        try:
-            due = datetime.fromisoformat(raw) if isinstance(raw, str) else None
-        except ValueError:
-            due = None
-        if due is None or due.tzinfo is None:
-            raise BadRequest("due_at must be an ISO date-time with a time zone")
-        return due
-    minutes = body.get("due_minutes", default_minutes)
-    if not isinstance(minutes, int) or isinstance(minutes, bool) or not 1 <= minutes <= MAX_DUE_MINUTES:
-        raise BadRequest(f"due_minutes must be a whole number from 1 to {MAX_DUE_MINUTES}")
-    return now + timedelta(minutes=minutes)
+    if body.due_at is not None:
+        if not now - timedelta(days=366) <= body.due_at <= now + timedelta(days=3660):
+            raise BadRequest("due_at must be within ten years from now")
+        return body.due_at
+    return now + timedelta(minutes=body.due_minutes or default_minutes)
 
 
 async def create_task(request: web.Request) -> web.Response:
     """``POST /api/calls/{call_id}/tasks``: a callback task for this manager, attached to the call."""
     state = request.app[STATE]
     manager, call = await _visible_call(request)
-    body = await json_body(request)
-    title = text_field(body, "title", 300) or "Call back"
+    body = await read_body(request, TaskBody)
+    title = body.title or "Call back"
     due = _due_at(body, state.callback_due_minutes)
     phone = normalize(call.other_number, state.region)
     client_id, lead_id = _party_ids(call)

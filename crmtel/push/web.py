@@ -6,17 +6,20 @@ import asyncio
 import weakref
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from pathlib import Path
+from typing import Annotated
 from urllib.parse import urlsplit
 
 import structlog
 from aiohttp import WSCloseCode, WSMsgType, web
 from aiohttp.web_urldispatcher import AbstractResource
+from pydantic import StringConstraints
 
 from crmtel.config import WebSettings
 from crmtel.errors import StoreUnavailable
 from crmtel.push import api
 from crmtel.push.context import MANAGER, STATE, WebState, current_manager, watch_scope
 from crmtel.push.hub import Connection, Hub
+from crmtel.push.inputs import MAX_BODY, Body, input_errors, read_body
 from crmtel.push.messages import HELLO, encode
 from crmtel.push.sessions import COOKIE, DurableSessions, LoginThrottle, Sessions
 from crmtel.store.db import Database
@@ -102,13 +105,17 @@ async def _index(_request: web.Request) -> web.FileResponse:
     return web.FileResponse(STATIC_DIR / "index.html", headers={"Cache-Control": "no-cache"})
 
 
+class LoginBody(Body):
+    """What the login form posts."""
+
+    login: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100)]
+    password: Annotated[str, StringConstraints(min_length=1, max_length=1000)]
+
+
 async def _login(request: web.Request) -> web.Response:
     state = request.app[STATE]
-    body = await api.json_body(request)
-    login = api.text_field(body, "login", 100, required=True)
-    password = body.get("password")
-    if not isinstance(password, str) or not password or len(password) > 1000:
-        raise api.BadRequest("password is required")
+    body = await read_body(request, LoginBody)
+    login, password = body.login, body.password
     keys = (f"login:{login.lower()}", f"addr:{request.remote}")
     if state.throttle.blocked(*keys):
         return _json_error(429, "too many failed logins, try again later")
@@ -213,7 +220,7 @@ def create_app(
     - ``subapps``: ``{"/reports": reports_app}``, mounted with ``add_subapp``; this app's session check
       runs before them, so their handlers can also use ``current_manager``.
     """
-    app = web.Application(middlewares=[_security, _auth], client_max_size=64 * 1024)
+    app = web.Application(middlewares=[_security, input_errors, _auth], client_max_size=MAX_BODY)
     public: set[AbstractResource | None] = {
         app.router.add_get("/", _index).resource,
         app.router.add_static("/static/", STATIC_DIR, follow_symlinks=False),
