@@ -41,6 +41,7 @@ from crmtel.routing.web import route_handlers
 from crmtel.store.db import Database, upgrade
 from crmtel.store.managers import ManagerRepository
 from crmtel.store.parties import PartyRepository
+from crmtel.systemd import ServiceManager
 
 _log = structlog.get_logger("crmtel.app")
 
@@ -200,23 +201,36 @@ def _report_crash(task: asyncio.Task[None]) -> None:
         _log.error("task.crashed", task=task.get_name(), error=repr(task.exception()))
 
 
+def status_line(running: Running) -> str:
+    """What ``systemctl status`` shows: PBXs logged in and calls in progress."""
+    up = sum(1 for client in running.clients if client.connected.is_set())
+    live = sum(len(state.calls) for state in running.calls.states.values())
+    return f"PBX connected {up}/{len(running.clients)}, live calls {live}, browsers {running.hub.connections}"
+
+
 async def run_until_stopped(
     settings: Settings, *, demo: bool = False, on_ready: Callable[[Running], None] | None = None
 ) -> None:
-    """Run crmtel until SIGTERM/SIGINT, then stop cleanly."""
+    """Run crmtel until SIGTERM/SIGINT, then stop cleanly (telling systemd each step when it runs us)."""
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         with contextlib.suppress(NotImplementedError):
             loop.add_signal_handler(sig, stop.set)
+    systemd = ServiceManager()
     try:
-        async with start(settings, demo=demo) as running:
+        async with start(settings, demo=demo) as running, _TaskOwner() as tasks:
+            # Here the database is migrated and the web and FastAGI sockets listen; AMI logs in meanwhile.
             _log.info("crmtel.started", web=running.web_url, agi_port=running.agi_port)
+            systemd.ready(status_line(running))
+            tasks.spawn(systemd.run(lambda: status_line(running)), name="systemd-notify")
             if on_ready is not None:
                 on_ready(running)
             await stop.wait()
             _log.info("crmtel.stopping")
+            systemd.stopping()
     finally:
+        systemd.close()
         for sig in (signal.SIGTERM, signal.SIGINT):
             with contextlib.suppress(NotImplementedError):
                 loop.remove_signal_handler(sig)
