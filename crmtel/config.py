@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import tomllib
 from datetime import time
 from pathlib import Path
@@ -105,6 +106,18 @@ class WebSettings(BaseModel):
     recordings_dir: Path = Path("/var/spool/asterisk/monitor")
     # Bearer token for GET /metrics from anywhere but this host (None: local scrapes only).
     metrics_token: SecretStr | None = None
+    # Reverse proxies (addresses or networks) whose X-Forwarded-For is believed for the client's address.
+    trusted_proxies: tuple[str, ...] = ()
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _networks(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        for item in value:
+            try:
+                ipaddress.ip_network(item.strip(), strict=False)
+            except ValueError as err:
+                raise ValueError(f"trusted_proxies: {item!r} is not an address or network") from err
+        return value
 
 
 class ReportsSettings(BaseModel):

@@ -11,7 +11,8 @@ from aiohttp.web_urldispatcher import AbstractResource
 from crmtel.config import WebSettings
 from crmtel.domain import Manager, Role
 from crmtel.push.hub import Hub
-from crmtel.push.sessions import DurableSessions, LoginThrottle
+from crmtel.push.sessions import DurableSessions
+from crmtel.push.throttle import IpNetwork, LoginThrottle
 from crmtel.store.deals import DealRepository
 from crmtel.store.history import CallHistory
 from crmtel.store.managers import ManagerRepository
@@ -27,6 +28,7 @@ class WebState:
     hub: Hub
     sessions: DurableSessions
     throttle: LoginThrottle
+    trusted_proxies: tuple[IpNetwork, ...]
     managers: ManagerRepository
     history: CallHistory
     notes: NoteRepository

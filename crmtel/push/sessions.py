@@ -1,4 +1,4 @@
-"""Server-side login sessions (random tokens, cached in memory, kept in the store) and a brake on password guessing."""
+"""Server-side login sessions (random tokens, cached in memory, kept in the store)."""
 
 from __future__ import annotations
 
@@ -150,39 +150,3 @@ class DurableSessions:
         """End every session of a manager."""
         self._cache.drop_manager(manager_id)
         await self._store.delete_manager(manager_id)
-
-
-class LoginThrottle:
-    """Refuses further attempts for a login (or from an address) after too many failures in a window."""
-
-    def __init__(
-        self, *, max_failures: int = 10, window: float = 300.0, clock: Callable[[], float] = time.monotonic
-    ) -> None:
-        self._max = max_failures
-        self._window = window
-        self._clock = clock
-        self._failures: dict[str, list[float]] = {}
-
-    def _recent(self, key: str) -> list[float]:
-        cutoff = self._clock() - self._window
-        kept = [t for t in self._failures.get(key, ()) if t > cutoff]
-        if kept:
-            self._failures[key] = kept
-        else:
-            self._failures.pop(key, None)
-        return kept
-
-    def blocked(self, *keys: str) -> bool:
-        """Whether any of the keys has used up its failures."""
-        return any(len(self._recent(k)) >= self._max for k in keys)
-
-    def failed(self, *keys: str) -> None:
-        """Count a failed attempt against every key."""
-        now = self._clock()
-        for key in keys:
-            self._failures.setdefault(key, []).append(now)
-
-    def succeeded(self, *keys: str) -> None:
-        """Forget the failures of a login that got in."""
-        for key in keys:
-            self._failures.pop(key, None)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import math
 import weakref
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from pathlib import Path
@@ -21,7 +22,8 @@ from crmtel.push.context import MANAGER, STATE, WebState, current_manager, watch
 from crmtel.push.hub import Connection, Hub
 from crmtel.push.inputs import MAX_BODY, Body, input_errors, read_body
 from crmtel.push.messages import HELLO, encode
-from crmtel.push.sessions import COOKIE, DurableSessions, LoginThrottle, Sessions
+from crmtel.push.sessions import COOKIE, DurableSessions, Sessions
+from crmtel.push.throttle import LoginThrottle, client_address, parse_networks
 from crmtel.store.db import Database
 from crmtel.store.deals import DealRepository
 from crmtel.store.history import CallHistory
@@ -116,15 +118,21 @@ async def _login(request: web.Request) -> web.Response:
     state = request.app[STATE]
     body = await read_body(request, LoginBody)
     login, password = body.login, body.password
-    keys = (f"login:{login.lower()}", f"addr:{request.remote}")
-    if state.throttle.blocked(*keys):
-        return _json_error(429, "too many failed logins, try again later")
+    address = client_address(request.remote, request.headers.get("X-Forwarded-For"), state.trusted_proxies)
+    wait = state.throttle.wait(login, address)
+    if wait > 0:
+        # Refused before the password is checked: a guess during the wait teaches nothing and costs no hash.
+        return web.json_response(
+            {"error": "too many failed logins, try again later", "retry_after": math.ceil(wait)},
+            status=429,
+            headers={"Retry-After": str(math.ceil(wait))},
+        )
     manager = await state.managers.authenticate(login, password)
     if manager is None:
-        state.throttle.failed(*keys)
-        log.info("push.login_failed", login=login, remote=request.remote)
+        state.throttle.failed(login, address)
+        log.info("push.login_failed", login=login[:100], remote=address)
         return _json_error(401, "wrong login or password")
-    state.throttle.succeeded(keys[0])
+    state.throttle.succeeded(login, address)
     await state.sessions.drop(request.cookies.get(COOKIE))
     token = await state.sessions.create(manager.id)
     response = web.json_response(api.manager_json(manager))
@@ -244,6 +252,7 @@ def create_app(
             Sessions(settings.session_hours * 3600), SessionRepository(db), settings.session_hours * 3600
         ),
         throttle=LoginThrottle(),
+        trusted_proxies=parse_networks(settings.trusted_proxies),
         managers=ManagerRepository(db),
         history=CallHistory(db),
         notes=NoteRepository(db),

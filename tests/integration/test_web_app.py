@@ -81,7 +81,12 @@ async def seed_managers(db: Database) -> dict[str, Manager]:
 
 @asynccontextmanager
 async def running_app(
-    db: Database, *, recordings_dir: Path | None = None, queue_size: int = 256, cookie_secure: bool = False
+    db: Database,
+    *,
+    recordings_dir: Path | None = None,
+    queue_size: int = 256,
+    cookie_secure: bool = False,
+    trusted_proxies: tuple[str, ...] = (),
 ) -> AsyncIterator[Rig]:
     """The web app as the composition root builds it, on 127.0.0.1 with a free port."""
     settings = WebSettings(
@@ -90,6 +95,7 @@ async def running_app(
         queue_size=queue_size,
         cookie_secure=cookie_secure,
         recordings_dir=recordings_dir or Path("/nonexistent"),
+        trusted_proxies=trusted_proxies,
     )
     managers = await seed_managers(db)
     hub = Hub(queue_size=queue_size)
@@ -171,14 +177,17 @@ async def test_login_sets_an_httponly_samesite_strict_session_cookie(db: Databas
 
 
 async def test_wrong_password_is_refused_and_guessing_is_throttled(db: Database) -> None:
-    """A wrong password gets 401 and no cookie; after ten failures even the right password gets 429 for a while."""
+    """A wrong password gets 401 and no cookie; after the free failures the pair must wait (429, Retry-After)."""
     async with running_app(db) as rig, rig.browser() as browser:
-        for _ in range(10):
+        for _ in range(5):
             async with browser.post("/api/login", json={"login": "anna", "password": "guess"}) as r:
                 assert r.status == 401
                 assert "Set-Cookie" not in r.headers
+        async with browser.post("/api/login", json={"login": "anna", "password": "guess"}) as r:
+            assert r.status == 401
         async with browser.post("/api/login", json={"login": "anna", "password": PASSWORD}) as r:
             assert r.status == 429
+            assert int(r.headers["Retry-After"]) >= 1
 
 
 async def test_unauthenticated_api_and_websocket_are_refused(db: Database) -> None:

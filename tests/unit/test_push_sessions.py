@@ -1,10 +1,10 @@
-"""Login sessions and the brake on password guessing, with a fake clock."""
+"""Login sessions, with a fake clock."""
 
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from crmtel.push.sessions import DurableSessions, LoginThrottle, Sessions, token_hash
+from crmtel.push.sessions import DurableSessions, Sessions, token_hash
 
 
 class Clock:
@@ -38,23 +38,6 @@ def test_logout_and_unknown_tokens_open_nothing() -> None:
     sessions.drop_manager(1)
     assert sessions.manager_id(b) is None
     assert sessions.manager_id(c) == 2
-
-
-def test_throttle_blocks_after_too_many_failures_then_forgives() -> None:
-    """Too many failures inside the window block the key; the window passing (or a success) lifts the block."""
-    clock = Clock()
-    throttle = LoginThrottle(max_failures=3, window=60, clock=clock)
-    for _ in range(3):
-        assert not throttle.blocked("login:anna", "addr:1")
-        throttle.failed("login:anna", "addr:1")
-    assert throttle.blocked("login:anna")
-    assert throttle.blocked("login:boris", "addr:1")
-    assert not throttle.blocked("login:boris", "addr:2")
-    clock.now += 61
-    assert not throttle.blocked("login:anna", "addr:1")
-    throttle.failed("login:anna")
-    throttle.succeeded("login:anna")
-    assert not throttle.blocked("login:anna")
 
 
 class FakeStore:

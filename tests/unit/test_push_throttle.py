@@ -1,0 +1,89 @@
+"""The login brake with a fake clock: back-off per (login, address), a cap per address, no lockout."""
+
+from __future__ import annotations
+
+import pytest
+
+from crmtel.push.throttle import LoginThrottle, client_address, parse_networks
+from tests.unit.test_push_sessions import Clock
+
+
+def _brake(clock: Clock) -> LoginThrottle:
+    return LoginThrottle(free_failures=3, base_delay=1, max_delay=8, max_logins=4, window=600, clock=clock)
+
+
+def test_failures_beyond_the_free_ones_double_the_wait_up_to_the_bound() -> None:
+    """Three failures are free; then 1, 2, 4, 8, 8 … seconds — never a lockout longer than max_delay."""
+    clock = Clock()
+    brake = _brake(clock)
+    waits = []
+    for _ in range(8):
+        assert brake.wait("anna", "10.0.0.1") == 0
+        brake.failed("anna", "10.0.0.1")
+        waits.append(brake.wait("anna", "10.0.0.1"))
+        clock.now += waits[-1]
+    assert waits == [0, 0, 0, 1, 2, 4, 8, 8]
+
+
+def test_the_brake_is_per_login_and_address_never_per_login_alone() -> None:
+    """Anna braked from one address can log in from another; Boris from the same address is untouched."""
+    clock = Clock()
+    brake = _brake(clock)
+    for _ in range(6):
+        brake.failed("anna", "10.0.0.1")
+    assert brake.wait("anna", "10.0.0.1") > 0
+    assert brake.wait("ANNA", "10.0.0.1") > 0
+    assert brake.wait("anna", "10.0.0.2") == 0
+    assert brake.wait("boris", "10.0.0.1") == 0
+
+
+def test_an_address_spraying_many_logins_is_slowed_for_all_of_them() -> None:
+    """Past max_logins distinct logins failed from one address, every login from it waits (bounded)."""
+    clock = Clock()
+    brake = _brake(clock)
+    for i in range(5):
+        brake.failed(f"user{i}", "10.0.0.9")
+    assert 0 < brake.wait("vera", "10.0.0.9") <= 8
+    assert brake.wait("vera", "10.0.0.8") == 0
+    clock.now += 8
+    assert brake.wait("vera", "10.0.0.9") == 0
+
+
+def test_success_and_time_forgive_and_memory_stays_bounded() -> None:
+    """A success resets its pair, the window forgets old failures, and the tables never exceed max_entries."""
+    clock = Clock()
+    brake = LoginThrottle(free_failures=1, window=60, max_entries=100, clock=clock)
+    brake.failed("anna", "a")
+    brake.failed("anna", "a")
+    assert brake.wait("anna", "a") > 0
+    brake.succeeded("anna", "a")
+    assert brake.wait("anna", "a") == 0
+    brake.failed("boris", "a")
+    brake.failed("boris", "a")
+    clock.now += 61
+    assert brake.wait("boris", "a") == 0
+    for i in range(10_000):
+        brake.failed(f"u{i}", f"addr{i}")
+    assert len(brake) <= 200
+
+
+TRUSTED = parse_networks(["127.0.0.1", "10.1.0.0/16"])
+
+
+@pytest.mark.parametrize(
+    ("remote", "xff", "expected"),
+    [
+        ("203.0.113.5", "1.2.3.4", "203.0.113.5"),  # not from a proxy: the header is the client's own lie
+        ("127.0.0.1", None, "127.0.0.1"),
+        ("127.0.0.1", "198.51.100.7", "198.51.100.7"),
+        ("127.0.0.1", "6.6.6.6, 198.51.100.7", "198.51.100.7"),  # the left part could be forged
+        ("127.0.0.1", "198.51.100.7, 10.1.2.3", "198.51.100.7"),  # a chain of trusted proxies
+        ("127.0.0.1", "not-an-ip", "127.0.0.1"),
+        ("127.0.0.1", "2001:db8::1", "2001:db8::1"),
+    ],
+)
+def test_client_address_believes_forwarded_for_only_from_trusted_proxies(
+    remote: str, xff: str | None, expected: str
+) -> None:
+    """X-Forwarded-For counts only when the peer is a trusted proxy, and then only its last untrusted hop."""
+    assert client_address(remote, xff, TRUSTED) == expected
