@@ -27,6 +27,7 @@ from crmtel.ami.simulator import Simulator
 from crmtel.config import AmiSettings, Settings
 from crmtel.demo import seed
 from crmtel.errors import ConfigError, StoreUnavailable
+from crmtel.i18n.models import LocaleOptions
 from crmtel.metrics import ComponentCollector, MeteredNotifier, MeteredRouter, Metrics, metrics_routes
 from crmtel.push.cards import StoreCards
 from crmtel.push.context import current_manager
@@ -143,6 +144,11 @@ async def start(settings: Settings, *, demo: bool = False) -> AsyncIterator[Runn
             managers,
             timezone=settings.reports.timezone or settings.routing.timezone,
         )
+        locale = LocaleOptions(
+            language=settings.i18n.language,
+            timezone=settings.display_timezone,
+            currency=settings.i18n.currency,
+        )
         app = create_app(
             settings.web,
             db=db,
@@ -151,6 +157,7 @@ async def start(settings: Settings, *, demo: bool = False) -> AsyncIterator[Runn
             callback_due_minutes=settings.calls.callback_due_minutes,
             routes=(reports,),
             public_routes=(route_table, metrics_routes(metrics, settings.web.metrics_token)),
+            locale=locale,
         )
         url = await stack.enter_async_context(_web(app, settings.web.host, settings.web.port))
 

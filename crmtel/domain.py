@@ -81,6 +81,8 @@ class Manager:
     active: bool
     speciality: Category | None
     extensions: tuple[str, ...]
+    # The language the person chose on the page; None follows their browser.
+    locale: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -67,7 +67,8 @@ class Catalogues:
 
     def as_json(self, lang: str) -> str:
         """One language's merged catalogue as the browser loads it."""
-        return json.dumps(dict(self.language(lang)), ensure_ascii=False, sort_keys=True)
+        plain = {k: v if isinstance(v, str) else dict(v) for k, v in self.language(lang).items()}
+        return json.dumps(plain, ensure_ascii=False, sort_keys=True)
 
 
 def _feature_files(folder: Traversable, lang: str) -> Iterator[tuple[str, dict[str, Message]]]:

@@ -10,6 +10,8 @@ from aiohttp.web_urldispatcher import AbstractResource
 
 from crmtel.config import WebSettings
 from crmtel.domain import Manager, Role
+from crmtel.i18n import Translator
+from crmtel.i18n.models import LocaleOptions
 from crmtel.push.hub import Hub
 from crmtel.push.sessions import DurableSessions
 from crmtel.push.throttle import IpNetwork, LoginThrottle
@@ -38,6 +40,7 @@ class WebState:
     callback_due_minutes: int
     public: frozenset[AbstractResource]
     sockets: weakref.WeakSet[web.WebSocketResponse]
+    locale: LocaleOptions
 
 
 STATE = web.AppKey("crmtel.push.state", WebState)
@@ -52,3 +55,10 @@ def current_manager(request: web.Request) -> Manager:
 def watch_scope(manager: Manager) -> frozenset[str] | None:
     """The extensions whose calls a manager may see; None means every call (a head of sales)."""
     return None if manager.role is Role.HEAD else frozenset(manager.extensions)
+
+
+def translator(request: web.Request) -> Translator:
+    """The language of whoever sent the request: their stored choice, else their browser's, else the default."""
+    manager = request.get(MANAGER)
+    stored = manager.locale if manager is not None else None
+    return request.app[STATE].locale.translator(stored, request.headers.get("Accept-Language"))

@@ -6,8 +6,9 @@ import asyncio
 import math
 import weakref
 from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import replace
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 from urllib.parse import urlsplit
 
 import structlog
@@ -16,11 +17,15 @@ from aiohttp.web_urldispatcher import AbstractResource
 from pydantic import StringConstraints
 
 from crmtel.config import WebSettings
+from crmtel.domain import Manager
 from crmtel.errors import StoreUnavailable
+from crmtel.i18n import supported
+from crmtel.i18n.models import LocaleOptions
+from crmtel.i18n.web import catalogue_routes
 from crmtel.push import api
-from crmtel.push.context import MANAGER, STATE, WebState, current_manager, watch_scope
+from crmtel.push.context import MANAGER, STATE, WebState, current_manager, translator, watch_scope
 from crmtel.push.hub import Connection, Hub
-from crmtel.push.inputs import MAX_BODY, Body, input_errors, read_body
+from crmtel.push.inputs import MAX_BODY, Body, InputError, input_errors, read_body
 from crmtel.push.messages import HELLO, encode
 from crmtel.push.sessions import COOKIE, DurableSessions, Sessions
 from crmtel.push.throttle import LoginThrottle, client_address, parse_networks
@@ -157,8 +162,45 @@ async def _logout(request: web.Request) -> web.Response:
     return response
 
 
+def _me_json(manager: Manager, locale: LocaleOptions, accept_language: str | None) -> dict[str, Any]:
+    return {
+        **api.manager_json(manager),
+        # What the page should use: the negotiated language, the person's own choice (None: the browser's).
+        "locale": locale.negotiate(manager.locale, accept_language),
+        "locale_choice": manager.locale,
+        "languages": list(locale.languages),
+        "timezone": locale.timezone,
+        "currency": locale.currency,
+    }
+
+
 async def _me(request: web.Request) -> web.Response:
-    return web.json_response(api.manager_json(current_manager(request)))
+    state = request.app[STATE]
+    manager = current_manager(request)
+    return web.json_response(_me_json(manager, state.locale, request.headers.get("Accept-Language")))
+
+
+class LocaleBody(Body):
+    """The language a person picks on the page (null: follow the browser again)."""
+
+    locale: Annotated[str, StringConstraints(strip_whitespace=True, max_length=35)] | None
+
+
+async def _set_locale(request: web.Request) -> web.Response:
+    """``PUT /api/me/locale`` ``{"locale": "en"}`` keeps the choice; ``null`` follows the browser again."""
+    state = request.app[STATE]
+    manager = current_manager(request)
+    body = await read_body(request, LocaleBody)
+    choice = supported(body.locale)
+    if body.locale is not None and (choice is None or choice not in state.locale.languages):
+        tr = translator(request)
+        message = tr.t(
+            "messages.locale_unsupported", locale=body.locale, choices=", ".join(state.locale.languages)
+        )
+        raise InputError(message, fields=[{"field": "locale", "message": message}])
+    await state.managers.set_locale(manager.id, choice)
+    updated = replace(manager, locale=choice)
+    return web.json_response(_me_json(updated, state.locale, request.headers.get("Accept-Language")))
 
 
 async def _send_frames(ws: web.WebSocketResponse, conn: Connection) -> None:
@@ -215,6 +257,7 @@ def create_app(
     routes: Sequence[web.RouteTableDef] = (),
     public_routes: Sequence[web.RouteTableDef] = (),
     subapps: Mapping[str, web.Application] | None = None,
+    locale: LocaleOptions | None = None,
 ) -> web.Application:
     """Build the managers' web app.
 
@@ -228,17 +271,19 @@ def create_app(
     - ``subapps``: ``{"/reports": reports_app}``, mounted with ``add_subapp``; this app's session check
       runs before them, so their handlers can also use ``current_manager``.
     """
+    locale = locale or LocaleOptions()
     app = web.Application(middlewares=[_security, input_errors, _auth], client_max_size=MAX_BODY)
     public: set[AbstractResource | None] = {
         app.router.add_get("/", _index).resource,
         app.router.add_static("/static/", STATIC_DIR, follow_symlinks=False),
         app.router.add_post("/api/login", _login).resource,
     }
-    for table in public_routes:
+    for table in (catalogue_routes(locale), *public_routes):
         public.update(r.resource for r in app.router.add_routes(table))
     public.discard(None)
     app.router.add_post("/api/logout", _logout)
     app.router.add_get("/api/me", _me)
+    app.router.add_put("/api/me/locale", _set_locale)
     app.router.add_get("/ws", _websocket)
     api.add_routes(app.router)
     for table in routes:
@@ -262,6 +307,7 @@ def create_app(
         callback_due_minutes=callback_due_minutes,
         public=frozenset(r for r in public if r is not None),
         sockets=weakref.WeakSet(),
+        locale=locale,
     )
     app.on_shutdown.append(_close_sockets)
     return app

@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
-from sqlalchemy import delete, select
+from sqlalchemy import delete, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from crmtel.domain import Category, Manager, Role
@@ -53,6 +53,7 @@ async def _to_domain(session: AsyncSession, rows: Sequence[ManagerRow]) -> list[
             active=r.active,
             speciality=Category(r.speciality) if r.speciality in {c.value for c in Category} else None,
             extensions=tuple(exts.get(r.id, ())),
+            locale=r.locale,
         )
         for r in rows
     ]
@@ -95,6 +96,11 @@ class ManagerRepository:
             session.add_all(ExtensionRow(manager_id=row.id, extension=e) for e in dict.fromkeys(extensions))
             await session.flush()
             return (await _to_domain(session, [row]))[0]
+
+    async def set_locale(self, manager_id: int, locale: str | None) -> None:
+        """Keep the language this person chose (None: follow their browser again)."""
+        async with self._db.session() as session:
+            await session.execute(update(ManagerRow).where(ManagerRow.id == manager_id).values(locale=locale))
 
     async def get(self, manager_id: int) -> Manager | None:
         """The manager with this id."""

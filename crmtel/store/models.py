@@ -47,6 +47,8 @@ class ManagerRow(Base):
     active: Mapped[bool] = mapped_column(Boolean, default=True)
     speciality: Mapped[str | None] = mapped_column(String(20))
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    # The language the person chose on the page (None: follow the browser).
+    locale: Mapped[str | None] = mapped_column(String(16))
 
 
 class ExtensionRow(Base):
