@@ -2,6 +2,7 @@
 
 ``parse_event`` never raises: an unknown event, an uninteresting ``VarSet`` or a message missing a
 required header yields None (the caller logs and skips it). ``<unknown>`` and empty values become None.
+The values Asterisk C-escapes (caller and connected-line names, ``VarSet`` values) are unescaped here, once.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import TypeAlias, TypeVar
 
+from crmtel.ami.escapes import unescape_c
 from crmtel.ami.protocol import Message
 
 # Only these channel variables matter to the tracker; every other VarSet is dropped at parse time.
@@ -373,6 +375,14 @@ def _value(h: Headers, key: str) -> str | None:
     return value[:_MAX_VALUE]
 
 
+def _escaped(h: Headers, key: str) -> str | None:
+    """A value Asterisk C-escapes (caller names, VarSet values), unescaped; see :mod:`crmtel.ami.escapes`."""
+    value = h.get(key)
+    if value is None or "\\" not in value:
+        return _value(h, key)
+    return _value({key: unescape_c(value)}, key)
+
+
 def _int(h: Headers, key: str) -> int | None:
     value = h.get(key)
     if value is None:
@@ -402,9 +412,9 @@ def _channel(h: Headers, prefix: str = "") -> ChannelInfo | None:
         linkedid=_value(h, prefix + "linkedid") or uniqueid,
         state=_int(h, prefix + "channelstate"),
         caller_num=_value(h, prefix + "calleridnum"),
-        caller_name=_value(h, prefix + "calleridname"),
+        caller_name=_escaped(h, prefix + "calleridname"),
         connected_num=_value(h, prefix + "connectedlinenum"),
-        connected_name=_value(h, prefix + "connectedlinename"),
+        connected_name=_escaped(h, prefix + "connectedlinename"),
         context=_value(h, prefix + "context"),
         exten=_value(h, prefix + "exten"),
     )
@@ -474,7 +484,7 @@ def _var_set(h: Headers, at: datetime) -> VarSet | None:
     channel = _channel(h)
     if channel is None:
         return None
-    return VarSet(at, channel, variable, _value(h, "value"))
+    return VarSet(at, channel, variable, _escaped(h, "value"))
 
 
 def _queue_caller(h: Headers) -> tuple[ChannelInfo, str] | None:

@@ -88,9 +88,20 @@ def _on_channel(tx: Tx, event: Any) -> None:
                     caller_raw=event.channel.caller_num,
                     caller_number=number,
                     caller_hidden=hidden,
-                    caller_name=event.channel.caller_name or call.caller_name,
+                    caller_name=_network_name(call, event.channel),
                 )
             )
+
+
+def _network_name(call: Call, channel: ev.ChannelInfo) -> str | None:
+    """The caller's name as the network sent it: a trunk's first ``CallerIDName`` is kept for good.
+
+    A dialplan that sets ``CALLERID(name)`` for the phones' display (the CRM's name of the client) makes
+    Asterisk send a ``NewCallerid`` with that name; the record keeps what the caller's network sent.
+    """
+    if call.origin_kind is LegKind.TRUNK:
+        return call.caller_name
+    return channel.caller_name or call.caller_name
 
 
 def _on_dial_begin(tx: Tx, event: ev.DialBegin) -> None:
