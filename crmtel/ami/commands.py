@@ -23,6 +23,7 @@ from crmtel.errors import ConfigError
 from crmtel.store.calls import CallRepository
 from crmtel.store.db import Database, upgrade
 from crmtel.store.parties import PartyRepository
+from crmtel.timestamps import iso_instant
 
 JSON_FIELDS = (
     "pbx",
@@ -104,7 +105,7 @@ def as_json(record: CallRecord) -> dict[str, Any]:
         "queue": record.queue,
         "outcome": record.outcome.value if record.outcome else None,
         "missed_reason": record.missed_reason.value if record.missed_reason else None,
-        "started_at": record.started_at.isoformat(),
+        "started_at": iso_instant(record.started_at),
         "ring_seconds": round(record.ring_seconds, 2),
         "talk_seconds": round(record.talk_seconds, 2),
         "recording_file": record.recording_file,

@@ -19,6 +19,7 @@ from crmtel.store.deals import DealSummary, NewDeal
 from crmtel.store.history import CallView, visible_to
 from crmtel.store.notes import CallbackTask, Note, PartyConflict
 from crmtel.store.parties import NewLead
+from crmtel.timestamps import iso_instant
 
 MAX_AMOUNT = Decimal("1e13")
 MAX_DUE_MINUTES = 60 * 24 * 90
@@ -70,7 +71,7 @@ def manager_json(manager: Manager) -> dict[str, Any]:
 
 
 def _iso(value: datetime | None) -> str | None:
-    return value.isoformat() if value is not None else None
+    return iso_instant(value)
 
 
 def call_json(call: CallView) -> dict[str, Any]:

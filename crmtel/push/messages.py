@@ -9,6 +9,7 @@ from decimal import Decimal
 from typing import Any
 
 from crmtel.domain import CallRecord, CallRinging
+from crmtel.timestamps import iso_value
 
 RINGING = "call.ringing"
 ANSWERED = "call.answered"
@@ -67,7 +68,7 @@ class Card:
 
 
 def _iso(value: datetime | date | None) -> str | None:
-    return value.isoformat() if value is not None else None
+    return iso_value(value)
 
 
 def _money(value: Decimal | None) -> str | None:

@@ -12,6 +12,7 @@ from html import escape
 from typing import Any
 
 from crmtel.reports.models import CallsVsDeals, ManagerFigures, Period, change_pct
+from crmtel.timestamps import iso_instant
 
 Value = int | float | str | None
 
@@ -219,7 +220,7 @@ def to_dict(report: CallsVsDeals) -> dict[str, Any]:
         "period": period(report.period),
         "previous_period": period(report.previous_period),
         "filter": {"manager_id": report.filter.manager_id, "team": report.filter.team},
-        "generated_at": report.generated_at.isoformat(),
+        "generated_at": iso_instant(report.generated_at),
         "rows": [row(r) for r in report.rows],
         "totals": row(report.totals),
         "previous_totals": row(report.previous_totals),
