@@ -174,8 +174,8 @@ async def test_ringall_pops_up_for_both_phones_and_closes_as_answered_by_103_for
         # Anna's phone never rang: no popup, and the call is not in her history either.
         await expect(anna.locator("#popups .card")).to_have_count(0)
         await anna.click("#refresh")
-        await expect(anna.locator("#history tbody tr")).to_have_count(0)
-        await expect(vera.locator("#history tbody tr")).to_have_count(1, timeout=SEEN)
+        await expect(anna.locator("[data-testid=history-row]")).to_have_count(0)
+        await expect(vera.locator("[data-testid=history-row]")).to_have_count(1, timeout=SEEN)
         assert s.dialogs == []
 
 

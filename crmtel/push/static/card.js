@@ -1,0 +1,203 @@
+// Live call cards. A card is built once per call; each websocket message updates only its status and
+// facts, so the forms (and whatever the manager typed or opened in them) live through
+// ringing → answered → ended.
+import { callActions } from "./actions.js";
+import { $, el, setText } from "./dom.js";
+import { fmtDateTime, fmtDuration, fmtMoney, fmtMonth, fmtTime, t } from "./i18n.js";
+import { phone } from "./phone.js";
+import * as words from "./words.js";
+
+const FADE_MS = 15000;
+const cards = new Map(); // call_id -> entry
+let me = null;
+let box = null;
+
+export function mountCards(container, manager) {
+  box = container;
+  me = manager;
+  box.addEventListener("keydown", (ev) => {
+    if (ev.key !== "Escape") return;
+    const node = ev.target.closest(".card");
+    if (node) { ev.preventDefault(); closeCard(node.dataset.callId, true); }
+  });
+}
+
+export function clearCards() {
+  for (const id of [...cards.keys()]) removeCard(id);
+}
+
+export function handleMessage(msg) {
+  switch (msg.type) {
+    case "hello":
+      // A fresh connection: the server resends everything still live; ended cards stay as they are.
+      for (const [id, entry] of [...cards]) if (entry.state !== "ended" && !hasDraft(entry)) removeCard(id);
+      break;
+    case "call.ringing": upsert(msg, "ringing"); break;
+    case "call.answered": upsert(msg, msg.by_me ? "mine" : "lost"); break;
+    case "call.ring_stopped": upsert(msg, "stopped"); break;
+    case "call.ended": upsert(msg, "ended"); break;
+    case "call.card": {
+      // The CRM facts arrive after the popup when the store was slow.
+      const entry = cards.get(msg.call_id);
+      if (entry && msg.card) { entry.card = msg.card; update(entry); }
+      break;
+    }
+    default: break;
+  }
+}
+
+export function relabelCards() {
+  for (const entry of cards.values()) update(entry);
+}
+
+function hasDraft(entry) {
+  return [...entry.node.querySelectorAll("input, textarea")].some((i) => i.value.trim() !== "");
+}
+
+function closeCard(callId, focusNext) {
+  removeCard(callId);
+  if (focusNext) {
+    const next = box.querySelector(".card .close");
+    (next || document.querySelector("main") || document.body).focus();
+  }
+}
+
+function removeCard(callId) {
+  const entry = cards.get(callId);
+  if (!entry) return;
+  clearTimeout(entry.timer);
+  entry.node.remove();
+  cards.delete(callId);
+}
+
+function create(msg) {
+  const parts = {
+    who: el("h2", { className: "who", testid: "card-name" }),
+    number: el("span", { className: "card-number" }),
+    kind: el("span", { className: "badge kind", testid: "card-kind" }),
+    stop: el("span", { className: "badge stop", testid: "card-stop", i18n: "page.card.stop_list", hidden: true }),
+    time: el("time", { className: "card-time", testid: "card-time" }),
+    status: el("p", { className: "status", testid: "card-status", attrs: { role: "status" } }),
+    facts: el("dl", { className: "facts", testid: "card-facts" }),
+    recent: el("section", { className: "recent", hidden: true }),
+    deals: el("section", { className: "open-deals", hidden: true }),
+  };
+  const actions = callActions(msg.call_id);
+  const close = el("button", { type: "button", className: "close icon-btn", testid: "card-close",
+    i18nAttrs: { "aria-label": "page.card.close", title: "page.card.close" }, onclick: () => closeCard(msg.call_id, true) }, "×");
+  const node = el("article", { className: "card", testid: "call-card", dataset: { callId: msg.call_id } },
+    el("header", { className: "card-head" },
+      el("div", { className: "card-title" }, parts.who,
+        el("div", { className: "card-sub" }, parts.number, parts.kind, parts.stop)),
+      el("div", { className: "card-tools" }, parts.time, close)),
+    parts.status, parts.facts, parts.deals, parts.recent, actions.node);
+  return { node, parts, actions, exts: [], card: null, caller: {}, state: null, msg };
+}
+
+function upsert(msg, state) {
+  let entry = cards.get(msg.call_id);
+  if (!entry) {
+    if (state === "ended" || state === "stopped") return; // nothing on screen to update
+    entry = create(msg);
+    entry.startedAt = msg.at;
+    cards.set(msg.call_id, entry);
+    box.prepend(entry.node);
+  }
+  if (state === "ringing" && entry.state && entry.state !== "ringing" && entry.state !== "stopped") return;
+  if (state === "stopped" && entry.exts.length > 1) {
+    entry.exts = entry.exts.filter((x) => x !== msg.extension);
+    state = "ringing";
+  } else if (state === "ringing" && !entry.exts.includes(msg.extension)) {
+    entry.exts.push(msg.extension);
+  }
+  if (state === "lost" && entry.state === "mine") return; // one of our own phones won
+  if (state === "ended" && entry.state === "lost") return; // keep saying who answered until it fades
+  entry.state = state;
+  entry.msg = msg;
+  if (msg.card) entry.card = msg.card;
+  for (const key of ["caller_number", "caller_name", "direction", "dialled"]) {
+    if (msg[key] !== undefined && msg[key] !== null) entry.caller[key] = msg[key];
+  }
+  update(entry);
+  clearTimeout(entry.timer);
+  if (state === "lost" || state === "stopped" || (state === "ended" && msg.outcome !== "answered")) {
+    // A card the manager has started writing in stays until they close it.
+    entry.timer = setTimeout(() => { if (!hasDraft(entry)) removeCard(msg.call_id); }, FADE_MS);
+  }
+}
+
+function statusText(entry) {
+  const m = entry.msg;
+  switch (entry.state) {
+    case "ringing": {
+      const ext = entry.exts.join(", ") || m.extension;
+      return m.queue ? t("page.card.ringing_queue", { ext, queue: m.queue }) : t("page.card.ringing", { ext });
+    }
+    case "mine":
+      if (me && me.role === "head") return t("page.card.in_call_by", { who: words.who(m.answered_by_name, m.answered_by) });
+      return t("page.card.in_call_you", { ext: m.answered_by });
+    case "lost": return t("page.card.answered_by", { who: words.who(m.answered_by_name, m.answered_by) });
+    case "stopped": return t("page.card.stopped", { reason: words.reason(m.reason) });
+    case "ended":
+      if (m.outcome === "answered") return t("page.card.ended", { talk: fmtDuration(m.talk_seconds) });
+      return m.missed_reason ? t("page.card.missed_because", { reason: words.reason(m.missed_reason) }) : t("page.card.missed");
+    default: return "";
+  }
+}
+
+function update(entry) {
+  const { parts, node } = entry;
+  const card = entry.card || {};
+  const c = entry.caller;
+  const number = c.direction === "outbound" ? c.dialled : c.caller_number;
+  const callerName = c.caller_name && c.caller_name !== "<unknown>" ? c.caller_name : null;
+  node.className = "card state-" + entry.state + (card.stop_list ? " stop-listed" : "");
+  node.dataset.state = entry.state;
+  setText(parts.who, card.name || callerName || number || t("page.card.unknown"));
+  node.setAttribute("aria-label", parts.who.textContent);
+  parts.number.replaceChildren(phone(card.number || number, { where: "card", callId: node.dataset.callId }) || "");
+  setText(parts.kind, words.kind(card.kind));
+  parts.kind.dataset.kind = card.kind || "call";
+  parts.stop.hidden = !card.stop_list;
+  if (entry.startedAt) {
+    parts.time.dateTime = entry.startedAt;
+    setText(parts.time, fmtTime(entry.startedAt));
+  }
+  setText(parts.status, statusText(entry));
+  entry.actions.setKind(card.kind);
+
+  const facts = [];
+  const fact = (key, value) => { if (value) facts.push(el("dt", { i18n: key }), el("dd", {}, value)); };
+  fact("page.fact.company", card.company);
+  fact("page.fact.contact", card.via_contact);
+  fact("page.fact.category", card.category ? words.category(card.category) : null);
+  fact("page.fact.manager", card.manager_name
+    ? card.manager_name + (card.manager_active ? "" : " " + t("page.fact.inactive")) : null);
+  fact("page.fact.turnover", card.turnover
+    ? fmtMoney(card.turnover) + (card.turnover_month ? " · " + fmtMonth(card.turnover_month) : "") : null);
+  fact("page.fact.caller_id", callerName && callerName !== card.name ? callerName : null);
+  fact("page.fact.also", card.also && card.also.length ? card.also.join("; ") : null);
+  parts.facts.replaceChildren(...facts);
+  parts.facts.hidden = facts.length === 0;
+
+  const recent = card.recent_calls || [];
+  parts.recent.hidden = recent.length === 0;
+  parts.recent.replaceChildren(el("h3", { i18n: "page.card.recent" }),
+    el("ul", {}, recent.map((r) => el("li", {},
+      el("time", { dateTime: r.started_at }, fmtDateTime(r.started_at, { always: true })), " · ",
+      words.direction(r.direction), " · ",
+      r.outcome === "answered" ? t("page.card.recent_talk", { talk: fmtDuration(r.talk_seconds) })
+        : words.outcome(r.outcome) + (r.missed_reason ? " (" + words.reason(r.missed_reason) + ")" : ""),
+      r.answered_by ? " · " + r.answered_by : ""))));
+
+  const deals = card.open_deals || [];
+  parts.deals.hidden = deals.length === 0;
+  parts.deals.replaceChildren(el("h3", { i18n: "page.card.open_deals" }),
+    el("ul", {}, deals.map((d) => el("li", {},
+      el("span", { className: "deal-title" }, d.title), " ",
+      el("span", { className: "money" }, fmtMoney(d.amount)),
+      d.stage ? el("span", { className: "muted" }, " · " + d.stage) : null))));
+}
+
+export const cardCount = () => cards.size;
+export const cardsBox = () => box || $("#popups");

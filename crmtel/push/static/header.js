@@ -1,0 +1,69 @@
+// The header every page shares: who is logged in, the pages, the language, log out. The main page builds
+// it here; the report page gets the same markup from the server and this module wires it up.
+import { api } from "./api.js";
+import { el, setText } from "./dom.js";
+import { LANGUAGES, t } from "./i18n.js";
+
+const LANGUAGE_NAMES = { ru: "Русский", en: "English" };
+
+export function whoText(me) {
+  const exts = me.extensions && me.extensions.length ? t("page.header.ext", { ext: me.extensions.join(", ") }) : "";
+  return [me.name, exts, me.role === "head" ? t("page.header.head") : ""].filter(Boolean).join(" · ");
+}
+
+// Each option is labelled in its own language (marked with lang=, as screen readers need).
+function languageSelect(current) {
+  return el("select", { id: "lang-select", className: "lang", testid: "lang-select",
+    i18nAttrs: { "aria-label": "page.header.language", title: "page.header.language" } },
+    LANGUAGES.map((code) => el("option", { value: code, selected: code === current, attrs: { lang: code } },
+      LANGUAGE_NAMES[code])));
+}
+
+// views: [{id, labelKey}] of the main page, shown as tabs before the report link.
+export function buildHeader(me, lang, views) {
+  const nav = el("nav", { className: "app-nav", i18nAttrs: { "aria-label": "page.nav.label" } },
+    views.map((v) => el("a", { href: "/#" + v.id, dataset: { view: v.id }, testid: "nav-" + v.id, i18n: v.labelKey })),
+    el("a", { href: "/reports/calls-vs-deals", id: "reports-link", testid: "nav-reports", i18n: "page.nav.reports" }));
+  return el("header", { className: "app-header", id: "app-header", testid: "app-header" },
+    el("a", { className: "brand", href: "/" }, "crmtel"),
+    nav,
+    el("div", { className: "app-user" },
+      el("span", { id: "conn", className: "conn off", testid: "conn", attrs: { role: "status" } }),
+      el("span", { id: "me", className: "me", testid: "me" }, whoText(me)),
+      languageSelect(lang),
+      el("button", { type: "button", id: "logout", className: "btn ghost", testid: "logout", i18n: "page.header.logout" })));
+}
+
+export function setConnection(header, on) {
+  const conn = header.querySelector("#conn");
+  if (!conn) return;
+  setText(conn, t(on ? "page.header.live" : "page.header.offline"));
+  conn.className = "conn " + (on ? "on" : "off");
+}
+
+// onLanguage(code) runs after the choice is stored; logout ends the session and goes to the login form.
+export function wireHeader(header, { onLanguage, onLogout }) {
+  const select = header.querySelector("#lang-select");
+  if (select) {
+    select.addEventListener("change", async () => {
+      const res = await api("PUT", "/api/me/locale", { locale: select.value });
+      if (res.ok) await onLanguage(select.value);
+    });
+  }
+  const logout = header.querySelector("#logout");
+  if (logout) {
+    logout.addEventListener("click", async () => {
+      await api("POST", "/api/logout");
+      await onLogout();
+    });
+  }
+}
+
+// On a server-rendered page (the report) this module wires the header by itself.
+const served = document.querySelector("header.app-header[data-server]");
+if (served) {
+  wireHeader(served, {
+    onLanguage: async () => { location.reload(); },
+    onLogout: async () => { location.assign("/"); },
+  });
+}

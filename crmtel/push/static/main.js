@@ -1,0 +1,105 @@
+// The managers' page: login, the shared header, the live cards and the registered views.
+// A new view is one module that calls registerView() (see views.js) plus one import line below.
+import { api, onUnauthorized } from "./api.js";
+import { handleMessage, mountCards, clearCards, relabelCards } from "./card.js";
+import { $, relabel } from "./dom.js";
+import { buildHeader, setConnection, whoText, wireHeader } from "./header.js";
+import { configure, guessLanguage, language, onLanguage, setLanguage, t } from "./i18n.js";
+import * as socket from "./socket.js";
+import { allViews } from "./views.js";
+import "./history.js";
+
+let me = null;
+let header = null;
+const mounted = new Map(); // view id -> its <section>
+
+function showLogin() {
+  socket.disconnect();
+  clearCards();
+  me = null;
+  $("#app").hidden = true;
+  $("#login-screen").hidden = false;
+  document.title = t("page.title.login");
+  $("#login-name").focus();
+}
+
+function showView(id) {
+  const views = allViews();
+  const view = views.find((v) => v.id === id) || views[0];
+  for (const [vid, section] of mounted) section.hidden = vid !== view.id;
+  for (const link of header.querySelectorAll(".app-nav a[data-view]")) {
+    if (link.dataset.view === view.id) link.setAttribute("aria-current", "page");
+    else link.removeAttribute("aria-current");
+  }
+  document.title = t("page.title.main");
+  if (view.show) view.show();
+}
+
+async function start(manager) {
+  me = manager;
+  configure(manager);
+  if (manager.locale && manager.locale !== language()) await setLanguage(manager.locale);
+  $("#login-screen").hidden = true;
+  $("#app").hidden = false;
+  header = buildHeader(me, language(), allViews());
+  $("#app-header").replaceWith(header);
+  wireHeader(header, {
+    onLanguage: async (code) => { await setLanguage(code); },
+    onLogout: async () => { showLogin(); },
+  });
+  mountCards($("#popups"), me);
+  const main = $("#views");
+  for (const view of allViews()) {
+    if (mounted.has(view.id)) continue;
+    const section = document.createElement("section");
+    section.id = "view-" + view.id;
+    section.className = "view";
+    section.dataset.testid = "view-" + view.id;
+    main.append(section);
+    mounted.set(view.id, section);
+    view.mount(section, me);
+  }
+  socket.connect();
+  showView(location.hash.slice(1));
+}
+
+onLanguage(() => {
+  relabel(document);
+  relabelCards();
+  if (header && me) {
+    header.querySelector("#me").textContent = whoText(me);
+    setConnection(header, header.querySelector("#conn").classList.contains("on"));
+  }
+  document.title = t(me ? "page.title.main" : "page.title.login");
+  if (me) for (const view of allViews()) if (view.onLanguage) view.onLanguage();
+});
+
+socket.onStatus((on) => { if (header) setConnection(header, on); });
+socket.onMessage((msg) => {
+  handleMessage(msg);
+  for (const view of allViews()) if (view.onMessage) view.onMessage(msg);
+});
+onUnauthorized(() => { if (me) showLogin(); });
+window.addEventListener("hashchange", () => { if (me) showView(location.hash.slice(1)); });
+
+$("#login-form").addEventListener("submit", async (ev) => {
+  ev.preventDefault();
+  const error = $("#login-error");
+  error.textContent = "";
+  const res = await api("POST", "/api/login", { login: $("#login-name").value, password: $("#login-password").value });
+  if (res.ok) {
+    $("#login-password").value = "";
+    // /api/me adds what the login answer lacks: the language, time zone and currency.
+    const full = await api("GET", "/api/me");
+    await start(full.ok ? full.data : res.data);
+  }
+  else error.textContent = res.status === 401 ? t("page.login.wrong") : (res.data && res.data.error) || t("page.login.failed");
+});
+
+async function boot() {
+  await setLanguage(guessLanguage());
+  const res = await api("GET", "/api/me");
+  if (res.ok) await start(res.data); else showLogin();
+}
+
+boot();
