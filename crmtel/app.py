@@ -27,6 +27,8 @@ from crmtel.ami.simulator import Simulator
 from crmtel.config import AmiSettings, Settings
 from crmtel.demo import seed
 from crmtel.errors import ConfigError, StoreUnavailable
+from crmtel.health.service import HealthCheck
+from crmtel.health.web import health_routes
 from crmtel.i18n.models import LocaleOptions
 from crmtel.metrics import ComponentCollector, MeteredNotifier, MeteredRouter, Metrics, metrics_routes
 from crmtel.push.cards import StoreCards
@@ -149,6 +151,8 @@ async def start(settings: Settings, *, demo: bool = False) -> AsyncIterator[Runn
             timezone=settings.display_timezone,
             currency=settings.i18n.currency,
         )
+        clients = tuple(AmiClient(pbx, calls) for pbx in pbxes)
+        health = health_routes(HealthCheck(db, clients))
         app = create_app(
             settings.web,
             db=db,
@@ -156,7 +160,7 @@ async def start(settings: Settings, *, demo: bool = False) -> AsyncIterator[Runn
             region=settings.region,
             callback_due_minutes=settings.calls.callback_due_minutes,
             routes=(reports,),
-            public_routes=(route_table, metrics_routes(metrics, settings.web.metrics_token)),
+            public_routes=(route_table, metrics_routes(metrics, settings.web.metrics_token), health),
             locale=locale,
         )
         url = await stack.enter_async_context(_web(app, settings.web.host, settings.web.port))
@@ -169,7 +173,6 @@ async def start(settings: Settings, *, demo: bool = False) -> AsyncIterator[Runn
             raise ConfigError(f"FastAGI: cannot listen on {where}: {err.strerror or err}") from err
         stack.push_async_callback(agi.stop)
 
-        clients = tuple(AmiClient(pbx, calls) for pbx in pbxes)
         metrics.watch(ComponentCollector(clients=clients, calls=calls, browsers=hub, agi=agi))
         group = await stack.enter_async_context(_TaskOwner())
         for client in clients:

@@ -40,6 +40,8 @@ class AmiSettings(BaseModel):
     ping_timeout: float = Field(default=3.0, gt=0)
     reconnect_min: float = Field(default=0.5, gt=0)
     reconnect_max: float = Field(default=30.0, gt=0)
+    # First wait after the PBX refused the login (doubling up to 10 min): a wrong secret is not a network blip.
+    login_retry: float = Field(default=60.0, gt=0)
     enabled: bool = True
     # Endpoints that are trunks even though their names look like extensions (e.g. a provider called "5000").
     trunks: tuple[str, ...] = ()

@@ -59,6 +59,21 @@ class AmiCounters(Protocol):
         ...
 
     @property
+    def reconnects(self) -> int:
+        """Connection attempts after the first one."""
+        ...
+
+    @property
+    def connect_failures(self) -> int:
+        """Attempts that never reached a PBX (refused, unreachable, timed out)."""
+        ...
+
+    @property
+    def login_failures(self) -> int:
+        """Logins the PBX refused."""
+        ...
+
+    @property
     def resyncs(self) -> int:
         """CoreShowChannels resyncs so far."""
         ...
@@ -142,7 +157,17 @@ class ComponentCollector:
         logins = CounterMetricFamily(
             "crmtel_ami_connections", "AMI logins (first one included).", labels=["pbx"]
         )
-        again = CounterMetricFamily("crmtel_ami_reconnects", "AMI logins after the first.", labels=["pbx"])
+        again = CounterMetricFamily(
+            "crmtel_ami_reconnects", "AMI connection attempts after the first one.", labels=["pbx"]
+        )
+        unreachable = CounterMetricFamily(
+            "crmtel_ami_connect_failures",
+            "AMI connection attempts that never reached the PBX (refused, unreachable, timed out).",
+            labels=["pbx"],
+        )
+        refused = CounterMetricFamily(
+            "crmtel_ami_login_failures", "AMI logins the PBX refused (wrong user or secret).", labels=["pbx"]
+        )
         received = CounterMetricFamily("crmtel_ami_events_received", "AMI events read.", labels=["pbx"])
         handled = CounterMetricFamily("crmtel_ami_events_handled", "AMI events handled.", labels=["pbx"])
         resyncs = CounterMetricFamily("crmtel_ami_resyncs", "CoreShowChannels resyncs.", labels=["pbx"])
@@ -150,11 +175,13 @@ class ComponentCollector:
             labels = [client.pbx]
             up.add_metric(labels, 1.0 if client.connected.is_set() else 0.0)
             logins.add_metric(labels, client.connections)
-            again.add_metric(labels, max(0, client.connections - 1))
+            again.add_metric(labels, client.reconnects)
+            unreachable.add_metric(labels, client.connect_failures)
+            refused.add_metric(labels, client.login_failures)
             received.add_metric(labels, client.received)
             handled.add_metric(labels, client.handled)
             resyncs.add_metric(labels, client.resyncs)
-        return (up, logins, again, received, handled, resyncs)
+        return (up, logins, again, unreachable, refused, received, handled, resyncs)
 
     def _call_service(self, calls: CallCounters) -> Iterable[Metric]:
         live = GaugeMetricFamily("crmtel_calls_live", "Calls in progress, per PBX.", labels=["pbx"])

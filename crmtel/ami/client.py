@@ -35,6 +35,7 @@ import contextlib
 import hashlib
 import logging
 import random
+import time
 from collections import deque
 from collections.abc import Callable, Coroutine, Sequence
 from dataclasses import dataclass
@@ -57,6 +58,9 @@ __all__ = [
 ]
 
 log = logging.getLogger(__name__)
+
+# The longest wait between two logins the PBX refused (the wait doubles from ``login_retry``).
+LOGIN_RETRY_MAX = 600.0
 
 
 class LoginFailed(AmiError):
@@ -126,7 +130,16 @@ class AmiClient:
         self.connect_timeout = connect_timeout
         self.action_timeout = action_timeout
         self.connected = asyncio.Event()
+        # Counters (read by /metrics): successful logins; connection attempts after the first; attempts that
+        # never reached the PBX (refused, unreachable, timed out); logins the PBX refused.
         self.connections = 0
+        self.reconnects = 0
+        self.connect_failures = 0
+        self.login_failures = 0
+        # Why the last attempt or connection ended (for /healthz); None until something went wrong.
+        self.last_error: str | None = None
+        # time.monotonic() of the last event read (for /healthz); None before the first.
+        self.last_event_at: float | None = None
         self.resyncs = 0
         self.received = 0
         self.handled = 0
@@ -140,6 +153,15 @@ class AmiClient:
         self._listing: str | None = None
         self._holding: list[tuple[Message, datetime]] | None = None
         self._busy = False
+
+    @property
+    def state(self) -> str:
+        """``connected``, ``login_failed``, ``unreachable`` or ``connecting`` (no addresses, no secrets)."""
+        if self.connected.is_set():
+            return "connected"
+        if self.last_error is None:
+            return "connecting"
+        return "login_failed" if self.last_error.startswith("login refused") else "unreachable"
 
     @property
     def idle(self) -> bool:
@@ -159,19 +181,41 @@ class AmiClient:
 
     async def _connect_loop(self) -> None:
         attempt = 0
+        refused = 0
+        reason = ""
         while True:
             before = self.connections
             try:
                 await self._session()
+            except LoginFailed as err:
+                # Not a network error: retrying quickly only fills the PBX's security log and can get the
+                # address banned (fail2ban); the admin has to fix the username or the secret.
+                self.login_failures += 1
+                self.last_error = f"login refused: {err}"
+                reason = str(err)
+                refused += 1
             except (OSError, TimeoutError, AmiError) as err:
-                log.warning("ami %s: connection ended: %s: %s", self.pbx, err.__class__.__name__, err)
+                if isinstance(err, OSError | TimeoutError) and self.connections == before:
+                    self.connect_failures += 1
+                self.last_error = f"{err.__class__.__name__}: {err}" if str(err) else err.__class__.__name__
+                log.warning("ami %s: connection ended: %s", self.pbx, self.last_error)
+                refused = 0
             if self.connections > before:
                 attempt = 0
             s = self.settings
-            delay = min(s.reconnect_max, s.reconnect_min * (2**attempt)) * random.uniform(0.9, 1.1)
-            attempt = min(attempt + 1, 30)
-            log.info("ami %s: reconnecting in %.1f s", self.pbx, delay)
+            if refused:
+                delay = min(LOGIN_RETRY_MAX, s.login_retry * 2 ** (refused - 1))
+                log.error(
+                    "ami %s: login refused for user %r at %s:%d (%s): check the AMI username and secret in "
+                    "crmtel's config and in manager.conf; next try in %.1f s",
+                    self.pbx, s.username, s.host, s.port, reason, delay,
+                )  # fmt: skip
+            else:
+                delay = min(s.reconnect_max, s.reconnect_min * (2**attempt)) * random.uniform(0.9, 1.1)
+                attempt = min(attempt + 1, 30)
+                log.info("ami %s: reconnecting in %.1f s", self.pbx, delay)
             await asyncio.sleep(delay)
+            self.reconnects += 1
 
     async def _session(self) -> None:
         """One connection, from connect until it fails (it always ends with an exception)."""
@@ -195,6 +239,7 @@ class AmiClient:
             await self._login(conn)
             logged_in = True
             self.connections += 1
+            self.last_error = None
             log.info("ami %s: logged in to %s:%d", self.pbx, s.host, s.port)
             tasks.add(asyncio.create_task(self._watchdog(conn), name=f"ami-watchdog-{self.pbx}"))
             await self._resync(conn)
@@ -228,6 +273,7 @@ class AmiClient:
     def _on_event(self, message: Message) -> None:
         """An event from the connection (called from its ``data_received``, in wire order)."""
         self.received += 1
+        self.last_event_at = time.monotonic()
         item = (message, event_time(message, self.clock()))
         if self._holding is not None:
             self._holding.append(item)
@@ -370,7 +416,7 @@ class AmiClient:
                         await self.sink.on_event(self.pbx, item[0], item[1])
                     except Exception:  # a bad event or a failing consumer must never stop the stream
                         log.exception("ami %s: event handler failed on %s; skipped", self.pbx, item[0].event)
-                self.handled += 1
+                    self.handled += 1
                 since_flush += 1
                 if since_flush >= self.batch or (
                     not items and loop.time() - last_flush >= self.flush_interval

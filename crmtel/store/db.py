@@ -10,7 +10,7 @@ from typing import Any
 
 from alembic import command
 from alembic.config import Config as AlembicConfig
-from sqlalchemy import event
+from sqlalchemy import event, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
@@ -67,6 +67,11 @@ class Database:
             raise StoreUnavailable(f"database error: {err.__class__.__name__}: {err}") from err
         except OSError as err:
             raise StoreUnavailable(f"database unreachable: {err}") from err
+
+    async def ping(self) -> None:
+        """One trivial query: StoreUnavailable unless the database answers."""
+        async with self.session() as session:
+            await session.execute(text("SELECT 1"))
 
     async def dispose(self) -> None:
         """Close every pooled connection (and first whatever registered with ``on_dispose``)."""

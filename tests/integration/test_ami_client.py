@@ -115,6 +115,52 @@ async def test_wrong_secret_never_connects_and_keeps_retrying(traces_dir: Path) 
     assert sink.events == []
 
 
+async def test_a_refused_login_is_logged_as_one_counted_and_retried_slower(
+    traces_dir: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Wrong secret: an error naming the user (never the secret), login_failures counted, waits login_retry."""
+    server = FakeAmiServer(load_ami(traces_dir / "queue-abandoned.ami"))
+    await server.start()
+    settings = settings_for(server, secret=SecretStr("wrong-secret-xyz"), login_retry=0.4)
+    client = AmiClient(settings, RecordingSink())
+    caplog.set_level(logging.INFO, logger="crmtel.ami.client")
+    try:
+        async with running(client):
+            await asyncio.sleep(1.0)
+    finally:
+        await server.close()
+    # 0.4 s then 0.8 s: two or three attempts in a second (a network error would retry every 0.05-0.2 s).
+    assert 2 <= client.login_failures <= 3
+    assert client.connect_failures == 0
+    assert client.reconnects == client.login_failures - 1 or client.reconnects == client.login_failures
+    assert client.last_error == "login refused: Authentication failed"
+    errors = [r.getMessage() for r in caplog.records if r.levelno == logging.ERROR]
+    assert errors
+    assert "login refused for user 'crmtel' at 127.0.0.1" in errors[0]
+    assert "check the AMI username and secret" in errors[0]
+    assert all("wrong-secret-xyz" not in r.getMessage() for r in caplog.records)
+    assert not any("reconnecting in" in r.getMessage() for r in caplog.records)
+
+
+async def test_refused_connections_count_as_reconnects_and_connect_failures() -> None:
+    """Nobody listening: every retry is a reconnect and a connect failure; no login, no login failure."""
+    probe = await asyncio.start_server(lambda _r, _w: None, "127.0.0.1", 0)
+    port = probe.sockets[0].getsockname()[1]
+    probe.close()
+    await probe.wait_closed()
+    settings = AmiSettings.model_validate(
+        {"port": port, "reconnect_min": 0.05, "reconnect_max": 0.05, "secret": SecretStr("s")}
+    )
+    client = AmiClient(settings, RecordingSink())
+    async with running(client):
+        await wait_for(lambda: client.reconnects >= 3)
+    assert client.connections == 0
+    assert client.login_failures == 0
+    assert client.connect_failures >= client.reconnects >= 3
+    assert client.last_error is not None
+    assert "ConnectionRefusedError" in client.last_error
+
+
 async def test_watchdog_reconnects_when_pings_go_unanswered(traces_dir: Path) -> None:
     """With the PBX silent on Ping, the client drops the link and logs in again."""
     server = FakeAmiServer(load_ami(traces_dir / "queue-abandoned.ami"), speed=1.0)

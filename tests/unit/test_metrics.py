@@ -35,6 +35,9 @@ class FakeClient:
     pbx: str
     connected: asyncio.Event = field(default_factory=asyncio.Event)
     connections: int = 0
+    reconnects: int = 0
+    connect_failures: int = 0
+    login_failures: int = 0
     resyncs: int = 0
     received: int = 0
     handled: int = 0
@@ -72,6 +75,7 @@ def test_collector_reads_component_counters_at_scrape_time() -> None:
 
     one.connected.set()
     one.connections, one.received, one.handled, one.resyncs = 3, 120, 118, 3
+    one.reconnects, one.connect_failures, one.login_failures = 6, 2, 1
     two.connections = 1
     calls.states = {"pbx1": _state("pbx1", "a.1", "a.2"), "branch": _state("branch")}
     calls.events, calls.flushes, calls.pending = 77, 5, 2
@@ -80,8 +84,10 @@ def test_collector_reads_component_counters_at_scrape_time() -> None:
     assert _value(metrics, "crmtel_ami_connected", pbx="pbx1") == 1
     assert _value(metrics, "crmtel_ami_connected", pbx="branch") == 0
     assert _value(metrics, "crmtel_ami_connections_total", pbx="pbx1") == 3
-    assert _value(metrics, "crmtel_ami_reconnects_total", pbx="pbx1") == 2
+    assert _value(metrics, "crmtel_ami_reconnects_total", pbx="pbx1") == 6
     assert _value(metrics, "crmtel_ami_reconnects_total", pbx="branch") == 0
+    assert _value(metrics, "crmtel_ami_connect_failures_total", pbx="pbx1") == 2
+    assert _value(metrics, "crmtel_ami_login_failures_total", pbx="pbx1") == 1
     assert _value(metrics, "crmtel_ami_events_received_total", pbx="pbx1") == 120
     assert _value(metrics, "crmtel_ami_events_handled_total", pbx="pbx1") == 118
     assert _value(metrics, "crmtel_ami_resyncs_total", pbx="pbx1") == 3

@@ -1,0 +1,1 @@
+"""Health: what /healthz reports to monitoring and load balancers."""
