@@ -123,6 +123,34 @@ class LookupResult:
         return len(self.matches) > 1 and self.matches[0].rank == self.matches[1].rank
 
 
+class QueueOutcome(enum.StrEnum):
+    """How a caller's wait in a queue ended."""
+
+    ANSWERED = "answered"  # a member of the queue picked up
+    ABANDONED = "abandoned"  # the caller hung up while waiting
+    EXITED = "exited"  # the queue let the caller go unanswered (timeout, no members): the dialplan goes on
+
+
+@dataclass(frozen=True, slots=True)
+class QueueVisit:
+    """One wait of a caller in one queue: joined, offered to members, then answered, abandoned or exited."""
+
+    queue: str
+    joined_at: datetime
+    left_at: datetime | None = None
+    outcome: QueueOutcome | None = None  # None while the caller is still waiting
+    answered_by: str | None = None
+    # Extensions of the real phones the queue rang, in first-offer order (``Local/`` members by their phone).
+    offered: tuple[str, ...] = ()
+
+    @property
+    def wait_seconds(self) -> float | None:
+        """Join to answer (or to abandon/exit); None while waiting."""
+        if self.left_at is None:
+            return None
+        return max(0.0, round((self.left_at - self.joined_at).total_seconds(), 3))
+
+
 @dataclass(frozen=True, slots=True)
 class CallRecord:
     """The one record a finished (or, while ``ended_at`` is None, a live) call yields."""
@@ -153,6 +181,7 @@ class CallRecord:
     party_name: str | None = None
     manager_id: int | None = None
     extra: dict[str, str] = field(default_factory=dict)
+    queue_visits: tuple[QueueVisit, ...] = ()
 
 
 def call_id(pbx: str, linkedid: str) -> str:
@@ -205,4 +234,17 @@ class CallEnded:
     at: datetime
 
 
-CallEvent = CallRinging | CallRingStopped | CallAnswered | CallEnded
+@dataclass(frozen=True, slots=True)
+class CallQueued:
+    """A caller joined a queue (``outcome`` None: waiting) or left it (answered, abandoned, exited)."""
+
+    call_id: str
+    queue: str
+    caller_number: str | None
+    caller_name: str | None
+    joined_at: datetime
+    outcome: QueueOutcome | None
+    at: datetime
+
+
+CallEvent = CallRinging | CallRingStopped | CallAnswered | CallEnded | CallQueued

@@ -19,6 +19,7 @@ from dataclasses import replace
 from typing import Any
 
 from crmtel.ami import events as ev
+from crmtel.ami import tracker_queue
 from crmtel.ami.tracker_core import (
     DIAL_STOP_REASON,
     HANGUP_STOP_REASON,
@@ -31,6 +32,7 @@ from crmtel.ami.tracker_core import (
     answer_by_bridge,
     attach,
     end_call,
+    leave_queue,
     leg_of,
     new_state,
     origin_extension,
@@ -50,7 +52,7 @@ from crmtel.ami.tracker_model import (
     party_number,
 )
 from crmtel.ami.tracker_sync import restore, resync, snapshot
-from crmtel.domain import CallRinging, CallRingStopped, Direction, MissedReason
+from crmtel.domain import CallRinging, CallRingStopped, Direction, MissedReason, QueueOutcome
 
 __all__ = [
     "CallStarted",
@@ -132,6 +134,7 @@ def _on_dial_begin(tx: Tx, event: ev.DialBegin) -> None:
         extension = dest.extension
         rang = call.rang if extension in call.rang else (*call.rang, extension)
         call = replace(call, rang=rang, ringing={**call.ringing, event.dest.uniqueid: extension})
+        call = tracker_queue.offered(call, extension)
         tx.emit(
             CallRinging(
                 call_id=tx.cid(call.linkedid),
@@ -223,6 +226,8 @@ def _on_hangup(tx: Tx, event: ev.Hangup) -> None:
         changes["unanswered_reason"] = MissedReason.ABANDONED_IN_QUEUE
         changes["in_queue"] = False
     call = replace(call, **changes)
+    if uid == call.linkedid and call.answered_by is None:
+        call = leave_queue(tx, call, QueueOutcome.ABANDONED)
     if leg is not None and leg.bridge is not None:
         unbridge(tx, leg.bridge, uid)
     tx.index(uid, None)
@@ -284,7 +289,10 @@ def _on_var_set(tx: Tx, event: ev.VarSet) -> None:
 def _on_queue_join(tx: Tx, event: ev.QueueCallerJoin) -> None:
     call = attach(tx, event.channel)
     if call is not None:
+        call, queued = tracker_queue.joined(tx.state.pbx, call, event.queue[:64], tx.at)
         tx.put(replace(call, queue=event.queue[:64], in_queue=True))
+        if queued is not None:
+            tx.emit(queued)
 
 
 def _on_queue_leave(tx: Tx, event: ev.QueueCallerLeave) -> None:
@@ -294,6 +302,9 @@ def _on_queue_leave(tx: Tx, event: ev.QueueCallerLeave) -> None:
     changes: dict[str, Any] = {"in_queue": False}
     if call.answered_by is None and call.unanswered_reason is not MissedReason.ABANDONED_IN_QUEUE:
         changes["unanswered_reason"] = MissedReason.NO_ANSWER
+    if call.answered_by is None:
+        call = leave_queue(tx, call, QueueOutcome.EXITED)
+        tx.put(call)
     if call.in_queue or changes.keys() - {"in_queue"}:
         tx.put(replace(call, **changes))
 
@@ -301,6 +312,7 @@ def _on_queue_leave(tx: Tx, event: ev.QueueCallerLeave) -> None:
 def _on_queue_abandon(tx: Tx, event: ev.QueueCallerAbandon) -> None:
     call = attach(tx, event.channel)
     if call is not None and call.answered_by is None:
+        call = leave_queue(tx, call, QueueOutcome.ABANDONED)
         tx.put(
             replace(
                 call,

@@ -7,6 +7,7 @@ from datetime import datetime
 from typing import TypeAlias
 
 from crmtel.ami import events as ev
+from crmtel.ami import tracker_queue
 from crmtel.ami.tracker_model import (
     FINISHED_KEEP,
     Call,
@@ -24,9 +25,11 @@ from crmtel.domain import (
     CallEnded,
     CallRecord,
     CallRinging,
+    CallQueued,
     CallRingStopped,
     Direction,
     MissedReason,
+    QueueOutcome,
     call_id,
 )
 from crmtel.phones import PhoneKind, normalize
@@ -50,7 +53,9 @@ class CallUpdated:
     at: datetime
 
 
-Effect: TypeAlias = CallStarted | CallUpdated | CallRinging | CallRingStopped | CallAnswered | CallEnded
+Effect: TypeAlias = (
+    CallStarted | CallUpdated | CallRinging | CallRingStopped | CallAnswered | CallEnded | CallQueued
+)
 
 DIAL_STOP_REASON = {
     "NOANSWER": "no answer",
@@ -307,6 +312,7 @@ def end_call(tx: Tx, call: Call) -> None:
     for uid in call.legs:
         if tx.linkedid_of(uid) == call.linkedid:
             tx.index(uid, None)
+    call = leave_queue(tx, call, QueueOutcome.ABANDONED)
     record = build_record(tx.state, call, ended_at=tx.at)
     tx.drop(call.linkedid)
     tx.before.pop(call.linkedid, None)
@@ -322,6 +328,8 @@ def answer(tx: Tx, call: Call, extension: str | None) -> Call:
         return call
     if call.answered_by is not None and not call.transfer_pending:
         return call
+    if call.answered_by is None:
+        call = leave_queue(tx, call, QueueOutcome.ANSWERED, extension)
     previous = call.answered_by if call.transfer_pending and call.answered_by != extension else None
     call = replace(
         call,
@@ -332,6 +340,14 @@ def answer(tx: Tx, call: Call, extension: str | None) -> Call:
         in_queue=False,
     )
     tx.emit(CallAnswered(tx.cid(call.linkedid), extension, tx.at))
+    return call
+
+
+def leave_queue(tx: Tx, call: Call, outcome: QueueOutcome, answered_by: str | None = None) -> Call:
+    """End the caller's wait in a queue, if they are waiting in one (announced as ``CallQueued``)."""
+    call, queued = tracker_queue.left(tx.state.pbx, call, outcome, tx.at, answered_by)
+    if queued is not None:
+        tx.emit(queued)
     return call
 
 

@@ -8,7 +8,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from crmtel.domain import CallRecord, Direction, MissedReason, Outcome
+from crmtel.domain import CallRecord, Direction, MissedReason, Outcome, QueueVisit
 from crmtel.phones import PhoneKind, normalize
 
 # A manager's phone is a channel whose endpoint is a short number (PJSIP/101-00000001).
@@ -127,6 +127,7 @@ class Call:
     route_reason: str | None = None
     transfer_pending: bool = False
     transferred_from: str | None = None
+    queue_visits: tuple[QueueVisit, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -233,6 +234,7 @@ def build_record(state: TrackerState, call: Call, ended_at: datetime | None = No
         route_target=call.route_target,
         route_reason=call.route_reason,
         extra=extra,
+        queue_visits=call.queue_visits,
     )
 
 
@@ -250,4 +252,5 @@ def signature(call: Call) -> tuple[object, ...]:
         call.route_kind,
         call.route_target,
         call.route_reason,
+        call.queue_visits,
     )

@@ -7,6 +7,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from crmtel.ami import events as ev
+from crmtel.ami import tracker_queue
 from crmtel.ami.tracker_core import (
     Effect,
     Tx,
@@ -47,6 +48,8 @@ def snapshot(state: TrackerState, linkedid: str) -> dict[str, Any] | None:
             value = dict(value)
         elif f.name == "rang":
             value = list(value)
+        elif f.name == "queue_visits":
+            value = tracker_queue.encode(value)
         elif isinstance(value, datetime):
             value = value.isoformat()
         elif isinstance(value, Direction | MissedReason | LegKind):
@@ -89,6 +92,8 @@ def _decode_call(data: dict[str, Any]) -> Call:
             values["ringing"] = {str(k): str(v) for k, v in dict(raw).items()}
         elif f.name == "rang":
             values["rang"] = tuple(str(x) for x in raw)
+        elif f.name == "queue_visits":
+            values["queue_visits"] = tracker_queue.decode(raw)
         elif f.name in _DATETIME_FIELDS:
             values[f.name] = None if raw is None else datetime.fromisoformat(str(raw))
         elif f.name == "direction":
