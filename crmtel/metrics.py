@@ -24,7 +24,7 @@ from pydantic import SecretStr
 
 from crmtel.ami.service import CallNotifier
 from crmtel.ami.tracker_model import TrackerState
-from crmtel.domain import CallAnswered, CallEnded, CallEvent, CallRinging, CallRingStopped
+from crmtel.domain import CallAnswered, CallEnded, CallEvent, CallQueued, CallRinging, CallRingStopped
 from crmtel.routing.models import Decision
 from crmtel.routing.service import Router
 from crmtel.routing.web import has_token, is_local
@@ -37,6 +37,7 @@ _EVENT_TYPES: Mapping[type[CallEvent], str] = {
     CallRingStopped: "ring_stopped",
     CallAnswered: "answered",
     CallEnded: "ended",
+    CallQueued: "queued",
 }
 
 

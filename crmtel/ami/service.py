@@ -35,6 +35,7 @@ from crmtel.domain import (
     CallAnswered,
     CallEnded,
     CallEvent,
+    CallQueued,
     CallRecord,
     CallRinging,
     CallRingStopped,
@@ -237,7 +238,7 @@ class CallService:
                 self._dirty[key] = record
                 self._ended[key] = record
                 await self._publish(replace(effect, record=record))
-            elif isinstance(effect, CallRinging | CallRingStopped | CallAnswered):
+            elif isinstance(effect, CallRinging | CallRingStopped | CallAnswered | CallQueued):
                 await self._publish(effect)
 
     async def _lookup(self, record: CallRecord) -> _Party | None:

@@ -23,9 +23,9 @@ from crmtel.ami.tracker_model import (
 from crmtel.domain import (
     CallAnswered,
     CallEnded,
+    CallQueued,
     CallRecord,
     CallRinging,
-    CallQueued,
     CallRingStopped,
     Direction,
     MissedReason,

@@ -7,7 +7,15 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from crmtel.domain import CallAnswered, CallEnded, CallEvent, CallRinging, CallRingStopped, Direction
+from crmtel.domain import (
+    CallAnswered,
+    CallEnded,
+    CallEvent,
+    CallQueued,
+    CallRinging,
+    CallRingStopped,
+    Direction,
+)
 from crmtel.push import messages
 from crmtel.push.messages import Card
 
@@ -97,6 +105,9 @@ class LiveCalls:
                 return self._ring_stopped(event, answered_by_name)
             case CallEnded():
                 return self._ended(event)
+            case CallQueued():
+                # Queue waits are the heads' board's business (``crmtel.board``), not a manager's popup.
+                return []
 
     def snapshot(self, extensions: frozenset[str] | None) -> list[Addressed]:
         """What a (re)connecting page must be shown now: its ringing and answered calls (None = everyone's)."""

@@ -15,7 +15,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from crmtel.domain import CallRecord, Direction, MissedReason, Outcome, PartyKind
 from crmtel.store.db import Database
-from crmtel.store.models import CallNoteRow, CallRow, DealRow, TaskRow
+from crmtel.store.models import CallNoteRow, CallRow, DealRow, QueueOfferRow, QueueVisitRow, TaskRow
+from crmtel.store.queue_visits import write_visits_in
 
 CallKey = tuple[str, str]
 LiveState = dict[str, object]
@@ -148,9 +149,11 @@ async def upsert_in(
 ) -> dict[CallKey, int]:
     """Insert or update rows by ``(pbx, linkedid)`` in one statement; returns their ids."""
     latest: dict[CallKey, dict[str, Any]] = {}
+    records: dict[CallKey, CallRecord] = {}
     for record, live in items:
         # One statement may touch a row only once (PostgreSQL insists): the last version wins.
         latest[(record.pbx, record.linkedid)] = row_values(record, live)
+        records[(record.pbx, record.linkedid)] = record
     if not latest:
         return {}
     conn = await session.connection()
@@ -167,6 +170,7 @@ async def upsert_in(
             )
         )
         ids.update({(pbx, linkedid): cid for cid, pbx, linkedid in rows.all()})
+    await write_visits_in(session, [(ids[key], r) for key, r in records.items() if key in ids])
     return ids
 
 
@@ -213,6 +217,8 @@ async def merge_in(session: AsyncSession, pbx: str, old: str, new: str) -> None:
     if new_id is None:
         await session.execute(update(CallRow).where(CallRow.id == old_id).values(linkedid=new))
         return
+    for visits in (QueueOfferRow, QueueVisitRow):
+        await session.execute(delete(visits).where(visits.call_id == old_id))
     for table in (TaskRow, DealRow, CallNoteRow):
         await session.execute(update(table).where(table.call_id == old_id).values(call_id=new_id))
     await session.execute(delete(CallRow).where(CallRow.id == old_id))

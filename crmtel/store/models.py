@@ -251,3 +251,52 @@ class WebSessionRow(Base):
     token_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
     manager_id: Mapped[int] = mapped_column(ForeignKey("managers.id", ondelete="CASCADE"), index=True)
     expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)
+
+
+class QueueVisitRow(Base):
+    """One wait of an inbound call in a queue (queue reports); written when the call ends."""
+
+    __tablename__ = "call_queue_visits"
+    __table_args__ = (
+        UniqueConstraint("call_id", "seq", name="uq_call_queue_visits_call_seq"),
+        # The queue report reads only this index: a period range, grouped by queue.
+        Index(
+            "ix_call_queue_visits_report",
+            "started_at",
+            "queue",
+            "outcome",
+            "wait_seconds",
+            "talk_seconds",
+        ),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    call_id: Mapped[int] = mapped_column(ForeignKey("calls.id", ondelete="CASCADE"))
+    seq: Mapped[int] = mapped_column(Integer)
+    queue: Mapped[str] = mapped_column(String(64))
+    # The call's start: a wait belongs to the report day its call started on, like the call itself.
+    started_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    joined_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    left_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    outcome: Mapped[str] = mapped_column(String(10))
+    wait_seconds: Mapped[float] = mapped_column(Numeric(10, 2), default=0)
+    answered_by: Mapped[str | None] = mapped_column(String(32))
+    talk_seconds: Mapped[float] = mapped_column(Numeric(10, 2), default=0)
+
+
+class QueueOfferRow(Base):
+    """A queue member's phone rang for a waiting caller (``answered`` when it took the call)."""
+
+    __tablename__ = "call_queue_offers"
+    __table_args__ = (
+        UniqueConstraint("call_id", "seq", "extension", name="uq_call_queue_offers_call_seq_ext"),
+        Index("ix_call_queue_offers_report", "started_at", "queue", "extension", "answered"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    call_id: Mapped[int] = mapped_column(ForeignKey("calls.id", ondelete="CASCADE"))
+    seq: Mapped[int] = mapped_column(Integer)
+    queue: Mapped[str] = mapped_column(String(64))
+    extension: Mapped[str] = mapped_column(String(32))
+    answered: Mapped[bool] = mapped_column(Boolean, default=False)
+    started_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
