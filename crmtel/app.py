@@ -130,6 +130,8 @@ async def start(settings: Settings, *, demo: bool = False) -> AsyncIterator[Runn
             MeteredNotifier(notifier, metrics),
             region=settings.region,
             trunks=trunks,
+            device_prefixes={pbx.name: pbx.devices_of_users for pbx in pbxes},
+            recordings_dir=str(settings.web.recordings_dir),
         )
         for pbx in pbxes:
             restored = await calls.restore(pbx.name)

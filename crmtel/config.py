@@ -6,7 +6,7 @@ import ipaddress
 import tomllib
 from datetime import time
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import (
     BaseModel,
@@ -23,6 +23,8 @@ from crmtel.errors import ConfigError
 from crmtel.i18n.formats import check_currency, zone
 
 _FROZEN = ConfigDict(frozen=True, extra="forbid")
+# FreePBX's WebRTC module creates a device 99<ext> for user <ext> (the UCP phone).
+FREEPBX_DEVICE_PREFIXES = ("99",)
 
 
 class AmiSettings(BaseModel):
@@ -45,6 +47,17 @@ class AmiSettings(BaseModel):
     enabled: bool = True
     # Endpoints that are trunks even though their names look like extensions (e.g. a provider called "5000").
     trunks: tuple[str, ...] = ()
+    # "freepbx" turns on FreePBX's conventions (today: its WebRTC devices 99<ext> count as <ext>).
+    flavour: Literal["asterisk", "freepbx"] = "asterisk"
+    # Device prefixes that still mean the user's extension (PJSIP/99101 rings for 101); None: by flavour.
+    device_prefixes: tuple[Annotated[str, Field(pattern=r"^\d{1,4}$")], ...] | None = None
+
+    @property
+    def devices_of_users(self) -> tuple[str, ...]:
+        """The device prefixes in effect: the configured list, else FreePBX's WebRTC prefix on FreePBX."""
+        if self.device_prefixes is not None:
+            return self.device_prefixes
+        return FREEPBX_DEVICE_PREFIXES if self.flavour == "freepbx" else ()
 
 
 class CallsSettings(BaseModel):

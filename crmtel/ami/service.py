@@ -46,6 +46,7 @@ from crmtel.domain import (
     PartyMatch,
 )
 from crmtel.errors import CrmtelError
+from crmtel.recordings import DEFAULT_RECORDINGS_DIR
 from crmtel.store.calls import CallKey, CallRepository, ended_keys_in, merge_in, upsert_in
 from crmtel.store.db import Database
 from crmtel.store.models import ExtensionRow
@@ -134,6 +135,8 @@ class CallService:
         *,
         region: str = "RU",
         trunks: Iterable[str] = (),
+        device_prefixes: Mapping[str, tuple[str, ...]] | None = None,
+        recordings_dir: str = DEFAULT_RECORDINGS_DIR,
     ) -> None:
         self.db = db
         self.settings = settings
@@ -141,6 +144,9 @@ class CallService:
         self.notifier: CallNotifier = notifier or NullNotifier()
         self.region = region
         self.trunks = frozenset(trunks)
+        # Per PBX: device prefixes that still mean the user's extension (FreePBX WebRTC 99<ext>).
+        self.device_prefixes = dict(device_prefixes or {})
+        self.recordings_dir = recordings_dir
         self.calls = CallRepository(db)
         self.states: dict[str, TrackerState] = {}
         self.events = 0
@@ -165,7 +171,12 @@ class CallService:
         state = self.states.get(pbx)
         if state is None:
             state = self.states[pbx] = tracker.new_state(
-                pbx, self.region, self.settings.recording_url_template, self.trunks
+                pbx,
+                self.region,
+                self.settings.recording_url_template,
+                self.trunks,
+                self.device_prefixes.get(pbx, ()),
+                self.recordings_dir,
             )
         return state
 

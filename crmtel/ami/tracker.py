@@ -133,8 +133,13 @@ def _on_dial_begin(tx: Tx, event: ev.DialBegin) -> None:
     if dest.kind is LegKind.EXTENSION and dest.extension is not None:
         extension = dest.extension
         rang = call.rang if extension in call.rang else (*call.rang, extension)
+        # A user's second device (desk phone + WebRTC 99<ext>) rings the same card: announce it once.
+        already = extension in call.ringing.values()
         call = replace(call, rang=rang, ringing={**call.ringing, event.dest.uniqueid: extension})
         call = tracker_queue.offered(call, extension)
+        if already:
+            tx.put(call)
+            return
         tx.emit(
             CallRinging(
                 call_id=tx.cid(call.linkedid),
@@ -190,6 +195,10 @@ def _on_dial_end(tx: Tx, event: ev.DialEnd) -> None:
     extension = call.ringing.get(uid)
     if extension is not None:
         call = replace(call, ringing={k: v for k, v in call.ringing.items() if k != uid})
+    # The same user's other device still rings, or took the call: that card stays as it is.
+    if extension is not None and (extension in call.ringing.values() or extension == call.answered_by):
+        extension = None
+    if extension is not None:
         if status == "CANCEL":
             reason = "answered elsewhere" if call.answered_by is not None else "cancelled"
         else:
@@ -219,7 +228,8 @@ def _on_hangup(tx: Tx, event: ev.Hangup) -> None:
     changes: dict[str, Any] = {"legs": legs}
     extension = call.ringing.get(uid)
     if extension is not None:
-        changes["ringing"] = {k: v for k, v in call.ringing.items() if k != uid}
+        changes["ringing"] = ringing = {k: v for k, v in call.ringing.items() if k != uid}
+    if extension is not None and extension not in ringing.values() and extension != call.answered_by:
         reason = HANGUP_STOP_REASON.get(event.cause or 0, "hung up")
         tx.emit(CallRingStopped(tx.cid(call.linkedid), extension, reason, call.answered_by, tx.at))
     if uid == call.linkedid and call.answered_by is None and call.in_queue:

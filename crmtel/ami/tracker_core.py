@@ -33,6 +33,7 @@ from crmtel.domain import (
     call_id,
 )
 from crmtel.phones import PhoneKind, normalize
+from crmtel.recordings import DEFAULT_RECORDINGS_DIR
 
 
 @dataclass(frozen=True, slots=True)
@@ -188,10 +189,17 @@ def new_state(
     region: str = "RU",
     recording_url_template: str = "/recordings/{pbx}/{basename}",
     trunks: frozenset[str] | set[str] | tuple[str, ...] = (),
+    device_prefixes: tuple[str, ...] = (),
+    recordings_dir: str = DEFAULT_RECORDINGS_DIR,
 ) -> TrackerState:
     """An empty tracker state for one PBX."""
     return TrackerState(
-        pbx=pbx, region=region, recording_url_template=recording_url_template, trunks=frozenset(trunks)
+        pbx=pbx,
+        region=region,
+        recording_url_template=recording_url_template,
+        trunks=frozenset(trunks),
+        device_prefixes=device_prefixes,
+        recordings_dir=recordings_dir,
     )
 
 
@@ -285,7 +293,7 @@ def attach(tx: Tx, ch: ev.ChannelInfo, create: bool = True) -> Call | None:
 
 def make_leg(tx: Tx, ch: ev.ChannelInfo) -> Leg:
     """Classify a channel snapshot into a leg."""
-    kind, extension = classify(ch.name, tx.state.trunks)
+    kind, extension = classify(ch.name, tx.state.trunks, tx.state.device_prefixes)
     return Leg(ch.uniqueid, ch.name, kind, extension, up=ch.state == 6)
 
 
@@ -301,13 +309,13 @@ def leg_of(tx: Tx, ch: ev.ChannelInfo) -> Leg:
 
 def renamed(tx: Tx, leg: Leg, name: str) -> Leg:
     """The leg under a new channel name (pickups and masquerades swap who is on the line)."""
-    kind, extension = classify(name, tx.state.trunks)
+    kind, extension = classify(name, tx.state.trunks, tx.state.device_prefixes)
     return replace(leg, name=name, kind=kind, extension=extension)
 
 
 def end_call(tx: Tx, call: Call) -> None:
     """The call's last channel is gone: emit its final record and forget it."""
-    for extension in call.ringing.values():
+    for extension in dict.fromkeys(call.ringing.values()):
         tx.emit(CallRingStopped(tx.cid(call.linkedid), extension, "hung up", call.answered_by, tx.at))
     for uid in call.legs:
         if tx.linkedid_of(uid) == call.linkedid:

@@ -10,6 +10,7 @@ from datetime import datetime
 
 from crmtel.domain import CallRecord, Direction, MissedReason, Outcome, QueueVisit
 from crmtel.phones import PhoneKind, normalize
+from crmtel.recordings import DEFAULT_RECORDINGS_DIR, relpath
 
 # A manager's phone is a channel whose endpoint is a short number (PJSIP/101-00000001).
 _EXTENSION_RE = re.compile(r"^\d{2,6}$")
@@ -49,8 +50,10 @@ def split_channel_name(name: str) -> tuple[str, str]:
     return tech.lower(), endpoint
 
 
-def classify(name: str, trunks: frozenset[str]) -> tuple[LegKind, str | None]:
-    """The kind of a channel and, for a manager's phone, its extension."""
+def classify(
+    name: str, trunks: frozenset[str], device_prefixes: tuple[str, ...] = ()
+) -> tuple[LegKind, str | None]:
+    """The kind of a channel and, for a manager's phone, its extension (a user's other device counts as the user)."""
     tech, endpoint = split_channel_name(name)
     if tech == "local":
         return LegKind.LOCAL, None
@@ -59,9 +62,18 @@ def classify(name: str, trunks: frozenset[str]) -> tuple[LegKind, str | None]:
     if endpoint in trunks:
         return LegKind.TRUNK, None
     if _EXTENSION_RE.match(endpoint):
-        return LegKind.EXTENSION, endpoint
+        return LegKind.EXTENSION, user_extension(endpoint, device_prefixes)
     # Named endpoints (``trunk``, ``provider``) are lines to the outside world.
     return LegKind.TRUNK, None
+
+
+def user_extension(device: str, device_prefixes: tuple[str, ...]) -> str:
+    """``99101`` -> ``101`` when ``99`` is a device prefix (FreePBX's WebRTC device of user 101), else the device."""
+    for prefix in device_prefixes:
+        rest = device[len(prefix) :]
+        if device.startswith(prefix) and _EXTENSION_RE.match(rest):
+            return rest
+    return device
 
 
 def dialled_number(exten: str | None) -> str | None:
@@ -138,6 +150,10 @@ class TrackerState:
     region: str = "RU"
     recording_url_template: str = "/recordings/{pbx}/{basename}"
     trunks: frozenset[str] = frozenset()
+    # Devices named <prefix><ext> belong to user <ext> (FreePBX WebRTC: 99<ext>); see ``user_extension``.
+    device_prefixes: tuple[str, ...] = ()
+    # The PBX's recordings folder, for the URL template's ``{relpath}``.
+    recordings_dir: str = DEFAULT_RECORDINGS_DIR
     calls: Mapping[str, Call] = field(default_factory=dict)
     # Uniqueid -> Linkedid of the call that channel belongs to now.
     channels: Mapping[str, str] = field(default_factory=dict)
@@ -161,11 +177,22 @@ def normalise_caller(raw: str | None, region: str) -> tuple[str | None, bool]:
     return phone.value, False
 
 
-def recording_url(template: str, pbx: str, linkedid: str, path: str | None) -> str | None:
-    """The recording's URL from the configured template (``{pbx}``, ``{basename}``, ``{linkedid}``, ``{path}``)."""
+def recording_url(
+    template: str, pbx: str, linkedid: str, path: str | None, root: str = DEFAULT_RECORDINGS_DIR
+) -> str | None:
+    """The recording's URL from the template (``{pbx}``, ``{basename}``, ``{linkedid}``, ``{path}``, ``{relpath}``).
+
+    ``{relpath}`` is the path below the recordings folder ``root``, FreePBX's ``YYYY/MM/DD/`` folders included.
+    """
     if not path:
         return None
-    values = {"pbx": pbx, "basename": path.rpartition("/")[2], "linkedid": linkedid, "path": path}
+    values = {
+        "pbx": pbx,
+        "basename": path.rpartition("/")[2],
+        "linkedid": linkedid,
+        "path": path,
+        "relpath": relpath(path, root) or path.rpartition("/")[2],
+    }
     try:
         return template.format_map(values)
     except (KeyError, ValueError, IndexError, AttributeError):
@@ -228,7 +255,11 @@ def build_record(state: TrackerState, call: Call, ended_at: datetime | None = No
         talk_seconds=talk_seconds,
         recording_file=call.recording_file,
         recording_url=recording_url(
-            state.recording_url_template, state.pbx, call.linkedid, call.recording_file
+            state.recording_url_template,
+            state.pbx,
+            call.linkedid,
+            call.recording_file,
+            state.recordings_dir,
         ),
         route_kind=call.route_kind,
         route_target=call.route_target,

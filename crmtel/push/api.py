@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
-from pathlib import Path
 from typing import Annotated, Any
 
 from aiohttp import web
@@ -15,6 +14,7 @@ from crmtel.domain import Manager, PartyKind
 from crmtel.phones import normalize
 from crmtel.push.context import STATE, current_manager, watch_scope
 from crmtel.push.inputs import MAX_ID, Body, LongText, Query, ShortText, read_body, read_json, read_query
+from crmtel.recordings import locate
 from crmtel.store.deals import DealSummary, NewDeal
 from crmtel.store.history import CallView, visible_to
 from crmtel.store.notes import CallbackTask, Note, PartyConflict
@@ -322,36 +322,13 @@ async def create_task(request: web.Request) -> web.Response:
     return web.json_response(_task_json(task), status=201)
 
 
-def recording_path(recordings_dir: Path, recording_file: str) -> Path | None:
-    """The recording's file inside ``recordings_dir``, or None; nothing outside that folder is ever returned."""
-    try:
-        base = recordings_dir.resolve(strict=True)
-        stored = Path(recording_file)
-        relative: Path | None = None
-        if stored.is_absolute():
-            for root in (recordings_dir, base):
-                if stored.is_relative_to(root):
-                    relative = stored.relative_to(root)
-                    break
-            # Recorded on the PBX under another mount point: only the file name is trusted.
-            relative = relative or Path(stored.name)
-        else:
-            relative = stored
-        candidate = (base / relative).resolve(strict=True)
-    except (OSError, ValueError):
-        return None
-    if not candidate.is_relative_to(base) or not candidate.is_file():
-        return None
-    return candidate
-
-
 async def get_recording(request: web.Request) -> web.FileResponse:
     """``GET /api/calls/{call_id}/recording``: the call's recording, only for those who may see the call."""
     state = request.app[STATE]
     _manager, call = await _visible_call(request)
     if not call.recording_file:
         raise _error(web.HTTPNotFound, "this call has no recording")
-    path = recording_path(state.settings.recordings_dir, call.recording_file)
+    path = locate(state.settings.recordings_dir, call.recording_file, call.started_at)
     if path is None:
         raise _error(web.HTTPNotFound, "the recording file is not available")
     return web.FileResponse(path, headers={"Cache-Control": "private, no-store"})

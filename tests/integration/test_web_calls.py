@@ -10,7 +10,7 @@ from pathlib import Path
 from sqlalchemy import update
 
 from crmtel.domain import Category
-from crmtel.push.api import recording_path
+from crmtel.recordings import locate as recording_path
 from crmtel.store.db import Database
 from crmtel.store.deals import DealRepository
 from crmtel.store.models import CallRow
