@@ -8,12 +8,23 @@ from decimal import Decimal
 from typing import Annotated, Any
 
 from aiohttp import web
-from pydantic import AwareDatetime, BeforeValidator, Field, StrictInt
+from pydantic import AwareDatetime, BeforeValidator, Field, StrictInt, StringConstraints
 
 from crmtel.domain import Manager, PartyKind
+from crmtel.i18n import AmountError
 from crmtel.phones import normalize
-from crmtel.push.context import STATE, current_manager, watch_scope
-from crmtel.push.inputs import MAX_ID, Body, LongText, Query, ShortText, read_body, read_json, read_query
+from crmtel.push.context import STATE, current_manager, translator, watch_scope
+from crmtel.push.inputs import (
+    MAX_ID,
+    Body,
+    InputError,
+    LongText,
+    Query,
+    ShortText,
+    read_body,
+    read_json,
+    read_query,
+)
 from crmtel.recordings import locate
 from crmtel.store.deals import DealSummary, NewDeal
 from crmtel.store.history import CallView, visible_to
@@ -25,8 +36,14 @@ MAX_AMOUNT = Decimal("1e13")
 MAX_DUE_MINUTES = 60 * 24 * 90
 
 
-def _error(cls: type[web.HTTPException], message: str) -> web.HTTPException:
-    return cls(text=json.dumps({"error": message}), content_type="application/json")
+def refuse(
+    request: web.Request, cls: type[web.HTTPException], key: str, **params: object
+) -> web.HTTPException:
+    """A JSON 4xx in the asker's language; ``code`` is the catalogue key (stable, for the page and tests)."""
+    text = translator(request).t(key, **params)
+    return cls(
+        text=json.dumps({"error": text, "code": key}, ensure_ascii=False), content_type="application/json"
+    )
 
 
 class BadRequest(web.HTTPBadRequest):
@@ -141,11 +158,11 @@ async def _visible_call(request: web.Request) -> tuple[Manager, CallView]:
     view = await state.history.get(call_id)
     if view is None:
         if involved_live:
-            raise _error(web.HTTPConflict, "the call is not recorded yet, try again in a moment")
-        raise _error(web.HTTPNotFound, "no such call")
+            raise refuse(request, web.HTTPConflict, "messages.call_not_recorded")
+        raise refuse(request, web.HTTPNotFound, "messages.call_not_found")
     if not (visible_to(view, scope) or involved_live):
         # The same answer as for a call that does not exist: others' calls are not even confirmed.
-        raise _error(web.HTTPNotFound, "no such call")
+        raise refuse(request, web.HTTPNotFound, "messages.call_not_found")
     return manager, view
 
 
@@ -195,7 +212,7 @@ async def add_note(request: web.Request) -> web.Response:
     manager, call = await _visible_call(request)
     body = await read_body(request, NoteBody)
     if not (body.topic or body.result or body.comment):
-        raise BadRequest("write a topic, a result or a comment")
+        raise refuse(request, web.HTTPBadRequest, "messages.note_empty")
     note = await state.notes.add(
         call.id, manager.id, topic=body.topic, result=body.result, comment=body.comment
     )
@@ -217,10 +234,10 @@ async def create_lead(request: web.Request) -> web.Response:
     body = await read_body(request, LeadBody)
     name, company, email = body.name, body.company or None, body.email or None
     if call.party_kind == PartyKind.CLIENT.value:
-        raise _error(web.HTTPConflict, "this caller is already a client")
+        raise refuse(request, web.HTTPConflict, "messages.caller_is_client")
     phone = normalize(call.other_number, state.region)
     if phone.e164 is None and call.party_id is None:
-        raise BadRequest("the caller has no usable phone number")
+        raise refuse(request, web.HTTPBadRequest, "messages.caller_no_number")
     lead = NewLead(
         name=name, phones=(phone.raw,), company=company, email=email, source="call", manager_id=manager.id
     )
@@ -229,7 +246,7 @@ async def create_lead(request: web.Request) -> web.Response:
             call.id, lead, [(phone.e164, phone.raw)] if phone.e164 else []
         )
     except PartyConflict as err:
-        raise _error(web.HTTPConflict, "this caller is already a client") from err
+        raise refuse(request, web.HTTPConflict, "messages.caller_is_client") from err
     return web.json_response(
         {
             "id": saved.id,
@@ -248,18 +265,34 @@ def _party_ids(call: CallView) -> tuple[int | None, int | None]:
     return None, call.party_id
 
 
-def _blank_is_zero(value: object) -> object:
-    # The page's amount box may be left empty.
-    return "0" if isinstance(value, str) and not value.strip() else value
+def _number_as_text(value: object) -> object:
+    # A JSON number is taken as written; text is parsed in the manager's locale by the handler.
+    return str(value) if isinstance(value, int | float) and not isinstance(value, bool) else value
 
 
 class DealBody(Body):
-    """A deal opened from a call."""
+    """A deal opened from a call; ``amount`` as typed (``150 000,50``) or a JSON number; empty means 0."""
 
     title: Annotated[ShortText, Field(min_length=1)]
-    amount: Annotated[
-        Decimal, BeforeValidator(_blank_is_zero), Field(ge=0, lt=MAX_AMOUNT, allow_inf_nan=False)
-    ] = Decimal(0)
+    amount: Annotated[str, BeforeValidator(_number_as_text), StringConstraints(max_length=100)] = ""
+
+
+def deal_amount(request: web.Request, typed: str) -> Decimal:
+    """The typed amount as an exact Decimal with at most two decimals, within range, or a translated 400."""
+    tr = translator(request)
+    try:
+        amount = tr.amount(typed) if typed.strip() else Decimal(0)
+    except AmountError:
+        key = "messages.amount_invalid"
+    else:
+        if not Decimal(0) <= amount < MAX_AMOUNT:
+            key = "messages.amount_range"
+        elif amount != amount.quantize(Decimal("0.01")):
+            key = "messages.amount_decimals"
+        else:
+            return amount.quantize(Decimal("0.01"))
+    message = tr.t(key)
+    raise InputError(message, fields=[{"field": "amount", "message": message}])
 
 
 async def create_deal(request: web.Request) -> web.Response:
@@ -267,14 +300,14 @@ async def create_deal(request: web.Request) -> web.Response:
     state = request.app[STATE]
     manager, call = await _visible_call(request)
     body = await read_body(request, DealBody)
-    title, amount = body.title, body.amount
+    title, amount = body.title, deal_amount(request, body.amount)
     client_id, lead_id = _party_ids(call)
     if client_id is None and lead_id is None:
-        raise _error(web.HTTPConflict, "the caller is unknown: create a lead first")
+        raise refuse(request, web.HTTPConflict, "messages.deal_needs_party")
     deal = await state.deals.add(
         NewDeal(
             title=title,
-            amount=amount.quantize(Decimal("0.01")),
+            amount=amount,
             manager_id=manager.id,
             client_id=client_id,
             lead_id=lead_id,
@@ -292,11 +325,11 @@ class TaskBody(Body):
     due_minutes: Annotated[StrictInt, Field(ge=1, le=MAX_DUE_MINUTES)] | None = None
 
 
-def _due_at(body: TaskBody, default_minutes: int) -> datetime:
+def _due_at(request: web.Request, body: TaskBody, default_minutes: int) -> datetime:
     now = datetime.now(UTC)
     if body.due_at is not None:
         if not now - timedelta(days=366) <= body.due_at <= now + timedelta(days=3660):
-            raise BadRequest("due_at must be within ten years from now")
+            raise refuse(request, web.HTTPBadRequest, "messages.due_at_range")
         return body.due_at
     return now + timedelta(minutes=body.due_minutes or default_minutes)
 
@@ -306,8 +339,8 @@ async def create_task(request: web.Request) -> web.Response:
     state = request.app[STATE]
     manager, call = await _visible_call(request)
     body = await read_body(request, TaskBody)
-    title = body.title or "Call back"
-    due = _due_at(body, state.callback_due_minutes)
+    title = body.title or translator(request).t("messages.task_default_title")
+    due = _due_at(request, body, state.callback_due_minutes)
     phone = normalize(call.other_number, state.region)
     client_id, lead_id = _party_ids(call)
     task = await state.notes.add_callback(
@@ -327,10 +360,10 @@ async def get_recording(request: web.Request) -> web.FileResponse:
     state = request.app[STATE]
     _manager, call = await _visible_call(request)
     if not call.recording_file:
-        raise _error(web.HTTPNotFound, "this call has no recording")
+        raise refuse(request, web.HTTPNotFound, "messages.no_recording")
     path = locate(state.settings.recordings_dir, call.recording_file, call.started_at)
     if path is None:
-        raise _error(web.HTTPNotFound, "the recording file is not available")
+        raise refuse(request, web.HTTPNotFound, "messages.recording_missing")
     return web.FileResponse(path, headers={"Cache-Control": "private, no-store"})
 
 

@@ -50,8 +50,9 @@ CSP = (
 )
 
 
-def _json_error(status: int, message: str) -> web.Response:
-    return web.json_response({"error": message}, status=status)
+def _json_error(request: web.Request, status: int, key: str) -> web.Response:
+    # In the asker's language; ``code`` (the catalogue key) stays stable for the page.
+    return web.json_response({"error": translator(request).t(key), "code": key}, status=status)
 
 
 def _same_origin(request: web.Request) -> bool:
@@ -86,7 +87,7 @@ async def _auth(request: web.Request, handler: Handler) -> web.StreamResponse:
     state = request.app[STATE]
     # Cross-site writes and websocket hijacking: the browser always says where a request comes from.
     if (request.method not in ("GET", "HEAD") or request.path == "/ws") and not _same_origin(request):
-        return _json_error(403, "cross-origin request refused")
+        return _json_error(request, 403, "messages.cross_origin")
     if request.match_info.http_exception is not None or request.match_info.route.resource in state.public:
         # Unknown paths get their plain 404/405: there is nothing behind them to protect.
         return await handler(request)
@@ -95,17 +96,17 @@ async def _auth(request: web.Request, handler: Handler) -> web.StreamResponse:
         manager = await state.managers.get(manager_id) if manager_id is not None else None
     except StoreUnavailable as err:
         log.warning("push.session_check_failed", error=str(err))
-        return _json_error(503, "store unavailable")
+        return _json_error(request, 503, "messages.store_unavailable")
     if manager is None or not manager.active:
         if request.method == "GET" and "text/html" in request.headers.get("Accept", ""):
             raise web.HTTPFound("/")
-        return _json_error(401, "login required")
+        return _json_error(request, 401, "messages.login_required")
     request[MANAGER] = manager
     try:
         return await handler(request)
     except StoreUnavailable as err:
         log.warning("push.store_unavailable", path=request.path, error=str(err))
-        return _json_error(503, "store unavailable")
+        return _json_error(request, 503, "messages.store_unavailable")
 
 
 async def _index(_request: web.Request) -> web.FileResponse:
@@ -128,7 +129,11 @@ async def _login(request: web.Request) -> web.Response:
     if wait > 0:
         # Refused before the password is checked: a guess during the wait teaches nothing and costs no hash.
         return web.json_response(
-            {"error": "too many failed logins, try again later", "retry_after": math.ceil(wait)},
+            {
+                "error": translator(request).t("messages.login_throttled"),
+                "code": "messages.login_throttled",
+                "retry_after": math.ceil(wait),
+            },
             status=429,
             headers={"Retry-After": str(math.ceil(wait))},
         )
@@ -136,7 +141,7 @@ async def _login(request: web.Request) -> web.Response:
     if manager is None:
         state.throttle.failed(login, address)
         log.info("push.login_failed", login=login[:100], remote=address)
-        return _json_error(401, "wrong login or password")
+        return _json_error(request, 401, "messages.login_wrong")
     state.throttle.succeeded(login, address)
     await state.sessions.drop(request.cookies.get(COOKIE))
     token = await state.sessions.create(manager.id)

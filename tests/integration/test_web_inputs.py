@@ -18,7 +18,8 @@ from crmtel.store.notes import NoteRepository
 from tests.integration.test_web_app import PASSWORD, add_call, running_app, seed_managers
 
 NOTES = "/api/calls/pbx1:2.2/notes"
-JSON = {"Content-Type": "application/json"}
+# English messages (the default language is Russian; the browser's language picks English here).
+JSON = {"Content-Type": "application/json", "Accept-Language": "en"}
 
 
 async def _post_raw(session: aiohttp.ClientSession, url: str, raw: bytes) -> tuple[int, dict[str, Any]]:
@@ -40,7 +41,7 @@ async def _post_raw(session: aiohttp.ClientSession, url: str, raw: bytes) -> tup
         (b'{"topic": "x", "is_admin": true}', 400, "is_admin"),
         (b'{"comment": "' + b"x" * 5001 + b'"}', 400, "comment"),
         (b'["topic"]', 400, "JSON object"),
-        (b"{}", 400, "write a topic"),
+        (b"{}", 400, "Write a topic"),
     ],
     ids=[
         "deep-5000",
@@ -114,7 +115,7 @@ async def test_bad_dates_and_numbers_for_a_callback_are_400(db: Database, body: 
     """Impossible, zone-less, far-future or mistyped due dates and minute counts are refused with 400."""
     async with running_app(db) as rig, rig.browser("vera") as vera:
         await add_call(db, linkedid="2.2", rang=("103",), answered_by="103")
-        async with vera.post("/api/calls/pbx1:2.2/tasks", json=body) as r:
+        async with vera.post("/api/calls/pbx1:2.2/tasks", json=body, headers={"Accept-Language": "en"}) as r:
             assert r.status == 400, await r.text()
             assert "due" in (await r.json())["error"]
 
@@ -126,7 +127,7 @@ async def test_bad_deal_amounts_are_400(db: Database, amount: object) -> None:
         await add_call(db, linkedid="2.2", rang=("103",), answered_by="103")
         async with vera.post("/api/calls/pbx1:2.2/deals", json={"title": "t", "amount": amount}) as r:
             assert r.status == 400, await r.text()
-            assert "amount" in (await r.json())["error"]
+            assert [f["field"] for f in (await r.json())["fields"]] == ["amount"]
 
 
 async def test_malformed_logins_are_400_and_a_good_one_still_works(db: Database) -> None:
