@@ -1,0 +1,225 @@
+"""From a call's CDR legs to its call record (pure: no I/O), with the tracker's own rules and types.
+
+A call is the legs sharing a Linkedid. Its originating leg (Uniqueid == Linkedid) says who called and
+what was dialled; each leg's destination channel is one offer (``Local/…;1`` is followed to the phone its
+``;2`` half dialled, as the tracker ignores ``Local/`` halves); the first offer answered by a phone says who
+answered; ring and talk come from the CDR's times (start of the call, answer of that leg, end of the
+last leg). The record is built by the tracker's ``build_record``, so direction, numbers and extras follow
+exactly the conventions of a call followed live.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, replace
+from datetime import datetime
+
+from crmtel.ami.tracker_model import (
+    Call,
+    LegKind,
+    TrackerState,
+    build_record,
+    classify,
+    dialled_number,
+    local_base,
+    normalise_caller,
+)
+from crmtel.cdr.models import CdrRow
+from crmtel.domain import CallRecord, Direction, MissedReason
+from crmtel.phones import PhoneKind, normalize
+
+_CLID = re.compile(r'^\s*"(?P<name>.*)"\s*<(?P<num>[^>]*)>\s*$', re.DOTALL)
+_AUDIO = re.compile(r"\.(wav|wav49|gsm|mp3|ogg|opus|sln\d*|g722|ulaw|alaw)$", re.IGNORECASE)
+_UNANSWERED = {
+    "BUSY": MissedReason.BUSY,
+    "FAILED": MissedReason.NO_ANSWER,
+    "CONGESTION": MissedReason.NO_ANSWER,
+}
+
+
+def _order(row: CdrRow) -> tuple[datetime, int]:
+    return row.start, row.sequence if row.sequence is not None else 0
+
+
+def group_calls(rows: Iterable[CdrRow]) -> dict[str, list[CdrRow]]:
+    """The legs of each call by Linkedid, in start order.
+
+    Without a linkedid column (``cdr_csv`` without ``newcdrcolumns``) a leg is keyed by its own Uniqueid;
+    the legs of a ``Local/…;2`` half are then joined to the call whose leg dialled its ``;1`` half.
+    """
+    calls: dict[str, list[CdrRow]] = {}
+    orphans: list[CdrRow] = []
+    for row in rows:
+        if not row.has_linkedid and local_base(row.channel) is not None and row.channel.endswith(";2"):
+            orphans.append(row)
+            continue
+        calls.setdefault(row.linkedid, []).append(row)
+    if orphans:
+        owner = {
+            local_base(leg.dstchannel): key
+            for key, legs in calls.items()
+            for leg in legs
+            if local_base(leg.dstchannel) is not None
+        }
+        for row in orphans:
+            key = owner.get(local_base(row.channel), row.linkedid)
+            calls.setdefault(key, []).append(row)
+    for legs in calls.values():
+        legs.sort(key=_order)
+    return calls
+
+
+@dataclass(frozen=True, slots=True)
+class _Offer:
+    """One phone (or line) the call was offered to, through the leg that reached it."""
+
+    kind: LegKind
+    extension: str | None
+    leg: CdrRow
+
+
+def _offers(legs: Sequence[CdrRow], trunks: frozenset[str]) -> list[_Offer]:
+    halves: dict[str, list[CdrRow]] = {}
+    for leg in legs:
+        base = local_base(leg.channel)
+        if base is not None and leg.channel.endswith(";2"):
+            halves.setdefault(base, []).append(leg)
+    out: list[_Offer] = []
+    for leg in legs:
+        if local_base(leg.channel) is not None and leg.channel.endswith(";2"):
+            continue
+        if not leg.dstchannel:
+            continue
+        kind, extension = classify(leg.dstchannel, trunks)
+        if kind is LegKind.LOCAL:
+            for half in halves.get(local_base(leg.dstchannel) or "", []):
+                if half.dstchannel:
+                    inner, ext = classify(half.dstchannel, trunks)
+                    out.append(_Offer(inner, ext, half))
+            continue
+        out.append(_Offer(kind, extension, leg))
+    return out
+
+
+def caller_id(clid: str) -> tuple[str | None, str | None]:
+    """``"Ivan Petrov" <79161110001>`` -> (name, number); empty or ``<unknown>`` parts are None."""
+    match = _CLID.match(clid)
+    if match is None:
+        text = clid.strip()
+        return None, (text or None)
+    name, num = match.group("name").strip(), match.group("num").strip()
+    return (name if name and name != "<unknown>" else None), (num or None)
+
+
+def recording_of(legs: Sequence[CdrRow]) -> str | None:
+    """FreePBX's ``recordingfile``, else a ``userfield`` that names an audio file (set from the dialplan)."""
+    for leg in legs:
+        if leg.recordingfile:
+            return leg.recordingfile[:500]
+    for leg in legs:
+        if leg.userfield and _AUDIO.search(leg.userfield.strip()):
+            return leg.userfield.strip()[:500]
+    return None
+
+
+def _timeout(lastdata: str, position: int) -> int | None:
+    parts = lastdata.split(",")
+    if len(parts) <= position:
+        return None
+    value = parts[position].strip()
+    return int(value) if value.isdigit() else None
+
+
+def missed_reason(legs: Sequence[CdrRow], offers: Sequence[_Offer]) -> MissedReason:
+    """Why nobody answered, from the last thing the caller's leg did (Dial or Queue) and how it ended."""
+    main = [leg for leg in legs if not (local_base(leg.channel) and leg.channel.endswith(";2"))] or list(legs)
+    last = main[-1]
+    app = last.lastapp.lower()
+    if app == "queue":
+        limit = _timeout(last.lastdata, 4)
+        if limit is not None and last.duration >= limit:
+            return MissedReason.NO_ANSWER
+        return MissedReason.ABANDONED_IN_QUEUE
+    reason = _UNANSWERED.get(last.disposition)
+    if reason is not None:
+        return reason
+    if offers and app == "dial":
+        limit = _timeout(last.lastdata, 1)
+        if limit is None or last.duration < limit:
+            return MissedReason.CALLER_HUNG_UP_RINGING
+    return MissedReason.NO_ANSWER
+
+
+def call_from_legs(state: TrackerState, linkedid: str, legs: Sequence[CdrRow]) -> CallRecord | None:
+    """The final record of one call from its CDR legs (None when there are no legs)."""
+    if not legs:
+        return None
+    legs = sorted(legs, key=_order)
+    trunks = state.trunks
+    origin = next((leg for leg in legs if leg.uniqueid and leg.uniqueid == linkedid), None)
+    if origin is None:
+        origin = next((leg for leg in legs if local_base(leg.channel) is None), legs[0])
+    origin_kind, origin_ext = classify(origin.channel, trunks)
+    offers = _offers(legs, trunks)
+    name, number = caller_id(origin.clid)
+    name = origin.cnam or name
+    raw_number = origin.src or number
+    call = Call(
+        linkedid=linkedid,
+        started_at=min(leg.start for leg in legs),
+        caller_name=name,
+        origin_kind=origin_kind,
+    )
+    if origin_kind is LegKind.TRUNK:
+        caller, hidden = normalise_caller(raw_number, state.region)
+        call = replace(
+            call,
+            direction=Direction.INBOUND,
+            caller_raw=raw_number,
+            caller_number=caller,
+            caller_hidden=hidden,
+        )
+        dialled = dialled_number(origin.did) or dialled_number(origin.dst)
+    else:
+        placed_by = origin_ext or next((o.extension for o in offers if o.kind is LegKind.EXTENSION), None)
+        to_trunk = any(o.kind is LegKind.TRUNK for o in offers)
+        dialled = dialled_number(origin.dst)
+        internal = not to_trunk and (
+            dialled is None or normalize(dialled, state.region).kind is PhoneKind.EXTENSION
+        )
+        call = replace(
+            call,
+            direction=Direction.INTERNAL if internal else Direction.OUTBOUND,
+            caller_raw=raw_number,
+            caller_number=placed_by,
+            placed_by=placed_by,
+        )
+    if dialled is not None:
+        call = replace(call, dialled=dialled, dialled_e164=normalize(dialled, state.region).e164)
+    rang: list[str] = []
+    for offer in offers:
+        if offer.kind is LegKind.EXTENSION and offer.extension and offer.extension not in rang:
+            rang.append(offer.extension)
+    queue = next(
+        (leg.lastdata.split(",", 1)[0].strip()[:64] for leg in legs if leg.lastapp.lower() == "queue"), None
+    )
+    call = replace(call, rang=tuple(rang), queue=queue or None, recording_file=recording_of(legs))
+    answered = [
+        o
+        for o in offers
+        if o.leg.disposition == "ANSWERED"
+        and o.leg.answer is not None
+        and (
+            o.kind is LegKind.EXTENSION
+            if call.direction is not Direction.OUTBOUND
+            else o.kind is LegKind.TRUNK
+        )
+    ]
+    if answered:
+        first = min(answered, key=lambda o: (o.leg.answer or o.leg.start, _order(o.leg)))
+        who = first.extension if call.direction is not Direction.OUTBOUND else call.placed_by
+        call = replace(call, answered_by=who, answered_at=first.leg.answer)
+    else:
+        call = replace(call, unanswered_reason=missed_reason(legs, offers))
+    return build_record(state, call, ended_at=max(leg.end for leg in legs))
