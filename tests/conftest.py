@@ -11,6 +11,9 @@ from crmtel.store.db import Database
 from tests.fixtures.databases import PostgresRun, SqliteRun, pg_base_url
 from tests.fixtures.traces import TRACES_DIR
 
+# CDR tables in MariaDB and PostgreSQL (mysql_cdr, pg_cdr fixtures).
+pytest_plugins = ("tests.fixtures.cdr_databases",)
+
 
 @pytest.fixture(scope="session")
 def _database_run(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PostgresRun | SqliteRun]:

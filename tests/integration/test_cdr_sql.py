@@ -1,0 +1,133 @@
+"""SQL CDR tables in real MariaDB (FreePBX's asteriskcdrdb.cdr) and PostgreSQL (cdr_pgsql), read-only."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from zoneinfo import ZoneInfo
+
+import pytest
+
+from crmtel.ami.fakeserver import load_jsonl
+from crmtel.ami.tracker import new_state
+from crmtel.cdr.calls import call_from_legs, group_calls
+from crmtel.cdr.models import CdrSourceUnavailable, CdrSpec
+from crmtel.cdr.sqlsource import SqlCdrSource
+from tests.fixtures.cdr_data import Leg, legs_of_stream
+from tests.fixtures.cdr_databases import MysqlCdr, PgCdr
+from tests.fixtures.traces import SCENARIOS, TRACES_DIR, load_expected
+from tests.unit.test_cdr_calls import assert_same_call
+
+MOSCOW = ZoneInfo("Europe/Moscow")
+
+
+def _legs(scenario: str) -> list[Leg]:
+    return legs_of_stream(load_jsonl(TRACES_DIR / f"{scenario}.jsonl"))
+
+
+def _all_legs() -> list[Leg]:
+    return [leg for scenario in SCENARIOS for leg in _legs(scenario)]
+
+
+def _window(legs: list[Leg]) -> tuple[object, object]:
+    return min(leg.start for leg in legs) - timedelta(minutes=1), max(leg.end for leg in legs) + timedelta(
+        minutes=1
+    )
+
+
+async def test_freepbx_cdr_table_gives_every_trace_its_live_record(mysql_cdr: MysqlCdr) -> None:
+    """Rows written as FreePBX writes them (Moscow time, calldate + duration/billsec) give each expected record."""
+    legs = _all_legs()
+    await mysql_cdr.insert(legs, MOSCOW)
+    source = SqlCdrSource(CdrSpec.parse(mysql_cdr.url, mysql_cdr.table), MOSCOW)
+    try:
+        since, until = _window(legs)
+        calls = group_calls(await source.legs(since, until))  # type: ignore[arg-type]
+    finally:
+        await source.close()
+    assert len(calls) == len(SCENARIOS)
+    for scenario in SCENARIOS:
+        expected = load_expected(scenario)
+        record = call_from_legs(new_state("pbx1"), expected["linkedid"], calls[expected["linkedid"]])
+        assert record is not None
+        # FreePBX keeps the recording's file name, not its folder.
+        assert_same_call(record, expected, recording=expected["recording_file"].rpartition("/")[2])
+
+
+async def test_freepbx_source_reads_only_its_period_and_by_linkedid(mysql_cdr: MysqlCdr) -> None:
+    """Calls ending outside [since, until) are left out; legs_of fetches exactly the calls asked for."""
+    legs = _all_legs()
+    await mysql_cdr.insert(legs, MOSCOW)
+    source = SqlCdrSource(CdrSpec.parse(mysql_cdr.url, mysql_cdr.table), MOSCOW)
+    try:
+        first = load_expected("direct-answered")["linkedid"]
+        ends = {leg.linkedid: leg.end for leg in legs if leg.linkedid == first}
+        rows = await source.legs(ends[first] - timedelta(seconds=1), ends[first] + timedelta(seconds=1))
+        assert {r.linkedid for r in rows} == {first}
+        wanted = {load_expected("wholesale-local-members")["linkedid"], first}
+        rows = await source.legs_of(wanted, min(leg.start for leg in legs))
+        assert {r.linkedid for r in rows} == wanted
+        assert len(rows) == 3
+    finally:
+        await source.close()
+
+
+async def test_bad_freepbx_rows_are_skipped_not_fatal(mysql_cdr: MysqlCdr) -> None:
+    """A row with an impossible billsec or no ids is logged and skipped; the good calls still come."""
+    legs = _legs("direct-answered")
+    await mysql_cdr.insert(legs, MOSCOW)
+    await mysql_cdr.execute(
+        "INSERT INTO {table} (calldate, duration, billsec, uniqueid, linkedid) VALUES (%s, 5, 99, 'x.1', 'x.1')",
+        legs[0].start.astimezone(MOSCOW).replace(tzinfo=None),
+    )
+    await mysql_cdr.execute(
+        "INSERT INTO {table} (calldate, duration, billsec) VALUES (%s, 1, 0)",
+        legs[0].start.astimezone(MOSCOW).replace(tzinfo=None),
+    )
+    source = SqlCdrSource(CdrSpec.parse(mysql_cdr.url, mysql_cdr.table), MOSCOW)
+    try:
+        rows = await source.legs(*_window(legs))  # type: ignore[arg-type]
+    finally:
+        await source.close()
+    assert {r.linkedid for r in rows} == {legs[0].linkedid}
+    assert source.skipped == 2
+
+
+async def test_freepbx_session_is_read_only(mysql_cdr: MysqlCdr) -> None:
+    """crmtel's sessions refuse writes on the server side, whatever the grant."""
+    source = SqlCdrSource(CdrSpec.parse(mysql_cdr.url, mysql_cdr.table), MOSCOW)
+    try:
+        with pytest.raises(CdrSourceUnavailable, match="READ ONLY"):
+            await source._query(f"DELETE FROM {mysql_cdr.table}", {})
+    finally:
+        await source.close()
+
+
+async def test_cdr_pgsql_table_gives_every_trace_its_live_record(pg_cdr: PgCdr) -> None:
+    """A cdr_pgsql table with start/answer/end columns (and newcdrcolumns) gives each expected record."""
+    legs = _all_legs()
+    await pg_cdr.insert(legs, MOSCOW)
+    source = SqlCdrSource(CdrSpec.parse(pg_cdr.url, pg_cdr.table), MOSCOW)
+    try:
+        calls = group_calls(await source.legs(*_window(legs)))  # type: ignore[arg-type]
+        with pytest.raises(CdrSourceUnavailable, match="read-only"):
+            await source._query(f"DELETE FROM {pg_cdr.table}", {})
+    finally:
+        await source.close()
+    assert len(calls) == len(SCENARIOS)
+    for scenario in SCENARIOS:
+        expected = load_expected(scenario)
+        record = call_from_legs(new_state("pbx1"), expected["linkedid"], calls[expected["linkedid"]])
+        assert record is not None
+        assert_same_call(record, expected)
+
+
+async def test_unreachable_database_is_a_clear_error() -> None:
+    """A CDR database that refuses the connection raises CdrSourceUnavailable naming it, without the password."""
+    source = SqlCdrSource(CdrSpec.parse("mysql://crmtel:s3cret@127.0.0.1:1/asteriskcdrdb"), MOSCOW)
+    try:
+        with pytest.raises(CdrSourceUnavailable) as info:
+            await source.legs(*_window(_legs("direct-answered")))  # type: ignore[arg-type]
+    finally:
+        await source.close()
+    assert "s3cret" not in str(info.value)
+    assert "crmtel:***@127.0.0.1:1" in str(info.value)
