@@ -32,7 +32,7 @@ from crmtel.health.web import health_routes
 from crmtel.i18n.models import LocaleOptions
 from crmtel.metrics import ComponentCollector, MeteredNotifier, MeteredRouter, Metrics, metrics_routes
 from crmtel.push.cards import StoreCards
-from crmtel.push.context import current_manager
+from crmtel.push.context import current_manager, translator
 from crmtel.push.hub import Hub
 from crmtel.push.notifier import ManagerNames, Notifier
 from crmtel.push.web import create_app
@@ -147,6 +147,7 @@ async def start(settings: Settings, *, demo: bool = False) -> AsyncIterator[Runn
             current_manager,
             managers,
             timezone=settings.reports.timezone or settings.routing.timezone,
+            translate=translator,
         )
         locale = LocaleOptions(
             language=settings.i18n.language,

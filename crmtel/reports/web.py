@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from html import escape
 from typing import Protocol
 from urllib.parse import urlencode
@@ -18,13 +18,24 @@ from aiohttp import web
 
 from crmtel.domain import Category, Manager, Role
 from crmtel.errors import ConfigError, StoreUnavailable
+from crmtel.i18n import Translator
+from crmtel.push import chrome
 from crmtel.reports import render
-from crmtel.reports.models import CallsVsDeals, Period, ReportFilter, zone
+from crmtel.reports.models import (
+    UNASSIGNED,
+    CallsVsDeals,
+    ManagerFigures,
+    Period,
+    ReportFilter,
+    change_pct,
+    zone,
+)
 from crmtel.reports.queries import ReportQueries
 
 log = structlog.get_logger(__name__)
 
 CurrentUser = Callable[[web.Request], Manager | None]
+Translate = Callable[[web.Request], Translator]
 MAX_DAYS = 731
 
 
@@ -111,25 +122,59 @@ def _e(text: str) -> str:
     return escape(render.clean(text), quote=True)
 
 
-def _table_html(report: CallsVsDeals) -> str:
-    lines = render.grid(report)
-    n = len(report.rows)
-    out = ['<table id="report-table"><thead><tr>']
-    out.extend(f'<th data-key="{c.key}">{_e(c.title)}</th>' for c in render.COLUMNS)
-    out.append("</tr></thead><tbody>")
-    for i, cells in enumerate(lines[1:]):
-        if i < n:
-            login = report.rows[i].login or ""
-            attrs = f' class="manager" data-login="{_e(login)}"'
-        else:
-            attrs = f' class="{("total", "previous", "change")[i - n]}"'
-        out.append(f"<tr{attrs}>")
-        out.extend(
-            f'<td data-key="{c.key}">{_e(cell)}</td>' for c, cell in zip(render.COLUMNS, cells, strict=True)
+def _cell(column: render.Column, value: render.Value, tr: Translator) -> str:
+    """A cell as a reader of ``tr``'s language writes it (``1 234,5``); downloads keep machine-readable text."""
+    if value is None:
+        return ""
+    if isinstance(value, str):
+        return _e(value)
+    return _e(tr.number(value, column.decimals))
+
+
+def _name(row: ManagerFigures, tr: Translator) -> str:
+    return tr.t("report.unassigned") if row.manager_id is None and row.name == UNASSIGNED else row.name
+
+
+def _change(column: render.Column, report: CallsVsDeals, tr: Translator) -> str:
+    now, before = column.get(report.totals), column.get(report.previous_totals)
+    if not (isinstance(now, int | float) and isinstance(before, int | float)):
+        return ""
+    pct = change_pct(float(now), float(before))
+    return "" if pct is None else ("+" if pct > 0 else "") + tr.number(pct, 1)
+
+
+def _table_html(report: CallsVsDeals, tr: Translator) -> str:
+    head = "".join(
+        f'<th scope="col" data-key="{c.key}">{_e(tr.t("report.col_" + c.key))}</th>' for c in render.COLUMNS
+    )
+    out = [f'<div class="table-wrap"><table id="report-table"><thead><tr>{head}</tr></thead><tbody>']
+
+    def line(attrs: str, name: str, login: str, cells: Sequence[str]) -> None:
+        tds = "".join(
+            f'<td data-key="{c.key}">{cell}</td>' for c, cell in zip(render.NUMERIC, cells, strict=True)
         )
-        out.append("</tr>")
-    out.append("</tbody></table>")
+        out.append(
+            f'<tr{attrs}><th scope="row" data-key="manager">{_e(name)}</th>'
+            f'<td data-key="login">{_e(login)}</td>{tds}</tr>'
+        )
+
+    def figures(row: ManagerFigures) -> list[str]:
+        return [_cell(c, c.get(row), tr) for c in render.NUMERIC]
+
+    for row in report.rows:
+        login = row.login or ""
+        line(f' class="manager" data-login="{_e(login)}"', _name(row, tr), login, figures(row))
+    line(' class="total"', tr.t("report.total"), "", figures(report.totals))
+    previous = tr.t("report.previous_total", period=_period_text(report.previous_period, tr))
+    line(' class="previous"', previous, "", figures(report.previous_totals))
+    line(' class="change"', tr.t("report.change"), "", [_e(_change(c, report, tr)) for c in render.NUMERIC])
+    out.append("</tbody></table></div>")
     return "".join(out)
+
+
+def _period_text(period: Period, tr: Translator) -> str:
+    """``1 нояб. 2026 г. – 30 нояб. 2026 г.``: the last day shown is the last day included."""
+    return f"{tr.day(period.start)} – {tr.day(period.end - timedelta(days=1))}"
 
 
 def _options(values: Sequence[tuple[str, str]], selected: str) -> str:
@@ -139,55 +184,94 @@ def _options(values: Sequence[tuple[str, str]], selected: str) -> str:
     )
 
 
-def page_html(
-    report: CallsVsDeals, req: ReportRequest, user: Manager, all_managers: Sequence[Manager], prefix: str
-) -> str:
-    """The whole report page (no scripts; the style sheet is served beside it)."""
-    query = req.query()
-    filters = ""
+def _field(name: str, label: str, control: str) -> str:
+    return f'<div class="field"><label for="f-{name}">{_e(label)}</label>{control}</div>'
+
+
+def _filters(req: ReportRequest, user: Manager, all_managers: Sequence[Manager], tr: Translator) -> str:
+    period = req.period
+    last_day = tr.day(period.end - timedelta(days=1))
+    out = [
+        _field(
+            "from",
+            tr.t("page.report.from"),
+            f'<input id="f-from" type="date" name="from" value="{period.start.isoformat()}" required>',
+        ),
+        _field(
+            "to",
+            tr.t("page.report.to"),
+            f'<input id="f-to" type="date" name="to" value="{period.end.isoformat()}" required '
+            f'aria-describedby="f-to-hint"><small id="f-to-hint" class="muted">'
+            f"{_e(tr.t('page.report.to_hint', day=last_day))}</small>",
+        ),
+    ]
     if user.role is Role.HEAD:
-        teams = [("", "All teams"), *((c.value, c.value.capitalize()) for c in Category)]
-        people = [("", "All managers"), *((m.login, m.name) for m in all_managers if m.role is Role.MANAGER)]
-        filters = (
-            f'<label>Team <select name="team">{_options(teams, req.team)}</select></label>'
-            f'<label>Manager <select name="manager">{_options(people, req.manager_login)}</select></label>'
+        teams = [
+            ("", tr.t("page.report.all_teams")),
+            *((c.value, tr.t(f"page.report.team_{c.value}")) for c in Category),
+        ]
+        people = [
+            ("", tr.t("page.report.all_managers")),
+            *((m.login, m.name) for m in all_managers if m.role is Role.MANAGER),
+        ]
+        out.append(
+            _field(
+                "team",
+                tr.t("page.report.team"),
+                f'<select id="f-team" name="team">{_options(teams, req.team)}</select>',
+            )
         )
-    heading = "Calls vs deals" if user.role is Role.HEAD else f"Calls vs deals: {_e(user.name)}"
+        out.append(
+            _field(
+                "manager",
+                tr.t("page.report.manager"),
+                f'<select id="f-manager" name="manager">{_options(people, req.manager_login)}</select>',
+            )
+        )
+    out.append(
+        f'<div class="field submit"><button type="submit" class="btn primary">{_e(tr.t("page.report.show"))}</button></div>'
+    )
+    return "".join(out)
+
+
+def page_html(
+    report: CallsVsDeals,
+    req: ReportRequest,
+    user: Manager,
+    all_managers: Sequence[Manager],
+    prefix: str,
+    *,
+    tr: Translator,
+) -> str:
+    """The whole report page in ``tr``'s language, under the managers' page header (scripts only from /static)."""
+    title = tr.t("report.title")
+    heading = title if user.role is Role.HEAD else tr.t("page.report.title_own", name=user.name)
+    query = _e(req.query())
     downloads = "".join(
-        f'<a class="download" id="download-{fmt}" href="{prefix}/calls-vs-deals.{fmt}?{_e(query)}" download>{fmt.upper()}</a>'
+        f'<a class="btn small download" id="download-{fmt}" href="{prefix}/calls-vs-deals.{fmt}?{query}" '
+        f"download>{fmt.upper()}</a>"
         for fmt in ("csv", "xlsx", "json")
     )
+    compared = tr.t(
+        "page.report.compared", previous=_period_text(report.previous_period, tr), zone=report.period.tz
+    )
     return (
-        '<!doctype html><html lang="en"><head><meta charset="utf-8">'
-        f'<title>Calls vs deals</title><link rel="stylesheet" href="{prefix}/report.css"></head><body>'
-        f"<h1>{heading}</h1>"
-        f'<p class="period">Period: <span id="period">{_e(render.period_label(report.period))}</span>; '
-        f"compared with {_e(render.period_label(report.previous_period))}</p>"
-        f'<form id="period-picker" method="get" action="{prefix}/calls-vs-deals">'
-        f'<label>From <input type="date" name="from" value="{report.period.start.isoformat()}" required></label>'
-        f'<label>To (not included) <input type="date" name="to" value="{report.period.end.isoformat()}" required></label>'
-        f'{filters}<button type="submit">Show</button></form>'
-        f'<p class="downloads">Download: {downloads}</p>'
-        f'<div id="chart">{render.to_svg(report)}</div>'
-        f"{_table_html(report)}"
-        '<p class="note">Calls: inbound and outbound, one per call however many legs; internal calls excluded. '
-        "Missed: unanswered inbound. Deals won: closed as won in the period. "
-        "Conversion: leads received in the period that became clients by its end.</p>"
-        "</body></html>"
+        chrome.head_html(tr, f"{title} — crmtel")
+        + chrome.header_html(user, tr, "reports")
+        + '<main class="report views" id="report">'
+        f"<h1>{_e(heading)}</h1>"
+        f'<p class="period">{_e(tr.t("page.report.period"))} <span id="period" data-testid="report-period">'
+        f"{_e(_period_text(report.period, tr))}</span> · {_e(compared)}</p>"
+        f'<form id="period-picker" class="report-filters" method="get" action="{prefix}/calls-vs-deals">'
+        f"{_filters(req, user, all_managers, tr)}</form>"
+        f'<p class="downloads"><span>{_e(tr.t("page.report.download"))}</span> {downloads}</p>'
+        f'<section class="report-card" aria-label="{_e(tr.t("report.chart_title"))}">'
+        f'<div id="chart">{render.to_svg(report)}</div></section>'
+        f'<section class="report-card">{_table_html(report, tr)}</section>'
+        f'<p class="note muted">{_e(tr.t("page.report.note"))}</p>'
+        "</main></body></html>"
     )
 
-
-CSS = """
-body { font-family: sans-serif; margin: 1.5rem; color: #222; }
-form label { margin-right: 1rem; }
-table { border-collapse: collapse; margin-top: 1rem; font-size: 0.9rem; }
-th, td { border: 1px solid #ccc; padding: 0.25rem 0.5rem; text-align: right; }
-th:first-child, td:first-child, td:nth-child(2) { text-align: left; }
-tr.total td { font-weight: bold; }
-tr.previous td, tr.change td { font-style: italic; color: #555; }
-a.download { margin-right: 0.75rem; }
-#chart svg { max-width: 100%; height: auto; }
-"""
 
 _DOWNLOADS = {
     "csv": ("text/csv; charset=utf-8", render.to_csv),
@@ -204,9 +288,14 @@ def report_routes(
     timezone: str,
     prefix: str = "/reports",
     today: Callable[[], date] | None = None,
+    translate: Translate | None = None,
 ) -> web.RouteTableDef:
-    """Routes of the report page and its downloads under ``prefix``; every one needs a logged-in user."""
+    """Routes of the report page and its downloads under ``prefix``; every one needs a logged-in user.
+
+    ``translate(request)`` gives the reader's language (the web app's ``translator``); without it, Russian.
+    """
     zone(timezone)
+    fallback = Translator.for_locale(None, zone=timezone)
     routes = web.RouteTableDef()
 
     def _today() -> date:
@@ -235,7 +324,9 @@ def report_routes(
         user, req, report = await _report(request)
         everyone = await managers.all() if user.role is Role.HEAD else []
         return web.Response(
-            text=page_html(report, req, user, everyone, prefix),
+            text=page_html(
+                report, req, user, everyone, prefix, tr=translate(request) if translate else fallback
+            ),
             content_type="text/html",
             headers={"Cache-Control": "no-store"},
         )
@@ -252,10 +343,5 @@ def report_routes(
         return web.Response(
             body=fn(report).encode("utf-8"), headers={**headers, "Content-Type": content_type}
         )
-
-    @routes.get(f"{prefix}/report.css")
-    async def css(request: web.Request) -> web.Response:
-        _user(request)
-        return web.Response(text=CSS, content_type="text/css", headers={"Cache-Control": "max-age=3600"})
 
     return routes

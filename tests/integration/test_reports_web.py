@@ -15,6 +15,7 @@ from aiohttp import web
 from openpyxl import load_workbook
 
 from crmtel.domain import Manager
+from crmtel.i18n import Translator
 from crmtel.reports.queries import ReportQueries
 from crmtel.reports.web import report_routes
 from crmtel.store.db import Database
@@ -85,7 +86,16 @@ async def site(db: Database) -> AsyncIterator[Site]:
 
     app = web.Application()
     app.router.add_routes(
-        report_routes(ReportQueries(db), current_user, repo, timezone=ds.TZ, today=lambda: date(2026, 11, 2))
+        report_routes(
+            ReportQueries(db),
+            current_user,
+            repo,
+            timezone=ds.TZ,
+            today=lambda: date(2026, 11, 2),
+            translate=lambda request: Translator.for_locale(
+                request.headers.get("X-Test-Lang", "en"), zone=ds.TZ
+            ),
+        )
     )
     runner = web.AppRunner(app)
     await runner.setup()
@@ -121,7 +131,7 @@ async def test_page_escapes_names_and_has_chart_picker_and_downloads(site: Site)
     assert 'name="to" value="2026-11-03"' in html
     for fmt in ("csv", "xlsx", "json"):
         assert f'href="/reports/calls-vs-deals.{fmt}?from=2026-11-01&amp;to=2026-11-03"' in html
-    assert '<select name="manager">' in html
+    assert '<select id="f-manager" name="manager">' in html
 
 
 async def test_manager_sees_only_their_own_row_whatever_they_ask(site: Site) -> None:
@@ -132,7 +142,7 @@ async def test_manager_sees_only_their_own_row_whatever_they_ask(site: Site) -> 
         rows = table(html)
         assert [k for k in rows if k not in {"total", "previous", "change"}] == ["anna"], query
         assert rows["total"]["calls"] == "5"
-        assert '<select name="manager">' not in html
+        assert 'name="manager"' not in html
     data = await (await site.get(f"/reports/calls-vs-deals.json?{QUERY}&manager=vera", "anna")).json()
     assert [row["login"] for row in data["rows"]] == ["anna"]
 
@@ -146,16 +156,23 @@ async def test_head_filters_by_manager_and_team(site: Site) -> None:
 
 
 async def test_without_a_login_every_route_is_refused(site: Site) -> None:
-    """No logged-in user: 401 for the page, downloads and style sheet."""
-    for path in ("/reports/calls-vs-deals", "/reports/calls-vs-deals.csv", "/reports/report.css"):
+    """No logged-in user: 401 for the page and the downloads."""
+    for path in ("/reports/calls-vs-deals", "/reports/calls-vs-deals.csv"):
         assert (await site.get(path, None)).status == 401
 
 
 async def test_default_period_is_the_current_month(site: Site) -> None:
-    """Without dates the page shows this month (today is 2 Nov 2026 here) and the 30 days before."""
+    """Without dates the page shows this month (today is 2 Nov 2026 here) and the 30 days before, in the reader's words."""
     html = await (await site.get("/reports/calls-vs-deals", "hugo")).text()
-    assert "2026-11-01 – 2026-11-30 (Europe/Moscow)" in html
-    assert "2026-10-02 – 2026-10-31 (Europe/Moscow)" in html
+    assert "Nov 1, 2026 – Nov 30, 2026" in html
+    assert "compared with Oct 2, 2026 – Oct 31, 2026 (time zone Europe/Moscow)" in html
+    resp = await site.http.get(
+        site.url + "/reports/calls-vs-deals", headers={"X-Test-User": "hugo", "X-Test-Lang": "ru"}
+    )
+    html = (await resp.text()).replace("\xa0", " ").replace("\u202f", " ")  # Babel's no-break spaces
+    assert '<html lang="ru">' in html
+    assert "1 нояб. 2026 г. – 30 нояб. 2026 г." in html
+    assert "сравнение с 2 окт. 2026 г. – 31 окт. 2026 г." in html
 
 
 async def test_csv_and_xlsx_downloads(site: Site) -> None:

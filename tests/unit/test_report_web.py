@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import UTC, date, datetime
 
 from crmtel.domain import Manager, Role
+from crmtel.i18n import Translator
 from crmtel.reports.models import CallsVsDeals, ManagerFigures, Period, ReportFilter
 from crmtel.reports.web import ReportRequest, default_period, page_html
 
@@ -27,7 +28,9 @@ def test_page_escapes_the_logged_in_managers_name_and_hides_filters() -> None:
         (),
         datetime(2026, 11, 2, tzinfo=UTC),
     )
-    html = page_html(report, ReportRequest(period, ReportFilter(manager_id=7), "", ""), user, [], "/reports")
+    request = ReportRequest(period, ReportFilter(manager_id=7), "", "")
+    html = page_html(report, request, user, [], "/reports", tr=Translator.for_locale("en", zone="UTC"))
     assert "<img" not in html
     assert "&lt;img src=x onerror=alert(1)&gt;" in html
-    assert "<select" not in html
+    assert 'name="team"' not in html
+    assert 'name="manager"' not in html
