@@ -146,6 +146,8 @@ class ReportsSettings(BaseModel):
     callback_grace_hours: int = Field(default=24, ge=0)
     # Numbers match for callbacks on their last N digits (so 8916…, 7916… and +7916… agree); 0 = exact match.
     callback_match_digits: int = Field(default=10, ge=0, le=20)
+    # Queue service level: calls answered within this many seconds of joining the queue (≤, not <).
+    service_level_seconds: int = Field(default=20, ge=1, le=3600)
 
 
 class I18nSettings(BaseModel):
