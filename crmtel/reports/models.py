@@ -41,9 +41,48 @@ class Period:
         """The first instant after the period, in UTC."""
         return _local_midnight_utc(self.end, self.tz)
 
+    @property
+    def months(self) -> int | None:
+        """How many whole calendar months the period is (1 Nov – 1 Dec: 1), else None."""
+        if self.start.day != 1 or self.end.day != 1:
+            return None
+        return (self.end.year - self.start.year) * 12 + self.end.month - self.start.month
+
     def previous(self) -> Period:
-        """The period of the same length that ends where this one starts."""
+        """The period compared with: the previous calendar months for whole months, else the same days before."""
+        months = self.months
+        if months is not None:
+            return Period(add_months(self.start, -months), self.start, self.tz)
         return Period(self.start - timedelta(days=self.days), self.start, self.tz)
+
+
+def add_months(day: date, months: int) -> date:
+    """The first-of-month ``months`` after (or before) ``day``'s month (``day`` must be a first)."""
+    index = day.year * 12 + day.month - 1 + months
+    return date(index // 12, index % 12 + 1, 1)
+
+
+PRESETS = ("today", "yesterday", "this_week", "last_week", "this_month", "last_month")
+
+
+def preset_period(name: str, today: date, tz: str) -> Period:
+    """A named period around ``today`` (weeks start on Monday); ValueError for an unknown name."""
+    month = today.replace(day=1)
+    week = today - timedelta(days=today.weekday())
+    match name:
+        case "today":
+            return Period(today, today + timedelta(days=1), tz)
+        case "yesterday":
+            return Period(today - timedelta(days=1), today, tz)
+        case "this_week":
+            return Period(week, week + timedelta(days=7), tz)
+        case "last_week":
+            return Period(week - timedelta(days=7), week, tz)
+        case "this_month":
+            return Period(month, add_months(month, 1), tz)
+        case "last_month":
+            return Period(add_months(month, -1), month, tz)
+    raise ValueError(f"unknown period preset {name!r} (one of {', '.join(PRESETS)})")
 
 
 def report_timezone(settings: Settings) -> str:

@@ -8,7 +8,7 @@ import pytest
 
 from crmtel.config import Settings
 from crmtel.errors import ConfigError
-from crmtel.reports.models import ManagerFigures, Period, change_pct, report_timezone, total_of
+from crmtel.reports.models import ManagerFigures, Period, change_pct, preset_period, report_timezone, total_of
 
 
 def test_period_bounds_are_local_midnights_in_utc() -> None:
@@ -25,10 +25,52 @@ def test_period_follows_daylight_saving_changes() -> None:
     assert (p.end_utc - p.start_utc).total_seconds() == 25 * 3600
 
 
-def test_previous_period_has_the_same_number_of_days() -> None:
-    """November (30 days) compares with the 30 days before it, 2 Oct – 31 Oct."""
-    p = Period(date(2026, 11, 1), date(2026, 12, 1), "UTC").previous()
-    assert (p.start, p.end) == (date(2026, 10, 2), date(2026, 11, 1))
+def test_previous_period_of_other_spans_has_the_same_number_of_days() -> None:
+    """Two days compare with the two days before them; a week with the week before."""
+    p = Period(date(2026, 11, 2), date(2026, 11, 4), "UTC").previous()
+    assert (p.start, p.end) == (date(2026, 10, 31), date(2026, 11, 2))
+    w = Period(date(2026, 11, 23), date(2026, 11, 30), "UTC").previous()
+    assert (w.start, w.end) == (date(2026, 11, 16), date(2026, 11, 23))
+
+
+@pytest.mark.parametrize(
+    ("start", "end", "prev_start"),
+    [
+        (date(2026, 11, 1), date(2026, 12, 1), date(2026, 10, 1)),  # November vs October (31 days)
+        (date(2026, 3, 1), date(2026, 4, 1), date(2026, 2, 1)),  # March vs February (28 days)
+        (date(2026, 1, 1), date(2026, 2, 1), date(2025, 12, 1)),  # across the year
+        (date(2026, 10, 1), date(2027, 1, 1), date(2026, 7, 1)),  # a quarter vs the quarter before
+    ],
+)
+def test_previous_period_of_calendar_months_is_the_previous_calendar_months(
+    start: date, end: date, prev_start: date
+) -> None:
+    """A whole-month period compares with the same number of calendar months just before it."""
+    p = Period(start, end, "UTC").previous()
+    assert (p.start, p.end) == (prev_start, start)
+
+
+@pytest.mark.parametrize(
+    ("name", "start", "end"),
+    [
+        ("today", date(2026, 12, 1), date(2026, 12, 2)),
+        ("yesterday", date(2026, 11, 30), date(2026, 12, 1)),
+        ("this_week", date(2026, 11, 30), date(2026, 12, 7)),  # 1 Dec 2026 is a Tuesday
+        ("last_week", date(2026, 11, 23), date(2026, 11, 30)),
+        ("this_month", date(2026, 12, 1), date(2027, 1, 1)),
+        ("last_month", date(2026, 11, 1), date(2026, 12, 1)),
+    ],
+)
+def test_period_presets_around_today(name: str, start: date, end: date) -> None:
+    """Each preset names the days it covers (weeks from Monday), in the report's zone."""
+    p = preset_period(name, date(2026, 12, 1), "Europe/Moscow")
+    assert (p.start, p.end, p.tz) == (start, end, "Europe/Moscow")
+
+
+def test_unknown_preset_is_refused() -> None:
+    """A preset name outside the list is a ValueError naming the choices."""
+    with pytest.raises(ValueError, match="this_month"):
+        preset_period("fortnight", date(2026, 12, 1), "UTC")
 
 
 def test_empty_or_reversed_period_is_refused() -> None:

@@ -121,7 +121,7 @@ def test_json_carries_raw_figures_and_nulls() -> None:
     """JSON has the period, per-row figures with ids, null for undefined ratios, and both totals."""
     data = json.loads(render.to_json(_report()))
     assert data["period"] == {"from": "2026-11-01", "to": "2026-12-01", "timezone": "Europe/Moscow"}
-    assert data["previous_period"]["from"] == "2026-10-02"
+    assert data["previous_period"]["from"] == "2026-10-01"
     anna = data["rows"][0]
     assert (anna["manager_id"], anna["calls"], anna["talk_seconds"]) == (1, 40, 4200.0)
     assert data["rows"][1]["calls_per_won_deal"] is None
