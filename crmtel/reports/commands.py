@@ -10,7 +10,7 @@ from pathlib import Path
 from crmtel.config import Settings
 from crmtel.domain import Category
 from crmtel.errors import CrmtelError, NotFound
-from crmtel.reports import render
+from crmtel.reports import queue_commands, render
 from crmtel.reports.models import Period, ReportFilter, report_timezone
 from crmtel.reports.queries import QueryOptions, ReportQueries
 from crmtel.store.db import Database
@@ -53,6 +53,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     cvd.add_argument("--output", type=Path, metavar="FILE", help="write to FILE instead of standard output")
     cvd.add_argument("--timezone", help="time zone of the days (default: reports.timezone, routing.timezone)")
     cvd.set_defaults(handler=calls_vs_deals)
+    queue_commands.register(sub)
 
 
 async def calls_vs_deals(args: argparse.Namespace, settings: Settings) -> int:
