@@ -37,6 +37,8 @@ from crmtel.push.hub import Hub
 from crmtel.push.notifier import ManagerNames, Notifier
 from crmtel.push.web import create_app
 from crmtel.reports.queries import QueryOptions, ReportQueries
+from crmtel.reports.queue_queries import QueueQueries
+from crmtel.reports.queue_web import queue_routes
 from crmtel.reports.web import report_routes
 from crmtel.routing.agi import AgiServer
 from crmtel.routing.service import RoutingService
@@ -149,6 +151,12 @@ async def start(settings: Settings, *, demo: bool = False) -> AsyncIterator[Runn
             timezone=settings.reports.timezone or settings.routing.timezone,
             translate=translator,
         )
+        queue_report = queue_routes(
+            QueueQueries(db, service_level_seconds=settings.reports.service_level_seconds),
+            current_manager,
+            timezone=settings.reports.timezone or settings.routing.timezone,
+            translate=translator,
+        )
         locale = LocaleOptions(
             language=settings.i18n.language,
             timezone=settings.display_timezone,
@@ -162,7 +170,7 @@ async def start(settings: Settings, *, demo: bool = False) -> AsyncIterator[Runn
             hub=hub,
             region=settings.region,
             callback_due_minutes=settings.calls.callback_due_minutes,
-            routes=(reports,),
+            routes=(reports, queue_report),
             public_routes=(route_table, metrics_routes(metrics, settings.web.metrics_token), health),
             locale=locale,
         )

@@ -28,6 +28,7 @@ from crmtel.reports.models import (
     Period,
     ReportFilter,
     change_pct,
+    preset_period,
     zone,
 )
 from crmtel.reports.queries import ReportQueries
@@ -81,6 +82,16 @@ def default_period(today: date, tz: str) -> Period:
     return Period(start, end, tz)
 
 
+def period_from_query(preset: str | None, today: date, tz: str) -> Period:
+    """``?preset=this_month`` (today, yesterday, this/last week, this/last month), else the current month."""
+    if not preset:
+        return default_period(today, tz)
+    try:
+        return preset_period(preset, today, tz)
+    except ValueError as err:
+        raise web.HTTPBadRequest(text=f"preset: {err}") from None
+
+
 def _date(raw: str | None, name: str) -> date | None:
     if not raw:
         return None
@@ -95,7 +106,7 @@ async def parse_request(
 ) -> ReportRequest:
     """Read and check the period and filters; a plain manager is always limited to themself."""
     q = request.query
-    default = default_period(today, tz)
+    default = period_from_query(q.get("preset"), today, tz)
     start = _date(q.get("from"), "from") or default.start
     end = _date(q.get("to"), "to") or default.end
     if end <= start:

@@ -1,0 +1,194 @@
+"""The queue report page for heads (``/reports/queues``): table per queue and member, heatmaps, downloads."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import date, datetime
+from html import escape
+from urllib.parse import urlencode
+
+import structlog
+from aiohttp import web
+
+from crmtel.domain import Manager, Role
+from crmtel.errors import StoreUnavailable
+from crmtel.i18n import Translator
+from crmtel.push import chrome
+from crmtel.reports import queue_render
+from crmtel.reports.models import PRESETS, Period, zone
+from crmtel.reports.queue_models import Heatmap, QueueReport
+from crmtel.reports.queue_queries import QueueQueries
+from crmtel.reports.render import clean
+from crmtel.reports.web import MAX_DAYS, CurrentUser, Translate, period_from_query
+
+log = structlog.get_logger(__name__)
+_XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
+
+
+def _e(text: str) -> str:
+    return escape(clean(text), quote=True)
+
+
+def _date(raw: str | None, name: str) -> date | None:
+    if not raw:
+        return None
+    try:
+        return date.fromisoformat(raw)
+    except ValueError:
+        raise web.HTTPBadRequest(text=f"{name}: expected a date like 2026-11-01") from None
+
+
+def parse_period(request: web.Request, tz: str, today: date) -> tuple[Period, str | None, str]:
+    """The period (``from``/``to`` or ``preset``), the queue (or None) and the preset shown in the form."""
+    q = request.query
+    preset = q.get("preset", "")
+    default = period_from_query(preset, today, tz)
+    start = _date(q.get("from"), "from") or default.start
+    end = _date(q.get("to"), "to") or default.end
+    if end <= start:
+        raise web.HTTPBadRequest(text="to must be after from (the period is [from, to))")
+    if (end - start).days > MAX_DAYS:
+        raise web.HTTPBadRequest(text=f"the period may be at most {MAX_DAYS} days")
+    queue = q.get("queue", "")[:64] or None
+    return Period(start, end, tz), queue, preset
+
+
+def _query(period: Period, queue: str | None) -> str:
+    params = {"from": period.start.isoformat(), "to": period.end.isoformat()}
+    if queue:
+        params["queue"] = queue
+    return urlencode(params)
+
+
+def _table(report: QueueReport, tr: Translator) -> str:
+    cols = queue_render.COLUMNS
+    out = ['<table id="queue-table" data-testid="queue-table"><thead><tr>']
+    out.extend(f'<th data-key="{c.key}">{_e(queue_render.title(tr, c))}</th>' for c in cols)
+    out.append("</tr></thead><tbody>")
+    current = ""
+    for kind, values in queue_render.lines(report):
+        if kind == "queue":
+            current = str(values[0])
+            attrs = f' class="queue" data-queue="{_e(current)}"'
+        else:
+            attrs = f' class="member" data-queue="{_e(current)}" data-extension="{_e(str(values[1] or ""))}"'
+        out.append(f"<tr{attrs}>")
+        out.extend(
+            f'<td data-key="{c.key}">{_e(queue_render.cell_text(c, v))}</td>'
+            for c, v in zip(cols, values, strict=True)
+        )
+        out.append("</tr>")
+    out.append("</tbody></table>")
+    if not report.queues:
+        out.append(f'<p class="muted" data-testid="queue-empty">{_e(tr.t("report_queues.no_data"))}</p>')
+    return "".join(out)
+
+
+def page_html(
+    report: QueueReport, heatmap: Heatmap, user: Manager, preset: str, prefix: str, tr: Translator
+) -> str:
+    """The whole page in ``tr``'s language (no inline script; the header's module comes from /static)."""
+    title = tr.t("report_queues.title")
+    p = report.period
+    query = _e(_query(p, report.queue))
+    downloads = "".join(
+        f'<a class="btn small download" id="download-{fmt}" data-testid="download-{fmt}" '
+        f'href="{prefix}/queues.{fmt}?{query}" download>{fmt.upper()}</a>'
+        for fmt in ("csv", "xlsx", "json")
+    )
+    presets = "".join(
+        f'<option value="{name}"{" selected" if name == preset else ""}>{_e(tr.t("report_queues.preset_" + name))}</option>'
+        for name in ("", *PRESETS)
+        if name
+    )
+    custom = _e(tr.t("report_queues.preset_custom"))
+    return (
+        chrome.head_html(tr, f"{title} — crmtel")
+        + chrome.header_html(user, tr, "reports")
+        + '<main class="report views" id="queue-report">'
+        f'<nav class="report-tabs"><a href="{prefix}/calls-vs-deals">{_e(tr.t("report_queues.nav_calls_vs_deals"))}</a> '
+        f'<a href="{prefix}/queues" aria-current="page">{_e(tr.t("report_queues.nav_queues"))}</a> '
+        f'<a href="/board">{_e(tr.t("report_queues.nav_board"))}</a></nav>'
+        f"<h1>{_e(title)}</h1>"
+        f'<p class="period" data-testid="report-period">{_e(queue_render.heading(report, tr))}</p>'
+        f'<form id="period-picker" class="report-filters" method="get" action="{prefix}/queues">'
+        f'<label>{_e(tr.t("report_queues.preset"))} <select name="preset" data-testid="preset">'
+        f'<option value="">{custom}</option>{presets}</select></label>'
+        f'<label>{_e(tr.t("report_queues.from"))} <input type="date" name="from" value="{p.start.isoformat()}"></label>'
+        f'<label>{_e(tr.t("report_queues.to"))} <input type="date" name="to" value="{p.end.isoformat()}"></label>'
+        f'<label>{_e(tr.t("report_queues.col_queue"))} <input name="queue" maxlength="64" '
+        f'value="{_e(report.queue or "")}" placeholder="{_e(tr.t("report_queues.all_queues"))}"></label>'
+        f'<button type="submit" class="btn">{_e(tr.t("report_queues.show"))}</button></form>'
+        f'<p class="downloads"><span>{_e(tr.t("report_queues.download"))}</span> {downloads}</p>'
+        f'<section class="report-card">{_table(report, tr)}</section>'
+        f'<section class="report-card heatmaps">{queue_render.heatmap_svg(heatmap, "inbound", tr)}'
+        f"{queue_render.heatmap_svg(heatmap, 'missed', tr)}</section>"
+        f'<p class="note muted">{_e(tr.t("report_queues.note", seconds=report.service_level_seconds))}</p>'
+        "</main></body></html>"
+    )
+
+
+def queue_routes(
+    queries: QueueQueries,
+    current_user: CurrentUser,
+    *,
+    timezone: str,
+    translate: Translate | None = None,
+    prefix: str = "/reports",
+    today: Callable[[], date] | None = None,
+) -> web.RouteTableDef:
+    """``{prefix}/queues`` and its CSV/XLSX/JSON downloads; heads only (queues are everyone's calls)."""
+    zone(timezone)
+    fallback = Translator.for_locale(None, zone=timezone)
+    routes = web.RouteTableDef()
+
+    def _head(request: web.Request) -> Manager:
+        user = current_user(request)
+        if user is None or not user.active:
+            raise web.HTTPUnauthorized(text="login required")
+        if user.role is not Role.HEAD:
+            raise web.HTTPForbidden(text="the queue report is for heads of sales")
+        return user
+
+    def _today() -> date:
+        return today() if today is not None else datetime.now(zone(timezone)).date()
+
+    async def _report(request: web.Request) -> tuple[Manager, Period, str | None, str, QueueReport]:
+        user = _head(request)
+        period, queue, preset = parse_period(request, timezone, _today())
+        try:
+            report = await queries.queues(period, queue)
+        except StoreUnavailable as err:
+            log.warning("reports.store_unavailable", error=str(err))
+            raise web.HTTPServiceUnavailable(text="the record store is unavailable, try again") from err
+        return user, period, queue, preset, report
+
+    @routes.get(f"{prefix}/queues")
+    async def page(request: web.Request) -> web.Response:
+        user, period, _, preset, report = await _report(request)
+        heatmap = await queries.heatmap(period)
+        tr = translate(request) if translate is not None else fallback
+        return web.Response(
+            text=page_html(report, heatmap, user, preset, prefix, tr),
+            content_type="text/html",
+            headers={"Cache-Control": "no-store"},
+        )
+
+    @routes.get(f"{prefix}/queues.{{fmt:csv|json|xlsx}}")
+    async def download(request: web.Request) -> web.Response:
+        _, period, _, _, report = await _report(request)
+        tr = translate(request) if translate is not None else fallback
+        fmt = request.match_info["fmt"]
+        name = f"queues_{period.start.isoformat()}_{period.end.isoformat()}.{fmt}"
+        headers = {"Content-Disposition": f'attachment; filename="{name}"', "Cache-Control": "no-store"}
+        if fmt == "xlsx":
+            return web.Response(
+                body=queue_render.to_xlsx(report, tr), headers={**headers, "Content-Type": _XLSX}
+            )
+        if fmt == "csv":
+            body, ctype = queue_render.to_csv(report, tr), "text/csv; charset=utf-8"
+        else:
+            body, ctype = queue_render.to_json(report), "application/json; charset=utf-8"
+        return web.Response(body=body.encode("utf-8"), headers={**headers, "Content-Type": ctype})
+
+    return routes
