@@ -3,7 +3,10 @@
 Every call is one of the recorded Asterisk 22 streams shipped in ``crmtel/ami/data`` (the nine shared
 traces), rewritten so it is a new call: fresh Uniqueids/Linkedids, channel sequence numbers and bridge
 ids; a different caller number (and name) part of the time, so unknown callers and new leads show up next
-to the demo clients; stretched or squeezed timings; and placed at a random moment, so calls overlap.
+to the demo clients; the waits of the recording re-timed to what real calls take (phones ring for a few
+seconds to half a minute, conversations last from tens of seconds to a few minutes; the recorded calls
+were only 3-13 s long); and placed at a random moment, so calls overlap. With a ``recordings_dir`` the
+simulator also leaves a short WAV file where MixMonitor would have written each answered call's recording.
 """
 
 from __future__ import annotations
@@ -12,6 +15,7 @@ import asyncio
 import contextlib
 import json
 import logging
+import math
 import random
 import re
 import time
@@ -19,8 +23,10 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from importlib import resources
+from pathlib import Path, PurePosixPath
 
 from crmtel.ami.fakeserver import FakeAmiServer, Recorded
+from crmtel.ami.tones import tone_wav, write_recording
 
 log = logging.getLogger(__name__)
 
@@ -42,12 +48,77 @@ _NAMES = (
 )
 
 
+# A pause longer than this between two recorded messages is someone waiting (ringing, talking), not Asterisk
+# working through one step; only such pauses are re-timed, so the order of events never changes.
+_PAUSE = 0.2
+
+
 @dataclass(frozen=True, slots=True)
 class Pattern:
     """One recorded call: its messages with times relative to its first message."""
 
     name: str
     messages: tuple[Recorded, ...]
+
+    @property
+    def answered(self) -> bool:
+        """Whether two parties ever talk in this call (a channel enters a bridge)."""
+        return any(_event(m) == "BridgeEnter" for m in self.messages)
+
+
+@dataclass(frozen=True, slots=True)
+class Timing:
+    """How long a re-timed call rings (in all) and talks, in seconds."""
+
+    ring: float
+    talk: float
+
+    @classmethod
+    def realistic(cls, rng: random.Random, *, answered: bool) -> Timing:
+        """Ringing 4-25 s before an answer (10-40 s when nobody answers); talk mostly 20 s to 4 min."""
+        if not answered:
+            return cls(ring=rng.uniform(10.0, 40.0), talk=0.0)
+        # Log-normal: many one-minute calls, some short ones, a few long ones (median about 70 s).
+        talk = min(max(rng.lognormvariate(math.log(70.0), 0.6), 15.0), 300.0)
+        return cls(ring=rng.uniform(4.0, 25.0), talk=talk)
+
+
+def _event(message: Recorded) -> str:
+    return message.headers[0][1] if message.headers and message.headers[0][0] == "Event" else ""
+
+
+def retime(messages: Sequence[Recorded], timing: Timing) -> list[float]:
+    """New times for the messages: the pauses before the first bridge share ``timing.ring``, the pauses
+    after it share ``timing.talk``; steps shorter than a pause keep their recorded length."""
+    waits: list[tuple[float, bool]] = []
+    talking = False
+    for before, message in zip((None, *messages), messages, strict=False):
+        gap = 0.0 if before is None else max(0.0, message.t - before.t)
+        waits.append((gap, talking))
+        talking = talking or _event(message) == "BridgeEnter"
+    ring_total = sum(g for g, t in waits if g > _PAUSE and not t)
+    talk_total = sum(g for g, t in waits if g > _PAUSE and t)
+    ring_scale = timing.ring / ring_total if ring_total else 1.0
+    talk_scale = timing.talk / talk_total if talk_total else 1.0
+    out: list[float] = []
+    now = messages[0].t if messages else 0.0
+    for i, (gap, during_talk) in enumerate(waits):
+        if i:
+            now += gap if gap <= _PAUSE else gap * (talk_scale if during_talk else ring_scale)
+        out.append(now)
+    return out
+
+
+def recording_names(messages: Sequence[Recorded]) -> list[str]:
+    """The file names MixMonitor was told to write (``MIXMONITOR_FILENAME``), in order, without repeats."""
+    names: list[str] = []
+    for message in messages:
+        headers = dict(message.headers)
+        if headers.get("Variable") == "MIXMONITOR_FILENAME" and headers.get("Value"):
+            name = PurePosixPath(headers["Value"]).name
+            if name not in names:
+                names.append(name)
+    return names
 
 
 def load_patterns() -> list[Pattern]:
@@ -92,8 +163,12 @@ class Rewriter:
         epoch: float,
         stretch: float = 1.0,
         new_caller: bool = False,
+        timing: Timing | None = None,
     ) -> list[Recorded]:
-        """The pattern as a new call starting at stream time ``start``."""
+        """The pattern as a new call starting at stream time ``start``.
+
+        ``timing`` re-times its waits (see ``retime``); without it every time is scaled by ``stretch``.
+        """
         ids: dict[str, str] = {}
         seqs: dict[str, str] = {}
         bridges: dict[str, str] = {}
@@ -153,9 +228,14 @@ class Rewriter:
                 value = _MOBILE_RE.sub(lambda m: m.group(1) + numbers.get(m.group(2), m.group(2)), value)
             return value
 
+        times = (
+            retime(pattern.messages, timing)
+            if timing is not None
+            else [m.t * stretch for m in pattern.messages]
+        )
         return [
-            Recorded(start + m.t * stretch, tuple((k, value_of(k, v)) for k, v in m.headers))
-            for m in pattern.messages
+            Recorded(start + t, tuple((k, value_of(k, v)) for k, v in m.headers))
+            for t, m in zip(times, pattern.messages, strict=True)
         ]
 
 
@@ -168,13 +248,17 @@ class Simulator:
         username: str = "crmtel",
         secret: str = "",
         seed: int | None = None,
-        mean_gap: float = 7.0,
+        mean_gap: float = 20.0,
         speed: float = 1.0,
         chunk_size: int = 64 * 1024,
+        recordings_dir: Path | None = None,
     ) -> None:
         self.rng = random.Random(seed)
         self.patterns = load_patterns()
         self.mean_gap = mean_gap
+        # Where the fake MixMonitor leaves answered calls' recordings (None: nowhere, as in most tests).
+        self.recordings_dir = recordings_dir
+        self._tone = tone_wav() if recordings_dir is not None else b""
         self.server = FakeAmiServer(
             [], username=username, secret=secret, speed=speed, chunk_size=chunk_size, live=True
         )
@@ -211,9 +295,13 @@ class Simulator:
                 pattern,
                 start=self._next_start,
                 epoch=self.server.epoch,
-                stretch=self.rng.uniform(0.8, 1.6),
                 new_caller=self.rng.random() < 0.4,
+                timing=Timing.realistic(self.rng, answered=pattern.answered),
             )
+            if self.recordings_dir is not None and pattern.answered:
+                # Missed calls leave no file, so the history shows a player only where there is something to hear.
+                for name in recording_names(items):
+                    write_recording(self.recordings_dir, name, self._tone)
             self.server.extend(items)
             self.calls += 1
             self._next_start += max(0.5, self.rng.expovariate(1.0 / self.mean_gap))
