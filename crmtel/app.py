@@ -100,8 +100,11 @@ async def migrate(url: str, revision: str = "head") -> None:
 
 
 @asynccontextmanager
-async def start(settings: Settings, *, demo: bool = False) -> AsyncIterator[Running]:
-    """Start every component; leaving the context stops them in reverse order."""
+async def start(settings: Settings, *, demo: bool = False, demo_speed: float = 1.0) -> AsyncIterator[Running]:
+    """Start every component; leaving the context stops them in reverse order.
+
+    ``demo`` seeds the demo data and runs the AMI simulator (``demo_speed`` times faster than real time).
+    """
     async with AsyncExitStack() as stack:
         await migrate(settings.database_url)
         db = Database(settings.database_url)
@@ -110,10 +113,16 @@ async def start(settings: Settings, *, demo: bool = False) -> AsyncIterator[Runn
         managers = ManagerRepository(db)
         pbxes = settings.pbxes
         if demo:
-            if await seed(managers, parties):
+            recordings = settings.web.recordings_dir
+            if await seed(
+                db, managers, parties, recordings_dir=recordings, timezone=settings.display_timezone
+            ):
                 _log.info("demo.seeded")
             simulator = Simulator(
-                username=settings.ami.username, secret=settings.ami.secret.get_secret_value()
+                username=settings.ami.username,
+                secret=settings.ami.secret.get_secret_value(),
+                speed=demo_speed,
+                recordings_dir=recordings,
             )
             await simulator.start("127.0.0.1", 0)
             stack.push_async_callback(simulator.close)
@@ -230,7 +239,11 @@ def status_line(running: Running) -> str:
 
 
 async def run_until_stopped(
-    settings: Settings, *, demo: bool = False, on_ready: Callable[[Running], None] | None = None
+    settings: Settings,
+    *,
+    demo: bool = False,
+    demo_speed: float = 1.0,
+    on_ready: Callable[[Running], None] | None = None,
 ) -> None:
     """Run crmtel until SIGTERM/SIGINT, then stop cleanly (telling systemd each step when it runs us)."""
     stop = asyncio.Event()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+from pathlib import Path
 
 from crmtel.app import Running, migrate, run_until_stopped
 from crmtel.config import Settings
@@ -19,6 +20,18 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     )
     demo.add_argument("--port", type=int, help="web port (default: web.port, 8080)")
     demo.add_argument("--agi-port", type=int, help="FastAGI port (default: routing.agi_port, 4573)")
+    demo.add_argument(
+        "--speed",
+        type=_speed,
+        default=1.0,
+        help="run the simulated PBX this many times faster (calls keep their realistic durations); default 1",
+    )
+    demo.add_argument(
+        "--recordings",
+        type=Path,
+        default=Path("crmtel-recordings"),
+        help="folder for the demo's recording files (default: ./crmtel-recordings)",
+    )
     demo.set_defaults(handler=_demo)
 
     db = subparsers.add_parser("db", help="database schema")
@@ -56,14 +69,31 @@ def _banner(running: Running) -> None:
     print(f"FastAGI route server on port {running.agi_port}; Ctrl-C stops.", flush=True)
 
 
+def _speed(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = 0.0
+    if not 0.1 <= value <= 1000:
+        raise argparse.ArgumentTypeError(f"expected a number from 0.1 to 1000, got {text!r}")
+    return value
+
+
 async def _demo(args: argparse.Namespace, settings: Settings) -> int:
-    web = settings.web if args.port is None else settings.web.model_copy(update={"port": args.port})
+    # The demo's recordings are written here (never into a PBX's spool folder a config may name).
+    web_updates: dict[str, object] = {"recordings_dir": args.recordings.resolve()}
+    if args.port is not None:
+        web_updates["port"] = args.port
+    web = settings.web.model_copy(update=web_updates)
     routing = (
         settings.routing
         if args.agi_port is None
         else settings.routing.model_copy(update={"agi_port": args.agi_port})
     )
     await run_until_stopped(
-        settings.model_copy(update={"web": web, "routing": routing}), demo=True, on_ready=_banner
+        settings.model_copy(update={"web": web, "routing": routing}),
+        demo=True,
+        demo_speed=args.speed,
+        on_ready=_banner,
     )
     return 0

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
+from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Annotated, Any
@@ -34,6 +36,8 @@ from crmtel.timestamps import iso_instant
 
 MAX_AMOUNT = Decimal("1e13")
 MAX_DUE_MINUTES = 60 * 24 * 90
+# What Asterisk's MixMonitor writes (wav, WAV49 as .WAV, gsm) and what FreePBX converts to.
+_AUDIO_TYPES = {".wav": "audio/wav", ".gsm": "audio/x-gsm", ".mp3": "audio/mpeg", ".ogg": "audio/ogg"}
 
 
 def refuse(
@@ -91,8 +95,8 @@ def _iso(value: datetime | None) -> str | None:
     return iso_instant(value)
 
 
-def call_json(call: CallView) -> dict[str, Any]:
-    """A recorded call for the history list."""
+def call_json(call: CallView, *, playable: bool = True) -> dict[str, Any]:
+    """A recorded call for the history list; ``recording`` only when there is a file to play."""
     return {
         "id": call.id,
         "call_id": call.call_id,
@@ -112,7 +116,7 @@ def call_json(call: CallView) -> dict[str, Any]:
         "party_kind": call.party_kind,
         "party_id": call.party_id,
         "party_name": call.party_name,
-        "recording": f"/api/calls/{call.call_id}/recording" if call.recording_file else None,
+        "recording": f"/api/calls/{call.call_id}/recording" if call.recording_file and playable else None,
     }
 
 
@@ -166,6 +170,20 @@ async def _visible_call(request: web.Request) -> tuple[Manager, CallView]:
     return manager, view
 
 
+async def _playable(request: web.Request, calls: Sequence[CallView]) -> set[str]:
+    """The calls whose recording file is really there (a player for a missing file would only show 0:00)."""
+    root = request.app[STATE].settings.recordings_dir
+    wanted = [(c.call_id, c.recording_file, c.started_at) for c in calls if c.recording_file]
+    if not wanted:
+        return set()
+
+    def look() -> set[str]:
+        return {cid for cid, name, started in wanted if locate(root, name, started) is not None}
+
+    # A few stat() calls, but on a network mount they may block: off the event loop.
+    return await asyncio.to_thread(look)
+
+
 class CallsQuery(Query):
     """``?limit=&before=`` of the history list."""
 
@@ -178,7 +196,8 @@ async def list_calls(request: web.Request) -> web.Response:
     state = request.app[STATE]
     q = read_query(request, CallsQuery)
     calls = await state.history.list(watch_scope(current_manager(request)), limit=q.limit, before_id=q.before)
-    return web.json_response({"calls": [call_json(c) for c in calls]})
+    playable = await _playable(request, calls)
+    return web.json_response({"calls": [call_json(c, playable=c.call_id in playable) for c in calls]})
 
 
 async def get_call(request: web.Request) -> web.Response:
@@ -190,7 +209,7 @@ async def get_call(request: web.Request) -> web.Response:
     tasks = await state.notes.tasks_for_call(call.id)
     return web.json_response(
         {
-            "call": call_json(call),
+            "call": call_json(call, playable=call.call_id in await _playable(request, [call])),
             "notes": [_note_json(n) for n in notes],
             "deals": [_deal_json(d) for d in deals],
             "tasks": [_task_json(t) for t in tasks],
@@ -364,7 +383,11 @@ async def get_recording(request: web.Request) -> web.FileResponse:
     path = locate(state.settings.recordings_dir, call.recording_file, call.started_at)
     if path is None:
         raise refuse(request, web.HTTPNotFound, "messages.recording_missing")
-    return web.FileResponse(path, headers={"Cache-Control": "private, no-store"})
+    headers = {"Cache-Control": "private, no-store"}
+    if (kind := _AUDIO_TYPES.get(path.suffix.lower())) is not None:
+        # The system's MIME table varies (audio/x-wav, audio/wave…); browsers all play the registered names.
+        headers["Content-Type"] = kind
+    return web.FileResponse(path, headers=headers)
 
 
 def add_routes(router: web.UrlDispatcher) -> None:

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from crmtel.domain import DealStatus
@@ -42,6 +42,8 @@ class NewDeal:
     lead_id: int | None = None
     call_id: int | None = None
     stage: str = "new"
+    # When it was opened; None means now (imports and the demo's history give earlier dates).
+    opened_at: datetime | None = None
 
 
 def _summary(row: DealRow) -> DealSummary:
@@ -99,11 +101,22 @@ class DealRepository:
                 call_id=deal.call_id,
                 stage=deal.stage,
                 status=DealStatus.OPEN.value,
-                opened_at=datetime.now(UTC),
+                opened_at=deal.opened_at or datetime.now(UTC),
             )
             session.add(row)
             await session.flush()
             return _summary(row)
+
+    async def close(self, deal_id: int, status: DealStatus, at: datetime | None = None) -> None:
+        """Mark a deal won or lost (closed ``at``, default now); reports count won deals by when they closed."""
+        if status is DealStatus.OPEN:
+            raise ValueError("a deal is closed as won or lost")
+        async with self._db.session() as session:
+            await session.execute(
+                update(DealRow)
+                .where(DealRow.id == deal_id)
+                .values(status=status.value, stage=status.value, closed_at=at or datetime.now(UTC))
+            )
 
     async def for_calls(self, call_ids: Sequence[int]) -> list[DealSummary]:
         """Deals opened from these calls, oldest first."""

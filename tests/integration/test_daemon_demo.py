@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -27,12 +28,20 @@ def pool(tmp_path: Path) -> Iterator[DaemonPool]:
 async def test_demo_serves_the_page_lets_anna_log_in_and_records_calls(
     pool: DaemonPool, tmp_path: Path
 ) -> None:
-    """`crmtel demo --port --agi-port`: page within 20 s, anna/demo logs in, AGI routes, `calls list` shows calls."""
+    """`crmtel demo --port --agi-port`: page within 20 s, anna/demo logs in, AGI routes, `calls list` shows calls.
+
+    Also what a newcomer sees first: the report has calls and won deals for every demo manager, the history
+    offers recordings that really play (WAV), and the simulated calls last as long as real ones.
+    """
     workdir = tmp_path / "newcomer"
     workdir.mkdir()
     web, agi = free_ports(2)
     started = time.monotonic()
-    demo = pool.spawn("demo", "--port", str(web), "--agi-port", str(agi), cwd=workdir, name="demo")
+    wall_start = datetime.now(UTC)
+    # Ten times real time: a simulated call of a minute or two ends within seconds (durations stay real).
+    demo = pool.spawn(
+        "demo", "--port", str(web), "--agi-port", str(agi), "--speed", "10", cwd=workdir, name="demo"
+    )
     base = f"http://127.0.0.1:{web}"
     await demo.wait_http(base + "/", limit=20)
     assert time.monotonic() - started < 20
@@ -52,6 +61,7 @@ async def test_demo_serves_the_page_lets_anna_log_in_and_records_calls(
             assert response.status == 200
         async with http.post(base + "/api/login", json={"login": "anna", "password": "wrong"}) as response:
             assert response.status == 401
+        await _report_and_recordings(http, base)
 
     # The demo's own FastAGI port routes the seeded client (Ivan Petrov of ИП Петров) to anna's phone.
     route = (await fake_asterisk(agi, env(caller="+79161110001"))).variables
@@ -63,12 +73,40 @@ async def test_demo_serves_the_page_lets_anna_log_in_and_records_calls(
         result = await crmtel_cli("calls", "list", "--format", "json", cwd=workdir)
         assert result.returncode == 0, result.stderr
         records[:] = json.loads(result.stdout)
-        return bool(records)
+        fresh = wall_start - timedelta(minutes=1)
+        return any(datetime.fromisoformat(r["started_at"]) >= fresh for r in records)
 
     await wait_until(calls_recorded, limit=25)
     assert all(r["pbx"] == "pbx1" and r["linkedid"] for r in records)
     assert {r["direction"] for r in records} <= {"inbound", "outbound", "internal"}
+    # Not just the seeded history: calls the simulator placed after the start are recorded as well.
+    assert any(datetime.fromisoformat(r["started_at"]) >= wall_start - timedelta(minutes=1) for r in records)
 
     code = await demo.terminate(limit=5)
     assert code == 0, demo.describe()
     assert clean_log(demo.stderr()) == [], demo.describe()
+
+
+async def _report_and_recordings(http: aiohttp.ClientSession, base: str) -> None:
+    """As the head: this month's report is non-zero for every manager; a history recording plays as WAV."""
+    async with http.post(base + "/api/login", json={"login": "head", "password": "demo"}) as response:
+        assert response.status == 200, await response.text()
+    async with http.get(base + "/reports/calls-vs-deals.json") as response:
+        assert response.status == 200, await response.text()
+        report = await response.json()
+    rows = {r["login"]: r for r in report["rows"]}
+    for login in ("anna", "boris", "vera", "gleb"):
+        assert rows[login]["calls"] > 0, rows[login]
+        assert rows[login]["deals_won"] > 0, rows[login]
+    async with http.get(base + "/api/calls?limit=200") as response:
+        calls = (await response.json())["calls"]
+    talked = [c["talk_seconds"] for c in calls if c["outcome"] == "answered"]
+    assert talked
+    assert min(talked) >= 15
+    playable = [c for c in calls if c["recording"]]
+    assert playable
+    assert any(c["outcome"] == "missed" and c["recording"] is None for c in calls)
+    async with http.get(base + playable[0]["recording"]) as response:
+        assert response.status == 200
+        assert response.content_type == "audio/wav"
+        assert (await response.read())[:4] == b"RIFF"
