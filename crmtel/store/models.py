@@ -300,3 +300,14 @@ class QueueOfferRow(Base):
     extension: Mapped[str] = mapped_column(String(32))
     answered: Mapped[bool] = mapped_column(Boolean, default=False)
     started_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class PbxLeaseRow(Base):
+    """Which cluster node follows a PBX, and the fencing epoch every call write of that PBX is checked against."""
+
+    __tablename__ = "pbx_leases"
+
+    pbx: Mapped[str] = mapped_column(String(64), primary_key=True)
+    epoch: Mapped[int] = mapped_column(Integer, default=0)
+    node: Mapped[str] = mapped_column(String(200), default="")
+    since: Mapped[datetime] = mapped_column(DateTime(timezone=True))
