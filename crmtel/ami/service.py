@@ -17,7 +17,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import Protocol
@@ -79,6 +79,14 @@ class CallNotifier(Protocol):
         ...
 
 
+class WriteFence(Protocol):
+    """Decides, inside a write's transaction, which PBXs this node may still write (a cluster's fencing)."""
+
+    async def admit(self, session: AsyncSession, pbxes: Collection[str]) -> set[str]:
+        """The PBXs of ``pbxes`` whose calls may be written in this transaction."""
+        ...
+
+
 class NullNotifier:
     """A notifier that drops everything (no web app running)."""
 
@@ -137,6 +145,7 @@ class CallService:
         trunks: Iterable[str] = (),
         device_prefixes: Mapping[str, tuple[str, ...]] | None = None,
         recordings_dir: str = DEFAULT_RECORDINGS_DIR,
+        fence: WriteFence | None = None,
     ) -> None:
         self.db = db
         self.settings = settings
@@ -161,6 +170,7 @@ class CallService:
         self._lookups: dict[str, tuple[_Party | None, float]] = {}
         self._now = time.monotonic
         self._flush_lock = asyncio.Lock()
+        self._fence = fence
 
     @property
     def pending(self) -> int:
@@ -197,6 +207,14 @@ class CallService:
         self.states[pbx] = state
         log.info("ami %s: %d live calls restored", pbx, restored)
         return restored
+
+    def forget(self, pbx: str) -> None:
+        """Drop everything held in memory for ``pbx`` (this node stopped following it; another one writes it)."""
+        self.states.pop(pbx, None)
+        for held in (self._dirty, self._ended, self._party, self._matched):
+            for key in [k for k in held if k[0] == pbx]:
+                del held[key]
+        self._merges = [m for m in self._merges if m[0] != pbx]
 
     # -- AmiSink -----------------------------------------------------------------------------------
     async def on_event(self, pbx: str, message: Message, at: datetime) -> None:
@@ -302,6 +320,8 @@ class CallService:
             self._dirty, self._ended, self._merges = {}, {}, []
             try:
                 async with self.db.session() as session:
+                    if self._fence is not None:
+                        dirty, ended, merges = await self._fenced(session, dirty, ended, merges)
                     await self._write(session, dirty, ended, merges)
             except CrmtelError:
                 # Keep the work for the next flush; newer versions of the same call win.
@@ -313,6 +333,26 @@ class CallService:
             for key in ended:
                 self._party.pop(key, None)
                 self._matched.pop(key, None)
+
+    async def _fenced(
+        self,
+        session: AsyncSession,
+        dirty: dict[CallKey, CallRecord],
+        ended: dict[CallKey, CallRecord],
+        merges: list[tuple[str, str, str]],
+    ) -> tuple[dict[CallKey, CallRecord], dict[CallKey, CallRecord], list[tuple[str, str, str]]]:
+        """What of this flush this node may still write; a PBX another node has taken over is dropped."""
+        assert self._fence is not None
+        pbxes = {key[0] for key in dirty} | {m[0] for m in merges}
+        admitted = await self._fence.admit(session, pbxes)
+        for pbx in pbxes - admitted:
+            log.warning("ami %s: another node leads this PBX now; its calls are not written here", pbx)
+            self.forget(pbx)
+        return (
+            {k: v for k, v in dirty.items() if k[0] in admitted},
+            {k: v for k, v in ended.items() if k[0] in admitted},
+            [m for m in merges if m[0] in admitted],
+        )
 
     async def _write(
         self,
