@@ -169,7 +169,12 @@ class AmiClient:
         return not self._items and not self._busy
 
     async def run(self) -> None:
-        """Connect and keep connected until cancelled; then close everything this client started."""
+        """Connect and keep connected until cancelled; then close everything this client started.
+
+        It may run again later (a cluster node leading the PBX once more): what an earlier run left queued
+        is stale by then and dropped; the resync after connecting brings the tracker up to date.
+        """
+        self._items.clear()
         async with asyncio.TaskGroup() as group:
             group.create_task(self._consume(), name=f"ami-consume-{self.pbx}")
             group.create_task(self._connect_loop(), name=f"ami-connect-{self.pbx}")

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
@@ -35,21 +35,28 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.close()
 
 
-def create_engine(url: str, *, echo: bool = False) -> AsyncEngine:
-    """An async engine with the settings each backend needs."""
+def create_engine(
+    url: str, *, echo: bool = False, server_settings: Mapping[str, str] | None = None
+) -> AsyncEngine:
+    """An async engine with the settings each backend needs (``server_settings``: PostgreSQL session settings)."""
     if is_sqlite(url):
         engine = create_async_engine(url, echo=echo)
         event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
         return engine
-    return create_async_engine(url, echo=echo, pool_size=10, max_overflow=20, pool_pre_ping=True)
+    connect_args = {"server_settings": dict(server_settings)} if server_settings else {}
+    return create_async_engine(
+        url, echo=echo, pool_size=10, max_overflow=20, pool_pre_ping=True, connect_args=connect_args
+    )
 
 
 class Database:
     """Owns the engine and hands out sessions; disposed on shutdown."""
 
-    def __init__(self, url: str, *, echo: bool = False) -> None:
+    def __init__(
+        self, url: str, *, echo: bool = False, server_settings: Mapping[str, str] | None = None
+    ) -> None:
         self.url = url
-        self.engine = create_engine(url, echo=echo)
+        self.engine = create_engine(url, echo=echo, server_settings=server_settings)
         self.sessions = async_sessionmaker(self.engine, expire_on_commit=False)
         self._on_dispose: list[Callable[[], Awaitable[None]]] = []
 
