@@ -35,6 +35,9 @@ class Connection:
         self._ready = asyncio.Event()
         self.overflowed = False
         self.closed = False
+        # Set when the live state behind this browser was rebuilt (e.g. the cluster's stream came back):
+        # the web handler closes the websocket and the browser reconnects for a fresh snapshot.
+        self.stale = False
 
     def offer(self, frame: str) -> bool:
         """Queue a frame without waiting; False (and overflowed) when the browser is too far behind."""
@@ -49,6 +52,11 @@ class Connection:
         self._ready.set()
         return True
 
+    def refresh(self) -> None:
+        """Ask the browser to reconnect (and so get a fresh snapshot)."""
+        self.stale = True
+        self._ready.set()
+
     def close(self) -> None:
         """Stop the connection: ``next_frames`` returns None from now on."""
         self.closed = True
@@ -56,10 +64,10 @@ class Connection:
 
     async def next_frames(self) -> list[str] | None:
         """Every frame queued so far (waiting for at least one), or None once closed or overflowed."""
-        while not self._frames and not (self.closed or self.overflowed):
+        while not self._frames and not (self.closed or self.overflowed or self.stale):
             self._ready.clear()
             await self._ready.wait()
-        if self.closed or self.overflowed:
+        if self.closed or self.overflowed or self.stale:
             return None
         frames = list(self._frames)
         self._frames.clear()
@@ -128,6 +136,13 @@ class Hub:
                     log.warning("push.browser_too_slow", connection=conn.id, manager_id=conn.manager_id)
                     self.disconnect(conn)
         return queued
+
+    def refresh_all(self) -> int:
+        """Ask every browser to reconnect for a fresh snapshot; returns how many were asked."""
+        conns = {*self._everyone, *(c for conns in self._by_ext.values() for c in conns)}
+        for conn in conns:
+            conn.refresh()
+        return len(conns)
 
     def close_all(self) -> None:
         """Close every subscription (shutdown)."""

@@ -215,6 +215,8 @@ async def _send_frames(ws: web.WebSocketResponse, conn: Connection) -> None:
                 await ws.send_str(frame)
         if conn.overflowed:
             await ws.close(code=WSCloseCode.TRY_AGAIN_LATER, message=b"too slow, reconnect")
+        elif conn.stale:
+            await ws.close(code=WSCloseCode.TRY_AGAIN_LATER, message=b"refresh, reconnect")
     except ConnectionError:
         return
 
