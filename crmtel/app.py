@@ -24,6 +24,7 @@ from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 from crmtel.ami.client import AmiClient
 from crmtel.ami.service import CallService
 from crmtel.ami.simulator import Simulator
+from crmtel.cluster.service import ClusterNode, session_settings
 from crmtel.config import AmiSettings, Settings
 from crmtel.demo import seed
 from crmtel.errors import ConfigError, StoreUnavailable
@@ -107,8 +108,14 @@ async def start(settings: Settings, *, demo: bool = False, demo_speed: float = 1
     """
     async with AsyncExitStack() as stack:
         await migrate(settings.database_url)
-        db = Database(settings.database_url)
+        db = Database(
+            settings.database_url,
+            server_settings=session_settings(settings.cluster) if settings.cluster.enabled else None,
+        )
         stack.push_async_callback(db.dispose)
+        cluster = ClusterNode(settings.cluster, db) if settings.cluster.enabled else None
+        if cluster is not None:
+            stack.push_async_callback(cluster.aclose)
         parties = PartyRepository(db, settings.region)
         managers = ManagerRepository(db)
         pbxes = settings.pbxes
@@ -138,15 +145,18 @@ async def start(settings: Settings, *, demo: bool = False, demo_speed: float = 1
             db,
             settings.calls,
             parties,
-            MeteredNotifier(notifier, metrics),
+            # In a cluster the leader's events go to every node's notifier through the stream.
+            MeteredNotifier(cluster.publisher if cluster is not None else notifier, metrics),
             region=settings.region,
             trunks=trunks,
             device_prefixes={pbx.name: pbx.devices_of_users for pbx in pbxes},
             recordings_dir=str(settings.web.recordings_dir),
+            fence=cluster.fence if cluster is not None else None,
         )
-        for pbx in pbxes:
-            restored = await calls.restore(pbx.name)
-            _log.info("calls.restored", pbx=pbx.name, live=restored)
+        if cluster is None:  # a cluster node restores a PBX's live calls when it becomes its leader
+            for pbx in pbxes:
+                restored = await calls.restore(pbx.name)
+                _log.info("calls.restored", pbx=pbx.name, live=restored)
         stack.push_async_callback(calls.flush)
 
         router = RoutingService(parties, settings.routing, region=settings.region)
@@ -196,7 +206,13 @@ async def start(settings: Settings, *, demo: bool = False, demo_speed: float = 1
         metrics.watch(ComponentCollector(clients=clients, calls=calls, browsers=hub, agi=agi))
         group = await stack.enter_async_context(_TaskOwner())
         for client in clients:
-            group.spawn(client.run(), name=f"ami-{client.pbx}")
+            if cluster is None:
+                group.spawn(client.run(), name=f"ami-{client.pbx}")
+            else:
+                group.spawn(cluster.lead(client, calls).run(), name=f"lead-{client.pbx}")
+        if cluster is not None:
+            group.spawn(cluster.publisher.run(), name="cluster-publish")
+            group.spawn(cluster.consume(notifier, hub).run(), name="cluster-consume")
         yield Running(url, agi.port, pbxes, hub, calls, clients, app)
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ipaddress
+import socket
 import tomllib
 from datetime import time
 from pathlib import Path
@@ -173,6 +174,28 @@ class I18nSettings(BaseModel):
         return None if value is None else zone(value).key
 
 
+class ClusterSettings(BaseModel):
+    """Several crmtel nodes on one PostgreSQL database and one Redis: a leader per PBX, popups from any node."""
+
+    model_config = _FROZEN
+
+    enabled: bool = False
+    # How this node names itself in leases, logs, /healthz and metrics (default: the host name).
+    node_name: str = ""
+    redis_url: SecretStr = SecretStr("redis://127.0.0.1:6379/0")
+    # The Redis stream that carries live call events from each PBX's leader to every node.
+    stream: str = "crmtel:live"
+    stream_maxlen: int = Field(default=10_000, ge=100)
+    # A standby tries for a PBX's lock this often; the leader checks its lock's session this often.
+    poll_seconds: float = Field(default=1.0, gt=0, le=30)
+    # A leader whose lock session is silent this long (frozen, cut off) loses the lock to a standby.
+    session_timeout_seconds: float = Field(default=3.0, ge=1, le=60)
+
+    def node(self) -> str:
+        """This node's name."""
+        return self.node_name or socket.gethostname()
+
+
 class LogSettings(BaseModel):
     """Logging."""
 
@@ -204,6 +227,7 @@ class Settings(BaseSettings):
     reports: ReportsSettings = ReportsSettings()
     i18n: I18nSettings = I18nSettings()
     log: LogSettings = LogSettings()
+    cluster: ClusterSettings = ClusterSettings()
 
     @field_validator("region")
     @classmethod
@@ -221,6 +245,12 @@ class Settings(BaseSettings):
     def display_timezone(self) -> str:
         """The zone people read times in: ``i18n.timezone``, else ``routing.timezone``."""
         return self.i18n.timezone or self.routing.timezone
+
+    @model_validator(mode="after")
+    def _cluster_needs_postgresql(self) -> Settings:
+        if self.cluster.enabled and not self.database_url.startswith("postgresql"):
+            raise ValueError("cluster.enabled needs a PostgreSQL database_url (the nodes share it)")
+        return self
 
     @property
     def pbxes(self) -> tuple[AmiSettings, ...]:

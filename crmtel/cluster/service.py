@@ -1,0 +1,89 @@
+"""One node of a crmtel cluster: leads the PBXs whose locks it wins, and feeds its browsers from the stream."""
+
+from __future__ import annotations
+
+import asyncio
+
+import structlog
+from redis.asyncio import Redis
+from sqlalchemy.engine import make_url
+
+from crmtel.ami.client import AmiClient
+from crmtel.ami.service import CallService
+from crmtel.cluster.fanout import LocalNotifier, Refreshable, StreamConsumer, StreamPublisher
+from crmtel.cluster.fence import EpochFence
+from crmtel.cluster.leadership import Leadership
+from crmtel.config import ClusterSettings
+from crmtel.errors import CrmtelError
+from crmtel.store.db import Database
+from crmtel.store.leases import LeaseRepository
+
+log = structlog.get_logger(__name__)
+
+
+def session_settings(settings: ClusterSettings) -> dict[str, str]:
+    """PostgreSQL settings for a cluster node's pool: a frozen node never holds a lease row locked for long."""
+    return {"idle_in_transaction_session_timeout": str(int(settings.session_timeout_seconds * 1000))}
+
+
+class ClusterNode:
+    """The cluster parts of one node; the composition root spawns ``leaderships``, the publisher and consumer."""
+
+    def __init__(self, settings: ClusterSettings, db: Database) -> None:
+        self.settings = settings
+        self.name = settings.node()
+        self.redis = Redis.from_url(
+            settings.redis_url.get_secret_value(), socket_timeout=2.0, socket_connect_timeout=2.0
+        )
+        self.fence = EpochFence()
+        self.leases = LeaseRepository(db)
+        self.publisher = StreamPublisher(
+            self.redis, settings.stream, self.name, self.fence.epoch, maxlen=settings.stream_maxlen
+        )
+        self.consumer: StreamConsumer | None = None
+        self.leaderships: list[Leadership] = []
+        self._dsn = make_url(db.url).set(drivername="postgresql").render_as_string(hide_password=False)
+
+    def lead(self, client: AmiClient, calls: CallService) -> Leadership:
+        """A leadership of ``client``'s PBX: while it leads, the client runs and the service writes its calls."""
+
+        async def follow(pbx: str, epoch: int, lost: asyncio.Event) -> None:
+            self.fence.hold(pbx, epoch, lost)
+            try:
+                restored = await calls.restore(pbx)
+                log.info("cluster.following", pbx=pbx, node=self.name, epoch=epoch, live_restored=restored)
+                await client.run()
+            finally:
+                try:
+                    await calls.flush()  # the last writes of this term still carry its epoch
+                except CrmtelError as err:
+                    log.warning("cluster.last_flush_failed", pbx=pbx, error=str(err))
+                finally:
+                    calls.forget(pbx)
+                    self.fence.release(pbx)
+
+        leadership = Leadership(
+            client.pbx,
+            self._dsn,
+            self.name,
+            self.leases,
+            follow,
+            poll=self.settings.poll_seconds,
+            check=self.settings.poll_seconds,
+            session_timeout=self.settings.session_timeout_seconds,
+        )
+        self.leaderships.append(leadership)
+        return leadership
+
+    def consume(self, notifier: LocalNotifier, browsers: Refreshable) -> StreamConsumer:
+        """The reader that hands every live event of the cluster to this node's notifier."""
+        self.consumer = StreamConsumer(self.redis, self.settings.stream, notifier, browsers)
+        return self.consumer
+
+    def leads(self) -> list[str]:
+        """The PBXs this node leads right now."""
+        return sorted(lead.pbx for lead in self.leaderships if lead.leading)
+
+    async def aclose(self) -> None:
+        """Close the Redis connections."""
+        await self.redis.aclose()
