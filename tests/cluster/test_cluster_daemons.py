@@ -1,0 +1,224 @@
+"""Three ``crmtel run`` nodes on one PostgreSQL and one Redis, following one fake PBX.
+
+One node leads the PBX (its advisory lock), the others stand by; killing or freezing the leader hands the PBX
+to another node within seconds, every call is stored once with its true durations, and a frozen old leader
+that wakes up writes nothing. Popups reach a browser logged in on any node.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import aiohttp
+import pytest
+
+from crmtel.store.calls import CallRepository
+from crmtel.store.db import Database
+from crmtel.store.leases import LeaseRepository
+from crmtel.store.managers import ManagerRepository
+from tests.cluster.conftest import REDIS_URL
+from tests.fixtures.daemon import (
+    Daemon,
+    DaemonPool,
+    Ports,
+    clean_log,
+    free_ports,
+    pbx_settings,
+    state_after,
+    write_config,
+)
+from tests.fixtures.fake_ami import assert_record_matches, wait_for, wait_until
+from tests.integration.test_ami_pipeline import serving
+from tests.integration.test_daemon_crash import (
+    SPEED,
+    assert_each_call_once,
+    busy_pbx,
+    expectations,
+    wait_all_ended,
+    wait_logins,
+    wait_stored,
+)
+
+NODES = ("node-a", "node-b", "node-c")
+
+
+@pytest.fixture
+def pool(tmp_path: Path) -> Iterator[DaemonPool]:
+    """Starts crmtel processes; whatever still runs (or is frozen) at the end of the test is killed."""
+    daemons = DaemonPool(tmp_path)
+    yield daemons
+    for daemon in daemons.started:
+        if daemon.alive():
+            os.kill(daemon.pid, signal.SIGCONT)
+    daemons.close()
+
+
+def node_config(directory: Path, database_url: str, ports: Ports, node: str, stream: str) -> Path:
+    """A cluster node's config: its own ports, the shared database, PBX, Redis and stream."""
+    sections = {
+        "ami": pbx_settings("pbx1", ports.ami),
+        "routing": {"agi_host": "127.0.0.1", "agi_port": ports.agi},
+        "web": {"host": "127.0.0.1", "port": ports.web},
+        "log": {"level": "info", "json_output": False},
+        "cluster": {
+            "enabled": True,
+            "node_name": node,
+            "redis_url": REDIS_URL,
+            "stream": stream,
+            "poll_seconds": 0.5,
+            "session_timeout_seconds": 2.0,
+        },
+    }
+    return write_config(directory / f"{node}.toml", sections, database_url=database_url)
+
+
+async def start_nodes(
+    pool: DaemonPool, tmp_path: Path, database_url: str, ami_port: int, stream: str, count: int = 3
+) -> dict[str, tuple[Daemon, Ports]]:
+    """``count`` nodes, each answering HTTP."""
+    nodes: dict[str, tuple[Daemon, Ports]] = {}
+    # Every port of every node chosen at once, so no two nodes are handed the same one.
+    free = free_ports(2 * count)
+    for i, node in enumerate(NODES[:count]):
+        ports = Ports(web=free[2 * i], agi=free[2 * i + 1], ami=ami_port)
+        config = node_config(tmp_path, database_url, ports, node, stream)
+        nodes[node] = (pool.spawn("--config", str(config), "run", name=node), ports)
+    for daemon, ports in nodes.values():
+        await daemon.wait_http(ports.web_url + "/")
+    return nodes
+
+
+async def leader_of(leases: LeaseRepository, pbx: str = "pbx1") -> tuple[str, int] | None:
+    """The node leading ``pbx`` and its epoch, as the lease table says."""
+    return (await leases.leaders()).get(pbx)
+
+
+async def wait_leader(
+    leases: LeaseRepository, *, other_than: str | None = None, limit: float = 10.0
+) -> tuple[str, int]:
+    """Poll until some node (not ``other_than``) holds the PBX's lease."""
+    found: tuple[str, int] | None = None
+
+    async def led() -> bool:
+        nonlocal found
+        found = await leader_of(leases)
+        return found is not None and found[0] != other_than
+
+    await wait_until(led, limit=limit)
+    assert found is not None
+    return found
+
+
+async def test_three_nodes_record_each_call_once_and_a_killed_leader_is_replaced_within_5_s(
+    pool: DaemonPool, db: Database, database_url: str, traces_dir: Path, tmp_path: Path, stream_name: str
+) -> None:
+    """Only the leader talks to the PBX; kill -9 of it mid-call → another node leads in < 5 s; every call once, true durations."""
+    stream = busy_pbx(traces_dir)
+    expected = expectations()
+    half = len(stream) // 2
+    at_kill = state_after(stream[:half])
+    assert at_kill.live, "the kill must land while calls are in progress"
+    calls = CallRepository(db)
+    leases = LeaseRepository(db)
+    async with serving(stream, pause_after=half, speed=SPEED) as server:
+        nodes = await start_nodes(pool, tmp_path, database_url, server.port, stream_name)
+        leader, epoch = await wait_leader(leases)
+        await wait_stored(calls, at_kill)
+        assert server.logins == 1, "standbys must not follow the PBX"
+
+        await nodes[leader][0].kill9()
+        killed = time.monotonic()
+        successor, new_epoch = await wait_leader(leases, other_than=leader, limit=5.0)
+        took_over = time.monotonic() - killed
+        assert new_epoch == epoch + 1
+        await wait_logins(server, 2, limit=5.0)
+        server.resume()
+        await wait_all_ended(calls, set(expected))
+        for name, (daemon, _ports) in nodes.items():
+            if name != leader:
+                assert await daemon.terminate(limit=10) == 0, daemon.describe()
+                assert clean_log(daemon.stderr()) == [], daemon.describe()
+    print(f"take-over after kill -9: {took_over:.2f} s by {successor}")
+    assert took_over < 5.0
+    await assert_each_call_once(calls, set(expected))
+    for stored in await calls.between():
+        assert_record_matches(stored.record, expected[stored.record.linkedid])
+
+
+async def test_a_frozen_leader_is_replaced_and_writes_nothing_when_it_wakes(
+    pool: DaemonPool, db: Database, database_url: str, traces_dir: Path, tmp_path: Path, stream_name: str
+) -> None:
+    """SIGSTOP of the leader → a standby takes over (new epoch); after SIGCONT the old leader's writes are fenced."""
+    stream = busy_pbx(traces_dir)
+    expected = expectations()
+    half = len(stream) // 2
+    at_pause = state_after(stream[:half])
+    calls = CallRepository(db)
+    leases = LeaseRepository(db)
+    async with serving(stream, pause_after=half, speed=SPEED) as server:
+        nodes = await start_nodes(pool, tmp_path, database_url, server.port, stream_name, count=2)
+        leader, epoch = await wait_leader(leases)
+        await wait_stored(calls, at_pause)
+        old = nodes[leader][0]
+        os.kill(old.pid, signal.SIGSTOP)
+        # The PBX side of the frozen node's session ends too: the fake PBX hands each event to one
+        # connection, and a frozen reader would swallow the successor's share.
+        server.drop_all()
+        successor, new_epoch = await wait_leader(leases, other_than=leader, limit=10.0)
+        assert new_epoch == epoch + 1
+        await wait_logins(server, 2)
+        server.resume()
+        await wait_all_ended(calls, set(expected))
+        before = [(s.record, s.live_state) for s in await calls.between()]
+
+        os.kill(old.pid, signal.SIGCONT)
+        # Awake, the old leader finds its lock session gone (PostgreSQL ended it while it was frozen).
+        await wait_for(lambda: "cluster.standby" in old.stderr(), limit=15)
+        await asyncio.sleep(1.0)
+        after = [(s.record, s.live_state) for s in await calls.between()]
+        assert await leader_of(leases) == (successor, new_epoch)
+        for daemon, _ports in nodes.values():
+            assert await daemon.terminate(limit=10) == 0, daemon.describe()
+    assert after == before, old.describe()
+    await assert_each_call_once(calls, set(expected))
+    for stored in await calls.between():
+        assert_record_matches(stored.record, expected[stored.record.linkedid])
+
+
+async def test_a_manager_on_a_standby_node_gets_the_popups_of_calls_the_leader_follows(
+    pool: DaemonPool, db: Database, database_url: str, traces_dir: Path, tmp_path: Path, stream_name: str
+) -> None:
+    """Anna's browser is logged in on a node that does not follow the PBX; her ringing card arrives through Redis."""
+    await ManagerRepository(db).save(
+        login="anna", name="Анна Смирнова", extensions=("101",), password="pw-anna-1"
+    )
+    stream = busy_pbx(traces_dir)
+    async with serving(stream, pause_after=0, speed=SPEED) as server:
+        nodes = await start_nodes(pool, tmp_path, database_url, server.port, stream_name)
+        leader, _epoch = await wait_leader(LeaseRepository(db))
+        standby = next(name for name in nodes if name != leader)
+        url = nodes[standby][1].web_url
+        frames: list[dict[str, object]] = []
+        async with aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True)) as browser:
+            async with browser.post(url + "/api/login", json={"login": "anna", "password": "pw-anna-1"}) as r:
+                assert r.status == 200, await r.text()
+            async with browser.ws_connect(url + "/ws") as ws:
+                server.resume()
+                deadline = time.monotonic() + 30
+                while time.monotonic() < deadline and not any(f.get("type") == "call.ended" for f in frames):
+                    msg = await ws.receive(timeout=30)
+                    if msg.type is aiohttp.WSMsgType.TEXT:
+                        frames.append(msg.json())
+        for daemon, _ports in nodes.values():
+            assert await daemon.terminate(limit=10) == 0, daemon.describe()
+            assert clean_log(daemon.stderr()) == [], daemon.describe()
+    types = [f.get("type") for f in frames]
+    assert "call.ringing" in types, frames
+    assert types.index("call.ringing") < types.index("call.ended")
+    ringing = next(f for f in frames if f.get("type") == "call.ringing")
+    assert ringing.get("extension") == "101"
