@@ -30,15 +30,23 @@ def _clean_parts(path: PurePosixPath) -> tuple[str, ...] | None:
 def relpath(path: str | None, root: str = DEFAULT_RECORDINGS_DIR) -> str | None:
     """The recording's path below ``root``: ``/var/spool/asterisk/monitor/2026/12/01/x.wav`` -> ``2026/12/01/x.wav``.
 
-    A relative name is already below the folder; an absolute path elsewhere keeps only its file name (the part
-    crmtel can trust). Anything with ``..`` gives None.
+    A relative name is already below the folder. An absolute path is taken relative to ``root``, else to
+    Asterisk's own spool (the PBX writes there even when crmtel sees it mounted elsewhere), else only its file
+    name is kept. Anything with ``..`` gives None.
     """
     if not path:
         return None
     stored = PurePosixPath(path)
-    base = PurePosixPath(root)
     if stored.is_absolute():
-        stored = stored.relative_to(base) if stored.is_relative_to(base) else PurePosixPath(stored.name)
+        base = next(
+            (
+                b
+                for b in (PurePosixPath(root), PurePosixPath(DEFAULT_RECORDINGS_DIR))
+                if stored.is_relative_to(b)
+            ),
+            None,
+        )
+        stored = stored.relative_to(base) if base is not None else PurePosixPath(stored.name)
     parts = _clean_parts(stored)
     return "/".join(parts) if parts is not None else None
 

@@ -158,6 +158,9 @@ def test_relpath_keeps_freepbx_date_folders() -> None:
     assert relpath(f"{spool}/2026/12/01/{name}", spool) == f"2026/12/01/{name}"
     assert relpath(f"2026/12/01/{name}", spool) == f"2026/12/01/{name}"
     assert relpath(f"/mnt/other/2026/12/01/{name}", spool) == name
+    # crmtel sees the PBX's spool mounted elsewhere: the PBX's own path still gives the date folders.
+    assert relpath(f"{spool}/2026/12/01/{name}", "/mnt/pbx-monitor") == f"2026/12/01/{name}"
+    assert relpath(f"/mnt/pbx-monitor/2026/12/01/{name}", "/mnt/pbx-monitor") == f"2026/12/01/{name}"
     assert relpath(f"{spool}/../../etc/passwd", spool) is None
     assert relpath("", spool) is None
 
