@@ -158,7 +158,12 @@ def _table_html(report: CallsVsDeals, tr: Translator) -> str:
     head = "".join(
         f'<th scope="col" data-key="{c.key}">{_e(tr.t("report.col_" + c.key))}</th>' for c in render.COLUMNS
     )
-    out = [f'<div class="table-wrap"><table id="report-table"><thead><tr>{head}</tr></thead><tbody>']
+    # A wide table scrolls inside its box on a phone; the box takes focus so the keyboard can scroll it too.
+    label = _e(tr.t("report.title"))
+    out = [
+        f'<div class="table-wrap" tabindex="0" role="region" aria-label="{label}">'
+        f'<table id="report-table"><thead><tr>{head}</tr></thead><tbody>'
+    ]
 
     def line(attrs: str, name: str, login: str, cells: Sequence[str]) -> None:
         tds = "".join(

@@ -216,7 +216,7 @@ async def test_unauthenticated_api_and_websocket_are_refused(db: Database) -> No
             async with anon.get("/") as r:
                 assert r.status == 200
                 assert "Content-Security-Policy" in r.headers
-            async with anon.get("/static/app.js") as r:
+            async with anon.get("/static/main.js") as r:
                 assert r.status == 200
             async with anon.get("/no/such/page") as r:
                 assert r.status == 404

@@ -56,7 +56,8 @@ function actionForm(id, labelKey, fields, submit, { open = false } = {}) {
 }
 
 // The four forms for one call; setKind(kind) shows the lead form only where a lead makes sense.
-export function callActions(callId, { openNote = true } = {}) {
+// On a phone the card starts compact (every form closed); on a desk the result form is open.
+export function callActions(callId, { openNote = window.matchMedia("(min-width: 62em)").matches } = {}) {
   const note = actionForm("note", "page.action.note",
     [["topic", "page.field.topic"], ["result", "page.field.result"], ["comment", "page.field.comment", "textarea"]],
     (v) => api("POST", callUrl(callId, "/notes"), v), { open: openNote });

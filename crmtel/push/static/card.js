@@ -175,7 +175,9 @@ function update(entry) {
     ? card.manager_name + (card.manager_active ? "" : " " + t("page.fact.inactive")) : null);
   fact("page.fact.turnover", card.turnover
     ? fmtMoney(card.turnover) + (card.turnover_month ? " · " + fmtMonth(card.turnover_month) : "") : null);
-  fact("page.fact.caller_id", callerName && callerName !== card.name ? callerName : null);
+  // The caller ID name only when it says something the CRM did not (it is often the contact's own name).
+  const said = [card.name, card.via_contact, card.company];
+  fact("page.fact.caller_id", callerName && c.direction !== "outbound" && !said.includes(callerName) ? callerName : null);
   fact("page.fact.also", card.also && card.also.length ? card.also.join("; ") : null);
   parts.facts.replaceChildren(...facts);
   parts.facts.hidden = facts.length === 0;

@@ -38,7 +38,10 @@ function recordingControl(call) {
 
 function row(call) {
   const number = otherNumber(call);
-  const name = call.party_name || (call.caller_name && call.caller_name !== "<unknown>" ? call.caller_name : "");
+  // An outbound call's caller name is our own manager's: only the CRM knows who was called.
+  const callerName = call.direction !== "outbound" && call.caller_name && call.caller_name !== "<unknown>"
+    ? call.caller_name : "";
+  const name = call.party_name || callerName;
   const open = el("button", { type: "button", className: "link party-name", testid: "history-open",
     attrs: { "aria-haspopup": "dialog" }, onclick: () => openDetail(call.call_id) },
     name || number || t("page.card.unknown"));
@@ -129,7 +132,7 @@ async function openDetail(callId) {
           i18nAttrs: { "aria-label": "page.history.recording" } }) : null;
     body.replaceChildren(...[
       el("h2", { id: "detail-title", testid: "detail-title" },
-        call.party_name || call.caller_name || number || t("page.card.unknown")),
+        call.party_name || (call.direction !== "outbound" && call.caller_name) || number || t("page.card.unknown")),
       el("p", { className: "card-sub" }, phone(number, { where: "detail", callId })),
       detailFacts(call),
       audio,
