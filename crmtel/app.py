@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import resource
 import signal
 from collections.abc import AsyncIterator, Callable, Coroutine
 from contextlib import AsyncExitStack, asynccontextmanager
@@ -84,6 +85,16 @@ async def _web(app: web.Application, host: str, port: int) -> AsyncIterator[str]
         await runner.cleanup()
 
 
+def raise_open_file_limit() -> None:
+    """Lift the soft limit on open files to the hard one (systemd's default soft limit is 1024): a flood of
+    FastAGI or browser connections must not make accept() fail for everyone."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    wanted = hard if hard != resource.RLIM_INFINITY else 1 << 20
+    if soft != resource.RLIM_INFINITY and soft < wanted:
+        with contextlib.suppress(ValueError, OSError):
+            resource.setrlimit(resource.RLIMIT_NOFILE, (min(wanted, 1 << 20), hard))
+
+
 async def migrate(url: str, revision: str = "head") -> None:
     """Create or upgrade the schema; a database that cannot be opened is a one-line StoreUnavailable."""
     parsed = make_url(url)
@@ -107,6 +118,7 @@ async def start(settings: Settings, *, demo: bool = False, demo_speed: float = 1
     ``demo`` seeds the demo data and runs the AMI simulator (``demo_speed`` times faster than real time).
     """
     async with AsyncExitStack() as stack:
+        raise_open_file_limit()
         await migrate(settings.database_url)
         db = Database(
             settings.database_url,

@@ -7,12 +7,26 @@ instead when the caller hangs up. Closing the socket ends the AGI application an
 Fail-open contract: when anything is wrong (slow store, garbage, unknown script) the server sends nothing and
 closes, so the dialplan sees empty ``CRMTEL_*`` variables and uses its own default queue.
 ``CRMTEL_ROUTE_KIND`` is sent last, as a commit marker: a half-finished exchange never looks like a route.
+
+Hostile clients: Asterisk writes its whole environment at once, and a connection's buffered lines are all
+parsed in one step, so a connection that has sent some header lines but not the blank one — or nothing at all
+for ``stall_grace`` seconds — is stalling us. Every connection gets a short ``header_timeout``; when a newcomer
+finds the server full (or its source address holding ``max_pending_per_address`` unfinished connections), the
+oldest stalled connection of the address holding the most of them is dropped to make room. A connection that
+has not had the chance to be read yet is never dropped: the server may then run over its limit, up to twice
+``max_connections``, before it refuses a newcomer (and the dialplan falls back). So 1,000 silent or half-sent
+connections cannot keep a well-formed request from being answered in time.
 """
 
 from __future__ import annotations
 
 import asyncio
+import fcntl
+import resource
+import struct
+import termios
 import unicodedata
+from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass
 from types import TracebackType
@@ -72,7 +86,7 @@ def parse_env_line(line: bytes) -> tuple[str, str]:
     return name, value.strip()
 
 
-async def read_env(reader: asyncio.StreamReader) -> AgiRequest:
+async def read_env(reader: asyncio.StreamReader, progress: _Pending | None = None) -> AgiRequest:
     """Read the environment up to its blank line, bounded in lines and bytes (the caller adds a timeout)."""
     env: dict[str, str] = {}
     total = 0
@@ -93,6 +107,8 @@ async def read_env(reader: asyncio.StreamReader) -> AgiRequest:
             raise AgiProtocolError("AGI environment too large")
         name, value = parse_env_line(line)
         env[name] = value
+        if progress is not None:
+            progress.lines += 1
 
 
 def quote(value: str | None, limit: int = MAX_VALUE_CHARS) -> str:
@@ -113,6 +129,42 @@ def variables(decision: Decision) -> list[tuple[str, str]]:
     ]
 
 
+@dataclass(slots=True)
+class _Pending:
+    """A connection whose header block is not complete yet."""
+
+    address: str
+    reader: asyncio.StreamReader
+    writer: asyncio.StreamWriter
+    since: float
+    lines: int = 0
+
+    def stalled(self, now: float, grace: float) -> bool:
+        """Whether this connection is holding us up rather than merely not read yet.
+
+        Stalled: nothing is waiting to be read (in the kernel or our buffer beyond a partial line), and it has
+        sent header lines without the blank one, or nothing at all for ``grace`` seconds. A connection whose
+        bytes simply have not been read yet — the loop is busy — is never stalled.
+        """
+        if _unread_bytes(self.writer) > 0:
+            return False
+        if self.lines > 0:
+            return True
+        buffered = len(getattr(self.reader, "_buffer", b""))
+        return buffered == 0 and now - self.since > grace
+
+
+def _unread_bytes(writer: asyncio.StreamWriter) -> int:
+    sock = writer.get_extra_info("socket")
+    if sock is None:
+        return 0
+    try:
+        raw = fcntl.ioctl(sock.fileno(), termios.FIONREAD, b"\0\0\0\0")
+    except OSError:
+        return 0
+    return int(struct.unpack("i", raw)[0])
+
+
 class AgiServer:
     """Owns the listening socket and one task per connection; ``stop`` cancels and awaits them all."""
 
@@ -122,16 +174,25 @@ class AgiServer:
         host: str = "127.0.0.1",
         port: int = 4573,
         *,
-        header_timeout: float = 2.0,
+        header_timeout: float = 1.0,
         reply_timeout: float = 2.0,
-        max_connections: int = 512,
+        max_connections: int = 2048,
+        max_pending_per_address: int = 1024,
+        stall_grace: float = 0.2,
     ) -> None:
         self._router = router
         self._host = host
         self._port = port
         self._header_timeout = header_timeout
         self._reply_timeout = reply_timeout
-        self._max_connections = max_connections
+        # Never more sockets than the process may open: past RLIMIT_NOFILE accept() fails for everyone.
+        self._max_connections = min(max_connections, max(16, _fd_limit() // 2))
+        self._max_pending = max_pending_per_address
+        self._grace = stall_grace
+        # Connections whose header block is not complete yet, oldest first.
+        self._pending: dict[asyncio.Task[None], _Pending] = {}
+        self.evicted = 0
+        self.refused = 0
         self._server: asyncio.Server | None = None
         self._tasks: set[asyncio.Task[None]] = set()
         self._callbacks: set[asyncio.Task[object]] = set()
@@ -153,7 +214,12 @@ class AgiServer:
     async def start(self) -> None:
         """Bind and start accepting connections."""
         self._closing = False
-        self._server = await asyncio.start_server(self._on_connect, self._host, self._port, limit=MAX_LINE)
+        # A deep backlog (the kernel caps it at net.core.somaxconn, 4096 by default): with a full accept queue
+        # the kernel drops Asterisk's SYN, and the retransmit 1 s later eats half its 2 s connect budget.
+        # asyncio accepts up to ``backlog`` connections per wake-up; none is dropped before it was read.
+        self._server = await asyncio.start_server(
+            self._on_connect, self._host, self._port, limit=MAX_LINE, backlog=4096
+        )
         _log.info("agi.listening", host=self._host, port=self.port)
 
     async def stop(self) -> None:
@@ -189,13 +255,17 @@ class AgiServer:
         if callback is None or self._closing:
             _close(writer)
             return
-        if len(self._tasks) >= self._max_connections:
+        peer = writer.get_extra_info("peername")
+        address = str(peer[0]) if isinstance(peer, tuple) and peer else str(peer)
+        self._make_room(address)
+        if len(self._tasks) >= 2 * self._max_connections:
+            self.refused += 1
             _log.warning("agi.too_many_connections", limit=self._max_connections)
             _close(writer)
             return
-        peer = writer.get_extra_info("peername")
         handler = asyncio.create_task(self._handle(reader, writer, peer), name=f"agi-connection {peer}")
         self._tasks.add(handler)
+        self._pending[handler] = _Pending(address, reader, writer, asyncio.get_running_loop().time())
         self._callbacks.add(callback)
         try:
             await asyncio.wait({handler})
@@ -204,7 +274,36 @@ class AgiServer:
             raise
         finally:
             self._tasks.discard(handler)
+            self._pending.pop(handler, None)
             self._callbacks.discard(callback)
+
+    def _make_room(self, address: str) -> None:
+        """Drop the oldest stalled connection when ``address`` holds too many, or the server is full."""
+        now = asyncio.get_running_loop().time()
+        if sum(1 for p in self._pending.values() if p.address == address) >= self._max_pending:
+            greediest = address
+        elif len(self._tasks) >= self._max_connections and self._pending:
+            greediest = Counter(p.address for p in self._pending.values()).most_common(1)[0][0]
+        else:
+            return
+        # Oldest first; usually the first one looked at is the one to drop.
+        for task, pending in self._pending.items():
+            if pending.address == greediest and pending.stalled(now, self._grace):
+                self._evict(task)
+                return
+        if len(self._tasks) >= 2 * self._max_connections:
+            # Flooded faster than we can read: the oldest unfinished one goes, stalled or not.
+            self._evict(next(t for t, p in self._pending.items() if p.address == greediest))
+
+    def _evict(self, task: asyncio.Task[None]) -> None:
+        # Forgotten at once so the slot is free now. The socket is closed here, not by the task: a task
+        # cancelled before its first step never runs its ``finally``.
+        pending = self._pending.pop(task)
+        self._tasks.discard(task)
+        task.cancel()
+        _close(pending.writer)
+        self.evicted += 1
+        _log.warning("agi.unfinished_connection_dropped", address=pending.address)
 
     async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, peer: object) -> None:
         try:
@@ -219,11 +318,14 @@ class AgiServer:
             _close(writer)
 
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, peer: object) -> None:
+        current = asyncio.current_task()
         try:
             async with asyncio.timeout(self._header_timeout):
-                request = await read_env(reader)
+                request = await read_env(reader, self._pending.get(current) if current else None)
         except TimeoutError as err:
             raise AgiProtocolError(f"no complete AGI environment within {self._header_timeout}s") from err
+        if current is not None:
+            self._pending.pop(current, None)  # a real request now: never dropped to make room
         if request.script != SCRIPT:
             raise AgiProtocolError(f"unknown AGI script {request.script!r}")
         decision = await self._router.route(request.caller, request.did)
@@ -254,6 +356,11 @@ async def _read_reply(reader: asyncio.StreamReader) -> str:
         line = raw.decode("utf-8", errors="replace").strip()
         if line and not line.startswith("520-"):
             return line
+
+
+def _fd_limit() -> int:
+    soft, _hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    return soft if soft != resource.RLIM_INFINITY else 1 << 20
 
 
 def _close(writer: asyncio.StreamWriter) -> None:

@@ -286,24 +286,42 @@ async def test_stop_cancels_connections_in_flight(store: FakeLookup) -> None:
     writer.close()
 
 
-async def test_connection_limit_fails_open(service: RoutingService) -> None:
-    """Beyond max_connections a new connection is closed at once (the dialplan falls back), then served again."""
+async def test_connection_limit_fails_open(service: RoutingService, store: FakeLookup) -> None:
+    """With twice max_connections busy routing real requests, a newcomer is closed at once (dialplan falls back)."""
+    store.delay = 0.4  # the store is slow: every slot stays past its header for a while
     agi = AgiServer(service, "127.0.0.1", 0, header_timeout=5.0, max_connections=2)
     async with agi:
-        hogs = [await asyncio.open_connection("127.0.0.1", agi.port) for _ in range(2)]
-        await asyncio.sleep(0.2)
-        assert agi.connections == 2
+        busy = [asyncio.create_task(fake_asterisk(agi.port, env())) for _ in range(4)]
+        await asyncio.sleep(0.1)
+        assert agi.connections == 4
         started = time.monotonic()
         reader, writer = await asyncio.open_connection("127.0.0.1", agi.port)
         async with asyncio.timeout(1):
             assert await closed_without_a_word(reader)
         assert time.monotonic() - started < 0.5
+        assert agi.refused == 1
         writer.close()
+        await asyncio.gather(*busy)
+        store.delay = 0
+        await asyncio.sleep(0.1)
+        assert (await fake_asterisk(agi.port, env())).variables["CRMTEL_ROUTE_KIND"] == "extension"
+
+
+async def test_silent_connections_make_room_for_a_real_request(service: RoutingService) -> None:
+    """A full server of silent connections drops the oldest of them to serve a newcomer at once."""
+    agi = AgiServer(service, "127.0.0.1", 0, header_timeout=5.0, max_connections=2)
+    async with agi:
+        hogs = [await asyncio.open_connection("127.0.0.1", agi.port) for _ in range(2)]
+        await asyncio.sleep(0.3)  # silent for longer than stall_grace (0.2 s): they are holding us up
+        assert agi.connections == 2
+        exchange = await fake_asterisk(agi.port, env())
+        assert exchange.variables["CRMTEL_ROUTE_KIND"] == "extension"
+        assert exchange.seconds < 0.5
+        assert agi.evicted == 1
+        async with asyncio.timeout(1):
+            assert await closed_without_a_word(hogs[0][0])  # the oldest hog went first
         for _, w in hogs:
             w.close()
-        await asyncio.sleep(0.2)
-        assert agi.connections == 0
-        assert (await fake_asterisk(agi.port, env())).variables["CRMTEL_ROUTE_KIND"] == "extension"
 
 
 async def test_stop_with_half_sent_environment_logs_no_traceback(
