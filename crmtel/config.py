@@ -203,6 +203,9 @@ class LogSettings(BaseModel):
 
     level: Literal["debug", "info", "warning", "error"] = "info"
     json_output: bool = False
+    # At most repeat_burst warnings of one kind per repeat_interval seconds; the rest are counted.
+    repeat_burst: int = Field(default=10, ge=1)
+    repeat_interval: float = Field(default=10.0, gt=0)
 
 
 class Settings(BaseSettings):
