@@ -23,7 +23,9 @@ from tests.integration.test_agi_server import NOW, FakeLookup, closed_without_a_
 
 @pytest.fixture
 async def service() -> AsyncIterator[RoutingService]:
-    routing = RoutingService(FakeLookup(), RoutingSettings(deadline_ms=200), clock=lambda: NOW)
+    # A routing deadline of 1 s: on the shared test machine (load up to 10 on 2 cores) a 200 ms one is
+    # sometimes missed for want of CPU alone, which is not what these tests are about.
+    routing = RoutingService(FakeLookup(), RoutingSettings(deadline_ms=1000), clock=lambda: NOW)
     yield routing
     await routing.close()
 
@@ -33,10 +35,11 @@ async def test_a_thousand_half_header_connections_never_starve_valid_requests(
 ) -> None:
     """With 1,000 half-header connections kept open all the time, every valid request is answered in time.
 
-    The flood reconnects the moment a connection is closed (each lives ``header_timeout``, 1 s); the bound
-    of 1 s covers the loaded 2-core test machine (typical: a few ms), well inside Asterisk's 2 s.
+    The flood reconnects the moment a connection is closed (each lives ``header_timeout``, 1 s). Typical
+    answers take a few ms; the bound is Asterisk's own 2 s budget, as the test machine may be heavily loaded.
+    Before issue 13, every request during the flood went unanswered.
     """
-    deadline = 1.0
+    deadline = 2.0
     async with AgiServer(service, "127.0.0.1", 0) as agi:
         # The flood runs in a process of its own, as an attacker would: its CPU is not the server's loop.
         flood = await asyncio.create_subprocess_exec(
