@@ -151,6 +151,9 @@ class StreamConsumer:
         lost = False
         while True:
             try:
+                if not self.connected:
+                    await self._redis.ping()  # so /healthz knows at once, not after a blocked read
+                    self.connected = True
                 reply = await self._redis.xread({self._stream: last}, count=self._batch, block=1000)
             except (RedisError, OSError) as err:
                 if self.connected or not lost:
@@ -164,7 +167,6 @@ class StreamConsumer:
                 lost = False
                 asked = self._browsers.refresh_all()
                 log.info("cluster.fanout_back", browsers_refreshed=asked)
-            self.connected = True
             for _stream, entries in cast(_Reply, reply or []):
                 for entry_id, fields in entries:
                     last = entry_id

@@ -80,6 +80,11 @@ class ClusterNode:
         self.consumer = StreamConsumer(self.redis, self.settings.stream, notifier, browsers)
         return self.consumer
 
+    @property
+    def fanout_connected(self) -> bool:
+        """Whether this node's reader of the stream is connected to Redis."""
+        return self.consumer is not None and self.consumer.connected
+
     def leads(self) -> list[str]:
         """The PBXs this node leads right now."""
         return sorted(lead.pbx for lead in self.leaderships if lead.leading)

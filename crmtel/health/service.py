@@ -21,6 +21,8 @@ _log = structlog.get_logger("crmtel.health")
 
 # A database slower than this to answer ``SELECT 1`` is reported as unavailable.
 DATABASE_TIMEOUT = 2.0
+# The state of a PBX another cluster node follows: fine for this node's health.
+STANDBY = "standby"
 
 
 class Pingable(Protocol):
@@ -49,6 +51,24 @@ class PbxLink(Protocol):
         ...
 
 
+class ClusterView(Protocol):
+    """This node's place in a cluster (``crmtel.cluster.service.ClusterNode``)."""
+
+    @property
+    def name(self) -> str:
+        """The node's name."""
+        ...
+
+    def leads(self) -> list[str]:
+        """The PBXs this node follows right now."""
+        ...
+
+    @property
+    def fanout_connected(self) -> bool:
+        """Whether the live-event stream (Redis) answers."""
+        ...
+
+
 @dataclass(frozen=True, slots=True)
 class PbxHealth:
     """One PBX as /healthz shows it."""
@@ -65,11 +85,17 @@ class Health:
     database: str
     pbx: dict[str, PbxHealth]
     version: str = __version__
+    # In a cluster: this node, the PBXs it leads (the others are followed by another node: "standby"),
+    # and whether the live-event stream answers.
+    node: str | None = None
+    leads: tuple[str, ...] | None = None
+    fanout: str | None = None
 
     @property
     def healthy(self) -> bool:
-        """The database answers and every enabled PBX is logged in."""
-        return self.database == "ok" and all(p.connected for p in self.pbx.values())
+        """The database answers, every PBX this node follows is logged in, and a cluster's stream answers."""
+        followed = all(p.connected for p in self.pbx.values() if p.state != STANDBY)
+        return self.database == "ok" and followed and self.fanout in (None, "ok")
 
     def as_json(self) -> dict[str, object]:
         """The JSON body of /healthz."""
@@ -85,6 +111,11 @@ class Health:
                 }
                 for name, p in self.pbx.items()
             },
+            **(
+                {}
+                if self.node is None
+                else {"node": self.node, "leads": list(self.leads or ()), "fanout": self.fanout}
+            ),
         }
 
 
@@ -98,9 +129,11 @@ class HealthCheck:
         *,
         clock: Callable[[], float] = time.monotonic,
         timeout: float = DATABASE_TIMEOUT,
+        cluster: ClusterView | None = None,
     ) -> None:
         self._database = database
         self._links = tuple(links)
+        self._cluster = cluster
         self._clock = clock
         self._timeout = timeout
         self._last: dict[str, str] = {}
@@ -110,15 +143,20 @@ class HealthCheck:
         """The current health (the database is asked, with a time limit)."""
         database = await self._database_state()
         now = self._clock()
+        leads = None if self._cluster is None else tuple(self._cluster.leads())
         pbx = {
             link.pbx: PbxHealth(
                 connected=link.state == "connected",
-                state=link.state,
+                state=STANDBY if leads is not None and link.pbx not in leads else link.state,
                 last_event_age_s=None if link.last_event_at is None else round(now - link.last_event_at, 1),
             )
             for link in self._links
         }
-        health = Health(database, pbx)
+        if self._cluster is None:
+            health = Health(database, pbx)
+        else:
+            fanout = "ok" if self._cluster.fanout_connected else "unavailable"
+            health = Health(database, pbx, node=self._cluster.name, leads=leads, fanout=fanout)
         self._note({"database": database, **{f"pbx.{k}": v.state for k, v in pbx.items()}})
         return health
 
