@@ -25,6 +25,7 @@ from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 from crmtel.ami.client import AmiClient
 from crmtel.ami.service import CallService
 from crmtel.ami.simulator import Simulator
+from crmtel.cluster.metrics import ClusterCollector
 from crmtel.cluster.service import ClusterNode, session_settings
 from crmtel.config import AmiSettings, Settings
 from crmtel.demo import seed
@@ -194,7 +195,7 @@ async def start(settings: Settings, *, demo: bool = False, demo_speed: float = 1
             currency=settings.i18n.currency,
         )
         clients = tuple(AmiClient(pbx, calls) for pbx in pbxes)
-        health = health_routes(HealthCheck(db, clients))
+        health = health_routes(HealthCheck(db, clients, cluster=cluster))
         app = create_app(
             settings.web,
             db=db,
@@ -223,6 +224,7 @@ async def start(settings: Settings, *, demo: bool = False, demo_speed: float = 1
             else:
                 group.spawn(cluster.lead(client, calls).run(), name=f"lead-{client.pbx}")
         if cluster is not None:
+            metrics.watch(ClusterCollector(cluster))
             group.spawn(cluster.publisher.run(), name="cluster-publish")
             group.spawn(cluster.consume(notifier, hub).run(), name="cluster-consume")
         yield Running(url, agi.port, pbxes, hub, calls, clients, app)

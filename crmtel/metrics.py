@@ -123,6 +123,14 @@ class Sized(Protocol):
         ...
 
 
+class Collector(Protocol):
+    """Anything the registry can read at scrape time."""
+
+    def collect(self) -> Iterable[Metric]:
+        """The metric families."""
+        ...
+
+
 class ComponentCollector:
     """Reads the components' own counters at scrape time (registered on a ``Metrics.registry``)."""
 
@@ -225,7 +233,7 @@ class Metrics:
             "crmtel_calls_ended", "Calls that ended, by outcome.", ["outcome"], registry=self.registry
         )
 
-    def watch(self, collector: ComponentCollector) -> None:
+    def watch(self, collector: Collector) -> None:
         """Add the components' counters to the scrape."""
         self.registry.register(collector)
 
