@@ -205,6 +205,18 @@ async def test_a_manager_on_a_standby_node_gets_the_popups_of_calls_the_leader_f
         url = nodes[standby][1].web_url
         frames: list[dict[str, object]] = []
         async with aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True)) as browser:
+            # Every node is healthy for a load balancer; only the leader says it leads the PBX.
+            for name, (_daemon, ports) in nodes.items():
+                async with browser.get(ports.web_url + "/healthz") as r:
+                    health = await r.json()
+                    assert r.status == 200, health
+                assert health["node"] == name
+                assert health["leads"] == (["pbx1"] if name == leader else [])
+                assert health["pbx"]["pbx1"]["state"] == ("connected" if name == leader else "standby")
+            async with browser.get(nodes[leader][1].web_url + "/metrics") as r:
+                scrape = await r.text()
+            assert f'crmtel_cluster_leading{{node="{leader}",pbx="pbx1"}} 1.0' in scrape
+            assert f'crmtel_cluster_leader_changes_total{{node="{leader}",pbx="pbx1"}} 1.0' in scrape
             async with browser.post(url + "/api/login", json={"login": "anna", "password": "pw-anna-1"}) as r:
                 assert r.status == 200, await r.text()
             async with browser.ws_connect(url + "/ws") as ws:
