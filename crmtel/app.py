@@ -25,6 +25,7 @@ from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 from crmtel.ami.client import AmiClient
 from crmtel.ami.service import CallService
 from crmtel.ami.simulator import Simulator
+from crmtel.cdr.service import build_cdr_service
 from crmtel.cluster.metrics import ClusterCollector
 from crmtel.cluster.service import ClusterNode, session_settings
 from crmtel.config import AmiSettings, Settings
@@ -49,6 +50,7 @@ from crmtel.routing.web import route_handlers
 from crmtel.store.db import Database, upgrade
 from crmtel.store.managers import ManagerRepository
 from crmtel.store.parties import PartyRepository
+from crmtel.store.watermarks import WatermarkRepository
 from crmtel.systemd import ServiceManager
 
 _log = structlog.get_logger("crmtel.app")
@@ -171,6 +173,9 @@ async def start(settings: Settings, *, demo: bool = False, demo_speed: float = 1
                 restored = await calls.restore(pbx.name)
                 _log.info("calls.restored", pbx=pbx.name, live=restored)
         stack.push_async_callback(calls.flush)
+        # Asterisk's CDR fills in what crmtel missed while it was away (calls.amender: resyncs ask it).
+        cdr = build_cdr_service(calls, WatermarkRepository(db), pbxes)
+        calls.amender = cdr
 
         router = RoutingService(parties, settings.routing, region=settings.region)
         stack.push_async_callback(router.close)
@@ -218,6 +223,7 @@ async def start(settings: Settings, *, demo: bool = False, demo_speed: float = 1
 
         metrics.watch(ComponentCollector(clients=clients, calls=calls, browsers=hub, agi=agi))
         group = await stack.enter_async_context(_TaskOwner())
+        group.spawn(cdr.run(), name="cdr-backfill")
         for client in clients:
             if cluster is None:
                 group.spawn(client.run(), name=f"ami-{client.pbx}")
@@ -227,6 +233,12 @@ async def start(settings: Settings, *, demo: bool = False, demo_speed: float = 1
             metrics.watch(ClusterCollector(cluster))
             group.spawn(cluster.publisher.run(), name="cluster-publish")
             group.spawn(cluster.consume(notifier, hub).run(), name="cluster-consume")
+        for client in clients:
+            if client.settings.reconcile_interval > 0:
+                group.spawn(
+                    client.reconcile_every(client.settings.reconcile_interval),
+                    name=f"ami-reconcile-{client.pbx}",
+                )
         yield Running(url, agi.port, pbxes, hub, calls, clients, app)
 
 

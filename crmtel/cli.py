@@ -22,12 +22,21 @@ def _feature_modules() -> list[ModuleType]:
     # Each feature owns its subcommands; imported here, at run time, so `import crmtel` stays side-effect free.
     from crmtel import commands
     from crmtel.ami import commands as ami_commands
+    from crmtel.cdr import commands as cdr_commands
     from crmtel.exchange import commands as exchange_commands
     from crmtel.managers import commands as manager_commands
     from crmtel.reports import commands as report_commands
     from crmtel.routing import commands as routing_commands
 
-    return [commands, exchange_commands, manager_commands, routing_commands, report_commands, ami_commands]
+    return [
+        commands,
+        exchange_commands,
+        manager_commands,
+        routing_commands,
+        report_commands,
+        ami_commands,
+        cdr_commands,
+    ]
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -52,6 +52,43 @@ class AmiSettings(BaseModel):
     flavour: Literal["asterisk", "freepbx"] = "asterisk"
     # Device prefixes that still mean the user's extension (PJSIP/99101 rings for 101); None: by flavour.
     device_prefixes: tuple[Annotated[str, Field(pattern=r"^\d{1,4}$")], ...] | None = None
+    # Asterisk's own CDR, read to backfill what crmtel missed while it was down: "csv:/var/log/asterisk/
+    # cdr-csv/Master.csv", "mysql://user:pw@host/asteriskcdrdb", "postgresql://…"; None: no backfill.
+    cdr: str | None = None
+    cdr_table: str = Field(default="cdr", pattern=r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")
+    # The zone the PBX writes CDR times in (its local time); None: this host's zone. usegmtime: UTC.
+    cdr_timezone: str | None = None
+    cdr_usegmtime: bool = False
+    # Seconds re-read before the last point crmtel had processed, so nothing at the edge is missed.
+    cdr_margin: float = Field(default=300.0, ge=0)
+    # Seconds between CoreShowChannels checks that close calls whose channels are gone; 0: only on connect.
+    reconcile_interval: float = Field(default=300.0, ge=0)
+
+    @field_validator("cdr")
+    @classmethod
+    def _cdr_source(cls, value: str | None) -> str | None:
+        if value is None or not value.strip():
+            return None
+        # Imported here: the CDR feature parses its own setting, config only asks it whether it is valid.
+        from crmtel.cdr.models import CdrSpec
+
+        try:
+            CdrSpec.parse(value)
+        except ConfigError as err:
+            raise ValueError(str(err)) from err
+        return value.strip()
+
+    @field_validator("cdr_timezone")
+    @classmethod
+    def _cdr_zone(cls, value: str | None) -> str | None:
+        from crmtel.cdr.times import pbx_zone
+
+        if value is not None:
+            try:
+                pbx_zone(value, False)
+            except ConfigError as err:
+                raise ValueError(str(err)) from err
+        return value
 
     @property
     def devices_of_users(self) -> tuple[str, ...]:

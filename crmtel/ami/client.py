@@ -179,6 +179,22 @@ class AmiClient:
             group.create_task(self._consume(), name=f"ami-consume-{self.pbx}")
             group.create_task(self._connect_loop(), name=f"ami-connect-{self.pbx}")
 
+    async def reconcile_every(self, interval: float) -> None:
+        """Check the live calls against the PBX (``CoreShowChannels``) every ``interval`` seconds, forever.
+
+        A call whose Hangup never came (a lost event, a PBX restart) is closed by the next check instead of
+        staying live for ever. Owned by the composition root; skipped while not connected.
+        """
+        while True:
+            await asyncio.sleep(interval)
+            conn = self._conn
+            if conn is None or not self.connected.is_set() or self._listing is not None:
+                continue
+            try:
+                await self._resync(conn)
+            except (AmiError, OSError, TimeoutError) as err:
+                log.warning("ami %s: periodic CoreShowChannels failed: %s", self.pbx, err or "timeout")
+
     def drop(self) -> None:
         """Abort the current connection (it will be re-established); for operators and tests."""
         if self._conn is not None:

@@ -87,6 +87,17 @@ class WriteFence(Protocol):
         ...
 
 
+class ResyncAmender(Protocol):
+    """Knows more about calls that ended while crmtel was away (the CDR): see ``crmtel.cdr.service``."""
+
+    async def amend(self, pbx: str, records: Sequence[CallRecord], at: datetime) -> Mapping[str, CallRecord]:
+        """Better records (by Linkedid) for calls a resync at ``at`` has just closed."""
+        ...
+
+    def resynced(self, pbx: str, at: datetime) -> None:
+        """``pbx``'s live calls were checked against the PBX at ``at`` (a backfill up to then may follow)."""
+
+
 class NullNotifier:
     """A notifier that drops everything (no web app running)."""
 
@@ -157,6 +168,8 @@ class CallService:
         self.device_prefixes = dict(device_prefixes or {})
         self.recordings_dir = recordings_dir
         self.calls = CallRepository(db)
+        # Set by the composition root when the CDR service runs (it needs this service to exist first).
+        self.amender: ResyncAmender | None = None
         self.states: dict[str, TrackerState] = {}
         self.events = 0
         self.flushes = 0
@@ -234,8 +247,10 @@ class CallService:
         before = self._state(pbx)
         state, effects = tracker.resync(before, listed, at)
         self.states[pbx] = state
-        await self._apply(pbx, effects, before)
+        await self._apply(pbx, await self._amended(pbx, effects, at), before)
         await self.flush()
+        if self.amender is not None:
+            self.amender.resynced(pbx, at)
 
     async def on_idle(self, pbx: str) -> None:
         """Write out what the last events changed."""
@@ -262,13 +277,45 @@ class CallService:
                     self._matched.pop(key, None)
                     await self._publish(effect)
                     continue
-                await self._match(key, record)
-                record = self._with_party(key, record)
-                self._dirty[key] = record
-                self._ended[key] = record
+                record = await self._end(key, record)
                 await self._publish(replace(effect, record=record))
             elif isinstance(effect, CallRinging | CallRingStopped | CallAnswered | CallQueued):
                 await self._publish(effect)
+
+    async def _end(self, key: CallKey, record: CallRecord) -> CallRecord:
+        """A call's end: matched to its party and queued for the next flush (which makes leads and tasks)."""
+        await self._match(key, record)
+        record = self._with_party(key, record)
+        self._dirty[key] = record
+        self._ended[key] = record
+        return record
+
+    async def record_ended(self, pbx: str, record: CallRecord) -> None:
+        """A call that ended out of sight (learnt from the CDR): stored like any ended call at the next flush."""
+        await self._end((pbx, record.linkedid), record)
+
+    def is_pending(self, key: CallKey) -> bool:
+        """Whether a version of this call waits for the next flush (newer than what is stored)."""
+        return key in self._dirty
+
+    def state_of(self, pbx: str) -> TrackerState:
+        """The tracker's state of ``pbx`` (its live calls, its trunks and conventions)."""
+        return self._state(pbx)
+
+    async def _amended(self, pbx: str, effects: Sequence[Effect], at: datetime) -> Sequence[Effect]:
+        """Calls a resync closed ended while crmtel was away: the amender (the CDR) may know their real end."""
+        ended = [e.record for e in effects if isinstance(e, CallEnded)]
+        if self.amender is None or not ended:
+            return effects
+        try:
+            better = await self.amender.amend(pbx, ended, at)
+        except CrmtelError as err:
+            log.warning("ami %s: closed calls kept as last seen, CDR not read: %s", pbx, err)
+            return effects
+        return [
+            replace(e, record=better.get(e.record.linkedid, e.record)) if isinstance(e, CallEnded) else e
+            for e in effects
+        ]
 
     async def _lookup(self, record: CallRecord) -> _Party | None:
         number = party_number(record)

@@ -254,6 +254,20 @@ class CallRepository:
             ).scalar_one_or_none()
             return None if row is None else StoredCall(row.id, to_record(row), row.live_state)
 
+    async def by_keys(self, keys: Sequence[CallKey]) -> dict[CallKey, StoredCall]:
+        """The stored calls among ``keys`` (a missing key is a call never stored)."""
+        out: dict[CallKey, StoredCall] = {}
+        wanted = list(dict.fromkeys(keys))
+        async with self._db.session() as session:
+            for i in range(0, len(wanted), 500):
+                rows = (
+                    await session.execute(
+                        select(CallRow).where(tuple_(CallRow.pbx, CallRow.linkedid).in_(wanted[i : i + 500]))
+                    )
+                ).scalars()
+                out.update({(r.pbx, r.linkedid): StoredCall(r.id, to_record(r), r.live_state) for r in rows})
+        return out
+
     async def live(self, pbx: str) -> list[StoredCall]:
         """Calls of ``pbx`` that were still going on when last written (to resume after a restart)."""
         async with self._db.session() as session:

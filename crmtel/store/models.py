@@ -311,3 +311,12 @@ class PbxLeaseRow(Base):
     epoch: Mapped[int] = mapped_column(Integer, default=0)
     node: Mapped[str] = mapped_column(String(200), default="")
     since: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class CdrWatermarkRow(Base):
+    """How far (in the PBX's time) crmtel has followed each PBX: the CDR backfill starts from here."""
+
+    __tablename__ = "cdr_watermarks"
+
+    pbx: Mapped[str] = mapped_column(String(64), primary_key=True)
+    processed_until: Mapped[datetime] = mapped_column(DateTime(timezone=True))

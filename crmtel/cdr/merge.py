@@ -1,0 +1,96 @@
+"""What a call seen by crmtel takes from its CDR (pure).
+
+A call followed live keeps what only crmtel saw: who rang first, the route, the party, notes. The CDR
+knows better when the call ended (crmtel was away: a resync closed it when it noticed, too late), whether
+and when someone answered while crmtel was away, and phones rung meanwhile. CDR durations are measured on
+the PBX's clock to the second; they are laid onto the call's own start as crmtel saw it, so a record is
+never a mix of two clocks, and a call whose live times agree with the CDR (within its one-second
+resolution) is left alone: a second backfill changes nothing.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from datetime import datetime
+
+from crmtel.domain import CallRecord, MissedReason, Outcome
+
+# CDR times are whole seconds (truncated); live times have milliseconds.
+TOLERANCE = 1.5
+
+
+def _offset(record: CallRecord, when: datetime | None) -> float | None:
+    return None if when is None else (when - record.started_at).total_seconds()
+
+
+def _seconds(start: datetime, end: datetime) -> float:
+    return max(0.0, round((end - start).total_seconds(), 3))
+
+
+def corrected(seen: CallRecord, cdr: CallRecord, tolerance: float = TOLERANCE) -> CallRecord | None:
+    """``seen`` with what ``cdr`` knows better, or None when they already agree."""
+    if cdr.ended_at is None:
+        return None
+    start = seen.started_at
+    ended_at = start + (cdr.ended_at - cdr.started_at)
+    answered_by, answered_at = seen.answered_by, seen.answered_at
+    outcome, reason = seen.outcome, seen.missed_reason
+    if answered_by is None and cdr.answered_by is not None and cdr.answered_at is not None:
+        # Answered while crmtel was away.
+        answered_by = cdr.answered_by
+        answered_at = start + (cdr.answered_at - cdr.started_at)
+        outcome, reason = Outcome.ANSWERED, None
+    elif answered_by is None:
+        outcome = Outcome.MISSED
+        reason = seen.missed_reason or cdr.missed_reason
+    if answered_at is not None and answered_at > ended_at:
+        answered_at = ended_at
+    rang = seen.rang + tuple(ext for ext in cdr.rang if ext not in seen.rang)
+    ring_end = answered_at if answered_at is not None else ended_at
+    better = replace(
+        seen,
+        ended_at=ended_at,
+        answered_by=answered_by,
+        answered_at=answered_at,
+        outcome=outcome,
+        missed_reason=reason,
+        rang=rang,
+        ring_seconds=_seconds(start, ring_end),
+        talk_seconds=_seconds(answered_at, ended_at) if answered_at is not None else 0.0,
+        caller_name=seen.caller_name or cdr.caller_name,
+        recording_file=seen.recording_file or cdr.recording_file,
+        recording_url=seen.recording_url or cdr.recording_url,
+        queue=seen.queue or cdr.queue,
+        # A record read back from the store has no extras; the CDR's give the party number for lookups.
+        extra={**cdr.extra, **seen.extra},
+    )
+    if seen.ended_at is None or _differs(seen, better, tolerance):
+        return better
+    return None
+
+
+def closed_at(seen: CallRecord, at: datetime) -> CallRecord:
+    """A call still stored as live whose channels are gone and of which no CDR is known: closed at ``at``."""
+    end = max(at, seen.started_at)
+    answered = seen.answered_at is not None and seen.answered_by is not None
+    return replace(
+        seen,
+        ended_at=end,
+        outcome=Outcome.ANSWERED if answered else Outcome.MISSED,
+        missed_reason=None if answered else (seen.missed_reason or MissedReason.NO_ANSWER),
+        ring_seconds=_seconds(seen.started_at, seen.answered_at if seen.answered_at is not None else end),
+        talk_seconds=_seconds(seen.answered_at, end) if seen.answered_at is not None else 0.0,
+    )
+
+
+def _differs(old: CallRecord, new: CallRecord, tolerance: float) -> bool:
+    if (old.outcome, old.answered_by, old.rang) != (new.outcome, new.answered_by, new.rang):
+        return True
+    if (old.recording_file, old.caller_name) != (new.recording_file, new.caller_name):
+        return True
+    pairs = [
+        (old.ring_seconds, new.ring_seconds),
+        (old.talk_seconds, new.talk_seconds),
+        (_offset(old, old.ended_at), _offset(new, new.ended_at)),
+    ]
+    return any(a is None or b is None or abs(a - b) > tolerance for a, b in pairs)

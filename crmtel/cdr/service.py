@@ -1,0 +1,279 @@
+"""Backfill and reconcile: the calls crmtel could not follow come from Asterisk's own CDR.
+
+load -> decide -> write, per call: the CDR legs of a period are grouped by Linkedid
+(:func:`crmtel.cdr.calls.group_calls`), turned into records (:func:`~crmtel.cdr.calls.call_from_legs`),
+compared with what is stored (:func:`crmtel.cdr.merge.corrected`), and what is new or better goes through
+the call service's own call-ended path (leads, callback tasks, reports as for a live call).
+
+When: after every AMI (re)connect and every periodic ``CoreShowChannels`` check the call service reports a
+resync; the calls that resync closed are first amended with their CDR (their real end, not the moment
+crmtel noticed), then one pass reads the CDR from the PBX's watermark (minus a margin) up to the resync,
+and the watermark moves there. The first pass on a new installation only sets the watermark: calls from
+before crmtel existed are not turned into callback tasks.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable, Collection, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta, tzinfo
+from typing import Protocol
+
+from crmtel.ami.service import CallService
+from crmtel.cdr.calls import call_from_legs, group_calls
+from crmtel.cdr.csvsource import CsvCdrSource
+from crmtel.cdr.merge import closed_at, corrected
+from crmtel.cdr.models import CdrRow, CdrSpec
+from crmtel.cdr.sqlsource import SqlCdrSource
+from crmtel.cdr.times import pbx_zone
+from crmtel.config import AmiSettings
+from crmtel.domain import CallRecord
+from crmtel.errors import CrmtelError
+from crmtel.store.watermarks import WatermarkRepository
+
+log = logging.getLogger(__name__)
+# A resync waits at most this long for the CDR of the calls it closed (a slow CDR database must not stall
+# the AMI stream); the periodic pass corrects them later anyway.
+AMEND_TIMEOUT = 10.0
+
+
+class CdrSource(Protocol):
+    """Where one PBX's CDR legs are read from (``CsvCdrSource``, ``SqlCdrSource``)."""
+
+    skipped: int
+
+    def describe(self) -> str:
+        """The source for logs, without secrets."""
+        ...
+
+    async def legs(self, since: datetime, until: datetime | None = None) -> list[CdrRow]:
+        """Every leg of the calls that ended in ``[since, until)``."""
+        ...
+
+    async def legs_of(self, linkedids: Collection[str], since: datetime) -> list[CdrRow]:
+        """The legs of these calls (which started after ``since``)."""
+        ...
+
+    async def close(self) -> None:
+        """Release connections."""
+        ...
+
+
+def open_source(spec: CdrSpec, zone: tzinfo) -> CdrSource:
+    """The reader for a configured CDR source."""
+    if spec.kind == "csv":
+        return CsvCdrSource(spec.target, zone)
+    return SqlCdrSource(spec, zone)
+
+
+@dataclass
+class BackfillReport:
+    """What a backfill did, call by call."""
+
+    created: int = 0
+    corrected: int = 0
+    unchanged: int = 0
+    # Calls still in progress for the tracker (or with a newer version waiting to be written).
+    live: int = 0
+    linkedids: dict[str, str] = field(default_factory=dict)
+
+    def count(self, linkedid: str, what: str) -> None:
+        """Count one call as ``created``, ``corrected``, ``unchanged`` or ``live``."""
+        setattr(self, what, getattr(self, what) + 1)
+        self.linkedids[linkedid] = what
+
+
+Progress = Callable[[int], None]
+
+
+class Backfill:
+    """One PBX's CDR against the store: creates the calls never seen, corrects those seen wrong."""
+
+    def __init__(self, pbx: str, source: CdrSource, calls: CallService) -> None:
+        self.pbx = pbx
+        self.source = source
+        self.calls = calls
+
+    async def window(
+        self,
+        since: datetime,
+        until: datetime | None,
+        *,
+        dry_run: bool = False,
+        progress: Callable[[int], Progress] | None = None,
+    ) -> BackfillReport:
+        """Bring every call that ended in ``[since, until)`` in line with its CDR.
+
+        ``progress(total)`` is called once the calls are known and returns what to call after each one.
+        """
+        groups = group_calls(await self.source.legs(since, until))
+        step = progress(len(groups)) if progress is not None else None
+        report = BackfillReport()
+        if not dry_run:
+            # Calls that ended just now are stored before they are compared with their CDR.
+            await self.calls.flush()
+        state = self.calls.state_of(self.pbx)
+        stored = await self.calls.calls.by_keys([(self.pbx, linkedid) for linkedid in groups])
+        for linkedid, legs in groups.items():
+            key = (self.pbx, linkedid)
+            record = call_from_legs(state, linkedid, legs)
+            if record is None:
+                continue
+            if linkedid in state.calls or self.calls.is_pending(key):
+                report.count(linkedid, "live")
+            elif (found := stored.get(key)) is None:
+                report.count(linkedid, "created")
+                if not dry_run:
+                    await self.calls.record_ended(self.pbx, record)
+            elif (better := corrected(found.record, record)) is None:
+                report.count(linkedid, "unchanged")
+            else:
+                report.count(linkedid, "corrected")
+                if not dry_run:
+                    await self.calls.record_ended(self.pbx, better)
+            if step is not None:
+                step(1)
+        if not dry_run:
+            await self.calls.flush()
+        return report
+
+    async def amend(self, records: Sequence[CallRecord]) -> dict[str, CallRecord]:
+        """The CDR's truth for calls a resync closed (by Linkedid); calls without CDR legs are left out."""
+        if not records:
+            return {}
+        since = min(r.started_at for r in records)
+        groups = group_calls(await self.source.legs_of({r.linkedid for r in records}, since))
+        state = self.calls.state_of(self.pbx)
+        out: dict[str, CallRecord] = {}
+        for record in records:
+            legs = groups.get(record.linkedid)
+            cdr = call_from_legs(state, record.linkedid, legs) if legs else None
+            if cdr is not None:
+                out[record.linkedid] = corrected(record, cdr) or record
+        return out
+
+
+class CdrService:
+    """The per-PBX backfills, driven by the call service's resyncs; owned by the composition root."""
+
+    def __init__(
+        self,
+        calls: CallService,
+        watermarks: WatermarkRepository,
+        backfills: Mapping[str, Backfill],
+        margins: Mapping[str, timedelta],
+    ) -> None:
+        self.calls = calls
+        self.watermarks = watermarks
+        self.backfills = dict(backfills)
+        self.margins = dict(margins)
+        self.passes = 0
+        self._wanted: dict[str, datetime] = {}
+        self._wakeup = asyncio.Event()
+        self._idle = asyncio.Event()
+        self._idle.set()
+
+    # -- ResyncAmender ---------------------------------------------------------------------------
+    async def amend(self, pbx: str, records: Sequence[CallRecord], at: datetime) -> Mapping[str, CallRecord]:
+        """The CDR's end (and answer) of calls a resync closed; nothing when the PBX has no CDR source."""
+        backfill = self.backfills.get(pbx)
+        if backfill is None:
+            return {}
+        try:
+            async with asyncio.timeout(AMEND_TIMEOUT):
+                return await backfill.amend(records)
+        except TimeoutError:
+            log.warning(
+                "cdr %s: no CDR answer within %.0f s; closed calls kept as last seen", pbx, AMEND_TIMEOUT
+            )
+            return {}
+
+    def resynced(self, pbx: str, at: datetime) -> None:
+        """Schedule a pass for ``pbx`` up to ``at`` (passes are coalesced: the latest wins)."""
+        self._wanted[pbx] = max(at, self._wanted.get(pbx, at))
+        self._idle.clear()
+        self._wakeup.set()
+
+    async def idle(self) -> None:
+        """Wait until no pass is waiting or running (for tests and the CLI)."""
+        await self._idle.wait()
+
+    # -- the owned task ----------------------------------------------------------------------------
+    async def run(self) -> None:
+        """Run passes as resyncs ask for them, until cancelled; then close the sources."""
+        try:
+            while True:
+                if not self._wanted:
+                    self._idle.set()
+                    self._wakeup.clear()
+                    await self._wakeup.wait()
+                    continue
+                pbx, at = self._wanted.popitem()
+                await self._pass(pbx, at)
+        finally:
+            for backfill in self.backfills.values():
+                await backfill.source.close()
+
+    async def _pass(self, pbx: str, at: datetime) -> None:
+        try:
+            await self._close_orphans(pbx, at)
+            backfill = self.backfills.get(pbx)
+            if backfill is None:
+                return
+            mark = await self.watermarks.get(pbx)
+            if mark is None:
+                log.info("cdr %s: first start with %s: calls from now on", pbx, backfill.source.describe())
+                await self.watermarks.advance(pbx, at)
+                return
+            since = mark - self.margins.get(pbx, timedelta(0))
+            if since < at:
+                report = await backfill.window(since, at)
+                self.passes += 1
+                if report.created or report.corrected:
+                    log.info(
+                        "cdr %s: %d call(s) created, %d corrected, %d unchanged from %s",
+                        pbx,
+                        report.created,
+                        report.corrected,
+                        report.unchanged,
+                        backfill.source.describe(),
+                    )
+            await self.watermarks.advance(pbx, at)
+        except CrmtelError as err:
+            # The watermark stays: the next pass reads the same period again.
+            log.warning("cdr %s: backfill postponed: %s", pbx, err)
+
+    async def _close_orphans(self, pbx: str, at: datetime) -> None:
+        """Calls stored as live that the tracker does not follow (their state was lost) and the PBX no longer has."""
+        state = self.calls.state_of(pbx)
+        orphans = [
+            stored.record
+            for stored in await self.calls.calls.live(pbx)
+            if stored.record.linkedid not in state.calls
+            and not self.calls.is_pending((pbx, stored.record.linkedid))
+            and stored.record.started_at <= at
+        ]
+        if not orphans:
+            return
+        better = await self.amend(pbx, orphans, at)
+        for record in orphans:
+            await self.calls.record_ended(pbx, better.get(record.linkedid) or closed_at(record, at))
+        await self.calls.flush()
+        log.info("cdr %s: %d call(s) stored as live but gone from the PBX closed", pbx, len(orphans))
+
+
+def build_cdr_service(
+    calls: CallService, watermarks: WatermarkRepository, pbxes: Sequence[AmiSettings]
+) -> CdrService:
+    """The CDR service for these PBXs (a backfill for each one with a ``cdr`` source)."""
+    backfills: dict[str, Backfill] = {}
+    for pbx in pbxes:
+        if pbx.cdr is None:
+            continue
+        spec = CdrSpec.parse(pbx.cdr, pbx.cdr_table)
+        source = open_source(spec, pbx_zone(pbx.cdr_timezone, pbx.cdr_usegmtime))
+        backfills[pbx.name] = Backfill(pbx.name, source, calls)
+    margins = {pbx.name: timedelta(seconds=pbx.cdr_margin) for pbx in pbxes}
+    return CdrService(calls, watermarks, backfills, margins)

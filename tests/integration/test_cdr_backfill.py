@@ -1,0 +1,173 @@
+"""Backfill from real CDR data into a real store: calls never seen are created as a live run would have
+stored them, calls that ended while crmtel was away get their true times, and a second run changes nothing."""
+
+from __future__ import annotations
+
+import logging
+from datetime import timedelta
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+import pytest
+
+from crmtel.ami.client import AmiClient
+from crmtel.ami.commands import replay_stream
+from crmtel.ami.fakeserver import FakeAmiServer, Recorded, load_ami, load_jsonl, merge_streams
+from crmtel.ami.protocol import Message
+from crmtel.ami.service import CallService
+from crmtel.cdr.csvsource import CsvCdrSource
+from crmtel.cdr.service import Backfill, CdrService
+from crmtel.config import CallsSettings, Settings
+from crmtel.domain import Outcome
+from crmtel.store.calls import CallRepository
+from crmtel.store.db import Database
+from crmtel.store.managers import ManagerRepository
+from crmtel.store.parties import PartyRepository
+from crmtel.store.tasks import TaskRepository
+from crmtel.store.watermarks import WatermarkRepository
+from tests.fixtures.cdr_data import Leg, legs_of_stream, write_master_csv
+from tests.fixtures.cdr_databases import MysqlCdr
+from tests.fixtures.fake_ami import assert_record_matches, running, settings_for, wait_until
+from tests.fixtures.traces import SCENARIOS, TRACES_DIR, load_expected
+from tests.unit.test_cdr_calls import assert_same_call
+
+MOSCOW = ZoneInfo("Europe/Moscow")
+
+
+def _legs() -> list[Leg]:
+    return [leg for s in SCENARIOS for leg in legs_of_stream(load_jsonl(TRACES_DIR / f"{s}.jsonl"))]
+
+
+def _service(db: Database) -> CallService:
+    return CallService(db, CallsSettings(default_owner="anna"), PartyRepository(db))
+
+
+def _period(legs: list[Leg]) -> tuple[object, object]:
+    return min(x.start for x in legs) - timedelta(minutes=5), max(x.end for x in legs) + timedelta(minutes=5)
+
+
+async def test_calls_never_seen_are_created_as_a_live_run_stores_them_and_twice_changes_nothing(
+    db: Database, tmp_path: Path
+) -> None:
+    """Nine calls only in Master.csv (Moscow time): each stored as its expected record, with tasks and leads."""
+    await ManagerRepository(db).save(login="anna", name="Анна Смирнова", extensions=("101",))
+    legs = _legs()
+    master = write_master_csv(tmp_path / "Master.csv", legs, MOSCOW)
+    calls = _service(db)
+    backfill = Backfill("pbx1", CsvCdrSource(master, MOSCOW), calls)
+    since, until = _period(legs)
+    first = await backfill.window(since, until)  # type: ignore[arg-type]
+    assert (first.created, first.corrected, first.unchanged) == (len(SCENARIOS), 0, 0)
+    stored = {s.record.linkedid: s.record for s in await CallRepository(db).between()}
+    for scenario in SCENARIOS:
+        expected = load_expected(scenario)
+        assert_same_call(stored[expected["linkedid"]], expected)
+    # The missed inbound calls became callback tasks, the unknown callers leads, as for a live call.
+    missed = {r.caller_number for r in stored.values() if r.outcome is Outcome.MISSED and r.caller_number}
+    assert {t.phone for t in await TaskRepository(db).open_tasks()} == missed
+    assert all(
+        r.party_kind is not None
+        for r in stored.values()
+        if r.direction.value == "inbound" and r.caller_number
+    )
+
+    again = await Backfill("pbx1", CsvCdrSource(master, MOSCOW), _service(db)).window(since, until)  # type: ignore[arg-type]
+    assert (again.created, again.corrected, again.unchanged) == (0, 0, len(SCENARIOS))
+    assert [t.missed_count for t in await TaskRepository(db).open_tasks()] == [1] * len(missed)
+
+
+async def test_calls_seen_live_are_left_as_they_are(db: Database, traces_dir: Path, tmp_path: Path) -> None:
+    """Every trace followed live, then a backfill over the same period: nothing changes (live details kept)."""
+    settings = Settings(database_url=db.url)
+    stream = merge_streams([(i * 30.0, load_ami(traces_dir / f"{s}.ami")) for i, s in enumerate(SCENARIOS)])
+    await replay_stream(settings, db, [item for item in stream if isinstance(item, Recorded)], settle=0.05)
+    before = {s.record.linkedid: s.record for s in await CallRepository(db).between()}
+    legs = legs_of_stream([item for item in stream if isinstance(item, Recorded)])
+    master = write_master_csv(tmp_path / "Master.csv", legs, MOSCOW)
+    report = await Backfill("pbx1", CsvCdrSource(master, MOSCOW), _service(db)).window(*_period(legs))  # type: ignore[arg-type]
+    assert (report.created, report.corrected, report.unchanged) == (0, 0, len(SCENARIOS))
+    after = {s.record.linkedid: s.record for s in await CallRepository(db).between()}
+    assert after == before
+
+
+def _lose_the_end(stream: list[Recorded], later: float) -> tuple[list[Recorded], int]:
+    """The stream with a quiet event ``later`` seconds after its end; the index of the first Hangup."""
+    first_hangup = next(i for i, item in enumerate(stream) if Message(item.headers).event == "Hangup")
+    tail = Recorded(
+        stream[-1].t + later,
+        (("Event", "DeviceStateChange"), ("Device", "PJSIP/199"), ("State", "NOT_INUSE")),
+    )
+    return [*stream, tail], first_hangup
+
+
+@pytest.mark.parametrize(
+    "scenario", ["direct-answered", "direct-noanswer-then-queue", "wholesale-local-members"]
+)
+async def test_call_that_ended_while_away_gets_its_true_talk_time(
+    db: Database, traces_dir: Path, tmp_path: Path, scenario: str
+) -> None:
+    """The connection drops before the hangups; crmtel is back 20 s later: the CDR gives the true end and talk."""
+    expected = load_expected(scenario)
+    stream, cut = _lose_the_end(load_ami(traces_dir / f"{scenario}.ami"), later=20.0)
+    master = write_master_csv(tmp_path / "Master.csv", legs_of_stream(stream), MOSCOW)
+    calls = _service(db)
+    watermarks = WatermarkRepository(db)
+    cdr = CdrService(calls, watermarks, {"pbx1": Backfill("pbx1", CsvCdrSource(master, MOSCOW), calls)}, {})
+    calls.amender = cdr
+    server = FakeAmiServer(stream, drop_after=cut, lose_on_drop=len(stream) - cut)
+    await server.start()
+    try:
+        client = AmiClient(settings_for(server), calls)
+        repo = CallRepository(db)
+
+        async def ended() -> bool:
+            found = await repo.get("pbx1", expected["linkedid"])
+            return found is not None and found.record.ended_at is not None
+
+        async with running(client):
+            await wait_until(ended)
+    finally:
+        await server.close()
+    stored = await repo.get("pbx1", expected["linkedid"])
+    assert stored is not None
+    # Everything the live run saw is kept (rang, route, recording path), and the times are the true ones.
+    assert_record_matches(stored.record, expected)
+
+
+async def test_freepbx_table_backfills_calls_never_seen(db: Database, mysql_cdr: MysqlCdr) -> None:
+    """The same through FreePBX's cdr table in MariaDB: every call created once, a second pass unchanged."""
+    from crmtel.cdr.models import CdrSpec
+    from crmtel.cdr.sqlsource import SqlCdrSource
+
+    legs = _legs()
+    await mysql_cdr.insert(legs, MOSCOW)
+    for attempt in range(2):
+        source = SqlCdrSource(CdrSpec.parse(mysql_cdr.url, mysql_cdr.table), MOSCOW)
+        try:
+            report = await Backfill("pbx1", source, _service(db)).window(*_period(legs))  # type: ignore[arg-type]
+        finally:
+            await source.close()
+        counts = (report.created, report.corrected, report.unchanged)
+        assert counts == ((len(SCENARIOS), 0, 0) if attempt == 0 else (0, 0, len(SCENARIOS)))
+    assert len(await CallRepository(db).count()) == len(SCENARIOS)
+
+
+async def test_broken_csv_lines_are_skipped_and_logged(
+    db: Database, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Garbage, a cut line and a bad date among the real lines: the good calls come in, the rest is logged."""
+    legs = _legs()
+    master = write_master_csv(tmp_path / "Master.csv", legs[:5], MOSCOW)
+    with master.open("a", encoding="utf-8") as fh:
+        fh.write('"garbage","with","too","few","columns"\n')
+        fh.write('\x00\x01\xff not csv at all "\n')
+        fh.write(
+            '"","1","2","ctx","clid","PJSIP/a-1","","Dial","x","2026-02-31 10:00:00","","2026-02-31 10:00:01",1,0,"NO ANSWER","DOCUMENTATION","1.1",""\n'
+        )
+    write_master_csv(master, legs[5:], MOSCOW)
+    source = CsvCdrSource(master, MOSCOW)
+    with caplog.at_level(logging.WARNING, logger="crmtel.cdr.csvsource"):
+        report = await Backfill("pbx1", source, _service(db)).window(*_period(legs))  # type: ignore[arg-type]
+    assert report.created == len(SCENARIOS)
+    assert source.skipped == 3
+    assert "line skipped" in caplog.text
