@@ -10,6 +10,7 @@ from pathlib import Path
 from crmtel.config import Settings
 from crmtel.domain import Category
 from crmtel.errors import CrmtelError, NotFound
+from crmtel.i18n import LANGUAGES, Translator
 from crmtel.reports import queue_commands, render
 from crmtel.reports.models import Period, ReportFilter, report_timezone
 from crmtel.reports.queries import QueryOptions, ReportQueries
@@ -17,6 +18,7 @@ from crmtel.store.db import Database
 from crmtel.store.managers import ManagerRepository
 
 FORMATS = ("table", "csv", "xlsx", "json")
+_TEXT = {"table": render.to_table, "csv": render.to_csv}
 
 
 def _date(text: str) -> date:
@@ -52,6 +54,11 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     cvd.add_argument("--format", choices=FORMATS, default="table")
     cvd.add_argument("--output", type=Path, metavar="FILE", help="write to FILE instead of standard output")
     cvd.add_argument("--timezone", help="time zone of the days (default: reports.timezone, routing.timezone)")
+    cvd.add_argument(
+        "--lang",
+        choices=LANGUAGES,
+        help="language of headings and row names (default: i18n.language, ru; env CRMTEL_I18N__LANGUAGE)",
+    )
     cvd.set_defaults(handler=calls_vs_deals)
     queue_commands.register(sub)
 
@@ -75,15 +82,16 @@ async def calls_vs_deals(args: argparse.Namespace, settings: Settings) -> int:
         report = await queries.calls_vs_deals(period, ReportFilter(manager_id=manager_id, team=args.team))
     finally:
         await db.dispose()
+    tr = Translator.for_locale(args.lang or settings.i18n.language, zone=period.tz)
     if args.format == "xlsx":
-        data = render.to_xlsx(report)
+        data = render.to_xlsx(report, tr)
         if args.output is None:
             sys.stdout.flush()
             sys.stdout.buffer.write(data)
             sys.stdout.buffer.flush()
             return 0
     else:
-        text = {"table": render.to_table, "csv": render.to_csv, "json": render.to_json}[args.format](report)
+        text = render.to_json(report) if args.format == "json" else _TEXT[args.format](report, tr)
         if args.output is None:
             sys.stdout.write(text)
             return 0

@@ -11,7 +11,8 @@ from dataclasses import dataclass
 from html import escape
 from typing import Any
 
-from crmtel.reports.models import CallsVsDeals, ManagerFigures, Period, change_pct
+from crmtel.i18n import Translator
+from crmtel.reports.models import UNASSIGNED, CallsVsDeals, ManagerFigures, Period, change_pct
 from crmtel.timestamps import iso_instant
 
 Value = int | float | str | None
@@ -19,10 +20,9 @@ Value = int | float | str | None
 
 @dataclass(frozen=True, slots=True)
 class Column:
-    """One report column: its key (JSON), title (table, CSV, XLSX) and how a row yields its value."""
+    """One report column: its key (JSON, and ``report.col_<key>`` in the catalogues) and how a row yields its value."""
 
     key: str
-    title: str
     get: Callable[[ManagerFigures], Value]
     decimals: int = 0
 
@@ -32,26 +32,41 @@ def _minutes(seconds: float) -> float:
 
 
 COLUMNS: tuple[Column, ...] = (
-    Column("manager", "Manager", lambda r: r.name),
-    Column("login", "Login", lambda r: r.login),
-    Column("inbound", "Inbound", lambda r: r.inbound),
-    Column("outbound", "Outbound", lambda r: r.outbound),
-    Column("calls", "Calls", lambda r: r.calls),
-    Column("answered", "Answered", lambda r: r.answered),
-    Column("missed", "Missed", lambda r: r.missed),
-    Column("missed_not_called_back", "Not called back", lambda r: r.missed_not_called_back),
-    Column("talk_minutes", "Talk, min", lambda r: _minutes(r.talk_seconds), 1),
-    Column("avg_talk_seconds", "Avg talk, s", lambda r: r.avg_talk_seconds, 1),
-    Column("deals_won", "Deals won", lambda r: r.deals_won),
-    Column("deals_opened", "Deals opened", lambda r: r.deals_opened),
-    Column("calls_per_won_deal", "Calls per won deal", lambda r: r.calls_per_won_deal, 1),
-    Column("talk_minutes_per_won_deal", "Talk min per won deal", lambda r: r.talk_minutes_per_won_deal, 1),
-    Column("leads_received", "Leads", lambda r: r.leads_received),
-    Column("leads_converted", "Leads converted", lambda r: r.leads_converted),
-    Column("conversion_pct", "Conversion, %", lambda r: r.conversion_pct, 1),
+    Column("manager", lambda r: r.name),
+    Column("login", lambda r: r.login),
+    Column("inbound", lambda r: r.inbound),
+    Column("outbound", lambda r: r.outbound),
+    Column("calls", lambda r: r.calls),
+    Column("answered", lambda r: r.answered),
+    Column("missed", lambda r: r.missed),
+    Column("missed_not_called_back", lambda r: r.missed_not_called_back),
+    Column("talk_minutes", lambda r: _minutes(r.talk_seconds), 1),
+    Column("avg_talk_seconds", lambda r: r.avg_talk_seconds, 1),
+    Column("deals_won", lambda r: r.deals_won),
+    Column("deals_opened", lambda r: r.deals_opened),
+    Column("calls_per_won_deal", lambda r: r.calls_per_won_deal, 1),
+    Column("talk_minutes_per_won_deal", lambda r: r.talk_minutes_per_won_deal, 1),
+    Column("leads_received", lambda r: r.leads_received),
+    Column("leads_converted", lambda r: r.leads_converted),
+    Column("conversion_pct", lambda r: r.conversion_pct, 1),
 )
 NUMERIC = tuple(c for c in COLUMNS if c.key not in {"manager", "login"})
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+
+
+def title(column: Column, tr: Translator) -> str:
+    """A column's heading in the reader's language."""
+    return tr.t(f"report.col_{column.key}")
+
+
+def _default(tr: Translator | None) -> Translator:
+    # Without a reader (tests, the JSON), the default language (Russian).
+    return tr if tr is not None else Translator.for_locale(None)
+
+
+def row_name(row: ManagerFigures, tr: Translator) -> str:
+    """A row's name; the "(unassigned)" row in the reader's language."""
+    return tr.t("report.unassigned") if row.manager_id is None and row.name == UNASSIGNED else row.name
 
 
 def cell_text(column: Column, value: Value) -> str:
@@ -76,29 +91,30 @@ def period_label(period: Period) -> str:
     return f"{period.start.isoformat()} – {last.isoformat()} ({period.tz})"
 
 
-def _table_rows(report: CallsVsDeals) -> list[tuple[str, ManagerFigures]]:
+def _table_rows(report: CallsVsDeals, tr: Translator) -> list[tuple[str, ManagerFigures]]:
     return [
-        *(("row", r) for r in report.rows),
-        ("total", report.totals),
-        ("previous", _previous_total(report)),
+        *(("row", _named(r, row_name(r, tr))) for r in report.rows),
+        ("total", _named(report.totals, tr.t("report.total"))),
+        ("previous", _named(report.previous_totals, _previous_name(report, tr))),
     ]
 
 
-def _previous_total(report: CallsVsDeals) -> ManagerFigures:
-    prev = report.previous_totals
-    return ManagerFigures(
-        **{**_fields(prev), "name": f"Previous period total ({period_label(report.previous_period)})"}
-    )
+def _previous_name(report: CallsVsDeals, tr: Translator) -> str:
+    return tr.t("report.previous_total", period=period_label(report.previous_period))
+
+
+def _named(row: ManagerFigures, name: str) -> ManagerFigures:
+    return row if row.name == name else ManagerFigures(**{**_fields(row), "name": name})
 
 
 def _fields(row: ManagerFigures) -> dict[str, Any]:
     return {name: getattr(row, name) for name in row.__dataclass_fields__}
 
 
-def change_row(report: CallsVsDeals) -> list[str]:
+def change_row(report: CallsVsDeals, tr: Translator | None = None) -> list[str]:
     """Per-column change of the totals against the previous period, in per cent."""
     cur, prev = report.totals, report.previous_totals
-    cells = ["Change vs previous, %", ""]
+    cells = [_default(tr).t("report.change"), ""]
     for column in NUMERIC:
         a, b = column.get(cur), column.get(prev)
         pct = (
@@ -110,19 +126,31 @@ def change_row(report: CallsVsDeals) -> list[str]:
     return cells
 
 
-def grid(report: CallsVsDeals) -> list[list[str]]:
-    """Header, one line per manager, total, previous total and change: every cell as text."""
-    lines = [[c.title for c in COLUMNS]]
-    lines.extend([cell_text(c, c.get(row)) for c in COLUMNS] for _, row in _table_rows(report))
-    lines.append(change_row(report))
+def grid(report: CallsVsDeals, tr: Translator | None = None) -> list[list[str]]:
+    """Header, one line per manager, total, previous total and change: every cell as text.
+
+    Headings and row names are in ``tr``'s language; figures stay machine-readable (``1234.5``) so CSV and
+    spreadsheets read them as numbers.
+    """
+    tr = _default(tr)
+    lines = [[title(c, tr) for c in COLUMNS]]
+    lines.extend([cell_text(c, c.get(row)) for c in COLUMNS] for _, row in _table_rows(report, tr))
+    lines.append(change_row(report, tr))
     return lines
 
 
-def to_table(report: CallsVsDeals) -> str:
+def to_table(report: CallsVsDeals, tr: Translator | None = None) -> str:
     """A plain-text table for the terminal."""
-    lines = grid(report)
+    tr = _default(tr)
+    lines = grid(report, tr)
     widths = [max(len(line[i]) for line in lines) for i in range(len(COLUMNS))]
-    out = [f"Calls vs deals, {period_label(report.period)}; previous: {period_label(report.previous_period)}"]
+    out = [
+        tr.t(
+            "report.title_period_previous",
+            period=period_label(report.period),
+            previous=period_label(report.previous_period),
+        )
+    ]
 
     def fmt(cells: Sequence[str]) -> str:
         first = cells[0].ljust(widths[0])
@@ -153,28 +181,32 @@ def _is_number(text: str) -> bool:
     return True
 
 
-def to_csv(report: CallsVsDeals) -> str:
+def to_csv(report: CallsVsDeals, tr: Translator | None = None) -> str:
     """CSV: the same cells as the table, names guarded against formula injection."""
     buf = io.StringIO()
     writer = csv.writer(buf, lineterminator="\r\n")
-    for line in grid(report):
+    for line in grid(report, tr):
         writer.writerow([_csv_safe(cell) for cell in line])
     return buf.getvalue()
 
 
-def to_xlsx(report: CallsVsDeals) -> bytes:
+def to_xlsx(report: CallsVsDeals, tr: Translator | None = None) -> bytes:
     """An Excel workbook: numbers as numbers, text always as text (never a formula)."""
     from openpyxl import Workbook
     from openpyxl.styles import Font
 
+    tr = _default(tr)
     wb = Workbook()
     ws = wb.active
-    ws.title = "Calls vs deals"
-    _text_cell(ws, 1, 1, f"Calls vs deals, {period_label(report.period)}").font = Font(bold=True)
+    # Excel allows 31 characters in a sheet name.
+    ws.title = tr.t("report.sheet")[:31]
+    _text_cell(ws, 1, 1, tr.t("report.title_period", period=period_label(report.period))).font = Font(
+        bold=True
+    )
     for j, column in enumerate(COLUMNS, start=1):
-        _text_cell(ws, 3, j, column.title).font = Font(bold=True)
+        _text_cell(ws, 3, j, title(column, tr)).font = Font(bold=True)
     i = 3
-    for kind, row in _table_rows(report):
+    for kind, row in _table_rows(report, tr):
         i += 1
         for j, column in enumerate(COLUMNS, start=1):
             value = column.get(row)
@@ -187,7 +219,7 @@ def to_xlsx(report: CallsVsDeals) -> bytes:
             if kind != "row":
                 cell.font = Font(bold=kind == "total", italic=kind == "previous")
     i += 1
-    for j, text in enumerate(change_row(report), start=1):
+    for j, text in enumerate(change_row(report, tr), start=1):
         if text:
             ws.cell(row=i, column=j, value=float(text) if j > 2 else text).font = Font(italic=True)
     ws.column_dimensions["A"].width = 30
@@ -240,8 +272,9 @@ _ROW_H = 24
 _TOP = 46
 
 
-def to_svg(report: CallsVsDeals) -> str:
+def to_svg(report: CallsVsDeals, tr: Translator | None = None) -> str:
     """A horizontal bar chart: calls and won deals per manager, each panel on its own scale."""
+    tr = _default(tr)
     rows = report.rows
     width = _LABEL_W + 2 * _PANEL_W + _GAP + 60
     height = _TOP + max(len(rows), 1) * _ROW_H + 16
@@ -252,25 +285,27 @@ def to_svg(report: CallsVsDeals) -> str:
     parts = [
         f'<svg xmlns="http://www.w3.org/2000/svg" class="report-chart" role="img" '
         f'viewBox="0 0 {width} {height}" width="{width}" height="{height}" font-family="sans-serif" font-size="12">',
-        "<title>Calls and won deals per manager</title>",
-        f'<text x="{x_calls}" y="18" font-weight="bold">Calls</text>',
-        f'<text x="{x_won}" y="18" font-weight="bold">Deals won</text>',
+        f"<title>{escape(tr.t('report.chart_title'))}</title>",
+        f'<text x="{x_calls}" y="18" font-weight="bold">{escape(tr.t("report.chart_calls"))}</text>',
+        f'<text x="{x_won}" y="18" font-weight="bold">{escape(tr.t("report.chart_won"))}</text>',
     ]
     if not rows:
-        parts.append(f'<text x="{_LABEL_W}" y="{_TOP + 14}">No data for this period</text>')
+        parts.append(f'<text x="{_LABEL_W}" y="{_TOP + 14}">{escape(tr.t("report.chart_empty"))}</text>')
     for i, row in enumerate(rows):
         y = _TOP + i * _ROW_H
-        name = escape(clean(row.name), quote=True)
+        name = escape(clean(row_name(row, tr)), quote=True)
+        calls_title = escape(clean(tr.t("report.chart_row_calls", name=row_name(row, tr), count=row.calls)))
+        won_title = escape(clean(tr.t("report.chart_row_won", name=row_name(row, tr), count=row.deals_won)))
         w_calls = round(_PANEL_W * row.calls / max_calls, 1)
         w_won = round(_PANEL_W * row.deals_won / max_won, 1)
         parts.append(
             f'<g class="chart-row" data-manager="{name}" data-calls="{row.calls}" data-won="{row.deals_won}">'
             f'<text x="{_LABEL_W - 8}" y="{y + 15}" text-anchor="end">{name}</text>'
             f'<rect class="bar-calls" x="{x_calls}" y="{y + 3}" width="{w_calls}" height="{_ROW_H - 8}" fill="#4a7ab5">'
-            f"<title>{name}: {row.calls} calls</title></rect>"
+            f"<title>{calls_title}</title></rect>"
             f'<text x="{x_calls + w_calls + 4}" y="{y + 15}">{row.calls}</text>'
             f'<rect class="bar-won" x="{x_won}" y="{y + 3}" width="{w_won}" height="{_ROW_H - 8}" fill="#4caf50">'
-            f"<title>{name}: {row.deals_won} deals won</title></rect>"
+            f"<title>{won_title}</title></rect>"
             f'<text x="{x_won + w_won + 4}" y="{y + 15}">{row.deals_won}</text>'
             "</g>"
         )

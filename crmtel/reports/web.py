@@ -282,17 +282,14 @@ def page_html(
         f"{_filters(req, user, all_managers, tr)}</form>"
         f'<p class="downloads"><span>{_e(tr.t("page.report.download"))}</span> {downloads}</p>'
         f'<section class="report-card" aria-label="{_e(tr.t("report.chart_title"))}">'
-        f'<div id="chart">{render.to_svg(report)}</div></section>'
+        f'<div id="chart">{render.to_svg(report, tr)}</div></section>'
         f'<section class="report-card">{_table_html(report, tr)}</section>'
         f'<p class="note muted">{_e(tr.t("page.report.note"))}</p>'
         "</main></body></html>"
     )
 
 
-_DOWNLOADS = {
-    "csv": ("text/csv; charset=utf-8", render.to_csv),
-    "json": ("application/json; charset=utf-8", render.to_json),
-}
+_DOWNLOADS = {"csv": "text/csv; charset=utf-8", "json": "application/json; charset=utf-8"}
 _XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
 
 
@@ -353,11 +350,11 @@ def report_routes(
         fmt = request.match_info["fmt"]
         name = f"calls-vs-deals_{req.period.start.isoformat()}_{req.period.end.isoformat()}.{fmt}"
         headers = {"Content-Disposition": f'attachment; filename="{name}"', "Cache-Control": "no-store"}
+        tr = translate(request) if translate else fallback
         if fmt == "xlsx":
-            return web.Response(body=render.to_xlsx(report), headers={**headers, "Content-Type": _XLSX})
-        content_type, fn = _DOWNLOADS[fmt]
-        return web.Response(
-            body=fn(report).encode("utf-8"), headers={**headers, "Content-Type": content_type}
-        )
+            return web.Response(body=render.to_xlsx(report, tr), headers={**headers, "Content-Type": _XLSX})
+        # Headings in the reader's language; the JSON keeps its machine keys.
+        text = render.to_csv(report, tr) if fmt == "csv" else render.to_json(report)
+        return web.Response(body=text.encode("utf-8"), headers={**headers, "Content-Type": _DOWNLOADS[fmt]})
 
     return routes

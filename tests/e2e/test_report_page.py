@@ -93,6 +93,9 @@ def _cli_csv(url: str, start: str, end: str, *extra: str) -> list[list[str]]:
             ds.TZ,
             "--format",
             "csv",
+            # English headings and row names: the lines below look for "Total", "Calls", "Deals won".
+            "--lang",
+            "en",
             *extra,
         ],
         capture_output=True,

@@ -51,7 +51,7 @@ def test_json_output_has_the_known_figures(loaded_url: str, capsys: pytest.Captu
 
 def test_csv_output_rows_and_totals(loaded_url: str, capsys: pytest.CaptureFixture[str]) -> None:
     """CSV has a header, a line per manager, total, previous total and change."""
-    assert _run(loaded_url, "--format", "csv") == 0
+    assert _run(loaded_url, "--format", "csv", "--lang", "en") == 0
     lines = list(csv.reader(io.StringIO(capsys.readouterr().out)))
     header = lines[0]
     by_login = {line[1]: dict(zip(header, line, strict=True)) for line in lines[1:]}
@@ -68,12 +68,35 @@ def test_csv_output_rows_and_totals(loaded_url: str, capsys: pytest.CaptureFixtu
 
 
 def test_table_output_is_readable(loaded_url: str, capsys: pytest.CaptureFixture[str]) -> None:
-    """The default table names the period and shows each manager and the total."""
+    """The default table (in Russian, the default language) names the period, each manager and the total."""
     assert _run(loaded_url) == 0
     out = capsys.readouterr().out
     assert "2026-11-01 – 2026-11-02 (Europe/Moscow)" in out
-    for name in ("Анна Смирнова", "Boris Orlov", "Vera <b>Lebedeva</b>", "(unassigned)", "Total"):
+    assert out.startswith("Звонки и сделки, ")
+    for name in (
+        "Анна Смирнова",
+        "Boris Orlov",
+        "Vera <b>Lebedeva</b>",
+        "(не назначен)",
+        "Итого",
+        "Менеджер",
+    ):
         assert name in out
+
+
+def test_lang_option_and_configured_language_pick_the_headings(
+    loaded_url: str, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """--lang en gives English headings; without it CRMTEL_I18N__LANGUAGE (i18n.language) decides."""
+    assert _run(loaded_url, "--lang", "en") == 0
+    out = capsys.readouterr().out
+    assert "Calls vs deals, " in out
+    assert "(unassigned)" in out
+    monkeypatch.setenv("CRMTEL_I18N__LANGUAGE", "en")
+    assert _run(loaded_url, "--format", "csv") == 0
+    assert capsys.readouterr().out.startswith("Manager,Login,")
+    assert _run(loaded_url, "--format", "csv", "--lang", "ru") == 0
+    assert capsys.readouterr().out.startswith("Менеджер,Логин,")
 
 
 def test_xlsx_output_file(loaded_url: str, tmp_path: Path) -> None:

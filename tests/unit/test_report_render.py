@@ -10,6 +10,7 @@ from datetime import UTC, date, datetime
 
 from openpyxl import load_workbook
 
+from crmtel.i18n import Translator
 from crmtel.reports import render
 from crmtel.reports.models import UNASSIGNED, CallsVsDeals, ManagerFigures, Period, ReportFilter
 
@@ -50,9 +51,13 @@ def _report() -> CallsVsDeals:
     )
 
 
+# The headings these tests read are the English ones; Russian is the default (see the test at the end).
+EN = Translator.for_locale("en")
+
+
 def test_grid_has_header_rows_total_previous_and_change() -> None:
     """Grid lines: header, each manager, total, previous total, change; numbers rounded per column."""
-    lines = render.grid(_report())
+    lines = render.grid(_report(), EN)
     assert len(lines) == 1 + 3 + 3
     header = lines[0]
     anna = dict(zip(header, lines[1], strict=True))
@@ -79,14 +84,14 @@ def test_grid_has_header_rows_total_previous_and_change() -> None:
 
 def test_undefined_ratios_are_blank_not_zero() -> None:
     """No won deals and no leads: the per-deal and conversion cells are empty, not 0 or a division error."""
-    evil = dict(zip(render.grid(_report())[0], render.grid(_report())[2], strict=True))
+    evil = dict(zip(render.grid(_report(), EN)[0], render.grid(_report(), EN)[2], strict=True))
     assert evil["Calls per won deal"] == ""
     assert evil["Conversion, %"] == ""
 
 
 def test_text_table_aligns_and_strips_control_characters() -> None:
     """The terminal table shows every row, the period, and no raw control characters (no BEL)."""
-    text = render.to_table(_report())
+    text = render.to_table(_report(), EN)
     assert "2026-11-01 – 2026-11-30 (Europe/Moscow)" in text
     assert "Анна Смирнова" in text
     assert "\x07" not in text
@@ -96,7 +101,7 @@ def test_text_table_aligns_and_strips_control_characters() -> None:
 
 def test_csv_quotes_formula_like_names() -> None:
     """A name starting with = is written as text ('=…) so a spreadsheet never runs it; numbers stay numbers."""
-    rows = list(csv.reader(io.StringIO(render.to_csv(_report()))))
+    rows = list(csv.reader(io.StringIO(render.to_csv(_report(), EN))))
     assert rows[0][0] == "Manager"
     assert rows[2][0].startswith("'=HYPERLINK")
     assert rows[1][4] == "40"
@@ -105,7 +110,7 @@ def test_csv_quotes_formula_like_names() -> None:
 
 def test_xlsx_keeps_text_as_text_and_numbers_as_numbers() -> None:
     """The workbook holds the hostile name as a string cell (no formula) and the counts as numbers."""
-    wb = load_workbook(io.BytesIO(render.to_xlsx(_report())))
+    wb = load_workbook(io.BytesIO(render.to_xlsx(_report(), EN)))
     ws = wb.active
     assert ws.cell(row=3, column=1).value == "Manager"
     assert ws.cell(row=4, column=1).value == "Анна Смирнова"
@@ -131,7 +136,7 @@ def test_json_carries_raw_figures_and_nulls() -> None:
 
 def test_svg_is_well_formed_with_escaped_names_and_one_bar_pair_per_row() -> None:
     """The chart parses as XML even with <script> in a name; each row has a calls bar and a won-deals bar."""
-    svg = render.to_svg(_report())
+    svg = render.to_svg(_report(), EN)
     root = ET.fromstring(svg)
     ns = "{http://www.w3.org/2000/svg}"
     groups = root.findall(f"{ns}g")
@@ -148,5 +153,26 @@ def test_svg_of_an_empty_report_says_so() -> None:
     """No rows: the chart still renders, with a 'No data' note."""
     report = _report()
     empty = CallsVsDeals(report.period, report.filter, (), report.previous_period, (), report.generated_at)
-    assert "No data for this period" in render.to_svg(empty)
-    ET.fromstring(render.to_svg(empty))
+    assert "No data for this period" in render.to_svg(empty, EN)
+    ET.fromstring(render.to_svg(empty, EN))
+
+
+def test_headings_row_names_and_chart_default_to_russian() -> None:
+    """Without a language the CSV, table, workbook and chart speak Russian (with Russian plurals); figures stay numbers."""
+    report = _report()
+    header = next(csv.reader(io.StringIO(render.to_csv(report))))
+    assert header[:5] == ["Менеджер", "Логин", "Входящие", "Исходящие", "Звонки"]
+    table = render.to_table(report)
+    assert table.startswith("Звонки и сделки, ")
+    assert "(не назначен)" in table
+    assert "Итого" in table
+    assert "Изменение к предыдущему, %" in table
+    wb = load_workbook(io.BytesIO(render.to_xlsx(report)))
+    ws = wb.active
+    assert ws.title == "Звонки и сделки"
+    assert ws.cell(row=3, column=1).value == "Менеджер"
+    svg = render.to_svg(report)
+    assert "Звонки и выигранные сделки по менеджерам" in svg
+    assert "звонк" in svg
+    en = render.to_csv(report, EN)
+    assert en.startswith("Manager,Login,Inbound")
