@@ -33,6 +33,7 @@ from crmtel.demo import seed
 from crmtel.errors import ConfigError, StoreUnavailable
 from crmtel.health.service import HealthCheck
 from crmtel.health.web import health_routes
+from crmtel.i18n import Translator
 from crmtel.i18n.models import LocaleOptions
 from crmtel.metrics import ComponentCollector, MeteredNotifier, MeteredRouter, Metrics, metrics_routes
 from crmtel.push.cards import StoreCards
@@ -167,6 +168,7 @@ async def start(settings: Settings, *, demo: bool = False, demo_speed: float = 1
             device_prefixes={pbx.name: pbx.devices_of_users for pbx in pbxes},
             recordings_dir=str(settings.web.recordings_dir),
             fence=cluster.fence if cluster is not None else None,
+            translator=Translator.for_locale(settings.i18n.language, zone=settings.display_timezone),
         )
         if cluster is None:  # a cluster node restores a PBX's live calls when it becomes its leader
             for pbx in pbxes:

@@ -20,6 +20,7 @@ from crmtel.ami.service import CallNotifier, CallService
 from crmtel.config import Settings
 from crmtel.domain import CallRecord
 from crmtel.errors import ConfigError
+from crmtel.i18n import Translator
 from crmtel.store.calls import CallRepository
 from crmtel.store.db import Database, upgrade
 from crmtel.store.parties import PartyRepository
@@ -175,7 +176,12 @@ async def replay_stream(
         update={"host": "127.0.0.1", "port": server.port, "username": "replay", "secret": SecretStr(secret)}
     )
     service = CallService(
-        db, settings.calls, PartyRepository(db, settings.region), notifier, region=settings.region
+        db,
+        settings.calls,
+        PartyRepository(db, settings.region),
+        notifier,
+        region=settings.region,
+        translator=Translator.for_locale(settings.i18n.language, zone=settings.display_timezone),
     )
     await service.restore(pbx.name)
     client = AmiClient(pbx, service)

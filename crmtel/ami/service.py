@@ -46,6 +46,7 @@ from crmtel.domain import (
     PartyMatch,
 )
 from crmtel.errors import CrmtelError
+from crmtel.i18n import Translator
 from crmtel.recordings import DEFAULT_RECORDINGS_DIR
 from crmtel.store.calls import CallKey, CallRepository, ended_keys_in, merge_in, upsert_in
 from crmtel.store.db import Database
@@ -157,8 +158,11 @@ class CallService:
         device_prefixes: Mapping[str, tuple[str, ...]] | None = None,
         recordings_dir: str = DEFAULT_RECORDINGS_DIR,
         fence: WriteFence | None = None,
+        translator: Translator | None = None,
     ) -> None:
         self.db = db
+        # Callback task titles are written in the configured language (they are stored, then read on the page).
+        self.translator = translator or Translator.for_locale(None)
         self.settings = settings
         self.parties = parties
         self.notifier: CallNotifier = notifier or NullNotifier()
@@ -506,7 +510,7 @@ class CallService:
                     manager_id=manager,
                     client_id=party.id if party is not None and party.kind is PartyKind.CLIENT else None,
                     lead_id=party.id if party is not None and party.kind is PartyKind.LEAD else None,
-                    title=f"Call back {who}: missed call",
+                    title=self.translator.t("messages.task_missed_call", who=who),
                     due_at=at + timedelta(minutes=self.settings.callback_due_minutes),
                     at=at,
                 )
