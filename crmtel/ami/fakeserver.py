@@ -16,7 +16,7 @@ import hashlib
 import json
 import logging
 import secrets
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -243,6 +243,9 @@ class FakeAmiServer:
         self.answer_pings = True
         # Test hook: answer CoreShowChannels with an error, as Asterisk does for a user without the privilege.
         self.refuse_listing = False
+        # Test hook: called with (position, item) for every item the PBX gets past, sent or not (a test's
+        # stand-in for what Asterisk does beside AMI, e.g. writing its CDR).
+        self.on_item: Callable[[int, StreamItem], None] | None = None
         self.cursor = 0
         self.logins = 0
         self.pings = 0
@@ -316,7 +319,18 @@ class FakeAmiServer:
         self._now_t = max(self._now_t, item.t)
         if isinstance(item, Recorded):
             self._book.apply(item.t, Message(item.headers))
+        if self.on_item is not None:
+            self.on_item(self.cursor - 1, item)
         return item
+
+    def advance(self, count: int) -> None:
+        """Let ``count`` items happen with nobody told (the calls go on while crmtel is down)."""
+        for _ in range(count):
+            if self.cursor >= len(self.stream):
+                break
+            self._consume()
+        if self.cursor >= len(self.stream) and not self.live:
+            self.finished.set()
 
     def _timestamp(self) -> str:
         return f"{self.epoch + self.stream_time:.6f}"
