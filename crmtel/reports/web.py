@@ -22,7 +22,6 @@ from crmtel.i18n import Translator
 from crmtel.push import chrome
 from crmtel.reports import render
 from crmtel.reports.models import (
-    UNASSIGNED,
     CallsVsDeals,
     ManagerFigures,
     Period,
@@ -142,10 +141,6 @@ def _cell(column: render.Column, value: render.Value, tr: Translator) -> str:
     return _e(tr.number(value, column.decimals))
 
 
-def _name(row: ManagerFigures, tr: Translator) -> str:
-    return tr.t("report.unassigned") if row.manager_id is None and row.name == UNASSIGNED else row.name
-
-
 def _change(column: render.Column, report: CallsVsDeals, tr: Translator) -> str:
     now, before = column.get(report.totals), column.get(report.previous_totals)
     if not (isinstance(now, int | float) and isinstance(before, int | float)):
@@ -156,7 +151,7 @@ def _change(column: render.Column, report: CallsVsDeals, tr: Translator) -> str:
 
 def _table_html(report: CallsVsDeals, tr: Translator) -> str:
     head = "".join(
-        f'<th scope="col" data-key="{c.key}">{_e(tr.t("report.col_" + c.key))}</th>' for c in render.COLUMNS
+        f'<th scope="col" data-key="{c.key}">{_e(render.title(c, tr))}</th>' for c in render.COLUMNS
     )
     # A wide table scrolls inside its box on a phone; the box takes focus so the keyboard can scroll it too.
     label = _e(tr.t("report.title"))
@@ -179,7 +174,7 @@ def _table_html(report: CallsVsDeals, tr: Translator) -> str:
 
     for row in report.rows:
         login = row.login or ""
-        line(f' class="manager" data-login="{_e(login)}"', _name(row, tr), login, figures(row))
+        line(f' class="manager" data-login="{_e(login)}"', render.row_name(row, tr), login, figures(row))
     line(' class="total"', tr.t("report.total"), "", figures(report.totals))
     previous = tr.t("report.previous_total", period=_period_text(report.previous_period, tr))
     line(' class="previous"', previous, "", figures(report.previous_totals))
