@@ -12,7 +12,8 @@ from typing import Any
 
 from crmtel import __version__
 from crmtel.config import Settings, load_settings
-from crmtel.errors import CrmtelError
+from crmtel.configcheck.messages import Redactor, mask_url
+from crmtel.errors import ConfigProblems, CrmtelError
 from crmtel.logging import configure
 
 Handler = Callable[[argparse.Namespace, Settings], Coroutine[Any, Any, int]]
@@ -58,17 +59,22 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     overrides = {"database_url": args.database_url} if args.database_url else {}
+    args.overrides = overrides
     try:
         settings = load_settings(args.config, **overrides)
     except CrmtelError as err:
-        print(f"crmtel: {err}", file=sys.stderr)
-        return 2
-    configure(settings.log)
+        lines = err.lines if isinstance(err, ConfigProblems) else (mask_url(str(err)),)
+        for line in lines:
+            print(f"crmtel: {line}", file=sys.stderr)
+        # `config check` promises 0 or 1; elsewhere a config that cannot be loaded is a usage error.
+        return 1 if getattr(args, "config_command", None) == "check" else 2
+    redact = Redactor.for_settings(settings)
+    configure(settings.log, redact=redact)
     handler: Handler = args.handler
     try:
         return asyncio.run(handler(args, settings))
     except CrmtelError as err:
-        print(f"crmtel: {err}", file=sys.stderr)
+        print(f"crmtel: {redact(str(err))}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         return 130

@@ -4,15 +4,20 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 from pathlib import Path
+from typing import Any
 
 from crmtel.app import Running, migrate, run_until_stopped
-from crmtel.config import Settings
+from crmtel.config import Settings, origins_of
+from crmtel.configcheck.checks import check_settings
+from crmtel.configcheck.messages import Problem, Redactor
+from crmtel.configcheck.report import all_problems
 from crmtel.demo import DEMO_LOGINS, DEMO_PASSWORD
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    """Add ``run``, ``demo``, ``db upgrade`` and ``config show``."""
+    """Add ``run``, ``demo``, ``db upgrade``, ``config show`` and ``config check``."""
     run = subparsers.add_parser("run", help="run crmtel: AMI tracking, FastAGI routing, the web app")
     run.set_defaults(handler=_run)
     demo = subparsers.add_parser(
@@ -44,6 +49,16 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     cfg_sub = cfg.add_subparsers(dest="config_command", required=True, metavar="ACTION")
     show = cfg_sub.add_parser("show", help="print the effective configuration (secrets hidden)")
     show.set_defaults(handler=_config_show)
+    check = cfg_sub.add_parser(
+        "check",
+        help="check the configuration as `run` would: one line per problem, exit 0 (fine) or 1",
+        description="Checks values, time zones, weekdays, URLs and whether the web and FastAGI ports are free; "
+        "--connect also opens the database and logs in to every PBX.",
+    )
+    # SUPPRESS: `crmtel --config F config check` and `crmtel config check --config F` both work.
+    check.add_argument("--config", type=Path, default=argparse.SUPPRESS, help="TOML config file")
+    check.add_argument("--connect", action="store_true", help="also open the database and log in to each AMI")
+    check.set_defaults(handler=_config_check)
 
 
 async def _db_upgrade(args: argparse.Namespace, settings: Settings) -> int:
@@ -52,12 +67,47 @@ async def _db_upgrade(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
-async def _config_show(_args: argparse.Namespace, settings: Settings) -> int:
-    print(json.dumps(settings.model_dump(mode="json"), indent=2, ensure_ascii=False))
+def _origins(args: argparse.Namespace) -> Any:
+    return origins_of(args.config, getattr(args, "overrides", None))
+
+
+def _report(problems: list[Problem]) -> None:
+    for problem in problems:
+        print(f"crmtel: {problem}", file=sys.stderr)
+
+
+def _masked(value: Any, redact: Redactor) -> Any:
+    if isinstance(value, dict):
+        return {k: _masked(v, redact) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_masked(v, redact) for v in value]
+    return redact(value) if isinstance(value, str) else value
+
+
+async def _config_show(args: argparse.Namespace, settings: Settings) -> int:
+    # Secrets are SecretStr (shown as ********); passwords inside URLs and anywhere else are masked too.
+    shown = _masked(settings.model_dump(mode="json"), Redactor.for_settings(settings))
+    print(json.dumps(shown, indent=2, ensure_ascii=False))
+    problems = check_settings(settings, _origins(args))
+    _report(problems)
+    return 1 if problems else 0
+
+
+async def _config_check(args: argparse.Namespace, settings: Settings) -> int:
+    problems = await all_problems(settings, _origins(args), connect=args.connect)
+    _report(problems)
+    if problems:
+        return 1
+    print("configuration OK" + (": database and every PBX answered" if args.connect else ""))
     return 0
 
 
-async def _run(_args: argparse.Namespace, settings: Settings) -> int:
+async def _run(args: argparse.Namespace, settings: Settings) -> int:
+    # The same messages as `config check` (without the port probe: binding is the real test, just after).
+    problems = check_settings(settings, _origins(args))
+    if problems:
+        _report(problems)
+        return 1
     await run_until_stopped(settings)
     return 0
 

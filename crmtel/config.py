@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ipaddress
+import os
 import socket
 import tomllib
 from datetime import time
@@ -20,7 +21,9 @@ from pydantic import (
 )
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
-from crmtel.errors import ConfigError
+from crmtel.configcheck.messages import translate
+from crmtel.configcheck.origins import Origins
+from crmtel.errors import ConfigError, ConfigProblems
 from crmtel.i18n.formats import check_currency, zone
 
 _FROZEN = ConfigDict(frozen=True, extra="forbid")
@@ -310,18 +313,33 @@ class Settings(BaseSettings):
         return (env_settings, init_settings)
 
 
+def read_file(path: Path | None) -> dict[str, Any]:
+    """The parsed TOML file (empty without one); ConfigError naming the file if it cannot be read."""
+    if path is None:
+        return {}
+    try:
+        return tomllib.loads(path.read_text(encoding="utf-8"))
+    except OSError as err:
+        raise ConfigError(f"cannot read config file {path}: {err.strerror or err}") from err
+    except tomllib.TOMLDecodeError as err:
+        raise ConfigError(f"config file {path} is not valid TOML: {err}") from err
+
+
+def origins_of(path: Path | None, overrides: dict[str, Any] | None = None) -> Origins:
+    """Where each value of ``load_settings(path, **overrides)`` comes from."""
+    flags = {key: f"--{key.replace('_', '-')}" for key in overrides or {}}
+    return Origins.build(path, read_file(path), os.environ, flags)
+
+
 def load_settings(path: Path | None = None, **overrides: Any) -> Settings:
-    """Read the optional TOML file, apply the environment on top, validate, and return frozen settings."""
-    data: dict[str, Any] = {}
-    if path is not None:
-        try:
-            data = tomllib.loads(path.read_text(encoding="utf-8"))
-        except OSError as err:
-            raise ConfigError(f"cannot read config file {path}: {err}") from err
-        except tomllib.TOMLDecodeError as err:
-            raise ConfigError(f"config file {path} is not valid TOML: {err}") from err
+    """Read the optional TOML file, apply the environment on top, validate, and return frozen settings.
+
+    Invalid values raise ConfigProblems: one line each, naming the file and key or the environment variable.
+    """
+    data = read_file(path)
     data.update(overrides)
     try:
         return Settings(**data)
     except ValidationError as err:
-        raise ConfigError(f"invalid configuration: {err}") from err
+        origins = Origins.build(path, data, os.environ, {k: f"--{k.replace('_', '-')}" for k in overrides})
+        raise ConfigProblems(translate(err, origins, Settings)) from None

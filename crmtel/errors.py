@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 
 class CrmtelError(Exception):
     """Base of every error crmtel raises on purpose."""
@@ -9,6 +11,14 @@ class CrmtelError(Exception):
 
 class ConfigError(CrmtelError):
     """The configuration is missing, unreadable or invalid."""
+
+
+class ConfigProblems(ConfigError):
+    """One or more configuration mistakes, each a line saying where, what is wrong and what would be valid."""
+
+    def __init__(self, problems: Sequence[object]) -> None:
+        self.lines = tuple(str(p) for p in problems)
+        super().__init__("\n".join(self.lines))
 
 
 class StoreUnavailable(CrmtelError):

@@ -8,7 +8,7 @@ import time
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TextIO
+from typing import Any, TextIO
 
 import structlog
 
@@ -100,8 +100,21 @@ def _note(record: logging.LogRecord, text: str, suppressed: int) -> None:
         record.args = ()
 
 
-def configure(settings: LogSettings) -> None:
-    """Send every log record (crmtel's structlog events and libraries' stdlib logs) to stderr, one format."""
+def _redacting(
+    renderer: structlog.types.Processor, redact: Callable[[str], str]
+) -> structlog.types.Processor:
+    def render(logger: Any, name: str, event: Any) -> Any:
+        line = renderer(logger, name, event)
+        return redact(line) if isinstance(line, str) else line
+
+    return render
+
+
+def configure(settings: LogSettings, *, redact: Callable[[str], str] | None = None) -> None:
+    """Send every log record (crmtel's structlog events and libraries' stdlib logs) to stderr, one format.
+
+    ``redact`` sees each finished line (tracebacks included) and masks the configured secrets in it.
+    """
     level = getattr(logging, settings.level.upper())
     shared: list[structlog.types.Processor] = [
         structlog.contextvars.merge_contextvars,
@@ -114,6 +127,8 @@ def configure(settings: LogSettings) -> None:
         if settings.json_output
         else structlog.dev.ConsoleRenderer(colors=False)
     )
+    if redact is not None:
+        renderer = _redacting(renderer, redact)
     structlog.configure(
         processors=[
             structlog.stdlib.filter_by_level,

@@ -195,6 +195,28 @@ class AmiClient:
             except (AmiError, OSError, TimeoutError) as err:
                 log.warning("ami %s: periodic CoreShowChannels failed: %s", self.pbx, err or "timeout")
 
+    async def probe(self) -> None:
+        """Connect, log in and log off once (``crmtel config check --connect``).
+
+        Raises LoginFailed when the PBX refuses the user, OSError/TimeoutError/AmiError when it cannot be reached.
+        """
+        s = self.settings
+        loop = asyncio.get_running_loop()
+        async with asyncio.timeout(self.connect_timeout):
+            _, conn = await loop.create_connection(
+                lambda: AmiConnection(self._on_event, self._on_reply), s.host, s.port
+            )
+        try:
+            first: set[asyncio.Future[str]] = {conn.banner, conn.lost}
+            await asyncio.wait(first, timeout=self.action_timeout, return_when=asyncio.FIRST_COMPLETED)
+            if not conn.banner.done():
+                raise ConnectionLost(conn.lost.result() if conn.lost.done() else "no AMI banner")
+            await self._login(conn)
+            await self._logoff(conn)
+        finally:
+            conn.abort()
+            self._items.clear()
+
     def drop(self) -> None:
         """Abort the current connection (it will be re-established); for operators and tests."""
         if self._conn is not None:

@@ -69,7 +69,8 @@ async def test_an_unreachable_database_is_a_one_line_error_with_exit_code_1(
     result = await crmtel_cli("--config", str(config), *command.split(), cwd=tmp_path)
     assert result.returncode == 1, result.stderr
     assert "Traceback" not in result.stderr
-    assert "crmtel: cannot open the database:" in result.stderr
+    assert "cannot open the database" in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1, result.stderr
 
 
 async def test_sigterm_closes_websockets_and_idle_connections_and_exits_0(
