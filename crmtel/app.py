@@ -25,6 +25,8 @@ from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 from crmtel.ami.client import AmiClient
 from crmtel.ami.service import CallService
 from crmtel.ami.simulator import Simulator
+from crmtel.board.service import BoardService, BoardTap, StoreCounts
+from crmtel.board.web import board_routes
 from crmtel.cdr.service import build_cdr_service
 from crmtel.cluster.metrics import ClusterCollector
 from crmtel.cluster.service import ClusterNode, session_settings
@@ -156,13 +158,23 @@ async def start(settings: Settings, *, demo: bool = False, demo_speed: float = 1
         notifier = await stack.enter_async_context(
             Notifier(hub, StoreCards(db, region=settings.region), ManagerNames(db))
         )
+        report_zone = settings.reports.timezone or settings.routing.timezone
+        board = await stack.enter_async_context(
+            BoardService(
+                hub,
+                ManagerNames(db),
+                StoreCounts(db, QueryOptions.from_settings(settings.reports)),
+                timezone=report_zone,
+            )
+        )
         trunks = {t for pbx in pbxes for t in pbx.trunks}
+        node_notifier = BoardTap(notifier, board)
         calls = CallService(
             db,
             settings.calls,
             parties,
-            # In a cluster the leader's events go to every node's notifier through the stream.
-            MeteredNotifier(cluster.publisher if cluster is not None else notifier, metrics),
+            # In a cluster the leader's events go to every node's notifier (and board) through the stream.
+            MeteredNotifier(cluster.publisher if cluster is not None else node_notifier, metrics),
             region=settings.region,
             trunks=trunks,
             device_prefixes={pbx.name: pbx.devices_of_users for pbx in pbxes},
@@ -209,7 +221,7 @@ async def start(settings: Settings, *, demo: bool = False, demo_speed: float = 1
             hub=hub,
             region=settings.region,
             callback_due_minutes=settings.calls.callback_due_minutes,
-            routes=(reports, queue_report),
+            routes=(reports, queue_report, board_routes(board, current_manager, translator)),
             public_routes=(route_table, metrics_routes(metrics, settings.web.metrics_token), health),
             locale=locale,
         )
@@ -234,7 +246,7 @@ async def start(settings: Settings, *, demo: bool = False, demo_speed: float = 1
         if cluster is not None:
             metrics.watch(ClusterCollector(cluster))
             group.spawn(cluster.publisher.run(), name="cluster-publish")
-            group.spawn(cluster.consume(notifier, hub).run(), name="cluster-consume")
+            group.spawn(cluster.consume(node_notifier, hub).run(), name="cluster-consume")
         for client in clients:
             if client.settings.reconcile_interval > 0:
                 group.spawn(

@@ -5,7 +5,8 @@ from __future__ import annotations
 import asyncio
 import itertools
 from collections import deque
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
+from typing import Any
 
 import structlog
 
@@ -80,6 +81,8 @@ class Hub:
     def __init__(self, *, queue_size: int = 256) -> None:
         self.queue_size = queue_size
         self.live = LiveCalls()
+        # What a head's browser is sent on (re)connecting besides the live calls (the board's state).
+        self.everyone_greeting: Callable[[], dict[str, Any]] | None = None
         self._by_ext: dict[str, set[Connection]] = {}
         self._everyone: set[Connection] = set()
 
@@ -95,6 +98,8 @@ class Hub:
         for item in self.live.snapshot(None if everyone else conn.extensions):
             conn.offer(encode(item.message))
         if everyone:
+            if self.everyone_greeting is not None:
+                conn.offer(encode(self.everyone_greeting()))
             self._everyone.add(conn)
         for ext in conn.extensions:
             self._by_ext.setdefault(ext, set()).add(conn)
@@ -143,6 +148,18 @@ class Hub:
         for conn in conns:
             conn.refresh()
         return len(conns)
+
+    def to_everyone(self, message: dict[str, Any]) -> int:
+        """Queue a message for the browsers that watch everyone (heads) only; returns frames queued."""
+        frame = encode(message)
+        queued = 0
+        for conn in list(self._everyone):
+            if conn.offer(frame):
+                queued += 1
+            elif conn.overflowed:
+                log.warning("push.browser_too_slow", connection=conn.id, manager_id=conn.manager_id)
+                self.disconnect(conn)
+        return queued
 
     def close_all(self) -> None:
         """Close every subscription (shutdown)."""

@@ -1,0 +1,154 @@
+"""The live board's service: folds live call events into the board and sends it to the heads' browsers.
+
+It sits on the call service's notifier chain (``BoardTap``), so it hears every event the popups do, at
+once. Today's answered/missed/called-back counts come from the record store: re-read a moment after a call
+ends (once the call service has written it) and every ``refresh_every`` seconds, so the board agrees with
+the reports. One task, owned here, does that; ``aclose`` cancels and awaits it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Callable
+from datetime import UTC, date, datetime
+from typing import Any, Protocol
+
+import structlog
+
+from crmtel.ami.service import CallNotifier
+from crmtel.board.models import BoardState, TodayCounts
+from crmtel.domain import CallAnswered, CallEnded, CallEvent
+from crmtel.errors import CrmtelError
+from crmtel.push.hub import Hub
+from crmtel.push.notifier import ExtensionNames
+from crmtel.reports.models import Period, ReportFilter, total_of, zone
+from crmtel.reports.queries import QueryOptions, ReportQueries
+from crmtel.reports.queue_queries import QueueQueries
+from crmtel.store.db import Database
+
+log = structlog.get_logger(__name__)
+
+
+class CountsSource(Protocol):
+    """Where today's counts come from."""
+
+    async def today(self, period: Period) -> tuple[TodayCounts, set[str]]:
+        """Counts of ``period`` and the queues that had calls in it."""
+        ...
+
+
+class StoreCounts:
+    """Today's counts by the reports' own queries (so board and reports never disagree)."""
+
+    def __init__(self, db: Database, options: QueryOptions | None = None) -> None:
+        self._reports = ReportQueries(db, options)
+        self._queues = QueueQueries(db)
+
+    async def today(self, period: Period) -> tuple[TodayCounts, set[str]]:
+        """Answered (in and out), missed inbound, and missed that were called back since."""
+        totals = total_of(await self._reports.figures(period, ReportFilter()))
+        queues = {q.queue for q in (await self._queues.queues(period)).queues}
+        called_back = totals.missed - totals.missed_not_called_back
+        return TodayCounts(totals.answered, totals.missed, called_back), queues
+
+
+class BoardService:
+    """The board's state, kept live from call events and pushed to heads on every change."""
+
+    def __init__(
+        self,
+        hub: Hub,
+        names: ExtensionNames,
+        counts: CountsSource,
+        *,
+        timezone: str,
+        refresh_every: float = 30.0,
+        settle: float = 1.0,
+        clock: Callable[[], datetime] | None = None,
+    ) -> None:
+        zone(timezone)
+        self._hub = hub
+        self._names = names
+        self._counts = counts
+        self._tz = timezone
+        self._refresh_every = refresh_every
+        self._settle = settle
+        self._clock = clock or (lambda: datetime.now(UTC))
+        self.state = BoardState()
+        self._day: date | None = None
+        self._ended = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+        hub.everyone_greeting = self.message
+
+    async def __aenter__(self) -> BoardService:
+        self._task = asyncio.create_task(self._refresh_loop(), name="board.refresh")
+        return self
+
+    async def __aexit__(self, *_exc: object) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        """Stop refreshing the counts (cancel and await the task)."""
+        task, self._task = self._task, None
+        if task is not None:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+    def message(self) -> dict[str, Any]:
+        """The board as the page draws it, now."""
+        return self.state.message(self._clock())
+
+    async def publish(self, event: CallEvent) -> None:
+        """Fold one live event in and send the board to heads if it changed."""
+        name = await self._names.name_of(event.extension) if isinstance(event, CallAnswered) else None
+        if self.state.apply(event, name):
+            self._hub.to_everyone(self.message())
+        if isinstance(event, CallEnded):
+            self._ended.set()
+
+    async def refresh(self) -> None:
+        """Re-read today's counts (a new local day starts from zero); the store being down is logged, not fatal."""
+        today = self._clock().astimezone(zone(self._tz)).date()
+        if self._day is not None and today != self._day:
+            self.state.new_day()
+        self._day = today
+        period = Period(today, date.fromordinal(today.toordinal() + 1), self._tz)
+        try:
+            counts, queues = await self._counts.today(period)
+        except CrmtelError as err:
+            log.warning("board.counts_unavailable", error=str(err))
+            return
+        if self.state.set_counts(counts, queues):
+            self._hub.to_everyone(self.message())
+
+    async def _refresh_loop(self) -> None:
+        while True:
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(self._refresh_every):
+                    await self._ended.wait()
+            if self._ended.is_set():
+                # Give the call service a moment to write the ended call before counting it.
+                await asyncio.sleep(self._settle)
+                self._ended.clear()
+            try:
+                await self.refresh()
+            except Exception:  # a bug in one refresh must not stop the board for the day
+                log.exception("board.refresh_failed")
+
+
+class BoardTap:
+    """A notifier that lets the board hear every live event before passing it on unchanged."""
+
+    def __init__(self, inner: CallNotifier, board: BoardService) -> None:
+        self._inner = inner
+        self._board = board
+
+    async def publish(self, event: CallEvent) -> None:
+        """Board first (it never waits on a browser), then the rest of the chain."""
+        try:
+            await self._board.publish(event)
+        except Exception:  # the board must never hold up the managers' popups
+            log.exception("board.publish_failed")
+        await self._inner.publish(event)
