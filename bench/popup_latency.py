@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import multiprocessing as mp
+import os
 import re
 import statistics
 import sys
@@ -29,6 +30,7 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import aiohttp
+import popup_cluster
 import smoke
 from aiohttp import web
 from benchdb import pg_database
@@ -56,6 +58,7 @@ from crmtel.store.parties import PartyRepository
 TRACES = Path(__file__).resolve().parents[1] / "crmtel" / "ami" / "data"
 _IDS = {"uniqueid", "linkedid", "destuniqueid", "destlinkedid"}
 _EXT = re.compile(r"(?<![0-9.])101(?![0-9])")
+# With --cluster the same lines, plus "failover after kill -9 of the leader: … s" (tests/cluster checks it).
 FIGURES = (
     r"^  call\.ringing +n= *\d+ +p50= *[\d.]+ ms .*p99= *[\d.]+ ms",
     r"^  call\.ended +n= *\d+ +p50=",
@@ -117,13 +120,13 @@ def triggers(stream: list[Recorded]) -> dict[tuple[str, str, str], int]:
 # -- the fake PBX process ------------------------------------------------------------------------------
 
 
-def pbx_process(stream: list[Recorded], pipe: Connection) -> None:
-    """Serve the stream; report the port, then (on request) when each frame was written."""
-    asyncio.run(_pbx(stream, pipe))
+def pbx_process(stream: list[Recorded], pipe: Connection, hold: bool = False) -> None:
+    """Serve the stream (``hold``: only once told "go"); report the port, then when each frame was written."""
+    asyncio.run(_pbx(stream, pipe, hold))
 
 
-async def _pbx(stream: list[Recorded], pipe: Connection) -> None:
-    server = FakeAmiServer(stream, speed=1.0)
+async def _pbx(stream: list[Recorded], pipe: Connection, hold: bool) -> None:
+    server = FakeAmiServer(stream, speed=1.0, pause_after=0 if hold else None)
     index = {id(item.headers): i for i, item in enumerate(server.stream) if isinstance(item, Recorded)}
     sent: dict[int, float] = {}
     original = fakeserver._Session.send
@@ -137,6 +140,9 @@ async def _pbx(stream: list[Recorded], pipe: Connection) -> None:
     fakeserver._Session.send = timed_send  # type: ignore[method-assign]
     await server.start()
     pipe.send(server.port)
+    if hold:
+        await asyncio.to_thread(pipe.recv)  # "go"
+        server.resume()
     await asyncio.to_thread(pipe.recv)  # "stop"
     await server.close()
     pipe.send(sent)
@@ -145,25 +151,25 @@ async def _pbx(stream: list[Recorded], pipe: Connection) -> None:
 # -- the browsers process ------------------------------------------------------------------------------
 
 
-def browsers_process(url: str, tokens: list[str], pipe: Connection) -> None:
-    """Keep one websocket per token open; report when all are connected, then every message's arrival."""
-    asyncio.run(_browsers(url, tokens, pipe))
+def browsers_process(targets: list[tuple[str, str]], pipe: Connection) -> None:
+    """One websocket per (web app URL, session token); report when all are connected, then every arrival."""
+    asyncio.run(_browsers(targets, pipe))
 
 
-async def _browsers(url: str, tokens: list[str], pipe: Connection) -> None:
+async def _browsers(targets: list[tuple[str, str]], pipe: Connection) -> None:
     received: list[tuple[float, str, str, str, bool]] = []
     ready = 0
     all_ready = asyncio.Event()
     stop = asyncio.Event()
 
-    async def one(token: str) -> None:
+    async def one(url: str, token: str) -> None:
         nonlocal ready
         jar = aiohttp.CookieJar(unsafe=True)
         jar.update_cookies({"crmtel_session": token}, response_url=URL(url))
         async with aiohttp.ClientSession(cookie_jar=jar) as session, session.ws_connect(url + "ws") as ws:
             await ws.receive()  # hello
             ready += 1
-            if ready == len(tokens):
+            if ready == len(targets):
                 all_ready.set()
             while not stop.is_set():
                 msg = await ws.receive()
@@ -182,7 +188,7 @@ async def _browsers(url: str, tokens: list[str], pipe: Connection) -> None:
                 )
 
     async with asyncio.TaskGroup() as group:
-        tasks = [group.create_task(one(t)) for t in tokens]
+        tasks = [group.create_task(one(u, t)) for u, t in targets]
         await all_ready.wait()
         pipe.send("ready")
         await asyncio.to_thread(pipe.recv)  # "stop"
@@ -264,7 +270,8 @@ async def run(args: argparse.Namespace) -> int:
 
     ctx = mp.get_context("spawn")
     b_main, b_child = ctx.Pipe()
-    browsers = ctx.Process(target=browsers_process, args=(f"http://127.0.0.1:{port}/", tokens, b_child))
+    web_url = f"http://127.0.0.1:{port}/"
+    browsers = ctx.Process(target=browsers_process, args=([(web_url, t) for t in tokens], b_child))
     browsers.start()
     assert await asyncio.to_thread(b_main.recv) == "ready"
     print(f"{hub.connections} websocket clients connected")
@@ -307,6 +314,28 @@ async def run(args: argparse.Namespace) -> int:
     await db.dispose()
     tmp.cleanup()
 
+    by_type, from_publish, unmatched = wire_latencies(received, sent, expected, notifier.published)
+    print(f"messages received: {len(received)} ({unmatched} without a known trigger frame)")
+    print("('card' = when the CRM card reached the page: in call.ringing, or as call.card just after it)")
+    print("AMI frame written by the fake PBX -> websocket frame received (whole pipeline):")
+    for kind in ("call.ringing", "card", "call.answered", "call.ended"):
+        print(f"  {kind:14s} {percentiles(by_type.get(kind, []))}")
+    print("notifier.publish called by the AMI service -> websocket frame received (push side only):")
+    for kind in ("call.ringing", "card", "call.answered", "call.ended"):
+        print(f"  {kind:14s} {percentiles(from_publish.get(kind, []))}")
+    return verdict(args, by_type.get("call.ringing", []), ringing_expected)
+
+
+Received = list[tuple[float, str, str, str, bool]]
+
+
+def wire_latencies(
+    received: Received,
+    sent: dict[int, float],
+    expected: dict[tuple[str, str, str], int],
+    published: dict[tuple[str, str, str], float],
+) -> tuple[dict[str, list[float]], dict[str, list[float]], int]:
+    """Per message type: PBX write -> browser arrival, and notifier publish -> arrival; and the unmatched count."""
     by_type: dict[str, list[float]] = {}
     from_publish: dict[str, list[float]] = {}
     unmatched = 0
@@ -318,34 +347,58 @@ async def run(args: argparse.Namespace) -> int:
             i = expected.get(("call.ringing", call_id, ext))
             if i is not None and i in sent:
                 by_type.setdefault("card", []).append(at - sent[i])
-            published = notifier.published.get(("call.ringing", call_id, ext))
-            if published is not None:
-                from_publish.setdefault("card", []).append(at - published)
+            at_publish = published.get(("call.ringing", call_id, ext))
+            if at_publish is not None:
+                from_publish.setdefault("card", []).append(at - at_publish)
         if kind == "call.card":
             continue
-        published = notifier.published.get((kind, call_id, ext))
-        if published is not None:
-            from_publish.setdefault(kind, []).append(at - published)
+        at_publish = published.get((kind, call_id, ext))
+        if at_publish is not None:
+            from_publish.setdefault(kind, []).append(at - at_publish)
         i = expected.get((kind, call_id, ext))
         if i is None or i not in sent:
             unmatched += 1
             continue
         by_type.setdefault(kind, []).append(at - sent[i])
-    print(f"messages received: {len(received)} ({unmatched} without a known trigger frame)")
-    print("('card' = when the CRM card reached the page: in call.ringing, or as call.card just after it)")
-    print("AMI frame written by the fake PBX -> websocket frame received (whole pipeline):")
-    for kind in ("call.ringing", "card", "call.answered", "call.ended"):
-        print(f"  {kind:14s} {percentiles(by_type.get(kind, []))}")
-    print("notifier.publish called by the AMI service -> websocket frame received (push side only):")
-    for kind in ("call.ringing", "card", "call.answered", "call.ended"):
-        print(f"  {kind:14s} {percentiles(from_publish.get(kind, []))}")
-    ringing = by_type.get("call.ringing", [])
+    return by_type, from_publish, unmatched
+
+
+def verdict(args: argparse.Namespace, ringing: list[float], ringing_expected: int) -> int:
+    """Every popup arrived, and its p99 against the 25 ms target."""
     if len(ringing) != ringing_expected:
         print(f"WARNING: {len(ringing)} of {ringing_expected} ringing popups arrived")
         return 1
     p99 = statistics.quantiles(ringing, n=100, method="inclusive")[98] * 1000 if len(ringing) > 1 else 0.0
     print(f"call.ringing p99 {p99:.2f} ms: {'OK' if p99 <= 25 else 'ABOVE'} the 25 ms target")
     return smoke.verdict(args, missed=p99 > 25)
+
+
+async def run_cluster_mode(args: argparse.Namespace) -> int:
+    """Three crmtel nodes on PostgreSQL and Redis: popups across nodes, then the failover time."""
+    stream = synth_calls(args.calls, args.spread)
+    expected = triggers(stream)
+    ringing_expected = sum(1 for k in expected if k[0] == "call.ringing")
+    print(
+        f"stream: {len(stream)} AMI frames, {args.calls} calls, {ringing_expected} ringing events (pure tracker)"
+    )
+    base = args.database_url or os.environ.get(
+        "CRMTEL_BENCH_PG_URL", "postgresql+asyncpg://postgres@127.0.0.1:5432/test"
+    )
+    url = await pg_database(base, smoke.name(args, "crmtel_bench_popup_cluster"), fresh=True)
+    sent, received, lease_s, pbx_s = await popup_cluster.run_cluster(
+        args, stream, url, pbx_target=pbx_process, browsers_target=browsers_process
+    )
+    by_type, _, unmatched = wire_latencies(received, sent, expected, {})
+    print(f"messages received: {len(received)} ({unmatched} without a known trigger frame)")
+    print(
+        "AMI frame written by the fake PBX -> websocket frame received on any node (leader -> Redis -> node):"
+    )
+    for kind in ("call.ringing", "card", "call.answered", "call.ended"):
+        print(f"  {kind:14s} {percentiles(by_type.get(kind, []))}")
+    print(
+        f"failover after kill -9 of the leader: lease taken in {lease_s:.2f} s, PBX followed again in {pbx_s:.2f} s"
+    )
+    return verdict(args, by_type.get("call.ringing", []), ringing_expected)
 
 
 def main() -> int:
@@ -363,11 +416,16 @@ def main() -> int:
         default=None,
         help="default: a temporary SQLite file; a PostgreSQL server gets a crmtel_bench_popup database",
     )
+    parser.add_argument(
+        "--cluster",
+        action="store_true",
+        help="three crmtel nodes on PostgreSQL (--database-url, default local) and Redis; adds the failover time",
+    )
     smoke.add_smoke(parser, managers=10, calls=5, spread=0.5)
     args = smoke.parse(parser)
     if args.calls > args.managers:
         parser.error("every call rings its own manager: --calls must not exceed --managers")
-    return asyncio.run(run(args))
+    return asyncio.run(run_cluster_mode(args) if args.cluster else run(args))
 
 
 if __name__ == "__main__":
