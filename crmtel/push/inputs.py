@@ -20,6 +20,10 @@ import structlog
 from aiohttp import web
 from pydantic import BaseModel, BeforeValidator, ConfigDict, StringConstraints, ValidationError
 
+from crmtel.i18n import Translator
+from crmtel.push.context import translator
+from crmtel.push.input_messages import Problem, localize
+
 log = structlog.get_logger(__name__)
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -36,18 +40,37 @@ class InputError(Exception):
     """Something is wrong with the request itself; becomes a JSON 4xx (400 unless ``status`` says otherwise)."""
 
     def __init__(
-        self, message: str, *, status: int = 400, fields: list[dict[str, str]] | None = None
+        self,
+        message: str,
+        *,
+        status: int = 400,
+        fields: list[dict[str, str]] | None = None,
+        key: str | None = None,
+        params: dict[str, object] | None = None,
+        problems: list[Problem] | None = None,
     ) -> None:
         super().__init__(message)
         self.message = message
         self.status = status
         self.fields = fields or []
+        # For the reader's language: the catalogue key of the message, or pydantic's problems per field.
+        self.key = key
+        self.params = params or {}
+        self.problems = problems or []
 
-    def response(self) -> web.Response:
-        """The JSON answer for this error."""
+    def response(self, tr: Translator | None = None) -> web.Response:
+        """The JSON answer for this error, in ``tr``'s language when given."""
         body: dict[str, Any] = {"error": self.message}
-        if self.fields:
-            body["fields"] = self.fields
+        fields = self.fields
+        if tr is not None:
+            text, localized = localize(tr, self.key, self.params, self.problems)
+            if text is not None:
+                body["error"] = text
+                fields = localized or fields
+            if self.key is not None:
+                body["code"] = self.key
+        if fields:
+            body["fields"] = fields
         return web.json_response(body, status=self.status)
 
 
@@ -96,42 +119,49 @@ def _depth_exceeds(value: object, limit: int) -> bool:
 def load_json(raw: bytes | str, *, max_bytes: int = MAX_BODY, max_depth: int = MAX_DEPTH) -> Any:
     """Parse untrusted JSON: bounded in size and nesting, strict UTF-8, no lone surrogates, no NaN."""
     if len(raw) > max_bytes:
-        raise InputError(f"body is larger than {max_bytes} bytes", status=413)
+        raise InputError(f"body is larger than {max_bytes} bytes", status=413, key="messages.body_too_large")
     try:
         # pydantic-core's parser (not the stdlib's): no RecursionError, refuses invalid UTF-8, lone surrogates
         # and NaN/Infinity, so nothing unencodable ever reaches the store.
         data = pydantic_core.from_json(raw, allow_inf_nan=False)
     except ValueError as err:
-        raise InputError(f"body is not valid JSON: {err}") from err
+        raise InputError(f"body is not valid JSON: {err}", key="messages.json_invalid") from err
     if _depth_exceeds(data, max_depth):
-        raise InputError(f"body is nested deeper than {max_depth} levels")
+        raise InputError(
+            f"body is nested deeper than {max_depth} levels",
+            key="messages.json_too_deep",
+            params={"depth": max_depth},
+        )
     return data
 
 
 async def read_json(request: web.Request) -> Any:
     """The request's JSON body; only ``application/json`` is accepted (plain forms cannot post here)."""
     if request.content_type != "application/json":
-        raise InputError("send application/json", status=415)
+        raise InputError("send application/json", status=415, key="messages.json_required")
     # ``read()`` already stops at the app's client_max_size (413, given a JSON body by the middleware).
     raw = await request.read()
     return load_json(raw, max_bytes=len(raw))
 
 
-def _field_errors(err: ValidationError) -> Iterator[dict[str, str]]:
+def _field_errors(err: ValidationError) -> Iterator[tuple[dict[str, str], Problem]]:
     for e in err.errors(include_url=False, include_input=False):
-        yield {"field": ".".join(str(p) for p in e["loc"]) or "body", "message": e["msg"]}
+        name = ".".join(str(p) for p in e["loc"]) or "body"
+        yield {"field": name, "message": e["msg"]}, Problem(name, e["type"], dict(e.get("ctx") or {}))
 
 
 def _invalid(err: ValidationError, what: str) -> InputError:
-    fields = list(_field_errors(err))[:20]
+    found = list(_field_errors(err))[:20]
+    fields = [f for f, _ in found]
     summary = "; ".join(f"{f['field']}: {f['message']}" for f in fields[:3])
-    return InputError(f"invalid {what}: {summary}", fields=fields)
+    key = "messages.input_invalid_query" if what == "query" else "messages.input_invalid"
+    return InputError(f"invalid {what}: {summary}", fields=fields, key=key, problems=[p for _, p in found])
 
 
 def parse_body(data: Any, model: type[B]) -> B:
     """Validate already-parsed JSON against a body model."""
     if not isinstance(data, dict):
-        raise InputError("body must be a JSON object")
+        raise InputError("body must be a JSON object", key="messages.json_not_object")
     try:
         return model.model_validate(data)
     except ValidationError as err:
@@ -148,7 +178,11 @@ def read_query(request: web.Request, model: type[Q]) -> Q:
     query = request.query
     for key in query:
         if len(query.getall(key)) > 1:
-            raise InputError(f"invalid query: {key} is given more than once")
+            raise InputError(
+                f"invalid query: {key} is given more than once",
+                key="messages.query_repeated",
+                params={"name": key[:50]},
+            )
     try:
         return model.model_validate(dict(query))
     except ValidationError as err:
@@ -161,14 +195,17 @@ async def input_errors(request: web.Request, handler: Handler) -> web.StreamResp
     try:
         return await handler(request)
     except InputError as err:
-        return err.response()
+        return err.response(translator(request))
     except ValidationError as err:
         # A handler validating by hand with a model: still the client's mistake.
-        return _invalid(err, "input").response()
+        return _invalid(err, "input").response(translator(request))
     except web.HTTPRequestEntityTooLarge:
-        return InputError("the request body is too large", status=413).response()
+        too_large = InputError("the request body is too large", status=413, key="messages.body_too_large")
+        return too_large.response(translator(request))
     except (RecursionError, UnicodeError, OverflowError) as err:
         # Last line of defence: these only arise from input a handler failed to validate (a bug, so logged),
         # and the client still deserves a 400 rather than a 500.
         log.warning("push.unvalidated_input", path=request.path, error=repr(err)[:200])
-        return InputError("the request could not be processed: invalid input").response()
+        return InputError(
+            "the request could not be processed: invalid input", key="messages.input_unprocessable"
+        ).response(translator(request))

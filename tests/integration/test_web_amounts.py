@@ -103,3 +103,27 @@ async def test_api_errors_follow_the_stored_choice_then_the_browser(db: Database
                 "/api/login", json={"login": "anna", "password": "nope"}, headers={"Accept-Language": "en"}
             ) as r:
                 assert (r.status, (await r.json())["error"]) == (401, "Wrong login or password")
+
+
+async def test_field_problems_are_explained_in_the_managers_language(db: Database) -> None:
+    """pydantic's field errors reach a Russian page in Russian (with plurals) and an English one in English."""
+    async with running_app(db) as rig, rig.browser("vera") as vera:
+        await add_call(db, linkedid="8.1", rang=("103",), answered_by="103")
+        url = "/api/calls/pbx1:8.1/notes"
+        async with vera.post(url, json={"topic": 5}) as r:
+            body = await r.json()
+        assert (r.status, body["error"]) == (400, "Проверьте поля: тема: должно быть текстом")
+        assert body["fields"] == [
+            {"field": "topic", "message": "тема: должно быть текстом", "type": "string_type"}
+        ]
+        async with vera.post(url, json={"comment": "x" * 5001}) as r:
+            assert (await r.json())["error"] == f"Проверьте поля: комментарий: не длиннее 5{NBSP}000 символов"
+        async with vera.post(
+            url, json={"topic": "x", "is_admin": True}, headers={"Accept-Language": "en"}
+        ) as r:
+            assert (await r.json())["error"] == "Check the fields: is_admin: unknown field"
+        async with vera.post(url, data=b"{", headers={"Content-Type": "application/json"}) as r:
+            body = await r.json()
+        assert (body["error"], body["code"]) == ("Тело запроса — не корректный JSON", "messages.json_invalid")
+        async with vera.get("/api/calls?limit=0", headers={"Accept-Language": "en"}) as r:
+            assert (await r.json())["error"] == "Check the query parameters: limit: at least 1"

@@ -94,7 +94,11 @@ async def test_field_errors_name_the_field_without_echoing_the_input(db: Databas
 )
 async def test_out_of_range_or_unknown_query_values_are_400(db: Database, query: str) -> None:
     """``?before=`` beyond 64 bits, non-numbers, bad limits, repeated or unknown keys: 400, not OverflowError."""
-    async with running_app(db) as rig, rig.browser("vera") as vera, vera.get(f"/api/calls?{query}") as r:
+    async with (
+        running_app(db) as rig,
+        rig.browser("vera") as vera,
+        vera.get(f"/api/calls?{query}", headers={"Accept-Language": "en"}) as r,
+    ):
         assert r.status == 400
         assert "query" in (await r.json())["error"]
 
