@@ -156,3 +156,26 @@ def _suffixed(message: Message, scenario: str) -> Message:
 
 def _at(t: float) -> datetime:
     return datetime(2026, 11, 23, 10, 0, tzinfo=UTC) + timedelta(seconds=t)
+
+
+async def test_heatmap_minute_of_the_spring_clock_change_is_on_the_new_time(db: Database) -> None:
+    """Berlin, 29 Mar 2026: 00:59:30 UTC is 01:59 local (hour 1), 01:00:30 UTC already 03:00 local (hour 3)."""
+    template = qd.CALLS[0]
+    calls = [
+        replace(
+            template,
+            linkedid="dst.3",
+            started_at=datetime(2026, 3, 29, 0, 59, 30, tzinfo=UTC),
+            queue_visits=(),
+        ),
+        replace(
+            template,
+            linkedid="dst.4",
+            started_at=datetime(2026, 3, 29, 1, 0, 30, tzinfo=UTC),
+            queue_visits=(),
+        ),
+    ]
+    await CallRepository(db).upsert_many([(c, None) for c in calls])
+    heatmap = await QueueQueries(db).heatmap(Period(date(2026, 3, 29), date(2026, 3, 30), "Europe/Berlin"))
+    sunday = heatmap.inbound[6]
+    assert (sunday[1], sunday[2], sunday[3]) == (1, 0, 1)
