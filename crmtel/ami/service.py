@@ -8,8 +8,8 @@ call dirty, so the noise that makes up most of an AMI stream costs no write at a
 ``on_idle`` (hence ``flush``) every ``batch`` (500) events, or 50 ms after the last write once its queue
 ran dry: a ``kill -9`` loses at most that window (at most 500 events or 50 ms of them). The restart repairs
 it as far as the PBX still knows: live calls come back from ``calls.live_state``, then ``CoreShowChannels``
-adds the calls that started meanwhile and closes the ones that ended (a call that began and ended entirely
-inside the lost window is the one thing that cannot come back).
+adds the calls that started meanwhile and closes the ones that ended; with a CDR source (``crmtel.cdr``) the
+closed calls get their real end and the calls that began and ended inside the lost window are backfilled.
 """
 
 from __future__ import annotations

@@ -1,0 +1,113 @@
+"""What a call crmtel saw takes from its CDR: the real end and answer, never its live details; agreement is no change."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
+
+from crmtel.cdr.merge import closed_at, corrected
+from crmtel.domain import CallRecord, Direction, MissedReason, Outcome
+
+T0 = datetime(2026, 11, 23, 19, 27, 17, 400_000, tzinfo=UTC)
+
+
+def _live(**changes: object) -> CallRecord:
+    base = CallRecord(
+        pbx="pbx1",
+        linkedid="1795462037.14",
+        direction=Direction.INBOUND,
+        caller_number="+79161110001",
+        caller_name="Ivan Petrov",
+        dialled="4951234567",
+        started_at=T0,
+        rang=("101",),
+        answered_by="101",
+        outcome=Outcome.ANSWERED,
+        answered_at=T0 + timedelta(seconds=1.5),
+        ended_at=T0 + timedelta(seconds=5.6),
+        ring_seconds=1.5,
+        talk_seconds=4.1,
+        route_kind="extension",
+        route_target="101",
+        route_reason="personal manager",
+        party_name="ООО Ромашка",
+    )
+    return replace(base, **changes)  # type: ignore[arg-type]
+
+
+def _cdr(**changes: object) -> CallRecord:
+    # The same call as cdr_csv has it: whole seconds, no route, no party.
+    start = T0.replace(microsecond=0)
+    base = _live(
+        started_at=start,
+        answered_at=start + timedelta(seconds=2),
+        ended_at=start + timedelta(seconds=5),
+        ring_seconds=2.0,
+        talk_seconds=3.0,
+        route_kind=None,
+        route_target=None,
+        route_reason=None,
+        party_name=None,
+        extra={"party_number": "+79161110001"},
+    )
+    return replace(base, **changes)  # type: ignore[arg-type]
+
+
+def test_a_call_whose_live_times_agree_with_the_cdr_is_left_alone() -> None:
+    """Within the CDR's one-second resolution nothing changes (a second backfill is a no-op)."""
+    assert corrected(_live(), _cdr()) is None
+
+
+def test_a_call_closed_late_gets_the_cdr_end_on_its_own_clock_and_keeps_the_route() -> None:
+    """Closed 60 s late by a resync: end and talk come from the CDR's duration laid on the live start."""
+    seen = _live(ended_at=T0 + timedelta(seconds=65), talk_seconds=63.5)
+    better = corrected(seen, _cdr())
+    assert better is not None
+    assert better.ended_at == T0 + timedelta(seconds=5)
+    assert better.talk_seconds == 3.5
+    assert better.ring_seconds == 1.5
+    assert (better.route_kind, better.route_reason, better.party_name) == (
+        "extension",
+        "personal manager",
+        "ООО Ромашка",
+    )
+    assert better.extra["party_number"] == "+79161110001"
+    assert corrected(better, _cdr()) is None
+
+
+def test_an_answer_crmtel_did_not_see_comes_from_the_cdr() -> None:
+    """Ringing when crmtel went away, answered meanwhile: answered_by, outcome and talk time from the CDR."""
+    seen = _live(
+        answered_by=None,
+        answered_at=None,
+        outcome=Outcome.MISSED,
+        missed_reason=MissedReason.CALLER_HUNG_UP_RINGING,
+        ended_at=T0 + timedelta(seconds=40),
+        ring_seconds=40.0,
+        talk_seconds=0.0,
+    )
+    better = corrected(seen, _cdr(rang=("101", "102")))
+    assert better is not None
+    assert (better.answered_by, better.outcome, better.missed_reason) == ("101", Outcome.ANSWERED, None)
+    assert better.rang == ("101", "102")
+    assert better.talk_seconds == 3.0
+
+
+def test_a_call_still_live_in_the_store_is_always_closed() -> None:
+    """A row without an end takes the CDR's even if every duration matches."""
+    better = corrected(_live(ended_at=None), _cdr())
+    assert better is not None
+    assert better.ended_at is not None
+
+
+def test_closing_without_cdr_uses_what_was_known() -> None:
+    """No CDR for a stale live row: closed at the check's time, answered if it was answered."""
+    at = T0 + timedelta(minutes=10)
+    closed = closed_at(_live(ended_at=None), at)
+    assert (closed.ended_at, closed.outcome) == (at, Outcome.ANSWERED)
+    missed = closed_at(_live(ended_at=None, answered_by=None, answered_at=None, outcome=None), at)
+    assert (missed.outcome, missed.missed_reason, missed.talk_seconds) == (
+        Outcome.MISSED,
+        MissedReason.NO_ANSWER,
+        0.0,
+    )
