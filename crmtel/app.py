@@ -195,15 +195,17 @@ async def start(settings: Settings, *, demo: bool = False, demo_speed: float = 1
         stack.push_async_callback(router.close)
         metered = MeteredRouter(router, metrics)
         route_table = route_handlers(metered, settings.routing.http_token)
+        queue_queries = QueueQueries(db, service_level_seconds=settings.reports.service_level_seconds)
         reports = report_routes(
             ReportQueries(db, QueryOptions.from_settings(settings.reports)),
             current_manager,
             managers,
             timezone=settings.reports.timezone or settings.routing.timezone,
             translate=translator,
+            heatmaps=queue_queries.heatmap,
         )
         queue_report = queue_routes(
-            QueueQueries(db, service_level_seconds=settings.reports.service_level_seconds),
+            queue_queries,
             current_manager,
             timezone=settings.reports.timezone or settings.routing.timezone,
             translate=translator,

@@ -6,7 +6,7 @@ nothing of sessions: ``create_app(..., routes=[report_routes(queries, current_ma
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from html import escape
@@ -20,7 +20,7 @@ from crmtel.domain import Category, Manager, Role
 from crmtel.errors import ConfigError, StoreUnavailable
 from crmtel.i18n import Translator
 from crmtel.push import chrome
-from crmtel.reports import render
+from crmtel.reports import queue_render, render
 from crmtel.reports.models import (
     CallsVsDeals,
     ManagerFigures,
@@ -31,6 +31,7 @@ from crmtel.reports.models import (
     zone,
 )
 from crmtel.reports.queries import ReportQueries
+from crmtel.reports.queue_models import Heatmap
 
 log = structlog.get_logger(__name__)
 
@@ -253,6 +254,7 @@ def page_html(
     prefix: str,
     *,
     tr: Translator,
+    heatmap: Heatmap | None = None,
 ) -> str:
     """The whole report page in ``tr``'s language, under the managers' page header (scripts only from /static)."""
     title = tr.t("report.title")
@@ -279,8 +281,18 @@ def page_html(
         f'<section class="report-card" aria-label="{_e(tr.t("report.chart_title"))}">'
         f'<div id="chart">{render.to_svg(report, tr)}</div></section>'
         f'<section class="report-card">{_table_html(report, tr)}</section>'
+        f"{_heatmaps_html(heatmap, tr)}"
         f'<p class="note muted">{_e(tr.t("page.report.note"))}</p>'
         "</main></body></html>"
+    )
+
+
+def _heatmaps_html(heatmap: Heatmap | None, tr: Translator) -> str:
+    if heatmap is None:
+        return ""
+    return (
+        f'<section class="report-card heatmaps">{queue_render.heatmap_svg(heatmap, "inbound", tr)}'
+        f"{queue_render.heatmap_svg(heatmap, 'missed', tr)}</section>"
     )
 
 
@@ -297,8 +309,12 @@ def report_routes(
     prefix: str = "/reports",
     today: Callable[[], date] | None = None,
     translate: Translate | None = None,
+    heatmaps: Callable[[Period], Awaitable[Heatmap]] | None = None,
 ) -> web.RouteTableDef:
     """Routes of the report page and its downloads under ``prefix``; every one needs a logged-in user.
+
+    ``heatmaps(period)`` adds the hour × weekday heatmaps of inbound and missed calls for heads (everyone's
+    calls, so never on a plain manager's page).
 
     ``translate(request)`` gives the reader's language (the web app's ``translator``); without it, Russian.
     """
@@ -331,9 +347,16 @@ def report_routes(
     async def page(request: web.Request) -> web.Response:
         user, req, report = await _report(request)
         everyone = await managers.all() if user.role is Role.HEAD else []
+        heatmap = await heatmaps(req.period) if heatmaps is not None and user.role is Role.HEAD else None
         return web.Response(
             text=page_html(
-                report, req, user, everyone, prefix, tr=translate(request) if translate else fallback
+                report,
+                req,
+                user,
+                everyone,
+                prefix,
+                tr=translate(request) if translate else fallback,
+                heatmap=heatmap,
             ),
             content_type="text/html",
             headers={"Cache-Control": "no-store"},

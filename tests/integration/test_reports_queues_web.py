@@ -16,8 +16,10 @@ from aiohttp import web
 from crmtel.cli import main
 from crmtel.domain import Manager
 from crmtel.i18n import Translator
+from crmtel.reports.queries import ReportQueries
 from crmtel.reports.queue_queries import QueueQueries
 from crmtel.reports.queue_web import queue_routes
+from crmtel.reports.web import report_routes
 from crmtel.store.db import Database
 from crmtel.store.managers import ManagerRepository
 from tests.fixtures import queue_dataset as qd
@@ -128,3 +130,36 @@ async def test_presets_language_and_access(site: Site) -> None:
         "from=2020-01-01&to=2026-01-01",
     ):
         assert (await site.get(f"/reports/queues?{bad}", "hugo")).status == 400, bad
+
+
+async def test_calls_vs_deals_page_shows_the_heatmaps_to_heads_only(db: Database) -> None:
+    """The calls-vs-deals page carries both heatmaps for a head (same counts), none on a manager's own page."""
+    await qd.load(db)
+    repo = ManagerRepository(db)
+    users: dict[str, Manager] = {m.login: m for m in await repo.all()}
+    app = web.Application()
+    app.router.add_routes(
+        report_routes(
+            ReportQueries(db),
+            lambda request: users.get(request.headers.get("X-Test-User", "")),
+            repo,
+            timezone=qd.TZ,
+            heatmaps=QueueQueries(db).heatmap,
+        )
+    )
+    runner = web.AppRunner(app)
+    await runner.setup()
+    tcp = web.TCPSite(runner, "127.0.0.1", 0)
+    await tcp.start()
+    url = f"http://127.0.0.1:{runner.addresses[0][1]}/reports/calls-vs-deals?{QUERY}"
+    try:
+        async with aiohttp.ClientSession() as http:
+            head = await (await http.get(url, headers={"X-Test-User": "hugo"})).text()
+            manager = await (await http.get(url, headers={"X-Test-User": "boris"})).text()
+    finally:
+        await runner.cleanup()
+    assert 'data-testid="heatmap-inbound"' in head
+    assert 'data-testid="heatmap-missed"' in head
+    missed = head.split('data-testid="heatmap-missed"')[1]
+    assert sum(int(n) for n in re.findall(r'data-count="(\d+)"', missed)) == 3
+    assert "heatmap" not in manager
