@@ -27,11 +27,14 @@ from crmtel.ami.service import CallService
 from crmtel.ami.simulator import Simulator
 from crmtel.board.service import BoardService, BoardTap, StoreCounts
 from crmtel.board.web import board_routes
+from crmtel.callbacks.web import callback_routes
 from crmtel.cdr.service import build_cdr_service
 from crmtel.cluster.metrics import ClusterCollector
 from crmtel.cluster.service import ClusterNode, session_settings
 from crmtel.config import AmiSettings, Settings
 from crmtel.demo import seed
+from crmtel.dial.service import DialService
+from crmtel.dial.web import dial_routes, hub_notifier
 from crmtel.errors import ConfigError, StoreUnavailable
 from crmtel.health.service import HealthCheck
 from crmtel.health.web import health_routes
@@ -50,6 +53,7 @@ from crmtel.reports.web import report_routes
 from crmtel.routing.agi import AgiServer
 from crmtel.routing.service import RoutingService
 from crmtel.routing.web import route_handlers
+from crmtel.store.callbacks import CallbackRepository
 from crmtel.store.db import Database, upgrade
 from crmtel.store.managers import ManagerRepository
 from crmtel.store.parties import PartyRepository
@@ -71,6 +75,8 @@ class Running:
     clients: tuple[AmiClient, ...]
     # The web app as mounted (tests walk its routes).
     app: web.Application
+    # Click-to-call (tests drive it directly).
+    dial: DialService | None = None
 
 
 @asynccontextmanager
@@ -181,6 +187,7 @@ async def start(settings: Settings, *, demo: bool = False, demo_speed: float = 1
             recordings_dir=str(settings.web.recordings_dir),
             fence=cluster.fence if cluster is not None else None,
             translator=Translator.for_locale(settings.i18n.language, zone=settings.display_timezone),
+            match_digits=settings.reports.callback_match_digits,
         )
         if cluster is None:  # a cluster node restores a PBX's live calls when it becomes its leader
             for pbx in pbxes:
@@ -217,13 +224,28 @@ async def start(settings: Settings, *, demo: bool = False, demo_speed: float = 1
         )
         clients = tuple(AmiClient(pbx, calls) for pbx in pbxes)
         health = health_routes(HealthCheck(db, clients, cluster=cluster))
+        dial = DialService(
+            {c.pbx: c for c in clients},
+            {pbx.name: pbx.originate for pbx in pbxes},
+            region=settings.region,
+            locator=calls.calls,
+            notify=hub_notifier(hub),
+        )
+        stack.push_async_callback(dial.aclose)
+        callbacks = callback_routes(CallbackRepository(db), managers)
         app = create_app(
             settings.web,
             db=db,
             hub=hub,
             region=settings.region,
             callback_due_minutes=settings.calls.callback_due_minutes,
-            routes=(reports, queue_report, board_routes(board, current_manager, translator)),
+            routes=(
+                reports,
+                queue_report,
+                board_routes(board, current_manager, translator),
+                dial_routes(dial),
+                callbacks,
+            ),
             public_routes=(route_table, metrics_routes(metrics, settings.web.metrics_token), health),
             locale=locale,
         )
@@ -255,7 +277,7 @@ async def start(settings: Settings, *, demo: bool = False, demo_speed: float = 1
                     client.reconcile_every(client.settings.reconcile_interval),
                     name=f"ami-reconcile-{client.pbx}",
                 )
-        yield Running(url, agi.port, pbxes, hub, calls, clients, app)
+        yield Running(url, agi.port, pbxes, hub, calls, clients, app, dial=dial)
 
 
 class _TaskOwner:

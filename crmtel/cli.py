@@ -23,7 +23,9 @@ def _feature_modules() -> list[ModuleType]:
     # Each feature owns its subcommands; imported here, at run time, so `import crmtel` stays side-effect free.
     from crmtel import commands
     from crmtel.ami import commands as ami_commands
+    from crmtel.callbacks import commands as callback_commands
     from crmtel.cdr import commands as cdr_commands
+    from crmtel.dial import commands as dial_commands
     from crmtel.exchange import commands as exchange_commands
     from crmtel.managers import commands as manager_commands
     from crmtel.reports import commands as report_commands
@@ -37,6 +39,8 @@ def _feature_modules() -> list[ModuleType]:
         report_commands,
         ami_commands,
         cdr_commands,
+        dial_commands,
+        callback_commands,
     ]
 
 

@@ -31,6 +31,39 @@ _FROZEN = ConfigDict(frozen=True, extra="forbid")
 FREEPBX_DEVICE_PREFIXES = ("99",)
 
 
+class DialRule(BaseModel):
+    """A dial-prefix rule: an E.164 number starting with ``prefix`` is dialled with ``replace`` instead."""
+
+    model_config = _FROZEN
+
+    prefix: str = Field(pattern=r"^\+?\d*$", max_length=8)
+    replace: str = Field(default="", pattern=r"^[\d#*+]*$", max_length=8)
+
+
+class OriginateSettings(BaseModel):
+    """Click-to-call on one PBX: how crmtel's AMI ``Originate`` rings the manager's phone and dials out."""
+
+    model_config = _FROZEN
+
+    # The manager's own phone, rung first: ``PJSIP/{extension}``, or ``Local/{extension}@from-internal``.
+    channel: str = Field(default="PJSIP/{extension}", pattern=r"\{extension\}")
+    # Where the answered phone goes to dial the number (deploy/asterisk/extensions_crmtel.conf).
+    context: str = Field(default="crmtel-originate", pattern=r"^[\w-]+$")
+    priority: int = Field(default=1, ge=1)
+    # What the manager's phone shows while it rings ({name}: the client or lead, else the number).
+    phone_callerid: str = "{name} <{number}>"
+    # The number the called party sees (CRMTEL_OUTBOUND_CALLERID for the dialplan); empty: the trunk's own.
+    outgoing_callerid: str = Field(default="", pattern=r"^\+?\d*$", max_length=20)
+    # First matching rule wins; no rule: the E.164 number is dialled as it is (+7916…).
+    dial_rules: tuple[DialRule, ...] = ()
+    # Extensions that live on this PBX (glob patterns such as "1??"); empty: learnt from its calls.
+    extensions: tuple[str, ...] = ()
+    # How long the manager's phone rings before the attempt counts as "your phone did not answer".
+    ring_seconds: int = Field(default=30, ge=5, le=300)
+    # A second click on the same number within this many seconds does not dial again.
+    dedup_seconds: float = Field(default=5.0, ge=0, le=120)
+
+
 class AmiSettings(BaseModel):
     """One Asterisk Manager Interface connection (one PBX)."""
 
@@ -99,6 +132,8 @@ class AmiSettings(BaseModel):
         if self.device_prefixes is not None:
             return self.device_prefixes
         return FREEPBX_DEVICE_PREFIXES if self.flavour == "freepbx" else ()
+
+    originate: OriginateSettings = OriginateSettings()
 
 
 class CallsSettings(BaseModel):
@@ -189,6 +224,8 @@ class ReportsSettings(BaseModel):
     callback_match_digits: int = Field(default=10, ge=0, le=20)
     # Queue service level: calls answered within this many seconds of joining the queue (≤, not <).
     service_level_seconds: int = Field(default=20, ge=1, le=3600)
+    # A missed call "called back in time" when the callback started within this many minutes.
+    callback_sla_minutes: int = Field(default=15, ge=1, le=10_080)
 
 
 class I18nSettings(BaseModel):

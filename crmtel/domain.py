@@ -180,6 +180,8 @@ class CallRecord:
     party_id: int | None = None
     party_name: str | None = None
     manager_id: int | None = None
+    # The click-to-call attempt (AMI Originate, ``CRMTEL_ORIGINATE_ID``) this call came from.
+    originate_id: str | None = None
     extra: dict[str, str] = field(default_factory=dict)
     queue_visits: tuple[QueueVisit, ...] = ()
 
@@ -203,6 +205,8 @@ class CallRinging:
     dialled: str | None
     queue: str | None
     at: datetime
+    # Set on the placing phone's own card of a click-to-call (outbound; the phone is not offered a call).
+    originate_id: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -244,6 +248,16 @@ class CallQueued:
     caller_name: str | None
     joined_at: datetime
     outcome: QueueOutcome | None
+    at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class CallDiscarded:
+    """A "call" that never was one (a failed Originate): it leaves no record; a live row is removed."""
+
+    call_id: str
+    linkedid: str
+    originate_id: str | None
     at: datetime
 
 

@@ -217,6 +217,20 @@ class AmiClient:
             conn.abort()
             self._items.clear()
 
+    async def request(
+        self, name: str, fields: Sequence[tuple[str, str]] = (), *, limit: float | None = None
+    ) -> list[Message]:
+        """Send one action on the live connection and wait for its reply and the events that complete it.
+
+        panoramisk decides when it is complete: an async ``Originate`` ("successfully queued") waits for
+        its ``OriginateResponse`` event; a refusal (``Response: Error``) is the whole answer.
+        """
+        conn = self._conn
+        if conn is None or conn.closed or not self.connected.is_set():
+            raise ConnectionLost(f"PBX {self.pbx} is not connected")
+        action = make_action(name, fields)
+        return await self._action(conn, action, as_list=None, limit=limit)
+
     def drop(self) -> None:
         """Abort the current connection (it will be re-established); for operators and tests."""
         if self._conn is not None:

@@ -68,12 +68,19 @@ def replies(result: object) -> list[Message]:
 
 
 def make_action(name: str, fields: Sequence[tuple[str, str]] = ()) -> Any:
-    """A panoramisk ``Action``; values with CR/LF are refused (they would inject headers)."""
-    headers: dict[str, str] = {"Action": name}
+    """A panoramisk ``Action``; values with CR/LF are refused (they would inject headers).
+
+    A repeated key (``Variable``) is sent once per value, as Asterisk expects.
+    """
+    headers: dict[str, str | list[str]] = {"Action": name}
     for key, value in fields:
         if "\r" in value or "\n" in value or "\r" in key or "\n" in key or ":" in key:
             raise ValueError(f"AMI header {key!r} contains a line break or a colon")
-        headers[key] = value
+        held = headers.get(key)
+        if held is None:
+            headers[key] = value
+        else:
+            headers[key] = [*held, value] if isinstance(held, list) else [held, value]
     return Action(headers)
 
 

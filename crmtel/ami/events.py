@@ -22,6 +22,7 @@ WANTED_VARIABLES = frozenset(
         "CRMTEL_ROUTE_KIND",
         "CRMTEL_ROUTE_TARGET",
         "CRMTEL_ROUTE_REASON",
+        "CRMTEL_ORIGINATE_ID",
         "BRIDGEPEER",
     }
 )

@@ -2,7 +2,8 @@
 
 It speaks enough AMI for crmtel's client: banner, ``Login`` (plain and MD5 ``Challenge``), ``Ping``,
 ``CoreShowChannels`` (the channels still alive at the current point of the stream, computed from its own
-Newchannel/Hangup), ``Logoff``. The stream position is shared by all connections, like a real PBX whose
+Newchannel/Hangup), ``Logoff``, and ``Originate`` (recorded in ``originates``; answered with an error, a
+failure, or the recorded outbound call rewritten for it: see :mod:`crmtel.ami.fakeoriginate`). The stream position is shared by all connections, like a real PBX whose
 calls go on while a client is away. With ``timestamps`` on, every event carries ``Timestamp`` (as Asterisk
 does with ``timestampevents = yes``) computed from the recording's times, so durations do not depend on the
 replay speed or on how the bytes were chunked.
@@ -16,11 +17,13 @@ import hashlib
 import json
 import logging
 import secrets
+import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 
+from crmtel.ami import fakeoriginate
 from crmtel.ami.protocol import Message, Parser, encode_message
 
 log = logging.getLogger(__name__)
@@ -246,6 +249,15 @@ class FakeAmiServer:
         # Test hook: called with (position, item) for every item the PBX gets past, sent or not (a test's
         # stand-in for what Asterisk does beside AMI, e.g. writing its CDR).
         self.on_item: Callable[[int, StreamItem], None] | None = None
+        # Originate: every request received, and how the next ones go: ``originate_error`` refuses them at
+        # once (``Response: Error``); else ``originate_reason`` 4 plays the answered outbound call, any other
+        # AST_CONTROL reason (0 no such phone, 3 no answer, 5 busy, 8 congested) a failure.
+        self.originates: list[Message] = []
+        self.originate_error: str | None = None
+        self.originate_reason = 4
+        self.originate_speed: float | None = 20.0
+        self._ids = fakeoriginate.IdSource(int(time.time()))
+        self._outbound: list[tuple[float, tuple[tuple[str, str], ...]]] | None = None
         self.cursor = 0
         self.logins = 0
         self.pings = 0
@@ -313,6 +325,19 @@ class FakeAmiServer:
         self.cursor = 0
         self._more.set()
 
+    def outbound_trace(self) -> list[tuple[float, tuple[tuple[str, str], ...]]]:
+        """The recorded answered outbound call that a successful Originate replays."""
+        if self._outbound is None:
+            path = Path(__file__).parent / "data" / "outbound-answered.jsonl"
+            self._outbound = [(r.t, r.headers) for r in load_jsonl(path)]
+        return self._outbound
+
+    def originate_events(self, request: Message) -> list[fakeoriginate.Timed]:
+        """What the PBX sends after accepting ``request``."""
+        if self.originate_reason == 4:
+            return fakeoriginate.answered(request, self.outbound_trace(), self._ids)
+        return fakeoriginate.failed(request, self.originate_reason, self._ids)
+
     def _consume(self) -> StreamItem:
         item = self.stream[self.cursor]
         self.cursor += 1
@@ -366,6 +391,8 @@ class _Session:
         self.lock = asyncio.Lock()
         self.challenge: str | None = None
         self.streamer: asyncio.Task[None] | None = None
+        # Originated calls being played on this connection.
+        self.plays: set[asyncio.Task[None]] = set()
         # Set once the drop hook half-closed or aborted the connection: nothing more is written (a write
         # after ``write_eof`` raises RuntimeError).
         self.closed_for_writing = False
@@ -418,10 +445,12 @@ class _Session:
                     if not await self.handle(msg):
                         return
         finally:
-            if self.streamer is not None:
-                self.streamer.cancel()
+            tasks = [*self.plays, *([self.streamer] if self.streamer is not None else [])]
+            for task in tasks:
+                task.cancel()
+            for task in tasks:
                 with contextlib.suppress(asyncio.CancelledError):
-                    await self.streamer
+                    await task
 
     async def handle(self, msg: Message) -> bool:
         action = (msg.get("Action") or "").lower()
@@ -466,9 +495,43 @@ class _Session:
             return False
         elif action == "coreshowchannels":
             await self.reply((("Response", "Error"), *ids, ("Message", "Permission denied")))
+        elif action == "originate":
+            await self.originate(msg, ids)
         else:
             await self.reply((("Response", "Error"), *ids, ("Message", "Invalid/unknown command")))
         return True
+
+    async def originate(self, msg: Message, ids: tuple[tuple[str, str], ...]) -> None:
+        """Accept (or refuse) an Originate and play what follows on this connection."""
+        server = self.server
+        server.originates.append(msg)
+        if server.originate_error is not None:
+            await self.reply((("Response", "Error"), *ids, ("Message", server.originate_error)))
+            return
+        if not msg.get("Channel") or (not msg.get("Exten") and not msg.get("Application")):
+            await self.reply((("Response", "Error"), *ids, ("Message", "Channel and Exten are required")))
+            return
+        await self.reply((("Response", "Success"), *ids, ("Message", "Originate successfully queued")))
+        task = asyncio.create_task(self._play(server.originate_events(msg)), name="fake-ami-originate")
+        self.plays.add(task)
+        task.add_done_callback(self.plays.discard)
+
+    async def _play(self, events: Sequence[fakeoriginate.Timed]) -> None:
+        # Timestamps from the recording's own times, so durations do not depend on the pacing.
+        base = time.time()
+        for (delay, headers), item in zip(
+            fakeoriginate.pace(events, self.server.originate_speed), events, strict=True
+        ):
+            if delay:
+                await asyncio.sleep(delay)
+            async with self.lock:
+                if self.closed_for_writing:
+                    return
+                self.server._book.apply(self.server.stream_time, Message(headers))
+                stamped = (
+                    _with_timestamp(headers, f"{base + item.t:.6f}") if self.server.timestamps else headers
+                )
+                await self.write(encode_message(stamped))
 
     def _login_ok(self, msg: Message) -> bool:
         server = self.server

@@ -19,7 +19,7 @@ import logging
 import time
 from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
-from datetime import UTC, datetime, timedelta
+from datetime import datetime
 from typing import Protocol
 
 from sqlalchemy import select
@@ -30,9 +30,11 @@ from crmtel.ami import tracker
 from crmtel.ami.protocol import Message
 from crmtel.ami.tracker import CallStarted, CallUpdated, Effect
 from crmtel.ami.tracker_model import TrackerState, party_number
+from crmtel.callbacks.service import EndedCall, Responsible, book_ended_calls
 from crmtel.config import CallsSettings
 from crmtel.domain import (
     CallAnswered,
+    CallDiscarded,
     CallEnded,
     CallEvent,
     CallQueued,
@@ -41,23 +43,23 @@ from crmtel.domain import (
     CallRingStopped,
     Direction,
     LookupResult,
-    Outcome,
     PartyKind,
     PartyMatch,
 )
 from crmtel.errors import CrmtelError
 from crmtel.i18n import Translator
 from crmtel.recordings import DEFAULT_RECORDINGS_DIR
-from crmtel.store.calls import CallKey, CallRepository, ended_keys_in, merge_in, upsert_in
+from crmtel.store.calls import (
+    CallKey,
+    CallRepository,
+    discard_live_in,
+    ended_keys_in,
+    merge_in,
+    upsert_in,
+)
 from crmtel.store.db import Database
 from crmtel.store.models import ExtensionRow
-from crmtel.store.tasks import (
-    MissedCall,
-    WantedLead,
-    ensure_leads_in,
-    manager_ids_by_login_in,
-    record_missed_many_in,
-)
+from crmtel.store.tasks import WantedLead, ensure_leads_in
 
 log = logging.getLogger(__name__)
 # Seconds a party lookup is reused for further calls from the same number.
@@ -159,6 +161,7 @@ class CallService:
         recordings_dir: str = DEFAULT_RECORDINGS_DIR,
         fence: WriteFence | None = None,
         translator: Translator | None = None,
+        match_digits: int = 10,
     ) -> None:
         self.db = db
         # Callback task titles are written in the configured language (they are stored, then read on the page).
@@ -171,6 +174,7 @@ class CallService:
         # Per PBX: device prefixes that still mean the user's extension (FreePBX WebRTC 99<ext>).
         self.device_prefixes = dict(device_prefixes or {})
         self.recordings_dir = recordings_dir
+        self.match_digits = match_digits
         self.calls = CallRepository(db)
         # Set by the composition root when the CDR service runs (it needs this service to exist first).
         self.amender: ResyncAmender | None = None
@@ -180,6 +184,8 @@ class CallService:
         self._dirty: dict[CallKey, CallRecord] = {}
         self._ended: dict[CallKey, CallRecord] = {}
         self._merges: list[tuple[str, str, str]] = []
+        # Calls that turned out never to be calls (failed Originates): their live rows go.
+        self._discarded: set[CallKey] = set()
         self._party: dict[CallKey, _Party | None] = {}
         # The number each call's party was looked up by.
         self._matched: dict[CallKey, str | None] = {}
@@ -192,7 +198,7 @@ class CallService:
     @property
     def pending(self) -> int:
         """Calls changed since the last flush."""
-        return len(self._dirty) + len(self._merges)
+        return len(self._dirty) + len(self._merges) + len(self._discarded)
 
     def _state(self, pbx: str) -> TrackerState:
         state = self.states.get(pbx)
@@ -283,6 +289,12 @@ class CallService:
                     continue
                 record = await self._end(key, record)
                 await self._publish(replace(effect, record=record))
+            elif isinstance(effect, CallDiscarded):
+                key = (pbx, effect.linkedid)
+                self._dirty.pop(key, None)
+                self._party.pop(key, None)
+                self._matched.pop(key, None)
+                self._discarded.add(key)
             elif isinstance(effect, CallRinging | CallRingStopped | CallAnswered | CallQueued):
                 await self._publish(effect)
 
@@ -365,20 +377,23 @@ class CallService:
         # One flush at a time (several PBX clients share this service): a later version of a call must
         # never be overwritten by an earlier one committing after it.
         async with self._flush_lock:
-            if not self._dirty and not self._merges:
+            if not self._dirty and not self._merges and not self._discarded:
                 return
             dirty, ended, merges = self._dirty, self._ended, self._merges
-            self._dirty, self._ended, self._merges = {}, {}, []
+            discarded = self._discarded
+            self._dirty, self._ended, self._merges, self._discarded = {}, {}, [], set()
             try:
                 async with self.db.session() as session:
                     if self._fence is not None:
                         dirty, ended, merges = await self._fenced(session, dirty, ended, merges)
+                    await discard_live_in(session, sorted(discarded))
                     await self._write(session, dirty, ended, merges)
             except CrmtelError:
                 # Keep the work for the next flush; newer versions of the same call win.
                 self._dirty = {**dirty, **self._dirty}
                 self._ended = {**ended, **self._ended}
                 self._merges = merges + self._merges
+                self._discarded |= discarded
                 raise
             self.flushes += 1
             for key in ended:
@@ -429,13 +444,25 @@ class CallService:
             live = None if key in ended else tracker.snapshot(self.states[key[0]], key[1])
             items.append((record, live))
         ids = await upsert_in(session, items)
-        missed = [
-            (key, self._with_party(key, ended[key]))
-            for key in fresh
-            if ended[key].direction is Direction.INBOUND and ended[key].outcome is Outcome.MISSED
-        ]
-        if missed:
-            await self._missed(session, missed, ids)
+        await book_ended_calls(
+            session,
+            [
+                EndedCall(record, ids.get(key), self._owner(key))
+                for key in fresh
+                for record in (self._with_party(key, ended[key]),)
+            ],
+            self.settings,
+            self.match_digits,
+            title=lambda who: self.translator.t("messages.task_missed_call", who=who),
+        )
+
+    def _owner(self, key: CallKey) -> Responsible | None:
+        party = self._party.get(key)
+        if party is None:
+            return None
+        client = party.id if party.kind is PartyKind.CLIENT else None
+        lead = party.id if party.kind is PartyKind.LEAD else None
+        return Responsible(party.manager_id, client, lead)
 
     async def _extension_managers(
         self, session: AsyncSession, records: Iterable[CallRecord]
@@ -482,38 +509,3 @@ class CallService:
                 self._party[key] = party
             if lead.created:
                 log.info("new lead %d from an unknown caller (%s)", lead.id, keys[0][1])
-
-    async def _missed(
-        self, session: AsyncSession, calls: Sequence[tuple[CallKey, CallRecord]], ids: Mapping[CallKey, int]
-    ) -> None:
-        owners = {
-            self.settings.queue_owners.get(r.queue or "") or self.settings.default_owner for _, r in calls
-        }
-        logins = await manager_ids_by_login_in(session, sorted(o for o in owners if o))
-        todo: list[MissedCall] = []
-        for key, record in calls:
-            phone = party_number(record) or record.caller_number
-            if phone is None:
-                # A hidden number cannot be called back.
-                continue
-            party = self._party.get(key)
-            manager = party.manager_id if party is not None else None
-            if manager is None:
-                login = self.settings.queue_owners.get(record.queue or "") or self.settings.default_owner
-                manager = logins.get(login or "")
-            at = record.ended_at or datetime.now(UTC)
-            who = record.party_name or record.caller_name or phone
-            todo.append(
-                MissedCall(
-                    phone=phone,
-                    call_id=ids.get(key),
-                    manager_id=manager,
-                    client_id=party.id if party is not None and party.kind is PartyKind.CLIENT else None,
-                    lead_id=party.id if party is not None and party.kind is PartyKind.LEAD else None,
-                    title=self.translator.t("messages.task_missed_call", who=who),
-                    due_at=at + timedelta(minutes=self.settings.callback_due_minutes),
-                    at=at,
-                )
-            )
-        for state in await record_missed_many_in(session, todo):
-            log.info("callback task %d: %d missed call(s)", state.id, state.missed_count)

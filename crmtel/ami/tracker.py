@@ -28,6 +28,7 @@ from crmtel.ami.tracker_core import (
     CallUpdated,
     Effect,
     Tx,
+    announce_click,
     answer,
     answer_by_bridge,
     attach,
@@ -130,6 +131,7 @@ def _on_dial_begin(tx: Tx, event: ev.DialBegin) -> None:
                     call = set_dialled(tx, call, number)
         elif dest.kind is LegKind.EXTENSION:
             call = replace(call, direction=Direction.INTERNAL)
+        call = announce_click(tx, call)
     if dest.kind is LegKind.EXTENSION and dest.extension is not None:
         extension = dest.extension
         rang = call.rang if extension in call.rang else (*call.rang, extension)
@@ -288,7 +290,9 @@ def _on_var_set(tx: Tx, event: ev.VarSet) -> None:
         return
     if event.channel.uniqueid != call.linkedid:
         return
-    if variable == "CRMTEL_ROUTE_KIND" and call.route_kind is None:
+    if variable == "CRMTEL_ORIGINATE_ID" and call.originate_id is None:
+        tx.put(announce_click(tx, replace(call, originate_id=value[:64])))
+    elif variable == "CRMTEL_ROUTE_KIND" and call.route_kind is None:
         tx.put(replace(call, route_kind=value[:20]))
     elif variable == "CRMTEL_ROUTE_TARGET" and call.route_target is None:
         tx.put(replace(call, route_target=value[:64]))

@@ -17,11 +17,13 @@ from crmtel.ami.tracker_model import (
     build_record,
     classify,
     dialled_number,
+    never_a_call,
     normalise_caller,
     signature,
 )
 from crmtel.domain import (
     CallAnswered,
+    CallDiscarded,
     CallEnded,
     CallQueued,
     CallRecord,
@@ -55,7 +57,14 @@ class CallUpdated:
 
 
 Effect: TypeAlias = (
-    CallStarted | CallUpdated | CallRinging | CallRingStopped | CallAnswered | CallEnded | CallQueued
+    CallStarted
+    | CallUpdated
+    | CallRinging
+    | CallRingStopped
+    | CallAnswered
+    | CallEnded
+    | CallQueued
+    | CallDiscarded
 )
 
 DIAL_STOP_REASON = {
@@ -327,6 +336,9 @@ def end_call(tx: Tx, call: Call) -> None:
     tx.started.discard(call.linkedid)
     tx.ended.add(call.linkedid)
     tx.remember_finished(call.linkedid)
+    if never_a_call(call):
+        tx.emit(CallDiscarded(tx.cid(call.linkedid), call.linkedid, call.originate_id, tx.at))
+        return
     tx.emit(CallEnded(tx.cid(call.linkedid), record, tx.at))
 
 
@@ -357,6 +369,30 @@ def leave_queue(tx: Tx, call: Call, outcome: QueueOutcome, answered_by: str | No
     if queued is not None:
         tx.emit(queued)
     return call
+
+
+def announce_click(tx: Tx, call: Call) -> Call:
+    """A click-to-call that now dials out shows its card on the placing phone (once)."""
+    if call.announced or call.originate_id is None or call.direction is not Direction.OUTBOUND:
+        return call
+    if call.placed_by is None:
+        return call
+    tx.emit(
+        CallRinging(
+            call_id=tx.cid(call.linkedid),
+            pbx=tx.state.pbx,
+            linkedid=call.linkedid,
+            extension=call.placed_by,
+            direction=Direction.OUTBOUND,
+            caller_number=call.caller_number,
+            caller_name=call.caller_name,
+            dialled=call.dialled,
+            queue=call.queue,
+            at=tx.at,
+            originate_id=call.originate_id,
+        )
+    )
+    return replace(call, announced=True)
 
 
 def origin_extension(call: Call) -> str | None:

@@ -140,6 +140,9 @@ class Call:
     transfer_pending: bool = False
     transferred_from: str | None = None
     queue_visits: tuple[QueueVisit, ...] = ()
+    # Click-to-call: the Originate's CRMTEL_ORIGINATE_ID, and whether the placer's card went out.
+    originate_id: str | None = None
+    announced: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -203,6 +206,14 @@ def _seconds(start: datetime, end: datetime) -> float:
     return max(0.0, round((end - start).total_seconds(), 3))
 
 
+def never_a_call(call: Call) -> bool:
+    """A failed Originate: nobody answered and it never reached anyone (the placing phone did not answer,
+    or Asterisk's ``OutgoingSpoolFailed`` stand-in channel, which has no technology at all)."""
+    if call.answered_by is not None or call.direction is not None or call.rang:
+        return False
+    return call.originate_id is not None or call.origin_kind is LegKind.OTHER
+
+
 def party_number(record: CallRecord) -> str | None:
     """The outside party's E.164 number (the caller inbound, the dialled number outbound), for CRM lookups."""
     return record.extra.get("party_number")
@@ -264,6 +275,7 @@ def build_record(state: TrackerState, call: Call, ended_at: datetime | None = No
         route_kind=call.route_kind,
         route_target=call.route_target,
         route_reason=call.route_reason,
+        originate_id=call.originate_id,
         extra=extra,
         queue_visits=call.queue_visits,
     )
@@ -284,4 +296,5 @@ def signature(call: Call) -> tuple[object, ...]:
         call.route_target,
         call.route_reason,
         call.queue_visits,
+        call.originate_id,
     )

@@ -21,7 +21,7 @@ from crmtel.domain import CallRingStopped, Direction, MissedReason
 
 SNAPSHOT_VERSION = 1
 _DATETIME_FIELDS = frozenset({"started_at", "answered_at"})
-_BOOL_FIELDS = frozenset({"caller_hidden", "in_queue", "transfer_pending"})
+_BOOL_FIELDS = frozenset({"caller_hidden", "in_queue", "transfer_pending", "announced"})
 
 
 def snapshot(state: TrackerState, linkedid: str) -> dict[str, Any] | None:

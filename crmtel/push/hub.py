@@ -161,6 +161,12 @@ class Hub:
                 self.disconnect(conn)
         return queued
 
+    def send_to(self, manager_id: int, message: dict[str, Any]) -> int:
+        """Queue a message for every page of one manager (e.g. how their click-to-call went)."""
+        frame = encode(message)
+        conns = {*self._everyone, *(c for conns in self._by_ext.values() for c in conns)}
+        return sum(1 for conn in conns if conn.manager_id == manager_id and conn.offer(frame))
+
     def close_all(self) -> None:
         """Close every subscription (shutdown)."""
         for conn in [*self._everyone, *(c for conns in self._by_ext.values() for c in conns)]:

@@ -122,6 +122,7 @@ def ringing(event: CallRinging, card: Card | None) -> dict[str, Any]:
         "caller_name": event.caller_name,
         "dialled": event.dialled,
         "queue": event.queue,
+        "originate_id": event.originate_id,
         "at": _iso(event.at),
         "card": card_json(card),
     }

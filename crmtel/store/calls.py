@@ -45,6 +45,7 @@ _UPSERT_COLUMNS = (
     "party_id",
     "party_name",
     "manager_id",
+    "originate_id",
     "live_state",
 )
 
@@ -109,6 +110,7 @@ def row_values(record: CallRecord, live_state: LiveState | None) -> dict[str, An
         "party_id": record.party_id,
         "party_name": record.party_name,
         "manager_id": record.manager_id,
+        "originate_id": record.originate_id,
         "live_state": live_state,
     }
 
@@ -141,7 +143,18 @@ def to_record(row: CallRow) -> CallRecord:
         party_id=row.party_id,
         party_name=row.party_name,
         manager_id=row.manager_id,
+        originate_id=row.originate_id,
     )
+
+
+async def discard_live_in(session: AsyncSession, keys: Sequence[CallKey]) -> None:
+    """Remove the live rows of calls that turned out never to be calls (a failed Originate)."""
+    if keys:
+        await session.execute(
+            delete(CallRow).where(
+                tuple_(CallRow.pbx, CallRow.linkedid).in_(list(keys)), CallRow.ended_at.is_(None)
+            )
+        )
 
 
 async def upsert_in(
@@ -290,6 +303,27 @@ class CallRepository:
         async with self._db.session() as session:
             rows = (await session.execute(stmt)).scalars()
             return [StoredCall(r.id, to_record(r), r.live_state) for r in rows]
+
+    async def by_originate(self, originate_id: str) -> list[StoredCall]:
+        """The calls a click-to-call attempt produced (one, or none when it failed)."""
+        async with self._db.session() as session:
+            rows = (
+                await session.execute(
+                    select(CallRow).where(CallRow.originate_id == originate_id).order_by(CallRow.id)
+                )
+            ).scalars()
+            return [StoredCall(r.id, to_record(r), r.live_state) for r in rows]
+
+    async def last_pbx_of(self, extension: str) -> str | None:
+        """The PBX on which this extension last placed or answered a call."""
+        stmt = (
+            select(CallRow.pbx)
+            .where(or_(CallRow.answered_by == extension, CallRow.caller_number == extension))
+            .order_by(CallRow.started_at.desc())
+            .limit(1)
+        )
+        async with self._db.session() as session:
+            return (await session.execute(stmt)).scalar_one_or_none()
 
     async def count(self) -> Mapping[CallKey, int]:
         """How many rows each key has (always 1; for tests that prove it)."""

@@ -203,6 +203,8 @@ class CallRow(Base):
     party_id: Mapped[int | None] = mapped_column(Integer)
     party_name: Mapped[str | None] = mapped_column(String(300))
     manager_id: Mapped[int | None] = mapped_column(ForeignKey("managers.id", ondelete="SET NULL"))
+    # The click-to-call attempt (CRMTEL_ORIGINATE_ID) this call came from.
+    originate_id: Mapped[str | None] = mapped_column(String(64), index=True)
     # The tracker's state of a live call, so a restart (even kill -9) resumes it; null once ended.
     live_state: Mapped[dict[str, object] | None] = mapped_column(JSON)
 
@@ -241,6 +243,10 @@ class TaskRow(Base):
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     done_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # How the task was closed: the answered call that closed it, or a manager's result by hand.
+    closed_by_call_id: Mapped[int | None] = mapped_column(ForeignKey("calls.id", ondelete="SET NULL"))
+    closed_by_manager_id: Mapped[int | None] = mapped_column(ForeignKey("managers.id", ondelete="SET NULL"))
+    result: Mapped[str | None] = mapped_column(String(300))
 
 
 class WebSessionRow(Base):

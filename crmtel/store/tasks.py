@@ -6,8 +6,9 @@ import zlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Any
 
-from sqlalchemy import select, text
+from sqlalchemy import ColumnElement, func, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from crmtel.domain import LeadStatus, PartyKind
@@ -110,6 +111,56 @@ async def record_missed_many_in(session: AsyncSession, calls: Sequence[MissedCal
         touched.append(row)
     await session.flush()
     return [TaskState(row.id, row.manager_id, row.missed_count, id(row) in created) for row in touched]
+
+
+@dataclass(frozen=True, slots=True)
+class AnsweredCall:
+    """An answered call to or from ``phone`` (E.164): it closes the open callback tasks of that number."""
+
+    phone: str
+    call_id: int
+    ended_at: datetime
+
+
+def phone_tail(phone: str, digits: int) -> str:
+    """The part of a number callbacks compare (``reports.callback_match_digits``; 0: the whole number)."""
+    return phone[-digits:] if digits > 0 else phone
+
+
+def phone_tail_sql(column: Any, digits: int, dialect: str) -> ColumnElement[Any]:
+    """``phone_tail`` in SQL, as the report compares numbers."""
+    if digits <= 0:
+        exact: ColumnElement[Any] = column
+        return exact
+    return func.right(column, digits) if dialect == "postgresql" else func.substr(column, -digits)
+
+
+async def close_answered_in(session: AsyncSession, answered: AnsweredCall, digits: int) -> list[int]:
+    """Close every open callback task of the number opened before the call ended; returns their ids.
+
+    Whoever made the call closes it: the manager called back, a colleague did, or the client got through.
+    """
+    dialect = session.get_bind().dialect.name
+    rows = (
+        await session.execute(
+            select(TaskRow).where(
+                TaskRow.kind == "callback",
+                TaskRow.status == "open",
+                phone_tail_sql(TaskRow.phone, digits, dialect) == phone_tail(answered.phone, digits),
+                TaskRow.created_at <= answered.ended_at,
+            )
+        )
+    ).scalars()
+    closed: list[int] = []
+    for row in rows:
+        row.status = "closed"
+        row.done_at = answered.ended_at
+        row.updated_at = answered.ended_at
+        row.closed_by_call_id = answered.call_id
+        closed.append(row.id)
+    if closed:
+        await session.flush()
+    return closed
 
 
 @dataclass(frozen=True, slots=True)

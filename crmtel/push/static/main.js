@@ -8,6 +8,8 @@ import { configure, guessLanguage, language, onLanguage, setLanguage, t } from "
 import * as socket from "./socket.js";
 import { allViews } from "./views.js";
 import "./history.js";
+import "./callbacks.js";
+import "./dial.js";
 
 let me = null;
 let header = null;

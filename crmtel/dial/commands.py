@@ -1,0 +1,94 @@
+"""``crmtel call --from EXT --to NUMBER [--pbx NAME]``: click-to-call for admins and scripts.
+
+It opens its own AMI session (the running daemon's is not shared), sends the same ``Originate`` the page
+sends, waits until the PBX says how it went, prints that, and exits 0 only when the phone was picked up
+and the number is being dialled.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+from collections.abc import Sequence
+from datetime import datetime
+
+from crmtel.ami.client import AmiClient
+from crmtel.ami.protocol import Message
+from crmtel.config import Settings
+from crmtel.dial.models import DialRefused, DialStatus
+from crmtel.dial.service import DialService
+from crmtel.i18n import Translator
+from crmtel.store.calls import CallRepository
+from crmtel.store.db import Database
+
+
+class _Discard:
+    """The CLI's AMI session only places the call: the daemon follows it."""
+
+    async def on_event(self, pbx: str, message: Message, at: datetime) -> None:
+        """Ignore the event."""
+
+    async def on_resync(self, pbx: str, channels: Sequence[Message], at: datetime) -> None:
+        """Ignore the listing."""
+
+    async def on_idle(self, pbx: str) -> None:
+        """Nothing to write."""
+
+
+def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """Add ``call``."""
+    call = subparsers.add_parser(
+        "call",
+        help="ring a phone, then dial a number from it (AMI Originate)",
+        description="Rings extension EXT; when it is picked up the PBX dials NUMBER (dial rules of the PBX's "
+        "[originate] section apply). Exit code 0 when the phone answered, 1 otherwise.",
+    )
+    call.add_argument("--from", dest="extension", required=True, metavar="EXT", help="the extension to ring")
+    call.add_argument("--to", dest="number", required=True, metavar="NUMBER", help="the number to dial")
+    call.add_argument(
+        "--pbx", metavar="NAME", help="the PBX the extension is on (default: found from config)"
+    )
+    call.add_argument("--connect-timeout", type=float, default=10.0, help="seconds to wait for the AMI login")
+    call.set_defaults(handler=run_call)
+
+
+async def run_call(args: argparse.Namespace, settings: Settings) -> int:
+    """Place the call and report it."""
+    tr = Translator.for_locale(settings.i18n.language)
+    clients = {p.name: AmiClient(p, _Discard()) for p in settings.pbxes}
+    db = Database(settings.database_url)
+    try:
+        service = DialService(
+            clients,
+            {p.name: p.originate for p in settings.pbxes},
+            region=settings.region,
+            locator=CallRepository(db),
+        )
+        try:
+            request = await service.prepare(args.number, manager=None, extension=args.extension, pbx=args.pbx)
+        except DialRefused as err:
+            print(f"refused: {tr.t(err.key, **err.params)}")
+            return 1
+        client = clients[request.pbx]
+        runner = asyncio.create_task(client.run(), name=f"call-ami-{request.pbx}")
+        try:
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(args.connect_timeout):
+                    await client.connected.wait()
+            if not client.connected.is_set():
+                print(f"unreachable: cannot log in to the AMI of PBX {request.pbx}")
+                return 1
+            print(
+                f"calling {request.extension} on {request.pbx}, then {request.exten} ({request.originate_id})"
+            )
+            result = await service.call(request)
+        finally:
+            runner.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await runner
+    finally:
+        await db.dispose()
+    params = {"number": request.exten, "extension": request.extension, "detail": result.detail or ""}
+    print(f"{result.status.value}: {tr.t(result.status.message_key, **params)}")
+    return 0 if result.status is DialStatus.ANSWERED else 1

@@ -1,0 +1,147 @@
+"""Click-to-call, pure: the number as the PBX dials it, the ``Originate`` crmtel sends, and what its answer means."""
+
+from __future__ import annotations
+
+import enum
+import fnmatch
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+
+from crmtel.ami.protocol import Message
+from crmtel.config import DialRule, OriginateSettings
+from crmtel.errors import CrmtelError
+
+# Text that must never reach a CallerID header: quotes and angle brackets would change its meaning.
+_CALLERID_UNSAFE = re.compile(r'[\x00-\x1f"<>\\]')
+
+
+class DialStatus(enum.StrEnum):
+    """How a click-to-call attempt went."""
+
+    CALLING = "calling"  # accepted by the PBX; the manager's phone is ringing
+    ANSWERED = "answered"  # the manager picked up; the number is being dialled
+    NO_ANSWER = "no_answer"
+    BUSY = "busy"
+    CONGESTED = "congested"
+    REJECTED = "rejected"
+    FAILED = "failed"  # no such phone, or it is not registered
+    REFUSED = "refused"  # the PBX refused the action (``Response: Error``)
+    UNREACHABLE = "unreachable"  # crmtel has no connection to that PBX
+    TIMEOUT = "timeout"
+
+    @property
+    def ok(self) -> bool:
+        """Whether the attempt went (or is going) through."""
+        return self in (DialStatus.CALLING, DialStatus.ANSWERED)
+
+    @property
+    def message_key(self) -> str:
+        """The catalogue key (``crmtel/i18n/catalogues/*/dial.json``) that tells the manager."""
+        return f"dial.status.{self.value}"
+
+
+# OriginateResponse ``Reason``: the AST_CONTROL_* frame the originated channel ended with.
+_REASONS = {
+    0: DialStatus.FAILED,
+    1: DialStatus.REJECTED,
+    3: DialStatus.NO_ANSWER,
+    4: DialStatus.ANSWERED,
+    5: DialStatus.BUSY,
+    8: DialStatus.CONGESTED,
+}
+
+
+class DialRefused(CrmtelError):
+    """crmtel will not place this call; ``key`` is the catalogue message, ``params`` its values."""
+
+    def __init__(self, key: str, status: int = 400, **params: str) -> None:
+        super().__init__(f"{key} {params}" if params else key)
+        self.key = key
+        self.status = status
+        self.params = params
+
+
+@dataclass(frozen=True, slots=True)
+class DialRequest:
+    """One click: who calls (their own extension on a PBX) whom (E.164 or an extension) and how it is dialled."""
+
+    originate_id: str
+    pbx: str
+    extension: str
+    number: str
+    exten: str
+    name: str | None = None
+    manager_login: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class DialResult:
+    """Where an attempt stands; ``detail`` is the PBX's own words for a refusal."""
+
+    request: DialRequest
+    status: DialStatus
+    at: datetime
+    detail: str | None = None
+    duplicate: bool = False
+
+
+def dial_string(number: str, rules: Sequence[DialRule]) -> str:
+    """The number as the PBX dials it: the first rule whose prefix matches rewrites it (``+7…`` → ``8…``)."""
+    for rule in rules:
+        if number.startswith(rule.prefix):
+            return rule.replace + number[len(rule.prefix) :]
+    return number
+
+
+def serves(settings: OriginateSettings, extension: str) -> bool:
+    """Whether an extension is one this PBX's ``originate.extensions`` patterns claim."""
+    return any(fnmatch.fnmatchcase(extension, pattern) for pattern in settings.extensions)
+
+
+def _callerid_text(value: str) -> str:
+    return _CALLERID_UNSAFE.sub("", value).strip()[:60]
+
+
+def originate_fields(request: DialRequest, settings: OriginateSettings) -> list[tuple[str, str]]:
+    """The headers of the AMI ``Originate`` for one click (the ActionID is the attempt's id)."""
+    name = _callerid_text(request.name or "") or request.number
+    callerid = settings.phone_callerid.format_map({"name": name, "number": request.exten})
+    fields = [
+        ("ActionID", request.originate_id),
+        ("Channel", settings.channel.format_map({"extension": request.extension})),
+        ("Context", settings.context),
+        ("Exten", request.exten),
+        ("Priority", str(settings.priority)),
+        ("CallerID", callerid),
+        ("Timeout", str(settings.ring_seconds * 1000)),
+        ("Async", "true"),
+        ("Variable", f"CRMTEL_ORIGINATE_ID={request.originate_id}"),
+        ("Variable", f"CRMTEL_DIAL_NUMBER={request.number}"),
+        ("Variable", f"CRMTEL_MANAGER_EXTENSION={request.extension}"),
+    ]
+    if request.manager_login:
+        fields.append(("Variable", f"CRMTEL_MANAGER={request.manager_login}"))
+    if settings.outgoing_callerid:
+        fields.append(("Variable", f"CRMTEL_OUTBOUND_CALLERID={settings.outgoing_callerid}"))
+    return fields
+
+
+def outcome(replies: Sequence[Message]) -> tuple[DialStatus, str | None]:
+    """What the PBX's answer to an Originate means: its Response, then the OriginateResponse event."""
+    if not replies:
+        return DialStatus.TIMEOUT, None
+    first = replies[0]
+    if (first.response or "").lower() != "success":
+        return DialStatus.REFUSED, (first.get("Message") or first.response or "")[:200]
+    event = next((m for m in replies[1:] if m.event == "OriginateResponse"), None)
+    if event is None:
+        return DialStatus.CALLING, None
+    if (event.get("Response") or "").lower() == "success":
+        return DialStatus.ANSWERED, None
+    try:
+        reason = int(event.get("Reason") or "0")
+    except ValueError:
+        reason = 0
+    return _REASONS.get(reason, DialStatus.FAILED), None

@@ -1,0 +1,100 @@
+"""``POST /api/dial`` (click-to-call from the page) and ``GET /api/dial/{id}``; results also arrive on the
+websocket as ``dial.result`` messages for the manager who clicked."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from aiohttp import web
+from pydantic import StringConstraints
+
+from crmtel.dial.models import DialRefused, DialResult
+from crmtel.dial.service import DialService
+from crmtel.i18n import Translator
+from crmtel.push.context import current_manager, translator
+from crmtel.push.hub import Hub
+from crmtel.push.inputs import Body, read_body
+from crmtel.timestamps import iso_instant
+
+RESULT = "dial.result"
+
+Number = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=40)]
+Extension = Annotated[str, StringConstraints(strip_whitespace=True, pattern=r"^\d{2,6}$")]
+Name = Annotated[str, StringConstraints(strip_whitespace=True, max_length=200)]
+
+
+class DialBody(Body):
+    """A click on a number: which number, optionally from which of the manager's own phones."""
+
+    number: Number
+    extension: Extension | None = None
+    name: Name | None = None
+
+
+def result_json(result: DialResult, tr: Translator | None = None) -> dict[str, Any]:
+    """An attempt as the page sees it; ``message_key``/``params`` for the page's own translation."""
+    req = result.request
+    params = {"number": req.exten, "extension": req.extension, "detail": result.detail or ""}
+    data: dict[str, Any] = {
+        "type": RESULT,
+        "originate_id": req.originate_id,
+        "status": result.status.value,
+        "ok": result.status.ok,
+        "duplicate": result.duplicate,
+        "pbx": req.pbx,
+        "extension": req.extension,
+        "number": req.number,
+        "dialled": req.exten,
+        "detail": result.detail,
+        "message_key": result.status.message_key,
+        "params": params,
+        "at": iso_instant(result.at),
+    }
+    if tr is not None:
+        data["message"] = tr.t(result.status.message_key, **params)
+    return data
+
+
+def hub_notifier(hub: Hub) -> Any:
+    """The service's ``notify``: the result goes to every page of the manager who clicked."""
+
+    def notify(manager_id: int | None, result: DialResult) -> None:
+        if manager_id is not None:
+            hub.send_to(manager_id, result_json(result))
+
+    return notify
+
+
+def refused(err: DialRefused, tr: Translator) -> web.Response:
+    """A refusal as JSON, in the manager's language."""
+    return web.json_response({"error": tr.t(err.key, **err.params), "key": err.key}, status=err.status)
+
+
+def dial_routes(service: DialService) -> web.RouteTableDef:
+    """The click-to-call routes (behind the session check)."""
+    routes = web.RouteTableDef()
+
+    @routes.post("/api/dial")
+    async def dial(request: web.Request) -> web.Response:
+        manager = current_manager(request)
+        tr = translator(request)
+        body = await read_body(request, DialBody)
+        try:
+            attempt = await service.prepare(
+                body.number, manager=manager, extension=body.extension, name=body.name
+            )
+        except DialRefused as err:
+            return refused(err, tr)
+        result = await service.start(attempt, manager_id=manager.id)
+        return web.json_response(result_json(result, tr), status=200 if result.duplicate else 202)
+
+    @routes.get("/api/dial/{originate_id}")
+    async def status(request: web.Request) -> web.Response:
+        manager = current_manager(request)
+        found = service.get(request.match_info["originate_id"][:64])
+        if found is None or found[1] != manager.id:
+            tr = translator(request)
+            return web.json_response({"error": tr.t("dial.not_found"), "key": "dial.not_found"}, status=404)
+        return web.json_response(result_json(found[0], translator(request)))
+
+    return routes

@@ -1,0 +1,58 @@
+// Click-to-call: a "Call" button next to every number the page draws (card, history, search, callbacks).
+// A click asks the server to ring the manager's own phone (POST /api/dial); how it goes arrives as
+// dial.result on the websocket and is said in one status line (a polite live region).
+import { api } from "./api.js";
+import { el } from "./dom.js";
+import { t } from "./i18n.js";
+import { addPhoneAction } from "./phone.js";
+import * as socket from "./socket.js";
+
+let line = null; // the status line, created on first use
+const pending = new Set(); // numbers whose click is on its way (a double click sends one request)
+
+function statusLine() {
+  if (line && line.isConnected) return line;
+  line = el("p", { className: "dial-status", testid: "dial-status", hidden: true,
+    attrs: { role: "status", "aria-live": "polite" } });
+  (document.querySelector("#app") || document.body).prepend(line);
+  return line;
+}
+
+function say(text, ok) {
+  const node = statusLine();
+  node.textContent = text;
+  node.dataset.ok = ok ? "yes" : "no";
+  node.hidden = false;
+}
+
+function sayResult(result) {
+  const text = result.message || t(result.message_key, result.params || {});
+  say(text, result.ok);
+  statusLine().dataset.status = result.status;
+}
+
+export async function dial(number, name) {
+  if (pending.has(number)) return;
+  pending.add(number);
+  try {
+    const body = { number };
+    if (name) body.name = name;
+    const res = await api("POST", "/api/dial", body);
+    if (res.ok && res.data) sayResult(res.data);
+    else say((res.data && res.data.error) || t("dial.status.unreachable", { number }), false);
+  } finally {
+    pending.delete(number);
+  }
+}
+
+addPhoneAction((number, context) => {
+  if (!number || !/\d{2}/.test(number)) return null;
+  const button = el("button", { type: "button", className: "btn small dial", testid: "dial-button",
+    dataset: { number }, i18nAttrs: { title: "dial.button" },
+    attrs: { "aria-label": t("dial.button_title", { number }) },
+    onclick: (ev) => { ev.stopPropagation(); dial(number, context && context.name); } },
+  el("span", { attrs: { "aria-hidden": "true" } }, "☎ "), el("span", { i18n: "dial.button" }));
+  return button;
+});
+
+socket.onMessage((msg) => { if (msg.type === "dial.result") sayResult(msg); });

@@ -1,0 +1,171 @@
+"""``crmtel call`` and ``crmtel tasks list`` run as an operator runs them, against the fake Asterisk over TCP."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sys
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from crmtel.ami.fakeserver import FakeAmiServer
+from crmtel.store.db import Database
+from crmtel.store.managers import ManagerRepository
+from crmtel.store.models import CallRow, TaskRow
+
+ROOT = Path(__file__).resolve().parents[2]
+# Each test starts crmtel as a process a few times (about 2 s each).
+pytestmark = pytest.mark.slow
+
+
+def _config(tmp_path: Path, server: FakeAmiServer, db: Database) -> Path:
+    path = tmp_path / "crmtel.toml"
+    path.write_text(
+        f"""
+database_url = "{db.url}"
+[ami]
+name = "office"
+port = {server.port}
+secret = "secret"
+[ami.originate]
+context = "from-crmtel"
+dial_rules = [{{ prefix = "+7", replace = "8" }}]
+""",
+        encoding="utf-8",
+    )
+    return path
+
+
+async def _crmtel(config: Path, *args: str) -> tuple[int, str]:
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "crmtel.cli",
+        "--config",
+        str(config),
+        *args,
+        cwd=ROOT,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.STDOUT,
+    )
+    out, _ = await asyncio.wait_for(proc.communicate(), 60)
+    assert proc.returncode is not None
+    return proc.returncode, out.decode()
+
+
+async def test_call_rings_the_extension_then_dials_and_exits_zero(db: Database, tmp_path: Path) -> None:
+    """The phone answers: one Originate as configured, "answered" printed, exit code 0."""
+    server = FakeAmiServer([])
+    await server.start()
+    try:
+        code, out = await _crmtel(
+            _config(tmp_path, server, db), "call", "--from", "104", "--to", "+7 916 111-00-01"
+        )
+        assert code == 0, out
+        assert "answered" in out
+        (sent,) = server.originates
+        assert (sent.get("Channel"), sent.get("Context"), sent.get("Exten")) == (
+            "PJSIP/104",
+            "from-crmtel",
+            "89161110001",
+        )
+    finally:
+        await server.close()
+
+
+async def test_call_failures_print_why_and_exit_non_zero(db: Database, tmp_path: Path) -> None:
+    """Busy phone, a PBX refusal, a bad number: each printed, exit code 1."""
+    server = FakeAmiServer([])
+    await server.start()
+    config = _config(tmp_path, server, db)
+    try:
+        server.originate_reason = 5
+        code, out = await _crmtel(
+            config, "--config", str(config), "call", "--from", "101", "--to", "89161110001"
+        )
+        assert (code, out.splitlines()[-1].split(":")[0]) == (1, "busy"), out
+        server.originate_error = "Permission denied"
+        code, out = await _crmtel(config, "call", "--from", "101", "--to", "89161110001")
+        assert code == 1
+        assert "refused" in out
+        assert "Permission denied" in out
+        code, out = await _crmtel(config, "call", "--from", "101", "--to", "hello")
+        assert code == 1
+        assert out.startswith("refused")
+        assert len(server.originates) == 2
+    finally:
+        await server.close()
+
+
+async def test_tasks_list_shows_open_and_all_tasks_as_table_and_json(db: Database, tmp_path: Path) -> None:
+    """Open by default; --all adds closed ones with the call that closed them; --manager filters."""
+    anna = await ManagerRepository(db).save(login="anna", name="Anna", extensions=("101",))
+    t0 = datetime(2026, 11, 23, 10, 0, tzinfo=UTC)
+    async with db.session() as session:
+        call = CallRow(pbx="office", linkedid="1.1", direction="outbound", started_at=t0, rang=[])
+        session.add(call)
+        await session.flush()
+        session.add_all(
+            [
+                TaskRow(
+                    phone="+79161110001",
+                    manager_id=anna.id,
+                    missed_count=2,
+                    status="open",
+                    due_at=t0 + timedelta(minutes=30),
+                    created_at=t0,
+                    updated_at=t0,
+                ),
+                TaskRow(
+                    phone="+79162220002",
+                    manager_id=None,
+                    missed_count=1,
+                    status="closed",
+                    due_at=t0,
+                    created_at=t0,
+                    updated_at=t0,
+                    done_at=t0 + timedelta(minutes=5),
+                    closed_by_call_id=call.id,
+                ),
+            ]
+        )
+    config = tmp_path / "c.toml"
+    config.write_text(f'database_url = "{db.url}"\n', encoding="utf-8")
+    code, out = await _crmtel(config, "tasks", "list", "--format", "json")
+    assert code == 0, out
+    rows = json.loads(out)
+    assert [(r["phone"], r["status"], r["missed_count"], r["manager"]) for r in rows] == [
+        ("+79161110001", "open", 2, "anna")
+    ]
+    assert set(rows[0]) == {
+        "id",
+        "phone",
+        "status",
+        "missed_count",
+        "first_missed_at",
+        "due_at",
+        "closed_at",
+        "closed_by_call",
+        "manager",
+    }
+    code, out = await _crmtel(config, "tasks", "list", "--all", "--format", "json")
+    closed = [r for r in json.loads(out) if r["status"] == "closed"]
+    assert [(r["phone"], r["closed_by_call"]) for r in closed] == [("+79162220002", "office:1.1")]
+    code, out = await _crmtel(config, "tasks", "list", "--all")
+    assert code == 0
+    assert out.splitlines()[0].split() == [
+        "id",
+        "phone",
+        "status",
+        "missed_count",
+        "first_missed_at",
+        "due_at",
+        "closed_at",
+        "closed_by_call",
+        "manager",
+    ]
+    assert len(out.splitlines()) == 3
+    code, out = await _crmtel(config, "tasks", "list", "--manager", "nobody")
+    assert code == 1
