@@ -159,7 +159,7 @@ async def start(settings: Settings, *, demo: bool = False, demo_speed: float = 1
             stack.push_async_callback(simulator.close)
             pbxes = (settings.ami.model_copy(update={"host": "127.0.0.1", "port": simulator.port}),)
 
-        hub = Hub(queue_size=settings.web.queue_size)
+        hub = Hub(queue_size=settings.web.queue_size, queue_bytes=settings.web.queue_bytes)
         metrics = Metrics()
         notifier = await stack.enter_async_context(
             Notifier(hub, StoreCards(db, region=settings.region), ManagerNames(db))

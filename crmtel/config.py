@@ -193,6 +193,8 @@ class WebSettings(BaseModel):
     cookie_secure: bool = False
     session_hours: int = Field(default=12, ge=1)
     queue_size: int = Field(default=256, ge=1)
+    # The same backlog in bytes (characters of JSON frames): whichever is reached first drops the browser.
+    queue_bytes: int = Field(default=1 << 20, ge=4096)
     heartbeat: float = Field(default=20.0, gt=0)
     recordings_dir: Path = Path("/var/spool/asterisk/monitor")
     # Bearer token for GET /metrics from anywhere but this host (None: local scrapes only).

@@ -45,6 +45,7 @@ from typing import Any, Protocol
 from crmtel.ami.connection import AmiConnection, AmiError, ConnectionLost, make_action, replies
 from crmtel.ami.protocol import Message
 from crmtel.config import AmiSettings
+from crmtel.memory import Trimmer
 
 __all__ = [
     "AmiClient",
@@ -116,6 +117,7 @@ class AmiClient:
         *,
         clock: Callable[[], datetime] = utcnow,
         max_queue: int = 10_000,
+        max_queue_bytes: int = 32 << 20,
         batch: int = 500,
         flush_interval: float = 0.05,
         connect_timeout: float = 5.0,
@@ -146,6 +148,10 @@ class AmiClient:
         # The bounded queue: over ``max_queue`` items the connection stops reading (TCP pushes back on the
         # PBX) until the consumer has worked it down to half.
         self._max_queue = max(1, max_queue)
+        # … and the same in bytes: 10,000 events of thousands of headers each would be gigabytes.
+        self._max_bytes = max(1, max_queue_bytes)
+        self._bytes = 0
+        self._trimmer = Trimmer()
         self._items: deque[tuple[Message, datetime] | _Resync] = deque()
         self._wakeup = asyncio.Event()
         self._conn: AmiConnection | None = None
@@ -175,6 +181,7 @@ class AmiClient:
         is stale by then and dropped; the resync after connecting brings the tracker up to date.
         """
         self._items.clear()
+        self._bytes = 0
         async with asyncio.TaskGroup() as group:
             group.create_task(self._consume(), name=f"ami-consume-{self.pbx}")
             group.create_task(self._connect_loop(), name=f"ami-connect-{self.pbx}")
@@ -286,6 +293,7 @@ class AmiClient:
         self._conn = conn
         self._listing = None
         self._holding = None
+        self._bytes = sum(item[0].cost for item in self._items if not isinstance(item, _Resync))
         tasks: set[asyncio.Task[None]] = set()
         logged_in = False
         try:
@@ -321,9 +329,20 @@ class AmiClient:
                     await task
             conn.abort()
 
+    @property
+    def queued_bytes(self) -> int:
+        """Memory held by queued (and held-back) events, roughly."""
+        return self._bytes
+
+    def _full(self) -> bool:
+        return len(self._items) >= self._max_queue or self._bytes >= self._max_bytes
+
     def _push(self, item: tuple[Message, datetime] | _Resync) -> None:
         self._items.append(item)
-        if len(self._items) >= self._max_queue and self._conn is not None:
+        if not isinstance(item, _Resync):
+            self._bytes += item[0].cost
+            self._trimmer.note(self._bytes)
+        if self._full() and self._conn is not None:
             self._conn.pause()
         self._wakeup.set()
 
@@ -333,7 +352,11 @@ class AmiClient:
         self.last_event_at = time.monotonic()
         item = (message, event_time(message, self.clock()))
         if self._holding is not None:
+            # Held back during a resync: bounded like the queue (reading pauses, the listing still ends).
             self._holding.append(item)
+            self._bytes += message.cost
+            if (len(self._holding) >= self._max_queue or self._bytes >= self._max_bytes) and self._conn:
+                self._conn.pause()
         else:
             self._push(item)
 
@@ -426,6 +449,7 @@ class AmiClient:
             self._listing = None
             held, self._holding = self._holding or [], None
             for item in held:
+                self._bytes -= item[0].cost  # counted again as it is queued
                 self._push(item)
 
     async def _next(self) -> tuple[Message, datetime] | _Resync:
@@ -437,8 +461,16 @@ class AmiClient:
 
     def _take(self) -> tuple[Message, datetime] | _Resync:
         item = self._items.popleft()
+        if not isinstance(item, _Resync):
+            self._bytes -= item[0].cost
         conn = self._conn
-        if conn is not None and conn.paused and len(self._items) <= self._max_queue // 2:
+        if (
+            conn is not None
+            and conn.paused
+            and self._holding is None
+            and len(self._items) <= self._max_queue // 2
+            and self._bytes <= self._max_bytes // 2
+        ):
             conn.resume()
         return item
 
@@ -453,6 +485,7 @@ class AmiClient:
             if items:
                 item = self._take()
             elif since_flush:
+                self._trimmer.note(self._bytes)
                 wait = max(0.0, last_flush + self.flush_interval - loop.time())
                 try:
                     async with asyncio.timeout(wait):
@@ -462,6 +495,7 @@ class AmiClient:
                     await self._flush()
                     continue
             else:
+                self._trimmer.note(self._bytes)
                 item = await self._next()
             self._busy = True
             try:

@@ -21,7 +21,13 @@ _TERMINATOR = re.compile(rb"\r?\n\r?\n")
 _END_COMMAND = re.compile(rb"--END COMMAND--\r?\n\r?\n")
 _FOLLOWS = b"Response: Follows"
 _FOLLOWS_HEADERS = frozenset({"response", "privilege", "actionid", "commandid", "message"})
-DEFAULT_MAX_MESSAGE = 1 << 20
+# Real events are 1–8 KiB (a Cdr or CoreShowChannel with every field); 64 KiB is room for any of them.
+DEFAULT_MAX_MESSAGE = 64 * 1024
+# Past this many headers a message is cut (channel fields come first, variables last): 1,000 tiny headers
+# in a 64 KiB message would otherwise cost ~200 KiB of Python objects each.
+DEFAULT_MAX_HEADERS = 256
+# What one header costs in memory beyond its characters (a tuple and two str objects).
+_HEADER_OVERHEAD = 160
 _ACTION_KEY = re.compile(r"^[A-Za-z0-9_\-()]+$")
 
 
@@ -30,6 +36,11 @@ class Message:
     """One AMI message: headers in wire order, repeats kept."""
 
     headers: tuple[tuple[str, str], ...]
+
+    @property
+    def cost(self) -> int:
+        """Roughly how many bytes of memory this message holds (for byte-bounded queues)."""
+        return sum(len(k) + len(v) + _HEADER_OVERHEAD for k, v in self.headers)
 
     def get(self, name: str, default: str | None = None) -> str | None:
         """Return the first value of header `name` (case-insensitive), else `default`."""
@@ -65,8 +76,15 @@ class Message:
 class Parser:
     """Incremental AMI parser: ``feed(bytes)`` returns the messages completed by those bytes."""
 
-    def __init__(self, *, max_message: int = DEFAULT_MAX_MESSAGE, expect_banner: bool = True) -> None:
+    def __init__(
+        self,
+        *,
+        max_message: int = DEFAULT_MAX_MESSAGE,
+        max_headers: int = DEFAULT_MAX_HEADERS,
+        expect_banner: bool = True,
+    ) -> None:
         self.max_message = max_message
+        self.max_headers = max_headers
         self.banner: str | None = None
         self._expect_banner = expect_banner
         self._buffer = bytearray()
@@ -168,7 +186,11 @@ class Parser:
             self.skipped += 1
             log.warning("ami message is not valid UTF-8: undecodable bytes replaced")
             text = raw.decode("utf-8", "replace")
-        return parse_message(text)
+        message = parse_message(text)
+        if message is not None and len(message.headers) > self.max_headers:
+            log.warning("ami message with over %d headers: the rest dropped", self.max_headers)
+            message = Message(message.headers[: self.max_headers])
+        return message
 
 
 def parse_message(text: str) -> Message | None:

@@ -145,6 +145,9 @@ def merged_into_call(before: TrackerState, after: TrackerState, linkedid: str) -
     return None
 
 
+MAX_UNWRITTEN = 20_000
+
+
 class CallService:
     """The AMI sink that keeps call records, tasks and leads in step with the PBXs."""
 
@@ -183,6 +186,9 @@ class CallService:
         self.flushes = 0
         self._dirty: dict[CallKey, CallRecord] = {}
         self._ended: dict[CallKey, CallRecord] = {}
+        # Unwritten records beyond which tracking waits for the store (so reading pauses, TCP slows the
+        # PBX) instead of holding ever more records in memory while the database is down.
+        self.max_unwritten = MAX_UNWRITTEN
         self._merges: list[tuple[str, str, str]] = []
         # Calls that turned out never to be calls (failed Originates): their live rows go.
         self._discarded: set[CallKey] = set()
@@ -250,6 +256,19 @@ class CallService:
         state, effects = tracker.reduce(before, event)
         self.states[pbx] = state
         await self._apply(pbx, effects, before)
+        if len(self._dirty) + len(self._ended) > self.max_unwritten:
+            await self._write_backlog()
+
+    async def _write_backlog(self) -> None:
+        """Retry the flush until the store takes the backlog: nothing is dropped, nothing more is read."""
+        delay = 0.1
+        while len(self._dirty) + len(self._ended) > self.max_unwritten:
+            try:
+                await self.flush()
+            except CrmtelError as err:
+                log.warning("store behind, %d records waiting; retrying: %s", len(self._dirty), err)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 5.0)
 
     async def on_resync(self, pbx: str, channels: Sequence[Message], at: datetime) -> None:
         """Bring the tracker in line with the channels the PBX says are alive."""

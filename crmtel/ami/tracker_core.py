@@ -252,6 +252,10 @@ def set_dialled(tx: Tx, call: Call, dialled: str) -> Call:
 
 def new_call(tx: Tx, linkedid: str) -> Call:
     """A new call first seen now (announced with CallStarted when the step finishes)."""
+    calls = tx.calls if tx.calls is not None else tx.state.calls
+    if len(calls) >= tx.state.max_live_calls:
+        # Insertion order is age: the oldest live call is ended with what is known (its record is kept).
+        end_call(tx, next(iter(calls.values())))
     call = Call(linkedid=linkedid, started_at=tx.at)
     tx.started.add(linkedid)
     return call
@@ -291,6 +295,8 @@ def attach(tx: Tx, ch: ev.ChannelInfo, create: bool = True) -> Call | None:
         if not create or tx.was_finished(lid):
             return None
         call = new_call(tx, lid)
+    elif len(call.legs) >= tx.state.max_legs:
+        return call
     leg = make_leg(tx, ch)
     call = replace(call, legs={**call.legs, uid: leg})
     if uid == lid and call.origin_kind is None:

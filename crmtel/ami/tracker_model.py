@@ -164,6 +164,10 @@ class TrackerState:
     bridges: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
     # Linkedids of recently finished calls (oldest first, bounded): late events must not revive them.
     finished: Mapping[str, None] = field(default_factory=dict)
+    # Bounds on live state whatever a PBX (or a forged stream) sends: far above any real sales PBX, a
+    # new call beyond ``max_live_calls`` ends the oldest one, a channel beyond ``max_legs`` is not followed.
+    max_live_calls: int = 5000
+    max_legs: int = 100
 
 
 # How many finished Linkedids to remember against late events.

@@ -26,12 +26,23 @@ class Connection:
     closes that websocket, and the browser reconnects and is sent a fresh snapshot.
     """
 
-    def __init__(self, manager_id: int, extensions: Iterable[str], *, everyone: bool, limit: int) -> None:
+    def __init__(
+        self,
+        manager_id: int,
+        extensions: Iterable[str],
+        *,
+        everyone: bool,
+        limit: int,
+        limit_bytes: int = 1 << 20,
+    ) -> None:
         self.id = next(_ids)
         self.manager_id = manager_id
         self.extensions = frozenset(extensions)
         self.everyone = everyone
         self._limit = limit
+        # Bounded in bytes too: 256 frames of a 64 KiB card each would be 16 MiB per browser.
+        self._limit_bytes = limit_bytes
+        self._bytes = 0
         self._frames: deque[str] = deque()
         self._ready = asyncio.Event()
         self.overflowed = False
@@ -44,12 +55,14 @@ class Connection:
         """Queue a frame without waiting; False (and overflowed) when the browser is too far behind."""
         if self.closed or self.overflowed:
             return False
-        if len(self._frames) >= self._limit:
+        if len(self._frames) >= self._limit or self._bytes + len(frame) > self._limit_bytes:
             self.overflowed = True
             self._frames.clear()
+            self._bytes = 0
             self._ready.set()
             return False
         self._frames.append(frame)
+        self._bytes += len(frame)
         self._ready.set()
         return True
 
@@ -72,14 +85,16 @@ class Connection:
             return None
         frames = list(self._frames)
         self._frames.clear()
+        self._bytes = 0
         return frames
 
 
 class Hub:
     """The live calls and the browsers subscribed to them; fan-out is synchronous and never awaits a browser."""
 
-    def __init__(self, *, queue_size: int = 256) -> None:
+    def __init__(self, *, queue_size: int = 256, queue_bytes: int = 1 << 20) -> None:
         self.queue_size = queue_size
+        self.queue_bytes = queue_bytes
         self.live = LiveCalls()
         # What a head's browser is sent on (re)connecting besides the live calls (the board's state).
         self.everyone_greeting: Callable[[], dict[str, Any]] | None = None
@@ -93,7 +108,9 @@ class Hub:
 
     def connect(self, manager_id: int, extensions: Iterable[str], *, everyone: bool = False) -> Connection:
         """Subscribe a browser and queue what is ringing or in progress for it right now."""
-        conn = Connection(manager_id, extensions, everyone=everyone, limit=self.queue_size)
+        conn = Connection(
+            manager_id, extensions, everyone=everyone, limit=self.queue_size, limit_bytes=self.queue_bytes
+        )
         # No await between the snapshot and the subscription: nothing can slip between them.
         for item in self.live.snapshot(None if everyone else conn.extensions):
             conn.offer(encode(item.message))

@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import asyncio
+import sqlite3
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 
+import asyncpg  # type: ignore[import-untyped]
 import pytest
+from sqlalchemy.engine import make_url
 
 from crmtel.ami.fakeserver import Garbage, load_ami
 from crmtel.store.calls import CallRepository
@@ -50,3 +55,89 @@ async def test_a_malformed_ami_stream_logs_a_handful_of_lines_not_one_per_bad_li
     assert 1 <= len(undecodable) <= 10, daemon.describe()
     assert "further ones suppressed" in headerless[-1]
     assert len(log) < 100, daemon.describe()
+
+
+def rss_mb(pid: int) -> float:
+    """Resident memory of a process from /proc, in MB."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    raise AssertionError(f"no VmRSS for {pid}")
+
+
+@asynccontextmanager
+async def locked_store(database_url: str) -> AsyncIterator[None]:
+    """Hold a write lock on the test database from another connection (the store "falls behind")."""
+    url = make_url(database_url)
+    if url.drivername.startswith("sqlite"):
+        conn = sqlite3.connect(str(url.database), isolation_level=None)
+        conn.execute("BEGIN EXCLUSIVE")
+        try:
+            yield
+        finally:
+            conn.execute("ROLLBACK")
+            conn.close()
+        return
+    pg = await asyncpg.connect(url.set(drivername="postgresql").render_as_string(hide_password=False))
+    tx = pg.transaction()
+    await tx.start()
+    await pg.execute("LOCK TABLE calls IN ACCESS EXCLUSIVE MODE")
+    try:
+        yield
+    finally:
+        await tx.rollback()
+        await pg.close()
+
+
+JUNK_HEADERS = b"".join(b"X-Pad-%d: %s\r\n" % (i, b"v" * 8) for i in range(3000))
+
+
+def huge_events(count: int) -> list[Garbage]:
+    """``count`` new calls whose Newchannel carries 3,000 extra headers (~60 KB each)."""
+    items: list[Garbage] = []
+    for i in range(count):
+        lid = f"1799{i:06d}.1"
+        head = (
+            f"Event: Newchannel\r\nChannel: PJSIP/trunk-{i:08x}\r\nChannelState: 4\r\n"
+            f"CallerIDNum: 7916{i:07d}\r\nExten: 4951234567\r\nUniqueid: {lid}\r\nLinkedid: {lid}\r\n"
+        ).encode()
+        items.append(Garbage(0.0, head))
+        items.append(Garbage(0.0, JUNK_HEADERS + b"\r\n"))
+    return items
+
+
+BOUND_MB = 300
+
+
+@pytest.mark.slow
+async def test_huge_events_while_the_store_is_locked_keep_rss_bounded_and_it_comes_back_down(
+    pool: DaemonPool, db: Database, database_url: str, tmp_path: Path
+) -> None:
+    """2,000 events of 3,000 headers each (120 MB) with the database locked: reading pauses, RSS stays under
+    300 MB, and once the store is back every call is written and RSS ends near where it started."""
+    async with serving(huge_events(2000), chunk_size=256 * 1024) as server:
+        config, ports = daemon_config(tmp_path / "crmtel.toml", database_url, server.port)
+        async with locked_store(database_url):
+            daemon = pool.spawn("--config", str(config), "run")
+            await daemon.wait_http(ports.web_url + "/")
+            start = rss_mb(daemon.pid)
+            peak = start
+            for _ in range(24):
+                await asyncio.sleep(0.25)
+                peak = max(peak, rss_mb(daemon.pid))
+            assert not server.finished.is_set()  # the reader paused: the PBX could not send it all
+        calls = CallRepository(db)
+
+        async def all_stored() -> bool:
+            stored = await stored_state(calls)
+            return len(stored.live) + len(stored.ended) >= 2000
+
+        await wait_until(all_stored, limit=60)
+        for _ in range(8):
+            await asyncio.sleep(0.25)
+            peak = max(peak, rss_mb(daemon.pid))
+        end = rss_mb(daemon.pid)
+        await daemon.terminate(limit=10)
+    print(f"huge events, store locked: RSS start {start:.0f} MB, peak {peak:.0f} MB, end {end:.0f} MB")
+    assert peak < BOUND_MB, daemon.describe()
+    assert end < start + 60, (start, peak, end)

@@ -168,3 +168,13 @@ def test_any_split_of_a_real_trace_gives_the_same_messages(cuts: list[int]) -> N
         last = cut
     got.extend(m.headers for m in parser.feed(data[last:]))
     assert got == whole
+
+
+def test_a_message_with_thousands_of_headers_is_cut_to_max_headers() -> None:
+    """A forged event of 5,000 tiny headers keeps its first max_headers (channel fields come first)."""
+    parser = Parser(expect_banner=False, max_headers=50)
+    raw = b"Event: Newchannel\r\nLinkedid: 1.1\r\n" + b"X: y\r\n" * 5000 + b"\r\n"
+    (message,) = parser.feed(raw)
+    assert len(message.headers) == 50
+    assert message.get("Linkedid") == "1.1"
+    assert message.cost < 50 * 200

@@ -68,3 +68,11 @@ async def test_disconnect_is_idempotent_and_wakes_the_sender() -> None:
     hub.disconnect(conn)
     assert await waiter is None
     assert hub.connections == 0
+
+
+def test_a_browser_queue_is_bounded_in_bytes_as_well_as_frames() -> None:
+    """Frames within the count limit but beyond limit_bytes overflow the browser (it reconnects later)."""
+    conn = Connection(1, ["101"], everyone=False, limit=256, limit_bytes=100_000)
+    assert all(conn.offer("x" * 30_000) for _ in range(3))
+    assert not conn.offer("x" * 30_000)
+    assert conn.overflowed

@@ -1,0 +1,60 @@
+"""Giving memory back to the system after a burst.
+
+CPython frees objects into its allocator (and glibc's), which keeps the pages for reuse: after a burst of
+large AMI events RSS stays at its peak although nothing is held. ``malloc_trim(0)`` asks glibc to return
+free pages at the top of the heap and in its arenas; on other C libraries it is simply not called.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import ctypes.util
+import functools
+import time
+from collections.abc import Callable
+
+
+@functools.cache
+def _malloc_trim() -> Callable[[int], int] | None:
+    name = ctypes.util.find_library("c")
+    if name is None:
+        return None
+    try:
+        libc = ctypes.CDLL(name)
+        trim = libc.malloc_trim
+    except (OSError, AttributeError):
+        return None
+    trim.argtypes = [ctypes.c_size_t]
+    trim.restype = ctypes.c_int
+    return trim
+
+
+def release_free_memory() -> bool:
+    """Return free heap pages to the system (glibc only); True when something could be asked."""
+    trim = _malloc_trim()
+    if trim is None:
+        return False
+    trim(0)
+    return True
+
+
+class Trimmer:
+    """Calls ``release_free_memory`` after a burst has drained, at most once per ``interval`` seconds."""
+
+    def __init__(self, *, threshold: int = 4 << 20, interval: float = 5.0) -> None:
+        self._threshold = threshold
+        self._interval = interval
+        self._peak = 0
+        self._last = 0.0
+
+    def note(self, held_bytes: int) -> None:
+        """Report how much a queue holds now; when a large backlog has drained, memory is given back."""
+        if held_bytes > self._peak:
+            self._peak = held_bytes
+            return
+        if held_bytes == 0 and self._peak >= self._threshold:
+            now = time.monotonic()
+            if now - self._last >= self._interval:
+                self._last = now
+                self._peak = 0
+                release_free_memory()
