@@ -12,7 +12,7 @@ from crmtel.domain import Category
 from crmtel.errors import CrmtelError, NotFound
 from crmtel.i18n import LANGUAGES, Translator
 from crmtel.reports import queue_commands, render
-from crmtel.reports.models import Period, ReportFilter, report_timezone
+from crmtel.reports.models import PRESETS, ReportFilter, report_timezone
 from crmtel.reports.queries import QueryOptions, ReportQueries
 from crmtel.store.db import Database
 from crmtel.store.managers import ManagerRepository
@@ -35,20 +35,14 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     cvd = sub.add_parser(
         "calls-vs-deals",
         help="calls, talk time, missed calls, deals and lead conversion per manager",
-        description="Per-manager figures for the period [FROM, TO) in the reports time zone, "
-        "with totals and the previous period of the same length.",
+        description="Per-manager figures for the period [FROM, TO) (or a preset) in the reports time zone, "
+        "with totals and the previous period (the previous calendar month(s) for whole months).",
     )
+    cvd.add_argument("--from", dest="date_from", type=_date, metavar="YYYY-MM-DD", help="first day")
     cvd.add_argument(
-        "--from", dest="date_from", type=_date, required=True, metavar="YYYY-MM-DD", help="first day"
+        "--to", dest="date_to", type=_date, metavar="YYYY-MM-DD", help="day after the last (exclusive)"
     )
-    cvd.add_argument(
-        "--to",
-        dest="date_to",
-        type=_date,
-        required=True,
-        metavar="YYYY-MM-DD",
-        help="day after the last (exclusive)",
-    )
+    cvd.add_argument("--preset", choices=PRESETS, help="a named period instead of --from/--to")
     cvd.add_argument("--manager", metavar="LOGIN", help="only this manager")
     cvd.add_argument("--team", choices=[c.value for c in Category], help="only managers of this team")
     cvd.add_argument("--format", choices=FORMATS, default="table")
@@ -65,11 +59,9 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 
 async def calls_vs_deals(args: argparse.Namespace, settings: Settings) -> int:
     """Run the report and write it in the asked format."""
-    if args.date_to <= args.date_from:
-        raise CrmtelError("--to must be after --from (the period is [from, to))")
     if args.format == "xlsx" and args.output is None and sys.stdout.isatty():
         raise CrmtelError("XLSX is binary: use --output FILE or redirect standard output")
-    period = Period(args.date_from, args.date_to, args.timezone or report_timezone(settings))
+    period = queue_commands.period_of(args, args.timezone or report_timezone(settings))
     db = Database(settings.database_url)
     try:
         manager_id = None

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from crmtel.config import Settings
 from crmtel.errors import CrmtelError
-from crmtel.i18n import Translator
+from crmtel.i18n import LANGUAGES, Translator
 from crmtel.reports import queue_render
 from crmtel.reports.models import PRESETS, Period, preset_period, report_timezone, zone
 from crmtel.reports.queue_queries import QueueQueries
@@ -42,10 +42,12 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.add_argument("--format", choices=FORMATS, default="table")
     p.add_argument("--output", type=Path, metavar="FILE", help="write to FILE instead of standard output")
     p.add_argument("--timezone", help="time zone of the days (default: reports.timezone, routing.timezone)")
+    p.add_argument("--lang", choices=LANGUAGES, help="language of headings (default: i18n.language, ru)")
     p.set_defaults(handler=queues)
 
 
-def _period(args: argparse.Namespace, tz: str) -> Period:
+def period_of(args: argparse.Namespace, tz: str) -> Period:
+    """The period of ``--preset`` or ``--from``/``--to`` (exactly one of the two ways)."""
     if args.preset is not None:
         if args.date_from is not None or args.date_to is not None:
             raise CrmtelError("use either --preset or --from/--to")
@@ -61,8 +63,8 @@ async def queues(args: argparse.Namespace, settings: Settings) -> int:
     """Run the queue report and write it in the asked format."""
     if args.format == "xlsx" and args.output is None and sys.stdout.isatty():
         raise CrmtelError("XLSX is binary: use --output FILE or redirect standard output")
-    period = _period(args, args.timezone or report_timezone(settings))
-    tr = Translator.for_locale(settings.i18n.language, zone=period.tz)
+    period = period_of(args, args.timezone or report_timezone(settings))
+    tr = Translator.for_locale(args.lang or settings.i18n.language, zone=period.tz)
     db = Database(settings.database_url)
     try:
         queries = QueueQueries(db, service_level_seconds=settings.reports.service_level_seconds)

@@ -6,6 +6,7 @@ import asyncio
 import csv
 import io
 import json
+from datetime import date
 from pathlib import Path
 
 import pytest
@@ -89,3 +90,29 @@ def test_bad_arguments_are_one_line_errors(loaded_url: str, capsys: pytest.Captu
     assert _run(loaded_url, "--preset", "today", "--from", "2026-11-01") != 0
     assert "Traceback" not in capsys.readouterr().err
     assert _run(loaded_url, "--preset", "last_month", "--format", "json") == 0
+
+
+def test_calls_vs_deals_takes_a_preset_and_compares_calendar_months(
+    loaded_url: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`report calls-vs-deals --preset last_month` runs a whole month against the calendar month before it."""
+    code = main(
+        [
+            "--database-url",
+            loaded_url,
+            "report",
+            "calls-vs-deals",
+            "--preset",
+            "last_month",
+            "--format",
+            "json",
+        ]
+    )
+    assert code == 0
+    data = json.loads(capsys.readouterr().out)
+    start = date.fromisoformat(data["period"]["from"])
+    prev = data["previous_period"]
+    assert start.day == 1
+    assert prev["to"] == data["period"]["from"]
+    assert date.fromisoformat(prev["from"]).day == 1
+    assert main(["--database-url", loaded_url, "report", "calls-vs-deals", "--format", "json"]) != 0
