@@ -211,4 +211,10 @@ def _adopt_details(tx: Tx, call: Call, item: ev.CoreShowChannel) -> Call:
     if uid == call.linkedid and application == "queue" and call.answered_by is None:
         queue = (item.application_data or "").split(",", 1)[0].strip() or None
         call = replace(call, queue=queue[:64] if queue else call.queue, in_queue=True)
+        if call.queue is not None:
+            # The wait began no later than the channel did: the best start we have for a caller found waiting.
+            joined_at = tx.at - timedelta(seconds=item.duration_seconds or 0)
+            call, queued = tracker_queue.joined(tx.state.pbx, call, call.queue, joined_at)
+            if queued is not None:
+                tx.emit(queued)
     return call

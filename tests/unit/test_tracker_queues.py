@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 import pytest
 
+from crmtel.ami import events as ev
 from crmtel.ami.events import AmiEvent, QueueCallerJoin
-from crmtel.ami.tracker import new_state, restore, snapshot
+from crmtel.ami.tracker import new_state, restore, resync, snapshot
 from crmtel.ami.tracker_model import TrackerState
 from crmtel.domain import CallQueued, QueueOutcome, QueueVisit
-from tests.fixtures.traces import ended, load_messages, run, to_events
+from tests.fixtures.traces import BASE_TIME, ended, load_messages, run, to_events
 
 # scenario -> (queue, outcome, answered by, offered in the queue, wait seconds from Asterisk's HoldTime)
 EXPECTED: dict[str, tuple[str, QueueOutcome, str | None, tuple[str, ...], int]] = {
@@ -92,3 +95,16 @@ def test_malformed_queue_visits_in_a_snapshot_are_refused() -> None:
     for bad in ("nope", [1], [{"queue": "retail"}], [{"queue": "q", "joined_at": "x"}]):
         with pytest.raises(ValueError, match=r"queue visit|queue_visits|snapshot|isoformat"):
             restore(new_state("pbx1"), {**saved, "queue_visits": bad})
+
+
+def test_a_caller_found_waiting_by_a_resync_gets_a_queue_wait() -> None:
+    """After a reconnect, a channel listed in Queue(retail) with nobody answering is waiting since its start."""
+    at = BASE_TIME + timedelta(minutes=5)
+    lid = "1795490000.1"
+    trunk = ev.ChannelInfo("PJSIP/trunk-000000aa", lid, lid, 6, "+79031112233", None, context="from-trunk")
+    state, effects = resync(
+        new_state("pbx1"), [ev.CoreShowChannel(at, trunk, None, "Queue", "retail,t", 25)], at
+    )
+    (visit,) = state.calls[lid].queue_visits
+    assert (visit.queue, visit.outcome, visit.joined_at) == ("retail", None, at - timedelta(seconds=25))
+    assert [e.queue for e in effects if isinstance(e, CallQueued)] == ["retail"]
