@@ -3,11 +3,16 @@
 from __future__ import annotations
 
 import asyncio
+import os
+import signal
 import sqlite3
+import time
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
 from pathlib import Path
+from urllib.parse import parse_qs
 
+import aiohttp
 import asyncpg  # type: ignore[import-untyped]
 import pytest
 from sqlalchemy.engine import make_url
@@ -17,6 +22,7 @@ from crmtel.store.calls import CallRepository
 from crmtel.store.db import Database
 from tests.fixtures.daemon import DaemonPool, daemon_config, stored_state
 from tests.fixtures.fake_ami import wait_until
+from tests.integration.test_agi_server import env
 from tests.integration.test_ami_pipeline import serving
 
 
@@ -144,3 +150,36 @@ async def test_huge_events_while_the_store_is_locked_keep_rss_bounded_and_it_com
     print(f"huge events, store locked: RSS start {start:.0f} MB, peak {peak:.0f} MB, end {end:.0f} MB")
     assert peak < BOUND_MB, daemon.describe()
     assert end < start + 60, (start, peak, end)
+
+
+async def test_a_frozen_crmtel_holds_a_fastagi_caller_but_the_http_variant_is_bounded(
+    pool: DaemonPool, database_url: str, tmp_path: Path
+) -> None:
+    """With crmtel stopped (SIGSTOP), FastAGI gets no answer at all while GET /route with a 1 s total
+    timeout (what CURLOPT(httptimeout)=1 does) gives up after 1 s; the text answer has every key."""
+    async with serving([]) as server:
+        config, ports = daemon_config(tmp_path / "crmtel.toml", database_url, server.port)
+        daemon = pool.spawn("--config", str(config), "run")
+        await daemon.wait_http(ports.web_url + "/")
+        url = f"{ports.web_url}/route?format=text&caller=79161110001&did=4951234567"
+        async with aiohttp.ClientSession() as http:
+            async with http.get(url) as r:
+                assert r.status == 200
+                answer = parse_qs(await r.text())
+            assert set(answer) >= {"kind", "target", "fallback_queue", "reason"}
+            os.kill(daemon.pid, signal.SIGSTOP)
+            try:
+                reader, writer = await asyncio.open_connection("127.0.0.1", ports.agi)  # the kernel accepts
+                writer.write(env())
+                with pytest.raises(TimeoutError):
+                    async with asyncio.timeout(3):
+                        await reader.readline()  # Asterisk would wait here for as long as crmtel is frozen
+                writer.close()
+                started = time.monotonic()
+                with pytest.raises(TimeoutError):
+                    async with http.get(url, timeout=aiohttp.ClientTimeout(total=1)) as r:
+                        await r.read()
+                assert time.monotonic() - started < 1.5
+            finally:
+                os.kill(daemon.pid, signal.SIGCONT)
+        assert await daemon.terminate(limit=10) == 0

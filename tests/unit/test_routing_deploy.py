@@ -37,3 +37,20 @@ def test_manager_user_is_least_privileged() -> None:
     assert "all" not in read | write
     assert (user["deny"], user["permit"]) == ("0.0.0.0/0.0.0.0", "127.0.0.1/255.255.255.255")
     assert conf["general"]["bindaddr"] == "127.0.0.1"
+
+
+def test_http_variant_has_a_hard_time_bound_and_reads_every_key_the_server_sends() -> None:
+    """The CURL() dialplan bounds connect and transfer time, clears every variable first and reads each
+    key of ``GET /route?format=text`` (the text handler's keys) into its variable, KIND last."""
+    text = (DEPLOY / "extensions_crmtel_http.conf").read_text(encoding="utf-8")
+    assert "[crmtel-inbound-http]" in text
+    assert "Set(CURLOPT(httptimeout)=1)" in text
+    assert "Set(CURLOPT(conntimeout)=1)" in text
+    assert "Set(CURLOPT(hashcompat)=yes)" in text
+    assert "CURL(http://127.0.0.1:8080/route?format=text&" in text
+    for var in SENT:
+        assert f"Set({var}=)" in text, var
+    keys = {"kind", "target", "fallback_queue", "reason", "caller_name"}
+    reads = [line for line in text.splitlines() if "${HASH(crmtel," in line]
+    assert {line.split("${HASH(crmtel,")[1].split(")")[0] for line in reads} == keys
+    assert "CRMTEL_ROUTE_KIND=${HASH(crmtel,kind)}" in reads[-1]
