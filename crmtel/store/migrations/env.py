@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 
 from alembic import context
+from sqlalchemy import text
 from sqlalchemy.engine import Connection
 
 from crmtel.store.db import create_engine
@@ -21,6 +22,9 @@ def _run(connection: Connection) -> None:
         compare_type=True,
     )
     with context.begin_transaction():
+        if connection.dialect.name == "postgresql":
+            # Cluster nodes may start together: one migrates, the others wait here and then find nothing to do.
+            connection.execute(text("SELECT pg_advisory_xact_lock(827701, 0)"))
         context.run_migrations()
 
 
