@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import sys
-from datetime import date
 from pathlib import Path
 
 from crmtel.config import Settings
@@ -21,13 +20,6 @@ FORMATS = ("table", "csv", "xlsx", "json")
 _TEXT = {"table": render.to_table, "csv": render.to_csv}
 
 
-def _date(text: str) -> date:
-    try:
-        return date.fromisoformat(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a date like 2026-11-01, got {text!r}") from None
-
-
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Add ``report calls-vs-deals``."""
     report = subparsers.add_parser("report", help="reports for heads of sales")
@@ -38,9 +30,15 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         description="Per-manager figures for the period [FROM, TO) (or a preset) in the reports time zone, "
         "with totals and the previous period (the previous calendar month(s) for whole months).",
     )
-    cvd.add_argument("--from", dest="date_from", type=_date, metavar="YYYY-MM-DD", help="first day")
     cvd.add_argument(
-        "--to", dest="date_to", type=_date, metavar="YYYY-MM-DD", help="day after the last (exclusive)"
+        "--from", dest="date_from", type=queue_commands.parse_date, metavar="YYYY-MM-DD", help="first day"
+    )
+    cvd.add_argument(
+        "--to",
+        dest="date_to",
+        type=queue_commands.parse_date,
+        metavar="YYYY-MM-DD",
+        help="day after the last (exclusive)",
     )
     cvd.add_argument("--preset", choices=PRESETS, help="a named period instead of --from/--to")
     cvd.add_argument("--manager", metavar="LOGIN", help="only this manager")

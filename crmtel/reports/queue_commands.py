@@ -18,7 +18,8 @@ from crmtel.store.db import Database
 FORMATS = ("table", "csv", "xlsx", "json")
 
 
-def _date(text: str) -> date:
+def parse_date(text: str) -> date:
+    """An ISO date from the command line (argparse reports a bad one)."""
     try:
         return date.fromisoformat(text)
     except ValueError:
@@ -33,9 +34,9 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         description="Per-queue and per-member figures for the period [FROM, TO) (or a preset) in the reports "
         "time zone; the README defines every figure.",
     )
-    p.add_argument("--from", dest="date_from", type=_date, metavar="YYYY-MM-DD", help="first day")
+    p.add_argument("--from", dest="date_from", type=parse_date, metavar="YYYY-MM-DD", help="first day")
     p.add_argument(
-        "--to", dest="date_to", type=_date, metavar="YYYY-MM-DD", help="day after the last (exclusive)"
+        "--to", dest="date_to", type=parse_date, metavar="YYYY-MM-DD", help="day after the last (exclusive)"
     )
     p.add_argument("--preset", choices=PRESETS, help="a named period instead of --from/--to")
     p.add_argument("--queue", metavar="NAME", help="only this queue")

@@ -19,7 +19,7 @@ from crmtel.reports.models import PRESETS, Period, zone
 from crmtel.reports.queue_models import Heatmap, QueueReport
 from crmtel.reports.queue_queries import QueueQueries
 from crmtel.reports.render import clean
-from crmtel.reports.web import MAX_DAYS, CurrentUser, Translate, period_from_query
+from crmtel.reports.web import CurrentUser, Translate, query_period
 
 log = structlog.get_logger(__name__)
 _XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
@@ -29,28 +29,10 @@ def _e(text: str) -> str:
     return escape(clean(text), quote=True)
 
 
-def _date(raw: str | None, name: str) -> date | None:
-    if not raw:
-        return None
-    try:
-        return date.fromisoformat(raw)
-    except ValueError:
-        raise web.HTTPBadRequest(text=f"{name}: expected a date like 2026-11-01") from None
-
-
 def parse_period(request: web.Request, tz: str, today: date) -> tuple[Period, str | None, str]:
     """The period (``from``/``to`` or ``preset``), the queue (or None) and the preset shown in the form."""
-    q = request.query
-    preset = q.get("preset", "")
-    default = period_from_query(preset, today, tz)
-    start = _date(q.get("from"), "from") or default.start
-    end = _date(q.get("to"), "to") or default.end
-    if end <= start:
-        raise web.HTTPBadRequest(text="to must be after from (the period is [from, to))")
-    if (end - start).days > MAX_DAYS:
-        raise web.HTTPBadRequest(text=f"the period may be at most {MAX_DAYS} days")
-    queue = q.get("queue", "")[:64] or None
-    return Period(start, end, tz), queue, preset
+    queue = request.query.get("queue", "")[:64] or None
+    return query_period(request, tz, today), queue, request.query.get("preset", "")
 
 
 def _query(period: Period, queue: str | None) -> str:

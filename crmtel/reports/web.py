@@ -101,10 +101,8 @@ def _date(raw: str | None, name: str) -> date | None:
         raise web.HTTPBadRequest(text=f"{name}: expected a date like 2026-11-01") from None
 
 
-async def parse_request(
-    request: web.Request, user: Manager, managers: ManagerDirectory, tz: str, today: date
-) -> ReportRequest:
-    """Read and check the period and filters; a plain manager is always limited to themself."""
+def query_period(request: web.Request, tz: str, today: date) -> Period:
+    """The period a report page asks for: ``from``/``to``, else ``preset``, else this month (400 if bad)."""
     q = request.query
     default = period_from_query(q.get("preset"), today, tz)
     start = _date(q.get("from"), "from") or default.start
@@ -113,7 +111,15 @@ async def parse_request(
         raise web.HTTPBadRequest(text="to must be after from (the period is [from, to))")
     if (end - start).days > MAX_DAYS:
         raise web.HTTPBadRequest(text=f"the period may be at most {MAX_DAYS} days")
-    period = Period(start, end, tz)
+    return Period(start, end, tz)
+
+
+async def parse_request(
+    request: web.Request, user: Manager, managers: ManagerDirectory, tz: str, today: date
+) -> ReportRequest:
+    """Read and check the period and filters; a plain manager is always limited to themself."""
+    q = request.query
+    period = query_period(request, tz, today)
     if user.role is not Role.HEAD:
         return ReportRequest(period, ReportFilter(manager_id=user.id), "", "")
     team = q.get("team", "")
