@@ -6,20 +6,18 @@ import asyncio
 import json
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
-from decimal import Decimal
 from typing import Annotated, Any
 
 from aiohttp import web
-from pydantic import AwareDatetime, BeforeValidator, Field, StrictInt, StringConstraints
+from pydantic import AwareDatetime, Field, StrictInt
 
 from crmtel.domain import Manager, PartyKind
-from crmtel.i18n import AmountError
 from crmtel.phones import normalize
+from crmtel.push.amounts import AmountText, deal_amount
 from crmtel.push.context import STATE, current_manager, translator, watch_scope
 from crmtel.push.inputs import (
     MAX_ID,
     Body,
-    InputError,
     LongText,
     Query,
     ShortText,
@@ -34,7 +32,6 @@ from crmtel.store.notes import CallbackTask, Note, PartyConflict
 from crmtel.store.parties import NewLead
 from crmtel.timestamps import iso_instant
 
-MAX_AMOUNT = Decimal("1e13")
 MAX_DUE_MINUTES = 60 * 24 * 90
 # What Asterisk's MixMonitor writes (wav, WAV49 as .WAV, gsm) and what FreePBX converts to.
 _AUDIO_TYPES = {".wav": "audio/wav", ".gsm": "audio/x-gsm", ".mp3": "audio/mpeg", ".ogg": "audio/ogg"}
@@ -284,34 +281,11 @@ def _party_ids(call: CallView) -> tuple[int | None, int | None]:
     return None, call.party_id
 
 
-def _number_as_text(value: object) -> object:
-    # A JSON number is taken as written; text is parsed in the manager's locale by the handler.
-    return str(value) if isinstance(value, int | float) and not isinstance(value, bool) else value
-
-
 class DealBody(Body):
     """A deal opened from a call; ``amount`` as typed (``150 000,50``) or a JSON number; empty means 0."""
 
     title: Annotated[ShortText, Field(min_length=1)]
-    amount: Annotated[str, BeforeValidator(_number_as_text), StringConstraints(max_length=100)] = ""
-
-
-def deal_amount(request: web.Request, typed: str) -> Decimal:
-    """The typed amount as an exact Decimal with at most two decimals, within range, or a translated 400."""
-    tr = translator(request)
-    try:
-        amount = tr.amount(typed) if typed.strip() else Decimal(0)
-    except AmountError:
-        key = "messages.amount_invalid"
-    else:
-        if not Decimal(0) <= amount < MAX_AMOUNT:
-            key = "messages.amount_range"
-        elif amount != amount.quantize(Decimal("0.01")):
-            key = "messages.amount_decimals"
-        else:
-            return amount.quantize(Decimal("0.01"))
-    message = tr.t(key)
-    raise InputError(message, fields=[{"field": "amount", "message": message}])
+    amount: AmountText = ""
 
 
 async def create_deal(request: web.Request) -> web.Response:
