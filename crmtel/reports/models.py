@@ -132,6 +132,13 @@ class ManagerFigures:
     deals_opened: int = 0
     leads_received: int = 0
     leads_converted: int = 0
+    # Missed calls returned by an answered call within the grace window / within callback_sla_minutes.
+    called_back: int = 0
+    called_back_in_sla: int = 0
+    # Median and p90 time to callback (seconds); per manager only: a median cannot be summed.
+    callback_median_seconds: float | None = None
+    callback_p90_seconds: float | None = None
+    overdue_tasks: int = 0
 
     @property
     def calls(self) -> int:
@@ -158,9 +165,20 @@ class ManagerFigures:
         """Share of the leads received in the period that became clients by its end, in per cent."""
         return 100 * self.leads_converted / self.leads_received if self.leads_received else None
 
+    @property
+    def called_back_pct(self) -> float | None:
+        """Share of the missed calls called back within the grace window, in per cent."""
+        return 100 * self.called_back / self.missed if self.missed else None
+
+    @property
+    def called_back_in_sla_pct(self) -> float | None:
+        """Share of the missed calls called back within ``reports.callback_sla_minutes``, in per cent."""
+        return 100 * self.called_back_in_sla / self.missed if self.missed else None
+
     def plus(self, other: ManagerFigures) -> ManagerFigures:
-        """The sum of two rows' counts (identity taken from ``self``)."""
-        return replace(self, **{name: getattr(self, name) + getattr(other, name) for name in COUNTS})
+        """The sum of two rows' counts (identity taken from ``self``; percentiles do not add up, so none)."""
+        sums = {name: getattr(self, name) + getattr(other, name) for name in COUNTS}
+        return replace(self, **sums, callback_median_seconds=None, callback_p90_seconds=None)
 
 
 COUNTS = (
@@ -174,6 +192,9 @@ COUNTS = (
     "deals_opened",
     "leads_received",
     "leads_converted",
+    "called_back",
+    "called_back_in_sla",
+    "overdue_tasks",
 )
 
 

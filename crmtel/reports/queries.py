@@ -29,6 +29,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from crmtel.config import ReportsSettings
 from crmtel.domain import DealStatus, Direction, LeadStatus, Outcome, Role
+from crmtel.reports.callbacks import callback_stmt, overdue_stmt
 from crmtel.reports.models import UNASSIGNED, CallsVsDeals, ManagerFigures, Period, ReportFilter
 from crmtel.store.db import Database
 from crmtel.store.models import CallRow, DealRow, ExtensionRow, LeadRow, ManagerRow
@@ -47,11 +48,16 @@ class QueryOptions:
 
     callback_grace: timedelta = timedelta(hours=24)
     match_digits: int = 10
+    callback_sla: timedelta = timedelta(minutes=15)
 
     @classmethod
     def from_settings(cls, settings: ReportsSettings) -> QueryOptions:
         """The options the configuration asks for."""
-        return cls(timedelta(hours=settings.callback_grace_hours), settings.callback_match_digits)
+        return cls(
+            timedelta(hours=settings.callback_grace_hours),
+            settings.callback_match_digits,
+            timedelta(minutes=settings.callback_sla_minutes),
+        )
 
 
 def _one(condition: ColumnElement[bool]) -> ColumnElement[int]:
@@ -306,7 +312,14 @@ _Converters: Mapping[str, Callable[[Any], int | float]] = {
     "deals_opened": int,
     "leads_received": int,
     "leads_converted": int,
+    "called_back": int,
+    "called_back_in_sla": int,
+    "overdue_tasks": int,
+    "callback_median_seconds": float,
+    "callback_p90_seconds": float,
 }
+# Figures that stay None when there is nothing to measure (a median of no callbacks is not zero).
+_OPTIONAL = frozenset({"callback_median_seconds", "callback_p90_seconds"})
 
 
 class ReportQueries:
@@ -341,8 +354,18 @@ class ReportQueries:
             _deals_won_stmt(period, filt),
             _deals_opened_stmt(period, filt),
             _leads_stmt(period, filt),
+            callback_stmt(
+                period,
+                filt,
+                self._numbers,
+                self._options.callback_grace,
+                self._options.callback_sla,
+                _manager_filter,
+                _answered_calls,
+            ),
+            overdue_stmt(period, filt, datetime.now(UTC), _manager_filter),
         )
-        merged: dict[int | None, dict[str, int | float]] = {}
+        merged: dict[int | None, dict[str, int | float | None]] = {}
         async with self._db.session() as session:
             if self._db.engine.dialect.name == "postgresql":
                 # Big one-off aggregations: JIT compiling costs more than it saves, and hashes must fit in memory.
@@ -373,14 +396,17 @@ class ReportQueries:
 
 
 async def _merge(
-    session: AsyncSession, stmt: Select[Any], merged: dict[int | None, dict[str, int | float]]
+    session: AsyncSession, stmt: Select[Any], merged: dict[int | None, dict[str, int | float | None]]
 ) -> None:
     result = await session.execute(stmt)
     for mapping in result.mappings():
         target = merged.setdefault(mapping["mid"], {})
         for key, value in mapping.items():
             if key != "mid":
-                target[key] = _Converters[key](value or 0)
+                if value is None and key in _OPTIONAL:
+                    target[key] = None
+                else:
+                    target[key] = _Converters[key](value or 0)
 
 
 def _row(mid: int | None, name: str, login: str | None, values: Mapping[str, Any]) -> ManagerFigures:

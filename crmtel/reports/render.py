@@ -31,6 +31,10 @@ def _minutes(seconds: float) -> float:
     return seconds / 60
 
 
+def _opt_minutes(seconds: float | None) -> float | None:
+    return seconds / 60 if seconds is not None else None
+
+
 COLUMNS: tuple[Column, ...] = (
     Column("manager", lambda r: r.name),
     Column("login", lambda r: r.login),
@@ -49,6 +53,11 @@ COLUMNS: tuple[Column, ...] = (
     Column("leads_received", lambda r: r.leads_received),
     Column("leads_converted", lambda r: r.leads_converted),
     Column("conversion_pct", lambda r: r.conversion_pct, 1),
+    Column("called_back_pct", lambda r: r.called_back_pct, 1),
+    Column("called_back_in_sla_pct", lambda r: r.called_back_in_sla_pct, 1),
+    Column("callback_median_minutes", lambda r: _opt_minutes(r.callback_median_seconds), 1),
+    Column("callback_p90_minutes", lambda r: _opt_minutes(r.callback_p90_seconds), 1),
+    Column("overdue_tasks", lambda r: r.overdue_tasks),
 )
 NUMERIC = tuple(c for c in COLUMNS if c.key not in {"manager", "login"})
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
