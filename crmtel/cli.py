@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
+import signal
 import sys
 from collections.abc import Callable, Coroutine, Sequence
 from pathlib import Path
@@ -76,7 +78,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     configure(settings.log, redact=redact)
     handler: Handler = args.handler
     try:
-        return asyncio.run(handler(args, settings))
+        code = asyncio.run(handler(args, settings))
+        # Flushed here, not at exit, so a reader that went away is noticed below instead of in a traceback.
+        sys.stdout.flush()
+        return code
+    except BrokenPipeError:
+        # `crmtel calls list | head`: head has what it wanted. Point stdout at /dev/null so the interpreter's
+        # last flush stays quiet, and exit as a program stopped by SIGPIPE would.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return 128 + signal.SIGPIPE
     except CrmtelError as err:
         print(f"crmtel: {redact(str(err))}", file=sys.stderr)
         return 1

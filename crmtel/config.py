@@ -141,7 +141,9 @@ class CallsSettings(BaseModel):
 
     model_config = _FROZEN
 
-    recording_url_template: str = "/recordings/{pbx}/{basename}"
+    # Empty: recordings are played through crmtel itself (GET /api/calls/{id}/recording, logged-in managers
+    # who may see the call). A template ({pbx}, {basename}, {linkedid}, {path}, {relpath}) points elsewhere.
+    recording_url_template: str = ""
     callback_due_minutes: int = Field(default=30, ge=1)
     # Owner (manager login) of callback tasks for a missed call with no responsible manager, per queue.
     queue_owners: dict[str, str] = Field(default_factory=dict)

@@ -15,6 +15,11 @@ _EXTENSION_RE = re.compile(r"^\d{2,6}$")
 _ANONYMOUS = frozenset({"anonymous", "restricted", "private", "unavailable", "unknown", "<unknown>"})
 
 
+def is_extension(text: str) -> bool:
+    """Whether ``text`` is an internal extension number (2-6 digits, as calls show them)."""
+    return bool(_EXTENSION_RE.match(text))
+
+
 class PhoneKind(enum.StrEnum):
     """What a raw caller-id string turned out to be."""
 

@@ -18,7 +18,7 @@ from crmtel.ami.fakeserver import FakeAmiServer, Recorded, load_ami
 from crmtel.ami.protocol import Message
 from crmtel.ami.service import CallNotifier, CallService
 from crmtel.config import Settings
-from crmtel.domain import CallRecord
+from crmtel.domain import CallRecord, call_id
 from crmtel.errors import ConfigError
 from crmtel.i18n import Translator
 from crmtel.store.calls import CallRepository
@@ -43,6 +43,9 @@ JSON_FIELDS = (
     "talk_seconds",
     "recording_file",
     "recording_url",
+    "route_kind",
+    "route_target",
+    "route_reason",
     "party",
 )
 
@@ -110,7 +113,14 @@ def as_json(record: CallRecord) -> dict[str, Any]:
         "ring_seconds": round(record.ring_seconds, 2),
         "talk_seconds": round(record.talk_seconds, 2),
         "recording_file": record.recording_file,
-        "recording_url": record.recording_url,
+        # Without a template of its own, a recording is played through crmtel's authenticated API.
+        "recording_url": record.recording_url
+        or (
+            f"/api/calls/{call_id(record.pbx, record.linkedid)}/recording" if record.recording_file else None
+        ),
+        "route_kind": record.route_kind,
+        "route_target": record.route_target,
+        "route_reason": record.route_reason,
         "party": party,
     }
     return {name: values[name] for name in JSON_FIELDS}

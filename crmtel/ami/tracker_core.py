@@ -196,7 +196,7 @@ class Tx:
 def new_state(
     pbx: str,
     region: str = "RU",
-    recording_url_template: str = "/recordings/{pbx}/{basename}",
+    recording_url_template: str = "",
     trunks: frozenset[str] | set[str] | tuple[str, ...] = (),
     device_prefixes: tuple[str, ...] = (),
     recordings_dir: str = DEFAULT_RECORDINGS_DIR,

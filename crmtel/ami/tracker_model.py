@@ -151,7 +151,7 @@ class TrackerState:
 
     pbx: str
     region: str = "RU"
-    recording_url_template: str = "/recordings/{pbx}/{basename}"
+    recording_url_template: str = ""
     trunks: frozenset[str] = frozenset()
     # Devices named <prefix><ext> belong to user <ext> (FreePBX WebRTC: 99<ext>); see ``user_extension``.
     device_prefixes: tuple[str, ...] = ()
@@ -191,7 +191,7 @@ def recording_url(
 
     ``{relpath}`` is the path below the recordings folder ``root``, FreePBX's ``YYYY/MM/DD/`` folders included.
     """
-    if not path:
+    if not path or not template:
         return None
     values = {
         "pbx": pbx,

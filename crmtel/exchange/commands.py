@@ -9,6 +9,7 @@ from pathlib import Path
 from crmtel.config import Settings
 from crmtel.exchange.exporter import export_file
 from crmtel.exchange.importer import ImportKind, ImportReport, import_file
+from crmtel.exchange.progress import TerminalProgress
 from crmtel.store.db import Database
 
 # More lines than this are summarised: a 100k-row file with a systematic mistake must not flood the terminal.
@@ -49,6 +50,7 @@ def print_report(report: ImportReport) -> None:
 
 async def _import(args: argparse.Namespace, settings: Settings) -> int:
     db = Database(settings.database_url)
+    bar = TerminalProgress(f"import {args.kind}", steps=2, stream=sys.stderr)
     try:
         report = await import_file(
             db,
@@ -57,8 +59,10 @@ async def _import(args: argparse.Namespace, settings: Settings) -> int:
             region=settings.region,
             skip_bad_rows=args.skip_bad_rows,
             dry_run=args.dry_run,
+            progress=bar,
         )
     finally:
+        bar.close()
         await db.dispose()
     print_report(report)
     return 1 if report.errors and not args.skip_bad_rows else 0
@@ -66,9 +70,11 @@ async def _import(args: argparse.Namespace, settings: Settings) -> int:
 
 async def _export(args: argparse.Namespace, settings: Settings) -> int:
     db = Database(settings.database_url)
+    bar = TerminalProgress(f"export {args.kind}", steps=2, stream=sys.stderr)
     try:
-        count = await export_file(db, ImportKind(args.kind), args.file)
+        count = await export_file(db, ImportKind(args.kind), args.file, progress=bar)
     finally:
+        bar.close()
         await db.dispose()
     print(f"exported {count} {args.kind} rows to {args.file}")
     return 0

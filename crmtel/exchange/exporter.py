@@ -15,6 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from crmtel.errors import CrmtelError, StoreUnavailable
 from crmtel.exchange.csvio import BadFile, Cell, write_table
 from crmtel.exchange.importer import ImportKind
+from crmtel.exchange.progress import NoProgress, Progress
 from crmtel.store.db import Database
 from crmtel.store.models import (
     ClientContactRow,
@@ -152,10 +153,12 @@ async def _lead_rows(conn: AsyncConnection) -> list[list[Cell]]:
     return out
 
 
-async def export_file(db: Database, kind: ImportKind, path: Path) -> int:
+async def export_file(db: Database, kind: ImportKind, path: Path, progress: Progress | None = None) -> int:
     """Write every record of ``kind`` to ``path`` (.csv or .xlsx); returns the number of data rows."""
+    shown = progress or NoProgress()
     if path.suffix.lower() not in {".csv", ".txt", ".xlsx"}:
         raise BadFile(f"{path.name}: unsupported file type {path.suffix or '(none)'}; use .csv or .xlsx")
+    shown.step(f"reading {kind.value}")
     try:
         async with db.engine.connect() as conn:
             if kind is ImportKind.MANAGERS:
@@ -168,6 +171,7 @@ async def export_file(db: Database, kind: ImportKind, path: Path) -> int:
         raise StoreUnavailable(f"database error during export: {err.__class__.__name__}: {err}") from err
     except OSError as err:
         raise StoreUnavailable(f"database unreachable: {err}") from err
+    shown.step(f"writing {path.name}", rows=len(rows))
     try:
         return await asyncio.to_thread(write_table, path, header, rows)
     except OSError as err:

@@ -43,6 +43,7 @@ from crmtel.exchange.importrows import (
     parse_leads,
     parse_managers,
 )
+from crmtel.exchange.progress import NoProgress, Progress
 from crmtel.store.db import Database
 from crmtel.store.managers import hash_password, verify_password
 from crmtel.store.models import (
@@ -78,9 +79,13 @@ async def import_file(
     region: str = "RU",
     skip_bad_rows: bool = False,
     dry_run: bool = False,
+    progress: Progress | None = None,
 ) -> ImportReport:
     """Import a CSV/XLSX file; with errors nothing is written unless ``skip_bad_rows``."""
+    shown = progress or NoProgress()
+    shown.step(f"reading {path.name}")
     table = await asyncio.to_thread(read_table, path)
+    shown.step("checking" if dry_run else "checking and writing", rows=len(table.rows))
     return await import_table(db, kind, table, region=region, skip_bad_rows=skip_bad_rows, dry_run=dry_run)
 
 

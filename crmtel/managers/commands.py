@@ -1,26 +1,42 @@
-"""Manager subcommands: ``manager add`` (create or update by login)."""
+"""Manager subcommands: ``manager add|list|passwd|deactivate|activate``."""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import getpass
+import json
 import sys
+from collections.abc import Awaitable, Callable
+from typing import TypeVar
 
 from crmtel.config import Settings
-from crmtel.domain import Category, Role
+from crmtel.domain import Category, Manager, Role
 from crmtel.errors import CrmtelError
+from crmtel.phones import is_extension
 from crmtel.store.db import Database
 from crmtel.store.managers import ManagerRepository
 
+T = TypeVar("T")
+
+
+def _extension(text: str) -> str:
+    value = text.strip()
+    if not is_extension(value):
+        raise argparse.ArgumentTypeError(f"{text!r} is not an extension number (2 to 6 digits, e.g. 101)")
+    return value
+
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    """Add ``manager add``."""
+    """Add ``manager add``, ``list``, ``passwd``, ``deactivate`` and ``activate``."""
     mgr = subparsers.add_parser("manager", help="managers and heads of sales")
     mgr_sub = mgr.add_subparsers(dest="manager_command", required=True, metavar="ACTION")
     add = mgr_sub.add_parser("add", help="create or update a manager (by login)")
     add.add_argument("--login", required=True)
     add.add_argument("--name", required=True)
-    add.add_argument("--extension", action="append", default=[], help="repeat for several phones")
+    add.add_argument(
+        "--extension", action="append", default=[], type=_extension, help="repeat for several phones"
+    )
     add.add_argument("--role", choices=[r.value for r in Role], default=Role.MANAGER.value)
     add.add_argument("--speciality", choices=[c.value for c in Category])
     add.add_argument("--inactive", action="store_true")
@@ -29,16 +45,53 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     )
     add.set_defaults(handler=_manager_add)
 
+    listing = mgr_sub.add_parser("list", help="every manager: login, name, role, extensions, active")
+    listing.add_argument("--format", choices=("table", "json"), default="table")
+    listing.set_defaults(handler=_manager_list)
 
-async def _manager_add(args: argparse.Namespace, settings: Settings) -> int:
-    password: str | None = None
-    if args.password_stdin:
-        password = (await asyncio.to_thread(sys.stdin.readline)).rstrip("\r\n")
-        if not password:
-            raise CrmtelError("--password-stdin: no password on standard input")
+    passwd = mgr_sub.add_parser(
+        "passwd", help="set a manager's password (asked twice on a terminal, else the first stdin line)"
+    )
+    passwd.add_argument("login")
+    passwd.set_defaults(handler=_manager_passwd)
+
+    for name, active, text in (
+        ("deactivate", False, "stop a manager from logging in (their open pages are refused at once)"),
+        ("activate", True, "let a deactivated manager log in again"),
+    ):
+        cmd = mgr_sub.add_parser(name, help=text)
+        cmd.add_argument("login")
+        cmd.set_defaults(handler=_manager_active, active=active)
+
+
+async def _with_repo(settings: Settings, work: Callable[[ManagerRepository], Awaitable[T]]) -> T:
     db = Database(settings.database_url)
     try:
-        manager = await ManagerRepository(db).save(
+        return await work(ManagerRepository(db))
+    finally:
+        await db.dispose()
+
+
+async def _read_password(prompt_twice: bool) -> str:
+    """From a terminal: asked twice without echo. Otherwise: the first line of standard input."""
+    if prompt_twice and sys.stdin.isatty():
+        first = await asyncio.to_thread(getpass.getpass, "new password: ")
+        again = await asyncio.to_thread(getpass.getpass, "again: ")
+        if first != again:
+            raise CrmtelError("the two passwords differ; nothing changed")
+        password = first
+    else:
+        password = (await asyncio.to_thread(sys.stdin.readline)).rstrip("\r\n")
+    if not password:
+        raise CrmtelError("no password given; nothing changed")
+    return password
+
+
+async def _manager_add(args: argparse.Namespace, settings: Settings) -> int:
+    password = await _read_password(prompt_twice=False) if args.password_stdin else None
+    manager = await _with_repo(
+        settings,
+        lambda repo: repo.save(
             login=args.login,
             name=args.name,
             extensions=args.extension,
@@ -46,9 +99,50 @@ async def _manager_add(args: argparse.Namespace, settings: Settings) -> int:
             active=not args.inactive,
             speciality=Category(args.speciality) if args.speciality else None,
             password=password,
-        )
-    finally:
-        await db.dispose()
+        ),
+    )
     exts = ", ".join(manager.extensions) or "no extension"
     print(f"manager {manager.login!r} (#{manager.id}, {manager.role.value}, {exts}) saved")
+    return 0
+
+
+def _row(m: Manager) -> dict[str, object]:
+    return {
+        "login": m.login,
+        "name": m.name,
+        "role": m.role.value,
+        "extensions": list(m.extensions),
+        "speciality": m.speciality.value if m.speciality else None,
+        "active": m.active,
+    }
+
+
+async def _manager_list(args: argparse.Namespace, settings: Settings) -> int:
+    managers = await _with_repo(settings, lambda repo: repo.all())
+    if args.format == "json":
+        print(json.dumps([_row(m) for m in managers], ensure_ascii=False, indent=2))
+        return 0
+    rows = [("login", "name", "role", "extensions", "active")]
+    rows += [
+        (m.login, m.name, m.role.value, ",".join(m.extensions) or "-", "yes" if m.active else "no")
+        for m in managers
+    ]
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    for r in rows:
+        print("  ".join(cell.ljust(w) for cell, w in zip(r, widths, strict=True)).rstrip())
+    return 0
+
+
+async def _manager_passwd(args: argparse.Namespace, settings: Settings) -> int:
+    password = await _read_password(prompt_twice=True)
+    if not await _with_repo(settings, lambda repo: repo.set_password(args.login, password)):
+        raise CrmtelError(f"no manager with login {args.login!r}")
+    print(f"password of {args.login!r} changed")
+    return 0
+
+
+async def _manager_active(args: argparse.Namespace, settings: Settings) -> int:
+    if not await _with_repo(settings, lambda repo: repo.set_active(args.login, args.active)):
+        raise CrmtelError(f"no manager with login {args.login!r}")
+    print(f"manager {args.login!r} {'activated' if args.active else 'deactivated'}")
     return 0

@@ -97,6 +97,24 @@ class ManagerRepository:
             await session.flush()
             return (await _to_domain(session, [row]))[0]
 
+    async def set_password(self, login: str, password: str) -> bool:
+        """Give the manager with this login a new password; False if there is no such login."""
+        async with self._db.session() as session:
+            result = await session.execute(
+                update(ManagerRow)
+                .where(ManagerRow.login == login)
+                .values(password_hash=hash_password(password))
+            )
+            return bool(getattr(result, "rowcount", 0))
+
+    async def set_active(self, login: str, active: bool) -> bool:
+        """Let the manager log in again, or not (their open pages are refused at once); False if unknown."""
+        async with self._db.session() as session:
+            result = await session.execute(
+                update(ManagerRow).where(ManagerRow.login == login).values(active=active)
+            )
+            return bool(getattr(result, "rowcount", 0))
+
     async def set_locale(self, manager_id: int, locale: str | None) -> None:
         """Keep the language this person chose (None: follow their browser again)."""
         async with self._db.session() as session:

@@ -47,7 +47,10 @@ def test_replay_then_calls_list_json_prints_the_documented_fields(
     assert row["outcome"] == "answered"
     assert row["missed_reason"] is None
     assert row["started_at"].startswith("2026-11-23T19:28:")
-    assert row["recording_url"] == "/recordings/pbx1/in-4951234567-1795462106.23.wav"
+    assert row["recording_url"] == f"/api/calls/pbx1:{row['linkedid']}/recording"
+    # The route crmtel chose (FastAGI VarSets in the trace) is part of the JSON.
+    assert (row["route_kind"], row["route_target"]) == ("queue", "wholesale")
+    assert row["route_reason"] is None  # this recording's dialplan predates CRMTEL_ROUTE_REASON
     assert row["party"] == {"kind": "lead", "id": row["party"]["id"], "name": "OOO Vector"}
 
 
