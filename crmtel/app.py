@@ -188,6 +188,7 @@ async def start(settings: Settings, *, demo: bool = False, demo_speed: float = 1
             fence=cluster.fence if cluster is not None else None,
             translator=Translator.for_locale(settings.i18n.language, zone=settings.display_timezone),
             match_digits=settings.reports.callback_match_digits,
+            after_flush=board.calls_stored,
         )
         if cluster is None:  # a cluster node restores a PBX's live calls when it becomes its leader
             for pbx in pbxes:

@@ -17,7 +17,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Collection, Iterable, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Protocol
@@ -165,8 +165,11 @@ class CallService:
         fence: WriteFence | None = None,
         translator: Translator | None = None,
         match_digits: int = 10,
+        after_flush: Callable[[int], None] | None = None,
     ) -> None:
         self.db = db
+        # Told how many ended calls each flush stored (the heads' board re-reads today's counts then).
+        self._after_flush = after_flush
         # Callback task titles are written in the configured language (they are stored, then read on the page).
         self.translator = translator or Translator.for_locale(None)
         self.settings = settings
@@ -418,6 +421,8 @@ class CallService:
             for key in ended:
                 self._party.pop(key, None)
                 self._matched.pop(key, None)
+            if ended and self._after_flush is not None:
+                self._after_flush(len(ended))
 
     async def _fenced(
         self,

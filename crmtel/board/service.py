@@ -1,9 +1,10 @@
 """The live board's service: folds live call events into the board and sends it to the heads' browsers.
 
 It sits on the call service's notifier chain (``BoardTap``), so it hears every event the popups do, at
-once. Today's answered/missed/called-back counts come from the record store: re-read a moment after a call
-ends (once the call service has written it) and every ``refresh_every`` seconds, so the board agrees with
-the reports. One task, owned here, does that; ``aclose`` cancels and awaits it.
+once. Today's answered/missed/called-back counts come from the record store, so the board agrees with the
+reports: re-read as soon as the call service says it stored ended calls (``calls_stored``), ``settle``
+seconds after an end it hears of without that (another node stores the calls), and every
+``refresh_every`` seconds. One task, owned here, does that; ``aclose`` cancels and awaits it.
 """
 
 from __future__ import annotations
@@ -64,7 +65,7 @@ class BoardService:
         *,
         timezone: str,
         refresh_every: float = 30.0,
-        settle: float = 1.0,
+        settle: float = 2.0,
         clock: Callable[[], datetime] | None = None,
     ) -> None:
         zone(timezone)
@@ -78,6 +79,8 @@ class BoardService:
         self.state = BoardState()
         self._day: date | None = None
         self._ended = asyncio.Event()
+        self._stored = asyncio.Event()
+        self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         hub.everyone_greeting = self.message
 
@@ -107,6 +110,13 @@ class BoardService:
             self._hub.to_everyone(self.message())
         if isinstance(event, CallEnded):
             self._ended.set()
+            self._wake.set()
+
+    def calls_stored(self, ended: int) -> None:
+        """The call service stored ``ended`` ended calls: today's counts are worth re-reading now."""
+        if ended:
+            self._stored.set()
+            self._wake.set()
 
     async def refresh(self) -> None:
         """Re-read today's counts (a new local day starts from zero); the store being down is logged, not fatal."""
@@ -124,14 +134,22 @@ class BoardService:
             self._hub.to_everyone(self.message())
 
     async def _refresh_loop(self) -> None:
+        try:
+            await self.refresh()  # the counts so far today, before anything happens
+        except Exception:
+            log.exception("board.refresh_failed")
         while True:
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(self._refresh_every):
-                    await self._ended.wait()
-            if self._ended.is_set():
-                # Give the call service a moment to write the ended call before counting it.
-                await asyncio.sleep(self._settle)
-                self._ended.clear()
+                    await self._wake.wait()
+            if self._ended.is_set() and not self._stored.is_set():
+                # An end we heard of but nobody said was stored (yet): give the writer a moment.
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(self._settle):
+                        await self._stored.wait()
+            self._wake.clear()
+            self._ended.clear()
+            self._stored.clear()
             try:
                 await self.refresh()
             except Exception:  # a bug in one refresh must not stop the board for the day

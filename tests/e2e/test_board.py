@@ -25,6 +25,7 @@ from crmtel.push.notifier import ManagerNames, Notifier
 from crmtel.push.web import create_app
 from crmtel.store.db import Database
 from crmtel.store.parties import PartyRepository
+from tests.e2e.pagecheck import assert_language, axe_violations
 from tests.e2e.test_popup_calls import index_of, replaying
 from tests.integration.test_web_app import PASSWORD, seed_managers
 
@@ -43,9 +44,12 @@ class Stack:
     board: BoardService
     browser: Browser
 
-    async def board_page(self, login: str = "head", locale: str = "en-US") -> Page:
+    async def board_page(
+        self, login: str = "head", locale: str = "en-US", viewport: tuple[int, int] = (1366, 900)
+    ) -> Page:
         """A browser logged in as ``login`` on /board, its websocket live."""
-        context = await self.browser.new_context(locale=locale)
+        width, height = viewport
+        context = await self.browser.new_context(locale=locale, viewport={"width": width, "height": height})
         page = await context.new_page()
         await page.goto(str(self.web.make_url("/")))
         await page.fill("#login-name", login)
@@ -68,9 +72,7 @@ async def stack(db: Database, browser: Browser) -> AsyncIterator[Stack]:
     await seed_managers(db)
     hub = Hub()
     # The trace's calls happened on 23 Nov 2026 (Asterisk's timestamps): that is "today" for the board.
-    board = BoardService(
-        hub, ManagerNames(db), StoreCounts(db), timezone="UTC", settle=0.05, clock=_trace_day
-    )
+    board = BoardService(hub, ManagerNames(db), StoreCounts(db), timezone="UTC", clock=_trace_day)
     async with board:
         app = create_app(
             WebSettings(port=0), db=db, hub=hub, routes=[board_routes(board, current_manager, translator)]
@@ -79,7 +81,13 @@ async def stack(db: Database, browser: Browser) -> AsyncIterator[Stack]:
         await web.start_server()
         try:
             async with Notifier(hub, StoreCards(db), ManagerNames(db)) as notifier:
-                service = CallService(db, CallsSettings(), PartyRepository(db), BoardTap(notifier, board))
+                service = CallService(
+                    db,
+                    CallsSettings(),
+                    PartyRepository(db),
+                    BoardTap(notifier, board),
+                    after_flush=board.calls_stored,
+                )
                 yield Stack(web, service, board, browser)
         finally:
             await web.close()
@@ -125,12 +133,18 @@ async def test_replayed_queue_call_moves_from_waiting_to_talking_to_done_within_
         assert answered < hangup
 
 
-async def test_board_speaks_russian_and_managers_are_refused(db: Database, browser: Browser) -> None:
-    """A head with a Russian browser reads the board in Russian; a plain manager gets 403 for /board."""
+async def test_board_on_a_phone_in_russian_fits_passes_axe_and_managers_are_refused(
+    db: Database, browser: Browser
+) -> None:
+    """A head's Russian phone (390 px) shows the board in Russian, without sideways scrolling or axe violations;
+    a plain manager gets 403 for /board."""
     async with stack(db, browser) as s:
-        page = await s.board_page(locale="ru-RU")
+        page = await s.board_page(locale="ru-RU", viewport=(390, 844))
         await expect(page.locator("[data-testid=board-today]")).to_contain_text("Отвечено", timeout=SEEN)
         await expect(page.locator("[data-testid=nobody-talking]")).to_have_text("Никто не говорит")
+        await assert_language(page, "ru", data=["Head of Sales"])
+        assert await page.evaluate("document.documentElement.scrollWidth") <= 390
+        assert await axe_violations(page) == []
         manager = await s.browser.new_context()
         other = await manager.new_page()
         await other.goto(str(s.web.make_url("/")))

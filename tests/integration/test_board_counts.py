@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import replace
 from datetime import UTC, date, datetime, timedelta
 
 from crmtel.board.models import TodayCounts
 from crmtel.board.service import BoardService, StoreCounts
 from crmtel.domain import Direction, Outcome
-from crmtel.push.hub import Hub
+from crmtel.push.hub import Connection, Hub
 from crmtel.reports.models import Period
 from crmtel.store.calls import CallRepository
 from crmtel.store.db import Database
@@ -71,3 +72,25 @@ async def test_refresh_sends_heads_the_counts_and_a_new_day_starts_from_zero(db:
     await board.refresh()
     assert board.message()["today"] == {"answered": 0, "missed": 0, "called_back": 0}
     assert board.message()["queues"] == []
+
+
+async def _until(conn: Connection, text: str) -> None:
+    async with asyncio.timeout(5):
+        while True:
+            frames = await conn.next_frames()
+            assert frames is not None
+            if any(text in f for f in frames):
+                return
+
+
+async def test_counts_on_start_and_stored_calls_wake_the_refresh_at_once(db: Database) -> None:
+    """The board reads today's counts when it starts; calls_stored() re-reads them now, not at the 30 s tick."""
+    await qd.load(db)
+    hub = Hub()
+    monday = datetime(2026, 11, 2, 15, 0, tzinfo=UTC)
+    head = hub.connect(1, (), everyone=True)
+    async with BoardService(hub, _NoNames(), StoreCounts(db), timezone=qd.TZ, clock=lambda: monday) as board:
+        await _until(head, '"answered":3')
+        await CallRepository(db).upsert_many([(replace(qd.CALLS[5], linkedid="more.1"), None)])
+        board.calls_stored(1)
+        await _until(head, '"answered":4')
