@@ -59,6 +59,13 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     check.add_argument("--config", type=Path, default=argparse.SUPPRESS, help="TOML config file")
     check.add_argument("--connect", action="store_true", help="also open the database and log in to each AMI")
     check.set_defaults(handler=_config_check)
+    globals_ = cfg_sub.add_parser(
+        "dialplan-globals",
+        help="print the dialplan globals (AGI address, ring time, default queue) that match this config",
+        description="Lines for the [globals] section of extensions.conf "
+        "(deploy/asterisk/extensions_crmtel_globals.conf).",
+    )
+    globals_.set_defaults(handler=_dialplan_globals)
 
 
 async def _db_upgrade(args: argparse.Namespace, settings: Settings) -> int:
@@ -99,6 +106,25 @@ async def _config_check(args: argparse.Namespace, settings: Settings) -> int:
     if problems:
         return 1
     print("configuration OK" + (": database and every PBX answered" if args.connect else ""))
+    return 0
+
+
+def dialplan_globals(settings: Settings) -> list[str]:
+    """``NAME=value`` lines for Asterisk's [globals], so the dialplan asks and rings as this config says."""
+    routing = settings.routing
+    # A wildcard listen address is reached on the loopback from the PBX next door.
+    host = "127.0.0.1" if routing.agi_host in ("", "0.0.0.0", "::") else routing.agi_host
+    return [
+        f"CRMTEL_AGI_HOST={host}",
+        f"CRMTEL_AGI_PORT={routing.agi_port}",
+        f"CRMTEL_WEB_PORT={settings.web.port}",
+        f"CRMTEL_RING={routing.ring_seconds}",
+        f"CRMTEL_DEFAULT_QUEUE={routing.default_queue}",
+    ]
+
+
+async def _dialplan_globals(_args: argparse.Namespace, settings: Settings) -> int:
+    print("\n".join(dialplan_globals(settings)))
     return 0
 
 

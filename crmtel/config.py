@@ -181,6 +181,9 @@ class RoutingSettings(BaseModel):
     dids: dict[str, DidRule] = Field(default_factory=dict)
     agi_host: str = "127.0.0.1"
     agi_port: int = Field(default=4573, ge=0, le=65535)
+    # How long the personal manager's phone rings before the call goes on to the fallback queue. The dialplan
+    # reads it as the global CRMTEL_RING (`crmtel config dialplan-globals`).
+    ring_seconds: int = Field(default=20, ge=5, le=600)
     deadline_ms: int = Field(default=500, ge=10)
     http_token: SecretStr | None = None
 

@@ -30,7 +30,7 @@ def test_timestampevents_is_on_and_bindaddr_left_to_freepbx() -> None:
 def test_freepbx_user_matches_the_plain_asterisk_user() -> None:
     """Both files grant the crmtel user the same rights, with no cdr class (crmtel reads no Cdr events)."""
     users = []
-    for name in ("manager_custom.conf", "manager_crmtel.conf"):
+    for name in ("manager_custom.conf", "manager.d/crmtel.conf"):
         conf = configparser.ConfigParser(inline_comment_prefixes=(";",), strict=False)
         conf.read(DEPLOY / name, encoding="utf-8")
         users.append({k: v for k, v in conf["crmtel"].items() if k != "secret"})
