@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import os
+import random
+import re
 import signal
 import sqlite3
 import time
@@ -22,8 +24,10 @@ from crmtel.store.calls import CallRepository
 from crmtel.store.db import Database
 from tests.fixtures.daemon import DaemonPool, daemon_config, stored_state
 from tests.fixtures.fake_ami import wait_until
+from tests.fixtures.traces import SCENARIOS
 from tests.integration.test_agi_server import env
 from tests.integration.test_ami_pipeline import serving
+from tests.unit.test_ami_fuzz import _frames, _mutate
 
 
 @pytest.fixture
@@ -183,3 +187,43 @@ async def test_a_frozen_crmtel_holds_a_fastagi_caller_but_the_http_variant_is_bo
             finally:
                 os.kill(daemon.pid, signal.SIGCONT)
         assert await daemon.terminate(limit=10) == 0
+
+
+def mixed_fuzz_stream(seed: int, copies: int) -> list[Garbage]:
+    """Every real trace ``copies`` times, a third of the frames mutated (huge, duplicated, undecodable …)."""
+    rnd = random.Random(seed)
+    items: list[Garbage] = []
+    for copy in range(copies):
+        for scenario in SCENARIOS:
+            for frame in _frames(scenario)[1:]:
+                # Own ids per copy, so the calls are new calls and not late events of finished ones.
+                frame = re.sub(rb"(Uniqueid|Linkedid): ([0-9.]+)", lambda m: m.group(0) + b"%d" % copy, frame)
+                kind = rnd.choice((1, 2, 2, 0, 3, 4, 5, 6)) if rnd.random() < 0.33 else 7
+                items.append(Garbage(0.0, _mutate(frame, kind, rnd)))
+    return items
+
+
+@pytest.mark.slow
+async def test_a_mixed_fuzz_stream_keeps_rss_bounded_and_it_comes_back_down(
+    pool: DaemonPool, database_url: str, tmp_path: Path
+) -> None:
+    """30 copies of every real trace with a third of the frames mutated: RSS stays under 300 MB throughout,
+    and when the stream is over it comes back near its start (before: 905 MB, never given back)."""
+    async with serving(mixed_fuzz_stream(13, 30), chunk_size=64 * 1024) as server:
+        config, ports = daemon_config(tmp_path / "crmtel.toml", database_url, server.port)
+        daemon = pool.spawn("--config", str(config), "run")
+        await daemon.wait_http(ports.web_url + "/")
+        start = peak = rss_mb(daemon.pid)
+        async with asyncio.timeout(120):
+            while not server.finished.is_set():
+                await asyncio.sleep(0.25)
+                peak = max(peak, rss_mb(daemon.pid))
+        for _ in range(24):
+            await asyncio.sleep(0.25)
+            peak = max(peak, rss_mb(daemon.pid))
+        end = rss_mb(daemon.pid)
+        assert daemon.alive(), daemon.describe()
+        await daemon.terminate(limit=10)
+    print(f"mixed fuzz stream: RSS start {start:.0f} MB, peak {peak:.0f} MB, end {end:.0f} MB")
+    assert peak < BOUND_MB
+    assert end < start + 40, (start, peak, end)
