@@ -194,10 +194,12 @@ def mixed_fuzz_stream(seed: int, copies: int) -> list[Garbage]:
     rnd = random.Random(seed)
     items: list[Garbage] = []
     for copy in range(copies):
+        # Own ids per copy, so the calls are new calls and not late events of finished ones.
+        ids = re.compile(rb"((?:Uniqueid|Linkedid): [0-9.]+)")
+        suffix = rb"\g<1>%d" % copy
         for scenario in SCENARIOS:
-            for frame in _frames(scenario)[1:]:
-                # Own ids per copy, so the calls are new calls and not late events of finished ones.
-                frame = re.sub(rb"(Uniqueid|Linkedid): ([0-9.]+)", lambda m: m.group(0) + b"%d" % copy, frame)
+            for raw in _frames(scenario)[1:]:
+                frame = ids.sub(suffix, raw)
                 kind = rnd.choice((1, 2, 2, 0, 3, 4, 5, 6)) if rnd.random() < 0.33 else 7
                 items.append(Garbage(0.0, _mutate(frame, kind, rnd)))
     return items
