@@ -284,8 +284,9 @@ def page_html(
         f'<form id="period-picker" class="report-filters" method="get" action="{prefix}/calls-vs-deals">'
         f"{_filters(req, user, all_managers, tr)}</form>"
         f'<p class="downloads"><span>{_e(tr.t("page.report.download"))}</span> {downloads}</p>'
-        f'<section class="report-card" aria-label="{_e(tr.t("report.chart_title"))}">'
-        f'<div id="chart">{render.to_svg(report, tr)}</div></section>'
+        '<section class="report-card">'
+        f'<div id="chart" tabindex="0" role="region" aria-label="{_e(tr.t("report.chart_title"))}">'
+        f"{render.to_svg(report, tr)}</div></section>"
         f'<section class="report-card">{_table_html(report, tr)}</section>'
         f"{_heatmaps_html(heatmap, tr)}"
         f'<p class="note muted">{_e(tr.t("page.report.note"))}</p>'

@@ -96,8 +96,8 @@ def _first(stream: list[StreamItem], event: str, header: str, prefix: str) -> Re
 
 
 def _clock(moment: datetime, lang: str) -> str:
-    """The hour and minute as Intl writes them: 22:27 (ru), 10:27 PM (en)."""
-    return moment.strftime("%H:%M") if lang == "ru" else moment.strftime("%I:%M %p")
+    """The hour and minute as the page writes them: 09:27 (ru), 9:27 PM (en)."""
+    return moment.strftime("%H:%M") if lang == "ru" else f"{moment.hour % 12 or 12}:{moment:%M %p}"
 
 
 def _day(moment: datetime, lang: str) -> str:

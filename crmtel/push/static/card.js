@@ -15,6 +15,10 @@ let box = null;
 export function mountCards(container, manager) {
   box = container;
   me = manager;
+  if (!box.querySelector(".popups-hint")) {
+    // Shown on a desk while no phone rings, so the empty column says what it is for.
+    box.append(el("p", { className: "popups-hint", testid: "popups-hint", i18n: "page.popups.hint" }));
+  }
   box.addEventListener("keydown", (ev) => {
     if (ev.key !== "Escape") return;
     const node = ev.target.closest(".card");
@@ -176,7 +180,7 @@ function update(entry) {
   fact("page.fact.turnover", card.turnover
     ? fmtMoney(card.turnover) + (card.turnover_month ? " · " + fmtMonth(card.turnover_month) : "") : null);
   // The caller ID name only when it says something the CRM did not (it is often the contact's own name).
-  const said = [card.name, card.via_contact, card.company];
+  const said = [card.name, card.via_contact, card.company, parts.who.textContent];
   fact("page.fact.caller_id", callerName && c.direction !== "outbound" && !said.includes(callerName) ? callerName : null);
   fact("page.fact.also", card.also && card.also.length ? card.also.join("; ") : null);
   parts.facts.replaceChildren(...facts);

@@ -99,7 +99,8 @@ function detailFacts(call) {
   fact("page.fact.when", fmtFull(call.started_at));
   fact("page.fact.direction", words.direction(call.direction));
   fact("page.fact.outcome", outcomeText(call) + (call.missed_reason ? " — " + words.reason(call.missed_reason) : ""));
-  fact("page.fact.rang", call.rang.join(", "));
+  // An outbound call "rings" only at the phone that placed it: nothing to say there.
+  if (call.direction !== "outbound") fact("page.fact.rang", call.rang.join(", "));
   fact("page.fact.answered_by", call.answered_by);
   fact("page.fact.queue", call.queue);
   fact("page.fact.ring_time", call.ended_at ? fmtDuration(call.ring_seconds) : null);

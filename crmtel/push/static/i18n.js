@@ -86,10 +86,13 @@ const asDate = (iso) => {
   return Number.isNaN(d.getTime()) ? null : d;
 };
 
+// Russian writes 09:05, English 9:05 AM.
+const hourStyle = () => (state.lang === "en" ? "numeric" : "2-digit");
+
 // 14:03 (ru) / 2:03 PM (en) in the configured zone.
 export function fmtTime(iso) {
   const d = asDate(iso);
-  return d ? fmt("date", { hour: "2-digit", minute: "2-digit" }).format(d) : "";
+  return d ? fmt("date", { hour: hourStyle(), minute: "2-digit" }).format(d) : "";
 }
 
 // 01.12.2026, 14:03 — with the date only when it is not today (in the configured zone).
@@ -98,7 +101,7 @@ export function fmtDateTime(iso, { always = false } = {}) {
   if (!d) return "";
   const day = fmt("date", { year: "numeric", month: "2-digit", day: "2-digit" });
   if (!always && day.format(d) === day.format(new Date())) return fmtTime(d);
-  return fmt("date", { year: "numeric", month: "2-digit", day: "2-digit", hour: "2-digit", minute: "2-digit" }).format(d);
+  return fmt("date", { year: "numeric", month: "2-digit", day: "2-digit", hour: hourStyle(), minute: "2-digit" }).format(d);
 }
 
 // The full date and time for a tooltip or <time title>.
