@@ -233,6 +233,8 @@ async def seed_history(
         count = max(8, min(34, round(days * 1.3)))
         _calls_for(plan, rng, people, login, months[1], count, now=now, tz=tz)
 
+    # Stored oldest first, so row ids follow time as they do for real calls (the history lists by id).
+    plan.records.sort(key=lambda r: r.started_at)
     ids = await CallRepository(db).upsert_many([(r, None) for r in plan.records])
     tasks = TaskRepository(db)
     for record, manager_id in plan.missed:

@@ -18,6 +18,7 @@ from crmtel.reports.queries import QueryOptions, ReportQueries
 from crmtel.reports.web import default_period
 from crmtel.store.calls import CallRepository
 from crmtel.store.db import Database
+from crmtel.store.history import CallHistory
 from crmtel.store.managers import ManagerRepository
 from crmtel.store.parties import PartyRepository
 from crmtel.store.tasks import TaskRepository
