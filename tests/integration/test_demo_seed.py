@@ -78,3 +78,11 @@ async def test_history_has_missed_outbound_callbacks_and_real_recordings(db: Dat
     assert all(
         c.ended_at is not None and c.ended_at <= datetime.now(UTC) + timedelta(minutes=10) for c in calls
     )
+
+
+async def test_the_history_lists_the_seeded_calls_newest_first(db: Database, seeded: Path) -> None:
+    """The page's history (newest id first) reads in time order, as it does for real calls."""
+    listed = await CallHistory(db).list(None, limit=200)
+    assert len(listed) > 100
+    starts = [c.started_at for c in listed]
+    assert starts == sorted(starts, reverse=True)
