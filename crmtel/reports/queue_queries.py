@@ -63,34 +63,41 @@ def _queue_stmt(period: Period, queue: str | None, sl_seconds: int, postgres: bo
     return select(*columns).where(*conds).group_by(v.queue).order_by(v.queue)
 
 
-def _sqlite_p90_stmt(period: Period, queue: str | None) -> Select[Any]:
-    """percentile_cont(0.9) of the answered waits per queue, with window functions (SQLite has no percentile).
+def _sqlite_p90_stmt(period: Period, answered: dict[str, int]) -> Select[Any] | None:
+    """percentile_cont(0.9) of the answered waits per queue, for SQLite (it has no percentile function).
 
-    Rank i = 0..n-1 in wait order; the 90th percentile sits at 0.9 × (n - 1) = lo + frac, and is the value at
-    lo plus frac of the step to the next one (exactly PostgreSQL's percentile_cont). Integer arithmetic keeps
-    lo and frac exact.
+    With n answered calls per queue (from the main query), rank i = 0..n-1 in wait order; the percentile sits
+    at 0.9 × (n - 1) = lo + frac and is the wait at lo plus frac of the step to the next (exactly PostgreSQL's
+    percentile_cont). One window sort ranks the waits; only the two ranks wanted per queue are kept.
     """
+    wanted = {q: n for q, n in answered.items() if n > 0}
+    if not wanted:
+        return None
     v = _V.c
-    conds = [*_period_conds(v.started_at, period), v.outcome == QueueOutcome.ANSWERED.value]
-    if queue is not None:
-        conds.append(v.queue == queue)
     ranked = (
         select(
             v.queue,
             v.wait_seconds.label("w"),
             (func.row_number().over(partition_by=v.queue, order_by=v.wait_seconds) - 1).label("i"),
-            func.count().over(partition_by=v.queue).label("n"),
         )
-        .where(*conds)
+        .where(
+            *_period_conds(v.started_at, period),
+            v.outcome == QueueOutcome.ANSWERED.value,
+            v.queue.in_(list(wanted)),
+        )
         .subquery("ranked_waits")
     )
     r = ranked.c
-    lo = cast((9 * (r.n - 1)) / 10, SqlInteger)
-    frac = ((9 * (r.n - 1)) % 10) / 10.0
+    # lo and frac per queue as exact integers/tenths: 9 × (n - 1) = 10 × lo + tenths.
+    lo = case(*((r.queue == q, (9 * (n - 1)) // 10) for q, n in wanted.items()), else_=-1)
+    frac = case(*((r.queue == q, ((9 * (n - 1)) % 10) / 10) for q, n in wanted.items()), else_=0.0)
     at_lo = func.max(case((r.i == lo, r.w), else_=None))
     at_hi = func.coalesce(func.max(case((r.i == lo + 1, r.w), else_=None)), at_lo)
-    frac_of_group = func.max(frac)
-    return select(r.queue, (at_lo + frac_of_group * (at_hi - at_lo)).label("wait_p90")).group_by(r.queue)
+    return (
+        select(r.queue, (at_lo + func.max(frac) * (at_hi - at_lo)).label("wait_p90"))
+        .where(r.i.in_([lo, lo + 1]))
+        .group_by(r.queue)
+    )
 
 
 def _members_stmt(period: Period, queue: str | None) -> Select[Any]:
@@ -221,7 +228,8 @@ class QueueQueries:
             rows = (await session.execute(_queue_stmt(period, queue, self._sl, self._postgres))).mappings()
             queue_rows = [dict(r) for r in rows]
             if not self._postgres:
-                p90 = dict((await session.execute(_sqlite_p90_stmt(period, queue))).all())
+                p90_stmt = _sqlite_p90_stmt(period, {r["queue"]: int(r["answered"]) for r in queue_rows})
+                p90 = dict((await session.execute(p90_stmt)).all()) if p90_stmt is not None else {}
                 for row in queue_rows:
                     row["wait_p90"] = p90.get(row["queue"])
             members = (await session.execute(_members_stmt(period, queue))).all()

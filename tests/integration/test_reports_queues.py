@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import random
 from dataclasses import replace
 from datetime import UTC, date, datetime, timedelta
 
@@ -10,6 +11,7 @@ import pytest
 from crmtel.ami.protocol import Message
 from crmtel.ami.service import CallService
 from crmtel.config import CallsSettings
+from crmtel.domain import QueueOutcome, QueueVisit
 from crmtel.reports.models import Period
 from crmtel.reports.queue_models import QueueFigures, QueueReport
 from crmtel.reports.queue_queries import QueueQueries
@@ -179,3 +181,25 @@ async def test_heatmap_minute_of_the_spring_clock_change_is_on_the_new_time(db: 
     heatmap = await QueueQueries(db).heatmap(Period(date(2026, 3, 29), date(2026, 3, 30), "Europe/Berlin"))
     sunday = heatmap.inbound[6]
     assert (sunday[1], sunday[2], sunday[3]) == (1, 0, 1)
+
+
+@pytest.mark.parametrize("n", [1, 2, 11, 37])
+async def test_wait_p90_is_percentile_cont_on_every_database(db: Database, n: int) -> None:
+    """The p90 equals percentile_cont(0.9) (linear interpolation) for any number of answered waits."""
+    rng = random.Random(n)
+    waits = [round(rng.uniform(0, 90), 2) for _ in range(n)]
+    start = datetime(2026, 11, 23, 8, 0, tzinfo=UTC)
+    template = qd.CALLS[0]
+    calls = []
+    for k, wait in enumerate(waits):
+        at = start + timedelta(minutes=k)
+        visit = QueueVisit("p90", at, at + timedelta(seconds=wait), QueueOutcome.ANSWERED, "102", ("102",))
+        calls.append((replace(template, linkedid=f"p90.{k}", started_at=at, queue_visits=(visit,)), None))
+    await CallRepository(db).upsert_many(calls)
+    (figures,) = (await QueueQueries(db).queues(Period(date(2026, 11, 23), date(2026, 11, 24), "UTC"))).queues
+    ordered = sorted(waits)
+    pos = 0.9 * (n - 1)
+    lo = int(pos)
+    hi = min(lo + 1, n - 1)
+    expected = ordered[lo] + (pos - lo) * (ordered[hi] - ordered[lo])
+    assert figures.wait_p90_s == pytest.approx(expected, abs=0.01)
