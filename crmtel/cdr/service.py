@@ -247,6 +247,8 @@ class CdrService:
 
     async def _close_orphans(self, pbx: str, at: datetime) -> None:
         """Calls stored as live that the tracker does not follow (their state was lost) and the PBX no longer has."""
+        # Written first: a call whose end is being written right now must be seen as ended, not as an orphan.
+        await self.calls.flush()
         state = self.calls.state_of(pbx)
         orphans = [
             stored.record

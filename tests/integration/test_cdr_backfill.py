@@ -3,6 +3,8 @@ stored them, calls that ended while crmtel was away get their true times, and a 
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 from datetime import timedelta
 from pathlib import Path
@@ -171,3 +173,59 @@ async def test_broken_csv_lines_are_skipped_and_logged(
     assert report.created == len(SCENARIOS)
     assert source.skipped == 3
     assert "line skipped" in caplog.text
+
+
+@pytest.mark.parametrize("with_cdr", [True, False], ids=["with-cdr", "without-cdr"])
+async def test_periodic_check_closes_a_call_whose_hangup_never_came(
+    db: Database, traces_dir: Path, tmp_path: Path, with_cdr: bool
+) -> None:
+    """The Hangups are lost on a connection that stays up: the periodic CoreShowChannels closes the call,
+    with the CDR's end and talk time when there is a CDR, with what was known otherwise; it never stays live."""
+    scenario = "direct-answered"
+    expected = load_expected(scenario)
+    stream, cut = _lose_the_end(load_ami(traces_dir / f"{scenario}.ami"), later=20.0)
+    master = write_master_csv(tmp_path / "Master.csv", legs_of_stream(stream), MOSCOW)
+    calls = _service(db)
+    backfills = {"pbx1": Backfill("pbx1", CsvCdrSource(master, MOSCOW), calls)} if with_cdr else {}
+    cdr = CdrService(calls, WatermarkRepository(db), backfills, {})
+    calls.amender = cdr
+    server = FakeAmiServer(stream, pause_after=cut)
+    await server.start()
+    repo = CallRepository(db)
+    try:
+        client = AmiClient(settings_for(server), calls)
+
+        async def live() -> bool:
+            found = await repo.get("pbx1", expected["linkedid"])
+            return found is not None and found.record.ended_at is None
+
+        async def ended() -> bool:
+            found = await repo.get("pbx1", expected["linkedid"])
+            return found is not None and found.record.ended_at is not None
+
+        async with running(client):
+            tasks = [
+                asyncio.create_task(client.reconcile_every(0.2), name="test-reconcile"),
+                asyncio.create_task(cdr.run(), name="test-cdr"),
+            ]
+            try:
+                await wait_until(live)
+                # The rest of the call happens, but its events never reach crmtel (the link stays up).
+                server.advance(len(stream) - cut)
+                await wait_until(ended)
+            finally:
+                for task in tasks:
+                    task.cancel()
+                for task in tasks:
+                    with contextlib.suppress(asyncio.CancelledError):
+                        await task
+    finally:
+        await server.close()
+    stored = await repo.get("pbx1", expected["linkedid"])
+    assert stored is not None
+    assert stored.live_state is None
+    if with_cdr:
+        assert_record_matches(stored.record, expected)
+    else:
+        # Closed when crmtel noticed: 20 s of silence more than the real talk time.
+        assert stored.record.talk_seconds > expected["talk_seconds"] + 15
