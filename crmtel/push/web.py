@@ -145,7 +145,8 @@ async def _login(request: web.Request) -> web.Response:
     state.throttle.succeeded(login, address)
     await state.sessions.drop(request.cookies.get(COOKIE))
     token = await state.sessions.create(manager.id)
-    response = web.json_response(api.manager_json(manager))
+    # The same as GET /api/me, so the page knows the language, zone and currency right after logging in.
+    response = web.json_response(_me_json(manager, state.locale, request.headers.get("Accept-Language")))
     response.set_cookie(
         COOKIE,
         token,

@@ -6,7 +6,7 @@ import aiohttp
 
 from crmtel.store.db import Database
 from crmtel.store.managers import ManagerRepository
-from tests.integration.test_web_app import running_app
+from tests.integration.test_web_app import PASSWORD, running_app
 
 
 async def test_catalogue_is_public_cacheable_and_merged(db: Database) -> None:
@@ -77,3 +77,18 @@ async def test_a_bad_locale_choice_is_a_clear_400_and_needs_a_session(db: Databa
         stored = await ManagerRepository(db).by_login("boris")
         assert stored is not None
         assert stored.locale is None
+
+
+async def test_the_login_answer_carries_the_same_locale_fields_as_me(db: Database) -> None:
+    """Right after logging in the page knows its language, zone and currency (no extra round trip)."""
+    async with running_app(db) as rig, rig.browser() as browser:
+        async with browser.post(
+            "/api/login", json={"login": "vera", "password": PASSWORD}, headers={"Accept-Language": "en"}
+        ) as r:
+            me = await r.json()
+        assert (me["login"], me["locale"], me["timezone"], me["currency"]) == (
+            "vera",
+            "en",
+            "Europe/Moscow",
+            "RUB",
+        )
