@@ -26,6 +26,7 @@ Headers = tuple[tuple[str, str], ...]
 _TRACE_EXTENSION = "101"
 _TRACE_DIALLED = "89161110001"
 _TRACE_E164 = "+79161110001"
+_TRACE_NAME = "Анна Смирнова"
 _ID_RE = re.compile(r"\b1795\d{6}\.\d+\b")
 _CHANNEL_RE = re.compile(r"PJSIP/101-")
 _HANGUP_CAUSE = {
@@ -85,6 +86,15 @@ class IdSource:
         return f"{self._base}.{next(self._seq)}"
 
 
+def _party(key: str, value: str, extension: str, shown: str) -> str | None:
+    """The recorded manager's number and name, as this Originate's extension and CallerID name."""
+    if key in ("CallerIDNum", "ConnectedLineNum") and value == _TRACE_EXTENSION:
+        return extension
+    if key in ("CallerIDName", "ConnectedLineName") and value == _TRACE_NAME:
+        return shown
+    return None
+
+
 def _channel_block(headers: Headers) -> list[tuple[str, str]]:
     names = {"Channel", "ChannelState", "ChannelStateDesc", "CallerIDNum", "CallerIDName", "ConnectedLineNum"}
     names |= {"ConnectedLineName", "Language", "AccountCode", "Context", "Exten", "Priority", "Uniqueid"}
@@ -117,6 +127,8 @@ def answered(request: Message, trace: Sequence[tuple[float, Headers]], ids: IdSo
     extension = extension_of(channel)
     exten = request.get("Exten") or ""
     e164 = e164_of(exten)
+    # The originated phone carries the Originate's CallerID (what it displayed), not the recording's name.
+    shown = (request.get("CallerID") or "").split("<", 1)[0].strip().strip('"') or "<unknown>"
     mapping: dict[str, str] = {}
 
     def fresh(match: re.Match[str]) -> str:
@@ -134,15 +146,7 @@ def answered(request: Message, trace: Sequence[tuple[float, Headers]], ids: IdSo
     for t, headers in trace:
         if not _is_call_event(headers):
             continue
-        new = tuple(
-            (
-                k,
-                extension
-                if k in ("CallerIDNum", "ConnectedLineNum") and v == _TRACE_EXTENSION
-                else rewrite(v),
-            )
-            for k, v in headers
-        )
+        new = tuple((k, _party(k, v, extension, shown) or rewrite(v)) for k, v in headers)
         out.append(Timed(max(0.0, t - t0), new))
         msg = Message(new)
         if origin is None and msg.event == "Newchannel":
