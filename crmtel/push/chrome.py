@@ -14,10 +14,13 @@ from crmtel.i18n import LANGUAGES, Translator
 
 # Each language is named in itself (and marked with lang=) so a reader of the other language finds theirs.
 LANGUAGE_NAMES = {"ru": "Русский", "en": "English"}
-# The header's pages: (id, catalogue key, address). The main page adds the views its modules register.
-NAV: tuple[tuple[str, str, str], ...] = (
-    ("calls", "page.nav.calls", "/#calls"),
-    ("reports", "page.nav.reports", "/reports/calls-vs-deals"),
+# The header's pages: (id, catalogue key, address, heads only). static/header.js keeps the same list for
+# the main page, which also shows the views its modules register.
+NAV: tuple[tuple[str, str, str, bool], ...] = (
+    ("calls", "page.nav.calls", "/#calls", False),
+    ("reports", "page.nav.reports", "/reports/calls-vs-deals", False),
+    ("queues", "report_queues.title", "/reports/queues", True),
+    ("board", "board.title", "/board", True),
 )
 STYLESHEETS = ("/static/tokens.css", "/static/style.css")
 
@@ -53,7 +56,8 @@ def header_html(user: Manager, tr: Translator, current: str) -> str:
     links = "".join(
         f'<a href="{_e(href)}" data-testid="nav-{_e(page)}"'
         f"{current_mark if page == current else ''}>{_e(tr.t(key))}</a>"
-        for page, key, href in NAV
+        for page, key, href, heads_only in NAV
+        if user.role is Role.HEAD or not heads_only
     )
     options = "".join(
         f'<option value="{code}" lang="{code}"{" selected" if code == tr.locale else ""}>'

@@ -105,7 +105,12 @@ async def shoot(browser: Browser, url: str, out: Path, lang: str, size: str) -> 
     """The three screenshots of one language and size."""
     async with logged_in(browser, url, "anna", lang, size) as page:
         ringing = page.locator("[data-testid=call-card][data-state=ringing]")
-        await expect(ringing.first).to_be_visible(timeout=RING_WAIT_MS)
+        # A known client's card shows the most (company, manager, turnover): wait a while for one.
+        client = page.locator("[data-testid=call-card][data-state=ringing]:has([data-kind=client])")
+        try:
+            await expect(client.first).to_be_visible(timeout=RING_WAIT_MS)
+        except AssertionError:
+            await expect(ringing.first).to_be_visible(timeout=RING_WAIT_MS)
         await page.wait_for_timeout(300)
         await page.screenshot(path=str(out / f"main-{lang}-{size}.png"))
         for close in await page.locator("[data-testid=card-close]").all():

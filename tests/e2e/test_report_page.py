@@ -199,3 +199,27 @@ async def test_report_page_requires_a_login(site: Site) -> None:
     await page.goto(site.url(f"/reports/calls-vs-deals?from={ds.FROM}&to={ds.TO}"))
     assert await page.locator("#report-table").count() == 0
     await context.close()
+
+
+async def test_head_on_a_phone_gets_the_shared_header_and_a_page_that_fits(site: Site) -> None:
+    """At 390 px the report is no wider than the screen; the header names the head, links every page heads
+    have (calls, reports, queues, board), and its logout ends the session."""
+    context = await site.browser.new_context(
+        viewport={"width": 390, "height": 844}, is_mobile=True, has_touch=True
+    )
+    response = await context.request.post(
+        site.url("/api/login"), data={"login": "hugo", "password": PASSWORD}
+    )
+    assert response.ok
+    page = await context.new_page()
+    await page.goto(site.url(f"/reports/calls-vs-deals?from={ds.FROM}&to={ds.TO}"))
+    await expect(page.locator("#report-table")).to_be_attached(timeout=SEEN)
+    assert await page.evaluate("document.documentElement.scrollWidth") <= 390
+    assert await page.get_attribute("meta[name=viewport]", "content") == "width=device-width, initial-scale=1"
+    for target in ("calls", "reports", "queues", "board"):
+        await expect(page.locator(f"[data-testid=nav-{target}]")).to_be_visible()
+    await expect(page.locator("[data-testid=nav-reports]")).to_have_attribute("aria-current", "page")
+    await page.click("[data-testid=logout]")
+    await expect(page.locator("#login-form")).to_be_visible(timeout=SEEN)
+    assert (await context.request.get(site.url("/api/me"))).status == 401
+    await context.close()

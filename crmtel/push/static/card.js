@@ -94,7 +94,8 @@ function create(msg) {
       el("div", { className: "card-title" }, parts.who,
         el("div", { className: "card-sub" }, parts.number, parts.kind, parts.stop)),
       el("div", { className: "card-tools" }, parts.time, close)),
-    parts.status, parts.facts, parts.deals, parts.recent, actions.node);
+    // What to do comes right after who it is; the caller's past (deals, last calls) below.
+    parts.status, parts.facts, actions.node, parts.deals, parts.recent);
   return { node, parts, actions, exts: [], card: null, caller: {}, state: null, msg };
 }
 
@@ -202,7 +203,7 @@ function update(entry) {
     el("ul", {}, deals.map((d) => el("li", {},
       el("span", { className: "deal-title" }, d.title), " ",
       el("span", { className: "money" }, fmtMoney(d.amount)),
-      d.stage ? el("span", { className: "muted" }, " · " + d.stage) : null))));
+      d.stage ? el("span", { className: "muted" }, " · " + words.stage(d.stage)) : null))));
 }
 
 export const cardCount = () => cards.size;

@@ -5,6 +5,12 @@ import { el, setText } from "./dom.js";
 import { LANGUAGES, t } from "./i18n.js";
 
 const LANGUAGE_NAMES = { ru: "Русский", en: "English" };
+// Server-rendered pages, as crmtel/push/chrome.py's NAV lists them (heads: pages only heads may open).
+const PAGES = [
+  { id: "reports", key: "page.nav.reports", href: "/reports/calls-vs-deals" },
+  { id: "queues", key: "report_queues.title", href: "/reports/queues", heads: true },
+  { id: "board", key: "board.title", href: "/board", heads: true },
+];
 
 export function whoText(me) {
   const exts = me.extensions && me.extensions.length ? t("page.header.ext", { ext: me.extensions.join(", ") }) : "";
@@ -23,7 +29,8 @@ function languageSelect(current) {
 export function buildHeader(me, lang, views) {
   const nav = el("nav", { className: "app-nav", i18nAttrs: { "aria-label": "page.nav.label" } },
     views.map((v) => el("a", { href: "/#" + v.id, dataset: { view: v.id }, testid: "nav-" + v.id, i18n: v.labelKey })),
-    el("a", { href: "/reports/calls-vs-deals", id: "reports-link", testid: "nav-reports", i18n: "page.nav.reports" }));
+    PAGES.filter((p) => !p.heads || me.role === "head").map((p) =>
+      el("a", { href: p.href, id: p.id + "-link", testid: "nav-" + p.id, i18n: p.key })));
   return el("header", { className: "app-header", id: "app-header", testid: "app-header" },
     el("a", { className: "brand", href: "/" }, "crmtel"),
     nav,

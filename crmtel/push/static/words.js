@@ -20,6 +20,8 @@ const known = (prefix, values) => (value) => (values.includes(value) ? t(prefix 
 export const direction = known("page.direction.", ["inbound", "outbound", "internal"]);
 export const outcome = known("page.outcome.", ["answered", "missed"]);
 export const category = known("page.category.", ["retail", "wholesale"]);
+// Deal stages crmtel itself sets; stages typed by people or imported are shown as they are.
+export const stage = known("page.stage.", ["new", "offer"]);
 export const kind = (value) => t("page.kind." + (["client", "lead", "new_lead", "hidden", "internal", "unavailable"]
   .includes(value) ? value : "call"));
 
