@@ -12,6 +12,7 @@ from crmtel.app import Running, migrate, run_until_stopped
 from crmtel.config import Settings, origins_of
 from crmtel.configcheck.checks import check_settings
 from crmtel.configcheck.messages import Problem, Redactor
+from crmtel.configcheck.probes import port_problems
 from crmtel.configcheck.report import all_problems
 from crmtel.demo import DEMO_LOGINS, DEMO_PASSWORD
 
@@ -129,8 +130,9 @@ async def _dialplan_globals(_args: argparse.Namespace, settings: Settings) -> in
 
 
 async def _run(args: argparse.Namespace, settings: Settings) -> int:
-    # The same messages as `config check` (without the port probe: binding is the real test, just after).
-    problems = check_settings(settings, _origins(args))
+    # The same messages as `config check` (its --connect part is what run itself then does, with retries).
+    origins = _origins(args)
+    problems = check_settings(settings, origins) + port_problems(settings, origins)
     if problems:
         _report(problems)
         return 1

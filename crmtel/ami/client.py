@@ -207,22 +207,30 @@ class AmiClient:
 
         Raises LoginFailed when the PBX refuses the user, OSError/TimeoutError/AmiError when it cannot be reached.
         """
-        s = self.settings
-        loop = asyncio.get_running_loop()
-        async with asyncio.timeout(self.connect_timeout):
-            _, conn = await loop.create_connection(
-                lambda: AmiConnection(self._on_event, self._on_reply), s.host, s.port
-            )
+        conn = await self._connect()
         try:
-            first: set[asyncio.Future[str]] = {conn.banner, conn.lost}
-            await asyncio.wait(first, timeout=self.action_timeout, return_when=asyncio.FIRST_COMPLETED)
-            if not conn.banner.done():
-                raise ConnectionLost(conn.lost.result() if conn.lost.done() else "no AMI banner")
+            await self._banner(conn)
             await self._login(conn)
             await self._logoff(conn)
         finally:
             conn.abort()
             self._items.clear()
+
+    async def _connect(self) -> AmiConnection:
+        s = self.settings
+        loop = asyncio.get_running_loop()
+        # asyncio.timeout, not wait_for: on 3.11 wait_for can swallow a cancellation that races a result.
+        async with asyncio.timeout(self.connect_timeout):
+            _, conn = await loop.create_connection(
+                lambda: AmiConnection(self._on_event, self._on_reply), s.host, s.port
+            )
+        return conn
+
+    async def _banner(self, conn: AmiConnection) -> None:
+        first: set[asyncio.Future[str]] = {conn.banner, conn.lost}
+        await asyncio.wait(first, timeout=self.action_timeout, return_when=asyncio.FIRST_COMPLETED)
+        if not conn.banner.done():
+            raise ConnectionLost(conn.lost.result() if conn.lost.done() else "no AMI banner")
 
     async def request(
         self, name: str, fields: Sequence[tuple[str, str]] = (), *, limit: float | None = None
@@ -284,12 +292,7 @@ class AmiClient:
     async def _session(self) -> None:
         """One connection, from connect until it fails (it always ends with an exception)."""
         s = self.settings
-        loop = asyncio.get_running_loop()
-        # asyncio.timeout, not wait_for: on 3.11 wait_for can swallow a cancellation that races a result.
-        async with asyncio.timeout(self.connect_timeout):
-            _, conn = await loop.create_connection(
-                lambda: AmiConnection(self._on_event, self._on_reply), s.host, s.port
-            )
+        conn = await self._connect()
         self._conn = conn
         self._listing = None
         self._holding = None
@@ -297,10 +300,7 @@ class AmiClient:
         tasks: set[asyncio.Task[None]] = set()
         logged_in = False
         try:
-            first: set[asyncio.Future[str]] = {conn.banner, conn.lost}
-            await asyncio.wait(first, timeout=self.action_timeout, return_when=asyncio.FIRST_COMPLETED)
-            if not conn.banner.done():
-                raise ConnectionLost(conn.lost.result() if conn.lost.done() else "no AMI banner")
+            await self._banner(conn)
             await self._login(conn)
             logged_in = True
             self.connections += 1

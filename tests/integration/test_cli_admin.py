@@ -140,6 +140,19 @@ async def test_calls_list_json_carries_the_route(
     ] * 2
 
 
+def _migrated(path: Path) -> str:
+    """The URL of a new SQLite database at ``path``, migrated by `crmtel db upgrade`."""
+    url = f"sqlite+aiosqlite:///{path}"
+    subprocess.run(
+        [sys.executable, "-m", "crmtel.cli", "--database-url", url, "db", "upgrade"],
+        check=True,
+        cwd=path.parent,
+        env=child_env(),
+        capture_output=True,
+    )
+    return url
+
+
 def _on_a_terminal(*args: str, cwd: Path, stream: str) -> tuple[int, bytes, bytes]:
     """Run crmtel with ``stream`` ("stdout" or "stderr") on a pseudo-terminal, the other one on a pipe."""
     master, slave = pty.openpty()
@@ -166,14 +179,7 @@ def _on_a_terminal(*args: str, cwd: Path, stream: str) -> tuple[int, bytes, byte
 @pytest.mark.slow
 def test_xlsx_report_to_a_terminal_needs_output(tmp_path: Path) -> None:
     """`report … --format xlsx` with standard output on a terminal: refused, nothing binary written."""
-    url = f"sqlite+aiosqlite:///{tmp_path / 'r.db'}"
-    subprocess.run(
-        [sys.executable, "-m", "crmtel.cli", "--database-url", url, "db", "upgrade"],
-        check=True,
-        cwd=tmp_path,
-        env=child_env(),
-        capture_output=True,
-    )
+    url = _migrated(tmp_path / "r.db")
     code, terminal, err = _on_a_terminal(
         "--database-url", url, "report", "calls-vs-deals", "--from", "2026-11-01", "--to", "2026-12-01",
         "--format", "xlsx", cwd=tmp_path, stream="stdout",
@@ -186,14 +192,7 @@ def test_xlsx_report_to_a_terminal_needs_output(tmp_path: Path) -> None:
 @pytest.mark.slow
 def test_import_shows_a_progress_bar_on_a_terminal_and_nothing_in_a_pipe(tmp_path: Path) -> None:
     """stderr on a terminal: the tqdm bar with the step and row count; stderr a pipe: only the messages."""
-    url = f"sqlite+aiosqlite:///{tmp_path / 'p.db'}"
-    subprocess.run(
-        [sys.executable, "-m", "crmtel.cli", "--database-url", url, "db", "upgrade"],
-        check=True,
-        cwd=tmp_path,
-        env=child_env(),
-        capture_output=True,
-    )
+    url = _migrated(tmp_path / "p.db")
     rows = "\n".join(f"m{i};Manager {i};{100 + i}" for i in range(500))
     (tmp_path / "m.csv").write_text(f"login;name;extensions\n{rows}\n", encoding="utf-8")
     args = ("--database-url", url, "import", "managers", "m.csv")

@@ -48,8 +48,10 @@ async def test_a_busy_port_is_a_one_line_error_with_exit_code_1(
     result = await crmtel_cli("--config", str(config), "run", cwd=tmp_path)
     assert result.returncode == 1, result.stderr
     assert "Traceback" not in result.stderr
-    label = "web" if which == "web" else "FastAGI"
-    assert f"crmtel: {label}: cannot listen on 127.0.0.1:{busy_port}" in result.stderr
+    key = "web.port" if which == "web" else "routing.agi_port"
+    # The same line `crmtel config check` prints for it.
+    assert f"key {key}: cannot listen on 127.0.0.1:{busy_port}: it is in use" in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1, result.stderr
 
 
 @pytest.mark.parametrize(
