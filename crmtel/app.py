@@ -226,7 +226,8 @@ async def start(settings: Settings, *, demo: bool = False, demo_speed: float = 1
         clients = tuple(AmiClient(pbx, calls) for pbx in pbxes)
         health = health_routes(HealthCheck(db, clients, cluster=cluster))
         dial = DialService(
-            {c.pbx: c for c in clients},
+            # In a cluster only a PBX's leader is logged in to it: other nodes send through the leader.
+            {c.pbx: c for c in clients} if cluster is None else cluster.senders(clients),
             {pbx.name: pbx.originate for pbx in pbxes},
             region=settings.region,
             locator=calls.calls,
@@ -271,6 +272,7 @@ async def start(settings: Settings, *, demo: bool = False, demo_speed: float = 1
         if cluster is not None:
             metrics.watch(ClusterCollector(cluster))
             group.spawn(cluster.publisher.run(), name="cluster-publish")
+            group.spawn(cluster.relay(clients).run(), name="cluster-relay")
             group.spawn(cluster.consume(node_notifier, hub).run(), name="cluster-consume")
         for client in clients:
             if client.settings.reconcile_interval > 0:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Sequence
 
 import structlog
 from redis.asyncio import Redis
@@ -13,6 +14,7 @@ from crmtel.ami.service import CallService
 from crmtel.cluster.fanout import LocalNotifier, Refreshable, StreamConsumer, StreamPublisher
 from crmtel.cluster.fence import EpochFence
 from crmtel.cluster.leadership import Leadership
+from crmtel.cluster.relay import ActionSender, RelayedSender, RelayServer
 from crmtel.config import ClusterSettings
 from crmtel.errors import CrmtelError
 from crmtel.store.db import Database
@@ -74,6 +76,19 @@ class ClusterNode:
         )
         self.leaderships.append(leadership)
         return leadership
+
+    def senders(self, clients: Sequence[AmiClient]) -> dict[str, ActionSender]:
+        """Per PBX, what sends its AMI actions (click-to-call) from this node: directly, or via its leader."""
+        relay_prefix = f"{self.settings.stream}:actions"
+        return {c.pbx: RelayedSender(c.pbx, c, self.redis, self._holds, prefix=relay_prefix) for c in clients}
+
+    def relay(self, clients: Sequence[AmiClient]) -> RelayServer:
+        """The task that sends other nodes' actions for the PBXs this node leads."""
+        relay_prefix = f"{self.settings.stream}:actions"
+        return RelayServer(self.redis, {c.pbx: c for c in clients}, self.leads, prefix=relay_prefix)
+
+    def _holds(self, pbx: str) -> bool:
+        return self.fence.epoch(pbx) is not None
 
     def consume(self, notifier: LocalNotifier, browsers: Refreshable) -> StreamConsumer:
         """The reader that hands every live event of the cluster to this node's notifier."""
