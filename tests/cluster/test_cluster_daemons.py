@@ -190,10 +190,11 @@ async def test_a_frozen_leader_is_replaced_and_writes_nothing_when_it_wakes(
         assert_record_matches(stored.record, expected[stored.record.linkedid])
 
 
-async def test_a_manager_on_a_standby_node_gets_the_popups_of_calls_the_leader_follows(
+async def test_a_manager_on_a_standby_node_gets_popups_and_clicks_to_call_through_the_leader(
     pool: DaemonPool, db: Database, database_url: str, traces_dir: Path, tmp_path: Path, stream_name: str
 ) -> None:
-    """Anna's browser is logged in on a node that does not follow the PBX; her ringing card arrives through Redis."""
+    """Anna is logged in on a node that does not follow the PBX: her ringing card arrives through Redis, and her
+    click-to-call reaches the PBX through the leader's AMI connection."""
     await ManagerRepository(db).save(
         login="anna", name="Анна Смирнова", extensions=("101",), password="pw-anna-1"
     )
@@ -226,6 +227,18 @@ async def test_a_manager_on_a_standby_node_gets_the_popups_of_calls_the_leader_f
                     msg = await ws.receive(timeout=30)
                     if msg.type is aiohttp.WSMsgType.TEXT:
                         frames.append(msg.json())
+                # Click-to-call from the standby: only the leader is logged in to the PBX, so it goes through it.
+                async with browser.post(url + "/api/dial", json={"number": "8 903 123-45-67"}) as r:
+                    assert r.status == 202, await r.text()
+                    attempt = await r.json()
+                dialled: dict[str, object] = {}
+                while time.monotonic() < deadline and not dialled:
+                    msg = await ws.receive(timeout=30)
+                    if msg.type is aiohttp.WSMsgType.TEXT and msg.json().get("type") == "dial.result":
+                        dialled = msg.json()
+        assert [m.get("Channel") for m in server.originates] == ["PJSIP/101"], server.originates
+        assert dialled.get("originate_id") == attempt["originate_id"]
+        assert dialled.get("status") == "answered", dialled
         for daemon, _ports in nodes.values():
             assert await daemon.terminate(limit=10) == 0, daemon.describe()
             assert clean_log(daemon.stderr()) == [], daemon.describe()

@@ -1,0 +1,80 @@
+"""AMI actions relayed through Redis: a node that does not lead a PBX sends through the node that does."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import AsyncIterator, Sequence
+
+import pytest
+from redis.asyncio import Redis
+
+from crmtel.ami.connection import AmiError
+from crmtel.ami.protocol import Message
+from crmtel.cluster.relay import RelayedSender, RelayError, RelayServer
+from tests.cluster.conftest import REDIS_URL
+
+
+class FakePbxLink:
+    """The leader's AMI connection: notes each action and answers as told."""
+
+    def __init__(self) -> None:
+        self.sent: list[tuple[str, list[tuple[str, str]]]] = []
+        self.fail: Exception | None = None
+
+    async def request(
+        self, name: str, fields: Sequence[tuple[str, str]] = (), *, limit: float | None = None
+    ) -> list[Message]:
+        self.sent.append((name, list(fields)))
+        if self.fail is not None:
+            raise self.fail
+        return [
+            Message((("Response", "Success"), ("ActionID", dict(fields).get("ActionID", "")))),
+            Message((("Event", "OriginateResponse"), ("Response", "Success"), ("Reason", "4"))),
+        ]
+
+
+@pytest.fixture
+async def redis() -> AsyncIterator[Redis]:
+    client = Redis.from_url(REDIS_URL)
+    yield client
+    await client.aclose()
+
+
+async def test_a_standby_sends_through_the_leader_and_gets_its_reply(redis: Redis) -> None:
+    """Originate on a node not leading pbx1 reaches the leader's connection; replies (and errors) come back."""
+    prefix = f"crmtel:test:{uuid.uuid4().hex}"
+    link = FakePbxLink()
+    server = RelayServer(redis, {"pbx1": link}, lambda: ["pbx1"], prefix=prefix)
+    standby = RelayedSender("pbx1", FakePbxLink(), redis, lambda _pbx: False, prefix=prefix)
+    task = asyncio.create_task(server.run())
+    try:
+        fields = [("Channel", "PJSIP/101"), ("Exten", "89031234567"), ("ActionID", "crmtel-1")]
+        replies = await standby.request("Originate", fields, limit=5)
+        assert link.sent == [("Originate", fields)]
+        assert [m.get("Response") for m in replies] == ["Success", "Success"]
+        assert replies[1].get("Reason") == "4"
+        link.fail = AmiError("Originate failed: Extension does not exist")
+        with pytest.raises(RelayError, match="Extension does not exist"):
+            await standby.request("Originate", fields, limit=5)
+        link.fail = TimeoutError()
+        with pytest.raises(TimeoutError):
+            await standby.request("Originate", fields, limit=5)
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+
+
+async def test_the_leader_sends_on_its_own_connection_and_nobody_leading_times_out(redis: Redis) -> None:
+    """A leading node never goes through Redis; with no leader at all the asker gives up after limit + slack."""
+    prefix = f"crmtel:test:{uuid.uuid4().hex}"
+    local = FakePbxLink()
+    leader = RelayedSender("pbx1", local, redis, lambda _pbx: True, prefix=prefix)
+    await leader.request("Ping", limit=1)
+    assert local.sent == [("Ping", [])]
+    orphan = RelayedSender("pbx1", FakePbxLink(), redis, lambda _pbx: False, prefix=prefix)
+    started = asyncio.get_running_loop().time()
+    with pytest.raises(TimeoutError):
+        await orphan.request("Ping", limit=0.5)
+    assert asyncio.get_running_loop().time() - started < 5
+    await redis.delete(f"{prefix}:pbx1:requests")
