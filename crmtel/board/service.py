@@ -66,6 +66,7 @@ class BoardService:
         timezone: str,
         refresh_every: float = 30.0,
         settle: float = 2.0,
+        min_interval: float = 0.2,
         clock: Callable[[], datetime] | None = None,
     ) -> None:
         zone(timezone)
@@ -81,21 +82,27 @@ class BoardService:
         self._ended = asyncio.Event()
         self._stored = asyncio.Event()
         self._wake = asyncio.Event()
-        self._task: asyncio.Task[None] | None = None
+        self._min_interval = min_interval
+        self._changed = asyncio.Event()
+        self._tasks: list[asyncio.Task[None]] = []
         hub.everyone_greeting = self.message
 
     async def __aenter__(self) -> BoardService:
-        self._task = asyncio.create_task(self._refresh_loop(), name="board.refresh")
+        self._tasks = [
+            asyncio.create_task(self._refresh_loop(), name="board.refresh"),
+            asyncio.create_task(self._send_loop(), name="board.send"),
+        ]
         return self
 
     async def __aexit__(self, *_exc: object) -> None:
         await self.aclose()
 
     async def aclose(self) -> None:
-        """Stop refreshing the counts (cancel and await the task)."""
-        task, self._task = self._task, None
-        if task is not None:
+        """Stop refreshing and sending (cancel and await both tasks)."""
+        tasks, self._tasks = self._tasks, []
+        for task in tasks:
             task.cancel()
+        for task in tasks:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
 
@@ -107,7 +114,7 @@ class BoardService:
         """Fold one live event in and send the board to heads if it changed."""
         name = await self._names.name_of(event.extension) if isinstance(event, CallAnswered) else None
         if self.state.apply(event, name):
-            self._hub.to_everyone(self.message())
+            self._changed.set()
         if isinstance(event, CallEnded):
             self._ended.set()
             self._wake.set()
@@ -123,6 +130,7 @@ class BoardService:
         today = self._clock().astimezone(zone(self._tz)).date()
         if self._day is not None and today != self._day:
             self.state.new_day()
+            self._changed.set()
         self._day = today
         period = Period(today, date.fromordinal(today.toordinal() + 1), self._tz)
         try:
@@ -131,7 +139,16 @@ class BoardService:
             log.warning("board.counts_unavailable", error=str(err))
             return
         if self.state.set_counts(counts, queues):
+            self._changed.set()
+
+    async def _send_loop(self) -> None:
+        # A busy line changes the board many times a second: heads get its latest state at most every
+        # ``min_interval`` seconds, so their browsers' queues never fill with boards nobody saw.
+        while True:
+            await self._changed.wait()
+            self._changed.clear()
             self._hub.to_everyone(self.message())
+            await asyncio.sleep(self._min_interval)
 
     async def _refresh_loop(self) -> None:
         try:
