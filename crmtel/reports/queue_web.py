@@ -80,8 +80,7 @@ def page_html(
     )
     presets = "".join(
         f'<option value="{name}"{" selected" if name == preset else ""}>{_e(tr.t("report_queues.preset_" + name))}</option>'
-        for name in ("", *PRESETS)
-        if name
+        for name in PRESETS
     )
     custom = _e(tr.t("report_queues.preset_custom"))
     return (
