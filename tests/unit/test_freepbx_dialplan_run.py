@@ -144,6 +144,19 @@ def test_settings_come_from_globals_when_set(plan: Dialplan) -> None:
     assert silent.trace[-1] == ("Goto", "ext-queues,401,1")
 
 
+def test_crmtels_generated_globals_drive_the_route(plan: Dialplan) -> None:
+    """The globals `crmtel config dialplan-globals` writes (put in globals_custom.conf) set AGI address and ring."""
+    globals_file = DIALPLAN.with_name("extensions_crmtel_globals.conf").read_text(encoding="utf-8")
+    values = dict(
+        line.split("=", 1) for line in globals_file.splitlines() if line.strip() and not line.startswith(";")
+    )
+    assert {"CRMTEL_AGI_HOST", "CRMTEL_AGI_PORT", "CRMTEL_RING", "CRMTEL_DEFAULT_QUEUE"} <= set(values)
+    values |= {"CRMTEL_AGI_PORT": "4600", "CRMTEL_RING": "25", "CRMTEL_DEFAULT_QUEUE": "400"}
+    _, ch, agi = _call(plan, PERSONAL, variables=values)
+    assert agi == [f"agi://{values['CRMTEL_AGI_HOST']}:4600/route,+79161110001,4951234567"]
+    assert ("Dial", "Local/101@from-internal,25,trU(macro-auto-blkvm)") in ch.trace
+
+
 def test_a_hostile_caller_id_never_reaches_the_agi_arguments(plan: Dialplan) -> None:
     """Only digits and '+' of the caller id are passed to crmtel: commas and dialplan syntax are filtered out."""
     _, _, agi = _call(plan, None, caller="7916,1110001)${EVIL}")

@@ -21,7 +21,7 @@ SENT = {name for name, _ in variables(Decision(RouteKind.QUEUE, "retail", "retai
     ("name", "agi"),
     [
         ("extensions_crmtel.conf", "AGI(agi://${CRMTEL_AGI_HOST}:${CRMTEL_AGI_PORT}/route,"),
-        ("extensions_custom.conf", "AGI(agi://127.0.0.1:4573/route,"),
+        ("extensions_custom.conf", "AGI(agi://${CRMTEL_AGI_HOST}:${CRMTEL_AGI_PORT}/route,"),
     ],
 )
 def test_dialplan_clears_and_uses_every_variable(name: str, agi: str) -> None:
