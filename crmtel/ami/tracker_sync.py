@@ -207,6 +207,16 @@ def _adopt_details(tx: Tx, call: Call, item: ev.CoreShowChannel) -> Call:
             tx.set_bridge(item.bridge_id, (*members, uid))
         leg = replace(leg, bridge=item.bridge_id, up=True)
         call = replace(call, legs={**call.legs, uid: leg})
+    extension = leg.extension
+    if (
+        leg.kind is LegKind.EXTENSION
+        and extension is not None
+        and uid != call.linkedid
+        and extension != call.placed_by
+        and extension not in call.rang
+    ):
+        # A phone already on the call when crmtel came back was offered it while crmtel was away.
+        call = replace(call, rang=(*call.rang, extension))
     application = (item.application or "").lower()
     if uid == call.linkedid and application == "queue" and call.answered_by is None:
         queue = (item.application_data or "").split(",", 1)[0].strip() or None

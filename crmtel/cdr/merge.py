@@ -45,7 +45,7 @@ def corrected(seen: CallRecord, cdr: CallRecord, tolerance: float = TOLERANCE) -
         reason = seen.missed_reason or cdr.missed_reason
     if answered_at is not None and answered_at > ended_at:
         answered_at = ended_at
-    rang = seen.rang + tuple(ext for ext in cdr.rang if ext not in seen.rang)
+    rang = _rang(seen.rang, cdr.rang)
     ring_end = answered_at if answered_at is not None else ended_at
     better = replace(
         seen,
@@ -67,6 +67,18 @@ def corrected(seen: CallRecord, cdr: CallRecord, tolerance: float = TOLERANCE) -
     if seen.ended_at is None or _differs(seen, better, tolerance):
         return better
     return None
+
+
+def _rang(seen: tuple[str, ...], cdr: tuple[str, ...]) -> tuple[str, ...]:
+    """Who was offered the call, first offer first.
+
+    A call followed from its start knows every offer (the CDR then names no phone it lacks): its order
+    stands. A call crmtel picked up half-way (a restart, a reconnect) saw only the later offers: the CDR's
+    order, which covers the whole call, goes first.
+    """
+    if set(cdr) <= set(seen):
+        return seen
+    return cdr + tuple(ext for ext in seen if ext not in cdr)
 
 
 def closed_at(seen: CallRecord, at: datetime) -> CallRecord:

@@ -111,3 +111,19 @@ def test_closing_without_cdr_uses_what_was_known() -> None:
         MissedReason.NO_ANSWER,
         0.0,
     )
+
+
+def test_offers_follow_the_cdr_when_crmtel_saw_only_the_later_ones() -> None:
+    """Adopted half-way it saw 102, 103 ring in the queue; the CDR knows 103 was offered first, directly."""
+    seen = _live(rang=("102", "103"), ended_at=T0 + timedelta(seconds=60))
+    better = corrected(seen, _cdr(rang=("103", "102", "104")))
+    assert better is not None
+    assert better.rang == ("103", "102", "104")
+    # A call followed from its start keeps its own order.
+    assert _rang_of(_live(rang=("102", "103")), _cdr(rang=("103", "102"))) == ("102", "103")
+
+
+def _rang_of(seen: CallRecord, cdr: CallRecord) -> tuple[str, ...]:
+    better = corrected(replace(seen, ended_at=T0 + timedelta(seconds=60)), cdr)
+    assert better is not None
+    return better.rang
