@@ -11,7 +11,15 @@ from crmtel.ami.tracker_model import classify, user_extension
 from crmtel.domain import CallAnswered, CallRecord, CallRinging, CallRingStopped
 from crmtel.recordings import relpath
 from tests.fixtures.freepbx import queue_members_from_queue, rename, second_device, through_local
-from tests.fixtures.traces import ended, expected_caller, load_expected, load_messages, run, to_events
+from tests.fixtures.traces import (
+    SCENARIOS,
+    ended,
+    expected_caller,
+    load_expected,
+    load_messages,
+    run,
+    to_events,
+)
 
 WEBRTC = ("99",)
 # The personal manager each direct-dial scenario rang first (the route crmtel gave when it was recorded).
@@ -176,3 +184,18 @@ def test_recording_url_template_fills_relpath() -> None:
     _, effects = run(state, to_events(messages))
     record = ended(effects)[0].record
     assert record.recording_url == "https://pbx.example/monitor/2026/11/23/in-4951234567-1795462037.14.wav"
+
+
+def _freepbx(scenario: str) -> list[Any]:
+    """The whole trace as FreePBX names it: Local/<ext>@from-internal for the manager, from-queue members, 99102."""
+    messages = queue_members_from_queue(load_messages(scenario))
+    if scenario in DIRECT:
+        messages = through_local(messages, DIRECT[scenario])
+    return rename(messages, "PJSIP/102-", "PJSIP/99102-")
+
+
+@pytest.mark.parametrize("scenario", SCENARIOS)
+def test_every_trace_in_freepbx_names_gives_its_expected_record(scenario: str) -> None:
+    """All nine recorded calls, every FreePBX rewrite applied at once, each still yield their expected.json."""
+    state, effects = run(new_state("pbx1", device_prefixes=WEBRTC), to_events(_freepbx(scenario)))
+    _check(scenario, _only_record(state, effects))
