@@ -89,7 +89,8 @@ async def start_nodes(
         config = node_config(tmp_path, database_url, ports, node, stream)
         nodes[node] = (pool.spawn("--config", str(config), "run", name=node), ports)
     for daemon, ports in nodes.values():
-        await daemon.wait_http(ports.web_url + "/")
+        # A generous limit: three nodes start at once, and a shared CI machine may be busy.
+        await daemon.wait_http(ports.web_url + "/", limit=60.0)
     return nodes
 
 
