@@ -19,7 +19,16 @@ from zoneinfo import ZoneInfo
 from crmtel.ami.simulator import Timing
 from crmtel.ami.tones import tone_wav, write_recording
 from crmtel.demo.people import DemoParty, DemoPeople, last_month
-from crmtel.domain import CallRecord, DealStatus, Direction, MissedReason, Outcome, PartyKind
+from crmtel.domain import (
+    CallRecord,
+    DealStatus,
+    Direction,
+    MissedReason,
+    Outcome,
+    PartyKind,
+    QueueOutcome,
+    QueueVisit,
+)
 from crmtel.store.calls import CallRepository
 from crmtel.store.db import Database
 from crmtel.store.deals import DealRepository, NewDeal
@@ -100,6 +109,13 @@ def _call(
         plan.recordings.append(name)
         recording = f"{MONITOR}/{name}"
     reason = None if answered else rng.choice(_MISSED)
+    answered_at = at + timedelta(seconds=ring) if answered else None
+    ended_at = at + timedelta(seconds=ring + timing.talk)
+    visits = (
+        _queue_wait(linkedid, at, extension, reason, answered_at, ended_at)
+        if direction is Direction.INBOUND
+        else ()
+    )
     record = CallRecord(
         pbx=PBX,
         linkedid=linkedid,
@@ -110,11 +126,11 @@ def _call(
         started_at=at,
         rang=(extension,),
         answered_by=extension if answered else None,
-        queue=("retail" if reason is MissedReason.ABANDONED_IN_QUEUE else None),
+        queue=visits[0].queue if visits else None,
         outcome=Outcome.ANSWERED if answered else Outcome.MISSED,
         missed_reason=reason,
-        answered_at=at + timedelta(seconds=ring) if answered else None,
-        ended_at=at + timedelta(seconds=ring + timing.talk),
+        answered_at=answered_at,
+        ended_at=ended_at,
         ring_seconds=round(ring, 1),
         talk_seconds=round(timing.talk, 1) if answered else 0.0,
         recording_file=recording,
@@ -122,9 +138,36 @@ def _call(
         party_id=party.id if party else None,
         party_name=party.name if party else None,
         manager_id=manager_id,
+        queue_visits=visits,
     )
     plan.records.append(record)
     return record
+
+
+def _queue_wait(
+    linkedid: str,
+    at: datetime,
+    extension: str,
+    reason: MissedReason | None,
+    answered_at: datetime | None,
+    ended_at: datetime,
+) -> tuple[QueueVisit, ...]:
+    """Most inbound calls came through a queue (for the queue report and the board); its own random
+    stream, so the rest of the history stays as it was."""
+    pick = random.Random(linkedid)
+    abandoned = reason is MissedReason.ABANDONED_IN_QUEUE
+    if not abandoned and pick.random() < 0.35:
+        return ()
+    queue = "retail" if abandoned or pick.random() < 0.7 else "wholesale"
+    joined = at + timedelta(seconds=pick.uniform(0.5, 3.0))
+    other = pick.choice([e for e in ("101", "102", "103", "104") if e != extension])
+    offered = (extension, other) if pick.random() < 0.5 else (extension,)
+    if answered_at is not None:
+        return (
+            QueueVisit(queue, joined, max(answered_at, joined), QueueOutcome.ANSWERED, extension, offered),
+        )
+    outcome = QueueOutcome.ABANDONED if abandoned else QueueOutcome.EXITED
+    return (QueueVisit(queue, joined, max(ended_at, joined), outcome, None, offered),)
 
 
 def _calls_for(

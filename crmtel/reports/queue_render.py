@@ -205,7 +205,10 @@ _TOP = 34
 
 
 def heatmap_svg(heatmap: Heatmap, which: str, tr: Translator) -> str:
-    """An hour × weekday grid of ``inbound`` or ``missed`` calls, darker for more (server-side SVG, no script)."""
+    """An hour × weekday grid of ``inbound`` or ``missed`` calls, darker for more (server-side SVG, no script).
+
+    Only a viewBox, no width: the grid scales to its column, on a wall screen and on a phone alike.
+    """
     grid_values = heatmap.inbound if which == "inbound" else heatmap.missed
     top = max((v for row in grid_values for v in row), default=0) or 1
     hue = "33,102,172" if which == "inbound" else "198,40,40"
@@ -213,7 +216,7 @@ def heatmap_svg(heatmap: Heatmap, which: str, tr: Translator) -> str:
     label = escape(tr.t(f"report_queues.heatmap_{which}"), quote=True)
     parts = [
         f'<svg xmlns="http://www.w3.org/2000/svg" class="heatmap" data-testid="heatmap-{which}" role="img" '
-        f'viewBox="0 0 {width} {height}" width="{width}" height="{height}" font-family="sans-serif" font-size="11">',
+        f'viewBox="0 0 {width} {height}" font-family="sans-serif" font-size="11">',
         f"<title>{label}</title>",
         f'<text x="0" y="14" font-weight="bold">{label}</text>',
     ]

@@ -85,11 +85,8 @@ def page_html(
     custom = _e(tr.t("report_queues.preset_custom"))
     return (
         chrome.head_html(tr, f"{title} — crmtel")
-        + chrome.header_html(user, tr, "reports")
+        + chrome.header_html(user, tr, "queues")
         + '<main class="report views" id="queue-report">'
-        f'<nav class="report-tabs"><a href="{prefix}/calls-vs-deals">{_e(tr.t("report_queues.nav_calls_vs_deals"))}</a> '
-        f'<a href="{prefix}/queues" aria-current="page">{_e(tr.t("report_queues.nav_queues"))}</a> '
-        f'<a href="/board">{_e(tr.t("report_queues.nav_board"))}</a></nav>'
         f"<h1>{_e(title)}</h1>"
         f'<p class="period" data-testid="report-period">{_e(queue_render.heading(report, tr))}</p>'
         f'<form id="period-picker" class="report-filters" method="get" action="{prefix}/queues">'
