@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import argparse
 import sys
-from collections.abc import Callable
 from datetime import datetime, tzinfo
 
 from tqdm import tqdm
 
 from crmtel.ami.service import CallService
 from crmtel.cdr.models import CdrSpec
-from crmtel.cdr.service import Backfill, Progress, open_source
+from crmtel.cdr.service import Backfill, open_source
 from crmtel.cdr.times import pbx_zone
 from crmtel.config import AmiSettings, Settings
 from crmtel.errors import ConfigError
@@ -58,22 +57,21 @@ def _pbx(settings: Settings, name: str, t: Translator) -> AmiSettings:
     raise ConfigError(t.t("backfill.unknown_pbx", pbx=name, names=names))
 
 
-def _bar(label: str) -> Callable[[int], Progress] | None:
-    # A progress bar only for a person at a terminal; logs and pipes get the summary alone.
-    if not sys.stderr.isatty():
-        return None
+class _Bar:
+    """tqdm's bar on the terminal: its total grows as each slice of the period is read."""
 
-    def start(total: int) -> Progress:
-        bar = tqdm(total=total, unit=label, file=sys.stderr, leave=False)
+    def __init__(self, label: str) -> None:
+        self._bar = tqdm(total=0, unit=f" {label}", file=sys.stderr, leave=False)
 
-        def step(done: int) -> None:
-            bar.update(done)
-            if bar.n >= total:
-                bar.close()
+    def found(self, calls: int) -> None:
+        self._bar.total = (self._bar.total or 0) + calls
+        self._bar.refresh()
 
-        return step
+    def done(self, calls: int) -> None:
+        self._bar.update(calls)
 
-    return start
+    def close(self) -> None:
+        self._bar.close()
 
 
 async def backfill(args: argparse.Namespace, settings: Settings) -> int:
@@ -99,9 +97,15 @@ async def backfill(args: argparse.Namespace, settings: Settings) -> int:
             device_prefixes={pbx.name: pbx.devices_of_users},
             recordings_dir=str(settings.web.recordings_dir),
         )
-        report = await Backfill(pbx.name, source, calls).window(
-            since, until, dry_run=args.dry_run, progress=_bar(t.t("backfill.progress"))
-        )
+        # A progress bar only for a person at a terminal; logs and pipes get the summary alone.
+        bar = _Bar(t.t("backfill.progress")) if sys.stderr.isatty() else None
+        try:
+            report = await Backfill(pbx.name, source, calls).window(
+                since, until, dry_run=args.dry_run, progress=bar
+            )
+        finally:
+            if bar is not None:
+                bar.close()
     finally:
         await source.close()
         await db.dispose()

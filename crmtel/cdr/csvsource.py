@@ -98,6 +98,16 @@ def parse_line(fields: list[str], zone: tzinfo) -> CdrRow:
     )
 
 
+def _ended_within(rows: list[CdrRow], since: datetime, until: datetime | None) -> list[CdrRow]:
+    """The legs of the calls whose LAST leg ended in ``[since, until)``: a call belongs to one period only,
+    whole, even when its first legs ended before the period began."""
+    last: dict[str, datetime] = {}
+    for row in rows:
+        if row.end > last.get(row.linkedid, row.end - timedelta(seconds=1)):
+            last[row.linkedid] = row.end
+    return [r for r in rows if last[r.linkedid] >= since and (until is None or last[r.linkedid] < until)]
+
+
 def _split(raw: bytes) -> list[str] | None:
     text = raw.decode("utf-8", "replace").rstrip("\r\n")
     if not text:
@@ -157,7 +167,7 @@ class CsvCdrSource:
                     continue
                 if stop is not None and row.end >= stop:
                     break
-                if row.end < since or (until is not None and row.end >= until):
+                if row.end < since - _BISECT_SLACK:
                     continue
                 if wanted is not None and row.has_linkedid and row.linkedid not in wanted:
                     continue
@@ -165,7 +175,7 @@ class CsvCdrSource:
         if bad:
             self.skipped += bad
             log.warning("cdr %s: %d broken line(s) skipped", self.path, bad)
-        return out
+        return _ended_within(out, since, until)
 
     def _bisect(self, fh: BinaryIO, target: datetime) -> int:
         """A file offset at or before the first line whose end time is ``target`` or later."""

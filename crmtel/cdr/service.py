@@ -16,9 +16,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable, Collection, Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, tzinfo
+from datetime import UTC, datetime, timedelta, tzinfo
 from typing import Protocol
 
 from crmtel.ami.service import CallService
@@ -85,7 +85,19 @@ class BackfillReport:
         self.linkedids[linkedid] = what
 
 
-Progress = Callable[[int], None]
+class Progress(Protocol):
+    """Told how many calls a backfill found and how many it has handled (``crmtel backfill``'s bar)."""
+
+    def found(self, calls: int) -> None:
+        """``calls`` more calls to handle."""
+
+    def done(self, calls: int) -> None:
+        """``calls`` more handled."""
+
+
+# A long backfill (days after an outage, or an admin's --since a month ago) is read a slice at a time, so
+# memory stays bounded by one slice's calls; a call belongs to the slice its last leg ended in.
+SLICE = timedelta(hours=6)
 
 
 class Backfill:
@@ -102,15 +114,33 @@ class Backfill:
         until: datetime | None,
         *,
         dry_run: bool = False,
-        progress: Callable[[int], Progress] | None = None,
+        progress: Progress | None = None,
     ) -> BackfillReport:
-        """Bring every call that ended in ``[since, until)`` in line with its CDR.
-
-        ``progress(total)`` is called once the calls are known and returns what to call after each one.
-        """
-        groups = group_calls(await self.source.legs(since, until))
-        step = progress(len(groups)) if progress is not None else None
+        """Bring every call that ended in ``[since, until)`` in line with its CDR, one slice after another."""
         report = BackfillReport()
+        start = since
+        while True:
+            end = start + SLICE
+            if until is not None and end >= until:
+                await self._slice(start, until, report, dry_run, progress)
+                return report
+            if until is None and end >= datetime.now(UTC):
+                await self._slice(start, None, report, dry_run, progress)
+                return report
+            await self._slice(start, end, report, dry_run, progress)
+            start = end
+
+    async def _slice(
+        self,
+        since: datetime,
+        until: datetime | None,
+        report: BackfillReport,
+        dry_run: bool,
+        progress: Progress | None,
+    ) -> None:
+        groups = group_calls(await self.source.legs(since, until))
+        if progress is not None:
+            progress.found(len(groups))
         if not dry_run:
             # Calls that ended just now are stored before they are compared with their CDR.
             await self.calls.flush()
@@ -133,11 +163,10 @@ class Backfill:
                 report.count(linkedid, "corrected")
                 if not dry_run:
                     await self.calls.record_ended(self.pbx, better)
-            if step is not None:
-                step(1)
+            if progress is not None:
+                progress.done(1)
         if not dry_run:
             await self.calls.flush()
-        return report
 
     async def amend(self, records: Sequence[CallRecord]) -> dict[str, CallRecord]:
         """The CDR's truth for calls a resync closed (by Linkedid); calls without CDR legs are left out."""

@@ -17,6 +17,7 @@ from crmtel.ami.commands import replay_stream
 from crmtel.ami.fakeserver import FakeAmiServer, Recorded, load_ami, load_jsonl, merge_streams
 from crmtel.ami.protocol import Message
 from crmtel.ami.service import CallService
+from crmtel.cdr import service as cdr_service
 from crmtel.cdr.csvsource import CsvCdrSource
 from crmtel.cdr.service import Backfill, CdrService
 from crmtel.config import CallsSettings, Settings
@@ -229,3 +230,18 @@ async def test_periodic_check_closes_a_call_whose_hangup_never_came(
     else:
         # Closed when crmtel noticed: 20 s of silence more than the real talk time.
         assert stored.record.talk_seconds > expected["talk_seconds"] + 15
+
+
+async def test_a_long_period_is_read_slice_by_slice_and_each_call_lands_whole(
+    db: Database, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With 2-second slices every call's legs end in several slices: each call still lands once, whole."""
+    monkeypatch.setattr(cdr_service, "SLICE", timedelta(seconds=2))
+    legs = _legs()
+    master = write_master_csv(tmp_path / "Master.csv", legs, MOSCOW)
+    report = await Backfill("pbx1", CsvCdrSource(master, MOSCOW), _service(db)).window(*_period(legs))  # type: ignore[arg-type]
+    assert (report.created, report.corrected) == (len(SCENARIOS), 0)
+    stored = {s.record.linkedid: s.record for s in await CallRepository(db).between()}
+    for scenario in SCENARIOS:
+        expected = load_expected(scenario)
+        assert_same_call(stored[expected["linkedid"]], expected)
