@@ -171,6 +171,11 @@ async def start(settings: Settings, *, demo: bool = False, demo_speed: float = 1
                 ManagerNames(db),
                 StoreCounts(db, QueryOptions.from_settings(settings.reports)),
                 timezone=report_zone,
+                queues=(
+                    settings.routing.retail_queue,
+                    settings.routing.wholesale_queue,
+                    settings.routing.default_queue,
+                ),
             )
         )
         trunks = {t for pbx in pbxes for t in pbx.trunks}

@@ -46,6 +46,8 @@ class BoardState:
     """Live calls as the board sees them; ``apply`` says whether the board changed."""
 
     queues: set[str] = field(default_factory=set)
+    # The queues the configuration routes to: always on the board, even on a quiet day.
+    configured: frozenset[str] = frozenset()
     counts: TodayCounts = field(default_factory=TodayCounts)
     _calls: dict[str, _Call] = field(default_factory=dict)
     _names: dict[str, str] = field(default_factory=dict)
@@ -91,12 +93,12 @@ class BoardState:
 
     def new_day(self) -> None:
         """Midnight: yesterday's quiet queues leave the board (the live calls stay)."""
-        self.queues = {c.queue for c in self._calls.values() if c.queue is not None}
+        self.queues = {c.queue for c in self._calls.values() if c.queue is not None} | self.configured
         self.counts = TodayCounts()
 
     def message(self, now: datetime) -> dict[str, Any]:
         """The ``board.state`` message: per queue its waiting callers (longest first), the calls in progress."""
-        waiting: dict[str, list[dict[str, Any]]] = {q: [] for q in self.queues}
+        waiting: dict[str, list[dict[str, Any]]] = {q: [] for q in self.queues | self.configured}
         talking: list[dict[str, Any]] = []
         for call_id, call in self._calls.items():
             caller = {"call_id": call_id, "number": call.caller_number, "name": call.caller_name}

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from datetime import UTC, date, datetime
 from typing import Any, Protocol
 
@@ -67,6 +67,7 @@ class BoardService:
         refresh_every: float = 30.0,
         settle: float = 2.0,
         min_interval: float = 0.2,
+        queues: Iterable[str] = (),
         clock: Callable[[], datetime] | None = None,
     ) -> None:
         zone(timezone)
@@ -77,7 +78,7 @@ class BoardService:
         self._refresh_every = refresh_every
         self._settle = settle
         self._clock = clock or (lambda: datetime.now(UTC))
-        self.state = BoardState()
+        self.state = BoardState(configured=frozenset(q for q in queues if q))
         self._day: date | None = None
         self._ended = asyncio.Event()
         self._stored = asyncio.Event()

@@ -79,3 +79,12 @@ def test_calls_whose_end_was_never_heard_are_forgotten() -> None:
     other = CallRingStopped("pbx1:other", "101", "no answer", None, later)
     assert board.apply(other)
     assert _shape(board, later) == ({"retail": 0}, [])
+
+
+def test_configured_queues_are_always_on_the_board() -> None:
+    """The queues routing sends calls to show with zero waiting on a quiet day, and after midnight too."""
+    board = BoardState(configured=frozenset({"retail", "wholesale"}))
+    now = datetime.now(UTC)
+    assert _shape(board, now) == ({"retail": 0, "wholesale": 0}, [])
+    board.new_day()
+    assert _shape(board, now) == ({"retail": 0, "wholesale": 0}, [])

@@ -39,7 +39,8 @@ function drawQueues(queues) {
       el("span", { i18n: "board.longest" }), " ", el("span", { className: "since", dataset: { since: q.longest_since } })) : null,
     el("ul", {}, q.callers.map((c) => el("li", { className: "board-caller", testid: "waiting-caller", dataset: { callId: c.call_id } },
       el("span", {}, caller(c)), el("span", { className: "since", dataset: { since: c.since } }))))));
-  box.replaceChildren(el("h2", { i18n: "board.queues" }), ...items);
+  box.replaceChildren(el("h2", { i18n: "board.queues" }),
+    ...(items.length ? items : [el("p", { className: "muted", testid: "no-queues", i18n: "board.nobody_waiting" })]));
 }
 
 function drawTalking(talking) {
