@@ -12,6 +12,8 @@ rate × seconds calls are up at once: 200 by default), each from its own number 
 - RSS of the crmtel process from ``/proc``: at start, after ``--warmup`` seconds, peak, and at the end (load
   stopped, every call ended and written);
 - records: every generated call must be stored exactly once and ended (lost = missing or not ended).
+
+``CRMTEL_SOAK_PROFILE=FILE`` runs crmtel under cProfile and writes its profile to FILE.
 """
 
 from __future__ import annotations
@@ -170,6 +172,12 @@ def rss_mb(pid: int) -> float:
     return 0.0
 
 
+def cpu_seconds(pid: int) -> float:
+    """CPU time (user + system) a process has used, from /proc."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def write_config(path: Path, url: str, ami_port: int, web_port: int, agi_port: int) -> None:
     """A config for ``crmtel run`` against the fake PBX."""
     path.write_text(
@@ -257,8 +265,13 @@ async def run(args: argparse.Namespace) -> int:
     config = Path(tmp.name) / "crmtel.toml"
     write_config(config, url, ami_port, web_port, agi_port)
     log = (Path(tmp.name) / "crmtel.log").open("w")
+    profile = (
+        ["-m", "cProfile", "-o", os.environ["CRMTEL_SOAK_PROFILE"]]
+        if "CRMTEL_SOAK_PROFILE" in os.environ
+        else []
+    )
     daemon = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "crmtel.cli", "--config", str(config), "run", stdout=log, stderr=log
+        sys.executable, *profile, "-m", "crmtel.cli", "--config", str(config), "run", stdout=log, stderr=log
     )
     web_url = f"http://127.0.0.1:{web_port}/"
     try:
@@ -288,17 +301,22 @@ async def run(args: argparse.Namespace) -> int:
                 warm = now_rss
         p_main.recv()  # every call has been started
         warm = warm or rss_mb(daemon.pid)
-        # The last calls run out, are written, and the page sees them end.
+        load_seconds = time.monotonic() - started
+        # The last calls run out and the pipeline drains: wait while calls are still being ended.
         await asyncio.sleep(args.call_seconds + 3.0)
         stored, lost, duplicated = await records(url, expected)
-        for _ in range(30):
-            if not lost:
-                break
-            await asyncio.sleep(1.0)
+        progress_at = time.monotonic()
+        while lost and time.monotonic() - progress_at < 60:
+            await asyncio.sleep(2.0)
+            before = lost
             stored, lost, duplicated = await records(url, expected)
-        await asyncio.sleep(2.0)
+            if lost < before:
+                progress_at = time.monotonic()
+        drained = time.monotonic() - started - load_seconds
+        await asyncio.sleep(5.0)
         rss_end = rss_mb(daemon.pid)
         peak = max(peak, rss_end)
+        cpu = cpu_seconds(daemon.pid)
         b_main.send("stop")
         lags, dropped = await asyncio.to_thread(b_main.recv)
         browsers.join()
@@ -313,10 +331,17 @@ async def run(args: argparse.Namespace) -> int:
             daemon.kill()
             await daemon.wait()
         log.close()
-    errors = [line for line in (Path(tmp.name) / "crmtel.log").read_text().splitlines() if "error" in line]
+    errors = [
+        line
+        for line in (Path(tmp.name) / "crmtel.log").read_text().splitlines()
+        if "[error" in line or "Traceback" in line
+    ]
     tmp.cleanup()
 
-    print(f"ran {time.monotonic() - started:.0f} s; load average now {os.getloadavg()[0]:.1f}")
+    print(
+        f"load phase {load_seconds:.0f} s, drained {drained:.0f} s after it; crmtel used {cpu:.0f} CPU-seconds;"
+        f" load average now {os.getloadavg()[0]:.1f}"
+    )
     print(f"event lag  {percentiles([lag for _, lag in lags])}")
     print(f"popup      {percentiles([lag for kind, lag in lags if kind == 'call.ringing'])}")
     print(

@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 import re
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 log = logging.getLogger(__name__)
 
@@ -36,10 +36,14 @@ class Message:
     """One AMI message: headers in wire order, repeats kept."""
 
     headers: tuple[tuple[str, str], ...]
+    # Bytes on the wire, set by the Parser (0 for messages built in code): makes ``cost`` O(1) per event.
+    wire_size: int = field(default=0, compare=False)
 
     @property
     def cost(self) -> int:
         """Roughly how many bytes of memory this message holds (for byte-bounded queues)."""
+        if self.wire_size:
+            return self.wire_size + _HEADER_OVERHEAD * len(self.headers)
         return sum(len(k) + len(v) + _HEADER_OVERHEAD for k, v in self.headers)
 
     def get(self, name: str, default: str | None = None) -> str | None:
@@ -187,10 +191,12 @@ class Parser:
             log.warning("ami message is not valid UTF-8: undecodable bytes replaced")
             text = raw.decode("utf-8", "replace")
         message = parse_message(text)
-        if message is not None and len(message.headers) > self.max_headers:
+        if message is None:
+            return None
+        if len(message.headers) > self.max_headers:
             log.warning("ami message with over %d headers: the rest dropped", self.max_headers)
-            message = Message(message.headers[: self.max_headers])
-        return message
+            return Message(message.headers[: self.max_headers])  # cost then counts what was kept
+        return Message(message.headers, len(raw))
 
 
 def parse_message(text: str) -> Message | None:
