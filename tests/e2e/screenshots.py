@@ -121,10 +121,18 @@ async def shoot(browser: Browser, url: str, out: Path, lang: str, size: str) -> 
         await expect(rows.first).to_be_visible(timeout=10_000)
         await page.screenshot(path=str(out / f"history-{lang}-{size}.png"))
         answered = page.locator("[data-testid=history-row][data-outcome=answered] [data-testid=history-open]")
-        await (
-            answered.first if await answered.count() else rows.first.locator("[data-testid=history-open]")
-        ).click()
-        await expect(page.locator("[data-testid=call-detail]")).to_be_visible()
+        for attempt in range(3):
+            # The list redraws when a demo call ends; a row replaced under the click is clicked again.
+            target = (
+                answered.first if await answered.count() else rows.first.locator("[data-testid=history-open]")
+            )
+            await target.click()
+            try:
+                await expect(page.locator("[data-testid=call-detail]")).to_be_visible(timeout=3000)
+                break
+            except AssertionError:
+                if attempt == 2:
+                    raise
         await page.wait_for_timeout(300)
         await page.screenshot(path=str(out / f"detail-{lang}-{size}.png"))
     async with logged_in(browser, url, "head", lang, size) as page:
