@@ -1,13 +1,16 @@
-"""Benchmark of the calls-versus-deals report: 10,000,000 calls, 200 managers, 500,000 deals.
+"""Benchmark of the reports: 10,000,000 calls, 200 managers, 500,000 deals, queue waits of 7 in 10 inbound calls.
 
 Generates the data inside the database (PostgreSQL ``generate_series``, SQLite recursive CTE, both
-``INSERT … SELECT``), then times the report for one month (which also computes the previous month).
+``INSERT … SELECT``), then times, for one month: calls versus deals (which also computes the previous
+month), the queue report (per queue and member, p90 waits) and the hour × weekday heatmap.
 
     python bench/report.py                       # both databases, full size (several minutes to load)
     python bench/report.py --calls 200000        # quick run
     python bench/report.py --backend sqlite --reuse   # keep the loaded data between runs
 
-Targets: PostgreSQL ≤ 1 s, SQLite ≤ 5 s for the one-month report. The queries read only the indexes
+Targets: PostgreSQL ≤ 1 s, SQLite ≤ 5 s for each one-month report. The queue report reads the report
+indexes of ``call_queue_visits`` and ``call_queue_offers``; the heatmap groups ``ix_calls_report`` by minute
+first. The calls-versus-deals queries read only the indexes
 ``ix_calls_report`` (direction, outcome, started_at, …: callback matching) and ``ix_calls_manager_started``
 (per-manager ranges: call sums grouped without a sort, which SQLite needs as it has no hash aggregation).
 Figures depend on the machine's load: run it on a quiet machine.
