@@ -217,7 +217,12 @@ class CdrService:
             log.warning(
                 "cdr %s: no CDR answer within %.0f s; closed calls kept as last seen", pbx, AMEND_TIMEOUT
             )
-            return {}
+        except CrmtelError as err:
+            log.warning("cdr %s: closed calls kept as last seen, CDR not read: %s", pbx, err)
+        except Exception:
+            # Whatever the CDR holds, the resync's closing of calls must go on.
+            log.exception("cdr %s: reading the CDR of closed calls failed; kept as last seen", pbx)
+        return {}
 
     def resynced(self, pbx: str, at: datetime) -> None:
         """Schedule a pass for ``pbx`` up to ``at`` (passes are coalesced: the latest wins)."""
@@ -240,7 +245,11 @@ class CdrService:
                     await self._wakeup.wait()
                     continue
                 pbx, at = self._wanted.popitem()
-                await self._pass(pbx, at)
+                try:
+                    await self._pass(pbx, at)
+                except Exception:
+                    # One bad pass (odd CDR data, a bug) must not end backfills for good: the next resync retries.
+                    log.exception("cdr %s: backfill pass failed", pbx)
         finally:
             for backfill in self.backfills.values():
                 await backfill.source.close()

@@ -6,8 +6,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -21,7 +22,7 @@ from crmtel.cdr import service as cdr_service
 from crmtel.cdr.csvsource import CsvCdrSource
 from crmtel.cdr.service import Backfill, CdrService
 from crmtel.config import CallsSettings, Settings
-from crmtel.domain import Outcome
+from crmtel.domain import CallRecord, Direction, Outcome
 from crmtel.store.calls import CallRepository
 from crmtel.store.db import Database
 from crmtel.store.managers import ManagerRepository
@@ -245,3 +246,33 @@ async def test_a_long_period_is_read_slice_by_slice_and_each_call_lands_whole(
     for scenario in SCENARIOS:
         expected = load_expected(scenario)
         assert_same_call(stored[expected["linkedid"]], expected)
+
+
+class _BrokenSource(CsvCdrSource):
+    async def legs_of(self, linkedids: object, since: object) -> list[Any]:
+        raise RuntimeError("a bug in reading")
+
+
+async def test_a_failing_cdr_read_never_stops_a_resync_from_closing_calls(
+    db: Database, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The CDR read blows up: the closed calls are kept as last seen (logged), nothing is raised into the resync."""
+    calls = _service(db)
+    service = CdrService(
+        calls,
+        WatermarkRepository(db),
+        {"pbx1": Backfill("pbx1", _BrokenSource(tmp_path / "none.csv", MOSCOW), calls)},
+        {},
+    )
+    record = CallRecord(
+        pbx="pbx1",
+        linkedid="1.1",
+        direction=Direction.INBOUND,
+        caller_number=None,
+        caller_name=None,
+        dialled=None,
+        started_at=datetime(2026, 11, 23, 19, 0, tzinfo=UTC),
+    )
+    with caplog.at_level(logging.ERROR, logger="crmtel.cdr.service"):
+        assert await service.amend("pbx1", [record], record.started_at) == {}
+    assert "kept as last seen" in caplog.text
