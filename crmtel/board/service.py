@@ -113,12 +113,20 @@ class BoardService:
 
     async def publish(self, event: CallEvent) -> None:
         """Fold one live event in and send the board to heads if it changed."""
-        name = await self._names.name_of(event.extension) if isinstance(event, CallAnswered) else None
+        name = await self._name(event.extension) if isinstance(event, CallAnswered) else None
         if self.state.apply(event, name):
             self._changed.set()
         if isinstance(event, CallEnded):
             self._ended.set()
             self._wake.set()
+
+    async def _name(self, extension: str) -> str | None:
+        # The directory may have to ask the store: never hold up call tracking for a name on the board.
+        try:
+            async with asyncio.timeout(0.25):
+                return await self._names.name_of(extension)
+        except TimeoutError:
+            return None
 
     def calls_stored(self, ended: int) -> None:
         """The call service stored ``ended`` ended calls: today's counts are worth re-reading now."""
@@ -172,6 +180,8 @@ class BoardService:
                 await self.refresh()
             except Exception:  # a bug in one refresh must not stop the board for the day
                 log.exception("board.refresh_failed")
+            # A busy line stores ended calls every moment: count at most once a second.
+            await asyncio.sleep(1.0)
 
 
 class BoardTap:
