@@ -359,5 +359,10 @@ async def test_switching_language_relabels_the_page_keeps_what_was_typed_and_is_
         await expect(second.locator("[data-testid=nav-calls]")).to_have_text("Calls", timeout=SEEN)
         await second.goto(str(web.make_url("/reports/calls-vs-deals")))
         await expect(second.locator("html")).to_have_attribute("lang", "en")
+        # The report's own header switches back: the server renders the page again in Russian.
+        await second.select_option("[data-testid=lang-select]", "ru")
+        await expect(second.locator("html")).to_have_attribute("lang", "ru", timeout=SEEN)
+        await expect(second.locator("[data-testid=nav-reports]")).to_have_text("Отчёты")
+        await assert_language(second, "ru", DATA)
         await other.close()
         await context.close()
