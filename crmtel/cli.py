@@ -13,8 +13,9 @@ from types import ModuleType
 from typing import Any
 
 from crmtel import __version__
-from crmtel.config import Settings, load_settings
-from crmtel.configcheck.messages import Redactor, mask_url
+from crmtel.config import Settings, load_settings, origins_of
+from crmtel.configcheck.checks import database_url_problem
+from crmtel.configcheck.messages import Problem, Redactor, mask_url
 from crmtel.errors import ConfigProblems, CrmtelError
 from crmtel.logging import configure
 
@@ -60,6 +61,13 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _database_url_line(args: argparse.Namespace, settings: Settings) -> str | None:
+    found = database_url_problem(settings.database_url)
+    if found is None:
+        return None
+    return str(Problem(origins_of(args.config, args.overrides).of(("database_url",)), *found))
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the console script."""
     parser = build_parser()
@@ -74,6 +82,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"crmtel: {line}", file=sys.stderr)
         # `config check` promises 0 or 1; elsewhere a config that cannot be loaded is a usage error.
         return 1 if getattr(args, "config_command", None) == "check" else 2
+    if args.command != "config":
+        # Every other command opens the database: a URL it cannot use is one clear line, not a traceback.
+        unusable = _database_url_line(args, settings)
+        if unusable is not None:
+            print(f"crmtel: {unusable}", file=sys.stderr)
+            return 1
     redact = Redactor.for_settings(settings)
     configure(settings.log, redact=redact)
     handler: Handler = args.handler

@@ -271,3 +271,31 @@ def test_config_show_masks_every_secret_and_still_reports_problems(
         assert secret not in out + err, secret
     assert '"database_url": "postgresql+asyncpg://crmtel:***@127.0.0.1/crm"' in out
     assert "routing.working_days: 9 is not a weekday" in err
+
+
+@pytest.mark.parametrize(
+    ("argv", "expected"),
+    [
+        (
+            ["--database-url", "notaurl", "import", "managers", "m.csv"],
+            '--database-url: "notaurl" is not a database URL',
+        ),
+        (["--database-url", "mysql://u:pw-3e1@h/db", "calls", "list"], "not mysql"),
+        (
+            ["--database-url", "sqlite:///x.db", "db", "upgrade"],
+            'crmtel needs aiosqlite (valid: "sqlite+aiosqlite:///x.db")',
+        ),
+        (["--database-url", "sqlite:///x.db", "manager", "list"], "names the synchronous driver pysqlite"),
+    ],
+    ids=["import-notaurl", "calls-mysql", "upgrade-sqlite", "manager-sqlite"],
+)
+def test_every_command_refuses_an_unusable_database_url_in_one_line(
+    capsys: pytest.CaptureFixture[str], argv: list[str], expected: str
+) -> None:
+    """Not only `run`: import, calls list, db upgrade, manager … say what is wrong with the URL, no traceback."""
+    assert main(argv) == 1
+    err = capsys.readouterr().err
+    assert len(err.strip().splitlines()) == 1, err
+    assert expected in err
+    assert "pw-3e1" not in err
+    assert "Traceback" not in err
