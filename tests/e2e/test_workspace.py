@@ -20,7 +20,7 @@ import pytest
 from aiohttp.test_utils import TestServer
 from playwright.async_api import Browser, Page, expect
 
-from crmtel.ami.fakeserver import Recorded, StreamItem, recording_epoch
+from crmtel.ami.fakeserver import Recorded, StreamItem, load_ami, recording_epoch
 from crmtel.ami.protocol import Message
 from crmtel.ami.service import CallService
 from crmtel.config import CallsSettings, WebSettings
@@ -365,4 +365,48 @@ async def test_switching_language_relabels_the_page_keeps_what_was_typed_and_is_
         await expect(second.locator("[data-testid=nav-reports]")).to_have_text("Отчёты")
         await assert_language(second, "ru", DATA)
         await other.close()
+        await context.close()
+
+
+async def test_a_call_ringing_while_the_detail_is_open_shows_its_card_and_the_detail_keeps_its_draft(
+    db: Database, browser: Browser, traces_dir: Path
+) -> None:
+    """On a phone, with a past call's detail open and half-written, a new call's card comes on top (the
+    detail steps aside); reopening that detail gives back what was typed."""
+    abandoned: list[StreamItem] = list(load_ami(traces_dir / "queue-abandoned.ami"))
+    ringall = ringall_trace(traces_dir)
+    async with workspace(db) as (web, service):
+        context = await browser.new_context(
+            locale="ru-RU",
+            timezone_id="Europe/Moscow",
+            viewport={"width": 390, "height": 844},
+            is_mobile=True,
+        )
+        page = await context.new_page()
+        await page.goto(str(web.make_url("/")))
+        await page.fill("#login-name", "vera")
+        await page.fill("#login-password", PASSWORD)
+        await page.click("#login-submit")
+        await expect(page.locator("[data-testid=conn].on")).to_be_visible(timeout=SEEN)
+        async with replaying(service, abandoned, pause_after=len(abandoned)):
+            row = page.locator("[data-testid=history-row]")
+            await expect(row).to_have_count(1, timeout=SEEN)
+        for close in await page.locator("[data-testid=card-close]").all():
+            await close.click()
+        await row.locator("[data-testid=history-open]").click()
+        detail = page.locator("[data-testid=call-detail]")
+        await expect(detail).to_be_visible()
+        detail_note = detail.locator("[data-testid=action-note]")
+        if not await detail_note.evaluate("d => d.open"):
+            await detail_note.locator("summary").click()
+        await detail.locator("textarea[name=comment]").fill(COMMENT)
+
+        async with replaying(service, ringall, pause_after=index_of(ringall, "DialEnd", DialStatus="ANSWER")):
+            card = page.locator("[data-testid=call-card][data-state=ringing]")
+            await expect(card).to_be_visible(timeout=SEEN)
+            await expect(detail).to_be_hidden()
+            await _fits(page, "[data-testid=call-card][data-state=ringing]")
+            await card.locator("[data-testid=action-note] summary").click()  # the card is not covered
+        await row.first.locator("[data-testid=history-open]").click()
+        await expect(detail.locator("textarea[name=comment]")).to_have_value(COMMENT)
         await context.close()

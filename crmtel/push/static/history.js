@@ -184,6 +184,9 @@ registerView({
   mount,
   show: loadHistory,
   onMessage(msg) {
+    // A ringing phone comes first: the detail (a modal that would cover the card) steps aside; what was
+    // typed in it is kept for when it is opened again.
+    if (msg.type === "call.ringing" && dialog && dialog.open) dialog.close();
     // The call service writes the final record right after it tells us; give it a moment.
     if (msg.type === "call.ended") setTimeout(loadHistory, 1500);
   },
