@@ -25,7 +25,7 @@ from tests.fixtures.daemon import (
     state_after,
     write_config,
 )
-from tests.fixtures.fake_ami import assert_record_matches, wait_for, wait_until
+from tests.fixtures.fake_ami import wait_for, wait_until
 from tests.integration.test_ami_pipeline import serving
 from tests.integration.test_daemon_crash import (
     SPEED,
@@ -35,6 +35,7 @@ from tests.integration.test_daemon_crash import (
     wait_all_ended,
     wait_logins,
 )
+from tests.unit.test_cdr_calls import assert_same_call
 
 MOSCOW = ZoneInfo("Europe/Moscow")
 
@@ -126,7 +127,7 @@ async def test_kill_9_while_the_pbx_goes_on_then_restart_every_call_once_with_tr
         async def settled() -> bool:
             try:
                 for stored in await calls.between():
-                    assert_record_matches(stored.record, expected[stored.record.linkedid])
+                    assert_same_call(stored.record, expected[stored.record.linkedid])
             except AssertionError:
                 return False
             return True
@@ -138,5 +139,7 @@ async def test_kill_9_while_the_pbx_goes_on_then_restart_every_call_once_with_tr
     assert code == 0, second.describe()
     assert clean_log(second.stderr()) == [], second.describe()
     await assert_each_call_once(calls, wanted)
+    # The expected records to the second; ``dialled`` in E.164: a call whose start crmtel never saw has the
+    # number as the dialplan left it (+7916… for a typed 8916…), the only thing its CDR cannot give back.
     for stored in await calls.between():
-        assert_record_matches(stored.record, expected[stored.record.linkedid])
+        assert_same_call(stored.record, expected[stored.record.linkedid])
