@@ -32,6 +32,7 @@ def test_each_pbx_has_its_own_flavour() -> None:
 
 @pytest.mark.parametrize("bad", ["x9", "", "12345", "9 9"])
 def test_a_prefix_that_is_not_digits_stops_crmtel(bad: str) -> None:
-    """A prefix must be 1–4 digits; anything else is a configuration error naming the key."""
-    with pytest.raises(ConfigError, match="device_prefixes"):
+    """A prefix must be 1–4 digits; anything else is a configuration error naming the section and the value."""
+    with pytest.raises(ConfigError, match="ami") as caught:
         load_settings(ami={"device_prefixes": [bad]})
+    assert f'"{bad}"' in str(caught.value)
