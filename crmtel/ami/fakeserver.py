@@ -32,7 +32,7 @@ BANNER = b"Asterisk Call Manager/11.0.0\r\n"
 # How long an unpaced stream may run before letting the connection's reader (the client's actions) in.
 _YIELD_EVERY = 0.0005
 # The header block that describes a channel, as Asterisk prints it in every channel event.
-_CHANNEL_FIELDS = (
+CHANNEL_FIELDS = (
     "Channel",
     "ChannelState",
     "ChannelStateDesc",
@@ -166,7 +166,7 @@ class ChannelBook:
             if event != "Newchannel":
                 return
             chan = self.channels[uniqueid] = _Channel(t, {})
-        for name in _CHANNEL_FIELDS:
+        for name in CHANNEL_FIELDS:
             value = headers.get(name)
             if value is not None:
                 chan.fields[name] = value
@@ -188,7 +188,7 @@ class ChannelBook:
                 (
                     ("Event", "CoreShowChannel"),
                     ("ActionID", action_id),
-                    *((name, chan.fields.get(name, "")) for name in _CHANNEL_FIELDS),
+                    *((name, chan.fields.get(name, "")) for name in CHANNEL_FIELDS),
                     ("Application", chan.application),
                     ("ApplicationData", chan.data),
                     ("Duration", duration),
