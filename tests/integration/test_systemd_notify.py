@@ -20,8 +20,9 @@ import pytest
 from tests.fixtures.daemon import Daemon, DaemonPool, clean_log, daemon_config
 from tests.integration.test_ami_pipeline import serving
 
-# systemd would be asked for WatchdogSec=1: crmtel must ping at least every second (it aims for every 0.5 s).
-WATCHDOG_USEC = 1_000_000
+# systemd would be asked for WatchdogSec=2: crmtel must ping at least every 2 s (it aims for every second).
+# Not shorter: on a loaded CI machine a process can wait for the CPU for a good part of a second.
+WATCHDOG_USEC = 2_000_000
 
 
 @dataclass
@@ -103,7 +104,7 @@ async def test_ready_watchdog_status_and_stopping_reach_systemd_and_pings_stop_w
         config, ports = daemon_config(tmp_path / "crmtel.toml", database_url, server.port)
         env = {"NOTIFY_SOCKET": systemd.address, "WATCHDOG_USEC": str(WATCHDOG_USEC)}
         daemon = pool.spawn("--config", str(config), "run", env=env)
-        await systemd.wait("READY=1", daemon)
+        await systemd.wait("READY=1", daemon, limit=60)
         # The moment systemd hears READY, both listeners already serve (no retry here).
         await _answers(ports.web, ports.agi)
         assert len(systemd.messages("READY=1")) == 1
@@ -111,15 +112,15 @@ async def test_ready_watchdog_status_and_stopping_reach_systemd_and_pings_stop_w
         assert "STATUS=PBX connected 0/1" in ready_status or "STATUS=PBX connected 1/1" in ready_status
 
         # STATUS= follows the AMI login that happens in the background after READY.
-        deadline = time.monotonic() + 10
+        deadline = time.monotonic() + 30
         while not any("STATUS=PBX connected 1/1" in m for _, m in systemd.received):
             assert time.monotonic() < deadline, systemd.received
             await asyncio.sleep(0.05)
 
         watch_from = time.monotonic()
-        await asyncio.sleep(3.0)
+        await asyncio.sleep(5.0)
         pings = [t for t, _ in systemd.messages("WATCHDOG=1", since=watch_from)]
-        assert len(pings) >= 4, systemd.received
+        assert len(pings) >= 3, systemd.received
         assert max(_gaps(pings)) < WATCHDOG_USEC / 1e6, _gaps(pings)
 
         # A frozen daemon (here: SIGSTOP, as a wedged event loop looks from outside) sends nothing.
@@ -127,18 +128,18 @@ async def test_ready_watchdog_status_and_stopping_reach_systemd_and_pings_stop_w
         try:
             await asyncio.sleep(0.3)  # a datagram already in flight may still land
             frozen_from = time.monotonic()
-            await asyncio.sleep(2.0)
+            await asyncio.sleep(3.0)  # three ping intervals
             frozen_to = time.monotonic()
         finally:
             os.kill(daemon.pid, signal.SIGCONT)
         during = [t for t, _ in systemd.messages("WATCHDOG=1", since=frozen_from) if t < frozen_to]
         assert during == []
         resumed = time.monotonic()
-        await asyncio.sleep(1.5)
+        await asyncio.sleep(3.0)
         assert systemd.messages("WATCHDOG=1", since=resumed), "pings did not resume after SIGCONT"
 
         assert systemd.messages("STOPPING=1") == []
-        code = await daemon.terminate(limit=10)
+        code = await daemon.terminate(limit=20)
         assert code == 0, daemon.describe()
         await asyncio.sleep(0.1)
     assert len(systemd.messages("STOPPING=1")) == 1
@@ -152,6 +153,7 @@ async def test_without_notify_socket_crmtel_runs_and_stops_as_before(
     async with serving([]) as server:
         config, ports = daemon_config(tmp_path / "crmtel.toml", database_url, server.port)
         daemon = pool.spawn("--config", str(config), "run", env={"WATCHDOG_USEC": str(WATCHDOG_USEC)})
-        await daemon.wait_http(ports.web_url + "/")
-        assert await daemon.terminate(limit=10) == 0, daemon.describe()
+        # Generous: on a loaded machine the interpreter alone can take many seconds to start.
+        await daemon.wait_http(ports.web_url + "/", limit=60)
+        assert await daemon.terminate(limit=20) == 0, daemon.describe()
     assert "systemd" not in daemon.stderr()
