@@ -25,7 +25,6 @@ import os
 import re
 import secrets
 import signal
-import statistics
 import sys
 import tempfile
 import time
@@ -38,6 +37,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import aiohttp
 import smoke
 from benchdb import pg_database
+from popup_latency import percentiles
 from sqlalchemy.engine import make_url
 from yarl import URL
 
@@ -52,8 +52,8 @@ TRACES = Path(__file__).resolve().parents[1] / "crmtel" / "ami" / "data"
 _IDS = {"uniqueid", "linkedid", "destuniqueid", "destlinkedid"}
 _EXT = re.compile(r"(?<![0-9.])101(?![0-9])")
 FIGURES = (
-    r"^event lag +n= *\d+ +p50= *[\d.]+ ms +p99= *[\d.]+ ms",
-    r"^popup +n= *\d+ +p50= *[\d.]+ ms +p99= *[\d.]+ ms",
+    r"^event lag +n= *\d+ +p50= *[\d.]+ ms .*p99= *[\d.]+ ms",
+    r"^popup +n= *\d+ +p50= *[\d.]+ ms .*p99= *[\d.]+ ms",
     r"^RSS start [\d.]+ MB, after warm-up [\d.]+ MB, peak [\d.]+ MB, end [\d.]+ MB",
     r"^records: \d+ calls, \d+ lost, \d+ duplicated",
 )
@@ -199,15 +199,6 @@ def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
-
-
-def percentiles(values: list[float]) -> str:
-    """n, p50 and p99 in milliseconds."""
-    if not values:
-        return "n=   0  p50=  0.00 ms  p99=  0.00 ms"
-    ms = sorted(v * 1000 for v in values)
-    q = statistics.quantiles(ms, n=100, method="inclusive") if len(ms) > 1 else [ms[0]] * 99
-    return f"n={len(ms):6d}  p50={q[49]:7.2f} ms  p99={q[98]:7.2f} ms  max={ms[-1]:8.2f} ms"
 
 
 async def seed(url: str, managers: int) -> list[str]:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import ctypes
 import ctypes.util
 import functools
+import gc
 import time
 from collections.abc import Callable
 
@@ -30,7 +31,10 @@ def _malloc_trim() -> Callable[[int], int] | None:
 
 
 def release_free_memory() -> bool:
-    """Return free heap pages to the system (glibc only); True when something could be asked."""
+    """Collect cyclic garbage, then return free heap pages to the system (glibc only); True when trimmed."""
+    # Cycles (exceptions with their tracebacks, finished futures) otherwise hold their memory until the
+    # collector's thresholds happen to be reached.
+    gc.collect()
     trim = _malloc_trim()
     if trim is None:
         return False
