@@ -369,10 +369,14 @@ def read_file(path: Path | None) -> dict[str, Any]:
         raise ConfigError(f"config file {path} is not valid TOML: {err}") from err
 
 
+def _labels(overrides: dict[str, Any]) -> dict[str, str]:
+    # The CLI's --database-url is the only override a person types; the others come from code (tests, demo).
+    return {k: "--database-url" if k == "database_url" else f"override {k}" for k in overrides}
+
+
 def origins_of(path: Path | None, overrides: dict[str, Any] | None = None) -> Origins:
     """Where each value of ``load_settings(path, **overrides)`` comes from."""
-    flags = {key: f"--{key.replace('_', '-')}" for key in overrides or {}}
-    return Origins.build(path, read_file(path), os.environ, flags)
+    return Origins.build(path, read_file(path), os.environ, _labels(overrides or {}))
 
 
 def load_settings(path: Path | None = None, **overrides: Any) -> Settings:
@@ -385,5 +389,5 @@ def load_settings(path: Path | None = None, **overrides: Any) -> Settings:
     try:
         return Settings(**data)
     except ValidationError as err:
-        origins = Origins.build(path, data, os.environ, {k: f"--{k.replace('_', '-')}" for k in overrides})
+        origins = Origins.build(path, data, os.environ, _labels(overrides))
         raise ConfigProblems(translate(err, origins, Settings)) from None

@@ -161,7 +161,14 @@ def translate_one(error: Any, origins: Origins, root: type[BaseModel]) -> Proble
         return Problem(origin, f"{value} is not one of the choices", f"one of {ctx.get('expected', '?')}")
     if kind in ("time_parsing", "time_type"):
         return Problem(origin, f"{value} is not a time of day", '"HH:MM" such as "09:00" or "18:30"')
-    if kind in ("string_type", "string_too_short", "string_too_long", "string_pattern_mismatch"):
+    if kind == "string_pattern_mismatch":
+        return Problem(
+            origin, f"{value} is not in the expected form", f"text matching {ctx.get('pattern', '?')}"
+        )
+    if kind in ("string_too_short", "string_too_long"):
+        limits = f"{ctx.get('min_length', 0)} to {ctx.get('max_length', '…')} characters"
+        return Problem(origin, f"{value} has the wrong length", limits)
+    if kind == "string_type":
         return Problem(origin, f"{value} is not acceptable text", 'text in quotes, e.g. "pbx1"')
     if kind in ("tuple_type", "list_type"):
         return Problem(origin, f"{value} is not a list", "a list such as [0, 1, 2, 3, 4]")

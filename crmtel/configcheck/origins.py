@@ -77,11 +77,13 @@ class Origins:
         key = dotted(loc) or "(top level)"
         for end in range(len(loc), 0, -1):
             prefix = loc[:end]
+            # A whole table given at once (CRMTEL_AMI='{...}', an override dict): name the key inside it too.
+            inside = f", key {key}" if end < len(loc) else ""
             if prefix in self.overrides:
-                return self.overrides[prefix]
+                return self.overrides[prefix] + inside
             named = tuple(p for p in prefix if isinstance(p, str))
             if len(named) == len(prefix) and named in self.env:
-                return f"environment {self.env[named]}"
+                return f"environment {self.env[named]}{inside}"
         for end in range(len(loc), 0, -1):
             if loc[:end] in self.file_keys:
                 return f"{self.path}, key {key}"

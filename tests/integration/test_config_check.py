@@ -299,3 +299,15 @@ def test_every_command_refuses_an_unusable_database_url_in_one_line(
     assert expected in err
     assert "pw-3e1" not in err
     assert "Traceback" not in err
+
+
+def test_a_table_given_as_one_environment_variable_names_the_key_inside(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """CRMTEL_AMI='{...}': the variable and the key inside it, and the secret next to it never shown."""
+    monkeypatch.setenv("CRMTEL_AMI", '{"port": "abc", "secret": "env-secret-9d2"}')
+    code, lines, _ = _check(capsys, _config(tmp_path))
+    assert code == 1
+    assert lines == [
+        'crmtel: environment CRMTEL_AMI, key ami.port: "abc" is not a whole number (valid: a whole number such as 5038)'
+    ]
