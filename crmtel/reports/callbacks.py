@@ -36,7 +36,7 @@ def callback_stmt(
     manager_filter: Any,
     answered_calls: Any,
 ) -> Select[Any]:
-    """Per manager: missed calls called back (within grace, within the SLA) and the median/p90 delay.
+    """Per manager: missed calls called back (within grace, within the SLA) or not, and the median/p90 delay.
 
     A missed call's callback is the first answered call (either direction, anyone's) with the same number
     key that started after it and before the period's end plus the grace window; the delay runs from the
@@ -70,7 +70,8 @@ def callback_stmt(
             func.min(answered.c.at).label("back_at"),
         )
         .select_from(
-            missed.join(answered, and_(answered.c.k == missed.c.k, answered.c.at > missed.c.started_at))
+            # Outer: a missed call nobody returned stays, with no callback time (it counts as not called back).
+            missed.outerjoin(answered, and_(answered.c.k == missed.c.k, answered.c.at > missed.c.started_at))
         )
         .group_by(missed.c.id, missed.c.manager_id, missed.c.answered_by, missed.c.started_at)
         .subquery("cb_first")
@@ -81,8 +82,9 @@ def callback_stmt(
         select(
             mid.label("mid"),
             delay.label("delay"),
-            func.row_number().over(partition_by=mid, order_by=delay).label("rn"),
-            func.count().over(partition_by=mid).label("n"),
+            # Ranks among the manager's called-back calls only (the others have no delay).
+            func.row_number().over(partition_by=(mid, delay.is_(None)), order_by=delay).label("rn"),
+            func.count(delay).over(partition_by=mid).label("n"),
         )
         .select_from(
             first.outerjoin(_EXT, and_(first.c.manager_id.is_(None), _EXT.c.extension == first.c.answered_by))
@@ -91,12 +93,18 @@ def callback_stmt(
         .subquery("cb_ranked")
     )
     r = ranked.c
+    returned = r.delay.is_not(None)
     return select(
         r.mid.label("mid"),
-        func.count().label("called_back"),
+        func.count(r.delay).label("called_back"),
+        func.sum(case((returned, 0), else_=1)).label("missed_not_called_back"),
         func.sum(case((r.delay <= sla.total_seconds(), 1), else_=0)).label("called_back_in_sla"),
-        func.min(case((r.rn * 2 >= r.n, r.delay), else_=None)).label("callback_median_seconds"),
-        func.min(case((r.rn * 10 >= r.n * 9, r.delay), else_=None)).label("callback_p90_seconds"),
+        func.min(case((and_(returned, r.rn * 2 >= r.n), r.delay), else_=None)).label(
+            "callback_median_seconds"
+        ),
+        func.min(case((and_(returned, r.rn * 10 >= r.n * 9), r.delay), else_=None)).label(
+            "callback_p90_seconds"
+        ),
     ).group_by(r.mid)
 
 

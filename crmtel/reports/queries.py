@@ -20,7 +20,6 @@ from sqlalchemy import (
     func,
     literal,
     not_,
-    or_,
     select,
     text,
     union_all,
@@ -108,32 +107,6 @@ class _Numbers:
         return self._dialect == "postgresql"
 
 
-def _pushdown(filt: ReportFilter) -> list[ColumnElement[bool]]:
-    # Narrow the scan early; calls without a manager_id stay in, they may resolve to one by extension.
-    c = _CALLS.c
-    conds: list[ColumnElement[bool]] = []
-    if filt.manager_id is not None:
-        conds.append(or_(c.manager_id == filt.manager_id, c.manager_id.is_(None)))
-    if filt.team is not None:
-        team = select(_MANAGERS.c.id).where(_MANAGERS.c.speciality == filt.team)
-        conds.append(or_(c.manager_id.in_(team), c.manager_id.is_(None)))
-    return conds
-
-
-def _attributed(raw: Subquery, *columns: ColumnElement[Any], filt: ReportFilter) -> Select[Any]:
-    """Sum pre-grouped call counts per manager, resolving rows without a manager by answering extension."""
-    # Grouping by the raw columns first keeps the per-row work minimal; the join runs on a few hundred rows.
-    mid = func.coalesce(raw.c.manager_id, _EXT.c.manager_id)
-    return (
-        select(mid.label("mid"), *columns)
-        .select_from(
-            raw.outerjoin(_EXT, and_(raw.c.manager_id.is_(None), _EXT.c.extension == raw.c.answered_by))
-        )
-        .where(*_manager_filter(mid, filt))
-        .group_by(mid)
-    )
-
-
 def _sum_if(condition: ColumnElement[bool], value: ColumnElement[Any]) -> ColumnElement[Any]:
     return func.coalesce(func.sum(case((condition, value), else_=0)), 0)
 
@@ -204,51 +177,6 @@ def _answered_calls(
     return union_all(part(Direction.INBOUND, c.caller_number), part(Direction.OUTBOUND, c.dialled)).subquery(
         "answered_calls"
     )
-
-
-def _not_called_back_stmt(
-    period: Period, filt: ReportFilter, numbers: _Numbers, grace: timedelta
-) -> Select[Any]:
-    c = _CALLS.c
-    window_end = period.end_utc + grace
-    in_period = (
-        _in(c.started_at, period.start_utc, period.end_utc),
-        c.direction == Direction.INBOUND.value,
-        c.outcome == Outcome.MISSED.value,
-        *_pushdown(filt),
-    )
-    if numbers.postgres:
-        # PostgreSQL turns NOT EXISTS into one hash anti-join over the window's answered calls.
-        answered = _answered_calls(period, numbers, window_end, None)
-        later = (
-            select(literal(1))
-            .select_from(answered)
-            .where(answered.c.k == numbers.missed_key(c.caller_number), answered.c.at > c.started_at)
-        )
-        raw = (
-            select(c.manager_id, c.answered_by, func.count().label("n"))
-            .where(*in_period, ~later.exists())
-            .group_by(c.manager_id, c.answered_by)
-            .subquery("raw_not_called_back")
-        )
-        return _attributed(raw, func.sum(raw.c.n).label("missed_not_called_back"), filt=filt)
-    # SQLite has no anti-join for this: group the answered calls of the missed numbers by number instead;
-    # a missed call was called back iff the latest answered call with its number started after it.
-    missed = (
-        select(c.manager_id, c.answered_by, numbers.missed_key(c.caller_number).label("k"), c.started_at)
-        .where(*in_period)
-        .cte("missed_calls")
-    )
-    both = _answered_calls(period, numbers, window_end, select(missed.c.k))
-    last = select(both.c.k, func.max(both.c.at).label("last_at")).group_by(both.c.k).subquery("last_answered")
-    raw = (
-        select(missed.c.manager_id, missed.c.answered_by, func.count().label("n"))
-        .select_from(missed.outerjoin(last, last.c.k == missed.c.k))
-        .where(or_(last.c.last_at.is_(None), last.c.last_at <= missed.c.started_at))
-        .group_by(missed.c.manager_id, missed.c.answered_by)
-        .subquery("raw_not_called_back")
-    )
-    return _attributed(raw, func.sum(raw.c.n).label("missed_not_called_back"), filt=filt)
 
 
 def _deals_won_stmt(period: Period, filt: ReportFilter) -> Select[Any]:
@@ -350,7 +278,6 @@ class ReportQueries:
         """One row per manager (active ones even with nothing to show), plus unattributed figures if any."""
         statements = (
             _calls_stmt(period, filt),
-            _not_called_back_stmt(period, filt, self._numbers, self._options.callback_grace),
             _deals_won_stmt(period, filt),
             _deals_opened_stmt(period, filt),
             _leads_stmt(period, filt),
