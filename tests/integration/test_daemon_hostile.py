@@ -94,7 +94,9 @@ async def locked_store(database_url: str) -> AsyncIterator[None]:
     pg = await asyncpg.connect(url.set(drivername="postgresql").render_as_string(hide_password=False))
     tx = pg.transaction()
     await tx.start()
-    await pg.execute("LOCK TABLE calls IN ACCESS EXCLUSIVE MODE")
+    # EXCLUSIVE, not ACCESS EXCLUSIVE: writes wait, reads (the start-up restore) still go through, as in
+    # SQLite's WAL mode.
+    await pg.execute("LOCK TABLE calls IN EXCLUSIVE MODE")
     try:
         yield
     finally:
