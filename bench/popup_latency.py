@@ -46,6 +46,7 @@ from crmtel.ami.protocol import Message
 from crmtel.ami.service import CallService
 from crmtel.config import AmiSettings, CallsSettings, WebSettings
 from crmtel.domain import CallAnswered, CallEnded, CallEvent, CallRinging
+from crmtel.memory import freeze_startup_objects
 from crmtel.push.cards import StoreCards
 from crmtel.push.context import STATE
 from crmtel.push.hub import Hub
@@ -276,6 +277,7 @@ async def run(args: argparse.Namespace) -> int:
     assert await asyncio.to_thread(b_main.recv) == "ready"
     print(f"{hub.connections} websocket clients connected")
 
+    freeze_startup_objects()  # as crmtel.app.start does once everything is built
     p_main, p_child = ctx.Pipe()
     pbx = ctx.Process(target=pbx_process, args=(stream, p_child))
     pbx.start()

@@ -40,6 +40,7 @@ from crmtel.health.service import HealthCheck
 from crmtel.health.web import health_routes
 from crmtel.i18n import Translator
 from crmtel.i18n.models import LocaleOptions
+from crmtel.memory import freeze_startup_objects
 from crmtel.metrics import ComponentCollector, MeteredNotifier, MeteredRouter, Metrics, metrics_routes
 from crmtel.push.cards import StoreCards
 from crmtel.push.context import current_manager, translator
@@ -285,6 +286,7 @@ async def start(settings: Settings, *, demo: bool = False, demo_speed: float = 1
                     client.reconcile_every(client.settings.reconcile_interval),
                     name=f"ami-reconcile-{client.pbx}",
                 )
+        freeze_startup_objects()
         yield Running(url, agi.port, pbxes, hub, calls, clients, app, dial=dial)
 
 
