@@ -1,4 +1,7 @@
-"""Alembic environment: runs migrations over the async engine of the configured URL."""
+"""Alembic environment: runs migrations over the async engine of the configured URL.
+
+Files in versions/ are named by their position in the chain; the first seven keep older revision ids (README.md).
+"""
 
 from __future__ import annotations
 
