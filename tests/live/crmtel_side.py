@@ -1,0 +1,245 @@
+"""The crmtel side of the live tier: its config, its CRM data, and what it stored and pushed.
+
+The one module of the tier that imports crmtel's own packages (store repositories, the domain types), so a move
+inside crmtel is followed here once. crmtel itself always runs as ``crmtel run`` in a process of its own.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import time
+from collections.abc import AsyncIterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+
+from crmtel.domain import CallRecord
+from crmtel.store.callbacks import CallbackRepository, TaskView
+from crmtel.store.calls import CallRepository
+from crmtel.store.db import Database
+from crmtel.store.managers import ManagerRepository
+from crmtel.store.parties import NewClient, PartyRepository
+from tests.fixtures.daemon import write_config
+
+__all__ = ["CallRecord", "TaskView"]
+
+
+@dataclass(frozen=True, slots=True)
+class Staff:
+    """A manager and the desk phone (extension) they answer; ``password`` only for those who log in."""
+
+    login: str
+    name: str
+    extension: str
+    password: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Customer:
+    """A CRM client calling in: a personal manager (login) or none, last month's turnover or none."""
+
+    name: str
+    phone: str
+    manager: str | None = None
+    turnover: Decimal | None = None
+
+
+def last_month(today: date) -> date:
+    """The first day of the month before ``today`` (turnover counts for last month only)."""
+    first = today.replace(day=1)
+    return (
+        first.replace(year=first.year - 1, month=12)
+        if first.month == 1
+        else first.replace(month=first.month - 1)
+    )
+
+
+async def seed(database_url: str, staff: Sequence[Staff], customers: Sequence[Customer]) -> None:
+    """Managers and clients in crmtel's store, as an admin's import would leave them."""
+    db = Database(database_url)
+    try:
+        managers = ManagerRepository(db)
+        ids: dict[str, int] = {}
+        for person in staff:
+            saved = await managers.save(
+                login=person.login, name=person.name, extensions=(person.extension,), password=person.password
+            )
+            ids[person.login] = saved.id
+        parties = PartyRepository(db, "RU")
+        month = last_month(datetime.now(UTC).date())
+        for customer in customers:
+            await parties.add_client(
+                NewClient(
+                    name=customer.name,
+                    phones=(customer.phone,),
+                    manager_id=ids[customer.manager] if customer.manager else None,
+                    turnover=customer.turnover,
+                    turnover_month=month if customer.turnover is not None else None,
+                )
+            )
+    finally:
+        await db.dispose()
+
+
+def crmtel_config(
+    path: Path,
+    *,
+    database_url: str,
+    ami_port: int,
+    ami_secret: str,
+    web_port: int,
+    agi_port: int,
+    master_csv: Path,
+    recordings_dir: Path,
+    default_queue: str,
+    dids: Mapping[str, str],
+    queue_owners: Mapping[str, str],
+    default_owner: str | None,
+    ring_seconds: int = 5,
+    originate_ring_seconds: int = 8,
+) -> Path:
+    """crmtel's TOML config for a live PBX (what an admin writes into /etc/crmtel/crmtel.toml)."""
+    ami: dict[str, object] = {
+        "name": "pbx1",
+        "host": "127.0.0.1",
+        "port": ami_port,
+        "username": "crmtel",
+        "secret": ami_secret,
+        "auth": "md5",
+        "ping_interval": 2.0,
+        "ping_timeout": 2.0,
+        "reconnect_min": 0.2,
+        "reconnect_max": 1.0,
+        "cdr": f"csv:{master_csv}",
+        "cdr_timezone": "Europe/Moscow",
+        "cdr_margin": 120.0,
+    }
+    lines_extra: list[str] = []
+    sections: dict[str, Any] = {
+        "ami": ami,
+        "routing": {
+            "agi_host": "127.0.0.1",
+            "agi_port": agi_port,
+            "default_queue": default_queue,
+            "ring_seconds": ring_seconds,
+            "timezone": "Europe/Moscow",
+        },
+        "web": {"host": "127.0.0.1", "port": web_port, "recordings_dir": str(recordings_dir)},
+        "log": {"level": "info", "json_output": False},
+    }
+    calls: dict[str, object] = {"callback_due_minutes": 30}
+    if default_owner:
+        calls["default_owner"] = default_owner
+    sections["calls"] = calls
+    write_config(path, sections, database_url=database_url)
+    # Nested tables write_config does not make: click-to-call, queue owners, per-DID default queues.
+    lines_extra.append("[ami.originate]")
+    lines_extra.append('context = "crmtel-originate"')
+    lines_extra.append(f"ring_seconds = {originate_ring_seconds}")
+    lines_extra.append('dial_rules = [{ prefix = "+7", replace = "8" }]')
+    if queue_owners:
+        lines_extra.append("[calls.queue_owners]")
+        lines_extra += [f'{queue} = "{login}"' for queue, login in queue_owners.items()]
+    for did, queue in dids.items():
+        lines_extra.append(f"[routing.dids.{did}]")
+        lines_extra.append(f'default_queue = "{queue}"')
+    with path.open("a", encoding="utf-8") as out:
+        out.write("\n".join(lines_extra) + "\n")
+    return path
+
+
+async def stored_call(database_url: str, pbx: str, linkedid: str) -> CallRecord | None:
+    """The record crmtel stored for a call, or None."""
+    db = Database(database_url)
+    try:
+        stored = await CallRepository(db).get(pbx, linkedid)
+    finally:
+        await db.dispose()
+    return None if stored is None else stored.record
+
+
+async def all_calls(database_url: str) -> list[CallRecord]:
+    """Every record crmtel stored, oldest first."""
+    db = Database(database_url)
+    try:
+        return [s.record for s in await CallRepository(db).between()]
+    finally:
+        await db.dispose()
+
+
+async def calls_of_click(database_url: str, originate_id: str) -> list[CallRecord]:
+    """The records a click-to-call produced."""
+    db = Database(database_url)
+    try:
+        return [s.record for s in await CallRepository(db).by_originate(originate_id)]
+    finally:
+        await db.dispose()
+
+
+async def tasks(database_url: str) -> list[TaskView]:
+    """Every callback task, open and closed."""
+    db = Database(database_url)
+    try:
+        return await CallbackRepository(db).tasks(status=None)
+    finally:
+        await db.dispose()
+
+
+async def wait_stored(database_url: str, pbx: str, linkedid: str, limit: float = 30.0) -> CallRecord:
+    """The record of an ended call, once crmtel has written it."""
+    deadline = time.monotonic() + limit
+    while True:
+        record = await stored_call(database_url, pbx, linkedid)
+        if record is not None and record.ended_at is not None:
+            return record
+        if time.monotonic() > deadline:
+            raise AssertionError(
+                f"crmtel stored no ended call {pbx}:{linkedid} within {limit} s (have {record})"
+            )
+        await asyncio.sleep(0.2)
+
+
+@dataclass
+class Browser:
+    """A manager's page as the websocket sees it: every message, with the time it arrived."""
+
+    login: str
+    received: list[tuple[float, dict[str, Any]]] = field(default_factory=list)
+
+    def of_type(self, kind: str) -> list[dict[str, Any]]:
+        """Messages of one type."""
+        return [m for _t, m in self.received if m.get("type") == kind]
+
+
+@contextlib.asynccontextmanager
+async def logged_in(
+    base_url: str, login: str, password: str
+) -> AsyncIterator[tuple[aiohttp.ClientSession, Browser]]:
+    """A logged-in session with its websocket read in the background into a ``Browser``."""
+    browser = Browser(login)
+    async with aiohttp.ClientSession(base_url, cookie_jar=aiohttp.CookieJar(unsafe=True)) as http:
+        async with http.post("/api/login", json={"login": login, "password": password}) as response:
+            assert response.status == 200, await response.text()
+        ws = await http.ws_connect("/ws", origin=base_url.rstrip("/"))
+        hello = await ws.receive_json(timeout=10)
+        assert hello["type"] == "hello", hello
+
+        async def read() -> None:
+            async for msg in ws:
+                if msg.type == aiohttp.WSMsgType.TEXT:
+                    browser.received.append((time.time(), json.loads(msg.data)))
+
+        reader = asyncio.create_task(read(), name=f"live-ws-{login}")
+        try:
+            yield http, browser
+        finally:
+            await ws.close()
+            reader.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await reader
