@@ -91,7 +91,9 @@ def live_install() -> Install:
     found = find_install()
     if isinstance(found, str):
         if os.environ.get("CI"):
-            pytest.fail(f"live tier: {found} (in CI .ci/run installs it from ../shared/asterisk)")
+            pytest.fail(
+                f"live tier: {found} (.ci/run installs it where the project's shared folder is beside the clone)"
+            )
         pytest.skip(f"live tier: {found}")
     return found
 

@@ -123,6 +123,25 @@ class LiveRig:
         await self.daemon.wait_http(self.web_url + "/healthz", limit=60.0)
         return self.daemon
 
+    async def crmtel_cli(self, *args: str, limit: float = 120.0) -> tuple[int, str]:
+        """A one-shot ``crmtel --config FILE ARGS`` (as an admin runs it next to the daemon): exit code, output."""
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-m",
+            "crmtel.cli",
+            "--config",
+            str(self.config_path),
+            *args,
+            cwd=self.folder,
+            env=child_env(),
+            stdin=asyncio.subprocess.DEVNULL,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.STDOUT,
+        )
+        out, _ = await asyncio.wait_for(proc.communicate(), limit)
+        assert proc.returncode is not None
+        return proc.returncode, out.decode(errors="replace")
+
     # --- the PBX --------------------------------------------------------------------------------------
 
     async def restart_pbx(self, *, kill: bool = False) -> None:

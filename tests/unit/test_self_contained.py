@@ -25,11 +25,15 @@ def _tracked_files() -> list[Path]:
     return [ROOT / name for name in out.decode().split("\0") if name]
 
 
+# The one exception: CI installs the live tier's Asterisk from there when it exists (and only then).
+ALLOWED = {ROOT / ".ci" / "run"}
+
+
 def test_no_project_file_refers_to_the_folder_beside_the_clone() -> None:
     """A file naming the folder beside the clone would work only on the machines that recorded the traces."""
     offenders = []
     for path in _tracked_files():
-        if not path.is_file():
+        if not path.is_file() or path in ALLOWED:
             continue
         text = path.read_bytes().decode("utf-8", errors="replace")
         offenders += [
