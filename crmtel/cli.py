@@ -1,4 +1,8 @@
-"""The ``crmtel`` command: parses arguments, loads settings once, and runs one subcommand."""
+"""The ``crmtel`` command: parses arguments, loads settings once, and runs one subcommand.
+
+The config file is checked (size, kind, text, depth) before anything heavy is imported, so a hostile
+``--config`` (``/dev/zero``, a binary, a key nested 100,000 deep) is one line and an exit within a second.
+"""
 
 from __future__ import annotations
 
@@ -10,16 +14,16 @@ import sys
 from collections.abc import Callable, Coroutine, Sequence
 from pathlib import Path
 from types import ModuleType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from crmtel import __version__
-from crmtel.config import Settings, load_settings, origins_of
-from crmtel.configcheck.checks import database_url_problem
-from crmtel.configcheck.messages import Problem, Redactor, mask_url
-from crmtel.errors import ConfigProblems, CrmtelError
-from crmtel.logging import configure
+from crmtel.configfile import read_config
+from crmtel.errors import ConfigError, ConfigProblems, CrmtelError
 
-Handler = Callable[[argparse.Namespace, Settings], Coroutine[Any, Any, int]]
+if TYPE_CHECKING:
+    from crmtel.config import Settings
+
+Handler = Callable[[argparse.Namespace, "Settings"], Coroutine[Any, Any, int]]
 
 
 def _feature_modules() -> list[ModuleType]:
@@ -62,14 +66,45 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _database_url_line(args: argparse.Namespace, settings: Settings) -> str | None:
+    from crmtel.config import origins_of
+    from crmtel.configcheck.checks import database_url_problem
+    from crmtel.configcheck.messages import Problem
+
     found = database_url_problem(settings.database_url)
     if found is None:
         return None
     return str(Problem(origins_of(args.config, args.overrides).of(("database_url",)), *found))
 
 
+def _config_file_problem(argv: Sequence[str] | None) -> int | None:
+    """Read ``--config`` before the heavy imports: the exit code for a file that is no config, else None."""
+    early = argparse.ArgumentParser(add_help=False)
+    early.add_argument("--config", type=Path)
+    early.add_argument("--database-url")
+    try:
+        known, rest = early.parse_known_args(argv)
+    except SystemExit:
+        return None  # the full parser says what is wrong with the arguments
+    if known.config is None:
+        return None
+    try:
+        read_config(known.config)
+    except ConfigError as err:
+        print(f"crmtel: {err}", file=sys.stderr)
+        # `config check` promises 0 or 1; elsewhere a config that cannot be loaded is a usage error.
+        return 1 if rest[:2] == ["config", "check"] else 2
+    return None
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the console script."""
+    early = _config_file_problem(argv)
+    if early is not None:
+        return early
+    from crmtel.config import load_settings
+    from crmtel.configcheck.messages import Redactor, mask_url
+    from crmtel.logging import configure
+
     parser = build_parser()
     args = parser.parse_args(argv)
     overrides = {"database_url": args.database_url} if args.database_url else {}

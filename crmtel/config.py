@@ -5,7 +5,6 @@ from __future__ import annotations
 import ipaddress
 import os
 import socket
-import tomllib
 from datetime import time
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -23,6 +22,7 @@ from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, Settings
 
 from crmtel.configcheck.messages import translate
 from crmtel.configcheck.origins import Origins
+from crmtel.configfile import read_config
 from crmtel.errors import ConfigError, ConfigProblems
 from crmtel.i18n.formats import check_currency, zone
 
@@ -361,12 +361,7 @@ def read_file(path: Path | None) -> dict[str, Any]:
     """The parsed TOML file (empty without one); ConfigError naming the file if it cannot be read."""
     if path is None:
         return {}
-    try:
-        return tomllib.loads(path.read_text(encoding="utf-8"))
-    except OSError as err:
-        raise ConfigError(f"cannot read config file {path}: {err.strerror or err}") from err
-    except tomllib.TOMLDecodeError as err:
-        raise ConfigError(f"config file {path} is not valid TOML: {err}") from err
+    return read_config(path)
 
 
 def _labels(overrides: dict[str, Any]) -> dict[str, str]:
@@ -388,6 +383,9 @@ def load_settings(path: Path | None = None, **overrides: Any) -> Settings:
     data.update(overrides)
     try:
         return Settings(**data)
+    except RecursionError:
+        # A CRMTEL_* variable holding JSON nested thousands deep.
+        raise ConfigError("a CRMTEL_* environment variable holds values nested too deep") from None
     except ValidationError as err:
         origins = Origins.build(path, data, os.environ, _labels(overrides))
         raise ConfigProblems(translate(err, origins, Settings)) from None

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 from collections.abc import Sequence
 from datetime import UTC, datetime
 
@@ -16,8 +17,13 @@ from crmtel.store.db import Database
 from crmtel.store.models import ExtensionRow, ManagerRow
 
 _HASHER = PasswordHasher()
-# Verifying against this keeps a login for an unknown user as slow as one for a known user.
-_DUMMY_HASH = _HASHER.hash("crmtel-no-such-user")
+
+
+@functools.cache
+def _dummy_hash() -> str:
+    # Verifying against this keeps a login for an unknown user as slow as one for a known user; made on
+    # first use, not at import (an argon2 hash costs a tenth of a second every CLI start would pay).
+    return _HASHER.hash("crmtel-no-such-user")
 
 
 def hash_password(password: str) -> str:
@@ -28,7 +34,7 @@ def hash_password(password: str) -> str:
 def verify_password(password_hash: str | None, password: str) -> bool:
     """Whether ``password`` matches the stored hash (False for a missing or malformed hash)."""
     try:
-        return _HASHER.verify(password_hash or _DUMMY_HASH, password) and password_hash is not None
+        return _HASHER.verify(password_hash or _dummy_hash(), password) and password_hash is not None
     except (VerificationError, InvalidHashError):
         return False
 
