@@ -81,8 +81,10 @@ class Running:
 
 
 @asynccontextmanager
-async def _web(app: web.Application, host: str, port: int) -> AsyncIterator[str]:
-    runner = web.AppRunner(app, access_log=None)
+async def _web(app: web.Application, host: str, port: int, header_timeout: float) -> AsyncIterator[str]:
+    # aiohttp closes a connection whose request header is still incomplete when its keep-alive timer fires
+    # (started at connect and after each answer): that timer is the header deadline.
+    runner = web.AppRunner(app, access_log=None, keepalive_timeout=header_timeout)
     await runner.setup()
     try:
         site = web.TCPSite(runner, host, port)
@@ -257,7 +259,9 @@ async def start(settings: Settings, *, demo: bool = False, demo_speed: float = 1
             public_routes=(route_table, metrics_routes(metrics, settings.web.metrics_token), health),
             locale=locale,
         )
-        url = await stack.enter_async_context(_web(app, settings.web.host, settings.web.port))
+        url = await stack.enter_async_context(
+            _web(app, settings.web.host, settings.web.port, settings.web.header_timeout)
+        )
 
         agi = AgiServer(metered, settings.routing.agi_host, settings.routing.agi_port)
         try:

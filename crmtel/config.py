@@ -201,6 +201,9 @@ class WebSettings(BaseModel):
     # The same backlog in bytes (characters of JSON frames): whichever is reached first drops the browser.
     queue_bytes: int = Field(default=1 << 20, ge=4096)
     heartbeat: float = Field(default=20.0, gt=0)
+    # Seconds a client has to send a whole request header (from connecting or from its last answer); also how
+    # long an idle keep-alive connection stays open. A client trickling header lines is cut off after it.
+    header_timeout: float = Field(default=10.0, gt=0, le=300)
     recordings_dir: Path = Path("/var/spool/asterisk/monitor")
     # Bearer token for GET /metrics from anywhere but this host (None: local scrapes only).
     metrics_token: SecretStr | None = None

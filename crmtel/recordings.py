@@ -51,40 +51,69 @@ def relpath(path: str | None, root: str = DEFAULT_RECORDINGS_DIR) -> str | None:
     return "/".join(parts) if parts is not None else None
 
 
-def _candidates(recording_file: str, root: Path, started_at: datetime | None) -> list[PurePosixPath]:
-    """Relative paths to try, best first."""
+def _day_folders(started_at: datetime | None) -> set[tuple[str, ...]]:
+    """FreePBX's ``YYYY/MM/DD`` folders a call started on: the PBX's local date is within a day of UTC's."""
+    if started_at is None:
+        return set()
+    day = started_at.date()
+    return {tuple((day + timedelta(days=delta)).strftime("%Y/%m/%d").split("/")) for delta in (0, -1, 1)}
+
+
+def _candidates(
+    recording_file: str, root: Path, started_at: datetime | None
+) -> list[tuple[PurePosixPath, bool]]:
+    """Relative paths to try, best first, each with whether it is exactly where the PBX said (else a guess)."""
     stored = PurePosixPath(recording_file)
-    out: list[PurePosixPath] = []
+    out: list[tuple[PurePosixPath, bool]] = []
     if stored.is_absolute():
-        for prefix in (root, root.resolve()):
+        bases = (root, root.resolve(), Path(DEFAULT_RECORDINGS_DIR))
+        for prefix in bases:
             prefix_posix = PurePosixPath(prefix.as_posix())
             if stored.is_relative_to(prefix_posix):
-                out.append(stored.relative_to(prefix_posix))
-        # Written under another mount point (/var/spool/asterisk/monitor on the PBX, an NFS mount here):
-        # the longest tail that exists below our folder, down to the bare file name.
+                out.append((stored.relative_to(prefix_posix), True))
+        # Written under another mount point (MIXMON_DIR on the PBX, an NFS mount here): the tails of the path
+        # below our folder, each a guess that must still show it is this call's file.
         parts = stored.parts[1:]
-        out.extend(PurePosixPath(*parts[i:]) for i in range(len(parts)))
+        out.extend((PurePosixPath(*parts[i:]), False) for i in range(len(parts)))
     else:
-        out.append(stored)
+        out.append((stored, len(stored.parts) > 1))
     if started_at is not None and len(stored.parts) == 1:
         # Only the basename is known (FreePBX's CDR recordingfile): FreePBX's date folders of the call's day.
-        # The PBX's local date is within a day of UTC's, so three folders cover every time zone.
-        day = started_at.date()
-        for delta in (0, -1, 1):
-            folder = (day + timedelta(days=delta)).strftime("%Y/%m/%d")
-            out.append(PurePosixPath(folder) / stored.name)
+        for folder in sorted(_day_folders(started_at)):
+            out.append((PurePosixPath(*folder) / stored.name, False))
     return out
 
 
-def locate(root: Path, recording_file: str, started_at: datetime | None = None) -> Path | None:
-    """The recording's file inside ``root`` (resolved, symlinks followed), or None; never a file outside it."""
+def _of_the_call(relative: PurePosixPath, started_at: datetime | None, linkedid: str | None) -> bool:
+    """Whether a guessed path shows it belongs to this call: its day's date folder, or its Linkedid in the name.
+
+    A bare file name alone never does: another call's recording may carry the same name.
+    """
+    if linkedid and linkedid in relative.name:
+        return True
+    days = _day_folders(started_at)
+    parts = relative.parts
+    return any(tuple(parts[i : i + 3]) in days for i in range(len(parts) - 3))
+
+
+def locate(
+    root: Path, recording_file: str, started_at: datetime | None = None, linkedid: str | None = None
+) -> Path | None:
+    """The call's recording file inside ``root`` (resolved, symlinks followed), or None; never a file outside it.
+
+    The stored path itself (below ``root`` or the PBX's spool) is trusted; any other place tried (a tail of a
+    path written under another mount point, FreePBX's date folders for a bare CDR name) must show it is this
+    call's file: the call's date folder or its Linkedid in the name, never a bare file name alone.
+    """
     try:
         base = root.resolve(strict=True)
     except (OSError, ValueError):
         return None
-    for relative in _candidates(recording_file, root, started_at):
+    for relative, exact in _candidates(recording_file, root, started_at):
         parts = _clean_parts(relative)
         if parts is None:
+            continue
+        if not exact and not _of_the_call(relative, started_at, linkedid):
             continue
         try:
             candidate = base.joinpath(*parts).resolve(strict=True)

@@ -15,6 +15,7 @@ from crmtel.domain import Manager, PartyKind
 from crmtel.phones import normalize
 from crmtel.push.amounts import AmountText, deal_amount
 from crmtel.push.context import STATE, current_manager, translator, watch_scope
+from crmtel.push.files import send_file
 from crmtel.push.inputs import (
     MAX_ID,
     Body,
@@ -170,12 +171,12 @@ async def _visible_call(request: web.Request) -> tuple[Manager, CallView]:
 async def _playable(request: web.Request, calls: Sequence[CallView]) -> set[str]:
     """The calls whose recording file is really there (a player for a missing file would only show 0:00)."""
     root = request.app[STATE].settings.recordings_dir
-    wanted = [(c.call_id, c.recording_file, c.started_at) for c in calls if c.recording_file]
+    wanted = [(c.call_id, c.recording_file, c.started_at, c.linkedid) for c in calls if c.recording_file]
     if not wanted:
         return set()
 
     def look() -> set[str]:
-        return {cid for cid, name, started in wanted if locate(root, name, started) is not None}
+        return {cid for cid, name, started, key in wanted if locate(root, name, started, key) is not None}
 
     # A few stat() calls, but on a network mount they may block: off the event loop.
     return await asyncio.to_thread(look)
@@ -348,20 +349,24 @@ async def create_task(request: web.Request) -> web.Response:
     return web.json_response(_task_json(task), status=201)
 
 
-async def get_recording(request: web.Request) -> web.FileResponse:
+async def get_recording(request: web.Request) -> web.StreamResponse:
     """``GET /api/calls/{call_id}/recording``: the call's recording, only for those who may see the call."""
     state = request.app[STATE]
     _manager, call = await _visible_call(request)
     if not call.recording_file:
         raise refuse(request, web.HTTPNotFound, "messages.no_recording")
-    path = locate(state.settings.recordings_dir, call.recording_file, call.started_at)
+    path = locate(state.settings.recordings_dir, call.recording_file, call.started_at, call.linkedid)
     if path is None:
         raise refuse(request, web.HTTPNotFound, "messages.recording_missing")
-    headers = {"Cache-Control": "private, no-store"}
-    if (kind := _AUDIO_TYPES.get(path.suffix.lower())) is not None:
-        # The system's MIME table varies (audio/x-wav, audio/wave…); browsers all play the registered names.
-        headers["Content-Type"] = kind
-    return web.FileResponse(path, headers=headers)
+    # The system's MIME table varies (audio/x-wav, audio/wave…); browsers all play the registered names.
+    kind = _AUDIO_TYPES.get(path.suffix.lower(), "application/octet-stream")
+    try:
+        return await send_file(
+            request, path, content_type=kind, headers={"Cache-Control": "private, no-store"}
+        )
+    except (FileNotFoundError, PermissionError, IsADirectoryError) as err:
+        # Gone or unreadable between finding and opening it (rotated, permissions).
+        raise refuse(request, web.HTTPNotFound, "messages.recording_missing") from err
 
 
 def add_routes(router: web.UrlDispatcher) -> None:

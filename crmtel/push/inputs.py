@@ -7,11 +7,13 @@ pydantic model deriving from ``Body`` / ``Query`` (unknown fields refused, value
 - not JSON, too deep, invalid UTF-8 or a lone surrogate (``"\\ud800"``) → 400;
 - a well-formed body or query with unknown fields, wrong types, out-of-range numbers or bad dates → 400 with
   ``fields``: ``[{"field": "before", "message": "..."}]``;
-- a body larger than the app's ``client_max_size`` → 413; a body that is not ``application/json`` → 415.
+- a body larger than the app's ``client_max_size`` → 413; a body that is not ``application/json`` → 415;
+- a body still incomplete ``BODY_SECONDS`` after the header → 408 (the header itself has ``web.header_timeout``).
 """
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Awaitable, Callable, Iterator
 from typing import Annotated, Any, TypeVar
 
@@ -32,6 +34,8 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 MAX_DEPTH = 16
 # The web app's ``client_max_size``: the largest body any handler reads.
 MAX_BODY = 64 * 1024
+# Seconds a client has to send its (at most 64 KiB) body once the header is in: a trickled body is cut off.
+BODY_SECONDS = 30.0
 # Integers bound to SQL parameters must fit a signed 64-bit column (``?before=10**30`` must not overflow).
 MAX_ID = 2**63 - 1
 
@@ -140,7 +144,16 @@ async def read_json(request: web.Request) -> Any:
     if request.content_type != "application/json":
         raise InputError("send application/json", status=415, key="messages.json_required")
     # ``read()`` already stops at the app's client_max_size (413, given a JSON body by the middleware).
-    raw = await request.read()
+    try:
+        async with asyncio.timeout(BODY_SECONDS):
+            raw = await request.read()
+    except TimeoutError:
+        raise InputError(
+            f"the body did not arrive within {BODY_SECONDS:.0f} s",
+            status=408,
+            key="messages.body_timeout",
+            params={"seconds": int(BODY_SECONDS)},
+        ) from None
     return load_json(raw, max_bytes=len(raw))
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import random
 import re
@@ -231,3 +232,62 @@ async def test_a_mixed_fuzz_stream_keeps_rss_bounded_and_it_comes_back_down(
     print(f"mixed fuzz stream: RSS start {start:.0f} MB, peak {peak:.0f} MB, end {end:.0f} MB")
     assert peak < BOUND_MB
     assert end < start + 40, (start, peak, end)
+
+
+async def _trickle(host: str, port: int, body: bool) -> float:
+    """A slowloris client: a request header (or, with ``body``, a JSON body) one line every 0.2 s until the
+    server closes the connection; how long it was held. A hang guard stops it after 60 s."""
+    reader, writer = await asyncio.open_connection(host, port)
+    started = time.monotonic()
+    if body:
+        writer.write(
+            b"POST /api/login HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+            b"Content-Length: 60000\r\n\r\n{"
+        )
+    else:
+        writer.write(b"GET /healthz HTTP/1.1\r\nHost: x\r\n")
+    try:
+        while time.monotonic() - started < 60:
+            await asyncio.sleep(0.2)
+            writer.write(b" " if body else b"X-Slow: 1\r\n")
+            await writer.drain()
+            if reader.at_eof():
+                break
+            with contextlib.suppress(TimeoutError):
+                # Whatever the server answers (a 408) ends the exchange from our side too.
+                if await asyncio.wait_for(reader.read(1), 0.01):
+                    break
+    except (ConnectionResetError, BrokenPipeError):
+        pass
+    finally:
+        writer.close()
+    return time.monotonic() - started
+
+
+async def test_slow_headers_and_slow_bodies_are_cut_off_while_others_are_served(
+    pool: DaemonPool, database_url: str, traces_dir: Path, tmp_path: Path
+) -> None:
+    """30 clients trickling header lines and 10 trickling a body are each cut off (header_timeout 2 s, the body
+    after 30 s) while /healthz keeps answering; without the deadline they were held for ever."""
+    trace = load_ami(traces_dir / "direct-answered.ami")
+    async with serving(trace[:3], speed=50.0) as server:
+        config, ports = daemon_config(tmp_path / "crmtel.toml", database_url, server.port)
+        config.write_text(
+            config.read_text(encoding="utf-8").replace("[web]\n", "[web]\nheader_timeout = 2.0\n"),
+            encoding="utf-8",
+        )
+        daemon = pool.spawn("--config", str(config), "run")
+        await daemon.wait_http(ports.web_url + "/")
+        slow = [asyncio.create_task(_trickle("127.0.0.1", ports.web, body=False)) for _ in range(30)]
+        slow += [asyncio.create_task(_trickle("127.0.0.1", ports.web, body=True)) for _ in range(10)]
+        await asyncio.sleep(0.5)
+        async with aiohttp.ClientSession() as http:
+            for _ in range(5):
+                async with http.get(ports.web_url + "/healthz") as r:
+                    assert r.status in (200, 503)
+        held = await asyncio.gather(*slow)
+        await daemon.terminate(limit=5)
+    assert all(h < 55 for h in held), held
+    # The headers were cut at the deadline, the bodies at theirs.
+    assert max(held[:30]) < 25, held
+    assert min(held[30:]) > 20, held
