@@ -122,6 +122,8 @@ async def backfill(args: argparse.Namespace, settings: Settings) -> int:
         print(t.t("backfill.live", count=report.live))
     if source.skipped:
         print(t.t("backfill.skipped", count=source.skipped))
+    if report.incomplete:
+        print(t.t("backfill.incomplete"))
     if args.dry_run:
         print(t.t("backfill.dry_run"))
     return 0

@@ -16,21 +16,24 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Collection, Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Collection, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta, tzinfo
 from typing import Protocol
 
 from crmtel.ami.service import CallService
+from crmtel.ami.tracker_model import TrackerState
 from crmtel.cdr.calls import call_from_legs, group_calls
 from crmtel.cdr.csvsource import CsvCdrSource
 from crmtel.cdr.merge import closed_at, corrected
 from crmtel.cdr.models import CdrRow, CdrSpec
+from crmtel.cdr.rows import overlaps, reused_key, split_reused
 from crmtel.cdr.sqlsource import SqlCdrSource
 from crmtel.cdr.times import pbx_zone
 from crmtel.config import AmiSettings
 from crmtel.domain import CallRecord
 from crmtel.errors import CrmtelError
+from crmtel.store.calls import StoredCall
 from crmtel.store.watermarks import WatermarkRepository
 
 log = logging.getLogger(__name__)
@@ -43,6 +46,8 @@ class CdrSource(Protocol):
     """Where one PBX's CDR legs are read from (``CsvCdrSource``, ``SqlCdrSource``)."""
 
     skipped: int
+    # The last read met a row the PBX is still writing: no watermark may pass it.
+    incomplete: bool
 
     def describe(self) -> str:
         """The source for logs, without secrets."""
@@ -78,6 +83,8 @@ class BackfillReport:
     # Calls still in progress for the tracker (or with a newer version waiting to be written).
     live: int = 0
     linkedids: dict[str, str] = field(default_factory=dict)
+    # A row of the period could not be read yet (the PBX was writing it): read the period again next time.
+    incomplete: bool = False
 
     def count(self, linkedid: str, what: str) -> None:
         """Count one call as ``created``, ``corrected``, ``unchanged`` or ``live``."""
@@ -139,34 +146,67 @@ class Backfill:
         progress: Progress | None,
     ) -> None:
         groups = group_calls(await self.source.legs(since, until))
+        report.incomplete = report.incomplete or self.source.incomplete
+        state = self.calls.state_of(self.pbx)
+        # Calls reusing a Linkedid are kept apart by their times (the first keeps it, see ``_keyed``).
+        found_calls = [
+            (linkedid, legs) for linkedid, grouped in groups.items() for legs in split_reused(grouped)
+        ]
         if progress is not None:
-            progress.found(len(groups))
+            progress.found(len(found_calls))
         if not dry_run:
             # Calls that ended just now are stored before they are compared with their CDR.
             await self.calls.flush()
-        state = self.calls.state_of(self.pbx)
-        stored = await self.calls.calls.by_keys([(self.pbx, linkedid) for linkedid in groups])
-        for linkedid, legs in groups.items():
-            key = (self.pbx, linkedid)
-            record = call_from_legs(state, linkedid, legs)
-            if record is None:
-                continue
-            if linkedid in state.calls or self.calls.is_pending(key):
-                report.count(linkedid, "live")
+        keys = {(self.pbx, linkedid) for linkedid, _ in found_calls}
+        keys |= {
+            (self.pbx, reused_key(linkedid, min(r.start for r in legs))) for linkedid, legs in found_calls
+        }
+        stored = await self.calls.calls.by_keys(sorted(keys))
+        for linkedid, record in self._keyed(state, found_calls, stored):
+            key = (self.pbx, record.linkedid)
+            if (record.linkedid == linkedid and linkedid in state.calls) or self.calls.is_pending(key):
+                report.count(record.linkedid, "live")
             elif (found := stored.get(key)) is None:
-                report.count(linkedid, "created")
+                report.count(record.linkedid, "created")
                 if not dry_run:
                     await self.calls.record_ended(self.pbx, record)
             elif (better := corrected(found.record, record)) is None:
-                report.count(linkedid, "unchanged")
+                report.count(record.linkedid, "unchanged")
             else:
-                report.count(linkedid, "corrected")
+                report.count(record.linkedid, "corrected")
                 if not dry_run:
                     await self.calls.record_ended(self.pbx, better)
             if progress is not None:
                 progress.done(1)
         if not dry_run:
             await self.calls.flush()
+
+    def _keyed(
+        self,
+        state: TrackerState,
+        found_calls: Sequence[tuple[str, Sequence[CdrRow]]],
+        stored: Mapping[tuple[str, str], StoredCall],
+    ) -> Iterator[tuple[str, CallRecord]]:
+        """Each call's record under its key: its Linkedid, unless a call of other times already holds that key
+        (stored, or earlier in this read); then the Linkedid and its start (``reused_key``)."""
+        taken: dict[str, tuple[datetime, datetime | None]] = {
+            key[1]: (found.record.started_at, found.record.ended_at) for key, found in stored.items()
+        }
+        for linkedid, legs in sorted(found_calls, key=lambda item: min(r.start for r in item[1])):
+            record = call_from_legs(state, linkedid, legs)
+            if record is None:
+                continue
+            holder = taken.get(linkedid)
+            if holder is not None and not overlaps(*holder, record.started_at, record.ended_at):
+                record = replace(record, linkedid=reused_key(linkedid, record.started_at))
+                log.info(
+                    "cdr %s: Linkedid %s reused by another call: stored as %s",
+                    self.pbx,
+                    linkedid,
+                    record.linkedid,
+                )
+            taken.setdefault(record.linkedid, (record.started_at, record.ended_at))
+            yield linkedid, record
 
     async def amend(self, records: Sequence[CallRecord]) -> dict[str, CallRecord]:
         """The CDR's truth for calls a resync closed (by Linkedid); calls without CDR legs are left out."""
@@ -177,7 +217,20 @@ class Backfill:
         state = self.calls.state_of(self.pbx)
         out: dict[str, CallRecord] = {}
         for record in records:
-            legs = groups.get(record.linkedid)
+            # Of the calls that used this Linkedid, the one of this record's times.
+            legs = next(
+                (
+                    call
+                    for call in split_reused(groups.get(record.linkedid, []))
+                    if overlaps(
+                        record.started_at,
+                        record.ended_at,
+                        min(r.start for r in call),
+                        max(r.end for r in call),
+                    )
+                ),
+                None,
+            )
             cdr = call_from_legs(state, record.linkedid, legs) if legs else None
             if cdr is not None:
                 out[record.linkedid] = corrected(record, cdr) or record
@@ -269,6 +322,10 @@ class CdrService:
             if since < at:
                 report = await backfill.window(since, at)
                 self.passes += 1
+                if report.incomplete:
+                    # A row the PBX is still writing: the watermark stays, the next pass reads it whole.
+                    log.info("cdr %s: a CDR row is being written; the period is read again next pass", pbx)
+                    return
                 if report.created or report.corrected:
                     log.info(
                         "cdr %s: %d call(s) created, %d corrected, %d unchanged from %s",

@@ -5,13 +5,18 @@ The columns are found by name at the first read, so any of the usual layouts wor
 ``duration``/``billsec`` (FreePBX, cdr_mysql), or ``start``/``answer``/``end`` (cdr_pgsql, adaptive ODBC);
 ``linkedid``, ``sequence``, ``recordingfile``, ``cnam`` and ``did`` when they are there. Times without a zone
 are the PBX's local time. Sessions are read-only on the server side too, and a bad row is skipped and logged.
+
+Text columns are cut to ``MAX_FIELD`` characters by the server and sent as bytes, so a huge field never
+reaches crmtel whole and text that is not UTF-8 (cp1251 in a latin1 table, as old Russian FreePBX
+installations have it) is read as cp1251 instead of failing the whole query. A row whose times cannot be true
+(a clock in 2099) is skipped alone; calls reusing a Linkedid are kept apart by their times.
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Collection, Mapping, Sequence
-from datetime import datetime, timedelta, tzinfo
+from datetime import UTC, datetime, timedelta, tzinfo
 from typing import Any
 
 from sqlalchemy import bindparam, event, text
@@ -19,6 +24,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from crmtel.cdr.models import CdrRow, CdrSourceUnavailable, CdrSpec
+from crmtel.cdr.rows import MAX_FIELD, decode_text, ended_within, time_problem
 from crmtel.cdr.times import local_to_utc, parse_cdr_time
 
 log = logging.getLogger(__name__)
@@ -27,14 +33,35 @@ log = logging.getLogger(__name__)
 CALL_SPAN = timedelta(hours=12)
 _IN_BATCH = 500
 _LOG_BAD = 20
+# The columns crmtel reads as text (cut by the server, sent as bytes); the others are times and numbers.
+_TEXT_COLUMNS = (
+    "clid",
+    "src",
+    "dst",
+    "dcontext",
+    "channel",
+    "dstchannel",
+    "lastapp",
+    "lastdata",
+    "disposition",
+    "accountcode",
+    "uniqueid",
+    "userfield",
+    "peeraccount",
+    "linkedid",
+    "recordingfile",
+    "cnam",
+    "did",
+)
+_OTHER_COLUMNS = ("calldate", "start", "answer", "end", "duration", "billsec", "sequence")
 
 
 def _text(value: object) -> str:
     if value is None:
         return ""
-    if isinstance(value, bytes):
-        return value.decode("utf-8", "replace")
-    return str(value)
+    if isinstance(value, bytes | bytearray | memoryview):
+        return decode_text(bytes(value))[0][:MAX_FIELD]
+    return str(value)[:MAX_FIELD]
 
 
 def _int(value: object) -> int:
@@ -63,6 +90,8 @@ class SqlCdrSource:
         self.spec = spec
         self.zone = zone
         self.skipped = 0
+        # A SQL read is whole or fails: nothing is ever left half-read.
+        self.incomplete = False
         self._columns: frozenset[str] | None = None
         self._engine: AsyncEngine | None = None
 
@@ -124,13 +153,24 @@ class SqlCdrSource:
         return self._columns
 
     def _time_column(self, columns: frozenset[str]) -> str:
-        return (
-            "calldate"
-            if "calldate" in columns
-            else '"start"'
-            if self.spec.kind == "postgresql"
-            else "`start`"
-        )
+        return "calldate" if "calldate" in columns else self._quote("start")
+
+    def _quote(self, column: str) -> str:
+        return f'"{column}"' if self.spec.kind == "postgresql" else f"`{column}`"
+
+    def _select(self, columns: frozenset[str]) -> str:
+        """The columns crmtel reads, text ones cut to MAX_FIELD by the server and sent as bytes."""
+        parts: list[str] = []
+        for column in _TEXT_COLUMNS:
+            if column not in columns:
+                continue
+            quoted = self._quote(column)
+            if self.spec.kind == "postgresql":
+                parts.append(f"convert_to(left(CAST({quoted} AS text), {MAX_FIELD}), 'UTF8') AS {quoted}")
+            else:
+                parts.append(f"CAST(LEFT({quoted}, {MAX_FIELD}) AS BINARY) AS {quoted}")
+        parts.extend(self._quote(column) for column in _OTHER_COLUMNS if column in columns)
+        return ", ".join(parts)
 
     async def legs(self, since: datetime, until: datetime | None = None) -> list[CdrRow]:
         """Every leg of the calls that ended in ``[since, until)``."""
@@ -142,16 +182,12 @@ class SqlCdrSource:
         if until is not None:
             params["hi"] = self._local(until)
             where += f" AND {when} < :hi"
-        rows = [
-            r
-            for r in self._convert(
-                await self._query(f"SELECT * FROM {self.spec.table} WHERE {where}", params)
-            )
-        ]
-        ended = {r.linkedid for r in rows if r.end >= since and (until is None or r.end < until)}
+        rows = self._convert(
+            await self._query(f"SELECT {self._select(columns)} FROM {self.spec.table} WHERE {where}", params)
+        )
         if "linkedid" not in columns:
             return [r for r in rows if r.end >= since - CALL_SPAN]
-        return [r for r in rows if r.linkedid in ended]
+        return ended_within(rows, since, until)
 
     async def legs_of(self, linkedids: Collection[str], since: datetime) -> list[CdrRow]:
         """The legs of these calls (Linkedids), started after ``since`` minus one call span."""
@@ -165,7 +201,7 @@ class SqlCdrSource:
         out: list[CdrRow] = []
         for i in range(0, len(wanted), _IN_BATCH):
             rows = await self._query(
-                f"SELECT * FROM {self.spec.table} WHERE linkedid IN :ids AND {when} >= :lo",
+                f"SELECT {self._select(columns)} FROM {self.spec.table} WHERE linkedid IN :ids AND {when} >= :lo",
                 {"ids": wanted[i : i + _IN_BATCH], "lo": self._local(since - CALL_SPAN)},
                 expanding=("ids",),
             )
@@ -179,14 +215,22 @@ class SqlCdrSource:
     def _convert(self, rows: Sequence[Mapping[str, Any]]) -> list[CdrRow]:
         out: list[CdrRow] = []
         bad = 0
+        now = datetime.now(UTC)
         for raw in rows:
             try:
-                out.append(self._row({k.lower(): v for k, v in raw.items()}))
-            except (ValueError, TypeError, KeyError) as err:
+                row = self._row({k.lower(): v for k, v in raw.items()})
+                problem = time_problem(row, now)
+                if problem is not None:
+                    raise ValueError(problem)
+                out.append(row)
+            except (ValueError, TypeError, KeyError, OverflowError) as err:
                 bad += 1
                 if bad <= _LOG_BAD:
                     log.warning(
-                        "cdr %s: row skipped (%s): uniqueid %.40r", self.describe(), err, raw.get("uniqueid")
+                        "cdr %s: row skipped (%s): uniqueid %.40r",
+                        self.describe(),
+                        err,
+                        _text(raw.get("uniqueid")),
                     )
         if bad:
             self.skipped += bad

@@ -35,4 +35,9 @@ def parse_cdr_time(text: str, zone: tzinfo) -> datetime | None:
     text = text.strip()
     if not text:
         return None
-    return local_to_utc(datetime.strptime(text, CDR_TIME_FORMAT), zone)
+    if len(text) == 19 and text[4] == "-" and text[7] == "-" and text[10] == " " and text.isascii():
+        # fromisoformat is ten times faster than strptime, and a year of Master.csv has millions of times.
+        value = datetime.fromisoformat(text)
+    else:
+        value = datetime.strptime(text, CDR_TIME_FORMAT)
+    return local_to_utc(value, zone)
