@@ -43,11 +43,11 @@ from sqlalchemy.engine import make_url
 
 from crmtel.ami.client import AmiClient, event_time, utcnow
 from crmtel.ami.connection import AmiConnection
-from crmtel.ami.fakeserver import FakeAmiServer, Recorded, _with_timestamp
 from crmtel.ami.protocol import Parser, encode_message
-from crmtel.ami.service import CallService
-from crmtel.ami.simulator import load_patterns, rewrite_many
+from crmtel.calls.service import CallService
 from crmtel.config import AmiSettings, CallsSettings
+from crmtel.fakepbx.server import FakeAmiServer, Recorded, _with_timestamp
+from crmtel.fakepbx.simulator import load_patterns, rewrite_many
 from crmtel.store.calls import CallRepository
 from crmtel.store.db import Database, upgrade
 from crmtel.store.parties import PartyRepository

@@ -39,13 +39,14 @@ from sqlalchemy.engine import make_url
 from yarl import URL
 
 from crmtel.ami import events as ev
-from crmtel.ami import fakeserver, tracker
 from crmtel.ami.client import AmiClient
-from crmtel.ami.fakeserver import FakeAmiServer, Recorded, load_ami, merge_streams
 from crmtel.ami.protocol import Message
-from crmtel.ami.service import CallService
+from crmtel.calls import tracker
+from crmtel.calls.service import CallService
 from crmtel.config import AmiSettings, CallsSettings, WebSettings
 from crmtel.domain import CallAnswered, CallEnded, CallEvent, CallRinging
+from crmtel.fakepbx import server as fakeserver
+from crmtel.fakepbx.server import FakeAmiServer, Recorded, load_ami, merge_streams
 from crmtel.memory import freeze_startup_objects
 from crmtel.push.cards import StoreCards
 from crmtel.push.context import STATE
@@ -56,7 +57,7 @@ from crmtel.store.db import Database, upgrade
 from crmtel.store.managers import ManagerRepository
 from crmtel.store.parties import PartyRepository
 
-TRACES = Path(__file__).resolve().parents[1] / "crmtel" / "ami" / "data"
+TRACES = Path(__file__).resolve().parents[1] / "crmtel" / "fakepbx" / "data"
 _IDS = {"uniqueid", "linkedid", "destuniqueid", "destlinkedid"}
 _EXT = re.compile(r"(?<![0-9.])101(?![0-9])")
 # With --cluster the same lines, plus "failover after kill -9 of the leader: … s" (tests/cluster checks it).

@@ -41,14 +41,14 @@ from popup_latency import percentiles
 from sqlalchemy.engine import make_url
 from yarl import URL
 
-from crmtel.ami.fakeserver import FakeAmiServer, Recorded, load_ami
+from crmtel.fakepbx.server import FakeAmiServer, Recorded, load_ami
 from crmtel.push.sessions import token_hash
 from crmtel.store.calls import CallRepository
 from crmtel.store.db import Database, upgrade
 from crmtel.store.managers import ManagerRepository
 from crmtel.store.sessions import SessionRepository
 
-TRACES = Path(__file__).resolve().parents[1] / "crmtel" / "ami" / "data"
+TRACES = Path(__file__).resolve().parents[1] / "crmtel" / "fakepbx" / "data"
 _IDS = {"uniqueid", "linkedid", "destuniqueid", "destlinkedid"}
 _EXT = re.compile(r"(?<![0-9.])101(?![0-9])")
 FIGURES = (

@@ -19,9 +19,9 @@ import smoke
 
 from crmtel.ami.events import parse_event
 from crmtel.ami.protocol import Message
-from crmtel.ami.tracker import new_state, reduce
+from crmtel.calls.tracker import new_state, reduce
 
-DEFAULT_TRACES = Path(__file__).resolve().parents[1] / "crmtel" / "ami" / "data"
+DEFAULT_TRACES = Path(__file__).resolve().parents[1] / "crmtel" / "fakepbx" / "data"
 BASE = datetime(2026, 11, 23, 19, 27, tzinfo=UTC)
 FIGURES = (r"^sequential traces : +[\d,]+ AMI events/s", r"^50 concurrent +: +[\d,]+ AMI events/s")
 

@@ -23,11 +23,10 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 
 from crmtel.ami.client import AmiClient
-from crmtel.ami.service import CallService
-from crmtel.ami.simulator import Simulator
 from crmtel.board.service import BoardService, BoardTap, StoreCounts
 from crmtel.board.web import board_routes
 from crmtel.callbacks.web import callback_routes
+from crmtel.calls.service import CallService
 from crmtel.cdr.service import build_cdr_service
 from crmtel.cluster.metrics import ClusterCollector
 from crmtel.cluster.service import ClusterNode, session_settings
@@ -36,6 +35,7 @@ from crmtel.demo import seed
 from crmtel.dial.service import DialService
 from crmtel.dial.web import dial_routes, hub_notifier
 from crmtel.errors import ConfigError, StoreUnavailable
+from crmtel.fakepbx.simulator import Simulator
 from crmtel.health.service import HealthCheck
 from crmtel.health.web import health_routes
 from crmtel.i18n import Translator

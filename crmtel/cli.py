@@ -29,8 +29,8 @@ Handler = Callable[[argparse.Namespace, "Settings"], Coroutine[Any, Any, int]]
 def _feature_modules() -> list[ModuleType]:
     # Each feature owns its subcommands; imported here, at run time, so `import crmtel` stays side-effect free.
     from crmtel import commands
-    from crmtel.ami import commands as ami_commands
     from crmtel.callbacks import commands as callback_commands
+    from crmtel.calls import commands as calls_commands
     from crmtel.cdr import commands as cdr_commands
     from crmtel.dial import commands as dial_commands
     from crmtel.exchange import commands as exchange_commands
@@ -44,7 +44,7 @@ def _feature_modules() -> list[ModuleType]:
         manager_commands,
         routing_commands,
         report_commands,
-        ami_commands,
+        calls_commands,
         cdr_commands,
         dial_commands,
         callback_commands,

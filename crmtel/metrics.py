@@ -22,8 +22,8 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, H
 from prometheus_client.metrics_core import CounterMetricFamily, GaugeMetricFamily, Metric
 from pydantic import SecretStr
 
-from crmtel.ami.service import CallNotifier
-from crmtel.ami.tracker_model import TrackerState
+from crmtel.calls.service import CallNotifier
+from crmtel.calls.tracker.model import TrackerState
 from crmtel.domain import CallAnswered, CallEnded, CallEvent, CallQueued, CallRinging, CallRingStopped
 from crmtel.routing.models import Decision
 from crmtel.routing.service import Router
@@ -91,7 +91,7 @@ class AmiCounters(Protocol):
 
 
 class CallCounters(Protocol):
-    """What the call service counts (``crmtel.ami.service.CallService``)."""
+    """What the call service counts (``crmtel.calls.service.CallService``)."""
 
     @property
     def states(self) -> Mapping[str, TrackerState]:

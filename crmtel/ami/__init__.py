@@ -1,1 +1,1 @@
-"""Asterisk Manager Interface: framing, connection, call tracking and persistence."""
+"""Asterisk Manager Interface only: framing, escapes, typed events, the connection and the client."""

@@ -17,8 +17,8 @@ from typing import Any, Protocol
 
 import structlog
 
-from crmtel.ami.service import CallNotifier
 from crmtel.board.models import BoardState, TodayCounts
+from crmtel.calls.service import CallNotifier
 from crmtel.domain import CallAnswered, CallEnded, CallEvent
 from crmtel.errors import CrmtelError
 from crmtel.push.hub import Hub

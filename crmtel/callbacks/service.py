@@ -11,7 +11,7 @@ from datetime import UTC, datetime, timedelta
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from crmtel.ami.tracker_model import party_number
+from crmtel.calls.record import party_number
 from crmtel.config import CallsSettings
 from crmtel.domain import CallRecord, Direction, Outcome
 from crmtel.store.tasks import (

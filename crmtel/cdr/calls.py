@@ -15,16 +15,8 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
 
-from crmtel.ami.tracker_model import (
-    Call,
-    LegKind,
-    TrackerState,
-    build_record,
-    classify,
-    dialled_number,
-    local_base,
-    normalise_caller,
-)
+from crmtel.calls.legs import LegKind, classify, dialled_number, local_base
+from crmtel.calls.tracker.model import Call, TrackerState, build_record, normalise_caller
 from crmtel.cdr.models import CdrRow
 from crmtel.domain import CallRecord, Direction, MissedReason
 from crmtel.phones import PhoneKind, normalize

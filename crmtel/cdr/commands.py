@@ -8,7 +8,7 @@ from datetime import datetime, tzinfo
 
 from tqdm import tqdm
 
-from crmtel.ami.service import CallService
+from crmtel.calls.service import CallService
 from crmtel.cdr.models import CdrSpec
 from crmtel.cdr.service import Backfill, open_source
 from crmtel.cdr.times import pbx_zone

@@ -21,8 +21,8 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta, tzinfo
 from typing import Protocol
 
-from crmtel.ami.service import CallService
-from crmtel.ami.tracker_model import TrackerState
+from crmtel.calls.service import CallService
+from crmtel.calls.tracker.model import TrackerState
 from crmtel.cdr.calls import call_from_legs, group_calls
 from crmtel.cdr.csvsource import CsvCdrSource
 from crmtel.cdr.merge import closed_at, corrected

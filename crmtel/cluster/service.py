@@ -10,7 +10,7 @@ from redis.asyncio import Redis
 from sqlalchemy.engine import make_url
 
 from crmtel.ami.client import AmiClient
-from crmtel.ami.service import CallService
+from crmtel.calls.service import CallService
 from crmtel.cluster.fanout import LocalNotifier, Refreshable, StreamConsumer, StreamPublisher
 from crmtel.cluster.fence import EpochFence
 from crmtel.cluster.leadership import Leadership

@@ -16,8 +16,6 @@ from decimal import Decimal
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
-from crmtel.ami.simulator import Timing
-from crmtel.ami.tones import tone_wav, write_recording
 from crmtel.demo.people import DemoParty, DemoPeople, last_month
 from crmtel.domain import (
     CallRecord,
@@ -29,6 +27,8 @@ from crmtel.domain import (
     QueueOutcome,
     QueueVisit,
 )
+from crmtel.fakepbx.simulator import Timing
+from crmtel.fakepbx.tones import tone_wav, write_recording
 from crmtel.store.calls import CallRepository
 from crmtel.store.db import Database
 from crmtel.store.deals import DealRepository, NewDeal

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from playwright.async_api import Browser, expect
 
-from crmtel.ami.fakeserver import load_ami
+from crmtel.fakepbx.server import load_ami
 from crmtel.store.db import Database
 from crmtel.store.leases import LeaseRepository
 from crmtel.store.managers import ManagerRepository

@@ -20,8 +20,8 @@ from zoneinfo import ZoneInfo
 import aiohttp
 import pytest
 
-from crmtel.ami.fakeserver import Recorded
 from crmtel.domain import CallRecord
+from crmtel.fakepbx.server import Recorded
 from crmtel.phones import normalize
 from crmtel.store.calls import CallRepository
 from crmtel.store.db import Database

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 from datetime import timedelta
 
-from crmtel.ami.service import CallService
+from crmtel.calls.service import CallService
 from crmtel.cluster.fence import EpochFence
 from crmtel.config import CallsSettings
 from crmtel.store.calls import CallRepository

@@ -13,11 +13,11 @@ import pytest
 from aiohttp.test_utils import TestServer
 from playwright.async_api import Browser, Page, expect
 
-from crmtel.ami.fakeserver import StreamItem, load_ami
-from crmtel.ami.service import CallService
 from crmtel.board.service import BoardService, BoardTap, StoreCounts
 from crmtel.board.web import board_routes
+from crmtel.calls.service import CallService
 from crmtel.config import CallsSettings, WebSettings
+from crmtel.fakepbx.server import StreamItem, load_ami
 from crmtel.push.cards import StoreCards
 from crmtel.push.context import current_manager, translator
 from crmtel.push.hub import Hub

@@ -12,13 +12,13 @@ from aiohttp.test_utils import TestServer
 from playwright.async_api import Browser, Page, expect
 
 from crmtel.ami.client import AmiClient
-from crmtel.ami.fakeserver import FakeAmiServer
-from crmtel.ami.service import CallService
 from crmtel.callbacks.web import callback_routes
+from crmtel.calls.service import CallService
 from crmtel.config import CallsSettings, DialRule, OriginateSettings, WebSettings
 from crmtel.dial.service import DialService
 from crmtel.dial.web import dial_routes, hub_notifier
 from crmtel.domain import Category
+from crmtel.fakepbx.server import FakeAmiServer
 from crmtel.push.cards import StoreCards
 from crmtel.push.hub import Hub
 from crmtel.push.notifier import ManagerNames, Notifier

@@ -12,11 +12,11 @@ from aiohttp.test_utils import TestServer
 from playwright.async_api import Browser, Dialog, Page, expect
 
 from crmtel.ami.client import AmiClient
-from crmtel.ami.fakeserver import FakeAmiServer, Recorded, StreamItem, load_ami
 from crmtel.ami.protocol import Message
-from crmtel.ami.service import CallService
+from crmtel.calls.service import CallService
 from crmtel.config import CallsSettings, WebSettings
 from crmtel.domain import Category
+from crmtel.fakepbx.server import FakeAmiServer, Recorded, StreamItem, load_ami
 from crmtel.push.cards import StoreCards
 from crmtel.push.hub import Hub
 from crmtel.push.notifier import ManagerNames, Notifier

@@ -20,11 +20,11 @@ import pytest
 from aiohttp.test_utils import TestServer
 from playwright.async_api import Browser, Page, expect
 
-from crmtel.ami.fakeserver import Recorded, StreamItem, load_ami, recording_epoch
 from crmtel.ami.protocol import Message
-from crmtel.ami.service import CallService
+from crmtel.calls.service import CallService
 from crmtel.config import CallsSettings, WebSettings
 from crmtel.domain import Category
+from crmtel.fakepbx.server import Recorded, StreamItem, load_ami, recording_epoch
 from crmtel.i18n import Translator
 from crmtel.i18n.models import LocaleOptions
 from crmtel.push.cards import StoreCards

@@ -13,9 +13,9 @@ import pytest
 from pydantic import SecretStr
 
 from crmtel.ami.client import AmiClient
-from crmtel.ami.fakeserver import FakeAmiServer, Garbage, Recorded, load_ami
 from crmtel.ami.protocol import Message, Parser, encode_message
 from crmtel.config import AmiSettings
+from crmtel.fakepbx.server import FakeAmiServer, Garbage, Recorded, load_ami
 from tests.fixtures.fake_ami import running, settings_for, wait_for
 
 

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from crmtel.ami.commands import JSON_FIELDS
+from crmtel.calls.commands import JSON_FIELDS
 from crmtel.cli import main
 
 

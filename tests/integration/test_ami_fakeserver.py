@@ -9,8 +9,8 @@ from typing import Any
 
 import pytest
 
-from crmtel.ami.fakeserver import FakeAmiServer, StreamItem, load_ami, merge_streams
 from crmtel.ami.protocol import Message, Parser, encode_message
+from crmtel.fakepbx.server import FakeAmiServer, StreamItem, load_ami, merge_streams
 from tests.fixtures.fake_ami import wait_for
 from tests.fixtures.traces import SCENARIOS
 

@@ -10,10 +10,10 @@ from pathlib import Path
 import pytest
 
 from crmtel.ami.client import AmiClient
-from crmtel.ami.fakeserver import FakeAmiServer, StreamItem, load_ami, merge_streams
 from crmtel.ami.protocol import Message
-from crmtel.ami.service import CallService
+from crmtel.calls.service import CallService
 from crmtel.config import CallsSettings
+from crmtel.fakepbx.server import FakeAmiServer, StreamItem, load_ami, merge_streams
 from crmtel.store.calls import CallRepository
 from crmtel.store.db import Database
 from crmtel.store.parties import PartyRepository

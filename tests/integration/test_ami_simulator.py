@@ -5,9 +5,9 @@ from __future__ import annotations
 from pydantic import SecretStr
 
 from crmtel.ami.client import AmiClient
-from crmtel.ami.service import CallService
-from crmtel.ami.simulator import Simulator, load_patterns, rewrite_many
+from crmtel.calls.service import CallService
 from crmtel.config import AmiSettings, CallsSettings
+from crmtel.fakepbx.simulator import Simulator, load_patterns, rewrite_many
 from crmtel.store.calls import CallRepository
 from crmtel.store.db import Database
 from crmtel.store.parties import PartyRepository

@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 from sqlalchemy import select
 
 from crmtel.ami.protocol import Message
-from crmtel.ami.service import CallService
+from crmtel.calls.service import CallService
 from crmtel.config import CallsSettings
 from crmtel.domain import CallRecord, Direction, MissedReason, Outcome
 from crmtel.store.calls import CallRepository

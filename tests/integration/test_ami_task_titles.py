@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from crmtel.ami.commands import replay_stream
-from crmtel.ami.fakeserver import load_ami
+from crmtel.calls.commands import replay_stream
 from crmtel.config import CallsSettings, I18nSettings, Settings
+from crmtel.fakepbx.server import load_ami
 from crmtel.store.db import Database
 from crmtel.store.managers import ManagerRepository
 from crmtel.store.tasks import TaskRepository

@@ -7,11 +7,11 @@ from pathlib import Path
 
 from sqlalchemy import func, select
 
-from crmtel.ami.commands import replay_stream
-from crmtel.ami.fakeserver import Recorded, load_ami
-from crmtel.ami.simulator import Pattern, Rewriter
+from crmtel.calls.commands import replay_stream
 from crmtel.config import CallsSettings, Settings
 from crmtel.domain import CallEnded, CallEvent, Outcome, PartyKind
+from crmtel.fakepbx.server import Recorded, load_ami
+from crmtel.fakepbx.simulator import Pattern, Rewriter
 from crmtel.store.calls import CallRepository
 from crmtel.store.db import Database
 from crmtel.store.managers import ManagerRepository

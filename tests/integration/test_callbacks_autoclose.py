@@ -6,11 +6,11 @@ from __future__ import annotations
 import random
 from pathlib import Path
 
-from crmtel.ami.commands import replay_stream
-from crmtel.ami.fakeserver import Recorded, load_ami
-from crmtel.ami.simulator import Pattern, Rewriter
+from crmtel.calls.commands import replay_stream
 from crmtel.config import CallsSettings, ReportsSettings, Settings
 from crmtel.domain import Direction
+from crmtel.fakepbx.server import Recorded, load_ami
+from crmtel.fakepbx.simulator import Pattern, Rewriter
 from crmtel.store.callbacks import CallbackRepository, TaskView
 from crmtel.store.calls import CallRepository
 from crmtel.store.db import Database

@@ -14,15 +14,15 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from crmtel.ami.client import AmiClient
-from crmtel.ami.commands import replay_stream
-from crmtel.ami.fakeserver import FakeAmiServer, Recorded, load_ami, load_jsonl, merge_streams
 from crmtel.ami.protocol import Message
-from crmtel.ami.service import CallService
+from crmtel.calls.commands import replay_stream
+from crmtel.calls.service import CallService
 from crmtel.cdr import service as cdr_service
 from crmtel.cdr.csvsource import CsvCdrSource
 from crmtel.cdr.service import Backfill, CdrService
 from crmtel.config import CallsSettings, Settings
 from crmtel.domain import CallRecord, Direction, Outcome
+from crmtel.fakepbx.server import FakeAmiServer, Recorded, load_ami, load_jsonl, merge_streams
 from crmtel.store.calls import CallRepository
 from crmtel.store.db import Database
 from crmtel.store.managers import ManagerRepository

@@ -7,7 +7,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from crmtel.ami.fakeserver import load_jsonl
+from crmtel.fakepbx.server import load_jsonl
 from crmtel.store.calls import CallRepository
 from crmtel.store.db import Database
 from tests.fixtures.cdr_data import legs_of_stream, write_master_csv

@@ -7,11 +7,11 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from crmtel.ami.fakeserver import load_jsonl
-from crmtel.ami.tracker import new_state
+from crmtel.calls.tracker import new_state
 from crmtel.cdr.calls import call_from_legs, group_calls
 from crmtel.cdr.models import CdrSourceUnavailable, CdrSpec
 from crmtel.cdr.sqlsource import SqlCdrSource
+from crmtel.fakepbx.server import load_jsonl
 from tests.fixtures.cdr_data import Leg, legs_of_stream
 from tests.fixtures.cdr_databases import MysqlCdr, PgCdr
 from tests.fixtures.traces import SCENARIOS, TRACES_DIR, load_expected

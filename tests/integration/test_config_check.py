@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from crmtel.ami.fakeserver import FakeAmiServer, load_ami
 from crmtel.cli import main
+from crmtel.fakepbx.server import FakeAmiServer, load_ami
 from tests.fixtures.daemon import crmtel_cli, free_ports
 
 SECRET = "ami-secret-7f3a"

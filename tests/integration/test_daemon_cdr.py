@@ -11,7 +11,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from crmtel.ami.fakeserver import Recorded, StreamItem
+from crmtel.fakepbx.server import Recorded, StreamItem
 from crmtel.store.calls import CallRepository
 from crmtel.store.db import Database
 from tests.fixtures.cdr_data import CdrWriter

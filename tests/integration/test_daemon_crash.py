@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from crmtel.ami.fakeserver import FakeAmiServer, StreamItem, load_ami, merge_streams
+from crmtel.fakepbx.server import FakeAmiServer, StreamItem, load_ami, merge_streams
 from crmtel.store.calls import CallRepository
 from crmtel.store.db import Database
 from tests.fixtures.daemon import (

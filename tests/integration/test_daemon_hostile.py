@@ -20,7 +20,7 @@ import asyncpg  # type: ignore[import-untyped]
 import pytest
 from sqlalchemy.engine import make_url
 
-from crmtel.ami.fakeserver import Garbage, load_ami
+from crmtel.fakepbx.server import Garbage, load_ami
 from crmtel.store.calls import CallRepository
 from crmtel.store.db import Database
 from tests.fixtures.daemon import DaemonPool, daemon_config, stored_state

@@ -10,7 +10,7 @@ from pathlib import Path
 import aiohttp
 import pytest
 
-from crmtel.ami.fakeserver import load_ami, merge_streams
+from crmtel.fakepbx.server import load_ami, merge_streams
 from crmtel.routing.rules import last_month
 from crmtel.store.calls import CallRepository
 from crmtel.store.db import Database

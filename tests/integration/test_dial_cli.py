@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from crmtel.ami.fakeserver import FakeAmiServer
+from crmtel.fakepbx.server import FakeAmiServer
 from crmtel.store.db import Database
 from crmtel.store.managers import ManagerRepository
 from crmtel.store.models import CallRow, TaskRow

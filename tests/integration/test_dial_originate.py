@@ -10,12 +10,12 @@ from dataclasses import dataclass, field
 import pytest
 
 from crmtel.ami.client import AmiClient
-from crmtel.ami.fakeserver import FakeAmiServer
-from crmtel.ami.service import CallService
+from crmtel.calls.service import CallService
 from crmtel.config import CallsSettings, DialRule, OriginateSettings
 from crmtel.dial.models import DialRefused, DialResult, DialStatus
 from crmtel.dial.service import DialService
 from crmtel.domain import Direction, Manager, Outcome, Role
+from crmtel.fakepbx.server import FakeAmiServer
 from crmtel.store.calls import CallRepository
 from crmtel.store.db import Database
 from crmtel.store.managers import ManagerRepository

@@ -11,12 +11,12 @@ from datetime import UTC, datetime, timedelta
 from aiohttp.test_utils import TestServer
 
 from crmtel.ami.client import AmiClient
-from crmtel.ami.fakeserver import FakeAmiServer
-from crmtel.ami.service import CallService
 from crmtel.callbacks.web import callback_routes
+from crmtel.calls.service import CallService
 from crmtel.config import CallsSettings, DialRule, OriginateSettings, WebSettings
 from crmtel.dial.service import DialService
 from crmtel.dial.web import dial_routes, hub_notifier
+from crmtel.fakepbx.server import FakeAmiServer
 from crmtel.push.cards import StoreCards
 from crmtel.push.hub import Hub
 from crmtel.push.notifier import ManagerNames, Notifier

@@ -14,9 +14,9 @@ from pathlib import Path
 import aiohttp
 from pydantic import SecretStr
 
-from crmtel.ami.fakeserver import FakeAmiServer, Recorded
 from crmtel.app import start
 from crmtel.config import CallsSettings, LogSettings, RoutingSettings, Settings, WebSettings
+from crmtel.fakepbx.server import FakeAmiServer, Recorded
 from crmtel.store.calls import CallRepository
 from crmtel.store.db import Database
 from tests.fixtures.fake_ami import settings_for

@@ -16,9 +16,9 @@ from aiohttp import web
 from pydantic import SecretStr
 
 from crmtel import __version__
-from crmtel.ami.fakeserver import FakeAmiServer, load_ami
 from crmtel.app import Running, start
 from crmtel.config import AmiSettings, LogSettings, RoutingSettings, Settings, WebSettings
+from crmtel.fakepbx.server import FakeAmiServer, load_ami
 from crmtel.health.service import HealthCheck
 from crmtel.health.web import health_routes
 from crmtel.store.db import Database

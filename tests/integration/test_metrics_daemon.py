@@ -11,10 +11,10 @@ import aiohttp
 from prometheus_client.parser import text_string_to_metric_families
 from pydantic import SecretStr
 
-from crmtel.ami.fakeserver import FakeAmiServer, load_ami
 from crmtel.ami.protocol import Message
 from crmtel.app import Running, start
 from crmtel.config import LogSettings, RoutingSettings, Settings, WebSettings
+from crmtel.fakepbx.server import FakeAmiServer, load_ami
 from tests.fixtures.fake_ami import settings_for
 from tests.integration.test_agi_server import env, fake_asterisk
 from tests.integration.test_ami_pipeline import serving

@@ -9,7 +9,7 @@ from datetime import UTC, date, datetime, timedelta
 import pytest
 
 from crmtel.ami.protocol import Message
-from crmtel.ami.service import CallService
+from crmtel.calls.service import CallService
 from crmtel.config import CallsSettings
 from crmtel.domain import QueueOutcome, QueueVisit
 from crmtel.reports.models import Period

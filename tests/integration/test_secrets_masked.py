@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 import structlog
 
-from crmtel.ami.fakeserver import FakeAmiServer, load_ami
 from crmtel.config import LogSettings
 from crmtel.configcheck.messages import Redactor
+from crmtel.fakepbx.server import FakeAmiServer, load_ami
 from crmtel.logging import configure
 from tests.fixtures.daemon import DaemonPool, crmtel_cli, daemon_config, free_port
 from tests.fixtures.fake_ami import wait_for

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from crmtel.ami.tones import tone_wav
+from crmtel.fakepbx.tones import tone_wav
 from crmtel.store.db import Database
 from tests.integration.test_web_app import add_call, running_app
 

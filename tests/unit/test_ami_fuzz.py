@@ -15,8 +15,8 @@ from hypothesis import strategies as st
 
 from crmtel.ami import events as ev
 from crmtel.ami.protocol import Message, Parser
-from crmtel.ami.tracker import new_state, reduce
-from crmtel.ami.tracker_model import TrackerState
+from crmtel.calls.tracker import new_state, reduce
+from crmtel.calls.tracker.model import TrackerState
 from tests.fixtures.traces import BASE_TIME, SCENARIOS, TRACES_DIR
 
 MAX_MESSAGE = 8 * 1024

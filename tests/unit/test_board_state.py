@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from crmtel.ami.tracker import new_state
 from crmtel.board.models import STALE_AFTER, BoardState, TodayCounts
+from crmtel.calls.tracker import new_state
 from crmtel.domain import CallAnswered, CallEnded, CallEvent, CallQueued, CallRinging, CallRingStopped
 from tests.fixtures.traces import load_messages, run, to_events
 

@@ -9,12 +9,12 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from crmtel.ami.fakeserver import load_jsonl
-from crmtel.ami.tracker import new_state
+from crmtel.calls.tracker import new_state
 from crmtel.cdr.calls import call_from_legs, caller_id, group_calls
 from crmtel.cdr.csvsource import CdrCsvError, parse_line
 from crmtel.cdr.models import CdrRow
 from crmtel.domain import CallRecord
+from crmtel.fakepbx.server import load_jsonl
 from crmtel.phones import normalize
 from tests.fixtures.cdr_data import csv_line, legs_of_stream
 from tests.fixtures.traces import SCENARIOS, TRACES_DIR, expected_caller, load_expected

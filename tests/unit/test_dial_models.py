@@ -4,7 +4,7 @@ tracker (no record) next to a click-to-call that dials out (its card on the plac
 from __future__ import annotations
 
 from crmtel.ami.protocol import Message
-from crmtel.ami.tracker import new_state
+from crmtel.calls.tracker import new_state
 from crmtel.config import DialRule, OriginateSettings
 from crmtel.dial.models import DialRequest, DialStatus, dial_string, originate_fields, outcome, serves
 from crmtel.domain import CallDiscarded, CallEnded, CallRinging, Direction

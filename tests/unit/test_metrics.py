@@ -13,7 +13,7 @@ from aiohttp.test_utils import TestClient, TestServer
 from prometheus_client.parser import text_string_to_metric_families
 from pydantic import SecretStr
 
-from crmtel.ami.tracker_model import Call, TrackerState
+from crmtel.calls.tracker.model import Call, TrackerState
 from crmtel.domain import (
     CallAnswered,
     CallEnded,

@@ -45,7 +45,7 @@ def test_no_project_file_refers_to_the_folder_beside_the_clone() -> None:
 
 
 def test_every_scenario_has_its_stream_bytes_messages_and_record_in_the_repository() -> None:
-    """The nine recorded scenarios live in crmtel/ami/data with .ami, .jsonl and .expected.json each."""
+    """The nine recorded scenarios live in crmtel/fakepbx/data with .ami, .jsonl and .expected.json each."""
     assert TRACES_DIR.is_relative_to(ROOT)
     assert len(SCENARIOS) == 9
     for name in SCENARIOS:

@@ -10,9 +10,9 @@ from pathlib import Path
 import pytest
 
 from crmtel.ami.protocol import Message
-from crmtel.ami.simulator import Rewriter, Timing, load_patterns, recording_names, retime
-from crmtel.ami.tones import tone_wav, write_recording
-from crmtel.ami.tracker import new_state
+from crmtel.calls.tracker import new_state
+from crmtel.fakepbx.simulator import Rewriter, Timing, load_patterns, recording_names, retime
+from crmtel.fakepbx.tones import tone_wav, write_recording
 from tests.fixtures.traces import TimedMessage, ended, run, to_events
 
 PATTERNS = {p.name: p for p in load_patterns()}

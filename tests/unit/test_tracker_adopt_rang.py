@@ -5,9 +5,9 @@ from __future__ import annotations
 from datetime import timedelta
 
 from crmtel.ami import events as ev
-from crmtel.ami.fakeserver import ChannelBook
 from crmtel.ami.protocol import Message
-from crmtel.ami.tracker import new_state, resync
+from crmtel.calls.tracker import new_state, resync
+from crmtel.fakepbx.server import ChannelBook
 from tests.fixtures.traces import BASE_TIME, TimedMessage, load_messages, to_events
 
 

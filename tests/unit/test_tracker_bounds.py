@@ -6,7 +6,7 @@ from dataclasses import replace
 from datetime import timedelta
 
 from crmtel.ami import events as ev
-from crmtel.ami.tracker import new_state, reduce
+from crmtel.calls.tracker import new_state, reduce
 from crmtel.domain import CallEnded
 from tests.fixtures.traces import BASE_TIME
 

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from crmtel.ami.fakeserver import Recorded, load_jsonl
 from crmtel.ami.protocol import Message
-from crmtel.ami.tracker import new_state
+from crmtel.calls.tracker import new_state
 from crmtel.domain import CallRinging
+from crmtel.fakepbx.server import Recorded, load_jsonl
 from tests.fixtures.callerid import with_dialplan_name, with_network_name
 from tests.fixtures.traces import TRACES_DIR, TimedMessage, ended, load_expected, run, to_events
 

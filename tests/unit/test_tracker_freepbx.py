@@ -6,8 +6,8 @@ from typing import Any
 
 import pytest
 
-from crmtel.ami.tracker import new_state
-from crmtel.ami.tracker_model import classify, user_extension
+from crmtel.calls.legs import classify, user_extension
+from crmtel.calls.tracker import new_state
 from crmtel.domain import CallAnswered, CallRecord, CallRinging, CallRingStopped
 from crmtel.recordings import relpath
 from tests.fixtures.freepbx import queue_members_from_queue, rename, second_device, through_local

@@ -10,8 +10,8 @@ from hypothesis import strategies as st
 from crmtel.ami import events as ev
 from crmtel.ami.events import parse_event
 from crmtel.ami.protocol import Message
-from crmtel.ami.tracker import Effect, new_state, reduce, resync
-from crmtel.ami.tracker_model import TrackerState
+from crmtel.calls.tracker import Effect, new_state, reduce, resync
+from crmtel.calls.tracker.model import TrackerState
 from crmtel.domain import CallEnded, Outcome
 from tests.fixtures.traces import BASE_TIME, SCENARIOS, load_messages, to_events
 

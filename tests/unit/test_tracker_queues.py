@@ -8,8 +8,8 @@ import pytest
 
 from crmtel.ami import events as ev
 from crmtel.ami.events import AmiEvent, QueueCallerJoin
-from crmtel.ami.tracker import new_state, restore, resync, snapshot
-from crmtel.ami.tracker_model import TrackerState
+from crmtel.calls.tracker import new_state, restore, resync, snapshot
+from crmtel.calls.tracker.model import TrackerState
 from crmtel.domain import CallQueued, QueueOutcome, QueueVisit
 from tests.fixtures.traces import BASE_TIME, ended, load_messages, run, to_events
 

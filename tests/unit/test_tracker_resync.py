@@ -10,8 +10,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from crmtel.ami import events as ev
-from crmtel.ami.tracker import CallStarted, Effect, new_state, restore, resync, snapshot
-from crmtel.ami.tracker_model import TrackerState
+from crmtel.calls.tracker import CallStarted, Effect, new_state, restore, resync, snapshot
+from crmtel.calls.tracker.model import TrackerState
 from crmtel.domain import CallEnded, CallRecord, CallRingStopped, Direction, MissedReason, Outcome
 from tests.fixtures.traces import BASE_TIME, SCENARIOS, ended, load_messages, run, to_events
 

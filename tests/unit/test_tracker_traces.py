@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 
 from crmtel.ami.events import Cdr, Newchannel
-from crmtel.ami.tracker import CallStarted, new_state
+from crmtel.calls.tracker import CallStarted, new_state
 from crmtel.domain import CallAnswered, CallEnded, CallRecord, CallRinging, CallRingStopped
 from tests.fixtures.traces import (
     SCENARIOS,

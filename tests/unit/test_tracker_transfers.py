@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from crmtel.ami.tracker import new_state
+from crmtel.calls.tracker import new_state
 from crmtel.domain import CallAnswered, CallRecord, CallRingStopped, Direction, Outcome
 from tests.fixtures.traces import Script, ended, run
 

@@ -14,12 +14,12 @@ from typing import Any
 from pydantic import SecretStr
 
 from crmtel.ami.client import AmiClient
-from crmtel.ami.fakeserver import FakeAmiServer, Recorded, load_ami
 from crmtel.ami.protocol import Message
-from crmtel.ami.service import CallNotifier, CallService
+from crmtel.calls.service import CallNotifier, CallService
 from crmtel.config import Settings
 from crmtel.domain import CallRecord, call_id
 from crmtel.errors import ConfigError
+from crmtel.fakepbx.server import FakeAmiServer, Recorded, load_ami
 from crmtel.i18n import Translator
 from crmtel.store.calls import CallRepository
 from crmtel.store.db import Database, upgrade

@@ -7,16 +7,14 @@ from datetime import datetime
 from typing import TypeAlias
 
 from crmtel.ami import events as ev
-from crmtel.ami import tracker_queue
-from crmtel.ami.tracker_model import (
+from crmtel.calls.legs import LegKind, classify, dialled_number
+from crmtel.calls.tracker import visits
+from crmtel.calls.tracker.model import (
     FINISHED_KEEP,
     Call,
     Leg,
-    LegKind,
     TrackerState,
     build_record,
-    classify,
-    dialled_number,
     never_a_call,
     normalise_caller,
     signature,
@@ -371,7 +369,7 @@ def answer(tx: Tx, call: Call, extension: str | None) -> Call:
 
 def leave_queue(tx: Tx, call: Call, outcome: QueueOutcome, answered_by: str | None = None) -> Call:
     """End the caller's wait in a queue, if they are waiting in one (announced as ``CallQueued``)."""
-    call, queued = tracker_queue.left(tx.state.pbx, call, outcome, tx.at, answered_by)
+    call, queued = visits.left(tx.state.pbx, call, outcome, tx.at, answered_by)
     if queued is not None:
         tx.emit(queued)
     return call

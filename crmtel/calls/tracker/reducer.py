@@ -19,13 +19,12 @@ from dataclasses import replace
 from typing import Any
 
 from crmtel.ami import events as ev
-from crmtel.ami import tracker_queue
-from crmtel.ami.tracker_core import (
+from crmtel.calls.legs import LegKind, dialled_number, local_base, number_from_dial_string
+from crmtel.calls.tracker import visits
+from crmtel.calls.tracker.core import (
     DIAL_STOP_REASON,
     HANGUP_STOP_REASON,
     UNANSWERED,
-    CallStarted,
-    CallUpdated,
     Effect,
     Tx,
     announce_click,
@@ -35,38 +34,13 @@ from crmtel.ami.tracker_core import (
     end_call,
     leave_queue,
     leg_of,
-    new_state,
     origin_extension,
     renamed,
     set_dialled,
     unbridge,
 )
-from crmtel.ami.tracker_model import (
-    Call,
-    Leg,
-    LegKind,
-    TrackerState,
-    dialled_number,
-    local_base,
-    normalise_caller,
-    number_from_dial_string,
-    party_number,
-)
-from crmtel.ami.tracker_sync import restore, resync, snapshot
+from crmtel.calls.tracker.model import Call, Leg, TrackerState, normalise_caller
 from crmtel.domain import CallRinging, CallRingStopped, Direction, MissedReason, QueueOutcome
-
-__all__ = [
-    "CallStarted",
-    "CallUpdated",
-    "Effect",
-    "TrackerState",
-    "new_state",
-    "party_number",
-    "reduce",
-    "restore",
-    "resync",
-    "snapshot",
-]
 
 
 # -- handlers -------------------------------------------------------------------------------------
@@ -138,7 +112,7 @@ def _on_dial_begin(tx: Tx, event: ev.DialBegin) -> None:
         # A user's second device (desk phone + WebRTC 99<ext>) rings the same card: announce it once.
         already = extension in call.ringing.values()
         call = replace(call, rang=rang, ringing={**call.ringing, event.dest.uniqueid: extension})
-        call = tracker_queue.offered(call, extension)
+        call = visits.offered(call, extension)
         if already:
             tx.put(call)
             return
@@ -303,7 +277,7 @@ def _on_var_set(tx: Tx, event: ev.VarSet) -> None:
 def _on_queue_join(tx: Tx, event: ev.QueueCallerJoin) -> None:
     call = attach(tx, event.channel)
     if call is not None:
-        call, queued = tracker_queue.joined(tx.state.pbx, call, event.queue[:64], tx.at)
+        call, queued = visits.joined(tx.state.pbx, call, event.queue[:64], tx.at)
         tx.put(replace(call, queue=event.queue[:64], in_queue=True))
         if queued is not None:
             tx.emit(queued)

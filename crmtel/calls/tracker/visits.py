@@ -11,7 +11,7 @@ from dataclasses import replace
 from datetime import datetime
 from typing import Any
 
-from crmtel.ami.tracker_model import Call
+from crmtel.calls.tracker.model import Call
 from crmtel.domain import CallQueued, QueueOutcome, QueueVisit, call_id
 
 _MAX_VISITS = 16

@@ -1,6 +1,6 @@
 """The built-in AMI simulator behind ``crmtel demo``: a fake PBX that keeps making realistic calls.
 
-Every call is one of the recorded Asterisk 22 streams shipped in ``crmtel/ami/data`` (the nine shared
+Every call is one of the recorded Asterisk 22 streams shipped in ``crmtel/fakepbx/data`` (the nine shared
 traces), rewritten so it is a new call: fresh Uniqueids/Linkedids, channel sequence numbers and bridge
 ids; a different caller number (and name) part of the time, so unknown callers and new leads show up next
 to the demo clients; the waits of the recording re-timed to what real calls take (phones ring for a few
@@ -25,8 +25,8 @@ from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path, PurePosixPath
 
-from crmtel.ami.fakeserver import FakeAmiServer, Recorded
-from crmtel.ami.tones import tone_wav, write_recording
+from crmtel.fakepbx.server import FakeAmiServer, Recorded
+from crmtel.fakepbx.tones import tone_wav, write_recording
 
 log = logging.getLogger(__name__)
 
@@ -124,7 +124,7 @@ def recording_names(messages: Sequence[Recorded]) -> list[str]:
 def load_patterns() -> list[Pattern]:
     """The recorded calls shipped with crmtel (session events such as FullyBooted left out)."""
     out: list[Pattern] = []
-    folder = resources.files("crmtel.ami") / "data"
+    folder = resources.files("crmtel.fakepbx") / "data"
     for entry in sorted(folder.iterdir(), key=lambda e: e.name):
         if not entry.name.endswith(".jsonl"):
             continue

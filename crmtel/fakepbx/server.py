@@ -3,7 +3,7 @@
 It speaks enough AMI for crmtel's client: banner, ``Login`` (plain and MD5 ``Challenge``), ``Ping``,
 ``CoreShowChannels`` (the channels still alive at the current point of the stream, computed from its own
 Newchannel/Hangup), ``Logoff``, and ``Originate`` (recorded in ``originates``; answered with an error, a
-failure, or the recorded outbound call rewritten for it: see :mod:`crmtel.ami.fakeoriginate`). The stream position is shared by all connections, like a real PBX whose
+failure, or the recorded outbound call rewritten for it: see :mod:`crmtel.fakepbx.originate`). The stream position is shared by all connections, like a real PBX whose
 calls go on while a client is away. With ``timestamps`` on, every event carries ``Timestamp`` (as Asterisk
 does with ``timestampevents = yes``) computed from the recording's times, so durations do not depend on the
 replay speed or on how the bytes were chunked.
@@ -23,8 +23,9 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 
-from crmtel.ami import fakeoriginate
 from crmtel.ami.protocol import Message, Parser, encode_message
+from crmtel.fakepbx import originate
+from crmtel.fakepbx.originate import Timed
 
 log = logging.getLogger(__name__)
 
@@ -256,7 +257,7 @@ class FakeAmiServer:
         self.originate_error: str | None = None
         self.originate_reason = 4
         self.originate_speed: float | None = 20.0
-        self._ids = fakeoriginate.IdSource(int(time.time()))
+        self._ids = originate.IdSource(int(time.time()))
         self._outbound: list[tuple[float, tuple[tuple[str, str], ...]]] | None = None
         self.cursor = 0
         self.logins = 0
@@ -332,11 +333,11 @@ class FakeAmiServer:
             self._outbound = [(r.t, r.headers) for r in load_jsonl(path)]
         return self._outbound
 
-    def originate_events(self, request: Message) -> list[fakeoriginate.Timed]:
+    def originate_events(self, request: Message) -> list[Timed]:
         """What the PBX sends after accepting ``request``."""
         if self.originate_reason == 4:
-            return fakeoriginate.answered(request, self.outbound_trace(), self._ids)
-        return fakeoriginate.failed(request, self.originate_reason, self._ids)
+            return originate.answered(request, self.outbound_trace(), self._ids)
+        return originate.failed(request, self.originate_reason, self._ids)
 
     def _consume(self) -> StreamItem:
         item = self.stream[self.cursor]
@@ -516,11 +517,11 @@ class _Session:
         self.plays.add(task)
         task.add_done_callback(self.plays.discard)
 
-    async def _play(self, events: Sequence[fakeoriginate.Timed]) -> None:
+    async def _play(self, events: Sequence[Timed]) -> None:
         # Timestamps from the recording's own times, so durations do not depend on the pacing.
         base = time.time()
         for (delay, headers), item in zip(
-            fakeoriginate.pace(events, self.server.originate_speed), events, strict=True
+            originate.pace(events, self.server.originate_speed), events, strict=True
         ):
             if delay:
                 await asyncio.sleep(delay)

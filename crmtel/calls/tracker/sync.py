@@ -7,8 +7,9 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from crmtel.ami import events as ev
-from crmtel.ami import tracker_queue
-from crmtel.ami.tracker_core import (
+from crmtel.calls.legs import LegKind
+from crmtel.calls.tracker import visits
+from crmtel.calls.tracker.core import (
     Effect,
     Tx,
     answer_by_bridge,
@@ -16,7 +17,7 @@ from crmtel.ami.tracker_core import (
     end_call,
     unbridge,
 )
-from crmtel.ami.tracker_model import Call, Leg, LegKind, TrackerState
+from crmtel.calls.tracker.model import Call, Leg, TrackerState
 from crmtel.domain import CallRingStopped, Direction, MissedReason
 
 SNAPSHOT_VERSION = 1
@@ -49,7 +50,7 @@ def snapshot(state: TrackerState, linkedid: str) -> dict[str, Any] | None:
         elif f.name == "rang":
             value = list(value)
         elif f.name == "queue_visits":
-            value = tracker_queue.encode(value)
+            value = visits.encode(value)
         elif isinstance(value, datetime):
             value = value.isoformat()
         elif isinstance(value, Direction | MissedReason | LegKind):
@@ -93,7 +94,7 @@ def _decode_call(data: dict[str, Any]) -> Call:
         elif f.name == "rang":
             values["rang"] = tuple(str(x) for x in raw)
         elif f.name == "queue_visits":
-            values["queue_visits"] = tracker_queue.decode(raw)
+            values["queue_visits"] = visits.decode(raw)
         elif f.name in _DATETIME_FIELDS:
             values[f.name] = None if raw is None else datetime.fromisoformat(str(raw))
         elif f.name == "direction":
@@ -224,7 +225,7 @@ def _adopt_details(tx: Tx, call: Call, item: ev.CoreShowChannel) -> Call:
         if call.queue is not None:
             # The wait began no later than the channel did: the best start we have for a caller found waiting.
             joined_at = tx.at - timedelta(seconds=item.duration_seconds or 0)
-            call, queued = tracker_queue.joined(tx.state.pbx, call, call.queue, joined_at)
+            call, queued = visits.joined(tx.state.pbx, call, call.queue, joined_at)
             if queued is not None:
                 tx.emit(queued)
     return call

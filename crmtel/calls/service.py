@@ -26,11 +26,12 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from crmtel.ami import events as ev
-from crmtel.ami import tracker
 from crmtel.ami.protocol import Message
-from crmtel.ami.tracker import CallStarted, CallUpdated, Effect
-from crmtel.ami.tracker_model import TrackerState, party_number
 from crmtel.callbacks.service import EndedCall, Responsible, book_ended_calls
+from crmtel.calls import tracker
+from crmtel.calls.record import party_number
+from crmtel.calls.tracker import CallStarted, CallUpdated, Effect
+from crmtel.calls.tracker.model import TrackerState
 from crmtel.config import CallsSettings
 from crmtel.domain import (
     CallAnswered,

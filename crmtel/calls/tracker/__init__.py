@@ -1,0 +1,22 @@
+"""The call tracker: a pure reducer ``(state, event) -> (state, effects)`` for one PBX, and its state.
+
+``reducer`` applies live events; ``sync`` snapshots, restores and resyncs calls; ``core`` holds the
+transaction and the effects; ``model`` the state and how a call becomes its record; ``visits`` queue visits.
+"""
+
+from crmtel.calls.tracker.core import CallStarted, CallUpdated, Effect, new_state
+from crmtel.calls.tracker.model import TrackerState
+from crmtel.calls.tracker.reducer import reduce
+from crmtel.calls.tracker.sync import restore, resync, snapshot
+
+__all__ = [
+    "CallStarted",
+    "CallUpdated",
+    "Effect",
+    "TrackerState",
+    "new_state",
+    "reduce",
+    "restore",
+    "resync",
+    "snapshot",
+]
