@@ -4,10 +4,11 @@
 transaction and the effects; ``model`` the state and how a call becomes its record; ``visits`` queue visits.
 """
 
-from crmtel.calls.tracker.core import CallStarted, CallUpdated, Effect, new_state
+from crmtel.calls.tracker.core import new_state
 from crmtel.calls.tracker.model import TrackerState
 from crmtel.calls.tracker.reducer import reduce
 from crmtel.calls.tracker.sync import restore, resync, snapshot
+from crmtel.calls.tracker.tx import CallStarted, CallUpdated, Effect
 
 __all__ = [
     "CallStarted",

@@ -9,15 +9,9 @@ from typing import Any
 from crmtel.ami import events as ev
 from crmtel.calls.legs import LegKind
 from crmtel.calls.tracker import visits
-from crmtel.calls.tracker.core import (
-    Effect,
-    Tx,
-    answer_by_bridge,
-    attach,
-    end_call,
-    unbridge,
-)
+from crmtel.calls.tracker.core import answer_by_bridge, attach, end_call, unbridge
 from crmtel.calls.tracker.model import Call, Leg, TrackerState
+from crmtel.calls.tracker.tx import Effect, Tx
 from crmtel.domain import CallRingStopped, Direction, MissedReason
 
 SNAPSHOT_VERSION = 1

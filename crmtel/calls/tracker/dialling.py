@@ -1,0 +1,134 @@
+"""Dialling: who a call rings (``DialBegin``) and how each ring ends (``DialEnd``)."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+from crmtel.ami import events as ev
+from crmtel.calls.legs import LegKind, dialled_number, local_base, number_from_dial_string
+from crmtel.calls.tracker import visits
+from crmtel.calls.tracker.core import (
+    DIAL_STOP_REASON,
+    UNANSWERED,
+    announce_click,
+    answer,
+    attach,
+    leg_of,
+    origin_extension,
+    set_dialled,
+)
+from crmtel.calls.tracker.model import Call, Leg
+from crmtel.calls.tracker.tx import Tx
+from crmtel.domain import CallRinging, CallRingStopped, Direction, MissedReason
+
+
+def on_dial_begin(tx: Tx, event: ev.DialBegin) -> None:
+    if event.channel is not None:
+        attach(tx, event.channel)
+    call = attach(tx, event.dest)
+    if call is None:
+        return
+    if event.dest.uniqueid == call.linkedid:
+        # An Originate ringing the placing phone itself (click-to-call): nobody is offered the call yet.
+        tx.put(call)
+        return
+    dest = leg_of(tx, event.dest)
+    if _rings_the_placer(call, event.channel, dest):
+        # FreePBX-style click-to-call: Originate(Local/101@…) rings the manager's own phone first.
+        tx.put(replace(call, placed_by=dest.extension, caller_number=dest.extension, caller_hidden=False))
+        return
+    if call.direction is None:
+        if dest.kind is LegKind.TRUNK:
+            call = replace(call, direction=Direction.OUTBOUND)
+            if call.dialled is None:
+                number = number_from_dial_string(event.dial_string) or dialled_number(event.dest.exten)
+                if number is not None:
+                    call = set_dialled(tx, call, number)
+        elif dest.kind is LegKind.EXTENSION:
+            call = replace(call, direction=Direction.INTERNAL)
+        call = announce_click(tx, call)
+    if dest.kind is LegKind.EXTENSION and dest.extension is not None:
+        extension = dest.extension
+        rang = call.rang if extension in call.rang else (*call.rang, extension)
+        # A user's second device (desk phone + WebRTC 99<ext>) rings the same card: announce it once.
+        already = extension in call.ringing.values()
+        call = replace(call, rang=rang, ringing={**call.ringing, event.dest.uniqueid: extension})
+        call = visits.offered(call, extension)
+        if already:
+            tx.put(call)
+            return
+        tx.emit(
+            CallRinging(
+                call_id=tx.cid(call.linkedid),
+                pbx=tx.state.pbx,
+                linkedid=call.linkedid,
+                extension=extension,
+                direction=call.direction or Direction.INTERNAL,
+                caller_number=call.caller_number,
+                caller_name=call.caller_name,
+                dialled=call.dialled,
+                queue=call.queue,
+                at=tx.at,
+            )
+        )
+    tx.put(call)
+
+
+def _rings_the_placer(call: Call, channel: ev.ChannelInfo | None, dest: Leg) -> bool:
+    """Whether the ``;2`` half of the originating Local channel is dialling the phone that places the call."""
+    if call.direction is not None or call.origin_kind is not LegKind.LOCAL or channel is None:
+        return False
+    if dest.kind is not LegKind.EXTENSION:
+        return False
+    origin = call.legs.get(call.linkedid)
+    base = local_base(channel.name)
+    return origin is not None and base is not None and base == local_base(origin.name)
+
+
+def on_dial_end(tx: Tx, event: ev.DialEnd) -> None:
+    if event.channel is not None:
+        attach(tx, event.channel)
+    call = attach(tx, event.dest)
+    if call is None:
+        return
+    dest = leg_of(tx, event.dest)
+    uid = event.dest.uniqueid
+    status = event.status
+    placer = call.direction is None and dest.extension is not None and dest.extension == call.placed_by
+    if uid == call.linkedid or placer:
+        # The placing phone answered (or refused) its own Originate: the far end has not been called yet.
+        if status != "ANSWER" and call.answered_by is None:
+            tx.put(replace(call, unanswered_reason=UNANSWERED.get(status, MissedReason.NO_ANSWER)))
+        return
+    if status == "ANSWER":
+        if uid in call.ringing:
+            call = replace(call, ringing={k: v for k, v in call.ringing.items() if k != uid})
+        if dest.kind is LegKind.EXTENSION:
+            call = answer(tx, call, dest.extension)
+        elif dest.kind is LegKind.TRUNK and call.direction is Direction.OUTBOUND:
+            call = answer(tx, call, origin_extension(call))
+        tx.put(call)
+        return
+    extension = call.ringing.get(uid)
+    if extension is not None:
+        call = replace(call, ringing={k: v for k, v in call.ringing.items() if k != uid})
+    # The same user's other device still rings, or took the call: that card stays as it is.
+    if extension is not None and (extension in call.ringing.values() or extension == call.answered_by):
+        extension = None
+    if extension is not None:
+        if status == "CANCEL":
+            reason = "answered elsewhere" if call.answered_by is not None else "cancelled"
+        else:
+            reason = DIAL_STOP_REASON.get(status, status.lower()[:40])
+        tx.emit(CallRingStopped(tx.cid(call.linkedid), extension, reason, call.answered_by, tx.at))
+    if call.answered_by is None and dest.kind in (LegKind.EXTENSION, LegKind.TRUNK):
+        if status == "CANCEL":
+            unanswered = (
+                MissedReason.ABANDONED_IN_QUEUE if call.in_queue else MissedReason.CALLER_HUNG_UP_RINGING
+            )
+            if call.direction is Direction.OUTBOUND:
+                unanswered = MissedReason.NO_ANSWER
+        else:
+            unanswered = UNANSWERED.get(status, MissedReason.NO_ANSWER)
+        call = replace(call, unanswered_reason=unanswered)
+    tx.put(call)
