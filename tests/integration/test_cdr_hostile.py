@@ -15,13 +15,13 @@ from zoneinfo import ZoneInfo
 
 import aiomysql  # type: ignore[import-untyped]
 
-from crmtel.ami.fakeserver import load_jsonl
-from crmtel.ami.service import CallService
+from crmtel.calls.service import CallService
 from crmtel.cdr.csvsource import CsvCdrSource
 from crmtel.cdr.models import CdrSpec
 from crmtel.cdr.service import Backfill, CdrService
 from crmtel.cdr.sqlsource import SqlCdrSource
 from crmtel.config import CallsSettings
+from crmtel.fakepbx.server import load_jsonl
 from crmtel.store.calls import CallRepository
 from crmtel.store.db import Database
 from crmtel.store.parties import PartyRepository
