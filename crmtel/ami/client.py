@@ -53,6 +53,7 @@ __all__ = [
     "AmiSink",
     "ConnectionLost",
     "LoginFailed",
+    "PbxShuttingDown",
     "WatchdogTimeout",
     "event_time",
     "utcnow",
@@ -66,6 +67,20 @@ LOGIN_RETRY_MAX = 600.0
 
 class LoginFailed(AmiError):
     """The PBX refused the configured user."""
+
+
+class PbxShuttingDown(AmiError):
+    """The PBX answered an action with "Asterisk is shutting down": it is going away, not refusing anyone."""
+
+
+# What Asterisk (manager.c) answers to every action, Login and Challenge included, while it shuts down or
+# restarts. Not a refused login: the PBX is back within seconds and must be logged in to at once.
+SHUTTING_DOWN = "Asterisk is shutting down"
+
+
+def _refusal(reply: Message, default: str) -> AmiError:
+    message = reply.get("Message") or default
+    return PbxShuttingDown(message) if message == SHUTTING_DOWN else LoginFailed(message)
 
 
 class WatchdogTimeout(AmiError):
@@ -386,7 +401,7 @@ class AmiClient:
         if s.auth == "md5":
             (challenge,) = await self._action(conn, make_action("Challenge", [("AuthType", "MD5")]))
             if challenge.response != "Success" or not challenge.get("Challenge"):
-                raise LoginFailed(challenge.get("Message") or "challenge refused")
+                raise _refusal(challenge, "challenge refused")
             key = hashlib.md5(
                 ((challenge.get("Challenge") or "") + secret).encode(), usedforsecurity=False
             ).hexdigest()
@@ -395,7 +410,7 @@ class AmiClient:
             fields = [("Username", s.username), ("Secret", secret), ("Events", "on")]
         (reply,) = await self._action(conn, make_action("Login", fields))
         if reply.response != "Success":
-            raise LoginFailed(reply.get("Message") or "login refused")
+            raise _refusal(reply, "login refused")
 
     async def _logoff(self, conn: AmiConnection) -> None:
         """Say goodbye on a clean stop (bounded: a PBX that does not answer is simply closed)."""

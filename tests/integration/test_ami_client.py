@@ -145,6 +145,41 @@ async def test_a_refused_login_is_logged_as_one_counted_and_retried_slower(
     assert not any("reconnecting in" in r.getMessage() for r in caplog.records)
 
 
+async def test_a_pbx_shutting_down_is_reconnected_to_at_once_not_as_a_refused_login() -> None:
+    """Asterisk answers every action with "Asterisk is shutting down" while it stops or restarts (seen live on
+    22.10.1: Ping, Challenge and Login alike): the client retries at its reconnect pace, not after login_retry."""
+    attempts: list[str] = []
+
+    async def shutting_down(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        writer.write(b"Asterisk Call Manager/11.0.0\r\n")
+        parser = Parser()
+        try:
+            while data := await reader.read(4096):
+                for msg in parser.feed(data):
+                    attempts.append(msg.get("Action") or "")
+                    ids = [("ActionID", msg.action_id)] if msg.action_id else []
+                    reply = [("Response", "Error"), *ids, ("Message", "Asterisk is shutting down")]
+                    writer.write(encode_message(reply))
+        finally:
+            writer.close()
+
+    server = await asyncio.start_server(shutting_down, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    settings = AmiSettings.model_validate(
+        {"port": port, "reconnect_min": 0.05, "reconnect_max": 0.05, "login_retry": 60.0, "secret": "s"}
+    )
+    client = AmiClient(settings, RecordingSink())
+    try:
+        async with running(client):
+            await wait_for(lambda: client.reconnects >= 3)
+    finally:
+        server.close()
+        await server.wait_closed()
+    assert client.login_failures == 0
+    assert client.last_error == "PbxShuttingDown: Asterisk is shutting down"
+    assert attempts.count("Challenge") >= 3
+
+
 async def test_refused_connections_count_as_reconnects_and_connect_failures() -> None:
     """Nobody listening: every retry is a reconnect and a connect failure; no login, no login failure."""
     probe = await asyncio.start_server(lambda _r, _w: None, "127.0.0.1", 0)

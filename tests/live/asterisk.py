@@ -131,7 +131,6 @@ class PbxConfig:
     dialplan_globals: str  # `crmtel config dialplan-globals` output for the test's crmtel config
     ami_secret: str  # the crmtel AMI user's secret (the admin's one edit of manager.d/crmtel.conf)
     recorder_secret: str
-    timezone: str = "Europe/Moscow"
 
     @property
     def etc(self) -> Path:
@@ -355,7 +354,11 @@ def write_configs(cfg: PbxConfig) -> None:
         "queues.conf": _queues_conf(cfg),
         "rtp.conf": f"[general]\nrtpstart = {cfg.ports.rtp_start}\nrtpend = {cfg.ports.rtp_start + 198}\n",
         "http.conf": f"[general]\nenabled = yes\nbindaddr = 127.0.0.1\nbindport = {cfg.ports.http}\n",
-        "features.conf": "[general]\ntransferdigittimeout = 2\n[featuremap]\nblindxfer => #1\natxfer => *2\n",
+        # This build has no sound files: no prompts around transfers (a missing prompt aborts the transfer).
+        "features.conf": (
+            "[general]\ntransferdigittimeout = 2\ntransferannouncesound =\nxfersound =\nxferfailsound =\n"
+            "[featuremap]\nblindxfer => #1\natxfer => *2\n"
+        ),
         "musiconhold.conf": "[default]\nmode = files\ndirectory = moh\n",
     }
     for name, text in files.items():
@@ -386,7 +389,8 @@ class Asterisk:
         self.starts += 1
         out = self.cfg.root / f"asterisk-{self.starts}.out"
         self._outputs.append(out)
-        env = {**os.environ, "TZ": self.cfg.timezone}
+        # Asterisk's local time is /etc/localtime's zone whatever TZ says (main/stdtime/localtime.c).
+        env = dict(os.environ)
         with out.open("wb") as sink:
             self.proc = subprocess.Popen(
                 [str(self.cfg.install.binary), "-f", "-n", "-g", "-C", str(self.conf)],

@@ -186,16 +186,50 @@ def _cdr_problems(result: Result, expected: Expected) -> list[str]:
     if not rows:
         return ["Master.csv has no line of this call"]
     out: list[str] = []
-    answered = [row for row in rows if row.disposition == "ANSWERED" and row.answer is not None]
-    if expected.outcome == "answered" and expected.answer_side == "caller":
-        legs = [row for row in answered if phone_of(row.dstchannel) == expected.answered_by]
-        if not legs:
-            out.append(f"Master.csv: no ANSWERED leg to {expected.answered_by}: {rows}")
-        elif r.answered_by == expected.answered_by and abs(legs[0].billsec - r.talk_seconds) > 1.05:
-            out.append(f"Master.csv billsec {legs[0].billsec} vs crmtel talk {r.talk_seconds:.2f}")
-    if expected.outcome == "missed" and any(phone_of(row.dstchannel) for row in answered):
-        out.append(f"Master.csv: a phone answered a call crmtel calls missed: {answered}")
+    # The legs of the call's first channel (the caller's, or the manager's phone that dialled out).
+    mine = [row for row in rows if row.channel == result.truth.first_channel]
+    answered = [row for row in mine if row.disposition == "ANSWERED" and row.answer is not None]
+    if expected.outcome == "answered":
+        if not answered:
+            return [f"Master.csv: no answered leg of {result.truth.first_channel}: {rows}"]
+        # Master.csv's own account (whole seconds): talk from the first answer to the last answered leg's end
+        # (a transferred call has a leg per phone), and who had the call last. A leg's answer is when its
+        # channel went up: for a call dialled out that is the far end's answer from a desk phone, but the
+        # manager's own answer on a click-to-call (Master.csv has no time of the far end's answer then), so
+        # there it is compared with the PBX's events instead of crmtel's record.
+        first = min(row.answer for row in answered if row.answer is not None)
+        talk = (max(row.end for row in answered) - first).total_seconds()
+        want, who = r.talk_seconds, "crmtel"
+        if expected.answer_side == "trunk" and result.truth.caller_up is not None:
+            want, who = result.truth.ended - result.truth.caller_up, "the PBX's events"
+        if abs(talk - want) > 1.05:
+            out.append(f"Master.csv: talk {talk:.0f} s (answer to end) vs {who} {want:.2f}")
+        if expected.answer_side == "caller":
+            last = max(answered, key=lambda row: (row.end, row.answer or row.end))
+            party = cdr_party(rows, last.dstchannel)
+            if party != "trunk" and party != expected.answered_by:
+                out.append(
+                    f"Master.csv: the last answered leg went to {last.dstchannel} ({party}), not {expected.answered_by}"
+                )
+    if expected.outcome == "missed" and answered:
+        out.append(
+            f"Master.csv: {result.truth.first_channel} was answered on a call crmtel calls missed: {answered}"
+        )
     return out
+
+
+def cdr_party(rows: Sequence[CdrRow], channel: str) -> str | None:
+    """The phone (extension) or "trunk" a CDR leg reached, following a Local/ pair to its other half's leg."""
+    if (ext := phone_of(channel)) is not None:
+        return ext
+    if channel.startswith("PJSIP/trunk"):
+        return "trunk"
+    if channel.startswith("Local/") and channel.endswith(";1"):
+        other = channel[:-1] + "2"
+        legs = [row for row in rows if row.channel == other and row.disposition == "ANSWERED"]
+        if legs:
+            return cdr_party(rows, max(legs, key=lambda row: row.end).dstchannel)
+    return None
 
 
 def assert_matches(result: Result, expected: Expected) -> None:

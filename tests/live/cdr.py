@@ -58,15 +58,19 @@ class CdrRow:
     linkedid: str
 
 
-def _when(text: str, zone: ZoneInfo) -> datetime | None:
-    return datetime.strptime(text, "%Y-%m-%d %H:%M:%S").replace(tzinfo=zone) if text else None
+def _when(text: str, zone: ZoneInfo | None) -> datetime | None:
+    if not text:
+        return None
+    naive = datetime.strptime(text, "%Y-%m-%d %H:%M:%S")
+    # Asterisk writes its local time, which is /etc/localtime's zone (it ignores TZ): this host's.
+    return naive.replace(tzinfo=zone) if zone is not None else naive.astimezone()
 
 
-def read_master_csv(path: Path, zone: str = "Europe/Moscow") -> list[CdrRow]:
-    """Every line of Master.csv (none if cdr_csv has not written it yet)."""
+def read_master_csv(path: Path, zone: str | None = None) -> list[CdrRow]:
+    """Every line of Master.csv (none if cdr_csv has not written it yet); times in ``zone`` (default: this host's)."""
     if not path.exists():
         return []
-    tz = ZoneInfo(zone)
+    tz = ZoneInfo(zone) if zone else None
     rows: list[CdrRow] = []
     with path.open(encoding="utf-8", newline="") as handle:
         for fields in csv.reader(handle):

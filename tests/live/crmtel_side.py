@@ -117,7 +117,7 @@ def crmtel_config(
         "reconnect_min": 0.2,
         "reconnect_max": 1.0,
         "cdr": f"csv:{master_csv}",
-        "cdr_timezone": "Europe/Moscow",
+        # cdr_timezone left out: the PBX runs on this host, in its zone (as the config's comment says).
         "cdr_margin": 120.0,
     }
     lines_extra: list[str] = []
@@ -132,6 +132,7 @@ def crmtel_config(
         },
         "web": {"host": "127.0.0.1", "port": web_port, "recordings_dir": str(recordings_dir)},
         "log": {"level": "info", "json_output": False},
+        "i18n": {"language": "en"},
     }
     calls: dict[str, object] = {"callback_due_minutes": 30}
     if default_owner:

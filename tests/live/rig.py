@@ -242,8 +242,22 @@ class LiveRig:
         return rows
 
     def events_of(self, linkedid: str) -> list[AmiMessage]:
-        """The witness's events of one call (every PBX run)."""
-        return [m for w in self.witnesses for m in w.messages if m.get("Linkedid") == linkedid]
+        """The witness's events of one call, every PBX run (also transfers: TransfereeLinkedid, …)."""
+        return [
+            m
+            for w in self.witnesses
+            for m in w.messages
+            if any(k.endswith("Linkedid") and v == linkedid for k, v in m.headers)
+        ]
+
+    async def stored_live(self, linkedid: str, limit: float = 30.0) -> crmtel_side.CallRecord:
+        """crmtel's record of a call, live or ended, once it has written one."""
+        deadline = time.monotonic() + limit
+        while (record := await crmtel_side.stored_call(self.database_url, PBX_NAME, linkedid)) is None:
+            if time.monotonic() > deadline:
+                raise AssertionError(f"crmtel wrote no record of {linkedid} within {limit} s")
+            await asyncio.sleep(0.1)
+        return record
 
     async def stored(self, linkedid: str, limit: float = 30.0) -> crmtel_side.CallRecord:
         """crmtel's record of an ended call."""

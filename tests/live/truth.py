@@ -41,7 +41,8 @@ class Truth:
     linkedid: str
     first_channel: str
     started: float  # the call's first Newchannel
-    ended: float  # its last Hangup
+    ended: float  # its last Hangup (its last event if the PBX died first)
+    hung_up: bool  # whether the PBX reported the end (it does not when it is killed)
     caller_up: float | None  # the first channel answered (Newstate Up)
     offered: tuple[str, ...]  # extensions dialled, first-offer order (Local/ members by their extension)
     answered_legs: tuple[str, ...]  # extensions whose dial leg ended ANSWER, in order
@@ -67,7 +68,8 @@ def truth_of(events: Sequence[AmiMessage], linkedid: str) -> Truth:
     caller = first["Channel"]
     own = [m for m in mine if m.get("Linkedid") == linkedid]
     hangups = [m.timestamp for m in own if m.event == "Hangup"]
-    assert hangups, f"call {linkedid} has not ended on the PBX"
+    # A PBX killed mid-call sends no Hangup: its account of the call ends with its last event.
+    ended = max(hangups) if hangups else max(m.timestamp for m in own)
     offered: list[str] = []
     answered: list[str] = []
     statuses: dict[str, list[str]] = {}
@@ -95,7 +97,8 @@ def truth_of(events: Sequence[AmiMessage], linkedid: str) -> Truth:
         linkedid=linkedid,
         first_channel=caller,
         started=first.timestamp,
-        ended=max(hangups),
+        ended=ended,
+        hung_up=bool(hangups),
         caller_up=caller_up,
         offered=tuple(offered),
         answered_legs=tuple(answered),
