@@ -254,6 +254,7 @@ def test_queue_with_local_channel_members(inbound: Inbound) -> None:
             caller_name="Wholesale Buyer",
             dialled="4950000006",
             rang=("110", "111"),
+            rang_any_order=True,
             answered_by="111",
             outcome="answered",
             queue="q-local",

@@ -70,7 +70,8 @@ def truth_of(events: Sequence[AmiMessage], linkedid: str) -> Truth:
     hangups = [m.timestamp for m in own if m.event == "Hangup"]
     # A PBX killed mid-call sends no Hangup: its account of the call ends with its last event.
     ended = max(hangups) if hangups else max(m.timestamp for m in own)
-    offered: list[str] = []
+    first_offer: dict[str, tuple[int, bool]] = {}
+    first_offer_seq: list[str] = []
     answered: list[str] = []
     statuses: dict[str, list[str]] = {}
     trunk_answered: float | None = None
@@ -79,8 +80,13 @@ def truth_of(events: Sequence[AmiMessage], linkedid: str) -> Truth:
     for m in own:
         dest = m.get("DestChannel")
         ext = phone_of(dest) or (_LOCAL.match(dest or "") or [None, None])[1]
-        if m.event == "DialBegin" and ext is not None and ext not in offered:
-            offered.append(ext)
+        if m.event == "DialBegin" and ext is not None:
+            # The phone's own ring counts (a Local/ member is followed to the phone it dials); a Local/ offer
+            # whose phone was never dialled counts by itself.
+            real = phone_of(dest) is not None
+            if ext not in first_offer or (real and not first_offer[ext][1]):
+                first_offer[ext] = (len(first_offer_seq), real)
+                first_offer_seq.append(ext)
         if m.event == "DialEnd" and phone_of(dest) is not None:
             status = m.get("DialStatus") or ""
             statuses.setdefault(phone_of(dest) or "", []).append(status)
@@ -100,7 +106,7 @@ def truth_of(events: Sequence[AmiMessage], linkedid: str) -> Truth:
         ended=ended,
         hung_up=bool(hangups),
         caller_up=caller_up,
-        offered=tuple(offered),
+        offered=tuple(sorted(first_offer, key=lambda ext: first_offer[ext][0])),
         answered_legs=tuple(answered),
         statuses={k: tuple(v) for k, v in statuses.items()},
         connected=tuple(_connected(mine, caller)),
