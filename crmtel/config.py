@@ -149,6 +149,9 @@ class CallsSettings(BaseModel):
     queue_owners: dict[str, str] = Field(default_factory=dict)
     default_owner: str | None = None
     create_leads_for_unknown: bool = True
+    # A callback a person planned for later is closed by a call made before it was due only when that call
+    # was answered and lasted at least this long (crmtel.tasks.rules).
+    planned_close_min_talk_seconds: int = Field(default=60, ge=0, le=3600)
 
 
 class DidRule(BaseModel):

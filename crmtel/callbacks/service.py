@@ -72,7 +72,11 @@ async def book_ended_calls(
             await _record_missed(session, run, settings, title)
             run = []
         at = record.ended_at or record.started_at
-        for task_id in await close_answered_in(session, AnsweredCall(number, call.row_id, at), match_digits):
+        answered = AnsweredCall(number, call.row_id, at, record.started_at, float(record.talk_seconds or 0))
+        closing = await close_answered_in(
+            session, answered, match_digits, min_talk_seconds=settings.planned_close_min_talk_seconds
+        )
+        for task_id in closing:
             log.info("callback task %d closed by call %s", task_id, record.linkedid)
     if run:
         await _record_missed(session, run, settings, title)

@@ -32,6 +32,7 @@ from crmtel.exchange.importrows import (
     name_key,
     parse_clients,
 )
+from crmtel.store.crm_terms import CLIENT, reindex_in
 from crmtel.store.models import (
     ClientContactRow,
     ClientRow,
@@ -160,6 +161,8 @@ async def import_clients(
         else:
             report.unchanged += 1
     await update_by_id(conn, CLIENTS, updates)
+    changed_ids = {client_ids[i] for i in (*new_idx, *touched)} | {u["id"] for u in updates}
+    await reindex_in(conn, CLIENT, changed_ids)
 
 
 def _client_values(rec: ClientRecord) -> dict[str, Any]:

@@ -44,6 +44,7 @@ from crmtel.exchange.importrows import (
     parse_managers,
 )
 from crmtel.exchange.progress import NoProgress, Progress
+from crmtel.store.crm_terms import LEAD, reindex_in
 from crmtel.store.db import Database
 from crmtel.store.managers import hash_password, verify_password
 from crmtel.store.models import (
@@ -312,3 +313,5 @@ async def _import_leads(
         else:
             report.unchanged += 1
     await update_by_id(conn, LEADS, updates)
+    changed_ids = {lead_ids[i] for i in (*new_idx, *touched)} | {u["id"] for u in updates}
+    await reindex_in(conn, LEAD, changed_ids)

@@ -73,6 +73,17 @@ class ClientRow(Base):
     stop_list: Mapped[bool] = mapped_column(Boolean, default=False)
     notes: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    # The folded name the list sorts by (crmtel.crm.search.name_key), kept by every writer.
+    name_key: Mapped[str] = mapped_column(String(300), default="")
+    email: Mapped[str | None] = mapped_column(String(300))
+    inn: Mapped[str | None] = mapped_column(String(12))
+    tags: Mapped[list[str]] = mapped_column(JSON, default=list)
+    updated_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+Index("ix_clients_name_key", ClientRow.name_key, ClientRow.id)
+Index("ix_clients_manager_name_key", ClientRow.manager_id, ClientRow.name_key, ClientRow.id)
+Index("ix_clients_created", ClientRow.created_at, ClientRow.id)
 
 
 class ContactRow(Base):
@@ -107,6 +118,12 @@ class LeadRow(Base):
     client_id: Mapped[int | None] = mapped_column(ForeignKey("clients.id", ondelete="SET NULL"))
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)
     converted_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    name_key: Mapped[str] = mapped_column(String(300), default="")
+    updated_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+Index("ix_leads_name_key", LeadRow.name_key, LeadRow.id)
+Index("ix_leads_manager_name_key", LeadRow.manager_id, LeadRow.name_key, LeadRow.id)
 
 
 class PhoneRow(Base):
@@ -124,6 +141,8 @@ class PhoneRow(Base):
     contact_id: Mapped[int | None] = mapped_column(ForeignKey("contacts.id", ondelete="CASCADE"), index=True)
     client_id: Mapped[int | None] = mapped_column(ForeignKey("clients.id", ondelete="CASCADE"), index=True)
     lead_id: Mapped[int | None] = mapped_column(ForeignKey("leads.id", ondelete="CASCADE"), index=True)
+    # mobile | work | home | fax | other (None: not said).
+    kind: Mapped[str | None] = mapped_column(String(20))
 
 
 class DealRow(Base):
@@ -131,6 +150,8 @@ class DealRow(Base):
     __table_args__ = (
         Index("ix_deals_closed", "status", "closed_at", "manager_id"),
         Index("ix_deals_opened", "opened_at", "manager_id"),
+        Index("ix_deals_lead", "lead_id", "status"),
+        Index("ix_deals_manager", "manager_id", "status", "opened_at"),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
@@ -144,6 +165,10 @@ class DealRow(Base):
     status: Mapped[str] = mapped_column(String(10), default="open")
     opened_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     closed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    next_step: Mapped[str | None] = mapped_column(String(300))
+    next_step_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    lost_reason: Mapped[str | None] = mapped_column(String(300))
+    updated_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 
 
 class CallRow(Base):
@@ -175,6 +200,8 @@ class CallRow(Base):
             "answered_by",
         ),
         Index("ix_calls_caller", "caller_number", "started_at"),
+        # A client's or lead's timeline, and "last call older than N days".
+        Index("ix_calls_party", "party_kind", "party_id", "started_at"),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
@@ -227,7 +254,13 @@ class TaskRow(Base):
     """A callback task: created for a missed inbound call, or by a manager from a call card."""
 
     __tablename__ = "tasks"
-    __table_args__ = (Index("ix_tasks_open_phone", "phone", "status"),)
+    __table_args__ = (
+        Index("ix_tasks_open_phone", "phone", "status"),
+        Index("ix_tasks_manager_due", "manager_id", "status", "due_at"),
+        Index("ix_tasks_due", "status", "due_at"),
+        Index("ix_tasks_client", "client_id"),
+        Index("ix_tasks_lead", "lead_id"),
+    )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     kind: Mapped[str] = mapped_column(String(20), default="callback")
@@ -247,6 +280,10 @@ class TaskRow(Base):
     closed_by_call_id: Mapped[int | None] = mapped_column(ForeignKey("calls.id", ondelete="SET NULL"))
     closed_by_manager_id: Mapped[int | None] = mapped_column(ForeignKey("managers.id", ondelete="SET NULL"))
     result: Mapped[str | None] = mapped_column(String(300))
+    # missed: opened by a missed call; planned: set by a person (a planned callback closes early only after a
+    # real conversation, see crmtel.tasks.rules).
+    source: Mapped[str] = mapped_column(String(10), default="missed")
+    note: Mapped[str | None] = mapped_column(Text)
 
 
 class WebSessionRow(Base):
@@ -326,3 +363,57 @@ class CdrWatermarkRow(Base):
 
     pbx: Mapped[str] = mapped_column(String(64), primary_key=True)
     processed_until: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class PartyTermRow(Base):
+    """One word or digit run a client (``kind`` c) or lead (l) is found by (crmtel.crm.search)."""
+
+    __tablename__ = "party_terms"
+    __table_args__ = (Index("ix_party_terms_term", "kind", "term", "party_id"),)
+
+    kind: Mapped[str] = mapped_column(String(1), primary_key=True)
+    party_id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    term: Mapped[str] = mapped_column(
+        String(64).with_variant(String(64, collation="C"), "postgresql"), primary_key=True
+    )
+
+
+class PartyShareRow(Base):
+    """A client or lead shared with a manager who is not responsible for it."""
+
+    __tablename__ = "party_shares"
+
+    kind: Mapped[str] = mapped_column(String(10), primary_key=True)
+    party_id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    manager_id: Mapped[int] = mapped_column(
+        ForeignKey("managers.id", ondelete="CASCADE"), primary_key=True, index=True
+    )
+
+
+class PartyNoteRow(Base):
+    """A note on a client or lead (not about one call)."""
+
+    __tablename__ = "party_notes"
+    __table_args__ = (Index("ix_party_notes_party", "kind", "party_id", "created_at"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    kind: Mapped[str] = mapped_column(String(10))
+    party_id: Mapped[int] = mapped_column(Integer)
+    manager_id: Mapped[int | None] = mapped_column(ForeignKey("managers.id", ondelete="SET NULL"))
+    text: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class AuditRow(Base):
+    """Who changed what on a CRM record, and when (``changes``: field -> [old, new])."""
+
+    __tablename__ = "audit_log"
+    __table_args__ = (Index("ix_audit_log_entity", "entity", "entity_id", "at"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    manager_id: Mapped[int | None] = mapped_column(ForeignKey("managers.id", ondelete="SET NULL"))
+    entity: Mapped[str] = mapped_column(String(20))
+    entity_id: Mapped[int] = mapped_column(Integer)
+    action: Mapped[str] = mapped_column(String(20))
+    changes: Mapped[dict[str, object]] = mapped_column(JSON, default=dict)

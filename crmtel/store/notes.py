@@ -9,6 +9,7 @@ from sqlalchemy import select, update
 
 from crmtel.domain import PartyKind, PartyMatch
 from crmtel.errors import CrmtelError, NotFound
+from crmtel.store.crm_terms import LEAD, reindex_in
 from crmtel.store.db import Database
 from crmtel.store.models import CallNoteRow, CallRow, LeadRow, TaskRow
 from crmtel.store.parties import NewLead, add_lead_in
@@ -118,6 +119,7 @@ class NoteRepository:
                 row.email = lead.email or row.email
                 row.manager_id = row.manager_id or lead.manager_id
                 call.party_name = lead.name
+                await reindex_in(session, LEAD, [row.id])
                 return LeadSaved(row.id, created=False, duplicates=())
             created = await add_lead_in(session, lead, phones)
             await session.execute(
@@ -150,6 +152,7 @@ class NoteRepository:
                 lead_id=lead_id,
                 title=title,
                 missed_count=0,
+                source="planned",
                 status="open",
                 due_at=due_at,
                 created_at=now,

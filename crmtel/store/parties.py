@@ -12,6 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from crmtel.domain import Category, LeadStatus, LookupResult, PartyMatch
 from crmtel.phones import normalize
+from crmtel.store.crm_terms import CLIENT, LEAD, reindex_in
 from crmtel.store.db import Database
 
 # lookup_in is re-exported: other stores look numbers up inside their own transactions.
@@ -123,6 +124,7 @@ class PartyRepository:
             session.add(row)
             await session.flush()
             session.add_all(PhoneRow(e164=e, raw=r, client_id=row.id) for e, r in phones)
+            await reindex_in(session, CLIENT, [row.id])
             return Created(row.id, dups)
 
     async def add_contact(
@@ -137,6 +139,7 @@ class PartyRepository:
             await session.flush()
             session.add_all(ClientContactRow(client_id=cid, contact_id=row.id) for cid in set(client_ids))
             session.add_all(PhoneRow(e164=e, raw=r, contact_id=row.id) for e, r in numbers)
+            await reindex_in(session, CLIENT, client_ids)
             return Created(row.id, dups)
 
     async def add_lead(self, lead: NewLead) -> Created:
@@ -169,4 +172,5 @@ async def add_lead_in(session: AsyncSession, lead: NewLead, phones: Sequence[tup
     session.add(row)
     await session.flush()
     session.add_all(PhoneRow(e164=e, raw=r, lead_id=row.id) for e, r in phones)
+    await reindex_in(session, LEAD, [row.id])
     return Created(row.id, dups)

@@ -12,8 +12,10 @@ from sqlalchemy import ColumnElement, func, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from crmtel.domain import LeadStatus, PartyKind
+from crmtel.store.crm_terms import LEAD, reindex_in
 from crmtel.store.db import Database
 from crmtel.store.models import LeadRow, ManagerRow, PhoneRow, TaskRow
+from crmtel.tasks.rules import MISSED, CallFacts, TaskFacts, closes
 
 LEAD_SOURCE_PHONE = "phone call"
 
@@ -101,6 +103,7 @@ async def record_missed_many_in(session: AsyncSession, calls: Sequence[MissedCal
                 lead_id=missed.lead_id,
                 title=missed.title,
                 missed_count=1,
+                source=MISSED,
                 status="open",
                 due_at=missed.due_at,
                 created_at=missed.at,
@@ -120,6 +123,8 @@ class AnsweredCall:
     phone: str
     call_id: int
     ended_at: datetime
+    started_at: datetime | None = None
+    talk_seconds: float = 0.0
 
 
 def phone_tail(phone: str, digits: int) -> str:
@@ -135,10 +140,12 @@ def phone_tail_sql(column: Any, digits: int, dialect: str) -> ColumnElement[Any]
     return func.right(column, digits) if dialect == "postgresql" else func.substr(column, -digits)
 
 
-async def close_answered_in(session: AsyncSession, answered: AnsweredCall, digits: int) -> list[int]:
-    """Close every open callback task of the number opened before the call ended; returns their ids.
-
-    Whoever made the call closes it: the manager called back, a colleague did, or the client got through.
+async def close_answered_in(
+    session: AsyncSession, answered: AnsweredCall, digits: int, *, min_talk_seconds: float = 60.0
+) -> list[int]:
+    """Close the open callback tasks of the number that this answered call closes (``crmtel.tasks.rules``);
+    returns their ids. Whoever made the call closes them: the manager called back, a colleague did, or the
+    client got through.
     """
     dialect = session.get_bind().dialect.name
     rows = (
@@ -151,8 +158,12 @@ async def close_answered_in(session: AsyncSession, answered: AnsweredCall, digit
             )
         )
     ).scalars()
+    call = CallFacts(answered.started_at or answered.ended_at, answered.ended_at, answered.talk_seconds)
     closed: list[int] = []
     for row in rows:
+        task = TaskFacts(row.source or MISSED, _aware(row.created_at), _aware(row.due_at))
+        if not closes(task, call, min_talk_seconds):
+            continue
         row.status = "closed"
         row.done_at = answered.ended_at
         row.updated_at = answered.ended_at
@@ -161,6 +172,10 @@ async def close_answered_in(session: AsyncSession, answered: AnsweredCall, digit
     if closed:
         await session.flush()
     return closed
+
+
+def _aware(value: datetime) -> datetime:
+    return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
 
 
 @dataclass(frozen=True, slots=True)
@@ -211,7 +226,7 @@ async def ensure_leads_in(session: AsyncSession, wanted: Sequence[WantedLead]) -
         session.add_all(lead for lead, _ in new.values())
         await session.flush()
         session.add_all(PhoneRow(e164=e164, raw=e164, lead_id=lead.id) for e164, (lead, _) in new.items())
-        await session.flush()
+        await reindex_in(session, LEAD, [lead.id for lead, _ in new.values()])
         for e164, (lead, want) in new.items():
             found[e164] = LeadRef(lead.id, lead.name, want.manager_id, created=True)
     return found

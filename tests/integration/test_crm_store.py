@@ -1,0 +1,313 @@
+"""The CRM's store: the list finds what Russian users type, edits are audited, merges and conversions move
+everything, managers see only their own, shared and unassigned records, the timeline pages exactly."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+
+import pytest
+from sqlalchemy import func, select, text
+
+from crmtel.crm.models import ContactInput, Kind, PartyChanges, PartyQuery, PhoneInput, Sort, Viewer
+from crmtel.crm.search import parse_query
+from crmtel.domain import Role
+from crmtel.errors import NotFound
+from crmtel.store.crm_lists import PartyLists
+from crmtel.store.crm_merge import MergeRefused, PartyMerger
+from crmtel.store.crm_parties import PartyCards
+from crmtel.store.crm_timeline import TimelineCall, Timelines
+from crmtel.store.db import Database, upgrade
+from crmtel.store.deals import DealRepository, NewDeal
+from crmtel.store.managers import ManagerRepository
+from crmtel.store.models import CallRow, PartyTermRow, PhoneRow, TaskRow
+from crmtel.store.parties import NewClient, NewLead, PartyRepository
+
+T0 = datetime(2026, 11, 20, 9, 0, tzinfo=UTC)
+
+
+async def _seed(db: Database) -> dict[str, int]:
+    managers = ManagerRepository(db)
+    anna = await managers.save(login="anna", name="Анна Смирнова", extensions=("101",))
+    boris = await managers.save(login="boris", name="Борис Орлов", extensions=("102",))
+    head = await managers.save(login="head", name="Ольга", role=Role.HEAD)
+    parties = PartyRepository(db)
+    petrov = await parties.add_client(
+        NewClient(name="ИП Петров Пётр Ильич", phones=("8 (916) 777-00-07",), manager_id=anna.id)
+    )
+    romashka = await parties.add_client(
+        NewClient(name="ООО «Ромашка»", phones=("+7 495 123-45-67",), manager_id=boris.id)
+    )
+    await parties.add_contact("Семёнова Алёна", ["+7 903 555 44 33"], [romashka.id])
+    pool = await parties.add_client(NewClient(name="Общий клиент", phones=("+79030000001",)))
+    lead = await parties.add_lead(
+        NewLead(name="Мария Кузнецова", phones=("+79031112233",), company="АО «Гранит»", manager_id=anna.id)
+    )
+    return {
+        "anna": anna.id,
+        "boris": boris.id,
+        "head": head.id,
+        "petrov": petrov.id,
+        "romashka": romashka.id,
+        "pool": pool.id,
+        "lead": lead.id,
+    }
+
+
+async def _names(db: Database, q: str, viewer: Viewer, kind: Kind = Kind.CLIENT) -> list[str]:
+    page = await PartyLists(db).page(PartyQuery(kind, tokens=parse_query(q)), viewer)
+    return [i.name for i in page.items]
+
+
+@pytest.mark.parametrize(
+    ("typed", "found"),
+    [
+        ("89167770007", "ИП Петров Пётр Ильич"),
+        ("8 (916) 777-00-07", "ИП Петров Пётр Ильич"),
+        ("+7 916 777 00 07", "ИП Петров Пётр Ильич"),
+        ("7770007", "ИП Петров Пётр Ильич"),
+        ("777-00-07", "ИП Петров Пётр Ильич"),
+        ("0007", "ИП Петров Пётр Ильич"),
+        ("ип", "ИП Петров Пётр Ильич"),
+        ("Петр", "ИП Петров Пётр Ильич"),
+        ("пётр ильич", "ИП Петров Пётр Ильич"),
+        ("РОМАШ", "ООО «Ромашка»"),
+        ("семенова", "ООО «Ромашка»"),
+        ("903 555", "ООО «Ромашка»"),
+    ],
+)
+async def test_the_client_list_finds_what_people_type(db: Database, typed: str, found: str) -> None:
+    """Numbers in any spelling and partial digits, ё/е and case folded, contact persons' names and numbers."""
+    ids = await _seed(db)
+    assert found in await _names(db, typed, Viewer(ids["head"], head=True))
+
+
+async def test_a_lead_is_found_by_its_company_and_a_stranger_by_nothing(db: Database) -> None:
+    """Leads by company; a query matching nothing finds nothing (not everything)."""
+    ids = await _seed(db)
+    head = Viewer(ids["head"], head=True)
+    assert await _names(db, "гранит", head, Kind.LEAD) == ["Мария Кузнецова"]
+    assert await _names(db, "несуществующий", head) == []
+    assert await _names(db, "99999999", head) == []
+
+
+async def test_a_manager_sees_own_shared_and_unassigned_clients_only(db: Database) -> None:
+    """Anna sees her client and the unassigned one, not Boris's, until Boris's is shared with her."""
+    ids = await _seed(db)
+    anna = Viewer(ids["anna"], head=False)
+    page = await PartyLists(db).page(PartyQuery(Kind.CLIENT), anna)
+    assert sorted(i.name for i in page.items) == ["ИП Петров Пётр Ильич", "Общий клиент"]
+    cards = PartyCards(db)
+    assert await cards.get(Kind.CLIENT, ids["romashka"], anna) is None
+    with pytest.raises(NotFound):
+        await cards.edit(Kind.CLIENT, ids["romashka"], anna, PartyChanges(name="взлом"))
+    await cards.share(Kind.CLIENT, ids["romashka"], Viewer(ids["boris"], head=False), [ids["anna"]])
+    assert await cards.get(Kind.CLIENT, ids["romashka"], anna) is not None
+    assert "ООО «Ромашка»" in await _names(db, "ромашка", anna)
+
+
+async def test_an_edit_persists_with_its_audit_entry_and_reindexes(db: Database) -> None:
+    """Name, e-mail, INN, numbers with kinds and contacts change; the audit says who changed what."""
+    ids = await _seed(db)
+    anna = Viewer(ids["anna"], head=False)
+    result = await PartyCards(db).edit(
+        Kind.CLIENT,
+        ids["petrov"],
+        anna,
+        PartyChanges(
+            name="ИП Петров П. И.",
+            email="petrov@example.ru",
+            inn="7707083893",
+            turnover=Decimal("150000.50"),
+            phones=(PhoneInput("+79167770007", "mobile"), PhoneInput("+74951112233", "work")),
+            contacts=(
+                ContactInput(None, "Иван Бухгалтер", "бухгалтер", None, (PhoneInput("+79035550001"),)),
+            ),
+        ),
+    )
+    card = result.card
+    assert card.name == "ИП Петров П. И."
+    assert [(p.e164, p.kind) for p in card.phones] == [("+79167770007", "mobile"), ("+74951112233", "work")]
+    assert [c.name for c in card.contacts] == ["Иван Бухгалтер"]
+    entry = card.audit[0]
+    assert entry.manager_id == ids["anna"]
+    assert entry.changes["name"] == ["ИП Петров Пётр Ильич", "ИП Петров П. И."]
+    assert entry.changes["turnover"] == [None, "150000.50"]
+    head = Viewer(ids["head"], head=True)
+    assert await _names(db, "7707083893", head) == ["ИП Петров П. И."]
+    assert await _names(db, "бухгалтер", head) == ["ИП Петров П. И."]
+    assert await _names(db, "4951112233", head) == ["ИП Петров П. И."]
+    # The old name's words are gone from the index.
+    assert await _names(db, "ильич", head) == []
+
+
+async def _call(db: Database, linkedid: str, party: tuple[str, int], at: datetime) -> int:
+    async with db.session() as session:
+        row = CallRow(
+            pbx="pbx1",
+            linkedid=linkedid,
+            direction="inbound",
+            caller_number="+79167770007",
+            started_at=at,
+            ended_at=at + timedelta(minutes=1),
+            rang=["101"],
+            answered_by="101",
+            outcome="answered",
+            talk_seconds=50,
+            party_kind=party[0],
+            party_id=party[1],
+        )
+        session.add(row)
+        await session.flush()
+        return row.id
+
+
+async def test_a_merge_moves_numbers_calls_deals_notes_and_tasks(db: Database) -> None:
+    """Merging the unassigned client into Petrov leaves one record holding everything of both."""
+    ids = await _seed(db)
+    head = Viewer(ids["head"], head=True)
+    await _call(db, "m1", ("client", ids["pool"]), T0)
+    await DealRepository(db).add(
+        NewDeal(title="Поставка", amount=Decimal(1000), manager_id=None, client_id=ids["pool"])
+    )
+    await PartyCards(db).add_note(Kind.CLIENT, ids["pool"], head, "позвонить в среду")
+    async with db.session() as session:
+        session.add(
+            TaskRow(
+                kind="callback",
+                phone="+79030000001",
+                client_id=ids["pool"],
+                title="Перезвонить",
+                status="open",
+                due_at=T0,
+                created_at=T0,
+                updated_at=T0,
+                source="planned",
+                missed_count=0,
+            )
+        )
+    with pytest.raises(MergeRefused):
+        await PartyMerger(db).merge(Kind.CLIENT, ids["petrov"], Kind.CLIENT, ids["petrov"], head)
+    moved = await PartyMerger(db).merge(Kind.CLIENT, ids["petrov"], Kind.CLIENT, ids["pool"], head)
+    assert moved["calls"] == 1
+    assert moved["deals"] == 1
+    assert moved["notes"] == 1
+    assert moved["tasks"] == 1
+    assert moved["phones"] == 1
+    cards = PartyCards(db)
+    assert await cards.get(Kind.CLIENT, ids["pool"], head) is None
+    card = await cards.get(Kind.CLIENT, ids["petrov"], head)
+    assert card is not None
+    assert {p.e164 for p in card.phones} == {"+79167770007", "+79030000001"}
+    assert card.audit[0].action == "merge"
+    page = await Timelines(db).page(Kind.CLIENT, ids["petrov"], head, owner=True)
+    assert {type(i).__name__ for i in page.items} == {
+        "TimelineCall",
+        "TimelineDeal",
+        "TimelineNote",
+        "TimelineTask",
+    }
+    async with db.session() as session:
+        left = await session.scalar(
+            select(func.count())
+            .select_from(PartyTermRow)
+            .where(PartyTermRow.kind == "c", PartyTermRow.party_id == ids["pool"])
+        )
+    assert left == 0
+
+
+async def test_a_converted_lead_becomes_a_client_with_its_history(db: Database) -> None:
+    """The lead's company names the client, the person becomes its contact, calls follow."""
+    ids = await _seed(db)
+    anna = Viewer(ids["anna"], head=False)
+    await _call(db, "c1", ("lead", ids["lead"]), T0)
+    client_id = await PartyMerger(db).convert(ids["lead"], anna)
+    card = await PartyCards(db).get(Kind.CLIENT, client_id, anna)
+    assert card is not None
+    assert card.name == "АО «Гранит»"
+    assert card.manager_id == ids["anna"]
+    assert [c.name for c in card.contacts] == ["Мария Кузнецова"]
+    assert card.contacts[0].phones[0].e164 == "+79031112233"
+    lead = await PartyCards(db).get(Kind.LEAD, ids["lead"], anna)
+    assert lead is not None
+    assert lead.status == "converted"
+    assert lead.client_id == client_id
+    page = await Timelines(db).page(Kind.CLIENT, client_id, anna, owner=True)
+    assert [type(i) for i in page.items] == [TimelineCall]
+    with pytest.raises(MergeRefused):
+        await PartyMerger(db).convert(ids["lead"], anna)
+
+
+async def test_the_timeline_pages_without_skipping_or_repeating(db: Database) -> None:
+    """120 calls, many in the same second, read 50 at a time: every call once, newest first."""
+    ids = await _seed(db)
+    head = Viewer(ids["head"], head=True)
+    made = [
+        await _call(db, f"t{i}", ("client", ids["petrov"]), T0 + timedelta(seconds=i // 7))
+        for i in range(120)
+    ]
+    seen: list[int] = []
+    timelines = Timelines(db)
+    page = await timelines.page(Kind.CLIENT, ids["petrov"], head, owner=True)
+    seen += [i.id for i in page.items]
+    while page.next is not None:
+        page = await timelines.page(Kind.CLIENT, ids["petrov"], head, owner=True, after=page.next)
+        seen += [i.id for i in page.items]
+    assert sorted(seen) == sorted(made)
+    assert len(seen) == len(set(seen))
+
+
+async def test_list_pages_follow_the_cursor_in_order(db: Database) -> None:
+    """By name and by newest, each page continues the last; the broad-word plan and the narrow one agree."""
+    ids = await _seed(db)
+    parties = PartyRepository(db)
+    for i in range(30):
+        await parties.add_client(NewClient(name=f"ООО «Тест {i:02d}»", phones=(f"+7916123{i:04d}",)))
+    head = Viewer(ids["head"], head=True)
+    lists = PartyLists(db)
+    for sort in (Sort.NAME, Sort.NAME_DESC, Sort.CREATED_DESC):
+        q = PartyQuery(Kind.CLIENT, sort=sort, limit=7)
+        got: list[int] = []
+        page = await lists.page(q, head)
+        got += [i.id for i in page.items]
+        while page.next is not None:
+            page = await lists.page(replace(q, after=page.next), head)
+            got += [i.id for i in page.items]
+        assert len(got) == 33 == len(set(got))
+    narrow = await lists.page(PartyQuery(Kind.CLIENT, tokens=parse_query("тест"), limit=100), head)
+    assert len(narrow.items) == 30
+    assert narrow.strategy == "terms"
+
+
+async def test_upgrading_a_database_with_parties_indexes_them(database_url: str, tmp_path: object) -> None:
+    """A database at the revision before the CRM's, with clients and leads, is searchable after the upgrade."""
+    if not database_url.startswith("sqlite"):
+        pytest.skip("the upgrade path is the same SQL; run on SQLite")
+    url = database_url.rsplit("/", 1)[0] + "/upgrade.db"
+    await upgrade(url, "0004")
+    db = Database(url)
+    try:
+        async with db.session() as session:
+            await session.execute(
+                text(
+                    "INSERT INTO clients (id, name, kind, stop_list, created_at) VALUES (1, 'ИП Пётр', 'person', 0, '2026-01-01 00:00:00')"
+                )
+            )
+            await session.execute(text("INSERT INTO phones (e164, client_id) VALUES ('+79167770007', 1)"))
+            await session.execute(
+                text(
+                    "INSERT INTO leads (id, name, source, status, created_at) VALUES (1, 'Ёлкин', 'x', 'new', '2026-01-01 00:00:00')"
+                )
+            )
+        await db.dispose()
+        await upgrade(url)
+        db = Database(url)
+        head = Viewer(1, head=True)
+        assert await _names(db, "петр", head) == ["ИП Пётр"]
+        assert await _names(db, "89167770007", head) == ["ИП Пётр"]
+        assert await _names(db, "елкин", head, Kind.LEAD) == ["Ёлкин"]
+        async with db.session() as session:
+            assert await session.scalar(select(func.count()).select_from(PhoneRow)) == 1
+    finally:
+        await db.dispose()
