@@ -31,6 +31,8 @@ from crmtel.cdr.service import build_cdr_service
 from crmtel.cluster.metrics import ClusterCollector
 from crmtel.cluster.service import ClusterNode, session_settings
 from crmtel.config import AmiSettings, Settings
+from crmtel.crm.web import CrmApi, crm_routes
+from crmtel.deals.web import deal_routes
 from crmtel.demo import seed
 from crmtel.dial.service import DialService
 from crmtel.dial.web import dial_routes, hub_notifier
@@ -55,11 +57,19 @@ from crmtel.routing.agi import AgiServer
 from crmtel.routing.service import RoutingService
 from crmtel.routing.web import route_handlers
 from crmtel.store.callbacks import CallbackRepository
+from crmtel.store.crm_deals import CrmDeals
+from crmtel.store.crm_lists import PartyLists
+from crmtel.store.crm_merge import PartyMerger
+from crmtel.store.crm_parties import PartyCards
+from crmtel.store.crm_tasks import CrmTasks
+from crmtel.store.crm_timeline import Timelines
 from crmtel.store.db import Database, upgrade
+from crmtel.store.history import CallHistory
 from crmtel.store.managers import ManagerRepository
 from crmtel.store.parties import PartyRepository
 from crmtel.store.watermarks import WatermarkRepository
 from crmtel.systemd import ServiceManager
+from crmtel.tasks.web import task_routes
 
 _log = structlog.get_logger("crmtel.app")
 
@@ -243,6 +253,21 @@ async def start(settings: Settings, *, demo: bool = False, demo_speed: float = 1
         )
         stack.push_async_callback(dial.aclose)
         callbacks = callback_routes(CallbackRepository(db), managers)
+        crm = crm_routes(
+            CrmApi(
+                lists=PartyLists(db),
+                cards=PartyCards(db),
+                merger=PartyMerger(db),
+                timelines=Timelines(db),
+                parties=parties,
+                managers=managers,
+                region=settings.region,
+                recordings_dir=settings.web.recordings_dir,
+                deals=settings.deals,
+            )
+        )
+        deals = deal_routes(CrmDeals(db), managers, CallHistory(db), settings.deals)
+        tasks = task_routes(CrmTasks(db), managers, settings.region)
         app = create_app(
             settings.web,
             db=db,
@@ -255,6 +280,9 @@ async def start(settings: Settings, *, demo: bool = False, demo_speed: float = 1
                 board_routes(board, current_manager, translator),
                 dial_routes(dial),
                 callbacks,
+                crm,
+                deals,
+                tasks,
             ),
             public_routes=(route_table, metrics_routes(metrics, settings.web.metrics_token), health),
             locale=locale,

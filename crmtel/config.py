@@ -14,6 +14,7 @@ from pydantic import (
     ConfigDict,
     Field,
     SecretStr,
+    StringConstraints,
     ValidationError,
     field_validator,
     model_validator,
@@ -166,6 +167,43 @@ class DidRule(BaseModel):
     after_hours_target: str | None = None
 
 
+class DealsSettings(BaseModel):
+    """The sales pipeline: its stages in order, and the reasons a deal is lost."""
+
+    model_config = _FROZEN
+
+    # Codes the page names in the reader's language (new, qualification, proposal, negotiation, invoice), or
+    # any other text, shown as written. Won and lost are not stages: they close a deal.
+    stages: tuple[
+        Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=50)], ...
+    ] = (
+        "new",
+        "qualification",
+        "proposal",
+        "negotiation",
+        "invoice",
+    )
+    lost_reasons: tuple[
+        Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100)], ...
+    ] = (
+        "price",
+        "competitor",
+        "no_budget",
+        "no_answer",
+        "not_relevant",
+        "other",
+    )
+
+    @field_validator("stages")
+    @classmethod
+    def _distinct(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        if not value:
+            raise ValueError("at least one stage")
+        if len(set(value)) != len(value) or {"won", "lost"} & set(value):
+            raise ValueError("stages must differ from each other and from won and lost")
+        return value
+
+
 class RoutingSettings(BaseModel):
     """Routing rules and the FastAGI / HTTP route servers."""
 
@@ -315,6 +353,7 @@ class Settings(BaseSettings):
     pbx: tuple[AmiSettings, ...] = ()
     simulator: bool = False
     calls: CallsSettings = CallsSettings()
+    deals: DealsSettings = DealsSettings()
     routing: RoutingSettings = RoutingSettings()
     web: WebSettings = WebSettings()
     reports: ReportsSettings = ReportsSettings()

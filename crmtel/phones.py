@@ -69,3 +69,14 @@ def normalize(raw: str | None, region: str = "RU") -> Phone:
 def to_e164(raw: str | None, region: str = "RU") -> str | None:
     """The E.164 form of an outside number, or None for extensions, anonymous and garbage."""
     return normalize(raw, region).e164
+
+
+def display(number: str | None, region: str = "RU") -> str:
+    """How a number is written for people: ``+79161110001`` → ``+7 916 111-00-01`` (phonenumbers' international
+    format, which follows each country's own grouping); extensions and what does not parse stay as given."""
+    text = (number or "").strip()
+    phone = normalize(text, region)
+    if phone.kind is not PhoneKind.E164 or phone.value is None:
+        return text
+    parsed = phonenumbers.parse(phone.value, region)
+    return phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.INTERNATIONAL)

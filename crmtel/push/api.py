@@ -162,10 +162,18 @@ async def _visible_call(request: web.Request) -> tuple[Manager, CallView]:
         if involved_live:
             raise refuse(request, web.HTTPConflict, "messages.call_not_recorded")
         raise refuse(request, web.HTTPNotFound, "messages.call_not_found")
-    if not (visible_to(view, scope) or involved_live):
+    if not (visible_to(view, scope) or involved_live or await _party_is_mine(request, manager, view)):
         # The same answer as for a call that does not exist: others' calls are not even confirmed.
         raise refuse(request, web.HTTPNotFound, "messages.call_not_found")
     return manager, view
+
+
+async def _party_is_mine(request: web.Request, manager: Manager, view: CallView) -> bool:
+    """A call with a client or lead the manager is responsible for (or that is shared with them) is theirs to
+    see and hear, whoever answered it: the client's whole history is on its card."""
+    if view.party_kind not in ("client", "lead") or view.party_id is None:
+        return False
+    return await request.app[STATE].parties.owned_by(view.party_kind, view.party_id, manager.id)
 
 
 async def _playable(request: web.Request, calls: Sequence[CallView]) -> set[str]:

@@ -24,6 +24,7 @@ from crmtel.i18n.models import LocaleOptions
 from crmtel.i18n.web import catalogue_routes
 from crmtel.push import api
 from crmtel.push.context import MANAGER, STATE, WebState, current_manager, translator, watch_scope
+from crmtel.push.csrf import CSRF_COOKIE, CSRF_HEADER, SAFE_METHODS, csrf_token, csrf_valid
 from crmtel.push.hub import Connection, Hub
 from crmtel.push.inputs import MAX_BODY, Body, InputError, input_errors, read_body
 from crmtel.push.messages import HELLO, encode
@@ -102,6 +103,10 @@ async def _auth(request: web.Request, handler: Handler) -> web.StreamResponse:
             raise web.HTTPFound("/")
         return _json_error(request, 401, "messages.login_required")
     request[MANAGER] = manager
+    if request.method not in SAFE_METHODS and not csrf_valid(
+        request.cookies.get(COOKIE), request.headers.get(CSRF_HEADER)
+    ):
+        return _json_error(request, 403, "messages.csrf")
     try:
         return await handler(request)
     except StoreUnavailable as err:
@@ -146,7 +151,13 @@ async def _login(request: web.Request) -> web.Response:
     await state.sessions.drop(request.cookies.get(COOKIE))
     token = await state.sessions.create(manager.id)
     # The same as GET /api/me, so the page knows the language, zone and currency right after logging in.
-    response = web.json_response(_me_json(manager, state.locale, request.headers.get("Accept-Language")))
+    response = web.json_response(
+        {
+            **_me_json(manager, state.locale, request.headers.get("Accept-Language")),
+            "csrf_token": csrf_token(token),
+        }
+    )
+    _set_csrf_cookie(response, token, state.settings.session_hours * 3600, state.settings.cookie_secure)
     response.set_cookie(
         COOKIE,
         token,
@@ -165,7 +176,15 @@ async def _logout(request: web.Request) -> web.Response:
     await state.sessions.drop(request.cookies.get(COOKIE))
     response = web.json_response({"ok": True})
     response.del_cookie(COOKIE, path="/")
+    response.del_cookie(CSRF_COOKIE, path="/")
     return response
+
+
+def _set_csrf_cookie(response: web.StreamResponse, session_token: str, max_age: int, secure: bool) -> None:
+    # Readable by the page's script (not HttpOnly): it sends the value back as the X-CSRF-Token header.
+    response.set_cookie(
+        CSRF_COOKIE, csrf_token(session_token), max_age=max_age, path="/", samesite="Strict", secure=secure
+    )
 
 
 def _me_json(manager: Manager, locale: LocaleOptions, accept_language: str | None) -> dict[str, Any]:
@@ -183,7 +202,17 @@ def _me_json(manager: Manager, locale: LocaleOptions, accept_language: str | Non
 async def _me(request: web.Request) -> web.Response:
     state = request.app[STATE]
     manager = current_manager(request)
-    return web.json_response(_me_json(manager, state.locale, request.headers.get("Accept-Language")))
+    token = request.cookies.get(COOKIE, "")
+    response = web.json_response(
+        {
+            **_me_json(manager, state.locale, request.headers.get("Accept-Language")),
+            "csrf_token": csrf_token(token),
+        }
+    )
+    if request.cookies.get(CSRF_COOKIE) != csrf_token(token):
+        # Sessions opened before CSRF tokens existed get their cookie here.
+        _set_csrf_cookie(response, token, state.settings.session_hours * 3600, state.settings.cookie_secure)
+    return response
 
 
 class LocaleBody(Body):

@@ -8,6 +8,7 @@ from datetime import UTC, date, datetime
 from decimal import Decimal
 from typing import Protocol
 
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from crmtel.domain import Category, LeadStatus, LookupResult, PartyMatch
@@ -23,6 +24,7 @@ from crmtel.store.models import (
     ClientRow,
     ContactRow,
     LeadRow,
+    PartyShareRow,
     PhoneRow,
 )
 
@@ -103,6 +105,16 @@ class PartyRepository:
         if e164 is None:
             return LookupResult(e164=None)
         return await self.lookup(e164)
+
+    async def owned_by(self, kind: str, party_id: int, manager_id: int) -> bool:
+        """Whether the client or lead is the manager's own or shared with them."""
+        table = ClientRow if kind == "client" else LeadRow
+        async with self._db.session() as session:
+            owner = await session.scalar(select(table.manager_id).where(table.id == party_id))
+            if owner == manager_id:
+                return True
+            shared = await session.get(PartyShareRow, (kind, party_id, manager_id))
+            return shared is not None
 
     async def add_client(self, client: NewClient) -> Created:
         """Create a client with its own numbers; numbers already owned elsewhere are reported."""

@@ -29,6 +29,7 @@ from crmtel.store.leases import LeaseRepository
 from crmtel.store.managers import ManagerRepository
 from tests.cluster.conftest import REDIS_URL
 from tests.fixtures.cdr_data import CdrWriter
+from tests.fixtures.csrf import page_like_session
 from tests.fixtures.daemon import (
     Daemon,
     DaemonPool,
@@ -221,7 +222,7 @@ async def test_a_manager_on_a_standby_node_gets_popups_and_clicks_to_call_throug
         standby = next(name for name in nodes if name != leader)
         url = nodes[standby][1].web_url
         frames: list[dict[str, object]] = []
-        async with aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True)) as browser:
+        async with page_like_session(cookie_jar=aiohttp.CookieJar(unsafe=True)) as browser:
             # Every node is healthy for a load balancer; only the leader says it leads the PBX.
             for name, (_daemon, ports) in nodes.items():
                 async with browser.get(ports.web_url + "/healthz") as r:

@@ -12,6 +12,7 @@ from typing import Any
 import aiohttp
 import pytest
 
+from tests.fixtures.csrf import page_like_session
 from tests.fixtures.daemon import DaemonPool, clean_log, crmtel_cli, free_ports
 from tests.fixtures.fake_ami import wait_until
 from tests.integration.test_agi_server import env, fake_asterisk
@@ -49,7 +50,7 @@ async def test_demo_serves_the_page_lets_anna_log_in_and_records_calls(
     assert (workdir / "crmtel.db").exists()
 
     # unsafe: keep cookies set by a bare IP address (127.0.0.1), as a browser does.
-    async with aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True)) as http:
+    async with page_like_session(cookie_jar=aiohttp.CookieJar(unsafe=True)) as http:
         async with http.get(base + "/") as response:
             assert response.status == 200
             assert "text/html" in response.headers["Content-Type"]

@@ -13,6 +13,7 @@ import pytest
 
 from crmtel.store.db import Database
 from crmtel.store.managers import ManagerRepository
+from tests.fixtures.csrf import page_like_session
 from tests.fixtures.daemon import DaemonPool, clean_log, crmtel_cli, daemon_config, free_port
 from tests.fixtures.fake_ami import wait_for
 from tests.integration.test_ami_pipeline import serving
@@ -84,7 +85,7 @@ async def test_sigterm_closes_websockets_and_idle_connections_and_exits_0(
         config, ports = daemon_config(tmp_path / "crmtel.toml", database_url, server.port)
         daemon = pool.spawn("--config", str(config), "run")
         await daemon.wait_http(ports.web_url + "/")
-        async with aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True)) as http:
+        async with page_like_session(cookie_jar=aiohttp.CookieJar(unsafe=True)) as http:
             login = {"login": "anna", "password": "pw-anna"}
             async with http.post(ports.web_url + "/api/login", json=login) as response:
                 assert response.status == 200

@@ -19,6 +19,7 @@ from crmtel.config import CallsSettings, LogSettings, RoutingSettings, Settings,
 from crmtel.fakepbx.server import FakeAmiServer, Recorded
 from crmtel.store.calls import CallRepository
 from crmtel.store.db import Database
+from tests.fixtures.csrf import page_like_session
 from tests.fixtures.fake_ami import settings_for
 from tests.fixtures.freepbx import queue_members_from_queue, rename, through_local
 from tests.fixtures.traces import load_expected, load_messages
@@ -77,7 +78,7 @@ async def test_freepbx_flavour_maps_webrtc_devices_and_serves_dated_recordings(
                 path = f"api/calls/pbx1:{record.linkedid}/recording"
                 for login, status in (("boris", 200), ("anna", 404)):
                     jar = aiohttp.CookieJar(unsafe=True)
-                    async with aiohttp.ClientSession(base_url=running.web_url, cookie_jar=jar) as http:
+                    async with page_like_session(base_url=running.web_url, cookie_jar=jar) as http:
                         body = {"login": login, "password": PASSWORD}
                         async with http.post("/api/login", json=body) as r:
                             assert r.status == 200

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 from decimal import Decimal
 
-import aiohttp
 import pytest
 
 from crmtel.store.db import Database
 from crmtel.store.deals import DealRepository
 from crmtel.store.models import CallRow
 from crmtel.store.parties import NewClient, PartyRepository
+from tests.fixtures.csrf import page_like_session
 from tests.integration.test_web_app import Rig, add_call, running_app
 
 NBSP = "\u00a0"
@@ -96,7 +96,7 @@ async def test_api_errors_follow_the_stored_choice_then_the_browser(db: Database
             assert r.status == 200
         async with anna.get("/api/calls/pbx1:404.1", headers={"Accept-Language": "ru"}) as r:
             assert (await r.json())["error"] == "No such call"
-        async with aiohttp.ClientSession(base_url=rig.base) as anonymous:
+        async with page_like_session(base_url=rig.base) as anonymous:
             async with anonymous.get("/api/calls", headers={"Accept-Language": "ru-RU"}) as r:
                 assert (r.status, (await r.json())["error"]) == (401, "Войдите в систему")
             async with anonymous.post(

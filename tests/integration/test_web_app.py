@@ -28,6 +28,7 @@ from crmtel.push.web import create_app
 from crmtel.store.db import Database
 from crmtel.store.managers import ManagerRepository, hash_password
 from crmtel.store.models import CallRow, ManagerRow
+from tests.fixtures.csrf import page_like_session
 from tests.unit.test_push_live import CID, T0, ring
 
 PASSWORD = "correct horse"
@@ -50,7 +51,7 @@ class Rig:
     @asynccontextmanager
     async def browser(self, login: str | None = None) -> AsyncIterator[aiohttp.ClientSession]:
         """An HTTP client with its own cookie jar, logged in as ``login`` when given."""
-        async with aiohttp.ClientSession(
+        async with page_like_session(
             base_url=self.base, cookie_jar=aiohttp.CookieJar(unsafe=True)
         ) as session:
             if login is not None:
@@ -168,12 +169,19 @@ async def test_login_sets_an_httponly_samesite_strict_session_cookie(db: Databas
     async with running_app(db, cookie_secure=True) as rig, rig.browser() as browser:
         async with browser.post("/api/login", json={"login": "anna", "password": PASSWORD}) as r:
             assert r.status == 200
-            cookie = r.headers["Set-Cookie"]
-            assert (await r.json())["extensions"] == ["101"]
-        assert "crmtel_session=" in cookie
+            cookies = r.headers.getall("Set-Cookie")
+            body = await r.json()
+            assert body["extensions"] == ["101"]
+        cookie = next(c for c in cookies if c.startswith("crmtel_session="))
         assert "HttpOnly" in cookie
         assert "SameSite=Strict" in cookie
         assert "Secure" in cookie
+        # The CSRF token's cookie is for the page's script (not HttpOnly), equally strict and secure.
+        csrf = next(c for c in cookies if c.startswith("crmtel_csrf="))
+        assert csrf.startswith(f"crmtel_csrf={body['csrf_token']};")
+        assert "HttpOnly" not in csrf
+        assert "SameSite=Strict" in csrf
+        assert "Secure" in csrf
 
 
 async def test_wrong_password_is_refused_and_guessing_is_throttled(db: Database) -> None:
@@ -354,7 +362,7 @@ async def test_extra_route_tables_and_subapps_sit_behind_the_session(db: Databas
     server = TestServer(app, host="127.0.0.1", port=0)
     await server.start_server()
     try:
-        async with aiohttp.ClientSession(
+        async with page_like_session(
             base_url=str(server.make_url("/")), cookie_jar=aiohttp.CookieJar(unsafe=True)
         ) as s:
             async with s.get("/route") as r:

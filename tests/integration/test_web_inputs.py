@@ -15,6 +15,7 @@ from crmtel.app import Running, start
 from crmtel.config import load_settings
 from crmtel.store.db import Database
 from crmtel.store.notes import NoteRepository
+from tests.fixtures.csrf import page_like_session
 from tests.integration.test_web_app import PASSWORD, add_call, running_app, seed_managers
 
 NOTES = "/api/calls/pbx1:2.2/notes"
@@ -199,7 +200,7 @@ async def test_no_route_of_the_running_app_answers_hostile_input_with_a_500(
     paths = _concrete_paths(daemon.app)
     assert len(paths) > 10
     failures: list[str] = []
-    async with aiohttp.ClientSession(base_url=daemon.web_url, cookie_jar=aiohttp.CookieJar(unsafe=True)) as s:
+    async with page_like_session(base_url=daemon.web_url, cookie_jar=aiohttp.CookieJar(unsafe=True)) as s:
         async with s.post("/api/login", json={"login": "head", "password": PASSWORD}) as r:
             assert r.status == 200
         for method, path in paths:

@@ -2,16 +2,15 @@
 
 from __future__ import annotations
 
-import aiohttp
-
 from crmtel.store.db import Database
 from crmtel.store.managers import ManagerRepository
+from tests.fixtures.csrf import page_like_session
 from tests.integration.test_web_app import PASSWORD, running_app
 
 
 async def test_catalogue_is_public_cacheable_and_merged(db: Database) -> None:
     """GET /i18n/ru.json needs no session, carries keys of every feature file, and revalidates by ETag."""
-    async with running_app(db) as rig, aiohttp.ClientSession(base_url=rig.base) as http:
+    async with running_app(db) as rig, page_like_session(base_url=rig.base) as http:
         async with http.get("/i18n/ru.json") as r:
             assert r.status == 200
             assert r.content_type == "application/json"
@@ -70,7 +69,7 @@ async def test_a_bad_locale_choice_is_a_clear_400_and_needs_a_session(db: Databa
         async with boris.put("/api/me/locale", data="en", headers={"Content-Type": "text/plain"}) as r:
             assert r.status == 415
         async with (
-            aiohttp.ClientSession(base_url=rig.base) as anonymous,
+            page_like_session(base_url=rig.base) as anonymous,
             anonymous.put("/api/me/locale", json={"locale": "en"}) as r,
         ):
             assert r.status == 401

@@ -1,0 +1,347 @@
+"""The CRM's JSON API as another manager, a forger and a hostile client would use it: every answer enforces
+who may see what (404 like a missing record), every write needs the CSRF token, bad input is a 4xx."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import aiohttp
+import pytest
+from aiohttp.test_utils import TestServer
+
+from crmtel.config import DealsSettings, WebSettings
+from crmtel.crm.web import CrmApi, crm_routes
+from crmtel.deals.web import deal_routes
+from crmtel.push.hub import Hub
+from crmtel.push.web import create_app
+from crmtel.store.crm_deals import CrmDeals
+from crmtel.store.crm_lists import PartyLists
+from crmtel.store.crm_merge import PartyMerger
+from crmtel.store.crm_parties import PartyCards
+from crmtel.store.crm_tasks import CrmTasks
+from crmtel.store.crm_timeline import Timelines
+from crmtel.store.db import Database
+from crmtel.store.history import CallHistory
+from crmtel.store.managers import ManagerRepository
+from crmtel.store.parties import NewClient, NewLead, PartyRepository
+from crmtel.tasks.web import task_routes
+from tests.fixtures.csrf import page_like_session
+from tests.integration.test_web_app import PASSWORD, seed_managers
+
+
+@asynccontextmanager
+async def crm_app(db: Database) -> AsyncIterator[tuple[str, dict[str, int]]]:
+    """The web app with the CRM routes as app.py mounts them; Anna's, Boris's and an unassigned client."""
+    managers = await seed_managers(db)
+    parties = PartyRepository(db)
+    repo = ManagerRepository(db)
+    ids = {
+        "anna_client": (
+            await parties.add_client(
+                NewClient(name="ИП Петров", phones=("89167770007",), manager_id=managers["anna"].id)
+            )
+        ).id,
+        "boris_client": (
+            await parties.add_client(
+                NewClient(name="ООО «Вектор»", phones=("+74951234567",), manager_id=managers["boris"].id)
+            )
+        ).id,
+        "pool_client": (await parties.add_client(NewClient(name="Общий", phones=("+79030000001",)))).id,
+        "boris_lead": (
+            await parties.add_lead(
+                NewLead(name="Лид Бориса", phones=("+79031112233",), manager_id=managers["boris"].id)
+            )
+        ).id,
+    }
+    api = CrmApi(
+        lists=PartyLists(db),
+        cards=PartyCards(db),
+        merger=PartyMerger(db),
+        timelines=Timelines(db),
+        parties=parties,
+        managers=repo,
+        region="RU",
+        recordings_dir=None,
+        deals=DealsSettings(),
+    )
+    app = create_app(
+        WebSettings(port=0),
+        db=db,
+        hub=Hub(),
+        routes=(
+            crm_routes(api),
+            deal_routes(CrmDeals(db), repo, CallHistory(db), DealsSettings()),
+            task_routes(CrmTasks(db), repo, "RU"),
+        ),
+    )
+    server = TestServer(app, host="127.0.0.1", port=0)
+    await server.start_server()
+    try:
+        yield str(server.make_url("/")), ids
+    finally:
+        await server.close()
+
+
+@asynccontextmanager
+async def logged_in(base: str, login: str) -> AsyncIterator[aiohttp.ClientSession]:
+    """A client logged in as ``login`` that sends the CSRF token like the page."""
+    async with page_like_session(base_url=base) as http:
+        async with http.post("/api/login", json={"login": login, "password": PASSWORD}) as r:
+            assert r.status == 200
+        yield http
+
+
+async def _json(r: aiohttp.ClientResponse) -> Any:
+    return await r.json()
+
+
+async def test_another_managers_records_are_answered_like_missing_ones(db: Database) -> None:
+    """Anna asking for Boris's client or lead by id — read, edit, timeline, note, merge, convert, deal, task —
+    gets 404, exactly as for an id that does not exist; Boris's client is not in her list either."""
+    async with crm_app(db) as (base, ids), logged_in(base, "anna") as anna:
+        boris = ids["boris_client"]
+        for method, path, body in [
+            ("GET", f"/api/clients/{boris}", None),
+            ("GET", f"/api/clients/{boris}/timeline", None),
+            ("PATCH", f"/api/clients/{boris}", {"name": "Взлом"}),
+            ("POST", f"/api/clients/{boris}/notes", {"text": "подглядел"}),
+            ("PUT", f"/api/clients/{boris}/shares", {"managers": ["anna"]}),
+            ("POST", f"/api/clients/{ids['anna_client']}/merge", {"kind": "client", "id": boris}),
+            ("POST", f"/api/leads/{ids['boris_lead']}/convert", {}),
+            ("GET", f"/api/leads/{ids['boris_lead']}", None),
+            ("POST", "/api/deals", {"kind": "client", "party_id": boris, "title": "Чужая"}),
+            (
+                "POST",
+                "/api/tasks",
+                {
+                    "title": "Чужая",
+                    "due_at": "2030-01-01T10:00:00+03:00",
+                    "party_kind": "client",
+                    "party_id": boris,
+                },
+            ),
+            ("GET", "/api/clients/999999", None),
+        ]:
+            async with anna.request(method, path, json=body) as r:
+                assert r.status == 404, (method, path, await r.text())
+        async with anna.get("/api/clients") as r:
+            names = [i["name"] for i in (await _json(r))["items"]]
+        assert names == ["ИП Петров", "Общий"]
+        async with anna.get("/api/clients", params={"q": "вектор"}) as r:
+            assert (await _json(r))["items"] == []
+
+
+async def test_a_write_without_the_csrf_token_is_refused(db: Database) -> None:
+    """A logged-in browser tricked into a write (no token, or another session's token) gets 403."""
+    async with crm_app(db) as (base, ids), logged_in(base, "head") as head:
+        path = f"/api/clients/{ids['anna_client']}"
+        async with aiohttp.ClientSession(base_url=base, cookie_jar=head.cookie_jar) as forged:
+            async with forged.patch(path, json={"name": "Подделка"}) as r:
+                assert r.status == 403
+                assert (await _json(r))["code"] == "messages.csrf"
+            async with forged.patch(path, json={"name": "Подделка"}, headers={"X-CSRF-Token": "0" * 64}) as r:
+                assert r.status == 403
+            async with forged.post("/api/logout") as r:
+                assert r.status == 403
+        async with head.get(path) as r:
+            assert (await _json(r))["name"] == "ИП Петров"
+
+
+async def test_an_edit_persists_with_its_audit_entry(db: Database) -> None:
+    """Name, numbers (any spelling, with kinds), e-mail, INN and turnover; the audit names Anna and each field."""
+    async with crm_app(db) as (base, ids), logged_in(base, "anna") as anna:
+        path = f"/api/clients/{ids['anna_client']}"
+        body = {
+            "name": "ИП Петров Пётр",
+            "email": "petrov@example.ru",
+            "inn": "7707083893",
+            "turnover": "150 000,50",
+            "phones": [
+                {"number": "8 (916) 777-00-07", "kind": "mobile"},
+                {"number": "+7 495 111 22 33", "kind": "work"},
+            ],
+            "tags": ["VIP", "vip", " опт "],
+        }
+        async with anna.patch(path, json=body) as r:
+            assert r.status == 200, await r.text()
+            result = await _json(r)
+        assert set(result["changed"]) == {"name", "email", "inn", "turnover", "phones", "tags"}
+        async with anna.get(path) as r:
+            card = await _json(r)
+        assert card["name"] == "ИП Петров Пётр"
+        assert [(p["display"], p["kind"]) for p in card["phones"]] == [
+            ("+7 916 777-00-07", "mobile"),
+            ("+7 495 111-22-33", "work"),
+        ]
+        assert card["turnover"] == "150000.50"
+        assert card["tags"] == ["VIP", "опт"]
+        entry = card["audit"][0]
+        assert entry["manager_name"] == "Анна Смирнова"
+        assert entry["changes"]["name"] == ["ИП Петров", "ИП Петров Пётр"]
+        async with anna.get("/api/clients", params={"q": "+7 (495) 111-22-33"}) as r:
+            assert [i["name"] for i in (await _json(r))["items"]] == ["ИП Петров Пётр"]
+
+
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        ({"inn": "1234567890"}, "inn"),
+        ({"email": "не почта"}, "email"),
+        ({"phones": [{"number": "<script>alert(1)</script>"}]}, "phones.0.number"),
+        ({"name": "x" * 301}, "name"),
+        ({"name": ""}, "name"),
+        ({"turnover": "сто рублей"}, "amount"),
+        ({"manager": "boris"}, "manager"),
+        ({"bogus": 1}, "bogus"),
+    ],
+)
+async def test_bad_card_input_is_a_400_naming_the_field(
+    db: Database, body: dict[str, object], field: str
+) -> None:
+    """Checksums, addresses, numbers, lengths, amounts, assignments by a plain manager, unknown fields."""
+    async with crm_app(db) as (base, ids), logged_in(base, "anna") as anna:
+        async with anna.patch(f"/api/clients/{ids['anna_client']}", json=body) as r:
+            assert r.status in (400, 403), await r.text()
+            data = await _json(r)
+        assert field in {f["field"] for f in data.get("fields", [])}, data
+
+
+async def test_hostile_strings_are_stored_and_returned_as_text(db: Database) -> None:
+    """Markup, quotes, NUL and right-to-left marks in a name and a note come back as written (minus NUL)."""
+    hostile = '<img src=x onerror=alert(1)> O\'Brien "ООО" \u202e\x00'
+    async with crm_app(db) as (base, ids), logged_in(base, "anna") as anna:
+        path = f"/api/clients/{ids['anna_client']}"
+        async with anna.patch(path, json={"name": hostile, "comment": hostile * 10}) as r:
+            assert r.status == 200, await r.text()
+        async with anna.post(path + "/notes", json={"text": hostile}) as r:
+            assert r.status == 201
+        async with anna.get(path) as r:
+            assert (await _json(r))["name"] == hostile.replace("\x00", "").strip()
+        async with anna.get(path + "/timeline") as r:
+            assert (await _json(r))["items"][0]["text"] == hostile.replace("\x00", "").strip()
+        async with anna.get("/api/clients", params={"q": "onerror"}) as r:
+            assert len((await _json(r))["items"]) == 1
+
+
+async def test_huge_pages_bad_cursors_and_a_merge_with_itself_are_refused(db: Database) -> None:
+    """limit beyond 100, a forged cursor, an id past 64 bits, merging a record into itself: 4xx, never 500."""
+    async with crm_app(db) as (base, ids), logged_in(base, "head") as head:
+        for path, params in [
+            ("/api/clients", {"limit": "100000"}),
+            ("/api/clients", {"cursor": "!!!"}),
+            ("/api/clients", {"cursor": "WzEsMiwzXQ"}),
+            ("/api/tasks", {"cursor": "WyJ4IiwxXQ"}),
+            ("/api/deals", {"limit": "0"}),
+            ("/api/clients", {"q": "x" * 201}),
+        ]:
+            async with head.get(path, params=params) as r:
+                assert r.status == 400, (path, params, await r.text())
+        async with head.get("/api/clients/99999999999999999999") as r:
+            assert r.status == 404
+        cid = ids["anna_client"]
+        async with head.post(f"/api/clients/{cid}/merge", json={"kind": "client", "id": cid}) as r:
+            assert r.status == 400
+            assert (await _json(r))["code"] == "crm.merge_self"
+
+
+async def test_a_deal_moves_through_the_pipeline_and_is_won(db: Database) -> None:
+    """Open on a client, move a stage, lose without a reason (refused), win: closed, in the won list."""
+    async with crm_app(db) as (base, ids), logged_in(base, "anna") as anna:
+        async with anna.post(
+            "/api/deals",
+            json={
+                "kind": "client",
+                "party_id": ids["anna_client"],
+                "title": "Поставка",
+                "amount": "150 000,50",
+            },
+        ) as r:
+            assert r.status == 201, await r.text()
+            deal = await _json(r)
+        assert deal["stage"] == "new"
+        assert deal["amount"] == "150000.50"
+        async with anna.patch(f"/api/deals/{deal['id']}", json={"stage": "proposal"}) as r:
+            assert (await _json(r))["stage"] == "proposal"
+        async with anna.get("/api/deals/pipeline") as r:
+            pipeline = await _json(r)
+        column = next(c for c in pipeline["stages"] if c["stage"] == "proposal")
+        assert column["count"] == 1
+        assert column["amount"] == "150000.50"
+        async with anna.patch(f"/api/deals/{deal['id']}", json={"status": "lost"}) as r:
+            assert r.status == 400
+        async with anna.patch(f"/api/deals/{deal['id']}", json={"status": "won"}) as r:
+            won = await _json(r)
+        assert won["status"] == "won"
+        assert won["closed_at"] is not None
+        async with anna.get("/api/deals", params={"status": "won"}) as r:
+            assert [d["id"] for d in (await _json(r))["items"]] == [deal["id"]]
+        async with logged_in(base, "boris") as boris, boris.get(f"/api/deals/{deal['id']}") as r:
+            assert r.status == 404
+
+
+async def test_tasks_are_set_completed_reopened_and_reassigned_only_by_heads(db: Database) -> None:
+    """A callback for tomorrow on Anna's client; Anna cannot hand it to Boris, the head can."""
+    tomorrow = (datetime.now(UTC) + timedelta(days=1)).isoformat()
+    async with crm_app(db) as (base, ids), logged_in(base, "anna") as anna:
+        async with anna.post(
+            "/api/tasks",
+            json={
+                "title": "Перезвонить",
+                "due_at": tomorrow,
+                "party_kind": "client",
+                "party_id": ids["anna_client"],
+            },
+        ) as r:
+            assert r.status == 201, await r.text()
+            task = await _json(r)
+        assert task["phone_display"] == "+7 916 777-00-07"
+        assert task["source"] == "planned"
+        async with anna.patch(f"/api/tasks/{task['id']}", json={"manager": "boris"}) as r:
+            assert r.status == 403
+        async with anna.post(f"/api/tasks/{task['id']}/complete", json={"result": "Договорились"}) as r:
+            assert (await _json(r))["status"] == "closed"
+        async with anna.post(f"/api/tasks/{task['id']}/reopen", json={}) as r:
+            assert (await _json(r))["status"] == "open"
+        async with (
+            logged_in(base, "head") as head,
+            head.patch(f"/api/tasks/{task['id']}", json={"manager": "boris"}) as r,
+        ):
+            assert (await _json(r))["manager_name"] == "Boris Orlov"
+        async with anna.get("/api/tasks") as r:
+            # Anna still sees it: the task is about her client.
+            assert [t["id"] for t in (await _json(r))["items"]] == [task["id"]]
+
+
+async def test_a_colleagues_call_with_my_client_is_mine_to_see_but_not_a_strangers(db: Database) -> None:
+    """Boris answered Anna's client: Anna sees the call on the card's timeline and may open it; Vera may not."""
+    from crmtel.store.models import CallRow
+
+    async with crm_app(db) as (base, ids):
+        async with db.session() as session:
+            session.add(
+                CallRow(
+                    pbx="pbx1",
+                    linkedid="l-1",
+                    direction="inbound",
+                    caller_number="+79167770007",
+                    started_at=datetime(2026, 11, 30, 9, 0, tzinfo=UTC),
+                    ended_at=datetime(2026, 11, 30, 9, 5, tzinfo=UTC),
+                    rang=["102"],
+                    answered_by="102",
+                    outcome="answered",
+                    talk_seconds=290,
+                    party_kind="client",
+                    party_id=ids["anna_client"],
+                )
+            )
+        async with logged_in(base, "anna") as anna:
+            async with anna.get(f"/api/clients/{ids['anna_client']}/timeline") as r:
+                items = (await _json(r))["items"]
+            assert [(i["type"], i["number_display"]) for i in items] == [("call", "+7 916 777-00-07")]
+            async with anna.get("/api/calls/pbx1:l-1") as r:
+                assert r.status == 200
+        async with logged_in(base, "vera") as vera, vera.get("/api/calls/pbx1:l-1") as r:
+            assert r.status == 404
