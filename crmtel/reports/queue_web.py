@@ -18,8 +18,8 @@ from crmtel.reports import queue_render
 from crmtel.reports.models import PRESETS, Period, zone
 from crmtel.reports.queue_models import Heatmap, QueueReport
 from crmtel.reports.queue_queries import QueueQueries
-from crmtel.reports.render import clean
-from crmtel.reports.web import CurrentUser, Translate, query_period
+from crmtel.reports.render import clean, excel_csv
+from crmtel.reports.web import CurrentUser, Translate, csv_separator, query_period
 
 log = structlog.get_logger(__name__)
 _XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
@@ -77,6 +77,9 @@ def page_html(
         f'<a class="btn small download" id="download-{fmt}" data-testid="download-{fmt}" '
         f'href="{prefix}/queues.{fmt}?{query}" download>{fmt.upper()}</a>'
         for fmt in ("csv", "xlsx", "json")
+    ) + (
+        f'<a class="btn small download" id="download-csv-comma" data-testid="download-csv-comma" '
+        f'href="{prefix}/queues.csv?{query}&amp;sep=comma" download>{_e(tr.t("page.report.csv_comma"))}</a>'
     )
     presets = "".join(
         f'<option value="{name}"{" selected" if name == preset else ""}>{_e(tr.t("report_queues.preset_" + name))}</option>'
@@ -164,9 +167,10 @@ def queue_routes(
                 body=queue_render.to_xlsx(report, tr), headers={**headers, "Content-Type": _XLSX}
             )
         if fmt == "csv":
-            body, ctype = queue_render.to_csv(report, tr), "text/csv; charset=utf-8"
+            body = excel_csv(queue_render.to_csv(report, tr), sep=csv_separator(request))
+            ctype = "text/csv; charset=utf-8"
         else:
-            body, ctype = queue_render.to_json(report), "application/json; charset=utf-8"
-        return web.Response(body=body.encode("utf-8"), headers={**headers, "Content-Type": ctype})
+            body, ctype = queue_render.to_json(report).encode("utf-8"), "application/json; charset=utf-8"
+        return web.Response(body=body, headers={**headers, "Content-Type": ctype})
 
     return routes

@@ -199,6 +199,24 @@ def to_csv(report: CallsVsDeals, tr: Translator | None = None) -> str:
     return buf.getvalue()
 
 
+_DECIMAL = re.compile(r"^-?\d+\.\d+$")
+
+
+def excel_csv(csv_text: str, *, sep: str = ";") -> bytes:
+    """A CSV that Excel opens as columns, from a comma-separated one: UTF-8 with a BOM (else Excel reads
+    Windows-1251), ``;`` as separator (what Excel expects where the decimal mark is a comma, as in Russia)
+    with decimal commas in numbers, or ``,`` with decimal points. Dates stay ISO (``2026-11-01``), which
+    Excel reads in every locale."""
+    rows = list(csv.reader(io.StringIO(csv_text)))
+    buf = io.StringIO()
+    writer = csv.writer(buf, delimiter=sep, lineterminator="\r\n")
+    for row in rows:
+        if sep == ";":
+            row = [cell.replace(".", ",") if _DECIMAL.match(cell) else cell for cell in row]
+        writer.writerow(row)
+    return b"\xef\xbb\xbf" + buf.getvalue().encode("utf-8")
+
+
 def to_xlsx(report: CallsVsDeals, tr: Translator | None = None) -> bytes:
     """An Excel workbook: numbers as numbers, text always as text (never a formula)."""
     from openpyxl import Workbook

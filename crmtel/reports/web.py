@@ -71,6 +71,11 @@ class ReportRequest:
         return urlencode(params)
 
 
+def csv_separator(request: web.Request) -> str:
+    """``?sep=comma`` for a comma-separated download; Excel's own ``;`` otherwise."""
+    return "," if request.query.get("sep") == "comma" else ";"
+
+
 def default_period(today: date, tz: str) -> Period:
     """The current calendar month."""
     start = today.replace(day=1)
@@ -270,6 +275,9 @@ def page_html(
         f'<a class="btn small download" id="download-{fmt}" href="{prefix}/calls-vs-deals.{fmt}?{query}" '
         f"download>{fmt.upper()}</a>"
         for fmt in ("csv", "xlsx", "json")
+    ) + (
+        f'<a class="btn small download" id="download-csv-comma" href="{prefix}/calls-vs-deals.csv?{query}'
+        f'&amp;sep=comma" download>{_e(tr.t("page.report.csv_comma"))}</a>'
     )
     compared = tr.t(
         "page.report.compared", previous=_period_text(report.previous_period, tr), zone=report.period.tz
@@ -379,7 +387,10 @@ def report_routes(
         if fmt == "xlsx":
             return web.Response(body=render.to_xlsx(report, tr), headers={**headers, "Content-Type": _XLSX})
         # Headings in the reader's language; the JSON keeps its machine keys.
-        text = render.to_csv(report, tr) if fmt == "csv" else render.to_json(report)
-        return web.Response(body=text.encode("utf-8"), headers={**headers, "Content-Type": _DOWNLOADS[fmt]})
+        if fmt == "csv":
+            body = render.excel_csv(render.to_csv(report, tr), sep=csv_separator(request))
+        else:
+            body = render.to_json(report).encode("utf-8")
+        return web.Response(body=body, headers={**headers, "Content-Type": _DOWNLOADS[fmt]})
 
     return routes

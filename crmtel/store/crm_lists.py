@@ -22,6 +22,7 @@ from crmtel.crm.search import Token, prefix_range
 from crmtel.store.db import Database
 from crmtel.store.models import (
     CallRow,
+    ClientContactRow,
     ClientRow,
     DealRow,
     LeadRow,
@@ -195,6 +196,15 @@ async def _items(session: AsyncSession, kind: Kind, rows: Sequence[Any]) -> list
         select(owner, PhoneRow.e164).where(owner.in_(ids)).order_by(PhoneRow.id)
     ):
         phones.setdefault(pid, []).append(e164)
+    if kind is Kind.CLIENT:
+        # A client reached only through its contact persons shows their numbers.
+        for pid, e164 in await session.execute(
+            select(ClientContactRow.client_id, PhoneRow.e164)
+            .join(PhoneRow, PhoneRow.contact_id == ClientContactRow.contact_id)
+            .where(ClientContactRow.client_id.in_(ids))
+            .order_by(PhoneRow.id)
+        ):
+            phones.setdefault(pid, []).append(e164)
     deal_owner = DealRow.client_id if kind is Kind.CLIENT else DealRow.lead_id
     deals = dict(
         (

@@ -136,7 +136,7 @@ async def test_ringall_pops_up_for_both_phones_and_closes_as_answered_by_103_for
                 await expect(popup.locator(".who")).to_have_text("OOO Romashka")
                 await expect(popup.locator(".status")).to_contain_text("Ringing at")
                 await expect(popup.locator(".stop")).to_have_text("STOP LIST")
-                await expect(popup).to_contain_text("+79031234567")
+                await expect(popup).to_contain_text("+7 903 123-45-67")
             await expect(boris.locator("#popups .card .status")).to_contain_text("102")
             await expect(vera.locator("#popups .card .status")).to_contain_text("103")
             # A page reloaded while the phone rings is sent the ringing call again on reconnect.

@@ -176,12 +176,21 @@ async def test_default_period_is_the_current_month(site: Site) -> None:
 
 
 async def test_csv_and_xlsx_downloads(site: Site) -> None:
-    """Downloads are attachments named after the period, with the same figures as the page."""
+    """Downloads are attachments named after the period, with the same figures as the page; the CSV is what
+    Russian Excel opens as columns (a BOM, ``;``, decimal commas), or comma-separated when asked."""
     resp = await site.get(f"/reports/calls-vs-deals.csv?{QUERY}", "hugo")
     assert resp.status == 200
     assert resp.headers["Content-Type"].startswith("text/csv")
     assert 'filename="calls-vs-deals_2026-11-01_2026-11-03.csv"' in resp.headers["Content-Disposition"]
-    lines = list(csv.reader(io.StringIO(await resp.text())))
+    raw = await resp.read()
+    assert raw.startswith(b"\xef\xbb\xbf")
+    lines = list(csv.reader(io.StringIO(raw[3:].decode("utf-8")), delimiter=";"))
+    vera = next(line for line in lines if line[1] == "vera")
+    assert vera[2] == "5"
+    assert not any("." in cell and cell.replace(".", "").isdigit() for cell in vera)
+    comma = await (await site.get(f"/reports/calls-vs-deals.csv?{QUERY}&sep=comma", "hugo")).read()
+    assert comma.startswith(b"\xef\xbb\xbf")
+    lines = list(csv.reader(io.StringIO(comma[3:].decode("utf-8"))))
     assert next(line for line in lines if line[1] == "vera")[2] == "5"
     resp = await site.get(f"/reports/calls-vs-deals.xlsx?{QUERY}", "hugo")
     assert resp.headers["Content-Type"] == "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"

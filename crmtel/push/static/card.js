@@ -4,6 +4,7 @@
 import { callActions } from "./actions.js";
 import { $, el, setText } from "./dom.js";
 import { fmtDateTime, fmtDuration, fmtMoney, fmtMonth, fmtTime, t } from "./i18n.js";
+import { timeline } from "./party.js";
 import { phone } from "./phone.js";
 import * as words from "./words.js";
 
@@ -85,6 +86,8 @@ function create(msg) {
     facts: el("dl", { className: "facts", testid: "card-facts" }),
     recent: el("section", { className: "recent", hidden: true }),
     deals: el("section", { className: "open-deals", hidden: true }),
+    // The client's or lead's timeline (calls with their notes, notes, deals, tasks), read from the CRM.
+    history: el("section", { className: "card-timeline", testid: "card-timeline", hidden: true }),
   };
   const actions = callActions(msg.call_id);
   const close = el("button", { type: "button", className: "close icon-btn", testid: "card-close",
@@ -94,8 +97,8 @@ function create(msg) {
       el("div", { className: "card-title" }, parts.who,
         el("div", { className: "card-sub" }, parts.number, parts.kind, parts.stop)),
       el("div", { className: "card-tools" }, parts.time, close)),
-    // What to do comes right after who it is; the caller's past (deals, last calls) below.
-    parts.status, parts.facts, actions.node, parts.deals, parts.recent);
+    // Who it is, the open deals and the history first (above the fold on a desk), then what to do.
+    parts.status, parts.facts, parts.deals, parts.history, parts.recent, actions.node);
   return { node, parts, actions, exts: [], card: null, caller: {}, state: null, msg };
 }
 
@@ -187,7 +190,21 @@ function update(entry) {
   parts.facts.replaceChildren(...facts);
   parts.facts.hidden = facts.length === 0;
 
-  const recent = card.recent_calls || [];
+  const party = card.party_id && (card.kind === "client" || card.kind === "lead") ? card.kind + "/" + card.party_id : null;
+  if (party && entry.historyFor !== party) {
+    entry.historyFor = party;
+    const box = el("div", {});
+    parts.history.replaceChildren(el("h3", {},
+      el("a", { href: "#clients/" + party, i18n: "page.card.history" })), box);
+    parts.history.hidden = false;
+    // A record that is not this manager's to open (another manager's client ringing in a queue): the
+    // card keeps its last calls instead.
+    timeline(box, card.kind, card.party_id, { limit: 6, compact: true }).then((ok) => {
+      entry.historyOk = ok;
+      if (!ok) { parts.history.hidden = true; update(entry); }
+    });
+  }
+  const recent = party && entry.historyOk !== false ? [] : card.recent_calls || [];
   parts.recent.hidden = recent.length === 0;
   parts.recent.replaceChildren(el("h3", { i18n: "page.card.recent" }),
     el("ul", {}, recent.map((r) => el("li", {},

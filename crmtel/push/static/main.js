@@ -8,6 +8,9 @@ import { configure, guessLanguage, language, onLanguage, setLanguage, t } from "
 import * as socket from "./socket.js";
 import { allViews } from "./views.js";
 import "./history.js";
+import "./clients.js";
+import "./deals.js";
+import "./tasks.js";
 import "./callbacks.js";
 import "./dial.js";
 
@@ -25,7 +28,11 @@ function showLogin() {
   $("#login-name").focus();
 }
 
-function showView(id) {
+// "#clients/client/12": the view's id, then what the view itself reads (a record, filters).
+function showView(hash) {
+  const cut = hash.search(/[/?]/);
+  const id = cut < 0 ? hash : hash.slice(0, cut);
+  const rest = cut < 0 ? "" : hash.slice(cut + 1);
   const views = allViews();
   const view = views.find((v) => v.id === id) || views[0];
   for (const [vid, section] of mounted) section.hidden = vid !== view.id;
@@ -34,7 +41,7 @@ function showView(id) {
     else link.removeAttribute("aria-current");
   }
   document.title = t("page.title.main");
-  if (view.show) view.show();
+  if (view.show) view.show(rest);
 }
 
 async function start(manager) {
