@@ -16,6 +16,7 @@ from decimal import Decimal
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
+from crmtel.crm.service import DEFAULT_LOST_REASONS, DEFAULT_STAGES
 from crmtel.demo.people import DemoParty, DemoPeople, last_month
 from crmtel.domain import (
     CallRecord,
@@ -32,6 +33,7 @@ from crmtel.fakepbx.tones import tone_wav, write_recording
 from crmtel.store.calls import CallRepository
 from crmtel.store.db import Database
 from crmtel.store.deals import DealRepository, NewDeal
+from crmtel.store.models import PartyNoteRow, TaskRow
 from crmtel.store.tasks import MissedCall, TaskRepository
 
 PBX = "pbx1"
@@ -47,6 +49,27 @@ _TITLES = (
     "Комплект дверей",
     "Ламинат и плинтус",
     "Электрика для склада",
+)
+_NEXT_STEPS = (
+    ("Отправить коммерческое предложение", 1),
+    ("Согласовать спецификацию", 2),
+    ("Выставить счёт", 1),
+    ("Созвониться с закупщиком", 3),
+    ("Встреча на объекте", 5),
+)
+_PLANNED = (
+    (-26, "callback", "Перезвонить по счёту"),
+    (-3, "call", "Уточнить объём поставки"),
+    (2, "callback", "Перезвонить после обеда"),
+    (20, "meeting", "Встреча в офисе клиента"),
+    (70, "email", "Отправить договор на подпись"),
+)
+_NOTES = (
+    "Просит скидку 5 % при оплате до конца месяца.",
+    "Новый закупщик с понедельника — Олег, прямой 8 (903) 123-00-01.",
+    "Доставка только до 16:00, въезд со двора.",
+    "Сравнивают с предложением конкурента, ждут наше КП до пятницы.",
+    "Оплата по счёту, отсрочка 14 дней согласована.",
 )
 _MISSED = (MissedReason.CALLER_HUNG_UP_RINGING, MissedReason.ABANDONED_IN_QUEUE, MissedReason.NO_ANSWER)
 
@@ -240,14 +263,61 @@ async def _deals(
                         manager_id=manager_id,
                         client_id=party.id if party.kind is PartyKind.CLIENT else None,
                         lead_id=party.id if party.kind is PartyKind.LEAD else None,
-                        stage="new" if status is DealStatus.OPEN else "offer",
+                        stage=rng.choice(DEFAULT_STAGES) if status is DealStatus.OPEN else "negotiation",
                         opened_at=min(opened, now),
                     )
                 )
-                if status is not DealStatus.OPEN:
+                if status is DealStatus.OPEN:
+                    step, days = rng.choice(_NEXT_STEPS)
+                    await deals.plan(deal.id, step, now + timedelta(days=days, hours=rng.randint(-3, 3)))
+                else:
                     await deals.close(deal.id, status, min(closed, now))
+                    if status is DealStatus.LOST:
+                        await deals.plan(
+                            deal.id, None, None, lost_reason=rng.choice(DEFAULT_LOST_REASONS[:5])
+                        )
                 made += 1
     return made
+
+
+async def _planned(db: Database, rng: random.Random, people: DemoPeople, now: datetime) -> None:
+    """Planned tasks for every manager: some overdue, some today, some later in the week; notes on clients."""
+    async with db.session() as session:
+        for login, manager_id in people.managers.items():
+            if login not in people.extensions:
+                continue
+            own = [p for p in people.parties if p.manager == login] or list(people.parties)
+            for hours, kind, title in _PLANNED:
+                party = rng.choice(own)
+                due = now + timedelta(hours=hours + rng.uniform(-1, 1))
+                session.add(
+                    TaskRow(
+                        kind=kind,
+                        title=title,
+                        phone=party.phone if kind in ("callback", "call") else None,
+                        manager_id=manager_id,
+                        client_id=party.id if party.kind is PartyKind.CLIENT else None,
+                        lead_id=party.id if party.kind is PartyKind.LEAD else None,
+                        status="open",
+                        source="planned",
+                        missed_count=0,
+                        due_at=due,
+                        created_at=min(due, now) - timedelta(days=2),
+                        updated_at=now,
+                    )
+                )
+        for party in people.parties[:8]:
+            note = rng.choice(_NOTES)
+            author = people.managers.get(party.manager or "head")
+            session.add(
+                PartyNoteRow(
+                    kind=party.kind.value,
+                    party_id=party.id,
+                    manager_id=author,
+                    text=note,
+                    created_at=now - timedelta(days=rng.randint(1, 20), hours=rng.randint(0, 8)),
+                )
+            )
 
 
 async def seed_history(
@@ -296,6 +366,7 @@ async def seed_history(
             )
         )
     await _deals(DealRepository(db), rng, people, months, now)
+    await _planned(db, rng, people, now)
     if recordings_dir is not None:
         tone = tone_wav()
         for name in plan.recordings:

@@ -75,12 +75,48 @@ _CLIENTS = (
     _Client("ООО «Техносфера»", "+79168880008", "boris", Category.RETAIL, 91_000),
     _Client("Дмитрий Соколов", "+79169990009", "vera", Category.RETAIL, 12_400, "person"),
 )
+# More of the team's book, so lists, search and the pipeline look like a real team's (numbers not dialled by the
+# simulator's recorded calls; each its own).
+_MORE_CLIENTS = (
+    _Client("ООО «Гранит-Строй»", "+79261230101", "gleb", Category.WHOLESALE, 730_000),
+    _Client("ООО «Альфа Логистик»", "+79261230202", "boris", Category.RETAIL, 56_000),
+    _Client("ИП Смирнова Е. В.", "+79261230303", "vera", Category.RETAIL, 23_400, "person"),
+    _Client("ООО «ТехноСнаб»", "+79261230404", "gleb", Category.WHOLESALE, 315_000),
+    _Client("ЗАО «Меридиан Пром»", "+79261230505", None, Category.WHOLESALE, 1_420_000),
+    _Client("Алексей Морозов", "+79261230606", "anna", Category.RETAIL, 9_800, "person"),
+    _Client("ООО «Эталон»", "+79261230707", "boris", Category.RETAIL, 74_500),
+    _Client("ООО «Сервис Плюс»", "+79261230808", "anna", Category.RETAIL, 38_200),
+    _Client("АО «Энергоресурс»", "+79261230909", "gleb", Category.WHOLESALE, 2_100_000),
+    _Client("Наталья Фёдорова", "+79261231010", "vera", Category.RETAIL, 15_600, "person"),
+    _Client("ООО «Орбита»", "+79261231111", None, Category.RETAIL, 47_000),
+    _Client("ИП Григорьев А. С.", "+79261231212", "boris", Category.RETAIL, 31_900, "person"),
+)
+# Contact persons (name, position, number) of some clients, by client name.
+_CONTACTS = {
+    "ООО «Вектор»": ("Олег Никитин", "закупщик", "+79031230001"),
+    "ООО «СтройМаркет»": ("Ирина Павлова", "главный бухгалтер", "+79031230002"),
+    "АО «Северный ветер»": ("Юрий Захаров", "директор по снабжению", "+79031230003"),
+    "ООО «Гранит-Строй»": ("Светлана Белова", "менеджер по закупкам", "+79031230004"),
+    "АО «Энергоресурс»": ("Фёдор Киселёв", "начальник склада", "+79031230005"),
+}
+# INNs with valid check digits.
+_INNS = {
+    "ООО «Вектор»": "7739825971",
+    "ООО «СтройМаркет»": "7791907480",
+    "АО «Северный ветер»": "7733788762",
+    "ООО «Ромашка»": "7723286019",
+    "ООО «Гранит-Строй»": "7729040477",
+    "АО «Энергоресурс»": "7796669729",
+}
 _LEADS = (
-    ("Неизвестный абонент", "+79037654321", None),
-    ("Мария Кузнецова", "+79031112233", "anna"),
-    ("ООО «Лидер»", "+79034445566", "boris"),
-    ("Сергей Волков", "+79037778899", "vera"),
-    ("ООО «Меридиан»", "+79035556677", "gleb"),
+    ("Екатерина Орлова", "+79037654321", None, None),
+    ("Мария Кузнецова", "+79031112233", "anna", "ООО «Цветы и сад»"),
+    ("Андрей Лебедев", "+79034445566", "boris", "ООО «Лидер»"),
+    ("Сергей Волков", "+79037778899", "vera", None),
+    ("Роман Жуков", "+79035556677", "gleb", "ООО «Меридиан»"),
+    ("Полина Сорокина", "+79035550011", "anna", None),
+    ("Виктор Тарасов", "+79035550022", None, "ИП Тарасов"),
+    ("Дарья Антонова", "+79035550033", "vera", "ООО «Уют»"),
 )
 
 
@@ -110,7 +146,7 @@ async def seed_people(managers: ManagerRepository, parties: PartyRepository) -> 
             extensions[person.login] = person.extension
     month = last_month(datetime.now(UTC).date())
     seeded: list[DemoParty] = []
-    for client in _CLIENTS:
+    for client in _CLIENTS + _MORE_CLIENTS:
         first = client is _CLIENTS[0]
         created = await parties.add_client(
             NewClient(
@@ -127,10 +163,21 @@ async def seed_people(managers: ManagerRepository, parties: PartyRepository) -> 
         )
         if first:
             await parties.add_contact("Иван Петров", [client.phone], [created.id])
+        if client.name in _CONTACTS:
+            contact_name, _position, number = _CONTACTS[client.name]
+            await parties.add_contact(contact_name, [number], [created.id])
+        if client.name in _INNS:
+            await parties.set_details(created.id, inn=_INNS[client.name])
         seeded.append(DemoParty(PartyKind.CLIENT, created.id, client.name, client.phone, client.manager))
-    for name, phone, manager in _LEADS:
+    for name, phone, manager, company in _LEADS:
         lead = await parties.add_lead(
-            NewLead(name=name, phones=(phone,), source="site", manager_id=ids[manager] if manager else None)
+            NewLead(
+                name=name,
+                phones=(phone,),
+                company=company,
+                source="site",
+                manager_id=ids[manager] if manager else None,
+            )
         )
         seeded.append(DemoParty(PartyKind.LEAD, lead.id, name, phone, manager))
     return DemoPeople(ids, extensions, tuple(seeded))

@@ -36,16 +36,34 @@ _ID_RE = re.compile(r"(?<![\d.])\d{9,11}\.\d+(?![\d])")
 _CHANNEL_SEQ_RE = re.compile(r"((?:PJSIP|SIP|IAX2|DAHDI|Local)/[^\s,&]+?)-([0-9a-f]{8})(?=$|;|[^0-9a-f])")
 # Russian mobile numbers in any of their spellings: +7 916…, 7916…, 8916…
 _MOBILE_RE = re.compile(r"(?<!\d)(\+7|7|8)(9\d{9})(?!\d)")
-_NAMES = (
-    "Пётр Иванов",
-    "Мария Кузнецова",
-    "Sergey Volkov",
-    "Elena Morozova",
-    "ООО Ромашка",
-    "Dmitry Sokolov",
-    "Наталья Попова",
-    "Alexey Novikov",
+_FIRST = (
+    "Пётр",
+    "Мария",
+    "Сергей",
+    "Елена",
+    "Дмитрий",
+    "Наталья",
+    "Алексей",
+    "Ольга",
+    "Игорь",
+    "Татьяна",
+    "Юрий",
 )
+_LAST = (
+    "Иванов",
+    "Кузнецов",
+    "Волков",
+    "Морозов",
+    "Соколов",
+    "Попов",
+    "Новиков",
+    "Фёдоров",
+    "Зайцев",
+    "Павлов",
+)
+_FEMALE = frozenset({"Мария", "Елена", "Наталья", "Ольга", "Татьяна"})
+# New callers' names: Russian first and last names (a woman's surname in its feminine form), 110 of them.
+_NAMES = tuple(f"{first} {last}{'а' if first in _FEMALE else ''}" for first in _FIRST for last in _LAST)
 
 
 # A pause longer than this between two recorded messages is someone waiting (ringing, talking), not Asterisk

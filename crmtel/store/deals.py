@@ -118,6 +118,16 @@ class DealRepository:
                 .values(status=status.value, stage=status.value, closed_at=at or datetime.now(UTC))
             )
 
+    async def plan(
+        self, deal_id: int, step: str | None, at: datetime | None, *, lost_reason: str | None = None
+    ) -> None:
+        """Set a deal's next step and its date (and, for a lost deal, why it was lost)."""
+        values: dict[str, object] = {"next_step": step, "next_step_at": at}
+        if lost_reason is not None:
+            values["lost_reason"] = lost_reason
+        async with self._db.session() as session:
+            await session.execute(update(DealRow).where(DealRow.id == deal_id).values(**values))
+
     async def for_calls(self, call_ids: Sequence[int]) -> list[DealSummary]:
         """Deals opened from these calls, oldest first."""
         if not call_ids:

@@ -139,6 +139,16 @@ class PartyRepository:
             await reindex_in(session, CLIENT, [row.id])
             return Created(row.id, dups)
 
+    async def set_details(self, client_id: int, *, inn: str | None = None, email: str | None = None) -> None:
+        """Set a client's INN and e-mail (imports and the demo; the card edits through crmtel.store.crm_parties)."""
+        async with self._db.session() as session:
+            row = await session.get(ClientRow, client_id)
+            if row is None:
+                return
+            row.inn = inn or row.inn
+            row.email = email or row.email
+            await reindex_in(session, CLIENT, [client_id])
+
     async def add_contact(
         self, name: str, phones: Sequence[str], client_ids: Sequence[int], email: str | None = None
     ) -> Created:

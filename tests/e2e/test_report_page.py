@@ -158,7 +158,8 @@ async def test_head_sees_chart_and_the_same_numbers_as_the_cli(site: Site, tmp_p
 
 
 async def test_period_picker_and_csv_download_follow_the_cli(site: Site) -> None:
-    """Picking the previous two days shows their figures; the CSV download is byte-for-byte the CLI's."""
+    """Picking the previous two days shows their figures; the CSV download is what Russian Excel opens (a BOM,
+    ``;``, decimal commas) with the CLI's cells, and the comma-separated one is the CLI's after its BOM."""
     context, page = await site.page_for("hugo")
     await page.goto(site.url("/reports/calls-vs-deals"))
     await expect(page.locator("#period")).to_have_text("Nov 1, 2026 – Nov 30, 2026", timeout=SEEN)
@@ -173,7 +174,18 @@ async def test_period_picker_and_csv_download_follow_the_cli(site: Site) -> None
     download = await info.value
     path = await download.path()
     assert path is not None
-    text = await asyncio.to_thread(Path(path).read_text, encoding="utf-8")
+    raw = await asyncio.to_thread(Path(path).read_bytes)
+    assert raw.startswith(b"\xef\xbb\xbf")
+    rows = list(csv.reader(io.StringIO(raw.decode("utf-8-sig")), delimiter=";"))
+    assert rows == [
+        [cell.replace(".", ",") if cell.replace(".", "", 1).isdigit() else cell for cell in row]
+        for row in cli
+    ]
+    async with page.expect_download() as info:
+        await page.click("#download-csv-comma")
+    path = await (await info.value).path()
+    assert path is not None
+    text = await asyncio.to_thread(Path(path).read_text, encoding="utf-8-sig")
     assert list(csv.reader(io.StringIO(text))) == cli
     await context.close()
 
