@@ -41,10 +41,12 @@ class Sort(enum.StrEnum):
 
 @dataclass(frozen=True, slots=True)
 class Cursor:
-    """Where the next page starts: the last row's sort key and id."""
+    """Where the next page starts: the last row's sort key and id (and, in a broad search walked in term
+    order, the term it was found by)."""
 
     key: str
     id: int
+    term: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

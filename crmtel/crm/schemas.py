@@ -363,9 +363,17 @@ def cursor_of(query: str | None) -> Cursor | None:
     if not query:
         return None
     parts = decode_cursor(query)
-    if parts is None or len(parts) != 2 or not isinstance(parts[0], str) or not isinstance(parts[1], int):
+    if (
+        parts is None
+        or len(parts) not in (2, 3)
+        or not isinstance(parts[0], str)
+        or not isinstance(parts[1], int)
+    ):
         raise ValueError("cursor")
-    return Cursor(parts[0], parts[1])
+    term = parts[2] if len(parts) == 3 else None
+    if term is not None and not isinstance(term, str):
+        raise ValueError("cursor")
+    return Cursor(parts[0], parts[1], term)
 
 
 class ManagerOut(Out):

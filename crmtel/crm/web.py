@@ -278,7 +278,10 @@ def crm_routes(api: CrmApi) -> web.RouteTableDef:
             return json_out(PartyListOut(items=[], next=None))
         page = await api.lists.page(query, viewer_of(me))
         numbers = api.fmt([p for item in page.items for p in item.phones])
-        nxt = encode_cursor([page.next.key, page.next.id]) if page.next is not None else None
+        nxt = None
+        if page.next is not None:
+            parts: list[object] = [page.next.key, page.next.id]
+            nxt = encode_cursor([*parts, page.next.term] if page.next.term is not None else parts)
         return json_out(PartyListOut(items=[row_out(i, numbers) for i in page.items], next=nxt))
 
     @routes.post(f"/api/{kinds}")

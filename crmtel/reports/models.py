@@ -49,10 +49,18 @@ class Period:
         return (self.end.year - self.start.year) * 12 + self.end.month - self.start.month
 
     def previous(self) -> Period:
-        """The period compared with: the previous calendar months for whole months, else the same days before."""
+        """The period compared with, like with like: the previous calendar months for whole months; the same
+        days of the previous month for a month so far (1–6 Dec: 1–6 Nov, clamped to a shorter month); the same
+        days of the previous week for a week so far (Mon–Wed: last Mon–Wed); else the same number of days
+        just before."""
         months = self.months
         if months is not None:
             return Period(add_months(self.start, -months), self.start, self.tz)
+        if self.start.day == 1 and self.end <= add_months(self.start, 1):
+            before = add_months(self.start, -1)
+            return Period(before, min(before + timedelta(days=self.days), self.start), self.tz)
+        if self.start.weekday() == 0 and self.days < 7:
+            return Period(self.start - timedelta(days=7), self.end - timedelta(days=7), self.tz)
         return Period(self.start - timedelta(days=self.days), self.start, self.tz)
 
 
@@ -66,7 +74,8 @@ PRESETS = ("today", "yesterday", "this_week", "last_week", "this_month", "last_m
 
 
 def preset_period(name: str, today: date, tz: str) -> Period:
-    """A named period around ``today`` (weeks start on Monday); ValueError for an unknown name."""
+    """A named period around ``today`` (weeks start on Monday); ValueError for an unknown name. This week and
+    this month are *so far* (up to the end of today), so they compare with the same days before."""
     month = today.replace(day=1)
     week = today - timedelta(days=today.weekday())
     match name:
@@ -75,11 +84,11 @@ def preset_period(name: str, today: date, tz: str) -> Period:
         case "yesterday":
             return Period(today - timedelta(days=1), today, tz)
         case "this_week":
-            return Period(week, week + timedelta(days=7), tz)
+            return Period(week, today + timedelta(days=1), tz)
         case "last_week":
             return Period(week - timedelta(days=7), week, tz)
         case "this_month":
-            return Period(month, add_months(month, 1), tz)
+            return Period(month, today + timedelta(days=1), tz)
         case "last_month":
             return Period(add_months(month, -1), month, tz)
     raise ValueError(f"unknown period preset {name!r} (one of {', '.join(PRESETS)})")

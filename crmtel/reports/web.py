@@ -77,14 +77,8 @@ def csv_separator(request: web.Request) -> str:
 
 
 def default_period(today: date, tz: str) -> Period:
-    """The current calendar month."""
-    start = today.replace(day=1)
-    end = (
-        start.replace(year=start.year + 1, month=1)
-        if start.month == 12
-        else start.replace(month=start.month + 1)
-    )
-    return Period(start, end, tz)
+    """This month so far (to the end of today), compared with the same days of the last month."""
+    return Period(today.replace(day=1), today + timedelta(days=1), tz)
 
 
 def period_from_query(preset: str | None, today: date, tz: str) -> Period:

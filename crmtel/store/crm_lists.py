@@ -1,10 +1,18 @@
 """The client and lead lists: search, filters, sort and keyset paging that stay fast at a million parties.
 
 A search token is a prefix of a stored term (``party_terms``, see ``crmtel.crm.search``). Each token is first
-probed: how many terms start with it, counting at most ``NARROW``. When one token is narrow, its parties are
-read from the term index and only they are filtered and sorted (term first). When every token is broad
-(``ип``, ``ооо``), the list is walked in its sort order and each row checked with an index probe until the
-page is full (order first): a common word matches many rows, so the page fills after a few hundred.
+probed: how many terms start with it, counting at most ``NARROW``. Then one of three plans:
+
+- *terms*: a narrow token's parties (at most ``NARROW``) are read from the term index; only they are filtered
+  and sorted in the list's order.
+- *manager*: every token is broad but the list is one manager's: that manager's rows are walked in the list's
+  order (their own index), each checked with an index probe.
+- *term walk*: every token is broad (``ип``, ``ооо``) and the list is everyone's: the term index of the most
+  specific token is walked in (term, name) order — a party is listed under the first word it matched, exact
+  words before longer ones, by name within each — in batches checked against the other tokens and filters,
+  until the page is full or ``MAX_WALK`` candidates were seen (then the page is shorter and the cursor goes
+  on). A party's rows elsewhere in the list never decide how long a page takes: the whole list is not walked
+  when the matches sit at its end (companies «ООО …» after every person's name).
 """
 
 from __future__ import annotations
@@ -34,6 +42,9 @@ from crmtel.store.models import (
 
 # A token matching fewer terms than this is read from the term index first.
 NARROW = 5000
+# The term walk checks candidates this many at a time, and at most MAX_WALK of them for one page.
+WALK_BATCH = 250
+MAX_WALK = 5000
 
 
 def _utc(value: datetime | None) -> datetime | None:
@@ -55,7 +66,9 @@ def visible(kind: Kind, viewer: Viewer, table: Any | None = None) -> ColumnEleme
     shared = select(PartyShareRow.party_id).where(
         PartyShareRow.kind == kind.value, PartyShareRow.manager_id == viewer.manager_id
     )
-    return or_(t.manager_id == viewer.manager_id, t.manager_id.is_(None), t.id.in_(shared))
+    # One expression for "own or unassigned" (not an OR of two index lookups): the list is then walked in
+    # its own order instead of gathering every visible row to sort it.
+    return or_(func.coalesce(t.manager_id, viewer.manager_id) == viewer.manager_id, t.id.in_(shared))
 
 
 def _token_match(kind: Kind, token: Token, party_id: Any) -> ColumnElement[bool]:
@@ -115,7 +128,9 @@ def _after(kind: Kind, sort: Sort, after: Cursor) -> ColumnElement[bool]:
     return tuple_(key, ident) > tuple_(value, after.id)
 
 
-def _filters(q: PartyQuery, viewer: Viewer, now: datetime) -> list[ColumnElement[bool]]:
+def _filters(
+    q: PartyQuery, viewer: Viewer, now: datetime, *, paged: bool = True
+) -> list[ColumnElement[bool]]:
     t = table_of(q.kind)
     conds: list[ColumnElement[bool]] = []
     scope = visible(q.kind, viewer)
@@ -137,7 +152,7 @@ def _filters(q: PartyQuery, viewer: Viewer, now: datetime) -> list[ColumnElement
             CallRow.party_kind == q.kind.value, CallRow.party_id == t.id, CallRow.started_at >= since
         )
         conds.append(~recent)
-    if q.after is not None:
+    if paged and q.after is not None:
         conds.append(_after(q.kind, q.sort, q.after))
     return conds
 
@@ -149,28 +164,27 @@ class PartyLists:
         self._db = db
 
     async def page(self, q: PartyQuery, viewer: Viewer, *, now: datetime | None = None) -> PartyPage:
-        """One page of the list, in ``q.sort`` order, after ``q.after``."""
+        """One page of the list, in ``q.sort`` order, after ``q.after`` (see the module docstring)."""
         now = now or datetime.now(UTC)
         t = table_of(q.kind)
-        conds = _filters(q, viewer, now)
-        strategy = "list"
         async with self._db.session() as session:
+            strategy = "list"
+            broad: list[Token] = []
             if q.tokens:
                 probes = [(await _probe(session, q.kind, tok), tok) for tok in q.tokens]
                 narrow = [tok for n, tok in probes if n < NARROW]
                 broad = [tok for n, tok in probes if n >= NARROW]
-                if narrow:
-                    strategy = "terms"
-                    ids: set[int] | None = None
-                    for tok in narrow:
-                        found = await _ids(session, q.kind, tok)
-                        ids = found if ids is None else ids & found
-                    if not ids:
-                        return PartyPage((), None, strategy)
-                    conds.append(t.id.in_(sorted(ids)))
-                else:
-                    strategy = "walk"
-                conds.extend(_token_match(q.kind, tok, t.id) for tok in broad)
+                if (q.after is not None and q.after.term is not None) or (
+                    not narrow and q.manager_id is None and not q.unassigned
+                ):
+                    return await self._term_walk(session, q, viewer, now, list(q.tokens))
+                strategy = "terms" if narrow else "manager"
+            conds = _filters(q, viewer, now)
+            if narrow_ids := (await _narrow_ids(session, q, narrow) if q.tokens and narrow else None):
+                conds.append(t.id.in_(sorted(narrow_ids)))
+            elif q.tokens and narrow:
+                return PartyPage((), None, strategy)
+            conds.extend(_token_match(q.kind, tok, t.id) for tok in broad)
             key, ident, desc = _sort_columns(q.kind, q.sort)
             order = (key.desc(), ident.desc()) if desc else (key, ident)
             stmt = select(t).where(*conds).order_by(*order).limit(q.limit + 1)
@@ -184,6 +198,85 @@ class PartyLists:
             raw = last.created_at if q.sort is Sort.CREATED_DESC else last.name_key
             nxt = Cursor(cursor_key(_utc(raw) if isinstance(raw, datetime) else raw), last.id)
         return PartyPage(tuple(items), nxt, strategy)
+
+    async def _term_walk(
+        self, session: AsyncSession, q: PartyQuery, viewer: Viewer, now: datetime, tokens: list[Token]
+    ) -> PartyPage:
+        t = table_of(q.kind)
+        # The most specific token leads (the longest prefix); the others are checked on each candidate.
+        driver = max(tokens, key=lambda tok: max(len(p) for p in tok.prefixes))
+        others = [tok for tok in tokens if tok is not driver]
+        low, high = prefix_range(driver.prefixes[0])
+        conds = _filters(q, viewer, now, paged=False)
+        conds.extend(_token_match(q.kind, tok, t.id) for tok in others)
+        position = (q.after.term, q.after.key, q.after.id) if q.after is not None and q.after.term else None
+        found: list[tuple[tuple[str, str, int], Any]] = []
+        seen = 0
+        exhausted = False
+        while len(found) <= q.limit and seen < MAX_WALK:
+            stmt = select(PartyTermRow.term, PartyTermRow.name_key, PartyTermRow.party_id).where(
+                PartyTermRow.kind == q.kind.code, PartyTermRow.term >= low, PartyTermRow.term < high
+            )
+            if position is not None:
+                stmt = stmt.where(
+                    tuple_(PartyTermRow.term, PartyTermRow.name_key, PartyTermRow.party_id)
+                    > tuple_(*position)
+                )
+            batch = (
+                await session.execute(
+                    stmt.order_by(PartyTermRow.term, PartyTermRow.name_key, PartyTermRow.party_id).limit(
+                        WALK_BATCH
+                    )
+                )
+            ).all()
+            if not batch:
+                exhausted = True
+                break
+            seen += len(batch)
+            position = (str(batch[-1][0]), str(batch[-1][1]), int(batch[-1][2]))
+            ids = sorted({r[2] for r in batch})
+            # A party is listed once: under the first of its words the prefix matches.
+            first = dict(
+                (
+                    await session.execute(
+                        select(PartyTermRow.party_id, func.min(PartyTermRow.term))
+                        .where(
+                            PartyTermRow.kind == q.kind.code,
+                            PartyTermRow.party_id.in_(ids),
+                            PartyTermRow.term >= low,
+                            PartyTermRow.term < high,
+                        )
+                        .group_by(PartyTermRow.party_id)
+                    )
+                ).all()
+            )
+            rows = {
+                r.id: r for r in (await session.execute(select(t).where(t.id.in_(ids), *conds))).scalars()
+            }
+            for term, key, pid in batch:
+                if pid in rows and first.get(pid) == term:
+                    found.append(((term, key, pid), rows[pid]))
+            if len(batch) < WALK_BATCH:
+                exhausted = True
+                break
+        page = found[: q.limit]
+        items = await _items(session, q.kind, [row for _, row in page])
+        nxt = None
+        if len(found) > q.limit:
+            term, key, pid = page[-1][0]
+            nxt = Cursor(key, pid, term)
+        elif not exhausted and position is not None:
+            # The walk stopped at its bound: the next page goes on from the last candidate seen.
+            nxt = Cursor(str(position[1]), int(position[2]), str(position[0]))
+        return PartyPage(tuple(items), nxt, "walk")
+
+
+async def _narrow_ids(session: AsyncSession, q: PartyQuery, narrow: list[Token]) -> set[int]:
+    ids: set[int] | None = None
+    for tok in narrow:
+        found = await _ids(session, q.kind, tok)
+        ids = found if ids is None else ids & found
+    return ids or set()
 
 
 async def _items(session: AsyncSession, kind: Kind, rows: Sequence[Any]) -> list[PartyListItem]:

@@ -91,7 +91,7 @@ def reindex_sync(conn: _Executor, kind: str, ids: Iterable[int]) -> None:
         core: Table = ClientRow.__table__ if kind == CLIENT else LeadRow.__table__  # type: ignore[assignment]
         conn.execute(delete(PartyTermRow).where(PartyTermRow.kind == kind, PartyTermRow.party_id.in_(chunk)))
         rows = [
-            {"kind": kind, "party_id": pid, "term": term}
+            {"kind": kind, "party_id": pid, "term": term, "name_key": name_key(text.name)}
             for pid, text in texts.items()
             for term in sorted(terms(text))
         ]

@@ -369,13 +369,16 @@ class PartyTermRow(Base):
     """One word or digit run a client (``kind`` c) or lead (l) is found by (crmtel.crm.search)."""
 
     __tablename__ = "party_terms"
-    __table_args__ = (Index("ix_party_terms_term", "kind", "term", "party_id"),)
+    # A broad search walks this index in (term, name) order instead of the whole list (crmtel.store.crm_lists).
+    __table_args__ = (Index("ix_party_terms_term", "kind", "term", "name_key", "party_id"),)
 
     kind: Mapped[str] = mapped_column(String(1), primary_key=True)
     party_id: Mapped[int] = mapped_column(Integer, primary_key=True)
     term: Mapped[str] = mapped_column(
         String(64).with_variant(String(64, collation="C"), "postgresql"), primary_key=True
     )
+    # The party's sort key (its folded name), so a broad search lists in name order from this table alone.
+    name_key: Mapped[str] = mapped_column(String(300), default="")
 
 
 class PartyShareRow(Base):

@@ -311,3 +311,36 @@ async def test_upgrading_a_database_with_parties_indexes_them(database_url: str,
             assert await session.scalar(select(func.count()).select_from(PhoneRow)) == 1
     finally:
         await db.dispose()
+
+
+async def test_a_broad_search_walks_the_term_index_and_lists_everyone_once(
+    db: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With every token broad the term index is walked in bounded batches: pages (some shorter, with a cursor)
+    list each matching party exactly once, exact words before longer ones, and a manager's filter applies."""
+    from crmtel.store import crm_lists
+
+    monkeypatch.setattr(crm_lists, "NARROW", 3)
+    monkeypatch.setattr(crm_lists, "WALK_BATCH", 4)
+    monkeypatch.setattr(crm_lists, "MAX_WALK", 8)
+    ids = await _seed(db)
+    parties = PartyRepository(db)
+    for i in range(25):
+        await parties.add_client(NewClient(name=f"ООО «Тест {i:02d}» ООО", phones=(f"+7916123{i:04d}",)))
+    await parties.add_client(NewClient(name="Оооошка Виктор", phones=("+79161239999",)))
+    head = Viewer(ids["head"], head=True)
+    lists = PartyLists(db)
+    q = PartyQuery(Kind.CLIENT, tokens=parse_query("ооо"), limit=5)
+    got: list[str] = []
+    page = await lists.page(q, head)
+    assert page.strategy == "walk"
+    got += [i.name for i in page.items]
+    while page.next is not None:
+        page = await lists.page(replace(q, after=page.next), head)
+        got += [i.name for i in page.items]
+    assert len(got) == len(set(got)) == 27
+    assert got[-1] == "Оооошка Виктор"  # a longer word after every exact «ООО»
+    assert got[:2] == ["ООО «Ромашка»", "ООО «Тест 00» ООО"]
+    anna = Viewer(ids["anna"], head=False)
+    page = await lists.page(replace(q, limit=50), anna)
+    assert "ООО «Ромашка»" not in [i.name for i in page.items]

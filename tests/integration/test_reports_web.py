@@ -162,17 +162,18 @@ async def test_without_a_login_every_route_is_refused(site: Site) -> None:
 
 
 async def test_default_period_is_the_current_month(site: Site) -> None:
-    """Without dates the page shows this month (today is 2 Nov 2026 here) and the previous calendar month, in the reader's words."""
+    """Without dates the page shows this month so far (today is 2 Nov 2026 here) against the same days of the
+    previous month, in the reader's words."""
     html = await (await site.get("/reports/calls-vs-deals", "hugo")).text()
-    assert "Nov 1, 2026 – Nov 30, 2026" in html
-    assert "compared with Oct 1, 2026 – Oct 31, 2026 (time zone Europe/Moscow)" in html
+    assert "Nov 1, 2026 – Nov 2, 2026" in html
+    assert "compared with Oct 1, 2026 – Oct 2, 2026 (time zone Europe/Moscow)" in html
     resp = await site.http.get(
         site.url + "/reports/calls-vs-deals", headers={"X-Test-User": "hugo", "X-Test-Lang": "ru"}
     )
     html = (await resp.text()).replace("\xa0", " ").replace("\u202f", " ")  # Babel's no-break spaces
     assert '<html lang="ru">' in html
-    assert "1 нояб. 2026 г. – 30 нояб. 2026 г." in html
-    assert "сравнение с 1 окт. 2026 г. – 31 окт. 2026 г." in html
+    assert "1 нояб. 2026 г. – 2 нояб. 2026 г." in html
+    assert "сравнение с 1 окт. 2026 г. – 2 окт. 2026 г." in html
 
 
 async def test_csv_and_xlsx_downloads(site: Site) -> None:

@@ -26,9 +26,9 @@ def test_period_follows_daylight_saving_changes() -> None:
 
 
 def test_previous_period_of_other_spans_has_the_same_number_of_days() -> None:
-    """Two days compare with the two days before them; a week with the week before."""
-    p = Period(date(2026, 11, 2), date(2026, 11, 4), "UTC").previous()
-    assert (p.start, p.end) == (date(2026, 10, 31), date(2026, 11, 2))
+    """Two days (from a Tuesday) compare with the two days before them; a week with the week before."""
+    p = Period(date(2026, 11, 3), date(2026, 11, 5), "UTC").previous()
+    assert (p.start, p.end) == (date(2026, 11, 1), date(2026, 11, 3))
     w = Period(date(2026, 11, 23), date(2026, 11, 30), "UTC").previous()
     assert (w.start, w.end) == (date(2026, 11, 16), date(2026, 11, 23))
 
@@ -55,9 +55,9 @@ def test_previous_period_of_calendar_months_is_the_previous_calendar_months(
     [
         ("today", date(2026, 12, 1), date(2026, 12, 2)),
         ("yesterday", date(2026, 11, 30), date(2026, 12, 1)),
-        ("this_week", date(2026, 11, 30), date(2026, 12, 7)),  # 1 Dec 2026 is a Tuesday
+        ("this_week", date(2026, 11, 30), date(2026, 12, 2)),  # 1 Dec 2026 is a Tuesday: Mon and Tue so far
         ("last_week", date(2026, 11, 23), date(2026, 11, 30)),
-        ("this_month", date(2026, 12, 1), date(2027, 1, 1)),
+        ("this_month", date(2026, 12, 1), date(2026, 12, 2)),  # the month so far
         ("last_month", date(2026, 11, 1), date(2026, 12, 1)),
     ],
 )
@@ -123,3 +123,27 @@ def test_change_pct() -> None:
     assert change_pct(15, 10) == 50.0
     assert change_pct(5, 0) is None
     assert change_pct(None, 3) is None
+
+
+@pytest.mark.parametrize(
+    ("start", "end", "prev"),
+    [
+        (date(2026, 12, 1), date(2026, 12, 7), (date(2026, 11, 1), date(2026, 11, 7))),  # 1–6 Dec vs 1–6 Nov
+        (
+            date(2026, 3, 1),
+            date(2026, 3, 31),
+            (date(2026, 2, 1), date(2026, 3, 1)),
+        ),  # 30 March days vs February
+        (
+            date(2026, 11, 30),
+            date(2026, 12, 2),
+            (date(2026, 11, 23), date(2026, 11, 25)),
+        ),  # Mon–Tue vs Mon–Tue
+    ],
+)
+def test_a_month_or_week_so_far_compares_with_the_same_days_before(
+    start: date, end: date, prev: tuple[date, date]
+) -> None:
+    """This month so far is compared with the same days of last month (not all of it: no −56 % everywhere)."""
+    p = Period(start, end, "UTC").previous()
+    assert (p.start, p.end) == prev

@@ -10,10 +10,11 @@ from crmtel.reports.models import CallsVsDeals, ManagerFigures, Period, ReportFi
 from crmtel.reports.web import ReportRequest, default_period, page_html
 
 
-def test_default_period_is_the_calendar_month_even_in_december() -> None:
-    """Mid-December defaults to 1 Dec – 1 Jan of the next year."""
+def test_default_period_is_the_month_so_far_compared_with_the_same_days() -> None:
+    """On 15 December the default is 1–15 Dec, compared with 1–15 Nov."""
     p = default_period(date(2026, 12, 15), "UTC")
-    assert (p.start, p.end) == (date(2026, 12, 1), date(2027, 1, 1))
+    assert (p.start, p.end) == (date(2026, 12, 1), date(2026, 12, 16))
+    assert (p.previous().start, p.previous().end) == (date(2026, 11, 1), date(2026, 11, 16))
 
 
 def test_page_escapes_the_logged_in_managers_name_and_hides_filters() -> None:

@@ -55,6 +55,7 @@ def upgrade() -> None:
         sa.Column("kind", sa.String(length=1), nullable=False),
         sa.Column("party_id", sa.Integer(), nullable=False),
         sa.Column("term", _term_type(), nullable=False),
+        sa.Column("name_key", sa.String(length=300), nullable=False),
         sa.PrimaryKeyConstraint("kind", "party_id", "term", name=op.f("pk_party_terms")),
     )
     op.create_table(
@@ -109,7 +110,7 @@ def upgrade() -> None:
 
     _fill()
 
-    op.create_index("ix_party_terms_term", "party_terms", ["kind", "term", "party_id"])
+    op.create_index("ix_party_terms_term", "party_terms", ["kind", "term", "name_key", "party_id"])
     op.create_index("ix_clients_name_key", "clients", ["name_key", "id"])
     op.create_index("ix_clients_manager_name_key", "clients", ["manager_id", "name_key", "id"])
     op.create_index("ix_clients_created", "clients", ["created_at", "id"])
