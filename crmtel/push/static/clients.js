@@ -182,6 +182,8 @@ registerView({
   mount,
   show,
   onLanguage() {
+    // Called after a language switch, also one made before this view was mounted.
+    if (!listBox) return;
     if (!listBox.hidden) load(false);
     setText(form.newButton, t(kind === "lead" ? "crm.new_lead" : "crm.new_client"));
   },
