@@ -5,11 +5,12 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import Sequence
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from aiohttp import web
-from pydantic import AwareDatetime, Field, StrictInt
+from pydantic import AwareDatetime, Field, StrictInt, StringConstraints
 
 from crmtel.domain import Manager, PartyKind
 from crmtel.phones import normalize
@@ -28,7 +29,7 @@ from crmtel.push.inputs import (
 )
 from crmtel.recordings import locate
 from crmtel.store.deals import DealSummary, NewDeal
-from crmtel.store.history import CallView, visible_to
+from crmtel.store.history import CallFilter, CallView, visible_to
 from crmtel.store.notes import CallbackTask, Note, PartyConflict
 from crmtel.store.parties import NewLead
 from crmtel.timestamps import iso_instant
@@ -93,9 +94,15 @@ def _iso(value: datetime | None) -> str | None:
     return iso_instant(value)
 
 
-def call_json(call: CallView, *, playable: bool = True) -> dict[str, Any]:
-    """A recorded call for the history list; ``recording`` only when there is a file to play."""
+def call_json(
+    call: CallView, *, playable: bool = True, names: dict[str, str] | None = None
+) -> dict[str, Any]:
+    """A recorded call for the history list; ``recording`` only when there is a file to play; ``names``
+    (extension → manager) adds who answered and who rang by name."""
+    names = names or {}
     return {
+        "answered_by_name": names.get(call.answered_by or ""),
+        "rang_names": [names.get(ext) for ext in call.rang],
         "id": call.id,
         "call_id": call.call_id,
         "direction": call.direction,
@@ -191,19 +198,47 @@ async def _playable(request: web.Request, calls: Sequence[CallView]) -> set[str]
 
 
 class CallsQuery(Query):
-    """``?limit=&before=`` of the history list."""
+    """``?limit=&before=`` of the history list, and its filters (a head's drill-down from the report)."""
 
     limit: int = Field(default=50, ge=1, le=200)
     before: int | None = Field(default=None, ge=1, le=MAX_ID)
+    manager: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100)] | None = (
+        None
+    )
+    from_: AwareDatetime | None = Field(default=None, alias="from")
+    to: AwareDatetime | None = None
+    direction: Literal["inbound", "outbound", "internal"] | None = None
+    outcome: Literal["answered", "missed"] | None = None
+    number: Annotated[str, StringConstraints(strip_whitespace=True, max_length=64)] | None = None
+    recording: Literal["yes"] | None = None
 
 
 async def list_calls(request: web.Request) -> web.Response:
-    """``GET /api/calls?limit=&before=``: the newest calls the manager may see."""
+    """``GET /api/calls?limit=&before=&manager=&from=&to=&direction=&outcome=&number=&recording=``: the newest
+    calls the manager may see, narrowed by the filters, with the managers' names beside their extensions."""
     state = request.app[STATE]
     q = read_query(request, CallsQuery)
-    calls = await state.history.list(watch_scope(current_manager(request)), limit=q.limit, before_id=q.before)
+    me = current_manager(request)
+    people = await state.managers.all()
+    only = CallFilter(
+        since=q.from_,
+        until=q.to,
+        direction=q.direction,
+        outcome=q.outcome,
+        digits="".join(ch for ch in q.number or "" if ch.isdigit())[-10:] or None,
+        recording=q.recording == "yes",
+    )
+    if q.manager is not None:
+        who = next((m for m in people if m.login == q.manager), None)
+        if who is None:
+            raise refuse(request, web.HTTPBadRequest, "crm.manager_unknown")
+        only = replace(only, manager_id=who.id, manager_extensions=who.extensions)
+    calls = await state.history.list(watch_scope(me), limit=q.limit, before_id=q.before, only=only)
     playable = await _playable(request, calls)
-    return web.json_response({"calls": [call_json(c, playable=c.call_id in playable) for c in calls]})
+    names = {ext: m.name for m in people for ext in m.extensions}
+    return web.json_response(
+        {"calls": [call_json(c, playable=c.call_id in playable, names=names) for c in calls]}
+    )
 
 
 async def get_call(request: web.Request) -> web.Response:

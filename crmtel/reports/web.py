@@ -155,6 +155,22 @@ def _change(column: render.Column, report: CallsVsDeals, tr: Translator) -> str:
     return "" if pct is None else ("+" if pct > 0 else "") + tr.number(pct, 1)
 
 
+# Figures that open the manager's calls behind them on the managers' page (the call list's filters).
+_DRILL = {
+    "inbound": {"direction": "inbound"},
+    "outbound": {"direction": "outbound"},
+    "calls": {},
+    "answered": {"outcome": "answered"},
+    "missed": {"direction": "inbound", "outcome": "missed"},
+}
+
+
+def drill_url(login: str, period: Period, **filters: str) -> str:
+    """The managers' page's call list for one manager's calls of the period (``from``/``to`` are local days)."""
+    params = {"manager": login, "from": period.start.isoformat(), "to": period.end.isoformat(), **filters}
+    return "/#calls?" + urlencode(params)
+
+
 def _table_html(report: CallsVsDeals, tr: Translator) -> str:
     head = "".join(
         f'<th scope="col" data-key="{c.key}">{_e(render.title(c, tr))}</th>' for c in render.COLUMNS
@@ -167,11 +183,19 @@ def _table_html(report: CallsVsDeals, tr: Translator) -> str:
     ]
 
     def line(attrs: str, name: str, login: str, cells: Sequence[str]) -> None:
-        tds = "".join(
-            f'<td data-key="{c.key}">{cell}</td>' for c, cell in zip(render.NUMERIC, cells, strict=True)
-        )
+        def td(column: render.Column, cell: str) -> str:
+            if login and column.key in _DRILL and cell not in ("", "0"):
+                href = _e(drill_url(login, report.period, **_DRILL[column.key]))
+                cell = f'<a href="{href}" data-testid="drill-{column.key}">{cell}</a>'
+            return f'<td data-key="{column.key}">{cell}</td>'
+
+        tds = "".join(td(c, cell) for c, cell in zip(render.NUMERIC, cells, strict=True))
+        who = _e(name)
+        if login:
+            title = _e(tr.t("page.report.open_calls", name=name))
+            who = f'<a href="{_e(drill_url(login, report.period))}" title="{title}" data-testid="drill-manager">{who}</a>'
         out.append(
-            f'<tr{attrs}><th scope="row" data-key="manager">{_e(name)}</th>'
+            f'<tr{attrs}><th scope="row" data-key="manager">{who}</th>'
             f'<td data-key="login">{_e(login)}</td>{tds}</tr>'
         )
 

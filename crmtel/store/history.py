@@ -153,6 +153,47 @@ async def recent_calls_in(
     return [_view(r) for r in rows]
 
 
+@dataclass(frozen=True, slots=True)
+class CallFilter:
+    """What the call list narrows to (heads' drill-down from the report, or a manager's own search)."""
+
+    manager_id: int | None = None
+    manager_extensions: tuple[str, ...] = ()
+    since: datetime | None = None
+    until: datetime | None = None
+    direction: str | None = None
+    outcome: str | None = None
+    digits: str | None = None
+    recording: bool = False
+
+
+def _filtered(stmt: Any, f: CallFilter) -> Any:
+    if f.manager_id is not None:
+        # Whose call, as the report counts it: the manager it was booked to, or the one whose phone answered.
+        stmt = stmt.where(
+            or_(
+                CallRow.manager_id == f.manager_id,
+                CallRow.manager_id.is_(None) & CallRow.answered_by.in_(f.manager_extensions or ("",)),
+            )
+        )
+    if f.since is not None:
+        stmt = stmt.where(CallRow.started_at >= f.since)
+    if f.until is not None:
+        stmt = stmt.where(CallRow.started_at < f.until)
+    if f.direction:
+        stmt = stmt.where(CallRow.direction == f.direction)
+    if f.outcome:
+        stmt = stmt.where(CallRow.outcome == f.outcome)
+    if f.digits:
+        pattern = f"%{_like_escape(f.digits)}%"
+        stmt = stmt.where(
+            or_(CallRow.caller_number.like(pattern, escape="\\"), CallRow.dialled.like(pattern, escape="\\"))
+        )
+    if f.recording:
+        stmt = stmt.where(CallRow.recording_file.is_not(None), CallRow.recording_file != "")
+    return stmt
+
+
 class CallHistory:
     """Recorded calls, always filtered by who is asking."""
 
@@ -160,13 +201,20 @@ class CallHistory:
         self._db = db
 
     async def list(
-        self, extensions: frozenset[str] | None, *, limit: int = 50, before_id: int | None = None
+        self,
+        extensions: frozenset[str] | None,
+        *,
+        limit: int = 50,
+        before_id: int | None = None,
+        only: CallFilter | None = None,
     ) -> list[CallView]:
-        """The newest calls visible to a manager watching ``extensions`` (None: everyone)."""
+        """The newest calls visible to a manager watching ``extensions`` (None: everyone), narrowed by ``only``."""
         stmt: Any = select(CallRow)
         scope = _scope(extensions)
         if scope is not None:
             stmt = stmt.where(scope)
+        if only is not None:
+            stmt = _filtered(stmt, only)
         if before_id is not None:
             stmt = stmt.where(CallRow.id < before_id)
         stmt = stmt.order_by(CallRow.id.desc()).limit(limit)

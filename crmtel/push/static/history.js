@@ -2,6 +2,7 @@
 // detail as a dialog over the list, so it is where the manager is looking.
 import { callActions } from "./actions.js";
 import { api, callUrl } from "./api.js";
+import { field, isHead, managerSelect, managers, zonedInstant } from "./crm.js";
 import { $, el } from "./dom.js";
 import { fmtDateTime, fmtDuration, fmtFull, fmtMoney, t } from "./i18n.js";
 import { phone } from "./phone.js";
@@ -9,6 +10,8 @@ import { registerView } from "./views.js";
 import * as words from "./words.js";
 
 const PAGE = 50;
+let me = null;
+const filters = {}; // the filter form's inputs
 let list = null;
 let more = null;
 let empty = null;
@@ -53,7 +56,9 @@ function row(call) {
     el("span", { className: "c-dir badge", dataset: { direction: call.direction } }, words.direction(call.direction)),
     el("span", { className: "c-party" }, open, name ? phone(number, { where: "history", callId: call.call_id }) : null),
     el("span", { className: "c-outcome badge", dataset: { outcome: state } }, outcomeText(call)),
-    el("span", { className: "c-who" }, call.answered_by || call.rang.join(", ")),
+    el("span", { className: "c-who" }, call.answered_by
+      ? words.who(call.answered_by_name, call.answered_by)
+      : call.rang.map((ext, i) => words.who((call.rang_names || [])[i], ext)).join(", ")),
     el("span", { className: "c-talk" }, call.ended_at && call.outcome === "answered" ? fmtDuration(call.talk_seconds) : ""),
     el("span", { className: "c-rec" }, recordingControl(call)));
   // The whole row opens the detail by mouse; the name button is the keyboard's way in.
@@ -75,8 +80,28 @@ function render(calls) {
   empty.hidden = calls.length > 0;
 }
 
+const shiftDay = (date, n) => {
+  const [y, m, d] = date.split("-").map(Number);
+  return new Date(Date.UTC(y, m - 1, d + n)).toISOString().slice(0, 10);
+};
+
+// The filters as the API's query (dates are local days in the configured zone, [from, to)).
+function filterQuery() {
+  const p = new URLSearchParams();
+  if (!filters.from) return p;
+  if (filters.manager && filters.manager.value) p.set("manager", filters.manager.value);
+  if (filters.from.value) p.set("from", zonedInstant(filters.from.value, "00:00"));
+  // "To" is the last day included, as people say it; the API takes the instant after it.
+  if (filters.to.value) p.set("to", zonedInstant(shiftDay(filters.to.value, 1), "00:00"));
+  for (const name of ["direction", "outcome", "number"]) if (filters[name].value.trim()) p.set(name, filters[name].value.trim());
+  if (filters.recording.checked) p.set("recording", "yes");
+  return p;
+}
+
 export async function loadHistory() {
-  const res = await api("GET", "/api/calls?limit=" + PAGE);
+  const q = filterQuery();
+  q.set("limit", String(PAGE));
+  const res = await api("GET", "/api/calls?" + q.toString());
   if (!res.ok || !res.data) return;
   lastCalls = res.data.calls;
   render(lastCalls);
@@ -86,7 +111,10 @@ export async function loadHistory() {
 async function loadMore() {
   const last = lastCalls[lastCalls.length - 1];
   if (!last) return;
-  const res = await api("GET", "/api/calls?limit=" + PAGE + "&before=" + encodeURIComponent(last.id));
+  const q = filterQuery();
+  q.set("limit", String(PAGE));
+  q.set("before", String(last.id));
+  const res = await api("GET", "/api/calls?" + q.toString());
   if (!res.ok || !res.data) return;
   lastCalls = lastCalls.concat(res.data.calls);
   render(lastCalls);
@@ -150,7 +178,57 @@ async function openDetail(callId) {
   if (!dialog.open) dialog.showModal();
 }
 
-function mount(section) {
+function filterForm() {
+  const choice = (name, values, prefix) => el("select", { name, testid: "calls-filter-" + name },
+    el("option", { value: "", i18n: "crm.filter.any" }), values.map((v) => el("option", { value: v, i18n: prefix + v })));
+  filters.from = el("input", { type: "date", name: "from", testid: "calls-filter-from" });
+  filters.to = el("input", { type: "date", name: "to", testid: "calls-filter-to" });
+  filters.direction = choice("direction", ["inbound", "outbound", "internal"], "page.direction.");
+  filters.outcome = choice("outcome", ["answered", "missed"], "page.outcome.");
+  filters.number = el("input", { type: "search", name: "number", inputMode: "tel", autocomplete: "off", testid: "calls-filter-number" });
+  filters.recording = el("input", { type: "checkbox", name: "recording", testid: "calls-filter-recording" });
+  const form = el("form", { className: "filters calls-filters", testid: "calls-filters", noValidate: true },
+    field("page.calls.filter_from", filters.from), field("page.calls.filter_to", filters.to),
+    field("page.fact.direction", filters.direction), field("page.fact.outcome", filters.outcome),
+    field("page.calls.filter_number", filters.number),
+    el("label", { className: "check" }, filters.recording, el("span", { i18n: "page.calls.filter_recording" })),
+    el("div", { className: "form-foot" },
+      el("button", { type: "submit", className: "btn primary small", i18n: "page.calls.apply", testid: "calls-filter-apply" }),
+      el("button", { type: "button", className: "btn small", i18n: "page.calls.reset", onclick: () => {
+        form.reset();
+        if (filters.manager) filters.manager.value = "";
+        location.hash = "#calls";
+        loadHistory();
+      } })));
+  form.addEventListener("submit", (ev) => { ev.preventDefault(); loadHistory(); });
+  if (isHead(me)) {
+    managers().then((people) => {
+      filters.manager = managerSelect(people, filters.pendingManager || "", { any: true, testid: "calls-filter-manager" });
+      form.prepend(field("crm.filter.manager", filters.manager));
+    });
+  }
+  return el("details", { className: "action calls-filter-box", testid: "calls-filter-box" },
+    el("summary", { i18n: "page.calls.filters" }), form);
+}
+
+// "#calls?manager=anna&from=2026-11-01&to=2026-12-01&outcome=missed" (the report's drill-down) fills the form.
+function applyHash(rest) {
+  const q = new URLSearchParams((rest || "").replace(/^\?/, ""));
+  if (![...q.keys()].length || !filters.from) return;
+  filters.from.value = q.get("from") || "";
+  filters.to.value = q.get("to") ? shiftDay(q.get("to"), -1) : "";
+  filters.direction.value = q.get("direction") || "";
+  filters.outcome.value = q.get("outcome") || "";
+  filters.number.value = q.get("number") || "";
+  filters.recording.checked = q.get("recording") === "yes";
+  filters.pendingManager = q.get("manager") || "";
+  if (filters.manager) filters.manager.value = filters.pendingManager;
+  const box = document.querySelector("[data-testid=calls-filter-box]");
+  if (box) box.open = true;
+}
+
+function mount(section, manager) {
+  me = manager;
   list = el("ol", { id: "history", className: "history", testid: "history-list", attrs: { "aria-labelledby": "history-title" } });
   empty = el("p", { className: "empty", testid: "history-empty", i18n: "page.history.empty", hidden: true });
   more = el("button", { type: "button", className: "btn", testid: "history-more", i18n: "page.history.more",
@@ -164,7 +242,7 @@ function mount(section) {
       el("h1", { id: "history-title", i18n: "page.history.title" }),
       el("button", { type: "button", id: "refresh", className: "btn", testid: "history-refresh",
         i18n: "page.history.refresh", onclick: loadHistory })),
-    head, list, empty, more);
+    filterForm(), head, list, empty, more);
   dialog = el("dialog", { id: "detail", className: "detail", testid: "call-detail",
     attrs: { "aria-labelledby": "detail-title" } },
     el("div", { className: "detail-bar" },
@@ -182,7 +260,16 @@ registerView({
   labelKey: "page.nav.calls",
   order: 10,
   mount,
-  show: loadHistory,
+  async show(rest) {
+    applyHash(rest);
+    if (filters.pendingManager && !filters.manager) {
+      // The head's manager picker arrives with the managers' list; the drill-down waits for it.
+      await managers();
+      await new Promise((resolve) => setTimeout(resolve, 0));
+      if (filters.manager) filters.manager.value = filters.pendingManager;
+    }
+    await loadHistory();
+  },
   onMessage(msg) {
     // A ringing phone comes first: the detail (a modal that would cover the card) steps aside; what was
     // typed in it is kept for when it is opened again.

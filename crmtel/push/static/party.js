@@ -8,7 +8,7 @@ import {
 } from "./crm.js";
 import { el } from "./dom.js";
 import { fmtDateTime, fmtDuration, fmtFull, fmtMoney, t } from "./i18n.js";
-import { phone } from "./phone.js";
+import { formatPhone, phone } from "./phone.js";
 import * as words from "./words.js";
 
 const base = (kind) => (kind === "lead" ? "/api/leads/" : "/api/clients/");
@@ -47,7 +47,7 @@ function contactRow(c) {
 }
 
 // The details form; save() sends only what the form holds, the server checks and audits it.
-function detailsForm(card, me, list, settings, onSaved) {
+function detailsForm(card, me, list, settings, onSaved, said) {
   const client = card.kind === "client";
   const inputs = {};
   const add = (name, node) => { inputs[name] = node; return node; };
@@ -95,6 +95,7 @@ function detailsForm(card, me, list, settings, onSaved) {
   }
   const comment = client ? field("crm.field.comment", add("comment", el("textarea", { rows: 3, maxLength: 5000, value: card.comment || "" }))) : null;
   const msg = statusLine("card-msg");
+  if (said) msg.say(said, true);
   const save = el("button", { type: "submit", className: "btn primary", testid: "card-save", i18n: "page.action.save" });
   const form = el("form", { className: "party-form", testid: "party-form", noValidate: true },
     el("div", { className: "form-grid" }, fields), phonesBox, contactsBox, comment,
@@ -123,9 +124,8 @@ function detailsForm(card, me, list, settings, onSaved) {
     if (res.ok) {
       version = res.data.card.version;
       const dups = res.data.duplicates.map((d) => d.name).join("; ");
-      msg.say(res.data.changed.length ? t("crm.saved") + (dups ? " " + t("crm.duplicates", { names: dups }) : "")
-        : t("crm.nothing_changed"), true);
-      onSaved(res.data.card);
+      onSaved(res.data.card, res.data.changed.length
+        ? t("crm.saved") + (dups ? " " + t("crm.duplicates", { names: dups }) : "") : t("crm.nothing_changed"));
     } else {
       msg.say(errorText(res), false);
       for (const f of (res.data && res.data.fields) || []) {
@@ -148,7 +148,13 @@ function auditList(card) {
       const label = t("crm.audit_field." + k);
       const name = label === "crm.audit_field." + k ? k : label;
       if (Array.isArray(v) && v.length === 2) {
-        const show = (x) => (x === null || x === undefined || x === "" ? "—" : Array.isArray(x) ? x.join(", ") || "—" : String(x));
+        // Numbers as the page writes them, kinds in the reader's language ("+74951112233 (work)").
+        const number = (x) => {
+          const m = /^(\+?\d+)(?: \((\w+)\))?$/.exec(x);
+          return m ? formatPhone(m[1]) + (m[2] ? " (" + phoneKindName(m[2]) + ")" : "") : x;
+        };
+        const item = (x) => (k === "phones" ? number(String(x)) : String(x));
+        const show = (x) => (x === null || x === undefined || x === "" ? "—" : Array.isArray(x) ? x.map(item).join(", ") || "—" : item(x));
         return `${name}: ${show(v[0])} → ${show(v[1])}`;
       }
       return `${name}: ${typeof v === "object" ? JSON.stringify(v) : String(v)}`;
@@ -322,10 +328,10 @@ export async function openParty(box, kind, id, me) {
   const title = el("h1", { testid: "party-title", id: "party-title" }, card.name);
   const timelineBox = el("div", { className: "timeline-box" });
   const reload = () => timeline(timelineBox, kind, id);
-  const onSaved = (fresh) => { title.textContent = fresh.name; render(fresh); };
+  const onSaved = (fresh, said) => { title.textContent = fresh.name; render(fresh, said); };
   const details = el("section", { className: "party-details", attrs: { "aria-labelledby": "party-title" } });
-  const render = (c) => details.replaceChildren(
-    detailsForm(c, me, list, settings, onSaved), tools(c, me, list, () => openParty(box, kind, id, me)), auditList(c));
+  const render = (c, said) => details.replaceChildren(
+    detailsForm(c, me, list, settings, onSaved, said), tools(c, me, list, () => openParty(box, kind, id, me)), auditList(c));
   render(card);
   const head = el("div", { className: "party-head" },
     el("a", { href: "#clients" + (kind === "lead" ? "/leads" : ""), className: "back", i18n: "crm.back" }),
