@@ -313,7 +313,7 @@ def _contact_out(contact: ContactView, fmt: dict[str, str]) -> ContactOut:
 
 def card_out(card: PartyCard, fmt: dict[str, str], *, can_assign: bool) -> PartyOut:
     """A card for the API (``fmt``: E.164 → how it is written)."""
-    version = card.updated_at
+    version = card.updated_at or card.created_at
     return PartyOut(
         kind=card.kind.value,
         id=card.id,

@@ -233,7 +233,8 @@ class PartyCards:
             row = await may_see_in(session, kind, party_id, viewer)
             if row is None:
                 raise NotFound(f"{kind.value} {party_id}")
-            if version is not None and _utc(row.updated_at) not in (None, version):
+            # The version is when the record last changed (or was created): an edit made on an older one is stale.
+            if version is not None and _utc(row.updated_at or row.created_at) != version:
                 raise StaleEdit(f"{kind.value} {party_id} changed at {row.updated_at}")
             diff = _apply(kind, row, changes)
             duplicates: tuple[PartyMatch, ...] = ()

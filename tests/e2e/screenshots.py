@@ -5,7 +5,9 @@
 Starts the demo in a temporary folder on free ports, logs in as a manager in Russian and English at a desk
 (1366×900) and a phone (390×844) size, waits for a ringing card, and writes for each language and size:
 ``main-<lang>-<size>.png`` (a ringing card), ``history-<lang>-<size>.png`` (a call's detail over the history)
-and ``report-<lang>-<size>.png`` (the head's report). Uses Debian's Chromium like the browser tests.
+and ``report-<lang>-<size>.png`` (the head's report), and the CRM's pages: ``clients-…`` (the list),
+``card-…`` (a client's card), ``deals-…`` (the pipeline), ``tasks-…`` (the task list) and ``week-…`` (the
+week's calendar). Uses Debian's Chromium like the browser tests.
 """
 
 from __future__ import annotations
@@ -141,6 +143,34 @@ async def shoot(browser: Browser, url: str, out: Path, lang: str, size: str) -> 
         await page.screenshot(path=str(out / f"report-{lang}-{size}.png"), full_page=size == "desk")
 
 
+async def shoot_crm(browser: Browser, url: str, out: Path, lang: str, size: str) -> None:
+    """The CRM's pages, as Anna sees them."""
+    async with logged_in(browser, url, "anna", lang, size) as page:
+        for close in await page.locator("[data-testid=card-close]").all():
+            with contextlib.suppress(Exception):
+                await close.click(timeout=1000)
+        await page.goto(url + "/#clients")
+        await expect(page.locator("[data-testid=party-row]").first).to_be_visible(timeout=10_000)
+        await page.wait_for_timeout(500)
+        await page.screenshot(path=str(out / f"clients-{lang}-{size}.png"))
+        await page.locator("[data-testid=party-open]", has_text="Кузнецова").first.click()
+        await expect(page.locator("[data-testid=timeline-call]").first).to_be_visible(timeout=10_000)
+        await page.wait_for_timeout(500)
+        await page.screenshot(path=str(out / f"card-{lang}-{size}.png"))
+        await page.goto(url + "/#deals")
+        await expect(page.locator("[data-testid=deal-card]").first).to_be_visible(timeout=10_000)
+        await page.wait_for_timeout(500)
+        await page.screenshot(path=str(out / f"deals-{lang}-{size}.png"))
+        await page.goto(url + "/#tasks")
+        await expect(page.locator("[data-testid=task-row]").first).to_be_visible(timeout=10_000)
+        await page.wait_for_timeout(500)
+        await page.screenshot(path=str(out / f"tasks-{lang}-{size}.png"))
+        await page.locator("[data-testid=tasks-mode-week]").click()
+        await expect(page.locator("[data-testid=calendar]")).to_be_visible(timeout=10_000)
+        await page.wait_for_timeout(500)
+        await page.screenshot(path=str(out / f"week-{lang}-{size}.png"))
+
+
 async def shoot_all(url: str, out: Path) -> None:
     """Every language and size at once: the same demo call rings on every page."""
     async with async_playwright() as pw:
@@ -149,6 +179,9 @@ async def shoot_all(url: str, out: Path) -> None:
             await asyncio.gather(
                 *(shoot(browser, url, out, lang, size) for lang in LOCALES for size in SIZES)
             )
+            for lang in LOCALES:
+                for size in SIZES:
+                    await shoot_crm(browser, url, out, lang, size)
         finally:
             await browser.close()
 

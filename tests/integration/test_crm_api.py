@@ -345,3 +345,18 @@ async def test_a_colleagues_call_with_my_client_is_mine_to_see_but_not_a_strange
                 assert r.status == 200
         async with logged_in(base, "vera") as vera, vera.get("/api/calls/pbx1:l-1") as r:
             assert r.status == 404
+
+
+async def test_an_edit_of_a_card_changed_meanwhile_is_refused_not_overwritten(db: Database) -> None:
+    """Two people edit one card: the second save, made on the old version, gets 409 and changes nothing."""
+    async with crm_app(db) as (base, ids), logged_in(base, "anna") as anna:
+        path = f"/api/clients/{ids['anna_client']}"
+        async with anna.get(path) as r:
+            loaded = await _json(r)
+        async with anna.patch(path, json={"version": loaded["version"], "name": "Первая правка"}) as r:
+            assert r.status == 200
+            fresh = (await _json(r))["card"]
+        async with anna.patch(path, json={"version": loaded["version"], "name": "Вторая правка"}) as r:
+            assert r.status == 409
+        async with anna.patch(path, json={"version": fresh["version"], "name": "Вторая правка"}) as r:
+            assert r.status == 200

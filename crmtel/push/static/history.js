@@ -5,7 +5,7 @@ import { api, callUrl } from "./api.js";
 import { field, isHead, managerSelect, managers, zonedInstant } from "./crm.js";
 import { $, el } from "./dom.js";
 import { fmtDateTime, fmtDuration, fmtFull, fmtMoney, t } from "./i18n.js";
-import { phone } from "./phone.js";
+import { formatPhone, phone } from "./phone.js";
 import { registerView } from "./views.js";
 import * as words from "./words.js";
 
@@ -47,7 +47,7 @@ function row(call) {
   const name = call.party_name || callerName;
   const open = el("button", { type: "button", className: "link party-name", testid: "history-open",
     attrs: { "aria-haspopup": "dialog" }, onclick: () => openDetail(call.call_id) },
-    name || number || t("page.card.unknown"));
+    name || formatPhone(number) || t("page.card.unknown"));
   const state = !call.ended_at ? "live" : call.outcome || "unknown";
   const node = el("li", { className: "call-row", testid: "history-row",
     dataset: { callId: call.call_id, outcome: state, direction: call.direction } },

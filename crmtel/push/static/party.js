@@ -172,14 +172,15 @@ function timelineItem(item) {
   const when = el("time", { dateTime: item.at, title: fmtFull(item.at), className: "muted" }, fmtDateTime(item.at, { always: true }));
   if (item.type === "call") {
     const state = item.outcome || "live";
-    const audio = item.recording ? el("audio", { controls: true, preload: "none", src: item.recording, testid: "timeline-audio",
+    const audio = item.recording && item.outcome ? el("audio", { controls: true, preload: "none", src: item.recording, testid: "timeline-audio",
       i18nAttrs: { "aria-label": "page.history.recording" } }) : null;
     return el("li", { className: "tl-item tl-call", testid: "timeline-call", dataset: { outcome: state } },
       el("div", { className: "tl-head" }, when,
         el("span", { className: "badge c-dir", dataset: { direction: item.direction } }, words.direction(item.direction)),
         el("span", { className: "badge c-outcome", dataset: { outcome: state } }, item.outcome ? words.outcome(item.outcome) : t("page.outcome.in_progress")),
         item.outcome === "answered" ? el("span", {}, fmtDuration(item.talk_seconds)) : null,
-        item.answered_by_name || item.answered_by ? el("span", { className: "muted" }, words.who(item.answered_by_name, item.answered_by)) : null,
+        item.answered_by ? el("span", { className: "muted" }, words.who(item.answered_by_name, item.answered_by))
+          : item.answered_by_name ? el("span", { className: "muted" }, item.answered_by_name) : null,
         phone(item.number, { where: "timeline", display: item.number_display })),
       audio,
       item.notes.length ? el("ul", { className: "tl-notes" }, item.notes.map((n) => el("li", { testid: "timeline-call-note" },

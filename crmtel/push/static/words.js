@@ -20,8 +20,13 @@ const known = (prefix, values) => (value) => (values.includes(value) ? t(prefix 
 export const direction = known("page.direction.", ["inbound", "outbound", "internal"]);
 export const outcome = known("page.outcome.", ["answered", "missed"]);
 export const category = known("page.category.", ["retail", "wholesale"]);
-// Deal stages crmtel itself sets; stages typed by people or imported are shown as they are.
-export const stage = known("page.stage.", ["new", "offer"]);
+// Deal stages: the configured codes are named by the CRM's catalogue (crm.stage.*); stages typed by people
+// or imported are shown as they are.
+export const stage = (value) => {
+  if (!value) return "";
+  const text = t("crm.stage." + value);
+  return text === "crm.stage." + value ? value : text;
+};
 export const kind = (value) => t("page.kind." + (["client", "lead", "new_lead", "hidden", "internal", "unavailable"]
   .includes(value) ? value : "call"));
 
