@@ -172,4 +172,7 @@ def timeline_cursor(text: str | None) -> TimelineCursor | None:
         raise ValueError("cursor")
     if parts[1] not in ("call", "deal", "note", "task") or not isinstance(parts[2], int):
         raise ValueError("cursor")
-    return TimelineCursor(datetime.fromisoformat(parts[0]), parts[1], parts[2])
+    at = datetime.fromisoformat(parts[0])
+    if at.tzinfo is None:
+        raise ValueError("cursor")
+    return TimelineCursor(at, parts[1], parts[2])

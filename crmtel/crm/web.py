@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from decimal import Decimal
 
 from aiohttp import web
@@ -257,6 +258,10 @@ def crm_routes(api: CrmApi) -> web.RouteTableDef:
         kind = _kind(request)
         try:
             after = cursor_of(q.cursor)
+            # A newest-first cursor carries an instant.
+            newest = after is not None and q.sort == "-created" and after.term is None
+            if newest and after is not None and datetime.fromisoformat(after.key).tzinfo is None:
+                raise ValueError("cursor")
         except ValueError:
             raise error(request, 400, "crm.cursor_invalid", field="cursor") from None
         manager_id = (

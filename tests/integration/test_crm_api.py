@@ -236,6 +236,11 @@ async def test_huge_pages_bad_cursors_and_a_merge_with_itself_are_refused(db: Da
             ("/api/tasks", {"cursor": "WyJ4IiwxXQ"}),
             ("/api/deals", {"limit": "0"}),
             ("/api/clients", {"q": "x" * 201}),
+            ("/api/clients", {"sort": "-created", "cursor": "WyJub3QgYSB0aW1lIiwgMV0"}),
+            (
+                f"/api/clients/{ids['anna_client']}/timeline",
+                {"cursor": "WyIyMDI2LTAxLTAxVDAwOjAwOjAwIiwgImNhbGwiLCAxXQ"},
+            ),
         ]:
             async with head.get(path, params=params) as r:
                 assert r.status == 400, (path, params, await r.text())
