@@ -11,21 +11,25 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
+from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
 from aiohttp.test_utils import TestServer
 from playwright.async_api import Browser, BrowserContext, Page, expect
 
+from crmtel.ami.service import CallService
 from crmtel.callbacks.service import EndedCall, book_ended_calls
 from crmtel.config import CallsSettings, DealsSettings, WebSettings
 from crmtel.crm.models import Viewer
 from crmtel.crm.web import CrmApi, crm_routes
 from crmtel.deals.web import deal_routes
-from crmtel.domain import CallRecord, Direction, Outcome
+from crmtel.domain import CallRecord, Direction, Outcome, PartyKind
 from crmtel.i18n.models import LocaleOptions
+from crmtel.push.cards import StoreCards
 from crmtel.push.context import current_manager, translator
 from crmtel.push.hub import Hub
+from crmtel.push.notifier import ManagerNames, Notifier
 from crmtel.push.web import create_app
 from crmtel.reports.queries import ReportQueries
 from crmtel.reports.web import report_routes
@@ -45,6 +49,7 @@ from crmtel.store.notes import NoteRepository
 from crmtel.store.parties import NewClient, PartyRepository
 from crmtel.tasks.web import task_routes
 from tests.e2e.pagecheck import assert_language, axe_violations
+from tests.e2e.test_popup_calls import index_of, replaying, ringall_trace
 from tests.integration.test_web_app import PASSWORD, seed_managers
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
@@ -62,6 +67,7 @@ class Crm:
     server: TestServer
     db: Database
     ids: dict[str, int]
+    hub: Hub
 
     def url(self, path: str) -> str:
         return str(self.server.make_url(path))
@@ -130,10 +136,11 @@ async def crm_site(db: Database) -> AsyncIterator[Crm]:
         recordings_dir=None,
         deals=DealsSettings(),
     )
+    hub = Hub()
     app = create_app(
         WebSettings(port=0),
         db=db,
-        hub=Hub(),
+        hub=hub,
         routes=(
             report_routes(ReportQueries(db), current_manager, repo, timezone=ZONE, translate=translator),
             crm_routes(api),
@@ -156,6 +163,7 @@ async def crm_site(db: Database) -> AsyncIterator[Crm]:
                 "vector": vector.id,
                 "deal": deal.id,
             },
+            hub,
         )
     finally:
         await server.close()
@@ -418,4 +426,73 @@ async def test_a_head_drills_down_from_the_report_to_a_managers_calls(
         await page.locator("[data-testid=calls-filter-number]").fill("777-00-07")
         await page.locator("[data-testid=calls-filter-apply]").click()
         await expect(rows).to_have_count(1, timeout=SEEN)
+        await context.close()
+
+
+async def test_the_ringing_card_shows_the_clients_timeline_above_the_fold(
+    db: Database, browser: Browser, traces_dir: Path
+) -> None:
+    """Vera's client rings (a real trace through the fake AMI server): on a 1366×900 screen its open deal and
+    its history — the last call with the note written on it — are on the card without scrolling."""
+    async with crm_site(db) as site:
+        vera = await ManagerRepository(db).by_login("vera")
+        assert vera is not None
+        client = await PartyRepository(db).add_client(
+            NewClient(name="ООО «Ромашка-Юг»", phones=("+79031234567",), manager_id=vera.id)
+        )
+        past = datetime.now(UTC) - timedelta(days=1)
+        ids = await CallRepository(db).upsert_many(
+            [
+                (
+                    CallRecord(
+                        pbx="pbx1",
+                        linkedid="yesterday",
+                        direction=Direction.INBOUND,
+                        caller_number="+79031234567",
+                        caller_name=None,
+                        dialled="4951234567",
+                        started_at=past,
+                        answered_at=past,
+                        ended_at=past + timedelta(minutes=2),
+                        rang=("103",),
+                        answered_by="103",
+                        outcome=Outcome.ANSWERED,
+                        talk_seconds=120,
+                        party_kind=PartyKind.CLIENT,
+                        party_id=client.id,
+                        party_name="ООО «Ромашка-Юг»",
+                    ),
+                    None,
+                )
+            ]
+        )
+        call_row = ids[("pbx1", "yesterday")]
+        assert call_row is not None
+        await NoteRepository(db).add(
+            call_row, vera.id, topic="Опт", result="КП", comment="Выслать прайс на плитку"
+        )
+        await DealRepository(db).add(
+            NewDeal(title="Плитка, 300 м²", amount=Decimal(240000), manager_id=vera.id, client_id=client.id)
+        )
+        stream = ringall_trace(traces_dir)
+        answer = index_of(stream, "DialEnd", DialStatus="ANSWER")
+        context, page = await login(browser, site, "vera", 1366, 900)
+        await expect(page.locator("[data-testid=conn].on")).to_be_visible(timeout=SEEN)
+        async with (
+            Notifier(site.hub, StoreCards(db), ManagerNames(db)) as notifier,
+            replaying(
+                CallService(db, CallsSettings(), PartyRepository(db), notifier), stream, pause_after=answer
+            ),
+        ):
+            card = page.locator("[data-testid=call-card]")
+            await expect(card).to_have_attribute("data-state", "ringing", timeout=SEEN)
+            history = card.locator("[data-testid=card-timeline]")
+            await expect(history).to_contain_text("Выслать прайс на плитку", timeout=SEEN)
+            await expect(card.locator(".open-deals")).to_contain_text("Плитка, 300 м²")
+            for part in (history.locator("[data-testid=timeline-call]").first, card.locator(".open-deals")):
+                box = await part.bounding_box()
+                assert box is not None
+                assert box["y"] + box["height"] <= 900, "below the fold"
+            await _no_axe(page, "a ringing card with the client's timeline")
+            await assert_language(page, "ru", (*DATA, "retail"))
         await context.close()

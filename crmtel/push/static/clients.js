@@ -1,7 +1,7 @@
 // Clients and leads: a searchable, filterable list (a table on a desk, stacked rows on a phone) paged by a
 // cursor, and a record's card (#clients/client/12, #clients/lead/5) built by party.js.
 import { api } from "./api.js";
-import { crmSettings, errorText, field, isHead, managerSelect, managers, statusLine } from "./crm.js";
+import { crmSettings, errorText, field, managerSelect, managers, statusLine } from "./crm.js";
 import { el, setText } from "./dom.js";
 import { fmtDateTime, fmtFull, fmtMoney, t } from "./i18n.js";
 import { openParty } from "./party.js";
@@ -189,4 +189,3 @@ registerView({
   },
 });
 
-export const headOnly = isHead;

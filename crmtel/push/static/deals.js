@@ -2,7 +2,7 @@
 // stages, won, or lost with a reason, right where it is shown.
 import { api } from "./api.js";
 import { crmSettings, errorText, field, isHead, lostReasonName, managerSelect, managers, stageName, statusLine } from "./crm.js";
-import { el, setText } from "./dom.js";
+import { el } from "./dom.js";
 import { fmtDateTime, fmtMoney, t } from "./i18n.js";
 import { registerView } from "./views.js";
 
@@ -127,5 +127,3 @@ registerView({
   onLanguage() { if (board) refresh(); },
 });
 
-export const dealsMode = () => mode;
-export const _setText = setText;

@@ -6,7 +6,7 @@ import {
   crmSettings, errorText, field, isHead, localParts, managerSelect, managers, statusLine, taskKindName, zonedInstant,
 } from "./crm.js";
 import { el, setText } from "./dom.js";
-import { fmtDateTime, fmtDuration, fmtFull, fmtTime, language, t, timeZone } from "./i18n.js";
+import { fmtDateTime, fmtDuration, fmtFull, fmtTime, language, t } from "./i18n.js";
 import { phone } from "./phone.js";
 import { registerView } from "./views.js";
 
@@ -192,4 +192,3 @@ registerView({
   onLanguage() { if (body) refresh(); },
 });
 
-export const zone = timeZone;
