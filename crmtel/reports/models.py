@@ -20,6 +20,9 @@ class Period:
     start: date
     end: date
     tz: str
+    # The days compared with, when the period says so itself (a month or week *so far* is compared with the
+    # same days before it); None: the rule of ``previous``.
+    versus: tuple[date, date] | None = None
 
     def __post_init__(self) -> None:
         if self.end <= self.start:
@@ -49,19 +52,30 @@ class Period:
         return (self.end.year - self.start.year) * 12 + self.end.month - self.start.month
 
     def previous(self) -> Period:
-        """The period compared with, like with like: the previous calendar months for whole months; the same
-        days of the previous month for a month so far (1–6 Dec: 1–6 Nov, clamped to a shorter month); the same
-        days of the previous week for a week so far (Mon–Wed: last Mon–Wed); else the same number of days
-        just before."""
+        """The period compared with: ``versus`` when set (a month or week so far); the previous calendar months
+        for whole months; else the same number of days just before."""
+        if self.versus is not None:
+            return Period(self.versus[0], self.versus[1], self.tz)
         months = self.months
         if months is not None:
             return Period(add_months(self.start, -months), self.start, self.tz)
-        if self.start.day == 1 and self.end <= add_months(self.start, 1):
-            before = add_months(self.start, -1)
-            return Period(before, min(before + timedelta(days=self.days), self.start), self.tz)
-        if self.start.weekday() == 0 and self.days < 7:
-            return Period(self.start - timedelta(days=7), self.end - timedelta(days=7), self.tz)
         return Period(self.start - timedelta(days=self.days), self.start, self.tz)
+
+
+def month_so_far(today: date, tz: str) -> Period:
+    """The 1st of this month to the end of today, compared with the same days of the month before (1–6 Dec
+    against 1–6 Nov; cut at a shorter month's end) — like with like, not against a whole month."""
+    start = today.replace(day=1)
+    end = today + timedelta(days=1)
+    before = add_months(start, -1)
+    return Period(start, end, tz, versus=(before, min(before + (end - start), start)))
+
+
+def week_so_far(today: date, tz: str) -> Period:
+    """Monday to the end of today, compared with the same weekdays of the week before."""
+    start = today - timedelta(days=today.weekday())
+    end = today + timedelta(days=1)
+    return Period(start, end, tz, versus=(start - timedelta(days=7), end - timedelta(days=7)))
 
 
 def add_months(day: date, months: int) -> date:
@@ -84,11 +98,11 @@ def preset_period(name: str, today: date, tz: str) -> Period:
         case "yesterday":
             return Period(today - timedelta(days=1), today, tz)
         case "this_week":
-            return Period(week, today + timedelta(days=1), tz)
+            return week_so_far(today, tz)
         case "last_week":
             return Period(week - timedelta(days=7), week, tz)
         case "this_month":
-            return Period(month, today + timedelta(days=1), tz)
+            return month_so_far(today, tz)
         case "last_month":
             return Period(add_months(month, -1), month, tz)
     raise ValueError(f"unknown period preset {name!r} (one of {', '.join(PRESETS)})")

@@ -27,6 +27,7 @@ from crmtel.reports.models import (
     Period,
     ReportFilter,
     change_pct,
+    month_so_far,
     preset_period,
     zone,
 )
@@ -78,7 +79,7 @@ def csv_separator(request: web.Request) -> str:
 
 def default_period(today: date, tz: str) -> Period:
     """This month so far (to the end of today), compared with the same days of the last month."""
-    return Period(today.replace(day=1), today + timedelta(days=1), tz)
+    return month_so_far(today, tz)
 
 
 def period_from_query(preset: str | None, today: date, tz: str) -> Period:
@@ -104,6 +105,9 @@ def query_period(request: web.Request, tz: str, today: date) -> Period:
     """The period a report page asks for: ``from``/``to``, else ``preset``, else this month (400 if bad)."""
     q = request.query
     default = period_from_query(q.get("preset"), today, tz)
+    if not q.get("from") and not q.get("to"):
+        # A preset (or the default) keeps the days it is compared with (a month so far: the same days before).
+        return default
     start = _date(q.get("from"), "from") or default.start
     end = _date(q.get("to"), "to") or default.end
     if end <= start:

@@ -8,7 +8,16 @@ import pytest
 
 from crmtel.config import Settings
 from crmtel.errors import ConfigError
-from crmtel.reports.models import ManagerFigures, Period, change_pct, preset_period, report_timezone, total_of
+from crmtel.reports.models import (
+    ManagerFigures,
+    Period,
+    change_pct,
+    month_so_far,
+    preset_period,
+    report_timezone,
+    total_of,
+    week_so_far,
+)
 
 
 def test_period_bounds_are_local_midnights_in_utc() -> None:
@@ -26,9 +35,9 @@ def test_period_follows_daylight_saving_changes() -> None:
 
 
 def test_previous_period_of_other_spans_has_the_same_number_of_days() -> None:
-    """Two days (from a Tuesday) compare with the two days before them; a week with the week before."""
-    p = Period(date(2026, 11, 3), date(2026, 11, 5), "UTC").previous()
-    assert (p.start, p.end) == (date(2026, 11, 1), date(2026, 11, 3))
+    """Two days compare with the two days before them; a week with the week before."""
+    p = Period(date(2026, 11, 2), date(2026, 11, 4), "UTC").previous()
+    assert (p.start, p.end) == (date(2026, 10, 31), date(2026, 11, 2))
     w = Period(date(2026, 11, 23), date(2026, 11, 30), "UTC").previous()
     assert (w.start, w.end) == (date(2026, 11, 16), date(2026, 11, 23))
 
@@ -126,24 +135,23 @@ def test_change_pct() -> None:
 
 
 @pytest.mark.parametrize(
-    ("start", "end", "prev"),
+    ("today", "prev"),
     [
-        (date(2026, 12, 1), date(2026, 12, 7), (date(2026, 11, 1), date(2026, 11, 7))),  # 1–6 Dec vs 1–6 Nov
-        (
-            date(2026, 3, 1),
-            date(2026, 3, 31),
-            (date(2026, 2, 1), date(2026, 3, 1)),
-        ),  # 30 March days vs February
-        (
-            date(2026, 11, 30),
-            date(2026, 12, 2),
-            (date(2026, 11, 23), date(2026, 11, 25)),
-        ),  # Mon–Tue vs Mon–Tue
+        (date(2026, 12, 6), (date(2026, 11, 1), date(2026, 11, 7))),  # 1–6 Dec vs 1–6 Nov
+        (date(2026, 3, 30), (date(2026, 2, 1), date(2026, 3, 1))),  # 1–30 March vs all of February
+        (date(2026, 12, 31), (date(2026, 11, 1), date(2026, 12, 1))),  # December so far vs all of November
     ],
 )
-def test_a_month_or_week_so_far_compares_with_the_same_days_before(
-    start: date, end: date, prev: tuple[date, date]
+def test_a_month_so_far_compares_with_the_same_days_of_the_month_before(
+    today: date, prev: tuple[date, date]
 ) -> None:
     """This month so far is compared with the same days of last month (not all of it: no −56 % everywhere)."""
-    p = Period(start, end, "UTC").previous()
+    p = month_so_far(today, "UTC").previous()
     assert (p.start, p.end) == prev
+
+
+def test_a_week_so_far_compares_with_the_same_weekdays_of_the_week_before() -> None:
+    """Monday and Tuesday against last Monday and Tuesday."""
+    p = week_so_far(date(2026, 12, 1), "UTC")
+    assert (p.start, p.end) == (date(2026, 11, 30), date(2026, 12, 2))
+    assert (p.previous().start, p.previous().end) == (date(2026, 11, 23), date(2026, 11, 25))
