@@ -18,8 +18,8 @@ import pytest
 from aiohttp.test_utils import TestServer
 from playwright.async_api import Browser, BrowserContext, Page, expect
 
-from crmtel.ami.service import CallService
 from crmtel.callbacks.service import EndedCall, book_ended_calls
+from crmtel.calls.service import CallService
 from crmtel.config import CallsSettings, DealsSettings, WebSettings
 from crmtel.crm.models import Viewer
 from crmtel.crm.web import CrmApi, crm_routes
