@@ -34,6 +34,7 @@ from crmtel.config import AmiSettings, Settings
 from crmtel.crm.web import CrmApi, crm_routes
 from crmtel.deals.web import deal_routes
 from crmtel.demo import seed
+from crmtel.dial.guard import GuardedSender
 from crmtel.dial.service import DialService
 from crmtel.dial.web import dial_routes, hub_notifier
 from crmtel.errors import ConfigError, StoreUnavailable
@@ -243,9 +244,12 @@ async def start(settings: Settings, *, demo: bool = False, demo_speed: float = 1
         )
         clients = tuple(AmiClient(pbx, calls) for pbx in pbxes)
         health = health_routes(HealthCheck(db, clients, cluster=cluster))
+        # Every Originate this node sends to a PBX — its own clicks and other nodes' relayed ones — passes the
+        # PBX's click-to-call policy and window there (crmtel.dial.guard).
+        guarded = {c.pbx: GuardedSender(c.pbx, c, c.settings.originate) for c in clients}
         dial = DialService(
             # In a cluster only a PBX's leader is logged in to it: other nodes send through the leader.
-            {c.pbx: c for c in clients} if cluster is None else cluster.senders(clients),
+            guarded if cluster is None else cluster.senders(guarded),
             {pbx.name: pbx.originate for pbx in pbxes},
             region=settings.region,
             locator=calls.calls,
@@ -310,7 +314,7 @@ async def start(settings: Settings, *, demo: bool = False, demo_speed: float = 1
         if cluster is not None:
             metrics.watch(ClusterCollector(cluster))
             group.spawn(cluster.publisher.run(), name="cluster-publish")
-            group.spawn(cluster.relay(clients).run(), name="cluster-relay")
+            group.spawn(cluster.relay(guarded).run(), name="cluster-relay")
             group.spawn(cluster.consume(node_notifier, hub).run(), name="cluster-consume")
         for client in clients:
             if client.settings.reconcile_interval > 0:

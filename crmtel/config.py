@@ -41,6 +41,10 @@ class DialRule(BaseModel):
     replace: str = Field(default="", pattern=r"^[\d#*+]*$", max_length=8)
 
 
+# A number pattern of the click-to-call policy: "+", digits and the glob characters "?", "*", "[…]", "!".
+Pattern = Annotated[str, StringConstraints(strip_whitespace=True, pattern=r"^[+\d?*\[\]!-]{1,40}$")]
+
+
 class OriginateSettings(BaseModel):
     """Click-to-call on one PBX: how crmtel's AMI ``Originate`` rings the manager's phone and dials out."""
 
@@ -63,6 +67,19 @@ class OriginateSettings(BaseModel):
     ring_seconds: int = Field(default=30, ge=5, le=300)
     # A second click on the same number within this many seconds does not dial again.
     dedup_seconds: float = Field(default=5.0, ge=0, le=120)
+    # Which numbers may be called (crmtel.dial.policy): glob patterns on the E.164 number ("?" one digit, "*" any,
+    # "[3489]" one of), a deny pattern beats an allow pattern. The defaults suit a Russian team: Russian
+    # landlines, mobiles and 8-800 only; premium 8-803/8-809, other countries (8 10…, 00…) and satellite
+    # (+881, +882) refused.
+    allow: tuple[Pattern, ...] = ("+7[3489]?????????",)
+    deny: tuple[Pattern, ...] = ("+7803*", "+7809*")
+    # Short numbers (extensions) that may be called: not service numbers (00, 01-04, 100-104, 112).
+    allow_extensions: tuple[Pattern, ...] = ("[1-9]?", "[1-9]??", "[1-9]???", "[1-9]????", "[1-9]?????")
+    deny_extensions: tuple[Pattern, ...] = ("0*", "10[0-4]", "112", "911")
+    # At most this many attempts in any rate_seconds: by one manager, and on this PBX (every node, the CLI too).
+    max_per_manager: int = Field(default=10, ge=1, le=10_000)
+    max_per_pbx: int = Field(default=60, ge=1, le=100_000)
+    rate_seconds: float = Field(default=60.0, gt=0, le=86_400)
 
 
 class AmiSettings(BaseModel):

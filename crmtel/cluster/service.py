@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
+from collections.abc import Mapping
 
 import structlog
 from redis.asyncio import Redis
@@ -77,15 +77,20 @@ class ClusterNode:
         self.leaderships.append(leadership)
         return leadership
 
-    def senders(self, clients: Sequence[AmiClient]) -> dict[str, ActionSender]:
-        """Per PBX, what sends its AMI actions (click-to-call) from this node: directly, or via its leader."""
+    def senders(self, locals_: Mapping[str, ActionSender]) -> dict[str, ActionSender]:
+        """Per PBX, what sends its AMI actions (click-to-call) from this node: its own sender (``locals_``)
+        while it leads the PBX, else through the leader."""
         relay_prefix = f"{self.settings.stream}:actions"
-        return {c.pbx: RelayedSender(c.pbx, c, self.redis, self._holds, prefix=relay_prefix) for c in clients}
+        return {
+            pbx: RelayedSender(pbx, local, self.redis, self._holds, prefix=relay_prefix)
+            for pbx, local in locals_.items()
+        }
 
-    def relay(self, clients: Sequence[AmiClient]) -> RelayServer:
-        """The task that sends other nodes' actions for the PBXs this node leads."""
+    def relay(self, locals_: Mapping[str, ActionSender]) -> RelayServer:
+        """The task that sends other nodes' actions for the PBXs this node leads, through ``locals_`` (the
+        same checked senders as this node's own clicks)."""
         relay_prefix = f"{self.settings.stream}:actions"
-        return RelayServer(self.redis, {c.pbx: c for c in clients}, self.leads, prefix=relay_prefix)
+        return RelayServer(self.redis, locals_, self.leads, prefix=relay_prefix)
 
     def _holds(self, pbx: str) -> bool:
         return self.fence.epoch(pbx) is not None

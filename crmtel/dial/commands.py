@@ -16,6 +16,7 @@ from datetime import datetime
 from crmtel.ami.client import AmiClient
 from crmtel.ami.protocol import Message
 from crmtel.config import Settings
+from crmtel.dial.guard import GuardedSender
 from crmtel.dial.models import DialRefused, DialStatus
 from crmtel.dial.service import DialService
 from crmtel.i18n import Translator
@@ -60,7 +61,8 @@ async def run_call(args: argparse.Namespace, settings: Settings) -> int:
     db = Database(settings.database_url)
     try:
         service = DialService(
-            clients,
+            # The same checks as the daemon's: the PBX's number patterns and window of attempts.
+            {name: GuardedSender(name, c, c.settings.originate) for name, c in clients.items()},
             {p.name: p.originate for p in settings.pbxes},
             region=settings.region,
             locator=CallRepository(db),

@@ -31,6 +31,7 @@ from crmtel.dial.models import (
     outcome,
     serves,
 )
+from crmtel.dial.policy import DialLimits, check_number
 from crmtel.domain import Manager
 from crmtel.phones import PhoneKind, normalize
 
@@ -89,6 +90,7 @@ class DialService:
         # (pbx, extension, number) -> the attempt of the latest click and when it was clicked.
         self._by_click: dict[tuple[str, str, str], tuple[str, float]] = {}
         self._tasks: set[asyncio.Task[None]] = set()
+        self._limits = DialLimits(self.settings)
 
     # -- checking a click ----------------------------------------------------------------------------
     async def prepare(
@@ -119,6 +121,10 @@ class DialService:
         else:
             raise DialRefused("dial.bad_number", number=number[:40])
         where = await self._pbx_for(extension, pbx)
+        verdict = check_number(target, phone.kind, self.settings[where])
+        if verdict is not None:
+            log.warning("dial refused on %s: %s -> %s (%s)", where, extension, target, verdict.key)
+            raise DialRefused(verdict.key, 403, number=target, pbx=where)
         rules = self.settings[where].dial_rules if phone.kind is PhoneKind.E164 else ()
         return DialRequest(
             originate_id=new_originate_id(),
@@ -157,6 +163,7 @@ class DialService:
         if earlier is not None and earlier[1].status.ok:
             # A double click: the first attempt is still ringing the phone (a failed one may be retried).
             return replace(earlier[1], duplicate=True)
+        self._count(request)
         result = DialResult(request, DialStatus.CALLING, datetime.now(UTC))
         self._remember(result, manager_id)
         self._by_click[click] = (request.originate_id, self.clock())
@@ -167,7 +174,26 @@ class DialService:
 
     async def call(self, request: DialRequest) -> DialResult:
         """Place the attempt and wait until the PBX says how it went."""
+        self._count(request)
         return await self._originate(request)
+
+    def _count(self, request: DialRequest) -> None:
+        # Every attempt counts, failed ones too: a failure is no reason to let a script dial again at once.
+        refusal = self._limits.take(request.pbx, request.manager_login, self.clock())
+        if refusal is not None:
+            log.warning(
+                "dial refused on %s: %s -> %s (%s)",
+                request.pbx,
+                request.manager_login or request.extension,
+                request.number,
+                refusal.key,
+            )
+            raise DialRefused(
+                refusal.key,
+                429,
+                retry_after=str(refusal.retry_after),
+                pbx=request.pbx,
+            )
 
     def get(self, originate_id: str) -> tuple[DialResult, int | None] | None:
         """A recent attempt and whose it is."""

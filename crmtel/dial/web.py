@@ -66,8 +66,13 @@ def hub_notifier(hub: Hub) -> Any:
 
 
 def refused(err: DialRefused, tr: Translator) -> web.Response:
-    """A refusal as JSON, in the manager's language."""
-    return web.json_response({"error": tr.t(err.key, **err.params), "key": err.key}, status=err.status)
+    """A refusal as JSON, in the manager's language (a rate refusal says when to try again: Retry-After)."""
+    body: dict[str, Any] = {"error": tr.t(err.key, **err.params), "key": err.key}
+    headers = {}
+    if "retry_after" in err.params:
+        body["retry_after"] = int(err.params["retry_after"])
+        headers["Retry-After"] = err.params["retry_after"]
+    return web.json_response(body, status=err.status, headers=headers)
 
 
 def dial_routes(service: DialService) -> web.RouteTableDef:
@@ -83,9 +88,9 @@ def dial_routes(service: DialService) -> web.RouteTableDef:
             attempt = await service.prepare(
                 body.number, manager=manager, extension=body.extension, name=body.name
             )
+            result = await service.start(attempt, manager_id=manager.id)
         except DialRefused as err:
             return refused(err, tr)
-        result = await service.start(attempt, manager_id=manager.id)
         return web.json_response(result_json(result, tr), status=200 if result.duplicate else 202)
 
     @routes.get("/api/dial/{originate_id}")

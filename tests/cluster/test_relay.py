@@ -12,6 +12,8 @@ from redis.asyncio import Redis
 from crmtel.ami.connection import AmiError
 from crmtel.ami.protocol import Message
 from crmtel.cluster.relay import RelayedSender, RelayError, RelayServer
+from crmtel.config import DialRule, OriginateSettings
+from crmtel.dial.guard import GuardedSender
 from tests.cluster.conftest import REDIS_URL
 
 
@@ -78,3 +80,40 @@ async def test_the_leader_sends_on_its_own_connection_and_nobody_leading_times_o
         await orphan.request("Ping", limit=0.5)
     assert asyncio.get_running_loop().time() - started < 5
     await redis.delete(f"{prefix}:pbx1:requests")
+
+
+async def test_a_relayed_originate_passes_the_leaders_click_to_call_policy(redis: Redis) -> None:
+    """Another node's Originate (or one forged onto the Redis list) reaches the PBX only within the policy:
+    premium numbers, an Exten other than the checked number, and attempts past the PBX's window are refused
+    with a PBX-style error, and the leader's connection never sees them."""
+    prefix = f"crmtel:test:{uuid.uuid4().hex}"
+    link = FakePbxLink()
+    guarded = GuardedSender(
+        "pbx1", link, OriginateSettings(dial_rules=(DialRule(prefix="+7", replace="8"),), max_per_pbx=2)
+    )
+    server = RelayServer(redis, {"pbx1": guarded}, lambda: ["pbx1"], prefix=prefix)
+    standby = RelayedSender("pbx1", FakePbxLink(), redis, lambda _pbx: False, prefix=prefix)
+    task = asyncio.create_task(server.run())
+
+    def originate(number: str, exten: str) -> list[tuple[str, str]]:
+        return [("ActionID", "crmtel-x"), ("Exten", exten), ("Variable", f"CRMTEL_DIAL_NUMBER={number}")]
+
+    try:
+        premium = await standby.request("Originate", originate("+78095051234", "88095051234"), limit=5)
+        assert premium[0].get("Response") == "Error"
+        assert "not allowed" in (premium[0].get("Message") or "")
+        forged = await standby.request("Originate", originate("+79161110001", "88095051234"), limit=5)
+        assert "Exten" in (forged[0].get("Message") or "")
+        bare = await standby.request("Originate", [("Exten", "88095051234")], limit=5)
+        assert bare[0].get("Response") == "Error"
+        assert link.sent == []
+        for _ in range(2):
+            ok = await standby.request("Originate", originate("+79161110001", "89161110001"), limit=5)
+            assert ok[0].get("Response") == "Success"
+        third = await standby.request("Originate", originate("+79161110001", "89161110001"), limit=5)
+        assert "limit" in (third[0].get("Message") or "")
+        assert len(link.sent) == 2
+        assert guarded.refused == 4
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)

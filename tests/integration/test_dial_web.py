@@ -14,6 +14,7 @@ from crmtel.ami.client import AmiClient
 from crmtel.callbacks.web import callback_routes
 from crmtel.calls.service import CallService
 from crmtel.config import CallsSettings, DialRule, OriginateSettings, WebSettings
+from crmtel.dial.guard import GuardedSender
 from crmtel.dial.service import DialService
 from crmtel.dial.web import dial_routes, hub_notifier
 from crmtel.fakepbx.server import FakeAmiServer
@@ -38,7 +39,8 @@ class DialRig:
 
 
 @contextlib.asynccontextmanager
-async def dial_app(db: Database) -> AsyncIterator[DialRig]:
+async def dial_app(db: Database, **originate: object) -> AsyncIterator[DialRig]:
+    """The page's app with click-to-call on one fake PBX; ``originate`` overrides its settings."""
     managers = await seed_managers(db)
     ami = FakeAmiServer([])
     ami.originate_speed = None
@@ -48,9 +50,12 @@ async def dial_app(db: Database) -> AsyncIterator[DialRig]:
         async with Notifier(hub, StoreCards(db), ManagerNames(db)) as notifier:
             calls = CallService(db, CallsSettings(), PartyRepository(db), notifier)
             client = AmiClient(settings_for(ami), calls)
+            settings = OriginateSettings.model_validate(
+                {"dial_rules": (DialRule(prefix="+7", replace="8"),), **originate}
+            )
             dial = DialService(
-                {"pbx1": client},
-                {"pbx1": OriginateSettings(dial_rules=(DialRule(prefix="+7", replace="8"),))},
+                {"pbx1": GuardedSender("pbx1", client, settings)},
+                {"pbx1": settings},
                 notify=hub_notifier(hub),
             )
             routes = (dial_routes(dial), callback_routes(CallbackRepository(db), ManagerRepository(db)))

@@ -1,0 +1,100 @@
+"""The click-to-call policy: which numbers a Russian team may call by default, what config widens, and the
+sliding windows that bound attempts per manager and per PBX."""
+
+from __future__ import annotations
+
+import pytest
+
+from crmtel.config import OriginateSettings
+from crmtel.dial.policy import DialLimits, SlidingWindow, check_number
+from crmtel.phones import normalize
+
+DEFAULTS = OriginateSettings()
+
+
+def _verdict(raw: str, settings: OriginateSettings = DEFAULTS) -> str | None:
+    phone = normalize(raw, "RU")
+    verdict = check_number(phone.value or raw, phone.kind, settings)
+    return verdict.key if verdict is not None else None
+
+
+@pytest.mark.parametrize(
+    "raw", ["+7 916 111-00-01", "8 (495) 123-45-67", "8 800 555-35-35", "+7 812 000-11-22", "205"]
+)
+def test_russian_numbers_and_extensions_are_allowed_by_default(raw: str) -> None:
+    """Mobiles, landlines, 8-800 and ordinary extensions may be called as shipped."""
+    assert _verdict(raw) is None
+
+
+@pytest.mark.parametrize(
+    ("raw", "key"),
+    [
+        ("+7 809 505-12-34", "dial.number_denied"),  # premium
+        ("8 809 505 12 34", "dial.number_denied"),
+        ("8 803 100-00-00", "dial.number_denied"),
+        ("+882 1234 5678", "dial.number_not_allowed"),  # satellite / international networks
+        ("+881 6 3123 4567", "dial.number_not_allowed"),
+        ("8 10 1 202 555 0123", "dial.number_not_allowed"),  # the Russian way abroad
+        ("00 44 20 7946 0000", "dial.number_not_allowed"),
+        ("+44 20 7946 0000", "dial.number_not_allowed"),
+        ("+7 701 123 45 67", "dial.number_not_allowed"),  # Kazakhstan shares +7
+        ("112", "dial.number_denied"),
+        ("00", "dial.number_denied"),
+        ("01", "dial.number_denied"),
+        ("103", "dial.number_denied"),
+    ],
+)
+def test_premium_satellite_foreign_and_service_numbers_are_refused_by_default(raw: str, key: str) -> None:
+    """The toll-fraud targets: each refused with the reason's catalogue key."""
+    assert _verdict(raw) == key
+
+
+def test_an_admin_widens_the_patterns() -> None:
+    """allow/deny are the admin's: the UK and extension 103 become callable, premium stays barred."""
+    wide = OriginateSettings(
+        allow=("+7[3489]?????????", "+44*"), deny_extensions=("0*", "112"), deny=("+7809*",)
+    )
+    assert _verdict("+44 20 7946 0000", wide) is None
+    assert _verdict("103", wide) is None
+    assert _verdict("8 809 505 12 34", wide) == "dial.number_denied"
+    assert _verdict("+882 1234 5678", wide) == "dial.number_not_allowed"
+
+
+def test_a_pattern_that_is_not_a_number_pattern_is_a_config_error() -> None:
+    """Letters or spaces in a pattern are refused when the config is loaded."""
+    with pytest.raises(ValueError, match="allow"):
+        OriginateSettings(allow=("+7 916*",))
+
+
+def test_sliding_window_allows_the_limit_then_says_how_long_to_wait() -> None:
+    """Three per 10 s: the fourth waits until the first leaves the window."""
+    window = SlidingWindow(3, 10.0)
+    assert [window.take("a", t) for t in (0.0, 1.0, 2.0)] == [0.0, 0.0, 0.0]
+    assert window.take("a", 3.0) == pytest.approx(7.0)
+    assert window.take("b", 3.0) == 0.0
+    assert window.take("a", 10.0) == 0.0
+
+
+def test_sliding_window_memory_is_bounded_by_keys() -> None:
+    """A script inventing keys cannot grow the table past max_keys."""
+    window = SlidingWindow(1, 60.0, max_keys=100)
+    for i in range(10_000):
+        window.take(f"k{i}", 0.0)
+    assert len(window._times) == 100
+
+
+def test_limits_refuse_per_manager_first_and_per_pbx_for_everyone() -> None:
+    """A manager past their own limit is refused without using the PBX's room; the PBX's limit binds all."""
+    limits = DialLimits({"pbx1": OriginateSettings(max_per_manager=2, max_per_pbx=3, rate_seconds=60)})
+    assert limits.take("pbx1", "anna", 0.0) is None
+    assert limits.take("pbx1", "anna", 0.1) is None
+    refusal = limits.take("pbx1", "anna", 0.2)
+    assert refusal is not None
+    assert (refusal.key, refusal.retry_after) == ("dial.rate_manager", 60)
+    assert limits.take("pbx1", "boris", 0.3) is None
+    refusal = limits.take("pbx1", "olga", 0.4)
+    assert refusal is not None
+    assert refusal.key == "dial.rate_pbx"
+    refusal = limits.take("pbx1", None, 0.5)  # the CLI counts against the PBX too
+    assert refusal is not None
+    assert refusal.key == "dial.rate_pbx"
