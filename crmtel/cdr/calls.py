@@ -15,14 +15,18 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
 
-from crmtel.calls.legs import LegKind, classify, dialled_number, local_base
-from crmtel.calls.tracker.model import Call, TrackerState, build_record, normalise_caller
+from crmtel.calls.legs import LegKind, dialled_number, local_base
+from crmtel.calls.tracker import visits
+from crmtel.calls.tracker.model import Call, TrackerState, build_record, leg_kind, normalise_caller
 from crmtel.cdr.models import CdrRow
-from crmtel.domain import CallRecord, Direction, MissedReason
+from crmtel.domain import CallRecord, Direction, MissedReason, QueueOutcome
 from crmtel.phones import PhoneKind, normalize
 
 _CLID = re.compile(r'^\s*"(?P<name>.*)"\s*<(?P<num>[^>]*)>\s*$', re.DOTALL)
 _AUDIO = re.compile(r"\.(wav|wav49|gsm|mp3|ogg|opus|sln\d*|g722|ulaw|alaw)$", re.IGNORECASE)
+# What a CDR names as the last application of a channel that was dialled and never ran the dialplan itself
+# (an Originate's phone that did not answer: ``AppDial2``, ``(Outgoing Line)``).
+_DIALLED_APPS = frozenset({"appdial", "appdial2"})
 _UNANSWERED = {
     "BUSY": MissedReason.BUSY,
     "FAILED": MissedReason.NO_ANSWER,
@@ -64,33 +68,40 @@ def group_calls(rows: Iterable[CdrRow]) -> dict[str, list[CdrRow]]:
 
 @dataclass(frozen=True, slots=True)
 class _Offer:
-    """One phone (or line) the call was offered to, through the leg that reached it."""
+    """One phone (or line) the call was offered to, through the leg that reached it.
+
+    ``via`` is the caller's own leg that made the offer (for a ``Local/`` member, the leg that dialled its
+    ``;1`` half, while ``leg`` is the ``;2`` half's leg to the phone).
+    """
 
     kind: LegKind
     extension: str | None
     leg: CdrRow
+    via: CdrRow
 
 
-def _offers(legs: Sequence[CdrRow], trunks: frozenset[str]) -> list[_Offer]:
+def _is_half(leg: CdrRow) -> bool:
+    return local_base(leg.channel) is not None and leg.channel.endswith(";2")
+
+
+def _offers(legs: Sequence[CdrRow], state: TrackerState) -> list[_Offer]:
     halves: dict[str, list[CdrRow]] = {}
     for leg in legs:
         base = local_base(leg.channel)
-        if base is not None and leg.channel.endswith(";2"):
+        if base is not None and _is_half(leg):
             halves.setdefault(base, []).append(leg)
     out: list[_Offer] = []
     for leg in legs:
-        if local_base(leg.channel) is not None and leg.channel.endswith(";2"):
+        if _is_half(leg) or not leg.dstchannel:
             continue
-        if not leg.dstchannel:
-            continue
-        kind, extension = classify(leg.dstchannel, trunks)
+        kind, extension = leg_kind(state, leg.dstchannel)
         if kind is LegKind.LOCAL:
             for half in halves.get(local_base(leg.dstchannel) or "", []):
                 if half.dstchannel:
-                    inner, ext = classify(half.dstchannel, trunks)
-                    out.append(_Offer(inner, ext, half))
+                    inner, ext = leg_kind(state, half.dstchannel)
+                    out.append(_Offer(inner, ext, half, leg))
             continue
-        out.append(_Offer(kind, extension, leg))
+        out.append(_Offer(kind, extension, leg, leg))
     return out
 
 
@@ -123,14 +134,18 @@ def _timeout(lastdata: str, position: int) -> int | None:
     return int(value) if value.isdigit() else None
 
 
+def _queue_timed_out(leg: CdrRow) -> bool:
+    limit = _timeout(leg.lastdata, 4)
+    return limit is not None and leg.duration >= limit
+
+
 def missed_reason(legs: Sequence[CdrRow], offers: Sequence[_Offer]) -> MissedReason:
     """Why nobody answered, from the last thing the caller's leg did (Dial or Queue) and how it ended."""
-    main = [leg for leg in legs if not (local_base(leg.channel) and leg.channel.endswith(";2"))] or list(legs)
+    main = [leg for leg in legs if not _is_half(leg)] or list(legs)
     last = main[-1]
     app = last.lastapp.lower()
     if app == "queue":
-        limit = _timeout(last.lastdata, 4)
-        if limit is not None and last.duration >= limit:
+        if _queue_timed_out(last):
             return MissedReason.NO_ANSWER
         return MissedReason.ABANDONED_IN_QUEUE
     reason = _UNANSWERED.get(last.disposition)
@@ -143,17 +158,69 @@ def missed_reason(legs: Sequence[CdrRow], offers: Sequence[_Offer]) -> MissedRea
     return MissedReason.NO_ANSWER
 
 
+def _queue_of(leg: CdrRow) -> str | None:
+    if leg.lastapp.lower() != "queue":
+        return None
+    return leg.lastdata.split(",", 1)[0].strip()[:64] or None
+
+
+def with_queue_visits(pbx: str, call: Call, legs: Sequence[CdrRow], offers: Sequence[_Offer]) -> Call:
+    """The caller's waits in queues, kept by the tracker's own visit rules (``tracker.visits``).
+
+    Each run of the caller's legs in one queue is one wait: joined when its first leg began, offered to the
+    phones its legs rang (a ``Local/`` member by its phone), answered by the first of them to answer, else
+    exited (the queue timed out, or the dialplan went on after it) or abandoned (the caller hung up).
+    """
+    main = [leg for leg in legs if not _is_half(leg)]
+    runs: list[tuple[str, list[CdrRow]]] = []
+    previous: str | None = None
+    for leg in main:
+        queue = _queue_of(leg)
+        if queue is not None and queue == previous:
+            runs[-1][1].append(leg)
+        elif queue is not None:
+            runs.append((queue, [leg]))
+        previous = queue
+    for queue, run in runs:
+        call, _ = visits.joined(pbx, call, queue, min(leg.start for leg in run))
+        mine = {id(leg) for leg in run}
+        members = [o for o in offers if id(o.via) in mine and o.kind is LegKind.EXTENSION and o.extension]
+        for offer in members:
+            call = visits.offered(call, offer.extension or "")
+        answered = [o for o in members if o.leg.disposition == "ANSWERED" and o.leg.answer is not None]
+        if answered:
+            first = min(answered, key=lambda o: (o.leg.answer or o.leg.start, _order(o.leg)))
+            call, _ = visits.left(
+                pbx, call, QueueOutcome.ANSWERED, first.leg.answer or first.leg.start, first.extension
+            )
+            continue
+        went_on = run[-1] is not main[-1]
+        timed_out = any(_queue_timed_out(leg) for leg in run)
+        outcome = QueueOutcome.EXITED if went_on or timed_out else QueueOutcome.ABANDONED
+        call, _ = visits.left(pbx, call, outcome, max(leg.end for leg in run))
+    return call
+
+
+def never_a_call(origin: CdrRow, legs: Sequence[CdrRow], offers: Sequence[_Offer]) -> bool:
+    """A failed Originate (click-to-call on a busy, unanswered or declining phone): the placing phone never
+    answered, so its channel never ran the dialplan and reached nobody; the tracker stores no call for it."""
+    if origin.lastapp.lower() not in _DIALLED_APPS or offers:
+        return False
+    return all(leg.answer is None for leg in legs)
+
+
 def call_from_legs(state: TrackerState, linkedid: str, legs: Sequence[CdrRow]) -> CallRecord | None:
-    """The final record of one call from its CDR legs (None when there are no legs)."""
+    """The final record of one call from its CDR legs (None when there are no legs, or they were never a call)."""
     if not legs:
         return None
     legs = sorted(legs, key=_order)
-    trunks = state.trunks
     origin = next((leg for leg in legs if leg.uniqueid and leg.uniqueid == linkedid), None)
     if origin is None:
         origin = next((leg for leg in legs if local_base(leg.channel) is None), legs[0])
-    origin_kind, origin_ext = classify(origin.channel, trunks)
-    offers = _offers(legs, trunks)
+    origin_kind, origin_ext = leg_kind(state, origin.channel)
+    offers = _offers(legs, state)
+    if never_a_call(origin, legs, offers):
+        return None
     name, number = caller_id(origin.clid)
     name = origin.cnam or name
     raw_number = origin.src or number
@@ -193,10 +260,10 @@ def call_from_legs(state: TrackerState, linkedid: str, legs: Sequence[CdrRow]) -
     for offer in offers:
         if offer.kind is LegKind.EXTENSION and offer.extension and offer.extension not in rang:
             rang.append(offer.extension)
-    queue = next(
-        (leg.lastdata.split(",", 1)[0].strip()[:64] for leg in legs if leg.lastapp.lower() == "queue"), None
-    )
-    call = replace(call, rang=tuple(rang), queue=queue or None, recording_file=recording_of(legs))
+    call = with_queue_visits(state.pbx, call, legs, offers)
+    # The queue the caller waited in last, as the tracker keeps it.
+    queue = call.queue_visits[-1].queue if call.queue_visits else None
+    call = replace(call, rang=tuple(rang), queue=queue, recording_file=recording_of(legs))
     answered = [
         o
         for o in offers

@@ -12,10 +12,11 @@ from crmtel.cdr.calls import call_from_legs, group_calls
 from crmtel.cdr.models import CdrSourceUnavailable, CdrSpec
 from crmtel.cdr.sqlsource import SqlCdrSource
 from crmtel.fakepbx.server import load_jsonl
-from tests.fixtures.cdr_data import Leg, legs_of_stream
+from tests.fixtures.cdr_data import Leg, leg_of_row, legs_of_stream
 from tests.fixtures.cdr_databases import MysqlCdr, PgCdr
 from tests.fixtures.traces import SCENARIOS, TRACES_DIR, load_expected
 from tests.unit.test_cdr_calls import assert_same_call
+from tests.unit.test_cdr_same_rules import clicks_master_csv
 
 MOSCOW = ZoneInfo("Europe/Moscow")
 
@@ -131,3 +132,31 @@ async def test_unreachable_database_is_a_clear_error() -> None:
         await source.close()
     assert "s3cret" not in str(info.value)
     assert "crmtel:***@127.0.0.1:1" in str(info.value)
+
+
+async def _clicks_from(table: MysqlCdr | PgCdr) -> list[tuple[str, str | None]]:
+    rows = [row for legs in clicks_master_csv().values() for row in legs]
+    legs = [leg_of_row(row) for row in rows]
+    await table.insert(legs, MOSCOW)
+    source = SqlCdrSource(CdrSpec.parse(table.url, table.table), MOSCOW)
+    try:
+        calls = group_calls(await source.legs(*_window(legs)))  # type: ignore[arg-type]
+    finally:
+        await source.close()
+    assert len(calls) == 6
+    records = [call_from_legs(new_state("pbx1"), lid, legs) for lid, legs in calls.items()]
+    return sorted((r.direction.value, r.caller_number) for r in records if r is not None)
+
+
+KEPT = [("inbound", "+79991110035"), ("outbound", "131"), ("outbound", "135")]
+
+
+async def test_failed_click_to_calls_are_no_calls_from_freepbx_mariadb(mysql_cdr: MysqlCdr) -> None:
+    """The real click-to-call CDR (busy, rang out, declined: ``AppDial2``, never answered) in FreePBX's MariaDB
+    table: those three are no calls; the answered click-to-calls and the queue call are."""
+    assert await _clicks_from(mysql_cdr) == KEPT
+
+
+async def test_failed_click_to_calls_are_no_calls_from_cdr_pgsql(pg_cdr: PgCdr) -> None:
+    """The same CDR in a cdr_pgsql table: only the answered click-to-calls and the queue call are calls."""
+    assert await _clicks_from(pg_cdr) == KEPT

@@ -298,7 +298,6 @@ def test_click_to_call_declined_on_the_phone(c2c: ClickToCall) -> None:
     assert not _stored(c2c.calls_before_backfill, click.linkedids)
 
 
-@pytest.mark.xfail(strict=True, reason="issue 21: failed click-to-calls come back from Master.csv as calls")
 def test_failed_click_to_calls_do_not_come_back_from_the_cdr(c2c: ClickToCall) -> None:
     """After `crmtel backfill` over the same period, the busy, unanswered and declined attempts are still no calls."""
     failed = [lid for key in ("busy", "no-answer", "declined") for lid in c2c.clicks[key].linkedids]

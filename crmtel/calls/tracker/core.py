@@ -5,13 +5,14 @@ from __future__ import annotations
 from dataclasses import replace
 
 from crmtel.ami import events as ev
-from crmtel.calls.legs import LegKind, classify, dialled_number
+from crmtel.calls.legs import LegKind, dialled_number
 from crmtel.calls.tracker import visits
 from crmtel.calls.tracker.model import (
     Call,
     Leg,
     TrackerState,
     build_record,
+    leg_kind,
     never_a_call,
     normalise_caller,
 )
@@ -159,7 +160,7 @@ def attach(tx: Tx, ch: ev.ChannelInfo, create: bool = True) -> Call | None:
 
 def make_leg(tx: Tx, ch: ev.ChannelInfo) -> Leg:
     """Classify a channel snapshot into a leg."""
-    kind, extension = classify(ch.name, tx.state.trunks, tx.state.device_prefixes)
+    kind, extension = leg_kind(tx.state, ch.name)
     return Leg(ch.uniqueid, ch.name, kind, extension, up=ch.state == 6)
 
 
@@ -175,7 +176,7 @@ def leg_of(tx: Tx, ch: ev.ChannelInfo) -> Leg:
 
 def renamed(tx: Tx, leg: Leg, name: str) -> Leg:
     """The leg under a new channel name (pickups and masquerades swap who is on the line)."""
-    kind, extension = classify(name, tx.state.trunks, tx.state.device_prefixes)
+    kind, extension = leg_kind(tx.state, name)
     return replace(leg, name=name, kind=kind, extension=extension)
 
 

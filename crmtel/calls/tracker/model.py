@@ -6,7 +6,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from crmtel.calls.legs import LegKind
+from crmtel.calls.legs import LegKind, classify
 from crmtel.domain import CallRecord, Direction, MissedReason, Outcome, QueueVisit
 from crmtel.phones import PhoneKind, normalize
 from crmtel.recordings import DEFAULT_RECORDINGS_DIR, relpath
@@ -85,6 +85,11 @@ class TrackerState:
     # new call beyond ``max_live_calls`` ends the oldest one, a channel beyond ``max_legs`` is not followed.
     max_live_calls: int = 5000
     max_legs: int = 100
+
+
+def leg_kind(state: TrackerState, name: str) -> tuple[LegKind, str | None]:
+    """The one classification of a channel on this PBX (its trunks and device prefixes), whatever the path."""
+    return classify(name, state.trunks, state.device_prefixes)
 
 
 # How many finished Linkedids to remember against late events.
