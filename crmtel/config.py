@@ -259,6 +259,9 @@ class WebSettings(BaseModel):
     # The same backlog in bytes (characters of JSON frames): whichever is reached first drops the browser.
     queue_bytes: int = Field(default=1 << 20, ge=4096)
     heartbeat: float = Field(default=20.0, gt=0)
+    # How often each node compares its open pages with the store's sessions: a logout on another node,
+    # ``manager passwd`` or deactivation closes a page's websocket within this (plus one query).
+    session_check_seconds: float = Field(default=0.5, gt=0, le=60)
     # Seconds a client has to send a whole request header (from connecting or from its last answer); also how
     # long an idle keep-alive connection stays open. A client trickling header lines is cut off after it.
     header_timeout: float = Field(default=10.0, gt=0, le=300)

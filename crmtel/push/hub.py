@@ -34,9 +34,12 @@ class Connection:
         everyone: bool,
         limit: int,
         limit_bytes: int = 1 << 20,
+        token: str | None = None,
     ) -> None:
         self.id = next(_ids)
         self.manager_id = manager_id
+        # The login session this browser came in with: when it ends, so does the connection.
+        self.token = token
         self.extensions = frozenset(extensions)
         self.everyone = everyone
         self._limit = limit
@@ -50,10 +53,18 @@ class Connection:
         # Set when the live state behind this browser was rebuilt (e.g. the cluster's stream came back):
         # the web handler closes the websocket and the browser reconnects for a fresh snapshot.
         self.stale = False
+        # Set when the session behind this browser ended (logout, new password, deactivation, a lost
+        # extension): the web handler closes the websocket with a code that sends the page to the login form.
+        self.ended = False
+
+    @property
+    def finished(self) -> bool:
+        """Whether nothing more will be sent on this connection."""
+        return self.closed or self.overflowed or self.stale or self.ended
 
     def offer(self, frame: str) -> bool:
         """Queue a frame without waiting; False (and overflowed) when the browser is too far behind."""
-        if self.closed or self.overflowed:
+        if self.closed or self.overflowed or self.ended:
             return False
         if len(self._frames) >= self._limit or self._bytes + len(frame) > self._limit_bytes:
             self.overflowed = True
@@ -76,12 +87,19 @@ class Connection:
         self.closed = True
         self._ready.set()
 
+    def end(self) -> None:
+        """The session ended: drop what is queued and send nothing more."""
+        self.ended = True
+        self._frames.clear()
+        self._bytes = 0
+        self._ready.set()
+
     async def next_frames(self) -> list[str] | None:
         """Every frame queued so far (waiting for at least one), or None once closed or overflowed."""
-        while not self._frames and not (self.closed or self.overflowed or self.stale):
+        while not self._frames and not self.finished:
             self._ready.clear()
             await self._ready.wait()
-        if self.closed or self.overflowed or self.stale:
+        if self.finished:
             return None
         frames = list(self._frames)
         self._frames.clear()
@@ -106,10 +124,17 @@ class Hub:
         """How many browsers are subscribed."""
         return len(self._everyone) + len({c for conns in self._by_ext.values() for c in conns})
 
-    def connect(self, manager_id: int, extensions: Iterable[str], *, everyone: bool = False) -> Connection:
+    def connect(
+        self, manager_id: int, extensions: Iterable[str], *, everyone: bool = False, token: str | None = None
+    ) -> Connection:
         """Subscribe a browser and queue what is ringing or in progress for it right now."""
         conn = Connection(
-            manager_id, extensions, everyone=everyone, limit=self.queue_size, limit_bytes=self.queue_bytes
+            manager_id,
+            extensions,
+            everyone=everyone,
+            limit=self.queue_size,
+            limit_bytes=self.queue_bytes,
+            token=token,
         )
         # No await between the snapshot and the subscription: nothing can slip between them.
         for item in self.live.snapshot(None if everyone else conn.extensions):
@@ -158,6 +183,15 @@ class Hub:
                     log.warning("push.browser_too_slow", connection=conn.id, manager_id=conn.manager_id)
                     self.disconnect(conn)
         return queued
+
+    def all_connections(self) -> list[Connection]:
+        """Every subscribed browser."""
+        return list({*self._everyone, *(c for conns in self._by_ext.values() for c in conns)})
+
+    def end(self, conn: Connection) -> None:
+        """The browser's session ended: unsubscribe it so no further call reaches it."""
+        conn.end()
+        self.disconnect(conn)
 
     def refresh_all(self) -> int:
         """Ask every browser to reconnect for a fresh snapshot; returns how many were asked."""

@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 import secrets
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Collection, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Protocol
@@ -67,6 +67,13 @@ class Sessions:
         for token in [t for t, s in self._by_token.items() if s.manager_id == manager_id]:
             del self._by_token[token]
 
+    def tokens(self) -> list[str]:
+        """Every token remembered here (expired ones are forgotten first)."""
+        now = self._clock()
+        for token in [t for t, s in self._by_token.items() if s.expires <= now]:
+            del self._by_token[token]
+        return list(self._by_token)
+
 
 # Tokens are 43 characters; anything much longer is not one of ours and never reaches the store.
 _MAX_TOKEN = 100
@@ -94,6 +101,10 @@ class SessionStore(Protocol):
 
     async def delete_manager(self, manager_id: int) -> None:
         """End every session of a manager."""
+        ...
+
+    async def alive(self, token_hashes: Collection[str], now: datetime) -> set[str]:
+        """Which of these sessions still exist."""
         ...
 
 
@@ -150,3 +161,18 @@ class DurableSessions:
         """End every session of a manager."""
         self._cache.drop_manager(manager_id)
         await self._store.delete_manager(manager_id)
+
+    async def ended(self, tokens: Iterable[str]) -> set[str]:
+        """Which of these tokens no longer open a session; they are forgotten here too.
+
+        Another node's logout, ``crmtel manager passwd`` or deactivation delete the session's row; this is how
+        a node that remembers the token learns it (``SessionWatch`` asks every half second).
+        """
+        by_hash = {token_hash(t): t for t in dict.fromkeys([*tokens, *self._cache.tokens()]) if t}
+        if not by_hash:
+            return set()
+        alive = await self._store.alive(by_hash.keys(), self._now())
+        gone = {token for digest, token in by_hash.items() if digest not in alive}
+        for token in gone:
+            self._cache.drop(token)
+        return gone

@@ -30,6 +30,7 @@ from crmtel.push.inputs import MAX_BODY, Body, InputError, input_errors, read_bo
 from crmtel.push.messages import HELLO, encode
 from crmtel.push.sessions import COOKIE, DurableSessions, Sessions
 from crmtel.push.throttle import LoginThrottle, client_address, parse_networks
+from crmtel.push.watch import SessionWatch
 from crmtel.store.db import Database
 from crmtel.store.deals import DealRepository
 from crmtel.store.history import CallHistory
@@ -44,6 +45,9 @@ log = structlog.get_logger(__name__)
 
 STATIC_DIR = Path(__file__).parent / "static"
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+# A websocket closed with this code is not reopened: the page shows the login form (4000-4999: the app's own).
+SESSION_ENDED = 4401
 
 CSP = (
     "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; media-src 'self'; "
@@ -173,7 +177,12 @@ async def _login(request: web.Request) -> web.Response:
 
 async def _logout(request: web.Request) -> web.Response:
     state = request.app[STATE]
-    await state.sessions.drop(request.cookies.get(COOKIE))
+    token = request.cookies.get(COOKIE)
+    await state.sessions.drop(token)
+    # This node's pages of the session close now; other nodes' within ``session_check_seconds``.
+    for conn in state.hub.all_connections():
+        if token and conn.token == token:
+            state.hub.end(conn)
     response = web.json_response({"ok": True})
     response.del_cookie(COOKIE, path="/")
     response.del_cookie(CSRF_COOKIE, path="/")
@@ -243,7 +252,9 @@ async def _send_frames(ws: web.WebSocketResponse, conn: Connection) -> None:
         while (frames := await conn.next_frames()) is not None:
             for frame in frames:
                 await ws.send_str(frame)
-        if conn.overflowed:
+        if conn.ended:
+            await ws.close(code=SESSION_ENDED, message=b"session ended")
+        elif conn.overflowed:
             await ws.close(code=WSCloseCode.TRY_AGAIN_LATER, message=b"too slow, reconnect")
         elif conn.stale:
             await ws.close(code=WSCloseCode.TRY_AGAIN_LATER, message=b"refresh, reconnect")
@@ -261,7 +272,9 @@ async def _websocket(request: web.Request) -> web.WebSocketResponse:
     await ws.send_str(
         encode({"type": HELLO, "manager": api.manager_json(manager), "everyone": scope is None})
     )
-    conn = state.hub.connect(manager.id, manager.extensions, everyone=scope is None)
+    conn = state.hub.connect(
+        manager.id, manager.extensions, everyone=scope is None, token=request.cookies.get(COOKIE)
+    )
     sender = asyncio.create_task(_send_frames(ws, conn), name=f"push.ws.send.{conn.id}")
     try:
         async for msg in ws:
@@ -327,15 +340,19 @@ def create_app(
         app.router.add_routes(table)
     for prefix, sub in (subapps or {}).items():
         app.add_subapp(prefix, sub)
+    sessions = DurableSessions(
+        Sessions(settings.session_hours * 3600), SessionRepository(db), settings.session_hours * 3600
+    )
+    managers = ManagerRepository(db)
+    watch = SessionWatch(hub, sessions, managers, interval=settings.session_check_seconds)
+    app.cleanup_ctx.append(watch.cleanup_ctx)
     app[STATE] = WebState(
         settings=settings,
         hub=hub,
-        sessions=DurableSessions(
-            Sessions(settings.session_hours * 3600), SessionRepository(db), settings.session_hours * 3600
-        ),
+        sessions=sessions,
         throttle=LoginThrottle(),
         trusted_proxies=parse_networks(settings.trusted_proxies),
-        managers=ManagerRepository(db),
+        managers=managers,
         history=CallHistory(db),
         notes=NoteRepository(db),
         deals=DealRepository(db),

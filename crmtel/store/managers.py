@@ -14,7 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from crmtel.domain import Category, Manager, Role
 from crmtel.store.db import Database
-from crmtel.store.models import ExtensionRow, ManagerRow
+from crmtel.store.models import ExtensionRow, ManagerRow, WebSessionRow
 
 _HASHER = PasswordHasher()
 
@@ -65,6 +65,12 @@ async def _to_domain(session: AsyncSession, rows: Sequence[ManagerRow]) -> list[
     ]
 
 
+async def end_sessions(session: AsyncSession, manager_ids: Sequence[int]) -> None:
+    """Delete the login sessions of these managers in the caller's transaction (every node notices them gone)."""
+    if manager_ids:
+        await session.execute(delete(WebSessionRow).where(WebSessionRow.manager_id.in_(set(manager_ids))))
+
+
 class ManagerRepository:
     """Managers over the record store."""
 
@@ -90,6 +96,7 @@ class ManagerRepository:
             if row is None:
                 row = ManagerRow(login=login, created_at=datetime.now(UTC))
                 session.add(row)
+            was_head = row.role == Role.HEAD.value
             row.name = name
             row.role = role.value
             row.active = active
@@ -97,29 +104,68 @@ class ManagerRepository:
             if password is not None:
                 row.password_hash = hash_password(password)
             await session.flush()
-            await session.execute(delete(ExtensionRow).where(ExtensionRow.manager_id == row.id))
+            wanted = list(dict.fromkeys(extensions))
+            had = set(
+                (
+                    await session.execute(
+                        select(ExtensionRow.extension).where(ExtensionRow.manager_id == row.id)
+                    )
+                ).scalars()
+            )
+            # An extension given to this manager is taken from whoever had it: their pages must stop ringing.
+            losers = set(
+                (
+                    await session.execute(
+                        select(ExtensionRow.manager_id).where(
+                            ExtensionRow.extension.in_(wanted), ExtensionRow.manager_id != row.id
+                        )
+                    )
+                ).scalars()
+            )
+            ends_own = (
+                password is not None
+                or not active
+                or not had <= set(wanted)
+                or (was_head and role is not Role.HEAD)
+            )
+            await end_sessions(session, [*losers, *([row.id] if ends_own else [])])
+            await session.execute(
+                delete(ExtensionRow).where(
+                    (ExtensionRow.manager_id == row.id) | ExtensionRow.extension.in_(wanted)
+                )
+            )
             await session.flush()
-            session.add_all(ExtensionRow(manager_id=row.id, extension=e) for e in dict.fromkeys(extensions))
+            session.add_all(ExtensionRow(manager_id=row.id, extension=e) for e in wanted)
             await session.flush()
             return (await _to_domain(session, [row]))[0]
 
     async def set_password(self, login: str, password: str) -> bool:
-        """Give the manager with this login a new password; False if there is no such login."""
+        """Give the manager with this login a new password and end their sessions; False if unknown."""
+        password_hash = await asyncio.to_thread(hash_password, password)
         async with self._db.session() as session:
-            result = await session.execute(
-                update(ManagerRow)
-                .where(ManagerRow.login == login)
-                .values(password_hash=hash_password(password))
+            manager_id = (
+                await session.execute(select(ManagerRow.id).where(ManagerRow.login == login))
+            ).scalar_one_or_none()
+            if manager_id is None:
+                return False
+            await session.execute(
+                update(ManagerRow).where(ManagerRow.id == manager_id).values(password_hash=password_hash)
             )
-            return bool(getattr(result, "rowcount", 0))
+            await end_sessions(session, [manager_id])
+            return True
 
     async def set_active(self, login: str, active: bool) -> bool:
-        """Let the manager log in again, or not (their open pages are refused at once); False if unknown."""
+        """Let the manager log in again, or not (their sessions end at once); False if unknown."""
         async with self._db.session() as session:
-            result = await session.execute(
-                update(ManagerRow).where(ManagerRow.login == login).values(active=active)
-            )
-            return bool(getattr(result, "rowcount", 0))
+            manager_id = (
+                await session.execute(select(ManagerRow.id).where(ManagerRow.login == login))
+            ).scalar_one_or_none()
+            if manager_id is None:
+                return False
+            await session.execute(update(ManagerRow).where(ManagerRow.id == manager_id).values(active=active))
+            if not active:
+                await end_sessions(session, [manager_id])
+            return True
 
     async def set_locale(self, manager_id: int, locale: str | None) -> None:
         """Keep the language this person chose (None: follow their browser again)."""
@@ -131,6 +177,18 @@ class ManagerRepository:
         async with self._db.session() as session:
             row = await session.get(ManagerRow, manager_id)
             return (await _to_domain(session, [row]))[0] if row else None
+
+    async def many(self, manager_ids: Sequence[int]) -> list[Manager]:
+        """The managers with these ids (unknown ids are left out)."""
+        if not manager_ids:
+            return []
+        async with self._db.session() as session:
+            rows = (
+                (await session.execute(select(ManagerRow).where(ManagerRow.id.in_(set(manager_ids)))))
+                .scalars()
+                .all()
+            )
+            return await _to_domain(session, rows)
 
     async def by_login(self, login: str) -> Manager | None:
         """The manager with this login."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from datetime import datetime
 
 from sqlalchemy import delete, select
@@ -45,3 +46,18 @@ class SessionRepository:
         """End every session of a manager."""
         async with self._db.session() as session:
             await session.execute(delete(WebSessionRow).where(WebSessionRow.manager_id == manager_id))
+
+    async def alive(self, token_hashes: Collection[str], now: datetime) -> set[str]:
+        """Which of these sessions still exist and have not expired at ``now`` (in batches of 500)."""
+        found: set[str] = set()
+        hashes = list(token_hashes)
+        async with self._db.session() as session:
+            for start in range(0, len(hashes), 500):
+                result = await session.execute(
+                    select(WebSessionRow.token_hash).where(
+                        WebSessionRow.token_hash.in_(hashes[start : start + 500]),
+                        WebSessionRow.expires_at > now,
+                    )
+                )
+                found.update(result.scalars())
+        return found

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from datetime import UTC, datetime, timedelta
 
 from crmtel.push.sessions import DurableSessions, Sessions, token_hash
@@ -60,6 +61,9 @@ class FakeStore:
     async def delete_manager(self, manager_id: int) -> None:
         self.rows = {k: v for k, v in self.rows.items() if v[0] != manager_id}
 
+    async def alive(self, token_hashes: Collection[str], now: datetime) -> set[str]:
+        return {h for h in token_hashes if h in self.rows and self.rows[h][1] > now}
+
 
 class WallClock:
     def __init__(self) -> None:
@@ -98,3 +102,21 @@ async def test_durable_sessions_expire_and_logout_everywhere() -> None:
     assert await DurableSessions(Sessions(60), store, 60, wall_clock=wall).manager_id(c) is None
     for junk in ("", None, "x" * 5000):
         assert await restarted.manager_id(junk) is None
+
+
+async def test_a_node_learns_of_sessions_ended_elsewhere_and_forgets_them() -> None:
+    """Two nodes on one store: a logout on one is found by ``ended`` on the other, whose cache then refuses it."""
+    store, wall = FakeStore(), WallClock()
+    node_a = DurableSessions(Sessions(3600), store, 3600, wall_clock=wall)
+    node_b = DurableSessions(Sessions(3600), store, 3600, wall_clock=wall)
+    kept, dropped = await node_a.create(1), await node_a.create(1)
+    assert await node_b.manager_id(kept) == 1
+    assert await node_b.manager_id(dropped) == 1
+    assert await node_b.ended([]) == set()
+    await node_a.drop(dropped)
+    assert await node_b.ended([]) == {dropped}
+    assert await node_b.manager_id(dropped) is None
+    assert await node_b.manager_id(kept) == 1
+    await node_a.drop_manager(1)
+    assert await node_b.ended(["never-issued"]) == {kept, "never-issued"}
+    assert await node_b.manager_id(kept) is None
