@@ -3,16 +3,18 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import delete, insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from crmtel.domain import CallRecord, Direction, QueueOutcome
+from crmtel.domain import CallRecord, Direction, MissedReason, Outcome, QueueOutcome, QueueVisit
 from crmtel.store.models import QueueOfferRow, QueueVisitRow
 
 
-def _rows(call_id: int, record: CallRecord) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+def visit_rows(call_id: int, record: CallRecord) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """The visit and offer rows of an ended inbound call (also used by the migration that fills old calls)."""
     visits: list[dict[str, Any]] = []
     offers: list[dict[str, Any]] = []
     for seq, visit in enumerate(record.queue_visits):
@@ -49,6 +51,65 @@ def _rows(call_id: int, record: CallRecord) -> tuple[list[dict[str, Any]], list[
     return visits, offers
 
 
+# The missed reason of a caller who hung up while waiting in the queue: today's value and the text it was
+# stored as when these rows were written (a reason that became a code may have been rewritten since).
+_GAVE_UP = frozenset({MissedReason.ABANDONED_IN_QUEUE.value, "caller hung up in queue"})
+
+
+def legacy_visit(
+    *,
+    pbx: str,
+    linkedid: str,
+    caller_number: str | None,
+    queue: str,
+    rang: Sequence[object],
+    answered_by: str | None,
+    outcome: str | None,
+    missed_reason: str | None,
+    started_at: datetime,
+    answered_at: datetime | None,
+    ended_at: datetime | None,
+    talk_seconds: float,
+) -> CallRecord:
+    """An ended inbound call stored before queue visits existed, with the one visit its row implies.
+
+    The row knows its last queue, who answered and when, and the phones it rang, but not when the caller
+    joined the queue: the wait counts from the call's start. Answered calls were answered in the queue; a
+    caller who hung up in the queue abandoned it; any other miss left it unanswered (exited: a timeout, or
+    the caller hung up later, on a phone the dialplan rang after the queue).
+    """
+    if outcome == Outcome.ANSWERED.value and answered_by is not None:
+        result, left_at = QueueOutcome.ANSWERED, answered_at or ended_at
+    elif (missed_reason or "").strip() in _GAVE_UP:
+        result, left_at = QueueOutcome.ABANDONED, ended_at
+    else:
+        result, left_at = QueueOutcome.EXITED, ended_at
+    offered = tuple(dict.fromkeys(str(x)[:32] for x in rang if x is not None))
+    visit = QueueVisit(
+        queue=queue[:64],
+        joined_at=started_at,
+        left_at=max(left_at, started_at) if left_at is not None else None,
+        outcome=result,
+        answered_by=answered_by if result is QueueOutcome.ANSWERED else None,
+        offered=offered,
+    )
+    return CallRecord(
+        pbx=pbx,
+        linkedid=linkedid,
+        direction=Direction.INBOUND,
+        caller_number=caller_number,
+        caller_name=None,
+        dialled=None,
+        started_at=started_at,
+        answered_by=answered_by,
+        queue=queue,
+        answered_at=answered_at,
+        ended_at=ended_at,
+        talk_seconds=talk_seconds,
+        queue_visits=(visit,),
+    )
+
+
 async def write_visits_in(session: AsyncSession, items: Sequence[tuple[int, CallRecord]]) -> None:
     """Store the queue waits of these ended calls (replacing what an earlier write stored for them)."""
     wanted = [
@@ -65,7 +126,7 @@ async def write_visits_in(session: AsyncSession, items: Sequence[tuple[int, Call
     visits: list[dict[str, Any]] = []
     offers: list[dict[str, Any]] = []
     for cid, record in wanted:
-        v, o = _rows(cid, record)
+        v, o = visit_rows(cid, record)
         visits.extend(v)
         offers.extend(o)
     conn = await session.connection()
