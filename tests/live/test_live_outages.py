@@ -11,7 +11,7 @@ import asyncio
 import os
 import signal
 import time
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
@@ -230,30 +230,24 @@ def test_call_up_when_crmtel_was_killed_gets_its_true_end_from_the_cdr(outages: 
     )
 
 
-def _backfilled(recorded: bool) -> tuple[str, Expected]:
-    return "kill9-whole-call-while-down", Expected(
-        direction="inbound",
-        caller_number="+79035550042",
-        caller_name="Short Talk",
-        dialled="4950000042",
-        rang=("144", "147"),
-        answered_by="144",
-        outcome="answered",
-        queue="q-default",
-        recorded=recorded,
+def test_call_made_entirely_while_crmtel_was_down_is_backfilled(outages: Outages) -> None:
+    """Begun and ended while crmtel was down: created from Master.csv with the live tier's fields (not the route),
+    its recording included (the shipped dialplan puts MIXMONITOR_FILENAME in the CDR's userfield)."""
+    assert_matches(
+        outages.results["kill9-whole-call-while-down"],
+        Expected(
+            direction="inbound",
+            caller_number="+79035550042",
+            caller_name="Short Talk",
+            dialled="4950000042",
+            rang=("144", "147"),
+            answered_by="144",
+            outcome="answered",
+            queue="q-default",
+        ),
     )
 
 
-def test_call_made_entirely_while_crmtel_was_down_is_backfilled(outages: Outages) -> None:
-    """Begun and ended while crmtel was down: created from Master.csv with the live tier's fields (not the route)."""
-    key, expected = _backfilled(recorded=False)
-    result = outages.results[key]
-    # Everything but the recording, which is the defect of the next test.
-    result.record = _without_recording(result.record)
-    assert_matches(result, expected)
-
-
-@pytest.mark.xfail(strict=True, reason="issue 21: calls rebuilt from the CDR have no recording")
 def test_calls_backfilled_from_the_cdr_keep_their_recording(outages: Outages) -> None:
     """Both calls crmtel never saw have a MixMonitor file on the PBX: their records name it."""
     for key in ("kill9-whole-call-while-down", "kill9-missed-while-down"):
@@ -266,7 +260,6 @@ def test_calls_backfilled_from_the_cdr_keep_their_recording(outages: Outages) ->
 def test_call_missed_while_crmtel_was_down_opens_a_callback_task(outages: Outages) -> None:
     """A caller gave up in the queue while crmtel was down: a missed call and a task for the queue's owner."""
     result = outages.results["kill9-missed-while-down"]
-    result.record = _without_recording(result.record)  # the recording: the xfail above
     assert_matches(
         result,
         Expected(
@@ -279,7 +272,6 @@ def test_call_missed_while_crmtel_was_down_opens_a_callback_task(outages: Outage
             outcome="missed",
             missed_reason="caller hung up in queue",
             queue="q-default",
-            recorded=False,
         ),
     )
     assert [(t.status, t.manager) for t in outages.tasks if t.phone == "+79035550043"] == [("open", "vera")]
@@ -361,7 +353,3 @@ def test_call_up_when_asterisk_is_killed_is_closed_answered(outages: Outages) ->
 def test_crmtel_logged_no_traceback_through_all_of_it(outages: Outages) -> None:
     """Kill, freeze and PBX restarts are normal life: no traceback in crmtel's log."""
     assert "Traceback" not in outages.crmtel_log, outages.crmtel_log[-4000:]
-
-
-def _without_recording(record: CallRecord) -> CallRecord:
-    return replace(record, recording_file=None, recording_url=None)
