@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import enum
 import re
+from collections.abc import Sequence
 
 # A manager's phone is a channel whose endpoint is a short number (PJSIP/101-00000001).
 _EXTENSION_RE = re.compile(r"^\d{2,6}$")
@@ -70,6 +71,19 @@ def user_extension(device: str, device_prefixes: tuple[str, ...]) -> str:
         if device.startswith(prefix) and _EXTENSION_RE.match(rest):
             return rest
     return device
+
+
+def forwarded_taker(rang: Sequence[str], forwarded_by: str | None) -> str | None:
+    """Who answered an inbound call that was answered out through a trunk (forwarding, follow-me).
+
+    The manager whose phone forwarded it (a ``DialEnd`` with ``Forward``: the phone's 302 or call forwarding),
+    else the manager whose phone rang last before it went out (a dialplan follow-me rings the desk phone,
+    then the mobile); None when no manager's phone was offered the call (an inbound call sent to an outside
+    number by the dialplan alone is nobody's answer).
+    """
+    if forwarded_by is not None:
+        return forwarded_by
+    return rang[-1] if rang else None
 
 
 def dialled_number(exten: str | None) -> str | None:

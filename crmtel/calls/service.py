@@ -22,13 +22,13 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Protocol
 
-from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from crmtel.ami import events as ev
 from crmtel.ami.protocol import Message
 from crmtel.callbacks.service import EndedCall, Responsible, book_ended_calls
 from crmtel.calls import tracker
+from crmtel.calls.owner import Owner, OwnerRules, Staff, owner_of
 from crmtel.calls.record import party_number
 from crmtel.calls.tracker import CallStarted, CallUpdated, Effect
 from crmtel.calls.tracker.model import TrackerState
@@ -59,7 +59,7 @@ from crmtel.store.calls import (
     upsert_in,
 )
 from crmtel.store.db import Database
-from crmtel.store.models import ExtensionRow
+from crmtel.store.managers import staff_in
 from crmtel.store.tasks import WantedLead, ensure_leads_in
 
 log = logging.getLogger(__name__)
@@ -147,6 +147,11 @@ def merged_into_call(before: TrackerState, after: TrackerState, linkedid: str) -
 
 
 MAX_UNWRITTEN = 20_000
+
+
+def _extensions_of(record: CallRecord) -> tuple[str, ...]:
+    """The extensions the owner rule may look up for this call."""
+    return (record.answered_by or "", record.caller_number or "", *record.rang)
 
 
 class CallService:
@@ -457,22 +462,27 @@ class CallService:
         already = await ended_keys_in(session, list(ended)) if ended else set()
         # Only calls ending for the first time make leads and tasks: replays and resyncs do not.
         fresh = [key for key in ended if key not in already]
-        managers = await self._extension_managers(session, dirty.values())
+        staff = await staff_in(
+            session,
+            {e for r in dirty.values() for e in _extensions_of(r)},
+            {*self.settings.queue_owners.values(), self.settings.default_owner or ""},
+        )
+        rules = OwnerRules(self.settings.queue_owners, self.settings.default_owner)
         # Unknown inbound callers become leads before the rows are written, so the row names the lead.
-        await self._leads_for_unknown(session, [(key, ended[key]) for key in fresh], managers)
+        await self._leads_for_unknown(session, [(key, ended[key]) for key in fresh], staff, rules)
         items: list[tuple[CallRecord, dict[str, object] | None]] = []
+        owners: dict[CallKey, Owner | None] = {}
         for key, record in dirty.items():
             record = self._with_party(key, record)
-            manager = managers.get(record.answered_by or "")
-            if manager is not None:
-                record = replace(record, manager_id=manager)
+            owner = owners[key] = self._owner_of(key, record, staff, rules)
+            record = replace(record, manager_id=owner.manager_id if owner is not None else None)
             live = None if key in ended else tracker.snapshot(self.states[key[0]], key[1])
             items.append((record, live))
         ids = await upsert_in(session, items)
         await book_ended_calls(
             session,
             [
-                EndedCall(record, ids.get(key), self._owner(key))
+                EndedCall(record, ids.get(key), self._responsible(key, owners.get(key)))
                 for key in fresh
                 for record in (self._with_party(key, ended[key]),)
             ],
@@ -481,32 +491,23 @@ class CallService:
             title=lambda who: self.translator.t("messages.task_missed_call", who=who),
         )
 
-    def _owner(self, key: CallKey) -> Responsible | None:
+    def _owner_of(self, key: CallKey, record: CallRecord, staff: Staff, rules: OwnerRules) -> Owner | None:
         party = self._party.get(key)
-        if party is None:
-            return None
-        client = party.id if party.kind is PartyKind.CLIENT else None
-        lead = party.id if party.kind is PartyKind.LEAD else None
-        return Responsible(party.manager_id, client, lead)
+        return owner_of(record, party.manager_id if party is not None else None, staff, rules)
 
-    async def _extension_managers(
-        self, session: AsyncSession, records: Iterable[CallRecord]
-    ) -> dict[str, int]:
-        extensions = {r.answered_by for r in records if r.answered_by}
-        if not extensions:
-            return {}
-        rows = await session.execute(
-            select(ExtensionRow.extension, ExtensionRow.manager_id).where(
-                ExtensionRow.extension.in_(extensions)
-            )
-        )
-        return {ext: mid for ext, mid in rows.all()}
+    def _responsible(self, key: CallKey, owner: Owner | None) -> Responsible:
+        """The call's party and its owner (who gets the callback task of a missed call)."""
+        party = self._party.get(key)
+        client = party.id if party is not None and party.kind is PartyKind.CLIENT else None
+        lead = party.id if party is not None and party.kind is PartyKind.LEAD else None
+        return Responsible(owner.manager_id if owner is not None else None, client, lead)
 
     async def _leads_for_unknown(
         self,
         session: AsyncSession,
         calls: Sequence[tuple[CallKey, CallRecord]],
-        managers: Mapping[str, int],
+        staff: Staff,
+        rules: OwnerRules,
     ) -> None:
         if not self.settings.create_leads_for_unknown:
             return
@@ -519,8 +520,11 @@ class CallService:
                 or self._party.get(key) is not None
             ):
                 continue
+            # The new lead is the call's owner's: who answered, else who will call back.
+            owner = owner_of(record, None, staff, rules)
             keys, _ = wanted.setdefault(
-                number, ([], WantedLead(number, record.caller_name, managers.get(record.answered_by or "")))
+                number,
+                ([], WantedLead(number, record.caller_name, owner.manager_id if owner is not None else None)),
             )
             keys.append(key)
         if not wanted:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from datetime import UTC, datetime
 
 from argon2 import PasswordHasher
@@ -12,6 +12,7 @@ from argon2.exceptions import InvalidHashError, VerificationError
 from sqlalchemy import delete, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from crmtel.calls.owner import Staff
 from crmtel.domain import Category, Manager, Role
 from crmtel.store.db import Database
 from crmtel.store.models import ExtensionRow, ManagerRow, WebSessionRow
@@ -69,6 +70,34 @@ async def end_sessions(session: AsyncSession, manager_ids: Sequence[int]) -> Non
     """Delete the login sessions of these managers in the caller's transaction (every node notices them gone)."""
     if manager_ids:
         await session.execute(delete(WebSessionRow).where(WebSessionRow.manager_id.in_(set(manager_ids))))
+
+
+async def staff_in(session: AsyncSession, extensions: Collection[str], logins: Collection[str]) -> Staff:
+    """The owner rule's view of the team, read for just these extensions and logins (one batch of calls)."""
+    by_extension: dict[str, int] = {}
+    by_login: dict[str, int] = {}
+    inactive: set[int] = set()
+    wanted = sorted({e for e in extensions if e})
+    for chunk in (wanted[i : i + 500] for i in range(0, len(wanted), 500)):
+        rows = await session.execute(
+            select(ExtensionRow.extension, ManagerRow.id, ManagerRow.active)
+            .join(ManagerRow, ManagerRow.id == ExtensionRow.manager_id)
+            .where(ExtensionRow.extension.in_(chunk))
+        )
+        for extension, mid, active in rows.all():
+            by_extension[extension] = mid
+            if not active:
+                inactive.add(mid)
+    names = sorted({n for n in logins if n})
+    if names:
+        rows = await session.execute(
+            select(ManagerRow.login, ManagerRow.id, ManagerRow.active).where(ManagerRow.login.in_(names))
+        )
+        for login, mid, active in rows.all():
+            by_login[login] = mid
+            if not active:
+                inactive.add(mid)
+    return Staff(by_extension, by_login, frozenset(inactive))
 
 
 class ManagerRepository:

@@ -149,7 +149,6 @@ def test_blind_transfer_ends_with_the_extension_that_took_over(phones: Phones) -
     assert result.truth.connected[-1] == "124"
 
 
-@pytest.mark.xfail(strict=True, reason="issue 21: attended transfer keeps the first manager as answered_by")
 def test_attended_transfer_ends_with_the_extension_that_took_over(phones: Phones) -> None:
     """125 answers, consults 126 (feature code *2 as SIP INFO) and hangs up: answered by 126."""
     result = phones.results["attended-transfer"]
@@ -169,16 +168,12 @@ def test_attended_transfer_ends_with_the_extension_that_took_over(phones: Phones
 
 
 def test_attended_transfer_really_happened_on_the_pbx(phones: Phones) -> None:
-    """The PBX bridged the caller with 126 in the end (so the xfail above is crmtel's, not the scenario's)."""
+    """The PBX bridged the caller with 126 in the end (the scenario did what the test above assumes)."""
     result = phones.results["attended-transfer"]
     assert result.truth.connected[-1] == "126", result.truth
     assert any(m.event == "AttendedTransfer" for m in result.events)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="issue 21: a call forwarded to the manager's mobile and answered there is stored as missed",
-)
 def test_forwarded_to_the_managers_mobile_and_answered_there(phones: Phones) -> None:
     """127's phone forwards (302) to fedor's mobile behind the trunk, who answers: answered by 127, no task."""
     result = phones.results["forwarded-to-mobile"]

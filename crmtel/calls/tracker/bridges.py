@@ -5,8 +5,9 @@ from __future__ import annotations
 from dataclasses import replace
 
 from crmtel.ami import events as ev
-from crmtel.calls.legs import LegKind
+from crmtel.calls.legs import LegKind, local_base
 from crmtel.calls.tracker.core import answer, answer_by_bridge, attach, leg_of, unbridge
+from crmtel.calls.tracker.model import Leg
 from crmtel.calls.tracker.tx import Tx
 
 
@@ -51,13 +52,73 @@ def on_blind_transfer(tx: Tx, event: ev.BlindTransfer) -> None:
         tx.put(replace(call, transfer_pending=True))
 
 
-def _other_member(tx: Tx, bridge_id: str | None, exclude: ev.ChannelInfo | None) -> str | None:
-    if bridge_id is None:
+def _leg(tx: Tx, uid: str) -> Leg | None:
+    lid = tx.linkedid_of(uid)
+    call = tx.call(lid) if lid is not None else None
+    return call.legs.get(uid) if call is not None else None
+
+
+def _local_partner(tx: Tx, leg: Leg) -> Leg | None:
+    """The other half (``;1`` <-> ``;2``) of a ``Local/`` channel, if we follow it."""
+    base = local_base(leg.name)
+    lid = tx.linkedid_of(leg.uniqueid)
+    call = tx.call(lid) if lid is not None else None
+    if base is None or call is None:
         return None
-    skip = exclude.uniqueid if exclude is not None else None
-    for uid in tx.bridge_members(bridge_id):
-        if uid != skip:
-            return uid
+    for other in call.legs.values():
+        if other.uniqueid != leg.uniqueid and local_base(other.name) == base:
+            return other
+    return None
+
+
+def _phone_behind(tx: Tx, uid: str, skip: set[str], depth: int = 0) -> Leg | None:
+    """The manager's phone a channel stands for: itself, or the phone a ``Local/`` chain is bridged with."""
+    leg = _leg(tx, uid)
+    if leg is None or depth > 4:
+        return None
+    if leg.kind is LegKind.EXTENSION:
+        return leg
+    if leg.kind is not LegKind.LOCAL:
+        return None
+    partner = _local_partner(tx, leg)
+    if partner is None or partner.bridge is None:
+        return None
+    for member in tx.bridge_members(partner.bridge):
+        if member != partner.uniqueid and member not in skip:
+            found = _phone_behind(tx, member, skip | {partner.uniqueid}, depth + 1)
+            if found is not None:
+                return found
+    return None
+
+
+def _transfer_taker(tx: Tx, event: ev.AttendedTransfer, transferee: str | None) -> Leg | None:
+    """The phone that took the call over: the target, or whoever the transferee is now bridged with.
+
+    Asterisk 22 sends no ``TransferTarget`` when the consultation went through a ``Local/`` channel (a
+    dialplan ``atxfer``): its ``;1`` half is already in the caller's bridge and its ``;2`` half talks to the
+    phone that took over; the other ``Local/`` halves and the transferer are never the answer.
+    """
+    skip = {
+        c.uniqueid
+        for c in (event.orig_transferer, event.second_transferer, event.transferee)
+        if c is not None
+    }
+    if transferee is not None:
+        skip.add(transferee)
+    candidates: list[str] = []
+    if event.transfer_target is not None:
+        candidates.append(event.transfer_target.uniqueid)
+    for bridge in (event.dest_bridge_id, event.second_bridge_id, event.orig_bridge_id):
+        if bridge is not None:
+            candidates.extend(tx.bridge_members(bridge))
+    for uid in dict.fromkeys(candidates):
+        if uid in skip:
+            continue
+        found = _phone_behind(tx, uid, skip)
+        if found is not None:
+            return found
+    if event.transfer_target is not None:
+        return leg_of(tx, event.transfer_target)
     return None
 
 
@@ -69,22 +130,21 @@ def on_attended_transfer(tx: Tx, event: ev.AttendedTransfer) -> None:
         if event.transferee is not None
         else _other_member(tx, event.orig_bridge_id, event.orig_transferer)
     )
-    if event.transfer_target is not None:
-        target = leg_of(tx, event.transfer_target)
-    else:
-        target_uid = _other_member(tx, event.second_bridge_id, event.second_transferer)
-        target_lid = tx.linkedid_of(target_uid) if target_uid is not None else None
-        target_call = tx.call(target_lid) if target_lid is not None else None
-        found = (
-            target_call.legs.get(target_uid) if target_call is not None and target_uid is not None else None
-        )
-        if found is None:
-            return
-        target = found
+    target = _transfer_taker(tx, event, transferee_uid)
     lid = tx.linkedid_of(transferee_uid) if transferee_uid is not None else None
     call = tx.call(lid) if lid is not None else None
-    if call is None or target.kind is not LegKind.EXTENSION or target.extension is None:
+    if call is None or target is None or target.kind is not LegKind.EXTENSION or target.extension is None:
         return
     if call.answered_by == target.extension:
         return
     tx.put(answer(tx, replace(call, transfer_pending=True), target.extension))
+
+
+def _other_member(tx: Tx, bridge_id: str | None, exclude: ev.ChannelInfo | None) -> str | None:
+    if bridge_id is None:
+        return None
+    skip = exclude.uniqueid if exclude is not None else None
+    for uid in tx.bridge_members(bridge_id):
+        if uid != skip:
+            return uid
+    return None

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import replace
 
 from crmtel.ami import events as ev
-from crmtel.calls.legs import LegKind, dialled_number, local_base, number_from_dial_string
+from crmtel.calls.legs import LegKind, dialled_number, forwarded_taker, local_base, number_from_dial_string
 from crmtel.calls.tracker import visits
 from crmtel.calls.tracker.core import (
     DIAL_STOP_REASON,
@@ -20,6 +20,7 @@ from crmtel.calls.tracker.core import (
 from crmtel.calls.tracker.model import Call, Leg
 from crmtel.calls.tracker.tx import Tx
 from crmtel.domain import CallRinging, CallRingStopped, Direction, MissedReason
+from crmtel.phones import normalize
 
 
 def on_dial_begin(tx: Tx, event: ev.DialBegin) -> None:
@@ -47,6 +48,11 @@ def on_dial_begin(tx: Tx, event: ev.DialBegin) -> None:
         elif dest.kind is LegKind.EXTENSION:
             call = replace(call, direction=Direction.INTERNAL)
         call = announce_click(tx, call)
+    if dest.kind is LegKind.TRUNK and call.direction is not Direction.OUTBOUND:
+        # An inbound call dialled out again (forwarding, follow-me): the number, should it answer there.
+        number = number_from_dial_string(event.dial_string) or dialled_number(event.dest.exten)
+        if number is not None:
+            call = replace(call, outside_number=number)
     if dest.kind is LegKind.EXTENSION and dest.extension is not None:
         extension = dest.extension
         rang = call.rang if extension in call.rang else (*call.rang, extension)
@@ -107,8 +113,14 @@ def on_dial_end(tx: Tx, event: ev.DialEnd) -> None:
             call = answer(tx, call, dest.extension)
         elif dest.kind is LegKind.TRUNK and call.direction is Direction.OUTBOUND:
             call = answer(tx, call, origin_extension(call))
+        elif dest.kind is LegKind.TRUNK and call.direction is Direction.INBOUND and call.answered_by is None:
+            call = _answered_on_the_mobile(tx, call)
         tx.put(call)
         return
+    if event.forward and dest.kind is LegKind.EXTENSION and dest.extension is not None:
+        # The phone sent the call on (302, call forwarding): to this manager's mobile, as far as we know.
+        forwarded_to = dialled_number(event.forward) or event.forward[:64]
+        call = replace(call, forwarded_by=dest.extension, forwarded_to=forwarded_to)
     extension = call.ringing.get(uid)
     if extension is not None:
         call = replace(call, ringing={k: v for k, v in call.ringing.items() if k != uid})
@@ -116,7 +128,9 @@ def on_dial_end(tx: Tx, event: ev.DialEnd) -> None:
     if extension is not None and (extension in call.ringing.values() or extension == call.answered_by):
         extension = None
     if extension is not None:
-        if status == "CANCEL":
+        if event.forward:
+            reason = "forwarded"
+        elif status == "CANCEL":
             reason = "answered elsewhere" if call.answered_by is not None else "cancelled"
         else:
             reason = DIAL_STOP_REASON.get(status, status.lower()[:40])
@@ -132,3 +146,16 @@ def on_dial_end(tx: Tx, event: ev.DialEnd) -> None:
             unanswered = UNANSWERED.get(status, MissedReason.NO_ANSWER)
         call = replace(call, unanswered_reason=unanswered)
     tx.put(call)
+
+
+def _answered_on_the_mobile(tx: Tx, call: Call) -> Call:
+    """An inbound call answered out through the trunk: by the manager whose phone sent it there."""
+    taker = forwarded_taker(call.rang, call.forwarded_by)
+    if taker is None:
+        return call
+    number = call.outside_number or call.forwarded_to
+    call = answer(tx, call, taker)
+    if number is None:
+        return call
+    e164 = normalize(number, tx.state.region).e164
+    return replace(call, answered_on=e164 or number)

@@ -56,6 +56,12 @@ class Call:
     route_reason: str | None = None
     transfer_pending: bool = False
     transferred_from: str | None = None
+    # Forwarding / follow-me: the extension whose phone sent the call on (a ``DialEnd`` with ``Forward``), the
+    # number it sent it to, the outside number last dialled for this inbound call, and the one that answered.
+    forwarded_by: str | None = None
+    forwarded_to: str | None = None
+    outside_number: str | None = None
+    answered_on: str | None = None
     queue_visits: tuple[QueueVisit, ...] = ()
     # Click-to-call: the Originate's CRMTEL_ORIGINATE_ID, and whether the placer's card went out.
     originate_id: str | None = None
@@ -168,6 +174,8 @@ def build_record(state: TrackerState, call: Call, ended_at: datetime | None = No
         extra["caller_raw"] = call.caller_raw[:64]
     if call.transferred_from is not None:
         extra["transferred_from"] = call.transferred_from
+    if call.answered_on is not None:
+        extra["answered_on"] = call.answered_on
     return CallRecord(
         pbx=state.pbx,
         linkedid=call.linkedid,
@@ -211,6 +219,7 @@ def signature(call: Call) -> tuple[object, ...]:
         call.dialled,
         call.rang,
         call.answered_by,
+        call.answered_on,
         call.queue,
         call.recording_file,
         call.route_kind,

@@ -1,0 +1,94 @@
+"""The tracker on calls cut from the live tier's recordings of Asterisk 22.10.1 (``crmtel/fakepbx/data/live``).
+
+Forwarded to the manager's mobile through the trunk and answered there, an attended transfer through the
+``*2`` feature (whose consultation is a ``Local/`` channel), and a desk phone's unanswered outbound call.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from crmtel.ami.protocol import Message
+from crmtel.calls.tracker import new_state
+from crmtel.domain import CallAnswered, CallEnded, CallRecord, CallRingStopped
+from tests.fixtures.traces import (
+    LIVE_SCENARIOS,
+    LIVE_TRACES_DIR,
+    TimedMessage,
+    ended,
+    load_expected,
+    load_messages,
+    run,
+    to_events,
+)
+
+
+def _record(messages: list[TimedMessage]) -> tuple[CallRecord, list[Any]]:
+    state, effects = run(new_state("pbx1"), to_events(messages))
+    records = ended(effects)
+    assert len(records) == 1
+    assert not state.calls
+    assert not state.channels
+    return records[0].record, effects
+
+
+def test_the_live_traces_are_present() -> None:
+    """The three live-tier calls the tests below rely on ship with the package."""
+    assert LIVE_SCENARIOS == ("attended-transfer", "forwarded-to-mobile", "outbound-unanswered")
+
+
+@pytest.mark.parametrize("scenario", LIVE_SCENARIOS)
+def test_each_live_trace_yields_its_expected_record(scenario: str) -> None:
+    """Who answered (or nobody), the outcome, the phones offered it, the times and the recording, as recorded."""
+    expected = load_expected(scenario, LIVE_TRACES_DIR)
+    record, _ = _record(load_messages(scenario, LIVE_TRACES_DIR))
+    assert record.linkedid == expected["linkedid"]
+    assert record.direction.value == expected["direction"]
+    assert (record.caller_number, record.caller_name) == (expected["caller_number"], expected["caller_name"])
+    assert record.dialled == expected["dialled"]
+    assert record.answered_by == expected["answered_by"]
+    assert record.outcome is not None
+    assert record.outcome.value == expected["outcome"]
+    reason = record.missed_reason.value if record.missed_reason is not None else None
+    assert reason == expected.get("missed_reason")
+    assert list(record.rang) == expected["rang"]
+    assert record.queue == expected.get("queue")
+    assert record.ring_seconds == pytest.approx(expected["ring_seconds"], abs=1.0)
+    assert record.talk_seconds == pytest.approx(expected["talk_seconds"], abs=1.0)
+    assert record.recording_file == expected["recording_file"]
+    assert record.extra.get("answered_on") == expected.get("answered_on")
+    assert record.extra.get("transferred_from") == expected.get("transferred_from")
+
+
+def test_forwarded_to_the_mobile_is_answered_by_the_forwarding_extension() -> None:
+    """127's phone forwards (302) to 89997770127 through the trunk, who answers: answered by 127 on that number,
+    its card stops ringing as "forwarded" and then shows the answer; not missed."""
+    record, effects = _record(load_messages("forwarded-to-mobile", LIVE_TRACES_DIR))
+    assert (record.answered_by, record.outcome, record.missed_reason) == ("127", "answered", None)
+    assert record.extra["answered_on"] == "+79997770127"
+    stops = [e for e in effects if isinstance(e, CallRingStopped)]
+    assert [(e.extension, e.reason) for e in stops] == [("127", "forwarded")]
+    assert [e.extension for e in effects if isinstance(e, CallAnswered)] == ["127"]
+
+
+def test_follow_me_without_a_forward_is_answered_by_the_phone_that_rang_last() -> None:
+    """A dialplan follow-me (no ``Forward`` header: the desk phone rang, then the trunk dialled the mobile) is the
+    manager's whose phone rang last."""
+    messages = [
+        TimedMessage(m.t, Message(tuple(h for h in m.message.headers if h[0] != "Forward")))
+        for m in load_messages("forwarded-to-mobile", LIVE_TRACES_DIR)
+    ]
+    record, _ = _record(messages)
+    assert (record.answered_by, record.extra["answered_on"]) == ("127", "+79997770127")
+
+
+def test_attended_transfer_through_a_local_consultation_ends_with_the_taker() -> None:
+    """125 consults 126 through ``Local/126@…`` and hangs up: 126 took over, 125 is kept as transferred_from,
+    the call is answered once (the talk time runs from 125's answer)."""
+    record, effects = _record(load_messages("attended-transfer", LIVE_TRACES_DIR))
+    assert (record.answered_by, record.extra["transferred_from"]) == ("126", "125")
+    assert [e.extension for e in effects if isinstance(e, CallAnswered)] == ["125", "126"]
+    assert sum(isinstance(e, CallEnded) for e in effects) == 1
+    assert record.talk_seconds == pytest.approx(9.0, abs=1.0)
