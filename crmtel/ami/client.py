@@ -99,6 +99,9 @@ class AmiSink(Protocol):
     async def on_idle(self, pbx: str) -> None:
         """The queue ran dry (or a batch is full): a good moment to write out pending work."""
 
+    async def on_lost(self, pbx: str, at: datetime) -> None:
+        """The logged-in connection ended at ``at`` (not on a clean stop); every event before it came first."""
+
 
 def utcnow() -> datetime:
     """The current time in UTC."""
@@ -120,6 +123,14 @@ def event_time(message: Message, received: datetime) -> datetime:
 class _Resync:
     channels: tuple[Message, ...]
     at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class _Lost:
+    at: datetime
+
+
+_Item = tuple[Message, datetime] | _Resync | _Lost
 
 
 class AmiClient:
@@ -167,13 +178,17 @@ class AmiClient:
         self._max_bytes = max(1, max_queue_bytes)
         self._bytes = 0
         self._trimmer = Trimmer()
-        self._items: deque[tuple[Message, datetime] | _Resync] = deque()
+        self._items: deque[_Item] = deque()
         self._wakeup = asyncio.Event()
         self._conn: AmiConnection | None = None
         # While a CoreShowChannels listing is in progress: its action id, and the events held back.
         self._listing: str | None = None
         self._holding: list[tuple[Message, datetime]] | None = None
         self._busy = False
+        # Whether this PBX says FullyBooted at login (the AMI user has the ``system`` class), and this
+        # session's one: the resync after a reconnect waits for it (see ``_await_boot``).
+        self._says_booted = False
+        self._boot: asyncio.Future[None] | None = None
 
     @property
     def state(self) -> str:
@@ -311,7 +326,8 @@ class AmiClient:
         self._conn = conn
         self._listing = None
         self._holding = None
-        self._bytes = sum(item[0].cost for item in self._items if not isinstance(item, _Resync))
+        self._boot = asyncio.get_running_loop().create_future()
+        self._bytes = sum(item[0].cost for item in self._items if isinstance(item, tuple))
         tasks: set[asyncio.Task[None]] = set()
         logged_in = False
         try:
@@ -322,6 +338,7 @@ class AmiClient:
             self.last_error = None
             log.info("ami %s: logged in to %s:%d", self.pbx, s.host, s.port)
             tasks.add(asyncio.create_task(self._watchdog(conn), name=f"ami-watchdog-{self.pbx}"))
+            await self._await_boot(conn)
             await self._resync(conn)
             self.connected.set()
             watched: set[asyncio.Future[Any]] = {*tasks, conn.lost}
@@ -333,8 +350,12 @@ class AmiClient:
         except asyncio.CancelledError:
             if logged_in and not conn.closed:
                 await self._logoff(conn)
+            logged_in = False  # a clean stop, not a lost PBX
             raise
         finally:
+            if logged_in:
+                # In stream order, after every event this connection delivered: the PBX was last seen now.
+                self._push(_Lost(self.clock()))
             self.connected.clear()
             self._conn = None
             for task in tasks:
@@ -352,9 +373,9 @@ class AmiClient:
     def _full(self) -> bool:
         return len(self._items) >= self._max_queue or self._bytes >= self._max_bytes
 
-    def _push(self, item: tuple[Message, datetime] | _Resync) -> None:
+    def _push(self, item: _Item) -> None:
         self._items.append(item)
-        if not isinstance(item, _Resync):
+        if isinstance(item, tuple):
             self._bytes += item[0].cost
             self._trimmer.note(self._bytes)
         if self._full() and self._conn is not None:
@@ -363,6 +384,9 @@ class AmiClient:
 
     def _on_event(self, message: Message) -> None:
         """An event from the connection (called from its ``data_received``, in wire order)."""
+        if self._boot is not None and not self._boot.done() and message.event == "FullyBooted":
+            self._says_booted = True
+            self._boot.set_result(None)
         self.received += 1
         self.last_event_at = time.monotonic()
         item = (message, event_time(message, self.clock()))
@@ -435,6 +459,21 @@ class AmiClient:
                 log.warning("ami %s: Ping answered with %.80r: reconnecting", self.pbx, reply.headers[:3])
                 raise WatchdogTimeout(f"Ping answered {reply.response!r}: {reply.get('Message')}")
 
+    async def _await_boot(self, conn: AmiConnection) -> None:
+        """Before the listing, this login's FullyBooted (from a PBX that sends one; bounded).
+
+        Its Uptime tells the tracker whether the PBX restarted while crmtel was away, which decides when the
+        calls the listing no longer shows ended. Asterisk sends it right after the login's reply, or (still
+        booting) once it has booted; a PBX that never sent one is not waited for.
+        """
+        boot = self._boot
+        if not self._says_booted or boot is None:
+            return
+        waiting: set[asyncio.Future[Any]] = {boot, conn.lost}
+        await asyncio.wait(waiting, timeout=self.action_timeout, return_when=asyncio.FIRST_COMPLETED)
+        if not boot.done():
+            log.warning("ami %s: no FullyBooted after login: resync without the PBX's uptime", self.pbx)
+
     async def _resync(self, conn: AmiConnection) -> None:
         action = make_action("CoreShowChannels")
         self._listing = action.id
@@ -467,16 +506,16 @@ class AmiClient:
                 self._bytes -= item[0].cost  # counted again as it is queued
                 self._push(item)
 
-    async def _next(self) -> tuple[Message, datetime] | _Resync:
+    async def _next(self) -> _Item:
         """Wait for the next queued item."""
         while not self._items:
             self._wakeup.clear()
             await self._wakeup.wait()
         return self._take()
 
-    def _take(self) -> tuple[Message, datetime] | _Resync:
+    def _take(self) -> _Item:
         item = self._items.popleft()
-        if not isinstance(item, _Resync):
+        if isinstance(item, tuple):
             self._bytes -= item[0].cost
         conn = self._conn
         if (
@@ -516,6 +555,8 @@ class AmiClient:
             try:
                 if isinstance(item, _Resync):
                     await self._guarded(self.sink.on_resync(self.pbx, item.channels, item.at), "resync")
+                elif isinstance(item, _Lost):
+                    await self._guarded(self.sink.on_lost(self.pbx, item.at), "connection lost")
                 else:
                     # Inlined rather than through _guarded: this runs for every event.
                     try:

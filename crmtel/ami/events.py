@@ -315,7 +315,19 @@ class CoreShowChannelsComplete:
 
 @dataclass(frozen=True, slots=True)
 class FullyBooted:
-    """Asterisk is ready (also sent right after login)."""
+    """Asterisk is ready (also sent right after login); ``uptime`` seconds since it started, if it says."""
+
+    at: datetime
+    uptime: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Disconnected:
+    """Not on the wire: crmtel's own news that its AMI connection to the PBX ended at ``at``.
+
+    Made by the client at the edge (:mod:`crmtel.ami.client`), in stream order, so the tracker can tell
+    when the PBX was last seen if it turns out to have crashed (its next ``FullyBooted`` says it restarted).
+    """
 
     at: datetime
 
@@ -361,6 +373,7 @@ AmiEvent: TypeAlias = (
     | CoreShowChannel
     | CoreShowChannelsComplete
     | FullyBooted
+    | Disconnected
     | Cdr
 )
 
@@ -626,7 +639,8 @@ def _core_show_complete(h: Headers, at: datetime) -> CoreShowChannelsComplete:
 
 
 def _fully_booted(h: Headers, at: datetime) -> FullyBooted:
-    return FullyBooted(at)
+    uptime = _int(h, "uptime")
+    return FullyBooted(at, uptime if uptime is not None and uptime >= 0 else None)
 
 
 def _cdr(h: Headers, at: datetime) -> Cdr:

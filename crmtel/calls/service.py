@@ -294,6 +294,13 @@ class CallService:
         """Write out what the last events changed."""
         await self.flush()
 
+    async def on_lost(self, pbx: str, at: datetime) -> None:
+        """The connection to ``pbx`` ended at ``at``: the tracker notes it (see ``tracker.sync``)."""
+        before = self._state(pbx)
+        state, effects = tracker.reduce(before, ev.Disconnected(at))
+        self.states[pbx] = state
+        await self._apply(pbx, effects, before)
+
     # -- effects -----------------------------------------------------------------------------------
     async def _apply(self, pbx: str, effects: Sequence[Effect], before: TrackerState) -> None:
         for effect in effects:

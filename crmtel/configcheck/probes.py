@@ -117,6 +117,9 @@ class _Nowhere:
     async def on_idle(self, pbx: str) -> None:
         """Nothing to do."""
 
+    async def on_lost(self, pbx: str, at: datetime) -> None:
+        """Nothing to do."""
+
 
 async def ami_problems(settings: Settings, origins: Origins) -> list[Problem]:
     """Log in to every enabled PBX once (and log off)."""

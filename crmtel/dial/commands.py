@@ -36,6 +36,9 @@ class _Discard:
     async def on_idle(self, pbx: str) -> None:
         """Nothing to write."""
 
+    async def on_lost(self, pbx: str, at: datetime) -> None:
+        """Nothing to follow."""
+
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Add ``call``."""

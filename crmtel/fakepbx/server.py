@@ -74,22 +74,31 @@ def _is_login_response(headers: tuple[tuple[str, str], ...]) -> bool:
     return bool(headers) and headers[0] == ("Response", "Success")
 
 
+# What Asterisk sends a session at login: in a recording they belong to the recorder's login (the server
+# sends its own FullyBooted, with its own Uptime), not to the calls.
+SESSION_EVENTS = frozenset({"FullyBooted", "SuccessfulAuth"})
+
+
+def _is_session_event(headers: tuple[tuple[str, str], ...]) -> bool:
+    return bool(headers) and headers[0][0] == "Event" and headers[0][1] in SESSION_EVENTS
+
+
 def load_jsonl(path: Path) -> list[Recorded]:
-    """Read a ``.jsonl`` trace; its banner and Login response are dropped (the server sends its own)."""
+    """Read a ``.jsonl`` trace; its banner, Login response and session events are dropped (the server's own)."""
     out: list[Recorded] = []
     for line in path.read_text(encoding="utf-8").splitlines():
         row = json.loads(line)
         if "headers" not in row:
             continue
         headers = tuple((str(k), str(v)) for k, v in row["headers"])
-        if not out and _is_login_response(headers):
+        if (not out and _is_login_response(headers)) or _is_session_event(headers):
             continue
         out.append(Recorded(float(row["t"]), headers))
     return out
 
 
 def load_ami(path: Path) -> list[Recorded]:
-    """Read a raw ``.ami`` trace; times come from the sibling ``.jsonl`` when there is one, else 0."""
+    """Read a raw ``.ami`` trace (as ``load_jsonl``); times come from the sibling ``.jsonl`` when there is one."""
     parser = Parser()
     messages = parser.feed(path.read_bytes())
     times: list[float] = []
@@ -99,7 +108,7 @@ def load_ami(path: Path) -> list[Recorded]:
         times = [float(row["t"]) for row in rows if "headers" in row]
     out: list[Recorded] = []
     for i, msg in enumerate(messages):
-        if i == 0 and _is_login_response(msg.headers):
+        if (i == 0 and _is_login_response(msg.headers)) or _is_session_event(msg.headers):
             continue
         out.append(Recorded(times[i] if i < len(times) else 0.0, msg.headers))
     return out
@@ -224,6 +233,7 @@ class FakeAmiServer:
         lose_on_drop: int = 0,
         pause_after: int | None = None,
         live: bool = False,
+        wall: Callable[[], float] = time.time,
     ) -> None:
         self.stream = list(stream)
         # Live mode (the simulator): the stream never finishes, ``extend`` adds to it, and times are
@@ -239,6 +249,11 @@ class FakeAmiServer:
         self.timestamps = timestamps
         found = recording_epoch(self.stream)
         self.epoch = epoch if epoch is not None else (found if found is not None else 0.0)
+        # The PBX's own clock (epoch seconds) when events carry no Timestamp; and when it booted, for
+        # FullyBooted's Uptime (set by ``start``, again by ``restart``).
+        self.wall = wall
+        self.booted: float | None = None
+        self._port = 0
         # Test hooks: drop the connection once after this many stream items, skipping the next
         # ``lose_on_drop`` items (the PBX went on while the client was away); or pause the stream there.
         self.drop_after = drop_after
@@ -260,6 +275,7 @@ class FakeAmiServer:
         self._ids = originate.IdSource(int(time.time()))
         self._outbound: list[tuple[float, tuple[tuple[str, str], ...]]] | None = None
         self.cursor = 0
+        self._host = "127.0.0.1"
         self.logins = 0
         self.pings = 0
         self.finished = asyncio.Event()
@@ -282,7 +298,36 @@ class FakeAmiServer:
     async def start(self, host: str = "127.0.0.1", port: int = 0) -> None:
         """Listen on ``host:port`` (0: any free port)."""
         self._origin = asyncio.get_running_loop().time()
+        if self.booted is None:
+            self.booted = self.now()
         self._server = await asyncio.start_server(self._on_client, host, port)
+        self._host, self._port = host, self.port
+
+    def now(self) -> float:
+        """The PBX's time (epoch seconds): the recording's when events are timestamped, else ``wall``."""
+        return self.epoch + self.stream_time if self.timestamps else self.wall()
+
+    @property
+    def uptime(self) -> int:
+        """Whole seconds since the PBX (last) booted, as Asterisk's FullyBooted says."""
+        return max(0, int(self.now() - (self.booted if self.booted is not None else self.now())))
+
+    async def crash(self) -> None:
+        """``kill -9`` of the PBX: every connection cut, no Hangup sent, nothing listening, its calls gone.
+
+        What the stream still held never happens (those calls died with the PBX); ``restart`` brings it back.
+        """
+        await self.close()
+        self._book = ChannelBook()
+        self.cursor = len(self.stream)
+        if not self.live:
+            self.finished.set()
+
+    async def restart(self, down_for: float = 0.0) -> None:
+        """Boot again on the same port after ``down_for`` seconds of recording time (timestamped streams)."""
+        self._now_t += down_for
+        self.booted = self.now()
+        await self.start(self._host, self._port)
 
     async def close(self) -> None:
         """Stop listening and close every connection."""
@@ -466,7 +511,13 @@ class _Session:
                 server.logins += 1
                 await self.reply(
                     (("Response", "Success"), *ids, ("Message", "Authentication accepted")),
-                    (("Event", "FullyBooted"), ("Privilege", "system,all"), ("Status", "Fully Booted")),
+                    (
+                        ("Event", "FullyBooted"),
+                        ("Privilege", "system,all"),
+                        ("Uptime", str(server.uptime)),
+                        ("LastReload", str(server.uptime)),
+                        ("Status", "Fully Booted"),
+                    ),
                 )
                 if self.streamer is None:
                     self.streamer = asyncio.create_task(self.stream(), name="fake-ami-stream")

@@ -26,6 +26,7 @@ class RecordingSink:
         self.events: list[tuple[Message, datetime]] = []
         self.resyncs: list[tuple[tuple[Message, ...], datetime]] = []
         self.idles = 0
+        self.lost: list[datetime] = []
         self.fail_on = fail_on
 
     async def on_event(self, pbx: str, message: Message, at: datetime) -> None:
@@ -38,6 +39,9 @@ class RecordingSink:
 
     async def on_idle(self, pbx: str) -> None:
         self.idles += 1
+
+    async def on_lost(self, pbx: str, at: datetime) -> None:
+        self.lost.append(at)
 
 
 def _stream_events(messages: Sequence[Message]) -> list[tuple[tuple[str, str], ...]]:
@@ -80,7 +84,9 @@ async def test_event_times_come_from_the_timestamp_header(traces_dir: Path) -> N
     finally:
         await server.close()
     rows = [json.loads(line) for line in (traces_dir / "direct-answered.jsonl").read_text().splitlines()]
-    span = rows[-1]["t"] - rows[2]["t"]
+    span = stream[-1].t - stream[0].t
+    # Rows 0-3: the banner, the login, the recorder's FullyBooted and SuccessfulAuth (not replayed).
+    assert span == rows[-1]["t"] - rows[4]["t"]
     at = [a for m, a in sink.events if m.event != "FullyBooted"]
     assert abs((at[-1] - at[0]).total_seconds() - span) < 0.01
 
@@ -243,6 +249,8 @@ async def test_reconnect_is_followed_by_a_resync_with_the_live_channels(traces_d
     channels = {m.get("Channel") for m in sink.resyncs[-1][0]}
     assert channels == {"PJSIP/trunk-0000000e", "PJSIP/101-0000000f"}
     assert all(m.get("Linkedid") == "1795462037.14" for m in sink.resyncs[-1][0])
+    # The drop itself reached the sink, once.
+    assert len(sink.lost) == 1
 
 
 async def test_garbage_frames_are_skipped_and_the_connection_stays_up(
@@ -451,7 +459,8 @@ async def test_a_clean_stop_logs_off() -> None:
     """Cancelling a connected client sends Logoff (and the PBX's Goodbye ends the session)."""
     pbx = ScriptedPbx()
     await pbx.start()
-    client = AmiClient(_scripted_settings(pbx), RecordingSink())
+    sink = RecordingSink()
+    client = AmiClient(_scripted_settings(pbx), sink)
     try:
         async with running(client):
             await wait_for(client.connected.is_set)
@@ -459,6 +468,7 @@ async def test_a_clean_stop_logs_off() -> None:
     finally:
         await pbx.close()
     assert pbx.actions == ["login", "coreshowchannels", "logoff"]
+    assert sink.lost == []  # a clean stop is not a lost PBX
 
 
 async def test_a_small_queue_pushes_back_and_loses_nothing(traces_dir: Path) -> None:

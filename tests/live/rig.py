@@ -144,13 +144,17 @@ class LiveRig:
 
     # --- the PBX --------------------------------------------------------------------------------------
 
-    async def restart_pbx(self, *, kill: bool = False) -> None:
-        """Stop (or SIGKILL) the PBX and start it again with the same configs; a new witness session."""
+    async def restart_pbx(self, *, kill: bool = False, down_for: float = 0.0) -> None:
+        """Stop (or SIGKILL) the PBX and start it again with the same configs ``down_for`` seconds later;
+        a new witness session."""
         if kill:
             self.pbx.kill9()
         else:
             await asyncio.to_thread(self.pbx.stop)
         await self.witness.close()
+        if down_for:
+            # The outage itself (not a wait for a condition): the PBX stays away this long.
+            await asyncio.sleep(down_for)
         self.pbx.start()
         self.witness = await _witness(self.cfg)
         self.witnesses.append(self.witness)

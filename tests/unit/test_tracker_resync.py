@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 import json
-from datetime import timedelta
+from dataclasses import replace
+from datetime import datetime, timedelta
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from crmtel.ami import events as ev
-from crmtel.calls.tracker import CallStarted, Effect, new_state, restore, resync, snapshot
+from crmtel.calls.tracker import CallStarted, Effect, new_state, reduce, restore, resync, snapshot
 from crmtel.calls.tracker.model import TrackerState
 from crmtel.domain import CallEnded, CallRecord, CallRingStopped, Direction, MissedReason, Outcome
 from tests.fixtures.traces import BASE_TIME, SCENARIOS, ended, load_messages, run, to_events
@@ -224,3 +225,74 @@ def test_resync_closes_a_restored_call_without_channels() -> None:
     state, effects = resync(state, [], BASE_TIME + timedelta(hours=1))
     assert len(ended(list(effects))) == 1
     assert not state.calls
+
+
+def _talking_then_lost(lost_after: float) -> tuple[TrackerState, datetime]:
+    """The answered call of ``direct-answered`` (its recorder's FullyBooted seen), then the connection lost."""
+    state = _prefix_until("direct-answered", "BridgeEnter")
+    lost_at = BASE_TIME + timedelta(seconds=lost_after)
+    state, effects = reduce(state, ev.Disconnected(lost_at))
+    assert effects == ()
+    assert len(state.calls) == 1
+    return state, lost_at
+
+
+def test_calls_of_a_pbx_that_restarted_end_when_the_connection_was_lost() -> None:
+    """kill -9 of Asterisk mid-talk: the next login's Uptime says it booted after the loss, so the call ended
+    at the loss (not at the re-login 40 s later), and its talk time stops there too."""
+    state, lost_at = _talking_then_lost(12.0)
+    (call,) = state.calls.values()
+    relogin = BASE_TIME + timedelta(seconds=52)
+    state, _ = reduce(state, ev.FullyBooted(relogin, uptime=3))
+    state, effects = resync(state, [], relogin)
+    (done,) = ended(list(effects))
+    assert done.record.ended_at == lost_at
+    assert call.answered_at is not None
+    assert done.record.talk_seconds == pytest.approx((lost_at - call.answered_at).total_seconds(), abs=0.01)
+    assert done.record.answered_by == "101"
+    assert (state.lost_at, state.restarted) == (None, False)
+
+
+def test_calls_gone_after_a_reconnect_to_the_same_pbx_end_at_the_resync() -> None:
+    """A network cut, the PBX up all along (Uptime grew with the clock): a call gone from the listing ended
+    somewhere in the gap and keeps the resync's time, as before."""
+    state, _ = _talking_then_lost(12.0)
+    assert state.booted_at is not None
+    relogin = BASE_TIME + timedelta(seconds=52)
+    uptime = int((relogin - state.booted_at).total_seconds())
+    state, _ = reduce(state, ev.FullyBooted(relogin, uptime=uptime))
+    assert not state.restarted
+    state, effects = resync(state, [], relogin)
+    (done,) = ended(list(effects))
+    assert done.record.ended_at == relogin
+
+
+def test_a_pbx_that_does_not_say_its_uptime_is_never_taken_for_restarted() -> None:
+    """No Uptime (an AMI user without the system class): the resync's time, as before."""
+    state, _ = _talking_then_lost(12.0)
+    relogin = BASE_TIME + timedelta(seconds=52)
+    state, _ = reduce(state, ev.FullyBooted(relogin))
+    state, effects = resync(state, [], relogin)
+    (done,) = ended(list(effects))
+    assert done.record.ended_at == relogin
+
+
+def test_a_restart_first_seen_without_an_earlier_uptime_is_judged_against_the_loss() -> None:
+    """crmtel never heard the PBX's boot time before the loss: a start after the loss is a restart."""
+    state = replace(_prefix_until("direct-answered", "BridgeEnter"), booted_at=None)
+    lost_at = BASE_TIME + timedelta(seconds=12)
+    state, _ = reduce(state, ev.Disconnected(lost_at))
+    relogin = BASE_TIME + timedelta(seconds=20)
+    state, _ = reduce(state, ev.FullyBooted(relogin, uptime=5))
+    assert state.restarted
+    state, effects = resync(state, [], relogin)
+    assert [e.record.ended_at for e in ended(list(effects))] == [lost_at]
+
+
+def test_a_second_drop_after_a_restart_keeps_the_first_loss() -> None:
+    """Restarted PBX, connection lost again before the listing: the calls still died at the first loss."""
+    state, lost_at = _talking_then_lost(12.0)
+    state, _ = reduce(state, ev.FullyBooted(BASE_TIME + timedelta(seconds=30), uptime=2))
+    state, _ = reduce(state, ev.Disconnected(BASE_TIME + timedelta(seconds=31)))
+    state, effects = resync(state, [], BASE_TIME + timedelta(seconds=40))
+    assert [e.record.ended_at for e in ended(list(effects))] == [lost_at]

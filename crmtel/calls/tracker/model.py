@@ -91,6 +91,11 @@ class TrackerState:
     # new call beyond ``max_live_calls`` ends the oldest one, a channel beyond ``max_legs`` is not followed.
     max_live_calls: int = 5000
     max_legs: int = 100
+    # Across a lost AMI connection (see ``sync``): when it was lost, when the PBX says it started (from
+    # ``FullyBooted``'s Uptime), and whether it started again while crmtel was away (a crash or restart).
+    lost_at: datetime | None = None
+    booted_at: datetime | None = None
+    restarted: bool = False
 
 
 def leg_kind(state: TrackerState, name: str) -> tuple[LegKind, str | None]:

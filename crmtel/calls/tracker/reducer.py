@@ -18,7 +18,7 @@ from collections.abc import Callable
 from typing import Any
 
 from crmtel.ami import events as ev
-from crmtel.calls.tracker import bridges, channels, dialling, queues
+from crmtel.calls.tracker import bridges, channels, dialling, queues, sync
 from crmtel.calls.tracker.model import TrackerState
 from crmtel.calls.tracker.tx import Effect, Tx
 
@@ -53,15 +53,22 @@ _HANDLERS: dict[type[Any], Callable[[Tx, Any], None]] = {
     # Resync is explicit (``resync``), so the listing itself changes nothing.
     ev.CoreShowChannel: _ignore,
     ev.CoreShowChannelsComplete: _ignore,
-    ev.FullyBooted: _ignore,
     ev.Cdr: _ignore,
+}
+# Session news: they change what the tracker knows about the PBX, not any call.
+_SESSION: dict[type[Any], Callable[[TrackerState, Any], TrackerState]] = {
+    ev.FullyBooted: sync.booted,
+    ev.Disconnected: sync.lost,
 }
 
 
 def reduce(state: TrackerState, event: ev.AmiEvent) -> tuple[TrackerState, tuple[Effect, ...]]:
     """Apply one event: the new state and what happened (live call events, started/updated/ended records)."""
     handler = _HANDLERS.get(type(event))
-    if handler is None or handler is _ignore:
+    if handler is None:
+        session = _SESSION.get(type(event))
+        return (state if session is None else session(state, event)), ()
+    if handler is _ignore:
         return state, ()
     tx = Tx(state, event.at)
     handler(tx, event)

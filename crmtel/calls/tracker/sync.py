@@ -1,4 +1,13 @@
-"""Keeping the tracker right across gaps: per-call snapshots for restarts, and resync after a reconnect."""
+"""Keeping the tracker right across gaps: per-call snapshots for restarts, and resync after a reconnect.
+
+A lost AMI connection is an event too (``Disconnected``, made by the client at the edge). The next login's
+``FullyBooted`` carries the PBX's Uptime: if the PBX started again while crmtel was away (killed, crashed,
+restarted), every call it had died with it, so the calls the resync then finds gone end when the
+connection was lost, not when crmtel logged in again. If the PBX stayed up (a network cut, a frozen
+process), a call gone from its listing ended somewhere in the gap and keeps the resync's time (the CDR
+amender may know better). A PBX that sends no Uptime (an AMI user without the ``system`` class) is never
+taken for restarted.
+"""
 
 from __future__ import annotations
 
@@ -15,6 +24,9 @@ from crmtel.calls.tracker.tx import Effect, Tx
 from crmtel.domain import CallRingStopped, Direction, MissedReason
 
 SNAPSHOT_VERSION = 1
+# Two logins to the same running PBX derive its start from whole seconds of Uptime (and, without
+# timestampevents, from receive times): more apart than this means it started again in between.
+RESTART_TOLERANCE = timedelta(seconds=2)
 _DATETIME_FIELDS = frozenset({"started_at", "answered_at"})
 _BOOL_FIELDS = frozenset({"caller_hidden", "in_queue", "transfer_pending", "announced"})
 
@@ -124,19 +136,50 @@ def restore(state: TrackerState, data: dict[str, Any]) -> TrackerState:
     return replace(state, calls=calls, channels=channels, bridges=bridges)
 
 
+def lost(state: TrackerState, event: ev.Disconnected) -> TrackerState:
+    """The AMI connection ended at ``event.at`` (the PBX was last seen then)."""
+    # Once the PBX is known to have restarted, its calls died at the first loss, whatever drops follow.
+    return replace(state, lost_at=state.lost_at if state.restarted else event.at)
+
+
+def booted(state: TrackerState, event: ev.FullyBooted) -> TrackerState:
+    """The PBX says how long it has been up: note when it started, and whether that was since the loss."""
+    if event.uptime is None:
+        return state
+    started = event.at - timedelta(seconds=event.uptime)
+    restarted = state.restarted
+    if state.lost_at is not None and not restarted:
+        if state.booted_at is not None:
+            restarted = abs(started - state.booted_at) > RESTART_TOLERANCE
+        else:
+            restarted = started > state.lost_at - RESTART_TOLERANCE
+    return replace(state, booted_at=started, restarted=restarted)
+
+
 def resync(
     state: TrackerState, channels: list[ev.CoreShowChannel], at: datetime
 ) -> tuple[TrackerState, tuple[Effect, ...]]:
-    """Reconcile with the PBX's live channel list: close calls whose channels are gone, adopt unknown ones."""
-    tx = Tx(state, at)
+    """Reconcile with the PBX's live channel list: close calls whose channels are gone, adopt unknown ones.
+
+    Calls of a PBX that restarted since the connection was lost end at that loss; others at ``at``.
+    """
+    ended_at = at
+    if state.restarted and state.lost_at is not None and state.lost_at <= at:
+        ended_at = state.lost_at
+    if state.lost_at is not None or state.restarted:
+        # The gap is closed by this listing.
+        state = replace(state, lost_at=None, restarted=False)
+    closing = Tx(state, ended_at)
     present = {item.channel.uniqueid: item for item in channels}
     for linkedid in list(state.calls):
-        call = tx.call(linkedid)
+        call = closing.call(linkedid)
         if call is None:
             continue
         gone = [uid for uid in call.legs if uid not in present]
         if gone or not call.legs:
-            _drop_legs(tx, call, gone)
+            _drop_legs(closing, call, gone)
+    state, closed = closing.finish()
+    tx = Tx(state, at)
     # Oldest channels first, so a call's originating channel is usually seen before its other legs.
     ordered = sorted(channels, key=lambda item: (-(item.duration_seconds or 0), item.channel.uniqueid))
     adopted: dict[str, int] = {}
@@ -162,7 +205,8 @@ def resync(
             if call.answered_by is None and len(members) >= 2:
                 call = answer_by_bridge(tx, call, members)
         tx.put(call)
-    return tx.finish()
+    state, adopted_effects = tx.finish()
+    return state, closed + adopted_effects
 
 
 def _drop_legs(tx: Tx, call: Call, gone: list[str]) -> None:
