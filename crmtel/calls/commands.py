@@ -6,7 +6,7 @@ import argparse
 import asyncio
 import json
 import secrets
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
 from typing import Any
@@ -23,6 +23,7 @@ from crmtel.fakepbx.server import FakeAmiServer, Recorded, load_ami
 from crmtel.i18n import Translator
 from crmtel.store.calls import CallRepository
 from crmtel.store.db import Database, upgrade
+from crmtel.store.managers import ManagerRepository
 from crmtel.store.parties import PartyRepository
 from crmtel.timestamps import iso_instant
 
@@ -47,6 +48,7 @@ JSON_FIELDS = (
     "route_target",
     "route_reason",
     "party",
+    "manager",
 )
 
 
@@ -90,8 +92,8 @@ def _when_end(text: str) -> datetime:
     return value + timedelta(days=1) if len(text) == 10 else value
 
 
-def as_json(record: CallRecord) -> dict[str, Any]:
-    """A record in the documented JSON shape of ``calls list``."""
+def as_json(record: CallRecord, logins: Mapping[int, str] | None = None) -> dict[str, Any]:
+    """A record in the documented JSON shape of ``calls list``; ``manager`` is the owner's login."""
     party = (
         {"kind": record.party_kind.value, "id": record.party_id, "name": record.party_name}
         if record.party_kind is not None
@@ -122,6 +124,7 @@ def as_json(record: CallRecord) -> dict[str, Any]:
         "route_target": record.route_target,
         "route_reason": record.route_reason,
         "party": party,
+        "manager": (logins or {}).get(record.manager_id) if record.manager_id is not None else None,
     }
     return {name: values[name] for name in JSON_FIELDS}
 
@@ -158,11 +161,12 @@ async def _calls_list(args: argparse.Namespace, settings: Settings) -> int:
     db = Database(settings.database_url)
     try:
         stored = await CallRepository(db).between(args.start, args.end)
+        logins = {m.id: m.login for m in await ManagerRepository(db).all()}
     finally:
         await db.dispose()
     records = [s.record for s in stored]
     if args.format == "json":
-        print(json.dumps([as_json(r) for r in records], ensure_ascii=False, indent=2))
+        print(json.dumps([as_json(r, logins) for r in records], ensure_ascii=False, indent=2))
     else:
         print(render_table(records))
     return 0

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any, Literal
@@ -95,12 +95,17 @@ def _iso(value: datetime | None) -> str | None:
 
 
 def call_json(
-    call: CallView, *, playable: bool = True, names: dict[str, str] | None = None
+    call: CallView,
+    *,
+    playable: bool = True,
+    names: dict[str, str] | None = None,
+    logins: Mapping[int, str] | None = None,
 ) -> dict[str, Any]:
     """A recorded call for the history list; ``recording`` only when there is a file to play; ``names``
-    (extension → manager) adds who answered and who rang by name."""
+    (extension → manager) adds who answered and who rang by name; ``manager`` is the owner's login."""
     names = names or {}
     return {
+        "manager": (logins or {}).get(call.manager_id) if call.manager_id is not None else None,
         "answered_by_name": names.get(call.answered_by or ""),
         "rang_names": [names.get(ext) for ext in call.rang],
         "id": call.id,
@@ -169,7 +174,9 @@ async def _visible_call(request: web.Request) -> tuple[Manager, CallView]:
         if involved_live:
             raise refuse(request, web.HTTPConflict, "messages.call_not_recorded")
         raise refuse(request, web.HTTPNotFound, "messages.call_not_found")
-    if not (visible_to(view, scope) or involved_live or await _party_is_mine(request, manager, view)):
+    if not (
+        visible_to(view, scope, manager.id) or involved_live or await _party_is_mine(request, manager, view)
+    ):
         # The same answer as for a call that does not exist: others' calls are not even confirmed.
         raise refuse(request, web.HTTPNotFound, "messages.call_not_found")
     return manager, view
@@ -233,11 +240,14 @@ async def list_calls(request: web.Request) -> web.Response:
         if who is None:
             raise refuse(request, web.HTTPBadRequest, "crm.manager_unknown")
         only = replace(only, manager_id=who.id, manager_extensions=who.extensions)
-    calls = await state.history.list(watch_scope(me), limit=q.limit, before_id=q.before, only=only)
+    calls = await state.history.list(
+        watch_scope(me), limit=q.limit, before_id=q.before, only=only, owner_id=me.id
+    )
     playable = await _playable(request, calls)
     names = {ext: m.name for m in people for ext in m.extensions}
+    logins = {m.id: m.login for m in people}
     return web.json_response(
-        {"calls": [call_json(c, playable=c.call_id in playable, names=names) for c in calls]}
+        {"calls": [call_json(c, playable=c.call_id in playable, names=names, logins=logins) for c in calls]}
     )
 
 
@@ -248,9 +258,11 @@ async def get_call(request: web.Request) -> web.Response:
     notes = await state.notes.for_call(call.id)
     deals = await state.deals.for_calls([call.id])
     tasks = await state.notes.tasks_for_call(call.id)
+    owner = await state.managers.get(call.manager_id) if call.manager_id is not None else None
+    logins = {owner.id: owner.login} if owner is not None else {}
     return web.json_response(
         {
-            "call": call_json(call, playable=call.call_id in await _playable(request, [call])),
+            "call": call_json(call, playable=call.call_id in await _playable(request, [call]), logins=logins),
             "notes": [_note_json(n) for n in notes],
             "deals": [_deal_json(d) for d in deals],
             "tasks": [_task_json(t) for t in tasks],

@@ -153,7 +153,7 @@ class Timelines:
             )
             views = [_view(r) for r in calls]
             if not (viewer.head or owner):
-                views = [v for v in views if visible_to(v, viewer.extensions)]
+                views = [v for v in views if visible_to(v, viewer.extensions, viewer.manager_id)]
             notes: dict[int, list[Note]] = {}
             if views:
                 for n in (

@@ -64,9 +64,12 @@ class CardFacts:
     deals: tuple[DealSummary, ...]
 
 
-def visible_to(call: CallView, extensions: frozenset[str] | None) -> bool:
-    """Whether a manager watching ``extensions`` (None: a head, everyone) may see this call."""
+def visible_to(call: CallView, extensions: frozenset[str] | None, owner_id: int | None = None) -> bool:
+    """Whether a manager watching ``extensions`` (None: a head, everyone) may see this call: one their phones
+    rang for or answered, or one they own (their own outbound call, answered or not; a missed call booked to them)."""
     if extensions is None:
+        return True
+    if owner_id is not None and call.manager_id == owner_id:
         return True
     return call.answered_by in extensions or not extensions.isdisjoint(call.rang)
 
@@ -102,14 +105,16 @@ def _like_escape(text: str) -> str:
     return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
 
 
-def _scope(extensions: frozenset[str] | None) -> ColumnElement[bool] | None:
+def _scope(extensions: frozenset[str] | None, owner_id: int | None = None) -> ColumnElement[bool] | None:
     # ``rang`` is a JSON list of strings; matching its text form with the quotes works on SQLite and PostgreSQL.
     if extensions is None:
         return None
+    owned = [CallRow.manager_id == owner_id] if owner_id is not None else []
     if not extensions:
-        return false()
+        return or_(*owned) if owned else false()
     rang_text = cast(CallRow.rang, String)
     return or_(
+        *owned,
         CallRow.answered_by.in_(sorted(extensions)),
         *(rang_text.like(f'%"{_like_escape(e)}"%', escape="\\") for e in sorted(extensions)),
     )
@@ -207,10 +212,12 @@ class CallHistory:
         limit: int = 50,
         before_id: int | None = None,
         only: CallFilter | None = None,
+        owner_id: int | None = None,
     ) -> list[CallView]:
-        """The newest calls visible to a manager watching ``extensions`` (None: everyone), narrowed by ``only``."""
+        """The newest calls visible to a manager watching ``extensions`` (None: everyone) and owning the calls
+        booked to ``owner_id``, narrowed by ``only``."""
         stmt: Any = select(CallRow)
-        scope = _scope(extensions)
+        scope = _scope(extensions, owner_id)
         if scope is not None:
             stmt = stmt.where(scope)
         if only is not None:
@@ -221,7 +228,7 @@ class CallHistory:
         async with self._db.session() as session:
             rows = (await session.execute(stmt)).scalars().all()
         # The SQL text match can only over-select (never miss); the exact check keeps it honest.
-        return [v for v in map(_view, rows) if visible_to(v, extensions)]
+        return [v for v in map(_view, rows) if visible_to(v, extensions, owner_id)]
 
     async def get(self, call_id: str) -> CallView | None:
         """The call with this public id (``pbx:linkedid``)."""

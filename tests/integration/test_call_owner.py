@@ -3,9 +3,16 @@ the fake AMI server to the real client, tracker and store (``crmtel.calls.owner`
 
 from __future__ import annotations
 
+import asyncio
+import json
+import logging
+from collections.abc import Iterator
 from pathlib import Path
 
+import pytest
+
 from crmtel.calls.commands import replay_stream
+from crmtel.cli import main
 from crmtel.config import CallsSettings, Settings
 from crmtel.domain import CallRecord, Outcome
 from crmtel.fakepbx.server import load_ami
@@ -15,6 +22,17 @@ from crmtel.store.managers import ManagerRepository
 from crmtel.store.parties import NewClient, PartyRepository
 from crmtel.store.tasks import TaskRepository
 from tests.fixtures.traces import LIVE_TRACES_DIR
+from tests.integration.test_web_app import running_app
+
+
+@pytest.fixture(autouse=True)
+def _restore_logging() -> Iterator[None]:
+    """The CLI configures logging onto pytest's captured stderr; later tests must not write to it."""
+    root = logging.getLogger()
+    handlers, level = list(root.handlers), root.level
+    yield
+    root.handlers[:] = handlers
+    root.setLevel(level)
 
 
 def _settings(db: Database, **calls: object) -> Settings:
@@ -76,3 +94,48 @@ async def test_an_attended_transfer_is_booked_to_the_manager_who_took_over(db: D
     await replay_stream(_settings(db), db, stream, settle=0.05)
     record = await _only_call(db)
     assert (record.answered_by, record.manager_id) == ("126", egor.id)
+
+
+async def test_a_managers_own_unanswered_outbound_call_is_listed_and_opened_for_them_with_its_owner(
+    db: Database,
+) -> None:
+    """Through the web API: boris sees his own unanswered outbound call in his list and opens it (not a 404), both
+    naming him as ``manager``; vera, whose phones never touched it, gets the 404 of a call that does not exist."""
+    async with running_app(db) as rig:
+        await ManagerRepository(db).save(login="boris", name="Boris Orlov", extensions=("102", "122"))
+        stream = load_ami(LIVE_TRACES_DIR / "outbound-unanswered.ami")
+        await replay_stream(_settings(db), db, stream, settle=0.05)
+        async with rig.browser("boris") as boris:
+            async with boris.get("/api/calls") as r:
+                listed = (await r.json())["calls"]
+            assert [(c["direction"], c["outcome"], c["manager"]) for c in listed] == [
+                ("outbound", "missed", "boris")
+            ]
+            async with boris.get(f"/api/calls/{listed[0]['call_id']}") as r:
+                assert r.status == 200
+                assert (await r.json())["call"]["manager"] == "boris"
+        async with rig.browser("vera") as vera, vera.get(f"/api/calls/{listed[0]['call_id']}") as r:
+            assert r.status == 404
+
+
+async def test_calls_list_and_tasks_list_name_the_owner_as_manager(
+    db: Database, traces_dir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``crmtel calls list --format json`` and ``crmtel tasks list --format json`` show each call's and task's
+    owner by login: boris's unanswered outbound call, and the missed call that rang only anna's phone."""
+    managers = ManagerRepository(db)
+    await managers.save(login="anna", name="Анна Смирнова", extensions=("101",))
+    await managers.save(login="boris", name="Boris Orlov", extensions=("122",))
+    await replay_stream(_settings(db), db, load_ami(LIVE_TRACES_DIR / "outbound-unanswered.ami"), settle=0.05)
+    await replay_stream(_settings(db), db, load_ami(traces_dir / "direct-caller-gives-up.ami"), settle=0.05)
+    capsys.readouterr()
+    # The CLI runs its own event loop: in a thread, as from a shell.
+    assert await asyncio.to_thread(main, ["--database-url", db.url, "calls", "list", "--format", "json"]) == 0
+    calls = json.loads(capsys.readouterr().out)
+    assert sorted((c["direction"], c["outcome"], c["manager"]) for c in calls) == [
+        ("inbound", "missed", "anna"),
+        ("outbound", "missed", "boris"),
+    ]
+    assert await asyncio.to_thread(main, ["--database-url", db.url, "tasks", "list", "--format", "json"]) == 0
+    tasks = json.loads(capsys.readouterr().out)
+    assert [(t["phone"], t["manager"]) for t in tasks] == [("+79161110001", "anna")]
