@@ -11,9 +11,9 @@ resolution) is left alone: a second backfill changes nothing.
 from __future__ import annotations
 
 from dataclasses import replace
-from datetime import datetime
+from datetime import datetime, timedelta
 
-from crmtel.domain import CallRecord, MissedReason, Outcome
+from crmtel.domain import CallRecord, MissedReason, Outcome, QueueOutcome, QueueVisit
 
 # CDR times are whole seconds (truncated); live times have milliseconds.
 TOLERANCE = 1.5
@@ -46,6 +46,7 @@ def corrected(seen: CallRecord, cdr: CallRecord, tolerance: float = TOLERANCE) -
     if answered_at is not None and answered_at > ended_at:
         answered_at = ended_at
     rang = _rang(seen.rang, cdr.rang)
+    queue_visits = _visits(seen, cdr, ended_at, tolerance)
     ring_end = answered_at if answered_at is not None else ended_at
     better = replace(
         seen,
@@ -61,6 +62,7 @@ def corrected(seen: CallRecord, cdr: CallRecord, tolerance: float = TOLERANCE) -
         recording_file=seen.recording_file or cdr.recording_file,
         recording_url=seen.recording_url or cdr.recording_url,
         queue=seen.queue or cdr.queue,
+        queue_visits=queue_visits,
         # A record read back from the store has no extras; the CDR's give the party number for lookups.
         extra={**cdr.extra, **seen.extra},
     )
@@ -79,6 +81,61 @@ def _rang(seen: tuple[str, ...], cdr: tuple[str, ...]) -> tuple[str, ...]:
     if set(cdr) <= set(seen):
         return seen
     return cdr + tuple(ext for ext in seen if ext not in cdr)
+
+
+def _shifted(visit: QueueVisit, by: timedelta, end: datetime) -> QueueVisit:
+    left = None if visit.left_at is None else min(visit.left_at + by, end)
+    return replace(visit, joined_at=min(visit.joined_at + by, end), left_at=left)
+
+
+def _visits(
+    seen: CallRecord, cdr: CallRecord, ended_at: datetime, tolerance: float
+) -> tuple[QueueVisit, ...]:
+    """The caller's queue waits: as seen live, except a wait crmtel did not see end.
+
+    A wait still open, or closed after the call's true end (a resync closed it when crmtel noticed: "abandoned"
+    after 599 s), takes how and when the CDR says it ended (laid on the call's own start, as the end is) and
+    the phones it offered meanwhile. A call with no waits seen (crmtel picked it up after the queue, or it
+    was read back from the store without them) takes the CDR's.
+    """
+    by = seen.started_at - cdr.started_at
+    if not seen.queue_visits:
+        return tuple(_shifted(v, by, ended_at) for v in cdr.queue_visits)
+    late = ended_at + timedelta(seconds=tolerance)
+    out: list[QueueVisit] = []
+    for i, visit in enumerate(seen.queue_visits):
+        if visit.outcome is not None and visit.left_at is not None and visit.left_at <= late:
+            out.append(visit)
+            continue
+        # The CDR's wait in the same queue at the same place, else its last wait in that queue.
+        same = [v for v in cdr.queue_visits if v.queue == visit.queue]
+        truth = (
+            cdr.queue_visits[i]
+            if i < len(cdr.queue_visits) and cdr.queue_visits[i].queue == visit.queue
+            else None
+        )
+        truth = truth or (same[-1] if same else None)
+        if truth is None or truth.outcome is None:
+            out.append(
+                replace(
+                    visit,
+                    left_at=min(visit.left_at or ended_at, ended_at),
+                    outcome=visit.outcome or QueueOutcome.ABANDONED,
+                )
+            )
+            continue
+        moved = _shifted(truth, by, ended_at)
+        offered = visit.offered + tuple(ext for ext in truth.offered if ext not in visit.offered)
+        out.append(
+            replace(
+                visit,
+                left_at=moved.left_at,
+                outcome=truth.outcome,
+                answered_by=truth.answered_by,
+                offered=offered,
+            )
+        )
+    return tuple(out)
 
 
 def closed_at(seen: CallRecord, at: datetime) -> CallRecord:
@@ -100,9 +157,24 @@ def _differs(old: CallRecord, new: CallRecord, tolerance: float) -> bool:
         return True
     if (old.recording_file, old.caller_name) != (new.recording_file, new.caller_name):
         return True
+    if _wait_facts(old) != _wait_facts(new):
+        return True
     pairs = [
         (old.ring_seconds, new.ring_seconds),
         (old.talk_seconds, new.talk_seconds),
         (_offset(old, old.ended_at), _offset(new, new.ended_at)),
     ]
     return any(a is None or b is None or abs(a - b) > tolerance for a, b in pairs)
+
+
+def _wait_facts(record: CallRecord) -> list[tuple[object, ...]]:
+    return [
+        (
+            v.queue,
+            v.outcome,
+            v.answered_by,
+            v.offered,
+            None if v.wait_seconds is None else round(v.wait_seconds),
+        )
+        for v in record.queue_visits
+    ]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any, TypeVar
@@ -16,7 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from crmtel.domain import CallRecord, Direction, MissedReason, Outcome, PartyKind
 from crmtel.store.db import Database
 from crmtel.store.models import CallNoteRow, CallRow, DealRow, QueueOfferRow, QueueVisitRow, TaskRow
-from crmtel.store.queue_visits import write_visits_in
+from crmtel.store.queue_visits import visits_in, write_visits_in
 
 CallKey = tuple[str, str]
 LiveState = dict[str, object]
@@ -278,7 +278,17 @@ class CallRepository:
                         select(CallRow).where(tuple_(CallRow.pbx, CallRow.linkedid).in_(wanted[i : i + 500]))
                     )
                 ).scalars()
-                out.update({(r.pbx, r.linkedid): StoredCall(r.id, to_record(r), r.live_state) for r in rows})
+                found = list(rows)
+                # With its queue waits: a record compared and written back (the CDR backfill) keeps them.
+                waits = await visits_in(session, [r.id for r in found])
+                out.update(
+                    {
+                        (r.pbx, r.linkedid): StoredCall(
+                            r.id, replace(to_record(r), queue_visits=waits.get(r.id, ())), r.live_state
+                        )
+                        for r in found
+                    }
+                )
         return out
 
     async def live(self, pbx: str) -> list[StoredCall]:

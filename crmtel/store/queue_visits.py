@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import delete, insert
+from sqlalchemy import delete, insert, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from crmtel.domain import CallRecord, Direction, MissedReason, Outcome, QueueOutcome, QueueVisit
@@ -133,3 +133,41 @@ async def write_visits_in(session: AsyncSession, items: Sequence[tuple[int, Call
     await conn.execute(insert(QueueVisitRow), visits)
     if offers:
         await conn.execute(insert(QueueOfferRow), offers)
+
+
+async def visits_in(session: AsyncSession, call_ids: Sequence[int]) -> dict[int, tuple[QueueVisit, ...]]:
+    """The stored queue waits of these calls (by call id), offers in the order they were written."""
+    if not call_ids:
+        return {}
+    ids = list(dict.fromkeys(call_ids))
+    offered: dict[tuple[int, int], list[str]] = {}
+    rows = await session.execute(
+        select(QueueOfferRow.call_id, QueueOfferRow.seq, QueueOfferRow.extension)
+        .where(QueueOfferRow.call_id.in_(ids))
+        .order_by(QueueOfferRow.id)
+    )
+    for call_id, seq, extension in rows.all():
+        offered.setdefault((call_id, seq), []).append(extension)
+    out: dict[int, list[QueueVisit]] = {}
+    visits = await session.execute(
+        select(QueueVisitRow)
+        .where(QueueVisitRow.call_id.in_(ids))
+        .order_by(QueueVisitRow.call_id, QueueVisitRow.seq)
+    )
+    for row in visits.scalars():
+        out.setdefault(row.call_id, []).append(
+            QueueVisit(
+                queue=row.queue,
+                joined_at=_utc(row.joined_at),
+                left_at=_utc(row.left_at) if row.left_at is not None else None,
+                outcome=QueueOutcome(row.outcome),
+                answered_by=row.answered_by,
+                offered=tuple(offered.get((row.call_id, row.seq), ())),
+            )
+        )
+    return {cid: tuple(v) for cid, v in out.items()}
+
+
+def _utc(value: datetime) -> datetime:
+    # SQLite gives naive datetimes back: they were written in UTC.
+    return value if value.tzinfo is not None else value.replace(tzinfo=UTC)

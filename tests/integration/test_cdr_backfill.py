@@ -21,7 +21,7 @@ from crmtel.cdr import service as cdr_service
 from crmtel.cdr.csvsource import CsvCdrSource
 from crmtel.cdr.service import Backfill, CdrService
 from crmtel.config import CallsSettings, Settings
-from crmtel.domain import CallRecord, Direction, Outcome
+from crmtel.domain import CallRecord, Direction, Outcome, QueueOutcome
 from crmtel.fakepbx.server import FakeAmiServer, Recorded, load_ami, load_jsonl, merge_streams
 from crmtel.store.calls import CallRepository
 from crmtel.store.db import Database
@@ -175,6 +175,67 @@ async def test_broken_csv_lines_are_skipped_and_logged(
     assert report.created == len(SCENARIOS)
     assert source.skipped == 3
     assert "line skipped" in caplog.text
+
+
+def _cut_after_queue_join(stream: list[Recorded], later: float) -> tuple[list[Recorded], int]:
+    """The stream cut right after the caller joins the queue (the rest is lost), a quiet event ``later`` s on."""
+    joined = next(i for i, item in enumerate(stream) if Message(item.headers).event == "QueueCallerJoin")
+    tail = Recorded(
+        stream[-1].t + later,
+        (("Event", "DeviceStateChange"), ("Device", "PJSIP/199"), ("State", "NOT_INUSE")),
+    )
+    return [*stream, tail], joined + 1
+
+
+@pytest.mark.parametrize(
+    ("scenario", "outcome", "answered_by"),
+    [
+        ("queue-abandoned", QueueOutcome.ABANDONED, None),
+        ("queue-ringall-answered", QueueOutcome.ANSWERED, "103"),
+        ("direct-noanswer-then-queue", QueueOutcome.ANSWERED, "102"),
+    ],
+)
+async def test_a_queue_wait_crmtel_did_not_see_end_gets_the_cdrs_outcome_and_wait(
+    db: Database,
+    traces_dir: Path,
+    tmp_path: Path,
+    scenario: str,
+    outcome: QueueOutcome,
+    answered_by: str | None,
+) -> None:
+    """The link drops while the caller waits in the queue; crmtel is back 600 s later and the resync closes the
+    call: its stored queue wait is how the PBX ended it (answered by whom, or abandoned) and as long as it was,
+    not "abandoned" after 600 s."""
+    expected = load_expected(scenario)
+    stream, cut = _cut_after_queue_join(load_ami(traces_dir / f"{scenario}.ami"), later=600.0)
+    master = write_master_csv(tmp_path / "Master.csv", legs_of_stream(stream), MOSCOW)
+    calls = _service(db)
+    cdr = CdrService(
+        calls, WatermarkRepository(db), {"pbx1": Backfill("pbx1", CsvCdrSource(master, MOSCOW), calls)}, {}
+    )
+    calls.amender = cdr
+    server = FakeAmiServer(stream, drop_after=cut, lose_on_drop=len(stream) - 1 - cut)
+    await server.start()
+    repo = CallRepository(db)
+    key = ("pbx1", expected["linkedid"])
+    try:
+        client = AmiClient(settings_for(server), calls)
+
+        async def ended() -> bool:
+            found = await repo.get(*key)
+            return found is not None and found.record.ended_at is not None
+
+        async with running(client):
+            await wait_until(ended)
+    finally:
+        await server.close()
+    stored = (await repo.by_keys([key]))[key].record
+    assert stored.talk_seconds == pytest.approx(expected["talk_seconds"], abs=1.0)
+    (visit,) = stored.queue_visits
+    assert (visit.queue, visit.outcome, visit.answered_by) == (expected["queue"], outcome, answered_by)
+    assert set(visit.offered) == set(expected["rang"])
+    assert visit.wait_seconds is not None
+    assert visit.wait_seconds < 15, visit
 
 
 @pytest.mark.parametrize("with_cdr", [True, False], ids=["with-cdr", "without-cdr"])

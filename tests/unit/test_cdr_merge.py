@@ -5,8 +5,10 @@ from __future__ import annotations
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
+import pytest
+
 from crmtel.cdr.merge import closed_at, corrected
-from crmtel.domain import CallRecord, Direction, MissedReason, Outcome
+from crmtel.domain import CallRecord, Direction, MissedReason, Outcome, QueueOutcome, QueueVisit
 
 T0 = datetime(2026, 11, 23, 19, 27, 17, 400_000, tzinfo=UTC)
 
@@ -127,3 +129,60 @@ def _rang_of(seen: CallRecord, cdr: CallRecord) -> tuple[str, ...]:
     better = corrected(replace(seen, ended_at=T0 + timedelta(seconds=60)), cdr)
     assert better is not None
     return better.rang
+
+
+def _wait(start: datetime, joined: float, left: float, outcome: QueueOutcome, by: str | None) -> QueueVisit:
+    return QueueVisit(
+        queue="retail",
+        joined_at=start + timedelta(seconds=joined),
+        left_at=start + timedelta(seconds=left),
+        outcome=outcome,
+        answered_by=by,
+        offered=("102", "103"),
+    )
+
+
+def test_a_queue_wait_closed_by_a_late_resync_takes_the_cdrs_end() -> None:
+    """Closed 599 s late as "abandoned" when crmtel noticed: the CDR's answer by 103 after 2 s wait instead."""
+    seen = _live(
+        answered_by=None,
+        answered_at=None,
+        outcome=Outcome.MISSED,
+        missed_reason=MissedReason.ABANDONED_IN_QUEUE,
+        ended_at=T0 + timedelta(seconds=600),
+        queue_visits=(_wait(T0, 0.2, 600.0, QueueOutcome.ABANDONED, None),),
+    )
+    cdr = _cdr(
+        answered_by="103",
+        queue_visits=(_wait(T0.replace(microsecond=0), 0.0, 2.0, QueueOutcome.ANSWERED, "103"),),
+    )
+    better = corrected(seen, cdr)
+    assert better is not None
+    (visit,) = better.queue_visits
+    assert (visit.outcome, visit.answered_by, visit.joined_at) == (
+        QueueOutcome.ANSWERED,
+        "103",
+        T0 + timedelta(seconds=0.2),
+    )
+    assert visit.wait_seconds == pytest.approx(1.8, abs=0.01)
+
+
+def test_a_queue_wait_seen_to_its_end_is_kept_and_agreement_changes_nothing() -> None:
+    """A wait crmtel saw end keeps its live times; with the rest agreeing, the CDR changes nothing."""
+    seen = _live(answered_by="103", queue_visits=(_wait(T0, 0.2, 1.5, QueueOutcome.ANSWERED, "103"),))
+    cdr = _cdr(
+        answered_by="103",
+        queue_visits=(_wait(T0.replace(microsecond=0), 0.0, 2.0, QueueOutcome.ANSWERED, "103"),),
+    )
+    assert corrected(seen, cdr) is None
+    late = corrected(replace(seen, ended_at=T0 + timedelta(seconds=30)), cdr)
+    assert late is not None
+    assert late.queue_visits == seen.queue_visits
+
+
+def test_a_call_without_waits_read_back_takes_the_cdrs_on_its_own_clock() -> None:
+    """No waits known for the call (picked up after the queue): the CDR's, laid on the call's own start."""
+    cdr = _cdr(queue_visits=(_wait(T0.replace(microsecond=0), 0.0, 2.0, QueueOutcome.ANSWERED, "101"),))
+    better = corrected(_live(ended_at=T0 + timedelta(seconds=30)), cdr)
+    assert better is not None
+    assert [(v.joined_at, v.left_at) for v in better.queue_visits] == [(T0, T0 + timedelta(seconds=2))]
