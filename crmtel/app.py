@@ -31,6 +31,8 @@ from crmtel.cdr.service import build_cdr_service
 from crmtel.cluster.metrics import ClusterCollector
 from crmtel.cluster.service import ClusterNode, session_settings
 from crmtel.config import AmiSettings, Settings
+from crmtel.connectors.service import ConnectorService
+from crmtel.connectors.sinks import build_sinks
 from crmtel.crm.web import CrmApi, crm_routes
 from crmtel.deals.web import deal_routes
 from crmtel.demo import seed
@@ -67,6 +69,7 @@ from crmtel.store.crm_timeline import Timelines
 from crmtel.store.db import Database, upgrade
 from crmtel.store.history import CallHistory
 from crmtel.store.managers import ManagerRepository
+from crmtel.store.outbox import OutboxRepository
 from crmtel.store.parties import PartyRepository
 from crmtel.store.watermarks import WatermarkRepository
 from crmtel.systemd import ServiceManager
@@ -194,6 +197,15 @@ async def start(settings: Settings, *, demo: bool = False, demo_speed: float = 1
         )
         trunks = {t for pbx in pbxes for t in pbx.trunks}
         node_notifier = BoardTap(notifier, board)
+        # The connectors' outbox: effects staged with the call rows, delivered by owned workers.
+        connectors = await stack.enter_async_context(
+            ConnectorService(
+                build_sinks(settings),
+                OutboxRepository(db),
+                settings.outbox,
+                node=settings.cluster.node() if cluster is not None else "local",
+            )
+        )
         calls = CallService(
             db,
             settings.calls,
@@ -208,6 +220,7 @@ async def start(settings: Settings, *, demo: bool = False, demo_speed: float = 1
             translator=Translator.for_locale(settings.i18n.language, zone=settings.display_timezone),
             match_digits=settings.reports.callback_match_digits,
             after_flush=board.calls_stored,
+            tap=connectors.tap if connectors.workers else None,
         )
         if cluster is None:  # a cluster node restores a PBX's live calls when it becomes its leader
             for pbx in pbxes:
@@ -243,7 +256,7 @@ async def start(settings: Settings, *, demo: bool = False, demo_speed: float = 1
             currency=settings.i18n.currency,
         )
         clients = tuple(AmiClient(pbx, calls) for pbx in pbxes)
-        health = health_routes(HealthCheck(db, clients, cluster=cluster))
+        health = health_routes(HealthCheck(db, clients, cluster=cluster, outbox=connectors.backlogs))
         # Every Originate this node sends to a PBX — its own clicks and other nodes' relayed ones — passes the
         # PBX's click-to-call policy and window there (crmtel.dial.guard).
         guarded = {c.pbx: GuardedSender(c.pbx, c, c.settings.originate) for c in clients}
@@ -304,6 +317,8 @@ async def start(settings: Settings, *, demo: bool = False, demo_speed: float = 1
         stack.push_async_callback(agi.stop)
 
         metrics.watch(ComponentCollector(clients=clients, calls=calls, browsers=hub, agi=agi))
+        if connectors.workers:
+            metrics.watch(connectors)
         group = await stack.enter_async_context(_TaskOwner())
         group.spawn(cdr.run(), name="cdr-backfill")
         for client in clients:

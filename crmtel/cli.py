@@ -32,6 +32,7 @@ def _feature_modules() -> list[ModuleType]:
     from crmtel.callbacks import commands as callback_commands
     from crmtel.calls import commands as calls_commands
     from crmtel.cdr import commands as cdr_commands
+    from crmtel.connectors import commands as outbox_commands
     from crmtel.dial import commands as dial_commands
     from crmtel.exchange import commands as exchange_commands
     from crmtel.managers import commands as manager_commands
@@ -48,6 +49,7 @@ def _feature_modules() -> list[ModuleType]:
         cdr_commands,
         dial_commands,
         callback_commands,
+        outbox_commands,
     ]
 
 

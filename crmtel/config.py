@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 from pydantic import (
+    AnyHttpUrl,
     BaseModel,
     ConfigDict,
     Field,
@@ -344,6 +345,52 @@ class ClusterSettings(BaseModel):
         return self.node_name or socket.gethostname()
 
 
+class OutboxSettings(BaseModel):
+    """Delivery of the connectors' outbox (``crmtel.connectors``): retries, leases, batches."""
+
+    model_config = _FROZEN
+
+    # First retry after this many seconds, doubling each time up to ``retry_max_seconds``.
+    retry_min_seconds: float = Field(default=5.0, gt=0, le=3600)
+    retry_max_seconds: float = Field(default=3600.0, gt=0, le=86_400)
+    # An event still undelivered this long after it happened is given up (failed: list and replay it).
+    give_up_hours: float = Field(default=72.0, gt=0, le=24 * 30)
+    # A worker's claim on an event; a node killed mid-delivery leaves it to others after this long.
+    lease_seconds: float = Field(default=60.0, ge=5, le=3600)
+    batch: int = Field(default=50, ge=1, le=1000)
+    # Deliveries in flight at once per connector (each to a different call).
+    concurrency: int = Field(default=4, ge=1, le=64)
+    poll_seconds: float = Field(default=1.0, gt=0, le=60)
+    backlog_seconds: float = Field(default=10.0, gt=0, le=600)
+
+
+class WebhookSettings(BaseModel):
+    """One signed-webhook subscription (Standard Webhooks): every chosen call event POSTed to ``url``."""
+
+    model_config = _FROZEN
+
+    url: AnyHttpUrl
+    # ``whsec_`` + base64 of at least 16 random bytes; the receiver verifies ``webhook-signature`` with it.
+    secret: SecretStr
+    # Call events to send (ringing, ring_stopped, answered, ended, recording); empty: all of them.
+    events: tuple[Literal["ringing", "ring_stopped", "answered", "ended", "recording"], ...] = ()
+    # The outbox name of this subscription (default webhook1, webhook2, … by position).
+    name: str = Field(default="", pattern=r"^[a-z0-9_-]{0,32}$")
+    rate_per_second: float = Field(default=10.0, gt=0, le=1000)
+    timeout_seconds: float = Field(default=15.0, gt=0, le=300)
+
+    @field_validator("secret")
+    @classmethod
+    def _whsec(cls, value: SecretStr) -> SecretStr:
+        from crmtel.webhooks.signing import BadSecret, secret_bytes
+
+        try:
+            secret_bytes(value.get_secret_value())
+        except BadSecret as err:
+            raise ValueError(str(err)) from None
+        return value
+
+
 class LogSettings(BaseModel):
     """Logging."""
 
@@ -380,6 +427,8 @@ class Settings(BaseSettings):
     i18n: I18nSettings = I18nSettings()
     log: LogSettings = LogSettings()
     cluster: ClusterSettings = ClusterSettings()
+    outbox: OutboxSettings = OutboxSettings()
+    webhooks: tuple[WebhookSettings, ...] = ()
 
     @field_validator("region")
     @classmethod

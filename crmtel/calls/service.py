@@ -46,6 +46,7 @@ from crmtel.domain import (
     LookupResult,
     PartyKind,
     PartyMatch,
+    call_id,
 )
 from crmtel.errors import CrmtelError
 from crmtel.i18n import Translator
@@ -102,6 +103,14 @@ class ResyncAmender(Protocol):
         """``pbx``'s live calls were checked against the PBX at ``at`` (a backfill up to then may follow)."""
 
 
+class CallTap(Protocol):
+    """Writes what outside systems must learn of the calls a flush stores, inside its transaction (the outbox)."""
+
+    async def write_in(self, session: AsyncSession, events: Sequence[CallEvent]) -> None:
+        """Stage ``events`` (in the order they happened; ``CallEnded`` carries the record as stored)."""
+        ...
+
+
 class NullNotifier:
     """A notifier that drops everything (no web app running)."""
 
@@ -146,6 +155,20 @@ def merged_into_call(before: TrackerState, after: TrackerState, linkedid: str) -
     return None
 
 
+def _pbx_of(event: CallEvent) -> str:
+    """The PBX of a live event (its ``call_id`` is ``pbx:linkedid``)."""
+    return event.call_id.split(":", 1)[0]
+
+
+def _with_ends(events: Sequence[CallEvent], stored: Mapping[CallKey, CallRecord]) -> list[CallEvent]:
+    """The live events, then an end for every call this flush stored as ended (its record as written)."""
+    ends: list[CallEvent] = [
+        CallEnded(call_id(record.pbx, record.linkedid), record, record.ended_at or record.started_at)
+        for record in stored.values()
+    ]
+    return [*events, *ends]
+
+
 MAX_UNWRITTEN = 20_000
 
 
@@ -172,6 +195,7 @@ class CallService:
         translator: Translator | None = None,
         match_digits: int = 10,
         after_flush: Callable[[int], None] | None = None,
+        tap: CallTap | None = None,
     ) -> None:
         self.db = db
         # Told how many ended calls each flush stored (the heads' board re-reads today's counts then).
@@ -209,6 +233,9 @@ class CallService:
         self._now = time.monotonic
         self._flush_lock = asyncio.Lock()
         self._fence = fence
+        # Live events waiting for the next flush, written with the rows into the connectors' outbox.
+        self._tap = tap
+        self._tapped: list[CallEvent] = []
 
     @property
     def pending(self) -> int:
@@ -253,6 +280,7 @@ class CallService:
             for key in [k for k in held if k[0] == pbx]:
                 del held[key]
         self._merges = [m for m in self._merges if m[0] != pbx]
+        self._tapped = [e for e in self._tapped if _pbx_of(e) != pbx]
 
     # -- AmiSink -----------------------------------------------------------------------------------
     async def on_event(self, pbx: str, message: Message, at: datetime) -> None:
@@ -401,6 +429,9 @@ class CallService:
         return replace(record, party_kind=party.kind, party_id=party.id, party_name=party.name)
 
     async def _publish(self, event: CallEvent) -> None:
+        # The tap gets the live events here and every ended call (AMI, resync, CDR) from the flush itself.
+        if self._tap is not None and isinstance(event, CallRinging | CallRingStopped | CallAnswered):
+            self._tapped.append(event)
         try:
             await self.notifier.publish(event)
         except Exception:  # a broken notifier must not stop call tracking
@@ -412,23 +443,28 @@ class CallService:
         # One flush at a time (several PBX clients share this service): a later version of a call must
         # never be overwritten by an earlier one committing after it.
         async with self._flush_lock:
-            if not self._dirty and not self._merges and not self._discarded:
+            if not self._dirty and not self._merges and not self._discarded and not self._tapped:
                 return
             dirty, ended, merges = self._dirty, self._ended, self._merges
-            discarded = self._discarded
+            discarded, tapped = self._discarded, self._tapped
             self._dirty, self._ended, self._merges, self._discarded = {}, {}, [], set()
+            self._tapped = []
             try:
                 async with self.db.session() as session:
                     if self._fence is not None:
                         dirty, ended, merges = await self._fenced(session, dirty, ended, merges)
+                        tapped = [e for e in tapped if _pbx_of(e) in self.states]
                     await discard_live_in(session, sorted(discarded))
-                    await self._write(session, dirty, ended, merges)
+                    stored = await self._write(session, dirty, ended, merges)
+                    if self._tap is not None and (tapped or stored):
+                        await self._tap.write_in(session, _with_ends(tapped, stored))
             except CrmtelError:
                 # Keep the work for the next flush; newer versions of the same call win.
                 self._dirty = {**dirty, **self._dirty}
                 self._ended = {**ended, **self._ended}
                 self._merges = merges + self._merges
                 self._discarded |= discarded
+                self._tapped = tapped + self._tapped
                 raise
             self.flushes += 1
             for key in ended:
@@ -463,7 +499,8 @@ class CallService:
         dirty: Mapping[CallKey, CallRecord],
         ended: Mapping[CallKey, CallRecord],
         merges: Sequence[tuple[str, str, str]],
-    ) -> None:
+    ) -> dict[CallKey, CallRecord]:
+        """Write the rows, leads and tasks; returns the ended calls' records as stored."""
         for pbx, old, new in merges:
             await merge_in(session, pbx, old, new)
         already = await ended_keys_in(session, list(ended)) if ended else set()
@@ -478,11 +515,14 @@ class CallService:
         # Unknown inbound callers become leads before the rows are written, so the row names the lead.
         await self._leads_for_unknown(session, [(key, ended[key]) for key in fresh], staff, rules)
         items: list[tuple[CallRecord, dict[str, object] | None]] = []
+        stored: dict[CallKey, CallRecord] = {}
         owners: dict[CallKey, Owner | None] = {}
         for key, record in dirty.items():
             record = self._with_party(key, record)
             owner = owners[key] = self._owner_of(key, record, staff, rules)
             record = replace(record, manager_id=owner.manager_id if owner is not None else None)
+            if key in ended:
+                stored[key] = record
             live = None if key in ended else tracker.snapshot(self.states[key[0]], key[1])
             items.append((record, live))
         ids = await upsert_in(session, items)
@@ -497,6 +537,7 @@ class CallService:
             self.match_digits,
             title=lambda who: self.translator.t("messages.task_missed_call", who=who),
         )
+        return stored
 
     def _owner_of(self, key: CallKey, record: CallRecord, staff: Staff, rules: OwnerRules) -> Owner | None:
         party = self._party.get(key)

@@ -32,6 +32,30 @@ class Pingable(Protocol):
         """Raise StoreUnavailable unless the database answers."""
 
 
+class OutboxBacklog(Protocol):
+    """One connector's outbox backlog (``crmtel.connectors.models.Backlog``)."""
+
+    @property
+    def connector(self) -> str:
+        """The connector's name."""
+        ...
+
+    @property
+    def pending(self) -> int:
+        """Events not delivered yet."""
+        ...
+
+    @property
+    def failed(self) -> int:
+        """Events given up."""
+        ...
+
+    @property
+    def oldest_seconds(self) -> float:
+        """Age of the oldest pending event."""
+        ...
+
+
 class PbxLink(Protocol):
     """One AMI connection (``crmtel.ami.client.AmiClient``)."""
 
@@ -90,6 +114,8 @@ class Health:
     node: str | None = None
     leads: tuple[str, ...] | None = None
     fanout: str | None = None
+    # The connectors' outbox: per connector, events pending and failed, and the oldest pending one's age.
+    outbox: tuple[OutboxBacklog, ...] = ()
 
     @property
     def healthy(self) -> bool:
@@ -116,6 +142,20 @@ class Health:
                 if self.node is None
                 else {"node": self.node, "leads": list(self.leads or ()), "fanout": self.fanout}
             ),
+            **(
+                {}
+                if not self.outbox
+                else {
+                    "outbox": {
+                        b.connector: {
+                            "pending": b.pending,
+                            "failed": b.failed,
+                            "oldest_pending_s": round(b.oldest_seconds, 1),
+                        }
+                        for b in self.outbox
+                    }
+                }
+            ),
         }
 
 
@@ -130,7 +170,9 @@ class HealthCheck:
         clock: Callable[[], float] = time.monotonic,
         timeout: float = DATABASE_TIMEOUT,
         cluster: ClusterView | None = None,
+        outbox: Callable[[], Sequence[OutboxBacklog]] | None = None,
     ) -> None:
+        self._outbox = outbox
         self._database = database
         self._links = tuple(links)
         self._cluster = cluster
@@ -152,11 +194,12 @@ class HealthCheck:
             )
             for link in self._links
         }
+        outbox = tuple(self._outbox()) if self._outbox is not None else ()
         if self._cluster is None:
-            health = Health(database, pbx)
+            health = Health(database, pbx, outbox=outbox)
         else:
             fanout = "ok" if self._cluster.fanout_connected else "unavailable"
-            health = Health(database, pbx, node=self._cluster.name, leads=leads, fanout=fanout)
+            health = Health(database, pbx, node=self._cluster.name, leads=leads, fanout=fanout, outbox=outbox)
         self._note({"database": database, **{f"pbx.{k}": v.state for k, v in pbx.items()}})
         return health
 

@@ -420,3 +420,71 @@ class AuditRow(Base):
     entity_id: Mapped[int] = mapped_column(Integer)
     action: Mapped[str] = mapped_column(String(20))
     changes: Mapped[dict[str, object]] = mapped_column(JSON, default=dict)
+
+
+class ConnectorEventRow(Base):
+    """One effect a connector must deliver to an outside system (the outbox), written with its call's row."""
+
+    __tablename__ = "connector_events"
+    __table_args__ = (
+        UniqueConstraint("connector", "key", name="uq_connector_events_key"),
+        Index("ix_connector_events_due", "connector", "state", "next_at"),
+        Index("ix_connector_events_call", "connector", "pbx", "linkedid", "id"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    connector: Mapped[str] = mapped_column(String(32))
+    # The idempotency key (per call and event): staging the same event again adds nothing.
+    key: Mapped[str] = mapped_column(String(255))
+    pbx: Mapped[str] = mapped_column(String(64))
+    linkedid: Mapped[str] = mapped_column(String(64))
+    kind: Mapped[str] = mapped_column(String(32))
+    payload: Mapped[dict[str, object]] = mapped_column(JSON, default=dict)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    # pending -> delivered, or failed (given up or refused; a replay makes it pending again).
+    state: Mapped[str] = mapped_column(String(12), default="pending")
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    # A worker's claim (node, until when): another node takes the event over once the claim ran out.
+    claimed_by: Mapped[str | None] = mapped_column(String(200))
+    claimed_until: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    delivered_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    last_error: Mapped[str | None] = mapped_column(String(1000))
+
+
+class ConnectorDeliveryRow(Base):
+    """One attempt to deliver an outbox event, with the outside system's answer (the delivery log)."""
+
+    __tablename__ = "connector_deliveries"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    event_id: Mapped[int] = mapped_column(ForeignKey("connector_events.id", ondelete="CASCADE"), index=True)
+    at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    attempt: Mapped[int] = mapped_column(Integer)
+    # delivered, retry or failed.
+    outcome: Mapped[str] = mapped_column(String(12))
+    status: Mapped[int | None] = mapped_column(Integer)
+    answer: Mapped[str] = mapped_column(Text, default="")
+    node: Mapped[str] = mapped_column(String(200), default="")
+
+
+class ConnectorCallRow(Base):
+    """What a connector remembers of one call between its events (Bitrix24's CALL_ID, say)."""
+
+    __tablename__ = "connector_calls"
+
+    connector: Mapped[str] = mapped_column(String(32), primary_key=True)
+    pbx: Mapped[str] = mapped_column(String(64), primary_key=True)
+    linkedid: Mapped[str] = mapped_column(String(64), primary_key=True)
+    memo: Mapped[dict[str, object]] = mapped_column(JSON, default=dict)
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class ConnectorTokenRow(Base):
+    """A connector's OAuth tokens and application token, sealed (never stored in clear)."""
+
+    __tablename__ = "connector_tokens"
+
+    connector: Mapped[str] = mapped_column(String(32), primary_key=True)
+    sealed: Mapped[str] = mapped_column(Text)
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))

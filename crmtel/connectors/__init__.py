@@ -1,0 +1,1 @@
+"""Connectors: carry crmtel's calls into outside CRMs through a transactional outbox."""

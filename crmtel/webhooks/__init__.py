@@ -1,0 +1,1 @@
+"""Signed webhooks (the Standard Webhooks scheme) for any other CRM, delivered through the outbox."""
