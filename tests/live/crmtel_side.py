@@ -19,7 +19,7 @@ from typing import Any
 
 import aiohttp
 
-from crmtel.domain import CallRecord
+from crmtel.domain import CallRecord, QueueVisit
 from crmtel.store.callbacks import CallbackRepository, TaskView
 from crmtel.store.calls import CallRepository
 from crmtel.store.db import Database
@@ -27,7 +27,7 @@ from crmtel.store.managers import ManagerRepository
 from crmtel.store.parties import NewClient, PartyRepository
 from tests.fixtures.daemon import write_config
 
-__all__ = ["CallRecord", "TaskView"]
+__all__ = ["CallRecord", "QueueVisit", "TaskView"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -170,6 +170,17 @@ async def all_calls(database_url: str) -> list[CallRecord]:
     db = Database(database_url)
     try:
         return [s.record for s in await CallRepository(db).between()]
+    finally:
+        await db.dispose()
+
+
+async def queue_waits(database_url: str) -> dict[str, tuple[QueueVisit, ...]]:
+    """Every stored call's queue waits (what the queue report counts), by Linkedid."""
+    db = Database(database_url)
+    try:
+        repo = CallRepository(db)
+        keys = [(s.record.pbx, s.record.linkedid) for s in await repo.between()]
+        return {key[1]: stored.record.queue_visits for key, stored in (await repo.by_keys(keys)).items()}
     finally:
         await db.dispose()
 

@@ -20,7 +20,7 @@ from tests.fixtures.databases import PostgresRun, SqliteRun
 from tests.live.asterisk import Install, Queue
 from tests.live.batch import Expected, Result, Scenario, assert_matches, first_invite_at
 from tests.live.conftest import module_database
-from tests.live.crmtel_side import CallRecord, Staff, TaskView, all_calls, tasks
+from tests.live.crmtel_side import CallRecord, QueueVisit, Staff, TaskView, all_calls, queue_waits, tasks
 from tests.live.rig import LiveRig, Placed, RigSpec, live_rig
 from tests.live.sipp import Answers, Behaviour, Caller, NeverAnswers
 from tests.live.truth import truth_of
@@ -77,6 +77,7 @@ class Outages:
     pbx_back_at: float = 0.0  # the killed PBX started again
     tasks: list[TaskView] = field(default_factory=list)
     calls: list[CallRecord] = field(default_factory=list)
+    waits: dict[str, tuple[QueueVisit, ...]] = field(default_factory=dict)
     crmtel_log: str = ""
 
 
@@ -203,6 +204,7 @@ async def _run(install: Install, folder: Path, database_url: str) -> Outages:
         await _pbx_restarted(rig, out, kill=True)
         out.tasks = await tasks(database_url)
         out.calls = await all_calls(database_url)
+        out.waits = await queue_waits(database_url)
         for n, witness in enumerate(rig.witnesses, 1):
             witness.save(folder / f"outages-{n}")
         out.crmtel_log = "\n".join(d.stderr() for d in rig.pool.started)
@@ -262,6 +264,31 @@ def test_calls_backfilled_from_the_cdr_keep_their_recording(outages: Outages) ->
         assert result.truth.recording is not None
         assert Path(result.truth.recording).exists()
         assert result.record.recording_file == result.truth.recording, key
+
+
+def test_every_queue_wait_is_stored_backfilled_calls_included(outages: Outages) -> None:
+    """Each call the PBX put in a queue has its wait stored (the queue report counts it), also the two calls crmtel
+    knows only from Master.csv: the queue, the phones offered, answered by whom or abandoned."""
+    for key, result in outages.results.items():
+        joined = [m.get("Queue") for m in result.events if m.event == "QueueCallerJoin"]
+        waits = outages.waits.get(result.linkedid, ())
+        assert [w.queue for w in waits] == joined, key
+    facts = {
+        key: [
+            (w.queue, w.outcome.value if w.outcome else None, w.answered_by, w.offered)
+            for w in outages.waits[outages.results[key].linkedid]
+        ]
+        for key in ("kill9-whole-call-while-down", "kill9-missed-while-down")
+    }
+    assert facts == {
+        "kill9-whole-call-while-down": [("q-default", "answered", "144", ("144", "147"))],
+        "kill9-missed-while-down": [("q-default", "abandoned", None, ("144", "147"))],
+    }
+    for key in ("kill9-whole-call-while-down", "kill9-missed-while-down"):
+        (wait,) = outages.waits[outages.results[key].linkedid]
+        truth = outages.results[key].truth
+        assert wait.wait_seconds is not None
+        assert wait.wait_seconds <= truth.ended - truth.started + 1.0, key
 
 
 def test_call_missed_while_crmtel_was_down_opens_a_callback_task(outages: Outages) -> None:
