@@ -154,8 +154,19 @@ async def start(settings: Settings, *, demo: bool = False, demo_speed: float = 1
             server_settings=session_settings(settings.cluster) if settings.cluster.enabled else None,
         )
         stack.push_async_callback(db.dispose)
-        cluster = ClusterNode(settings.cluster, db) if settings.cluster.enabled else None
-        if cluster is not None:
+        cluster: ClusterNode | None = None
+        # What a PBX's leadership and the node's health check need from the store, on a small pool of its own:
+        # a burst of web requests (logins) can never make a leader wait for a connection and lose its lease.
+        control = db
+        if settings.cluster.enabled:
+            control = Database(
+                settings.database_url,
+                server_settings=session_settings(settings.cluster),
+                pool_size=2,
+                max_overflow=2,
+            )
+            stack.push_async_callback(control.dispose)
+            cluster = ClusterNode(settings.cluster, control)
             stack.push_async_callback(cluster.aclose)
         parties = PartyRepository(db, settings.region)
         managers = ManagerRepository(db)
@@ -256,7 +267,7 @@ async def start(settings: Settings, *, demo: bool = False, demo_speed: float = 1
             currency=settings.i18n.currency,
         )
         clients = tuple(AmiClient(pbx, calls) for pbx in pbxes)
-        health = health_routes(HealthCheck(db, clients, cluster=cluster, outbox=connectors.backlogs))
+        health = health_routes(HealthCheck(control, clients, cluster=cluster, outbox=connectors.backlogs))
         # Every Originate this node sends to a PBX — its own clicks and other nodes' relayed ones — passes the
         # PBX's click-to-call policy and window there (crmtel.dial.guard).
         guarded = {c.pbx: GuardedSender(c.pbx, c, c.settings.originate) for c in clients}

@@ -271,6 +271,10 @@ class WebSettings(BaseModel):
     metrics_token: SecretStr | None = None
     # Reverse proxies (addresses or networks) whose X-Forwarded-For is believed for the client's address.
     trusted_proxies: tuple[str, ...] = ()
+    # Password checks (argon2, ~0.1 s each) run at most login_workers at once with login_queue more waiting;
+    # a login beyond that gets 429 with Retry-After instead of a pile of waiting requests.
+    login_workers: int = Field(default=2, ge=1, le=64)
+    login_queue: int = Field(default=64, ge=0, le=10_000)
 
     @field_validator("trusted_proxies")
     @classmethod

@@ -13,6 +13,7 @@ from crmtel.domain import Manager, Role
 from crmtel.i18n import Translator
 from crmtel.i18n.models import LocaleOptions
 from crmtel.push.hub import Hub
+from crmtel.push.passwords import PasswordChecks
 from crmtel.push.sessions import DurableSessions
 from crmtel.push.throttle import IpNetwork, LoginThrottle
 from crmtel.store.deals import DealRepository
@@ -30,6 +31,7 @@ class WebState:
     hub: Hub
     sessions: DurableSessions
     throttle: LoginThrottle
+    passwords: PasswordChecks
     trusted_proxies: tuple[IpNetwork, ...]
     managers: ManagerRepository
     history: CallHistory

@@ -5,8 +5,14 @@
   correct password once the wait is over gets in, and resets the pair.
 - A cap per address: an address that has failed against more than ``max_logins`` distinct logins is spraying
   passwords; it gets the same doubling wait for every login it tries, still bounded by ``max_delay``.
-- Nothing is keyed on the login alone, so nobody can lock a manager out from another address; and a wrong
-  password for one login does not touch another login from the same address (until the cap).
+- A brake per account against guessing from many addresses (a botnet, 5 guesses each from 200 addresses):
+  past ``account_free_failures`` wrong passwords for one login within the window, from whatever addresses,
+  every attempt for that login waits the same doubling delay — except from the addresses the login has got
+  in from before (the last ``known_addresses`` of each login, remembered for ``known_for`` seconds). So the
+  owner at their desk is never slowed, and from a new address waits at most ``max_delay``: slowed, never
+  locked out.
+- Apart from that brake nothing is keyed on the login alone; and a wrong password for one login does not
+  touch another login from the same address (until the cap).
 - The client address comes from ``client_address``: ``X-Forwarded-For`` is believed only when the request
   arrives from a configured trusted proxy (``[web] trusted_proxies``), else every user behind a proxy
   would share one address (and one brake).
@@ -54,6 +60,9 @@ class LoginThrottle:
         max_logins: int = 10,
         window: float = 900.0,
         max_entries: int = 10_000,
+        account_free_failures: int = 20,
+        known_addresses: int = 16,
+        known_for: float = 30 * 86_400.0,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._free = free_failures
@@ -65,6 +74,12 @@ class LoginThrottle:
         self._clock = clock
         self._pairs: OrderedDict[str, _Record] = OrderedDict()
         self._addresses: OrderedDict[str, _Record] = OrderedDict()
+        self._accounts: OrderedDict[str, _Record] = OrderedDict()
+        self._account_free = account_free_failures
+        self._known_count = known_addresses
+        self._known_for = known_for
+        # login -> the addresses it got in from, and when last.
+        self._known: OrderedDict[str, OrderedDict[str, float]] = OrderedDict()
 
     def _delay(self, excess: int) -> float:
         if excess <= 0:
@@ -88,7 +103,15 @@ class LoginThrottle:
         addr = self._live(self._addresses, address)
         if addr is not None:
             waits.append(addr.last + self._delay(len(addr.logins) - self._max_logins) - now)
+        account = self._live(self._accounts, login.lower())
+        if account is not None and not self._familiar(login.lower(), address, now):
+            waits.append(account.last + self._delay(account.failures - self._account_free) - now)
         return max(waits)
+
+    def _familiar(self, login: str, address: str, now: float) -> bool:
+        known = self._known.get(login)
+        seen = known.get(address) if known is not None else None
+        return seen is not None and now - seen <= self._known_for
 
     def failed(self, login: str, address: str) -> None:
         """Count a wrong password for this login from this address."""
@@ -101,13 +124,26 @@ class LoginThrottle:
             # Past the cap the delay is already at its bound; the set need not grow any further.
             addr.logins.add(login.lower())
         addr.last = now
+        account = _touch(self._accounts, login.lower(), self._limit)
+        account.failures += 1
+        account.last = now
 
     def succeeded(self, login: str, address: str) -> None:
-        """Forget the failures of a login that got in from this address."""
+        """Forget the failures of a login that got in from this address, and remember the address as its."""
         self._pairs.pop(f"{login.lower()}\x00{address}", None)
+        known = self._known.get(login.lower())
+        if known is None:
+            known = self._known[login.lower()] = OrderedDict()
+            while len(self._known) > self._limit:
+                self._known.popitem(last=False)
+        self._known.move_to_end(login.lower())
+        known[address] = self._clock()
+        known.move_to_end(address)
+        while len(known) > self._known_count:
+            known.popitem(last=False)
 
     def __len__(self) -> int:
-        return len(self._pairs) + len(self._addresses)
+        return len(self._pairs) + len(self._addresses) + len(self._accounts) + len(self._known)
 
 
 def parse_networks(values: Iterable[str]) -> tuple[IpNetwork, ...]:

@@ -28,6 +28,7 @@ from crmtel.push.csrf import CSRF_COOKIE, CSRF_HEADER, SAFE_METHODS, csrf_token,
 from crmtel.push.hub import Connection, Hub
 from crmtel.push.inputs import MAX_BODY, Body, InputError, input_errors, read_body
 from crmtel.push.messages import HELLO, encode
+from crmtel.push.passwords import LoginsBusy, PasswordChecks
 from crmtel.push.sessions import COOKIE, DurableSessions, Sessions
 from crmtel.push.throttle import LoginThrottle, client_address, parse_networks
 from crmtel.push.watch import SessionWatch
@@ -146,14 +147,34 @@ async def _login(request: web.Request) -> web.Response:
             status=429,
             headers={"Retry-After": str(math.ceil(wait))},
         )
-    manager = await state.managers.authenticate(login, password)
+    try:
+        manager = await state.managers.authenticate(login, password, verify=state.passwords)
+    except LoginsBusy as err:
+        log.warning("push.login_busy", waiting=state.passwords.inside, retry_after=err.retry_after)
+        return web.json_response(
+            {
+                "error": translator(request).t("messages.login_busy"),
+                "code": "messages.login_busy",
+                "retry_after": err.retry_after,
+            },
+            status=429,
+            headers={"Retry-After": str(err.retry_after)},
+        )
+    except StoreUnavailable as err:
+        # /api/login is public (no session check around it): its store errors are answered here.
+        log.warning("push.login_store_unavailable", error=str(err))
+        return _json_error(request, 503, "messages.store_unavailable")
     if manager is None:
         state.throttle.failed(login, address)
         log.info("push.login_failed", login=login[:100], remote=address)
         return _json_error(request, 401, "messages.login_wrong")
     state.throttle.succeeded(login, address)
-    await state.sessions.drop(request.cookies.get(COOKIE))
-    token = await state.sessions.create(manager.id)
+    try:
+        await state.sessions.drop(request.cookies.get(COOKIE))
+        token = await state.sessions.create(manager.id)
+    except StoreUnavailable as err:
+        log.warning("push.login_store_unavailable", error=str(err))
+        return _json_error(request, 503, "messages.store_unavailable")
     # The same as GET /api/me, so the page knows the language, zone and currency right after logging in.
     response = web.json_response(
         {
@@ -351,6 +372,7 @@ def create_app(
         hub=hub,
         sessions=sessions,
         throttle=LoginThrottle(),
+        passwords=PasswordChecks(workers=settings.login_workers, queue=settings.login_queue),
         trusted_proxies=parse_networks(settings.trusted_proxies),
         managers=managers,
         history=CallHistory(db),
@@ -364,4 +386,9 @@ def create_app(
         locale=locale,
     )
     app.on_shutdown.append(_close_sockets)
+    app.on_cleanup.append(_close_passwords)
     return app
+
+
+async def _close_passwords(app: web.Application) -> None:
+    app[STATE].passwords.close()

@@ -36,7 +36,12 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
 
 
 def create_engine(
-    url: str, *, echo: bool = False, server_settings: Mapping[str, str] | None = None
+    url: str,
+    *,
+    echo: bool = False,
+    server_settings: Mapping[str, str] | None = None,
+    pool_size: int = 10,
+    max_overflow: int = 20,
 ) -> AsyncEngine:
     """An async engine with the settings each backend needs (``server_settings``: PostgreSQL session settings)."""
     if is_sqlite(url):
@@ -45,7 +50,12 @@ def create_engine(
         return engine
     connect_args = {"server_settings": dict(server_settings)} if server_settings else {}
     return create_async_engine(
-        url, echo=echo, pool_size=10, max_overflow=20, pool_pre_ping=True, connect_args=connect_args
+        url,
+        echo=echo,
+        pool_size=pool_size,
+        max_overflow=max_overflow,
+        pool_pre_ping=True,
+        connect_args=connect_args,
     )
 
 
@@ -53,10 +63,22 @@ class Database:
     """Owns the engine and hands out sessions; disposed on shutdown."""
 
     def __init__(
-        self, url: str, *, echo: bool = False, server_settings: Mapping[str, str] | None = None
+        self,
+        url: str,
+        *,
+        echo: bool = False,
+        server_settings: Mapping[str, str] | None = None,
+        pool_size: int = 10,
+        max_overflow: int = 20,
     ) -> None:
         self.url = url
-        self.engine = create_engine(url, echo=echo, server_settings=server_settings)
+        self.engine = create_engine(
+            url,
+            echo=echo,
+            server_settings=server_settings,
+            pool_size=pool_size,
+            max_overflow=max_overflow,
+        )
         self.sessions = async_sessionmaker(self.engine, expire_on_commit=False)
         self._on_dispose: list[Callable[[], Awaitable[None]]] = []
 

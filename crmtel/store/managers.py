@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
-from collections.abc import Collection, Sequence
+from collections.abc import Awaitable, Callable, Collection, Sequence
 from datetime import UTC, datetime
 
 from argon2 import PasswordHasher
@@ -25,6 +25,15 @@ def _dummy_hash() -> str:
     # Verifying against this keeps a login for an unknown user as slow as one for a known user; made on
     # first use, not at import (an argon2 hash costs a tenth of a second every CLI start would pay).
     return _HASHER.hash("crmtel-no-such-user")
+
+
+# Checks a password against a stored hash (None: no such user) without blocking the event loop.
+Verify = Callable[[str | None, str], Awaitable[bool]]
+
+
+async def verify_in_thread(password_hash: str | None, password: str) -> bool:
+    """``verify_password`` in a worker thread."""
+    return await asyncio.to_thread(verify_password, password_hash, password)
 
 
 def hash_password(password: str) -> str:
@@ -251,14 +260,28 @@ class ManagerRepository:
             rows = (await session.execute(select(ManagerRow).order_by(ManagerRow.name))).scalars().all()
             return await _to_domain(session, rows)
 
-    async def authenticate(self, login: str, password: str) -> Manager | None:
-        """The active manager whose login and password match, else None."""
+    async def authenticate(
+        self, login: str, password: str, *, verify: Verify | None = None
+    ) -> Manager | None:
+        """The active manager whose login and password match, else None.
+
+        No transaction is open while the password is checked: argon2 is deliberately slow (~0.1 s, longer when
+        logins queue for it), and a session held across it would hold a pooled connection idle in a
+        transaction — under a burst of logins the pool starves (the cluster's idle-in-transaction timeout
+        kills those sessions) and everything else waits for it.
+        """
         async with self._db.session() as session:
-            row = (
-                await session.execute(select(ManagerRow).where(ManagerRow.login == login))
-            ).scalar_one_or_none()
-            # argon2 is deliberately slow (~0.1 s): off the event loop, so websockets keep flowing during a login.
-            ok = await asyncio.to_thread(verify_password, row.password_hash if row else None, password)
-            if row is None or not ok or not row.active:
-                return None
-            return (await _to_domain(session, [row]))[0]
+            found = (
+                await session.execute(
+                    select(ManagerRow.id, ManagerRow.password_hash, ManagerRow.active).where(
+                        ManagerRow.login == login
+                    )
+                )
+            ).one_or_none()
+        stored_hash = found.password_hash if found is not None else None
+        # Off the event loop (websockets keep flowing during a login); ``verify`` may bound the queue.
+        ok = await (verify or verify_in_thread)(stored_hash, password)
+        if found is None or not ok or not found.active:
+            return None
+        manager = await self.get(found.id)
+        return manager if manager is not None and manager.active else None

@@ -19,6 +19,7 @@ from zoneinfo import ZoneInfo
 
 import aiohttp
 import pytest
+from sqlalchemy import update
 
 from crmtel.domain import CallRecord
 from crmtel.fakepbx.server import Recorded
@@ -26,7 +27,8 @@ from crmtel.phones import normalize
 from crmtel.store.calls import CallRepository
 from crmtel.store.db import Database
 from crmtel.store.leases import LeaseRepository
-from crmtel.store.managers import ManagerRepository
+from crmtel.store.managers import ManagerRepository, hash_password
+from crmtel.store.models import ManagerRow
 from tests.cluster.conftest import REDIS_URL
 from tests.fixtures.cdr_data import CdrWriter
 from tests.fixtures.csrf import page_like_session
@@ -347,3 +349,48 @@ def as_known(expected: dict[str, Any], record: CallRecord) -> dict[str, Any]:
     if dialled and record.dialled and normalize(dialled).e164 == normalize(record.dialled).e164:
         return {**expected, "dialled": record.dialled}
     return expected
+
+
+async def test_150_simultaneous_logins_on_three_nodes_give_no_5xx_and_no_change_of_leader(
+    pool: DaemonPool, db: Database, database_url: str, traces_dir: Path, tmp_path: Path, stream_name: str
+) -> None:
+    """50 managers log in at once on each node while the leader writes the PBX's calls: every login gets in
+    (none waits past the hash queue's bound, no 5xx), and the PBX keeps its leader and epoch (issue 27)."""
+    repo = ManagerRepository(db)
+    for i in range(150):
+        await repo.save(login=f"m{i:03d}", name=f"Manager {i}", extensions=(str(200 + i),))
+    async with db.session() as session:
+        # One argon2 hash for all (hashing 150 passwords one by one would take longer than the test).
+        await session.execute(update(ManagerRow).values(password_hash=hash_password("pw-burst-1")))
+    stream = busy_pbx(traces_dir)
+    async with serving(stream, pause_after=0, speed=SPEED) as server:
+        nodes = await start_nodes(pool, tmp_path, database_url, server.port, stream_name)
+        leases = LeaseRepository(db)
+        before = await wait_leader(leases)
+        server.resume()
+        urls = [ports.web_url for _daemon, ports in nodes.values()]
+
+        async def login(i: int) -> int:
+            async with (
+                page_like_session(cookie_jar=aiohttp.CookieJar(unsafe=True)) as browser,
+                browser.post(
+                    urls[i % 3] + "/api/login", json={"login": f"m{i:03d}", "password": "pw-burst-1"}
+                ) as r,
+            ):
+                await r.read()
+                return r.status
+
+        statuses = await asyncio.gather(*(login(i) for i in range(150)))
+        assert sorted(set(statuses)) == [200], statuses
+        # A lost lease shows within a poll or two (0.5 s) plus the session timeout (2 s).
+        await asyncio.sleep(3.0)
+        assert await leader_of(leases) == before
+        for daemon, ports in nodes.values():
+            async with page_like_session() as browser, browser.get(ports.web_url + "/metrics") as r:
+                scrape = await r.text()
+            assert "crmtel_cluster_leader_changes_total" in scrape
+            for line in scrape.splitlines():
+                if line.startswith("crmtel_cluster_leader_changes_total{"):
+                    assert line.endswith(" 1.0" if before[0] in line else " 0.0"), line
+            assert await daemon.terminate(limit=10) == 0, daemon.describe()
+            assert clean_log(daemon.stderr()) == [], daemon.describe()

@@ -88,10 +88,14 @@ async def running_app(
     queue_size: int = 256,
     cookie_secure: bool = False,
     trusted_proxies: tuple[str, ...] = (),
+    login_workers: int = 2,
+    login_queue: int = 64,
 ) -> AsyncIterator[Rig]:
     """The web app as the composition root builds it, on 127.0.0.1 with a free port."""
     settings = WebSettings(
         port=0,
+        login_workers=login_workers,
+        login_queue=login_queue,
         heartbeat=5.0,
         queue_size=queue_size,
         cookie_secure=cookie_secure,

@@ -64,7 +64,33 @@ def test_success_and_time_forgive_and_memory_stays_bounded() -> None:
     assert brake.wait("boris", "a") == 0
     for i in range(10_000):
         brake.failed(f"u{i}", f"addr{i}")
-    assert len(brake) <= 200
+    # Four tables (pairs, addresses, accounts, known addresses), each at most max_entries long.
+    assert len(brake) <= 400
+
+
+def test_many_addresses_guessing_one_account_are_slowed_but_its_own_addresses_never() -> None:
+    """1,000 guesses at Anna from 200 addresses (5 each, under the per-pair brake): past the account's free
+    failures every new address waits a doubling delay, bounded by max_delay; the office Anna logged in from
+    before is never slowed, and Boris is untouched."""
+    clock = Clock()
+    brake = LoginThrottle(
+        free_failures=5, base_delay=1, max_delay=60, account_free_failures=20, window=900, clock=clock
+    )
+    brake.succeeded("anna", "203.0.113.10")  # her office, yesterday
+    refused = 0
+    for i in range(1000):
+        address = f"198.51.{i // 5 // 250}.{i // 5 % 250}"
+        if brake.wait("anna", address) > 0:
+            refused += 1
+            continue
+        brake.failed("anna", address)
+    assert refused > 900
+    assert 0 < brake.wait("anna", "192.0.2.77") <= 60
+    assert brake.wait("anna", "203.0.113.10") == 0
+    assert brake.wait("boris", "198.51.0.1") == 0
+    clock.now += 60
+    # The owner from a new address gets a try once the bounded wait is over: slowed, never locked out.
+    assert brake.wait("anna", "192.0.2.77") == 0
 
 
 TRUSTED = parse_networks(["127.0.0.1", "10.1.0.0/16"])
