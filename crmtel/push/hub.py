@@ -56,6 +56,8 @@ class Connection:
         # Set when the session behind this browser ended (logout, new password, deactivation, a lost
         # extension): the web handler closes the websocket with a code that sends the page to the login form.
         self.ended = False
+        # The calls live for this browser when it connected (its snapshot): the page drops the other cards.
+        self.live_calls: tuple[str, ...] = ()
 
     @property
     def finished(self) -> bool:
@@ -137,8 +139,10 @@ class Hub:
             token=token,
         )
         # No await between the snapshot and the subscription: nothing can slip between them.
-        for item in self.live.snapshot(None if everyone else conn.extensions):
+        snapshot = self.live.snapshot(None if everyone else conn.extensions)
+        for item in snapshot:
             conn.offer(encode(item.message))
+        conn.live_calls = tuple(dict.fromkeys(str(item.message["call_id"]) for item in snapshot))
         if everyone:
             if self.everyone_greeting is not None:
                 conn.offer(encode(self.everyone_greeting()))

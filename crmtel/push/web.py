@@ -7,6 +7,7 @@ import math
 import weakref
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import replace
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, Any
 from urllib.parse import urlsplit
@@ -39,6 +40,7 @@ from crmtel.store.managers import ManagerRepository
 from crmtel.store.notes import NoteRepository
 from crmtel.store.parties import PartyRepository
 from crmtel.store.sessions import SessionRepository
+from crmtel.timestamps import iso_value
 
 __all__ = ["MANAGER", "STATE", "create_app", "current_manager", "watch_scope"]
 
@@ -290,12 +292,24 @@ async def _websocket(request: web.Request) -> web.WebSocketResponse:
     await ws.prepare(request)
     state.sockets.add(ws)
     scope = watch_scope(manager)
-    await ws.send_str(
-        encode({"type": HELLO, "manager": api.manager_json(manager), "everyone": scope is None})
-    )
     conn = state.hub.connect(
         manager.id, manager.extensions, everyone=scope is None, token=request.cookies.get(COOKIE)
     )
+    # The hello goes first (the snapshot waits in the connection's queue until the sender starts): it says
+    # which calls are live now, so the page can close cards of calls that ended while it was away, and the
+    # server's time, so timers agree with the PBX whatever the browser's clock says.
+    hello = {
+        "type": HELLO,
+        "manager": api.manager_json(manager),
+        "everyone": scope is None,
+        "live": list(conn.live_calls),
+        "now": iso_value(datetime.now(UTC)),
+    }
+    try:
+        await ws.send_str(encode(hello))
+    except ConnectionError:
+        state.hub.disconnect(conn)
+        return ws
     sender = asyncio.create_task(_send_frames(ws, conn), name=f"push.ws.send.{conn.id}")
     try:
         async for msg in ws:

@@ -181,3 +181,20 @@ def test_call_whose_start_was_lost_is_adopted_with_what_is_known() -> None:
     assert record.outcome is not None
     assert record.outcome.value == "answered"
     assert not state.calls
+
+
+def test_a_call_dialled_on_the_desk_phone_rings_and_is_answered_on_the_placing_phone() -> None:
+    """outbound-answered (101 dials 8 916 … from the desk phone): the placing phone gets CallRinging (outbound,
+    with the number dialled) when it dials out, then CallAnswered when the far end picks up — the page's card and
+    timer — and the record's ring and talk times agree with those instants."""
+    _, effects = run(new_state("pbx1"), to_events(load_messages("outbound-answered")))
+    rings = [e for e in effects if isinstance(e, CallRinging)]
+    answers = [e for e in effects if isinstance(e, CallAnswered)]
+    assert [(r.extension, r.direction.value, r.dialled, r.originate_id) for r in rings] == [
+        ("101", "outbound", "89161110001", None)
+    ]
+    assert [a.extension for a in answers] == ["101"]
+    record = ended(effects)[0].record
+    assert record.answered_at == answers[0].at
+    assert (answers[0].at - rings[0].at).total_seconds() == pytest.approx(record.ring_seconds, abs=0.5)
+    assert effects.index(rings[0]) < effects.index(answers[0])

@@ -9,7 +9,7 @@ from crmtel.ami import events as ev
 from crmtel.calls.legs import LegKind
 from crmtel.calls.tracker.core import (
     HANGUP_STOP_REASON,
-    announce_click,
+    announce_outbound,
     attach,
     end_call,
     leave_queue,
@@ -116,7 +116,7 @@ def on_var_set(tx: Tx, event: ev.VarSet) -> None:
     if event.channel.uniqueid != call.linkedid:
         return
     if variable == "CRMTEL_ORIGINATE_ID" and call.originate_id is None:
-        tx.put(announce_click(tx, replace(call, originate_id=value[:64])))
+        tx.put(announce_outbound(tx, replace(call, originate_id=value[:64])))
     elif variable == "CRMTEL_ROUTE_KIND" and call.route_kind is None:
         tx.put(replace(call, route_kind=value[:20]))
     elif variable == "CRMTEL_ROUTE_TARGET" and call.route_target is None:

@@ -229,9 +229,10 @@ def leave_queue(tx: Tx, call: Call, outcome: QueueOutcome, answered_by: str | No
     return call
 
 
-def announce_click(tx: Tx, call: Call) -> Call:
-    """A click-to-call that now dials out shows its card on the placing phone (once)."""
-    if call.announced or call.originate_id is None or call.direction is not Direction.OUTBOUND:
+def announce_outbound(tx: Tx, call: Call) -> Call:
+    """An outbound call that now dials out shows its card on the placing phone (once): dialled on the desk
+    phone or placed by click-to-call (then with its ``originate_id``) alike."""
+    if call.announced or call.direction is not Direction.OUTBOUND:
         return call
     if call.placed_by is None:
         return call

@@ -10,7 +10,7 @@ from crmtel.calls.tracker import visits
 from crmtel.calls.tracker.core import (
     DIAL_STOP_REASON,
     UNANSWERED,
-    announce_click,
+    announce_outbound,
     answer,
     attach,
     leg_of,
@@ -47,7 +47,9 @@ def on_dial_begin(tx: Tx, event: ev.DialBegin) -> None:
                     call = set_dialled(tx, call, number)
         elif dest.kind is LegKind.EXTENSION:
             call = replace(call, direction=Direction.INTERNAL)
-        call = announce_click(tx, call)
+    if dest.kind is LegKind.TRUNK:
+        # Dialling out (from the desk phone, or a click-to-call once the placing phone answered): the card.
+        call = announce_outbound(tx, call)
     if dest.kind is LegKind.TRUNK and call.direction is not Direction.OUTBOUND:
         # An inbound call dialled out again (forwarding, follow-me): the number, should it answer there.
         number = number_from_dial_string(event.dial_string) or dialled_number(event.dest.exten)

@@ -1,7 +1,7 @@
 // The heads' live board: queues with their waiting callers, who is on a call, today's counts.
 // The server sends the whole board as `board.state` on every change; durations tick here every second
 // from the `since` instants, corrected by the server's clock (`at`) so a wrong PC clock shows no wrong wait.
-import { api } from "./api.js";
+import { api, onUnauthorized } from "./api.js";
 import { $, el, setText } from "./dom.js";
 import { configure, fmtDuration, fmtNumber, onLanguage, setLanguage, t } from "./i18n.js";
 import * as socket from "./socket.js";
@@ -67,21 +67,27 @@ function draw() {
   tick();
 }
 
-function setConn(on) {
+// While the socket is down the figures are old: the board says so and greys them out until the server's
+// fresh state arrives on the new connection (its `board.state` greeting).
+function setConn(state) {
+  const live = state === "live";
   const conn = $("#board-conn");
-  conn.className = "board-conn " + (on ? "on" : "off");
-  setText(conn, t(on ? "board.live" : "board.offline"));
-  conn.dataset.state = on ? "live" : "offline";
+  conn.className = "board-conn " + (live ? "on" : "off");
+  setText(conn, t(live ? "board.live" : "board.offline"));
+  conn.dataset.state = live ? "live" : "offline";
+  if (!live) $("#board").classList.add("stale");
 }
 
 socket.onMessage((msg) => {
   if (msg.type !== "board.state") return;
   board = msg;
+  $("#board").classList.remove("stale");
   if (msg.at) skewMs = Date.parse(msg.at) - Date.now();
   draw();
 });
 socket.onStatus(setConn);
 onLanguage(draw);
+onUnauthorized(() => { socket.disconnect(); location.assign("/"); });
 
 async function start() {
   const me = await api("GET", "/api/me");
@@ -90,7 +96,7 @@ async function start() {
   await setLanguage(me.data.locale || document.documentElement.lang);
   const first = await api("GET", "/api/board");
   if (first.ok) { board = first.data; if (board.at) skewMs = Date.parse(board.at) - Date.now(); draw(); }
-  setConn(false);
+  setConn("connecting");
   socket.connect();
   setInterval(tick, 1000);
 }

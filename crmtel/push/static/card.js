@@ -2,14 +2,16 @@
 // facts, so the forms (and whatever the manager typed or opened in them) live through
 // ringing → answered → ended.
 import { callActions } from "./actions.js";
+import { api, callUrl } from "./api.js";
 import { $, el, setText } from "./dom.js";
-import { fmtDateTime, fmtDuration, fmtMoney, fmtMonth, fmtTime, t } from "./i18n.js";
+import { fmtClock, fmtDateTime, fmtDuration, fmtMoney, fmtMonth, fmtTime, t } from "./i18n.js";
 import { timeline } from "./party.js";
 import { phone } from "./phone.js";
 import * as words from "./words.js";
 
 const FADE_MS = 15000;
 const cards = new Map(); // call_id -> entry
+let skewMs = 0; // the server's clock minus this browser's (from the hello)
 let me = null;
 let box = null;
 
@@ -33,10 +35,7 @@ export function clearCards() {
 
 export function handleMessage(msg) {
   switch (msg.type) {
-    case "hello":
-      // A fresh connection: the server resends everything still live; ended cards stay as they are.
-      for (const [id, entry] of [...cards]) if (entry.state !== "ended" && !hasDraft(entry)) removeCard(id);
-      break;
+    case "hello": resync(msg); break;
     case "call.ringing": upsert(msg, "ringing"); break;
     case "call.answered": upsert(msg, msg.by_me ? "mine" : "lost"); break;
     case "call.ring_stopped": upsert(msg, "stopped"); break;
@@ -48,6 +47,28 @@ export function handleMessage(msg) {
       break;
     }
     default: break;
+  }
+}
+
+// A fresh connection (first, or after a restart, a drop or a sleep): the server resends every call live
+// for us right after the hello, which lists them. Cards of calls still live are kept as they are (what the
+// manager typed stays; the resent messages only update them); a card whose call ended meanwhile is closed,
+// unless the manager was writing in it — then it is shown ended, with the stored call's outcome (or kept as
+// it is while the store says the call goes on).
+function resync(hello) {
+  if (hello.now) skewMs = Date.parse(hello.now) - Date.now();
+  const live = new Set(hello.live || []);
+  for (const [id, entry] of [...cards]) {
+    if (entry.state === "ended" || live.has(id)) continue;
+    if (!hasDraft(entry)) { removeCard(id); continue; }
+    api("GET", callUrl(id)).then((res) => {
+      if (cards.get(id) !== entry || entry.state === "ended") return;
+      const call = res.ok && res.data && res.data.call ? res.data.call : null;
+      // Stored as still going on (crmtel restarted mid-call and follows it again): the card stays as it is,
+      // and the call's end reaches it like any other.
+      if (call && !call.ended_at) return;
+      upsert({ ...(call || {}), type: "call.ended", call_id: id, at: (call && call.ended_at) || new Date().toISOString() }, "ended");
+    });
   }
 }
 
@@ -83,6 +104,14 @@ function create(msg) {
     stop: el("span", { className: "badge stop", testid: "card-stop", i18n: "page.card.stop_list", hidden: true }),
     time: el("time", { className: "card-time", testid: "card-time" }),
     status: el("p", { className: "status", testid: "card-status", attrs: { role: "status" } }),
+    // The ring time, then the talk time counting from the PBX's answer (server clock): the same in every tab.
+    clock: el("p", { className: "card-clock", testid: "card-clock", hidden: true },
+      el("span", { className: "ring", testid: "ring-clock" },
+        el("span", { className: "label", i18n: "page.card.ring" }), " ",
+        el("time", { className: "value", testid: "ring-time" })),
+      el("span", { className: "talk", testid: "talk-clock" },
+        el("span", { className: "label", i18n: "page.card.talk" }), " ",
+        el("time", { className: "value", testid: "talk-time" }))),
     facts: el("dl", { className: "facts", testid: "card-facts" }),
     recent: el("section", { className: "recent", hidden: true }),
     deals: el("section", { className: "open-deals", hidden: true }),
@@ -98,7 +127,7 @@ function create(msg) {
         el("div", { className: "card-sub" }, parts.number, parts.kind, parts.stop)),
       el("div", { className: "card-tools" }, parts.time, close)),
     // Who it is, the open deals and the history first (above the fold on a desk), then what to do.
-    parts.status, parts.facts, parts.deals, parts.history, parts.recent, actions.node);
+    parts.status, parts.clock, parts.facts, parts.deals, parts.history, parts.recent, actions.node);
   return { node, parts, actions, exts: [], card: null, caller: {}, state: null, msg };
 }
 
@@ -122,6 +151,8 @@ function upsert(msg, state) {
   if (state === "ended" && entry.state === "lost") return; // keep saying who answered until it fades
   entry.state = state;
   entry.msg = msg;
+  if (state === "ringing" && !entry.ringAt) entry.ringAt = msg.at;
+  if (state === "mine" && msg.at) entry.answeredAt = msg.at;
   if (msg.card) entry.card = msg.card;
   for (const key of ["caller_number", "caller_name", "direction", "dialled"]) {
     if (msg[key] !== undefined && msg[key] !== null) entry.caller[key] = msg[key];
@@ -134,20 +165,60 @@ function upsert(msg, state) {
   }
 }
 
+function seconds(fromIso, toMs) {
+  return Math.max(0, ((toMs === undefined ? Date.now() + skewMs : toMs) - Date.parse(fromIso)) / 1000);
+}
+
+// Every second: the ringing time while it rings, the talk time while it lasts; the record's own figures
+// once it ended.
+function drawClock(entry) {
+  const { clock } = entry.parts;
+  const ring = clock.querySelector(".ring");
+  const talk = clock.querySelector(".talk");
+  const ringTime = clock.querySelector("[data-testid=ring-time]");
+  const talkTime = clock.querySelector("[data-testid=talk-time]");
+  let ringS = null;
+  let talkS = null;
+  if (entry.state === "ringing" && entry.ringAt) ringS = seconds(entry.ringAt);
+  else if (entry.state === "mine" && entry.answeredAt) {
+    talkS = seconds(entry.answeredAt);
+    if (entry.ringAt) ringS = seconds(entry.ringAt, Date.parse(entry.answeredAt));
+    talkTime.dateTime = entry.answeredAt;
+  } else if (entry.state === "ended" && entry.msg.outcome === "answered") {
+    talkS = entry.msg.talk_seconds;
+    ringS = entry.msg.ring_seconds;
+  }
+  clock.hidden = ringS === null && talkS === null;
+  ring.hidden = ringS === null;
+  talk.hidden = talkS === null;
+  if (ringS !== null) setText(ringTime, fmtClock(ringS));
+  if (talkS !== null) {
+    setText(talkTime, fmtClock(talkS));
+    talkTime.dataset.seconds = String(Math.floor(talkS));
+  }
+}
+
+setInterval(() => {
+  for (const entry of cards.values()) if (entry.state === "ringing" || entry.state === "mine") drawClock(entry);
+}, 1000);
+
 function statusText(entry) {
   const m = entry.msg;
+  const outbound = entry.caller.direction === "outbound";
   switch (entry.state) {
     case "ringing": {
       const ext = entry.exts.join(", ") || m.extension;
+      if (outbound) return t("page.card.dialling", { ext });
       return m.queue ? t("page.card.ringing_queue", { ext, queue: m.queue }) : t("page.card.ringing", { ext });
     }
     case "mine":
       if (me && me.role === "head") return t("page.card.in_call_by", { who: words.who(m.answered_by_name, m.answered_by) });
-      return t("page.card.in_call_you", { ext: m.answered_by });
+      return t(outbound ? "page.card.in_call_out" : "page.card.in_call_you", { ext: m.answered_by });
     case "lost": return t("page.card.answered_by", { who: words.who(m.answered_by_name, m.answered_by) });
     case "stopped": return t("page.card.stopped", { reason: words.reason(m.reason) });
     case "ended":
       if (m.outcome === "answered") return t("page.card.ended", { talk: fmtDuration(m.talk_seconds) });
+      if (!m.outcome) return t("page.card.over");
       return m.missed_reason ? t("page.card.missed_because", { reason: words.reason(m.missed_reason) }) : t("page.card.missed");
     default: return "";
   }
@@ -172,6 +243,7 @@ function update(entry) {
     setText(parts.time, fmtTime(entry.startedAt));
   }
   setText(parts.status, statusText(entry));
+  drawClock(entry);
   entry.actions.setKind(card.kind);
 
   const facts = [];

@@ -41,11 +41,14 @@ export function buildHeader(me, lang, views) {
       el("button", { type: "button", id: "logout", className: "btn ghost", testid: "logout", i18n: "page.header.logout" })));
 }
 
-export function setConnection(header, on) {
+// state: "live", "connecting" or "offline" (socket.js); said quietly, in the header's corner.
+export function setConnection(header, state) {
   const conn = header.querySelector("#conn");
   if (!conn) return;
-  setText(conn, t(on ? "page.header.live" : "page.header.offline"));
-  conn.className = "conn " + (on ? "on" : "off");
+  const live = state === "live";
+  setText(conn, t(live ? "page.header.live" : state === "connecting" ? "page.header.connecting" : "page.header.offline"));
+  conn.className = "conn " + (live ? "on" : "off");
+  conn.dataset.state = state;
 }
 
 // onLanguage(code) runs after the choice is stored; logout ends the session and goes to the login form.

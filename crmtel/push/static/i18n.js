@@ -126,6 +126,17 @@ export function fmtMoney(amount) {
 }
 
 // 65 -> "1 мин 05 с" / "1 min 05 sec"; under a minute "42 с".
+// A running clock for a live call: 0:07, 12:34, 1:02:03 (digits from Intl, never by hand).
+export function fmtClock(seconds) {
+  const total = Math.max(0, Math.floor(Number(seconds) || 0));
+  const h = Math.floor(total / 3600);
+  const m = Math.floor((total % 3600) / 60);
+  const s = total % 60;
+  const two = fmt("number", { minimumIntegerDigits: 2, useGrouping: false });
+  const one = fmt("number", { useGrouping: false });
+  return h ? [one.format(h), two.format(m), two.format(s)].join(":") : [one.format(m), two.format(s)].join(":");
+}
+
 export function fmtDuration(seconds) {
   if (seconds === null || seconds === undefined || Number.isNaN(Number(seconds))) return "";
   const total = Math.max(0, Math.round(Number(seconds)));

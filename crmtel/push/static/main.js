@@ -77,13 +77,13 @@ onLanguage(() => {
   relabelCards();
   if (header && me) {
     header.querySelector("#me").textContent = whoText(me);
-    setConnection(header, header.querySelector("#conn").classList.contains("on"));
+    setConnection(header, socket.status());
   }
   document.title = t(me ? "page.title.main" : "page.title.login");
   if (me) for (const view of allViews()) if (view.onLanguage) view.onLanguage();
 });
 
-socket.onStatus((on) => { if (header) setConnection(header, on); });
+socket.onStatus((state) => { if (header) setConnection(header, state); });
 socket.onMessage((msg) => {
   handleMessage(msg);
   for (const view of allViews()) if (view.onMessage) view.onMessage(msg);

@@ -1,47 +1,137 @@
-// The live websocket: reconnects with backoff while the session lasts; every message goes to the listeners.
+// The live websocket. It reconnects by itself after a server restart, a network drop or a laptop waking up:
+// backoff with jitter (0.5 s doubling to 15 s), at once when the network or the tab comes back, and a
+// silent socket (no pong for a while) is treated as dead. Each (re)connection gets the current state from
+// the server (hello, the calls live now, `synced`). A session ended elsewhere closes with 4401: no retry,
+// the listeners of api.js's onUnauthorized take over (the login form).
 import { api } from "./api.js";
+
+export const SESSION_ENDED = 4401;
+const PING_MS = 25000;
+const SILENT_MS = 2 * PING_MS + 10000; // no frame (not even a pong) for this long: the socket is dead
+const WAKE_GAP_MS = 15000; // the page's timers stood still this long: the machine slept
 
 const listeners = [];
 const statusListeners = [];
 let socket = null;
-let retryMs = 500;
+let wanted = false;
+let attempt = 0;
 let retryTimer = null;
 let pingTimer = null;
+let lastFrame = 0;
+let lastTick = Date.now();
+let state = "offline";
 
 export function onMessage(fn) { listeners.push(fn); }
+// fn(state): "live", "connecting" (first try or a retry under way) or "offline" (waiting to retry).
 export function onStatus(fn) { statusListeners.push(fn); }
+export const status = () => state;
 
-function setStatus(on) { for (const fn of statusListeners) fn(on); }
+function setStatus(next) {
+  state = next;
+  for (const fn of statusListeners) fn(next);
+}
 
 export function disconnect() {
+  wanted = false;
   clearTimeout(retryTimer);
   clearInterval(pingTimer);
-  if (socket) { socket.onclose = null; socket.close(); socket = null; }
-  setStatus(false);
+  if (socket) { const ws = socket; socket = null; ws.onclose = null; ws.close(); }
+  setStatus("offline");
 }
 
 export function connect() {
-  disconnect();
+  wanted = true;
+  attempt = 0;
+  open();
+}
+
+function open() {
+  clearTimeout(retryTimer);
+  clearInterval(pingTimer);
+  if (socket) { const old = socket; socket = null; old.onclose = null; old.close(); }
+  if (!wanted) return;
+  setStatus("connecting");
   const proto = location.protocol === "https:" ? "wss://" : "ws://";
   const ws = new WebSocket(proto + location.host + "/ws");
   socket = ws;
+  lastFrame = Date.now();
   ws.onmessage = (ev) => {
+    lastFrame = Date.now();
     let msg;
     try { msg = JSON.parse(ev.data); } catch (_e) { return; }
     for (const fn of listeners) {
       try { fn(msg); } catch (err) { console.error("message handler failed", err); }
     }
   };
-  ws.onopen = () => { retryMs = 500; setStatus(true); };
-  ws.onclose = async () => {
-    setStatus(false);
-    clearInterval(pingTimer);
+  ws.onopen = () => { attempt = 0; setStatus("live"); };
+  ws.onclose = (ev) => {
     if (socket !== ws) return;
     socket = null;
-    const who = await api("GET", "/api/me");
-    if (!who.ok) return;
-    retryTimer = setTimeout(connect, retryMs);
-    retryMs = Math.min(retryMs * 2, 10000);
+    clearInterval(pingTimer);
+    if (ev.code === SESSION_ENDED) {
+      wanted = false;
+      setStatus("offline");
+      api("GET", "/api/me"); // a 401: api.js's onUnauthorized listeners show the login form
+      return;
+    }
+    retryLater();
   };
-  pingTimer = setInterval(() => { if (ws.readyState === WebSocket.OPEN) ws.send("ping"); }, 25000);
+  pingTimer = setInterval(() => {
+    if (ws.readyState !== WebSocket.OPEN) return;
+    if (Date.now() - lastFrame > SILENT_MS) { drop(ws); return; }
+    ws.send("ping");
+  }, PING_MS);
 }
+
+// A dead socket's close handshake may never finish: forget it now and retry.
+function drop(ws) {
+  if (socket !== ws) return;
+  socket = null;
+  ws.onclose = null;
+  ws.close();
+  clearInterval(pingTimer);
+  retryLater();
+}
+
+function retryLater() {
+  if (!wanted) return;
+  setStatus("offline");
+  const base = Math.min(500 * 2 ** attempt, 15000);
+  attempt += 1;
+  retryTimer = setTimeout(retry, base / 2 + Math.random() * base / 2);
+}
+
+// Ask /api/me first: a 401 means the session is over (the login form), a network error or a 5xx
+// (the server restarting) means try again later, 200 means open the socket.
+async function retry() {
+  if (!wanted) return;
+  setStatus("connecting");
+  const who = await api("GET", "/api/me");
+  if (!wanted) return;
+  if (who.status === 401) { wanted = false; setStatus("offline"); return; }
+  if (!who.ok) { retryLater(); return; }
+  open();
+}
+
+// Back now: don't wait out the backoff.
+function now() {
+  if (!wanted) return;
+  if (socket && socket.readyState === WebSocket.OPEN) {
+    // Possibly a half-dead socket after a sleep: a ping must be answered soon or it is replaced.
+    lastFrame = Math.min(lastFrame, Date.now() - SILENT_MS + 5000);
+    socket.send("ping");
+    return;
+  }
+  if (socket && socket.readyState === WebSocket.CONNECTING) return;
+  attempt = 0;
+  retry();
+}
+
+window.addEventListener("online", now);
+document.addEventListener("visibilitychange", () => { if (document.visibilityState === "visible") now(); });
+setInterval(() => {
+  const gap = Date.now() - lastTick;
+  lastTick = Date.now();
+  if (gap > WAKE_GAP_MS) now();
+  if (socket && socket.readyState === WebSocket.OPEN && Date.now() - lastFrame > SILENT_MS) drop(socket);
+}, 1000);

@@ -1,0 +1,219 @@
+"""The manager's live line in Chromium (ru-RU, desk and phone widths): a card and a live timer for a call dialled on
+the desk phone, the timer agreeing with the PBX's answer time after a reload, and a page that rides out a server
+restart by itself. Calls are recorded traces replayed by the fake AMI server through the real pipeline."""
+
+from __future__ import annotations
+
+import contextlib
+import re
+import time
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+from aiohttp.test_utils import TestServer
+from playwright.async_api import Browser, BrowserContext, Page, expect
+
+from crmtel.ami.client import AmiClient
+from crmtel.calls.service import CallService
+from crmtel.config import CallsSettings, WebSettings
+from crmtel.fakepbx.server import FakeAmiServer, StreamItem, load_ami
+from crmtel.push.cards import StoreCards
+from crmtel.push.hub import Hub
+from crmtel.push.notifier import ManagerNames, Notifier
+from crmtel.push.web import create_app
+from crmtel.store.db import Database
+from crmtel.store.parties import PartyRepository
+from tests.e2e.test_popup_calls import index_of
+from tests.fixtures.daemon import free_port
+from tests.fixtures.fake_ami import running, settings_for
+from tests.integration.test_web_app import PASSWORD, seed_managers
+
+pytestmark = pytest.mark.e2e
+
+SEEN = 5_000  # ms the browser may take to show a change
+VIEWPORTS = [pytest.param((1366, 900), id="1366"), pytest.param((390, 844), id="390")]
+OUTBOUND_ID = "pbx1:1795462136.31"
+INBOUND_ID = "pbx1:1795462037.14"
+
+
+@dataclass
+class Line:
+    """The web app and the call pipeline on a fixed port, restartable like the daemon (the store survives)."""
+
+    db: Database
+    browser: Browser
+    port: int = field(default_factory=free_port)
+    hub: Hub = field(default_factory=Hub)
+    service: CallService | None = None
+    _stack: contextlib.AsyncExitStack | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/"
+
+    async def start(self) -> None:
+        """Everything a crmtel start builds for the page: a new hub, notifier, call service and web app."""
+        stack = contextlib.AsyncExitStack()
+        self.hub = Hub()
+        web = TestServer(
+            create_app(WebSettings(port=0), db=self.db, hub=self.hub), host="127.0.0.1", port=self.port
+        )
+        await web.start_server()
+        stack.push_async_callback(web.close)
+        notifier = await stack.enter_async_context(
+            Notifier(self.hub, StoreCards(self.db), ManagerNames(self.db))
+        )
+        self.service = CallService(self.db, CallsSettings(), PartyRepository(self.db), notifier)
+        self._stack = stack
+
+    async def stop(self) -> None:
+        """What SIGTERM does to the web side: every websocket closed, the port given up."""
+        assert self._stack is not None
+        await self._stack.aclose()
+        self._stack = None
+
+    async def page(self, login: str, width: int, height: int, context: BrowserContext | None = None) -> Page:
+        """A ru-RU browser (a new profile unless ``context``) logged in as ``login``, its websocket live."""
+        if context is None:
+            context = await self.browser.new_context(
+                locale="ru-RU", timezone_id="Europe/Moscow", viewport={"width": width, "height": height}
+            )
+            page = await context.new_page()
+            await page.goto(self.url)
+            await page.fill("#login-name", login)
+            await page.fill("#login-password", PASSWORD)
+            await page.click("#login-submit")
+        else:
+            page = await context.new_page()
+            await page.goto(self.url)
+        await expect(page.locator("#conn")).to_have_text("на связи", timeout=SEEN)
+        return page
+
+
+@contextlib.asynccontextmanager
+async def line(db: Database, browser: Browser) -> AsyncIterator[Line]:
+    await seed_managers(db)
+    live = Line(db, browser)
+    await live.start()
+    try:
+        yield live
+    finally:
+        if live._stack is not None:
+            await live.stop()
+
+
+@contextlib.asynccontextmanager
+async def replaying(
+    service: CallService, stream: list[StreamItem], pause_after: int, answered_ago: float, answer_at: int
+) -> AsyncIterator[FakeAmiServer]:
+    """The fake PBX replaying ``stream``; its clock says the item at ``answer_at`` happened ``answered_ago`` s ago."""
+    epoch = time.time() - answered_ago - stream[answer_at].t
+    server = FakeAmiServer(stream, pause_after=pause_after, epoch=epoch)
+    await server.start()
+    try:
+        async with running(AmiClient(settings_for(server), service)):
+            yield server
+    finally:
+        await server.close()
+
+
+async def talk_seconds(page: Page) -> int:
+    """The talk time the card shows, in whole seconds (its clock reads m:ss)."""
+    text = await page.get_by_test_id("talk-time").inner_text()
+    minutes, seconds = re.fullmatch(r"(\d+):(\d\d)", text.strip()).groups()  # type: ignore[union-attr]
+    return int(minutes) * 60 + int(seconds)
+
+
+@pytest.mark.parametrize("viewport", VIEWPORTS)
+async def test_a_desk_dialled_call_gets_a_card_and_a_timer_that_agrees_with_the_pbx_after_a_reload(
+    db: Database, browser: Browser, traces_dir: Path, viewport: tuple[int, int]
+) -> None:
+    """Anna dials 8 916 111-00-01 on her desk phone (outbound-answered): her card says she is dialling, then
+    counts the talk from the PBX's answer; a second tab opened meanwhile and the first tab reloaded show the same
+    talk time, each within 1 s of the PBX's answer time."""
+    width, height = viewport
+    async with line(db, browser) as live:
+        anna = await live.page("anna", width, height)
+        stream: list[StreamItem] = list(load_ami(traces_dir / "outbound-answered.ami"))
+        dial = index_of(stream, "DialBegin")
+        answer = index_of(stream, "DialEnd", DialStatus="ANSWER")
+        assert live.service is not None
+        async with replaying(
+            live.service, stream, pause_after=dial + 1, answered_ago=42.0, answer_at=answer
+        ) as pbx:
+            card = anna.get_by_test_id("call-card")
+            await expect(card).to_have_count(1, timeout=SEEN)
+            await expect(card.get_by_test_id("card-status")).to_have_text("Набираем номер с 101")
+            await expect(card).to_contain_text("+7 916 111-00-01")
+            await expect(card.get_by_test_id("ring-clock")).to_be_visible()
+            await expect(card.get_by_test_id("talk-clock")).to_be_hidden()
+
+            pbx.resume()
+            pbx.pause_after = answer + 1
+            await expect(card.get_by_test_id("card-status")).to_have_text(
+                "Разговор — вы звоните (101)", timeout=SEEN
+            )
+            await expect(card.get_by_test_id("talk-clock")).to_be_visible()
+            live_call = live.hub.live.get(OUTBOUND_ID)
+            assert live_call is not None
+            assert live_call.answered_at is not None
+            answered_at = live_call.answered_at.timestamp()
+
+            other = await live.page("anna", width, height, context=anna.context)
+            await anna.reload()
+            await expect(anna.locator("#conn")).to_have_text("на связи", timeout=SEEN)
+            for page in (anna, other):
+                await expect(page.get_by_test_id("talk-clock")).to_be_visible(timeout=SEEN)
+                shown = await talk_seconds(page)
+                truth = time.time() - answered_at
+                assert abs(shown - truth) <= 1.0, (shown, truth)
+                assert truth >= 42.0
+            assert abs(await talk_seconds(anna) - await talk_seconds(other)) <= 1
+            pbx.resume()
+            await expect(anna.get_by_test_id("card-status")).to_contain_text("Завершён", timeout=SEEN)
+        await anna.context.close()
+
+
+@pytest.mark.parametrize("viewport", VIEWPORTS)
+async def test_the_page_rides_out_a_server_restart_keeps_what_was_typed_and_shows_the_next_call(
+    db: Database, browser: Browser, traces_dir: Path, viewport: tuple[int, int]
+) -> None:
+    """Mid-call Anna types a note; crmtel restarts under the open page. The status line says the link is down,
+    then live again without a reload; the note she typed is still in the card; the next call's card arrives."""
+    width, height = viewport
+    async with line(db, browser) as live:
+        anna = await live.page("anna", width, height)
+        stream: list[StreamItem] = list(load_ami(traces_dir / "outbound-answered.ami"))
+        answer = index_of(stream, "DialEnd", DialStatus="ANSWER")
+        assert live.service is not None
+        async with replaying(
+            live.service, stream, pause_after=answer + 1, answered_ago=5.0, answer_at=answer
+        ):
+            card = anna.locator(f"[data-call-id='{OUTBOUND_ID}']")
+            await expect(card.get_by_test_id("card-status")).to_contain_text("Разговор", timeout=SEEN)
+            topic = card.locator("input[name=topic]")
+            if not await topic.is_visible():
+                await card.get_by_test_id("action-note").locator("summary").click()
+            await topic.fill("Договорились о встрече")
+
+        await live.stop()
+        await expect(anna.locator("#conn")).not_to_have_text("на связи", timeout=SEEN)
+        await live.start()
+        await expect(anna.locator("#conn")).to_have_text("на связи", timeout=20_000)
+        # The store says the call goes on: the card stays in progress, with the note as typed.
+        await expect(card.locator("input[name=topic]")).to_have_value("Договорились о встрече")
+        await expect(card.get_by_test_id("card-status")).to_have_text("Разговор — вы звоните (101)")
+        await expect(card.get_by_test_id("talk-clock")).to_be_visible()
+
+        inbound: list[StreamItem] = list(load_ami(traces_dir / "direct-answered.ami"))
+        answered = index_of(inbound, "DialEnd", DialStatus="ANSWER")
+        assert live.service is not None
+        async with replaying(
+            live.service, inbound, pause_after=answered, answered_ago=0.0, answer_at=answered
+        ):
+            fresh = anna.locator(f"[data-call-id='{INBOUND_ID}']")
+            await expect(fresh.get_by_test_id("card-status")).to_have_text("Звонит на 101", timeout=SEEN)
+            await expect(fresh.get_by_test_id("card-name")).to_contain_text("Ivan Petrov")
+        await anna.context.close()
