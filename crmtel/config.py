@@ -155,6 +155,11 @@ class AmiSettings(BaseModel):
     originate: OriginateSettings = OriginateSettings()
 
 
+# A manager's login as the config names one (``calls.default_owner``, ``calls.queue_owners``), and a queue name.
+Login = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100)]
+QueueName = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=64)]
+
+
 class CallsSettings(BaseModel):
     """What crmtel does with finished calls."""
 
@@ -164,9 +169,10 @@ class CallsSettings(BaseModel):
     # who may see the call). A template ({pbx}, {basename}, {linkedid}, {path}, {relpath}) points elsewhere.
     recording_url_template: str = ""
     callback_due_minutes: int = Field(default=30, ge=1)
-    # Owner (manager login) of callback tasks for a missed call with no responsible manager, per queue.
-    queue_owners: dict[str, str] = Field(default_factory=dict)
-    default_owner: str | None = None
+    # Who owns a call nobody answered, placed or is responsible for and no manager's phone rang for (and its
+    # callback task): the manager (login) named for its queue, else the default owner (crmtel.calls.owner).
+    queue_owners: dict[QueueName, Login] = Field(default_factory=dict)
+    default_owner: Login | None = None
     create_leads_for_unknown: bool = True
     # A callback a person planned for later is closed by a call made before it was due only when that call
     # was answered and lasted at least this long (crmtel.tasks.rules).

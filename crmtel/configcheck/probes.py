@@ -18,6 +18,7 @@ from crmtel.configcheck.messages import Problem, mask_url
 from crmtel.configcheck.origins import Loc, Origins
 from crmtel.errors import StoreUnavailable
 from crmtel.store.db import Database
+from crmtel.store.managers import staff_in
 
 CONNECT_TIMEOUT = 5.0
 
@@ -103,6 +104,41 @@ async def database_problem(settings: Settings, origins: Origins) -> Problem | No
         what,
         "a running server, the right user and password, an existing database",
     )
+
+
+async def owner_problems(settings: Settings, origins: Origins) -> list[Problem]:
+    """The owners ``[calls]`` names (``default_owner``, ``queue_owners``) are active managers in the database.
+
+    Nothing is reported when the database cannot be read (``database_problem`` says why) or has no tables yet.
+    """
+    calls = settings.calls
+    named: list[tuple[Loc, str]] = [
+        (("calls", "queue_owners", q), login) for q, login in calls.queue_owners.items()
+    ]
+    if calls.default_owner is not None:
+        named.append((("calls", "default_owner"), calls.default_owner))
+    if not named or database_url_problem(settings.database_url) is not None:
+        return []
+    db = Database(settings.database_url)
+    try:
+        async with asyncio.timeout(CONNECT_TIMEOUT), db.session() as session:
+            staff = await staff_in(session, (), [login for _, login in named])
+    except (TimeoutError, StoreUnavailable, SQLAlchemyError, OSError):
+        return []
+    finally:
+        await db.dispose()
+    problems: list[Problem] = []
+    for loc, login in named:
+        if staff.active(staff.by_login.get(login)) is None:
+            what = "is no longer active" if login in staff.by_login else "is no manager's login"
+            problems.append(
+                Problem(
+                    origins.of(loc),
+                    f'"{login}" {what}',
+                    "the login of an active manager (crmtel managers list)",
+                )
+            )
+    return problems
 
 
 class _Nowhere:

@@ -6,7 +6,7 @@ from crmtel.config import Settings
 from crmtel.configcheck.checks import check_settings
 from crmtel.configcheck.messages import Problem
 from crmtel.configcheck.origins import Origins
-from crmtel.configcheck.probes import ami_problems, database_problem, port_problems
+from crmtel.configcheck.probes import ami_problems, database_problem, owner_problems, port_problems
 
 
 async def all_problems(settings: Settings, origins: Origins, *, connect: bool = False) -> list[Problem]:
@@ -17,5 +17,7 @@ async def all_problems(settings: Settings, origins: Origins, *, connect: bool = 
         found = await database_problem(settings, origins)
         if found is not None:
             problems.append(found)
+        else:
+            problems += await owner_problems(settings, origins)
         problems += await ami_problems(settings, origins)
     return problems

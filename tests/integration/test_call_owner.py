@@ -14,6 +14,7 @@ import pytest
 from crmtel.calls.commands import replay_stream
 from crmtel.cli import main
 from crmtel.config import CallsSettings, Settings
+from crmtel.demo.people import seed_people
 from crmtel.domain import CallRecord, Outcome
 from crmtel.fakepbx.server import load_ami
 from crmtel.store.calls import CallRepository
@@ -21,7 +22,7 @@ from crmtel.store.db import Database
 from crmtel.store.managers import ManagerRepository
 from crmtel.store.parties import NewClient, PartyRepository
 from crmtel.store.tasks import TaskRepository
-from tests.fixtures.traces import LIVE_TRACES_DIR
+from tests.fixtures.traces import LIVE_TRACES_DIR, SCENARIOS
 from tests.integration.test_web_app import running_app
 
 
@@ -139,3 +140,17 @@ async def test_calls_list_and_tasks_list_name_the_owner_as_manager(
     assert await asyncio.to_thread(main, ["--database-url", db.url, "tasks", "list", "--format", "json"]) == 0
     tasks = json.loads(capsys.readouterr().out)
     assert [(t["phone"], t["manager"]) for t in tasks] == [("+79161110001", "anna")]
+
+
+async def test_the_demo_calls_leave_no_callback_task_without_an_owner(db: Database, traces_dir: Path) -> None:
+    """The demo's people and every call the demo's simulator plays (the recorded traces), with no owner configured:
+    every open callback task has a manager (9 of 13 had none before)."""
+    await seed_people(ManagerRepository(db), PartyRepository(db))
+    for scenario in SCENARIOS:
+        await replay_stream(_settings(db), db, load_ami(traces_dir / f"{scenario}.ami"), settle=0.05)
+    tasks = await TaskRepository(db).open_tasks()
+    assert tasks
+    assert [t.phone for t in tasks if t.manager_id is None] == []
+    stored = [s.record for s in await CallRepository(db).between()]
+    assert len(stored) == len(SCENARIOS)
+    assert [r.linkedid for r in stored if r.manager_id is None] == []

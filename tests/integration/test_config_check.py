@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import socket
@@ -12,6 +13,8 @@ import pytest
 
 from crmtel.cli import main
 from crmtel.fakepbx.server import FakeAmiServer, load_ami
+from crmtel.store.db import Database
+from crmtel.store.managers import ManagerRepository
 from tests.fixtures.daemon import crmtel_cli, free_ports
 
 SECRET = "ami-secret-7f3a"
@@ -311,3 +314,40 @@ def test_a_table_given_as_one_environment_variable_names_the_key_inside(
     assert lines == [
         'crmtel: environment CRMTEL_AMI, key ami.port: "abc" is not a whole number (valid: a whole number such as 5038)'
     ]
+
+
+async def test_connect_names_owners_that_are_no_active_manager(tmp_path: Path) -> None:
+    """--connect: a ``[calls]`` owner that is no manager's login, or a manager no longer active, is one line each
+    (where it was set, what is wrong); owners that are active managers pass."""
+    config = _config(
+        tmp_path,
+        calls={"default_owner": "nobody"},
+        **{"calls.queue_owners": {"retail": "anna", "vip": "gone"}},
+    )
+    assert await asyncio.to_thread(main, ["--config", str(config), "db", "upgrade"]) == 0
+    db = Database(f"sqlite+aiosqlite:///{tmp_path / 'crmtel.db'}")
+    try:
+        managers = ManagerRepository(db)
+        await managers.save(login="anna", name="Anna", extensions=("101",))
+        await managers.save(login="gone", name="Gone", extensions=("109",))
+        await managers.set_active("gone", False)
+    finally:
+        await db.dispose()
+    result = await crmtel_cli("config", "check", "--config", str(config), "--connect", cwd=tmp_path)
+    assert result.returncode == 1
+    lines = [line for line in result.stderr.splitlines() if "owner" in line]
+    assert lines == [
+        f'crmtel: {config}, key calls.queue_owners.vip: "gone" is no longer active (valid: the login of an active '
+        "manager (crmtel managers list))",
+        f'crmtel: {config}, key calls.default_owner: "nobody" is no manager\'s login (valid: the login of an '
+        "active manager (crmtel managers list))",
+    ]
+
+
+def test_an_empty_owner_login_is_refused(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """``default_owner = ""`` or a blank queue owner is a configuration mistake, not a silent "nobody"."""
+    config = _config(tmp_path, calls={"default_owner": " "}, **{"calls.queue_owners": {"retail": ""}})
+    code, lines, _ = _check(capsys, config)
+    assert code == 1
+    assert any("calls.default_owner" in line for line in lines), lines
+    assert any("calls.queue_owners" in line for line in lines), lines
