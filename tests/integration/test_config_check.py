@@ -316,13 +316,19 @@ def test_a_table_given_as_one_environment_variable_names_the_key_inside(
     ]
 
 
+def _with_queue_owners(config: Path, **owners: str) -> Path:
+    """The config with a ``[calls.queue_owners]`` table (queue = login) added at its end."""
+    lines = ["[calls.queue_owners]", *(f"{queue} = {json.dumps(login)}" for queue, login in owners.items())]
+    with config.open("a", encoding="utf-8") as out:
+        out.write("\n".join(lines) + "\n")
+    return config
+
+
 async def test_connect_names_owners_that_are_no_active_manager(tmp_path: Path) -> None:
     """--connect: a ``[calls]`` owner that is no manager's login, or a manager no longer active, is one line each
     (where it was set, what is wrong); owners that are active managers pass."""
-    config = _config(
-        tmp_path,
-        calls={"default_owner": "nobody"},
-        **{"calls.queue_owners": {"retail": "anna", "vip": "gone"}},
+    config = _with_queue_owners(
+        _config(tmp_path, calls={"default_owner": "nobody"}), retail="anna", vip="gone"
     )
     assert await asyncio.to_thread(main, ["--config", str(config), "db", "upgrade"]) == 0
     db = Database(f"sqlite+aiosqlite:///{tmp_path / 'crmtel.db'}")
@@ -346,7 +352,7 @@ async def test_connect_names_owners_that_are_no_active_manager(tmp_path: Path) -
 
 def test_an_empty_owner_login_is_refused(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     """``default_owner = ""`` or a blank queue owner is a configuration mistake, not a silent "nobody"."""
-    config = _config(tmp_path, calls={"default_owner": " "}, **{"calls.queue_owners": {"retail": ""}})
+    config = _with_queue_owners(_config(tmp_path, calls={"default_owner": " "}), retail="")
     code, lines, _ = _check(capsys, config)
     assert code == 1
     assert any("calls.default_owner" in line for line in lines), lines
