@@ -38,7 +38,7 @@ import random
 import time
 from collections import deque
 from collections.abc import Callable, Coroutine, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
@@ -130,6 +130,44 @@ class _Lost:
     at: datetime
 
 
+# How long a failed Originate's reply waits for the end of the channel it made (Asterisk 22 sends the
+# OriginateResponse a millisecond before that channel's DialEnd and Hangup, which say why it failed).
+ORIGINATE_AFTERMATH = 2.0
+
+
+@dataclass(eq=False, slots=True)
+class _ChannelWatch:
+    """The channel an Originate made, known by the first ``Variable`` the Originate sets on it (Asterisk sets
+    them as it creates the channel, before dialling it), and that channel's DialEnd and Hangup."""
+
+    variable: tuple[str, str]
+    ended: asyncio.Future[None]
+    uniqueid: str | None = None
+    events: list[Message] = field(default_factory=list)
+
+    def feed(self, message: Message) -> None:
+        event = message.event
+        if self.uniqueid is None:
+            if event == "VarSet" and (message.get("Variable"), message.get("Value")) == self.variable:
+                self.uniqueid = message.get("Uniqueid")
+            return
+        if (event == "DialEnd" and message.get("DestUniqueid") == self.uniqueid) or (
+            event == "Hangup" and message.get("Uniqueid") == self.uniqueid
+        ):
+            self.events.append(message)
+            if event == "Hangup" and not self.ended.done():
+                self.ended.set_result(None)
+
+
+def _first_variable(fields: Sequence[tuple[str, str]]) -> tuple[str, str] | None:
+    for key, value in fields:
+        if key.lower() == "variable":
+            name, sep, val = value.partition("=")
+            if sep and name:
+                return name, val
+    return None
+
+
 _Item = tuple[Message, datetime] | _Resync | _Lost
 
 
@@ -189,6 +227,8 @@ class AmiClient:
         # session's one: the resync after a reconnect waits for it (see ``_await_boot``).
         self._says_booted = False
         self._boot: asyncio.Future[None] | None = None
+        # Originates waiting for the end of the channel they made.
+        self._watches: set[_ChannelWatch] = set()
 
     @property
     def state(self) -> str:
@@ -274,7 +314,33 @@ class AmiClient:
         if conn is None or conn.closed or not self.connected.is_set():
             raise ConnectionLost(f"PBX {self.pbx} is not connected")
         action = make_action(name, fields)
-        return await self._action(conn, action, as_list=None, limit=limit)
+        variable = _first_variable(fields) if name.lower() == "originate" else None
+        if variable is None:
+            return await self._action(conn, action, as_list=None, limit=limit)
+        return await self._originate(conn, action, variable, limit)
+
+    async def _originate(
+        self, conn: AmiConnection, action: Any, variable: tuple[str, str], limit: float | None
+    ) -> list[Message]:
+        """An Originate's reply; when it failed, followed by the DialEnd and Hangup of the channel it made.
+
+        Asterisk 22's ``OriginateResponse`` says ``Reason: 0`` for a busy or declined phone: only that
+        channel's ``DialEnd BUSY`` and ``Hangup`` cause 17 (21 declined) after it tell why.
+        """
+        watch = _ChannelWatch(variable, asyncio.get_running_loop().create_future())
+        self._watches.add(watch)
+        try:
+            replies = await self._action(conn, action, as_list=None, limit=limit)
+            failed = any(
+                m.event == "OriginateResponse" and (m.get("Response") or "").lower() == "failure"
+                for m in replies
+            )
+            if failed and watch.uniqueid is not None and not watch.ended.done():
+                waiting: set[asyncio.Future[Any]] = {watch.ended, conn.lost}
+                await asyncio.wait(waiting, timeout=ORIGINATE_AFTERMATH, return_when=asyncio.FIRST_COMPLETED)
+            return [*replies, *watch.events]
+        finally:
+            self._watches.discard(watch)
 
     def drop(self) -> None:
         """Abort the current connection (it will be re-established); for operators and tests."""
@@ -387,6 +453,9 @@ class AmiClient:
         if self._boot is not None and not self._boot.done() and message.event == "FullyBooted":
             self._says_booted = True
             self._boot.set_result(None)
+        if self._watches:
+            for watch in self._watches:
+                watch.feed(message)
         self.received += 1
         self.last_event_at = time.monotonic()
         item = (message, event_time(message, self.clock()))

@@ -53,6 +53,25 @@ _REASONS = {
 }
 
 
+# Q.850 causes of the phone's channel Hangup that name the failure (16 normal clearing, 0 unknown: no word).
+_HANGUP_CAUSES = {
+    17: DialStatus.BUSY,
+    18: DialStatus.NO_ANSWER,
+    19: DialStatus.NO_ANSWER,
+    20: DialStatus.FAILED,  # subscriber absent: not registered
+    21: DialStatus.REJECTED,
+    34: DialStatus.CONGESTED,
+    38: DialStatus.CONGESTED,
+}
+# The phone's DialEnd, when its Hangup cause said nothing.
+_DIAL_STATUSES = {
+    "BUSY": DialStatus.BUSY,
+    "NOANSWER": DialStatus.NO_ANSWER,
+    "CONGESTION": DialStatus.CONGESTED,
+    "CHANUNAVAIL": DialStatus.FAILED,
+}
+
+
 class DialRefused(CrmtelError):
     """crmtel will not place this call; ``key`` is the catalogue message, ``params`` its values."""
 
@@ -129,7 +148,8 @@ def originate_fields(request: DialRequest, settings: OriginateSettings) -> list[
 
 
 def outcome(replies: Sequence[Message]) -> tuple[DialStatus, str | None]:
-    """What the PBX's answer to an Originate means: its Response, then the OriginateResponse event."""
+    """What the PBX's answer to an Originate means: its Response, the OriginateResponse event, and for a
+    failure the phone channel's Hangup cause and DialEnd status that follow it (see ``AmiClient.request``)."""
     if not replies:
         return DialStatus.TIMEOUT, None
     first = replies[0]
@@ -140,8 +160,23 @@ def outcome(replies: Sequence[Message]) -> tuple[DialStatus, str | None]:
         return DialStatus.CALLING, None
     if (event.get("Response") or "").lower() == "success":
         return DialStatus.ANSWERED, None
+    # The end of the phone's channel says more than the Reason (Asterisk 22 gives 0 for busy and declined).
+    after = replies[replies.index(event) + 1 :]
+    for message in after:
+        if message.event == "Hangup":
+            status = _HANGUP_CAUSES.get(_cause(message.get("Cause")))
+            if status is not None:
+                return status, None
+    for message in after:
+        if message.event == "DialEnd":
+            status = _DIAL_STATUSES.get((message.get("DialStatus") or "").upper())
+            if status is not None:
+                return status, None
+    return _REASONS.get(_cause(event.get("Reason")), DialStatus.FAILED), None
+
+
+def _cause(value: str | None) -> int:
     try:
-        reason = int(event.get("Reason") or "0")
+        return int(value or "0")
     except ValueError:
-        reason = 0
-    return _REASONS.get(reason, DialStatus.FAILED), None
+        return 0

@@ -4,19 +4,21 @@
   answering), rewritten with the requested extension, number and fresh channel ids, with the Originate's
   ``Variable`` values set on the manager's channel right after it appears (as Asterisk does), and the
   ``OriginateResponse`` (Success, reason 4) once the manager's phone is up.
-- The manager's phone does not answer (reason 3), is busy (5) or congested (8): the channel appears, is
-  dialled (``DialBegin`` with no caller channel, as for every Originate) and hangs up; then the
-  ``OriginateResponse`` Failure.
-- No such endpoint (reason 0): Asterisk's stand-in channel ``OutgoingSpoolFailed`` runs the context's
-  ``failed`` extension and hangs up; then the Failure.
+- Failed: the attempt recorded on a real Asterisk 22.10.1 (``data/live/click-*.jsonl``), rewritten the same
+  way. Busy: ``DialEnd BUSY``, ``Hangup`` cause 17 and ``OriginateResponse`` Failure with ``Reason: 0`` (not 5),
+  the Failure in either order; declined (603): ``DialEnd NOANSWER``, cause 21 and again ``Reason: 0``; no
+  answer: the phone rings out, ``Reason: 3``, then cause 19; not registered: no channel at all, only the
+  Failure with ``Reason: 0``.
 """
 
 from __future__ import annotations
 
 import itertools
+import json
 import re
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 from crmtel.ami.protocol import Message
 
@@ -29,12 +31,10 @@ _TRACE_E164 = "+79161110001"
 _TRACE_NAME = "Анна Смирнова"
 _ID_RE = re.compile(r"\b1795\d{6}\.\d+\b")
 _CHANNEL_RE = re.compile(r"PJSIP/101-")
-_HANGUP_CAUSE = {
-    3: ("19", "No user responding"),
-    5: ("17", "User busy"),
-    8: ("34", "Circuit/channel congestion"),
-}
-_DIAL_STATUS = {3: "NOANSWER", 5: "BUSY", 8: "CONGESTION"}
+_UNIQUEID_RE = re.compile(r"\b\d{10}\.\d+\b")
+DATA = Path(__file__).parent / "data"
+# The failed attempts recorded on a real Asterisk 22.10.1 (tests/live/test_live_click_to_call.py).
+FAILURES = ("busy", "no-answer", "declined", "not-registered")
 
 
 @dataclass(frozen=True, slots=True)
@@ -169,88 +169,62 @@ def answered(request: Message, trace: Sequence[tuple[float, Headers]], ids: IdSo
     return out
 
 
-def failed(request: Message, reason: int, ids: IdSource) -> list[Timed]:
-    """A refused Originate: the manager's phone did not answer / was busy / congested, or does not exist."""
+def failed(request: Message, trace: Sequence[tuple[float, Headers]], ids: IdSource) -> list[Timed]:
+    """A recorded failed attempt (``live/click-*.jsonl``), as if this Originate had made it.
+
+    The recording's phone, number, channel ids and ActionID become the request's; the Originate's variables
+    replace the recorded ones where Asterisk set them (on the phone's channel, right after it appeared).
+    """
+    response = next(Message(h) for _, h in trace if Message(h).event == "OriginateResponse")
+    recorded_channel = response.get("Channel") or ""
+    recorded_extension = extension_of(recorded_channel)
+    recorded_exten = response.get("Exten") or ""
     channel = request.get("Channel") or ""
-    context = request.get("Context") or ""
-    if reason == 0:
-        uid = ids.next()
-        block = _block("OutgoingSpoolFailed", uid, context, "failed", state=0)
-        return [
-            Timed(0.0, (("Event", "Newchannel"), ("Privilege", "call,all"), *block)),
-            Timed(
-                0.0,
-                (
-                    ("Event", "Newexten"),
-                    ("Privilege", "dialplan,all"),
-                    *block,
-                    ("Extension", "failed"),
-                    ("Application", "NoOp"),
-                    ("AppData", ""),
-                ),
-            ),
-            Timed(
-                0.01,
-                (
-                    ("Event", "Hangup"),
-                    ("Privilege", "call,all"),
-                    *block,
-                    ("Cause", "0"),
-                    ("Cause-txt", "Unknown"),
-                ),
-            ),
-            Timed(0.01, _response(request, False, 0, channel, "<null>")),
-        ]
-    uid = ids.next()
-    name = f"{channel}-{int(uid.rsplit('.', 1)[1]):08x}"
-    block = _block(name, uid, "from-phones", "s", state=0)
-    dest = [(f"Dest{k}", v) for k, v in block]
-    cause, text = _HANGUP_CAUSE.get(reason, ("16", "Normal Clearing"))
-    ring = 0.5 if reason == 3 else 0.05
-    return [
-        Timed(0.0, (("Event", "Newchannel"), ("Privilege", "call,all"), *block)),
-        *(
-            Timed(
-                0.0,
-                (("Event", "VarSet"), ("Privilege", "dialplan,all"), *block, ("Variable", n), ("Value", v)),
-            )
-            for n, v in variables(request)
-        ),
-        Timed(0.0, (("Event", "DialBegin"), ("Privilege", "call,all"), *dest, ("DialString", channel))),
-        Timed(
-            ring,
-            (
-                ("Event", "DialEnd"),
-                ("Privilege", "call,all"),
-                *dest,
-                ("DialStatus", _DIAL_STATUS.get(reason, "CHANUNAVAIL")),
-            ),
-        ),
-        Timed(
-            ring,
-            (("Event", "Hangup"), ("Privilege", "call,all"), *block, ("Cause", cause), ("Cause-txt", text)),
-        ),
-        Timed(ring, _response(request, False, reason, channel, "<null>")),
-    ]
+    extension = extension_of(channel)
+    exten = request.get("Exten") or ""
+    mapping: dict[str, str] = {}
+
+    def fresh(match: re.Match[str]) -> str:
+        return mapping.setdefault(match.group(0), ids.next())
+
+    def rewrite(key: str, value: str) -> str:
+        if key == "ActionID":
+            return request.action_id or ""
+        if key == "Channel" and value == recorded_channel:
+            return channel
+        if key == "Context" and value == response.get("Context"):
+            return request.get("Context") or value
+        if value == recorded_extension and key.endswith(("CallerIDNum", "DialString")):
+            return extension
+        value = _UNIQUEID_RE.sub(fresh, value)
+        value = value.replace(f"PJSIP/{recorded_extension}-", f"PJSIP/{extension}-")
+        value = value.replace(e164_of(recorded_exten), e164_of(exten))
+        return value.replace(recorded_exten, exten)
+
+    out: list[Timed] = []
+    wanted = variables(request)
+    for t, headers in trace:
+        if Message(headers).event == "VarSet":
+            # The recorded Originate's variables, in their place, become this one's.
+            block = [(k, rewrite(k, v)) for k, v in _channel_block(headers)]
+            for name, value in wanted:
+                varset = (("Event", "VarSet"), ("Privilege", "dialplan,all"), *block, ("Variable", name))
+                out.append(Timed(t, (*varset, ("Value", value))))
+            wanted = []
+            continue
+        out.append(Timed(t, tuple((k, rewrite(k, v)) for k, v in headers)))
+    return out
 
 
-def _block(name: str, uid: str, context: str, exten: str, *, state: int) -> list[tuple[str, str]]:
-    return [
-        ("Channel", name),
-        ("ChannelState", str(state)),
-        ("ChannelStateDesc", "Down" if state == 0 else "Up"),
-        ("CallerIDNum", "<unknown>"),
-        ("CallerIDName", "<unknown>"),
-        ("ConnectedLineNum", "<unknown>"),
-        ("ConnectedLineName", "<unknown>"),
-        ("Language", "en"),
-        ("AccountCode", ""),
-        ("Context", context),
-        ("Exten", exten),
-        ("Priority", "1"),
-        ("Uniqueid", uid),
-        ("Linkedid", uid),
-    ]
+def failure_trace(outcome: str) -> list[tuple[float, Headers]]:
+    """The recorded failed attempt named ``outcome`` (one of ``FAILURES``)."""
+    if outcome not in FAILURES:
+        raise ValueError(f"no recorded click-to-call failure {outcome!r} (one of {', '.join(FAILURES)})")
+    out: list[tuple[float, Headers]] = []
+    for line in (DATA / "live" / f"click-{outcome}.jsonl").read_text(encoding="utf-8").splitlines():
+        row = json.loads(line)
+        out.append((float(row["t"]), tuple((str(k), str(v)) for k, v in row["headers"])))
+    return out
 
 
 def _is_call_event(headers: Headers) -> bool:

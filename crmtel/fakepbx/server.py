@@ -2,8 +2,8 @@
 
 It speaks enough AMI for crmtel's client: banner, ``Login`` (plain and MD5 ``Challenge``), ``Ping``,
 ``CoreShowChannels`` (the channels still alive at the current point of the stream, computed from its own
-Newchannel/Hangup), ``Logoff``, and ``Originate`` (recorded in ``originates``; answered with an error, a
-failure, or the recorded outbound call rewritten for it: see :mod:`crmtel.fakepbx.originate`). The stream position is shared by all connections, like a real PBX whose
+Newchannel/Hangup), ``Logoff``, and ``Originate`` (recorded in ``originates``; answered with an error, or a
+recorded answered or failed attempt rewritten for it: see :mod:`crmtel.fakepbx.originate`). The stream position is shared by all connections, like a real PBX whose
 calls go on while a client is away. With ``timestamps`` on, every event carries ``Timestamp`` (as Asterisk
 does with ``timestampevents = yes``) computed from the recording's times, so durations do not depend on the
 replay speed or on how the bytes were chunked.
@@ -266,11 +266,11 @@ class FakeAmiServer:
         # stand-in for what Asterisk does beside AMI, e.g. writing its CDR).
         self.on_item: Callable[[int, StreamItem], None] | None = None
         # Originate: every request received, and how the next ones go: ``originate_error`` refuses them at
-        # once (``Response: Error``); else ``originate_reason`` 4 plays the answered outbound call, any other
-        # AST_CONTROL reason (0 no such phone, 3 no answer, 5 busy, 8 congested) a failure.
+        # once (``Response: Error``); else ``originate_outcome`` "answered" plays the answered outbound call,
+        # "busy", "no-answer", "declined" or "not-registered" the failed attempt recorded on a real Asterisk.
         self.originates: list[Message] = []
         self.originate_error: str | None = None
-        self.originate_reason = 4
+        self.originate_outcome = "answered"
         self.originate_speed: float | None = 20.0
         self._ids = originate.IdSource(int(time.time()))
         self._outbound: list[tuple[float, tuple[tuple[str, str], ...]]] | None = None
@@ -380,9 +380,9 @@ class FakeAmiServer:
 
     def originate_events(self, request: Message) -> list[Timed]:
         """What the PBX sends after accepting ``request``."""
-        if self.originate_reason == 4:
+        if self.originate_outcome == "answered":
             return originate.answered(request, self.outbound_trace(), self._ids)
-        return originate.failed(request, self.originate_reason, self._ids)
+        return originate.failed(request, originate.failure_trace(self.originate_outcome), self._ids)
 
     def _consume(self) -> StreamItem:
         item = self.stream[self.cursor]

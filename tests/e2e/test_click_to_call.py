@@ -135,7 +135,7 @@ async def test_a_failed_call_from_the_search_box_is_said_on_the_page(
 ) -> None:
     """Anna finds the client in the search box and calls; her phone does not answer: the page says so."""
     async with rig(db, browser, traces_dir) as r:
-        r.ami.originate_reason = 3
+        r.ami.originate_outcome = "no-answer"
         anna = await r.page_for("anna")
         await anna.click("a[data-view=callbacks]")
         await anna.fill("[data-testid=search-input]", "Romashka")

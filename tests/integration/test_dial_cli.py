@@ -93,7 +93,7 @@ async def test_call_failures_print_why_and_exit_non_zero(db: Database, tmp_path:
     await server.start()
     config = _config(tmp_path, server, db)
     try:
-        server.originate_reason = 5
+        server.originate_outcome = "busy"
         code, out = await _crmtel(
             config, "--config", str(config), "call", "--from", "101", "--to", "89161110001"
         )

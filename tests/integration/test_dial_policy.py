@@ -58,7 +58,7 @@ async def test_a_manager_past_their_window_gets_a_translated_429_and_others_stil
         r.web.browser("boris") as boris,
         r.web.browser("anna") as anna,
     ):
-        r.ami.originate_reason = 5  # busy: a failed attempt is no reason to let it dial again at once
+        r.ami.originate_outcome = "busy"  # a failed attempt is no reason to let it dial again at once
         for _ in range(3):
             async with boris.post("/api/dial", json={"number": "+79031234567"}) as resp:
                 assert resp.status == 202

@@ -94,6 +94,7 @@ class Phone:
 
     extension: str
     name: str
+    registered: bool = True  # False: the endpoint has no contact (a phone that is off or never registered)
 
 
 @dataclass(frozen=True, slots=True)
@@ -304,8 +305,12 @@ callerid = "{phone.name}" <{phone.extension}>
 
 [{phone.extension}]
 type = aor
-contact = sip:{phone.extension}@{PHONES_IP}:{p.phones}
 """
+            + (
+                f"contact = sip:{phone.extension}@{PHONES_IP}:{p.phones}\n"
+                if phone.registered
+                else "max_contacts = 1\n"
+            )
         )
     return "\n".join(parts)
 

@@ -63,11 +63,14 @@ class RigSpec:
     queue_owners: Mapping[str, str] = field(default_factory=dict)
     default_owner: str | None = None
     extra_phones: tuple[Phone, ...] = ()
+    # Staff extensions whose phone is not registered (an endpoint with no contact).
+    unregistered: frozenset[str] = frozenset()
 
     @property
     def phones(self) -> tuple[Phone, ...]:
         """Every desk phone of the PBX."""
-        return tuple(Phone(s.extension, s.name) for s in self.staff) + self.extra_phones
+        staff = tuple(Phone(s.extension, s.name, s.extension not in self.unregistered) for s in self.staff)
+        return staff + self.extra_phones
 
 
 @dataclass

@@ -44,6 +44,7 @@ STAFF = (
     Staff("gleb", "Gleb Kozlov", "134", password="pw-gleb"),
     Staff("dina", "Dina Popova", "135", password="pw-dina"),
     Staff("egor", "Egor Sokolov", "136"),
+    Staff("fedor", "Fedor Volkov", "137", password="pw-fedor"),
 )
 SPEC = RigSpec(
     staff=STAFF,
@@ -52,6 +53,8 @@ SPEC = RigSpec(
     default_queue="q-callback",
     queue_owners={"q-callback": "dina"},
     default_owner="anna",
+    # fedor's desk phone is off: its endpoint has no contact.
+    unregistered=frozenset({"137"}),
 )
 PHONES: dict[str, Behaviour] = {
     "131": Answers(ring=1.0, talk=5.0),
@@ -215,11 +218,12 @@ async def _run(install: Install, folder: Path, database_url: str) -> ClickToCall
     async with live_rig(install, folder, database_url, SPEC) as rig:
         await rig.set_phones(PHONES)
         await rig.set_world(WORLD)
-        answered, busy, no_answer, declined, (missed, tasks_before, callback) = await asyncio.gather(
+        answered, busy, no_answer, declined, offline, (missed, tasks_before, callback) = await asyncio.gather(
             _answered_flow(rig, "anna", "131", "+79991110031"),
             _click_flow(rig, "boris", "132", "+79991110032", FINAL),
             _click_flow(rig, "vera", "133", "+79991110033", FINAL),
             _click_flow(rig, "gleb", "134", "+79991110034", FINAL),
+            _click_flow(rig, "fedor", "137", "+79991110036", FINAL),
             _missed_then_callback(rig),
         )
         tasks_after = await tasks(database_url)
@@ -232,6 +236,7 @@ async def _run(install: Install, folder: Path, database_url: str) -> ClickToCall
         "busy": busy,
         "no-answer": no_answer,
         "declined": declined,
+        "not-registered": offline,
         "callback": callback,
     }
     return ClickToCall(clicks, missed, tasks_before, tasks_after, before, after, output)
@@ -268,9 +273,6 @@ def test_click_to_call_answered(c2c: ClickToCall) -> None:
     )
 
 
-@pytest.mark.xfail(
-    strict=True, reason="issue 21: a busy phone on click-to-call is reported as not registered"
-)
 def test_click_to_call_with_the_managers_phone_busy(c2c: ClickToCall) -> None:
     """boris's phone answers 486: the page says busy, and no call is stored."""
     click = c2c.clicks["busy"]
@@ -292,9 +294,16 @@ def test_click_to_call_not_answered(c2c: ClickToCall) -> None:
 
 
 def test_click_to_call_declined_on_the_phone(c2c: ClickToCall) -> None:
-    """gleb declines the ringing phone (603): a failure the page reports, no call stored."""
+    """gleb declines the ringing phone (603): 'you declined', not 'not registered'; no call stored."""
     click = c2c.clicks["declined"]
-    assert click.statuses[-1] in FINAL, click.results
+    assert click.statuses[-1] == "rejected", click.results
+    assert not _stored(c2c.calls_before_backfill, click.linkedids)
+
+
+def test_click_to_call_on_a_phone_that_is_not_registered(c2c: ClickToCall) -> None:
+    """fedor's phone is off (no contact): 'your phone is not registered', and no call stored."""
+    click = c2c.clicks["not-registered"]
+    assert click.statuses[-1] == "failed", click.results
     assert not _stored(c2c.calls_before_backfill, click.linkedids)
 
 

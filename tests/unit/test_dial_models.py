@@ -40,6 +40,25 @@ def test_originate_response_reasons_become_statuses() -> None:
     assert outcome([]) == (DialStatus.TIMEOUT, None)
 
 
+def test_a_failure_with_reason_0_takes_the_phone_channels_end() -> None:
+    """Asterisk 22 answers Reason 0 for a busy or declined phone: the channel's Hangup cause (then its DialEnd)
+    that the reply carries after the OriginateResponse decides; nothing after it is 'not registered'."""
+    ok = Message((("Response", "Success"), ("Message", "Originate successfully queued")))
+    failure = Message((("Event", "OriginateResponse"), ("Response", "Failure"), ("Reason", "0")))
+
+    def dial_end(status: str) -> Message:
+        return Message((("Event", "DialEnd"), ("DestUniqueid", "1.1"), ("DialStatus", status)))
+
+    def hangup(cause: str) -> Message:
+        return Message((("Event", "Hangup"), ("Uniqueid", "1.1"), ("Cause", cause)))
+
+    assert outcome([ok, failure, dial_end("BUSY"), hangup("17")])[0] is DialStatus.BUSY
+    assert outcome([ok, failure, dial_end("NOANSWER"), hangup("21")])[0] is DialStatus.REJECTED
+    assert outcome([ok, failure, dial_end("BUSY"), hangup("16")])[0] is DialStatus.BUSY
+    assert outcome([ok, failure, hangup("19")])[0] is DialStatus.NO_ANSWER
+    assert outcome([ok, failure])[0] is DialStatus.FAILED
+
+
 def test_callerid_shows_the_party_without_breaking_the_header() -> None:
     """Quotes and angle brackets in a client's name never reach the CallerID; the channel is configurable."""
     settings = OriginateSettings(channel="Local/{extension}@from-internal", outgoing_callerid="+74951234567")
