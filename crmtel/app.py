@@ -67,6 +67,7 @@ from crmtel.store.crm_parties import PartyCards
 from crmtel.store.crm_tasks import CrmTasks
 from crmtel.store.crm_timeline import Timelines
 from crmtel.store.db import Database, upgrade
+from crmtel.store.dial_attempts import DialAttempts
 from crmtel.store.history import CallHistory
 from crmtel.store.managers import ManagerRepository
 from crmtel.store.outbox import OutboxRepository
@@ -278,6 +279,7 @@ async def start(settings: Settings, *, demo: bool = False, demo_speed: float = 1
             region=settings.region,
             locator=calls.calls,
             notify=hub_notifier(hub),
+            audit=DialAttempts(db),
         )
         stack.push_async_callback(dial.aclose)
         callbacks = callback_routes(CallbackRepository(db), managers)

@@ -11,7 +11,7 @@ import argparse
 import asyncio
 import contextlib
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 
 from crmtel.ami.client import AmiClient
 from crmtel.ami.protocol import Message
@@ -22,6 +22,7 @@ from crmtel.dial.service import DialService
 from crmtel.i18n import Translator
 from crmtel.store.calls import CallRepository
 from crmtel.store.db import Database
+from crmtel.store.dial_attempts import DialAttempts
 
 
 class _Discard:
@@ -55,6 +56,14 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     )
     call.add_argument("--connect-timeout", type=float, default=10.0, help="seconds to wait for the AMI login")
     call.set_defaults(handler=run_call)
+    attempts = subparsers.add_parser(
+        "dial-log",
+        help="the click-to-call audit log: who called what, placed or refused, and how it went",
+    )
+    attempts.add_argument("--hours", type=float, default=24.0, help="how far back (default 24)")
+    attempts.add_argument("--manager", metavar="LOGIN", help="one manager's attempts only")
+    attempts.add_argument("--limit", type=int, default=1000, help="at most this many lines (newest first)")
+    attempts.set_defaults(handler=run_dial_log)
 
 
 async def run_call(args: argparse.Namespace, settings: Settings) -> int:
@@ -69,6 +78,9 @@ async def run_call(args: argparse.Namespace, settings: Settings) -> int:
             {p.name: p.originate for p in settings.pbxes},
             region=settings.region,
             locator=CallRepository(db),
+            # Audited like the page's clicks, and counted in the PBX's window with every node's.
+            audit=DialAttempts(db),
+            source="cli",
         )
         try:
             request = await service.prepare(args.number, manager=None, extension=args.extension, pbx=args.pbx)
@@ -87,7 +99,11 @@ async def run_call(args: argparse.Namespace, settings: Settings) -> int:
             print(
                 f"calling {request.extension} on {request.pbx}, then {request.exten} ({request.originate_id})"
             )
-            result = await service.call(request)
+            try:
+                result = await service.call(request)
+            except DialRefused as err:
+                print(f"refused: {tr.t(err.key, **err.params)}")
+                return 1
         finally:
             runner.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -97,3 +113,21 @@ async def run_call(args: argparse.Namespace, settings: Settings) -> int:
     params = {"number": request.exten, "extension": request.extension, "detail": result.detail or ""}
     print(f"{result.status.value}: {tr.t(result.status.message_key, **params)}")
     return 0 if result.status is DialStatus.ANSWERED else 1
+
+
+async def run_dial_log(args: argparse.Namespace, settings: Settings) -> int:
+    """Print the audit log, newest first: time, PBX, source, who, from, number, decision or how it went."""
+    db = Database(settings.database_url)
+    try:
+        since = datetime.now(UTC) - timedelta(hours=max(0.0, args.hours))
+        found = await DialAttempts(db).between(since, login=args.manager, limit=max(1, args.limit))
+    finally:
+        await db.dispose()
+    for a in found:
+        outcome = a.reason if a.decision == "refused" else (a.status or "calling")
+        who = a.manager_login or "-"
+        print(
+            f"{a.at.astimezone(UTC).isoformat(timespec='seconds')} {a.pbx} {a.source} {who} "
+            f"{a.extension} {a.number} {a.decision} {outcome}" + (f" ({a.detail})" if a.detail else "")
+        )
+    return 0

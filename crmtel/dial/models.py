@@ -180,3 +180,22 @@ def _cause(value: str | None) -> int:
         return int(value or "0")
     except ValueError:
         return 0
+
+
+@dataclass(frozen=True, slots=True)
+class DialAttempt:
+    """One line of the click-to-call audit log: placed or refused (``reason``: the refusal's catalogue key)."""
+
+    at: datetime
+    pbx: str
+    source: str  # "web" or "cli"
+    extension: str
+    number: str
+    manager_id: int | None = None
+    manager_login: str | None = None
+    dialled: str | None = None
+    originate_id: str | None = None
+    decision: str = "placed"  # or "refused"
+    reason: str | None = None
+    status: str | None = None
+    detail: str | None = None

@@ -15,13 +15,14 @@ import time
 from collections import OrderedDict
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Protocol
 
 from crmtel.ami.connection import AmiError
 from crmtel.ami.protocol import Message
 from crmtel.config import OriginateSettings
 from crmtel.dial.models import (
+    DialAttempt,
     DialRefused,
     DialRequest,
     DialResult,
@@ -31,8 +32,9 @@ from crmtel.dial.models import (
     outcome,
     serves,
 )
-from crmtel.dial.policy import DialLimits, check_number
+from crmtel.dial.policy import DialLimits, RateRefusal, check_number
 from crmtel.domain import Manager
+from crmtel.errors import CrmtelError
 from crmtel.phones import PhoneKind, normalize
 
 log = logging.getLogger(__name__)
@@ -59,6 +61,22 @@ class PbxLocator(Protocol):
         ...
 
 
+class AttemptLog(Protocol):
+    """The click-to-call audit log (``crmtel.store.dial_attempts.DialAttempts``)."""
+
+    async def add(self, attempt: DialAttempt) -> None:
+        """Record an attempt."""
+        ...
+
+    async def finish(self, originate_id: str, status: str, detail: str | None) -> None:
+        """How a placed attempt went."""
+        ...
+
+    async def placed_since(self, pbx: str, since: datetime) -> int:
+        """Attempts placed on ``pbx`` from ``since`` on, by any process."""
+        ...
+
+
 Notify = Callable[[int | None, DialResult], None]
 
 
@@ -79,8 +97,12 @@ class DialService:
         locator: PbxLocator | None = None,
         notify: Notify | None = None,
         clock: Callable[[], float] = time.monotonic,
+        audit: AttemptLog | None = None,
+        source: str = "web",
     ) -> None:
         self.originators = dict(originators)
+        self.audit = audit
+        self.source = source
         self.settings = dict(settings)
         self.region = region
         self.locator = locator
@@ -124,6 +146,20 @@ class DialService:
         verdict = check_number(target, phone.kind, self.settings[where])
         if verdict is not None:
             log.warning("dial refused on %s: %s -> %s (%s)", where, extension, target, verdict.key)
+            await self._log(
+                DialAttempt(
+                    at=datetime.now(UTC),
+                    pbx=where,
+                    source=self.source,
+                    extension=extension,
+                    number=target,
+                    manager_id=manager.id if manager is not None else None,
+                    manager_login=manager.login if manager is not None else None,
+                    decision="refused",
+                    reason=verdict.key,
+                    detail=verdict.pattern,
+                )
+            )
             raise DialRefused(verdict.key, 403, number=target, pbx=where)
         rules = self.settings[where].dial_rules if phone.kind is PhoneKind.E164 else ()
         return DialRequest(
@@ -163,7 +199,7 @@ class DialService:
         if earlier is not None and earlier[1].status.ok:
             # A double click: the first attempt is still ringing the phone (a failed one may be retried).
             return replace(earlier[1], duplicate=True)
-        self._count(request)
+        await self._count(request, manager_id)
         result = DialResult(request, DialStatus.CALLING, datetime.now(UTC))
         self._remember(result, manager_id)
         self._by_click[click] = (request.originate_id, self.clock())
@@ -174,26 +210,54 @@ class DialService:
 
     async def call(self, request: DialRequest) -> DialResult:
         """Place the attempt and wait until the PBX says how it went."""
-        self._count(request)
-        return await self._originate(request)
+        await self._count(request, None)
+        result = await self._originate(request)
+        await self._finish(result)
+        return result
 
-    def _count(self, request: DialRequest) -> None:
+    async def _count(self, request: DialRequest, manager_id: int | None) -> None:
         # Every attempt counts, failed ones too: a failure is no reason to let a script dial again at once.
         refusal = self._limits.take(request.pbx, request.manager_login, self.clock())
-        if refusal is not None:
-            log.warning(
-                "dial refused on %s: %s -> %s (%s)",
-                request.pbx,
-                request.manager_login or request.extension,
-                request.number,
-                refusal.key,
-            )
-            raise DialRefused(
-                refusal.key,
-                429,
-                retry_after=str(refusal.retry_after),
-                pbx=request.pbx,
-            )
+        if refusal is None:
+            refusal = await self._pbx_window_in_log(request.pbx)
+        attempt = DialAttempt(
+            at=datetime.now(UTC),
+            pbx=request.pbx,
+            source=self.source,
+            extension=request.extension,
+            number=request.number,
+            manager_id=manager_id,
+            manager_login=request.manager_login,
+            dialled=request.exten,
+            originate_id=request.originate_id,
+        )
+        if refusal is None:
+            await self._log(attempt)
+            return
+        await self._log(replace(attempt, decision="refused", reason=refusal.key, originate_id=None))
+        log.warning(
+            "dial refused on %s: %s -> %s (%s)",
+            request.pbx,
+            request.manager_login or request.extension,
+            request.number,
+            refusal.key,
+        )
+        raise DialRefused(refusal.key, 429, retry_after=str(refusal.retry_after), pbx=request.pbx)
+
+    async def _pbx_window_in_log(self, pbx: str) -> RateRefusal | None:
+        # The audit log sees every node's attempts and the CLI's: the PBX's window holds across processes.
+        if self.audit is None:
+            return None
+        settings = self.settings[pbx]
+        since = datetime.now(UTC) - timedelta(seconds=settings.rate_seconds)
+        try:
+            placed = await self.audit.placed_since(pbx, since)
+        except CrmtelError as err:
+            log.warning("dial audit not read (%s): the PBX's window is this process's only", err)
+            return None
+        if placed < settings.max_per_pbx:
+            return None
+        return RateRefusal("dial.rate_pbx", max(1, int(settings.rate_seconds)))
 
     def get(self, originate_id: str) -> tuple[DialResult, int | None] | None:
         """A recent attempt and whose it is."""
@@ -213,9 +277,26 @@ class DialService:
         if tasks:
             await asyncio.wait(tasks)
 
+    async def _log(self, attempt: DialAttempt) -> None:
+        if self.audit is None:
+            return
+        try:
+            await self.audit.add(attempt)
+        except CrmtelError as err:  # the click is not held hostage to the log; the daemon's log keeps it
+            log.warning("dial audit not written (%s): %s", err, attempt)
+
+    async def _finish(self, result: DialResult) -> None:
+        if self.audit is None:
+            return
+        try:
+            await self.audit.finish(result.request.originate_id, result.status.value, result.detail)
+        except CrmtelError as err:
+            log.warning("dial audit %s not finished (%s)", result.request.originate_id, err)
+
     async def _follow(self, request: DialRequest, manager_id: int | None) -> None:
         result = await self._originate(request)
         self._remember(result, manager_id)
+        await self._finish(result)
         if self.notify is not None:
             try:
                 self.notify(manager_id, result)

@@ -488,3 +488,29 @@ class ConnectorTokenRow(Base):
     connector: Mapped[str] = mapped_column(String(32), primary_key=True)
     sealed: Mapped[str] = mapped_column(Text)
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class DialAttemptRow(Base):
+    """One click-to-call attempt, placed or refused: who (manager or the CLI) called what from where, and how
+    it went — the audit log against toll fraud."""
+
+    __tablename__ = "dial_attempts"
+    __table_args__ = (Index("ix_dial_attempts_pbx_at", "pbx", "at"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    at: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)
+    pbx: Mapped[str] = mapped_column(String(64))
+    # "web" (the page) or "cli" (crmtel call).
+    source: Mapped[str] = mapped_column(String(8))
+    manager_id: Mapped[int | None] = mapped_column(ForeignKey("managers.id", ondelete="SET NULL"), index=True)
+    manager_login: Mapped[str | None] = mapped_column(String(100))
+    extension: Mapped[str] = mapped_column(String(16))
+    number: Mapped[str] = mapped_column(String(64))
+    dialled: Mapped[str | None] = mapped_column(String(64))
+    originate_id: Mapped[str | None] = mapped_column(String(64), index=True)
+    # "placed" or "refused"; a refusal's catalogue key (dial.number_denied, dial.rate_manager, …).
+    decision: Mapped[str] = mapped_column(String(12))
+    reason: Mapped[str | None] = mapped_column(String(40))
+    # How a placed attempt went (DialStatus), once the PBX said so; the PBX's words for a refusal.
+    status: Mapped[str | None] = mapped_column(String(16))
+    detail: Mapped[str | None] = mapped_column(String(200))

@@ -161,3 +161,38 @@ async def test_tasks_list_shows_open_and_all_tasks_as_table_and_json(db: Databas
     assert len(out.splitlines()) == 3
     code, out = await _crmtel(config, "tasks", "list", "--manager", "nobody")
     assert code == 1
+
+
+async def test_call_is_audited_and_counted_in_the_pbxs_window_with_every_other_attempt(
+    db: Database, tmp_path: Path
+) -> None:
+    """`crmtel call` passes the same policy (premium refused), its attempts land in the audit log, and once
+    the log holds max_per_pbx placed attempts on the PBX in the window — from any node or process — it is
+    refused too; `crmtel dial-log` prints who called what."""
+    server = FakeAmiServer([])
+    await server.start()
+    config = _config(tmp_path, server, db)
+    config.write_text(config.read_text(encoding="utf-8") + "max_per_pbx = 2\n", encoding="utf-8")
+    try:
+        code, out = await _crmtel(config, "call", "--from", "104", "--to", "8 809 505-12-34")
+        assert code == 1
+        assert out.splitlines()[-1].startswith("refused:"), out
+        for _ in range(2):
+            code, out = await _crmtel(config, "call", "--from", "104", "--to", "+7 916 111-00-01")
+            assert code == 0, out
+        code, out = await _crmtel(config, "call", "--from", "104", "--to", "+7 916 111-00-02")
+        assert code == 1
+        assert out.splitlines()[-1].startswith("refused:"), out
+        assert len(server.originates) == 2
+        code, out = await _crmtel(config, "dial-log")
+        assert code == 0, out
+        lines = out.splitlines()
+        assert [line.split()[5:8] for line in lines] == [
+            ["+79161110002", "refused", "dial.rate_pbx"],
+            ["+79161110001", "placed", "answered"],
+            ["+79161110001", "placed", "answered"],
+            ["+78095051234", "refused", "dial.number_denied"],
+        ]
+        assert all(line.split()[1:4] == ["office", "cli", "-"] for line in lines)
+    finally:
+        await server.close()

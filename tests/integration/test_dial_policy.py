@@ -4,7 +4,10 @@ own window answered with a translated 429 and Retry-After."""
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
+
 from crmtel.store.db import Database
+from crmtel.store.dial_attempts import DialAttempts
 from tests.integration.test_dial_web import dial_app
 
 
@@ -75,3 +78,26 @@ async def test_a_manager_past_their_window_gets_a_translated_429_and_others_stil
             assert resp.status == 202
         await r.dial.idle()
         assert len(r.ami.originates) == 4
+
+
+async def test_every_click_placed_or_refused_is_in_the_audit_log(db: Database) -> None:
+    """Who called what from which phone: Boris's premium number refused (with the pattern that refused it),
+    his call to a client placed and finished as answered."""
+    async with dial_app(db) as r, r.web.browser("boris") as boris:
+        async with boris.post("/api/dial", json={"number": "8 809 505-12-34"}) as resp:
+            assert resp.status == 403
+        async with boris.post("/api/dial", json={"number": "+7 903 123-45-67"}) as resp:
+            assert resp.status == 202
+            placed = await resp.json()
+        await r.dial.idle()
+    logged = await DialAttempts(db).between(datetime.now(UTC) - timedelta(hours=1))
+    assert [
+        (a.manager_login, a.source, a.extension, a.number, a.decision, a.reason, a.status) for a in logged
+    ] == [
+        ("boris", "web", "102", "+79031234567", "placed", None, "answered"),
+        ("boris", "web", "102", "+78095051234", "refused", "dial.number_denied", None),
+    ]
+    assert logged[0].originate_id == placed["originate_id"]
+    assert logged[0].dialled == "89031234567"
+    assert logged[1].detail == "+7809*"
+    assert logged[0].manager_id == r.web.managers["boris"].id

@@ -24,6 +24,7 @@ from crmtel.push.notifier import ManagerNames, Notifier
 from crmtel.push.web import create_app
 from crmtel.store.callbacks import CallbackRepository
 from crmtel.store.db import Database
+from crmtel.store.dial_attempts import DialAttempts
 from crmtel.store.managers import ManagerRepository
 from crmtel.store.models import TaskRow
 from crmtel.store.parties import NewClient, NewLead, PartyRepository
@@ -57,6 +58,7 @@ async def dial_app(db: Database, **originate: object) -> AsyncIterator[DialRig]:
                 {"pbx1": GuardedSender("pbx1", client, settings)},
                 {"pbx1": settings},
                 notify=hub_notifier(hub),
+                audit=DialAttempts(db),
             )
             routes = (dial_routes(dial), callback_routes(CallbackRepository(db), ManagerRepository(db)))
             server = TestServer(create_app(WebSettings(port=0), db=db, hub=hub, routes=routes), port=0)
