@@ -238,7 +238,8 @@ async def start(settings: Settings, *, demo: bool = False, demo_speed: float = 1
             for pbx in pbxes:
                 restored = await calls.restore(pbx.name)
                 _log.info("calls.restored", pbx=pbx.name, live=restored)
-        stack.push_async_callback(calls.flush)
+        # The last resort of the stop (after the drain below): whatever is still pending, within the budget.
+        stack.push_async_callback(calls.write_all, settings.calls.stop_write_seconds)
         # Asterisk's CDR fills in what crmtel missed while it was away (calls.amender: resyncs ask it).
         cdr = build_cdr_service(calls, WatermarkRepository(db), pbxes)
         calls.amender = cdr
@@ -350,8 +351,33 @@ async def start(settings: Settings, *, demo: bool = False, demo_speed: float = 1
                     client.reconcile_every(client.settings.reconcile_interval),
                     name=f"ami-reconcile-{client.pbx}",
                 )
+        # Runs first on the way out, while every task still runs: stop reading the PBXs, handle what was
+        # received and write it all (retrying a locked store) before anything is cancelled.
+        stack.push_async_callback(_drain, clients, calls, settings.calls.stop_write_seconds, cluster)
         freeze_startup_objects()
         yield Running(url, agi.port, pbxes, hub, calls, clients, app, dial=dial)
+
+
+async def _drain(
+    clients: tuple[AmiClient, ...], calls: CallService, within: float, cluster: ClusterNode | None
+) -> None:
+    """On stop: read no more from any PBX, track every event already received, write every call out."""
+    if cluster is not None:
+        # Each leading term ends once its client has stopped, after its last writes (within the budget).
+        cluster.stop()
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + within
+    try:
+        # Each client's consumer writes as it goes; a store that stays locked is retried below.
+        async with asyncio.timeout(within):
+            await asyncio.gather(*(client.stop() for client in clients))
+            if cluster is not None:
+                await cluster.stopped()
+    except TimeoutError:
+        _log.warning(
+            "stop.events_not_tracked", reason="the PBX clients did not finish within the stop budget"
+        )
+    await calls.write_all(max(0.0, deadline - loop.time()))
 
 
 class _TaskOwner:

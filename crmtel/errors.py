@@ -25,6 +25,14 @@ class StoreUnavailable(CrmtelError):
     """The record store could not be reached or failed."""
 
 
+class WriteFenced(CrmtelError):
+    """Another node leads these PBXs now (a cluster take-over): this node's writes of them were refused."""
+
+    def __init__(self, pbxes: Sequence[str]) -> None:
+        self.pbxes = tuple(sorted(pbxes))
+        super().__init__(f"another node leads {', '.join(self.pbxes)} now: not written here")
+
+
 class NotFound(CrmtelError):
     """A record that was asked for does not exist."""
 

@@ -229,6 +229,10 @@ class AmiClient:
         self._boot: asyncio.Future[None] | None = None
         # Originates waiting for the end of the channel they made.
         self._watches: set[_ChannelWatch] = set()
+        # Set by ``stop``: read no more, hand what was received to the sink, then ``run`` returns.
+        self._stopping = False
+        self._connect_task: asyncio.Task[None] | None = None
+        self._consume_task: asyncio.Task[None] | None = None
 
     @property
     def state(self) -> str:
@@ -252,9 +256,33 @@ class AmiClient:
         """
         self._items.clear()
         self._bytes = 0
-        async with asyncio.TaskGroup() as group:
-            group.create_task(self._consume(), name=f"ami-consume-{self.pbx}")
-            group.create_task(self._connect_loop(), name=f"ami-connect-{self.pbx}")
+        self._stopping = False
+        try:
+            async with asyncio.TaskGroup() as group:
+                self._consume_task = group.create_task(self._consume(), name=f"ami-consume-{self.pbx}")
+                self._connect_task = group.create_task(self._connect_loop(), name=f"ami-connect-{self.pbx}")
+        finally:
+            self._consume_task = self._connect_task = None
+
+    async def stop(self) -> None:
+        """Stop reading and hand every event already received to the sink; ``run`` then returns.
+
+        The AMI session is logged off first: Asterisk answers the Logoff after every event it sent before,
+        so those are all queued when reading stops. The consumer works the queue down, has the sink write
+        it out (``on_idle``) and ends. A client that is not running returns at once.
+        """
+        connect, consume = self._connect_task, self._consume_task
+        if connect is None or consume is None:
+            return
+        self._stopping = True
+        conn = self._conn
+        if conn is not None and self.connected.is_set() and not conn.closed and not conn.paused:
+            await self._logoff(conn)
+        connect.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await connect
+        self._wakeup.set()
+        await asyncio.shield(consume)
 
     async def reconcile_every(self, interval: float) -> None:
         """Check the live calls against the PBX (``CoreShowChannels``) every ``interval`` seconds, forever.
@@ -414,12 +442,12 @@ class AmiClient:
                     task.result()
             raise ConnectionLost(conn.lost.result() if conn.lost.done() else "connection closed")
         except asyncio.CancelledError:
-            if logged_in and not conn.closed:
+            if logged_in and not conn.closed and not self._stopping:  # ``stop`` logged off already
                 await self._logoff(conn)
             logged_in = False  # a clean stop, not a lost PBX
             raise
         finally:
-            if logged_in:
+            if logged_in and not self._stopping:  # crmtel stopping (it logged off) is no lost PBX
                 # In stream order, after every event this connection delivered: the PBX was last seen now.
                 self._push(_Lost(self.clock()))
             self.connected.clear()
@@ -575,9 +603,11 @@ class AmiClient:
                 self._bytes -= item[0].cost  # counted again as it is queued
                 self._push(item)
 
-    async def _next(self) -> _Item:
-        """Wait for the next queued item."""
+    async def _next(self) -> _Item | None:
+        """Wait for the next queued item (None: stopping, and nothing is left)."""
         while not self._items:
+            if self._stopping:
+                return None
             self._wakeup.clear()
             await self._wakeup.wait()
         return self._take()
@@ -605,6 +635,10 @@ class AmiClient:
         last_flush = loop.time()
         items = self._items
         while True:
+            if self._stopping and not items:
+                # Stopping, and everything received has been handled: write it out and end.
+                await self._flush()
+                return
             if items:
                 item = self._take()
             elif since_flush:
@@ -612,14 +646,20 @@ class AmiClient:
                 wait = max(0.0, last_flush + self.flush_interval - loop.time())
                 try:
                     async with asyncio.timeout(wait):
-                        item = await self._next()
+                        next_item = await self._next()
                 except TimeoutError:
                     since_flush, last_flush = 0, loop.time()
                     await self._flush()
                     continue
+                if next_item is None:
+                    continue
+                item = next_item
             else:
                 self._trimmer.note(self._bytes)
-                item = await self._next()
+                next_item = await self._next()
+                if next_item is None:
+                    continue
+                item = next_item
             self._busy = True
             try:
                 if isinstance(item, _Resync):

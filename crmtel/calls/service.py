@@ -28,6 +28,7 @@ from crmtel.ami import events as ev
 from crmtel.ami.protocol import Message
 from crmtel.callbacks.service import EndedCall, Responsible, book_ended_calls
 from crmtel.calls import tracker
+from crmtel.calls.outbox import Outbox
 from crmtel.calls.owner import Owner, OwnerRules, Staff, owner_of
 from crmtel.calls.record import party_number
 from crmtel.calls.tracker import CallStarted, CallUpdated, Effect
@@ -48,7 +49,7 @@ from crmtel.domain import (
     PartyMatch,
     call_id,
 )
-from crmtel.errors import CrmtelError
+from crmtel.errors import CrmtelError, WriteFenced
 from crmtel.i18n import Translator
 from crmtel.recordings import DEFAULT_RECORDINGS_DIR
 from crmtel.store.calls import (
@@ -217,14 +218,11 @@ class CallService:
         self.states: dict[str, TrackerState] = {}
         self.events = 0
         self.flushes = 0
-        self._dirty: dict[CallKey, CallRecord] = {}
-        self._ended: dict[CallKey, CallRecord] = {}
+        # Pending writes: committed as one batch, or put back whatever ends the write.
+        self.outbox = Outbox()
         # Unwritten records beyond which tracking waits for the store (so reading pauses, TCP slows the
         # PBX) instead of holding ever more records in memory while the database is down.
         self.max_unwritten = MAX_UNWRITTEN
-        self._merges: list[tuple[str, str, str]] = []
-        # Calls that turned out never to be calls (failed Originates): their live rows go.
-        self._discarded: set[CallKey] = set()
         self._party: dict[CallKey, _Party | None] = {}
         # The number each call's party was looked up by.
         self._matched: dict[CallKey, str | None] = {}
@@ -235,12 +233,11 @@ class CallService:
         self._fence = fence
         # Live events waiting for the next flush, written with the rows into the connectors' outbox.
         self._tap = tap
-        self._tapped: list[CallEvent] = []
 
     @property
     def pending(self) -> int:
         """Calls changed since the last flush."""
-        return len(self._dirty) + len(self._merges) + len(self._discarded)
+        return self.outbox.pending
 
     def _state(self, pbx: str) -> TrackerState:
         state = self.states.get(pbx)
@@ -276,11 +273,10 @@ class CallService:
     def forget(self, pbx: str) -> None:
         """Drop everything held in memory for ``pbx`` (this node stopped following it; another one writes it)."""
         self.states.pop(pbx, None)
-        for held in (self._dirty, self._ended, self._party, self._matched):
+        self.outbox.forget(pbx)
+        for held in (self._party, self._matched):
             for key in [k for k in held if k[0] == pbx]:
                 del held[key]
-        self._merges = [m for m in self._merges if m[0] != pbx]
-        self._tapped = [e for e in self._tapped if _pbx_of(e) != pbx]
 
     # -- AmiSink -----------------------------------------------------------------------------------
     async def on_event(self, pbx: str, message: Message, at: datetime) -> None:
@@ -293,17 +289,19 @@ class CallService:
         state, effects = tracker.reduce(before, event)
         self.states[pbx] = state
         await self._apply(pbx, effects, before)
-        if len(self._dirty) + len(self._ended) > self.max_unwritten:
+        if self.outbox.unwritten > self.max_unwritten:
             await self._write_backlog()
 
     async def _write_backlog(self) -> None:
         """Retry the flush until the store takes the backlog: nothing is dropped, nothing more is read."""
         delay = 0.1
-        while len(self._dirty) + len(self._ended) > self.max_unwritten:
+        while self.outbox.unwritten > self.max_unwritten:
             try:
                 await self.flush()
+            except WriteFenced as err:
+                log.warning("%s", err)
             except CrmtelError as err:
-                log.warning("store behind, %d records waiting; retrying: %s", len(self._dirty), err)
+                log.warning("store behind, %d records waiting; retrying: %s", self.outbox.unwritten, err)
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 5.0)
 
@@ -314,13 +312,23 @@ class CallService:
         state, effects = tracker.resync(before, listed, at)
         self.states[pbx] = state
         await self._apply(pbx, await self._amended(pbx, effects, at), before)
-        await self.flush()
+        await self._flush_reporting_fence()
         if self.amender is not None:
             self.amender.resynced(pbx, at)
 
     async def on_idle(self, pbx: str) -> None:
         """Write out what the last events changed."""
-        await self.flush()
+        await self._flush_reporting_fence()
+
+    async def _flush_reporting_fence(self) -> None:
+        # The AMI client's flush: a fenced PBX is not an error of this node (its leadership ends), and a
+        # store that refuses the write keeps the work pending for the next flush (or the stop's last write).
+        try:
+            await self.flush()
+        except WriteFenced as err:
+            log.warning("%s", err)
+        except CrmtelError as err:
+            log.warning("store not writable, %d call(s) kept for the next write: %s", self.pending, err)
 
     async def on_lost(self, pbx: str, at: datetime) -> None:
         """The connection to ``pbx`` ended at ``at``: the tracker notes it (see ``tracker.sync``)."""
@@ -335,7 +343,7 @@ class CallService:
             if isinstance(effect, CallStarted | CallUpdated):
                 key = (pbx, effect.record.linkedid)
                 await self._match(key, effect.record)
-                self._dirty[key] = effect.record
+                self.outbox.changed(key, effect.record)
             elif isinstance(effect, CallEnded):
                 record = effect.record
                 key = (pbx, record.linkedid)
@@ -344,8 +352,7 @@ class CallService:
                 )
                 if merged_into:
                     # A transfer joined this call to another one: its row is folded into that call's.
-                    self._merges.append((pbx, record.linkedid, merged_into))
-                    self._dirty.pop(key, None)
+                    self.outbox.merged(pbx, record.linkedid, merged_into)
                     self._party.pop(key, None)
                     self._matched.pop(key, None)
                     await self._publish(effect)
@@ -354,10 +361,9 @@ class CallService:
                 await self._publish(replace(effect, record=record))
             elif isinstance(effect, CallDiscarded):
                 key = (pbx, effect.linkedid)
-                self._dirty.pop(key, None)
+                self.outbox.discarded(key)
                 self._party.pop(key, None)
                 self._matched.pop(key, None)
-                self._discarded.add(key)
             elif isinstance(effect, CallRinging | CallRingStopped | CallAnswered | CallQueued):
                 await self._publish(effect)
 
@@ -365,8 +371,7 @@ class CallService:
         """A call's end: matched to its party and queued for the next flush (which makes leads and tasks)."""
         await self._match(key, record)
         record = self._with_party(key, record)
-        self._dirty[key] = record
-        self._ended[key] = record
+        self.outbox.ended(key, record)
         return record
 
     async def record_ended(self, pbx: str, record: CallRecord) -> None:
@@ -375,7 +380,7 @@ class CallService:
 
     def is_pending(self, key: CallKey) -> bool:
         """Whether a version of this call waits for the next flush (newer than what is stored)."""
-        return key in self._dirty
+        return self.outbox.holds(key)
 
     def state_of(self, pbx: str) -> TrackerState:
         """The tracker's state of ``pbx`` (its live calls, its trunks and conventions)."""
@@ -431,7 +436,7 @@ class CallService:
     async def _publish(self, event: CallEvent) -> None:
         # The tap gets the live events here and every ended call (AMI, resync, CDR) from the flush itself.
         if self._tap is not None and isinstance(event, CallRinging | CallRingStopped | CallAnswered):
-            self._tapped.append(event)
+            self.outbox.tapped(_pbx_of(event), event)
         try:
             await self.notifier.publish(event)
         except Exception:  # a broken notifier must not stop call tracking
@@ -439,59 +444,71 @@ class CallService:
 
     # -- persistence -------------------------------------------------------------------------------
     async def flush(self) -> None:
-        """Write every dirty call, and the leads/tasks of calls that ended, in one transaction."""
+        """Write every pending call, and the leads/tasks of calls that ended, in one transaction.
+
+        The pending work is taken from the outbox as one batch and put back unless the transaction commits
+        (a database error or a cancellation keeps it for the next flush). Raises StoreUnavailable (nothing
+        written) or WriteFenced (the rest written; the calls of a PBX another node took over are its own).
+        """
         # One flush at a time (several PBX clients share this service): a later version of a call must
         # never be overwritten by an earlier one committing after it.
         async with self._flush_lock:
-            if not self._dirty and not self._merges and not self._discarded and not self._tapped:
-                return
-            dirty, ended, merges = self._dirty, self._ended, self._merges
-            discarded, tapped = self._discarded, self._tapped
-            self._dirty, self._ended, self._merges, self._discarded = {}, {}, [], set()
-            self._tapped = []
-            try:
+            fenced: set[str] = set()
+            async with self.outbox.taken() as batch:
+                if not batch:
+                    return
                 async with self.db.session() as session:
                     if self._fence is not None:
-                        dirty, ended, merges = await self._fenced(session, dirty, ended, merges)
-                        tapped = [e for e in tapped if _pbx_of(e) in self.states]
-                    await discard_live_in(session, sorted(discarded))
-                    stored = await self._write(session, dirty, ended, merges)
+                        admitted = await self._fence.admit(session, batch.pbxes)
+                        fenced = batch.pbxes - admitted
+                        batch = batch.only(admitted)
+                    await discard_live_in(session, sorted(batch.discarded))
+                    stored = await self._write(session, batch.dirty, batch.ended, batch.merges)
+                    tapped = [event for _, event in batch.tapped]
                     if self._tap is not None and (tapped or stored):
                         await self._tap.write_in(session, _with_ends(tapped, stored))
-            except CrmtelError:
-                # Keep the work for the next flush; newer versions of the same call win.
-                self._dirty = {**dirty, **self._dirty}
-                self._ended = {**ended, **self._ended}
-                self._merges = merges + self._merges
-                self._discarded |= discarded
-                self._tapped = tapped + self._tapped
-                raise
             self.flushes += 1
-            for key in ended:
+            for key in batch.ended:
                 self._party.pop(key, None)
                 self._matched.pop(key, None)
-            if ended and self._after_flush is not None:
-                self._after_flush(len(ended))
+            if batch.ended and self._after_flush is not None:
+                self._after_flush(len(batch.ended))
+            if fenced:
+                for pbx in fenced:
+                    # Another node leads it now and writes its calls from its own tracking.
+                    self.forget(pbx)
+                raise WriteFenced(sorted(fenced))
 
-    async def _fenced(
-        self,
-        session: AsyncSession,
-        dirty: dict[CallKey, CallRecord],
-        ended: dict[CallKey, CallRecord],
-        merges: list[tuple[str, str, str]],
-    ) -> tuple[dict[CallKey, CallRecord], dict[CallKey, CallRecord], list[tuple[str, str, str]]]:
-        """What of this flush this node may still write; a PBX another node has taken over is dropped."""
-        assert self._fence is not None
-        pbxes = {key[0] for key in dirty} | {m[0] for m in merges}
-        admitted = await self._fence.admit(session, pbxes)
-        for pbx in pbxes - admitted:
-            log.warning("ami %s: another node leads this PBX now; its calls are not written here", pbx)
-            self.forget(pbx)
-        return (
-            {k: v for k, v in dirty.items() if k[0] in admitted},
-            {k: v for k, v in ended.items() if k[0] in admitted},
-            [m for m in merges if m[0] in admitted],
-        )
+    async def write_all(self, within: float | None = None) -> bool:
+        """Write everything pending before a stop, retrying a locked or unreachable store for ``within`` s.
+
+        ``within`` defaults to ``calls.stop_write_seconds``. Returns whether everything was written; what
+        could not be is logged with its count.
+        """
+        if within is None:
+            within = self.settings.stop_write_seconds
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + within
+        delay = 0.1
+        while True:
+            try:
+                await self.flush()
+                return True
+            except WriteFenced as err:
+                log.warning("%s", err)
+            except CrmtelError as err:
+                left = deadline - loop.time()
+                if left <= 0:
+                    log.error(
+                        "stopping with %d call(s) not written: the store did not take them within %.0f s: %s",
+                        self.outbox.pending,
+                        within,
+                        err,
+                    )
+                    return False
+                log.warning("store not writable while stopping (%s); retrying for %.0f s more", err, left)
+                await asyncio.sleep(min(delay, left))
+                delay = min(delay * 2, 2.0)
 
     async def _write(
         self,

@@ -57,13 +57,29 @@ class Leadership:
         self.leading = False
         self.epoch: int | None = None
         self.changes = 0
+        # Set by ``stop`` (crmtel is stopping): the current term ends and no new one starts.
+        self._stop = asyncio.Event()
+        # Set while not leading (cleared for a term, set again once its last writes are done).
+        self.off = asyncio.Event()
+        self.off.set()
+
+    def stop(self) -> None:
+        """Take no new term: ``run`` returns once the current term (if any) has ended."""
+        self._stop.set()
+
+    @property
+    def stopping(self) -> bool:
+        """Whether ``stop`` was called."""
+        return self._stop.is_set()
 
     async def run(self) -> None:
-        """Stand by, lead, stand by … until cancelled."""
-        while True:
+        """Stand by, lead, stand by … until cancelled or stopped."""
+        while not self._stop.is_set():
             try:
                 await self._term()
             except (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError, LeaseLost) as err:
+                if self._stop.is_set():
+                    return
                 log.warning(
                     "cluster.standby", pbx=self.pbx, node=self.node, reason=f"{type(err).__name__}: {err}"
                 )
@@ -88,6 +104,7 @@ class Leadership:
             await self._acquire(conn)
             self.epoch = await self._leases.take_over(self.pbx, self.node)
             self.leading = True
+            self.off.clear()
             self.changes += 1
             log.info("cluster.leading", pbx=self.pbx, node=self.node, epoch=self.epoch)
             fenced = asyncio.Event()
@@ -109,6 +126,7 @@ class Leadership:
             raise LeaseLost("stopped following")
         finally:
             self.leading = False
+            self.off.set()
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(conn.close(), timeout=1.0)
             conn.terminate()
@@ -116,6 +134,8 @@ class Leadership:
     async def _acquire(self, conn: asyncpg.Connection) -> None:
         # Polling, not pg_advisory_lock: a blocked wait would hide a dead database from this loop.
         while True:
+            if self.stopping:
+                raise LeaseLost("stopping")
             if await conn.fetchval("SELECT pg_try_advisory_lock($1, hashtext($2))", LOCK_CLASS, self.pbx):
                 return
             await asyncio.sleep(self._poll)

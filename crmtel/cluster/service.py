@@ -57,7 +57,13 @@ class ClusterNode:
                 await client.run()
             finally:
                 try:
-                    await calls.flush()  # the last writes of this term still carry its epoch
+                    # The last writes of this term still carry its epoch. On a stop the lease is still held:
+                    # a locked or unreachable database is retried within the stop budget; a lost lease
+                    # gets one try (the next leader's writes win anyway).
+                    if leadership.stopping:
+                        await calls.write_all()
+                    else:
+                        await calls.flush()
                 except CrmtelError as err:
                     log.warning("cluster.last_flush_failed", pbx=pbx, error=str(err))
                 finally:
@@ -76,6 +82,16 @@ class ClusterNode:
         )
         self.leaderships.append(leadership)
         return leadership
+
+    def stop(self) -> None:
+        """crmtel is stopping: every leadership ends its term (after its last writes) and takes no new one."""
+        for leadership in self.leaderships:
+            leadership.stop()
+
+    async def stopped(self) -> None:
+        """Wait until no leadership leads any more (each term's last writes are done)."""
+        for leadership in self.leaderships:
+            await leadership.off.wait()
 
     def senders(self, locals_: Mapping[str, ActionSender]) -> dict[str, ActionSender]:
         """Per PBX, what sends its AMI actions (click-to-call) from this node: its own sender (``locals_``)

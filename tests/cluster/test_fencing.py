@@ -5,9 +5,12 @@ from __future__ import annotations
 import asyncio
 from datetime import timedelta
 
+import pytest
+
 from crmtel.calls.service import CallService
 from crmtel.cluster.fence import EpochFence
 from crmtel.config import CallsSettings
+from crmtel.errors import WriteFenced
 from crmtel.store.calls import CallRepository
 from crmtel.store.db import Database
 from crmtel.store.leases import LeaseRepository
@@ -45,9 +48,12 @@ async def test_writes_of_a_replaced_leader_are_refused_and_it_is_told(db: Databa
     assert await b.restore("pbx1") == 1
     before = await calls.between()
 
-    # A has not noticed and goes on: the rest of the call ends in its memory and it tries to write it.
+    # A has not noticed and goes on: the rest of the call ends in its memory and it tries to write it; the
+    # refusal is reported to the caller (a CDR pass must not move its watermark past it).
     await _feed(a, "direct-answered")
-    await a.flush()
+    with pytest.raises(WriteFenced) as refused:
+        await a.flush()
+    assert refused.value.pbxes == ("pbx1",)
     assert await calls.between() == before
     assert lost_a.is_set()
     assert fence_a.rejected == 1
@@ -68,6 +74,7 @@ async def test_a_node_that_does_not_hold_a_pbx_writes_none_of_its_calls(db: Data
     await LeaseRepository(db).take_over("pbx1", "elsewhere")
     service = _service(db, fence)
     await _feed(service, "direct-answered")
-    await service.flush()
+    with pytest.raises(WriteFenced):
+        await service.flush()
     assert await CallRepository(db).between() == []
     assert fence.rejected == 1

@@ -84,3 +84,14 @@ def test_documentation_names_a_file_the_readme_install_creates() -> None:
     path = doc.removeprefix("file:")
     readme = (ROOT / "README.md").read_text(encoding="utf-8")
     assert f"README.md {path}" in readme
+
+
+def test_stop_timeout_leaves_room_for_the_last_writes() -> None:
+    """systemd waits longer than crmtel retries a locked database on stop (calls.stop_write_seconds), with room
+    for the rest of the stop: the calls received before SIGTERM are written, never cut off by a SIGKILL."""
+    from crmtel.config import CallsSettings
+
+    settings = _settings()
+    assert settings["KillSignal"] == ["SIGTERM"]
+    stop_timeout = int(settings["TimeoutStopSec"][0])
+    assert stop_timeout >= CallsSettings().stop_write_seconds + 10
