@@ -32,7 +32,7 @@ from crmtel.cluster.metrics import ClusterCollector
 from crmtel.cluster.service import ClusterNode, session_settings
 from crmtel.config import AmiSettings, Settings
 from crmtel.connectors.service import ConnectorService
-from crmtel.connectors.sinks import build_sinks
+from crmtel.connectors.sinks import build_sinks, connector_routes
 from crmtel.crm.web import CrmApi, crm_routes
 from crmtel.deals.web import deal_routes
 from crmtel.demo import seed
@@ -212,7 +212,7 @@ async def start(settings: Settings, *, demo: bool = False, demo_speed: float = 1
         # The connectors' outbox: effects staged with the call rows, delivered by owned workers.
         connectors = await stack.enter_async_context(
             ConnectorService(
-                build_sinks(settings),
+                build_sinks(settings, db),
                 OutboxRepository(db),
                 settings.outbox,
                 node=settings.cluster.node() if cluster is not None else "local",
@@ -315,7 +315,12 @@ async def start(settings: Settings, *, demo: bool = False, demo_speed: float = 1
                 deals,
                 tasks,
             ),
-            public_routes=(route_table, metrics_routes(metrics, settings.web.metrics_token), health),
+            public_routes=(
+                route_table,
+                metrics_routes(metrics, settings.web.metrics_token),
+                health,
+                *connector_routes([w.sink for w in connectors.workers], db, dial),
+            ),
             locale=locale,
         )
         url = await stack.enter_async_context(

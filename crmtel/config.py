@@ -404,6 +404,40 @@ class WebhookSettings(BaseModel):
         return value
 
 
+class Bitrix24Settings(BaseModel):
+    """Bitrix24 as a server-side local application (OAuth 2); empty ``portal``: not connected."""
+
+    model_config = _FROZEN
+
+    # The portal's address, e.g. https://example.bitrix24.ru (REST calls go to <portal>/rest/).
+    portal: str = Field(default="", pattern=r"^(https?://[^/\s]+/?)?$")
+    # The local application's "Application code" (client_id, local.…) and "Application key" (client_secret).
+    client_id: str = ""
+    client_secret: SecretStr = SecretStr("")
+    # Bitrix24's OAuth server (token refresh).
+    oauth_server: str = Field(default="https://oauth.bitrix.info", pattern=r"^https?://[^\s]+$")
+    # crmtel's public address: the application's handler is <public_url>/integrations/bitrix24/events.
+    public_url: str = ""
+    # The portal user a call is registered to when no phone of a known user rang (an IVR hang-up).
+    default_user_id: int = Field(default=1, ge=1)
+    # Bitrix24 allows about 2 requests a second per application (bursts queue on its side).
+    rate_per_second: float = Field(default=2.0, gt=0, le=50)
+    timeout_seconds: float = Field(default=15.0, gt=0, le=300)
+    # Show the call card to the users whose phones ring (telephony.externalCall.show/hide).
+    show_card: bool = True
+
+    @property
+    def enabled(self) -> bool:
+        """Whether a portal is configured."""
+        return bool(self.portal)
+
+    @model_validator(mode="after")
+    def _complete(self) -> Bitrix24Settings:
+        if self.portal and (not self.client_id or not self.client_secret.get_secret_value()):
+            raise ValueError("bitrix24: a portal needs client_id and client_secret (the local application's)")
+        return self
+
+
 class LogSettings(BaseModel):
     """Logging."""
 
@@ -442,6 +476,7 @@ class Settings(BaseSettings):
     cluster: ClusterSettings = ClusterSettings()
     outbox: OutboxSettings = OutboxSettings()
     webhooks: tuple[WebhookSettings, ...] = ()
+    bitrix24: Bitrix24Settings = Bitrix24Settings()
 
     @field_validator("region")
     @classmethod

@@ -2,16 +2,40 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
+from aiohttp import web
+
+from crmtel.bitrix24.client import Bitrix24Client
+from crmtel.bitrix24.service import Bitrix24Sink
+from crmtel.bitrix24.tokens import TokenStore
+from crmtel.bitrix24.web import Dialer, EventHandler, bitrix24_routes
 from crmtel.config import Settings
 from crmtel.connectors.service import Sink
 from crmtel.errors import ConfigError
+from crmtel.store.db import Database
+from crmtel.store.outbox import SealedTokens
 from crmtel.webhooks.service import WebhookSink
 
 
-def build_sinks(settings: Settings) -> list[Sink]:
-    """Every configured connector: the webhook subscriptions (and the CRMs configured)."""
-    sinks: list[Sink] = [WebhookSink(hook, i) for i, hook in enumerate(settings.webhooks, start=1)]
+def build_sinks(settings: Settings, db: Database) -> list[Sink]:
+    """Every configured connector: Bitrix24 when a portal is set, then the webhook subscriptions."""
+    sinks: list[Sink] = []
+    b24 = settings.bitrix24
+    if b24.enabled:
+        tokens = TokenStore(SealedTokens(db), b24.client_secret.get_secret_value())
+        sinks.append(Bitrix24Sink(b24, Bitrix24Client(b24, tokens), db, settings.web.recordings_dir))
+    sinks.extend(WebhookSink(hook, i) for i, hook in enumerate(settings.webhooks, start=1))
     names = [s.name for s in sinks]
     if len(set(names)) != len(names):
-        raise ConfigError(f"webhooks: two subscriptions share a name ({', '.join(sorted(names))})")
+        raise ConfigError(f"webhooks: two connectors share a name ({', '.join(sorted(names))})")
     return sinks
+
+
+def connector_routes(sinks: Sequence[Sink], db: Database, dial: Dialer | None) -> list[web.RouteTableDef]:
+    """The public routes the connectors need (Bitrix24's event handler)."""
+    return [
+        bitrix24_routes(EventHandler(sink.client, sink.users, db, dial))
+        for sink in sinks
+        if isinstance(sink, Bitrix24Sink)
+    ]

@@ -14,7 +14,7 @@ from sqlalchemy.orm import aliased
 
 from crmtel.connectors.models import Attempt, Backlog, FailedEvent, Kind, OutboxEvent, Staged, State, Verdict
 from crmtel.store.db import Database
-from crmtel.store.models import ConnectorCallRow, ConnectorDeliveryRow, ConnectorEventRow
+from crmtel.store.models import ConnectorCallRow, ConnectorDeliveryRow, ConnectorEventRow, ConnectorTokenRow
 
 # The delivery log keeps this much of an answer (a CRM's error page may be large).
 ANSWER_LIMIT = 2000
@@ -286,3 +286,53 @@ def _aware(value: datetime, like: datetime) -> datetime:
     if value.tzinfo is None and like.tzinfo is not None:
         return value.replace(tzinfo=like.tzinfo)
     return value
+
+
+class SealedTokens:
+    """A connector's sealed token blob (sealing and opening is the connector's business)."""
+
+    def __init__(self, db: Database) -> None:
+        self.db = db
+
+    async def load(self, connector: str) -> str | None:
+        """The sealed text, or None before the first install."""
+        async with self.db.session() as session:
+            row = await session.get(ConnectorTokenRow, connector)
+            return row.sealed if row is not None else None
+
+    async def save(self, connector: str, sealed: str, now: datetime) -> None:
+        """Replace the sealed text."""
+        async with self.db.session() as session:
+            row = await session.get(ConnectorTokenRow, connector)
+            if row is None:
+                session.add(ConnectorTokenRow(connector=connector, sealed=sealed, updated_at=now))
+            else:
+                row.sealed, row.updated_at = sealed, now
+
+    async def delete(self, connector: str) -> None:
+        """Forget the tokens (the application was uninstalled)."""
+        async with self.db.session() as session:
+            row = await session.get(ConnectorTokenRow, connector)
+            if row is not None:
+                await session.delete(row)
+
+
+async def save_memo(
+    db: Database, connector: str, pbx: str, linkedid: str, memo: dict[str, Any], now: datetime
+) -> None:
+    """Remember something of a call before its events exist (a click-to-call's CRM call id)."""
+    async with db.session() as session:
+        row = await session.get(ConnectorCallRow, (connector, pbx, linkedid))
+        if row is None:
+            session.add(
+                ConnectorCallRow(connector=connector, pbx=pbx, linkedid=linkedid, memo=memo, updated_at=now)
+            )
+        else:
+            row.memo, row.updated_at = {**row.memo, **memo}, now
+
+
+async def load_memo(db: Database, connector: str, pbx: str, linkedid: str) -> dict[str, Any]:
+    """What was remembered (empty when nothing)."""
+    async with db.session() as session:
+        row = await session.get(ConnectorCallRow, (connector, pbx, linkedid))
+        return dict(row.memo) if row is not None else {}

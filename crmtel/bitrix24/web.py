@@ -1,0 +1,156 @@
+"""``POST /integrations/bitrix24/events``: the application's event handler (install, click-to-call, uninstall).
+
+The portal posts form fields ``event``, ``data[…]`` and ``auth[…]``. The install event is believed only after
+its access token works on the *configured* portal and the portal names this application (``app.info`` CODE =
+client_id); its ``application_token`` is then stored (sealed) and every later event must carry the same one.
+"""
+
+from __future__ import annotations
+
+import hmac
+import time
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from typing import Protocol
+
+import structlog
+from aiohttp import web
+
+from crmtel.bitrix24.client import B24Error, Bitrix24Client
+from crmtel.bitrix24.service import NAME, ORIGINATES, Users
+from crmtel.bitrix24.tokens import Tokens
+from crmtel.dial.models import DialRefused, DialRequest, DialResult
+from crmtel.domain import Manager
+from crmtel.errors import CrmtelError
+from crmtel.store.db import Database
+from crmtel.store.outbox import save_memo
+
+_log = structlog.get_logger("crmtel.bitrix24")
+
+PATH = "/integrations/bitrix24/events"
+_MAX_FIELDS = 100
+
+
+class Dialer(Protocol):
+    """crmtel's click-to-call (``crmtel.dial.service.DialService``)."""
+
+    async def prepare(
+        self,
+        number: str,
+        *,
+        manager: Manager | None,
+        extension: str | None = None,
+        pbx: str | None = None,
+        name: str | None = None,
+    ) -> DialRequest:
+        """The attempt, or DialRefused."""
+        ...
+
+    async def start(self, request: DialRequest, *, manager_id: int | None = None) -> DialResult:
+        """Place it."""
+        ...
+
+
+def _split(form: Mapping[str, str]) -> tuple[str, dict[str, str], dict[str, str]]:
+    data: dict[str, str] = {}
+    auth: dict[str, str] = {}
+    for key, value in form.items():
+        for prefix, into in (("data[", data), ("auth[", auth)):
+            if key.startswith(prefix) and key.endswith("]"):
+                into[key[len(prefix) : -1]] = value
+    return form.get("event", "").upper(), data, auth
+
+
+class EventHandler:
+    """Checks and acts on the portal's events."""
+
+    def __init__(self, client: Bitrix24Client, users: Users, db: Database, dial: Dialer | None) -> None:
+        self.client = client
+        self.users = users
+        self.db = db
+        self.dial = dial
+
+    async def handle(self, request: web.Request) -> web.Response:
+        """One event; 403 for a wrong application token or an install that does not check out."""
+        if request.content_type != "application/x-www-form-urlencoded":
+            return web.json_response({"error": "form-encoded event expected"}, status=415)
+        form = await request.post()
+        if len(form) > _MAX_FIELDS:
+            return web.json_response({"error": "too many fields"}, status=400)
+        event, data, auth = _split({k: v for k, v in form.items() if isinstance(v, str)})
+        if event == "ONAPPINSTALL":
+            return await self._install(auth)
+        stored = await self.client.tokens.load()
+        given = auth.get("application_token", "")
+        if stored is None or not given or not hmac.compare_digest(given, stored.application_token):
+            _log.warning("bitrix24.event_refused", event_name=event[:40], reason="wrong application token")
+            return web.json_response({"error": "wrong application token"}, status=403)
+        if event == "ONEXTERNALCALLSTART":
+            return await self._click_to_call(data)
+        if event == "ONAPPUNINSTALL":
+            await self.client.tokens.delete()
+            _log.warning("bitrix24.uninstalled")
+            return web.json_response({"ok": True})
+        _log.info("bitrix24.event_ignored", event_name=event[:40])
+        return web.json_response({"ok": True, "ignored": event[:40]})
+
+    async def _install(self, auth: Mapping[str, str]) -> web.Response:
+        access, refresh, app_token = (
+            auth.get("access_token"),
+            auth.get("refresh_token"),
+            auth.get("application_token"),
+        )
+        if not access or not refresh or not app_token or not self.client.same_portal(auth.get("domain", "")):
+            _log.warning("bitrix24.install_refused", reason="incomplete or another portal")
+            return web.json_response({"error": "not this application's install"}, status=403)
+        try:
+            info = await self.client.call_with("app.info", {}, access)
+        except B24Error as err:
+            _log.warning("bitrix24.install_refused", reason=f"{err.code}")
+            return web.json_response({"error": "the tokens do not work on the portal"}, status=403)
+        if not isinstance(info, dict) or info.get("CODE") != self.client.settings.client_id:
+            _log.warning("bitrix24.install_refused", reason="another application")
+            return web.json_response({"error": "not this application's install"}, status=403)
+        try:
+            expires_in = float(auth.get("expires_in") or 3600)
+        except ValueError:
+            expires_in = 3600.0
+        await self.client.tokens.save(
+            Tokens(access, refresh, time.time() + expires_in, app_token, auth.get("member_id", ""))
+        )
+        _log.info("bitrix24.installed")
+        return web.json_response({"ok": True})
+
+    async def _click_to_call(self, data: Mapping[str, str]) -> web.Response:
+        call_id, number, user = data.get("CALL_ID", ""), data.get("PHONE_NUMBER", ""), data.get("USER_ID", "")
+        if not call_id or not number or not user.isdigit():
+            return web.json_response({"error": "CALL_ID, PHONE_NUMBER and USER_ID are required"}, status=400)
+        if self.dial is None:
+            return web.json_response({"error": "click-to-call is not available"}, status=503)
+        try:
+            extension = await self.users.extension_of(int(user))
+            if extension is None:
+                raise DialRefused("dial.no_extension")
+            request = await self.dial.prepare(number, manager=None, extension=extension)
+            # Remembered before dialling: the call's first event must find it (finish it, never register it).
+            memo = {"call_id": call_id, "user_id": int(user)}
+            await save_memo(self.db, NAME, ORIGINATES, request.originate_id, memo, datetime.now(UTC))
+            result = await self.dial.start(request)
+        except DialRefused as err:
+            _log.warning("bitrix24.click_to_call_refused", reason=err.key)
+            return web.json_response({"error": err.key}, status=200)
+        except CrmtelError as err:
+            _log.warning("bitrix24.click_to_call_failed", error=str(err))
+            return web.json_response({"error": "click-to-call failed"}, status=503)
+        return web.json_response({"ok": True, "originate_id": result.request.originate_id})
+
+
+def bitrix24_routes(handler: EventHandler) -> web.RouteTableDef:
+    """The event handler's route (public: checked by the application token)."""
+    table = web.RouteTableDef()
+
+    @table.post(PATH)
+    async def post_event(request: web.Request) -> web.Response:
+        return await handler.handle(request)
+
+    return table
