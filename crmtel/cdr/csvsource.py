@@ -32,7 +32,7 @@ from typing import BinaryIO
 from crmtel.cdr.csvindex import BLOCK, Block, BlockBuilder, Pending, items
 from crmtel.cdr.models import CdrRow, CdrSourceUnavailable
 from crmtel.cdr.rows import MAX_FIELD, decode_text, ended_within, time_problem
-from crmtel.cdr.times import parse_cdr_time
+from crmtel.cdr.times import leg_times, parse_naive
 from crmtel.errors import CrmtelError
 
 log = logging.getLogger(__name__)
@@ -75,11 +75,17 @@ def parse_line(fields: list[str], zone: tzinfo) -> CdrRow:
     if not key:
         raise CdrCsvError("no uniqueid or linkedid (set loguniqueid = yes and newcdrcolumns = yes)")
     try:
-        start = parse_cdr_time(fields[9], zone)
-        answer = parse_cdr_time(fields[10], zone)
-        end = parse_cdr_time(fields[11], zone)
         duration, billsec = int(fields[12]), int(fields[13])
-    except ValueError as err:
+        start, answer, end = leg_times(
+            parse_naive(fields[9]),
+            parse_naive(fields[10]),
+            parse_naive(fields[11]),
+            zone,
+            uniqueid=uniqueid or key,
+            duration=duration,
+            billsec=billsec,
+        )
+    except (ValueError, OverflowError) as err:
         raise CdrCsvError(f"bad time or number: {err}") from err
     if start is None or end is None:
         raise CdrCsvError("no start or end time")

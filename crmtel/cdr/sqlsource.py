@@ -25,7 +25,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from crmtel.cdr.models import CdrRow, CdrSourceUnavailable, CdrSpec
 from crmtel.cdr.rows import MAX_FIELD, decode_text, ended_within, time_problem
-from crmtel.cdr.times import local_to_utc, parse_cdr_time
+from crmtel.cdr.times import leg_times, parse_naive
 
 log = logging.getLogger(__name__)
 # Legs of one call start within this of each other (a queue call offered for hours is rare): the bound
@@ -54,6 +54,15 @@ _TEXT_COLUMNS = (
     "did",
 )
 _OTHER_COLUMNS = ("calldate", "start", "answer", "end", "duration", "billsec", "sequence")
+
+
+def _local(value: object) -> datetime | None:
+    """A CDR time column as the driver gives it (a datetime, naive unless the column has a zone, or text)."""
+    if value is None or value == "":
+        return None
+    if isinstance(value, datetime):
+        return value
+    return parse_naive(_text(value)[:19])
 
 
 def _text(value: object) -> str:
@@ -237,28 +246,28 @@ class SqlCdrSource:
             log.warning("cdr %s: %d bad row(s) skipped", self.describe(), bad)
         return out
 
-    def _time(self, value: object) -> datetime | None:
-        if value is None or value == "":
-            return None
-        if isinstance(value, datetime):
-            return local_to_utc(value, self.zone)
-        return parse_cdr_time(_text(value)[:19], self.zone)
-
     def _row(self, r: Mapping[str, Any]) -> CdrRow:
         duration, billsec = _int(r.get("duration")), _int(r.get("billsec"))
         if duration < 0 or billsec < 0 or billsec > duration + 1:
             raise ValueError(f"duration {duration} / billsec {billsec}")
-        start = self._time(r.get("start")) or self._time(r.get("calldate"))
-        if start is None:
-            raise ValueError("no start time")
-        end = self._time(r.get("end")) or start + timedelta(seconds=duration)
-        answer = self._time(r.get("answer")) if "answer" in r else None
-        if answer is None and billsec > 0 and "answer" not in r:
-            answer = end - timedelta(seconds=billsec)
         uniqueid = _text(r.get("uniqueid"))
         linkedid = _text(r.get("linkedid"))
         if not (linkedid or uniqueid):
             raise ValueError("no uniqueid or linkedid")
+        start, answer, end = leg_times(
+            _local(r.get("start")) or _local(r.get("calldate")),
+            _local(r.get("answer")),
+            _local(r.get("end")),
+            self.zone,
+            uniqueid=uniqueid or linkedid,
+            duration=duration,
+            billsec=billsec,
+        )
+        if start is None:
+            raise ValueError("no start time")
+        end = end or start + timedelta(seconds=duration)
+        if answer is None and billsec > 0 and "answer" not in r:
+            answer = end - timedelta(seconds=billsec)
         sequence = r.get("sequence")
         return CdrRow(
             linkedid=linkedid or uniqueid,

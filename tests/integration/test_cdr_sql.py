@@ -16,6 +16,7 @@ from tests.fixtures.cdr_data import Leg, leg_of_row, legs_of_stream
 from tests.fixtures.cdr_databases import MysqlCdr, PgCdr
 from tests.fixtures.traces import SCENARIOS, TRACES_DIR, load_expected
 from tests.unit.test_cdr_calls import assert_same_call
+from tests.unit.test_cdr_dst import BERLIN, SECOND_0230, moved_legs
 from tests.unit.test_cdr_same_rules import clicks_master_csv
 
 MOSCOW = ZoneInfo("Europe/Moscow")
@@ -160,3 +161,22 @@ async def test_failed_click_to_calls_are_no_calls_from_freepbx_mariadb(mysql_cdr
 async def test_failed_click_to_calls_are_no_calls_from_cdr_pgsql(pg_cdr: PgCdr) -> None:
     """The same CDR in a cdr_pgsql table: only the answered click-to-calls and the queue call are calls."""
     assert await _clicks_from(pg_cdr) == KEPT
+
+
+async def test_freepbx_rows_in_the_repeated_dst_hour_are_read_at_their_true_time(mysql_cdr: MysqlCdr) -> None:
+    """FreePBX's calldate (Berlin time, no offset) at the second 02:30 of 2026-10-25: the call starts at 01:30 UTC
+    with its live talk time, not an hour early."""
+    legs = moved_legs(SECOND_0230)
+    await mysql_cdr.insert(legs, BERLIN)
+    source = SqlCdrSource(CdrSpec.parse(mysql_cdr.url, mysql_cdr.table), BERLIN)
+    try:
+        since, until = _window(legs)
+        calls = group_calls(await source.legs(since, until))  # type: ignore[arg-type]
+    finally:
+        await source.close()
+    (linkedid,) = calls
+    record = call_from_legs(new_state("pbx1"), linkedid, calls[linkedid])
+    assert record is not None
+    expected = load_expected("direct-answered")
+    assert record.started_at == SECOND_0230
+    assert record.talk_seconds == pytest.approx(expected["talk_seconds"], abs=1.0)
