@@ -184,6 +184,8 @@ class CallRecord:
     originate_id: str | None = None
     extra: dict[str, str] = field(default_factory=dict)
     queue_visits: tuple[QueueVisit, ...] = ()
+    # The outside number (E.164) ``answered_by`` answered on: a call forwarded to (followed to) their mobile.
+    answered_on: str | None = None
 
 
 def call_id(pbx: str, linkedid: str) -> str:

@@ -118,6 +118,7 @@ def call_json(
         "ended_at": _iso(call.ended_at),
         "rang": list(call.rang),
         "answered_by": call.answered_by,
+        "answered_on": call.answered_on,
         "queue": call.queue,
         "outcome": call.outcome,
         "missed_reason": call.missed_reason,

@@ -43,6 +43,7 @@ class CallView:
     party_id: int | None
     party_name: str | None
     manager_id: int | None
+    answered_on: str | None = None
 
     @property
     def call_id(self) -> str:
@@ -98,6 +99,7 @@ def _view(row: CallRow) -> CallView:
         party_id=row.party_id,
         party_name=row.party_name,
         manager_id=row.manager_id,
+        answered_on=row.answered_on,
     )
 
 

@@ -213,6 +213,8 @@ class CallRow(Base):
     dialled: Mapped[str | None] = mapped_column(String(64))
     rang: Mapped[list[str]] = mapped_column(JSON, default=list)
     answered_by: Mapped[str | None] = mapped_column(String(32))
+    # The outside number (E.164) a forwarded / follow-me call was answered on (the manager's mobile).
+    answered_on: Mapped[str | None] = mapped_column(String(64))
     queue: Mapped[str | None] = mapped_column(String(64))
     outcome: Mapped[str | None] = mapped_column(String(10))
     missed_reason: Mapped[str | None] = mapped_column(String(100))

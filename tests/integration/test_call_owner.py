@@ -72,7 +72,7 @@ async def test_a_managers_own_unanswered_outbound_call_is_theirs(db: Database) -
 
 async def test_a_call_forwarded_to_the_managers_mobile_is_answered_by_that_manager(db: Database) -> None:
     """Fedor's desk phone 127 forwards his client's call to his mobile through the trunk, where he answers:
-    answered by 127, booked to fedor, no callback task."""
+    answered by 127 on the mobile's number, booked to fedor, no callback task."""
     managers = ManagerRepository(db)
     fedor = await managers.save(login="fedor", name="Fedor Volkov", extensions=("127",))
     await managers.save(login="anna", name="Anna", extensions=("121",))
@@ -83,6 +83,7 @@ async def test_a_call_forwarded_to_the_managers_mobile_is_answered_by_that_manag
     await replay_stream(_settings(db, default_owner="anna"), db, stream, settle=0.05)
     record = await _only_call(db)
     assert (record.answered_by, record.outcome, record.manager_id) == ("127", Outcome.ANSWERED, fedor.id)
+    assert record.answered_on == "+79997770127"  # stored: the number the call was answered on
     assert await TaskRepository(db).open_tasks() == []
 
 

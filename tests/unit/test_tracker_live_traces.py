@@ -58,7 +58,7 @@ def test_each_live_trace_yields_its_expected_record(scenario: str) -> None:
     assert record.ring_seconds == pytest.approx(expected["ring_seconds"], abs=1.0)
     assert record.talk_seconds == pytest.approx(expected["talk_seconds"], abs=1.0)
     assert record.recording_file == expected["recording_file"]
-    assert record.extra.get("answered_on") == expected.get("answered_on")
+    assert record.answered_on == expected.get("answered_on")
     assert record.extra.get("transferred_from") == expected.get("transferred_from")
 
 
@@ -67,7 +67,7 @@ def test_forwarded_to_the_mobile_is_answered_by_the_forwarding_extension() -> No
     its card stops ringing as "forwarded" and then shows the answer; not missed."""
     record, effects = _record(load_messages("forwarded-to-mobile", LIVE_TRACES_DIR))
     assert (record.answered_by, record.outcome, record.missed_reason) == ("127", "answered", None)
-    assert record.extra["answered_on"] == "+79997770127"
+    assert record.answered_on == "+79997770127"
     stops = [e for e in effects if isinstance(e, CallRingStopped)]
     assert [(e.extension, e.reason) for e in stops] == [("127", "forwarded")]
     assert [e.extension for e in effects if isinstance(e, CallAnswered)] == ["127"]
@@ -81,7 +81,7 @@ def test_follow_me_without_a_forward_is_answered_by_the_phone_that_rang_last() -
         for m in load_messages("forwarded-to-mobile", LIVE_TRACES_DIR)
     ]
     record, _ = _record(messages)
-    assert (record.answered_by, record.extra["answered_on"]) == ("127", "+79997770127")
+    assert (record.answered_by, record.answered_on) == ("127", "+79997770127")
 
 
 def test_attended_transfer_through_a_local_consultation_ends_with_the_taker() -> None:

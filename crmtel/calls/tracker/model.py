@@ -179,8 +179,6 @@ def build_record(state: TrackerState, call: Call, ended_at: datetime | None = No
         extra["caller_raw"] = call.caller_raw[:64]
     if call.transferred_from is not None:
         extra["transferred_from"] = call.transferred_from
-    if call.answered_on is not None:
-        extra["answered_on"] = call.answered_on
     return CallRecord(
         pbx=state.pbx,
         linkedid=call.linkedid,
@@ -212,6 +210,7 @@ def build_record(state: TrackerState, call: Call, ended_at: datetime | None = No
         originate_id=call.originate_id,
         extra=extra,
         queue_visits=call.queue_visits,
+        answered_on=call.answered_on,
     )
 
 
