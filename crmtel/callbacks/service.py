@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -14,6 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from crmtel.calls.record import party_number
 from crmtel.config import CallsSettings
 from crmtel.domain import CallRecord, Direction, Outcome
+from crmtel.store.calls import StoredEnd
 from crmtel.store.tasks import (
     AnsweredCall,
     MissedCall,
@@ -45,6 +46,29 @@ class EndedCall:
 
 def _missed(call: EndedCall) -> bool:
     return call.record.direction is Direction.INBOUND and call.record.outcome is Outcome.MISSED
+
+
+def _booked_as(direction: Direction, outcome: Outcome | None) -> str | None:
+    """What a call did to callback tasks: a missed inbound call opens one, an answered call closes them."""
+    if direction is Direction.INBOUND and outcome is Outcome.MISSED:
+        return "missed"
+    if outcome is Outcome.ANSWERED and direction in (Direction.INBOUND, Direction.OUTBOUND):
+        return "answered"
+    return None
+
+
+def booking_changed(before: StoredEnd, record: CallRecord) -> bool:
+    """Whether a stored call's correction (the CDR's truth) changes what it does to callback tasks."""
+    now = _booked_as(record.direction, record.outcome)
+    return now is not None and now != _booked_as(before.direction, before.outcome)
+
+
+def corrected_for_booking(before: StoredEnd, record: CallRecord) -> CallRecord:
+    """The corrected call as the task rules see it: a "missed" call found answered closes the task it opened
+    itself, even when the CDR puts its end a little before the end crmtel had seen (the task's creation)."""
+    if record.ended_at is not None and before.ended_at > record.ended_at:
+        return replace(record, ended_at=before.ended_at)
+    return record
 
 
 async def book_ended_calls(

@@ -26,7 +26,13 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from crmtel.ami import events as ev
 from crmtel.ami.protocol import Message
-from crmtel.callbacks.service import EndedCall, Responsible, book_ended_calls
+from crmtel.callbacks.service import (
+    EndedCall,
+    Responsible,
+    book_ended_calls,
+    booking_changed,
+    corrected_for_booking,
+)
 from crmtel.calls import tracker
 from crmtel.calls.outbox import Outbox
 from crmtel.calls.owner import Owner, OwnerRules, Staff, owner_of
@@ -56,8 +62,8 @@ from crmtel.store.calls import (
     CallKey,
     CallRepository,
     discard_live_in,
-    ended_keys_in,
     merge_in,
+    stored_ends_in,
     upsert_in,
 )
 from crmtel.store.db import Database
@@ -520,9 +526,15 @@ class CallService:
         """Write the rows, leads and tasks; returns the ended calls' records as stored."""
         for pbx, old, new in merges:
             await merge_in(session, pbx, old, new)
-        already = await ended_keys_in(session, list(ended)) if ended else set()
-        # Only calls ending for the first time make leads and tasks: replays and resyncs do not.
+        already = await stored_ends_in(session, list(ended)) if ended else {}
+        # Only calls ending for the first time make leads and tasks: replays and resyncs do not — unless the
+        # call's outcome changed (the CDR found a "missed" call answered): its tasks follow the truth.
         fresh = [key for key in ended if key not in already]
+        corrected = {
+            key: already[key]
+            for key in ended
+            if key in already and booking_changed(already[key], self._with_party(key, ended[key]))
+        }
         staff = await staff_in(
             session,
             {e for r in dirty.values() for e in _extensions_of(r)},
@@ -543,11 +555,28 @@ class CallService:
             live = None if key in ended else tracker.snapshot(self.states[key[0]], key[1])
             items.append((record, live))
         ids = await upsert_in(session, items)
+        for key, before in corrected.items():
+            log.info(
+                "ami %s: call %s corrected from %s to %s: its callback tasks follow",
+                key[0],
+                key[1],
+                before.outcome,
+                ended[key].outcome,
+            )
         await book_ended_calls(
             session,
             [
                 EndedCall(record, ids.get(key), self._responsible(key, owners.get(key)))
                 for key in fresh
+                for record in (self._with_party(key, ended[key]),)
+            ]
+            + [
+                EndedCall(
+                    corrected_for_booking(before, record),
+                    ids.get(key),
+                    self._responsible(key, owners.get(key)),
+                )
+                for key, before in corrected.items()
                 for record in (self._with_party(key, ended[key]),)
             ],
             self.settings,

@@ -216,6 +216,35 @@ async def ended_keys_in(session: AsyncSession, keys: Sequence[CallKey]) -> set[C
     return {(pbx, linkedid) for pbx, linkedid in rows.all()}
 
 
+@dataclass(frozen=True, slots=True)
+class StoredEnd:
+    """How an ended call was stored: what its callback tasks were booked by."""
+
+    direction: Direction
+    outcome: Outcome | None
+    ended_at: datetime
+
+
+async def stored_ends_in(session: AsyncSession, keys: Sequence[CallKey]) -> dict[CallKey, StoredEnd]:
+    """The stored direction, outcome and end of those of these calls already stored as ended."""
+    if not keys:
+        return {}
+    rows = await session.execute(
+        select(CallRow.pbx, CallRow.linkedid, CallRow.direction, CallRow.outcome, CallRow.ended_at).where(
+            tuple_(CallRow.pbx, CallRow.linkedid).in_(list(keys)), CallRow.ended_at.is_not(None)
+        )
+    )
+    return {
+        (pbx, linkedid): StoredEnd(
+            Direction(direction),
+            Outcome(outcome) if outcome else None,
+            ended if ended.tzinfo is not None else ended.replace(tzinfo=UTC),
+        )
+        for pbx, linkedid, direction, outcome, ended in rows.all()
+        if ended is not None
+    }
+
+
 async def merge_in(session: AsyncSession, pbx: str, old: str, new: str) -> None:
     """Fold the row of linkedid ``old`` into ``new`` (after a transfer merged the calls)."""
     ids = dict(

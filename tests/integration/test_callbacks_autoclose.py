@@ -4,17 +4,22 @@ through the fake AMI server and the real pipeline), name that call, and a later 
 from __future__ import annotations
 
 import random
+from dataclasses import replace
+from datetime import timedelta
 from pathlib import Path
 
 from crmtel.calls.commands import replay_stream
+from crmtel.calls.service import CallService
+from crmtel.cdr.merge import corrected
 from crmtel.config import CallsSettings, ReportsSettings, Settings
-from crmtel.domain import Direction
+from crmtel.domain import Direction, Outcome
 from crmtel.fakepbx.server import Recorded, load_ami
 from crmtel.fakepbx.simulator import Pattern, Rewriter
 from crmtel.store.callbacks import CallbackRepository, TaskView
 from crmtel.store.calls import CallRepository
 from crmtel.store.db import Database
 from crmtel.store.managers import ManagerRepository
+from crmtel.store.parties import PartyRepository
 
 EPOCH = 1_795_470_000.0
 
@@ -119,3 +124,67 @@ async def test_numbers_compare_on_the_configured_digits(db: Database, traces_dir
     await replay_stream(settings, db, _at(load_ami(traces_dir / "outbound-answered.ami"), 1, 2), settle=0.05)
     (task,) = await _tasks(db)
     assert task.status == "closed"
+
+
+async def test_a_missed_call_the_cdr_finds_answered_closes_the_task_it_opened(
+    db: Database, traces_dir: Path
+) -> None:
+    """The caller gave up — as crmtel saw it — and a task opened; the CDR later says 101 answered (a resync
+    after a fault closed the call as missed): the backfill's correction closes that task, named by the call.
+    The correction back (answered -> missed) opens a task again: tasks follow the call's true outcome."""
+    await ManagerRepository(db).save(login="anna", name="Anna", extensions=("101",))
+    settings = _settings(db)
+    await replay_stream(
+        settings, db, _at(load_ami(traces_dir / "direct-caller-gives-up.ami"), 0, 1), settle=0.05
+    )
+    (task,) = await _tasks(db)
+    assert (task.status, task.missed_count) == ("open", 1)
+    (stored,) = await CallRepository(db).between()
+    seen = stored.record
+    assert seen.outcome is Outcome.MISSED
+    assert seen.ended_at is not None
+    cdr = replace(
+        seen,
+        answered_by="101",
+        answered_at=seen.started_at + timedelta(seconds=3),
+        # The CDR's clock puts the end a moment before the one crmtel saw.
+        ended_at=seen.ended_at - timedelta(seconds=1),
+        # What a record built from CDR legs carries (a record read back from the store has no extras).
+        extra={"party_number": "+79161110001"},
+    )
+    better = corrected(seen, cdr)
+    assert better is not None
+    assert better.outcome is Outcome.ANSWERED
+    calls = CallService(
+        db, settings.calls, PartyRepository(db), match_digits=settings.reports.callback_match_digits
+    )
+    await calls.record_ended(seen.pbx, better)
+    await calls.flush()
+    (task,) = await _tasks(db)
+    assert task.status == "closed"
+    assert task.closed_by_call == f"{seen.pbx}:{seen.linkedid}"
+
+    await calls.record_ended(seen.pbx, seen)
+    await calls.flush()
+    tasks = sorted(await _tasks(db), key=lambda t: t.id)
+    assert [(t.status, t.missed_count) for t in tasks] == [("closed", 1), ("open", 1)]
+
+
+async def test_a_call_corrected_without_changing_its_outcome_touches_no_task(
+    db: Database, traces_dir: Path
+) -> None:
+    """A CDR correction of the times alone (missed stays missed) neither counts the miss again nor opens a
+    second task."""
+    await ManagerRepository(db).save(login="anna", name="Anna", extensions=("101",))
+    settings = _settings(db)
+    await replay_stream(
+        settings, db, _at(load_ami(traces_dir / "direct-caller-gives-up.ami"), 0, 1), settle=0.05
+    )
+    (stored,) = await CallRepository(db).between()
+    seen = stored.record
+    assert seen.ended_at is not None
+    calls = CallService(db, settings.calls, PartyRepository(db))
+    await calls.record_ended(seen.pbx, replace(seen, ended_at=seen.ended_at + timedelta(seconds=4)))
+    await calls.flush()
+    (task,) = await _tasks(db)
+    assert (task.status, task.missed_count) == ("open", 1)
