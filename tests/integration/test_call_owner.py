@@ -7,6 +7,7 @@ import asyncio
 import json
 import logging
 from collections.abc import Iterator
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -17,6 +18,8 @@ from crmtel.config import CallsSettings, Settings
 from crmtel.demo.people import seed_people
 from crmtel.domain import CallRecord, Outcome
 from crmtel.fakepbx.server import load_ami
+from crmtel.reports.models import UNASSIGNED, Period
+from crmtel.reports.queries import ReportQueries
 from crmtel.store.calls import CallRepository
 from crmtel.store.db import Database
 from crmtel.store.managers import ManagerRepository
@@ -155,3 +158,16 @@ async def test_the_demo_calls_leave_no_callback_task_without_an_owner(db: Databa
     stored = [s.record for s in await CallRepository(db).between()]
     assert len(stored) == len(SCENARIOS)
     assert [r.linkedid for r in stored if r.manager_id is None] == []
+
+
+async def test_the_report_counts_an_unanswered_outbound_call_in_the_placers_row(db: Database) -> None:
+    """Calls vs deals for the day: boris's unanswered outbound call is one outbound call in boris's row, and there
+    is no "(unassigned)" row."""
+    boris = await ManagerRepository(db).save(login="boris", name="Boris Orlov", extensions=("122",))
+    stream = load_ami(LIVE_TRACES_DIR / "outbound-unanswered.ami")
+    await replay_stream(_settings(db), db, stream, settle=0.05)
+    day = (await _only_call(db)).started_at.date()
+    report = await ReportQueries(db).calls_vs_deals(Period(day, day + timedelta(days=1), "UTC"))
+    rows = {row.name: row for row in report.rows}
+    assert UNASSIGNED not in rows
+    assert (rows["Boris Orlov"].manager_id, rows["Boris Orlov"].outbound) == (boris.id, 1)

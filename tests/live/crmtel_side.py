@@ -203,6 +203,15 @@ async def tasks(database_url: str) -> list[TaskView]:
         await db.dispose()
 
 
+async def manager_logins(database_url: str) -> dict[int, str]:
+    """Every manager's login by id (to name the owner crmtel booked a call to)."""
+    db = Database(database_url)
+    try:
+        return {m.id: m.login for m in await ManagerRepository(db).all()}
+    finally:
+        await db.dispose()
+
+
 async def wait_stored(database_url: str, pbx: str, linkedid: str, limit: float = 30.0) -> CallRecord:
     """The record of an ended call, once crmtel has written it."""
     deadline = time.monotonic() + limit

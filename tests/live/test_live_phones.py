@@ -16,7 +16,7 @@ from tests.fixtures.databases import PostgresRun, SqliteRun
 from tests.live.asterisk import Install, Queue
 from tests.live.batch import Expected, Result, Scenario, assert_matches, run_batch
 from tests.live.conftest import module_database
-from tests.live.crmtel_side import Customer, Staff, TaskView, tasks
+from tests.live.crmtel_side import Customer, Staff, TaskView, manager_logins, tasks
 from tests.live.rig import RigSpec, live_rig
 from tests.live.sipp import (
     Answers,
@@ -71,17 +71,23 @@ WORLD: dict[str, Behaviour] = {
 
 @dataclass
 class Phones:
-    """The batch's results and the callback tasks crmtel opened."""
+    """The batch's results, the callback tasks crmtel opened, and the managers' logins by id."""
 
     results: dict[str, Result]
     tasks: list[TaskView]
+    logins: dict[int, str]
+
+    def owner(self, key: str) -> str | None:
+        """The login of the manager crmtel booked scenario ``key``'s call to."""
+        manager = self.results[key].record.manager_id
+        return self.logins.get(manager) if manager is not None else None
 
 
 async def _run(install: Install, folder: Path, database_url: str) -> Phones:
     async with live_rig(install, folder, database_url, SPEC) as rig:
         results = await run_batch(rig, SCENARIOS, PHONES, WORLD)
         rig.witness.save(folder / "phones")
-        return Phones(results, await tasks(database_url))
+        return Phones(results, await tasks(database_url), await manager_logins(database_url))
 
 
 @pytest.fixture(scope="module")
@@ -108,6 +114,7 @@ def test_outbound_call_from_a_desk_phone_answered(phones: Phones) -> None:
             answer_side="trunk",
         ),
     )
+    assert phones.owner("outbound-answered") == "anna"
 
 
 def test_outbound_call_from_a_desk_phone_not_answered(phones: Phones) -> None:
@@ -128,6 +135,8 @@ def test_outbound_call_from_a_desk_phone_not_answered(phones: Phones) -> None:
         ),
     )
     assert not [t for t in phones.tasks if t.phone and t.phone.endswith("9991110002")]
+    # The manager who placed it owns it, answered or not (not "(unassigned)", not a 404 to boris).
+    assert phones.owner("outbound-unanswered") == "boris"
 
 
 def test_blind_transfer_ends_with_the_extension_that_took_over(phones: Phones) -> None:
@@ -165,6 +174,7 @@ def test_attended_transfer_ends_with_the_extension_that_took_over(phones: Phones
             queue="q-attended",
         ),
     )
+    assert phones.owner("attended-transfer") == "egor"
 
 
 def test_attended_transfer_really_happened_on_the_pbx(phones: Phones) -> None:
@@ -192,6 +202,8 @@ def test_forwarded_to_the_managers_mobile_and_answered_there(phones: Phones) -> 
         ),
     )
     assert not [t for t in phones.tasks if t.phone == "+79161110027"]
+    assert result.record.answered_on == "+79997770127"  # the mobile it was answered on, stored
+    assert phones.owner("forwarded-to-mobile") == "fedor"
 
 
 def test_forwarding_to_the_mobile_really_happened_on_the_pbx(phones: Phones) -> None:
