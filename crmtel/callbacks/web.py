@@ -8,6 +8,7 @@ from typing import Annotated, Any, Literal
 from aiohttp import web
 from pydantic import StringConstraints
 
+from crmtel.crm.models import Viewer
 from crmtel.domain import Role
 from crmtel.errors import NotFound
 from crmtel.push.context import current_manager, translator
@@ -120,6 +121,8 @@ def callback_routes(tasks: CallbackRepository, managers: ManagerRepository) -> w
     @routes.get("/api/search")
     async def search(request: web.Request) -> web.Response:
         query = read_query(request, SearchQuery)
-        return web.json_response({"results": [hit_json(h) for h in await tasks.search(query.q)]})
+        me = current_manager(request)
+        viewer = Viewer(me.id, me.role is Role.HEAD)
+        return web.json_response({"results": [hit_json(h) for h in await tasks.search(query.q, viewer)]})
 
     return routes

@@ -12,8 +12,10 @@ from sqlalchemy import ColumnElement, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 
+from crmtel.crm.models import Kind, Viewer
 from crmtel.domain import PartyKind, call_id
 from crmtel.errors import CrmtelError, NotFound
+from crmtel.store.crm_lists import visible
 from crmtel.store.db import Database
 from crmtel.store.models import CallRow, ClientRow, LeadRow, ManagerRow, PhoneRow, TaskRow
 
@@ -171,8 +173,9 @@ class CallbackRepository:
         row.result = result[:300]
         row.closed_by_manager_id = manager_id
 
-    async def search(self, query: str, *, limit: int = 20) -> list[PartyHit]:
-        """Clients and leads whose name, company or number contains ``query``."""
+    async def search(self, query: str, viewer: Viewer, *, limit: int = 20) -> list[PartyHit]:
+        """Clients and leads whose name, company or number contains ``query`` — of those ``viewer`` may see
+        (a head: all; a manager: their own, shared with them and unassigned, as the CRM's lists)."""
         text = query.strip()
         digits = "".join(ch for ch in text if ch.isdigit())
         if len(text) < 2:
@@ -191,6 +194,9 @@ class CallbackRepository:
             lead_match.append(LeadRow.id.in_(select(PhoneRow.lead_id).where(numbers)))
         clients = select(ClientRow.id, ClientRow.name, ClientRow.manager_id).where(or_(*client_match))
         leads = select(LeadRow.id, LeadRow.name, LeadRow.company, LeadRow.manager_id).where(or_(*lead_match))
+        for_clients, for_leads = visible(Kind.CLIENT, viewer), visible(Kind.LEAD, viewer)
+        if for_clients is not None and for_leads is not None:
+            clients, leads = clients.where(for_clients), leads.where(for_leads)
         async with self._db.session() as session:
             found_clients = (await session.execute(clients.order_by(ClientRow.name).limit(limit))).all()
             found_leads = (await session.execute(leads.order_by(LeadRow.name).limit(limit))).all()

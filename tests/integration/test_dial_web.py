@@ -26,7 +26,7 @@ from crmtel.store.callbacks import CallbackRepository
 from crmtel.store.db import Database
 from crmtel.store.dial_attempts import DialAttempts
 from crmtel.store.managers import ManagerRepository
-from crmtel.store.models import TaskRow
+from crmtel.store.models import PartyShareRow, TaskRow
 from crmtel.store.parties import NewClient, NewLead, PartyRepository
 from tests.fixtures.fake_ami import running, settings_for, wait_for
 from tests.integration.test_web_app import Rig, seed_managers
@@ -211,3 +211,43 @@ async def test_search_finds_clients_and_leads_by_name_company_or_number(db: Data
         for q in ("x", "y" * 101):
             async with anna.get("/api/search", params={"q": q}) as resp:
                 assert resp.status == 400, q
+
+
+async def test_search_shows_a_manager_only_what_they_may_see_and_a_head_everything(db: Database) -> None:
+    """Anna finds her own client, an unassigned lead and a client shared with her — never Boris's own client
+    or lead, nor their numbers; the head finds all of them."""
+    async with (
+        dial_app(db) as r,
+        r.web.browser("anna") as anna,
+        r.web.browser("head") as head,
+    ):
+        ids = {login: m.id for login, m in r.web.managers.items()}
+        parties = PartyRepository(db)
+        await parties.add_client(
+            NewClient(name="Ромашка Анны", phones=("+79161110001",), manager_id=ids["anna"])
+        )
+        borisc = await parties.add_client(
+            NewClient(name="Ромашка Бориса", phones=("+79161110002",), manager_id=ids["boris"])
+        )
+        shared = await parties.add_client(
+            NewClient(name="Ромашка общая", phones=("+79161110003",), manager_id=ids["boris"])
+        )
+        await parties.add_lead(NewLead(name="Ромашка без хозяина", phones=("+79161110004",)))
+        await parties.add_lead(
+            NewLead(name="Ромашка лид Бориса", phones=("+79161110005",), manager_id=ids["boris"])
+        )
+        async with db.session() as session:
+            session.add(PartyShareRow(kind="client", party_id=shared.id, manager_id=ids["anna"]))
+        for q in ("Ромашка", "7916111000"):
+            async with anna.get("/api/search", params={"q": q}) as resp:
+                assert resp.status == 200
+                found = (await resp.json())["results"]
+            assert sorted(f["name"] for f in found) == [
+                "Ромашка Анны",
+                "Ромашка без хозяина",
+                "Ромашка общая",
+            ], q
+            assert "+79161110002" not in {p for f in found for p in f["phones"]}
+            async with head.get("/api/search", params={"q": q}) as resp:
+                assert len((await resp.json())["results"]) == 5, q
+        assert borisc.id not in {f["id"] for f in found if f["kind"] == "client"}
