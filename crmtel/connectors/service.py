@@ -157,25 +157,26 @@ class DeliveryWorker:
     async def _deliver_batch(self, claimed: list[tuple[OutboxEvent, dict[str, Any]]]) -> None:
         # Events of one claim belong to different calls, so delivering them side by side keeps each call's order.
         gate = asyncio.Semaphore(self.settings.concurrency)
-        settled: set[int] = set()
+        results: list[tuple[OutboxEvent, Attempt]] = []
 
         async def one(event: OutboxEvent, memo: dict[str, Any]) -> None:
             async with gate:
                 if self._hold_until is not None:
                     return  # the CRM asked us to wait: the rest of the batch is given back below
                 await self.rate.acquire()
-                attempt = await self._attempt(event, memo)
-                await self._settle(event, attempt)
-                settled.add(event.id)
+                results.append((event, await self._attempt(event, memo)))
 
         try:
             async with asyncio.TaskGroup() as group:
                 for event, memo in claimed:
                     group.create_task(one(event, memo), name=f"outbox-{self.sink.name}-{event.id}")
         finally:
-            # Unsent (or interrupted) events go back at once instead of waiting for their lease to run out.
+            # What was sent is recorded in one transaction (also when stopping: shielded); what was not sent
+            # goes back at once instead of waiting for its lease to run out.
+            await asyncio.shield(self._settle(results))
+            done = {event.id for event, _ in results}
             for event, _ in claimed:
-                if event.id not in settled:
+                if event.id not in done:
                     with contextlib.suppress(CrmtelError):
                         await asyncio.shield(self.repo.release(event))
 
@@ -200,34 +201,40 @@ class DeliveryWorker:
             return None
         return due
 
-    async def _settle(self, event: OutboxEvent, attempt: Attempt) -> None:
+    async def _settle(self, results: list[tuple[OutboxEvent, Attempt]]) -> None:
+        if not results:
+            return
         now = self._clock()
-        next_at = self.next_at(event, attempt, now) if attempt.verdict is Verdict.RETRY else None
-        if attempt.verdict is Verdict.RETRY and attempt.retry_after is not None:
-            hold = now + timedelta(seconds=attempt.retry_after)
-            self._hold_until = max(hold, self._hold_until) if self._hold_until is not None else hold
+        items: list[tuple[OutboxEvent, Attempt, datetime | None]] = []
+        for event, attempt in results:
+            retry = attempt.verdict is Verdict.RETRY
+            items.append((event, attempt, self.next_at(event, attempt, now) if retry else None))
+            if retry and attempt.retry_after is not None:
+                hold = now + timedelta(seconds=attempt.retry_after)
+                self._hold_until = max(hold, self._hold_until) if self._hold_until is not None else hold
         delay = 0.1
         while True:
             try:
-                state = await self.repo.settle(event, attempt, node=self.node, now=now, next_at=next_at)
+                states = await self.repo.settle_many(items, node=self.node, now=now)
                 break
             except CrmtelError as err:
-                # The result must be recorded (else the event is delivered again): wait for the store.
+                # The results must be recorded (else the events are delivered again): wait for the store.
                 _log.warning("outbox.settle_failed", connector=self.sink.name, error=str(err))
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 5.0)
-        if state == "delivered":
-            self.delivered += 1
-        elif state == "pending":
-            self.retried += 1
-            _log.info(
-                "outbox.retry", connector=self.sink.name, event_id=event.id, answer=attempt.answer[:200]
-            )
-        else:
-            self.failed += 1
-            _log.warning(
-                "outbox.failed", connector=self.sink.name, event_id=event.id, answer=attempt.answer[:200]
-            )
+        for (event, attempt), state in zip(results, states, strict=True):
+            if state == "delivered":
+                self.delivered += 1
+            elif state == "pending":
+                self.retried += 1
+                _log.info(
+                    "outbox.retry", connector=self.sink.name, event_id=event.id, answer=attempt.answer[:200]
+                )
+            else:
+                self.failed += 1
+                _log.warning(
+                    "outbox.failed", connector=self.sink.name, event_id=event.id, answer=attempt.answer[:200]
+                )
 
     async def refresh_backlog(self) -> Backlog:
         """Read the backlog from the store (metrics and /healthz show the last one read)."""

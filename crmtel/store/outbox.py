@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import func, select, tuple_, update
+from sqlalchemy import bindparam, func, insert, select, tuple_, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
@@ -152,39 +152,74 @@ class OutboxRepository:
         now: datetime,
         next_at: datetime | None,
     ) -> str:
-        """Record an attempt in the log and move the event on; returns its new state.
+        """Record one attempt (see ``settle_many``); returns the event's new state."""
+        (state,) = await self.settle_many([(event, attempt, next_at)], node=node, now=now)
+        return state
+
+    async def settle_many(
+        self,
+        results: Sequence[tuple[OutboxEvent, Attempt, datetime | None]],
+        *,
+        node: str,
+        now: datetime,
+    ) -> list[str]:
+        """Record attempts in the log and move their events on, in one transaction; returns the new states.
 
         ``next_at`` None with a RETRY means the event is given up (too old): it becomes failed.
         """
         e = ConnectorEventRow
-        attempts = event.attempts + 1
-        values: dict[str, object]
-        if attempt.verdict is Verdict.DELIVERED:
-            state, values = State.DELIVERED, {"delivered_at": now, "last_error": None}
-        elif attempt.verdict is Verdict.RETRY and next_at is not None:
-            state, values = State.PENDING, {"next_at": next_at, "last_error": attempt.answer[:1000]}
-        else:
-            state, values = State.FAILED, {"last_error": attempt.answer[:1000]}
-        async with self.db.session() as session:
-            session.add(
-                ConnectorDeliveryRow(
-                    event_id=event.id,
-                    at=now,
-                    attempt=attempts,
-                    outcome=attempt.verdict.value if state is not State.FAILED else State.FAILED.value,
-                    status=attempt.status,
-                    answer=attempt.answer[:ANSWER_LIMIT],
-                    node=node,
-                )
+        states: list[str] = []
+        changes: list[dict[str, Any]] = []
+        log: list[dict[str, Any]] = []
+        memos: list[tuple[OutboxEvent, dict[str, Any]]] = []
+        for event, attempt, next_at in results:
+            if attempt.verdict is Verdict.DELIVERED:
+                state, due, error, done = State.DELIVERED, now, None, now
+            elif attempt.verdict is Verdict.RETRY and next_at is not None:
+                state, due, error, done = State.PENDING, next_at, attempt.answer[:1000], None
+            else:
+                state, due, error, done = State.FAILED, now, attempt.answer[:1000], None
+            attempts = event.attempts + 1
+            changes.append(
+                {"eid": event.id, "st": state.value, "n": attempts, "due": due, "err": error, "done": done}
             )
-            await session.execute(
-                update(e)
-                .where(e.id == event.id)
-                .values(state=state.value, attempts=attempts, claimed_by=None, claimed_until=None, **values)
+            log.append(
+                {
+                    "event_id": event.id,
+                    "at": now,
+                    "attempt": attempts,
+                    "outcome": attempt.verdict.value if state is not State.FAILED else State.FAILED.value,
+                    "status": attempt.status,
+                    "answer": attempt.answer[:ANSWER_LIMIT],
+                    "node": node,
+                }
             )
             if state is State.DELIVERED and attempt.memo:
-                await self._save_memo(session, event, attempt.memo, now)
-        return state.value
+                memos.append((event, attempt.memo))
+            states.append(state.value)
+        if not changes:
+            return states
+        async with self.db.session() as session:
+            # Two executemany statements for the whole batch, whatever its size.
+            await session.execute(insert(ConnectorDeliveryRow), log)
+            conn = await session.connection()
+            await conn.execute(
+                update(e)
+                .where(e.id == bindparam("eid"))
+                .values(
+                    state=bindparam("st"),
+                    attempts=bindparam("n"),
+                    next_at=bindparam("due"),
+                    last_error=bindparam("err"),
+                    delivered_at=bindparam("done"),
+                    claimed_by=None,
+                    claimed_until=None,
+                ),
+                changes,
+            )
+            for event, memo in memos:
+                await self._save_memo(session, event, memo, now)
+        return states
 
     async def _save_memo(
         self, session: AsyncSession, event: OutboxEvent, memo: dict[str, Any], now: datetime
