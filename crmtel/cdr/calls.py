@@ -15,7 +15,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
 
-from crmtel.calls.legs import LegKind, dialled_number, local_base
+from crmtel.calls.legs import LegKind, dialled_number, forwarded_taker, local_base
 from crmtel.calls.tracker import visits
 from crmtel.calls.tracker.model import Call, TrackerState, build_record, leg_kind, normalise_caller
 from crmtel.cdr.models import CdrRow
@@ -279,6 +279,43 @@ def call_from_legs(state: TrackerState, linkedid: str, legs: Sequence[CdrRow]) -
         first = min(answered, key=lambda o: (o.leg.answer or o.leg.start, _order(o.leg)))
         who = first.extension if call.direction is not Direction.OUTBOUND else call.placed_by
         call = replace(call, answered_by=who, answered_at=first.leg.answer)
+        if call.direction is not Direction.OUTBOUND:
+            call = _transferred(call, origin, answered, first)
+    elif call.direction is Direction.INBOUND and (mobile := _answered_outside(offers)) is not None:
+        call = _forwarded(state, call, mobile)
     else:
         call = replace(call, unanswered_reason=missed_reason(legs, offers))
     return build_record(state, call, ended_at=max(leg.end for leg in legs))
+
+
+def _transferred(call: Call, origin: CdrRow, answered: Sequence[_Offer], first: _Offer) -> Call:
+    """After a blind or attended transfer the caller's channel dialled the phone that took over (directly, or
+    through a ``Local/`` consultation): the last phone the caller's own legs reached answers the call."""
+    own = [o for o in answered if o.via.channel == origin.channel and o.extension is not None]
+    if not own:
+        return call
+    last = max(own, key=lambda o: (_order(o.via), o.leg.answer or o.leg.start))
+    if last.extension == first.extension or _order(last.via) <= _order(first.via):
+        return call
+    return replace(call, answered_by=last.extension, transferred_from=first.extension)
+
+
+def _answered_outside(offers: Sequence[_Offer]) -> _Offer | None:
+    """The first line to the outside world that answered (a forward or follow-me to a mobile)."""
+    outside = [
+        o
+        for o in offers
+        if o.kind is LegKind.TRUNK and o.leg.disposition == "ANSWERED" and o.leg.answer is not None
+    ]
+    return min(outside, key=lambda o: (o.leg.answer or o.leg.start, _order(o.leg))) if outside else None
+
+
+def _forwarded(state: TrackerState, call: Call, mobile: _Offer) -> Call:
+    """An inbound call answered on a mobile through the trunk: by the manager whose phone rang last (the CDR
+    does not keep a phone's ``Forward``), the record noting the number (``crmtel.calls.legs.forwarded_taker``)."""
+    taker = forwarded_taker(call.rang, None)
+    if taker is None:
+        return replace(call, unanswered_reason=MissedReason.NO_ANSWER)
+    number = dialled_number(mobile.leg.dst)
+    answered_on = (normalize(number, state.region).e164 or number) if number is not None else None
+    return replace(call, answered_by=taker, answered_at=mobile.leg.answer, answered_on=answered_on)
