@@ -51,18 +51,22 @@ class ImportReport:
     warnings: list[RowIssue] = field(default_factory=list)
     applied: bool = False
     dry_run: bool = False
+    # Issues past the report's bound (crmtel.exchange.importer.MAX_ISSUES), counted but not kept.
+    errors_omitted: int = 0
+    warnings_omitted: int = 0
 
     @property
     def bad_rows(self) -> int:
-        """How many lines had at least one error."""
-        return len({e.line for e in self.errors})
+        """How many lines had at least one error (those past the bound counted as one line each)."""
+        return len({e.line for e in self.errors}) + self.errors_omitted
 
     def summary(self) -> str:
         """One line for the operator."""
         verb = "would import" if self.dry_run else ("imported" if self.applied else "imported nothing from")
         return (
             f"{verb} {self.rows} {self.kind.value} rows: {self.created} created, {self.updated} updated, "
-            f"{self.unchanged} unchanged, {self.bad_rows} bad rows, {len(self.warnings)} warnings"
+            f"{self.unchanged} unchanged, {self.bad_rows} bad rows, "
+            f"{len(self.warnings) + self.warnings_omitted} warnings"
         )
 
 

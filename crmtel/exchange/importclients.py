@@ -62,31 +62,76 @@ async def import_clients(
     parsed = parse_clients(table, await manager_logins(conn), region)
     if not accept(parsed, report, skip_bad_rows):
         return
-    records = parsed.records
-    columns = (
-        ClientRow.id,
-        ClientRow.external_id,
-        ClientRow.name,
-        ClientRow.kind,
-        ClientRow.category,
-        ClientRow.manager_id,
-        ClientRow.turnover,
-        ClientRow.turnover_month,
-        ClientRow.stop_list,
-        ClientRow.notes,
-    )
-    stored = {r.id: r for r in await conn.execute(select(*columns))}
-    first_ids = (
-        select(func.min(PhoneRow.id)).where(PhoneRow.client_id.is_not(None)).group_by(PhoneRow.client_id)
-    )
+    await write_clients(conn, parsed.records, report)
+
+
+_COLUMNS = (
+    ClientRow.id,
+    ClientRow.external_id,
+    ClientRow.name,
+    ClientRow.kind,
+    ClientRow.category,
+    ClientRow.manager_id,
+    ClientRow.turnover,
+    ClientRow.turnover_month,
+    ClientRow.stop_list,
+    ClientRow.notes,
+)
+
+
+async def _stored_clients(conn: AsyncConnection, ids: set[int]) -> dict[int, Any]:
+    stored: dict[int, Any] = {}
+    for chunk in chunks(sorted(ids)):
+        stored.update({r.id: r for r in await conn.execute(select(*_COLUMNS).where(ClientRow.id.in_(chunk)))})
+    return stored
+
+
+async def _first_phones(conn: AsyncConnection, ids: set[int]) -> dict[int, str]:
     first_phone: dict[int, str] = {}
-    for cid, e164 in await conn.execute(
-        select(PhoneRow.client_id, PhoneRow.e164).where(PhoneRow.id.in_(first_ids))
-    ):
-        if cid is not None:
-            first_phone[cid] = e164
+    for chunk in chunks(sorted(ids)):
+        first_ids = (
+            select(func.min(PhoneRow.id)).where(PhoneRow.client_id.in_(chunk)).group_by(PhoneRow.client_id)
+        )
+        for cid, e164 in await conn.execute(
+            select(PhoneRow.client_id, PhoneRow.e164).where(PhoneRow.id.in_(first_ids))
+        ):
+            if cid is not None:
+                first_phone[cid] = e164
+    return first_phone
+
+
+async def _candidates(conn: AsyncConnection, records: Sequence[ClientRecord]) -> set[int]:
+    """The stored clients these records may be (by external id, first number or name): only those are read,
+    so a batch costs the same whatever the size of the store or of the file."""
+    ids: set[int] = set()
+    external = sorted({r.external_id for r in records if r.external_id})
+    for chunk in chunks(external):
+        ids.update(
+            (await conn.execute(select(ClientRow.id).where(ClientRow.external_id.in_(chunk)))).scalars()
+        )
+    firsts = sorted({r.phones[0][0] for r in records if r.phones})
+    for chunk in chunks(firsts):
+        ids.update(
+            cid
+            for cid in (
+                await conn.execute(select(PhoneRow.client_id).where(PhoneRow.e164.in_(chunk)))
+            ).scalars()
+            if cid is not None
+        )
+    # Clients without a number are recognised by name (as written, or with its spaces tidied).
+    names = sorted({v for r in records if not r.phones for v in (r.name, " ".join(r.name.split()))})
+    for chunk in chunks(names):
+        ids.update((await conn.execute(select(ClientRow.id).where(ClientRow.name.in_(chunk)))).scalars())
+    return ids
+
+
+async def write_clients(conn: AsyncConnection, records: Sequence[ClientRecord], report: ImportReport) -> None:
+    """Write checked client records (one file, or one batch of a file streamed in batches)."""
+    candidates = await _candidates(conn, records)
+    stored = await _stored_clients(conn, candidates)
+    first_phone = await _first_phones(conn, candidates)
     by_key: dict[tuple[str, ...], int] = {}
-    for r in stored.values():
+    for r in sorted(stored.values(), key=lambda row: row.id):
         if r.external_id:
             by_key[("id", r.external_id)] = r.id
         fp = first_phone.get(r.id)
@@ -95,6 +140,8 @@ async def import_clients(
     numbers = [e for rec in records for e, _ in rec.phones]
     numbers += [e for rec in records for c in rec.contacts for e, _ in c.phones]
     owners = await find_owners(conn, numbers)
+    others = {c for ids in owners.clients.values() for c in ids} - set(stored)
+    stored.update(await _stored_clients(conn, others))
     contact_ids = sorted({cid for ids in owners.contacts.values() for cid in ids})
     contact_names: dict[int, str] = {}
     links: dict[int, set[int]] = {}

@@ -35,15 +35,18 @@ from crmtel.exchange.importbase import (
     update_by_id,
     utcnow,
 )
-from crmtel.exchange.importclients import import_clients
+from crmtel.exchange.importclients import import_clients, write_clients
 from crmtel.exchange.importrows import (
     LeadRecord,
     ManagerRecord,
     RowIssue,
+    parse_clients,
     parse_leads,
     parse_managers,
 )
 from crmtel.exchange.progress import NoProgress, Progress
+from crmtel.exchange.seen import SeenClients
+from crmtel.exchange.streams import TableStream
 from crmtel.store.crm_terms import LEAD, reindex_in
 from crmtel.store.db import Database
 from crmtel.store.managers import hash_password, verify_password
@@ -81,9 +84,14 @@ async def import_file(
     skip_bad_rows: bool = False,
     dry_run: bool = False,
     progress: Progress | None = None,
+    batch_rows: int = 5000,
 ) -> ImportReport:
-    """Import a CSV/XLSX file; with errors nothing is written unless ``skip_bad_rows``."""
+    """Import a CSV/XLSX file; with errors nothing is written unless ``skip_bad_rows``. Clients are streamed
+    in batches of ``batch_rows``."""
     shown = progress or NoProgress()
+    if kind is ImportKind.CLIENTS:
+        shown.step("checking" if dry_run else "checking and writing")
+        return await _stream_clients(db, path, region, skip_bad_rows, dry_run, shown, batch_rows)
     shown.step(f"reading {path.name}")
     table = await asyncio.to_thread(read_table, path)
     shown.step("checking" if dry_run else "checking and writing", rows=len(table.rows))
@@ -116,6 +124,70 @@ async def import_table(
                 raise _Rollback
     except _Rollback:
         pass
+    return report
+
+
+# --- clients, streamed ---------------------------------------------------------------------------------
+
+# Issues kept for the report (the rest are counted): a file of millions of bad rows must not fill memory.
+MAX_ISSUES = 10_000
+
+
+def _keep(issues: list[RowIssue], more: list[RowIssue], report: ImportReport, errors: bool) -> None:
+    room = max(0, MAX_ISSUES - len(issues))
+    issues.extend(more[:room])
+    if len(more) > room:
+        if errors:
+            report.errors_omitted += len(more) - room
+        else:
+            report.warnings_omitted += len(more) - room
+
+
+async def _stream_clients(
+    db: Database,
+    path: Path,
+    region: str,
+    skip_bad_rows: bool,
+    dry_run: bool,
+    progress: Progress,
+    batch_rows: int,
+) -> ImportReport:
+    """Clients from a file of any size: read, checked and written in batches of ``batch_rows`` rows (memory
+    follows the batch, not the file), all in one transaction (rolled back on errors unless
+    ``skip_bad_rows``, and for a dry run)."""
+    report = ImportReport(kind=ImportKind.CLIENTS, dry_run=dry_run)
+    stream = await asyncio.to_thread(TableStream, path)
+    seen = SeenClients()
+    try:
+        async with _transaction(db) as conn:
+            logins = await manager_logins(conn)
+            batches = stream.batches(max(1, batch_rows))
+            while (batch := await asyncio.to_thread(next, batches, None)) is not None:
+                first = report.rows == 0
+                report.rows += len(batch)
+                parsed = parse_clients(RawTable(stream.header, batch), logins, region)
+                records, clashes = seen.check(parsed.records)
+                # Header warnings (unknown columns) are the same for every batch: kept once.
+                warnings = [w for w in parsed.warnings if first or w.line != 1]
+                _keep(report.errors, [*parsed.errors, *clashes], report, errors=True)
+                _keep(report.warnings, warnings, report, errors=False)
+                if skip_bad_rows or not report.errors:
+                    before = len(report.warnings)
+                    await write_clients(conn, records, report)
+                    if len(report.warnings) > MAX_ISSUES:
+                        report.warnings_omitted += len(report.warnings) - max(before, MAX_ISSUES)
+                        del report.warnings[max(before, MAX_ISSUES) :]
+                progress.rows(report.rows)
+            report.errors.sort(key=lambda i: i.line)
+            report.warnings.sort(key=lambda i: i.line)
+            report.applied = not dry_run and (skip_bad_rows or not report.errors)
+            if not report.applied:
+                raise _Rollback
+    except _Rollback:
+        pass
+    finally:
+        seen.close()
+        stream.close()
     return report
 
 

@@ -14,11 +14,17 @@ class Progress(Protocol):
     def step(self, name: str, rows: int | None = None) -> None:
         """The next step begins; ``rows`` once it is known."""
 
+    def rows(self, done: int) -> None:
+        """Rows read, checked (and written) so far, while a file is streamed in batches."""
+
 
 class NoProgress:
     """Shows nothing (library use, tests)."""
 
     def step(self, name: str, rows: int | None = None) -> None:
+        """Nothing."""
+
+    def rows(self, done: int) -> None:
         """Nothing."""
 
 
@@ -65,6 +71,11 @@ class TerminalProgress:
             self._rows = rows
         shown = f"{name}" + (f", {self._rows:,} rows".replace(",", " ") if self._rows is not None else "")
         self._bar.set_postfix_str(shown)
+
+    def rows(self, done: int) -> None:
+        """Count the rows done so far on the bar (a streamed file's size in rows is known only at its end)."""
+        self._rows = done
+        self._bar.set_postfix_str(f"{done:,} rows".replace(",", " "))
 
     def close(self) -> None:
         """Complete the bar and take it off the terminal (the summary line follows)."""

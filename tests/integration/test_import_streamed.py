@@ -1,0 +1,90 @@
+"""Clients imported from files of any size: read, checked and written in batches, so memory follows the batch
+and not the file; a row in a later batch still meets the rows before it (the same client again adds a
+contact, other data is an error naming the first line); an endless line is refused after 64 KiB."""
+
+from __future__ import annotations
+
+import tracemalloc
+from pathlib import Path
+
+import pytest
+
+from crmtel.errors import ImportFailed
+from crmtel.exchange.importer import ImportKind, import_file
+from crmtel.store.db import Database
+from tests.integration.test_import_clients import CLIENTS, counts, managers, write
+
+__all__ = ["managers"]
+
+HEADER = "external_id;name;phones;contact_name;contact_phones\n"
+
+
+class Rows:
+    """A Progress that notes the row counts it is shown."""
+
+    def __init__(self) -> None:
+        self.seen: list[int] = []
+
+    def step(self, name: str, rows: int | None = None) -> None:
+        """Ignore steps."""
+
+    def rows(self, done: int) -> None:
+        self.seen.append(done)
+
+
+async def test_batches_give_the_same_result_as_one_read(
+    db: Database, managers: dict[str, int], tmp_path: Path
+) -> None:
+    """The shared test file in batches of one row: the same clients, contacts, links and numbers."""
+    report = await import_file(db, ImportKind.CLIENTS, write(tmp_path, CLIENTS), batch_rows=1)
+    assert report.errors == []
+    assert report.applied
+    assert report.rows == 5
+    assert await counts(db) == (4, 2, 3, 7)
+
+
+async def test_a_client_repeated_in_a_later_batch(
+    db: Database, managers: dict[str, int], tmp_path: Path
+) -> None:
+    """Same data 2,000 rows later adds its contact person to the one client; other data under the same
+    external id is an error naming the first line, and then nothing is written."""
+    filler = "".join(f"F-{i};Filler {i};+7 916 {i:07d};;\n" for i in range(2000))
+    same = HEADER + "C-1;Vector;+7 495 111-22-33;Ivan;+7 916 999-00-01\n" + filler
+    same += "C-1;Vector;+7 495 111-22-33;Maria;+7 916 999-00-02\n"
+    progress = Rows()
+    report = await import_file(
+        db, ImportKind.CLIENTS, write(tmp_path, same), batch_rows=500, progress=progress
+    )
+    assert report.errors == []
+    assert progress.seen == [500, 1000, 1500, 2000, 2002]
+    clients, contacts, links, _phones = await counts(db)
+    assert (clients, contacts, links) == (2001, 2, 2)
+
+    other = HEADER + "C-9;Vector;+7 495 111-22-39;;\n" + filler.replace("F-", "G-") + "C-9;Vektor;;;\n"
+    before = await counts(db)
+    bad = await import_file(db, ImportKind.CLIENTS, write(tmp_path, other, "other.csv"), batch_rows=500)
+    assert [(e.line, e.reason) for e in bad.errors] == [
+        (2003, "duplicate client external_id 'C-9' (line 2) with different data")
+    ]
+    assert not bad.applied
+    assert await counts(db) == before
+
+
+async def test_an_endless_line_is_refused_after_64_kib_without_reading_it_into_memory(
+    db: Database, managers: dict[str, int], tmp_path: Path
+) -> None:
+    """One 20 MB line (a cell that never ends): a one-line error naming the line; Python allocated well
+    under a megabyte for it."""
+    path = tmp_path / "endless.csv"
+    with path.open("w", encoding="utf-8") as out:
+        out.write(HEADER)
+        out.write("C-1;" + "x" * 20_000_000 + "\n")
+    tracemalloc.start()
+    try:
+        with pytest.raises(ImportFailed, match="line 2: longer than 65536 bytes"):
+            await import_file(db, ImportKind.CLIENTS, path)
+        _now, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert peak < 2_000_000
+    assert await counts(db) == (0, 0, 0, 0)
