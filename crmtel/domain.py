@@ -7,6 +7,10 @@ from dataclasses import dataclass, field
 from datetime import date, datetime
 from decimal import Decimal
 
+# Reasons are the call domain's stable codes; re-exported here, where every value object of a call lives.
+from crmtel.calls.reasons import MissedReason as MissedReason
+from crmtel.calls.reasons import StopReason as StopReason
+
 
 class Direction(enum.StrEnum):
     """Which way a call went, seen from the company."""
@@ -21,15 +25,6 @@ class Outcome(enum.StrEnum):
 
     ANSWERED = "answered"
     MISSED = "missed"
-
-
-class MissedReason(enum.StrEnum):
-    """Why an inbound call was missed (stored as readable text)."""
-
-    CALLER_HUNG_UP_RINGING = "caller hung up while the manager's phone rang"
-    ABANDONED_IN_QUEUE = "caller hung up in queue"
-    NO_ANSWER = "no answer"
-    BUSY = "busy"
 
 
 class PartyKind(enum.StrEnum):
@@ -217,7 +212,7 @@ class CallRingStopped:
 
     call_id: str
     extension: str
-    reason: str
+    reason: StopReason
     answered_by: str | None
     at: datetime
 

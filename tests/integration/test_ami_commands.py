@@ -65,7 +65,7 @@ def test_calls_list_filters_by_date_and_prints_a_table(
         == 0
     )
     table = capsys.readouterr().out
-    assert "missed (caller hung up in queue)" in table
+    assert "missed (abandoned_in_queue)" in table
     assert (
         main(["--database-url", database_url, "calls", "list", "--from", "2026-11-24", "--format", "json"])
         == 0

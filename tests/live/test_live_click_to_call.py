@@ -347,7 +347,7 @@ def test_missed_call_opens_a_task_and_the_managers_click_to_call_closes_it(c2c: 
             rang=("136",),
             answered_by=None,
             outcome="missed",
-            missed_reason="caller hung up in queue",
+            missed_reason="abandoned_in_queue",
             queue="q-callback",
         ),
     )

@@ -305,7 +305,7 @@ def test_call_missed_while_crmtel_was_down_opens_a_callback_task(outages: Outage
             rang=("144", "147"),
             answered_by=None,
             outcome="missed",
-            missed_reason="caller hung up in queue",
+            missed_reason="abandoned_in_queue",
             queue="q-default",
         ),
     )

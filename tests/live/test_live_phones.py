@@ -130,7 +130,7 @@ def test_outbound_call_from_a_desk_phone_not_answered(phones: Phones) -> None:
             rang=(),
             answered_by=None,
             outcome="missed",
-            missed_reason="no answer",
+            missed_reason="no_answer",
             answer_side="trunk",
         ),
     )

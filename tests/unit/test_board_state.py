@@ -6,7 +6,15 @@ from datetime import UTC, datetime, timedelta
 
 from crmtel.board.models import STALE_AFTER, BoardState, TodayCounts
 from crmtel.calls.tracker import new_state
-from crmtel.domain import CallAnswered, CallEnded, CallEvent, CallQueued, CallRinging, CallRingStopped
+from crmtel.domain import (
+    CallAnswered,
+    CallEnded,
+    CallEvent,
+    CallQueued,
+    CallRinging,
+    CallRingStopped,
+    StopReason,
+)
 from tests.fixtures.traces import load_messages, run, to_events
 
 
@@ -76,7 +84,7 @@ def test_calls_whose_end_was_never_heard_are_forgotten() -> None:
     events = _events("queue-abandoned")
     board.apply(events[0])
     later = events[0].at + STALE_AFTER + timedelta(minutes=1)
-    other = CallRingStopped("pbx1:other", "101", "no answer", None, later)
+    other = CallRingStopped("pbx1:other", "101", StopReason.NO_ANSWER, None, later)
     assert board.apply(other)
     assert _shape(board, later) == ({"retail": 0}, [])
 

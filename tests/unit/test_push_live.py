@@ -12,6 +12,7 @@ from crmtel.domain import (
     CallRingStopped,
     Direction,
     Outcome,
+    StopReason,
 )
 from crmtel.push.live import Addressed, LiveCalls
 from crmtel.push.messages import Card
@@ -82,7 +83,7 @@ def test_answer_closes_the_other_cards_as_answered_by_the_winner() -> None:
     assert by_ext["102"]["answered_by_name"] == "Vera Lebedeva"
     # The tracker's own ring-stopped for the loser (sent twice in real traces) adds nothing.
     stop = CallRingStopped(
-        call_id=CID, extension="102", reason="answered elsewhere", answered_by="103", at=T0
+        call_id=CID, extension="102", reason=StopReason.ANSWERED_ELSEWHERE, answered_by="103", at=T0
     )
     assert live.apply(stop) == []
     assert live.apply(stop) == []
@@ -94,7 +95,7 @@ def test_ring_stopped_with_answered_by_before_the_answer_event_closes_as_answere
     live.apply(ring("102"))
     live.apply(ring("103"))
     stop = CallRingStopped(
-        call_id=CID, extension="102", reason="answered elsewhere", answered_by="103", at=T0
+        call_id=CID, extension="102", reason=StopReason.ANSWERED_ELSEWHERE, answered_by="103", at=T0
     )
     out = live.apply(stop, answered_by_name="Vera")
     assert kinds(out) == [("102", "call.answered")]
@@ -108,10 +109,10 @@ def test_no_answer_stops_ringing_and_the_phone_may_ring_again_later() -> None:
     live = LiveCalls()
     live.apply(ring("103"))
     out = live.apply(
-        CallRingStopped(call_id=CID, extension="103", reason="no answer", answered_by=None, at=T0)
+        CallRingStopped(call_id=CID, extension="103", reason=StopReason.NO_ANSWER, answered_by=None, at=T0)
     )
     assert kinds(out) == [("103", "call.ring_stopped")]
-    assert out[0].message["reason"] == "no answer"
+    assert out[0].message["reason"] == "no_answer"
     assert kinds(live.apply(ring("103"))) == [("103", "call.ringing")]
 
 
@@ -145,7 +146,7 @@ def test_snapshot_shows_ringing_and_answered_calls_only_for_the_asked_extensions
 def test_events_for_unknown_calls_are_harmless() -> None:
     """A ring-stop for a call never seen yields nothing; an answer with no ringing first (outbound) pops nothing."""
     live = LiveCalls()
-    stop = CallRingStopped(call_id="x:1", extension="101", reason="busy", answered_by=None, at=T0)
+    stop = CallRingStopped(call_id="x:1", extension="101", reason=StopReason.BUSY, answered_by=None, at=T0)
     assert live.apply(stop) == []
     assert live.apply(CallAnswered(call_id="x:1", extension="101", at=T0)) == []
     assert live.snapshot(None) == []

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 
-from crmtel.domain import CallAnswered, CallRinging, CallRingStopped
+from crmtel.domain import CallAnswered, CallRinging, CallRingStopped, StopReason
 from crmtel.errors import StoreUnavailable
 from crmtel.push.hub import Hub
 from crmtel.push.messages import Card
@@ -58,7 +58,7 @@ async def test_publish_never_waits_for_the_store_and_keeps_each_calls_order() ->
         await notifier.publish(CallAnswered(call_id=CID, extension="103", at=T0))
         await notifier.publish(
             CallRingStopped(
-                call_id=CID, extension="102", reason="answered elsewhere", answered_by="103", at=T0
+                call_id=CID, extension="102", reason=StopReason.ANSWERED_ELSEWHERE, answered_by="103", at=T0
             )
         )
         await notifier.publish(end(rang=("102", "103"), answered_by="103"))

@@ -85,7 +85,7 @@ def test_losing_queue_legs_are_answered_elsewhere_not_missed() -> None:
     """Ringall: the loser's DialEnd CANCEL (sent twice) and Hangup 26 stop its ringing once, naming the winner."""
     _, effects = run(new_state("pbx1"), to_events(load_messages("queue-ringall-answered")))
     stopped = [e for e in effects if isinstance(e, CallRingStopped)]
-    assert [(s.extension, s.reason, s.answered_by) for s in stopped] == [("102", "answered elsewhere", "103")]
+    assert [(s.extension, s.reason, s.answered_by) for s in stopped] == [("102", "answered_elsewhere", "103")]
 
 
 def test_recording_url_comes_from_the_template() -> None:

@@ -326,7 +326,7 @@ def test_call_pickup_by_another_phone_makes_it_the_owner() -> None:
     record = _only([e.record for e in ended(effects)], L1)
     assert (record.answered_by, record.rang) == ("102", ("101",))
     stopped = [e for e in effects if isinstance(e, CallRingStopped)]
-    assert [(e.extension, e.reason, e.answered_by) for e in stopped] == [("101", "answered elsewhere", "102")]
+    assert [(e.extension, e.reason, e.answered_by) for e in stopped] == [("101", "answered_elsewhere", "102")]
 
 
 def test_local_originate_click_to_call_is_outbound_placed_by_the_rung_phone() -> None:

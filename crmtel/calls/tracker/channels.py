@@ -7,8 +7,8 @@ from typing import Any
 
 from crmtel.ami import events as ev
 from crmtel.calls.legs import LegKind
+from crmtel.calls.reasons import HANGUP_STOP_REASON, StopReason
 from crmtel.calls.tracker.core import (
-    HANGUP_STOP_REASON,
     announce_outbound,
     attach,
     end_call,
@@ -71,7 +71,7 @@ def on_hangup(tx: Tx, event: ev.Hangup) -> None:
     if extension is not None:
         changes["ringing"] = ringing = {k: v for k, v in call.ringing.items() if k != uid}
     if extension is not None and extension not in ringing.values() and extension != call.answered_by:
-        reason = HANGUP_STOP_REASON.get(event.cause or 0, "hung up")
+        reason = HANGUP_STOP_REASON.get(event.cause or 0, StopReason.HUNG_UP)
         tx.emit(CallRingStopped(tx.cid(call.linkedid), extension, reason, call.answered_by, tx.at))
     if uid == call.linkedid and call.answered_by is None and call.in_queue:
         changes["unanswered_reason"] = MissedReason.ABANDONED_IN_QUEUE
@@ -99,7 +99,9 @@ def on_rename(tx: Tx, event: ev.Rename) -> None:
     if was is not None and was != new.extension:
         # Someone else took over this ringing line (call pickup): the offered phone stops ringing.
         ringing = {k: v for k, v in ringing.items() if k != event.uniqueid}
-        tx.emit(CallRingStopped(tx.cid(call.linkedid), was, "answered elsewhere", new.extension, tx.at))
+        tx.emit(
+            CallRingStopped(tx.cid(call.linkedid), was, StopReason.ANSWERED_ELSEWHERE, new.extension, tx.at)
+        )
     tx.put(replace(call, legs={**call.legs, event.uniqueid: new}, ringing=ringing))
 
 

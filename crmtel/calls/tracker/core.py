@@ -26,17 +26,11 @@ from crmtel.domain import (
     Direction,
     MissedReason,
     QueueOutcome,
+    StopReason,
 )
 from crmtel.phones import PhoneKind, normalize
 from crmtel.recordings import DEFAULT_RECORDINGS_DIR
 
-DIAL_STOP_REASON = {
-    "NOANSWER": "no answer",
-    "BUSY": "busy",
-    "CONGESTION": "unavailable",
-    "CHANUNAVAIL": "unavailable",
-}
-HANGUP_STOP_REASON = {26: "answered elsewhere", 17: "busy", 18: "no answer", 19: "no answer", 21: "rejected"}
 UNANSWERED = {
     "NOANSWER": MissedReason.NO_ANSWER,
     "BUSY": MissedReason.BUSY,
@@ -183,7 +177,9 @@ def renamed(tx: Tx, leg: Leg, name: str) -> Leg:
 def end_call(tx: Tx, call: Call) -> None:
     """The call's last channel is gone: emit its final record and forget it."""
     for extension in dict.fromkeys(call.ringing.values()):
-        tx.emit(CallRingStopped(tx.cid(call.linkedid), extension, "hung up", call.answered_by, tx.at))
+        tx.emit(
+            CallRingStopped(tx.cid(call.linkedid), extension, StopReason.HUNG_UP, call.answered_by, tx.at)
+        )
     for uid in call.legs:
         if tx.linkedid_of(uid) == call.linkedid:
             tx.index(uid, None)

@@ -6,9 +6,9 @@ from dataclasses import replace
 
 from crmtel.ami import events as ev
 from crmtel.calls.legs import LegKind, dialled_number, forwarded_taker, local_base, number_from_dial_string
+from crmtel.calls.reasons import DIAL_STOP_REASON, StopReason
 from crmtel.calls.tracker import visits
 from crmtel.calls.tracker.core import (
-    DIAL_STOP_REASON,
     UNANSWERED,
     announce_outbound,
     answer,
@@ -131,11 +131,11 @@ def on_dial_end(tx: Tx, event: ev.DialEnd) -> None:
         extension = None
     if extension is not None:
         if event.forward:
-            reason = "forwarded"
+            reason = StopReason.FORWARDED
         elif status == "CANCEL":
-            reason = "answered elsewhere" if call.answered_by is not None else "cancelled"
+            reason = StopReason.ANSWERED_ELSEWHERE if call.answered_by is not None else StopReason.CANCELLED
         else:
-            reason = DIAL_STOP_REASON.get(status, status.lower()[:40])
+            reason = DIAL_STOP_REASON.get(status, StopReason.UNAVAILABLE)
         tx.emit(CallRingStopped(tx.cid(call.linkedid), extension, reason, call.answered_by, tx.at))
     if call.answered_by is None and dest.kind in (LegKind.EXTENSION, LegKind.TRUNK):
         if status == "CANCEL":

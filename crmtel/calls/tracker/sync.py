@@ -21,7 +21,7 @@ from crmtel.calls.tracker import visits
 from crmtel.calls.tracker.core import answer_by_bridge, attach, end_call, unbridge
 from crmtel.calls.tracker.model import Call, Leg, TrackerState
 from crmtel.calls.tracker.tx import Effect, Tx
-from crmtel.domain import CallRingStopped, Direction, MissedReason
+from crmtel.domain import CallRingStopped, Direction, MissedReason, StopReason
 
 SNAPSHOT_VERSION = 1
 # Two logins to the same running PBX derive its start from whole seconds of Uptime (and, without
@@ -214,7 +214,9 @@ def _drop_legs(tx: Tx, call: Call, gone: list[str]) -> None:
     for uid in gone:
         extension = ringing.pop(uid, None)
         if extension is not None:
-            tx.emit(CallRingStopped(tx.cid(call.linkedid), extension, "hung up", call.answered_by, tx.at))
+            tx.emit(
+                CallRingStopped(tx.cid(call.linkedid), extension, StopReason.HUNG_UP, call.answered_by, tx.at)
+            )
         leg = call.legs[uid]
         if leg.bridge is not None:
             unbridge(tx, leg.bridge, uid)

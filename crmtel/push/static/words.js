@@ -1,19 +1,10 @@
-// Server values (enum texts) to catalogue keys; an unknown value is shown as the server sent it.
 import { t } from "./i18n.js";
 
-const REASONS = {
-  "no answer": "page.reason.no_answer",
-  "busy": "page.reason.busy",
-  "unavailable": "page.reason.unavailable",
-  "rejected": "page.reason.rejected",
-  "hung up": "page.reason.hung_up",
-  "cancelled": "page.reason.cancelled",
-  "answered elsewhere": "page.reason.answered_elsewhere",
-  "caller hung up while the manager's phone rang": "page.reason.caller_hung_up_ringing",
-  "caller hung up in queue": "page.reason.abandoned_in_queue",
-};
-
-export const reason = (value) => (value ? (REASONS[value] ? t(REASONS[value]) : value) : "");
+// Reasons come from the server as stable codes (crmtel/calls/reasons.py); their words are the catalogues'
+// page.reason.<code>. An unknown code is shown as the server sent it.
+const REASONS = ["no_answer", "busy", "unavailable", "rejected", "hung_up", "cancelled", "answered_elsewhere",
+  "forwarded", "caller_hung_up_ringing", "abandoned_in_queue"];
+export const reason = (value) => (value ? (REASONS.includes(value) ? t("page.reason." + value) : value) : "");
 
 const known = (prefix, values) => (value) => (values.includes(value) ? t(prefix + value) : value || "");
 
