@@ -97,6 +97,8 @@ class FakeBitrix24:
         self.token_life = 3600.0
         self.limit_next = 0
         self.latency = 0.0
+        # Seconds to hold the answer of a method after doing its work (a client killed meanwhile never learns).
+        self.answer_delay: dict[str, float] = {}
         # Phone number -> (entity type, id, ASSIGNED_BY_ID) for searchCrmEntities.
         self.entities: dict[str, tuple[str, int, int]] = {}
         self._runner: web.AppRunner | None = None
@@ -235,6 +237,8 @@ class FakeBitrix24:
             if handler is None:
                 raise _Fault(404, "ERROR_METHOD_NOT_FOUND", "Method not found!")
             result = await handler(self, params)
+            if self.answer_delay.get(method):
+                await asyncio.sleep(self.answer_delay[method])
         except _Fault as fault:
             return _error(fault.status, fault.error, fault.description)
         return web.json_response({"result": result, "time": {"start": time.time()}})
