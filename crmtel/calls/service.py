@@ -35,7 +35,7 @@ from crmtel.callbacks.service import (
 )
 from crmtel.calls import tracker
 from crmtel.calls.outbox import Outbox
-from crmtel.calls.owner import Owner, OwnerRules, Staff, owner_of
+from crmtel.calls.owner import Owner, OwnerReason, OwnerRules, Staff, owner_of
 from crmtel.calls.record import party_number
 from crmtel.calls.tracker import CallStarted, CallUpdated, Effect
 from crmtel.calls.tracker.model import TrackerState
@@ -614,12 +614,11 @@ class CallService:
                 or self._party.get(key) is not None
             ):
                 continue
-            # The new lead is the call's owner's: who answered, else who will call back.
+            # The new lead is the manager's who talked to the caller; a missed caller's lead stays unassigned
+            # (every manager sees it) while its callback task goes to the call's owner.
             owner = owner_of(record, None, staff, rules)
-            keys, _ = wanted.setdefault(
-                number,
-                ([], WantedLead(number, record.caller_name, owner.manager_id if owner is not None else None)),
-            )
+            talked = owner.manager_id if owner is not None and owner.reason is OwnerReason.ANSWERED else None
+            keys, _ = wanted.setdefault(number, ([], WantedLead(number, record.caller_name, talked)))
             keys.append(key)
         if not wanted:
             return

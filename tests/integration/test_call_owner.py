@@ -52,8 +52,8 @@ async def _only_call(db: Database) -> CallRecord:
 async def test_a_missed_call_from_a_new_number_that_rang_one_phone_is_that_managers_task(
     db: Database, traces_dir: Path
 ) -> None:
-    """No default owner configured, an unknown caller gives up while 101 rings: anna (101) owns the call, its
-    task and the new lead — not nobody ("Перезванивать некому")."""
+    """No default owner configured, an unknown caller gives up while 101 rings: anna (101) owns the call and its
+    callback task — not nobody ("Перезванивать некому")."""
     anna = await ManagerRepository(db).save(login="anna", name="Анна Смирнова", extensions=("101",))
     await replay_stream(_settings(db), db, load_ami(traces_dir / "direct-caller-gives-up.ami"), settle=0.05)
     record = await _only_call(db)
