@@ -58,6 +58,8 @@ class TaskItem:
     party_kind: str | None
     party_id: int | None
     party_name: str | None
+    # The login of the manager the task belongs to (the API's ``manager``).
+    manager_login: str | None = None
 
     def overdue(self, now: datetime) -> bool:
         """Open and past its due time."""
@@ -106,6 +108,7 @@ def _select() -> Any:
         select(
             TaskRow,
             ManagerRow.name,
+            ManagerRow.login,
             ClientRow.name,
             LeadRow.name,
             _CLOSER.pbx,
@@ -121,7 +124,7 @@ def _select() -> Any:
 
 
 def _item(row: Sequence[Any]) -> TaskItem:
-    task, mname, cname, lname, pbx, linkedid, talk, started = row
+    task, mname, mlogin, cname, lname, pbx, linkedid, talk, started = row
     kind = "client" if task.client_id else "lead" if task.lead_id else None
     return TaskItem(
         id=task.id,
@@ -145,6 +148,7 @@ def _item(row: Sequence[Any]) -> TaskItem:
         party_kind=kind,
         party_id=task.client_id or task.lead_id,
         party_name=cname or lname,
+        manager_login=mlogin,
     )
 
 

@@ -90,6 +90,7 @@ class TaskOut(Out):
     closed_by_call_talk_seconds: float | None
     closed_by_call_started_at: str | None
     manager_id: int | None
+    manager: str | None
     manager_name: str | None
     party_kind: str | None
     party_id: int | None
@@ -124,6 +125,7 @@ def task_out(task: TaskItem, now: datetime, region: str) -> TaskOut:
         closed_by_call_talk_seconds=task.closed_by_call_talk,
         closed_by_call_started_at=iso_instant(task.closed_by_call_started),
         manager_id=task.manager_id,
+        manager=task.manager_login,
         manager_name=task.manager_name,
         party_kind=task.party_kind,
         party_id=task.party_id,
