@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import resource
 import signal
 from collections.abc import AsyncIterator, Callable, Coroutine
@@ -27,7 +28,7 @@ from crmtel.board.service import BoardService, BoardTap, StoreCounts
 from crmtel.board.web import board_routes
 from crmtel.callbacks.web import callback_routes
 from crmtel.calls.service import CallService
-from crmtel.cdr.service import build_cdr_service
+from crmtel.cdr.service import CdrService, build_cdr_service
 from crmtel.cluster.metrics import ClusterCollector
 from crmtel.cluster.service import ClusterNode, session_settings
 from crmtel.config import AmiSettings, Settings
@@ -241,8 +242,12 @@ async def start(settings: Settings, *, demo: bool = False, demo_speed: float = 1
         # The last resort of the stop (after the drain below): whatever is still pending, within the budget.
         stack.push_async_callback(calls.write_all, settings.calls.stop_write_seconds)
         # Asterisk's CDR fills in what crmtel missed while it was away (calls.amender: resyncs ask it).
-        cdr = build_cdr_service(calls, WatermarkRepository(db), pbxes)
+        cdr = build_cdr_service(
+            calls, WatermarkRepository(db, fence=cluster.fence if cluster is not None else None), pbxes
+        )
         calls.amender = cdr
+        if cluster is not None:  # passes run per leadership term (``cdr.serve``); the sources close last
+            stack.push_async_callback(cdr.close)
 
         router = RoutingService(parties, settings.routing, region=settings.region)
         stack.push_async_callback(router.close)
@@ -339,28 +344,38 @@ async def start(settings: Settings, *, demo: bool = False, demo_speed: float = 1
         if connectors.workers:
             metrics.watch(connectors)
         group = await stack.enter_async_context(_TaskOwner())
-        group.spawn(cdr.run(), name="cdr-backfill")
-        for client in clients:
-            if cluster is None:
+        if cluster is None:
+            group.spawn(cdr.run(), name="cdr-backfill")
+            for client in clients:
                 group.spawn(client.run(), name=f"ami-{client.pbx}")
-            else:
-                group.spawn(cluster.lead(client, calls).run(), name=f"lead-{client.pbx}")
-        if cluster is not None:
+                if client.settings.reconcile_interval > 0:
+                    group.spawn(
+                        client.reconcile_every(client.settings.reconcile_interval),
+                        name=f"ami-reconcile-{client.pbx}",
+                    )
+        else:
+            # A PBX's CDR passes and reconcile run inside its leadership term, beside its client.
+            for client in clients:
+                group.spawn(
+                    cluster.lead(client, calls, _pbx_work(client, cdr)).run(), name=f"lead-{client.pbx}"
+                )
             metrics.watch(ClusterCollector(cluster))
             group.spawn(cluster.publisher.run(), name="cluster-publish")
             group.spawn(cluster.relay(guarded).run(), name="cluster-relay")
             group.spawn(cluster.consume(node_notifier, hub).run(), name="cluster-consume")
-        for client in clients:
-            if client.settings.reconcile_interval > 0:
-                group.spawn(
-                    client.reconcile_every(client.settings.reconcile_interval),
-                    name=f"ami-reconcile-{client.pbx}",
-                )
         # Runs first on the way out, while every task still runs: stop reading the PBXs, handle what was
         # received and write it all (retrying a locked store) before anything is cancelled.
         stack.push_async_callback(_drain, clients, calls, settings.calls.stop_write_seconds, cluster)
         freeze_startup_objects()
         yield Running(url, agi.port, pbxes, hub, calls, clients, app, dial=dial)
+
+
+def _pbx_work(client: AmiClient, cdr: CdrService) -> list[Callable[[], Coroutine[Any, Any, None]]]:
+    """A PBX's work beside its AMI client (its CDR passes, its periodic reconcile), for its leadership terms."""
+    work: list[Callable[[], Coroutine[Any, Any, None]]] = [functools.partial(cdr.serve, client.pbx)]
+    if client.settings.reconcile_interval > 0:
+        work.append(functools.partial(client.reconcile_every, client.settings.reconcile_interval))
+    return work
 
 
 async def _drain(

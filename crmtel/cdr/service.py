@@ -254,6 +254,9 @@ class CdrService:
         self.passes = 0
         self._wanted: dict[str, datetime] = {}
         self._wakeup = asyncio.Event()
+        # Per PBX, for ``serve`` (a cluster node runs one PBX's passes inside its leadership term).
+        self._wakeups: dict[str, asyncio.Event] = {}
+        self._serving = 0
         self._idle = asyncio.Event()
         self._idle.set()
 
@@ -282,12 +285,50 @@ class CdrService:
         self._wanted[pbx] = max(at, self._wanted.get(pbx, at))
         self._idle.clear()
         self._wakeup.set()
+        self._wakeup_of(pbx).set()
+
+    def _wakeup_of(self, pbx: str) -> asyncio.Event:
+        event = self._wakeups.get(pbx)
+        if event is None:
+            event = self._wakeups[pbx] = asyncio.Event()
+        return event
 
     async def idle(self) -> None:
         """Wait until no pass is waiting or running (for tests and the CLI)."""
         await self._idle.wait()
 
-    # -- the owned task ----------------------------------------------------------------------------
+    # -- the owned tasks ---------------------------------------------------------------------------
+    async def serve(self, pbx: str) -> None:
+        """Run ``pbx``'s passes as its resyncs ask for them, until cancelled (a cluster node runs this inside
+        the PBX's leadership term: a pass never outlives the term whose calls it writes)."""
+        wakeup = self._wakeup_of(pbx)
+        try:
+            while True:
+                at = self._wanted.pop(pbx, None)
+                if at is None:
+                    if not self._wanted and not self._serving:
+                        self._idle.set()
+                    wakeup.clear()
+                    await wakeup.wait()
+                    continue
+                self._serving += 1
+                try:
+                    await self._pass(pbx, at)
+                except Exception:
+                    log.exception("cdr %s: backfill pass failed", pbx)
+                finally:
+                    self._serving -= 1
+        finally:
+            # The term ended: the next leader's resync asks for its own pass.
+            self._wanted.pop(pbx, None)
+            if not self._wanted and not self._serving:
+                self._idle.set()
+
+    async def close(self) -> None:
+        """Close every CDR source (when ``serve`` was used instead of ``run``)."""
+        for backfill in self.backfills.values():
+            await backfill.source.close()
+
     async def run(self) -> None:
         """Run passes as resyncs ask for them, until cancelled; then close the sources."""
         try:

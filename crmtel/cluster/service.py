@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Mapping
+from collections.abc import Callable, Coroutine, Mapping, Sequence
+from typing import Any
 
 import structlog
 from redis.asyncio import Redis
@@ -44,23 +45,43 @@ class ClusterNode:
         )
         self.consumer: StreamConsumer | None = None
         self.leaderships: list[Leadership] = []
+        # Set by ``stop``: each term's last writes retry a locked or unreachable store within the budget.
+        self.stopping = False
         self._dsn = make_url(db.url).set(drivername="postgresql").render_as_string(hide_password=False)
 
-    def lead(self, client: AmiClient, calls: CallService) -> Leadership:
-        """A leadership of ``client``'s PBX: while it leads, the client runs and the service writes its calls."""
+    def lead(
+        self,
+        client: AmiClient,
+        calls: CallService,
+        scoped: Sequence[Callable[[], Coroutine[Any, Any, None]]] = (),
+    ) -> Leadership:
+        """A leadership of ``client``'s PBX: while it leads, the client runs and the service writes its calls.
+
+        ``scoped`` is the PBX's other work (its CDR passes, its periodic reconcile): it runs only inside a
+        term, beside the client, and is cancelled when the term ends, so it never writes for a lost lease.
+        """
 
         async def follow(pbx: str, epoch: int, lost: asyncio.Event) -> None:
             self.fence.hold(pbx, epoch, lost)
             try:
                 restored = await calls.restore(pbx)
                 log.info("cluster.following", pbx=pbx, node=self.name, epoch=epoch, live_restored=restored)
-                await client.run()
+                async with asyncio.TaskGroup() as group:
+                    beside = [
+                        group.create_task(work(), name=f"term-{pbx}-{index}")
+                        for index, work in enumerate(scoped)
+                    ]
+                    try:
+                        await client.run()
+                    finally:
+                        for task in beside:
+                            task.cancel()
             finally:
                 try:
                     # The last writes of this term still carry its epoch. On a stop the lease is still held:
                     # a locked or unreachable database is retried within the stop budget; a lost lease
                     # gets one try (the next leader's writes win anyway).
-                    if leadership.stopping:
+                    if self.stopping:
                         await calls.write_all()
                     else:
                         await calls.flush()
@@ -85,6 +106,7 @@ class ClusterNode:
 
     def stop(self) -> None:
         """crmtel is stopping: every leadership ends its term (after its last writes) and takes no new one."""
+        self.stopping = True
         for leadership in self.leaderships:
             leadership.stop()
 

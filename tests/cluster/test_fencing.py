@@ -15,6 +15,7 @@ from crmtel.store.calls import CallRepository
 from crmtel.store.db import Database
 from crmtel.store.leases import LeaseRepository
 from crmtel.store.parties import PartyRepository
+from crmtel.store.watermarks import WatermarkRepository
 from tests.fixtures.traces import BASE_TIME, load_messages
 
 
@@ -78,3 +79,18 @@ async def test_a_node_that_does_not_hold_a_pbx_writes_none_of_its_calls(db: Data
         await service.flush()
     assert await CallRepository(db).between() == []
     assert fence.rejected == 1
+
+
+async def test_a_replaced_leader_cannot_move_the_cdr_watermark(db: Database) -> None:
+    """A CDR pass of the old leader ends after the take-over: its watermark advance is refused (WriteFenced)
+    and the mark stays where the calls written so far put it, so the new leader reads the period again."""
+    leases = LeaseRepository(db)
+    fence_a = EpochFence()
+    fence_a.hold("pbx1", await leases.take_over("pbx1", "node-a"), asyncio.Event())
+    marks = WatermarkRepository(db, fence=fence_a)
+    first = BASE_TIME
+    await marks.advance("pbx1", first)
+    await leases.take_over("pbx1", "node-b")
+    with pytest.raises(WriteFenced):
+        await marks.advance("pbx1", first + timedelta(hours=1))
+    assert await marks.get("pbx1") == first
