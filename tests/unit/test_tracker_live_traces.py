@@ -35,8 +35,8 @@ def _record(messages: list[TimedMessage]) -> tuple[CallRecord, list[Any]]:
 
 
 def test_the_live_traces_are_present() -> None:
-    """The three live-tier calls the tests below rely on ship with the package."""
-    assert LIVE_SCENARIOS == ("attended-transfer", "forwarded-to-mobile", "outbound-unanswered")
+    """The live-tier calls the tests below rely on ship with the package."""
+    assert {"attended-transfer", "forwarded-to-mobile", "outbound-unanswered"} <= set(LIVE_SCENARIOS)
 
 
 @pytest.mark.parametrize("scenario", LIVE_SCENARIOS)
