@@ -15,6 +15,7 @@ from pydantic import SecretStr
 
 from crmtel.ami.client import AmiClient
 from crmtel.ami.protocol import Message
+from crmtel.calls.record import public_json
 from crmtel.calls.service import CallNotifier, CallService
 from crmtel.config import Settings
 from crmtel.domain import CallRecord, call_id
@@ -25,7 +26,6 @@ from crmtel.store.calls import CallRepository
 from crmtel.store.db import Database, upgrade
 from crmtel.store.managers import ManagerRepository
 from crmtel.store.parties import PartyRepository
-from crmtel.timestamps import iso_instant
 
 JSON_FIELDS = (
     "pbx",
@@ -101,30 +101,12 @@ def as_json(record: CallRecord, logins: Mapping[int, str] | None = None) -> dict
         else None
     )
     values: dict[str, Any] = {
-        "pbx": record.pbx,
-        "linkedid": record.linkedid,
-        "direction": record.direction.value,
-        "caller_number": record.caller_number,
-        "caller_name": record.caller_name,
-        "dialled": record.dialled,
-        "rang": list(record.rang),
-        "answered_by": record.answered_by,
-        "answered_on": record.answered_on,
-        "queue": record.queue,
-        "outcome": record.outcome.value if record.outcome else None,
-        "missed_reason": record.missed_reason.value if record.missed_reason else None,
-        "started_at": iso_instant(record.started_at),
-        "ring_seconds": round(record.ring_seconds, 2),
-        "talk_seconds": round(record.talk_seconds, 2),
-        "recording_file": record.recording_file,
+        **public_json(record),
         # Without a template of its own, a recording is played through crmtel's authenticated API.
         "recording_url": record.recording_url
         or (
             f"/api/calls/{call_id(record.pbx, record.linkedid)}/recording" if record.recording_file else None
         ),
-        "route_kind": record.route_kind,
-        "route_target": record.route_target,
-        "route_reason": record.route_reason,
         "party": party,
         "manager": (logins or {}).get(record.manager_id) if record.manager_id is not None else None,
     }

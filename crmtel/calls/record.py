@@ -1,10 +1,199 @@
-"""The call record as the rest of crmtel sees it."""
+"""The call record as the rest of crmtel sees it: ONE field table for its row, its JSON and the cluster codec.
+
+Every field of ``CallRecord`` is in ``FIELDS`` once, with its kind; the store's row (``to_row``/``from_row``),
+the JSON a record travels as between nodes (``to_json``/``from_json``) and the public JSON of ``crmtel calls
+list`` are all made from it, so a new field is added in one place (a test fails while a field is missing).
+"""
 
 from __future__ import annotations
 
-from crmtel.domain import CallRecord
+import enum
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, fields
+from datetime import UTC, datetime
+from decimal import Decimal
+from typing import Any, Literal
+
+from crmtel.calls.tracker import visits
+from crmtel.domain import CallRecord, Direction, MissedReason, Outcome, PartyKind
+from crmtel.timestamps import iso_instant
+
+Kind = Literal["text", "int", "seconds", "time", "strings", "enum", "extra", "visits"]
+
+
+@dataclass(frozen=True, slots=True)
+class Field:
+    """One field of the record: how it is kept in a row and in JSON."""
+
+    name: str
+    kind: Kind
+    # The enum of an ``enum`` field.
+    enum: type[enum.StrEnum] | None = None
+    # A column of the ``calls`` table of the same name (extras and queue waits live elsewhere).
+    column: bool = True
+    # Shown in the public JSON of ``calls list`` / the API as it is.
+    public: bool = True
+
+
+FIELDS: tuple[Field, ...] = (
+    Field("pbx", "text"),
+    Field("linkedid", "text"),
+    Field("direction", "enum", Direction),
+    Field("caller_number", "text"),
+    Field("caller_name", "text"),
+    Field("dialled", "text"),
+    Field("started_at", "time"),
+    Field("rang", "strings"),
+    Field("answered_by", "text"),
+    Field("queue", "text"),
+    Field("outcome", "enum", Outcome),
+    Field("missed_reason", "enum", MissedReason),
+    Field("answered_at", "time", public=False),
+    Field("ended_at", "time", public=False),
+    Field("ring_seconds", "seconds"),
+    Field("talk_seconds", "seconds"),
+    Field("recording_file", "text"),
+    Field("recording_url", "text"),
+    Field("route_kind", "text"),
+    Field("route_target", "text"),
+    Field("route_reason", "text"),
+    Field("party_kind", "enum", PartyKind, public=False),
+    Field("party_id", "int", public=False),
+    Field("party_name", "text", public=False),
+    Field("manager_id", "int", public=False),
+    Field("originate_id", "text", public=False),
+    Field("extra", "extra", column=False, public=False),
+    Field("queue_visits", "visits", column=False, public=False),
+    Field("answered_on", "text"),
+)
+COLUMNS: tuple[str, ...] = tuple(f.name for f in FIELDS if f.column)
 
 
 def party_number(record: CallRecord) -> str | None:
     """The outside party's E.164 number (the caller inbound, the dialled number outbound), for CRM lookups."""
     return record.extra.get("party_number")
+
+
+# -- the store's row ------------------------------------------------------------------------------------
+def _utc(value: datetime) -> datetime:
+    # SQLite hands back naive datetimes; every time crmtel stores is UTC.
+    return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
+
+
+def _row_value(f: Field, value: Any) -> Any:
+    if value is None:
+        return None
+    if f.kind == "enum":
+        return value.value
+    if f.kind == "seconds":
+        return round(value, 2)
+    if f.kind == "strings":
+        return list(value)
+    return value
+
+
+def to_row(record: CallRecord) -> dict[str, Any]:
+    """The ``calls`` column values of a record (its queue waits are rows of their own)."""
+    return {f.name: _row_value(f, getattr(record, f.name)) for f in FIELDS if f.column}
+
+
+def _enum_or_none(kind: type[enum.StrEnum], value: Any) -> Any:
+    # A value this version does not know (a newer node wrote it) reads as unknown, never as an error.
+    try:
+        return kind(value)
+    except ValueError:
+        return None
+
+
+def _from_row(f: Field, value: Any) -> Any:
+    if value is None:
+        return 0.0 if f.kind == "seconds" else (() if f.kind == "strings" else None)
+    if f.kind == "enum":
+        assert f.enum is not None
+        return _enum_or_none(f.enum, value)
+    if f.kind == "time":
+        return _utc(value)
+    if f.kind == "seconds":
+        return float(value) if isinstance(value, (int, float, Decimal)) else 0.0
+    if f.kind == "strings":
+        return tuple(str(x) for x in value)
+    return value
+
+
+def from_row(values: Mapping[str, Any]) -> CallRecord:
+    """The record of a ``calls`` row's column values (without its queue waits)."""
+    out = {f.name: _from_row(f, values.get(f.name)) for f in FIELDS if f.column}
+    out["direction"] = out["direction"] or Direction.INBOUND
+    out["started_at"] = out["started_at"] or datetime.fromtimestamp(0, UTC)
+    return CallRecord(**out)
+
+
+# -- JSON (between nodes, exact) ---------------------------------------------------------------------
+def _json_value(f: Field, value: Any) -> Any:
+    if value is None:
+        return None
+    if f.kind == "enum":
+        return value.value
+    if f.kind == "time":
+        return iso_instant(value)
+    if f.kind == "strings":
+        return list(value)
+    if f.kind == "extra":
+        return dict(value)
+    if f.kind == "visits":
+        return visits.encode(value)
+    return value
+
+
+def to_json(record: CallRecord) -> dict[str, Any]:
+    """Every field of the record as JSON values (times with their offset, reasons and kinds as codes)."""
+    return {f.name: _json_value(f, getattr(record, f.name)) for f in FIELDS}
+
+
+_STRICT: dict[Kind, Callable[[Field, Any], Any]] = {
+    "text": lambda f, v: str(v),
+    "int": lambda f, v: int(v),
+    "seconds": lambda f, v: float(v),
+    "time": lambda f, v: _utc(datetime.fromisoformat(str(v))),
+    "strings": lambda f, v: tuple(str(x) for x in v),
+    "enum": lambda f, v: f.enum(v) if f.enum is not None else v,
+    "extra": lambda f, v: {str(k): str(x) for k, x in dict(v).items()},
+    "visits": lambda f, v: visits.decode(v),
+}
+
+
+def from_json(data: Mapping[str, Any]) -> CallRecord:
+    """The record ``to_json`` wrote; ValueError when a field is missing or malformed."""
+    out: dict[str, Any] = {}
+    try:
+        for f in FIELDS:
+            value = data.get(f.name)
+            if value is None:
+                if f.name in ("pbx", "linkedid", "direction", "started_at"):
+                    raise ValueError(f"call record without {f.name}")
+                if f.kind in ("text", "int", "time", "enum"):
+                    out[f.name] = None
+                continue
+            out[f.name] = _STRICT[f.kind](f, value)
+    except (TypeError, KeyError, AttributeError) as err:
+        raise ValueError(f"malformed call record: {err}") from err
+    return CallRecord(**out)
+
+
+def public_json(record: CallRecord) -> dict[str, Any]:
+    """The fields of the record shown as they are in ``calls list --format json`` and the API."""
+    out = {f.name: _json_value(f, getattr(record, f.name)) for f in FIELDS if f.public}
+    for f in FIELDS:
+        if f.public and f.kind == "seconds":
+            out[f.name] = round(getattr(record, f.name), 2)
+    return out
+
+
+def table_problems() -> list[str]:
+    """What keeps ``FIELDS`` from naming every field of ``CallRecord`` exactly once (empty: nothing)."""
+    names = [f.name for f in FIELDS]
+    wanted = {f.name for f in fields(CallRecord)}
+    problems = [f"{name}: not in FIELDS" for name in sorted(wanted - set(names))]
+    problems += [f"{name}: not a field of CallRecord" for name in sorted(set(names) - wanted)]
+    problems += [f"{name}: twice in FIELDS" for name in sorted({n for n in names if names.count(n) > 1})]
+    return problems

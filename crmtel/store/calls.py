@@ -6,14 +6,14 @@ import functools
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
-from decimal import Decimal
-from typing import Any, TypeVar
+from typing import Any
 
 from sqlalchemy import delete, or_, select, tuple_, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from crmtel.domain import CallRecord, Direction, MissedReason, Outcome, PartyKind
+from crmtel.calls.record import COLUMNS, from_row, to_row
+from crmtel.domain import CallRecord, Direction, Outcome
 from crmtel.store.db import Database
 from crmtel.store.models import CallNoteRow, CallRow, DealRow, QueueOfferRow, QueueVisitRow, TaskRow
 from crmtel.store.queue_visits import visits_in, write_visits_in
@@ -60,94 +60,14 @@ class StoredCall:
     live_state: LiveState | None
 
 
-def _utc(value: datetime | None) -> datetime | None:
-    # SQLite hands back naive datetimes; every time crmtel stores is UTC.
-    if value is None:
-        return None
-    return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
-
-
-def _float(value: Decimal | float | None) -> float:
-    return float(value) if value is not None else 0.0
-
-
-_E = TypeVar("_E", Direction, Outcome, MissedReason, PartyKind)
-
-
-def _enum_or_none(kind: type[_E], value: str | None) -> _E | None:
-    if value is None:
-        return None
-    try:
-        return kind(value)
-    except ValueError:
-        return None
-
-
 def row_values(record: CallRecord, live_state: LiveState | None) -> dict[str, Any]:
-    """The column values of a record (for inserts and upserts)."""
-    return {
-        "pbx": record.pbx,
-        "linkedid": record.linkedid,
-        "direction": record.direction.value,
-        "caller_number": record.caller_number,
-        "caller_name": record.caller_name,
-        "dialled": record.dialled,
-        "rang": list(record.rang),
-        "answered_by": record.answered_by,
-        "answered_on": record.answered_on,
-        "queue": record.queue,
-        "outcome": record.outcome.value if record.outcome else None,
-        "missed_reason": record.missed_reason.value if record.missed_reason else None,
-        "started_at": record.started_at,
-        "answered_at": record.answered_at,
-        "ended_at": record.ended_at,
-        "ring_seconds": round(record.ring_seconds, 2),
-        "talk_seconds": round(record.talk_seconds, 2),
-        "recording_file": record.recording_file,
-        "recording_url": record.recording_url,
-        "route_kind": record.route_kind,
-        "route_target": record.route_target,
-        "route_reason": record.route_reason,
-        "party_kind": record.party_kind.value if record.party_kind else None,
-        "party_id": record.party_id,
-        "party_name": record.party_name,
-        "manager_id": record.manager_id,
-        "originate_id": record.originate_id,
-        "live_state": live_state,
-    }
+    """The column values of a record (for inserts and upserts): the record's field table, and its live state."""
+    return {**to_row(record), "live_state": live_state}
 
 
 def to_record(row: CallRow) -> CallRecord:
-    """The domain record of a row."""
-    return CallRecord(
-        pbx=row.pbx,
-        linkedid=row.linkedid,
-        direction=_enum_or_none(Direction, row.direction) or Direction.INBOUND,
-        caller_number=row.caller_number,
-        caller_name=row.caller_name,
-        dialled=row.dialled,
-        started_at=_utc(row.started_at) or datetime.fromtimestamp(0, UTC),
-        rang=tuple(row.rang or ()),
-        answered_by=row.answered_by,
-        answered_on=row.answered_on,
-        queue=row.queue,
-        outcome=_enum_or_none(Outcome, row.outcome),
-        missed_reason=_enum_or_none(MissedReason, row.missed_reason),
-        answered_at=_utc(row.answered_at),
-        ended_at=_utc(row.ended_at),
-        ring_seconds=_float(row.ring_seconds),
-        talk_seconds=_float(row.talk_seconds),
-        recording_file=row.recording_file,
-        recording_url=row.recording_url,
-        route_kind=row.route_kind,
-        route_target=row.route_target,
-        route_reason=row.route_reason,
-        party_kind=_enum_or_none(PartyKind, row.party_kind),
-        party_id=row.party_id,
-        party_name=row.party_name,
-        manager_id=row.manager_id,
-        originate_id=row.originate_id,
-    )
+    """The domain record of a row (without its queue waits, which ``by_keys`` adds)."""
+    return from_row({name: getattr(row, name) for name in COLUMNS})
 
 
 async def discard_live_in(session: AsyncSession, keys: Sequence[CallKey]) -> None:
