@@ -12,6 +12,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
+import sqlalchemy as sa
 
 from crmtel.ami.client import AmiClient
 from crmtel.ami.protocol import Message
@@ -23,6 +24,9 @@ from crmtel.cdr.service import Backfill, CdrService
 from crmtel.config import CallsSettings, Settings
 from crmtel.domain import CallRecord, Direction, Outcome, QueueOutcome
 from crmtel.fakepbx.server import FakeAmiServer, Recorded, load_ami, load_jsonl, merge_streams
+from crmtel.reports.models import Period
+from crmtel.reports.queue_models import QueueReport
+from crmtel.reports.queue_queries import QueueQueries
 from crmtel.store.calls import CallRepository
 from crmtel.store.db import Database
 from crmtel.store.managers import ManagerRepository
@@ -92,6 +96,52 @@ async def test_calls_seen_live_are_left_as_they_are(db: Database, traces_dir: Pa
     assert (report.created, report.corrected, report.unchanged) == (0, 0, len(SCENARIOS))
     after = {s.record.linkedid: s.record for s in await CallRepository(db).between()}
     assert after == before
+
+
+def _queue_figures(report: QueueReport) -> dict[str, tuple[object, ...]]:
+    return {
+        q.queue: (
+            q.offered,
+            q.answered,
+            q.abandoned,
+            q.exited,
+            q.answered_within_sl,
+            tuple((m.extension, m.offered, m.answered) for m in q.members),
+        )
+        for q in report.queues
+    }
+
+
+async def _queue_report(db: Database, records: list[CallRecord]) -> QueueReport:
+    first = min(r.started_at for r in records).date()
+    return await QueueQueries(db).queues(Period(first, first + timedelta(days=2), "UTC"))
+
+
+async def test_the_queue_report_of_calls_rebuilt_from_the_cdr_is_the_live_one(
+    db: Database, traces_dir: Path, tmp_path: Path
+) -> None:
+    """Every trace followed live, then the same calls known only from Master.csv (the store emptied): the queue
+    report counts the same offers, answers, abandons and exits per queue and per member, waits within 1 s."""
+    settings = Settings(database_url=db.url)
+    stream = merge_streams([(i * 30.0, load_ami(traces_dir / f"{s}.ami")) for i, s in enumerate(SCENARIOS)])
+    recorded = [item for item in stream if isinstance(item, Recorded)]
+    await replay_stream(settings, db, recorded, settle=0.05)
+    live_records = [s.record for s in await CallRepository(db).between()]
+    live = await _queue_report(db, live_records)
+    assert sum(q.offered for q in live.queues) >= 6, live
+    async with db.engine.begin() as conn:
+        for table in ("call_queue_offers", "call_queue_visits", "tasks", "calls"):
+            await conn.execute(sa.text(f"DELETE FROM {table}"))
+    legs = legs_of_stream(recorded)
+    master = write_master_csv(tmp_path / "Master.csv", legs, MOSCOW)
+    report = await Backfill("pbx1", CsvCdrSource(master, MOSCOW), _service(db)).window(*_period(legs))  # type: ignore[arg-type]
+    assert report.created == len(SCENARIOS)
+    rebuilt = await _queue_report(db, live_records)
+    assert _queue_figures(rebuilt) == _queue_figures(live)
+    for a, b in zip(live.queues, rebuilt.queues, strict=True):
+        for x, y in ((a.wait_avg_s, b.wait_avg_s), (a.abandon_wait_avg_s, b.abandon_wait_avg_s)):
+            assert (x is None) == (y is None)
+            assert x is None or y is None or abs(x - y) <= 1.0, (a, b)
 
 
 def _lose_the_end(stream: list[Recorded], later: float) -> tuple[list[Recorded], int]:
