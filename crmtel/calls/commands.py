@@ -113,9 +113,22 @@ def as_json(record: CallRecord, logins: Mapping[int, str] | None = None) -> dict
     return {name: values[name] for name in JSON_FIELDS}
 
 
-def render_table(records: Sequence[CallRecord]) -> str:
-    """A plain-text table of records, one line each."""
-    head = ("started (UTC)", "dir", "caller", "name", "rang", "answered", "outcome", "ring", "talk", "party")
+def render_table(records: Sequence[CallRecord], logins: Mapping[int, str] | None = None) -> str:
+    """A plain-text table of records, one line each; ``manager`` is the owner's login."""
+    logins = logins or {}
+    head = (
+        "started (UTC)",
+        "dir",
+        "caller",
+        "name",
+        "rang",
+        "answered",
+        "outcome",
+        "ring",
+        "talk",
+        "party",
+        "manager",
+    )
     rows = [head]
     for r in records:
         outcome = r.outcome.value if r.outcome else "live"
@@ -133,6 +146,7 @@ def render_table(records: Sequence[CallRecord]) -> str:
                 f"{r.ring_seconds:.1f}",
                 f"{r.talk_seconds:.1f}",
                 f"{r.party_kind.value} {r.party_name}" if r.party_kind else "",
+                logins.get(r.manager_id, "") if r.manager_id is not None else "",
             )
         )
     widths = [max(len(row[i]) for row in rows) for i in range(len(head))]
@@ -152,7 +166,7 @@ async def _calls_list(args: argparse.Namespace, settings: Settings) -> int:
     if args.format == "json":
         print(json.dumps([as_json(r, logins) for r in records], ensure_ascii=False, indent=2))
     else:
-        print(render_table(records))
+        print(render_table(records, logins))
     return 0
 
 

@@ -144,6 +144,11 @@ async def test_calls_list_and_tasks_list_name_the_owner_as_manager(
     assert await asyncio.to_thread(main, ["--database-url", db.url, "tasks", "list", "--format", "json"]) == 0
     tasks = json.loads(capsys.readouterr().out)
     assert [(t["phone"], t["manager"]) for t in tasks] == [("+79161110001", "anna")]
+    # The table names the owner too, in its last column.
+    assert await asyncio.to_thread(main, ["--database-url", db.url, "calls", "list"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].split()[-1] == "manager"
+    assert sorted(line.split()[-1] for line in lines[1:]) == ["anna", "boris"]
 
 
 async def test_the_demo_calls_leave_no_callback_task_without_an_owner(db: Database, traces_dir: Path) -> None:
