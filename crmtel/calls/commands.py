@@ -237,9 +237,10 @@ async def _replay(args: argparse.Namespace, settings: Settings) -> int:
     try:
         await replay_stream(settings, db, stream, speed=args.speed, chunk=args.chunk)
         stored = [s.record for s in await CallRepository(db).between() if s.record.linkedid in linkedids]
+        logins = {m.id: m.login for m in await ManagerRepository(db).all()}
     finally:
         await db.dispose()
     print(f"replayed {len(stream)} messages from {path.name}: {len(stored)} call(s)")
     if stored:
-        print(render_table(stored))
+        print(render_table(stored, logins))
     return 0
