@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Annotated, Literal
 
 from aiohttp import web
@@ -19,7 +20,7 @@ from crmtel.push.inputs import MAX_ID, Body, Query, ShortText, read_body, read_q
 from crmtel.store.crm_deals import CrmDeals, DealChanges, DealView, NewCrmDeal, StageColumn
 from crmtel.store.history import CallHistory
 from crmtel.store.managers import ManagerRepository
-from crmtel.timestamps import iso_instant
+from crmtel.timestamps import as_utc, iso_instant
 
 Stage = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=50)]
 
@@ -143,6 +144,11 @@ def _stage_out(column: StageColumn) -> StageOut:
     )
 
 
+def _utc(value: datetime | None) -> datetime | None:
+    """A time from the API (always with its offset) as the UTC instant it is (stored as such)."""
+    return None if value is None else as_utc(value)
+
+
 def deal_routes(
     deals: CrmDeals, managers: ManagerRepository, calls: CallHistory, settings: DealsSettings
 ) -> web.RouteTableDef:
@@ -219,7 +225,7 @@ def deal_routes(
                     stage=body.stage or settings.stages[0],
                     manager_id=owner,
                     next_step=body.next_step or None,
-                    next_step_at=body.next_step_at,
+                    next_step_at=_utc(body.next_step_at),
                     call_id=call_row,
                 ),
                 viewer_of(me),
@@ -245,7 +251,7 @@ def deal_routes(
             status=DealStatus(body.status) if body.status else None,
             lost_reason=body.lost_reason or None,
             next_step=body.next_step or None,
-            next_step_at=body.next_step_at,
+            next_step_at=_utc(body.next_step_at),
             manager_id=await manager_id(request, body.manager),
             cleared=cleared,
         )

@@ -32,7 +32,7 @@ from crmtel.store.deals import DealSummary, NewDeal
 from crmtel.store.history import CallFilter, CallView, visible_to
 from crmtel.store.notes import CallbackTask, Note, PartyConflict
 from crmtel.store.parties import NewLead
-from crmtel.timestamps import iso_instant
+from crmtel.timestamps import as_utc, iso_instant
 
 MAX_DUE_MINUTES = 60 * 24 * 90
 # What Asterisk's MixMonitor writes (wav, WAV49 as .WAV, gsm) and what FreePBX converts to.
@@ -229,8 +229,8 @@ async def list_calls(request: web.Request) -> web.Response:
     me = current_manager(request)
     people = await state.managers.all()
     only = CallFilter(
-        since=q.from_,
-        until=q.to,
+        since=as_utc(q.from_) if q.from_ else None,
+        until=as_utc(q.to) if q.to else None,
         direction=q.direction,
         outcome=q.outcome,
         digits="".join(ch for ch in q.number or "" if ch.isdigit())[-10:] or None,
@@ -380,7 +380,8 @@ def _due_at(request: web.Request, body: TaskBody, default_minutes: int) -> datet
     if body.due_at is not None:
         if not now - timedelta(days=366) <= body.due_at <= now + timedelta(days=3660):
             raise refuse(request, web.HTTPBadRequest, "messages.due_at_range")
-        return body.due_at
+        # The instant the page meant, in UTC (10:00+03:00 is 07:00Z), as everything is stored.
+        return as_utc(body.due_at)
     return now + timedelta(minutes=body.due_minutes or default_minutes)
 
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 from decimal import Decimal
 
 from sqlalchemy import (
@@ -19,7 +19,34 @@ from sqlalchemy import (
     Text,
     UniqueConstraint,
 )
+from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+from sqlalchemy.types import TypeDecorator
+
+
+class UtcDateTime(TypeDecorator[datetime]):
+    """An instant, stored in UTC and read back aware (UTC) on every database.
+
+    SQLite keeps a timezone-aware column as text without its offset: ``10:00+03:00`` written as it is would
+    read back as 10:00 UTC. Every value is turned into UTC on its way in — rows and the values compared with
+    them in queries alike — and a naive one coming back is UTC.
+    """
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        """Aware values become UTC; a naive one is taken to be UTC already (as crmtel writes them)."""
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        """Aware UTC whatever the driver hands back (SQLite: naive UTC)."""
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
 
 NAMING = {
     "ix": "ix_%(column_0_label)s",
@@ -46,7 +73,7 @@ class ManagerRow(Base):
     role: Mapped[str] = mapped_column(String(20), default="manager")
     active: Mapped[bool] = mapped_column(Boolean, default=True)
     speciality: Mapped[str | None] = mapped_column(String(20))
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime())
     # The language the person chose on the page (None: follow the browser).
     locale: Mapped[str | None] = mapped_column(String(16))
 
@@ -72,13 +99,13 @@ class ClientRow(Base):
     turnover_month: Mapped[date | None] = mapped_column(Date)
     stop_list: Mapped[bool] = mapped_column(Boolean, default=False)
     notes: Mapped[str | None] = mapped_column(Text)
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime())
     # The folded name the list sorts by (crmtel.crm.search.name_key), kept by every writer.
     name_key: Mapped[str] = mapped_column(String(300), default="")
     email: Mapped[str | None] = mapped_column(String(300))
     inn: Mapped[str | None] = mapped_column(String(12))
     tags: Mapped[list[str]] = mapped_column(JSON, default=list)
-    updated_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    updated_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
 
 
 Index("ix_clients_name_key", ClientRow.name_key, ClientRow.id)
@@ -116,10 +143,10 @@ class LeadRow(Base):
     refusal_reason: Mapped[str | None] = mapped_column(Text)
     manager_id: Mapped[int | None] = mapped_column(ForeignKey("managers.id", ondelete="SET NULL"), index=True)
     client_id: Mapped[int | None] = mapped_column(ForeignKey("clients.id", ondelete="SET NULL"))
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)
-    converted_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime(), index=True)
+    converted_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
     name_key: Mapped[str] = mapped_column(String(300), default="")
-    updated_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    updated_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
 
 
 Index("ix_leads_name_key", LeadRow.name_key, LeadRow.id)
@@ -163,12 +190,12 @@ class DealRow(Base):
     amount: Mapped[Decimal] = mapped_column(Numeric(16, 2), default=Decimal(0))
     stage: Mapped[str] = mapped_column(String(50), default="new")
     status: Mapped[str] = mapped_column(String(10), default="open")
-    opened_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
-    closed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    opened_at: Mapped[datetime] = mapped_column(UtcDateTime())
+    closed_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
     next_step: Mapped[str | None] = mapped_column(String(300))
-    next_step_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    next_step_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
     lost_reason: Mapped[str | None] = mapped_column(String(300))
-    updated_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    updated_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
 
 
 class CallRow(Base):
@@ -218,9 +245,9 @@ class CallRow(Base):
     queue: Mapped[str | None] = mapped_column(String(64))
     outcome: Mapped[str | None] = mapped_column(String(10))
     missed_reason: Mapped[str | None] = mapped_column(String(100))
-    started_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
-    answered_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
-    ended_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    started_at: Mapped[datetime] = mapped_column(UtcDateTime())
+    answered_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
+    ended_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
     ring_seconds: Mapped[float] = mapped_column(Numeric(10, 2), default=0)
     talk_seconds: Mapped[float] = mapped_column(Numeric(10, 2), default=0)
     recording_file: Mapped[str | None] = mapped_column(String(500))
@@ -249,7 +276,7 @@ class CallNoteRow(Base):
     topic: Mapped[str] = mapped_column(String(300), default="")
     result: Mapped[str] = mapped_column(String(300), default="")
     comment: Mapped[str] = mapped_column(Text, default="")
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime())
 
 
 class TaskRow(Base):
@@ -274,10 +301,10 @@ class TaskRow(Base):
     title: Mapped[str] = mapped_column(String(300), default="")
     missed_count: Mapped[int] = mapped_column(Integer, default=1)
     status: Mapped[str] = mapped_column(String(10), default="open")
-    due_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
-    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
-    done_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    due_at: Mapped[datetime] = mapped_column(UtcDateTime())
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime())
+    updated_at: Mapped[datetime] = mapped_column(UtcDateTime())
+    done_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
     # How the task was closed: the answered call that closed it, or a manager's result by hand.
     closed_by_call_id: Mapped[int | None] = mapped_column(ForeignKey("calls.id", ondelete="SET NULL"))
     closed_by_manager_id: Mapped[int | None] = mapped_column(ForeignKey("managers.id", ondelete="SET NULL"))
@@ -295,7 +322,7 @@ class WebSessionRow(Base):
 
     token_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
     manager_id: Mapped[int] = mapped_column(ForeignKey("managers.id", ondelete="CASCADE"), index=True)
-    expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)
+    expires_at: Mapped[datetime] = mapped_column(UtcDateTime(), index=True)
 
 
 class QueueVisitRow(Base):
@@ -320,9 +347,9 @@ class QueueVisitRow(Base):
     seq: Mapped[int] = mapped_column(Integer)
     queue: Mapped[str] = mapped_column(String(64))
     # The call's start: a wait belongs to the report day its call started on, like the call itself.
-    started_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
-    joined_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
-    left_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    started_at: Mapped[datetime] = mapped_column(UtcDateTime())
+    joined_at: Mapped[datetime] = mapped_column(UtcDateTime())
+    left_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
     outcome: Mapped[str] = mapped_column(String(10))
     wait_seconds: Mapped[float] = mapped_column(Numeric(10, 2), default=0)
     answered_by: Mapped[str | None] = mapped_column(String(32))
@@ -344,7 +371,7 @@ class QueueOfferRow(Base):
     queue: Mapped[str] = mapped_column(String(64))
     extension: Mapped[str] = mapped_column(String(32))
     answered: Mapped[bool] = mapped_column(Boolean, default=False)
-    started_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    started_at: Mapped[datetime] = mapped_column(UtcDateTime())
 
 
 class PbxLeaseRow(Base):
@@ -355,7 +382,7 @@ class PbxLeaseRow(Base):
     pbx: Mapped[str] = mapped_column(String(64), primary_key=True)
     epoch: Mapped[int] = mapped_column(Integer, default=0)
     node: Mapped[str] = mapped_column(String(200), default="")
-    since: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    since: Mapped[datetime] = mapped_column(UtcDateTime())
 
 
 class CdrWatermarkRow(Base):
@@ -364,7 +391,7 @@ class CdrWatermarkRow(Base):
     __tablename__ = "cdr_watermarks"
 
     pbx: Mapped[str] = mapped_column(String(64), primary_key=True)
-    processed_until: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    processed_until: Mapped[datetime] = mapped_column(UtcDateTime())
 
 
 class PartyTermRow(Base):
@@ -406,7 +433,7 @@ class PartyNoteRow(Base):
     party_id: Mapped[int] = mapped_column(Integer)
     manager_id: Mapped[int | None] = mapped_column(ForeignKey("managers.id", ondelete="SET NULL"))
     text: Mapped[str] = mapped_column(Text)
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime())
 
 
 class AuditRow(Base):
@@ -416,7 +443,7 @@ class AuditRow(Base):
     __table_args__ = (Index("ix_audit_log_entity", "entity", "entity_id", "at"),)
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    at: Mapped[datetime] = mapped_column(UtcDateTime())
     manager_id: Mapped[int | None] = mapped_column(ForeignKey("managers.id", ondelete="SET NULL"))
     entity: Mapped[str] = mapped_column(String(20))
     entity_id: Mapped[int] = mapped_column(Integer)
@@ -442,15 +469,15 @@ class ConnectorEventRow(Base):
     linkedid: Mapped[str] = mapped_column(String(64))
     kind: Mapped[str] = mapped_column(String(32))
     payload: Mapped[dict[str, object]] = mapped_column(JSON, default=dict)
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime())
     # pending -> delivered, or failed (given up or refused; a replay makes it pending again).
     state: Mapped[str] = mapped_column(String(12), default="pending")
     attempts: Mapped[int] = mapped_column(Integer, default=0)
-    next_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    next_at: Mapped[datetime] = mapped_column(UtcDateTime())
     # A worker's claim (node, until when): another node takes the event over once the claim ran out.
     claimed_by: Mapped[str | None] = mapped_column(String(200))
-    claimed_until: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
-    delivered_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    claimed_until: Mapped[datetime | None] = mapped_column(UtcDateTime())
+    delivered_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
     last_error: Mapped[str | None] = mapped_column(String(1000))
 
 
@@ -461,7 +488,7 @@ class ConnectorDeliveryRow(Base):
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     event_id: Mapped[int] = mapped_column(ForeignKey("connector_events.id", ondelete="CASCADE"), index=True)
-    at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    at: Mapped[datetime] = mapped_column(UtcDateTime())
     attempt: Mapped[int] = mapped_column(Integer)
     # delivered, retry or failed.
     outcome: Mapped[str] = mapped_column(String(12))
@@ -479,7 +506,7 @@ class ConnectorCallRow(Base):
     pbx: Mapped[str] = mapped_column(String(64), primary_key=True)
     linkedid: Mapped[str] = mapped_column(String(64), primary_key=True)
     memo: Mapped[dict[str, object]] = mapped_column(JSON, default=dict)
-    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    updated_at: Mapped[datetime] = mapped_column(UtcDateTime())
 
 
 class ConnectorTokenRow(Base):
@@ -489,7 +516,7 @@ class ConnectorTokenRow(Base):
 
     connector: Mapped[str] = mapped_column(String(32), primary_key=True)
     sealed: Mapped[str] = mapped_column(Text)
-    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    updated_at: Mapped[datetime] = mapped_column(UtcDateTime())
 
 
 class DialAttemptRow(Base):
@@ -500,7 +527,7 @@ class DialAttemptRow(Base):
     __table_args__ = (Index("ix_dial_attempts_pbx_at", "pbx", "at"),)
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    at: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)
+    at: Mapped[datetime] = mapped_column(UtcDateTime(), index=True)
     pbx: Mapped[str] = mapped_column(String(64))
     # "web" (the page) or "cli" (crmtel call).
     source: Mapped[str] = mapped_column(String(8))

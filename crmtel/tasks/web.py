@@ -20,7 +20,7 @@ from crmtel.push.context import current_manager
 from crmtel.push.inputs import MAX_ID, Body, LongText, Query, read_body, read_query
 from crmtel.store.crm_tasks import CrmTasks, NewTask, TaskItem, TaskState
 from crmtel.store.managers import ManagerRepository
-from crmtel.timestamps import iso_instant
+from crmtel.timestamps import as_utc, iso_instant
 
 TaskKind = Literal["callback", "call", "meeting", "email", "other"]
 assert set(TASK_KINDS) == {"callback", "call", "meeting", "email", "other"}
@@ -149,7 +149,8 @@ def task_routes(tasks: CrmTasks, managers: ManagerRepository, region: str) -> we
         now = datetime.now(UTC)
         if not now - timedelta(days=366) <= value <= now + MAX_AHEAD:
             raise error(request, 400, "crm.due_range", field="due_at")
-        return value
+        # The instant the page meant, in UTC (10:00+03:00 is 07:00Z), as everything is stored.
+        return as_utc(value)
 
     def task_id(request: web.Request) -> int:
         value = int(request.match_info["task_id"])
@@ -168,8 +169,8 @@ def task_routes(tasks: CrmTasks, managers: ManagerRepository, region: str) -> we
             viewer_of(me),
             status=None if q.status == "all" else q.status,
             manager_id=await manager_id(request, q.manager),
-            due_from=q.from_,
-            due_to=q.to,
+            due_from=as_utc(q.from_) if q.from_ else None,
+            due_to=as_utc(q.to) if q.to else None,
             overdue_before=now if q.overdue else None,
             party=(Kind(q.kind), q.party_id) if q.kind and q.party_id else None,
             after=after,
