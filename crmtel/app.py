@@ -28,6 +28,7 @@ from crmtel.board.service import BoardService, BoardTap, StoreCounts
 from crmtel.board.web import board_routes
 from crmtel.callbacks.web import callback_routes
 from crmtel.calls.service import CallService
+from crmtel.calls.setup import build_call_service
 from crmtel.cdr.service import CdrService, build_cdr_service
 from crmtel.cluster.metrics import ClusterCollector
 from crmtel.cluster.service import ClusterNode, session_settings
@@ -44,7 +45,6 @@ from crmtel.errors import ConfigError, StoreUnavailable
 from crmtel.fakepbx.simulator import Simulator
 from crmtel.health.service import HealthCheck
 from crmtel.health.web import health_routes
-from crmtel.i18n import Translator
 from crmtel.i18n.models import LocaleOptions
 from crmtel.memory import freeze_startup_objects
 from crmtel.metrics import ComponentCollector, MeteredNotifier, MeteredRouter, Metrics, metrics_routes
@@ -208,7 +208,6 @@ async def start(settings: Settings, *, demo: bool = False, demo_speed: float = 1
                 ),
             )
         )
-        trunks = {t for pbx in pbxes for t in pbx.trunks}
         node_notifier = BoardTap(notifier, board)
         # The connectors' outbox: effects staged with the call rows, delivered by owned workers.
         connectors = await stack.enter_async_context(
@@ -219,19 +218,14 @@ async def start(settings: Settings, *, demo: bool = False, demo_speed: float = 1
                 node=settings.cluster.node() if cluster is not None else "local",
             )
         )
-        calls = CallService(
+        calls = build_call_service(
+            settings,
             db,
-            settings.calls,
-            parties,
+            pbxes,
+            parties=parties,
             # In a cluster the leader's events go to every node's notifier (and board) through the stream.
-            MeteredNotifier(cluster.publisher if cluster is not None else node_notifier, metrics),
-            region=settings.region,
-            trunks=trunks,
-            device_prefixes={pbx.name: pbx.devices_of_users for pbx in pbxes},
-            recordings_dir=str(settings.web.recordings_dir),
+            notifier=MeteredNotifier(cluster.publisher if cluster is not None else node_notifier, metrics),
             fence=cluster.fence if cluster is not None else None,
-            translator=Translator.for_locale(settings.i18n.language, zone=settings.display_timezone),
-            match_digits=settings.reports.callback_match_digits,
             after_flush=board.calls_stored,
             tap=connectors.tap if connectors.workers else None,
         )

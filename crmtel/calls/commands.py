@@ -17,15 +17,14 @@ from crmtel.ami.client import AmiClient
 from crmtel.ami.protocol import Message
 from crmtel.calls.record import public_json
 from crmtel.calls.service import CallNotifier, CallService
-from crmtel.config import Settings
+from crmtel.calls.setup import build_call_service
+from crmtel.config import AmiSettings, Settings
 from crmtel.domain import CallRecord, call_id
 from crmtel.errors import ConfigError
 from crmtel.fakepbx.server import FakeAmiServer, Recorded, load_ami
-from crmtel.i18n import Translator
 from crmtel.store.calls import CallRepository
 from crmtel.store.db import Database, upgrade
 from crmtel.store.managers import ManagerRepository
-from crmtel.store.parties import PartyRepository
 
 JSON_FIELDS = (
     "pbx",
@@ -64,6 +63,11 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         "--speed", type=float, default=0.0, help="1 = real time, 10 = ten times faster; 0 (default) = at once"
     )
     replay.add_argument("--chunk", type=int, default=64 * 1024, help="bytes per TCP write (default 65536)")
+    replay.add_argument(
+        "--pbx",
+        metavar="NAME",
+        help="the configured PBX the capture came from (its trunks, flavour, device prefixes); default: [ami]",
+    )
     replay.set_defaults(handler=_replay)
 
     calls = subparsers.add_parser("calls", help="stored calls")
@@ -179,22 +183,20 @@ async def replay_stream(
     chunk: int = 64 * 1024,
     notifier: CallNotifier | None = None,
     settle: float = 0.3,
+    as_pbx: AmiSettings | None = None,
 ) -> CallService:
-    """Serve ``stream`` from a fake AMI server to the real client and pipeline; return when all is stored."""
+    """Serve ``stream`` from a fake AMI server to the real client and pipeline; return when all is stored.
+
+    The pipeline is the one ``crmtel run`` builds (``build_call_service``) for ``as_pbx`` (default: ``[ami]``).
+    """
     secret = secrets.token_hex(8)
     server = FakeAmiServer(stream, username="replay", secret=secret, speed=speed or None, chunk_size=chunk)
     await server.start()
-    pbx = settings.ami.model_copy(
+    # The capture plays the part of the configured PBX it came from: same name, trunks, flavour, prefixes.
+    pbx = (as_pbx or settings.ami).model_copy(
         update={"host": "127.0.0.1", "port": server.port, "username": "replay", "secret": SecretStr(secret)}
     )
-    service = CallService(
-        db,
-        settings.calls,
-        PartyRepository(db, settings.region),
-        notifier,
-        region=settings.region,
-        translator=Translator.for_locale(settings.i18n.language, zone=settings.display_timezone),
-    )
+    service = build_call_service(settings, db, (pbx,), notifier=notifier)
     await service.restore(pbx.name)
     client = AmiClient(pbx, service)
     try:
@@ -220,6 +222,17 @@ async def _settled(client: AmiClient, quiet: float) -> None:
         await asyncio.sleep(quiet)
 
 
+def _configured_pbx(settings: Settings, name: str | None) -> AmiSettings:
+    """The configured PBX a capture came from: ``--pbx NAME``, else ``[ami]``."""
+    if name is None:
+        return settings.ami
+    for pbx in (settings.ami, *settings.pbx):
+        if pbx.name == name:
+            return pbx
+    known = ", ".join(p.name for p in (settings.ami, *settings.pbx))
+    raise ConfigError(f"no PBX named {name!r} in the config (known: {known})")
+
+
 async def _replay(args: argparse.Namespace, settings: Settings) -> int:
     path: Path = args.file
     if not await asyncio.to_thread(path.is_file):
@@ -232,10 +245,11 @@ async def _replay(args: argparse.Namespace, settings: Settings) -> int:
         for item in stream
         if Message(item.headers).event == "Newchannel"
     }
+    pbx = _configured_pbx(settings, args.pbx)
     await upgrade(settings.database_url)
     db = Database(settings.database_url)
     try:
-        await replay_stream(settings, db, stream, speed=args.speed, chunk=args.chunk)
+        await replay_stream(settings, db, stream, speed=args.speed, chunk=args.chunk, as_pbx=pbx)
         stored = [s.record for s in await CallRepository(db).between() if s.record.linkedid in linkedids]
         logins = {m.id: m.login for m in await ManagerRepository(db).all()}
     finally:

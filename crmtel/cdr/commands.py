@@ -8,7 +8,7 @@ from datetime import datetime, tzinfo
 
 from tqdm import tqdm
 
-from crmtel.calls.service import CallService
+from crmtel.calls.setup import build_call_service
 from crmtel.cdr.models import CdrSpec
 from crmtel.cdr.service import Backfill, open_source
 from crmtel.cdr.times import pbx_zone
@@ -16,7 +16,6 @@ from crmtel.config import AmiSettings, Settings
 from crmtel.errors import ConfigError
 from crmtel.i18n import Translator
 from crmtel.store.db import Database, upgrade
-from crmtel.store.parties import PartyRepository
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -88,15 +87,7 @@ async def backfill(args: argparse.Namespace, settings: Settings) -> int:
     await upgrade(settings.database_url)
     db = Database(settings.database_url)
     try:
-        calls = CallService(
-            db,
-            settings.calls,
-            PartyRepository(db, settings.region),
-            region=settings.region,
-            trunks=pbx.trunks,
-            device_prefixes={pbx.name: pbx.devices_of_users},
-            recordings_dir=str(settings.web.recordings_dir),
-        )
+        calls = build_call_service(settings, db, (pbx,))
         # A progress bar only for a person at a terminal; logs and pipes get the summary alone.
         bar = _Bar(t.t("backfill.progress")) if sys.stderr.isatty() else None
         try:

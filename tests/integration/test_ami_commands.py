@@ -79,3 +79,42 @@ def test_replay_of_a_missing_file_fails_cleanly(
     """A wrong path is an error message and exit code 1, not a traceback."""
     assert main(["--database-url", database_url, "replay", "/nonexistent/x.ami"]) == 1
     assert "no such file" in capsys.readouterr().err
+
+
+def _freepbx_capture(traces_dir: Path, out: Path) -> Path:
+    """``direct-answered`` as a FreePBX captured it: the provider's trunk endpoint is named ``600100`` (a number,
+    like an extension) and 101 answered on its WebRTC device ``99101``."""
+    data = (traces_dir / "direct-answered.ami").read_bytes()
+    data = data.replace(b"PJSIP/trunk-", b"PJSIP/600100-").replace(b"PJSIP/101-", b"PJSIP/99101-")
+    out.write_bytes(data)
+    return out
+
+
+def test_replay_of_a_freepbx_capture_uses_the_configured_trunks_and_device_prefixes(
+    database_url: str, traces_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``crmtel replay`` is built like ``crmtel run``: with ``[ami] flavour = "freepbx"`` and ``trunks`` the
+    capture is an inbound call from +79161110001 answered by 101 (not an internal call answered by 99101)."""
+    capture = _freepbx_capture(traces_dir, tmp_path / "freepbx.ami")
+    config = tmp_path / "crmtel.toml"
+    config.write_text(
+        f'database_url = "{database_url}"\n[ami]\nname = "pbx1"\nsecret = "x"\nflavour = "freepbx"\n'
+        'trunks = ["600100"]\n',
+        encoding="utf-8",
+    )
+    assert main(["--config", str(config), "replay", str(capture)]) == 0
+    capsys.readouterr()
+    assert main(["--config", str(config), "calls", "list", "--format", "json"]) == 0
+    (row,) = json.loads(capsys.readouterr().out)
+    assert (row["direction"], row["caller_number"], row["answered_by"]) == ("inbound", "+79161110001", "101")
+    assert row["rang"] == ["101"]
+    assert row["outcome"] == "answered"
+
+
+def test_replay_as_an_unknown_pbx_fails_cleanly(
+    database_url: str, traces_dir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``--pbx`` names a PBX that is not configured: an error message naming the known ones, exit code 1."""
+    trace = str(traces_dir / "queue-abandoned.ami")
+    assert main(["--database-url", database_url, "replay", trace, "--pbx", "nope"]) == 1
+    assert "no PBX named 'nope'" in capsys.readouterr().err
