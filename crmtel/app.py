@@ -447,7 +447,7 @@ async def run_until_stopped(
             loop.add_signal_handler(sig, stop.set)
     systemd = ServiceManager()
     try:
-        async with start(settings, demo=demo) as running, _TaskOwner() as tasks:
+        async with start(settings, demo=demo, demo_speed=demo_speed) as running, _TaskOwner() as tasks:
             # Here the database is migrated and the web and FastAGI sockets listen; AMI logs in meanwhile.
             _log.info("crmtel.started", web=running.web_url, agi_port=running.agi_port)
             systemd.ready(status_line(running))
