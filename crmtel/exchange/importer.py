@@ -45,7 +45,7 @@ from crmtel.exchange.importrows import (
     parse_managers,
 )
 from crmtel.exchange.progress import NoProgress, Progress
-from crmtel.exchange.seen import SeenClients
+from crmtel.exchange.seen import SeenClients, SeenLeads
 from crmtel.exchange.streams import TableStream
 from crmtel.store.crm_terms import LEAD, reindex_in
 from crmtel.store.db import Database
@@ -92,6 +92,9 @@ async def import_file(
     if kind is ImportKind.CLIENTS:
         shown.step("checking" if dry_run else "checking and writing")
         return await _stream_clients(db, path, region, skip_bad_rows, dry_run, shown, batch_rows)
+    if kind is ImportKind.LEADS:
+        shown.step("checking" if dry_run else "checking and writing")
+        return await _stream_leads(db, path, region, skip_bad_rows, dry_run, shown, batch_rows)
     shown.step(f"reading {path.name}")
     table = await asyncio.to_thread(read_table, path)
     shown.step("checking" if dry_run else "checking and writing", rows=len(table.rows))
@@ -191,6 +194,56 @@ async def _stream_clients(
     return report
 
 
+async def _stream_leads(
+    db: Database,
+    path: Path,
+    region: str,
+    skip_bad_rows: bool,
+    dry_run: bool,
+    progress: Progress,
+    batch_rows: int,
+) -> ImportReport:
+    """Leads from a file of any size, in batches in one transaction (as ``_stream_clients``)."""
+    report = ImportReport(kind=ImportKind.LEADS, dry_run=dry_run)
+    stream = await asyncio.to_thread(TableStream, path)
+    earlier = SeenLeads()
+    try:
+        async with _transaction(db) as conn:
+            batches = stream.batches(max(1, batch_rows))
+            while (batch := await asyncio.to_thread(next, batches, None)) is not None:
+                first = report.rows == 0
+                report.rows += len(batch)
+                part = ImportReport(kind=ImportKind.LEADS)
+                await _import_leads(
+                    conn,
+                    RawTable(stream.header, batch),
+                    region,
+                    part,
+                    skip_bad_rows,
+                    earlier,
+                    first_batch=first,
+                    # Once an error is known nothing more is written (unless skipping): the rest is checked.
+                    check_only=bool(report.errors) and not skip_bad_rows,
+                )
+                report.created += part.created
+                report.updated += part.updated
+                report.unchanged += part.unchanged
+                _keep(report.errors, part.errors, report, errors=True)
+                _keep(report.warnings, part.warnings, report, errors=False)
+                progress.rows(report.rows)
+            report.errors.sort(key=lambda i: i.line)
+            report.warnings.sort(key=lambda i: i.line)
+            report.applied = not dry_run and (skip_bad_rows or not report.errors)
+            if not report.applied:
+                raise _Rollback
+    except _Rollback:
+        pass
+    finally:
+        earlier.close()
+        stream.close()
+    return report
+
+
 # --- managers ---------------------------------------------------------------------------------------
 
 
@@ -286,13 +339,26 @@ async def _import_managers(
 
 
 async def _import_leads(
-    conn: AsyncConnection, table: RawTable, region: str, report: ImportReport, skip_bad_rows: bool
+    conn: AsyncConnection,
+    table: RawTable,
+    region: str,
+    report: ImportReport,
+    skip_bad_rows: bool,
+    earlier: SeenLeads | None = None,
+    *,
+    first_batch: bool = True,
+    check_only: bool = False,
 ) -> None:
     parsed = parse_leads(table, await manager_logins(conn), region)
+    if not first_batch:
+        # Header warnings (unknown columns) are the same for every batch of a streamed file: kept once.
+        parsed.warnings = [w for w in parsed.warnings if w.line != 1]
     owners = await find_owners(conn, [e for rec in parsed.records for e, _ in rec.phones])
     records: list[LeadRecord] = []
     existing_ids: list[int | None] = []
-    claimed: dict[int, int] = {}
+    # Stored leads matched by rows of earlier batches of a streamed file count as claimed by those rows.
+    stored_leads = sorted({lead for ids in owners.leads.values() for lead in ids})
+    claimed: dict[int, int] = earlier.get_many(stored_leads) if earlier is not None else {}
     for rec in parsed.records:
         lead_id = next((min(owners.leads[e]) for e, _ in rec.phones if e in owners.leads), None)
         if lead_id is not None and lead_id in claimed:
@@ -306,7 +372,9 @@ async def _import_leads(
             claimed[lead_id] = rec.line
         records.append(rec)
         existing_ids.append(lead_id)
-    if not accept(parsed, report, skip_bad_rows):
+    if earlier is not None:
+        earlier.put_many(claimed)
+    if not accept(parsed, report, skip_bad_rows) or check_only:
         return
     for rec, own in zip(records, existing_ids, strict=True):
         for e164, _ in rec.phones:

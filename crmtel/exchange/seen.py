@@ -69,3 +69,37 @@ class SeenClients:
         """Delete the file."""
         self._db.close()
         self._dir.cleanup()
+
+
+class SeenLeads:
+    """Stored leads already matched by a row of earlier batches (lead id -> that row's line), on disk."""
+
+    def __init__(self) -> None:
+        self._dir = tempfile.TemporaryDirectory(prefix="crmtel-import-")
+        self._db = sqlite3.connect(Path(self._dir.name) / "leads.db")
+        self._db.execute("PRAGMA journal_mode=OFF")
+        self._db.execute("PRAGMA synchronous=OFF")
+        self._db.execute("CREATE TABLE claimed (lead INTEGER PRIMARY KEY, line INTEGER)")
+
+    def get_many(self, leads: Sequence[int]) -> dict[int, int]:
+        """The line that claimed each of ``leads`` before (those never claimed are absent)."""
+        found: dict[int, int] = {}
+        for start in range(0, len(leads), 500):
+            chunk = list(leads[start : start + 500])
+            marks = ",".join("?" * len(chunk))
+            found.update(
+                self._db.execute(
+                    f"SELECT lead, line FROM claimed WHERE lead IN ({marks})",
+                    chunk,
+                ).fetchall()
+            )
+        return found
+
+    def put_many(self, claims: dict[int, int]) -> None:
+        """Remember these claims."""
+        self._db.executemany("INSERT OR IGNORE INTO claimed VALUES (?, ?)", list(claims.items()))
+
+    def close(self) -> None:
+        """Delete the file."""
+        self._db.close()
+        self._dir.cleanup()

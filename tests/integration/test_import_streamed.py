@@ -1,4 +1,4 @@
-"""Clients imported from files of any size: read, checked and written in batches, so memory follows the batch
+"""Clients and leads imported from files of any size: read, checked and written in batches, so memory follows the batch
 and not the file; a row in a later batch still meets the rows before it (the same client again adds a
 contact, other data is an error naming the first line); an endless line is refused after 64 KiB."""
 
@@ -12,7 +12,10 @@ import pytest
 from crmtel.errors import ImportFailed
 from crmtel.exchange.importer import ImportKind, import_file
 from crmtel.store.db import Database
+from crmtel.store.managers import ManagerRepository
+from crmtel.store.parties import PartyRepository
 from tests.integration.test_import_clients import CLIENTS, counts, managers, write
+from tests.integration.test_import_managers_leads import LEADS
 
 __all__ = ["managers"]
 
@@ -88,3 +91,19 @@ async def test_an_endless_line_is_refused_after_64_kib_without_reading_it_into_m
         tracemalloc.stop()
     assert peak < 2_000_000
     assert await counts(db) == (0, 0, 0, 0)
+
+
+async def test_leads_in_batches_keep_their_rules_across_batches(db: Database, tmp_path: Path) -> None:
+    """Leads a row at a time: the same leads as one read; two rows in different batches matching one stored
+    lead are still the error naming the first; errors in an early batch keep later batches from writing."""
+    await ManagerRepository(db).save(login="anna", name="Anna", extensions=("101",))
+    first = await import_file(db, ImportKind.LEADS, write(tmp_path, LEADS, "leads.csv"), batch_rows=1)
+    assert (first.created, first.errors, first.rows) == (3, [], 3)
+    split = "name;phones\nS1;+79261002030\nS2;+74957008090\n"
+    report = await import_file(db, ImportKind.LEADS, write(tmp_path, split, "split.csv"), batch_rows=1)
+    assert [(e.line, "same stored lead" in e.reason) for e in report.errors] == [(3, True)]
+    early = "name;phones;manager\nX;+79170000001;nobody\nY;+79170000002;\n"
+    bad = await import_file(db, ImportKind.LEADS, write(tmp_path, early, "early.csv"), batch_rows=1)
+    assert [str(e) for e in bad.errors] == ["line 2: unknown manager login 'nobody'"]
+    assert (bad.created, bad.applied) == (0, False)
+    assert (await PartyRepository(db).lookup_raw("+79170000002")).best is None
