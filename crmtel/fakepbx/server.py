@@ -254,6 +254,9 @@ class FakeAmiServer:
         self.wall = wall
         self.booted: float | None = None
         self._port = 0
+        # Test hook: logins accepted before the PBX has fully booted get their FullyBooted at ``finish_boot``.
+        self.booting = False
+        self._unbooted: set[_Session] = set()
         # Test hooks: drop the connection once after this many stream items, skipping the next
         # ``lose_on_drop`` items (the PBX went on while the client was away); or pause the stream there.
         self.drop_after = drop_after
@@ -302,6 +305,26 @@ class FakeAmiServer:
             self.booted = self.now()
         self._server = await asyncio.start_server(self._on_client, host, port)
         self._host, self._port = host, self.port
+
+    def fully_booted(self) -> tuple[tuple[str, str], ...]:
+        """The FullyBooted event as Asterisk 22 sends it (with its Uptime and LastReload)."""
+        uptime = str(self.uptime)
+        return (
+            ("Event", "FullyBooted"),
+            ("Privilege", "system,all"),
+            ("Uptime", uptime),
+            ("LastReload", uptime),
+            ("Status", "Fully Booted"),
+        )
+
+    async def finish_boot(self) -> None:
+        """A PBX started with ``booting``: it has booted now and tells every session logged in meanwhile."""
+        self.booting = False
+        waiting, self._unbooted = self._unbooted, set()
+        for session in waiting:
+            async with session.lock:
+                with contextlib.suppress(ConnectionError):
+                    await session.send(self.fully_booted(), event=True)
 
     def now(self) -> float:
         """The PBX's time (epoch seconds): the recording's when events are timestamped, else ``wall``."""
@@ -509,16 +532,13 @@ class _Session:
         elif action == "login":
             if self._login_ok(msg):
                 server.logins += 1
-                await self.reply(
-                    (("Response", "Success"), *ids, ("Message", "Authentication accepted")),
-                    (
-                        ("Event", "FullyBooted"),
-                        ("Privilege", "system,all"),
-                        ("Uptime", str(server.uptime)),
-                        ("LastReload", str(server.uptime)),
-                        ("Status", "Fully Booted"),
-                    ),
-                )
+                accepted = (("Response", "Success"), *ids, ("Message", "Authentication accepted"))
+                if server.booting:
+                    # Still booting: Asterisk says FullyBooted to every session once it has booted.
+                    server._unbooted.add(self)
+                    await self.reply(accepted)
+                else:
+                    await self.reply(accepted, server.fully_booted())
                 if self.streamer is None:
                     self.streamer = asyncio.create_task(self.stream(), name="fake-ami-stream")
             else:

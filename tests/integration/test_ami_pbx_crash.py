@@ -59,9 +59,12 @@ async def _ended(calls: CallRepository) -> bool:
     return record is not None and record.ended_at is not None
 
 
-async def _crash_mid_talk(db: Database, traces_dir: Path, *, restart: bool) -> CallRecord:
+async def _crash_mid_talk(
+    db: Database, traces_dir: Path, *, restart: bool, booting: bool = False
+) -> CallRecord:
     """``direct-answered`` up to its talk; 5 s later the PBX is killed, or only the connection is cut; the
-    PBX comes back (or is reached again) 55 s after that. The stored record once the call is over."""
+    PBX comes back (or is reached again) 55 s after that (``booting``: crmtel logs in before it has fully
+    booted, its FullyBooted comes later). The stored record once the call is over."""
     stream = load_ami(traces_dir / "direct-answered.ami")
     clock = ManualClock()
     server = FakeAmiServer(stream, pause_after=_first_hangup(stream), timestamps=False, wall=clock.epoch)
@@ -83,7 +86,11 @@ async def _crash_mid_talk(db: Database, traces_dir: Path, *, restart: bool) -> C
             await wait_for(lambda: service.state_of("pbx1").lost_at is not None and client.idle)
             clock.now = T0 + timedelta(seconds=60)
             if restart:
+                server.booting = booting
                 await server.restart()
+                if booting:
+                    await wait_for(lambda: server.logins == 2)
+                    await server.finish_boot()
             else:
                 await wait_for(lambda: client.connected.is_set())
                 server.resume()
@@ -112,3 +119,12 @@ async def test_call_up_when_only_the_connection_drops_goes_on_until_its_hangup(
     record = await _crash_mid_talk(db, traces_dir, restart=False)
     assert record.answered_by == "101"
     assert record.ended_at == T0 + timedelta(seconds=60)
+
+
+async def test_a_killed_pbx_still_booting_at_the_login_still_ends_the_call_at_the_drop(
+    db: Database, traces_dir: Path
+) -> None:
+    """crmtel logs in to the restarted PBX before it has fully booted: the listing waits for its FullyBooted
+    (the Uptime that says it restarted), so the call still ends at the drop."""
+    record = await _crash_mid_talk(db, traces_dir, restart=True, booting=True)
+    assert record.ended_at == T0 + timedelta(seconds=5)
