@@ -57,9 +57,12 @@ from crmtel.reports.queries import QueryOptions, ReportQueries
 from crmtel.reports.queue_queries import QueueQueries
 from crmtel.reports.queue_web import queue_routes
 from crmtel.reports.web import report_routes
+from crmtel.results.models import ResultChoices
+from crmtel.results.web import result_routes
 from crmtel.routing.agi import AgiServer
 from crmtel.routing.service import RoutingService
 from crmtel.routing.web import route_handlers
+from crmtel.store.call_results import CallResults
 from crmtel.store.callbacks import CallbackRepository
 from crmtel.store.crm_deals import CrmDeals
 from crmtel.store.crm_lists import PartyLists
@@ -298,6 +301,7 @@ async def start(settings: Settings, *, demo: bool = False, demo_speed: float = 1
         )
         deals = deal_routes(CrmDeals(db), managers, CallHistory(db), settings.deals)
         tasks = task_routes(CrmTasks(db), managers, settings.region)
+        results = result_routes(ResultChoices(settings.calls.results), CallResults(db))
         app = create_app(
             settings.web,
             db=db,
@@ -313,6 +317,7 @@ async def start(settings: Settings, *, demo: bool = False, demo_speed: float = 1
                 crm,
                 deals,
                 tasks,
+                results,
             ),
             public_routes=(
                 route_table,

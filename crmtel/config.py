@@ -180,6 +180,21 @@ class CallsSettings(BaseModel):
     # On stop (SIGTERM), how long crmtel keeps retrying a locked or unreachable database so that the calls it
     # has received are written before it exits. systemd's TimeoutStopSec (deploy/systemd) must be longer.
     stop_write_seconds: float = Field(default=60.0, ge=0, le=3600)
+    # The one-click results a manager picks for a call, in this order: the codes talked, agreed, callback,
+    # not_interested, no_answer, wrong_number are named in the reader's language; any other text is shown
+    # as written (e.g. "Замер назначен"). Stored with the call as written here.
+    results: tuple[
+        Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=50)], ...
+    ] = ("talked", "agreed", "callback", "not_interested", "no_answer", "wrong_number")
+
+    @field_validator("results")
+    @classmethod
+    def _distinct_results(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        if not value:
+            raise ValueError("at least one result")
+        if len(set(value)) != len(value):
+            raise ValueError("results must differ from each other")
+        return value
 
 
 class DidRule(BaseModel):

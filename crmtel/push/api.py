@@ -127,6 +127,7 @@ def call_json(
         "party_kind": call.party_kind,
         "party_id": call.party_id,
         "party_name": call.party_name,
+        "result": call.result,
         "recording": f"/api/calls/{call.call_id}/recording" if call.recording_file and playable else None,
     }
 
@@ -162,6 +163,11 @@ def _task_json(task: CallbackTask) -> dict[str, Any]:
         "due_at": _iso(task.due_at),
         "status": task.status,
     }
+
+
+async def visible_call(request: web.Request) -> tuple[Manager, CallView]:
+    """The manager asking and the call they named, if they may see it (else a 404, or a 409 while not stored)."""
+    return await _visible_call(request)
 
 
 async def _visible_call(request: web.Request) -> tuple[Manager, CallView]:

@@ -162,6 +162,8 @@ class ManagerFigures:
     callback_median_seconds: float | None = None
     callback_p90_seconds: float | None = None
     overdue_tasks: int = 0
+    # The one-click results of the period's calls, as (result, calls) pairs, most frequent first.
+    results: tuple[tuple[str, int], ...] = ()
 
     @property
     def calls(self) -> int:
@@ -201,7 +203,13 @@ class ManagerFigures:
     def plus(self, other: ManagerFigures) -> ManagerFigures:
         """The sum of two rows' counts (identity taken from ``self``; percentiles do not add up, so none)."""
         sums = {name: getattr(self, name) + getattr(other, name) for name in COUNTS}
-        return replace(self, **sums, callback_median_seconds=None, callback_p90_seconds=None)
+        return replace(
+            self,
+            **sums,
+            results=add_results(self.results, other.results),
+            callback_median_seconds=None,
+            callback_p90_seconds=None,
+        )
 
 
 COUNTS = (
@@ -219,6 +227,15 @@ COUNTS = (
     "called_back_in_sla",
     "overdue_tasks",
 )
+
+
+def add_results(*parts: tuple[tuple[str, int], ...]) -> tuple[tuple[str, int], ...]:
+    """Result counts added up, most frequent first (then by result)."""
+    counts: dict[str, int] = {}
+    for part in parts:
+        for result, n in part:
+            counts[result] = counts.get(result, 0) + n
+    return tuple(sorted(counts.items(), key=lambda item: (-item[1], item[0])))
 
 
 def total_of(rows: tuple[ManagerFigures, ...]) -> ManagerFigures:

@@ -29,7 +29,14 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from crmtel.config import ReportsSettings
 from crmtel.domain import DealStatus, Direction, LeadStatus, Outcome, Role
 from crmtel.reports.callbacks import callback_stmt, overdue_stmt
-from crmtel.reports.models import UNASSIGNED, CallsVsDeals, ManagerFigures, Period, ReportFilter
+from crmtel.reports.models import (
+    UNASSIGNED,
+    CallsVsDeals,
+    ManagerFigures,
+    Period,
+    ReportFilter,
+    add_results,
+)
 from crmtel.store.db import Database
 from crmtel.store.models import CallRow, DealRow, ExtensionRow, LeadRow, ManagerRow
 
@@ -219,6 +226,21 @@ def _leads_stmt(period: Period, filt: ReportFilter) -> Select[Any]:
     )
 
 
+def _results_stmt(period: Period, filt: ReportFilter) -> Select[Any]:
+    """The results picked for the period's calls, per manager who picked them (else the call's manager)."""
+    c = _CALLS.c
+    mid = func.coalesce(c.result_by, c.manager_id)
+    return (
+        select(mid.label("mid"), c.result, func.count().label("n"))
+        .where(
+            _in(c.started_at, period.start_utc, period.end_utc),
+            c.result.is_not(None),
+            *_manager_filter(mid, filt),
+        )
+        .group_by(mid, c.result)
+    )
+
+
 def _managers_stmt(filt: ReportFilter) -> Select[Any]:
     m = _MANAGERS.c
     stmt = select(m.id, m.name, m.login, m.active, m.role).order_by(m.name, m.id)
@@ -307,16 +329,24 @@ class ReportQueries:
             managers = (await session.execute(_managers_stmt(filt))).all()
             for stmt in statements:
                 await _merge(session, stmt, merged)
+            picked: dict[int | None, tuple[tuple[str, int], ...]] = {}
+            for mid, result, n in (await session.execute(_results_stmt(period, filt))).all():
+                picked[mid] = add_results(picked.get(mid, ()), ((str(result), int(n)),))
+        for mid in picked:
+            # A manager with results only (say, a head who marked calls) still gets a row.
+            merged.setdefault(mid, {})
         # Active sales managers always get a row (a zero is news too); heads and leavers only with figures.
         rows = [
-            _row(mid, name, login, merged.pop(mid, {}))
+            replace(_row(mid, name, login, merged.pop(mid, {})), results=picked.pop(mid, ()))
             for mid, name, login, active, role in managers
             if (active and role == Role.MANAGER.value) or mid in merged
         ]
         # Figures of a deleted manager (ids left behind) or of nobody are shown as unassigned, never dropped.
         leftover = ManagerFigures(manager_id=None, name=UNASSIGNED)
-        for values in merged.values():
-            leftover = leftover.plus(_row(None, UNASSIGNED, None, values))
+        for mid, values in merged.items():
+            leftover = leftover.plus(
+                replace(_row(None, UNASSIGNED, None, values), results=picked.get(mid, ()))
+            )
         if merged and not filt.narrowed:
             rows.append(leftover)
         return tuple(rows)

@@ -269,6 +269,7 @@ def to_dict(report: CallsVsDeals) -> dict[str, Any]:
         data: dict[str, Any] = {"manager_id": fig.manager_id}
         data.update({c.key: c.get(fig) for c in COLUMNS})
         data["talk_seconds"] = fig.talk_seconds
+        data["results"] = dict(fig.results)
         return data
 
     def period(p: Period) -> dict[str, str]:

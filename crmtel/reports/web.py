@@ -318,9 +318,45 @@ def page_html(
         f'<div id="chart" tabindex="0" role="region" aria-label="{_e(tr.t("report.chart_title"))}">'
         f"{render.to_svg(report, tr)}</div></section>"
         f'<section class="report-card">{_table_html(report, tr)}</section>'
+        f"{_results_html(report, tr)}"
         f"{_heatmaps_html(heatmap, tr)}"
         f'<p class="note muted">{_e(tr.t("page.report.note"))}</p>'
         "</main></body></html>"
+    )
+
+
+def result_name(result: str, tr: Translator) -> str:
+    """A built-in result code in ``tr``'s language; a configured text as written."""
+    key = f"report.result.{result}"
+    text = tr.t(key)
+    return result if text == key else text
+
+
+def _results_html(report: CallsVsDeals, tr: Translator) -> str:
+    """Per manager, how many of the period's calls got each one-click result."""
+    rows = [r for r in report.rows if r.results]
+    title = f'<h2 id="results-title">{_e(tr.t("report.results.title"))}</h2>'
+    if not rows:
+        return (
+            f'<section class="report-card" data-testid="report-results">{title}<p class="muted">'
+            + _e(tr.t("report.results.none"))
+            + "</p></section>"
+        )
+    order = [code for code, _n in report.totals.results]
+    head = "".join(f'<th scope="col">{_e(result_name(code, tr))}</th>' for code in order)
+    body = ""
+    for row in (*rows, report.totals):
+        counts = dict(row.results)
+        name = render.row_name(row, tr)
+        cells = "".join(
+            f'<td class="num" data-result="{_e(code)}">{counts.get(code, 0)}</td>' for code in order
+        )
+        body += f'<tr data-manager="{_e(row.login or "")}"><th scope="row">{_e(name)}</th>{cells}</tr>'
+    return (
+        f'<section class="report-card" data-testid="report-results">{title}'
+        f'<div class="table-wrap"><table class="report-results" aria-labelledby="results-title">'
+        f'<thead><tr><th scope="col">{_e(tr.t("report.col_manager"))}</th>{head}</tr></thead>'
+        f"<tbody>{body}</tbody></table></div></section>"
     )
 
 

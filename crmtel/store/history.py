@@ -44,6 +44,7 @@ class CallView:
     party_name: str | None
     manager_id: int | None
     answered_on: str | None = None
+    result: str | None = None
 
     @property
     def call_id(self) -> str:
@@ -100,6 +101,7 @@ def _view(row: CallRow) -> CallView:
         party_name=row.party_name,
         manager_id=row.manager_id,
         answered_on=row.answered_on,
+        result=row.result,
     )
 
 

@@ -263,6 +263,10 @@ class CallRow(Base):
     originate_id: Mapped[str | None] = mapped_column(String(64), index=True)
     # The tracker's state of a live call, so a restart (even kill -9) resumes it; null once ended.
     live_state: Mapped[dict[str, object] | None] = mapped_column(JSON)
+    # The call's result in one click (a code of ``[results]``; words in the catalogues), who chose it and when.
+    result: Mapped[str | None] = mapped_column(String(64))
+    result_by: Mapped[int | None] = mapped_column(ForeignKey("managers.id", ondelete="SET NULL"))
+    result_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 
 
 class CallNoteRow(Base):

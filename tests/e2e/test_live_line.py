@@ -20,10 +20,17 @@ from crmtel.calls.service import CallService
 from crmtel.config import CallsSettings, WebSettings
 from crmtel.fakepbx.server import FakeAmiServer, StreamItem, load_ami
 from crmtel.push.cards import StoreCards
+from crmtel.push.context import current_manager, translator
 from crmtel.push.hub import Hub
 from crmtel.push.notifier import ManagerNames, Notifier
 from crmtel.push.web import create_app
+from crmtel.reports.queries import ReportQueries
+from crmtel.reports.web import report_routes
+from crmtel.results.models import ResultChoices
+from crmtel.results.web import result_routes
+from crmtel.store.call_results import CallResults
 from crmtel.store.db import Database
+from crmtel.store.managers import ManagerRepository
 from crmtel.store.parties import PartyRepository
 from tests.e2e.test_popup_calls import index_of
 from tests.fixtures.daemon import free_port
@@ -57,9 +64,16 @@ class Line:
         """Everything a crmtel start builds for the page: a new hub, notifier, call service and web app."""
         stack = contextlib.AsyncExitStack()
         self.hub = Hub()
-        web = TestServer(
-            create_app(WebSettings(port=0), db=self.db, hub=self.hub), host="127.0.0.1", port=self.port
+        reports = report_routes(
+            ReportQueries(self.db),
+            current_manager,
+            ManagerRepository(self.db),
+            timezone="Europe/Moscow",
+            translate=translator,
         )
+        results = result_routes(ResultChoices(CallsSettings().results), CallResults(self.db))
+        app = create_app(WebSettings(port=0), db=self.db, hub=self.hub, routes=(reports, results))
+        web = TestServer(app, host="127.0.0.1", port=self.port)
         await web.start_server()
         stack.push_async_callback(web.close)
         notifier = await stack.enter_async_context(
@@ -173,6 +187,26 @@ async def test_a_desk_dialled_call_gets_a_card_and_a_timer_that_agrees_with_the_
             assert abs(await talk_seconds(anna) - await talk_seconds(other)) <= 1
             pbx.resume()
             await expect(anna.get_by_test_id("card-status")).to_contain_text("Завершён", timeout=SEEN)
+            await expect(anna.get_by_test_id("talk-time")).to_have_text("0:03")
+
+        # After the call: the result in one click, stored with the call, in the API, history and the report.
+        result = anna.get_by_test_id("card-result")
+        await expect(result).to_be_visible()
+        await result.get_by_test_id("result-callback").click()
+        await expect(result.get_by_test_id("result-msg")).to_have_text("Результат сохранён", timeout=SEEN)
+        await expect(result.get_by_test_id("result-callback")).to_have_attribute("aria-pressed", "true")
+        await expect(result.get_by_test_id("result-callback")).to_have_text("Перезвонить")
+        got = await anna.request.get(live.url + "api/calls/" + OUTBOUND_ID)
+        assert (await got.json())["call"]["result"] == "callback"
+        await anna.click("#refresh")
+        await expect(anna.get_by_test_id("history-result").first).to_have_text(" · Перезвонить", timeout=SEEN)
+        report = await anna.request.get(live.url + "reports/calls-vs-deals.json?preset=today")
+        rows = {r["manager_id"]: r for r in (await report.json())["rows"]}
+        assert rows[1]["results"] == {"callback": 1}
+        await anna.goto(live.url + "reports/calls-vs-deals?preset=today")
+        table = anna.get_by_test_id("report-results")
+        await expect(table).to_contain_text("Перезвонить")
+        await expect(table.locator("tr[data-manager=anna] td[data-result=callback]")).to_have_text("1")
         await anna.context.close()
 
 

@@ -7,6 +7,7 @@ import { $, el, setText } from "./dom.js";
 import { fmtClock, fmtDateTime, fmtDuration, fmtMoney, fmtMonth, fmtTime, t } from "./i18n.js";
 import { timeline } from "./party.js";
 import { phone } from "./phone.js";
+import { resultPicker } from "./results.js";
 import * as words from "./words.js";
 
 const FADE_MS = 15000;
@@ -76,8 +77,17 @@ export function relabelCards() {
   for (const entry of cards.values()) update(entry);
 }
 
+// Something typed, or the manager is in one of the card's fields right now (about to type).
 function hasDraft(entry) {
-  return [...entry.node.querySelectorAll("input, textarea")].some((i) => i.value.trim() !== "");
+  return entry.node.contains(document.activeElement) && document.activeElement !== entry.node
+    || [...entry.node.querySelectorAll("input, textarea")].some((i) => i.value.trim() !== "");
+}
+
+// A faded card goes, unless the manager is writing in it: then it waits for them.
+function fade(entry) {
+  if (cards.get(entry.node.dataset.callId) !== entry) return;
+  if (hasDraft(entry)) { entry.timer = setTimeout(() => fade(entry), FADE_MS); return; }
+  removeCard(entry.node.dataset.callId);
 }
 
 function closeCard(callId, focusNext) {
@@ -105,7 +115,7 @@ function create(msg) {
     time: el("time", { className: "card-time", testid: "card-time" }),
     status: el("p", { className: "status", testid: "card-status", attrs: { role: "status" } }),
     // The ring time, then the talk time counting from the PBX's answer (server clock): the same in every tab.
-    clock: el("p", { className: "card-clock", testid: "card-clock", hidden: true },
+    clock: el("span", { className: "card-clock", testid: "card-clock", hidden: true },
       el("span", { className: "ring", testid: "ring-clock" },
         el("span", { className: "label", i18n: "page.card.ring" }), " ",
         el("time", { className: "value", testid: "ring-time" })),
@@ -119,6 +129,7 @@ function create(msg) {
     history: el("section", { className: "card-timeline", testid: "card-timeline", hidden: true }),
   };
   const actions = callActions(msg.call_id);
+  const result = resultPicker(msg.call_id);
   const close = el("button", { type: "button", className: "close icon-btn", testid: "card-close",
     i18nAttrs: { "aria-label": "page.card.close", title: "page.card.close" }, onclick: () => closeCard(msg.call_id, true) }, "×");
   const node = el("article", { className: "card", testid: "call-card", dataset: { callId: msg.call_id } },
@@ -127,8 +138,8 @@ function create(msg) {
         el("div", { className: "card-sub" }, parts.number, parts.kind, parts.stop)),
       el("div", { className: "card-tools" }, parts.time, close)),
     // Who it is, the open deals and the history first (above the fold on a desk), then what to do.
-    parts.status, parts.clock, parts.facts, parts.deals, parts.history, parts.recent, actions.node);
-  return { node, parts, actions, exts: [], card: null, caller: {}, state: null, msg };
+    el("div", { className: "status-row" }, parts.status, parts.clock), result.node, parts.facts, parts.deals, parts.history, parts.recent, actions.node);
+  return { node, parts, actions, result, exts: [], card: null, caller: {}, state: null, msg };
 }
 
 function upsert(msg, state) {
@@ -161,7 +172,7 @@ function upsert(msg, state) {
   clearTimeout(entry.timer);
   if (state === "lost" || state === "stopped" || (state === "ended" && msg.outcome !== "answered")) {
     // A card the manager has started writing in stays until they close it.
-    entry.timer = setTimeout(() => { if (!hasDraft(entry)) removeCard(msg.call_id); }, FADE_MS);
+    entry.timer = setTimeout(() => fade(entry), FADE_MS);
   }
 }
 
@@ -169,7 +180,7 @@ function seconds(fromIso, toMs) {
   return Math.max(0, ((toMs === undefined ? Date.now() + skewMs : toMs) - Date.parse(fromIso)) / 1000);
 }
 
-// Every second: the ringing time while it rings, the talk time while it lasts; the record's own figures
+// Live: the ringing time while it rings, the talk time while it lasts; the record's own figures
 // once it ended.
 function drawClock(entry) {
   const { clock } = entry.parts;
@@ -191,16 +202,17 @@ function drawClock(entry) {
   clock.hidden = ringS === null && talkS === null;
   ring.hidden = ringS === null;
   talk.hidden = talkS === null;
-  if (ringS !== null) setText(ringTime, fmtClock(ringS));
+  // Rounded, and redrawn four times a second: the clock is never more than ¾ s off the PBX's.
+  if (ringS !== null) setText(ringTime, fmtClock(Math.round(ringS)));
   if (talkS !== null) {
-    setText(talkTime, fmtClock(talkS));
-    talkTime.dataset.seconds = String(Math.floor(talkS));
+    setText(talkTime, fmtClock(Math.round(talkS)));
+    talkTime.dataset.seconds = String(Math.round(talkS));
   }
 }
 
 setInterval(() => {
   for (const entry of cards.values()) if (entry.state === "ringing" || entry.state === "mine") drawClock(entry);
-}, 1000);
+}, 250);
 
 function statusText(entry) {
   const m = entry.msg;
@@ -244,6 +256,16 @@ function update(entry) {
   }
   setText(parts.status, statusText(entry));
   drawClock(entry);
+  // The result is asked once the call is no longer only ringing here (answered, or over).
+  entry.result.node.hidden = !["mine", "ended", "stopped"].includes(entry.state);
+  entry.result.relabel();
+  if (!entry.result.node.hidden && !entry.resultRead) {
+    // Chosen earlier (another tab, before a reload): show it.
+    entry.resultRead = true;
+    api("GET", callUrl(node.dataset.callId)).then((res) => {
+      if (res.ok && res.data && res.data.call && res.data.call.result) entry.result.set(res.data.call.result);
+    });
+  }
   entry.actions.setKind(card.kind);
 
   const facts = [];

@@ -55,7 +55,8 @@ function row(call) {
       testid: "history-time" }, fmtDateTime(call.started_at))),
     el("span", { className: "c-dir badge", dataset: { direction: call.direction } }, words.direction(call.direction)),
     el("span", { className: "c-party" }, open, name ? phone(number, { where: "history", callId: call.call_id }) : null),
-    el("span", { className: "c-outcome badge", dataset: { outcome: state } }, outcomeText(call)),
+    el("span", { className: "c-outcome badge", dataset: { outcome: state } }, outcomeText(call),
+      call.result ? el("span", { className: "c-result", testid: "history-result" }, " · " + words.result(call.result)) : null),
     el("span", { className: "c-who" }, call.answered_by
       ? words.who(call.answered_by_name, call.answered_by)
       : call.rang.map((ext, i) => words.who((call.rang_names || [])[i], ext)).join(", ")),
@@ -133,6 +134,7 @@ function detailFacts(call) {
   fact("page.fact.queue", call.queue);
   fact("page.fact.ring_time", call.ended_at ? fmtDuration(call.ring_seconds) : null);
   fact("page.fact.talk_time", call.ended_at && call.outcome === "answered" ? fmtDuration(call.talk_seconds) : null);
+  fact("page.fact.result", words.result(call.result));
   return el("dl", { className: "facts" }, rows);
 }
 

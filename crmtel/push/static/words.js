@@ -23,3 +23,10 @@ export const kind = (value) => t("page.kind." + (["client", "lead", "new_lead", 
 
 // "Vera Lebedeva (103)", or just the extension when the name is unknown.
 export const who = (name, ext) => (name ? t("page.who", { name, ext: ext || "" }) : ext || "");
+
+// Call results: the built-in codes by the catalogue (page.result.*), configured texts as written.
+export const result = (value) => {
+  if (!value) return "";
+  const text = t("page.result." + value);
+  return text === "page.result." + value ? value : text;
+};
