@@ -343,6 +343,8 @@ async def start(settings: Settings, *, demo: bool = False, demo_speed: float = 1
         if connectors.workers:
             metrics.watch(connectors)
         group = await stack.enter_async_context(_TaskOwner())
+        # Calls are written beside tracking: no AMI event, hence no popup, waits for a commit.
+        group.spawn(calls.write_beside(), name="calls-writer")
         if cluster is None:
             group.spawn(cdr.run(), name="cdr-backfill")
             for client in clients:

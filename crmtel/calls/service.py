@@ -1,15 +1,17 @@
 """AMI events -> tracker -> call records, callback tasks, leads and live notifications.
 
 One line of sight per event: parse -> reduce -> effects. Live events (ringing, answered, ended) go to the
-notifier at once. Records are written in groups: every effect marks its call dirty, and ``flush`` writes
-all dirty calls in ONE transaction (upsert by ``(pbx, linkedid)``, each live call with the tracker's JSON
-state of it), plus the leads and callback tasks of calls that ended. Only record-worthy effects mark a
-call dirty, so the noise that makes up most of an AMI stream costs no write at all. The client calls
-``on_idle`` (hence ``flush``) every ``batch`` (500) events, or 50 ms after the last write once its queue
-ran dry: a ``kill -9`` loses at most that window (at most 500 events or 50 ms of them). The restart repairs
-it as far as the PBX still knows: live calls come back from ``calls.live_state``, then ``CoreShowChannels``
-adds the calls that started meanwhile and closes the ones that ended; with a CDR source (``crmtel.cdr``) the
+notifier at once, before anything waits for the store. Records are written in groups, beside tracking: every
+effect marks its call in the outbox (``crmtel.calls.outbox``), and ``flush`` takes all of it as one batch and
+writes it in ONE transaction (upsert by ``(pbx, linkedid)``, each live call with the tracker's JSON state of
+it), plus the leads and callback tasks of calls that ended; a batch is put back unless it commits. Under the
+composition root ``write_beside`` runs the flushes as a task of their own and the AMI client's ``on_idle``
+(every ``batch`` (500) events, or 50 ms after the last write once its queue ran dry) only asks for one, so a
+slow or locked store delays no popup. A ``kill -9`` loses what was not yet committed; the restart repairs it
+as far as the PBX still knows: live calls come back from ``calls.live_state``, then ``CoreShowChannels`` adds
+the calls that started meanwhile and closes the ones that ended; with a CDR source (``crmtel.cdr``) the
 closed calls get their real end and the calls that began and ended inside the lost window are backfilled.
+A SIGTERM loses nothing: reading stops, what was received is tracked and ``write_all`` writes it.
 """
 
 from __future__ import annotations
@@ -236,6 +238,9 @@ class CallService:
         self._lookups: dict[str, tuple[_Party | None, float]] = {}
         self._now = time.monotonic
         self._flush_lock = asyncio.Lock()
+        # ``write_beside`` running: tracking asks it for writes instead of awaiting them.
+        self._beside = False
+        self._write_wanted = asyncio.Event()
         self._fence = fence
         # Live events waiting for the next flush, written with the rows into the connectors' outbox.
         self._tap = tap
@@ -318,13 +323,42 @@ class CallService:
         state, effects = tracker.resync(before, listed, at)
         self.states[pbx] = state
         await self._apply(pbx, await self._amended(pbx, effects, at), before)
-        await self._flush_reporting_fence()
+        await self.on_idle(pbx)
         if self.amender is not None:
             self.amender.resynced(pbx, at)
 
     async def on_idle(self, pbx: str) -> None:
-        """Write out what the last events changed."""
-        await self._flush_reporting_fence()
+        """Write out what the last events changed (ask the writer beside tracking, when it runs)."""
+        if self._beside:
+            self._write_wanted.set()
+        else:
+            await self._flush_reporting_fence()
+
+    async def write_beside(self) -> None:
+        """Write the outbox beside tracking until cancelled (a task the composition root owns).
+
+        While it runs, ``on_idle`` and a resync only ask for a write: no AMI event, and so no popup, waits
+        for a commit, however slow or locked the store is. A failed write is retried with backoff while
+        work is pending; the outbox keeps it meanwhile (and the stop writes it out).
+        """
+        self._beside = True
+        delay = 0.1
+        try:
+            while True:
+                await self._write_wanted.wait()
+                self._write_wanted.clear()
+                try:
+                    await self.flush()
+                    delay = 0.1
+                except WriteFenced as err:
+                    log.warning("%s", err)
+                except CrmtelError as err:
+                    log.warning("store not writable, %d call(s) kept; retrying: %s", self.pending, err)
+                    await asyncio.sleep(delay)
+                    delay = min(delay * 2, 5.0)
+                    self._write_wanted.set()
+        finally:
+            self._beside = False
 
     async def _flush_reporting_fence(self) -> None:
         # The AMI client's flush: a fenced PBX is not an error of this node (its leadership ends), and a
@@ -345,6 +379,11 @@ class CallService:
 
     # -- effects -----------------------------------------------------------------------------------
     async def _apply(self, pbx: str, effects: Sequence[Effect], before: TrackerState) -> None:
+        # Popups first: the live events go to the notifier before anything here waits for the store (the
+        # party lookup reads it). A call's end is published once its record is complete, after them.
+        for effect in effects:
+            if isinstance(effect, CallRinging | CallRingStopped | CallAnswered | CallQueued):
+                await self._publish(effect)
         for effect in effects:
             if isinstance(effect, CallStarted | CallUpdated):
                 key = (pbx, effect.record.linkedid)
@@ -370,8 +409,6 @@ class CallService:
                 self.outbox.discarded(key)
                 self._party.pop(key, None)
                 self._matched.pop(key, None)
-            elif isinstance(effect, CallRinging | CallRingStopped | CallAnswered | CallQueued):
-                await self._publish(effect)
 
     async def _end(self, key: CallKey, record: CallRecord) -> CallRecord:
         """A call's end: matched to its party and queued for the next flush (which makes leads and tasks)."""

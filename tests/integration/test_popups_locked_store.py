@@ -1,0 +1,187 @@
+"""Popups never wait for the disk: another writer holding SQLite for 5 s delays no live event, nor reorders one."""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+import threading
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+
+from pydantic import SecretStr
+
+from crmtel.ami.client import AmiClient
+from crmtel.ami.events import parse_event
+from crmtel.ami.protocol import Message
+from crmtel.app import migrate
+from crmtel.calls import tracker
+from crmtel.calls.service import CallService
+from crmtel.calls.tracker.model import TrackerState
+from crmtel.config import AmiSettings, CallsSettings
+from crmtel.domain import CallAnswered, CallEnded, CallEvent, CallRinging
+from crmtel.fakepbx.server import Recorded, load_ami
+from crmtel.store.calls import CallRepository
+from crmtel.store.db import Database
+from crmtel.store.parties import PartyRepository
+from tests.fixtures.fake_ami import wait_for, wait_until
+from tests.integration.test_ami_pipeline import serving
+
+LOCK_SECONDS = 5.0
+# The trace is played at twice its real speed: the whole call (ringing, answered, ended) within 2.8 s.
+SPEED = 2.0
+LIVE = (CallRinging, CallAnswered, CallEnded)
+
+
+class WriteLock:
+    """Another program's write transaction on the SQLite file (``BEGIN IMMEDIATE``), held for a while."""
+
+    def __init__(self, path: Path, seconds: float) -> None:
+        self.path = path
+        self.seconds = seconds
+        self.taken = threading.Event()
+        self.released = threading.Event()
+        self._thread = threading.Thread(target=self._hold, name="sqlite-writer", daemon=True)
+
+    def _hold(self) -> None:
+        conn = sqlite3.connect(self.path, isolation_level=None, timeout=30)
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+            self.taken.set()
+            threading.Event().wait(self.seconds)
+            conn.execute("COMMIT")
+        finally:
+            conn.close()
+            self.released.set()
+
+    def start(self) -> None:
+        """Take the lock (returns once it is held)."""
+        self._thread.start()
+        if not self.taken.wait(10):
+            raise AssertionError("the test's writer could not lock the database")
+
+
+@dataclass(frozen=True, slots=True)
+class Published:
+    """One live event as the notifier got it."""
+
+    kind: str
+    call_id: str
+    # How many AMI events the service had been handed when it published this one (its trigger is the last).
+    frames: int
+    at: float
+    while_locked: bool
+
+
+class CountingSink:
+    """The call service as the AMI client's sink, counting the events it is handed."""
+
+    def __init__(self, service: CallService) -> None:
+        self.service = service
+        self.seen: list[Message] = []
+
+    async def on_event(self, pbx: str, message: Message, at: datetime) -> None:
+        self.seen.append(message)
+        await self.service.on_event(pbx, message, at)
+
+    async def on_resync(self, pbx: str, channels: Sequence[Message], at: datetime) -> None:
+        await self.service.on_resync(pbx, channels, at)
+
+    async def on_idle(self, pbx: str) -> None:
+        await self.service.on_idle(pbx)
+
+    async def on_lost(self, pbx: str, at: datetime) -> None:
+        await self.service.on_lost(pbx, at)
+
+
+class RecordingNotifier:
+    """What reaches the push side, and when."""
+
+    def __init__(self, sink: CountingSink, lock: WriteLock) -> None:
+        self.sink = sink
+        self.lock = lock
+        self.published: list[Published] = []
+
+    async def publish(self, event: CallEvent) -> None:
+        if isinstance(event, LIVE):
+            self.published.append(
+                Published(
+                    type(event).__name__,
+                    event.call_id,
+                    len(self.sink.seen),
+                    time.monotonic(),
+                    not self.lock.released.is_set(),
+                )
+            )
+
+
+def trigger_frames(messages: Sequence[Message], at: datetime) -> dict[tuple[str, str], int]:
+    """For each live event of the pure tracker: how many events it had seen when it emitted it."""
+    state = TrackerState("pbx1")
+    out: dict[tuple[str, str], int] = {}
+    for count, message in enumerate(messages, start=1):
+        event = parse_event(message, at)
+        if event is None:
+            continue
+        state, effects = tracker.reduce(state, event)
+        for effect in effects:
+            if isinstance(effect, LIVE):
+                out.setdefault((type(effect).__name__, effect.call_id), count)
+    return out
+
+
+async def test_a_locked_store_delays_no_popup_and_keeps_each_calls_events_in_order(tmp_path: Path) -> None:
+    """Another writer holds SQLite for 5 s while a call rings, is answered and ends (2.8 s): every live event
+    reaches the notifier while the lock is still held, on the very AMI frame that causes it (no later frame
+    is needed to push it out), in the call's order; the call is stored once the lock is gone."""
+    path = tmp_path / "crmtel.db"
+    url = f"sqlite+aiosqlite:///{path}"
+    await migrate(url)
+    db = Database(url)
+    lock = WriteLock(path, LOCK_SECONDS)
+    stream = [
+        item
+        for item in load_ami(Path("crmtel/fakepbx/data/direct-answered.ami"))
+        if isinstance(item, Recorded)
+    ]
+    service = CallService(db, CallsSettings(), PartyRepository(db))
+    sink = CountingSink(service)
+    notifier = RecordingNotifier(sink, lock)
+    service.notifier = notifier
+    writer = asyncio.create_task(service.write_beside(), name="test-writer")
+    try:
+        async with serving(stream, speed=SPEED) as server:
+            lock.start()
+            settings = AmiSettings(
+                name="pbx1", port=server.port, username="crmtel", secret=SecretStr("secret"), auth="md5"
+            )
+            client = AmiClient(settings, sink)
+            runner = asyncio.create_task(client.run(), name="test-ami")
+            try:
+                await wait_for(lambda: any(p.kind == "CallEnded" for p in notifier.published), limit=30)
+                ended_while_locked = not lock.released.is_set()
+                await wait_for(lock.released.is_set, limit=30)
+
+                async def stored() -> bool:
+                    calls = await CallRepository(db).between()
+                    return len(calls) == 1 and calls[0].record.ended_at is not None
+
+                await wait_until(stored, limit=30)
+            finally:
+                await client.stop()
+                runner.cancel()
+                await asyncio.gather(runner, return_exceptions=True)
+    finally:
+        writer.cancel()
+        await asyncio.gather(writer, return_exceptions=True)
+        await db.dispose()
+
+    assert ended_while_locked, "the call's end was published only after the other writer let go"
+    kinds = [p.kind for p in notifier.published]
+    assert kinds == ["CallRinging", "CallAnswered", "CallEnded"]
+    assert all(p.while_locked for p in notifier.published), notifier.published
+    frames = trigger_frames(sink.seen, datetime.now().astimezone())
+    for p in notifier.published:
+        assert p.frames == frames[(p.kind, p.call_id)], f"{p.kind} published a frame late"
