@@ -1,15 +1,16 @@
-"""What the fake AMI server plays for an ``Originate``: the events a real Asterisk 22 sends, built purely.
+"""What the fake AMI server plays for an ``Originate``: what a real Asterisk 22.10.1 sent for one.
 
-- Answered: the recorded ``outbound-answered`` trace (a manager's phone dialling 89161110001 and the client
-  answering), rewritten with the requested extension, number and fresh channel ids, with the Originate's
-  ``Variable`` values set on the manager's channel right after it appears (as Asterisk does), and the
-  ``OriginateResponse`` (Success, reason 4) once the manager's phone is up.
-- Failed: the attempt recorded on a real Asterisk 22.10.1 (``data/live/click-*.jsonl``), rewritten the same
-  way. Busy: ``DialEnd BUSY``, ``Hangup`` cause 17 and ``OriginateResponse`` Failure with ``Reason: 0`` (not 5),
-  the Failure in either order; declined (603): ``DialEnd NOANSWER``, cause 21 and again ``Reason: 0``; no
-  answer: the phone rings out, ``Reason: 3``, then cause 19; not registered: no channel at all, only the
-  Failure with ``Reason: 0``.
-"""
+Every outcome is a click-to-call recorded on a real PBX (``data/live/click-*.jsonl``, from
+``tests/live/test_live_click_to_call.py``), rewritten for the request: its phone, number, fresh channel ids, its
+ActionID, and its ``Variable`` values where Asterisk set the recorded ones (on the phone's channel as it is
+created, before it is dialled).
+
+- Answered: the phone rings, is picked up (``DialEnd ANSWER``, ``OriginateResponse`` Success reason 4), the
+  dialplan records and dials the number through the trunk, the client answers, they talk, the manager hangs up.
+- Busy: ``DialEnd BUSY``, ``Hangup`` cause 17 and ``OriginateResponse`` Failure with ``Reason: 0`` (not 5), the
+  Failure in either order; declined (603): ``DialEnd NOANSWER``, cause 21 and again ``Reason: 0``; no answer:
+  the phone rings out, ``Reason: 3``, then cause 19; not registered: no channel at all, only the Failure with
+  ``Reason: 0``."""
 
 from __future__ import annotations
 
@@ -24,17 +25,10 @@ from crmtel.ami.protocol import Message
 
 Headers = tuple[tuple[str, str], ...]
 
-# The numbers of the recorded trace that the rewrite replaces.
-_TRACE_EXTENSION = "101"
-_TRACE_DIALLED = "89161110001"
-_TRACE_E164 = "+79161110001"
-_TRACE_NAME = "Анна Смирнова"
-_ID_RE = re.compile(r"\b1795\d{6}\.\d+\b")
-_CHANNEL_RE = re.compile(r"PJSIP/101-")
 _UNIQUEID_RE = re.compile(r"\b\d{10}\.\d+\b")
 DATA = Path(__file__).parent / "data"
-# The failed attempts recorded on a real Asterisk 22.10.1 (tests/live/test_live_click_to_call.py).
-FAILURES = ("busy", "no-answer", "declined", "not-registered")
+# The click-to-calls recorded on a real Asterisk 22.10.1 (tests/live/test_live_click_to_call.py).
+OUTCOMES = ("answered", "busy", "no-answer", "declined", "not-registered")
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,15 +80,6 @@ class IdSource:
         return f"{self._base}.{next(self._seq)}"
 
 
-def _party(key: str, value: str, extension: str, shown: str) -> str | None:
-    """The recorded manager's number and name, as this Originate's extension and CallerID name."""
-    if key in ("CallerIDNum", "ConnectedLineNum") and value == _TRACE_EXTENSION:
-        return extension
-    if key in ("CallerIDName", "ConnectedLineName") and value == _TRACE_NAME:
-        return shown
-    return None
-
-
 def _channel_block(headers: Headers) -> list[tuple[str, str]]:
     names = {"Channel", "ChannelState", "ChannelStateDesc", "CallerIDNum", "CallerIDName", "ConnectedLineNum"}
     names |= {"ConnectedLineName", "Language", "AccountCode", "Context", "Exten", "Priority", "Uniqueid"}
@@ -121,59 +106,11 @@ def _response(request: Message, ok: bool, reason: int, channel: str, uniqueid: s
     )
 
 
-def answered(request: Message, trace: Sequence[tuple[float, Headers]], ids: IdSource) -> list[Timed]:
-    """The recorded outbound call, as if this Originate had placed it (see the module docstring)."""
-    channel = request.get("Channel") or ""
-    extension = extension_of(channel)
-    exten = request.get("Exten") or ""
-    e164 = e164_of(exten)
-    # The originated phone carries the Originate's CallerID (what it displayed), not the recording's name.
-    shown = (request.get("CallerID") or "").split("<", 1)[0].strip().strip('"') or "<unknown>"
-    mapping: dict[str, str] = {}
+def rewritten(request: Message, trace: Sequence[tuple[float, Headers]], ids: IdSource) -> list[Timed]:
+    """A recorded click-to-call (``live/click-*.jsonl``), as if this Originate had placed it.
 
-    def fresh(match: re.Match[str]) -> str:
-        return mapping.setdefault(match.group(0), ids.next())
-
-    def rewrite(value: str) -> str:
-        value = _ID_RE.sub(fresh, value)
-        value = _CHANNEL_RE.sub(f"PJSIP/{extension}-", value)
-        value = value.replace(_TRACE_E164, e164).replace(_TRACE_DIALLED, exten)
-        return value.replace(_TRACE_E164[1:], e164.lstrip("+"))
-
-    out: list[Timed] = []
-    origin: str | None = None
-    t0 = next((t for t, h in trace if _is_call_event(h)), 0.0)
-    for t, headers in trace:
-        if not _is_call_event(headers):
-            continue
-        new = tuple((k, _party(k, v, extension, shown) or rewrite(v)) for k, v in headers)
-        out.append(Timed(max(0.0, t - t0), new))
-        msg = Message(new)
-        if origin is None and msg.event == "Newchannel":
-            origin = msg.get("Uniqueid") or ""
-            block = _channel_block(new)
-            for name, value in variables(request):
-                out.append(
-                    Timed(
-                        out[-1].t,
-                        (
-                            ("Event", "VarSet"),
-                            ("Privilege", "dialplan,all"),
-                            *block,
-                            ("Variable", name),
-                            ("Value", value),
-                        ),
-                    )
-                )
-            out.append(Timed(out[-1].t, _response(request, True, 4, msg.get("Channel") or channel, origin)))
-    return out
-
-
-def failed(request: Message, trace: Sequence[tuple[float, Headers]], ids: IdSource) -> list[Timed]:
-    """A recorded failed attempt (``live/click-*.jsonl``), as if this Originate had made it.
-
-    The recording's phone, number, channel ids and ActionID become the request's; the Originate's variables
-    replace the recorded ones where Asterisk set them (on the phone's channel, right after it appeared).
+    The recording's phone, number, channel ids and ActionID become the request's; the recorded Originate's
+    variables (set on the phone's channel as it is created, before it is dialled) become this one's.
     """
     response = next(Message(h) for _, h in trace if Message(h).event == "OriginateResponse")
     recorded_channel = response.get("Channel") or ""
@@ -194,17 +131,28 @@ def failed(request: Message, trace: Sequence[tuple[float, Headers]], ids: IdSour
             return channel
         if key == "Context" and value == response.get("Context"):
             return request.get("Context") or value
-        if value == recorded_extension and key.endswith(("CallerIDNum", "DialString")):
+        if value == recorded_extension and key.endswith(("CallerIDNum", "ConnectedLineNum", "DialString")):
             return extension
         value = _UNIQUEID_RE.sub(fresh, value)
         value = value.replace(f"PJSIP/{recorded_extension}-", f"PJSIP/{extension}-")
+        value = value.replace(f"-{recorded_extension}-", f"-{extension}-")  # out-<ext>-<uniqueid>.wav
         value = value.replace(e164_of(recorded_exten), e164_of(exten))
         return value.replace(recorded_exten, exten)
 
     out: list[Timed] = []
     wanted = variables(request)
+    phone: str | None = None  # the recorded phone channel's Uniqueid, until it is dialled
     for t, headers in trace:
-        if Message(headers).event == "VarSet":
+        msg = Message(headers)
+        if (
+            phone is None
+            and msg.event == "Newchannel"
+            and (msg.get("Channel") or "").startswith(recorded_channel)
+        ):
+            phone = msg.get("Uniqueid")
+        elif msg.event == "DialBegin" and msg.get("DestUniqueid") == phone:
+            phone = ""
+        if msg.event == "VarSet" and phone and msg.get("Uniqueid") == phone:
             # The recorded Originate's variables, in their place, become this one's.
             block = [(k, rewrite(k, v)) for k, v in _channel_block(headers)]
             for name, value in wanted:
@@ -216,21 +164,15 @@ def failed(request: Message, trace: Sequence[tuple[float, Headers]], ids: IdSour
     return out
 
 
-def failure_trace(outcome: str) -> list[tuple[float, Headers]]:
-    """The recorded failed attempt named ``outcome`` (one of ``FAILURES``)."""
-    if outcome not in FAILURES:
-        raise ValueError(f"no recorded click-to-call failure {outcome!r} (one of {', '.join(FAILURES)})")
+def recorded(outcome: str) -> list[tuple[float, Headers]]:
+    """The click-to-call recorded on a real Asterisk 22.10.1 that went ``outcome`` (one of ``OUTCOMES``)."""
+    if outcome not in OUTCOMES:
+        raise ValueError(f"no recorded click-to-call {outcome!r} (one of {', '.join(OUTCOMES)})")
     out: list[tuple[float, Headers]] = []
     for line in (DATA / "live" / f"click-{outcome}.jsonl").read_text(encoding="utf-8").splitlines():
         row = json.loads(line)
         out.append((float(row["t"]), tuple((str(k), str(v)) for k, v in row["headers"])))
     return out
-
-
-def _is_call_event(headers: Headers) -> bool:
-    # The trace's session events (FullyBooted, SuccessfulAuth) belong to the recorder's login, not the call.
-    first = headers[0] if headers else ("", "")
-    return first[0] == "Event" and first[1] not in ("FullyBooted", "SuccessfulAuth")
 
 
 def pace(events: Sequence[Timed], speed: float | None) -> Iterator[tuple[float, Headers]]:

@@ -276,7 +276,6 @@ class FakeAmiServer:
         self.originate_outcome = "answered"
         self.originate_speed: float | None = 20.0
         self._ids = originate.IdSource(int(time.time()))
-        self._outbound: list[tuple[float, tuple[tuple[str, str], ...]]] | None = None
         self.cursor = 0
         self._host = "127.0.0.1"
         self.logins = 0
@@ -394,18 +393,9 @@ class FakeAmiServer:
         self.cursor = 0
         self._more.set()
 
-    def outbound_trace(self) -> list[tuple[float, tuple[tuple[str, str], ...]]]:
-        """The recorded answered outbound call that a successful Originate replays."""
-        if self._outbound is None:
-            path = Path(__file__).parent / "data" / "outbound-answered.jsonl"
-            self._outbound = [(r.t, r.headers) for r in load_jsonl(path)]
-        return self._outbound
-
     def originate_events(self, request: Message) -> list[Timed]:
         """What the PBX sends after accepting ``request``."""
-        if self.originate_outcome == "answered":
-            return originate.answered(request, self.outbound_trace(), self._ids)
-        return originate.failed(request, originate.failure_trace(self.originate_outcome), self._ids)
+        return originate.rewritten(request, originate.recorded(self.originate_outcome), self._ids)
 
     def _consume(self) -> StreamItem:
         item = self.stream[self.cursor]
