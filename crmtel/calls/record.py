@@ -80,23 +80,6 @@ def _utc(value: datetime) -> datetime:
     return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
 
 
-def _row_value(f: Field, value: Any) -> Any:
-    if value is None:
-        return None
-    if f.kind == "enum":
-        return value.value
-    if f.kind == "seconds":
-        return round(value, 2)
-    if f.kind == "strings":
-        return list(value)
-    return value
-
-
-def to_row(record: CallRecord) -> dict[str, Any]:
-    """The ``calls`` column values of a record (its queue waits are rows of their own)."""
-    return {f.name: _row_value(f, getattr(record, f.name)) for f in FIELDS if f.column}
-
-
 def _enum_or_none(kind: type[enum.StrEnum], value: Any) -> Any:
     # A value this version does not know (a newer node wrote it) reads as unknown, never as an error.
     try:
@@ -105,24 +88,50 @@ def _enum_or_none(kind: type[enum.StrEnum], value: Any) -> Any:
         return None
 
 
-def _from_row(f: Field, value: Any) -> Any:
-    if value is None:
-        return 0.0 if f.kind == "seconds" else (() if f.kind == "strings" else None)
+def _row_writer(f: Field) -> Callable[[Any], Any] | None:
     if f.kind == "enum":
-        assert f.enum is not None
-        return _enum_or_none(f.enum, value)
-    if f.kind == "time":
-        return _utc(value)
+        return lambda v: None if v is None else v.value
     if f.kind == "seconds":
-        return float(value) if isinstance(value, (int, float, Decimal)) else 0.0
+        return lambda v: round(v, 2)
     if f.kind == "strings":
-        return tuple(str(x) for x in value)
-    return value
+        return list
+    return None
+
+
+def _row_reader(f: Field) -> Callable[[Any], Any] | None:
+    if f.kind == "enum":
+        kind = f.enum
+        assert kind is not None
+        return lambda v: None if v is None else _enum_or_none(kind, v)
+    if f.kind == "time":
+        return lambda v: None if v is None else _utc(v)
+    if f.kind == "seconds":
+        return lambda v: float(v) if isinstance(v, (int, float, Decimal)) else 0.0
+    if f.kind == "strings":
+        return lambda v: () if v is None else tuple(str(x) for x in v)
+    return None
+
+
+# Built once from the table: (field, converter or None for "as it is"); rows are written on every call event.
+_TO_ROW = tuple((f.name, _row_writer(f)) for f in FIELDS if f.column)
+_FROM_ROW = tuple((f.name, _row_reader(f)) for f in FIELDS if f.column)
+
+
+def to_row(record: CallRecord) -> dict[str, Any]:
+    """The ``calls`` column values of a record (its queue waits are rows of their own)."""
+    out: dict[str, Any] = {}
+    for name, write in _TO_ROW:
+        value = getattr(record, name)
+        out[name] = value if write is None else write(value)
+    return out
 
 
 def from_row(values: Mapping[str, Any]) -> CallRecord:
     """The record of a ``calls`` row's column values (without its queue waits)."""
-    out = {f.name: _from_row(f, values.get(f.name)) for f in FIELDS if f.column}
+    out: dict[str, Any] = {}
+    for name, read in _FROM_ROW:
+        value = values.get(name)
+        out[name] = value if read is None else read(value)
     out["direction"] = out["direction"] or Direction.INBOUND
     out["started_at"] = out["started_at"] or datetime.fromtimestamp(0, UTC)
     return CallRecord(**out)
