@@ -118,3 +118,21 @@ def test_replay_as_an_unknown_pbx_fails_cleanly(
     trace = str(traces_dir / "queue-abandoned.ami")
     assert main(["--database-url", database_url, "replay", trace, "--pbx", "nope"]) == 1
     assert "no PBX named 'nope'" in capsys.readouterr().err
+
+
+def test_calls_list_from_and_to_with_an_offset_are_those_instants(
+    database_url: str, traces_dir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The call began 19:33 UTC: ``--from 22:30+03:00`` (19:30Z) finds it, ``--from 22:40+03:00`` (19:40Z) and
+    ``--to 22:30+03:00`` do not — on SQLite too, where the offset used to be dropped (22:30 read as UTC)."""
+    assert main(["--database-url", database_url, "replay", str(traces_dir / "queue-abandoned.ami")]) == 0
+    capsys.readouterr()
+
+    def listed(*bounds: str) -> int:
+        assert main(["--database-url", database_url, "calls", "list", *bounds, "--format", "json"]) == 0
+        return len(json.loads(capsys.readouterr().out))
+
+    assert listed("--from", "2026-11-23T22:30:00+03:00") == 1
+    assert listed("--from", "2026-11-23T22:40:00+03:00") == 0
+    assert listed("--from", "2026-11-23T22:30:00+03:00", "--to", "2026-11-23T22:40:00+03:00") == 1
+    assert listed("--to", "2026-11-23T22:30:00+03:00") == 0
