@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import timedelta
 from zoneinfo import ZoneInfo
 
@@ -11,13 +12,20 @@ from crmtel.calls.tracker import new_state
 from crmtel.cdr.calls import call_from_legs, group_calls
 from crmtel.cdr.models import CdrSourceUnavailable, CdrSpec
 from crmtel.cdr.sqlsource import SqlCdrSource
+from crmtel.domain import CallRecord
 from crmtel.fakepbx.server import load_jsonl
 from tests.fixtures.cdr_data import Leg, leg_of_row, legs_of_stream
 from tests.fixtures.cdr_databases import MysqlCdr, PgCdr
 from tests.fixtures.traces import SCENARIOS, TRACES_DIR, load_expected
 from tests.unit.test_cdr_calls import assert_same_call
 from tests.unit.test_cdr_dst import BERLIN, SECOND_0230, moved_legs
-from tests.unit.test_cdr_same_rules import clicks_master_csv
+from tests.unit.test_cdr_same_rules import (
+    WEBRTC,
+    assert_one_call,
+    clicks_master_csv,
+    renamed,
+    tracker_records,
+)
 
 MOSCOW = ZoneInfo("Europe/Moscow")
 
@@ -180,3 +188,41 @@ async def test_freepbx_rows_in_the_repeated_dst_hour_are_read_at_their_true_time
     expected = load_expected("direct-answered")
     assert record.started_at == SECOND_0230
     assert record.talk_seconds == pytest.approx(expected["talk_seconds"], abs=1.0)
+
+
+async def _webrtc_calls_from(table: MysqlCdr | PgCdr, *, file_name_only: bool) -> None:
+    """Every trace with its phones as FreePBX's WebRTC devices ``99<ext>``, written into ``table`` and read back:
+    each call is the tracker's record, queue waits included, with users (not devices) named."""
+    state = new_state("pbx1", device_prefixes=WEBRTC)
+    live: dict[str, CallRecord] = {}
+    legs: list[Leg] = []
+    for scenario in SCENARIOS:
+        messages = renamed(scenario)
+        record, stream = tracker_records(state, messages)
+        live[record.linkedid] = record
+        legs += legs_of_stream(stream)
+    await table.insert(legs, MOSCOW)
+    source = SqlCdrSource(CdrSpec.parse(table.url, table.table), MOSCOW)
+    try:
+        calls = group_calls(await source.legs(*_window(legs)))  # type: ignore[arg-type]
+    finally:
+        await source.close()
+    assert set(calls) == set(live)
+    for linkedid, record in live.items():
+        cdr = call_from_legs(state, linkedid, calls[linkedid])
+        assert cdr is not None
+        if file_name_only and record.recording_file:
+            # FreePBX keeps the recording's file name, not its folder.
+            record = replace(record, recording_file=record.recording_file.rpartition("/")[2])
+        assert_one_call(record, cdr)
+        assert not any(ext.startswith("99") for ext in (*cdr.rang, cdr.answered_by or "")), cdr
+
+
+async def test_freepbx_webrtc_devices_and_queue_waits_from_mariadb(mysql_cdr: MysqlCdr) -> None:
+    """FreePBX's MariaDB CDR of calls rung on 99<ext> devices: the tracker's records, users and queue waits."""
+    await _webrtc_calls_from(mysql_cdr, file_name_only=True)
+
+
+async def test_webrtc_devices_and_queue_waits_from_cdr_pgsql(pg_cdr: PgCdr) -> None:
+    """The same calls in a cdr_pgsql table: the tracker's records, users and queue waits."""
+    await _webrtc_calls_from(pg_cdr, file_name_only=False)

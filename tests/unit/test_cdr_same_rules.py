@@ -38,6 +38,20 @@ def _renamed(messages: Sequence[TimedMessage], devices: dict[str, str]) -> list[
     return out
 
 
+def renamed(scenario: str) -> list[TimedMessage]:
+    """A trace with every phone (101…104) renamed to its WebRTC device ``99<ext>``."""
+    return _renamed(load_messages(scenario), {ext: f"99{ext}" for ext in ("101", "102", "103", "104")})
+
+
+def tracker_records(
+    state: TrackerState, messages: Sequence[TimedMessage]
+) -> tuple[CallRecord, list[Recorded]]:
+    """The tracker's one record of a trace, and the trace as a stream (for its CDR legs)."""
+    _, effects = run(state, to_events(messages))
+    (live,) = [e.record for e in ended(effects)]
+    return live, [Recorded(m.t, m.message.headers) for m in messages]
+
+
 def _cdr_rows(messages: Sequence[TimedMessage]) -> list[CdrRow]:
     stream = [Recorded(m.t, m.message.headers) for m in messages]
     lines = [csv_line(leg, UTC) for leg in legs_of_stream(stream)]
@@ -102,7 +116,7 @@ def test_a_queue_call_rebuilt_from_the_cdr_counts_in_the_queue_report() -> None:
 @pytest.mark.parametrize("scenario", SCENARIOS)
 def test_webrtc_devices_count_for_their_users_on_the_cdr_path_too(scenario: str) -> None:
     """Every phone renamed to FreePBX's WebRTC device ``99<ext>``: the CDR names users 101…104, as the tracker does."""
-    messages = _renamed(load_messages(scenario), {ext: f"99{ext}" for ext in ("101", "102", "103", "104")})
+    messages = renamed(scenario)
     assert any("PJSIP/99" in v for m in messages for _, v in m.message.headers)
     state = new_state("pbx1", device_prefixes=WEBRTC)
     live, cdr = _both(state, messages)
