@@ -266,7 +266,7 @@ class CallRow(Base):
     # The call's result in one click (a code of ``[results]``; words in the catalogues), who chose it and when.
     result: Mapped[str | None] = mapped_column(String(64))
     result_by: Mapped[int | None] = mapped_column(ForeignKey("managers.id", ondelete="SET NULL"))
-    result_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    result_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
 
 
 class CallNoteRow(Base):
