@@ -8,7 +8,6 @@ limit; NUL bytes and invalid UTF-8 are refused with their line. XLSX rows come f
 
 from __future__ import annotations
 
-import codecs
 import csv
 import zipfile
 from collections.abc import Iterator
@@ -28,7 +27,6 @@ class _Lines:
     def __init__(self, raw: IO[bytes]) -> None:
         self._raw = raw
         self.number = 0
-        self._decoder = codecs.getincrementaldecoder("utf-8")()
 
     def __iter__(self) -> Iterator[str]:
         return self
@@ -43,7 +41,8 @@ class _Lines:
         if b"\x00" in data:
             raise BadFile("the file contains NUL bytes: it is binary, not a CSV text file")
         try:
-            text = self._decoder.decode(data)
+            # Lines end at b"\n", which never splits a UTF-8 sequence: each decodes on its own.
+            text = data.decode("utf-8")
         except UnicodeDecodeError as err:
             raise BadFile(
                 f"line {self.number}: the file is not valid UTF-8 (byte {err.start}); save it as 'CSV UTF-8'"

@@ -107,3 +107,22 @@ async def test_leads_in_batches_keep_their_rules_across_batches(db: Database, tm
     assert [str(e) for e in bad.errors] == ["line 2: unknown manager login 'nobody'"]
     assert (bad.created, bad.applied) == (0, False)
     assert (await PartyRepository(db).lookup_raw("+79170000002")).best is None
+
+
+@pytest.mark.parametrize(
+    ("tail", "message"),
+    [
+        (b"C-2;\xcf\xf0\xe8\xe2\xe5\xf2;;;\n", "line 3: the file is not valid UTF-8"),  # cp1251, not UTF-8
+        ("C-2;Привет;;;".encode()[:-5] + b"\xd0", "line 3: the file is not valid UTF-8"),  # cut mid-letter
+        (b"C-2;a\x00b;;;\n", "NUL bytes"),
+    ],
+)
+async def test_a_broken_line_deep_in_a_streamed_file_names_its_line_and_writes_nothing(
+    db: Database, managers: dict[str, int], tmp_path: Path, tail: bytes, message: str
+) -> None:
+    """Text that is not UTF-8 (or binary) after good rows: one error naming the line; nothing is kept."""
+    path = tmp_path / "broken.csv"
+    path.write_bytes((HEADER + "C-1;Vector;+7 495 111-22-33;;\n").encode() + tail)
+    with pytest.raises(ImportFailed, match=message):
+        await import_file(db, ImportKind.CLIENTS, path, batch_rows=1)
+    assert await counts(db) == (0, 0, 0, 0)
