@@ -281,7 +281,11 @@ def call_from_legs(state: TrackerState, linkedid: str, legs: Sequence[CdrRow]) -
         call = replace(call, answered_by=who, answered_at=first.leg.answer)
         if call.direction is not Direction.OUTBOUND:
             call = _transferred(call, origin, answered, first)
-    elif call.direction is Direction.INBOUND and (mobile := _answered_outside(offers)) is not None:
+    elif (
+        call.direction is Direction.INBOUND
+        and (mobile := _answered_outside(offers)) is not None
+        and forwarded_taker(call.rang, None) is not None
+    ):
         call = _forwarded(state, call, mobile)
     else:
         call = replace(call, unanswered_reason=missed_reason(legs, offers))
@@ -314,8 +318,6 @@ def _forwarded(state: TrackerState, call: Call, mobile: _Offer) -> Call:
     """An inbound call answered on a mobile through the trunk: by the manager whose phone rang last (the CDR
     does not keep a phone's ``Forward``), the record noting the number (``crmtel.calls.legs.forwarded_taker``)."""
     taker = forwarded_taker(call.rang, None)
-    if taker is None:
-        return replace(call, unanswered_reason=MissedReason.NO_ANSWER)
     number = dialled_number(mobile.leg.dst)
     answered_on = (normalize(number, state.region).e164 or number) if number is not None else None
     return replace(call, answered_by=taker, answered_at=mobile.leg.answer, answered_on=answered_on)

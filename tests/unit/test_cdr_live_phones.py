@@ -52,3 +52,16 @@ def test_a_call_forwarded_to_the_mobile_is_answered_on_the_cdr_path_too() -> Non
     is 127's, answered on +79997770127, not missed."""
     record = _records()["1796560192.5"]
     assert (record.answered_by, record.answered_on, record.missed_reason) == ("127", "+79997770127", None)
+
+
+def test_a_call_the_dialplan_alone_sent_outside_is_nobodys_answer() -> None:
+    """The same call without the leg that rang 127 (no manager's phone was offered it): answered outside by
+    nobody of ours, so it stays missed — the forwarding rule needs a manager whose phone rang."""
+    with (LIVE_TRACES_DIR / "phones.Master.csv").open(encoding="utf-8", newline="") as fh:
+        rows = [parse_line(fields, UTC) for fields in csv.reader(fh)]
+    legs = [r for r in group_calls(rows)["1796560192.5"] if not r.dstchannel.startswith("PJSIP/127-")]
+    record = call_from_legs(new_state("pbx1"), "1796560192.5", legs)
+    assert record is not None
+    assert (record.rang, record.answered_by, record.answered_on) == ((), None, None)
+    assert record.outcome is not None
+    assert record.outcome.value == "missed"
