@@ -116,3 +116,26 @@ def test_config_dialplan_globals_command_prints_the_globals(capsys: pytest.Captu
     """`crmtel --config config/crmtel.toml config dialplan-globals` prints exactly the shipped globals."""
     assert main(["--config", str(ROOT / "config" / "crmtel.toml"), "config", "dialplan-globals"]) == 0
     assert capsys.readouterr().out.splitlines() == _globals_file()
+
+
+def test_every_recording_in_a_shipped_dialplan_lands_in_the_cdr() -> None:
+    """Each MixMonitor() of crmtel's plain-Asterisk dialplans (inbound, HTTP route, click-to-call) is followed by
+    the CDR(userfield) line, so a call crmtel rebuilds from Master.csv (no recordingfile column) keeps its file."""
+    recorded = []
+    for path in sorted(DEPLOY.glob("extensions_crmtel*.conf")):
+        text = path.read_text(encoding="utf-8")
+        lines = [ln.strip() for ln in text.splitlines() if ln.strip().startswith("same =>")]
+        for i, line in enumerate(lines):
+            if "MixMonitor(" in line:
+                recorded.append(path.name)
+                assert i + 1 < len(lines), path.name
+                following = lines[i + 1]
+                assert following.startswith("same => n,Set(CDR(userfield)=${MIXMONITOR_FILENAME})"), (
+                    path.name,
+                    line,
+                )
+    assert sorted(recorded) == [
+        "extensions_crmtel.conf",
+        "extensions_crmtel_http.conf",
+        "extensions_crmtel_originate.conf",
+    ]
