@@ -34,7 +34,7 @@ from crmtel.cluster.metrics import ClusterCollector
 from crmtel.cluster.service import ClusterNode, session_settings
 from crmtel.config import AmiSettings, Settings
 from crmtel.connectors.service import ConnectorService
-from crmtel.connectors.sinks import build_sinks, connector_routes
+from crmtel.connectors.sinks import build_sinks, connector_routes, routing_lookup
 from crmtel.crm.web import CrmApi, crm_routes
 from crmtel.deals.web import deal_routes
 from crmtel.demo import seed
@@ -246,7 +246,8 @@ async def start(settings: Settings, *, demo: bool = False, demo_speed: float = 1
         if cluster is not None:  # passes run per leadership term (``cdr.serve``); the sources close last
             stack.push_async_callback(cdr.close)
 
-        router = RoutingService(parties, settings.routing, region=settings.region)
+        sinks = [w.sink for w in connectors.workers]
+        router = RoutingService(routing_lookup(parties, sinks, db), settings.routing, region=settings.region)
         stack.push_async_callback(router.close)
         metered = MeteredRouter(router, metrics)
         route_table = route_handlers(metered, settings.routing.http_token)
@@ -323,7 +324,7 @@ async def start(settings: Settings, *, demo: bool = False, demo_speed: float = 1
                 route_table,
                 metrics_routes(metrics, settings.web.metrics_token),
                 health,
-                *connector_routes([w.sink for w in connectors.workers], db, dial),
+                *connector_routes(sinks, db, dial),
             ),
             locale=locale,
         )

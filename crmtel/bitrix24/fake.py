@@ -409,17 +409,26 @@ class FakeBitrix24:
             await asyncio.sleep(self.latency)
         number = str(params.get("PHONE_NUMBER") or "")
         if not number:
-            raise _Fault(400, "ERROR_CORE", "PHONE_NUMBER should be set")
+            raise _Fault(400, "ERROR_CORE", "PHONE_NUMBER is empty")
         found = self.entities.get(number.lstrip("+"))
         if found is None:
             return []
         kind, entity_id, assigned = found
+        user = self.users.get(assigned)
         return [
             {
                 "CRM_ENTITY_TYPE": kind,
                 "CRM_ENTITY_ID": entity_id,
-                "ASSIGNED_BY": {"ID": str(assigned)},
+                "ASSIGNED_BY_ID": assigned,
                 "NAME": "Client",
+                "ASSIGNED_BY": {
+                    "ID": str(assigned),
+                    "TIMEMAN_STATUS": "OPENED",
+                    "USER_PHONE_INNER": user.phone_inner if user is not None else None,
+                    "WORK_PHONE": None,
+                    "PERSONAL_PHONE": None,
+                    "PERSONAL_MOBILE": None,
+                },
             }
         ]
 

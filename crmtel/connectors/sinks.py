@@ -7,6 +7,7 @@ from collections.abc import Sequence
 from aiohttp import web
 
 from crmtel.bitrix24.client import Bitrix24Client
+from crmtel.bitrix24.routing import Bitrix24Responsible, PartyLookup
 from crmtel.bitrix24.service import Bitrix24Sink
 from crmtel.bitrix24.tokens import TokenStore
 from crmtel.bitrix24.web import Dialer, EventHandler, bitrix24_routes
@@ -39,3 +40,11 @@ def connector_routes(sinks: Sequence[Sink], db: Database, dial: Dialer | None) -
         for sink in sinks
         if isinstance(sink, Bitrix24Sink)
     ]
+
+
+def routing_lookup(parties: PartyLookup, sinks: Sequence[Sink], db: Database) -> PartyLookup:
+    """The lookup routing decides with: crmtel's own, completed by Bitrix24's responsible manager if connected."""
+    for sink in sinks:
+        if isinstance(sink, Bitrix24Sink):
+            return Bitrix24Responsible(parties, sink.client, sink.users, db)
+    return parties
