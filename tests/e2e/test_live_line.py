@@ -34,7 +34,7 @@ from crmtel.store.managers import ManagerRepository
 from crmtel.store.parties import PartyRepository
 from tests.e2e.test_popup_calls import index_of
 from tests.fixtures.daemon import free_port
-from tests.fixtures.fake_ami import running, settings_for
+from tests.fixtures.fake_ami import running, settings_for, wait_until
 from tests.integration.test_web_app import PASSWORD, seed_managers
 
 pytestmark = pytest.mark.e2e
@@ -251,3 +251,104 @@ async def test_the_page_rides_out_a_server_restart_keeps_what_was_typed_and_show
             await expect(fresh.get_by_test_id("card-status")).to_have_text("Звонит на 101", timeout=SEEN)
             await expect(fresh.get_by_test_id("card-name")).to_contain_text("Ivan Petrov")
         await anna.context.close()
+
+
+# Records every Notification the page makes (the real one is still made), and lets the test say when the tab is
+# in the background: headless Chromium keeps every tab "visible", so the page's view of it is set here.
+BACKGROUND = """
+(() => {
+  window.__notes = [];
+  const Real = window.Notification;
+  window.Notification = class extends Real {
+    constructor(title, options) {
+      window.__notes.push({ title, tag: options && options.tag });
+      super(title, options);
+      window.__notes[window.__notes.length - 1].n = this;
+    }
+  };
+  let hidden = true;
+  Object.defineProperty(document, "visibilityState", { get: () => (hidden ? "hidden" : "visible") });
+  Object.defineProperty(document, "hidden", { get: () => hidden });
+  document.hasFocus = () => !hidden;
+})();
+"""
+
+
+async def background_tabs(live: Line, login: str, width: int, height: int, count: int) -> list[Page]:
+    """``count`` background tabs of one manager (one browser profile, notifications allowed)."""
+    context = await live.browser.new_context(
+        locale="ru-RU", timezone_id="Europe/Moscow", viewport={"width": width, "height": height}
+    )
+    await context.grant_permissions(["notifications"], origin=live.url.rstrip("/"))
+    await context.add_init_script(BACKGROUND)
+    page = await context.new_page()
+    await page.goto(live.url)
+    await page.fill("#login-name", login)
+    await page.fill("#login-password", PASSWORD)
+    await page.click("#login-submit")
+    await expect(page.locator("#conn")).to_have_text("на связи", timeout=SEEN)
+    tabs = [page]
+    for _ in range(count - 1):
+        tabs.append(await live.page(login, width, height, context=context))
+    return tabs
+
+
+@pytest.mark.parametrize("viewport", VIEWPORTS)
+async def test_a_call_rings_in_background_tabs_of_the_ringing_manager_only_and_stops_once_taken(
+    db: Database, browser: Browser, traces_dir: Path, viewport: tuple[int, int]
+) -> None:
+    """Ivan calls Anna (101) while her two tabs are in the background: both titles and favicons say who calls,
+    exactly one tab shows a notification and plays the ring; Boris's tab stays quiet. A click on the notification
+    takes the call: no tab rings any more, the card stays. The answer gives the titles back; the bell mutes."""
+    width, height = viewport
+    async with line(db, browser) as live:
+        anna = await background_tabs(live, "anna", width, height, 2)
+        (boris,) = await background_tabs(live, "boris", width, height, 1)
+        inbound: list[StreamItem] = list(load_ami(traces_dir / "direct-answered.ami"))
+        answered = index_of(inbound, "DialEnd", DialStatus="ANSWER")
+        assert live.service is not None
+        async with replaying(
+            live.service, inbound, pause_after=answered, answered_ago=0.0, answer_at=answered
+        ) as pbx:
+            for tab in anna:
+                await expect(tab).to_have_title(re.compile(r"^☎ Звонок: Ivan Petrov — "), timeout=SEEN)
+                await expect(tab.locator("#favicon")).to_have_attribute("href", "/static/favicon-ringing.svg")
+                await expect(tab.get_by_test_id("call-card")).to_have_count(1)
+
+            async def ringing_tabs() -> list[int]:
+                return [
+                    i
+                    for i, tab in enumerate(anna)
+                    if await tab.evaluate("document.documentElement.dataset.ringSound === 'playing'")
+                ]
+
+            # One tab takes the call's lock and rings; wait for it (the other never will).
+            await wait_until(ringing_tabs, limit=5.0)
+            playing = await ringing_tabs()
+            notes = [await tab.evaluate("window.__notes.map(n => [n.title, n.tag])") for tab in anna]
+            assert len(playing) == 1, playing
+            assert sum(len(n) for n in notes) == 1, notes
+            assert notes[playing[0]] == [["☎ Звонок: Ivan Petrov", INBOUND_ID]]
+            await expect(boris).not_to_have_title(re.compile("☎"))
+            assert await boris.evaluate("window.__notes.length") == 0
+
+            # A click on the notification: that tab comes forward with the card, and every tab stops ringing.
+            await anna[playing[0]].evaluate("window.__notes[0].n.onclick()")
+            for tab in anna:
+                await expect(tab.locator("html")).not_to_have_attribute(
+                    "data-ring-sound", "playing", timeout=SEEN
+                )
+                await expect(tab.get_by_test_id("call-card")).to_have_count(1)
+
+            pbx.resume()
+            for tab in anna:
+                await expect(tab).to_have_title("Звонки — crmtel", timeout=SEEN)
+                await expect(tab.locator("#favicon")).to_have_attribute("href", "/static/favicon.svg")
+
+        bell = anna[0].get_by_test_id("ring-sound")
+        await expect(bell).to_have_attribute("aria-pressed", "true")
+        await bell.click()
+        await expect(bell).to_have_attribute("aria-pressed", "false")
+        await expect(bell).to_have_attribute("aria-label", "Звук звонка: выкл.")
+        for page in (*anna, boris):
+            await page.context.close()

@@ -3,6 +3,7 @@
 import { api } from "./api.js";
 import { el, setText } from "./dom.js";
 import { LANGUAGES, t } from "./i18n.js";
+import { ringButtons } from "./ring.js";
 
 const LANGUAGE_NAMES = { ru: "Русский", en: "English" };
 // Server-rendered pages, as crmtel/push/chrome.py's NAV lists them (heads: pages only heads may open).
@@ -37,6 +38,7 @@ export function buildHeader(me, lang, views) {
     el("div", { className: "app-user" },
       el("span", { id: "conn", className: "conn off", testid: "conn", attrs: { role: "status" } }),
       el("span", { id: "me", className: "me", testid: "me" }, whoText(me)),
+      ...ringButtons(),
       languageSelect(lang),
       el("button", { type: "button", id: "logout", className: "btn ghost", testid: "logout", i18n: "page.header.logout" })));
 }

@@ -5,6 +5,7 @@ import { handleMessage, mountCards, clearCards, relabelCards } from "./card.js";
 import { $, relabel } from "./dom.js";
 import { buildHeader, setConnection, whoText, wireHeader } from "./header.js";
 import { configure, guessLanguage, language, onLanguage, setLanguage, t } from "./i18n.js";
+import { askPermission, mountRing, relabelRing, ringMessage, setBaseTitle, stopAll } from "./ring.js";
 import * as socket from "./socket.js";
 import { allViews } from "./views.js";
 import "./history.js";
@@ -21,10 +22,11 @@ const mounted = new Map(); // view id -> its <section>
 function showLogin() {
   socket.disconnect();
   clearCards();
+  stopAll();
   me = null;
   $("#app").hidden = true;
   $("#login-screen").hidden = false;
-  document.title = t("page.title.login");
+  setBaseTitle(t("page.title.login"));
   $("#login-name").focus();
 }
 
@@ -40,7 +42,7 @@ function showView(hash) {
     if (link.dataset.view === view.id) link.setAttribute("aria-current", "page");
     else link.removeAttribute("aria-current");
   }
-  document.title = t("page.title.main");
+  setBaseTitle(t("page.title.main"));
   if (view.show) view.show(rest);
 }
 
@@ -57,6 +59,7 @@ async function start(manager) {
     onLogout: async () => { showLogin(); },
   });
   mountCards($("#popups"), me);
+  mountRing(me, header);
   const main = $("#views");
   for (const view of allViews()) {
     if (mounted.has(view.id)) continue;
@@ -79,13 +82,15 @@ onLanguage(() => {
     header.querySelector("#me").textContent = whoText(me);
     setConnection(header, socket.status());
   }
-  document.title = t(me ? "page.title.main" : "page.title.login");
+  setBaseTitle(t(me ? "page.title.main" : "page.title.login"));
+  relabelRing();
   if (me) for (const view of allViews()) if (view.onLanguage) view.onLanguage();
 });
 
 socket.onStatus((state) => { if (header) setConnection(header, state); });
 socket.onMessage((msg) => {
   handleMessage(msg);
+  ringMessage(msg);
   for (const view of allViews()) if (view.onMessage) view.onMessage(msg);
 });
 onUnauthorized(() => { if (me) showLogin(); });
@@ -93,6 +98,8 @@ window.addEventListener("hashchange", () => { if (me) showView(location.hash.sli
 
 $("#login-form").addEventListener("submit", async (ev) => {
   ev.preventDefault();
+  // The moment to ask: the manager just clicked to start the day's work here (never on load).
+  askPermission();
   const error = $("#login-error");
   error.textContent = "";
   const res = await api("POST", "/api/login", { login: $("#login-name").value, password: $("#login-password").value });
