@@ -6,12 +6,13 @@ Forwarded to the manager's mobile through the trunk and answered there, an atten
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import pytest
 
 from crmtel.ami.protocol import Message
-from crmtel.calls.tracker import new_state
+from crmtel.calls.tracker import new_state, restore, snapshot
 from crmtel.domain import CallAnswered, CallEnded, CallRecord, CallRingStopped
 from tests.fixtures.traces import (
     LIVE_SCENARIOS,
@@ -92,3 +93,21 @@ def test_attended_transfer_through_a_local_consultation_ends_with_the_taker() ->
     assert [e.extension for e in effects if isinstance(e, CallAnswered)] == ["125", "126"]
     assert sum(isinstance(e, CallEnded) for e in effects) == 1
     assert record.talk_seconds == pytest.approx(9.0, abs=1.0)
+
+
+@pytest.mark.parametrize("scenario", LIVE_SCENARIOS)
+def test_a_restart_anywhere_in_a_live_call_gives_the_same_record(scenario: str) -> None:
+    """Cut the stream at every event, save the live calls as JSON snapshots and restore them in a fresh tracker:
+    the forward (who forwarded, to which number), the transfer and the answer survive the restart."""
+    events = list(to_events(load_messages(scenario, LIVE_TRACES_DIR)))
+    _, whole = run(new_state("pbx1"), events)
+    expected = [e.record for e in ended(whole)]
+    for cut in range(len(events) + 1):
+        state, before = run(new_state("pbx1"), events[:cut])
+        fresh = new_state("pbx1")
+        for linkedid in state.calls:
+            data = snapshot(state, linkedid)
+            assert data is not None
+            fresh = restore(fresh, json.loads(json.dumps(data)))
+        _, after = run(fresh, events[cut:])
+        assert [e.record for e in ended(before + after)] == expected, f"cut at event {cut}"
