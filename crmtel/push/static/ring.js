@@ -58,13 +58,15 @@ export function relabelRing() { drawButtons(); drawTitle(); }
 
 function drawButtons() {
   if (!soundButton) return;
-  // A bell on the button, its words for screen readers and the tooltip (the header stays narrow on a phone).
+  // A sign on the button, its words for screen readers and the tooltip (the header stays narrow on a phone).
   const label = canAsk() ? t("page.ring.notify") : t(soundOn() ? "page.ring.sound_on" : "page.ring.sound_off");
   soundButton.classList.toggle("ask", canAsk());
   soundButton.setAttribute("aria-pressed", String(!canAsk() && soundOn()));
   soundButton.setAttribute("aria-label", label);
   soundButton.title = label;
-  setText(soundButton, soundOn() || canAsk() ? "🔔" : "🔕");
+  // A note (in every font, unlike the bell emoji); struck through when the tone is off.
+  soundButton.classList.toggle("off", !canAsk() && !soundOn());
+  setText(soundButton, "♪");
 }
 
 const mine = (msg) => me && (me.extensions || []).includes(msg.extension);
