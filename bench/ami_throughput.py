@@ -35,6 +35,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+import samerun
 import smoke
 from benchdb import pg_database
 from panoramisk.ami_protocol import AMIProtocol
@@ -55,6 +56,7 @@ from crmtel.store.parties import PartyRepository
 CHUNK = 64 * 1024
 EPOCH = 1_800_000_000.0
 FIGURES = (
+    r"^baseline \(same run\): panoramisk bare parser [\d,]+ events/s; fixed CPU loop",
     r"^panoramisk 1\.4 bare parse +: +[\d,]+ events/s",
     r"^crmtel parse \(Parser\.feed\) +: +[\d,]+ events/s",
     r"^crmtel on panoramisk protocol +: +[\d,]+ events/s",
@@ -258,6 +260,7 @@ async def main() -> None:
     if args.serve is not None:
         await serve(args.serve)
         return
+    samerun.report()  # not in the --serve child: its first line is the port
     if hasattr(os, "sched_setaffinity"):
         os.sched_setaffinity(0, {min(os.sched_getaffinity(0))})
     stream, wire = build_stream(args.calls)

@@ -27,9 +27,11 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+import samerun
 import smoke
 
 FIGURES = (
+    r"^baseline \(same run\): panoramisk bare parser [\d,]+ events/s; fixed CPU loop",
     r"^file: [\d,]+ calls",
     r"^baseline \(clean, ordered file\): created [\d,]+ of [\d,]+ in [\d.]+ s, peak RSS [\d.]+ MB",
     r"^hostile file: created [\d,]+ of [\d,]+ in [\d.]+ s, peak RSS [\d.]+ MB, [\d,]+ rows skipped",
@@ -191,4 +193,5 @@ def main() -> int:
 
 
 if __name__ == "__main__":
+    samerun.report()
     raise SystemExit(main())

@@ -37,6 +37,7 @@ from sqlalchemy.engine import make_url
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+import samerun
 import smoke
 from benchdb import pg_database, remove_sqlite
 
@@ -51,6 +52,7 @@ MANAGERS = 200
 DB_NAME = "crmtel_bench_crm"
 SQLITE_PATH = Path("/tmp/crmtel_bench_crm.db")
 FIGURES = (
+    r"^baseline \(same run\): panoramisk bare parser [\d,]+ events/s; fixed CPU loop",
     r"^\w+: [\d,]+ parties, [\d,]+ pages: p50 [\d.]+ ms, p95 [\d.]+ ms, p99 [\d.]+ ms",
     r"^timeline: a client with [\d,]+ calls, [\d,]+ pages: p50 [\d.]+ ms, p99 [\d.]+ ms",
     r"^  \S+ +p50",
@@ -601,4 +603,5 @@ def main() -> int:
 
 
 if __name__ == "__main__":
+    samerun.report()
     sys.exit(main())

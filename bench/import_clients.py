@@ -28,6 +28,7 @@ from sqlalchemy.engine import make_url
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+import samerun
 import smoke
 from benchdb import pg_database
 
@@ -38,6 +39,7 @@ from crmtel.store.managers import ManagerRepository
 TARGET_SECONDS = 30.0
 DB_NAME = "crmtel_bench_import"
 FIGURES = (
+    r"^baseline \(same run\): panoramisk bare parser [\d,]+ events/s; fixed CPU loop",
     r"^\w+: first import [\d.]+ s — imported",
     r"^\w+: re-import [\d.]+ s — imported",
     r"^target \(SQLite",
@@ -138,4 +140,5 @@ def main() -> int:
 
 
 if __name__ == "__main__":
+    samerun.report()
     raise SystemExit(main())

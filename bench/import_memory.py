@@ -21,6 +21,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+import samerun
 import smoke
 
 from crmtel.store.db import upgrade_sync
@@ -28,6 +29,7 @@ from crmtel.store.db import upgrade_sync
 ROOT = Path(__file__).resolve().parents[1]
 TARGET_MB = 300.0
 FIGURES = (
+    r"^baseline \(same run\): panoramisk bare parser [\d,]+ events/s; fixed CPU loop",
     r"^baseline: csv [\d.]+ MB \([\d,]+ rows\): peak RSS [\d.]+ MB",
     r"^csv [\d.]+ MB \([\d,]+ rows\): peak RSS [\d.]+ MB",
     r"^xlsx [\d,]+ rows \([\d.]+ MB\): peak RSS [\d.]+ MB",
@@ -158,4 +160,5 @@ def main() -> int:
 
 
 if __name__ == "__main__":
+    samerun.report()
     raise SystemExit(main())

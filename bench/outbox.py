@@ -26,6 +26,7 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import aiohttp
+import samerun
 import smoke
 from aiohttp import web
 from benchdb import pg_database, remove_sqlite
@@ -40,6 +41,7 @@ from crmtel.webhooks.service import WebhookSink
 from crmtel.webhooks.signing import sign
 
 FIGURES = (
+    r"^baseline \(same run\): panoramisk bare parser [\d,]+ events/s; fixed CPU loop",
     r"^staged: [\d,]+ events of [\d,]+ calls in [\d.]+ s \([\d,]+ events/s\)",
     r"^delivered through the outbox: [\d,]+ events in [\d.]+ s \([\d,]+ events/s\), concurrency \d+",
     r"^baseline \(signed POSTs, no outbox\): [\d,]+ in [\d.]+ s \([\d,]+ POSTs/s\)",
@@ -227,4 +229,5 @@ def main() -> int:
 
 
 if __name__ == "__main__":
+    samerun.report()
     raise SystemExit(main())

@@ -1,6 +1,11 @@
 """Popup latency: AMI frame leaving the fake PBX -> crmtel pipeline -> websocket frame arriving at a browser.
 
-Run: ``python bench/popup_latency.py [--managers 500] [--calls 200] [--spread 2.0] [--database-url URL]``.
+Run: ``python bench/popup_latency.py [--managers 500] [--calls 200] [--spread 2.0] [--database-url URL]
+[--browsers 2000] [--commit-delay-ms 200]``.
+
+``--browsers`` opens that many websockets (several tabs per manager when above ``--managers``);
+``--commit-delay-ms`` slows every commit of the call service's writes by that much (a store wrapper: a slow
+disk or a locked database), which must not show in the popups: the service writes beside tracking.
 
 Three processes, as in production: the fake AMI server (replaying ``direct-answered`` rewritten into
 ``--calls`` distinct calls from distinct unknown numbers, each ringing its own manager's extension, all
@@ -22,6 +27,8 @@ import statistics
 import sys
 import tempfile
 import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from multiprocessing.connection import Connection
 from pathlib import Path
@@ -31,11 +38,13 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import aiohttp
 import popup_cluster
+import samerun
 import smoke
 from aiohttp import web
 from benchdb import pg_database
 from pydantic import SecretStr
 from sqlalchemy.engine import make_url
+from sqlalchemy.ext.asyncio import AsyncSession
 from yarl import URL
 
 from crmtel.ami import events as ev
@@ -62,6 +71,7 @@ _IDS = {"uniqueid", "linkedid", "destuniqueid", "destlinkedid"}
 _EXT = re.compile(r"(?<![0-9.])101(?![0-9])")
 # With --cluster the same lines, plus "failover after kill -9 of the leader: … s" (tests/cluster checks it).
 FIGURES = (
+    r"^baseline \(same run\): panoramisk bare parser [\d,]+ events/s; fixed CPU loop",
     r"^  call\.ringing +n= *\d+ +p50= *[\d.]+ ms .*p99= *[\d.]+ ms",
     r"^  call\.ended +n= *\d+ +p50=",
     r"^call\.ringing p99 [\d.]+ ms",
@@ -203,6 +213,21 @@ async def _browsers(targets: list[tuple[str, str]], pipe: Connection) -> None:
 # -- crmtel (this process) -----------------------------------------------------------------------------
 
 
+class SlowCommits(Database):
+    """A store whose every transaction takes ``delay`` seconds longer before it commits."""
+
+    def __init__(self, url: str, delay: float) -> None:
+        super().__init__(url)
+        self.delay = delay
+
+    @asynccontextmanager
+    async def session(self) -> AsyncIterator[AsyncSession]:
+        """A session whose commit waits ``delay`` first."""
+        async with super().session() as session:
+            yield session
+            await asyncio.sleep(self.delay)
+
+
 class TimedNotifier(Notifier):
     """The real notifier, noting when the AMI service handed it each live event."""
 
@@ -260,10 +285,20 @@ async def run(args: argparse.Namespace) -> int:
 
     hub = Hub(queue_size=256)
     notifier = TimedNotifier(hub, StoreCards(db), ManagerNames(db))
-    service = CallService(db, CallsSettings(create_leads_for_unknown=False), PartyRepository(db), notifier)
+    # The call service's writes go through the slowed store (--commit-delay-ms); cards are read as usual.
+    writes: Database = SlowCommits(url, args.commit_delay_ms / 1000) if args.commit_delay_ms else db
+    service = CallService(
+        writes, CallsSettings(create_leads_for_unknown=False), PartyRepository(db), notifier
+    )
     app = create_app(WebSettings(port=0), db=db, hub=hub)
-    # Sessions are opened directly: 500 argon2 logins would only measure argon2.
-    tokens = [await app[STATE].sessions.create(m.id) for m in managers]
+    # Sessions are opened directly: 500 argon2 logins would only measure argon2. Beyond one browser per
+    # manager (--browsers), managers get more tabs, round robin.
+    browsers_wanted = max(args.browsers or len(managers), 1)
+    tokens = [
+        await app[STATE].sessions.create(managers[i % len(managers)].id) for i in range(browsers_wanted)
+    ]
+    if args.commit_delay_ms:
+        print(f"every commit of the call service's writes slowed by {args.commit_delay_ms} ms")
     runner = web.AppRunner(app)
     await runner.setup()
     site = web.TCPSite(runner, "127.0.0.1", 0)
@@ -288,6 +323,8 @@ async def run(args: argparse.Namespace) -> int:
     )
     client = AmiClient(settings, service)
     started = time.perf_counter()
+    # As crmtel.app composes it: the service writes beside tracking.
+    writer = asyncio.create_task(service.write_beside(), name="bench-calls-writer")
     task = asyncio.create_task(client.run(), name="bench-ami-client")
     try:
         deadline = started + args.spread + 60
@@ -302,6 +339,9 @@ async def run(args: argparse.Namespace) -> int:
     finally:
         task.cancel()
         await asyncio.gather(task, return_exceptions=True)
+        await service.write_all(10.0)
+        writer.cancel()
+        await asyncio.gather(writer, return_exceptions=True)
     print(
         f"pipeline handled {client.handled} AMI messages in {time.perf_counter() - started:.1f} s;"
         f" at most {peak} calls live at once"
@@ -314,6 +354,8 @@ async def run(args: argparse.Namespace) -> int:
     pbx.join()
     browsers.join()
     await runner.cleanup()
+    if writes is not db:
+        await writes.dispose()
     await db.dispose()
     tmp.cleanup()
 
@@ -326,7 +368,10 @@ async def run(args: argparse.Namespace) -> int:
     print("notifier.publish called by the AMI service -> websocket frame received (push side only):")
     for kind in ("call.ringing", "card", "call.answered", "call.ended"):
         print(f"  {kind:14s} {percentiles(from_publish.get(kind, []))}")
-    return verdict(args, by_type.get("call.ringing", []), ringing_expected)
+    # Every tab of the rung manager gets the popup (managers are given tabs round robin).
+    tabs = [len(range(i, browsers_wanted, len(managers))) for i in range(len(managers))]
+    popups = sum(tabs[int(ext) - 1000] for kind, _call, ext in expected if kind == "call.ringing")
+    return verdict(args, by_type.get("call.ringing", []), popups)
 
 
 Received = list[tuple[float, str, str, str, bool]]
@@ -424,6 +469,18 @@ def main() -> int:
         action="store_true",
         help="three crmtel nodes on PostgreSQL (--database-url, default local) and Redis; adds the failover time",
     )
+    parser.add_argument(
+        "--browsers",
+        type=int,
+        default=0,
+        help="websocket clients (default: one per manager; more: several tabs per manager, e.g. 2000)",
+    )
+    parser.add_argument(
+        "--commit-delay-ms",
+        type=float,
+        default=0.0,
+        help="slow every commit of the call service's writes by this many ms (a slow or locked store)",
+    )
     smoke.add_smoke(parser, managers=10, calls=5, spread=0.5)
     args = smoke.parse(parser)
     if args.calls > args.managers:
@@ -432,4 +489,5 @@ def main() -> int:
 
 
 if __name__ == "__main__":
+    samerun.report()
     raise SystemExit(main())

@@ -32,6 +32,7 @@ from sqlalchemy import text
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+import samerun
 import smoke
 from benchdb import pg_database, remove_sqlite
 
@@ -44,6 +45,7 @@ from crmtel.store.models import Base
 
 YEAR_SECONDS = 365 * 86400
 FIGURES = (
+    r"^baseline \(same run\): panoramisk bare parser [\d,]+ events/s; fixed CPU loop",
     r"^  one-month report .*: median [\d.]+ s",
     r"^  figures: \d+ rows, [\d,]+ calls",
     r"^  queue report .*: median [\d.]+ s",
@@ -307,4 +309,5 @@ def main() -> int:
 
 
 if __name__ == "__main__":
+    samerun.report()
     raise SystemExit(main())

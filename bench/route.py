@@ -34,6 +34,7 @@ from sqlalchemy import text
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+import samerun
 import smoke
 from benchdb import pg_database, remove_sqlite
 
@@ -49,6 +50,7 @@ TARGET_P99_MS = 10.0
 MANAGERS = 50
 DB_NAME = "crmtel_bench_route"
 FIGURES = (
+    r"^baseline \(same run\): panoramisk bare parser [\d,]+ events/s; fixed CPU loop",
     r"^  latency connect->hang-up: p50 [\d.]+ ms, .*p99 [\d.]+ ms",
     r"^  of which the decision inside crmtel",
 )
@@ -340,4 +342,5 @@ def main() -> int:
 
 
 if __name__ == "__main__":
+    samerun.report()
     raise SystemExit(main())

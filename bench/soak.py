@@ -35,6 +35,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import aiohttp
+import samerun
 import smoke
 from benchdb import pg_database
 from popup_latency import percentiles
@@ -52,6 +53,7 @@ TRACES = Path(__file__).resolve().parents[1] / "crmtel" / "fakepbx" / "data"
 _IDS = {"uniqueid", "linkedid", "destuniqueid", "destlinkedid"}
 _EXT = re.compile(r"(?<![0-9.])101(?![0-9])")
 FIGURES = (
+    r"^baseline \(same run\): panoramisk bare parser [\d,]+ events/s; fixed CPU loop",
     r"^event lag +n= *\d+ +p50= *[\d.]+ ms .*p99= *[\d.]+ ms",
     r"^popup +n= *\d+ +p50= *[\d.]+ ms .*p99= *[\d.]+ ms",
     r"^RSS start [\d.]+ MB, after warm-up [\d.]+ MB, peak [\d.]+ MB, end [\d.]+ MB",
@@ -367,4 +369,5 @@ def main() -> int:
 
 
 if __name__ == "__main__":
+    samerun.report()
     raise SystemExit(main())

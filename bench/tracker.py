@@ -15,6 +15,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+import samerun
 import smoke
 
 from crmtel.ami.events import parse_event
@@ -23,7 +24,11 @@ from crmtel.calls.tracker import new_state, reduce
 
 DEFAULT_TRACES = Path(__file__).resolve().parents[1] / "crmtel" / "fakepbx" / "data"
 BASE = datetime(2026, 11, 23, 19, 27, tzinfo=UTC)
-FIGURES = (r"^sequential traces : +[\d,]+ AMI events/s", r"^50 concurrent +: +[\d,]+ AMI events/s")
+FIGURES = (
+    r"^baseline \(same run\): panoramisk bare parser [\d,]+ events/s; fixed CPU loop",
+    r"^sequential traces : +[\d,]+ AMI events/s",
+    r"^50 concurrent +: +[\d,]+ AMI events/s",
+)
 
 
 def load(path: Path, suffix: str = "", dt: float = 0.0) -> list[tuple[datetime, Message]]:
@@ -95,4 +100,5 @@ def main() -> int:
 
 
 if __name__ == "__main__":
+    samerun.report()
     raise SystemExit(main())
