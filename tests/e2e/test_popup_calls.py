@@ -179,6 +179,23 @@ async def test_ringall_pops_up_for_both_phones_and_closes_as_answered_by_103_for
         assert s.dialogs == []
 
 
+async def test_a_missed_call_card_says_why_in_the_managers_words(
+    db: Database, browser: Browser, traces_dir: Path
+) -> None:
+    """queue-abandoned: the caller gives up while 102 and 103 ring; the server sends the code abandoned_in_queue
+    and each card says why in words from the catalogue, never the code."""
+    async with stack(db, browser) as s:
+        boris = await s.page_for("boris")
+        vera = await s.page_for("vera")
+        stream: list[StreamItem] = list(load_ami(traces_dir / "queue-abandoned.ami"))
+        async with replaying(s.service, stream, pause_after=len(stream)):
+            for page in (boris, vera):
+                status = page.locator("#popups .card .status")
+                await expect(status).to_have_text("Missed — the caller hung up in the queue", timeout=SEEN)
+                await expect(status).not_to_contain_text("abandoned_in_queue")
+        assert s.dialogs == []
+
+
 async def test_hostile_caller_name_is_shown_literally_and_runs_nothing(
     db: Database, browser: Browser, traces_dir: Path
 ) -> None:
