@@ -16,6 +16,8 @@ from aiohttp.test_utils import TestServer
 from playwright.async_api import Browser, BrowserContext, Page, expect
 
 from crmtel.ami.client import AmiClient
+from crmtel.board.service import BoardService, BoardTap, StoreCounts
+from crmtel.board.web import board_routes
 from crmtel.calls.service import CallService
 from crmtel.config import CallsSettings, WebSettings
 from crmtel.fakepbx.server import FakeAmiServer, StreamItem, load_ami
@@ -72,14 +74,24 @@ class Line:
             translate=translator,
         )
         results = result_routes(ResultChoices(CallsSettings().results), CallResults(self.db))
-        app = create_app(WebSettings(port=0), db=self.db, hub=self.hub, routes=(reports, results))
+        board = await stack.enter_async_context(
+            BoardService(self.hub, ManagerNames(self.db), StoreCounts(self.db), timezone="Europe/Moscow")
+        )
+        routes = (reports, results, board_routes(board, current_manager, translator))
+        app = create_app(WebSettings(port=0), db=self.db, hub=self.hub, routes=routes)
         web = TestServer(app, host="127.0.0.1", port=self.port)
         await web.start_server()
         stack.push_async_callback(web.close)
         notifier = await stack.enter_async_context(
             Notifier(self.hub, StoreCards(self.db), ManagerNames(self.db))
         )
-        self.service = CallService(self.db, CallsSettings(), PartyRepository(self.db), notifier)
+        self.service = CallService(
+            self.db,
+            CallsSettings(),
+            PartyRepository(self.db),
+            BoardTap(notifier, board),
+            after_flush=board.calls_stored,
+        )
         self._stack = stack
 
     async def stop(self) -> None:
@@ -352,3 +364,46 @@ async def test_a_call_rings_in_background_tabs_of_the_ringing_manager_only_and_s
         await expect(bell).to_have_attribute("aria-label", "Звук звонка: выкл.")
         for page in (*anna, boris):
             await page.context.close()
+
+
+@pytest.mark.parametrize("viewport", VIEWPORTS)
+async def test_the_heads_board_greys_out_during_a_restart_and_comes_back_live_by_itself(
+    db: Database, browser: Browser, traces_dir: Path, viewport: tuple[int, int]
+) -> None:
+    """The head's board under a crmtel restart: it says the link is lost and greys the old figures, reconnects
+    without a reload, takes the fresh state and shows the next call being talked."""
+    width, height = viewport
+    async with line(db, browser) as live:
+        head = await live.page("head", width, height)
+        await head.goto(live.url + "board")
+        conn = head.get_by_test_id("board-conn")
+        await expect(conn).to_have_attribute("data-state", "live", timeout=SEEN)
+        await live.stop()
+        await expect(conn).to_have_attribute("data-state", "offline", timeout=SEEN)
+        await expect(head.locator("#board")).to_have_class(re.compile(r"\bstale\b"))
+        await live.start()
+        await expect(conn).to_have_attribute("data-state", "live", timeout=20_000)
+        await expect(head.locator("#board")).not_to_have_class(re.compile(r"\bstale\b"), timeout=SEEN)
+        inbound: list[StreamItem] = list(load_ami(traces_dir / "direct-answered.ami"))
+        answered = index_of(inbound, "DialEnd", DialStatus="ANSWER")
+        assert live.service is not None
+        async with replaying(
+            live.service, inbound, pause_after=answered + 1, answered_ago=3.0, answer_at=answered
+        ):
+            await expect(head.get_by_test_id("talking-call")).to_have_count(1, timeout=SEEN)
+        await head.context.close()
+
+
+async def test_a_page_whose_session_ended_elsewhere_goes_to_the_login_form(
+    db: Database, browser: Browser
+) -> None:
+    """Anna logs out in one tab: her other tab's websocket is closed with 4401 and it shows the login form
+    instead of trying to reconnect."""
+    async with line(db, browser) as live:
+        first = await live.page("anna", 1366, 900)
+        second = await live.page("anna", 1366, 900, context=first.context)
+        await first.get_by_test_id("logout").click()
+        await expect(second.locator("#login-screen")).to_be_visible(timeout=SEEN)
+        await expect(second.locator("#app")).to_be_hidden()
+        await expect(second).to_have_title("Вход — crmtel")
+        await first.context.close()
