@@ -149,6 +149,11 @@ def closed_at(seen: CallRecord, at: datetime) -> CallRecord:
         missed_reason=None if answered else (seen.missed_reason or MissedReason.NO_ANSWER),
         ring_seconds=_seconds(seen.started_at, seen.answered_at if seen.answered_at is not None else end),
         talk_seconds=_seconds(seen.answered_at, end) if seen.answered_at is not None else 0.0,
+        # A wait still open ended with the call, as the tracker ends it when the caller's channel goes.
+        queue_visits=tuple(
+            v if v.outcome is not None else replace(v, left_at=end, outcome=QueueOutcome.ABANDONED)
+            for v in seen.queue_visits
+        ),
     )
 
 

@@ -22,6 +22,7 @@ from datetime import UTC, datetime, timedelta, tzinfo
 from typing import Protocol
 
 from crmtel.calls.service import CallService
+from crmtel.calls.tracker import visits
 from crmtel.calls.tracker.model import TrackerState
 from crmtel.cdr.calls import call_from_legs, group_calls
 from crmtel.cdr.csvsource import CsvCdrSource
@@ -387,7 +388,7 @@ class CdrService:
         await self.calls.flush()
         state = self.calls.state_of(pbx)
         orphans = [
-            stored.record
+            _with_waits(stored)
             for stored in await self.calls.calls.live(pbx)
             if stored.record.linkedid not in state.calls
             and not self.calls.is_pending((pbx, stored.record.linkedid))
@@ -400,6 +401,20 @@ class CdrService:
             await self.calls.record_ended(pbx, better.get(record.linkedid) or closed_at(record, at))
         await self.calls.flush()
         log.info("cdr %s: %d call(s) stored as live but gone from the PBX closed", pbx, len(orphans))
+
+
+def _with_waits(stored: StoredCall) -> CallRecord:
+    """A live row's record with the queue waits its tracker snapshot kept (a live call's waits are written as
+    rows only when it ends): closed without its tracker, it still counts in the queue report."""
+    raw = (stored.live_state or {}).get("queue_visits")
+    if raw is None:
+        return stored.record
+    try:
+        waits = visits.decode(raw)
+    except (ValueError, KeyError, TypeError):
+        log.warning("cdr: call %s: unreadable queue waits in its live state", stored.record.linkedid)
+        return stored.record
+    return replace(stored.record, queue_visits=waits)
 
 
 def build_cdr_service(

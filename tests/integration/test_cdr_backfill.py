@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -18,11 +19,13 @@ from crmtel.ami.client import AmiClient
 from crmtel.ami.protocol import Message
 from crmtel.calls.commands import replay_stream
 from crmtel.calls.service import CallService
+from crmtel.calls.tracker import new_state, snapshot
+from crmtel.calls.tracker.model import Call, build_record
 from crmtel.cdr import service as cdr_service
 from crmtel.cdr.csvsource import CsvCdrSource
 from crmtel.cdr.service import Backfill, CdrService
 from crmtel.config import CallsSettings, Settings
-from crmtel.domain import CallRecord, Direction, Outcome, QueueOutcome
+from crmtel.domain import CallRecord, Direction, Outcome, QueueOutcome, QueueVisit
 from crmtel.fakepbx.server import FakeAmiServer, Recorded, load_ami, load_jsonl, merge_streams
 from crmtel.reports.models import Period
 from crmtel.reports.queue_models import QueueReport
@@ -142,6 +145,46 @@ async def test_the_queue_report_of_calls_rebuilt_from_the_cdr_is_the_live_one(
         for x, y in ((a.wait_avg_s, b.wait_avg_s), (a.abandon_wait_avg_s, b.abandon_wait_avg_s)):
             assert (x is None) == (y is None)
             assert x is None or y is None or abs(x - y) <= 1.0, (a, b)
+
+
+async def test_a_live_call_closed_without_its_tracker_keeps_its_queue_wait(db: Database) -> None:
+    """A call stored as live while its caller waited in a queue, whose tracker state is gone (no CDR source):
+    the pass that closes it stores its wait, so the queue report counts it (abandoned, offered to 102)."""
+    at = datetime(2026, 12, 6, 9, 0, tzinfo=UTC)
+    wait = QueueVisit(queue="retail", joined_at=at + timedelta(seconds=2), offered=("102",))
+    call = Call(
+        linkedid="1796500000.1",
+        started_at=at,
+        direction=Direction.INBOUND,
+        caller_number="+79161110001",
+        queue="retail",
+        in_queue=True,
+        rang=("102",),
+        queue_visits=(wait,),
+    )
+    state = replace(new_state("pbx1"), calls={call.linkedid: call})
+    live = snapshot(state, call.linkedid)
+    assert live is not None
+    record = build_record(state, call)
+    repo = CallRepository(db)
+    await repo.upsert(record, live)
+    calls = _service(db)
+    cdr = CdrService(calls, WatermarkRepository(db), {}, {})
+    task = asyncio.create_task(cdr.run(), name="test-cdr")
+    try:
+        cdr.resynced("pbx1", at + timedelta(seconds=30))
+        await asyncio.sleep(0)
+        await cdr.idle()
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+    key = ("pbx1", call.linkedid)
+    stored = (await repo.by_keys([key]))[key].record
+    assert stored.ended_at == at + timedelta(seconds=30)
+    assert [(w.queue, w.outcome, w.offered, w.wait_seconds) for w in stored.queue_visits] == [
+        ("retail", QueueOutcome.ABANDONED, ("102",), 28.0)
+    ]
 
 
 def _lose_the_end(stream: list[Recorded], later: float) -> tuple[list[Recorded], int]:
