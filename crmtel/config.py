@@ -453,6 +453,49 @@ class Bitrix24Settings(BaseModel):
         return self
 
 
+class AmoCrmSettings(BaseModel):
+    """amoCRM / Kommo through its OAuth 2 integration; empty ``account``: not connected."""
+
+    model_config = _FROZEN
+
+    # The account's address: example.amocrm.ru (or example.kommo.com; a full https:// URL also works).
+    account: str = Field(default="", pattern=r"^(https?://)?[A-Za-z0-9.:-]*$")
+    # The integration's ID, secret key and redirect URI (amoCRM → Settings → Integrations).
+    client_id: str = ""
+    client_secret: SecretStr = SecretStr("")
+    redirect_uri: str = ""
+    # Where tokens are exchanged (default: the account itself, /oauth2/access_token).
+    oauth_server: str = ""
+    # Extensions -> amoCRM user ids (who a call is by; whose screen shows the incoming call).
+    users: dict[str, int] = Field(default_factory=dict)
+    # amoCRM allows 7 requests a second per integration (more: 429, then a block).
+    rate_per_second: float = Field(default=7.0, gt=0, le=7)
+    timeout_seconds: float = Field(default=15.0, gt=0, le=300)
+    # The call source shown in amoCRM.
+    source: str = "crmtel"
+
+    @property
+    def enabled(self) -> bool:
+        """Whether an account is configured."""
+        return bool(self.account)
+
+    @property
+    def api(self) -> str:
+        """The account's base URL."""
+        return self.account.rstrip("/") if "://" in self.account else f"https://{self.account}"
+
+    @property
+    def token_url(self) -> str:
+        """The OAuth token endpoint."""
+        return (self.oauth_server.rstrip("/") or self.api) + "/oauth2/access_token"
+
+    @model_validator(mode="after")
+    def _complete(self) -> AmoCrmSettings:
+        if self.account and (not self.client_id or not self.client_secret.get_secret_value()):
+            raise ValueError("amocrm: an account needs client_id and client_secret (the integration's)")
+        return self
+
+
 class LogSettings(BaseModel):
     """Logging."""
 
@@ -492,6 +535,7 @@ class Settings(BaseSettings):
     outbox: OutboxSettings = OutboxSettings()
     webhooks: tuple[WebhookSettings, ...] = ()
     bitrix24: Bitrix24Settings = Bitrix24Settings()
+    amocrm: AmoCrmSettings = AmoCrmSettings()
 
     @field_validator("region")
     @classmethod

@@ -1,10 +1,20 @@
-"""A token bucket: at most ``rate`` requests a second to one outside system, bursts up to ``burst``."""
+"""A sliding-window rate limit: never more than ``rate`` requests in any second (CRMs count that way).
+
+A token bucket that starts full lets twice its rate through in the second around a burst; amoCRM answers the
+eighth request of any second with 429. So the last requests' times are kept and a request waits until the
+oldest of the window has left it (with a small margin for the two clocks' disagreement).
+"""
 
 from __future__ import annotations
 
 import asyncio
+import math
 import time
+from collections import deque
 from collections.abc import Awaitable, Callable
+
+# The window is stretched this much: the server measures arrival, we measure sending.
+MARGIN = 1.05
 
 
 class RateLimit:
@@ -14,28 +24,29 @@ class RateLimit:
         self,
         rate: float,
         *,
-        burst: float = 1.0,
         clock: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
     ) -> None:
         if rate <= 0:
             raise ValueError("rate must be positive")
         self.rate = rate
-        self.burst = burst
+        # At most ``count`` requests per ``window`` seconds (7/s: 7 per second; 0.5/s: 1 per 2 s).
+        self.count = max(1, math.floor(rate))
+        self.window = self.count / rate * MARGIN
         self._clock = clock
         self._sleep = sleep
-        self._tokens = burst
-        self._at = clock()
+        self._sent: deque[float] = deque()
         self._lock = asyncio.Lock()
 
     async def acquire(self) -> None:
-        """Take one token, waiting for it if the bucket is empty."""
+        """Take a place in the window, waiting for one if it is full."""
         async with self._lock:
             while True:
                 now = self._clock()
-                self._tokens = min(self.burst, self._tokens + (now - self._at) * self.rate)
-                self._at = now
-                if self._tokens >= 1.0:
-                    self._tokens -= 1.0
+                # (a nanosecond of tolerance: a sleep of exactly the gap may wake a rounding error early)
+                while self._sent and now - self._sent[0] >= self.window - 1e-9:
+                    self._sent.popleft()
+                if len(self._sent) < self.count:
+                    self._sent.append(now)
                     return
-                await self._sleep((1.0 - self._tokens) / self.rate)
+                await self._sleep(self._sent[0] + self.window - now)

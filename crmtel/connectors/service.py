@@ -107,7 +107,7 @@ class DeliveryWorker:
         self.settings = settings
         self.node = node
         self._clock = clock
-        self.rate = RateLimit(sink.rate_per_second, burst=max(1.0, sink.rate_per_second))
+        self.rate = RateLimit(sink.rate_per_second)
         self.wake = asyncio.Event()
         self.delivered = 0
         self.retried = 0

@@ -6,6 +6,8 @@ from collections.abc import Sequence
 
 from aiohttp import web
 
+from crmtel.amocrm.client import AmoClient
+from crmtel.amocrm.service import AmoCrmSink
 from crmtel.bitrix24.client import Bitrix24Client
 from crmtel.bitrix24.routing import Bitrix24Responsible, PartyLookup
 from crmtel.bitrix24.service import Bitrix24Sink
@@ -20,12 +22,14 @@ from crmtel.webhooks.service import WebhookSink
 
 
 def build_sinks(settings: Settings, db: Database) -> list[Sink]:
-    """Every configured connector: Bitrix24 when a portal is set, then the webhook subscriptions."""
+    """Every configured connector: Bitrix24 and amoCRM when configured, then the webhook subscriptions."""
     sinks: list[Sink] = []
     b24 = settings.bitrix24
     if b24.enabled:
         tokens = TokenStore(SealedTokens(db), b24.client_secret.get_secret_value())
         sinks.append(Bitrix24Sink(b24, Bitrix24Client(b24, tokens), db, settings.web.recordings_dir))
+    if settings.amocrm.enabled:
+        sinks.append(AmoCrmSink(settings.amocrm, AmoClient(settings.amocrm, SealedTokens(db))))
     sinks.extend(WebhookSink(hook, i) for i, hook in enumerate(settings.webhooks, start=1))
     names = [s.name for s in sinks]
     if len(set(names)) != len(names):

@@ -78,20 +78,26 @@ def test_only_the_kinds_a_connector_wants_are_staged() -> None:
     assert [s.kind for s in staged] == [Kind.ENDED]
 
 
-async def test_the_rate_limit_spaces_requests_after_the_burst() -> None:
-    """At 2 per second with a burst of 2: two at once, then one every half second."""
+async def test_the_rate_limit_never_lets_more_than_the_rate_into_any_second() -> None:
+    """7 per second: seven at once, then each waits until the oldest of the window left it (5 % margin)."""
     now = [0.0]
-    slept: list[float] = []
 
     async def sleep(seconds: float) -> None:
-        slept.append(seconds)
         now[0] += seconds
 
-    limit = RateLimit(2.0, burst=2.0, clock=lambda: now[0], sleep=sleep)
-    for _ in range(5):
+    limit = RateLimit(7.0, clock=lambda: now[0], sleep=sleep)
+    sent = []
+    for _ in range(30):
         await limit.acquire()
-    assert now[0] == pytest.approx(1.5)
-    assert slept == pytest.approx([0.5, 0.5, 0.5])
+        sent.append(now[0])
+    for i in range(len(sent) - 7):
+        assert sent[i + 7] - sent[i] >= 1.0, i
+    assert sent[7] == pytest.approx(1.05)
+    slow = RateLimit(0.5, clock=lambda: now[0], sleep=sleep)
+    start = now[0]
+    await slow.acquire()
+    await slow.acquire()
+    assert now[0] - start == pytest.approx(2.1)
 
 
 class _NoSink:

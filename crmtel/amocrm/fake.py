@@ -1,0 +1,215 @@
+"""A strict loopback amoCRM account for tests: OAuth (code and refresh grants, rotating refresh tokens), Bearer
+tokens, the 7 requests/s limit (429 beyond it), ``POST /api/v4/calls`` (required fields checked; a number no
+contact has is a per-item 404 error), ``POST /api/v4/leads/unsorted/sip``, ``POST /api/v2/events`` and
+``GET /api/v4/contacts?query=``. Unknown paths are 404.
+
+amoCRM's reference (developers.amocrm.ru) is not in the reference store this was written against; the fields
+follow its published API v4 field list for calls and unsorted. Two points are this fake's assumption, not
+verified: a call repeated with the same ``uniq`` (or an unsorted entry with the same ``source_uid``) is kept once.
+"""
+
+from __future__ import annotations
+
+import secrets
+import time
+from collections import deque
+from dataclasses import dataclass, field
+from typing import Any
+
+from aiohttp import web
+
+
+@dataclass
+class AmoCall:
+    """A call as the account keeps it."""
+
+    uniq: str
+    direction: str
+    duration: int
+    phone: str
+    call_status: int | None
+    responsible_user_id: int | None
+    contact_id: int | None = None
+    unsorted: bool = False
+
+
+@dataclass
+class FakeAmoCrm:
+    """One account on one loopback port (API and OAuth)."""
+
+    client_id: str
+    client_secret: str
+    redirect_uri: str
+    codes: set[str] = field(default_factory=set)
+    contacts: dict[str, tuple[int, int]] = field(default_factory=dict)  # phone -> (contact id, responsible)
+    calls: dict[str, AmoCall] = field(default_factory=dict)
+    events: list[dict[str, Any]] = field(default_factory=list)
+    access: dict[str, float] = field(default_factory=dict)
+    refresh_tokens: set[str] = field(default_factory=set)
+    over_limit: int = 0
+    limit_per_second: int = 7
+    _times: deque[float] = field(default_factory=deque)
+    _runner: web.AppRunner | None = None
+    port: int = 0
+
+    async def start(self, port: int = 0) -> None:
+        """Listen on loopback."""
+        app = web.Application()
+        app.router.add_post("/oauth2/access_token", self._token)
+        app.router.add_route("*", "/{tail:.*}", self._api)
+        self._runner = web.AppRunner(app)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, "127.0.0.1", port or self.port)
+        await site.start()
+        server: Any = site._server
+        self.port = server.sockets[0].getsockname()[1]
+
+    async def stop(self) -> None:
+        """Stop answering."""
+        if self._runner is not None:
+            await self._runner.cleanup()
+            self._runner = None
+
+    @property
+    def url(self) -> str:
+        """The account's base URL."""
+        return f"http://127.0.0.1:{self.port}"
+
+    def new_code(self) -> str:
+        """An authorization code, as amoCRM shows once when the integration is installed."""
+        code = secrets.token_hex(16)
+        self.codes.add(code)
+        return code
+
+    def expire_tokens(self) -> None:
+        """Every access token expires now."""
+        for token in self.access:
+            self.access[token] = 0.0
+
+    def _issue(self) -> dict[str, Any]:
+        access, refresh = secrets.token_hex(16), secrets.token_hex(16)
+        self.access[access] = time.time() + 86400
+        self.refresh_tokens.add(refresh)
+        return {"token_type": "Bearer", "expires_in": 86400, "access_token": access, "refresh_token": refresh}
+
+    async def _token(self, request: web.Request) -> web.Response:
+        body = await request.json()
+        if body.get("client_id") != self.client_id or body.get("client_secret") != self.client_secret:
+            return _problem(401, "Unauthorized", "Client authentication failed")
+        if body.get("redirect_uri") != self.redirect_uri:
+            return _problem(400, "Bad Request", "redirect_uri does not match")
+        grant = body.get("grant_type")
+        if grant == "authorization_code" and body.get("code") in self.codes:
+            self.codes.discard(body["code"])
+            return web.json_response(self._issue())
+        if grant == "refresh_token" and body.get("refresh_token") in self.refresh_tokens:
+            self.refresh_tokens.discard(body["refresh_token"])
+            return web.json_response(self._issue())
+        return _problem(400, "Bad Request", "Authorization code or refresh token is invalid")
+
+    def _limited(self) -> bool:
+        now = time.monotonic()
+        while self._times and now - self._times[0] > 1.0:
+            self._times.popleft()
+        self._times.append(now)
+        return len(self._times) > self.limit_per_second
+
+    async def _api(self, request: web.Request) -> web.StreamResponse:
+        if self._limited():
+            self.over_limit += 1
+            return _problem(429, "Too Many Requests", "Rate limit exceeded")
+        auth = request.headers.get("Authorization", "")
+        token = auth.removeprefix("Bearer ")
+        if not auth.startswith("Bearer ") or self.access.get(token, 0.0) < time.time():
+            return _problem(401, "Unauthorized", "Token has expired or is invalid")
+        route = (request.method, request.path)
+        if route == ("POST", "/api/v4/calls"):
+            return await self._calls(await request.json())
+        if route == ("POST", "/api/v4/leads/unsorted/sip"):
+            return await self._unsorted(await request.json())
+        if route == ("POST", "/api/v2/events"):
+            body = await request.json()
+            items = body.get("add") if isinstance(body, dict) else None
+            if not isinstance(items, list) or not all(
+                isinstance(i, dict) and i.get("type") == "phone_call" and i.get("phone_number") for i in items
+            ):
+                return _problem(400, "Bad Request", "add: phone_call events with phone_number expected")
+            self.events.extend(items)
+            return web.json_response({"_embedded": {"items": [{"element_id": 0} for _ in items]}})
+        if route == ("GET", "/api/v4/contacts"):
+            found = self.contacts.get(request.query.get("query", ""))
+            if found is None:
+                return web.Response(status=204)
+            return web.json_response(
+                {"_embedded": {"contacts": [{"id": found[0], "responsible_user_id": found[1]}]}}
+            )
+        return _problem(404, "Not Found", f"{request.method} {request.path}")
+
+    async def _calls(self, body: Any) -> web.Response:
+        if not isinstance(body, list) or not body:
+            return _problem(400, "Bad Request", "an array of calls is expected")
+        done: list[dict[str, Any]] = []
+        errors: list[dict[str, Any]] = []
+        for i, item in enumerate(body):
+            missing = [k for k in ("direction", "duration", "source", "phone") if item.get(k) in (None, "")]
+            if missing or item.get("direction") not in ("inbound", "outbound"):
+                return _problem(400, "Bad Request", f"calls[{i}]: {missing or 'direction'} invalid")
+            if item.get("call_status") is not None and item["call_status"] not in range(1, 8):
+                return _problem(400, "Bad Request", f"calls[{i}]: call_status")
+            contact = self.contacts.get(str(item["phone"]))
+            if contact is None:
+                errors.append({"request_id": str(i), "status": 404, "title": "Entity not found"})
+                continue
+            uniq = str(item.get("uniq") or secrets.token_hex(8))
+            self.calls.setdefault(
+                uniq,
+                AmoCall(
+                    uniq,
+                    item["direction"],
+                    int(item["duration"]),
+                    str(item["phone"]),
+                    item.get("call_status"),
+                    item.get("responsible_user_id"),
+                    contact[0],
+                ),
+            )
+            done.append(
+                {
+                    "id": len(self.calls),
+                    "entity_id": contact[0],
+                    "entity_type": "contact",
+                    "request_id": str(i),
+                }
+            )
+        return web.json_response({"_total_items": len(done), "errors": errors, "_embedded": {"calls": done}})
+
+    async def _unsorted(self, body: Any) -> web.Response:
+        if not isinstance(body, list) or not body:
+            return _problem(400, "Bad Request", "an array of unsorted entries is expected")
+        out = []
+        for i, item in enumerate(body):
+            meta = item.get("metadata") if isinstance(item, dict) else None
+            needed = ("uniq", "duration", "service_code", "phone", "called_at")
+            if (
+                not item.get("source_uid")
+                or not item.get("source_name")
+                or not isinstance(meta, dict)
+                or any(meta.get(k) in (None, "") for k in needed)
+            ):
+                return _problem(
+                    400, "Bad Request", f"unsorted[{i}]: source_uid, source_name, metadata required"
+                )
+            uid = str(item["source_uid"])
+            self.calls.setdefault(
+                uid,
+                AmoCall(uid, "inbound", int(meta["duration"]), str(meta["phone"]), None, None, unsorted=True),
+            )
+            out.append({"uid": uid, "_embedded": {"leads": [{"id": len(self.calls)}]}})
+        return web.json_response({"_total_items": len(out), "_embedded": {"unsorted": out}})
+
+
+def _problem(status: int, title: str, detail: str) -> web.Response:
+    return web.json_response(
+        {"title": title, "type": "https://httpstatus.es/" + str(status), "status": status, "detail": detail},
+        status=status,
+    )

@@ -1,0 +1,152 @@
+"""amoCRM as an outbox sink: each ended call is one ``POST /api/v4/calls`` (the call lands on the contact with
+that number), or, when no contact has it, one incoming-call entry in Unsorted (``/api/v4/leads/unsorted/sip``);
+ringing phones get amoCRM's incoming-call notice (``POST /api/v2/events``, ``phone_call``) on the users' screens.
+
+``uniq`` is the PBX's Linkedid, so a repeat after a crash is recognised; the unsorted entry's ``source_uid`` too.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import datetime
+from typing import Any
+
+from crmtel.amocrm.client import AmoClient, AmoError
+from crmtel.config import AmoCrmSettings
+from crmtel.connectors.models import Attempt, Kind, OutboxEvent, Verdict
+
+NAME = "amocrm"
+# call_status: 4 conversation took place, 6 did not get through, 7 number busy.
+ANSWERED, NOT_REACHED, BUSY = 4, 6, 7
+
+
+def call_status(ended: Mapping[str, Any]) -> int:
+    """amoCRM's call_status for an ended call."""
+    if ended.get("outcome") == "answered":
+        return ANSWERED
+    return BUSY if ended.get("missed_reason") == "BUSY" else NOT_REACHED
+
+
+def phone(payload: Mapping[str, Any]) -> str | None:
+    """The outside party's number."""
+    raw = payload.get("caller_number") if payload.get("direction") == "inbound" else payload.get("dialled")
+    digits = "".join(ch for ch in str(raw or "") if ch.isdigit())
+    return f"+{digits}" if digits else None
+
+
+def _retry_or_fail(err: AmoError) -> Attempt:
+    answer = f"HTTP {err.status or '-'}: {err.detail}"
+    if err.status is None or err.status in (401, 429) or err.status >= 500:
+        return Attempt(
+            Verdict.RETRY,
+            answer,
+            err.status,
+            retry_after=err.retry_after or (1.0 if err.status == 429 else None),
+        )
+    return Attempt(Verdict.FAILED, answer, err.status)
+
+
+class AmoCrmSink:
+    """Delivers ended calls (and ringing notices) into amoCRM."""
+
+    def __init__(self, settings: AmoCrmSettings, client: AmoClient) -> None:
+        self.settings = settings
+        self.client = client
+
+    @property
+    def name(self) -> str:
+        """The outbox name."""
+        return NAME
+
+    @property
+    def kinds(self) -> frozenset[Kind]:
+        """Ringing (the notice) and the end (the call)."""
+        return frozenset({Kind.RINGING, Kind.ENDED})
+
+    @property
+    def rate_per_second(self) -> float:
+        """amoCRM's 7 requests a second."""
+        return self.settings.rate_per_second
+
+    async def aclose(self) -> None:
+        """Close the HTTP client."""
+        await self.client.aclose()
+
+    def _user(self, extension: Any) -> int | None:
+        return self.settings.users.get(str(extension or ""))
+
+    async def deliver(self, event: OutboxEvent, memo: Mapping[str, Any]) -> Attempt:
+        """One effect; amoCRM's trouble becomes RETRY (no answer, 401, 429, 5xx) or FAILED (other 4xx)."""
+        payload = event.payload
+        number = phone(payload)
+        if payload.get("direction") not in ("inbound", "outbound") or number is None:
+            return Attempt(Verdict.DELIVERED, "internal or anonymous: not an amoCRM call")
+        try:
+            if event.kind is Kind.RINGING:
+                return await self._ringing(payload, number)
+            if event.kind is Kind.ENDED:
+                return await self._ended(event, payload, number)
+        except AmoError as err:
+            return _retry_or_fail(err)
+        return Attempt(Verdict.DELIVERED, f"not for amoCRM: {event.kind.value}")
+
+    async def _ringing(self, payload: Mapping[str, Any], number: str) -> Attempt:
+        user = self._user(payload.get("extension"))
+        if payload.get("direction") != "inbound" or user is None:
+            return Attempt(Verdict.DELIVERED, "no amoCRM user to show the call to")
+        await self.client.request(
+            "POST",
+            "/api/v2/events",
+            {"add": [{"type": "phone_call", "phone_number": number, "users": [user]}]},
+        )
+        return Attempt(Verdict.DELIVERED, f"incoming call shown to {user}", 200)
+
+    async def _ended(self, event: OutboxEvent, payload: Mapping[str, Any], number: str) -> Attempt:
+        who = payload.get("answered_by") or next(iter(payload.get("rang") or []), None)
+        started = datetime.fromisoformat(str(payload["started_at"]))
+        call: dict[str, Any] = {
+            "direction": payload["direction"],
+            "uniq": f"{event.pbx}:{event.linkedid}",
+            "duration": max(0, round(float(payload.get("talk_seconds") or 0))),
+            "source": self.settings.source,
+            "phone": number,
+            "call_status": call_status(payload),
+            "created_at": int(started.timestamp()),
+        }
+        user = self._user(who)
+        if user is not None:
+            call["responsible_user_id"] = user
+        if payload.get("recording_url"):
+            call["link"] = payload["recording_url"]
+        answer = await self.client.request("POST", "/api/v4/calls", [call])
+        errors = answer.get("errors") if isinstance(answer, dict) else None
+        if not errors:
+            return Attempt(Verdict.DELIVERED, f"call logged: {str(answer)[:300]}", 200)
+        if not all(int(e.get("status") or 0) == 404 for e in errors if isinstance(e, dict)):
+            return Attempt(Verdict.FAILED, f"calls refused: {str(errors)[:500]}", 400)
+        # No contact has this number: an incoming call in Unsorted (the team makes the contact from it).
+        unsorted = {
+            "source_uid": call["uniq"],
+            "source_name": self.settings.source,
+            "created_at": call["created_at"],
+            "metadata": {
+                "is_call_event_needed": True,
+                "uniq": call["uniq"],
+                "duration": call["duration"],
+                "service_code": self.settings.source,
+                "link": call.get("link", ""),
+                "phone": number,
+                "called_at": call["created_at"],
+                "from": str(who or ""),
+            },
+            "_embedded": {
+                "contacts": [
+                    {
+                        "name": str(payload.get("caller_name") or number),
+                        "custom_fields_values": [{"field_code": "PHONE", "values": [{"value": number}]}],
+                    }
+                ]
+            },
+        }
+        created = await self.client.request("POST", "/api/v4/leads/unsorted/sip", [unsorted])
+        return Attempt(Verdict.DELIVERED, f"no contact: unsorted {str(created)[:300]}", 200)
