@@ -109,6 +109,17 @@ async def _connected(url: str) -> bool:
     return bool(body.get("pbx", {}).get("pbx1", {}).get("connected"))
 
 
+def expect_ready(answer: object) -> list[int]:
+    """The browsers' "ready" and the HTTP statuses of the handshakes refused (printed; they fail the run)."""
+    assert isinstance(answer, tuple), answer
+    assert answer[0] == "ready", answer
+    refused: list[int] = list(answer[1])
+    if refused:
+        statuses = ", ".join(f"{refused.count(s)} x HTTP {s}" for s in sorted(set(refused)))
+        print(f"WARNING: {len(refused)} browsers were refused when connecting ({statuses})")
+    return refused
+
+
 async def run_cluster(
     args: Any,
     stream: list[Any],
@@ -116,8 +127,9 @@ async def run_cluster(
     *,
     pbx_target: Callable[..., None],
     browsers_target: Callable[..., None],
-) -> tuple[dict[int, float], list[tuple[float, str, str, str, bool]], float, float]:
-    """Run the nodes, the PBX and the browsers; returns (sent, received, lease failover s, PBX failover s)."""
+) -> tuple[dict[int, float], list[tuple[float, str, str, str, bool]], float, float, list[int]]:
+    """Run the nodes, the PBX and the browsers; returns (sent, received, lease failover s, PBX failover s,
+    the HTTP statuses of refused websocket handshakes)."""
     await upgrade(pg_url)
     db = Database(pg_url)
     workdir = tempfile.TemporaryDirectory(prefix="crmtel-bench-cluster-")
@@ -159,7 +171,7 @@ async def run_cluster(
         targets = [(urls[i % NODES], t) for i, t in enumerate(tokens)]
         browsers = ctx.Process(target=browsers_target, args=(targets, b_child))
         browsers.start()
-        assert await asyncio.to_thread(b_main.recv) == "ready"
+        refused = expect_ready(await asyncio.to_thread(b_main.recv))
         print(f"{NODES} nodes (leader {leader_node}), {len(tokens)} websocket clients spread over them")
         p_main.send("go")
         calls = CallRepository(db)
@@ -195,7 +207,7 @@ async def run_cluster(
         received: list[tuple[float, str, str, str, bool]] = await asyncio.to_thread(b_main.recv)
         pbx.join()
         browsers.join()
-        return sent, received, lease_s, pbx_s
+        return sent, received, lease_s, pbx_s, refused
     finally:
         for proc in nodes:
             if proc.poll() is None:

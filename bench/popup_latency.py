@@ -171,38 +171,53 @@ def browsers_process(targets: list[tuple[str, str]], pipe: Connection) -> None:
 async def _browsers(targets: list[tuple[str, str]], pipe: Connection) -> None:
     received: list[tuple[float, str, str, str, bool]] = []
     ready = 0
+    # Handshakes the server refused (HTTP status each): reported, never a hang of the whole run.
+    refused: list[int] = []
     all_ready = asyncio.Event()
     stop = asyncio.Event()
+
+    def settled() -> None:
+        if ready + len(refused) == len(targets):
+            all_ready.set()
 
     async def one(url: str, token: str) -> None:
         nonlocal ready
         jar = aiohttp.CookieJar(unsafe=True)
         jar.update_cookies({"crmtel_session": token}, response_url=URL(url))
-        async with aiohttp.ClientSession(cookie_jar=jar) as session, session.ws_connect(url + "ws") as ws:
-            await ws.receive()  # hello
-            ready += 1
-            if ready == len(targets):
-                all_ready.set()
-            while not stop.is_set():
-                msg = await ws.receive()
-                if msg.type is not aiohttp.WSMsgType.TEXT:
-                    return
-                now = time.perf_counter()
-                data = msg.json()
-                received.append(
-                    (
-                        now,
-                        data["type"],
-                        data.get("call_id", ""),
-                        data.get("extension", ""),
-                        bool(data.get("card")),
-                    )
+        async with aiohttp.ClientSession(cookie_jar=jar) as session:
+            try:
+                ws = await session.ws_connect(url + "ws")
+            except aiohttp.WSServerHandshakeError as err:
+                refused.append(err.status)
+                settled()
+                return
+            async with ws:
+                await ws.receive()  # hello
+                ready += 1
+                settled()
+                await listen(ws)
+
+    async def listen(ws: aiohttp.ClientWebSocketResponse) -> None:
+        while not stop.is_set():
+            msg = await ws.receive()
+            if msg.type is not aiohttp.WSMsgType.TEXT:
+                return
+            now = time.perf_counter()
+            data = msg.json()
+            received.append(
+                (
+                    now,
+                    data["type"],
+                    data.get("call_id", ""),
+                    data.get("extension", ""),
+                    bool(data.get("card")),
                 )
+            )
 
     async with asyncio.TaskGroup() as group:
         tasks = [group.create_task(one(u, t)) for u, t in targets]
         await all_ready.wait()
-        pipe.send("ready")
+        pipe.send(("ready", refused))
         await asyncio.to_thread(pipe.recv)  # "stop"
         stop.set()
         for task in tasks:
@@ -310,7 +325,7 @@ async def run(args: argparse.Namespace) -> int:
     web_url = f"http://127.0.0.1:{port}/"
     browsers = ctx.Process(target=browsers_process, args=([(web_url, t) for t in tokens], b_child))
     browsers.start()
-    assert await asyncio.to_thread(b_main.recv) == "ready"
+    refused = popup_cluster.expect_ready(await asyncio.to_thread(b_main.recv))
     print(f"{hub.connections} websocket clients connected")
 
     freeze_startup_objects()  # as crmtel.app.start does once everything is built
@@ -371,7 +386,7 @@ async def run(args: argparse.Namespace) -> int:
     # Every tab of the rung manager gets the popup (managers are given tabs round robin).
     tabs = [len(range(i, browsers_wanted, len(managers))) for i in range(len(managers))]
     popups = sum(tabs[int(ext) - 1000] for kind, _call, ext in expected if kind == "call.ringing")
-    return verdict(args, by_type.get("call.ringing", []), popups)
+    return max(verdict(args, by_type.get("call.ringing", []), popups), 1 if refused else 0)
 
 
 Received = list[tuple[float, str, str, str, bool]]
@@ -433,7 +448,7 @@ async def run_cluster_mode(args: argparse.Namespace) -> int:
         "CRMTEL_BENCH_PG_URL", "postgresql+asyncpg://postgres@127.0.0.1:5432/test"
     )
     url = await pg_database(base, smoke.name(args, "crmtel_bench_popup_cluster"), fresh=True)
-    sent, received, lease_s, pbx_s = await popup_cluster.run_cluster(
+    sent, received, lease_s, pbx_s, refused = await popup_cluster.run_cluster(
         args, stream, url, pbx_target=pbx_process, browsers_target=browsers_process
     )
     by_type, _, unmatched = wire_latencies(received, sent, expected, {})
@@ -446,7 +461,7 @@ async def run_cluster_mode(args: argparse.Namespace) -> int:
     print(
         f"failover after kill -9 of the leader: lease taken in {lease_s:.2f} s, PBX followed again in {pbx_s:.2f} s"
     )
-    return verdict(args, by_type.get("call.ringing", []), ringing_expected)
+    return max(verdict(args, by_type.get("call.ringing", []), ringing_expected), 1 if refused else 0)
 
 
 def main() -> int:
