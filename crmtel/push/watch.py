@@ -82,12 +82,19 @@ class SessionWatch:
 
     async def run(self) -> None:
         """Check every ``interval`` seconds until cancelled; a store outage only skips a pass."""
+        down = False
         while True:
             try:
                 checked = await self.check()
             except StoreUnavailable as err:
-                log.warning("push.session_watch_unavailable", error=str(err))
+                # Said once per outage, not twice a second: open pages stay as they are meanwhile.
+                if not down:
+                    log.warning("push.session_watch_unavailable", error=str(err))
+                down = True
             else:
+                if down:
+                    log.info("push.session_watch_back")
+                down = False
                 if checked.ended or checked.refreshed:
                     log.info("push.session_watch", ended=checked.ended, refreshed=checked.refreshed)
             await asyncio.sleep(self._interval)

@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -16,7 +18,7 @@ from tests.fixtures.databases import PostgresRun, SqliteRun
 from tests.live.asterisk import Install, Queue
 from tests.live.batch import Expected, Result, Scenario, assert_matches, run_batch
 from tests.live.conftest import module_database
-from tests.live.crmtel_side import Customer, Staff, TaskView, manager_logins, tasks
+from tests.live.crmtel_side import Customer, Staff, TaskView, logged_in, manager_logins, tasks
 from tests.live.rig import RigSpec, live_rig
 from tests.live.sipp import (
     Answers,
@@ -29,7 +31,7 @@ from tests.live.sipp import (
 )
 
 STAFF = (
-    Staff("anna", "Анна Смирнова", "121"),
+    Staff("anna", "Анна Смирнова", "121", password="pw-anna"),
     Staff("boris", "Boris Orlov", "122"),
     Staff("vera", "Vera Lebedeva", "123"),
     Staff("gleb", "Gleb Kozlov", "124"),
@@ -76,6 +78,8 @@ class Phones:
     results: dict[str, Result]
     tasks: list[TaskView]
     logins: dict[int, str]
+    # What Anna's page (121) received over its websocket during the batch.
+    anna_page: list[dict[str, Any]]
 
     def owner(self, key: str) -> str | None:
         """The login of the manager crmtel booked scenario ``key``'s call to."""
@@ -84,10 +88,14 @@ class Phones:
 
 
 async def _run(install: Install, folder: Path, database_url: str) -> Phones:
-    async with live_rig(install, folder, database_url, SPEC) as rig:
+    async with (
+        live_rig(install, folder, database_url, SPEC) as rig,
+        logged_in(rig.web_url, "anna", "pw-anna") as (_http, anna),
+    ):
         results = await run_batch(rig, SCENARIOS, PHONES, WORLD)
         rig.witness.save(folder / "phones")
-        return Phones(results, await tasks(database_url), await manager_logins(database_url))
+        page = [message for _at, message in anna.received]
+        return Phones(results, await tasks(database_url), await manager_logins(database_url), page)
 
 
 @pytest.fixture(scope="module")
@@ -115,6 +123,29 @@ def test_outbound_call_from_a_desk_phone_answered(phones: Phones) -> None:
         ),
     )
     assert phones.owner("outbound-answered") == "anna"
+
+
+def test_a_call_dialled_on_the_desk_phone_gets_its_card_and_timer_on_the_managers_page(
+    phones: Phones,
+) -> None:
+    """Anna's page hears of the call she dials on 121: call.ringing (outbound, the number) when it dials out, then
+    call.answered for her, whose time — where the talk timer counts from — is the PBX's answer on the trunk."""
+    result = phones.results["outbound-answered"]
+    messages = [m for m in phones.anna_page if str(m.get("call_id", "")).endswith(":" + result.linkedid)]
+    types = [m["type"] for m in messages]
+    assert "call.ringing" in types, types
+    assert "call.answered" in types, types
+    assert types.index("call.ringing") < types.index("call.answered") < types.index("call.ended"), types
+    ringing = messages[types.index("call.ringing")]
+    assert (ringing["extension"], ringing["direction"], ringing["dialled"]) == (
+        "121",
+        "outbound",
+        "89991110001",
+    )
+    answered = messages[types.index("call.answered")]
+    assert answered["by_me"] is True
+    assert result.truth.trunk_answered is not None
+    assert abs(datetime.fromisoformat(answered["at"]).timestamp() - result.truth.trunk_answered) < 1.0
 
 
 def test_outbound_call_from_a_desk_phone_not_answered(phones: Phones) -> None:
