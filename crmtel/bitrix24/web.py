@@ -72,6 +72,14 @@ class EventHandler:
 
     async def handle(self, request: web.Request) -> web.Response:
         """One event; 403 for a wrong application token or an install that does not check out."""
+        try:
+            return await self._handle(request)
+        except CrmtelError as err:
+            # The store (or the portal) is away: the portal retries its events, so say so instead of a 500.
+            _log.warning("bitrix24.event_failed", error=str(err))
+            return web.json_response({"error": "try again later"}, status=503)
+
+    async def _handle(self, request: web.Request) -> web.Response:
         if request.content_type != "application/x-www-form-urlencoded":
             return web.json_response({"error": "form-encoded event expected"}, status=415)
         form = await request.post()

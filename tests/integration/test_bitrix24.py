@@ -342,3 +342,35 @@ async def test_a_running_crmtel_takes_the_install_and_refuses_forged_events(data
             async with http.get(running.web_url + "healthz") as response:
                 health = await response.json()
     assert "bitrix24" in health["outbox"]
+
+
+async def test_hostile_events_get_clear_answers_never_a_500(db: Database, tmp_path: Path) -> None:
+    """JSON instead of a form 415, a flood of fields 400, a click-to-call without CALL_ID 400, the store gone 503."""
+    async with fake_portal() as fake:
+        settings = settings_for(fake)
+        sink = _sink(db, settings, tmp_path)
+        async with (
+            _handler_app(EventHandler(sink.client, sink.users, db, _Dialer())) as url,
+            aiohttp.ClientSession() as http,
+        ):
+            assert await fake.install(url) == 200
+            token = fake.application_token
+            async with http.post(url, json={"event": "ONAPPINSTALL"}) as response:
+                assert response.status == 415
+            flood = "&".join(f"data[f{i}]=x" for i in range(500))
+            form = {"content-type": "application/x-www-form-urlencoded"}
+            async with http.post(url, data=flood, headers=form) as response:
+                assert response.status == 400
+            body = f"event=ONEXTERNALCALLSTART&auth[application_token]={token}&data[USER_ID]=12"
+            async with http.post(url, data=body, headers=form) as response:
+                assert response.status == 400
+            broken = Database("sqlite+aiosqlite:////nonexistent-dir/crmtel.db")
+            sink_broken = _sink(broken, settings, tmp_path)
+            async with (
+                _handler_app(EventHandler(sink_broken.client, sink_broken.users, broken, None)) as url2,
+                http.post(url2, data=body, headers=form) as response,
+            ):
+                assert response.status == 503
+            await sink_broken.aclose()
+            await broken.dispose()
+        await sink.aclose()
