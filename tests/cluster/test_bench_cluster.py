@@ -8,7 +8,11 @@ import sys
 from pathlib import Path
 
 from tests.fixtures.databases import pg_base_url
+from tests.fixtures.races import RACES_PROCESSES
 from tests.integration.test_bench_smoke import _drop_smoke_leftovers
+
+# Races real processes (tests/fixtures/races.py).
+pytestmark = RACES_PROCESSES
 
 BENCH = Path(__file__).resolve().parents[2] / "bench" / "popup_latency.py"
 

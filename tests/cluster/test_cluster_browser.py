@@ -17,7 +17,11 @@ from crmtel.store.managers import ManagerRepository
 from tests.cluster.test_cluster_daemons import start_nodes, wait_leader
 from tests.e2e.conftest import browser  # noqa: F401  (the shared Chromium fixture)
 from tests.fixtures.daemon import DaemonPool
+from tests.fixtures.races import RACES_PROCESSES
 from tests.integration.test_ami_pipeline import serving
+
+# Races real processes (tests/fixtures/races.py).
+pytestmark = RACES_PROCESSES
 
 
 @pytest.fixture

@@ -43,6 +43,7 @@ from tests.fixtures.daemon import (
     write_config,
 )
 from tests.fixtures.fake_ami import assert_record_matches, wait_for, wait_until
+from tests.fixtures.races import RACES_PROCESSES
 from tests.integration.test_ami_pipeline import serving
 from tests.integration.test_daemon_crash import (
     SPEED,
@@ -53,6 +54,9 @@ from tests.integration.test_daemon_crash import (
     wait_logins,
     wait_stored,
 )
+
+# Races real processes (tests/fixtures/races.py).
+pytestmark = RACES_PROCESSES
 
 NODES = ("node-a", "node-b", "node-c")
 

@@ -18,7 +18,11 @@ from crmtel.store.managers import ManagerRepository
 from tests.cluster.test_cluster_daemons import start_nodes
 from tests.fixtures.csrf import page_like_session
 from tests.fixtures.daemon import DaemonPool, clean_log, crmtel_cli
+from tests.fixtures.races import RACES_PROCESSES
 from tests.integration.test_ami_pipeline import serving
+
+# Races real processes (tests/fixtures/races.py).
+pytestmark = RACES_PROCESSES
 
 
 @pytest.fixture

@@ -20,6 +20,7 @@ from crmtel.push.hub import Hub
 from tests.cluster.conftest import REDIS_URL
 from tests.fixtures.daemon import free_port
 from tests.fixtures.fake_ami import wait_for
+from tests.fixtures.races import RACES_PROCESSES
 
 T0 = datetime(2026, 12, 1, 9, 0, tzinfo=UTC)
 
@@ -151,6 +152,7 @@ def private_redis() -> Iterator[Callable[[], subprocess.Popen[bytes]]]:
         proc.wait()
 
 
+@RACES_PROCESSES  # races a real process (tests/fixtures/races.py)
 async def test_a_node_that_loses_redis_reads_on_after_it_and_refreshes_its_browsers(
     private_redis: Callable[[], subprocess.Popen[bytes]],
 ) -> None:

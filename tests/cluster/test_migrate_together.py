@@ -11,6 +11,10 @@ import asyncpg  # type: ignore[import-untyped]
 from sqlalchemy.engine import make_url
 
 from tests.fixtures.databases import _dsn, pg_base_url
+from tests.fixtures.races import RACES_PROCESSES
+
+# Races real processes (tests/fixtures/races.py).
+pytestmark = RACES_PROCESSES
 
 
 async def test_three_nodes_upgrading_an_empty_database_at_once_all_succeed() -> None:

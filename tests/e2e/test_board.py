@@ -27,9 +27,10 @@ from crmtel.store.db import Database
 from crmtel.store.parties import PartyRepository
 from tests.e2e.pagecheck import assert_language, axe_violations
 from tests.e2e.test_popup_calls import index_of, replaying
+from tests.fixtures.races import RACES_PROCESSES
 from tests.integration.test_web_app import PASSWORD, seed_managers
 
-pytestmark = pytest.mark.e2e
+pytestmark = [pytest.mark.e2e, RACES_PROCESSES]
 
 LIVE = 1_000  # ms: the board must follow the AMI events within a second
 SEEN = 5_000

@@ -30,9 +30,10 @@ from crmtel.store.managers import ManagerRepository
 from crmtel.store.parties import NewClient, PartyRepository
 from tests.e2e.test_popup_calls import SEEN, index_of, ringall_trace
 from tests.fixtures.fake_ami import running, settings_for, wait_until
+from tests.fixtures.races import RACES_PROCESSES
 from tests.integration.test_web_app import PASSWORD, seed_managers
 
-pytestmark = pytest.mark.e2e
+pytestmark = [pytest.mark.e2e, RACES_PROCESSES]
 
 
 @dataclass

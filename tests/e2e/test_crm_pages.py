@@ -50,9 +50,10 @@ from crmtel.store.parties import NewClient, PartyRepository
 from crmtel.tasks.web import task_routes
 from tests.e2e.pagecheck import assert_language, axe_violations
 from tests.e2e.test_popup_calls import index_of, replaying, ringall_trace
+from tests.fixtures.races import RACES_PROCESSES
 from tests.integration.test_web_app import PASSWORD, seed_managers
 
-pytestmark = [pytest.mark.e2e, pytest.mark.slow]
+pytestmark = [pytest.mark.e2e, pytest.mark.slow, RACES_PROCESSES]
 
 SEEN = 8_000
 ZONE = "Europe/Moscow"

@@ -25,9 +25,10 @@ from crmtel.store.db import Database
 from crmtel.store.notes import NoteRepository
 from crmtel.store.parties import NewClient, PartyRepository
 from tests.fixtures.fake_ami import running, settings_for, wait_until
+from tests.fixtures.races import RACES_PROCESSES
 from tests.integration.test_web_app import PASSWORD, seed_managers
 
-pytestmark = pytest.mark.e2e
+pytestmark = [pytest.mark.e2e, RACES_PROCESSES]
 
 HOSTILE = "<img src=x onerror=alert(1)>"
 SEEN = 5_000  # ms the browser may take to show a change

@@ -21,8 +21,9 @@ from crmtel.reports.queue_web import queue_routes
 from crmtel.store.db import Database
 from tests.e2e.pagecheck import axe_violations
 from tests.fixtures import queue_dataset as qd
+from tests.fixtures.races import RACES_PROCESSES
 
-pytestmark = pytest.mark.e2e
+pytestmark = [pytest.mark.e2e, RACES_PROCESSES]
 PASSWORD = "queue-page-pass"
 SEEN = 5_000
 

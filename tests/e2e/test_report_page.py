@@ -25,8 +25,9 @@ from crmtel.reports.web import report_routes
 from crmtel.store.db import Database
 from crmtel.store.managers import ManagerRepository
 from tests.fixtures import report_dataset as ds
+from tests.fixtures.races import RACES_PROCESSES
 
-pytestmark = pytest.mark.e2e
+pytestmark = [pytest.mark.e2e, RACES_PROCESSES]
 
 PASSWORD = "report-e2e-pw"
 SEEN = 10_000

@@ -42,9 +42,10 @@ from crmtel.store.parties import NewClient, PartyRepository
 from tests.e2e.pagecheck import assert_language, axe_violations
 from tests.e2e.test_popup_calls import _call_stored, index_of, replaying, ringall_trace
 from tests.fixtures.fake_ami import wait_until
+from tests.fixtures.races import RACES_PROCESSES
 from tests.integration.test_web_app import PASSWORD, seed_managers
 
-pytestmark = [pytest.mark.e2e, pytest.mark.slow]
+pytestmark = [pytest.mark.e2e, pytest.mark.slow, RACES_PROCESSES]
 
 ZONE = "Europe/Moscow"  # the configured zone; the browser's own zone must not matter
 SEEN = 5_000

@@ -18,6 +18,7 @@ from crmtel.config import RoutingSettings
 from crmtel.routing.agi import AgiServer
 from crmtel.routing.service import RoutingService
 from tests.fixtures.agi_flood import HALF_HEADER
+from tests.fixtures.races import RACES_PROCESSES
 from tests.integration.test_agi_server import NOW, FakeLookup, closed_without_a_word, env, fake_asterisk
 
 
@@ -30,6 +31,7 @@ async def service() -> AsyncIterator[RoutingService]:
     await routing.close()
 
 
+@RACES_PROCESSES  # races a real process (tests/fixtures/races.py)
 async def test_a_thousand_half_header_connections_never_starve_valid_requests(
     service: RoutingService,
 ) -> None:

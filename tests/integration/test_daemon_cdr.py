@@ -26,6 +26,7 @@ from tests.fixtures.daemon import (
     write_config,
 )
 from tests.fixtures.fake_ami import wait_for, wait_until
+from tests.fixtures.races import RACES_PROCESSES
 from tests.integration.test_ami_pipeline import serving
 from tests.integration.test_daemon_crash import (
     SPEED,
@@ -36,6 +37,9 @@ from tests.integration.test_daemon_crash import (
     wait_logins,
 )
 from tests.unit.test_cdr_calls import assert_same_call
+
+# Races real processes (tests/fixtures/races.py).
+pytestmark = RACES_PROCESSES
 
 MOSCOW = ZoneInfo("Europe/Moscow")
 

@@ -22,8 +22,12 @@ from tests.fixtures.daemon import (
     stored_state,
 )
 from tests.fixtures.fake_ami import assert_record_matches, wait_for, wait_until
+from tests.fixtures.races import RACES_PROCESSES
 from tests.fixtures.traces import SCENARIOS, load_expected
 from tests.integration.test_ami_pipeline import serving
+
+# Races real processes (tests/fixtures/races.py).
+pytestmark = RACES_PROCESSES
 
 
 @pytest.fixture

@@ -15,7 +15,11 @@ import pytest
 from tests.fixtures.csrf import page_like_session
 from tests.fixtures.daemon import DaemonPool, clean_log, crmtel_cli, free_ports
 from tests.fixtures.fake_ami import wait_until
+from tests.fixtures.races import RACES_PROCESSES
 from tests.integration.test_agi_server import env, fake_asterisk
+
+# Races real processes (tests/fixtures/races.py).
+pytestmark = RACES_PROCESSES
 
 
 @pytest.fixture

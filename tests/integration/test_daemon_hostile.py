@@ -25,10 +25,14 @@ from crmtel.store.calls import CallRepository
 from crmtel.store.db import Database
 from tests.fixtures.daemon import DaemonPool, daemon_config, stored_state
 from tests.fixtures.fake_ami import wait_until
+from tests.fixtures.races import RACES_PROCESSES
 from tests.fixtures.traces import SCENARIOS
 from tests.integration.test_agi_server import env
 from tests.integration.test_ami_pipeline import serving
 from tests.unit.test_ami_fuzz import _frames, _mutate
+
+# Races real processes (tests/fixtures/races.py).
+pytestmark = RACES_PROCESSES
 
 
 @pytest.fixture

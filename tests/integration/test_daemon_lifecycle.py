@@ -16,7 +16,11 @@ from crmtel.store.managers import ManagerRepository
 from tests.fixtures.csrf import page_like_session
 from tests.fixtures.daemon import DaemonPool, clean_log, crmtel_cli, daemon_config, free_port
 from tests.fixtures.fake_ami import wait_for
+from tests.fixtures.races import RACES_PROCESSES
 from tests.integration.test_ami_pipeline import serving
+
+# Races real processes (tests/fixtures/races.py).
+pytestmark = RACES_PROCESSES
 
 
 @pytest.fixture

@@ -18,9 +18,13 @@ from crmtel.store.managers import ManagerRepository
 from crmtel.store.parties import NewClient, PartyRepository
 from tests.fixtures.daemon import DaemonPool, clean_log, daemon_config, pbx_settings, stored_state
 from tests.fixtures.fake_ami import assert_record_matches, wait_until
+from tests.fixtures.races import RACES_PROCESSES
 from tests.fixtures.traces import SCENARIOS, load_expected
 from tests.integration.test_agi_server import env, fake_asterisk
 from tests.integration.test_ami_pipeline import serving
+
+# Races real processes (tests/fixtures/races.py).
+pytestmark = RACES_PROCESSES
 
 
 @pytest.fixture

@@ -15,6 +15,7 @@ from crmtel.fakepbx.server import FakeAmiServer, load_ami
 from crmtel.logging import configure
 from tests.fixtures.daemon import DaemonPool, crmtel_cli, daemon_config, free_port
 from tests.fixtures.fake_ami import wait_for
+from tests.fixtures.races import RACES_PROCESSES
 
 AMI_SECRET = "ami-secret-c41e"
 DB_PASSWORD = "db-password-77ab"
@@ -47,6 +48,7 @@ def test_log_lines_and_tracebacks_are_masked(capsys: pytest.CaptureFixture[str])
     assert "Traceback" in err  # the traceback itself is kept, only the secret is gone
 
 
+@RACES_PROCESSES  # races a real process (tests/fixtures/races.py)
 @pytest.mark.slow
 async def test_a_running_daemon_at_debug_level_never_logs_the_ami_secret(
     pool: DaemonPool, database_url: str, tmp_path: Path, traces_dir: Path

@@ -18,7 +18,11 @@ import aiohttp
 import pytest
 
 from tests.fixtures.daemon import Daemon, DaemonPool, clean_log, daemon_config
+from tests.fixtures.races import RACES_PROCESSES
 from tests.integration.test_ami_pipeline import serving
+
+# Races real processes (tests/fixtures/races.py).
+pytestmark = RACES_PROCESSES
 
 # systemd would be asked for WatchdogSec=2: crmtel must ping at least every 2 s (it aims for every second).
 # Not shorter: on a loaded CI machine a process can wait for the CPU for a good part of a second.

@@ -19,6 +19,7 @@ import aiohttp
 import pytest
 
 from tests.fixtures.databases import PostgresRun, SqliteRun
+from tests.fixtures.races import RACES_PROCESSES
 from tests.live.asterisk import Install, Phone, Queue
 from tests.live.batch import Expected, Result, Scenario, assert_matches, first_invite_at
 from tests.live.conftest import module_database
@@ -36,6 +37,9 @@ from tests.live.rig import LiveRig, RigSpec, live_rig
 from tests.live.sipp import Answers, Behaviour, Busy, Caller, Declines, NeverAnswers
 from tests.live.truth import truth_of
 from tests.live.witness import AmiMessage
+
+# Races real processes (tests/fixtures/races.py).
+pytestmark = RACES_PROCESSES
 
 STAFF = (
     Staff("anna", "Анна Смирнова", "131", password="pw-anna"),

@@ -15,12 +15,16 @@ from pathlib import Path
 import pytest
 
 from tests.fixtures.databases import PostgresRun, SqliteRun
+from tests.fixtures.races import RACES_PROCESSES
 from tests.live.asterisk import Install, Queue
 from tests.live.batch import Expected, Result, Scenario, assert_matches, run_batch
 from tests.live.conftest import module_database, note
 from tests.live.crmtel_side import Browser, Customer, Staff, TaskView, logged_in, tasks
 from tests.live.rig import RigSpec, live_rig
 from tests.live.sipp import Answers, Behaviour, Busy, Caller, NeverAnswers
+
+# Races real processes (tests/fixtures/races.py).
+pytestmark = RACES_PROCESSES
 
 STAFF = (
     Staff("anna", "Анна Смирнова", "101", password="pw-anna"),

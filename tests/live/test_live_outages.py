@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 
 from tests.fixtures.databases import PostgresRun, SqliteRun
+from tests.fixtures.races import RACES_PROCESSES
 from tests.live.asterisk import Install, Queue
 from tests.live.batch import Expected, Result, Scenario, assert_matches, first_invite_at
 from tests.live.conftest import module_database
@@ -24,6 +25,9 @@ from tests.live.crmtel_side import CallRecord, QueueVisit, Staff, TaskView, all_
 from tests.live.rig import LiveRig, Placed, RigSpec, live_rig
 from tests.live.sipp import Answers, Behaviour, Caller, NeverAnswers
 from tests.live.truth import truth_of
+
+# Races real processes (tests/fixtures/races.py).
+pytestmark = RACES_PROCESSES
 
 STAFF = (
     Staff("anna", "Анна Смирнова", "141"),

@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 
 from tests.fixtures.databases import PostgresRun, SqliteRun
+from tests.fixtures.races import RACES_PROCESSES
 from tests.live.asterisk import Install, Queue
 from tests.live.batch import Expected, Result, Scenario, assert_matches, run_batch
 from tests.live.conftest import module_database
@@ -29,6 +30,9 @@ from tests.live.sipp import (
     Forwards,
     NeverAnswers,
 )
+
+# Races real processes (tests/fixtures/races.py).
+pytestmark = RACES_PROCESSES
 
 STAFF = (
     Staff("anna", "Анна Смирнова", "121", password="pw-anna"),
