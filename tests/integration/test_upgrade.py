@@ -172,3 +172,19 @@ async def test_no_watermark_is_made_up_for_an_old_database(blank: BlankFactory) 
         assert marks == 0
     finally:
         await db.dispose()
+
+
+async def test_a_task_missed_again_after_a_call_back_stays_open(blank: BlankFactory) -> None:
+    """An old task counting a miss after the answered call that would have closed it stays open: that later
+    miss still wants its callback."""
+    db = await _stored_at(await blank("again"), data.CALLBACKS_AT - 1, native=False)
+    try:
+        async with db.engine.begin() as conn:
+            # The caller of call 6 gets through (day 5.5), then gives up once more (day 5.7).
+            await conn.run_sync(data.miss_after_a_call_back)
+        await upgrade(str(db.engine.url.render_as_string(hide_password=False)))
+        tasks = {t.id: t for t in await CallbackRepository(db).tasks(status=None)}
+        assert (tasks[3].status, tasks[3].missed_count, tasks[3].closed_by_call_id) == ("open", 2, None)
+        assert tasks[1].status == "closed"
+    finally:
+        await db.dispose()

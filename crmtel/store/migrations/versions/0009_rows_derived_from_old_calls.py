@@ -13,9 +13,10 @@ before them:
   rows do not know when the caller joined the queue nor which phones were rung before it: the wait counts
   from the call's start to its answer (or end), and every phone the call rang counts as offered.
 - callback tasks closing by themselves (0007_dial_callbacks): before it a task stayed open whatever came
-  after. An open task opened by a missed call is closed by the first later answered call to or from its
-  number (``crmtel.tasks.rules``), numbers compared by their last 10 digits (``reports.callback_match_digits``'
-  default; a migration has no configuration).
+  after. An open task opened by a missed call is closed by the first answered call to or from its number
+  that ended after the last miss counted on it (``crmtel.tasks.rules``; an answered call between two misses
+  would have split the task, which one old row cannot be, so it stays open); numbers are compared by their last
+  10 digits (``reports.callback_match_digits``' default; a migration has no configuration).
 
 Not derived: the CDR watermark (its absence means "first start with a CDR source: from now on", so an old
 database never turns the months before it into callback tasks), ``calls.originate_id`` (no click-to-call
@@ -178,7 +179,7 @@ def _close_called_back_tasks(bind: sa.Connection) -> None:
     last = 0
     while True:
         tasks = bind.execute(
-            sa.select(t.id, t.phone, t.source, t.created_at)
+            sa.select(t.id, t.phone, t.source, t.created_at, t.updated_at)
             .where(t.id > last, t.kind == "callback", t.status == "open", t.phone.is_not(None))
             .order_by(t.id)
             .limit(BATCH)
@@ -189,13 +190,17 @@ def _close_called_back_tasks(bind: sa.Connection) -> None:
             created = _aware(task.created_at)
             if created is None or (task.source or MISSED) != MISSED:
                 continue
-            # The first later answered call with the number, as the call service closes it when it ends.
+            # The first later answered call with the number, as the call service closes it when it ends — but
+            # after the last miss counted on the task: today an answered call between two misses closes the
+            # task and the second miss opens a new one; one old row cannot be split, so it stays open (the
+            # later miss still wants its callback).
+            last_miss = _aware(task.updated_at) or created
             closer = bind.execute(
                 sa.select(c.id, c.started_at, c.ended_at, c.talk_seconds)
                 .where(
                     c.outcome == "answered",
                     c.direction.in_(("inbound", "outbound")),
-                    c.ended_at >= task.created_at,
+                    c.ended_at >= (task.updated_at or task.created_at),
                     _tail(number, dialect) == task.phone[-MATCH_DIGITS:],
                 )
                 .order_by(c.ended_at, c.id)
@@ -206,7 +211,7 @@ def _close_called_back_tasks(bind: sa.Connection) -> None:
             ended = _aware(closer.ended_at)
             assert ended is not None
             facts = CallFacts(_aware(closer.started_at) or ended, ended, float(closer.talk_seconds or 0))
-            if not closes(TaskFacts(MISSED, created, created), facts, 0.0):
+            if not closes(TaskFacts(MISSED, max(created, last_miss), created), facts, 0.0):
                 continue
             bind.execute(
                 sa.update(_tasks)
