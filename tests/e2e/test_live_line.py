@@ -37,9 +37,10 @@ from crmtel.store.parties import PartyRepository
 from tests.e2e.test_popup_calls import index_of
 from tests.fixtures.daemon import free_port
 from tests.fixtures.fake_ami import running, settings_for, wait_until
+from tests.fixtures.races import RACES_PROCESSES
 from tests.integration.test_web_app import PASSWORD, seed_managers
 
-pytestmark = pytest.mark.e2e
+pytestmark = [pytest.mark.e2e, RACES_PROCESSES]
 
 SEEN = 5_000  # ms the browser may take to show a change
 VIEWPORTS = [pytest.param((1366, 900), id="1366"), pytest.param((390, 844), id="390")]

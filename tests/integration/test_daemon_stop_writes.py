@@ -21,8 +21,12 @@ from crmtel.store.managers import ManagerRepository
 from crmtel.store.models import LeadRow, TaskRow
 from tests.fixtures.daemon import DaemonPool, clean_log, daemon_config, state_after, stored_state
 from tests.fixtures.fake_ami import wait_for, wait_until
+from tests.fixtures.races import RACES_PROCESSES
 from tests.fixtures.traces import load_expected
 from tests.integration.test_ami_pipeline import serving
+
+# Races real processes (tests/fixtures/races.py).
+pytestmark = RACES_PROCESSES
 
 # How long the other writer holds the database (longer than SQLite's busy_timeout of 5 s would be too:
 # the daemon must retry, not give up).
