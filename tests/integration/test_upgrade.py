@@ -68,6 +68,17 @@ def _diff(connection: sa.Connection) -> list[Any]:
     return list(compare_metadata(context, Base.metadata))
 
 
+def _links(connection: sa.Connection) -> dict[str, list[tuple[Any, ...]]]:
+    # What points at a call: a table rebuilt by a migration must not cascade or unlink them.
+    queries = {
+        "notes": "SELECT id, call_id FROM call_notes",
+        "deals": "SELECT id, call_id FROM deals",
+        "tasks": "SELECT id, call_id, closed_by_call_id FROM tasks",
+        "offers": "SELECT call_id, seq, extension, answered FROM call_queue_offers",
+    }
+    return {name: sorted(tuple(r) for r in connection.execute(sa.text(q))) for name, q in queries.items()}
+
+
 def _terms(connection: sa.Connection) -> list[tuple[Any, ...]]:
     rows = connection.execute(sa.text("SELECT kind, party_id, term, name_key FROM party_terms"))
     return sorted(tuple(r) for r in rows)
@@ -86,6 +97,7 @@ async def _reports(db: Database) -> dict[str, Any]:
     out["tasks"] = await CallbackRepository(db).tasks(status=None)
     async with db.engine.connect() as conn:
         out["search terms"] = await conn.run_sync(_terms)
+        out["rows pointing at calls"] = await conn.run_sync(_links)
     return out
 
 
@@ -129,6 +141,8 @@ async def test_upgrade_from_each_released_revision_reports_the_same(
         terms = {t for _, _, t, _ in got["search terms"]}
         assert {"ромашка", "9161110003"} <= terms
         assert sum(r.deals_won for r in got["calls vs deals, october"][0]) == 1
+        links = got["rows pointing at calls"]
+        assert (links["notes"], links["deals"]) == ([(1, 1)], [(1, 1), (2, 4), (3, 9)])
     finally:
         await upgraded.dispose()
         await reference.dispose()
