@@ -142,17 +142,38 @@ def grid(report: CallsVsDeals, tr: Translator | None = None) -> list[list[str]]:
     spreadsheets read them as numbers.
     """
     tr = _default(tr)
-    lines = [[title(c, tr) for c in COLUMNS]]
-    lines.extend([cell_text(c, c.get(row)) for c in COLUMNS] for _, row in _table_rows(report, tr))
-    lines.append(change_row(report, tr))
+    codes = result_codes(report)
+    lines = [[title(c, tr) for c in COLUMNS] + [result_title(code, tr) for code in codes]]
+    lines.extend(
+        [cell_text(c, c.get(row)) for c in COLUMNS] + [str(dict(row.results).get(code, 0)) for code in codes]
+        for _, row in _table_rows(report, tr)
+    )
+    lines.append(change_row(report, tr) + ["" for _code in codes])
     return lines
+
+
+def result_codes(report: CallsVsDeals) -> list[str]:
+    """The call results picked in the period, most frequent first (a column each after the figures)."""
+    return [code for code, _n in report.totals.results]
+
+
+def result_name(result: str, tr: Translator) -> str:
+    """A built-in result code in ``tr``'s language; a configured text as written."""
+    key = f"report.result.{result}"
+    text = tr.t(key)
+    return result if text == key else text
+
+
+def result_title(result: str, tr: Translator) -> str:
+    """The heading of a result's column: «Результаты звонков: Перезвонить»."""
+    return f"{tr.t('report.results.title')}: {result_name(result, tr)}"
 
 
 def to_table(report: CallsVsDeals, tr: Translator | None = None) -> str:
     """A plain-text table for the terminal."""
     tr = _default(tr)
     lines = grid(report, tr)
-    widths = [max(len(line[i]) for line in lines) for i in range(len(COLUMNS))]
+    widths = [max(len(line[i]) for line in lines) for i in range(len(lines[0]))]
     out = [
         tr.t(
             "report.title_period_previous",
@@ -243,6 +264,13 @@ def to_xlsx(report: CallsVsDeals, tr: Translator | None = None) -> bytes:
                 cell = ws.cell(
                     row=i, column=j, value=None if value is None else round(value, column.decimals)
                 )
+            if kind != "row":
+                cell.font = Font(bold=kind == "total", italic=kind == "previous")
+    codes = result_codes(report)
+    for k, code in enumerate(codes, start=len(COLUMNS) + 1):
+        _text_cell(ws, 3, k, result_title(code, tr)).font = Font(bold=True)
+        for i_row, (kind, row) in enumerate(_table_rows(report, tr), start=4):
+            cell = ws.cell(row=i_row, column=k, value=dict(row.results).get(code, 0))
             if kind != "row":
                 cell.font = Font(bold=kind == "total", italic=kind == "previous")
     i += 1

@@ -325,13 +325,6 @@ def page_html(
     )
 
 
-def result_name(result: str, tr: Translator) -> str:
-    """A built-in result code in ``tr``'s language; a configured text as written."""
-    key = f"report.result.{result}"
-    text = tr.t(key)
-    return result if text == key else text
-
-
 def _results_html(report: CallsVsDeals, tr: Translator) -> str:
     """Per manager, how many of the period's calls got each one-click result."""
     rows = [r for r in report.rows if r.results]
@@ -343,7 +336,7 @@ def _results_html(report: CallsVsDeals, tr: Translator) -> str:
             + "</p></section>"
         )
     order = [code for code, _n in report.totals.results]
-    head = "".join(f'<th scope="col">{_e(result_name(code, tr))}</th>' for code in order)
+    head = "".join(f'<th scope="col">{_e(render.result_name(code, tr))}</th>' for code in order)
     body = ""
     for row in (*rows, report.totals):
         counts = dict(row.results)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import csv
+import io
 from datetime import UTC, datetime, timedelta
 
 from aiohttp.test_utils import TestServer
@@ -64,6 +66,12 @@ async def test_a_result_is_stored_with_the_call_shown_in_history_and_counted_per
             async with anna.get("/reports/calls-vs-deals.json?preset=today") as r:
                 rows = {row["manager_id"]: row for row in (await r.json())["rows"]}
                 assert rows[managers["anna"].id]["results"] == {"callback": 1}
+            async with anna.get("/reports/calls-vs-deals.csv?preset=today&sep=comma") as r:
+                lines = list(csv.reader(io.StringIO((await r.read()).decode("utf-8-sig"))))
+                header, first = lines[0], lines[1]
+                assert [h for h in header if ": " in h] == ["Результаты звонков: Перезвонить"], header
+                column = header.index("Результаты звонков: Перезвонить")
+                assert first[column] == "1", lines
             async with anna.get("/reports/calls-vs-deals?preset=today") as r:
                 page = await r.text()
                 assert "Call results" in page or "Результаты звонков" in page
