@@ -90,8 +90,12 @@ async def test_metrics_follow_a_replayed_answered_call_and_routing_requests(
         mid = await _scrape_until(
             http,
             running,
+            # Connected too: events sent right after the login are tracked (and published) while the
+            # CoreShowChannels resync that completes the connection may still be on its way.
             lambda s: (
-                _get(s, "crmtel_call_events_published_total", type="answered") >= 1 and server.cursor == hold
+                _get(s, "crmtel_call_events_published_total", type="answered") >= 1
+                and server.cursor == hold
+                and _get(s, "crmtel_ami_connected", pbx="pbx1") == 1
             ),
         )
         assert _get(mid, "crmtel_ami_connected", pbx="pbx1") == 1
