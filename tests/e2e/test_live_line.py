@@ -408,3 +408,40 @@ async def test_a_page_whose_session_ended_elsewhere_goes_to_the_login_form(
         await expect(second.locator("#app")).to_be_hidden()
         await expect(second).to_have_title("Вход — crmtel")
         await first.context.close()
+
+
+COUNT_ASKS = """
+(() => {
+  window.__asked = 0;
+  const ask = Notification.requestPermission.bind(Notification);
+  Notification.requestPermission = (...args) => { window.__asked += 1; return ask(...args); };
+})();
+"""
+
+
+async def test_notification_permission_is_asked_on_the_login_click_not_on_load(
+    db: Database, browser: Browser
+) -> None:
+    """Opening the page asks nothing; clicking «Войти» asks once; an already logged-in page reloaded asks nothing
+    and offers the ♪ button instead, whose click asks."""
+    async with line(db, browser) as live:
+        context = await browser.new_context(locale="ru-RU", viewport={"width": 1366, "height": 900})
+        await context.add_init_script(COUNT_ASKS)
+        page = await context.new_page()
+        await page.goto(live.url)
+        await expect(page.locator("#login-screen")).to_be_visible()
+        assert await page.evaluate("window.__asked") == 0
+        await page.fill("#login-name", "anna")
+        await page.fill("#login-password", PASSWORD)
+        await page.click("#login-submit")
+        await expect(page.locator("#conn")).to_have_text("на связи", timeout=SEEN)
+        assert await page.evaluate("window.__asked") == 1
+        await page.reload()
+        await expect(page.locator("#conn")).to_have_text("на связи", timeout=SEEN)
+        assert await page.evaluate("window.__asked") == 0
+        bell = page.get_by_test_id("ring-sound")
+        if await page.evaluate("Notification.permission") == "default":
+            await expect(bell).to_have_attribute("aria-label", "Уведомлять о звонках")
+            await bell.click()
+            await page.wait_for_function("window.__asked === 1")
+        await context.close()
