@@ -390,6 +390,8 @@ class OutboxSettings(BaseModel):
     concurrency: int = Field(default=4, ge=1, le=64)
     poll_seconds: float = Field(default=1.0, gt=0, le=60)
     backlog_seconds: float = Field(default=10.0, gt=0, le=600)
+    # Delivered events (with their delivery log and the calls' memos) are deleted this many days after delivery.
+    keep_days: float = Field(default=30.0, gt=0, le=3650)
 
 
 class WebhookSettings(BaseModel):

@@ -260,6 +260,7 @@ class ConnectorService:
         clock: Callable[[], datetime] = utcnow,
     ) -> None:
         self.tap = OutboxTap(sinks, clock=clock)
+        self._clock = clock
         self.repo = repo
         self.settings = settings
         self.workers = [DeliveryWorker(s, repo, settings, node=node, clock=clock) for s in sinks]
@@ -287,13 +288,31 @@ class ConnectorService:
             await worker.sink.aclose()
 
     async def _watch_backlog(self) -> None:
+        pruned_at = 0.0
+        loop = asyncio.get_running_loop()
         while True:
             for worker in self.workers:
                 try:
                     await worker.refresh_backlog()
                 except CrmtelError as err:
                     _log.warning("outbox.backlog_unread", error=str(err))
+            if loop.time() - pruned_at > 3600:
+                pruned_at = loop.time()
+                await self.prune()
             await asyncio.sleep(self.settings.backlog_seconds)
+
+    async def prune(self) -> int:
+        """Delete what was delivered more than ``keep_days`` ago (the outbox must not grow forever)."""
+        before = self._clock() - timedelta(days=self.settings.keep_days)
+        total = 0
+        try:
+            while (deleted := await self.repo.prune(before)) > 0:
+                total += deleted
+        except CrmtelError as err:
+            _log.warning("outbox.prune_failed", error=str(err))
+        if total:
+            _log.info("outbox.pruned", events=total)
+        return total
 
     def backlogs(self) -> list[Backlog]:
         """The last backlog read of every connector."""

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import bindparam, func, insert, select, tuple_, update
+from sqlalchemy import bindparam, delete, func, insert, select, tuple_, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
@@ -305,6 +305,36 @@ class OutboxRepository:
             else:
                 out[connector] = Backlog(connector, b.pending, int(count), b.oldest_seconds)
         return list(out.values())
+
+    async def prune(self, before: datetime, limit: int = 5000) -> int:
+        """Delete events delivered before ``before`` (their log goes with them), then memos of calls with no event
+        left; at most ``limit`` events a call, so a large backlog is pruned in steps. Returns events deleted."""
+        e = ConnectorEventRow
+        c = ConnectorCallRow
+        async with self.db.session() as session:
+            ids = (
+                (
+                    await session.execute(
+                        select(e.id)
+                        .where(e.state == State.DELIVERED.value, e.delivered_at < before)
+                        .limit(limit)
+                    )
+                )
+                .scalars()
+                .all()
+            )
+            if ids:
+                await session.execute(
+                    delete(ConnectorDeliveryRow).where(ConnectorDeliveryRow.event_id.in_(ids))
+                )
+                await session.execute(delete(e).where(e.id.in_(ids)))
+            left = (
+                select(e.id)
+                .where(e.connector == c.connector, e.pbx == c.pbx, e.linkedid == c.linkedid)
+                .exists()
+            )
+            await session.execute(delete(c).where(c.updated_at < before, ~left))
+        return len(ids)
 
     async def states(self, connector: str) -> dict[str, int]:
         """Events per state (tests and the bench)."""

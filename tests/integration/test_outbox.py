@@ -16,7 +16,7 @@ from crmtel.connectors.models import Attempt, Verdict
 from crmtel.connectors.service import ConnectorService, OutboxTap, utcnow
 from crmtel.errors import StoreUnavailable
 from crmtel.store.db import Database
-from crmtel.store.models import ConnectorEventRow
+from crmtel.store.models import ConnectorCallRow, ConnectorEventRow
 from crmtel.store.outbox import OutboxRepository
 from crmtel.store.parties import PartyRepository
 from crmtel.webhooks.service import WebhookSink
@@ -262,3 +262,27 @@ async def test_the_admin_lists_failed_deliveries_reads_the_log_and_replays_them(
     assert "1 event(s) queued" in replay.stdout
     assert await repo.failed() == []
     assert (await repo.states("hook"))["pending"] == 4
+
+
+async def test_delivered_events_their_log_and_memos_are_pruned_after_keep_days_and_pending_ones_stay(
+    db: Database,
+) -> None:
+    """The outbox does not grow forever: old deliveries go with their log and memos; undelivered work stays."""
+    repo = OutboxRepository(db)
+    service = CallService(
+        db, CallsSettings(), PartyRepository(db), tap=OutboxTap([_sink("http://127.0.0.1:9/")])
+    )
+    await _drive(service, ["direct-answered", "queue-abandoned"])
+    ((first, _), (second, _)) = await repo.claim("hook", "a", utcnow(), timedelta(seconds=5), 10)
+    ok = Attempt(Verdict.DELIVERED, "HTTP 204", 204, memo={"seen": True})
+    await repo.settle_many([(first, ok, None)], node="a", now=utcnow())
+    await repo.release(second)
+    assert await repo.prune(utcnow() - timedelta(days=30)) == 0  # delivered just now: kept
+    assert await repo.prune(utcnow() + timedelta(seconds=1)) == 1
+    assert len(await repo.log(first.id)) == 0
+    states = await repo.states("hook")
+    assert states == {"pending": len(await _rows(db))}
+    async with db.session() as session:
+        memos = (await session.execute(select(ConnectorCallRow))).scalars().all()
+    # The first call still has undelivered events (answered, ended …): its memo stays with them.
+    assert [(m.linkedid, m.memo) for m in memos] == [(first.linkedid, {"seen": True})]
