@@ -21,10 +21,14 @@ from tests.cluster.test_cluster_daemons import wait_leader
 from tests.fixtures.bitrix24 import CLIENT_ID, CLIENT_SECRET, fake_portal, recordings
 from tests.fixtures.daemon import DaemonPool, Ports, free_ports, linkedids, pbx_settings, write_config
 from tests.fixtures.fake_ami import wait_for, wait_until
+from tests.fixtures.races import RACES_PROCESSES
 from tests.fixtures.traces import SCENARIOS
 from tests.integration.test_ami_pipeline import serving
 from tests.integration.test_bitrix24 import _assert_one_activity_per_call, _settled
 from tests.integration.test_daemon_crash import SPEED, busy_pbx, wait_all_ended, wait_logins
+
+# Races real processes (tests/fixtures/races.py).
+pytestmark = RACES_PROCESSES
 
 NODES = ("node-a", "node-b", "node-c")
 
