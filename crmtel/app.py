@@ -48,6 +48,7 @@ from crmtel.health.web import health_routes
 from crmtel.i18n.models import LocaleOptions
 from crmtel.memory import freeze_startup_objects
 from crmtel.metrics import ComponentCollector, MeteredNotifier, MeteredRouter, Metrics, metrics_routes
+from crmtel.openapi.document import openapi_routes
 from crmtel.push.cards import StoreCards
 from crmtel.push.context import current_manager, translator
 from crmtel.push.hub import Hub
@@ -325,6 +326,7 @@ async def start(settings: Settings, *, demo: bool = False, demo_speed: float = 1
                 metrics_routes(metrics, settings.web.metrics_token),
                 health,
                 *connector_routes(sinks, db, dial),
+                openapi_routes(),
             ),
             locale=locale,
         )

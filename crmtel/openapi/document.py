@@ -1,0 +1,140 @@
+"""crmtel's HTTP API as OpenAPI 3.1: every route the web app mounts, with what it does and who may call it.
+
+The table below is written by hand (what a route is for cannot be read off the router); the test suite compares
+it with the routes the running app really mounts, both ways, so a route added without a line here fails.
+Request and response bodies are described in prose for now, not as JSON Schemas.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from aiohttp import web
+
+from crmtel import __version__
+from crmtel.push.csrf import CSRF_HEADER
+from crmtel.push.sessions import COOKIE
+
+SESSION, ROUTE_TOKEN, METRICS_TOKEN, PUBLIC, B24_TOKEN = "session", "route", "metrics", "public", "b24"
+
+# (method, path) -> (tag, summary, who may call it)
+ROUTES: dict[tuple[str, str], tuple[str, str, str]] = {
+    ("GET", "/"): ("page", "The managers' page (HTML)", PUBLIC),
+    ("GET", "/board"): ("board", "The heads' live board page (HTML)", SESSION),
+    ("GET", "/ws"): ("page", "Live call events over a websocket (101 Switching Protocols)", SESSION),
+    ("GET", "/i18n/{lang}.json"): ("page", "The page's message catalogue for a language", PUBLIC),
+    ("POST", "/api/login"): ("session", "Log in (sets the session and CSRF cookies)", PUBLIC),
+    ("POST", "/api/logout"): ("session", "Log out", SESSION),
+    ("GET", "/api/me"): ("session", "Who is logged in, with the CSRF token", SESSION),
+    ("PUT", "/api/me/locale"): ("session", "Choose the page's language", SESSION),
+    ("GET", "/api/board"): ("board", "The heads' board: today's counts and live calls", SESSION),
+    ("GET", "/api/call-results"): ("calls", "The call result codes one may set", SESSION),
+    ("GET", "/api/calls"): ("calls", "Call history, filtered and paged", SESSION),
+    ("GET", "/api/calls/{call_id}"): ("calls", "One call with its party, notes and tasks", SESSION),
+    ("POST", "/api/calls/{call_id}/deals"): ("calls", "Open a deal from a call", SESSION),
+    ("POST", "/api/calls/{call_id}/lead"): ("calls", "Make a lead of a call's unknown caller", SESSION),
+    ("POST", "/api/calls/{call_id}/notes"): ("calls", "Add a note to a call", SESSION),
+    ("GET", "/api/calls/{call_id}/recording"): ("calls", "The call's recording (audio)", SESSION),
+    ("PUT", "/api/calls/{call_id}/result"): ("calls", "Set the call's result code", SESSION),
+    ("POST", "/api/calls/{call_id}/tasks"): ("calls", "Plan a task from a call", SESSION),
+    ("GET", "/api/callbacks"): ("callbacks", "Callback tasks of missed calls", SESSION),
+    ("POST", "/api/callbacks/{task_id}/close"): ("callbacks", "Close a callback task with a result", SESSION),
+    ("GET", "/api/crm/settings"): ("crm", "Deal stages and lost reasons", SESSION),
+    ("GET", "/api/managers"): ("crm", "The team", SESSION),
+    ("GET", "/api/search"): ("crm", "Search clients and leads", SESSION),
+    ("GET", "/api/{kind}"): ("crm", "Clients or leads, filtered and paged by cursor", SESSION),
+    ("POST", "/api/{kind}"): ("crm", "Create a client or lead", SESSION),
+    ("GET", "/api/{kind}/{party_id}"): ("crm", "One client's or lead's card", SESSION),
+    ("PATCH", "/api/{kind}/{party_id}"): ("crm", "Edit a card (refused if changed meanwhile)", SESSION),
+    ("POST", "/api/{kind}/{party_id}/merge"): ("crm", "Merge another record into this one", SESSION),
+    ("POST", "/api/{kind}/{party_id}/notes"): ("crm", "Add a note to a client or lead", SESSION),
+    ("PUT", "/api/{kind}/{party_id}/shares"): ("crm", "Share a record with managers", SESSION),
+    ("GET", "/api/{kind}/{party_id}/timeline"): ("crm", "A record's calls, notes, deals and tasks", SESSION),
+    ("POST", "/api/leads/{party_id}/convert"): ("crm", "Convert a lead into a client", SESSION),
+    ("GET", "/api/deals"): ("deals", "Deals, filtered and paged", SESSION),
+    ("POST", "/api/deals"): ("deals", "Open a deal", SESSION),
+    ("GET", "/api/deals/pipeline"): ("deals", "Open deals by stage", SESSION),
+    ("GET", "/api/deals/{deal_id}"): ("deals", "One deal", SESSION),
+    ("PATCH", "/api/deals/{deal_id}"): ("deals", "Move, win or lose a deal", SESSION),
+    ("GET", "/api/tasks"): ("tasks", "Tasks, by day or week", SESSION),
+    ("POST", "/api/tasks"): ("tasks", "Plan a task", SESSION),
+    ("PATCH", "/api/tasks/{task_id}"): ("tasks", "Edit or reassign a task", SESSION),
+    ("POST", "/api/tasks/{task_id}/complete"): ("tasks", "Complete a task", SESSION),
+    ("POST", "/api/tasks/{task_id}/reopen"): ("tasks", "Reopen a task", SESSION),
+    ("POST", "/api/dial"): ("dial", "Click-to-call from the manager's own phone", SESSION),
+    ("GET", "/api/dial/{originate_id}"): ("dial", "Where a click-to-call attempt stands", SESSION),
+    ("GET", "/reports/calls-vs-deals"): ("reports", "Calls versus deals per manager (HTML)", SESSION),
+    ("GET", "/reports/calls-vs-deals.{fmt}"): ("reports", "The same as CSV, XLSX or JSON", SESSION),
+    ("GET", "/reports/queues"): ("reports", "Queue report and heatmap (HTML)", SESSION),
+    ("GET", "/reports/queues.{fmt}"): ("reports", "The same as CSV, XLSX, JSON or SVG", SESSION),
+    ("GET", "/route"): ("routing", "Where to send an inbound call (the dialplan's CURL)", ROUTE_TOKEN),
+    ("GET", "/healthz"): ("monitoring", "Health: database, PBXs, cluster, outbox backlog", PUBLIC),
+    ("GET", "/metrics"): ("monitoring", "Prometheus metrics", METRICS_TOKEN),
+    ("GET", "/api/openapi.json"): ("monitoring", "This document", PUBLIC),
+    ("POST", "/integrations/bitrix24/events"): (
+        "integrations",
+        "Bitrix24's events (install, click-to-call); form-encoded, checked by the application token",
+        B24_TOKEN,
+    ),
+}
+
+_SECURITY: dict[str, list[dict[str, list[str]]]] = {
+    SESSION: [{"session": [], "csrf": []}],
+    ROUTE_TOKEN: [{"bearer": []}, {}],
+    METRICS_TOKEN: [{"bearer": []}, {}],
+    PUBLIC: [],
+    B24_TOKEN: [],
+}
+_PARAM = re.compile(r"\{(\w+)\}")
+
+
+def document() -> dict[str, Any]:
+    """The whole OpenAPI 3.1 document."""
+    paths: dict[str, dict[str, Any]] = {}
+    for (method, path), (tag, summary, who) in sorted(ROUTES.items(), key=lambda kv: (kv[0][1], kv[0][0])):
+        operation: dict[str, Any] = {
+            "tags": [tag],
+            "summary": summary,
+            "operationId": f"{method.lower()}_{re.sub(r'[^a-z0-9]+', '_', path.lower()).strip('_') or 'root'}",
+            "security": _SECURITY[who],
+            "responses": {
+                "200": {"description": "OK"},
+                "default": {"description": "An error (JSON `error`)"},
+            },
+        }
+        names = _PARAM.findall(path)
+        if names:
+            operation["parameters"] = [
+                {"name": n, "in": "path", "required": True, "schema": {"type": "string"}} for n in names
+            ]
+        paths.setdefault(path, {})[method.lower()] = operation
+    return {
+        "openapi": "3.1.0",
+        "info": {
+            "title": "crmtel",
+            "version": __version__,
+            "description": "Asterisk telephony for sales teams. Writes with a session need the CSRF token from "
+            "GET /api/me in X-CSRF-Token.",
+        },
+        "paths": paths,
+        "components": {
+            "securitySchemes": {
+                "session": {"type": "apiKey", "in": "cookie", "name": COOKIE},
+                "csrf": {"type": "apiKey", "in": "header", "name": CSRF_HEADER},
+                "bearer": {"type": "http", "scheme": "bearer"},
+            }
+        },
+    }
+
+
+def openapi_routes() -> web.RouteTableDef:
+    """``GET /api/openapi.json`` (public: it describes, it holds nothing)."""
+    table = web.RouteTableDef()
+    body = document()
+
+    @table.get("/api/openapi.json")
+    async def get_openapi(_request: web.Request) -> web.Response:
+        return web.json_response(body)
+
+    return table
