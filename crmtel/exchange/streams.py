@@ -52,6 +52,47 @@ class _Lines:
         return text
 
 
+def _sheet_rows(source: IO[bytes], reader: Any) -> Iterator[tuple[int, list[Any]]]:
+    """``(row number, values by column)`` of a worksheet's XML, the tree emptied after each row."""
+    from xml.etree.ElementTree import iterparse
+
+    from openpyxl.worksheet._reader import WorkSheetParser
+    from openpyxl.xml.constants import SHEET_MAIN_NS
+
+    row_tag, data_tag = f"{{{SHEET_MAIN_NS}}}row", f"{{{SHEET_MAIN_NS}}}sheetData"
+    wb = reader.wb
+    cells = WorkSheetParser(
+        source,
+        reader.shared_strings,
+        data_only=True,
+        epoch=wb.epoch,
+        date_formats=wb._date_formats,
+        timedelta_formats=wb._timedelta_formats,
+    )
+    sheet_data = None
+    try:
+        for event, element in iterparse(source, events=("start", "end")):
+            if event == "start":
+                if element.tag == data_tag:
+                    sheet_data = element
+                continue
+            if element.tag != row_tag:
+                continue
+            number, parsed = cells.parse_row(element)
+            element.clear()
+            if sheet_data is not None:
+                sheet_data.clear()
+            width = max((c["column"] for c in parsed), default=0)
+            values: list[Any] = [None] * width
+            for cell in parsed:
+                values[cell["column"] - 1] = cell["value"]
+            yield number, values
+    except Exception as err:  # a corrupt sheet (bad XML, bad cell) is an unreadable file, not a crash
+        if isinstance(err, BadFile):
+            raise
+        raise BadFile(f"not a readable XLSX worksheet: {err.__class__.__name__}: {err}") from err
+
+
 class TableStream:
     """A table file opened for reading row by row: ``header``, then iterate ``(line, cells)``; close it."""
 
@@ -104,17 +145,36 @@ class TableStream:
             raise BadFile(f"line {line}: broken CSV: {err}") from err
 
     def _open_xlsx(self, path: Path) -> None:
-        from openpyxl import load_workbook
+        # openpyxl's read-only workbook would scan a whole sheet that lacks a <dimension> element (openpyxl's
+        # own writer, crmtel's exports) before the first row, keeping every row element of it (420 MB for
+        # 3,000,000 rows), and its row reader keeps each cleared row in the sheet's tree. So the workbook's
+        # parts are read with openpyxl's reader (strings, styles: what dates are), and the sheet's rows with
+        # its row parser over a tree that is emptied after every row.
+        from openpyxl.reader.excel import ExcelReader
+        from openpyxl.styles.stylesheet import apply_stylesheet
 
         try:
-            wb = load_workbook(path, read_only=True, data_only=True)
+            reader = ExcelReader(str(path), read_only=True, data_only=True)
+            self._close.append(reader.archive)
+            reader.read_manifest()
+            reader.read_strings()
+            reader.read_workbook()
+            apply_stylesheet(reader.archive, reader.wb)
+            targets = [
+                rel.target
+                for _sheet, rel in reader.parser.find_sheets()
+                if rel.target in reader.valid_files and "chartsheet" not in rel.Type
+            ]
+            if not targets:
+                raise BadFile("the workbook has no worksheet")
+            source = reader.archive.open(targets[0])
+        except BadFile:
+            raise
         except (zipfile.BadZipFile, KeyError, ValueError, OSError, TypeError, Exception) as err:
+            # openpyxl raises many unrelated exception types on corrupt files; all mean "unreadable".
             raise BadFile(f"not a readable XLSX workbook: {err.__class__.__name__}: {err}") from err
-        self._close.append(wb)
-        ws = wb.worksheets[0] if wb.worksheets else None
-        if ws is None:
-            raise BadFile("the workbook has no worksheet")
-        rows = enumerate(ws.iter_rows(values_only=True), start=1)
+        self._close.append(source)
+        rows = _sheet_rows(source, reader)
         header: tuple[str, ...] | None = None
         for _number, values in rows:
             cells = [_cell_text(v) for v in values]
