@@ -7,13 +7,15 @@ from collections.abc import Sequence
 from aiohttp import web
 
 from crmtel.amocrm.client import AmoClient
+from crmtel.amocrm.routing import AmoSource
 from crmtel.amocrm.service import AmoCrmSink
 from crmtel.bitrix24.client import Bitrix24Client
-from crmtel.bitrix24.routing import Bitrix24Responsible, PartyLookup
+from crmtel.bitrix24.routing import Bitrix24Source
 from crmtel.bitrix24.service import Bitrix24Sink
 from crmtel.bitrix24.tokens import TokenStore
 from crmtel.bitrix24.web import Dialer, EventHandler, bitrix24_routes
 from crmtel.config import Settings
+from crmtel.connectors.routing import CrmResponsible, PartyLookup
 from crmtel.connectors.service import Sink
 from crmtel.errors import ConfigError
 from crmtel.store.db import Database
@@ -47,8 +49,12 @@ def connector_routes(sinks: Sequence[Sink], db: Database, dial: Dialer | None) -
 
 
 def routing_lookup(parties: PartyLookup, sinks: Sequence[Sink], db: Database) -> PartyLookup:
-    """The lookup routing decides with: crmtel's own, completed by Bitrix24's responsible manager if connected."""
-    for sink in sinks:
-        if isinstance(sink, Bitrix24Sink):
-            return Bitrix24Responsible(parties, sink.client, sink.users, db)
-    return parties
+    """The lookup routing decides with: crmtel's own, completed by each connected CRM's responsible manager
+    (each asked in turn while none names a manager)."""
+    lookup = parties
+    for sink in reversed(sinks):
+        if isinstance(sink, AmoCrmSink):
+            lookup = CrmResponsible(lookup, AmoSource(sink.settings, sink.client), db)
+        elif isinstance(sink, Bitrix24Sink):
+            lookup = CrmResponsible(lookup, Bitrix24Source(sink.client, sink.users), db)
+    return lookup

@@ -13,11 +13,16 @@ from sqlalchemy import select
 
 from crmtel.amocrm.client import AmoClient
 from crmtel.amocrm.fake import FakeAmoCrm
+from crmtel.amocrm.routing import AmoSource
 from crmtel.amocrm.service import ANSWERED, NOT_REACHED, AmoCrmSink
 from crmtel.calls.service import CallService
-from crmtel.config import AmoCrmSettings, CallsSettings, OutboxSettings
+from crmtel.config import AmoCrmSettings, CallsSettings, OutboxSettings, RoutingSettings
+from crmtel.connectors.routing import CrmResponsible
 from crmtel.connectors.service import ConnectorService
+from crmtel.routing.models import RouteKind
+from crmtel.routing.service import RoutingService
 from crmtel.store.db import Database
+from crmtel.store.managers import ManagerRepository
 from crmtel.store.models import ConnectorTokenRow
 from crmtel.store.outbox import OutboxRepository, SealedTokens
 from crmtel.store.parties import PartyRepository
@@ -153,3 +158,32 @@ async def test_the_admin_authorizes_with_the_code_amocrm_shows(database_url: str
     assert again.returncode == 1
     assert "refused" in again.stdout
     assert fake.client_secret not in ok.stdout + ok.stderr + again.stdout + again.stderr
+
+
+async def test_routing_asks_amocrm_whose_contact_an_unknown_caller_is_and_fails_open(db: Database) -> None:
+    """A contact whose responsible user is 502 (ext 102) is routed to 102; a number nobody has and a down
+    account give crmtel's own decision (the default queue)."""
+    await ManagerRepository(db).save(login="boris", name="Борис", extensions=("102",))
+    async with _account() as fake:
+        fake.contacts["+79161110009"] = (9009, 502)
+        settings = _settings(fake)
+        client = AmoClient(settings, SealedTokens(db))
+        await client.authorize(fake.new_code())
+        lookup = CrmResponsible(PartyRepository(db), AmoSource(settings, client), db)
+        router = RoutingService(lookup, RoutingSettings(deadline_ms=2000, default_queue="retail"))
+        known = await router.route("+79161110009", None)
+        unknown = await router.route("+79161110008", None)
+        await fake.stop()
+        await router.close()
+        # A fresh lookup (nothing cached): the answer must come from amoCRM, which is down.
+        fresh = CrmResponsible(PartyRepository(db), AmoSource(settings, client), db)
+        router = RoutingService(fresh, RoutingSettings(deadline_ms=2000, default_queue="retail"))
+        down = await router.route("+79161110009", None)
+        await router.close()
+        await client.aclose()
+    assert known is not None
+    assert (known.kind, known.target) == (RouteKind.EXTENSION, "102")
+    assert unknown is not None
+    assert (unknown.kind, unknown.target) == (RouteKind.QUEUE, "retail")
+    assert down is not None
+    assert (down.kind, down.target) == (RouteKind.QUEUE, "retail")
