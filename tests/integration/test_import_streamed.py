@@ -126,3 +126,29 @@ async def test_a_broken_line_deep_in_a_streamed_file_names_its_line_and_writes_n
     with pytest.raises(ImportFailed, match=message):
         await import_file(db, ImportKind.CLIENTS, path, batch_rows=1)
     assert await counts(db) == (0, 0, 0, 0)
+
+
+def test_an_xlsx_without_dimension_is_read_row_by_row(tmp_path: Path) -> None:
+    """A sheet written by openpyxl's streaming writer (no <dimension>, as crmtel's own exports) read by the
+    row parser: rows come with their numbers (an empty row skipped), dates as dates, numbers as text.
+    (Its memory over 3,000,000 rows is bench/import_memory.py's to show.)"""
+    from datetime import datetime
+
+    from openpyxl import Workbook
+
+    from crmtel.exchange.streams import TableStream
+
+    path = tmp_path / "clients.xlsx"
+    wb = Workbook(write_only=True)
+    ws = wb.create_sheet("clients")
+    ws.append(["external_id", "name", "turnover_month", "phones"])
+    ws.append([])
+    for i in range(3_000):
+        ws.append([f"C-{i}", f"Клиент {i}", datetime(2026, 10, 1), 79161110000 + i])
+    wb.save(path)
+    with TableStream(path) as stream:
+        first = next(iter(stream))
+        count = 1 + sum(len(batch) for batch in stream.batches(500))
+    assert stream.header == ("external_id", "name", "turnover_month", "phones")
+    assert first == (3, ["C-0", "Клиент 0", "2026-10-01", "79161110000"])
+    assert count == 3_000
