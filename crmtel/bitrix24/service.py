@@ -33,6 +33,8 @@ _log = structlog.get_logger("crmtel.bitrix24")
 NAME = "bitrix24"
 # Where a click-to-call's CALL_ID waits for its call (connector_calls: pbx column, originate id as linkedid).
 ORIGINATES = "~originate"
+# The outbox "PBX" of Bitrix24 click-to-calls crmtel refused to dial (their CALL_ID is the "linkedid").
+REFUSED = "~refused"
 # A recording larger than this is not sent (Bitrix24's own limit for uploads is far below).
 MAX_RECORDING = 50 * 1024 * 1024
 _RATE_LIMITED = {"QUERY_LIMIT_EXCEEDED", "OPERATION_TIME_LIMIT"}
@@ -221,6 +223,8 @@ class Bitrix24Sink:
 
     async def _ended(self, event: OutboxEvent, memo: dict[str, Any]) -> Attempt:
         payload = event.payload
+        if payload.get("refused_call_id"):
+            return await self._cancelled(payload)
         if memo.get("finished"):
             return Attempt(Verdict.DELIVERED, "already finished", memo=memo)
         memo = await self._adopted(payload, memo)
@@ -262,6 +266,24 @@ class Bitrix24Sink:
             200,
             memo={**memo, "finished": True},
         )
+
+    async def _cancelled(self, payload: Mapping[str, Any]) -> Attempt:
+        """Finish a click-to-call crmtel refused to dial: cancelled (603-S), with crmtel's reason."""
+        params = {
+            "CALL_ID": str(payload["refused_call_id"]),
+            "USER_ID": int(payload.get("user_id") or self.settings.default_user_id),
+            "DURATION": 0,
+            "STATUS_CODE": "603-S",
+            "FAILED_REASON": str(payload.get("reason") or "")[:200],
+            "ADD_TO_CHAT": 0,
+        }
+        try:
+            await self.client.call("telephony.externalCall.finish", params)
+        except B24Error as err:
+            if err.code == "ERROR_CORE" and "not found" in err.description.lower():
+                return Attempt(Verdict.DELIVERED, f"finished before: {err.description}", err.status)
+            raise
+        return Attempt(Verdict.DELIVERED, f"cancelled {params['CALL_ID']}", 200)
 
     async def _recording(self, event: OutboxEvent, memo: Mapping[str, Any]) -> Attempt:
         if "call_id" not in memo:

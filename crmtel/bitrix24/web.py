@@ -17,13 +17,14 @@ import structlog
 from aiohttp import web
 
 from crmtel.bitrix24.client import B24Error, Bitrix24Client
-from crmtel.bitrix24.service import NAME, ORIGINATES, Users
+from crmtel.bitrix24.service import NAME, ORIGINATES, REFUSED, Users
 from crmtel.bitrix24.tokens import Tokens
+from crmtel.connectors.models import Kind, Staged
 from crmtel.dial.models import DialRefused, DialRequest, DialResult
 from crmtel.domain import Manager
 from crmtel.errors import CrmtelError
 from crmtel.store.db import Database
-from crmtel.store.outbox import save_memo
+from crmtel.store.outbox import save_memo, stage_in
 
 _log = structlog.get_logger("crmtel.bitrix24")
 
@@ -146,11 +147,24 @@ class EventHandler:
             result = await self.dial.start(request)
         except DialRefused as err:
             _log.warning("bitrix24.click_to_call_refused", reason=err.key)
+            # Bitrix24 registered the call before asking: it is finished as cancelled, not left open.
+            await self._cancel(call_id, int(user), err.key)
             return web.json_response({"error": err.key}, status=200)
         except CrmtelError as err:
             _log.warning("bitrix24.click_to_call_failed", error=str(err))
             return web.json_response({"error": "click-to-call failed"}, status=503)
         return web.json_response({"ok": True, "originate_id": result.request.originate_id})
+
+    async def _cancel(self, call_id: str, user: int, reason: str) -> None:
+        staged = Staged(
+            REFUSED,
+            call_id,
+            Kind.ENDED,
+            f"{REFUSED}:{call_id}",
+            {"refused_call_id": call_id, "user_id": user, "reason": reason},
+        )
+        async with self.db.session() as session:
+            await stage_in(session, NAME, [staged], datetime.now(UTC))
 
 
 def bitrix24_routes(handler: EventHandler) -> web.RouteTableDef:

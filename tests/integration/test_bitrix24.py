@@ -33,7 +33,7 @@ from crmtel.config import (
     WebSettings,
 )
 from crmtel.connectors.service import ConnectorService, OutboxTap, utcnow
-from crmtel.dial.models import DialRequest, DialResult, DialStatus
+from crmtel.dial.models import DialRefused, DialRequest, DialResult, DialStatus
 from crmtel.domain import CallEnded, CallRecord, Direction, Manager, Outcome
 from crmtel.store.db import Database
 from crmtel.store.models import ConnectorDeliveryRow, ConnectorTokenRow
@@ -374,3 +374,41 @@ async def test_hostile_events_get_clear_answers_never_a_500(db: Database, tmp_pa
             await sink_broken.aclose()
             await broken.dispose()
         await sink.aclose()
+
+
+class _RefusingDialer(_Dialer):
+    """A click-to-call crmtel will not place (another's phone, a stopped number …)."""
+
+    async def prepare(
+        self,
+        number: str,
+        *,
+        manager: Manager | None,
+        extension: str | None = None,
+        pbx: str | None = None,
+        name: str | None = None,
+    ) -> DialRequest:
+        raise DialRefused("dial.bad_number", number=number)
+
+
+async def test_a_click_to_call_crmtel_refuses_is_finished_as_cancelled_not_left_open(
+    db: Database, tmp_path: Path
+) -> None:
+    """Bitrix24 registered the call before asking; crmtel refuses to dial: the call is finished 603-S."""
+    async with fake_portal() as fake:
+        settings = settings_for(fake)
+        sink = _sink(db, settings, tmp_path)
+        async with _handler_app(EventHandler(sink.client, sink.users, db, _RefusingDialer())) as url:
+            assert await fake.install(url) == 200
+            status, call_id = await fake.click_to_call(url, 12, "79161110001")
+        assert status == 200
+        async with ConnectorService([sink], OutboxRepository(db), FAST, node="a"):
+            await wait_until(lambda: _settled(db), limit=20)
+    (activity,) = fake.activities
+    assert (activity.call_id, activity.user_id, activity.status_code, activity.duration) == (
+        call_id,
+        12,
+        "603-S",
+        0,
+    )
+    assert len(fake.registrations) == 1
