@@ -209,6 +209,8 @@ def deal_routes(
         owner = await manager_id(request, body.manager) if body.manager else me.id
         if owner != me.id and me.role is not Role.HEAD:
             raise error(request, 403, "crm.assign_forbidden", field="manager")
+        if body.stage is not None and body.stage not in settings.stages:
+            raise error(request, 400, "crm.stage_unknown", field="stage")
         call_row = None
         if body.call:
             call = await calls.get(body.call)
@@ -241,6 +243,10 @@ def deal_routes(
         body = await read_body(request, DealEdit)
         if body.status == "lost" and not (body.lost_reason or "").strip():
             raise error(request, 400, "crm.lost_reason_required", field="lost_reason")
+        if body.lost_reason and body.lost_reason.strip() not in settings.lost_reasons:
+            raise error(request, 400, "crm.lost_reason_unknown", field="lost_reason")
+        if body.stage is not None and body.stage not in settings.stages:
+            raise error(request, 400, "crm.stage_unknown", field="stage")
         if body.manager is not None and me.role is not Role.HEAD:
             raise error(request, 403, "crm.assign_forbidden", field="manager")
         cleared = frozenset({"next_step", "next_step_at"}) if body.clear_next_step else frozenset()
@@ -249,7 +255,7 @@ def deal_routes(
             amount=deal_amount(request, body.amount) if body.amount is not None else None,
             stage=body.stage,
             status=DealStatus(body.status) if body.status else None,
-            lost_reason=body.lost_reason or None,
+            lost_reason=body.lost_reason.strip() if body.lost_reason else None,
             next_step=body.next_step or None,
             next_step_at=_utc(body.next_step_at),
             manager_id=await manager_id(request, body.manager),

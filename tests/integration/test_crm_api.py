@@ -367,3 +367,31 @@ async def test_an_edit_of_a_card_changed_meanwhile_is_refused_not_overwritten(db
             assert r.status == 409
         async with anna.patch(path, json={"version": fresh["version"], "name": "Вторая правка"}) as r:
             assert r.status == 200
+
+
+async def test_a_deal_takes_only_the_configured_stages_and_lost_reasons(db: Database) -> None:
+    """An unknown stage (create or move) or lost reason is a 400 naming the field; nothing is stored."""
+    async with crm_app(db) as (base, ids), logged_in(base, "anna") as anna:
+        new = {"kind": "client", "party_id": ids["anna_client"], "title": "Поставка", "amount": "1"}
+        async with anna.post("/api/deals", json={**new, "stage": "Нет такой"}) as r:
+            assert r.status == 400
+            body = await _json(r)
+            assert (body["code"], body["fields"][0]["field"]) == ("crm.stage_unknown", "stage")
+        async with anna.post("/api/deals", json={**new, "stage": "proposal"}) as r:
+            assert r.status == 201
+            deal = await _json(r)
+        path = f"/api/deals/{deal['id']}"
+        async with anna.patch(path, json={"stage": "Выдуманная"}) as r:
+            assert r.status == 400
+            body = await _json(r)
+            assert (body["code"], body["fields"][0]["field"]) == ("crm.stage_unknown", "stage")
+        async with anna.patch(path, json={"status": "lost", "lost_reason": "<script>x</script>"}) as r:
+            assert r.status == 400
+            body = await _json(r)
+            assert (body["code"], body["fields"][0]["field"]) == ("crm.lost_reason_unknown", "lost_reason")
+        async with anna.get(path) as r:
+            kept = await _json(r)
+        assert (kept["stage"], kept["status"], kept["lost_reason"]) == ("proposal", "open", None)
+        async with anna.patch(path, json={"status": "lost", "lost_reason": "competitor"}) as r:
+            assert r.status == 200
+            assert (await _json(r))["lost_reason"] == "competitor"
