@@ -21,7 +21,7 @@ import logging
 import time
 from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Protocol
 
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -279,7 +279,20 @@ class CallService:
             restored += 1
         self.states[pbx] = state
         log.info("ami %s: %d live calls restored", pbx, restored)
+        await self.retell(pbx, datetime.now(UTC))
         return restored
+
+    async def retell(self, pbx: str, at: datetime, linkedids: Collection[str] | None = None) -> None:
+        """Tell the notifier where each live call of ``pbx`` (or of ``linkedids``) stands now.
+
+        A restore or a resync learns live calls without their events: the pages' hello and cards, and the
+        board, come from this. Only the notifier hears it (the connectors' outbox had them the first time).
+        """
+        for event in tracker.live_now(self._state(pbx), at, linkedids):
+            try:
+                await self.notifier.publish(event)
+            except Exception:  # a broken notifier must not stop call tracking
+                log.exception("notifier failed on %s", type(event).__name__)
 
     def forget(self, pbx: str) -> None:
         """Drop everything held in memory for ``pbx`` (this node stopped following it; another one writes it)."""
@@ -323,6 +336,8 @@ class CallService:
         state, effects = tracker.resync(before, listed, at)
         self.states[pbx] = state
         await self._apply(pbx, await self._amended(pbx, effects, at), before)
+        # Calls found on the PBX that crmtel did not know (started while it was away): their cards.
+        await self.retell(pbx, at, state.calls.keys() - before.calls.keys())
         await self.on_idle(pbx)
         if self.amender is not None:
             self.amender.resynced(pbx, at)

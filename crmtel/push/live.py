@@ -147,9 +147,18 @@ class LiveCalls:
         if call is None:
             call = LiveCall(event.call_id, event, card, event.at)
             self._calls[event.call_id] = call
+        untold = call.info is None
         call.info = call.info or event
         call.card = call.card or card
         call.last_at = event.at
+        if untold and call.answered_by == event.extension:
+            # Its answer came before anything rang (a call found on the PBX after a restart): the card now.
+            msg = messages.ringing(event, call.card)
+            call.ring_msgs[event.extension] = msg
+            return [
+                Addressed(event.extension, msg),
+                Addressed(event.extension, call.answered_message(event.extension)),
+            ]
         if call.legs.get(event.extension) in (LegState.ANSWERED, LegState.RINGING):
             return []
         if call.answered_by is not None and event.direction is not Direction.OUTBOUND:

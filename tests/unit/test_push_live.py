@@ -167,3 +167,18 @@ def test_hostile_caller_name_is_carried_as_plain_data() -> None:
     live = LiveCalls()
     out = live.apply(ring("102", name="<img src=x onerror=alert(1)>"))
     assert out[0].message["caller_name"] == "<img src=x onerror=alert(1)>"
+
+
+def test_a_call_answered_before_it_rang_here_gets_its_card_and_keeps_the_pbx_answer_time() -> None:
+    """A call crmtel found on the PBX after a restart is answered before it is told as ringing: the ringing
+    that follows brings the card in progress, timed from the answer, and a repeat tells nothing new."""
+    live = LiveCalls()
+    answered_at = T0 + timedelta(seconds=4)
+    assert live.apply(CallAnswered(CID, "101", answered_at)) == []
+    shown = live.apply(ring("101", at=T0 + timedelta(seconds=9)))
+    assert kinds(shown) == [("101", "call.ringing"), ("101", "call.answered")]
+    assert shown[1].message["by_me"] is True
+    assert shown[1].message["at"] == answered_at.isoformat().replace("+00:00", "Z")
+    assert live.apply(ring("101", at=T0 + timedelta(seconds=9))) == []
+    assert live.apply(CallAnswered(CID, "101", answered_at)) == []
+    assert kinds(live.snapshot(frozenset({"101"}))) == [("101", "call.ringing"), ("101", "call.answered")]

@@ -5,6 +5,7 @@ transaction and the effects; ``model`` the state and how a call becomes its reco
 """
 
 from crmtel.calls.tracker.core import new_state
+from crmtel.calls.tracker.live import live_now
 from crmtel.calls.tracker.model import TrackerState
 from crmtel.calls.tracker.reducer import reduce
 from crmtel.calls.tracker.sync import restore, resync, snapshot
@@ -15,6 +16,7 @@ __all__ = [
     "CallUpdated",
     "Effect",
     "TrackerState",
+    "live_now",
     "new_state",
     "reduce",
     "restore",

@@ -109,3 +109,9 @@ def decode(raw: Any) -> tuple[QueueVisit, ...]:
             )
         )
     return tuple(out)
+
+
+def waiting(pbx: str, call: Call, at: datetime) -> CallQueued | None:
+    """``CallQueued`` for a caller waiting in a queue right now (None when the call waits in none)."""
+    visit = _open(call)
+    return _event(pbx, call, visit, at) if visit is not None and call.in_queue else None
