@@ -13,7 +13,8 @@ from typing import Any
 import aiohttp
 from aiohttp import web
 from pydantic import SecretStr
-from sqlalchemy import select
+from sqlalchemy import func, select
+from sqlalchemy.orm import aliased
 
 from crmtel.app import start
 from crmtel.bitrix24.client import Bitrix24Client
@@ -36,7 +37,7 @@ from crmtel.connectors.service import ConnectorService, OutboxTap, utcnow
 from crmtel.dial.models import DialRefused, DialRequest, DialResult, DialStatus
 from crmtel.domain import CallEnded, CallRecord, Direction, Manager, Outcome
 from crmtel.store.db import Database
-from crmtel.store.models import ConnectorDeliveryRow, ConnectorTokenRow
+from crmtel.store.models import ConnectorDeliveryRow, ConnectorEventRow, ConnectorTokenRow
 from crmtel.store.outbox import OutboxRepository, SealedTokens
 from crmtel.store.parties import PartyRepository
 from tests.fixtures.bitrix24 import expected_activity, fake_portal, recordings, settings_for
@@ -412,3 +413,73 @@ async def test_a_click_to_call_crmtel_refuses_is_finished_as_cancelled_not_left_
         0,
     )
     assert len(fake.registrations) == 1
+
+
+async def _nothing_due(db: Database, now: datetime) -> bool:
+    """No call's first undelivered event is due (the worker tried them all and rescheduled them)."""
+    e = ConnectorEventRow
+    before = aliased(ConnectorEventRow)
+    earlier = (
+        select(before.id)
+        .where(
+            before.pbx == e.pbx, before.linkedid == e.linkedid, before.id < e.id, before.state != "delivered"
+        )
+        .exists()
+    )
+    async with db.session() as session:
+        due = await session.execute(
+            select(func.count()).where(
+                e.state == "pending", e.next_at <= now, e.claimed_by.is_(None), ~earlier
+            )
+        )
+        return int(due.scalar_one()) == 0
+
+
+class _Clock:
+    """The outbox's clock: real time plus an offset the test moves (a 10-minute outage without the wait)."""
+
+    def __init__(self) -> None:
+        self.offset = timedelta(0)
+
+    def __call__(self) -> datetime:
+        return utcnow() + self.offset
+
+
+async def test_a_ten_minute_outage_with_the_default_backoff_loses_and_duplicates_nothing(
+    db: Database, tmp_path: Path
+) -> None:
+    """The portal is down for ten minutes (the outbox's clock moved on) under the shipped backoff (5 s doubling):
+    every call is delivered once when it is back, and the retries were spaced by the backoff, not hammered."""
+    folder = recordings(tmp_path / "monitor")
+    clock = _Clock()
+    shipped = OutboxSettings(poll_seconds=0.05, backlog_seconds=0.1)
+    async with fake_portal() as fake:
+        settings = settings_for(fake)
+        sink = await _install(db, fake, settings, folder)
+        port = fake.port
+        await fake.stop()
+        async with ConnectorService(
+            [sink], OutboxRepository(db), shipped, node="a", clock=clock
+        ) as connectors:
+            service = CallService(db, CallsSettings(), PartyRepository(db), tap=connectors.tap)
+            await _drive(service, SCENARIOS)
+            worker = connectors.workers[0]
+            await wait_until(lambda: _retried(worker.retried, 1))
+            for _minute in range(10):
+                clock.offset += timedelta(minutes=1)
+                # Each minute the worker tries what fell due, and reschedules it by the backoff.
+                await wait_until(lambda: _nothing_due(db, clock()))
+            await fake.start(port)
+            clock.offset += timedelta(hours=1)  # past the longest backoff so far: every event is due
+            await wait_until(lambda: _settled(db), limit=60)
+        _assert_one_activity_per_call(fake, SCENARIOS)
+        # With 5 s doubling, ten minutes hold a handful of attempts per event (5, 10, 20 … 320 s), not one per poll.
+        async with db.session() as session:
+            rows = await session.execute(
+                select(ConnectorDeliveryRow.event_id, func.count())
+                .where(ConnectorDeliveryRow.outcome == "retry")
+                .group_by(ConnectorDeliveryRow.event_id)
+            )
+            retries = dict(rows.all())
+        assert retries
+        assert 2 <= max(retries.values()) <= 12, retries
