@@ -6,12 +6,13 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import delete, select, update
+from sqlalchemy import and_, delete, not_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from crmtel.crm.models import Kind, Viewer
 from crmtel.domain import LeadStatus
 from crmtel.errors import CrmtelError, NotFound
+from crmtel.store.crm_lists import table_of
 from crmtel.store.crm_parties import audit_in, may_see_in
 from crmtel.store.crm_terms import reindex_in
 from crmtel.store.db import Database
@@ -114,6 +115,21 @@ async def _move_phones(
     return moved
 
 
+_NOT_CONVERTED = not_(and_(LeadRow.status == LeadStatus.CONVERTED.value, LeadRow.client_id.is_not(None)))
+
+
+async def _claim(session: AsyncSession, kind: Kind, party_id: int, now: datetime, *, open_lead: bool) -> bool:
+    """Lock the record's row for this transaction (a conditional update, first statement that writes): a
+    concurrent conversion or merge of the same record waits here, then finds it gone or converted. With
+    ``open_lead``, a lead already converted into a client is not claimed. Whether the row was claimed."""
+    table = table_of(kind)
+    query = update(table).where(table.id == party_id)
+    if open_lead and kind is Kind.LEAD:
+        query = query.where(_NOT_CONVERTED)
+    result = await session.execute(query.values(updated_at=now).execution_options(synchronize_session=False))
+    return _count(result) > 0
+
+
 class PartyMerger:
     """Conversion of leads and merging of records."""
 
@@ -126,10 +142,11 @@ class PartyMerger:
         person becomes the client's contact person. Returns the client's id."""
         now = datetime.now(UTC)
         async with self._db.session() as session:
+            claimed = await _claim(session, Kind.LEAD, lead_id, now, open_lead=True)
             lead = await may_see_in(session, Kind.LEAD, lead_id, viewer)
             if lead is None:
                 raise NotFound(f"lead {lead_id}")
-            if lead.status == LeadStatus.CONVERTED.value and lead.client_id is not None:
+            if not claimed or (lead.status == LeadStatus.CONVERTED.value and lead.client_id is not None):
                 raise MergeRefused(f"lead {lead_id} is already client {lead.client_id}")
             name = (client_name or lead.company or lead.name).strip()[:300]
             client = ClientRow(
@@ -192,12 +209,19 @@ class PartyMerger:
             raise MergeRefused("a client cannot be merged into a lead (merge the lead into the client)")
         now = datetime.now(UTC)
         async with self._db.session() as session:
+            # Both rows locked in one order (kind, id), so crossed merges wait for each other, never deadlock;
+            # the one that comes second finds a record gone (404) or a lead already converted (409).
+            claimed = {}
+            for k, i in sorted([(kind, keep_id), (drop_kind, drop_id)], key=lambda p: (p[0].value, p[1])):
+                claimed[k, i] = await _claim(session, k, i, now, open_lead=(k, i) == (drop_kind, drop_id))
             keep = await may_see_in(session, kind, keep_id, viewer)
             drop = await may_see_in(session, drop_kind, drop_id, viewer)
             if keep is None:
                 raise NotFound(f"{kind.value} {keep_id}")
             if drop is None:
                 raise NotFound(f"{drop_kind.value} {drop_id}")
+            if not claimed[drop_kind, drop_id]:
+                raise MergeRefused(f"{drop_kind.value} {drop_id} is already client {drop.client_id}")
             moved = {"phones": await _move_phones(session, drop_kind, drop_id, kind, keep_id)}
             if drop_kind is Kind.CLIENT:
                 links = (

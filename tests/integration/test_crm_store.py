@@ -3,6 +3,7 @@ everything, managers see only their own, shared and unassigned records, the time
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -21,7 +22,7 @@ from crmtel.store.crm_timeline import TimelineCall, Timelines
 from crmtel.store.db import Database, upgrade
 from crmtel.store.deals import DealRepository, NewDeal
 from crmtel.store.managers import ManagerRepository
-from crmtel.store.models import CallRow, PartyTermRow, PhoneRow, TaskRow
+from crmtel.store.models import AuditRow, CallRow, ClientRow, PartyTermRow, PhoneRow, TaskRow
 from crmtel.store.parties import NewClient, NewLead, PartyRepository
 
 T0 = datetime(2026, 11, 20, 9, 0, tzinfo=UTC)
@@ -237,6 +238,59 @@ async def test_a_converted_lead_becomes_a_client_with_its_history(db: Database) 
     assert [type(i) for i in page.items] == [TimelineCall]
     with pytest.raises(MergeRefused):
         await PartyMerger(db).convert(ids["lead"], anna)
+
+
+async def test_one_lead_converted_three_times_at_once_makes_one_client(db: Database) -> None:
+    """Three conversions of the same lead at once: one client, the other two refused (the row is claimed)."""
+    ids = await _seed(db)
+    anna = Viewer(ids["anna"], head=False)
+    async with db.session() as session:
+        before = await session.scalar(select(func.count()).select_from(ClientRow))
+    merger = PartyMerger(db)
+    outcomes = await asyncio.gather(
+        *(merger.convert(ids["lead"], anna) for _ in range(3)), return_exceptions=True
+    )
+    made = [o for o in outcomes if isinstance(o, int)]
+    assert len(made) == 1, outcomes
+    assert all(isinstance(o, MergeRefused) for o in outcomes if not isinstance(o, int)), outcomes
+    async with db.session() as session:
+        after = await session.scalar(select(func.count()).select_from(ClientRow))
+    assert after == (before or 0) + 1
+
+
+async def test_one_record_merged_three_times_at_once_is_merged_once(db: Database) -> None:
+    """Three merges of the same client at once (and crossed merges): one succeeds with one audit entry, the
+    others find the record gone; a lead merged into a client twice at once is refused the second time."""
+    ids = await _seed(db)
+    head = Viewer(ids["head"], head=True)
+    merger = PartyMerger(db)
+    outcomes = await asyncio.gather(
+        *(merger.merge(Kind.CLIENT, ids["petrov"], Kind.CLIENT, ids["pool"], head) for _ in range(3)),
+        return_exceptions=True,
+    )
+    assert len([o for o in outcomes if isinstance(o, dict)]) == 1, outcomes
+    assert all(isinstance(o, NotFound) for o in outcomes if not isinstance(o, dict)), outcomes
+    async with db.session() as session:
+        merges = await session.scalar(
+            select(func.count())
+            .select_from(AuditRow)
+            .where(
+                AuditRow.entity == "client", AuditRow.entity_id == ids["petrov"], AuditRow.action == "merge"
+            )
+        )
+    assert merges == 1
+    crossed = await asyncio.gather(
+        merger.merge(Kind.CLIENT, ids["petrov"], Kind.CLIENT, ids["romashka"], head),
+        merger.merge(Kind.CLIENT, ids["romashka"], Kind.CLIENT, ids["petrov"], head),
+        return_exceptions=True,
+    )
+    assert sorted(type(o).__name__ for o in crossed) == ["NotFound", "dict"], crossed
+    kept = ids["petrov"] if isinstance(crossed[0], dict) else ids["romashka"]
+    leads = await asyncio.gather(
+        *(merger.merge(Kind.CLIENT, kept, Kind.LEAD, ids["lead"], head) for _ in range(2)),
+        return_exceptions=True,
+    )
+    assert sorted(type(o).__name__ for o in leads) == ["MergeRefused", "dict"], leads
 
 
 async def test_the_timeline_pages_without_skipping_or_repeating(db: Database) -> None:
