@@ -2,7 +2,9 @@
 
 A call followed live keeps what only crmtel saw: who rang first, the route, the party, notes. The CDR
 knows better when the call ended (crmtel was away: a resync closed it when it noticed, too late), whether
-and when someone answered while crmtel was away, and phones rung meanwhile. CDR durations are measured on
+and when someone answered while crmtel was away (on a phone, or on a mobile the call was forwarded to: the
+number it was answered on comes too), who took the call over in a transfer crmtel did not see (the tracker's
+transfer rule, applied by the CDR path), and phones rung meanwhile. CDR durations are measured on
 the PBX's clock to the second; they are laid onto the call's own start as crmtel saw it, so a record is
 never a mix of two clocks, and a call whose live times agree with the CDR (within its one-second
 resolution) is left alone: a second backfill changes nothing.
@@ -34,12 +36,25 @@ def corrected(seen: CallRecord, cdr: CallRecord, tolerance: float = TOLERANCE) -
     start = seen.started_at
     ended_at = start + (cdr.ended_at - cdr.started_at)
     answered_by, answered_at = seen.answered_by, seen.answered_at
+    answered_on = seen.answered_on
     outcome, reason = seen.outcome, seen.missed_reason
+    # A record read back from the store has no extras; the CDR's give the party number for lookups.
+    extra = {**cdr.extra, **seen.extra}
     if answered_by is None and cdr.answered_by is not None and cdr.answered_at is not None:
-        # Answered while crmtel was away.
+        # Answered while crmtel was away (on a phone, or on a mobile the call was forwarded to).
         answered_by = cdr.answered_by
         answered_at = start + (cdr.answered_at - cdr.started_at)
+        answered_on = cdr.answered_on
         outcome, reason = Outcome.ANSWERED, None
+        _take_transfer(extra, cdr)
+    elif answered_by is not None and _taken_over(seen, cdr, tolerance):
+        # Transferred while crmtel was away: the tracker's transfer rule, applied by the CDR, which saw the
+        # call go on to the phone that took over. The first answer stays where crmtel saw it.
+        answered_by = cdr.answered_by
+        answered_on = cdr.answered_on
+        _take_transfer(extra, cdr)
+    elif answered_by is not None and answered_on is None and cdr.answered_by == answered_by:
+        answered_on = cdr.answered_on
     elif answered_by is None:
         outcome = Outcome.MISSED
         reason = seen.missed_reason or cdr.missed_reason
@@ -53,6 +68,7 @@ def corrected(seen: CallRecord, cdr: CallRecord, tolerance: float = TOLERANCE) -
         ended_at=ended_at,
         answered_by=answered_by,
         answered_at=answered_at,
+        answered_on=answered_on,
         outcome=outcome,
         missed_reason=reason,
         rang=rang,
@@ -63,12 +79,43 @@ def corrected(seen: CallRecord, cdr: CallRecord, tolerance: float = TOLERANCE) -
         recording_url=seen.recording_url or cdr.recording_url,
         queue=seen.queue or cdr.queue,
         queue_visits=queue_visits,
-        # A record read back from the store has no extras; the CDR's give the party number for lookups.
-        extra={**cdr.extra, **seen.extra},
+        extra=extra,
     )
     if seen.ended_at is None or _differs(seen, better, tolerance):
         return better
     return None
+
+
+def _ended_unseen(seen: CallRecord, cdr: CallRecord, tolerance: float) -> bool:
+    """Whether crmtel's view of the call ended before the call did: it never saw the end (still live, or
+    closed by a resync when it noticed, late; or at a dropped AMI link, early), so the CDR saw more of it."""
+    if seen.ended_at is None or cdr.ended_at is None:
+        return seen.ended_at is None
+    lived = (seen.ended_at - seen.started_at).total_seconds()
+    return abs(lived - (cdr.ended_at - cdr.started_at).total_seconds()) > tolerance
+
+
+def _taken_over(seen: CallRecord, cdr: CallRecord, tolerance: float) -> bool:
+    """Whether the CDR saw the call taken over (a transfer) from the manager crmtel last saw answer it.
+
+    Only past where crmtel's view ended: a call crmtel followed to its end keeps its own answerer. The CDR's
+    transfer must start from a phone crmtel saw answer (the last one, or the one it saw hand over), and end
+    on another phone than those.
+    """
+    taker = cdr.answered_by
+    source = cdr.extra.get("transferred_from")
+    if taker is None or source is None or taker == seen.answered_by:
+        return False
+    known = {seen.answered_by, seen.extra.get("transferred_from")} - {None}
+    if source not in known or taker in known:
+        return False
+    return _ended_unseen(seen, cdr, tolerance)
+
+
+def _take_transfer(extra: dict[str, str], cdr: CallRecord) -> None:
+    source = cdr.extra.get("transferred_from")
+    if source is not None:
+        extra["transferred_from"] = source
 
 
 def _rang(seen: tuple[str, ...], cdr: tuple[str, ...]) -> tuple[str, ...]:
@@ -158,7 +205,12 @@ def closed_at(seen: CallRecord, at: datetime) -> CallRecord:
 
 
 def _differs(old: CallRecord, new: CallRecord, tolerance: float) -> bool:
-    if (old.outcome, old.answered_by, old.rang) != (new.outcome, new.answered_by, new.rang):
+    if (old.outcome, old.answered_by, old.answered_on, old.rang) != (
+        new.outcome,
+        new.answered_by,
+        new.answered_on,
+        new.rang,
+    ):
         return True
     if (old.recording_file, old.caller_name) != (new.recording_file, new.caller_name):
         return True

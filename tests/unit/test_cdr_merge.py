@@ -186,3 +186,58 @@ def test_a_call_without_waits_read_back_takes_the_cdrs_on_its_own_clock() -> Non
     better = corrected(_live(ended_at=T0 + timedelta(seconds=30)), cdr)
     assert better is not None
     assert [(v.joined_at, v.left_at) for v in better.queue_visits] == [(T0, T0 + timedelta(seconds=2))]
+
+
+def test_a_call_answered_on_a_mobile_while_crmtel_was_away_keeps_the_number_it_was_answered_on() -> None:
+    """A forwarded call crmtel saw only ring: the CDR's answer on the mobile brings ``answered_on`` with it."""
+    seen = _live(
+        answered_by=None,
+        answered_at=None,
+        outcome=Outcome.MISSED,
+        missed_reason=MissedReason.NO_ANSWER,
+        ended_at=T0 + timedelta(seconds=40),
+        ring_seconds=40.0,
+        talk_seconds=0.0,
+    )
+    better = corrected(seen, _cdr(answered_by="127", answered_on="+79997770127"))
+    assert better is not None
+    assert (better.outcome, better.answered_by, better.answered_on) == (
+        Outcome.ANSWERED,
+        "127",
+        "+79997770127",
+    )
+    # Read back from the store (no extras), the same record is no change: a second pass writes nothing.
+    assert corrected(replace(better, extra={}), _cdr(answered_by="127", answered_on="+79997770127")) is None
+
+
+def _transferred_cdr() -> CallRecord:
+    return _cdr(answered_by="126", extra={"party_number": "+79161110001", "transferred_from": "125"})
+
+
+def test_a_transfer_after_crmtel_lost_the_call_gives_it_to_the_phone_that_took_over() -> None:
+    """crmtel saw 125 answer, then lost the link (a resync closed the call late); the CDR saw the attended
+    transfer to 126: 126 answered it, 125 is ``transferred_from``, the first answer stays as crmtel saw it."""
+    seen = _live(
+        answered_by="125", rang=("125", "126"), ended_at=T0 + timedelta(seconds=40), talk_seconds=38.5
+    )
+    better = corrected(seen, replace(_transferred_cdr(), rang=("125", "126")))
+    assert better is not None
+    assert (better.answered_by, better.extra.get("transferred_from")) == ("126", "125")
+    assert better.answered_at == seen.answered_at
+    assert better.ended_at == T0 + timedelta(seconds=5)
+    assert corrected(replace(better, extra={}), replace(_transferred_cdr(), rang=("125", "126"))) is None
+
+
+def test_a_call_crmtel_followed_to_its_end_keeps_its_own_answerer() -> None:
+    """The CDR's transfer only wins past where crmtel's view ended: a call seen to its true end keeps its answerer."""
+    seen = _live(answered_by="125", rang=("125", "126"))
+    better = corrected(seen, replace(_transferred_cdr(), rang=("125", "126")))
+    assert better is None or better.answered_by == "125"
+
+
+def test_a_transfer_from_a_phone_crmtel_never_saw_answer_is_not_taken() -> None:
+    """The CDR's taker wins only over the answerer it took the call from (or the one crmtel saw hand it over)."""
+    seen = _live(answered_by="124", rang=("124",), ended_at=T0 + timedelta(seconds=40), talk_seconds=38.5)
+    better = corrected(seen, _transferred_cdr())
+    assert better is not None
+    assert better.answered_by == "124"
