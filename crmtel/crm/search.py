@@ -11,6 +11,7 @@ B-tree range per token, the same SQL on SQLite and PostgreSQL.
 from __future__ import annotations
 
 import re
+import unicodedata
 from collections.abc import Iterable
 from dataclasses import dataclass
 
@@ -25,9 +26,18 @@ _WORD = re.compile(r"[^\W_]+", re.UNICODE)
 _NUMBER_PUNCT = re.compile(r"[\s\-().+/]")
 
 
+def visible(text: str) -> str:
+    """The text without Unicode format characters (category Cf: zero-width space, soft hyphen, joiners, BOM),
+    which pasted names carry unseen: ``Ива\u200bнов`` is ``Иванов``."""
+    if text.isascii():
+        return text
+    return "".join(ch for ch in text if unicodedata.category(ch) != "Cf")
+
+
 def fold(text: str) -> str:
-    """Lower case with ``ё`` read as ``е`` (how Russian users search), spaces collapsed."""
-    return " ".join(text.casefold().replace("ё", "е").split())
+    """Lower case with ``ё`` read as ``е`` (how Russian users search), format characters dropped, spaces
+    collapsed."""
+    return " ".join(visible(text).casefold().replace("ё", "е").split())
 
 
 def name_key(name: str) -> str:
@@ -102,7 +112,7 @@ def parse_query(query: str, region: str = "RU") -> tuple[Token, ...]:
     A query that is a phone number as typed (digits with spaces, brackets, dashes, a leading ``+``) is one
     number token; otherwise each word is a token, digit words of ``MIN_DIGITS`` or more being numbers.
     """
-    text = query.strip()[:200]
+    text = visible(query).strip()[:200]
     compact = _NUMBER_PUNCT.sub("", text)
     if compact.isdigit() and len(compact) >= MIN_DIGITS:
         return (_number_token(compact, region),)

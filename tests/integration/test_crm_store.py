@@ -84,6 +84,19 @@ async def test_the_client_list_finds_what_people_type(db: Database, typed: str, 
     assert found in await _names(db, typed, Viewer(ids["head"], head=True))
 
 
+async def test_names_with_invisible_format_characters_are_found_by_their_spelling(db: Database) -> None:
+    """A zero-width space or soft hyphen pasted into a name (or a query) does not split the word."""
+    ids = await _seed(db)
+    head = Viewer(ids["head"], head=True)
+    parties = PartyRepository(db)
+    await parties.add_client(NewClient(name="Ива\u200bнов Сергей", phones=("+79160000011",)))
+    await parties.add_client(NewClient(name="Кузь\u00adмин Олег", phones=("+79160000012",)))
+    assert await _names(db, "иванов", head) == ["Ива\u200bнов Сергей"]
+    assert await _names(db, "Кузьмин", head) == ["Кузь\u00adмин Олег"]
+    assert await _names(db, "кузь\u00adмин", head) == ["Кузь\u00adмин Олег"]
+    assert await _names(db, "+7\u200b916 000-00-11", head) == ["Ива\u200bнов Сергей"]
+
+
 async def test_a_lead_is_found_by_its_company_and_a_stranger_by_nothing(db: Database) -> None:
     """Leads by company; a query matching nothing finds nothing (not everything)."""
     ids = await _seed(db)
