@@ -25,7 +25,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from crmtel.cdr.models import CdrRow, CdrSourceUnavailable, CdrSpec
 from crmtel.cdr.rows import MAX_FIELD, decode_text, ended_within, time_problem
-from crmtel.cdr.times import leg_times, parse_naive
+from crmtel.cdr.times import leg_times, offset_swing, parse_naive
 
 log = logging.getLogger(__name__)
 # Legs of one call start within this of each other (a queue call offered for hours is rare): the bound
@@ -182,18 +182,30 @@ class SqlCdrSource:
         return ", ".join(parts)
 
     async def legs(self, since: datetime, until: datetime | None = None) -> list[CdrRow]:
-        """Every leg of the calls that ended in ``[since, until)``."""
+        """Every leg of the calls that ended in ``[since, until)``.
+
+        The table's times are naive local times, which across a DST change are not in the order of the instants
+        they name: the query's bounds are widened by the zone's offset change near them, and the legs are then
+        kept by their true start, so a call across the change (02:50 CEST to 02:05 CET) is read like any other.
+        """
         columns = await self._layout()
         when = self._time_column(columns)
         # A leg's start is before its call's end: look back one call span for the calls ending in the period.
-        params: dict[str, Any] = {"lo": self._local(since - CALL_SPAN)}
+        lo = since - CALL_SPAN
+        params: dict[str, Any] = {"lo": self._local_from(lo)}
         where = f"{when} >= :lo"
         if until is not None:
-            params["hi"] = self._local(until)
+            params["hi"] = self._local_until(until)
             where += f" AND {when} < :hi"
-        rows = self._convert(
-            await self._query(f"SELECT {self._select(columns)} FROM {self.spec.table} WHERE {where}", params)
-        )
+        rows = [
+            r
+            for r in self._convert(
+                await self._query(
+                    f"SELECT {self._select(columns)} FROM {self.spec.table} WHERE {where}", params
+                )
+            )
+            if r.start >= lo and (until is None or r.start < until)
+        ]
         if "linkedid" not in columns:
             return [r for r in rows if r.end >= since - CALL_SPAN]
         return ended_within(rows, since, until)
@@ -207,19 +219,28 @@ class SqlCdrSource:
         if "linkedid" not in columns:
             return await self.legs(since, None)
         when = self._time_column(columns)
+        lo = since - CALL_SPAN
         out: list[CdrRow] = []
         for i in range(0, len(wanted), _IN_BATCH):
             rows = await self._query(
                 f"SELECT {self._select(columns)} FROM {self.spec.table} WHERE linkedid IN :ids AND {when} >= :lo",
-                {"ids": wanted[i : i + _IN_BATCH], "lo": self._local(since - CALL_SPAN)},
+                {"ids": wanted[i : i + _IN_BATCH], "lo": self._local_from(lo)},
                 expanding=("ids",),
             )
-            out.extend(self._convert(rows))
+            out.extend(r for r in self._convert(rows) if r.start >= lo)
         return out
 
     def _local(self, value: datetime) -> datetime:
         # The table holds PBX-local times without a zone: compare like with like.
         return value.astimezone(self.zone).replace(tzinfo=None)
+
+    def _local_from(self, value: datetime) -> datetime:
+        """A naive local lower bound below the local reading of every instant from ``value`` on."""
+        return self._local(value) - offset_swing(self.zone, value)
+
+    def _local_until(self, value: datetime) -> datetime:
+        """A naive local upper bound above the local reading of every instant before ``value``."""
+        return self._local(value) + offset_swing(self.zone, value)
 
     def _convert(self, rows: Sequence[Mapping[str, Any]]) -> list[CdrRow]:
         out: list[CdrRow] = []

@@ -86,6 +86,19 @@ def _hour_offsets(
     return found.pop() if len(found) == 1 else None
 
 
+def offset_swing(zone: tzinfo, at: datetime, around: timedelta = timedelta(days=1)) -> timedelta:
+    """How far the zone's UTC offset moves within ``around`` of the instant ``at`` (zero away from DST changes).
+
+    A naive local time is not in the order of the instants it names across a change (02:50 CEST is before
+    02:05 CET): a window of instants read by naive local bounds must widen each bound by this much.
+    """
+    step = timedelta(minutes=15)
+    first = at.astimezone(UTC) - around
+    offsets = {(first + step * i).astimezone(zone).utcoffset() for i in range(int(2 * around / step) + 1)}
+    known = [o for o in offsets if o is not None]
+    return max(known) - min(known) if known else timedelta(0)
+
+
 def local_to_utc(value: datetime, zone: tzinfo, near: datetime | None = None) -> datetime:
     """A naive PBX-local time (or an aware one, kept as it says) in UTC.
 

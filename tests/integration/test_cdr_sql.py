@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import replace
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -188,6 +188,61 @@ async def test_freepbx_rows_in_the_repeated_dst_hour_are_read_at_their_true_time
     expected = load_expected("direct-answered")
     assert record.started_at == SECOND_0230
     assert record.talk_seconds == pytest.approx(expected["talk_seconds"], abs=1.0)
+
+
+async def _call_across_the_fold_is_read(table: MysqlCdr | PgCdr) -> None:
+    """A 15-minute call from 02:50 CEST (00:50 UTC) to 02:05 CET (01:05 UTC) across the end of DST, read by
+    backfill passes every 5 minutes as ``CdrService`` makes them (since = the previous until - 300 s): every
+    pass whose period holds the call's true end returns it, with its true times (none skips it)."""
+    start = datetime(2026, 10, 25, 0, 50, tzinfo=UTC)
+    longer = timedelta(minutes=15) - (max(leg.end for leg in moved_legs(start)) - start)
+    legs = [
+        replace(
+            leg,
+            end=leg.end + longer,
+            duration=leg.duration + int(longer.total_seconds()),
+            billsec=leg.billsec + (int(longer.total_seconds()) if leg.answer is not None else 0),
+        )
+        for leg in moved_legs(start)
+    ]
+    await table.insert(legs, BERLIN)
+    source = SqlCdrSource(CdrSpec.parse(table.url, table.table), BERLIN)
+    windows: list[tuple[datetime, datetime]] = []
+    returned: list[tuple[datetime, datetime]] = []
+    ends: set[datetime] = set()
+    try:
+        until = start - timedelta(minutes=5)
+        for _ in range(40):
+            since, until = until - timedelta(seconds=300), until + timedelta(minutes=5)
+            windows.append((since, until))
+            calls = group_calls(await source.legs(since, until))
+            if not calls:
+                continue
+            (linkedid,) = calls
+            record = call_from_legs(new_state("pbx1"), linkedid, calls[linkedid])
+            assert record is not None
+            assert record.started_at == start
+            # FreePBX keeps no end (calldate + duration, whole seconds).
+            assert record.ended_at is not None
+            assert abs(record.ended_at - (start + timedelta(minutes=15))) <= timedelta(seconds=1)
+            ends.add(record.ended_at)
+            returned.append((since, until))
+    finally:
+        await source.close()
+    assert returned, "no pass read the call: the watermark moved past a call never stored"
+    (end,) = ends
+    assert returned == [(lo, hi) for lo, hi in windows if lo <= end < hi]
+
+
+async def test_freepbx_call_across_the_end_of_dst_is_read_by_the_passes(mysql_cdr: MysqlCdr) -> None:
+    """calldate 02:50 (first reading) is above the naive bound 02:10 (second reading) of the pass that holds the
+    call's end: the window is widened by the zone's offset change and kept by true instants, so it is read."""
+    await _call_across_the_fold_is_read(mysql_cdr)
+
+
+async def test_cdr_pgsql_call_across_the_end_of_dst_is_read_by_the_passes(pg_cdr: PgCdr) -> None:
+    """The same call in a cdr_pgsql table (``start`` in local time without zone)."""
+    await _call_across_the_fold_is_read(pg_cdr)
 
 
 async def _webrtc_calls_from(table: MysqlCdr | PgCdr, *, file_name_only: bool) -> None:

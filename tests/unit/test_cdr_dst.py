@@ -19,7 +19,7 @@ import pytest
 from crmtel.calls.tracker import new_state
 from crmtel.cdr.calls import call_from_legs, group_calls
 from crmtel.cdr.csvsource import parse_line
-from crmtel.cdr.times import host_zone, leg_times, local_to_utc, uniqueid_time
+from crmtel.cdr.times import host_zone, leg_times, local_to_utc, offset_swing, uniqueid_time
 from crmtel.domain import CallRecord
 from crmtel.fakepbx.server import load_jsonl
 from tests.fixtures.cdr_data import Leg, csv_line, legs_of_stream
@@ -129,3 +129,11 @@ def test_the_host_zone_keeps_its_dst_rules(monkeypatch: pytest.MonkeyPatch) -> N
     zone = host_zone()
     assert datetime(2026, 1, 15, 12, tzinfo=zone).utcoffset() == timedelta(hours=1)
     assert datetime(2026, 7, 15, 12, tzinfo=zone).utcoffset() == timedelta(hours=2)
+
+
+def test_the_offset_swing_is_the_zones_change_near_a_fold_and_zero_elsewhere() -> None:
+    """SQL sources widen their naive local bounds by it: an hour around 2026-10-25 in Berlin, nothing a week before."""
+    fold = datetime(2026, 10, 25, 1, 10, tzinfo=UTC)
+    assert offset_swing(BERLIN, fold) == timedelta(hours=1)
+    assert offset_swing(BERLIN, fold - timedelta(days=7)) == timedelta(0)
+    assert offset_swing(UTC, fold) == timedelta(0)
