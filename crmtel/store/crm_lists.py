@@ -7,12 +7,14 @@ probed: how many terms start with it, counting at most ``NARROW``. Then one of t
   and sorted in the list's order.
 - *manager*: every token is broad but the list is one manager's: that manager's rows are walked in the list's
   order (their own index), each checked with an index probe.
-- *term walk*: every token is broad (``ип``, ``ооо``) and the list is everyone's: the term index of the most
-  specific token is walked in (term, name) order — a party is listed under the first word it matched, exact
-  words before longer ones, by name within each — in batches checked against the other tokens and filters,
-  until the page is full or ``MAX_WALK`` candidates were seen (then the page is shorter and the cursor goes
-  on). A party's rows elsewhere in the list never decide how long a page takes: the whole list is not walked
-  when the matches sit at its end (companies «ООО …» after every person's name).
+- *term walk*: every token is broad, a head's list in name order: the term index of the most specific token is
+  walked in (term, name) order — exact words before longer ones, by name within each — in growing batches
+  until the page is full or the index ends.
+- *walk*: every token is broad (``ип``, ``ооо``), another sort or a manager's list: the rows the viewer may see are
+  walked in the requested sort order (the list's own index), in batches that grow from ``WALK_BATCH`` to
+  ``MAX_WALK`` rows, each batch checked against the tokens by the term index, until the page is full or the
+  list ends. The sort is the one asked for, and a page is empty only when no matching row is left (a broad
+  token matches thousands of parties, so a page fills after a few batches unless the matches sit together).
 """
 
 from __future__ import annotations
@@ -42,7 +44,7 @@ from crmtel.store.models import (
 
 # A token matching fewer terms than this is read from the term index first.
 NARROW = 5000
-# The term walk checks candidates this many at a time, and at most MAX_WALK of them for one page.
+# The walk checks rows this many at a time at first, doubling up to MAX_WALK a batch.
 WALK_BATCH = 250
 MAX_WALK = 5000
 
@@ -177,7 +179,9 @@ class PartyLists:
                 if (q.after is not None and q.after.term is not None) or (
                     not narrow and q.manager_id is None and not q.unassigned
                 ):
-                    return await self._term_walk(session, q, viewer, now, list(q.tokens))
+                    if q.sort is Sort.NAME and viewer.head and (q.after is None or q.after.term is not None):
+                        return await self._term_walk(session, q, viewer, now, list(q.tokens))
+                    return await self._walk(session, q, viewer, now, list(q.tokens))
                 strategy = "terms" if narrow else "manager"
             conds = _filters(q, viewer, now)
             if narrow_ids := (await _narrow_ids(session, q, narrow) if q.tokens and narrow else None):
@@ -199,9 +203,60 @@ class PartyLists:
             nxt = Cursor(cursor_key(_utc(raw) if isinstance(raw, datetime) else raw), last.id)
         return PartyPage(tuple(items), nxt, strategy)
 
+    async def _walk(
+        self, session: AsyncSession, q: PartyQuery, viewer: Viewer, now: datetime, tokens: list[Token]
+    ) -> PartyPage:
+        """Every token broad, the list everyone's: the parties the viewer may see are walked in the list's own
+        order (its index), a batch at a time, each batch checked against the tokens by the term index, until
+        the page is full or the list ends — so the requested sort holds and a page is never empty while a
+        matching row is left. Batches grow from ``WALK_BATCH`` to ``MAX_WALK`` rows."""
+        t = table_of(q.kind)
+        key, ident, desc = _sort_columns(q.kind, q.sort)
+        order = (key.desc(), ident.desc()) if desc else (key, ident)
+        conds = _filters(q, viewer, now, paged=False)
+        matches = [_token_match(q.kind, tok, t.id) for tok in tokens]
+        position = Cursor(q.after.key, q.after.id) if q.after is not None else None
+        found: list[Any] = []
+        size = WALK_BATCH
+        exhausted = False
+        while len(found) <= q.limit:
+            stmt = select(t.id, key).where(*conds)
+            if position is not None:
+                stmt = stmt.where(_after(q.kind, q.sort, position))
+            batch = (await session.execute(stmt.order_by(*order).limit(size))).all()
+            if not batch:
+                exhausted = True
+                break
+            last_id, last_key = batch[-1]
+            position = Cursor(
+                cursor_key(_utc(last_key) if isinstance(last_key, datetime) else last_key), last_id
+            )
+            ids = [r[0] for r in batch]
+            rows = {
+                r.id: r for r in (await session.execute(select(t).where(t.id.in_(ids), *matches))).scalars()
+            }
+            found.extend(rows[i] for i in ids if i in rows)
+            if len(batch) < size:
+                exhausted = True
+                break
+            size = min(size * 2, MAX_WALK)
+        page = found[: q.limit]
+        items = await _items(session, q.kind, page)
+        nxt = None
+        if len(found) > q.limit or (not exhausted and page):
+            last = page[-1]
+            raw = last.created_at if q.sort is Sort.CREATED_DESC else last.name_key
+            nxt = Cursor(cursor_key(_utc(raw) if isinstance(raw, datetime) else raw), last.id)
+        return PartyPage(tuple(items), nxt, "walk")
+
     async def _term_walk(
         self, session: AsyncSession, q: PartyQuery, viewer: Viewer, now: datetime, tokens: list[Token]
     ) -> PartyPage:
+        """A head's broad search in name order: the term index of the most specific token is walked in (term,
+        name) order — a party is listed under the first word it matched, exact words before longer ones, by
+        name within each — in batches growing from ``WALK_BATCH`` to ``MAX_WALK``, checked against the other
+        tokens and filters, until the page is full or the index ends (never an empty page with more to come).
+        The whole list is not walked when the matches sit at its end (companies «ООО …» after every person)."""
         t = table_of(q.kind)
         # The most specific token leads (the longest prefix); the others are checked on each candidate.
         driver = max(tokens, key=lambda tok: max(len(p) for p in tok.prefixes))
@@ -211,9 +266,8 @@ class PartyLists:
         conds.extend(_token_match(q.kind, tok, t.id) for tok in others)
         position = (q.after.term, q.after.key, q.after.id) if q.after is not None and q.after.term else None
         found: list[tuple[tuple[str, str, int], Any]] = []
-        seen = 0
-        exhausted = False
-        while len(found) <= q.limit and seen < MAX_WALK:
+        size = WALK_BATCH
+        while len(found) <= q.limit:
             stmt = select(PartyTermRow.term, PartyTermRow.name_key, PartyTermRow.party_id).where(
                 PartyTermRow.kind == q.kind.code, PartyTermRow.term >= low, PartyTermRow.term < high
             )
@@ -224,15 +278,11 @@ class PartyLists:
                 )
             batch = (
                 await session.execute(
-                    stmt.order_by(PartyTermRow.term, PartyTermRow.name_key, PartyTermRow.party_id).limit(
-                        WALK_BATCH
-                    )
+                    stmt.order_by(PartyTermRow.term, PartyTermRow.name_key, PartyTermRow.party_id).limit(size)
                 )
             ).all()
             if not batch:
-                exhausted = True
                 break
-            seen += len(batch)
             position = (str(batch[-1][0]), str(batch[-1][1]), int(batch[-1][2]))
             ids = sorted({r[2] for r in batch})
             # A party is listed once: under the first of its words the prefix matches.
@@ -256,18 +306,15 @@ class PartyLists:
             for term, key, pid in batch:
                 if pid in rows and first.get(pid) == term:
                     found.append(((term, key, pid), rows[pid]))
-            if len(batch) < WALK_BATCH:
-                exhausted = True
+            if len(batch) < size:
                 break
+            size = min(size * 2, MAX_WALK)
         page = found[: q.limit]
         items = await _items(session, q.kind, [row for _, row in page])
         nxt = None
         if len(found) > q.limit:
             term, key, pid = page[-1][0]
             nxt = Cursor(key, pid, term)
-        elif not exhausted and position is not None:
-            # The walk stopped at its bound: the next page goes on from the last candidate seen.
-            nxt = Cursor(str(position[1]), int(position[2]), str(position[0]))
         return PartyPage(tuple(items), nxt, "walk")
 
 

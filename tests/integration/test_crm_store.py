@@ -383,8 +383,8 @@ async def test_upgrading_a_database_with_parties_indexes_them(database_url: str,
 async def test_a_broad_search_walks_the_term_index_and_lists_everyone_once(
     db: Database, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """With every token broad the term index is walked in bounded batches: pages (some shorter, with a cursor)
-    list each matching party exactly once, exact words before longer ones, and a manager's filter applies."""
+    """With every token broad the list is walked in bounded batches: pages list each matching party exactly
+    once in the requested sort (ascending, descending, newest first), and a manager's filter applies."""
     from crmtel.store import crm_lists
 
     monkeypatch.setattr(crm_lists, "NARROW", 3)
@@ -395,19 +395,57 @@ async def test_a_broad_search_walks_the_term_index_and_lists_everyone_once(
     for i in range(25):
         await parties.add_client(NewClient(name=f"ООО «Тест {i:02d}» ООО", phones=(f"+7916123{i:04d}",)))
     await parties.add_client(NewClient(name="Оооошка Виктор", phones=("+79161239999",)))
+    for i in range(12):
+        await parties.add_client(NewClient(name=f"Абв {i:02d}", phones=(f"+7916124{i:04d}",)))
     head = Viewer(ids["head"], head=True)
     lists = PartyLists(db)
+
+    async def walk(q: PartyQuery, viewer: Viewer) -> list[str]:
+        got: list[str] = []
+        page = await lists.page(q, viewer)
+        assert page.strategy == "walk"
+        while True:
+            assert page.items or page.next is None  # never an empty page with more to come
+            got += [i.name for i in page.items]
+            if page.next is None:
+                return got
+            page = await lists.page(replace(q, after=page.next), viewer)
+
     q = PartyQuery(Kind.CLIENT, tokens=parse_query("ооо"), limit=5)
-    got: list[str] = []
-    page = await lists.page(q, head)
-    assert page.strategy == "walk"
-    got += [i.name for i in page.items]
-    while page.next is not None:
-        page = await lists.page(replace(q, after=page.next), head)
-        got += [i.name for i in page.items]
+    got = await walk(q, head)
     assert len(got) == len(set(got)) == 27
-    assert got[-1] == "Оооошка Виктор"  # a longer word after every exact «ООО»
     assert got[:2] == ["ООО «Ромашка»", "ООО «Тест 00» ООО"]
+    assert got[-1] == "Оооошка Виктор"
+    down = await walk(replace(q, sort=Sort.NAME_DESC), head)
+    assert down == list(reversed(got))
+    newest = await walk(replace(q, sort=Sort.CREATED_DESC), head)
+    assert newest[0] == "Оооошка Виктор"
+    assert sorted(newest) == sorted(got)
     anna = Viewer(ids["anna"], head=False)
     page = await lists.page(replace(q, limit=50), anna)
     assert "ООО «Ромашка»" not in [i.name for i in page.items]
+
+
+async def test_a_managers_broad_search_page_is_never_empty_while_her_rows_remain(
+    db: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Many matches she may not see come first in the sort: her own client is still on the first page."""
+    from crmtel.store import crm_lists
+
+    monkeypatch.setattr(crm_lists, "NARROW", 3)
+    monkeypatch.setattr(crm_lists, "WALK_BATCH", 4)
+    monkeypatch.setattr(crm_lists, "MAX_WALK", 8)
+    ids = await _seed(db)
+    parties = PartyRepository(db)
+    for i in range(40):
+        await parties.add_client(
+            NewClient(name=f"Ззтест {i:02d}", phones=(f"+7916125{i:04d}",), manager_id=ids["boris"])
+        )
+    await parties.add_client(NewClient(name="Ззтест Яна", phones=("+79161269999",), manager_id=ids["anna"]))
+    anna = Viewer(ids["anna"], head=False)
+    for sort in (Sort.NAME, Sort.NAME_DESC):
+        page = await PartyLists(db).page(
+            PartyQuery(Kind.CLIENT, tokens=parse_query("ззтест"), limit=5, sort=sort), anna
+        )
+        assert [i.name for i in page.items] == ["Ззтест Яна"]
+        assert page.next is None
