@@ -10,6 +10,7 @@ from collections.abc import AsyncIterator
 import pytest
 from redis.asyncio import Redis
 
+from tests.fixtures.ci import in_ci
 from tests.fixtures.databases import pg_base_url
 
 REDIS_URL = os.environ.get("CRMTEL_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
@@ -29,7 +30,7 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     reason = None
     if pg_base_url() is None:
         reason = "a cluster shares PostgreSQL: these run in the suite's PostgreSQL pass"
-    elif not _redis_up() and not os.environ.get("CI"):
+    elif not _redis_up() and not in_ci():
         reason = "Redis is not running on 127.0.0.1:6379"
     if reason is None:
         return

@@ -9,6 +9,8 @@ from collections.abc import AsyncIterator
 import pytest
 from playwright.async_api import Browser, BrowserContext, async_playwright
 
+from tests.fixtures.ci import in_ci
+
 CHROMIUM = os.environ.get("CRMTEL_CHROMIUM", "/usr/bin/chromium")
 CHROMIUM_ARGS = [
     "--no-sandbox",
@@ -24,7 +26,7 @@ CHROMIUM_ARGS = [
 async def browser() -> AsyncIterator[Browser]:
     """A headless Chromium; in CI (CI=true) a missing browser fails the test instead of skipping it."""
     if shutil.which(CHROMIUM) is None:
-        if os.environ.get("CI"):
+        if in_ci():
             pytest.fail(f"Chromium not found at {CHROMIUM}; .ci/run must install it")
         pytest.skip(f"Chromium not found at {CHROMIUM} (apt-get install chromium)")
     async with async_playwright() as pw:

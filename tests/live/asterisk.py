@@ -17,6 +17,8 @@ import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from tests.live.children import die_with_parent, track
+
 PREFIX_VARIABLE = "CRMTEL_ASTERISK_PREFIX"
 DEFAULT_PREFIX = Path("/opt/crmtel-asterisk")
 SIPP_VARIABLE = "CRMTEL_SIPP"
@@ -404,7 +406,9 @@ class Asterisk:
                 stderr=subprocess.STDOUT,
                 env=env,
                 start_new_session=True,
+                preexec_fn=die_with_parent(),
             )
+        track(self.proc)
 
     def alive(self) -> bool:
         """Whether the process runs."""

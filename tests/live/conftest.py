@@ -1,27 +1,35 @@
 """The live tier: real Asterisk 22, real SIP (sipp), ``crmtel run`` — found, skipped or required, and counted.
 
 Without an Asterisk (``/opt/crmtel-asterisk`` or ``$CRMTEL_ASTERISK_PREFIX``) and sipp every live test is skipped
-with a message saying how to get one — except in CI (``CI=true``), where they fail. ``CRMTEL_LIVE_TIER=off``
+with a message saying how to get one — except in CI (``CI`` is "true", "1" or "yes"), where they fail. ``CRMTEL_LIVE_TIER=off``
 leaves the tier out of a run altogether (``.ci/run`` runs it once, in the SQLite pass). The terminal summary
-ends with one line counting the live tests.
+ends with one line counting the live tests and the time they took (their own setup, call and teardown).
+
+SIGTERM of pytest is turned into KeyboardInterrupt while live tests run, so the rigs' teardown stops their
+Asterisk, sipp and ``crmtel run``; whatever is left is killed when the session ends, and a SIGKILLed pytest
+takes them along through PR_SET_PDEATHSIG (``children.py``).
 """
 
 from __future__ import annotations
 
 import os
-import time
+import signal
 from collections import Counter
+from collections.abc import Iterator
 from pathlib import Path
+from types import FrameType
 
 import pytest
 
+from tests.fixtures.ci import in_ci
 from tests.fixtures.databases import PostgresRun, SqliteRun
 from tests.live.asterisk import Install, find_install
+from tests.live.children import kill_left
 
 TIER_VARIABLE = "CRMTEL_LIVE_TIER"
 _HERE = Path(__file__).resolve().parent
 _outcomes: Counter[str] = Counter()
-_started: list[float] = []
+_took: list[float] = []
 _notes: list[str] = []
 
 
@@ -44,16 +52,13 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
             item.add_marker(pytest.mark.live)
 
 
-def pytest_runtest_logstart(nodeid: str, location: tuple[str, int | None, str]) -> None:
-    """The tier's clock starts with its first test (module fixtures included)."""
-    if nodeid.startswith("tests/live/") and not _started:
-        _started.append(time.monotonic())
-
-
 def pytest_runtest_logreport(report: pytest.TestReport) -> None:
-    """Count live outcomes (a rerun counts once, by its final report)."""
+    """Count live outcomes (a rerun counts once, by its final report) and add up their own durations."""
     if not report.nodeid.startswith("tests/live/"):
         return
+    # setup (module fixtures: the rig and its calls), call and teardown of live items only — reruns included,
+    # tests of other tiers never.
+    _took.append(report.duration)
     if report.when == "call" or (report.when == "setup" and not report.passed):
         outcome: str = report.outcome
         if outcome == "rerun":
@@ -71,7 +76,7 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
         return
     if not _outcomes:
         return
-    took = time.monotonic() - _started[0] if _started else 0.0
+    took = sum(_took)
     found = find_install()
     where = f"Asterisk {found.version} at {found.prefix}" if isinstance(found, Install) else "no Asterisk"
     counts = ", ".join(f"{_outcomes[k]} {k}" for k in ("passed", "failed", "skipped", "xfailed", "xpassed"))
@@ -85,12 +90,32 @@ def note(text: str) -> None:
     _notes.append(text)
 
 
+def _interrupted(signum: int, frame: FrameType | None) -> None:
+    raise KeyboardInterrupt(f"signal {signal.Signals(signum).name}")
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _torn_down_on_sigterm() -> Iterator[None]:
+    """While live tests run, SIGTERM acts as Ctrl-C: pytest stops and the rigs' teardown runs."""
+    before = signal.signal(signal.SIGTERM, _interrupted)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, before)
+        kill_left()
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    """Anything the tier started that a teardown did not reach is killed (by pid) before pytest exits."""
+    kill_left()
+
+
 @pytest.fixture(scope="session")
 def live_install() -> Install:
     """The Asterisk and sipp the tier runs; skipped (failed in CI) when there are none."""
     found = find_install()
     if isinstance(found, str):
-        if os.environ.get("CI"):
+        if in_ci():
             pytest.fail(
                 f"live tier: {found} (.ci/run installs it where the project's shared folder is beside the clone)"
             )

@@ -31,6 +31,7 @@ from tests.live.asterisk import (
     write_configs,
 )
 from tests.live.cdr import CdrRow, read_master_csv
+from tests.live.children import die_with_parent, track
 from tests.live.crmtel_side import Customer, Staff
 from tests.live.sipp import Behaviour, Caller, SippProcess, caller_scenario, endpoint_scenario, spawn_sipp
 from tests.live.witness import AmiMessage, Witness
@@ -123,6 +124,7 @@ class LiveRig:
         self.daemon = self.pool.spawn(
             "--config", str(self.config_path), "run", name=f"crmtel-{len(self.pool.started) + 1}"
         )
+        track(self.daemon.proc)
         await self.daemon.wait_http(self.web_url + "/healthz", limit=60.0)
         return self.daemon
 
@@ -366,7 +368,7 @@ async def live_rig(
     )
     write_configs(cfg)
     pbx = Asterisk(cfg)
-    pool = DaemonPool(folder)
+    pool = DaemonPool(folder, preexec=die_with_parent())
     pbx.start()
     rig: LiveRig | None = None
     try:

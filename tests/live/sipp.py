@@ -18,6 +18,7 @@ from pathlib import Path
 from xml.sax.saxutils import escape
 
 from tests.live.asterisk import Install
+from tests.live.children import die_with_parent, track
 
 # --- behaviours -------------------------------------------------------------------------------------------
 
@@ -401,8 +402,14 @@ async def spawn_sipp(
     out = (folder / f"{name}.out").open("wb")
     try:
         proc = await asyncio.create_subprocess_exec(
-            *args, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT, cwd=folder
+            *args,
+            stdin=subprocess.DEVNULL,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            cwd=folder,
+            preexec_fn=die_with_parent(),
         )
     finally:
         out.close()
+    track(proc)
     return SippProcess(name, proc, folder)

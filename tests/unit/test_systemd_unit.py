@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import re
 import shutil
 import subprocess
@@ -10,6 +9,8 @@ import sys
 from pathlib import Path
 
 import pytest
+
+from tests.fixtures.ci import in_ci
 
 ROOT = Path(__file__).resolve().parents[2]
 UNIT = ROOT / "deploy" / "systemd" / "crmtel.service"
@@ -20,7 +21,7 @@ MAX_EXPOSURE = 2.0
 def _analyze() -> str:
     found = shutil.which("systemd-analyze")
     if found is None:
-        if os.environ.get("CI"):
+        if in_ci():
             pytest.fail("systemd-analyze is missing: .ci/run installs Debian's systemd package")
         pytest.skip("systemd-analyze is not installed here")
     return found
