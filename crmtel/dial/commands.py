@@ -20,6 +20,7 @@ from crmtel.dial.guard import GuardedSender
 from crmtel.dial.models import DialRefused, DialStatus
 from crmtel.dial.service import DialService
 from crmtel.i18n import Translator
+from crmtel.phones import display
 from crmtel.store.calls import CallRepository
 from crmtel.store.db import Database
 from crmtel.store.dial_attempts import DialAttempts
@@ -110,7 +111,11 @@ async def run_call(args: argparse.Namespace, settings: Settings) -> int:
                 await runner
     finally:
         await db.dispose()
-    params = {"number": request.exten, "extension": request.extension, "detail": result.detail or ""}
+    params = {
+        "number": display(request.number),
+        "extension": request.extension,
+        "detail": result.detail or "",
+    }
     print(f"{result.status.value}: {tr.t(result.status.message_key, **params)}")
     return 0 if result.status is DialStatus.ANSWERED else 1
 

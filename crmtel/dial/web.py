@@ -11,6 +11,7 @@ from pydantic import StringConstraints
 from crmtel.dial.models import DialRefused, DialResult
 from crmtel.dial.service import DialService
 from crmtel.i18n import Translator
+from crmtel.phones import display
 from crmtel.push.context import current_manager, translator
 from crmtel.push.hub import Hub
 from crmtel.push.inputs import Body, read_body
@@ -34,7 +35,8 @@ class DialBody(Body):
 def result_json(result: DialResult, tr: Translator | None = None) -> dict[str, Any]:
     """An attempt as the page sees it; ``message_key``/``params`` for the page's own translation."""
     req = result.request
-    params = {"number": req.exten, "extension": req.extension, "detail": result.detail or ""}
+    # The number as people write it (+7 916 777-00-07), not the dial string or E.164.
+    params = {"number": display(req.number), "extension": req.extension, "detail": result.detail or ""}
     data: dict[str, Any] = {
         "type": RESULT,
         "originate_id": req.originate_id,

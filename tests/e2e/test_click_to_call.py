@@ -114,7 +114,7 @@ async def test_clicking_the_number_on_a_card_rings_my_phone_and_the_outbound_car
             "89031234567",
         )
         status = vera.locator("[data-testid=dial-status]")
-        await expect(status).to_contain_text("89031234567", timeout=SEEN)
+        await expect(status).to_contain_text("+7 903 123-45-67", timeout=SEEN)
 
         # The outbound call the PBX places shows its own card: the client being called.
         cards = vera.locator("#popups [data-testid=call-card]")

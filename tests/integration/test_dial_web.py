@@ -85,11 +85,13 @@ async def test_dial_api_places_the_call_and_pushes_the_result_to_the_clicker_onl
             assert resp.status == 202
             body = await resp.json()
         assert (body["status"], body["extension"], body["dialled"]) == ("calling", "102", "89031234567")
-        assert body["message"]
+        assert body["params"]["number"] == "+7 903 123-45-67"
+        assert "+7 903 123-45-67" in body["message"]
         result = await ws_boris.receive_json(timeout=10)
         while result["type"] != "dial.result":
             result = await ws_boris.receive_json(timeout=10)
         assert (result["originate_id"], result["status"]) == (body["originate_id"], "answered")
+        assert "+7 903 123-45-67" in result["params"]["number"]
         async with boris.get(f"/api/dial/{body['originate_id']}") as resp:
             assert (await resp.json())["status"] == "answered"
         async with head.get(f"/api/dial/{body['originate_id']}") as resp:
