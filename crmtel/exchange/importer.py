@@ -17,7 +17,7 @@ from sqlalchemy import delete, select, update
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from crmtel.domain import LeadStatus
+from crmtel.domain import LeadStatus, Role
 from crmtel.errors import StoreUnavailable
 from crmtel.exchange.csvio import RawTable, read_table
 from crmtel.exchange.importbase import (
@@ -49,7 +49,7 @@ from crmtel.exchange.seen import SeenClients, SeenLeads
 from crmtel.exchange.streams import TableStream
 from crmtel.store.crm_terms import LEAD, reindex_in
 from crmtel.store.db import Database
-from crmtel.store.managers import hash_password, verify_password
+from crmtel.store.managers import end_sessions, hash_password, verify_password
 from crmtel.store.models import (
     ExtensionRow,
     LeadRow,
@@ -295,6 +295,7 @@ async def _import_managers(
     new_records: list[ManagerRecord] = []
     updates: list[dict[str, Any]] = []
     ext_rows: list[tuple[ManagerRecord, int | None]] = []
+    ending: list[int] = []
     for rec, password_hash in zip(records, hashes, strict=True):
         values: dict[str, Any] = {
             "name": rec.name,
@@ -311,10 +312,20 @@ async def _import_managers(
             report.created += 1
             continue
         ext_rows.append((rec, current.id))
-        same_exts = exts_of.get(current.id, set()) == set(rec.extensions)
+        had = exts_of.get(current.id, set())
+        same_exts = had == set(rec.extensions)
         if password_hash is None and same_exts and not changed(values, current):
             report.unchanged += 1
             continue
+        # The same rules as ``crmtel manager``: a new password, deactivation, an extension taken away or a
+        # head made a manager ends that manager's sessions, in this transaction.
+        if (
+            password_hash is not None
+            or not rec.active
+            or not had <= set(rec.extensions)
+            or (current.role == Role.HEAD.value and rec.role is not Role.HEAD)
+        ):
+            ending.append(current.id)
         report.updated += 1
         if password_hash is not None:
             values["password_hash"] = password_hash
@@ -322,6 +333,8 @@ async def _import_managers(
         else:
             updates.append({"id": current.id, **values})
     await update_by_id(conn, MANAGERS, updates)
+    for chunk in chunks(ending):
+        await end_sessions(conn, chunk)
     ids = await insert_returning_ids(conn, MANAGERS, new_rows)
     ext_rows.extend(zip(new_records, ids, strict=True))
     # Extensions move freely between managers of the file: clear them all first, then write them back.

@@ -10,7 +10,7 @@ from datetime import UTC, datetime
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 from sqlalchemy import delete, select, update
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from crmtel.calls.owner import Staff
 from crmtel.domain import Category, Manager, Role
@@ -75,7 +75,7 @@ async def _to_domain(session: AsyncSession, rows: Sequence[ManagerRow]) -> list[
     ]
 
 
-async def end_sessions(session: AsyncSession, manager_ids: Sequence[int]) -> None:
+async def end_sessions(session: AsyncSession | AsyncConnection, manager_ids: Collection[int]) -> None:
     """Delete the login sessions of these managers in the caller's transaction (every node notices them gone)."""
     if manager_ids:
         await session.execute(delete(WebSessionRow).where(WebSessionRow.manager_id.in_(set(manager_ids))))
