@@ -38,6 +38,7 @@ from crmtel.connectors.sinks import build_sinks, connector_routes, routing_looku
 from crmtel.crm.web import CrmApi, crm_routes
 from crmtel.deals.web import deal_routes
 from crmtel.demo import seed
+from crmtel.demo.people import demo_book
 from crmtel.dial.guard import GuardedSender
 from crmtel.dial.service import DialService
 from crmtel.dial.web import dial_routes, hub_notifier
@@ -188,6 +189,7 @@ async def start(settings: Settings, *, demo: bool = False, demo_speed: float = 1
                 secret=settings.ami.secret.get_secret_value(),
                 speed=demo_speed,
                 recordings_dir=recordings,
+                book=demo_book(),
             )
             await simulator.start("127.0.0.1", 0)
             stack.push_async_callback(simulator.close)

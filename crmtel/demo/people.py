@@ -120,6 +120,19 @@ _LEADS = (
 )
 
 
+def demo_book() -> tuple[tuple[str, str], ...]:
+    """Who calls in the demo (number, the caller's name): every client — by its contact person where it has
+    one — and every lead, so the simulator's calls spread over the whole book."""
+    book: list[tuple[str, str]] = [(_CLIENTS[0].phone, "Иван Петров")]
+    for client in _CLIENTS[1:] + _MORE_CLIENTS:
+        book.append((client.phone, client.name))
+        if client.name in _CONTACTS:
+            contact_name, _position, number = _CONTACTS[client.name]
+            book.append((number, contact_name))
+    book.extend((phone, name) for name, phone, _manager, _company in _LEADS)
+    return tuple(book)
+
+
 def last_month(today: date) -> date:
     """The first day of the month before ``today``'s."""
     first = today.replace(day=1)

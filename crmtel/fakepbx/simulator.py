@@ -36,6 +36,8 @@ _ID_RE = re.compile(r"(?<![\d.])\d{9,11}\.\d+(?![\d])")
 _CHANNEL_SEQ_RE = re.compile(r"((?:PJSIP|SIP|IAX2|DAHDI|Local)/[^\s,&]+?)-([0-9a-f]{8})(?=$|;|[^0-9a-f])")
 # Russian mobile numbers in any of their spellings: +7 916…, 7916…, 8916…
 _MOBILE_RE = re.compile(r"(?<!\d)(\+7|7|8)(9\d{9})(?!\d)")
+# A caller the simulator may stand in for a known party: a Russian mobile number in E.164.
+_BOOK_RE = re.compile(r"\+79\d{9}")
 _FIRST = (
     "Пётр",
     "Мария",
@@ -182,11 +184,28 @@ class Rewriter:
         stretch: float = 1.0,
         new_caller: bool = False,
         timing: Timing | None = None,
+        caller: tuple[str, str] | None = None,
     ) -> list[Recorded]:
         """The pattern as a new call starting at stream time ``start``.
 
         ``timing`` re-times its waits (see ``retime``); without it every time is scaled by ``stretch``.
+        ``caller`` (a Russian mobile number in E.164 and a name) is the party on the outside line — the caller
+        of an inbound call, the number dialled of an outbound one — instead of the recorded or a random one.
         """
+        chosen = [caller[0][2:], caller[1]] if caller is not None and _BOOK_RE.fullmatch(caller[0]) else None
+
+        def fresh_number() -> str:
+            if chosen and chosen[0]:
+                number, chosen[0] = chosen[0], ""
+                return number
+            return "9" + "".join(str(self.rng.randrange(10)) for _ in range(9))
+
+        def fresh_name() -> str:
+            if chosen and chosen[1]:
+                name, chosen[1] = chosen[1], ""
+                return name
+            return self.rng.choice(_NAMES)
+
         ids: dict[str, str] = {}
         seqs: dict[str, str] = {}
         bridges: dict[str, str] = {}
@@ -201,7 +220,7 @@ class Rewriter:
                     ids[value] = f"{base}.{self._serial}"
                 elif low.endswith(_BRIDGE_KEYS) and value and value not in bridges:
                     bridges[value] = str(uuid.UUID(int=self.rng.getrandbits(128), version=4))
-        if new_caller:
+        if new_caller or chosen:
             for msg in pattern.messages:
                 headers = dict(msg.headers)
                 found = _MOBILE_RE.search(headers.get("CallerIDNum", ""))
@@ -210,19 +229,17 @@ class Rewriter:
                     and headers.get("Channel", "").startswith("PJSIP/trunk")
                     and found.group(2) not in numbers
                 ):
-                    numbers[found.group(2)] = "9" + "".join(str(self.rng.randrange(10)) for _ in range(9))
+                    numbers[found.group(2)] = fresh_number()
                     old_name = headers.get("CallerIDName", "")
                     if old_name and old_name != "<unknown>":
-                        names[old_name] = self.rng.choice(_NAMES)
+                        names[old_name] = fresh_name()
             if not numbers:
                 # An outbound call: the dialled number changes instead.
                 for msg in pattern.messages:
                     for _, value in msg.headers:
                         for found in _MOBILE_RE.finditer(value):
                             if found.group(2) not in numbers:
-                                numbers[found.group(2)] = "9" + "".join(
-                                    str(self.rng.randrange(10)) for _ in range(9)
-                                )
+                                numbers[found.group(2)] = fresh_number()
 
         def seq(match: re.Match[str]) -> str:
             old = match.group(2)
@@ -270,8 +287,12 @@ class Simulator:
         speed: float = 1.0,
         chunk_size: int = 64 * 1024,
         recordings_dir: Path | None = None,
+        book: Sequence[tuple[str, str]] = (),
     ) -> None:
         self.rng = random.Random(seed)
+        # The parties a call that is not from a new caller comes from (E.164 mobile number, name), drawn
+        # evenly so the demo's calls spread over its whole book instead of repeating the recorded callers.
+        self.book = [entry for entry in book if _BOOK_RE.fullmatch(entry[0])]
         self.patterns = load_patterns()
         self.mean_gap = mean_gap
         # Where the fake MixMonitor leaves answered calls' recordings (None: nowhere, as in most tests).
@@ -311,12 +332,14 @@ class Simulator:
         """Queue ``count`` more calls after the last one scheduled."""
         for _ in range(count):
             pattern = self.rng.choices(self.patterns, weights=self._weights)[0]
+            new_caller = self.rng.random() < 0.4
             items = self.rewriter.rewrite(
                 pattern,
                 start=self._next_start,
                 epoch=self.server.epoch,
-                new_caller=self.rng.random() < 0.4,
+                new_caller=new_caller,
                 timing=Timing.realistic(self.rng, answered=pattern.answered),
+                caller=None if new_caller or not self.book else self.rng.choice(self.book),
             )
             if self.recordings_dir is not None and pattern.answered:
                 # Missed calls leave no file, so the history shows a player only where there is something to hear.

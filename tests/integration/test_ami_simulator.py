@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import re
+from collections import Counter
+
 from pydantic import SecretStr
 
 from crmtel.ami.client import AmiClient
 from crmtel.calls.service import CallService
 from crmtel.config import AmiSettings, CallsSettings
+from crmtel.demo.people import demo_book
+from crmtel.fakepbx.server import Recorded
 from crmtel.fakepbx.simulator import Simulator, load_patterns, rewrite_many
 from crmtel.store.calls import CallRepository
 from crmtel.store.db import Database
@@ -52,3 +57,28 @@ async def test_simulator_keeps_producing_calls_that_end_up_stored(db: Database) 
     assert set(counts.values()) == {1}
     ended = [s.record for s in await calls.between() if s.record.ended_at is not None]
     assert all(r.outcome is not None for r in ended)
+
+
+def test_the_demo_simulator_spreads_its_calls_over_the_whole_book() -> None:
+    """60 calls with the demo's book: known callers are drawn from all of it (no one party calls over and
+    over), each call's outside number is a book number or a new caller's, and the book's names go with them."""
+    book = demo_book()
+    simulator = Simulator(seed=3, book=book)
+    simulator.schedule(60)
+    numbers = {number[2:] for number, _name in book}
+    per_call: dict[str, str] = {}
+    stream = [item for item in simulator.server.stream if isinstance(item, Recorded)]
+    for item in stream:
+        headers = dict(item.headers)
+        linkedid = headers.get("Linkedid", "")
+        for value in headers.values():
+            found = re.search(r"(?<!\d)(?:\+7|7|8)(9\d{9})(?!\d)", value)
+            if linkedid and found and linkedid not in per_call:
+                per_call[linkedid] = found.group(1)
+    assert len(per_call) >= 40  # (a few recordings have no outside mobile number)
+    known = Counter(n for n in per_call.values() if n in numbers)
+    assert len(known) >= 12, known  # many different parties call
+    assert max(known.values()) <= 8, known  # none dominates (was 13 of 35 with ИП Петров)
+    names = {name for _number, name in book}
+    caller_names = {dict(i.headers).get("CallerIDName") for i in stream}
+    assert names & caller_names
