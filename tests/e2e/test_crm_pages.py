@@ -281,6 +281,8 @@ async def test_a_duplicate_is_merged_into_the_client_and_its_number_moves(
         merge = page.locator("[data-testid=merge]")
         await merge.locator("summary").click()
         await merge.locator("[data-testid=merge-search]").fill("дубль")
+        await expect(merge.locator("[data-testid=merge-pick]")).to_be_visible(timeout=SEEN)
+        await _no_axe(page, "the merge dialog")
         page.once("dialog", lambda dialog: dialog.accept())
         await merge.locator("[data-testid=merge-pick]").click(timeout=SEEN)
         await expect(page.locator(".party-head")).to_contain_text("+7 903 000-00-01", timeout=SEEN)

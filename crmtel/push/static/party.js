@@ -283,8 +283,8 @@ function tools(card, me, list, reloadCard) {
     box.append(el("a", { href: "#clients/client/" + card.client_id, className: "btn", i18n: "crm.open_client" }));
   }
   // Merge: find the other record, then confirm.
-  const mergeQ = el("input", { type: "search", autocomplete: "off", testid: "merge-search", i18nAttrs: { placeholder: "crm.merge_search" } });
-  const mergeKind = card.kind === "client" ? el("select", { testid: "merge-kind" },
+  const mergeQ = el("input", { type: "search", autocomplete: "off", testid: "merge-search", i18nAttrs: { placeholder: "crm.merge_search", "aria-label": "crm.merge_search" } });
+  const mergeKind = card.kind === "client" ? el("select", { testid: "merge-kind", i18nAttrs: { "aria-label": "crm.merge_kind" } },
     el("option", { value: "client", i18n: "crm.clients" }), el("option", { value: "lead", i18n: "crm.leads" })) : null;
   const found = el("ul", { className: "merge-found", testid: "merge-found" });
   const search = async () => {
