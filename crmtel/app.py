@@ -240,7 +240,7 @@ async def start(settings: Settings, *, demo: bool = False, demo_speed: float = 1
                 restored = await calls.restore(pbx.name)
                 _log.info("calls.restored", pbx=pbx.name, live=restored)
         # The last resort of the stop (after the drain below): whatever is still pending, within the budget.
-        stack.push_async_callback(calls.write_all, settings.calls.stop_write_seconds)
+        stack.push_async_callback(calls.write_all)
         # Asterisk's CDR fills in what crmtel missed while it was away (calls.amender: resyncs ask it).
         cdr = build_cdr_service(
             calls, WatermarkRepository(db, fence=cluster.fence if cluster is not None else None), pbxes
@@ -371,9 +371,14 @@ async def start(settings: Settings, *, demo: bool = False, demo_speed: float = 1
             group.spawn(cluster.consume(node_notifier, hub).run(), name="cluster-consume")
         # Runs first on the way out, while every task still runs: stop reading the PBXs, handle what was
         # received and write it all (retrying a locked store) before anything is cancelled.
-        stack.push_async_callback(_drain, clients, calls, settings.calls.stop_write_seconds, cluster)
+        stack.push_async_callback(_drain, clients, calls, cluster)
         freeze_startup_objects()
         yield Running(url, agi.port, pbxes, hub, calls, clients, app, dial=dial)
+
+
+# The exit status of a stop that could not write every call it received in its budget (EX_TEMPFAIL: the
+# calls are logged, and the CDR backfill of the next start brings back the ended ones).
+EXIT_UNWRITTEN = 75
 
 
 def _pbx_work(client: AmiClient, cdr: CdrService) -> list[Callable[[], Coroutine[Any, Any, None]]]:
@@ -384,18 +389,19 @@ def _pbx_work(client: AmiClient, cdr: CdrService) -> list[Callable[[], Coroutine
     return work
 
 
-async def _drain(
-    clients: tuple[AmiClient, ...], calls: CallService, within: float, cluster: ClusterNode | None
-) -> None:
-    """On stop: read no more from any PBX, track every event already received, write every call out."""
+async def _drain(clients: tuple[AmiClient, ...], calls: CallService, cluster: ClusterNode | None) -> None:
+    """On stop: read no more from any PBX, track every event already received, write every call out.
+
+    Everything here shares the stop's one deadline (``calls.begin_stop``: from SIGTERM when
+    ``run_until_stopped`` got it, else from here), ``calls.stop_write_seconds`` long.
+    """
+    deadline = calls.begin_stop()
     if cluster is not None:
         # Each leading term ends once its client has stopped, after its last writes (within the budget).
         cluster.stop()
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + within
     try:
         # Each client's consumer writes as it goes; a store that stays locked is retried below.
-        async with asyncio.timeout(within):
+        async with asyncio.timeout_at(deadline):
             await asyncio.gather(*(client.stop() for client in clients))
             if cluster is not None:
                 await cluster.stopped()
@@ -403,7 +409,8 @@ async def _drain(
         _log.warning(
             "stop.events_not_tracked", reason="the PBX clients did not finish within the stop budget"
         )
-    await calls.write_all(max(0.0, deadline - loop.time()))
+    # The stack's last ``calls.write_all`` reports what is left, once the writer task put its batch back.
+    await calls.write_all(report=False)
 
 
 class _TaskOwner:
@@ -450,8 +457,12 @@ async def run_until_stopped(
     demo: bool = False,
     demo_speed: float = 1.0,
     on_ready: Callable[[Running], None] | None = None,
-) -> None:
-    """Run crmtel until SIGTERM/SIGINT, then stop cleanly (telling systemd each step when it runs us)."""
+) -> bool:
+    """Run crmtel until SIGTERM/SIGINT, then stop cleanly (telling systemd each step when it runs us).
+
+    The stop's budget (``calls.stop_write_seconds``) counts from the signal. Returns whether every call
+    received was written (False: the store did not take them in time; each is logged).
+    """
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
@@ -467,8 +478,10 @@ async def run_until_stopped(
             if on_ready is not None:
                 on_ready(running)
             await stop.wait()
-            _log.info("crmtel.stopping")
+            running.calls.begin_stop()
+            _log.info("crmtel.stopping", budget_seconds=settings.calls.stop_write_seconds)
             systemd.stopping()
+        return running.calls.outbox.pending == 0
     finally:
         systemd.close()
         for sig in (signal.SIGTERM, signal.SIGINT):

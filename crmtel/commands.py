@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from crmtel.app import Running, migrate, run_until_stopped
+from crmtel.app import EXIT_UNWRITTEN, Running, migrate, run_until_stopped
 from crmtel.config import Settings, origins_of
 from crmtel.configcheck.checks import check_settings
 from crmtel.configcheck.messages import Problem, Redactor
@@ -136,8 +136,7 @@ async def _run(args: argparse.Namespace, settings: Settings) -> int:
     if problems:
         _report(problems)
         return 1
-    await run_until_stopped(settings)
-    return 0
+    return 0 if await run_until_stopped(settings) else EXIT_UNWRITTEN
 
 
 def _banner(running: Running) -> None:
@@ -168,10 +167,10 @@ async def _demo(args: argparse.Namespace, settings: Settings) -> int:
         if args.agi_port is None
         else settings.routing.model_copy(update={"agi_port": args.agi_port})
     )
-    await run_until_stopped(
+    written = await run_until_stopped(
         settings.model_copy(update={"web": web, "routing": routing}),
         demo=True,
         demo_speed=args.speed,
         on_ready=_banner,
     )
-    return 0
+    return 0 if written else EXIT_UNWRITTEN

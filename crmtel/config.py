@@ -177,8 +177,9 @@ class CallsSettings(BaseModel):
     # A callback a person planned for later is closed by a call made before it was due only when that call
     # was answered and lasted at least this long (crmtel.tasks.rules).
     planned_close_min_talk_seconds: int = Field(default=60, ge=0, le=3600)
-    # On stop (SIGTERM), how long crmtel keeps retrying a locked or unreachable database so that the calls it
-    # has received are written before it exits. systemd's TimeoutStopSec (deploy/systemd) must be longer.
+    # The stop's one budget from SIGTERM: how long crmtel keeps retrying a locked or unreachable database so
+    # that the calls it has received are written before it exits (then exit 75, the calls not written logged).
+    # systemd's TimeoutStopSec (deploy/systemd) must be longer.
     stop_write_seconds: float = Field(default=60.0, ge=0, le=3600)
     # The one-click results a manager picks for a call, in this order: the codes talked, agreed, callback,
     # not_interested, no_answer, wrong_number are named in the reader's language; any other text is shown

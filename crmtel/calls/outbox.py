@@ -95,6 +95,13 @@ class Outbox:
         p = self._pending
         return len(p.dirty) + len(p.merges) + len(p.discarded)
 
+    def held(self) -> tuple[list[CallKey], list[CallKey]]:
+        """The calls waiting for the store: (ended, still live), each sorted."""
+        p = self._pending
+        ended = sorted(p.ended)
+        live = sorted(k for k in p.dirty if k not in p.ended)
+        return ended, live
+
     @property
     def unwritten(self) -> int:
         """Records held in memory waiting for the store."""

@@ -11,7 +11,8 @@ slow or locked store delays no popup. A ``kill -9`` loses what was not yet commi
 as far as the PBX still knows: live calls come back from ``calls.live_state``, then ``CoreShowChannels`` adds
 the calls that started meanwhile and closes the ones that ended; with a CDR source (``crmtel.cdr``) the
 closed calls get their real end and the calls that began and ended inside the lost window are backfilled.
-A SIGTERM loses nothing: reading stops, what was received is tracked and ``write_all`` writes it.
+A SIGTERM loses nothing a store takes within ``calls.stop_write_seconds`` of it: reading stops, what was
+received is tracked and ``write_all`` writes it, giving up at that deadline with each call not written logged.
 """
 
 from __future__ import annotations
@@ -68,7 +69,7 @@ from crmtel.store.calls import (
     stored_ends_in,
     upsert_in,
 )
-from crmtel.store.db import Database
+from crmtel.store.db import Database, is_sqlite
 from crmtel.store.managers import staff_in
 from crmtel.store.tasks import WantedLead, ensure_leads_in
 
@@ -205,8 +206,13 @@ class CallService:
         match_digits: int = 10,
         after_flush: Callable[[int], None] | None = None,
         tap: CallTap | None = None,
+        backfilled: Collection[str] = (),
     ) -> None:
         self.db = db
+        # The PBXs with a CDR source: an ended call a stop could not write comes back from their backfill.
+        self.backfilled = frozenset(backfilled)
+        # When the stop's writes give up (loop time), set once by ``begin_stop``; None while running.
+        self._stop_at: float | None = None
         # Told how many ended calls each flush stored (the heads' board re-reads today's counts then).
         self._after_flush = after_flush
         # Callback task titles are written in the configured language (they are stored, then read on the page).
@@ -507,6 +513,8 @@ class CallService:
         The pending work is taken from the outbox as one batch and put back unless the transaction commits
         (a database error or a cancellation keeps it for the next flush). Raises StoreUnavailable (nothing
         written) or WriteFenced (the rest written; the calls of a PBX another node took over are its own).
+        Once a stop began (``begin_stop``) the transaction waits for a locked store no longer than the stop
+        has left.
         """
         # One flush at a time (several PBX clients share this service): a later version of a call must
         # never be overwritten by an earlier one committing after it.
@@ -516,6 +524,7 @@ class CallService:
                 if not batch:
                     return
                 async with self.db.session() as session:
+                    await self._bound_wait(session)
                     if self._fence is not None:
                         admitted = await self._fence.admit(session, batch.pbxes)
                         fenced = batch.pbxes - admitted
@@ -537,36 +546,94 @@ class CallService:
                     self.forget(pbx)
                 raise WriteFenced(sorted(fenced))
 
-    async def write_all(self, within: float | None = None) -> bool:
-        """Write everything pending before a stop, retrying a locked or unreachable store for ``within`` s.
+    async def _bound_wait(self, session: AsyncSession) -> None:
+        # No write waits for a locked store longer than a stop may take: once a stop began, than what it
+        # has left; before, SQLite's busy wait (which nothing interrupts once begun) is no longer than the
+        # whole budget, so a wait begun just before SIGTERM ends within the stop's deadline too.
+        bound = self.settings.stop_write_seconds
+        left = self.stop_left
+        if left is not None:
+            await self.db.wait_at_most(session, min(bound, left))
+        elif is_sqlite(self.db.url):
+            await self.db.wait_at_most(session, bound)
 
-        ``within`` defaults to ``calls.stop_write_seconds``. Returns whether everything was written; what
-        could not be is logged with its count.
+    def begin_stop(self, within: float | None = None) -> float:
+        """Start the stop's one budget (``within``, default ``calls.stop_write_seconds``) unless it runs.
+
+        Returns the deadline (loop time) every later step of the stop shares: the drain, each write
+        attempt, the last write — the budget is given once, from SIGTERM, however many steps use it.
         """
-        if within is None:
-            within = self.settings.stop_write_seconds
+        if self._stop_at is None:
+            if within is None:
+                within = self.settings.stop_write_seconds
+            self._stop_at = asyncio.get_running_loop().time() + within
+        return self._stop_at
+
+    @property
+    def stop_left(self) -> float | None:
+        """Seconds the stop has left (None while not stopping)."""
+        if self._stop_at is None:
+            return None
+        return max(0.0, self._stop_at - asyncio.get_running_loop().time())
+
+    async def write_all(self, within: float | None = None, *, report: bool = True) -> bool:
+        """Write everything pending before a stop, retrying a locked or unreachable store until its deadline.
+
+        The deadline is the stop's (``begin_stop``; started here with ``within`` if no stop began). Each
+        attempt is bounded by the time left: a write still waiting on the store then is cancelled (the
+        outbox keeps its batch) and so is a busy wait. Returns whether everything was written; what was
+        not is logged by call, with where it comes back from (``report=False``: a step of the stop that a
+        last ``write_all`` follows, once a write still running elsewhere has put its batch back).
+        """
         loop = asyncio.get_running_loop()
-        deadline = loop.time() + within
+        deadline = self.begin_stop(within)
         delay = 0.1
+        error: object = "no time left"
         while True:
             try:
-                await self.flush()
+                async with asyncio.timeout_at(deadline):
+                    await self.flush()
                 return True
+            except TimeoutError:
+                error = "a write was still waiting for the store at the deadline"
+                break
             except WriteFenced as err:
                 log.warning("%s", err)
             except CrmtelError as err:
+                error = err
                 left = deadline - loop.time()
                 if left <= 0:
-                    log.error(
-                        "stopping with %d call(s) not written: the store did not take them within %.0f s: %s",
-                        self.outbox.pending,
-                        within,
-                        err,
-                    )
-                    return False
-                log.warning("store not writable while stopping (%s); retrying for %.0f s more", err, left)
+                    break
+                log.warning("store not writable while stopping (%s); retrying for %.1f s more", err, left)
                 await asyncio.sleep(min(delay, left))
                 delay = min(delay * 2, 2.0)
+        if report:
+            self._log_unwritten(error)
+        return False
+
+    def _log_unwritten(self, error: object) -> None:
+        ended, live = self.outbox.held()
+        log.error(
+            "stopping with %d call(s) not written: the store did not take them before the stop's deadline "
+            "(calls.stop_write_seconds=%.0f): %s",
+            len(ended) + len(live),
+            self.settings.stop_write_seconds,
+            error,
+        )
+        for pbx, linkedid in ended:
+            where = (
+                "the CDR backfill stores it at the next start"
+                if pbx in self.backfilled
+                else "LOST: this PBX has no CDR source (ami.cdr) to backfill it from"
+            )
+            log.error("not written: ended call %s on %s; %s", linkedid, pbx, where)
+        for pbx, linkedid in live:
+            log.error(
+                "not written: latest state of live call %s on %s; the next start resumes it from the "
+                "PBX (CoreShowChannels) and its CDR",
+                linkedid,
+                pbx,
+            )
 
     async def _write(
         self,

@@ -42,4 +42,5 @@ def build_call_service(
         match_digits=settings.reports.callback_match_digits,
         after_flush=after_flush,
         tap=tap,
+        backfilled={pbx.name for pbx in pbxes if pbx.cdr},
     )

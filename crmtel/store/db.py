@@ -18,6 +18,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from crmtel.errors import StoreUnavailable
 
 _MIGRATIONS = Path(__file__).parent / "migrations"
+# How long a SQLite connection waits for another writer's lock before "database is locked".
+_SQLITE_BUSY_MS = 5000
 
 
 def is_sqlite(url: str) -> bool:
@@ -31,7 +33,7 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.execute("PRAGMA journal_mode=WAL")
     cursor.execute("PRAGMA synchronous=NORMAL")
     cursor.execute("PRAGMA foreign_keys=ON")
-    cursor.execute("PRAGMA busy_timeout=5000")
+    cursor.execute(f"PRAGMA busy_timeout={_SQLITE_BUSY_MS}")
     cursor.close()
 
 
@@ -96,6 +98,21 @@ class Database:
             raise StoreUnavailable(f"database error: {err.__class__.__name__}: {err}") from err
         except OSError as err:
             raise StoreUnavailable(f"database unreachable: {err}") from err
+
+    async def wait_at_most(self, session: AsyncSession, seconds: float) -> None:
+        """Bound how long ``session``'s transaction waits for another writer's lock to ``seconds``.
+
+        SQLite: the connection's busy wait (``PRAGMA busy_timeout``, 5 s by default) is shortened when
+        ``seconds`` is less (it stays so on that pooled connection: meant for the writes of a stop); a busy
+        wait cannot be interrupted once it began, so this is what keeps a stop on time. PostgreSQL: ``SET LOCAL lock_timeout`` for this transaction. A wait that runs out is a
+        database error (StoreUnavailable), and the caller's transaction is rolled back.
+        """
+        ms = max(1, int(seconds * 1000))
+        if is_sqlite(self.url):
+            if ms < _SQLITE_BUSY_MS:
+                await session.execute(text(f"PRAGMA busy_timeout={ms}"))
+        else:
+            await session.execute(text(f"SET LOCAL lock_timeout = {ms}"))
 
     async def ping(self) -> None:
         """One trivial query: StoreUnavailable unless the database answers."""
