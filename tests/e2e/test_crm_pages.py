@@ -6,6 +6,7 @@ a write without the CSRF token is refused — and axe finds no serious or critic
 
 from __future__ import annotations
 
+import re
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -44,7 +45,7 @@ from crmtel.store.db import Database
 from crmtel.store.deals import DealRepository, NewDeal
 from crmtel.store.history import CallHistory
 from crmtel.store.managers import ManagerRepository
-from crmtel.store.models import CallRow
+from crmtel.store.models import CallRow, TaskRow
 from crmtel.store.notes import NoteRepository
 from crmtel.store.parties import NewClient, PartyRepository
 from crmtel.tasks.web import task_routes
@@ -321,6 +322,41 @@ async def test_a_deal_is_moved_through_the_pipeline_to_won(
         await context.close()
         (won,) = (await CrmDeals(db).find(Viewer(site.ids["anna"], head=True), status="won"))[0]
         assert won.closed_at is not None
+
+
+async def test_the_task_list_pages_on_past_its_first_hundred(db: Database, browser: Browser) -> None:
+    """230 open tasks: the list shows 100 and «Показать ещё» until every one is listed, none twice."""
+    async with crm_site(db) as site:
+        now = datetime.now(UTC)
+        async with db.session() as session:
+            session.add_all(
+                TaskRow(
+                    kind="call",
+                    manager_id=site.ids["anna"],
+                    client_id=site.ids["petrov"],
+                    title=f"Задача {i:03d}",
+                    status="open",
+                    due_at=now + timedelta(hours=i),
+                    created_at=now,
+                    updated_at=now,
+                    source="planned",
+                    missed_count=0,
+                )
+                for i in range(230)
+            )
+        context, page = await login(browser, site, "anna", 1366, 900)
+        await page.goto(site.url("/#tasks"))
+        rows = page.locator("[data-testid=task-list] [data-testid=task-row]", has_text="Задача ")
+        await expect(rows).to_have_count(100, timeout=SEEN)
+        more = page.locator("[data-testid=task-more]")
+        await more.click()
+        await expect(rows).to_have_count(200, timeout=SEEN)
+        await more.click()
+        await expect(rows).to_have_count(230, timeout=SEEN)
+        await expect(more).to_be_hidden()
+        texts = await rows.all_inner_texts()
+        assert len({m for t in texts for m in re.findall(r"Задача \d{3}", t)}) == 230
+        await context.close()
 
 
 @pytest.mark.parametrize(("width", "height"), SIZES)

@@ -90,17 +90,43 @@ function taskRow(task) {
     actions);
 }
 
-async function fetchTasks(params) {
+async function fetchPage(params, cursor) {
   const p = new URLSearchParams(params);
   if (form.manager && form.manager.value) p.set("manager", form.manager.value);
+  if (cursor) p.set("cursor", cursor);
   const res = await api("GET", "/api/tasks?" + p.toString());
-  return res.ok && res.data ? res.data.items : [];
+  return res.ok && res.data ? { items: res.data.items, next: res.data.next || null } : { items: [], next: null };
 }
 
+// The calendar shows one day or week: every page of it (a day's tasks are never cut off silently).
+async function fetchTasks(params) {
+  const items = [];
+  let cursor = null;
+  do {
+    const page = await fetchPage(params, cursor);
+    items.push(...page.items);
+    cursor = page.next;
+  } while (cursor);
+  return items;
+}
+
+// The list pages on by «Показать ещё»: 100 tasks at a time, never a silent stop.
 async function renderList() {
-  const items = await fetchTasks({ status: form.status.value, limit: "300" });
-  body.replaceChildren(items.length ? el("ol", { className: "task-list", testid: "task-list" }, items.map(taskRow))
-    : el("p", { className: "empty", i18n: "crm.tasks_empty" }));
+  const params = { status: form.status.value, limit: "100" };
+  const first = await fetchPage(params, null);
+  if (!first.items.length) { body.replaceChildren(el("p", { className: "empty", i18n: "crm.tasks_empty" })); return; }
+  const list = el("ol", { className: "task-list", testid: "task-list" }, first.items.map(taskRow));
+  let cursor = first.next;
+  const more = el("button", { type: "button", className: "btn", i18n: "page.history.more", testid: "task-more",
+    hidden: !cursor, onclick: async () => {
+      more.disabled = true;
+      const page = await fetchPage(params, cursor);
+      list.append(...page.items.map(taskRow));
+      cursor = page.next;
+      more.hidden = !cursor;
+      more.disabled = false;
+    } });
+  body.replaceChildren(list, more);
 }
 
 async function renderCalendar() {
