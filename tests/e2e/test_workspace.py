@@ -11,7 +11,7 @@ import contextlib
 import math
 import wave
 from collections.abc import AsyncIterator
-from datetime import date, datetime
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 from zoneinfo import ZoneInfo
@@ -263,7 +263,11 @@ async def test_a_call_worked_from_the_card_in_the_users_language_on_any_screen(
         callback = card.locator("[data-testid=action-callback]")
         await callback.locator("summary").click()
         await callback.locator("input[name=title]").fill("Счёт")
-        await callback.locator("input[name=due_minutes]").fill("15")
+        # Planned with a date and a time picker (tomorrow 10:00 in the configured zone), not «in N minutes».
+        tomorrow = (datetime.now(UTC) + timedelta(days=1)).astimezone(ZoneInfo(ZONE)).date()
+        await expect(callback.locator("input[name=due_date]")).to_have_attribute("type", "date")
+        await callback.locator("input[name=due_date]").fill(tomorrow.isoformat())
+        await callback.locator("input[name=due_time]").fill("10:00")
         await callback.locator("input[name=title]").press("Enter")  # Enter saves
         await expect(callback.locator("[data-testid=action-msg]")).to_have_text(saved, timeout=SEEN)
         (stored_deal,) = await DealRepository(db).for_calls([call_row])
@@ -272,6 +276,8 @@ async def test_a_call_worked_from_the_card_in_the_users_language_on_any_screen(
         assert stored_note.comment == COMMENT
         (task,) = await NoteRepository(db).tasks_for_call(call_row)
         assert task.title == "Счёт"
+        due = task.due_at.astimezone(ZoneInfo(ZONE))
+        assert (due.date(), due.hour, due.minute) == (tomorrow, 10, 0)
 
         # The history: the call's start in the configured zone; its detail opens over the list.
         row = page.locator("[data-testid=history-row]")

@@ -1,25 +1,30 @@
 // What a manager does about a call — result note, lead, deal, callback — as forms built once and kept:
 // the card and the call detail update around them, so nothing typed is lost while the call changes.
 import { api, callUrl } from "./api.js";
+import { localParts, zonedInstant } from "./crm.js";
 import { el } from "./dom.js";
 import { t } from "./i18n.js";
 
 let uid = 0;
 
-// fields: [name, labelKey, kind] with kind "text" (default), "textarea", "email", "number", "amount"
+// fields: [name, labelKey, kind, initial] with kind "text" (default), "textarea", "email", "number", "amount",
+// "date", "time"; initial() gives the value the field starts with (and returns to after a save).
 function actionForm(id, labelKey, fields, submit, { open = false } = {}) {
   const msg = el("p", { className: "msg", testid: "action-msg", attrs: { role: "status", "aria-live": "polite" } });
   const inputs = {};
+  const initials = {};
   const form = el("form", { className: "action", noValidate: true });
-  for (const [name, key, kind] of fields) {
+  for (const [name, key, kind, initial] of fields) {
     const inputId = "f" + ++uid + "-" + name;
     const common = { id: inputId, name, autocomplete: "off" };
     let input;
     if (kind === "textarea") input = el("textarea", { ...common, rows: 3 });
     else if (kind === "amount") input = el("input", { ...common, type: "text", inputMode: "decimal" });
     else if (kind === "number") input = el("input", { ...common, type: "number", min: 1, step: 1, inputMode: "numeric" });
+    else if (kind === "time") input = el("input", { ...common, type: "time", step: 300 });
     else input = el("input", { ...common, type: kind || "text" });
     inputs[name] = input;
+    if (initial) { initials[name] = initial; input.value = initial(); }
     form.append(el("div", { className: "field" }, el("label", { htmlFor: inputId, i18n: key }), input));
   }
   // Enter saves in a one-line field (the browser does that); in the comment box Ctrl+Enter does.
@@ -41,7 +46,7 @@ function actionForm(id, labelKey, fields, submit, { open = false } = {}) {
     const res = await submit(values);
     save.disabled = false;
     if (res.ok) {
-      for (const input of Object.values(inputs)) input.value = "";
+      for (const [name, input] of Object.entries(inputs)) input.value = initials[name] ? initials[name]() : "";
       msg.textContent = t("page.action.saved");
       msg.classList.add("ok");
     } else {
@@ -67,10 +72,14 @@ export function callActions(callId, { openNote = window.matchMedia("(min-width: 
   const deal = actionForm("deal", "page.action.deal",
     [["title", "page.field.deal_title"], ["amount", "page.field.amount", "amount"]],
     (v) => api("POST", callUrl(callId, "/deals"), v));
+  // A callback is planned for a day and a time (in the configured zone), as on the tasks page; it starts
+  // at an hour from now, rounded up to five minutes.
+  const inAnHour = () => localParts(new Date(Math.ceil((Date.now() + 3600e3) / 300e3) * 300e3).toISOString());
   const callback = actionForm("callback", "page.action.callback",
-    [["title", "page.field.callback_title"], ["due_minutes", "page.field.due_minutes", "number"]],
+    [["title", "page.field.callback_title"], ["due_date", "crm.field.date", "date", () => inAnHour().date],
+      ["due_time", "crm.field.time", "time", () => inAnHour().time]],
     (v) => api("POST", callUrl(callId, "/tasks"),
-      { title: v.title, due_minutes: v.due_minutes ? parseInt(v.due_minutes, 10) : undefined }));
+      { title: v.title, due_at: v.due_date ? zonedInstant(v.due_date, v.due_time) : undefined }));
   const node = el("div", { className: "call-actions", testid: "call-actions" }, note, lead, deal, callback);
   return {
     node,
