@@ -58,7 +58,7 @@ def write_csv(path: Path, megabytes: float) -> int:
         writer = csv.writer(out, delimiter=";")
         writer.writerow(HEADER)
         while True:
-            for _ in range(1_000):
+            for _ in range(100):
                 rows += 1
                 writer.writerow(_row(rows))
             if out.tell() >= megabytes * 1e6:
@@ -112,7 +112,7 @@ def main() -> int:
     )
     parser.add_argument("--csv-mb", type=float, default=200.0)
     parser.add_argument("--xlsx-rows", type=int, default=3_000_000)
-    smoke.add_smoke(parser, csv_mb=0.5, xlsx_rows=2000)
+    smoke.add_smoke(parser, csv_mb=0.05, xlsx_rows=300)
     args = smoke.parse(parser)
     with tempfile.TemporaryDirectory(prefix="crmtel-bench-") as tmp:
         work = Path(tmp)
@@ -123,7 +123,7 @@ def main() -> int:
         peaks: list[float] = []
 
         base = work / "baseline.csv"
-        rows = write_csv(base, 1.0 if not args.smoke else 0.1)
+        rows = write_csv(base, 1.0 if not args.smoke else 0.02)
         peak, summary = peak_rss_mb(config, base)
         print(
             f"baseline: csv {base.stat().st_size / 1e6:.1f} MB ({rows:,} rows): peak RSS {peak:.0f} MB — {summary}"
