@@ -304,6 +304,8 @@ async def _websocket(request: web.Request) -> web.WebSocketResponse:
         "everyone": scope is None,
         "live": list(conn.live_calls),
         "now": iso_value(datetime.now(UTC)),
+        # The page's keep-alive follows the server's: a socket silent for two of them and 10 s is dead.
+        "heartbeat": state.settings.heartbeat,
     }
     try:
         await ws.send_str(encode(hello))

@@ -57,6 +57,8 @@ class Line:
     port: int = field(default_factory=free_port)
     hub: Hub = field(default_factory=Hub)
     service: CallService | None = None
+    # The websocket keep-alive ([web] heartbeat): the page's silence clock follows it.
+    heartbeat: float = 20.0
     _stack: contextlib.AsyncExitStack | None = None
 
     @property
@@ -79,7 +81,9 @@ class Line:
             BoardService(self.hub, ManagerNames(self.db), StoreCounts(self.db), timezone="Europe/Moscow")
         )
         routes = (reports, results, board_routes(board, current_manager, translator))
-        app = create_app(WebSettings(port=0), db=self.db, hub=self.hub, routes=routes)
+        app = create_app(
+            WebSettings(port=0, heartbeat=self.heartbeat), db=self.db, hub=self.hub, routes=routes
+        )
         web = TestServer(app, host="127.0.0.1", port=self.port)
         await web.start_server()
         stack.push_async_callback(web.close)
@@ -120,9 +124,9 @@ class Line:
 
 
 @contextlib.asynccontextmanager
-async def line(db: Database, browser: Browser) -> AsyncIterator[Line]:
+async def line(db: Database, browser: Browser, heartbeat: float = 20.0) -> AsyncIterator[Line]:
     await seed_managers(db)
-    live = Line(db, browser)
+    live = Line(db, browser, heartbeat=heartbeat)
     await live.start()
     try:
         yield live

@@ -6,8 +6,10 @@
 import { api } from "./api.js";
 
 export const SESSION_ENDED = 4401;
-const PING_MS = 25000;
-const SILENT_MS = 2 * PING_MS + 10000; // no frame (not even a pong) for this long: the socket is dead
+// The keep-alive, until the hello says the server's (`[web] heartbeat`): a ping every PING_MS, and a socket
+// with no frame (not even a pong) for SILENT_MS is dead.
+let PING_MS = 25000;
+let SILENT_MS = 2 * PING_MS + 10000;
 const WAKE_GAP_MS = 15000; // the page's timers stood still this long: the machine slept
 
 const listeners = [];
@@ -59,6 +61,7 @@ function open() {
     lastFrame = Date.now();
     let msg;
     try { msg = JSON.parse(ev.data); } catch (_e) { return; }
+    if (msg.type === "hello" && msg.heartbeat > 0) keepAlive(ws, msg.heartbeat * 1000);
     for (const fn of listeners) {
       try { fn(msg); } catch (err) { console.error("message handler failed", err); }
     }
@@ -76,6 +79,13 @@ function open() {
     }
     retryLater();
   };
+  keepAlive(ws, PING_MS);
+}
+
+function keepAlive(ws, pingMs) {
+  PING_MS = pingMs;
+  SILENT_MS = 2 * PING_MS + 10000;
+  clearInterval(pingTimer);
   pingTimer = setInterval(() => {
     if (ws.readyState !== WebSocket.OPEN) return;
     if (Date.now() - lastFrame > SILENT_MS) { drop(ws); return; }
