@@ -87,6 +87,10 @@ async def seed(database_url: str, staff: Sequence[Staff], customers: Sequence[Cu
         await db.dispose()
 
 
+# [ami.originate] ring_seconds of a rig: how long click-to-call rings the manager's phone.
+ORIGINATE_RING_SECONDS = 8
+
+
 def crmtel_config(
     path: Path,
     *,
@@ -102,7 +106,7 @@ def crmtel_config(
     queue_owners: Mapping[str, str],
     default_owner: str | None,
     ring_seconds: int = 5,
-    originate_ring_seconds: int = 8,
+    originate_ring_seconds: int = ORIGINATE_RING_SECONDS,
 ) -> Path:
     """crmtel's TOML config for a live PBX (what an admin writes into /etc/crmtel/crmtel.toml)."""
     ami: dict[str, object] = {

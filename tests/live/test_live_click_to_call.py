@@ -22,8 +22,10 @@ from tests.fixtures.databases import PostgresRun, SqliteRun
 from tests.fixtures.races import RACES_PROCESSES
 from tests.live.asterisk import Install, Phone, Queue
 from tests.live.batch import Expected, Result, Scenario, assert_matches, first_invite_at
+from tests.live.cdr import CdrRow, read_master_csv
 from tests.live.conftest import module_database
 from tests.live.crmtel_side import (
+    ORIGINATE_RING_SECONDS,
     Browser,
     CallRecord,
     Staff,
@@ -81,6 +83,18 @@ FINAL = {"no_answer", "busy", "congested", "rejected", "failed", "refused", "unr
 
 
 @dataclass
+class Attempt:
+    """The PBX's own account of one click's Originate: its AMI stream (the witness) and Master.csv."""
+
+    response: AmiMessage  # the OriginateResponse for the manager's phone
+    channels: list[str]  # the manager's phone channels the Originate made
+    dial_ends: list[str]  # their DialEnd statuses
+    causes: list[str]  # their Hangup causes
+    rang_for: list[float]  # DialBegin to Hangup of each, by the PBX's timestamps
+    cdr: list[CdrRow]  # Master.csv's rows of the calls it made
+
+
+@dataclass
 class Click:
     """One click-to-call: the API's answer, the dial.result messages the page got, the records it left."""
 
@@ -92,6 +106,7 @@ class Click:
     records: list[CallRecord] = field(default_factory=list)
     linkedids: list[str] = field(default_factory=list)  # every call the Originate started on the PBX
     result: Result | None = None
+    pbx: Attempt | None = None
 
     @property
     def statuses(self) -> list[str]:
@@ -110,6 +125,7 @@ class ClickToCall:
     calls_before_backfill: list[CallRecord]
     calls_after_backfill: list[CallRecord]
     backfill_output: str
+    master_csv: list[CdrRow]  # every row the PBX wrote, read after the backfill
 
 
 async def _dial(http: aiohttp.ClientSession, number: str) -> dict[str, Any]:
@@ -155,6 +171,38 @@ async def _hung_up(rig: LiveRig, linkedid: str, since: int) -> None:
     await rig.witness.wait_for(done, limit=60, start=since)
 
 
+async def _attempt(rig: LiveRig, extension: str, linkedids: list[str], since: int) -> Attempt:
+    """What the PBX said about the Originate to ``extension``: OriginateResponse, the phone's channels (DialEnd,
+    Hangup cause, how long each rang) and the Master.csv rows of those calls."""
+    phone = f"PJSIP/{extension}"
+    response = await rig.witness.wait_for(
+        lambda m: m.event == "OriginateResponse" and (m.get("Channel") or "").split("-")[0] == phone,
+        limit=60,
+        start=since,
+    )
+    ours = [
+        m
+        for m in rig.witness.messages[since:]
+        if m.get("Linkedid") in linkedids or (m.get("DestLinkedid") or "") in linkedids
+    ]
+
+    def of(m: AmiMessage, header: str) -> bool:
+        return (m.get(header) or "").startswith(f"{phone}-")
+
+    channels = [m["Channel"] for m in ours if m.event == "Newchannel" and of(m, "Channel")]
+    begun = {m["DestChannel"]: m.timestamp for m in ours if m.event == "DialBegin" and of(m, "DestChannel")}
+    hangups = {m["Channel"]: m for m in ours if m.event == "Hangup" and of(m, "Channel")}
+    rows = [row for linkedid in linkedids for row in await rig.wait_cdr(linkedid)]
+    return Attempt(
+        response=response,
+        channels=channels,
+        dial_ends=[m["DialStatus"] for m in ours if m.event == "DialEnd" and of(m, "DestChannel")],
+        causes=[hangups[c]["Cause"] for c in channels if c in hangups],
+        rang_for=[hangups[c].timestamp - begun[c] for c in channels if c in hangups and c in begun],
+        cdr=rows,
+    )
+
+
 async def _click_flow(rig: LiveRig, login: str, extension: str, number: str, until: set[str]) -> Click:
     async with logged_in(rig.web_url, login, f"pw-{login}") as (http, browser):
         since = len(rig.witness.messages)
@@ -165,6 +213,8 @@ async def _click_flow(rig: LiveRig, login: str, extension: str, number: str, unt
         click.linkedids = await _originated(rig, extension, since)
         for linkedid in click.linkedids:
             await _hung_up(rig, linkedid, since)
+        if click.statuses[-1] in FINAL:
+            click.pbx = await _attempt(rig, extension, click.linkedids, since)
         return click
 
 
@@ -236,6 +286,7 @@ async def _run(install: Install, folder: Path, database_url: str) -> ClickToCall
         before = await all_calls(database_url)
         output = await _backfill(rig, started)
         after = await all_calls(database_url)
+        master_csv = read_master_csv(rig.cfg.master_csv)
         rig.witness.save(folder / "click-to-call")
     clicks = {
         "answered": answered,
@@ -245,7 +296,7 @@ async def _run(install: Install, folder: Path, database_url: str) -> ClickToCall
         "not-registered": offline,
         "callback": callback,
     }
-    return ClickToCall(clicks, missed, tasks_before, tasks_after, before, after, output)
+    return ClickToCall(clicks, missed, tasks_before, tasks_after, before, after, output, master_csv)
 
 
 @pytest.fixture(scope="module")
@@ -280,9 +331,14 @@ def test_click_to_call_answered(c2c: ClickToCall) -> None:
 
 
 def test_click_to_call_with_the_managers_phone_busy(c2c: ClickToCall) -> None:
-    """boris's phone answers 486: the page says busy, and no call is stored."""
+    """boris's phone answers 486: the page says busy, as the PBX did (DialEnd BUSY, cause 17), and no call is
+    stored."""
     click = c2c.clicks["busy"]
     assert click.statuses[-1] == "busy", click.results
+    pbx = _failed_attempt(c2c, "busy")
+    assert pbx.dial_ends == ["BUSY"], pbx
+    assert pbx.causes == ["17"], pbx
+    assert [row.disposition for row in pbx.cdr] == ["BUSY"], pbx.cdr
 
 
 def test_click_to_call_busy_leaves_no_live_record(c2c: ClickToCall) -> None:
@@ -293,30 +349,55 @@ def test_click_to_call_busy_leaves_no_live_record(c2c: ClickToCall) -> None:
 
 
 def test_click_to_call_not_answered(c2c: ClickToCall) -> None:
-    """vera's phone rings out (ring_seconds): 'your phone did not answer', no call stored."""
+    """vera's phone rings out: 'your phone did not answer' after it rang ring_seconds by the PBX's clock (±1 s),
+    hung up with cause 19 (no answer); no call stored."""
     click = c2c.clicks["no-answer"]
     assert click.statuses[-1] == "no_answer", click.results
+    pbx = _failed_attempt(c2c, "no-answer")
+    assert set(pbx.dial_ends) <= {"NOANSWER"}, pbx
+    assert pbx.causes == ["19"], pbx
+    assert pbx.response["Reason"] == "3", pbx.response  # 3: rang out
+    assert len(pbx.rang_for) == 1, pbx
+    assert abs(pbx.rang_for[0] - ORIGINATE_RING_SECONDS) <= 1.0, pbx.rang_for
+    assert [row.disposition for row in pbx.cdr] == ["NO ANSWER"], pbx.cdr
+    assert abs(pbx.cdr[0].duration - ORIGINATE_RING_SECONDS) <= 1, pbx.cdr
     assert not _stored(c2c.calls_before_backfill, click.linkedids)
 
 
 def test_click_to_call_declined_on_the_phone(c2c: ClickToCall) -> None:
-    """gleb declines the ringing phone (603): 'you declined', not 'not registered'; no call stored."""
+    """gleb declines the ringing phone (603): 'you declined', as the PBX did (DialEnd NOANSWER, cause 21 call
+    rejected), not 'not registered'; no call stored."""
     click = c2c.clicks["declined"]
     assert click.statuses[-1] == "rejected", click.results
+    pbx = _failed_attempt(c2c, "declined")
+    assert pbx.dial_ends == ["NOANSWER"], pbx
+    assert pbx.causes == ["21"], pbx
+    assert [row.disposition for row in pbx.cdr] == ["NO ANSWER"], pbx.cdr
     assert not _stored(c2c.calls_before_backfill, click.linkedids)
 
 
 def test_click_to_call_on_a_phone_that_is_not_registered(c2c: ClickToCall) -> None:
-    """fedor's phone is off (no contact): 'your phone is not registered', and no call stored."""
+    """fedor's phone is off (no contact): 'your phone is not registered' — the PBX refused the Originate without
+    making a channel, wrote no Master.csv row for his phone, and no call is stored."""
     click = c2c.clicks["not-registered"]
     assert click.statuses[-1] == "failed", click.results
+    pbx = _failed_attempt(c2c, "not-registered")
+    assert pbx.channels == [], pbx
+    assert pbx.cdr == [], pbx
+    assert not [row for row in c2c.master_csv if row.channel.startswith("PJSIP/137-")], c2c.master_csv
     assert not _stored(c2c.calls_before_backfill, click.linkedids)
 
 
 def test_failed_click_to_calls_do_not_come_back_from_the_cdr(c2c: ClickToCall) -> None:
-    """After `crmtel backfill` over the same period, the busy, unanswered and declined attempts are still no calls."""
-    failed = [lid for key in ("busy", "no-answer", "declined") for lid in c2c.clicks[key].linkedids]
-    assert not _stored(c2c.calls_after_backfill, failed), c2c.backfill_output
+    """After `crmtel backfill` over the same period, the rows the PBX wrote for the busy, unanswered and declined
+    attempts (Master.csv's own) give no call, and nothing of the phone that was off came back either."""
+    for key in ("busy", "no-answer", "declined"):
+        pbx = _failed_attempt(c2c, key)
+        written = [row for row in c2c.master_csv if row.linkedid in set(c2c.clicks[key].linkedids)]
+        assert written, key
+        assert {row.linkedid for row in written} == {row.linkedid for row in pbx.cdr}, key
+        assert not _stored(c2c.calls_after_backfill, [row.linkedid for row in written]), c2c.backfill_output
+    assert not [r for r in c2c.calls_after_backfill if r.caller_number == "137" or "137" in r.rang]
 
 
 def test_backfill_agrees_with_every_call_seen_live(c2c: ClickToCall) -> None:
@@ -364,6 +445,14 @@ def test_missed_call_opens_a_task_and_the_managers_click_to_call_closes_it(c2c: 
     assert [t.status for t in closed] == ["closed"]
     assert closed[0].closed_by_call_id is not None
     assert callback.records[0].linkedid == callback.result.linkedid
+
+
+def _failed_attempt(c2c: ClickToCall, key: str) -> Attempt:
+    """A failed click's PBX account: the Originate failed (OriginateResponse Failure for the manager's phone)."""
+    pbx = c2c.clicks[key].pbx
+    assert pbx is not None
+    assert pbx.response["Response"] == "Failure", pbx.response
+    return pbx
 
 
 def _stored(records: list[CallRecord], linkedids: list[str]) -> list[CallRecord]:
