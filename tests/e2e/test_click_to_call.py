@@ -14,7 +14,8 @@ from playwright.async_api import Browser, Page, expect
 from crmtel.ami.client import AmiClient
 from crmtel.callbacks.web import callback_routes
 from crmtel.calls.service import CallService
-from crmtel.config import CallsSettings, DialRule, OriginateSettings, WebSettings
+from crmtel.config import CallsSettings, DealsSettings, DialRule, OriginateSettings, WebSettings
+from crmtel.crm.web import CrmApi, crm_routes
 from crmtel.dial.service import DialService
 from crmtel.dial.web import dial_routes, hub_notifier
 from crmtel.domain import Category
@@ -25,6 +26,10 @@ from crmtel.push.notifier import ManagerNames, Notifier
 from crmtel.push.web import create_app
 from crmtel.store.callbacks import CallbackRepository
 from crmtel.store.calls import CallRepository
+from crmtel.store.crm_lists import PartyLists
+from crmtel.store.crm_merge import PartyMerger
+from crmtel.store.crm_parties import PartyCards
+from crmtel.store.crm_timeline import Timelines
 from crmtel.store.db import Database
 from crmtel.store.managers import ManagerRepository
 from crmtel.store.parties import NewClient, PartyRepository
@@ -78,7 +83,22 @@ async def rig(db: Database, browser: Browser, traces_dir: object) -> AsyncIterat
                 locator=service.calls,
                 notify=hub_notifier(hub),
             )
-            routes = (dial_routes(dial), callback_routes(CallbackRepository(db), ManagerRepository(db)))
+            crm = CrmApi(
+                lists=PartyLists(db),
+                cards=PartyCards(db),
+                merger=PartyMerger(db),
+                timelines=Timelines(db),
+                parties=PartyRepository(db),
+                managers=ManagerRepository(db),
+                region="RU",
+                recordings_dir=None,
+                deals=DealsSettings(),
+            )
+            routes = (
+                dial_routes(dial),
+                callback_routes(CallbackRepository(db), ManagerRepository(db)),
+                crm_routes(crm),
+            )
             web = TestServer(create_app(WebSettings(port=0), db=db, hub=hub, routes=routes), port=0)
             await web.start_server()
             try:

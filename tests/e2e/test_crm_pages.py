@@ -89,6 +89,7 @@ async def crm_site(db: Database) -> AsyncIterator[Crm]:
         NewClient(name="ООО «Ромашка»", phones=("+74951234567",), manager_id=anna)
     )
     await parties.add_contact("Семёнова Алёна", ["+79035554433"], [romashka.id])
+    await parties.set_details(romashka.id, inn="7723286019")
     dup = await parties.add_client(NewClient(name="Кузнецов (дубль)", phones=("+79030000001",)))
     vector = await parties.add_client(
         NewClient(name="ООО «Вектор»", phones=("+74957654321",), manager_id=boris)
@@ -322,6 +323,34 @@ async def test_a_deal_is_moved_through_the_pipeline_to_won(
         await context.close()
         (won,) = (await CrmDeals(db).find(Viewer(site.ids["anna"], head=True), status="won"))[0]
         assert won.closed_at is not None
+
+
+@pytest.mark.parametrize(("width", "height"), SIZES)
+async def test_the_callbacks_search_box_finds_what_the_client_list_finds_and_opens_the_card(
+    db: Database, browser: Browser, width: int, height: int
+) -> None:
+    """«Перезвонить»'s search box: a number in any spelling, «ип», a contact person, an INN; a hit opens."""
+    async with crm_site(db) as site:
+        context, page = await login(browser, site, "anna", width, height)
+        await page.goto(site.url("/#callbacks"))
+        box = page.locator("[data-testid=search-input]")
+        hits = page.locator("[data-testid=search-hit]")
+        for typed, name in (
+            ("89167770007", "ИП Пётр Кузнецов"),
+            ("8 (916) 777-00-07", "ИП Пётр Кузнецов"),
+            ("ип", "ИП Пётр Кузнецов"),
+            ("семенова", "ООО «Ромашка»"),
+            ("7723286019", "ООО «Ромашка»"),
+        ):
+            await box.fill(typed)
+            await expect(hits.filter(has_text=name)).to_have_count(1, timeout=SEEN)
+        await box.fill("8 (916) 777-00-07")
+        hit = hits.filter(has_text="ИП Пётр Кузнецов")
+        await expect(hit).to_contain_text("+7 916 777-00-07", timeout=SEEN)
+        await _no_axe(page, "the callbacks search")
+        await hit.locator("[data-testid=search-hit-open]").click()
+        await expect(page.locator("[data-testid=party-title]")).to_have_text("ИП Пётр Кузнецов", timeout=SEEN)
+        await context.close()
 
 
 async def test_the_task_list_pages_on_past_its_first_hundred(db: Database, browser: Browser) -> None:

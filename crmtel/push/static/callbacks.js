@@ -56,17 +56,23 @@ async function refresh() {
   empty.hidden = tasks.length > 0;
 }
 
+// A hit opens the client's or lead's card; its numbers are written one way and can be called.
 function hit(item) {
-  return el("li", { className: "search-hit", testid: "search-hit" },
-    el("strong", {}, item.name), item.company ? el("span", { className: "muted" }, " · " + item.company) : null,
-    ...item.phones.map((p) => phone(p, { where: "search", name: item.name })));
+  return el("li", { className: "search-hit", testid: "search-hit", dataset: { kind: item.kind, id: String(item.id) } },
+    el("a", { href: `#clients/${item.kind}/${item.id}`, testid: "search-hit-open" }, el("strong", {}, item.name)),
+    item.company ? el("span", { className: "muted" }, " · " + item.company) : null,
+    ...item.phones.map((p) => phone(p.e164, { where: "search", name: item.name, display: p.display })));
 }
 
+// The same search as the client list (numbers in any spelling, ё/е, contact persons, INN): clients, then leads.
+let searchSeq = 0;
 async function search(q) {
+  const seq = ++searchSeq;
   if (q.trim().length < 2) { results.replaceChildren(); return; }
-  const res = await api("GET", "/api/search?q=" + encodeURIComponent(q.trim()));
-  if (!res.ok || !res.data) return;
-  const items = res.data.results;
+  const query = "limit=10&q=" + encodeURIComponent(q.trim());
+  const [clients, leads] = await Promise.all([api("GET", "/api/clients?" + query), api("GET", "/api/leads?" + query)]);
+  if (seq !== searchSeq) return; // a later keystroke's answer wins
+  const items = [clients, leads].flatMap((res) => (res.ok && res.data ? res.data.items : []));
   results.replaceChildren(...(items.length ? items.map(hit)
     : [el("li", { className: "muted", i18n: "callbacks.search_empty" })]));
 }
