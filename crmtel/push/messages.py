@@ -16,6 +16,7 @@ ANSWERED = "call.answered"
 RING_STOPPED = "call.ring_stopped"
 ENDED = "call.ended"
 CARD = "call.card"
+RESULT = "call.result"
 HELLO = "hello"
 
 
@@ -185,6 +186,11 @@ def ended(call_id: str, extension: str, record: CallRecord, at: datetime) -> dic
 def card_update(call_id: str, extension: str, card: Card) -> dict[str, Any]:
     """``call.card``: the card of a call whose popup went out before the store answered."""
     return {"type": CARD, "call_id": call_id, "extension": extension, "card": card_json(card)}
+
+
+def result(call_id: str, code: str | None) -> dict[str, Any]:
+    """``call.result``: the result picked (None: cleared) for a call, for every tab of the one who picked it."""
+    return {"type": RESULT, "call_id": call_id, "result": code}
 
 
 def encode(message: dict[str, Any]) -> str:

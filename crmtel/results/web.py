@@ -9,7 +9,10 @@ from typing import Annotated
 from aiohttp import web
 from pydantic import StringConstraints
 
+from crmtel.domain import call_id
+from crmtel.push import messages
 from crmtel.push.api import call_json, refuse, visible_call
+from crmtel.push.context import STATE
 from crmtel.push.inputs import Body, read_body
 from crmtel.results.models import ResultChoices
 from crmtel.store.call_results import CallResults
@@ -36,6 +39,10 @@ def result_routes(choices: ResultChoices, results: CallResults) -> web.RouteTabl
         if body.result is not None and not choices.allows(body.result):
             raise refuse(request, web.HTTPBadRequest, "messages.result_unknown", result=body.result)
         await results.set(call.id, body.result, manager.id, datetime.now(UTC))
+        # The manager's other tabs show the same card: their result buttons follow this one.
+        request.app[STATE].hub.send_to(
+            manager.id, messages.result(call_id(call.pbx, call.linkedid), body.result)
+        )
         return web.json_response(call_json(replace(call, result=body.result), playable=False))
 
     return routes

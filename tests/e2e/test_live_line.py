@@ -270,6 +270,38 @@ async def test_the_page_rides_out_a_server_restart_keeps_what_was_typed_and_show
         await anna.context.close()
 
 
+@pytest.mark.parametrize("viewport", VIEWPORTS)
+async def test_a_result_picked_in_one_tab_shows_in_the_managers_other_tab(
+    db: Database, browser: Browser, traces_dir: Path, viewport: tuple[int, int]
+) -> None:
+    """Anna has two tabs open when her desk-dialled call ends: she picks «Перезвонить» in one and the other tab's
+    card shows it picked at once (pushed as call.result, no reload); clearing it clears it there too."""
+    width, height = viewport
+    async with line(db, browser) as live:
+        first = await live.page("anna", width, height)
+        second = await live.page("anna", width, height, context=first.context)
+        stream: list[StreamItem] = list(load_ami(traces_dir / "outbound-answered.ami"))
+        answer = index_of(stream, "DialEnd", DialStatus="ANSWER")
+        assert live.service is not None
+        async with replaying(
+            live.service, stream, pause_after=len(stream), answered_ago=0.0, answer_at=answer
+        ):
+            for tab in (first, second):
+                card = tab.locator(f"[data-call-id='{OUTBOUND_ID}']")
+                await expect(card.get_by_test_id("card-status")).to_contain_text("Завершён", timeout=SEEN)
+                await expect(card.get_by_test_id("result-callback")).to_have_attribute(
+                    "aria-pressed", "false"
+                )
+        picked = second.locator(f"[data-call-id='{OUTBOUND_ID}']").get_by_test_id("result-callback")
+        await first.locator(f"[data-call-id='{OUTBOUND_ID}']").get_by_test_id("result-callback").click()
+        await expect(picked).to_have_attribute("aria-pressed", "true", timeout=SEEN)
+        await first.locator(f"[data-call-id='{OUTBOUND_ID}']").get_by_test_id("result-callback").click()
+        await expect(picked).to_have_attribute("aria-pressed", "false", timeout=SEEN)
+        got = await second.request.get(live.url + "api/calls/" + OUTBOUND_ID)
+        assert (await got.json())["call"]["result"] is None
+        await first.context.close()
+
+
 # Records every Notification the page makes (the real one is still made), and lets the test say when the tab is
 # in the background: headless Chromium keeps every tab "visible", so the page's view of it is set here.
 BACKGROUND = """

@@ -47,6 +47,12 @@ export function handleMessage(msg) {
       if (entry && msg.card) { entry.card = msg.card; update(entry); }
       break;
     }
+    case "call.result": {
+      // Picked in another tab of ours (or this one): every card of the call shows it.
+      const entry = cards.get(msg.call_id);
+      if (entry) { entry.resultRead = true; entry.result.set(msg.result); }
+      break;
+    }
     default: break;
   }
 }
