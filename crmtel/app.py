@@ -481,7 +481,7 @@ async def run_until_stopped(
             running.calls.begin_stop()
             _log.info("crmtel.stopping", budget_seconds=settings.calls.stop_write_seconds)
             systemd.stopping()
-        return running.calls.outbox.pending == 0
+        return running.calls.unwritten_at_stop == 0 and running.calls.pending == 0
     finally:
         systemd.close()
         for sig in (signal.SIGTERM, signal.SIGINT):

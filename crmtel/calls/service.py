@@ -213,6 +213,8 @@ class CallService:
         self.backfilled = frozenset(backfilled)
         # When the stop's writes give up (loop time), set once by ``begin_stop``; None while running.
         self._stop_at: float | None = None
+        # Calls the stop gave up on (logged by ``write_all``), including those a cluster term then forgot.
+        self.unwritten_at_stop = 0
         # Told how many ended calls each flush stored (the heads' board re-reads today's counts then).
         self._after_flush = after_flush
         # Callback task titles are written in the configured language (they are stored, then read on the page).
@@ -613,6 +615,7 @@ class CallService:
 
     def _log_unwritten(self, error: object) -> None:
         ended, live = self.outbox.held()
+        self.unwritten_at_stop += len(ended) + len(live)
         log.error(
             "stopping with %d call(s) not written: the store did not take them before the stop's deadline "
             "(calls.stop_write_seconds=%.0f): %s",
