@@ -41,6 +41,7 @@ class TimelineCallOut(Out):
     missed_reason: str | None
     answered_by: str | None
     answered_by_name: str | None
+    manager_name: str | None
     talk_seconds: float
     recording: str | None
     notes: list[CallNoteOut]
@@ -113,6 +114,7 @@ def item_out(
             missed_reason=call.missed_reason,
             answered_by=call.answered_by,
             answered_by_name=item.answered_by_name,
+            manager_name=item.manager_name,
             talk_seconds=round(call.talk_seconds, 1),
             recording=f"/api/calls/{call.call_id}/recording" if item.id in playable else None,
             notes=[

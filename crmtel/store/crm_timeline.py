@@ -19,7 +19,7 @@ from sqlalchemy import ColumnElement, and_, or_, select
 from crmtel.crm.models import Kind, Viewer
 from crmtel.store.db import Database
 from crmtel.store.history import CallView, _view, visible_to
-from crmtel.store.models import CallNoteRow, CallRow, DealRow, ManagerRow, PartyNoteRow, TaskRow
+from crmtel.store.models import CallNoteRow, CallRow, DealRow, ExtensionRow, ManagerRow, PartyNoteRow, TaskRow
 from crmtel.store.notes import Note
 
 
@@ -35,7 +35,10 @@ class TimelineCall:
     id: int
     call: CallView
     notes: tuple[Note, ...]
+    # The name of the manager on the answering extension only (None for a missed call); the call's owner is
+    # ``manager_name`` («ответственный»), never shown as who answered.
     answered_by_name: str | None
+    manager_name: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -136,6 +139,7 @@ class Timelines:
         """One page of the timeline. ``owner``: the viewer's own or shared record, whose every call they may
         see; otherwise (an unassigned record) a manager sees only calls that rang at their phones."""
         names: dict[int, str] = {}
+        answerers: dict[str, str] = {}
         items: list[TimelineItem] = []
         async with self._db.session() as session:
             conds = [CallRow.party_kind == kind.value, CallRow.party_id == party_id]
@@ -214,6 +218,17 @@ class Timelines:
             )
             wanted |= {c.manager_id for c in calls}
             wanted.discard(None)
+            extensions = {c.answered_by for c in calls if c.answered_by}
+            if extensions:
+                answerers = dict(
+                    (
+                        await session.execute(
+                            select(ExtensionRow.extension, ManagerRow.name)
+                            .join(ManagerRow, ManagerRow.id == ExtensionRow.manager_id)
+                            .where(ExtensionRow.extension.in_(extensions))
+                        )
+                    ).all()
+                )
             if wanted:
                 names = dict(
                     (
@@ -225,7 +240,12 @@ class Timelines:
         by_call = {c.id: c.manager_id for c in calls}
         items.extend(
             TimelineCall(
-                _utc(v.started_at), v.id, v, tuple(notes.get(v.id, ())), names.get(by_call.get(v.id) or 0)
+                _utc(v.started_at),
+                v.id,
+                v,
+                tuple(notes.get(v.id, ())),
+                answerers.get(v.answered_by) if v.answered_by else None,
+                names.get(by_call.get(v.id) or 0),
             )
             for v in views
         )

@@ -550,7 +550,7 @@ async def test_the_ringing_card_shows_the_clients_timeline_above_the_fold(
             Notifier(site.hub, StoreCards(db), ManagerNames(db)) as notifier,
             replaying(
                 CallService(db, CallsSettings(), PartyRepository(db), notifier), stream, pause_after=answer
-            ),
+            ) as ami,
         ):
             card = page.locator("[data-testid=call-card]")
             await expect(card).to_have_attribute("data-state", "ringing", timeout=SEEN)
@@ -563,4 +563,12 @@ async def test_the_ringing_card_shows_the_clients_timeline_above_the_fold(
                 assert box["y"] + box["height"] <= 900, "below the fold"
             await _no_axe(page, "a ringing card with the client's timeline")
             await assert_language(page, "ru", (*DATA, "retail"))
+            # Once the call has ended the card's timeline is read again: the call itself says how it went
+            # (never left as «Идёт» or missing).
+            this_call = history.locator("[data-testid=timeline-call]").first
+            ami.pause_after = len(stream)
+            ami.resume()
+            await expect(card).to_have_attribute("data-state", "ended", timeout=SEEN)
+            await expect(this_call).to_have_attribute("data-outcome", "answered", timeout=SEEN)
+            await expect(history.locator("[data-testid=timeline-call]")).to_have_count(2)
         await context.close()

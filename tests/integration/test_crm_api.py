@@ -354,6 +354,52 @@ async def test_a_colleagues_call_with_my_client_is_mine_to_see_but_not_a_strange
             assert r.status == 404
 
 
+async def test_the_timeline_names_who_answered_only_and_the_owner_apart(db: Database) -> None:
+    """A missed call owned by Anna names no answerer (not Anna); Boris's answer of Anna's call names Boris as
+    the answerer and Anna as the one responsible."""
+    from crmtel.store.managers import ManagerRepository
+    from crmtel.store.models import CallRow
+
+    async with crm_app(db) as (base, ids):
+        anna_row = await ManagerRepository(db).by_login("anna")
+        boris_row = await ManagerRepository(db).by_login("boris")
+        assert anna_row is not None
+        assert boris_row is not None
+        at = datetime(2026, 11, 30, 9, 0, tzinfo=UTC)
+        async with db.session() as session:
+            for linkedid, answered_by, outcome, minutes in (
+                ("m-1", None, "missed", 0),
+                ("a-1", "102", "answered", 5),
+            ):
+                session.add(
+                    CallRow(
+                        pbx="pbx1",
+                        linkedid=linkedid,
+                        direction="inbound",
+                        caller_number="+79167770007",
+                        started_at=at + timedelta(minutes=minutes),
+                        ended_at=at + timedelta(minutes=minutes + 1),
+                        rang=["101", "102"],
+                        answered_by=answered_by,
+                        outcome=outcome,
+                        talk_seconds=50 if answered_by else 0,
+                        party_kind="client",
+                        party_id=ids["anna_client"],
+                        manager_id=anna_row.id,
+                    )
+                )
+        async with (
+            logged_in(base, "anna") as anna,
+            anna.get(f"/api/clients/{ids['anna_client']}/timeline") as r,
+        ):
+            items = {i["call_id"]: i for i in (await _json(r))["items"]}
+        missed, answered = items["pbx1:m-1"], items["pbx1:a-1"]
+        assert (missed["answered_by"], missed["answered_by_name"]) == (None, None)
+        assert missed["manager_name"] == anna_row.name
+        assert (answered["answered_by"], answered["answered_by_name"]) == ("102", boris_row.name)
+        assert answered["manager_name"] == anna_row.name
+
+
 async def test_an_edit_of_a_card_changed_meanwhile_is_refused_not_overwritten(db: Database) -> None:
     """Two people edit one card: the second save, made on the old version, gets 409 and changes nothing."""
     async with crm_app(db) as (base, ids), logged_in(base, "anna") as anna:

@@ -291,8 +291,11 @@ function update(entry) {
   parts.facts.hidden = facts.length === 0;
 
   const party = card.party_id && (card.kind === "client" || card.kind === "lead") ? card.kind + "/" + card.party_id : null;
-  if (party && entry.historyFor !== party) {
+  // Loaded again once the call has ended, so its own entry shows how it went instead of «Идёт».
+  const ended = entry.state === "ended";
+  if (party && (entry.historyFor !== party || (ended && !entry.historyEnded))) {
     entry.historyFor = party;
+    entry.historyEnded = ended;
     const box = el("div", {});
     parts.history.replaceChildren(el("h3", {},
       el("a", { href: "#clients/" + party, i18n: "page.card.history" })), box);

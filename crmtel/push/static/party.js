@@ -179,8 +179,8 @@ function timelineItem(item) {
         el("span", { className: "badge c-dir", dataset: { direction: item.direction } }, words.direction(item.direction)),
         el("span", { className: "badge c-outcome", dataset: { outcome: state } }, item.outcome ? words.outcome(item.outcome) : t("page.outcome.in_progress")),
         item.outcome === "answered" ? el("span", {}, fmtDuration(item.talk_seconds)) : null,
-        item.answered_by ? el("span", { className: "muted" }, words.who(item.answered_by_name, item.answered_by))
-          : item.answered_by_name ? el("span", { className: "muted" }, item.answered_by_name) : null,
+        item.answered_by ? el("span", { className: "muted", testid: "timeline-answered-by" }, words.who(item.answered_by_name, item.answered_by)) : null,
+        item.manager_name ? el("span", { className: "muted", testid: "timeline-owner" }, t("crm.responsible", { name: item.manager_name })) : null,
         phone(item.number, { where: "timeline", display: item.number_display })),
       audio,
       item.notes.length ? el("ul", { className: "tl-notes" }, item.notes.map((n) => el("li", { testid: "timeline-call-note" },
