@@ -353,6 +353,49 @@ async def test_the_callbacks_search_box_finds_what_the_client_list_finds_and_ope
         await context.close()
 
 
+_STICKING_OUT = """(sel) => [...document.querySelectorAll(sel)].filter((e) => e.offsetParent
+  && e.getBoundingClientRect().right > document.documentElement.clientWidth + 0.5)
+  .map((e) => [e.className, Math.round(e.getBoundingClientRect().right)])"""
+_HEADINGS_OVERLAP = """() => {
+  const spans = [...document.querySelectorAll('.party-cols > span')].filter((e) => e.offsetParent);
+  const out = [];
+  for (const e of spans) {
+    if (e.scrollWidth > e.clientWidth + 0.5) out.push(['overflows', e.textContent]);
+    const r = e.getBoundingClientRect();
+    for (const f of spans) {
+      if (f === e) continue;
+      const q = f.getBoundingClientRect();
+      if (r.left < q.right - 0.5 && q.left < r.right - 0.5 && r.top < q.bottom - 0.5 && q.top < r.bottom - 0.5) {
+        out.push(['overlaps', e.textContent, f.textContent]);
+      }
+    }
+  }
+  return [spans.length, out];
+}"""
+
+
+async def test_list_headings_never_overlap_and_the_call_list_fits_a_phone(
+    db: Database, browser: Browser
+) -> None:
+    """The client list's column headings at 1366×900 (and the narrowest desk width) stay apart; the call list
+    at 390 px is no wider."""
+    async with crm_site(db) as site:
+        for width in (1366, 1000):  # 1000: the narrowest desk layout, every column at its minimum
+            context, page = await login(browser, site, "anna", width, 900)
+            await page.goto(site.url("/#clients"))
+            await expect(page.locator("[data-testid=party-row]").first).to_be_visible(timeout=SEEN)
+            count, problems = await page.evaluate(_HEADINGS_OVERLAP)
+            assert count >= 5
+            assert problems == [], width
+            await context.close()
+        context, page = await login(browser, site, "anna", 390, 844)
+        await page.goto(site.url("/#calls"))
+        await expect(page.locator(".call-row").first).to_be_visible(timeout=SEEN)
+        assert await page.evaluate(_STICKING_OUT, ".call-row, .call-row *") == []
+        await _fits(page)
+        await context.close()
+
+
 async def test_the_task_list_pages_on_past_its_first_hundred(db: Database, browser: Browser) -> None:
     """230 open tasks: the list shows 100 and «Показать ещё» until every one is listed, none twice."""
     async with crm_site(db) as site:
