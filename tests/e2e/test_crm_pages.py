@@ -388,9 +388,29 @@ async def test_list_headings_never_overlap_and_the_call_list_fits_a_phone(
             assert count >= 5
             assert problems == [], width
             await context.close()
+        # A missed call from weeks ago: its full date and «Пропущен» are the row's widest cells.
+        weeks_ago = datetime.now(UTC) - timedelta(days=20)
+        missed = CallRecord(
+            pbx="pbx1",
+            linkedid="missed-old",
+            direction=Direction.INBOUND,
+            caller_number="+79031112233",
+            caller_name=None,
+            dialled="4951234567",
+            started_at=weeks_ago,
+            answered_at=None,
+            ended_at=weeks_ago + timedelta(seconds=20),
+            rang=("101",),
+            answered_by=None,
+            outcome=Outcome.MISSED,
+            talk_seconds=0,
+        )
+        await CallRepository(db).upsert_many([(missed, None)])
         context, page = await login(browser, site, "anna", 390, 844)
         await page.goto(site.url("/#calls"))
-        await expect(page.locator(".call-row").first).to_be_visible(timeout=SEEN)
+        await expect(page.locator(".call-row .c-outcome[data-outcome=missed]").first).to_be_visible(
+            timeout=SEEN
+        )
         assert await page.evaluate(_STICKING_OUT, ".call-row, .call-row *") == []
         await _fits(page)
         await context.close()
