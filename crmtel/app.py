@@ -278,7 +278,12 @@ async def start(settings: Settings, *, demo: bool = False, demo_speed: float = 1
         health = health_routes(HealthCheck(control, clients, cluster=cluster, outbox=connectors.backlogs))
         # Every Originate this node sends to a PBX — its own clicks and other nodes' relayed ones — passes the
         # PBX's click-to-call policy and window there (crmtel.dial.guard).
-        guarded = {c.pbx: GuardedSender(c.pbx, c, c.settings.originate) for c in clients}
+        guarded = {
+            c.pbx: GuardedSender(
+                c.pbx, c, c.settings.originate, trunks=c.settings.trunks, audit=DialAttempts(db)
+            )
+            for c in clients
+        }
         dial = DialService(
             # In a cluster only a PBX's leader is logged in to it: other nodes send through the leader.
             guarded if cluster is None else cluster.senders(guarded),

@@ -75,7 +75,10 @@ async def run_call(args: argparse.Namespace, settings: Settings) -> int:
     try:
         service = DialService(
             # The same checks as the daemon's: the PBX's number patterns and window of attempts.
-            {name: GuardedSender(name, c, c.settings.originate) for name, c in clients.items()},
+            {
+                name: GuardedSender(name, c, c.settings.originate, trunks=c.settings.trunks)
+                for name, c in clients.items()
+            },
             {p.name: p.originate for p in settings.pbxes},
             region=settings.region,
             locator=CallRepository(db),

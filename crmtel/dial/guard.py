@@ -5,21 +5,40 @@ asker — local or across the relay — reports it as the PBX refusing, with crm
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Callable, Sequence
+from datetime import UTC, datetime
 from typing import Protocol
 
 import structlog
 
 from crmtel.ami.protocol import Message
 from crmtel.config import OriginateSettings
-from crmtel.dial.models import dial_string
+from crmtel.dial.models import DialAttempt, dial_string, serves
 from crmtel.dial.policy import SlidingWindow, check_number
+from crmtel.errors import CrmtelError
 from crmtel.phones import PhoneKind, is_extension
 
 log = structlog.get_logger(__name__)
 
 NUMBER_VARIABLE = "CRMTEL_DIAL_NUMBER"
+
+# The headers of the Originate crmtel builds (crmtel.dial.models.originate_fields), and how often each may come.
+_ONCE = frozenset({"actionid", "channel", "context", "exten", "priority", "callerid", "timeout", "async"})
+# The channel variables crmtel sets; anything else (a forged AGI or dialplan variable) is not crmtel's.
+_VARIABLES = frozenset(
+    {
+        "CRMTEL_ORIGINATE_ID",
+        NUMBER_VARIABLE,
+        "CRMTEL_MANAGER_EXTENSION",
+        "CRMTEL_MANAGER",
+        "CRMTEL_OUTBOUND_CALLERID",
+    }
+)
+# A variable's value: Asterisk splits a Variable header at commas, so a comma would smuggle in another variable.
+_VALUE_RE = re.compile(r"^[^,\x00-\x1f\x7f]{0,120}$")
+_PHONE_RE = re.compile(r"^[0-9]{2,6}$", re.ASCII)
 
 
 class ActionSender(Protocol):
@@ -29,6 +48,14 @@ class ActionSender(Protocol):
         self, name: str, fields: Sequence[tuple[str, str]] = (), *, limit: float | None = None
     ) -> list[Message]:
         """The reply and the events that complete it."""
+        ...
+
+
+class AttemptAudit(Protocol):
+    """The click-to-call audit log (``crmtel.store.dial_attempts.DialAttempts``)."""
+
+    async def add(self, attempt: DialAttempt) -> None:
+        """Record an attempt."""
         ...
 
 
@@ -58,8 +85,12 @@ class GuardedSender:
         settings: OriginateSettings,
         *,
         clock: Callable[[], float] = time.monotonic,
+        trunks: Sequence[str] = (),
+        audit: AttemptAudit | None = None,
     ) -> None:
         self.pbx = pbx
+        self._trunks = frozenset(trunks)
+        self._audit = audit
         self._sender = sender
         self._settings = settings
         self._window = SlidingWindow(settings.max_per_pbx, settings.rate_seconds)
@@ -76,10 +107,37 @@ class GuardedSender:
                 self.refused += 1
                 action_id = next((v for k, v in fields if k.lower() == "actionid"), None)
                 log.warning("dial.guard_refused", pbx=self.pbx, action_id=action_id, reason=why)
+                await self._log_refusal(fields, why)
                 return _refusal(action_id, why)
         return await self._sender.request(name, fields, limit=limit)
 
+    async def _log_refusal(self, fields: Sequence[tuple[str, str]], why: str) -> None:
+        if self._audit is None:
+            return
+        variables = dict(v.partition("=")[::2] for k, v in fields if k.lower() == "variable")
+        channel = next((v for k, v in fields if k.lower() == "channel"), "")
+        exten = next((v for k, v in fields if k.lower() == "exten"), None)
+        attempt = DialAttempt(
+            at=datetime.now(UTC),
+            pbx=self.pbx,
+            source="guard",
+            extension=(variables.get("CRMTEL_MANAGER_EXTENSION") or channel)[:16],
+            number=(variables.get(NUMBER_VARIABLE) or exten or "")[:64],
+            manager_login=(variables.get("CRMTEL_MANAGER") or "")[:100] or None,
+            dialled=exten[:64] if exten is not None else None,
+            decision="refused",
+            reason="dial.guard_refused",
+            detail=why[:200],
+        )
+        try:
+            await self._audit.add(attempt)
+        except CrmtelError as err:  # the refusal stands; the daemon's log keeps it
+            log.warning("dial.guard_audit_failed", pbx=self.pbx, error=str(err))
+
     def _why_not(self, fields: Sequence[tuple[str, str]]) -> str | None:
+        why = self._shape(fields)
+        if why is not None:
+            return f"crmtel: not an Originate crmtel builds ({why})"
         number = dialled_number(fields)
         if number is None:
             return "crmtel: an Originate without CRMTEL_DIAL_NUMBER is not crmtel's"
@@ -97,4 +155,51 @@ class GuardedSender:
         if wait > 0:
             per = f"{self._settings.max_per_pbx} per {self._settings.rate_seconds:g} s"
             return f"crmtel: the click-to-call limit of {self.pbx} ({per}) is reached"
+        return None
+
+    def _phone_extension(self, channel: str) -> str | None:
+        # The PBX's channel template around one of its phones' extensions: never a trunk, never Local/ elsewhere.
+        head, _, tail = self._settings.channel.partition("{extension}")
+        if not (channel.startswith(head) and channel.endswith(tail)) or len(channel) < len(head) + len(tail):
+            return None
+        extension = channel[len(head) : len(channel) - len(tail)]
+        if not _PHONE_RE.match(extension) or extension in self._trunks:
+            return None
+        if self._settings.extensions and not serves(self._settings, extension):
+            return None
+        return extension
+
+    def _shape(self, fields: Sequence[tuple[str, str]]) -> str | None:
+        """Why these headers are not the shape of crmtel's own Originate (None: they are)."""
+        seen: dict[str, str] = {}
+        variables: dict[str, str] = {}
+        for key, value in fields:
+            lower = key.lower()
+            if lower == "variable":
+                name, sep, text = value.partition("=")
+                if not sep or name not in _VARIABLES or name in variables or not _VALUE_RE.match(text):
+                    return f"variable {name[:40]!r}"
+                variables[name] = text
+            elif lower not in _ONCE or lower in seen:
+                return f"header {key[:40]!r}"
+            else:
+                seen[lower] = value
+        settings = self._settings
+        extension = self._phone_extension(seen.get("channel", ""))
+        if extension is None:
+            return "Channel is not a phone of this PBX"
+        if seen.get("context") != settings.context or seen.get("priority") != str(settings.priority):
+            return "Context/Priority"
+        if variables.get("CRMTEL_MANAGER_EXTENSION") != extension:
+            return "CRMTEL_MANAGER_EXTENSION is not the Channel's extension"
+        if "CRMTEL_ORIGINATE_ID" not in variables:
+            return "no CRMTEL_ORIGINATE_ID"
+        if (
+            variables.get("CRMTEL_OUTBOUND_CALLERID", settings.outgoing_callerid)
+            != settings.outgoing_callerid
+        ):
+            return "CRMTEL_OUTBOUND_CALLERID"
+        timeout = seen.get("timeout", "0")
+        if not (timeout.isascii() and timeout.isdigit()):
+            return "Timeout"
         return None

@@ -14,6 +14,7 @@ from crmtel.ami.protocol import Message
 from crmtel.cluster.relay import RelayedSender, RelayError, RelayServer
 from crmtel.config import DialRule, OriginateSettings
 from crmtel.dial.guard import GuardedSender
+from crmtel.dial.models import DialAttempt, DialRequest, originate_fields
 from tests.cluster.conftest import REDIS_URL
 
 
@@ -88,15 +89,14 @@ async def test_a_relayed_originate_passes_the_leaders_click_to_call_policy(redis
     with a PBX-style error, and the leader's connection never sees them."""
     prefix = f"crmtel:test:{uuid.uuid4().hex}"
     link = FakePbxLink()
-    guarded = GuardedSender(
-        "pbx1", link, OriginateSettings(dial_rules=(DialRule(prefix="+7", replace="8"),), max_per_pbx=2)
-    )
+    guarded_settings = OriginateSettings(dial_rules=(DialRule(prefix="+7", replace="8"),), max_per_pbx=2)
+    guarded = GuardedSender("pbx1", link, guarded_settings)
     server = RelayServer(redis, {"pbx1": guarded}, lambda: ["pbx1"], prefix=prefix)
     standby = RelayedSender("pbx1", FakePbxLink(), redis, lambda _pbx: False, prefix=prefix)
     task = asyncio.create_task(server.run())
 
     def originate(number: str, exten: str) -> list[tuple[str, str]]:
-        return [("ActionID", "crmtel-x"), ("Exten", exten), ("Variable", f"CRMTEL_DIAL_NUMBER={number}")]
+        return originate_fields(DialRequest("crmtel-x", "pbx1", "101", number, exten), guarded_settings)
 
     try:
         premium = await standby.request("Originate", originate("+78095051234", "88095051234"), limit=5)
@@ -114,6 +114,62 @@ async def test_a_relayed_originate_passes_the_leaders_click_to_call_policy(redis
         assert "limit" in (third[0].get("Message") or "")
         assert len(link.sent) == 2
         assert guarded.refused == 4
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+
+
+class AuditLog:
+    def __init__(self) -> None:
+        self.rows: list[DialAttempt] = []
+
+    async def add(self, attempt: DialAttempt) -> None:
+        self.rows.append(attempt)
+
+
+async def test_a_forged_relayed_originate_of_any_other_shape_is_refused_and_audited(redis: Redis) -> None:
+    """The relay's Redis list is writable by every node: a request with a valid Exten and number but a trunk or
+    Local/ channel, another context, an Application, an extra variable or a comma-smuggled one never reaches
+    the PBX — each is answered ``Response: Error`` and leaves an audit row; crmtel's own shape still goes."""
+    prefix = f"crmtel:test:{uuid.uuid4().hex}"
+    link = FakePbxLink()
+    settings = OriginateSettings()
+    audit = AuditLog()
+    guarded = GuardedSender("pbx1", link, settings, trunks=("5000",), audit=audit)
+    server = RelayServer(redis, {"pbx1": guarded}, lambda: ["pbx1"], prefix=prefix)
+    standby = RelayedSender("pbx1", FakePbxLink(), redis, lambda _pbx: False, prefix=prefix)
+    task = asyncio.create_task(server.run())
+    good = originate_fields(DialRequest("crmtel-x", "pbx1", "101", "+79161110001", "+79161110001"), settings)
+
+    def changed(**headers: str) -> list[tuple[str, str]]:
+        fields = [(key, headers.pop(key, value)) for key, value in good]
+        return fields + list(headers.items())
+
+    forged = {
+        "trunk channel": changed(Channel="PJSIP/+78091234567@trunk"),
+        "digits at the trunk": changed(Channel="PJSIP/88091234567"),
+        "a trunk named like an extension": changed(Channel="PJSIP/5000"),
+        "Local to another context": changed(Channel="Local/+8821612345678@from-internal"),
+        "another context": changed(Context="from-internal"),
+        "an application": changed(Application="Dial", Data="PJSIP/88091234567@trunk,60"),
+        "a foreign variable": [*good, ("Variable", "AGI_TARGET=+78091234567")],
+        "a smuggled variable": [
+            (k, v + ",X=1" if v.startswith("CRMTEL_ORIGINATE_ID=") else v) for k, v in good
+        ],
+        "non-ASCII digits": changed(Channel="PJSIP/1\u0661\u0662"),
+    }
+    try:
+        for label, fields in forged.items():
+            reply = await standby.request("Originate", fields, limit=5)
+            assert reply[0].get("Response") == "Error", label
+            assert "not an Originate crmtel builds" in (reply[0].get("Message") or ""), label
+        assert link.sent == []
+        assert len(audit.rows) == len(forged)
+        assert {row.decision for row in audit.rows} == {"refused"}
+        assert all(row.reason == "dial.guard_refused" and row.detail for row in audit.rows)
+        ok = await standby.request("Originate", good, limit=5)
+        assert ok[0].get("Response") == "Success"
+        assert len(link.sent) == 1
     finally:
         task.cancel()
         await asyncio.gather(task, return_exceptions=True)
