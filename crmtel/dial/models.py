@@ -80,6 +80,8 @@ class DialRefused(CrmtelError):
         self.key = key
         self.status = status
         self.params = params
+        # Whether the refusal is already in the click-to-call audit log.
+        self.audited = False
 
 
 @dataclass(frozen=True, slots=True)

@@ -124,7 +124,37 @@ class DialService:
         pbx: str | None = None,
         name: str | None = None,
     ) -> DialRequest:
-        """The attempt for a click, or DialRefused saying why not (someone else's phone, a bad number…)."""
+        """The attempt for a click, or DialRefused saying why not (someone else's phone, a bad number…).
+        Every refusal leaves a line in the audit log with its reason."""
+        try:
+            return await self._prepare(number, manager=manager, extension=extension, pbx=pbx, name=name)
+        except DialRefused as refused:
+            if not refused.audited:
+                log.debug("dial refused: %s -> %r (%s)", extension, number[:40], refused.key)
+                await self._log(
+                    DialAttempt(
+                        at=datetime.now(UTC),
+                        pbx=(pbx or refused.params.get("pbx") or "")[:64],
+                        source=self.source,
+                        extension=(extension or next(iter(manager.extensions if manager else ()), ""))[:16],
+                        number=number[:64],
+                        manager_id=manager.id if manager is not None else None,
+                        manager_login=manager.login if manager is not None else None,
+                        decision="refused",
+                        reason=refused.key[:40],
+                    )
+                )
+            raise
+
+    async def _prepare(
+        self,
+        number: str,
+        *,
+        manager: Manager | None,
+        extension: str | None,
+        pbx: str | None,
+        name: str | None,
+    ) -> DialRequest:
         if manager is not None:
             if extension is None:
                 if not manager.extensions:
@@ -160,7 +190,9 @@ class DialService:
                     detail=verdict.pattern,
                 )
             )
-            raise DialRefused(verdict.key, 403, number=target, pbx=where)
+            refused = DialRefused(verdict.key, 403, number=target, pbx=where)
+            refused.audited = True
+            raise refused
         rules = self.settings[where].dial_rules if phone.kind is PhoneKind.E164 else ()
         return DialRequest(
             originate_id=new_originate_id(),

@@ -8,6 +8,7 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
+import pytest
 from aiohttp.test_utils import TestServer
 
 from crmtel.ami.client import AmiClient
@@ -15,6 +16,7 @@ from crmtel.callbacks.web import callback_routes
 from crmtel.calls.service import CallService
 from crmtel.config import CallsSettings, DialRule, OriginateSettings, WebSettings
 from crmtel.dial.guard import GuardedSender
+from crmtel.dial.models import DialRefused
 from crmtel.dial.service import DialService
 from crmtel.dial.web import dial_routes, hub_notifier
 from crmtel.fakepbx.server import FakeAmiServer
@@ -253,3 +255,28 @@ async def test_search_shows_a_manager_only_what_they_may_see_and_a_head_everythi
             async with head.get("/api/search", params={"q": q}) as resp:
                 assert len((await resp.json())["results"]) == 5, q
         assert borisc.id not in {f["id"] for f in found if f["kind"] == "client"}
+
+
+async def test_every_refused_click_leaves_an_audit_row_with_its_reason(db: Database) -> None:
+    """Someone else's extension (403), no phone, a bad number (400) and an unknown PBX (the CLI's --pbx) are
+    each written to the audit log as refused with their reason — not only the policy's refusals."""
+    since = datetime.now(UTC) - timedelta(seconds=1)
+    async with dial_app(db) as r, r.web.browser("anna") as anna, r.web.browser("head") as head:
+        async with anna.post("/api/dial", json={"number": "+79031234567", "extension": "102"}) as resp:
+            assert resp.status == 403
+        async with head.post("/api/dial", json={"number": "+79031234567"}) as resp:
+            assert resp.status == 400
+        async with anna.post("/api/dial", json={"number": "call-me-maybe"}) as resp:
+            assert resp.status == 400
+        with pytest.raises(DialRefused):
+            await r.dial.prepare("+79031234567", manager=None, extension="101", pbx="nope")
+        assert r.ami.originates == []
+    rows = await DialAttempts(db).between(since)
+    assert {row.decision for row in rows} == {"refused"}
+    reasons = sorted((row.reason, row.extension, row.number, row.manager_login) for row in rows)
+    assert reasons == [
+        ("dial.bad_number", "101", "call-me-maybe", "anna"),
+        ("dial.no_extension", "", "+79031234567", "head"),
+        ("dial.not_your_extension", "102", "+79031234567", "anna"),
+        ("dial.unknown_pbx", "101", "+79031234567", None),
+    ]
