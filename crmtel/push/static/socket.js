@@ -1,6 +1,7 @@
 // The live websocket. It reconnects by itself after a server restart, a network drop or a laptop waking up:
 // backoff with jitter (0.5 s doubling to 15 s), at once when the network or the tab comes back, and a
-// silent socket (no pong for a while) is treated as dead. Each (re)connection gets the current state from
+// silent socket (no pong for a while) is treated as dead. The browser going offline kills the socket at once
+// (the status line says so now, not after the silence clock runs out); the backoff's probes go on meanwhile. Each (re)connection gets the current state from
 // the server (hello, the calls live now, `synced`). A session ended elsewhere closes with 4401: no retry,
 // the listeners of api.js's onUnauthorized take over (the login form).
 import { api } from "./api.js";
@@ -115,7 +116,8 @@ function retryLater() {
 // (the server restarting) means try again later, 200 means open the socket.
 async function retry() {
   if (!wanted) return;
-  setStatus("connecting");
+  // Offline, a probe is a quiet check: the status line keeps saying the link is down until one gets through.
+  setStatus(navigator.onLine === false ? "offline" : "connecting");
   const who = await api("GET", "/api/me");
   if (!wanted) return;
   if (who.status === 401) { wanted = false; setStatus("offline"); return; }
@@ -137,7 +139,19 @@ function now() {
   retry();
 }
 
+// The network is gone: whatever the socket still looks like, it is dead. Say so now and retry with the
+// backoff (a probe that gets through, or the `online` event, brings the page back).
+function gone() {
+  if (!wanted) return;
+  clearTimeout(retryTimer);
+  clearInterval(pingTimer);
+  if (socket) { const ws = socket; socket = null; ws.onclose = null; ws.close(); }
+  attempt = 0;
+  retryLater();
+}
+
 window.addEventListener("online", now);
+window.addEventListener("offline", gone);
 document.addEventListener("visibilitychange", () => { if (document.visibilityState === "visible") now(); });
 setInterval(() => {
   const gap = Date.now() - lastTick;
