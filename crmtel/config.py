@@ -74,8 +74,10 @@ class OriginateSettings(BaseModel):
     # (+881, +882) refused.
     allow: tuple[Pattern, ...] = ("+7[3489]?????????",)
     deny: tuple[Pattern, ...] = ("+7803*", "+7809*")
-    # Short numbers (extensions) that may be called: not service numbers (00, 01-04, 100-104, 112).
-    allow_extensions: tuple[Pattern, ...] = ("[1-9]?", "[1-9]??", "[1-9]???", "[1-9]????", "[1-9]?????")
+    # Short numbers (extensions) that may be called besides the PBX's own ``extensions``: by default exactly
+    # three digits, as the shipped dialplan rings them (anything else it sends to the trunk); not service
+    # numbers (00, 01-04, 100-104, 112). Widen together with the dialplan's extension pattern.
+    allow_extensions: tuple[Pattern, ...] = ("[1-9]??",)
     deny_extensions: tuple[Pattern, ...] = ("0*", "10[0-4]", "112", "911")
     # At most this many attempts in any rate_seconds: by one manager, and on this PBX (every node, the CLI too).
     max_per_manager: int = Field(default=10, ge=1, le=10_000)

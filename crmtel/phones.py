@@ -10,8 +10,8 @@ import phonenumbers
 
 # Longest raw string we even try to parse: anything longer is garbage, not a phone number.
 _MAX_RAW = 64
-# Internal extensions are short all-digit strings (e.g. 101, 2001); never E.164.
-_EXTENSION_RE = re.compile(r"^\d{2,6}$")
+# Internal extensions are short ASCII-digit strings (e.g. 101, 2001); never E.164 (and never "1١٢").
+_EXTENSION_RE = re.compile(r"^\d{2,6}$", re.ASCII)
 _ANONYMOUS = frozenset({"anonymous", "restricted", "private", "unavailable", "unknown", "<unknown>"})
 
 

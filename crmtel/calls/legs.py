@@ -10,7 +10,7 @@ import re
 from collections.abc import Sequence
 
 # A manager's phone is a channel whose endpoint is a short number (PJSIP/101-00000001).
-_EXTENSION_RE = re.compile(r"^\d{2,6}$")
+_EXTENSION_RE = re.compile(r"^\d{2,6}$", re.ASCII)
 # Channel technologies that are never a person on a phone line.
 _NON_VOICE_TECHS = frozenset(
     {"announcer", "recorder", "confbridge", "message", "snoop", "bridgemedia", "multicastrtp", "unicastrtp"}

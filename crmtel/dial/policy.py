@@ -15,6 +15,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from crmtel.config import OriginateSettings
+from crmtel.dial.models import serves
 from crmtel.phones import PhoneKind
 
 
@@ -34,8 +35,12 @@ def check_number(number: str, kind: PhoneKind, settings: OriginateSettings) -> V
     """None when ``number`` (E.164 or an extension) may be called on this PBX, else why not."""
     if kind is PhoneKind.E164:
         allow, deny = settings.allow, settings.deny
-    elif kind is PhoneKind.EXTENSION:
+    elif kind is PhoneKind.EXTENSION and number.isascii() and number.isdigit():
+        # An internal number: one the policy allows (by default exactly the 3-digit extensions the shipped
+        # dialplan rings) or one of this PBX's configured extensions — anything else would reach the trunk.
         allow, deny = settings.allow_extensions, settings.deny_extensions
+        if serves(settings, number):
+            allow = (number,)
     else:
         return Verdict("dial.bad_number")
     denied = _matches(number, deny)

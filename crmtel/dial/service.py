@@ -35,7 +35,7 @@ from crmtel.dial.models import (
 from crmtel.dial.policy import DialLimits, RateRefusal, check_number
 from crmtel.domain import Manager
 from crmtel.errors import CrmtelError
-from crmtel.phones import PhoneKind, normalize
+from crmtel.phones import PhoneKind, is_extension, normalize
 
 log = logging.getLogger(__name__)
 
@@ -163,7 +163,7 @@ class DialService:
             elif extension not in manager.extensions:
                 # Heads too: everyone calls from their own phone only.
                 raise DialRefused("dial.not_your_extension", 403, extension=extension)
-        if extension is None or not extension.isdigit() or not 2 <= len(extension) <= 6:
+        if extension is None or not is_extension(extension):
             raise DialRefused("dial.bad_extension", extension=(extension or "")[:20])
         phone = normalize(number, self.region)
         if phone.kind is PhoneKind.E164 and phone.e164 is not None:

@@ -20,7 +20,7 @@ from crmtel.timestamps import iso_instant
 RESULT = "dial.result"
 
 Number = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=40)]
-Extension = Annotated[str, StringConstraints(strip_whitespace=True, pattern=r"^\d{2,6}$")]
+Extension = Annotated[str, StringConstraints(strip_whitespace=True, pattern=r"^[0-9]{2,6}$")]
 Name = Annotated[str, StringConstraints(strip_whitespace=True, max_length=200)]
 
 

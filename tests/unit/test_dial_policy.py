@@ -7,7 +7,7 @@ import pytest
 
 from crmtel.config import OriginateSettings
 from crmtel.dial.policy import DialLimits, SlidingWindow, check_number
-from crmtel.phones import normalize
+from crmtel.phones import PhoneKind, is_extension, normalize
 
 DEFAULTS = OriginateSettings()
 
@@ -98,3 +98,26 @@ def test_limits_refuse_per_manager_first_and_per_pbx_for_everyone() -> None:
     refusal = limits.take("pbx1", None, 0.5)  # the CLI counts against the PBX too
     assert refusal is not None
     assert refusal.key == "dial.rate_pbx"
+
+
+@pytest.mark.parametrize(
+    "raw", ["8809", "88095", "880912", "10", "99", "1\u0661\u0662", "\u0661\u0660\u0661"]
+)
+def test_short_numbers_that_are_not_three_digit_extensions_are_refused_by_default(raw: str) -> None:
+    """The shipped dialplan rings exactly 3-digit extensions and sends anything else to the trunk: 2-, 4-,
+    5- and 6-digit "extensions" (8809 is 8-809 cut short) and non-ASCII digits never pass as extensions."""
+    assert _verdict(raw) in ("dial.number_not_allowed", "dial.bad_number")
+    assert check_number(raw, PhoneKind.EXTENSION, DEFAULTS) is not None
+
+
+def test_the_pbxs_own_extensions_and_a_widened_pattern_may_be_called() -> None:
+    """A 4-digit PBX lists its extensions (or widens allow_extensions with its dialplan): those pass."""
+    assert _verdict("2001", OriginateSettings(extensions=("2???",))) is None
+    assert _verdict("2001", OriginateSettings(allow_extensions=("[1-9]???",))) is None
+    assert _verdict("8809", OriginateSettings(extensions=("2???",))) == "dial.number_not_allowed"
+
+
+def test_non_ascii_digits_are_no_extension() -> None:
+    """Arabic-Indic digits look like an extension to str.isdigit and to a Unicode \\d: not to crmtel."""
+    assert not is_extension("1\u0661\u0662")
+    assert normalize("1\u0661\u0662").kind is not PhoneKind.EXTENSION
