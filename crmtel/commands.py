@@ -30,7 +30,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         "--speed",
         type=_speed,
         default=1.0,
-        help="run the simulated PBX this many times faster (calls keep their realistic durations); default 1",
+        help="run the simulated PBX this many times faster (its clock stays real: calls last that many times less); default 1",
     )
     demo.add_argument(
         "--recordings",

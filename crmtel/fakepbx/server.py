@@ -6,7 +6,9 @@ Newchannel/Hangup), ``Logoff``, and ``Originate`` (recorded in ``originates``; a
 recorded answered or failed attempt rewritten for it: see :mod:`crmtel.fakepbx.originate`). The stream position is shared by all connections, like a real PBX whose
 calls go on while a client is away. With ``timestamps`` on, every event carries ``Timestamp`` (as Asterisk
 does with ``timestampevents = yes``) computed from the recording's times, so durations do not depend on the
-replay speed or on how the bytes were chunked.
+replay speed or on how the bytes were chunked. With ``real_clock`` on (the simulator) the PBX's clock is the
+real one instead: an event's Timestamp is the wall-clock time it is sent, never ahead of it and never going
+back (speed only shortens the waits, so durations are the real ones at that speed).
 """
 
 from __future__ import annotations
@@ -234,6 +236,7 @@ class FakeAmiServer:
         pause_after: int | None = None,
         live: bool = False,
         wall: Callable[[], float] = time.time,
+        real_clock: bool = False,
     ) -> None:
         self.stream = list(stream)
         # Live mode (the simulator): the stream never finishes, ``extend`` adds to it, and times are
@@ -252,6 +255,8 @@ class FakeAmiServer:
         # The PBX's own clock (epoch seconds) when events carry no Timestamp; and when it booted, for
         # FullyBooted's Uptime (set by ``start``, again by ``restart``).
         self.wall = wall
+        self.real_clock = real_clock
+        self._last_stamp = 0.0
         self.booted: float | None = None
         self._port = 0
         # Test hook: logins accepted before the PBX has fully booted get their FullyBooted at ``finish_boot``.
@@ -327,7 +332,9 @@ class FakeAmiServer:
 
     def now(self) -> float:
         """The PBX's time (epoch seconds): the recording's when events are timestamped, else ``wall``."""
-        return self.epoch + self.stream_time if self.timestamps else self.wall()
+        if self.real_clock or not self.timestamps:
+            return self.wall()
+        return self.epoch + self.stream_time
 
     @property
     def uptime(self) -> int:
@@ -417,7 +424,14 @@ class FakeAmiServer:
             self.finished.set()
 
     def _timestamp(self) -> str:
+        if self.real_clock:
+            return f"{self.real_now():.6f}"
         return f"{self.epoch + self.stream_time:.6f}"
+
+    def real_now(self) -> float:
+        """``real_clock``: the wall clock now, never before a time already sent (a clock stepped back waits)."""
+        self._last_stamp = max(self._last_stamp, self.wall())
+        return self._last_stamp
 
     async def _on_client(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         task = asyncio.current_task()
@@ -579,7 +593,8 @@ class _Session:
         task.add_done_callback(self.plays.discard)
 
     async def _play(self, events: Sequence[Timed]) -> None:
-        # Timestamps from the recording's own times, so durations do not depend on the pacing.
+        # Timestamps from the recording's own times, so durations do not depend on the pacing (on a
+        # real-clock PBX: the time each event is sent, like everything else it says).
         base = time.time()
         for (delay, headers), item in zip(
             originate.pace(events, self.server.originate_speed), events, strict=True
@@ -590,9 +605,12 @@ class _Session:
                 if self.closed_for_writing:
                     return
                 self.server._book.apply(self.server.stream_time, Message(headers))
-                stamped = (
-                    _with_timestamp(headers, f"{base + item.t:.6f}") if self.server.timestamps else headers
-                )
+                if not self.server.timestamps:
+                    stamped = tuple(headers)
+                elif self.server.real_clock:
+                    stamped = _with_timestamp(headers, self.server._timestamp())
+                else:
+                    stamped = _with_timestamp(headers, f"{base + item.t:.6f}")
                 await self.write(encode_message(stamped))
 
     def _login_ok(self, msg: Message) -> bool:

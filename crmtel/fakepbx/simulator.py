@@ -301,7 +301,14 @@ class Simulator:
         self._weights = [4.0 if p.name.startswith("outbound") else 1.0 for p in self.patterns]
         self._tone = tone_wav() if recordings_dir is not None else b""
         self.server = FakeAmiServer(
-            [], username=username, secret=secret, speed=speed, chunk_size=chunk_size, live=True
+            [],
+            username=username,
+            secret=secret,
+            speed=speed,
+            chunk_size=chunk_size,
+            live=True,
+            # The demo PBX keeps real time: --speed shortens its waits, its Timestamps are when events are sent.
+            real_clock=True,
         )
         self.rewriter = Rewriter(self.rng)
         self.calls = 0

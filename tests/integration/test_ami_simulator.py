@@ -2,12 +2,19 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import itertools
 import re
+import time
 from collections import Counter
+from datetime import datetime
 
+import pytest
 from pydantic import SecretStr
 
 from crmtel.ami.client import AmiClient
+from crmtel.ami.protocol import Parser, encode_message
 from crmtel.calls.service import CallService
 from crmtel.config import AmiSettings, CallsSettings
 from crmtel.demo.people import demo_book
@@ -82,3 +89,67 @@ def test_the_demo_simulator_spreads_its_calls_over_the_whole_book() -> None:
     names = {name for _number, name in book}
     caller_names = {dict(i.headers).get("CallerIDName") for i in stream}
     assert names & caller_names
+
+
+async def test_the_simulator_at_speed_10_keeps_real_time_and_real_durations(db: Database) -> None:
+    """`crmtel demo --speed 10`: the simulated PBX's clock is the real one. Every event's Timestamp is the wall
+    clock when it is sent (never ahead of it, never going back), so an answered call's stored talk time is the
+    time its answer-to-hangup took for real (it used to run ten times ahead: the timer stayed 0:00 and a demo
+    restart stored calls ending before they started)."""
+    simulator = Simulator(username="crmtel", secret="s3cret", seed=11, mean_gap=2.0, speed=10.0)
+    await simulator.start()
+    settings = AmiSettings(
+        name="demo", port=simulator.port, secret=SecretStr("s3cret"), reconnect_min=0.05, reconnect_max=0.2
+    )
+    calls = CallRepository(db)
+    service = CallService(db, CallsSettings(), PartyRepository(db))
+    # A second AMI client noting when each event arrives: it was sent at or before that.
+    seen: list[tuple[float, float]] = []  # (Timestamp, wall clock on arrival)
+    reader, writer = await asyncio.open_connection("127.0.0.1", simulator.port)
+    writer.write(encode_message((("Action", "Login"), ("Username", "crmtel"), ("Secret", "s3cret"))))
+    parser = Parser()
+
+    async def listen() -> None:
+        while data := await reader.read(65536):
+            arrived = time.time()
+            for msg in parser.feed(data):
+                stamp = msg.get("Timestamp")
+                if stamp is not None:
+                    seen.append((float(stamp), arrived))
+
+    async def answered_and_ended() -> bool:
+        return any(
+            s.record.answered_at is not None and s.record.ended_at is not None for s in await calls.between()
+        )
+
+    listener = asyncio.create_task(listen())
+    try:
+        async with running(AmiClient(settings, service)):
+            await wait_until(answered_and_ended, limit=90)
+    finally:
+        writer.close()
+        await simulator.close()
+        listener.cancel()
+        with contextlib.suppress(asyncio.CancelledError, ConnectionError):
+            await listener
+    assert len(seen) > 20
+    for (before, _), (stamp, arrived) in itertools.pairwise([(0.0, 0.0), *seen]):
+        assert before <= stamp <= arrived, (before, stamp, arrived)
+
+    def arrival(at: datetime) -> float:
+        stamp, arrived = min(seen, key=lambda pair: abs(pair[0] - at.timestamp()))
+        assert abs(stamp - at.timestamp()) < 0.001, (stamp, at)
+        return arrived
+
+    talked = [
+        s.record
+        for s in await calls.between()
+        if s.record.answered_at is not None and s.record.ended_at is not None
+    ]
+    assert talked
+    for record in talked:
+        assert record.answered_at is not None
+        assert record.ended_at is not None
+        real = arrival(record.ended_at) - arrival(record.answered_at)
+        assert record.talk_seconds == pytest.approx(real, abs=0.5), (record.talk_seconds, real)
+        assert record.ended_at >= record.answered_at >= record.started_at

@@ -108,7 +108,8 @@ async def _report_and_recordings(http: aiohttp.ClientSession, base: str) -> None
     # Ended calls: one still in progress (the simulator runs ten times faster now) has talked 0 s so far.
     talked = [c["talk_seconds"] for c in calls if c["outcome"] == "answered" and c["ended_at"] is not None]
     assert talked
-    assert min(talked) >= 15
+    # Real durations at ten times the speed: the simulator's shortest talk (15 s) lasts 1.5 s.
+    assert min(talked) >= 1
     playable = [c for c in calls if c["recording"]]
     assert playable
     assert any(c["outcome"] == "missed" and c["recording"] is None for c in calls)
