@@ -2,8 +2,9 @@
 
 A physical CSV line may be at most ``MAX_LINE`` bytes and is checked before it is decoded or split (a 200 MB
 line or cell is refused after reading 64 KiB of it); a record's fields are bounded by the csv module's field
-limit; NUL bytes and invalid UTF-8 are refused with their line. XLSX rows come from openpyxl's read-only
-(streaming) worksheet.
+limit; NUL bytes and invalid UTF-8 are refused with their line. XLSX rows come from openpyxl's row parser
+over a tree emptied after each row; every text run of the sheet and of the shared strings is bounded
+(``MAX_XML_TEXT``) as its bytes arrive, before the XML parser gathers it.
 """
 
 from __future__ import annotations
@@ -18,7 +19,48 @@ from typing import IO, Any
 from crmtel.exchange.csvio import BadFile, _cell_text, _fit, sniff_delimiter
 
 MAX_LINE = 64 * 1024
+# The longest text of one XLSX element (a cell's value, a shared string) read before the file is refused.
+MAX_XML_TEXT = 64 * 1024
 ROW = tuple[int, list[str]]
+
+
+class _BoundedXml:
+    """An XML part of an XLSX read through expat before its parser sees it: a run of text (a cell, a shared
+    string) longer than ``MAX_XML_TEXT`` is refused as soon as its bytes arrive, never gathered whole."""
+
+    def __init__(self, raw: IO[bytes], part: str) -> None:
+        from xml.parsers import expat
+
+        self._raw = raw
+        self._part = part
+        self._run = 0
+        self._check = expat.ParserCreate()
+        self._check.CharacterDataHandler = self._text
+        self._check.StartElementHandler = self._reset
+        self._check.EndElementHandler = self._reset
+
+    def _reset(self, *_args: object) -> None:
+        self._run = 0
+
+    def _text(self, data: str) -> None:
+        self._run += len(data)
+        if self._run > MAX_XML_TEXT:
+            raise BadFile(
+                f"{self._part}: a cell or string longer than {MAX_XML_TEXT} characters: not a CRM export"
+            )
+
+    def read(self, size: int = -1) -> bytes:
+        data = self._raw.read(size if 0 < size <= MAX_LINE else MAX_LINE)
+        try:
+            self._check.Parse(data, not data)
+        except BadFile:
+            raise
+        except Exception as err:  # expat's ExpatError: not XML
+            raise BadFile(f"{self._part}: not readable XML: {err}") from err
+        return data
+
+    def close(self) -> None:
+        self._raw.close()
 
 
 class _Lines:
@@ -52,7 +94,21 @@ class _Lines:
         return text
 
 
-def _sheet_rows(source: IO[bytes], reader: Any) -> Iterator[tuple[int, list[Any]]]:
+def _read_strings(reader: Any) -> None:
+    """openpyxl's ``ExcelReader.read_strings``, its part read within ``MAX_XML_TEXT`` per string."""
+    from openpyxl.reader.strings import read_rich_text, read_string_table
+    from openpyxl.xml.constants import SHARED_STRINGS
+
+    found = reader.package.find(SHARED_STRINGS)
+    if found is None:
+        return
+    part = found.PartName[1:]
+    read = read_rich_text if reader.rich_text else read_string_table
+    with reader.archive.open(part) as src:
+        reader.shared_strings = read(_BoundedXml(src, part))
+
+
+def _sheet_rows(source: Any, reader: Any) -> Iterator[tuple[int, list[Any]]]:
     """``(row number, values by column)`` of a worksheet's XML, the tree emptied after each row."""
     from xml.etree.ElementTree import iterparse
 
@@ -157,7 +213,7 @@ class TableStream:
             reader = ExcelReader(str(path), read_only=True, data_only=True)
             self._close.append(reader.archive)
             reader.read_manifest()
-            reader.read_strings()
+            _read_strings(reader)
             reader.read_workbook()
             apply_stylesheet(reader.archive, reader.wb)
             targets = [
@@ -174,7 +230,7 @@ class TableStream:
             # openpyxl raises many unrelated exception types on corrupt files; all mean "unreadable".
             raise BadFile(f"not a readable XLSX workbook: {err.__class__.__name__}: {err}") from err
         self._close.append(source)
-        rows = _sheet_rows(source, reader)
+        rows = _sheet_rows(_BoundedXml(source, targets[0]), reader)
         header: tuple[str, ...] | None = None
         for _number, values in rows:
             cells = [_cell_text(v) for v in values]

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import tracemalloc
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -152,3 +153,90 @@ def test_an_xlsx_without_dimension_is_read_row_by_row(tmp_path: Path) -> None:
     assert stream.header == ("external_id", "name", "turnover_month", "phones")
     assert first == (3, ["C-0", "Клиент 0", "2026-10-01", "79161110000"])
     assert count == 3_000
+
+
+_MAIN = b"http://schemas.openxmlformats.org/spreadsheetml/2006/main"
+
+
+def _xlsx_with_a_huge_text(path: Path, *, shared: bool, megabytes: int = 20) -> None:
+    """A real workbook whose row 2 has one cell of ``megabytes`` MB: inline, or in sharedStrings.xml."""
+    import zipfile
+
+    from openpyxl import Workbook
+
+    plain = path.with_suffix(".plain.xlsx")
+    wb = Workbook()
+    ws = wb.active
+    assert ws is not None
+    ws.append(["name", "phones"])
+    ws.append(["x", "+79161110001"])
+    wb.save(plain)
+    head = b'<?xml version="1.0" encoding="UTF-8"?><worksheet xmlns="' + _MAIN + b'"><sheetData>'
+    huge = b"A" * (1 << 20)
+    with zipfile.ZipFile(plain) as zin, zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as zout:
+        for item in zin.infolist():
+            data = zin.read(item.filename)
+            if item.filename == "[Content_Types].xml" and shared and b"sharedStrings" not in data:
+                data = data.replace(
+                    b"</Types>",
+                    b'<Override PartName="/xl/sharedStrings.xml" ContentType="application/vnd.openxmlformats-'
+                    b'officedocument.spreadsheetml.sharedStrings+xml"/></Types>',
+                )
+            if item.filename == "xl/_rels/workbook.xml.rels" and shared and b"sharedStrings" not in data:
+                data = data.replace(
+                    b"</Relationships>",
+                    b'<Relationship Id="rIdSS" Type="http://schemas.openxmlformats.org/officeDocument/2006/'
+                    b'relationships/sharedStrings" Target="sharedStrings.xml"/></Relationships>',
+                )
+            if item.filename in ("xl/worksheets/sheet1.xml", "xl/sharedStrings.xml"):
+                continue
+            zout.writestr(item, data)
+        with zout.open("xl/worksheets/sheet1.xml", "w", force_zip64=True) as sheet:
+            sheet.write(head)
+            if shared:
+                sheet.write(
+                    b'<row r="1"><c r="A1" t="s"><v>1</v></c><c r="B1" t="s"><v>2</v></c></row>'
+                    b'<row r="2"><c r="A2" t="s"><v>0</v></c><c r="B2" t="s"><v>3</v></c></row>'
+                )
+            else:
+                sheet.write(
+                    b'<row r="1"><c r="A1" t="inlineStr"><is><t>name</t></is></c>'
+                    b'<c r="B1" t="inlineStr"><is><t>phones</t></is></c></row>'
+                    b'<row r="2"><c r="A2" t="inlineStr"><is><t>'
+                )
+                for _ in range(megabytes):
+                    sheet.write(huge)
+                sheet.write(b"</t></is></c></row>")
+            sheet.write(b"</sheetData></worksheet>")
+        if shared:
+            with zout.open("xl/sharedStrings.xml", "w", force_zip64=True) as strings:
+                strings.write(b'<?xml version="1.0" encoding="UTF-8"?><sst xmlns="' + _MAIN + b'"><si><t>')
+                for _ in range(megabytes):
+                    strings.write(huge)
+                strings.write(
+                    b"</t></si><si><t>name</t></si><si><t>phones</t></si><si><t>+7916</t></si></sst>"
+                )
+
+
+def _read_all(opener: Any, path: Path) -> int:
+    with opener(path) as stream:
+        return sum(1 for _row in stream)
+
+
+@pytest.mark.parametrize("shared", [False, True], ids=["inline-cell", "shared-string"])
+def test_one_huge_xlsx_cell_is_refused_before_it_is_gathered(tmp_path: Path, shared: bool) -> None:
+    """A 20 MB cell (inline in the sheet, or one string of sharedStrings.xml) is refused with a one-line
+    error while Python has allocated a few megabytes — the XML parser never gathers the text whole."""
+    from crmtel.exchange.csvio import BadFile
+    from crmtel.exchange.streams import TableStream
+
+    path = tmp_path / "huge.xlsx"
+    _xlsx_with_a_huge_text(path, shared=shared)
+    tracemalloc.start()
+    try:
+        with pytest.raises(BadFile, match="longer than 65536 characters"):
+            _read_all(TableStream, path)
+        _now, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert peak < 4_000_000
