@@ -190,7 +190,7 @@ class DialAttempt:
 
     at: datetime
     pbx: str
-    source: str  # "web" or "cli"
+    source: str  # "web", "cli", or "guard" (an Originate the PBX's guard refused, e.g. forged on the relay)
     extension: str
     number: str
     manager_id: int | None = None
