@@ -183,6 +183,10 @@ class CallsSettings(BaseModel):
     # that the calls it has received are written before it exits (then exit 75, the calls not written logged).
     # systemd's TimeoutStopSec (deploy/systemd) must be longer.
     stop_write_seconds: float = Field(default=60.0, ge=0, le=3600)
+    # Call records held in memory while the store is down or locked; past this many, tracking waits for the store
+    # (AMI reading pauses and TCP slows the PBX; nothing is dropped) instead of holding ever more. Below it,
+    # popups never wait for a write.
+    max_unwritten: int = Field(default=20_000, ge=100, le=1_000_000)
     # The one-click results a manager picks for a call, in this order: the codes talked, agreed, callback,
     # not_interested, no_answer, wrong_number are named in the reader's language; any other text is shown
     # as written (e.g. "Замер назначен"). Stored with the call as written here.

@@ -179,9 +179,6 @@ def _with_ends(events: Sequence[CallEvent], stored: Mapping[CallKey, CallRecord]
     return [*events, *ends]
 
 
-MAX_UNWRITTEN = 20_000
-
-
 def _extensions_of(record: CallRecord) -> tuple[str, ...]:
     """The extensions the owner rule may look up for this call."""
     return (record.answered_by or "", record.caller_number or "", *record.rang)
@@ -238,7 +235,7 @@ class CallService:
         self.outbox = Outbox()
         # Unwritten records beyond which tracking waits for the store (so reading pauses, TCP slows the
         # PBX) instead of holding ever more records in memory while the database is down.
-        self.max_unwritten = MAX_UNWRITTEN
+        self.max_unwritten = settings.max_unwritten
         self._party: dict[CallKey, _Party | None] = {}
         # The number each call's party was looked up by.
         self._matched: dict[CallKey, str | None] = {}

@@ -133,10 +133,13 @@ BOUND_MB = 300
 async def test_huge_events_while_the_store_is_locked_keep_rss_bounded_and_it_comes_back_down(
     pool: DaemonPool, db: Database, database_url: str, tmp_path: Path
 ) -> None:
-    """2,000 events of 3,000 headers each (120 MB) with the database locked: reading pauses, RSS stays under
-    300 MB, and once the store is back every call is written and RSS ends near where it started."""
+    """2,000 events of 3,000 headers each (120 MB) with the database locked: past ``[calls] max_unwritten`` (1,000
+    here) reading pauses, RSS stays under 300 MB, and once the store is back every call is written and RSS ends
+    near where it started. (Below the bound tracking does not wait for the store: popups go out meanwhile.)"""
     async with serving(huge_events(2000), chunk_size=256 * 1024) as server:
         config, ports = daemon_config(tmp_path / "crmtel.toml", database_url, server.port)
+        with config.open("a", encoding="utf-8") as extra:
+            extra.write("\n[calls]\nmax_unwritten = 1000\n")
         async with locked_store(database_url):
             daemon = pool.spawn("--config", str(config), "run")
             await daemon.wait_http(ports.web_url + "/")
