@@ -120,11 +120,7 @@ async def import_table(
                 await import_clients(conn, table, region, report, skip_bad_rows)
             else:
                 await _import_leads(conn, table, region, report, skip_bad_rows)
-            report.errors.sort(key=lambda i: i.line)
-            report.warnings.sort(key=lambda i: i.line)
-            report.applied = not dry_run and (skip_bad_rows or not report.errors)
-            if not report.applied:
-                raise _Rollback
+            _settle(report, dry_run, skip_bad_rows)
     except _Rollback:
         pass
     return report
@@ -181,17 +177,22 @@ async def _stream_clients(
                         report.warnings_omitted += len(report.warnings) - max(before, MAX_ISSUES)
                         del report.warnings[max(before, MAX_ISSUES) :]
                 progress.rows(report.rows)
-            report.errors.sort(key=lambda i: i.line)
-            report.warnings.sort(key=lambda i: i.line)
-            report.applied = not dry_run and (skip_bad_rows or not report.errors)
-            if not report.applied:
-                raise _Rollback
+            _settle(report, dry_run, skip_bad_rows)
     except _Rollback:
         pass
     finally:
         seen.close()
         stream.close()
     return report
+
+
+def _settle(report: ImportReport, dry_run: bool, skip_bad_rows: bool) -> None:
+    """Order the issues by line and decide whether the import's transaction commits (else ``_Rollback``)."""
+    report.errors.sort(key=lambda i: i.line)
+    report.warnings.sort(key=lambda i: i.line)
+    report.applied = not dry_run and (skip_bad_rows or not report.errors)
+    if not report.applied:
+        raise _Rollback
 
 
 async def _stream_leads(
@@ -231,11 +232,7 @@ async def _stream_leads(
                 _keep(report.errors, part.errors, report, errors=True)
                 _keep(report.warnings, part.warnings, report, errors=False)
                 progress.rows(report.rows)
-            report.errors.sort(key=lambda i: i.line)
-            report.warnings.sort(key=lambda i: i.line)
-            report.applied = not dry_run and (skip_bad_rows or not report.errors)
-            if not report.applied:
-                raise _Rollback
+            _settle(report, dry_run, skip_bad_rows)
     except _Rollback:
         pass
     finally:
