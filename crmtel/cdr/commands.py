@@ -13,6 +13,8 @@ from crmtel.cdr.models import CdrSpec
 from crmtel.cdr.service import Backfill, open_source
 from crmtel.cdr.times import pbx_zone
 from crmtel.config import AmiSettings, Settings
+from crmtel.connectors.service import OutboxTap
+from crmtel.connectors.sinks import build_sinks
 from crmtel.errors import ConfigError
 from crmtel.i18n import Translator
 from crmtel.store.db import Database, upgrade
@@ -86,8 +88,11 @@ async def backfill(args: argparse.Namespace, settings: Settings) -> int:
     source = open_source(CdrSpec.parse(source_text, pbx.cdr_table), zone)
     await upgrade(settings.database_url)
     db = Database(settings.database_url)
+    # Calls the backfill creates go to the connectors' outbox as live ones do (the running crmtel delivers them;
+    # a call the live path already staged is keyed the same and staged once).
+    sinks = build_sinks(settings, db)
     try:
-        calls = build_call_service(settings, db, (pbx,))
+        calls = build_call_service(settings, db, (pbx,), tap=OutboxTap(sinks) if sinks else None)
         # A progress bar only for a person at a terminal; logs and pipes get the summary alone.
         bar = _Bar(t.t("backfill.progress")) if sys.stderr.isatty() else None
         try:
@@ -98,6 +103,8 @@ async def backfill(args: argparse.Namespace, settings: Settings) -> int:
             if bar is not None:
                 bar.close()
     finally:
+        for sink in sinks:
+            await sink.aclose()
         await source.close()
         await db.dispose()
     print(
