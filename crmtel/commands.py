@@ -15,6 +15,10 @@ from crmtel.configcheck.messages import Problem, Redactor
 from crmtel.configcheck.probes import port_problems
 from crmtel.configcheck.report import all_problems
 from crmtel.demo import DEMO_LOGINS, DEMO_PASSWORD
+from crmtel.errors import CrmtelError
+from crmtel.managers.models import mobile_globals
+from crmtel.store.db import Database
+from crmtel.store.managers import ManagerRepository
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -66,6 +70,12 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         description="Lines for the [globals] section of extensions.conf "
         "(deploy/asterisk/extensions_crmtel_globals.conf).",
     )
+    globals_.add_argument(
+        "--mobiles",
+        action="store_true",
+        help="also CRMTEL_MOBILE_<extension> for every active manager with a mobile (reads the database)",
+    )
+    globals_.add_argument("--pbx", help="whose dial rules write the mobiles (default: the first PBX)")
     globals_.set_defaults(handler=_dialplan_globals)
 
 
@@ -110,6 +120,20 @@ async def _config_check(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+async def mobile_globals_of(settings: Settings, pbx: str | None) -> list[str]:
+    """``CRMTEL_MOBILE_<ext>=<dial string>`` lines for the managers in the database (see ``mobile_globals``)."""
+    pbxes = {p.name: p for p in (settings.ami, *settings.pbx)}
+    chosen = pbxes.get(pbx or settings.ami.name)
+    if chosen is None:
+        raise CrmtelError(f"no PBX named {pbx!r} (known: {', '.join(pbxes)})")
+    db = Database(settings.database_url)
+    try:
+        managers = await ManagerRepository(db).all()
+    finally:
+        await db.dispose()
+    return mobile_globals(managers, chosen.originate.dial_rules)
+
+
 def dialplan_globals(settings: Settings) -> list[str]:
     """``NAME=value`` lines for Asterisk's [globals], so the dialplan asks and rings as this config says."""
     routing = settings.routing
@@ -121,11 +145,19 @@ def dialplan_globals(settings: Settings) -> list[str]:
         f"CRMTEL_WEB_PORT={settings.web.port}",
         f"CRMTEL_RING={routing.ring_seconds}",
         f"CRMTEL_DEFAULT_QUEUE={routing.default_queue}",
+        f"CRMTEL_FOLLOWME={1 if settings.mobile.followme else 0}",
+        f"CRMTEL_MOBILE_RING={settings.mobile.ring_seconds}",
+        f"CRMTEL_MOBILE_CONFIRM={settings.mobile.confirm_seconds}",
+        f"CRMTEL_MOBILE_LANGUAGE={settings.mobile.language}",
+        f"CRMTEL_MOBILE_SOUNDS={settings.mobile.sounds}",
     ]
 
 
-async def _dialplan_globals(_args: argparse.Namespace, settings: Settings) -> int:
-    print("\n".join(dialplan_globals(settings)))
+async def _dialplan_globals(args: argparse.Namespace, settings: Settings) -> int:
+    lines = dialplan_globals(settings)
+    if args.mobiles:
+        lines += await mobile_globals_of(settings, args.pbx)
+    print("\n".join(lines))
     return 0
 
 

@@ -53,6 +53,11 @@ class OriginateSettings(BaseModel):
 
     # The manager's own phone, rung first: ``PJSIP/{extension}``, or ``Local/{extension}@from-internal``.
     channel: str = Field(default="PJSIP/{extension}", pattern=r"\{extension\}")
+    # "Via my mobile": the Local channel whose other half rings the manager's mobile through the trunk and waits
+    # for them to press 1 (deploy/asterisk/extensions_crmtel_mobile.conf) before the number is dialled.
+    mobile_channel: str = Field(
+        default="Local/{extension}@crmtel-mobile", pattern=r"^Local/\{extension\}@[\w-]+$"
+    )
     # Where the answered phone goes to dial the number (deploy/asterisk/extensions_crmtel.conf).
     context: str = Field(default="crmtel-originate", pattern=r"^[\w-]+$")
     priority: int = Field(default=1, ge=1)
@@ -276,6 +281,29 @@ class RoutingSettings(BaseModel):
     ring_seconds: int = Field(default=20, ge=5, le=600)
     deadline_ms: int = Field(default=500, ge=10)
     http_token: SecretStr | None = None
+
+
+class MobileSettings(BaseModel):
+    """The manager's mobile as their phone: click-to-call "via my mobile" and the follow-me step.
+
+    The dialplan (deploy/asterisk/extensions_crmtel_mobile.conf) reads these as globals
+    (`crmtel config dialplan-globals`): the PBX rings the mobile for ``ring_seconds``, plays the confirmation
+    prompt in ``language`` and waits ``confirm_seconds`` for the manager to press 1.
+    """
+
+    model_config = _FROZEN
+
+    # The prompts' language: Debian's asterisk-core-sounds-ru / -en ("followme/options").
+    language: Literal["ru", "en"] = "ru"
+    # The folder holding the languages' sound folders when it is not Asterisk's own sounds folder (an Asterisk
+    # built from source with Debian's sound packages: "/usr/share/asterisk/sounds"); empty: Asterisk's own.
+    sounds: str = Field(default="", pattern=r"^(/[A-Za-z0-9_./-]*)?$", max_length=200)
+    # Seconds the mobile rings, and seconds the manager has to press 1 once it answered.
+    ring_seconds: int = Field(default=30, ge=5, le=120)
+    confirm_seconds: int = Field(default=10, ge=3, le=60)
+    # Ring the personal manager's mobile (with the same confirmation) when their desk phone does not answer
+    # within routing.ring_seconds, before the fallback queue.
+    followme: bool = False
 
 
 class WebSettings(BaseModel):
@@ -536,6 +564,7 @@ class Settings(BaseSettings):
     calls: CallsSettings = CallsSettings()
     deals: DealsSettings = DealsSettings()
     routing: RoutingSettings = RoutingSettings()
+    mobile: MobileSettings = MobileSettings()
     web: WebSettings = WebSettings()
     reports: ReportsSettings = ReportsSettings()
     i18n: I18nSettings = I18nSettings()

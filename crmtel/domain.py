@@ -78,6 +78,8 @@ class Manager:
     extensions: tuple[str, ...]
     # The language the person chose on the page; None follows their browser.
     locale: str | None = None
+    # The manager's mobile (E.164): click-to-call "via my mobile" and the follow-me step ring it.
+    mobile: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

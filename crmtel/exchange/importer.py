@@ -115,7 +115,7 @@ async def import_table(
     try:
         async with _transaction(db) as conn:
             if kind is ImportKind.MANAGERS:
-                await _import_managers(conn, table, report, skip_bad_rows)
+                await _import_managers(conn, table, region, report, skip_bad_rows)
             elif kind is ImportKind.CLIENTS:
                 await import_clients(conn, table, region, report, skip_bad_rows)
             else:
@@ -245,9 +245,9 @@ async def _stream_leads(
 
 
 async def _import_managers(
-    conn: AsyncConnection, table: RawTable, report: ImportReport, skip_bad_rows: bool
+    conn: AsyncConnection, table: RawTable, region: str, report: ImportReport, skip_bad_rows: bool
 ) -> None:
-    parsed = parse_managers(table)
+    parsed = parse_managers(table, region)
     existing = {
         r.login.casefold(): r
         for r in await conn.execute(
@@ -259,6 +259,7 @@ async def _import_managers(
                 ManagerRow.active,
                 ManagerRow.speciality,
                 ManagerRow.password_hash,
+                ManagerRow.mobile,
             )
         )
     }
@@ -300,6 +301,8 @@ async def _import_managers(
             "active": rec.active,
             "speciality": rec.speciality.value if rec.speciality else None,
         }
+        if rec.has_mobile:
+            values["mobile"] = rec.mobile
         current = existing.get(rec.login.casefold())
         if current is None:
             new_rows.append(

@@ -11,6 +11,7 @@ from typing import Generic, TypeVar
 
 from crmtel.domain import Category, LeadStatus, Role
 from crmtel.exchange.csvio import BadFile, RawTable, header_key, unneutralise
+from crmtel.managers.models import BadMobile, parse_mobile
 from crmtel.phones import PhoneKind, normalize
 
 T = TypeVar("T")
@@ -24,6 +25,7 @@ MANAGER_COLUMNS: dict[str, tuple[str, ...]] = {
     "speciality": ("speciality", "specialty"),
     "active": ("active", "enabled"),
     "password": ("password",),
+    "mobile": ("mobile", "mobile_phone", "cell"),
 }
 CLIENT_COLUMNS: dict[str, tuple[str, ...]] = {
     "external_id": ("external_id", "code", "id", "ext_id", "client_code"),
@@ -115,6 +117,9 @@ class ManagerRecord:
     speciality: Category | None
     active: bool
     password: str | None
+    # The mobile in E.164; None with ``has_mobile``: the cell is empty (no mobile); without: no such column (kept).
+    mobile: str | None = None
+    has_mobile: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -182,6 +187,10 @@ class _Row:
         if limit is not None and len(value) > limit:
             raise RowError(f"{column} is longer than {limit} characters")
         return value or None
+
+    def has(self, column: str) -> bool:
+        """Whether the file has this column at all."""
+        return column in self._index
 
     def required(self, column: str) -> str:
         value = self.text(column)
@@ -315,7 +324,7 @@ def _manager_id(row: _Row, logins: Mapping[str, int]) -> int | None:
     return found
 
 
-def parse_managers(table: RawTable) -> Parsed[ManagerRecord]:
+def parse_managers(table: RawTable, region: str = "RU") -> Parsed[ManagerRecord]:
     """Manager rows; duplicate logins or extensions inside the file are errors."""
 
     def row_to_record(row: _Row) -> ManagerRecord:
@@ -332,6 +341,10 @@ def parse_managers(table: RawTable) -> Parsed[ManagerRecord]:
         if len(name) > 200:
             raise RowError("name is longer than 200 characters")
         speciality = _enum(Category, row.text("speciality"), "speciality")
+        try:
+            mobile = parse_mobile(row.text("mobile"), region)
+        except BadMobile as err:
+            raise RowError(f"mobile: {err}") from err
         return ManagerRecord(
             line=row.line,
             login=login,
@@ -341,6 +354,8 @@ def parse_managers(table: RawTable) -> Parsed[ManagerRecord]:
             speciality=Category(speciality) if speciality else None,
             active=parse_bool(row.text("active"), "active", True),
             password=row.text("password"),
+            mobile=mobile,
+            has_mobile=row.has("mobile"),
         )
 
     parsed = _parse_all(table, "managers", MANAGER_COLUMNS, row_to_record)

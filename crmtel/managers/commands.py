@@ -1,4 +1,4 @@
-"""Manager subcommands: ``manager add|list|passwd|deactivate|activate``."""
+"""Manager subcommands: ``manager add|list|mobile|passwd|deactivate|activate``."""
 
 from __future__ import annotations
 
@@ -8,12 +8,14 @@ import getpass
 import json
 import sys
 from collections.abc import Awaitable, Callable
+from dataclasses import replace
 from typing import TypeVar
 
 from crmtel.config import Settings
 from crmtel.domain import Category, Manager, Role
 from crmtel.errors import CrmtelError
-from crmtel.phones import is_extension
+from crmtel.managers.models import BadMobile, parse_mobile
+from crmtel.phones import display, is_extension
 from crmtel.store.db import Database
 from crmtel.store.managers import ManagerRepository
 
@@ -41,11 +43,23 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     add.add_argument("--speciality", choices=[c.value for c in Category])
     add.add_argument("--inactive", action="store_true")
     add.add_argument(
+        "--mobile",
+        help='the manager\'s mobile (any spelling: "8 916 111-00-01"); "" removes it; absent: kept',
+    )
+    add.add_argument(
         "--password-stdin", action="store_true", help="read the password from the first stdin line"
     )
     add.set_defaults(handler=_manager_add)
 
-    listing = mgr_sub.add_parser("list", help="every manager: login, name, role, extensions, active")
+    mobile = mgr_sub.add_parser(
+        "mobile",
+        help="set the manager's mobile (click-to-call via the mobile, follow-me); without NUMBER: remove it",
+    )
+    mobile.add_argument("login")
+    mobile.add_argument("number", nargs="?", default="")
+    mobile.set_defaults(handler=_manager_mobile)
+
+    listing = mgr_sub.add_parser("list", help="every manager: login, name, role, extensions, mobile, active")
     listing.add_argument("--format", choices=("table", "json"), default="table")
     listing.set_defaults(handler=_manager_list)
 
@@ -87,11 +101,19 @@ async def _read_password(prompt_twice: bool) -> str:
     return password
 
 
+def _mobile(text: str, settings: Settings) -> str | None:
+    try:
+        return parse_mobile(text, settings.region)
+    except BadMobile as err:
+        raise CrmtelError(f"{err}; nothing changed") from err
+
+
 async def _manager_add(args: argparse.Namespace, settings: Settings) -> int:
+    mobile = _mobile(args.mobile, settings) if args.mobile is not None else None
     password = await _read_password(prompt_twice=False) if args.password_stdin else None
-    manager = await _with_repo(
-        settings,
-        lambda repo: repo.save(
+
+    async def save(repo: ManagerRepository) -> Manager:
+        manager = await repo.save(
             login=args.login,
             name=args.name,
             extensions=args.extension,
@@ -99,10 +121,32 @@ async def _manager_add(args: argparse.Namespace, settings: Settings) -> int:
             active=not args.inactive,
             speciality=Category(args.speciality) if args.speciality else None,
             password=password,
-        ),
-    )
+        )
+        if args.mobile is None:
+            return manager
+        await repo.set_mobile(manager.id, mobile)
+        return replace(manager, mobile=mobile)
+
+    manager = await _with_repo(settings, save)
     exts = ", ".join(manager.extensions) or "no extension"
-    print(f"manager {manager.login!r} (#{manager.id}, {manager.role.value}, {exts}) saved")
+    extra = f", mobile {display(manager.mobile)}" if manager.mobile else ""
+    print(f"manager {manager.login!r} (#{manager.id}, {manager.role.value}, {exts}{extra}) saved")
+    return 0
+
+
+async def _manager_mobile(args: argparse.Namespace, settings: Settings) -> int:
+    mobile = _mobile(args.number, settings)
+
+    async def store(repo: ManagerRepository) -> bool:
+        manager = await repo.by_login(args.login)
+        if manager is None:
+            return False
+        await repo.set_mobile(manager.id, mobile)
+        return True
+
+    if not await _with_repo(settings, store):
+        raise CrmtelError(f"no manager with login {args.login!r}")
+    print(f"mobile of {args.login!r}: {display(mobile) if mobile else 'none'}")
     return 0
 
 
@@ -112,6 +156,7 @@ def _row(m: Manager) -> dict[str, object]:
         "name": m.name,
         "role": m.role.value,
         "extensions": list(m.extensions),
+        "mobile": m.mobile,
         "speciality": m.speciality.value if m.speciality else None,
         "active": m.active,
     }
@@ -122,9 +167,16 @@ async def _manager_list(args: argparse.Namespace, settings: Settings) -> int:
     if args.format == "json":
         print(json.dumps([_row(m) for m in managers], ensure_ascii=False, indent=2))
         return 0
-    rows = [("login", "name", "role", "extensions", "active")]
+    rows = [("login", "name", "role", "extensions", "mobile", "active")]
     rows += [
-        (m.login, m.name, m.role.value, ",".join(m.extensions) or "-", "yes" if m.active else "no")
+        (
+            m.login,
+            m.name,
+            m.role.value,
+            ",".join(m.extensions) or "-",
+            m.mobile or "-",
+            "yes" if m.active else "no",
+        )
         for m in managers
     ]
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]

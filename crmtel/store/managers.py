@@ -70,6 +70,7 @@ async def _to_domain(session: AsyncSession, rows: Sequence[ManagerRow]) -> list[
             speciality=Category(r.speciality) if r.speciality in {c.value for c in Category} else None,
             extensions=tuple(exts.get(r.id, ())),
             locale=r.locale,
+            mobile=r.mobile,
         )
         for r in rows
     ]
@@ -209,6 +210,11 @@ class ManagerRepository:
         """Keep the language this person chose (None: follow their browser again)."""
         async with self._db.session() as session:
             await session.execute(update(ManagerRow).where(ManagerRow.id == manager_id).values(locale=locale))
+
+    async def set_mobile(self, manager_id: int, mobile: str | None) -> None:
+        """Keep this manager's mobile (E.164, already checked; None: no mobile)."""
+        async with self._db.session() as session:
+            await session.execute(update(ManagerRow).where(ManagerRow.id == manager_id).values(mobile=mobile))
 
     async def get(self, manager_id: int) -> Manager | None:
         """The manager with this id."""

@@ -76,6 +76,8 @@ class ManagerRow(Base):
     created_at: Mapped[datetime] = mapped_column(UtcDateTime())
     # The language the person chose on the page (None: follow the browser).
     locale: Mapped[str | None] = mapped_column(String(16))
+    # The manager's mobile in E.164 (None: none); the PBX rings it for "via my mobile" and follow-me.
+    mobile: Mapped[str | None] = mapped_column(String(32))
 
 
 class ExtensionRow(Base):

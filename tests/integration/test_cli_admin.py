@@ -52,8 +52,8 @@ async def test_manager_list_passwd_deactivate_activate(
     ]
     assert await run(["manager", "list"], database_url) == 0
     table = capsys.readouterr().out.splitlines()
-    assert table[0].split() == ["login", "name", "role", "extensions", "active"]
-    assert table[1].split() == ["anna", "Анна", "manager", "101", "yes"]
+    assert table[0].split() == ["login", "name", "role", "extensions", "mobile", "active"]
+    assert table[1].split() == ["anna", "Анна", "manager", "101", "-", "yes"]
 
     monkeypatch.setattr("sys.stdin", io.StringIO("new-pass-42\n"))
     assert await run(["manager", "passwd", "anna"], database_url) == 0

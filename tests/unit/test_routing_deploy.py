@@ -96,6 +96,32 @@ def test_dialplan_globals_follow_the_config() -> None:
         "CRMTEL_WEB_PORT=8080",
         "CRMTEL_RING=35",
         "CRMTEL_DEFAULT_QUEUE=q9",
+        "CRMTEL_FOLLOWME=0",
+        "CRMTEL_MOBILE_RING=30",
+        "CRMTEL_MOBILE_CONFIRM=10",
+        "CRMTEL_MOBILE_LANGUAGE=ru",
+        "CRMTEL_MOBILE_SOUNDS=",
+    ]
+
+
+def test_mobile_globals_follow_the_config() -> None:
+    """[mobile] reaches the dialplan: follow-me on, the mobile's ring and confirm times, English prompts."""
+    settings = load_settings(
+        None,
+        mobile={
+            "followme": True,
+            "ring_seconds": 25,
+            "confirm_seconds": 7,
+            "language": "en",
+            "sounds": "/usr/share/asterisk/sounds",
+        },
+    )
+    assert dialplan_globals(settings)[5:] == [
+        "CRMTEL_FOLLOWME=1",
+        "CRMTEL_MOBILE_RING=25",
+        "CRMTEL_MOBILE_CONFIRM=7",
+        "CRMTEL_MOBILE_LANGUAGE=en",
+        "CRMTEL_MOBILE_SOUNDS=/usr/share/asterisk/sounds",
     ]
 
 
@@ -106,6 +132,8 @@ def test_plain_dialplans_use_the_globals_and_fall_back_to_the_same_values(name: 
     assert not any(line.strip().startswith("same => n,Set(CRMTEL_RING=") for line in text.splitlines())
     for line in _globals_file():
         var, value = line.split("=", 1)
+        if var.startswith(("CRMTEL_MOBILE", "CRMTEL_FOLLOWME")):
+            continue  # the mobile's dialplan (extensions_crmtel_mobile.conf) reads these
         if var.startswith("CRMTEL_AGI") and "http" in name:
             continue
         assert f"${{{var}}}" in text, var

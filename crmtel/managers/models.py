@@ -1,0 +1,62 @@
+"""A manager's own settings, pure: the mobile number the PBX may ring for them."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import phonenumbers
+
+from crmtel.config import DialRule
+from crmtel.dial.models import dial_string
+from crmtel.domain import Manager
+from crmtel.errors import CrmtelError
+from crmtel.phones import PhoneKind, normalize
+
+# What a number may be to serve as a manager's phone on the road: a line a person answers, never a premium,
+# shared-cost or toll-free service (the PBX pays for dialling it, and nobody presses 1 there).
+_PERSONAL_TYPES = frozenset(
+    {
+        phonenumbers.PhoneNumberType.MOBILE,
+        phonenumbers.PhoneNumberType.FIXED_LINE_OR_MOBILE,
+        phonenumbers.PhoneNumberType.FIXED_LINE,
+    }
+)
+
+
+class BadMobile(CrmtelError):
+    """A mobile number crmtel will not keep; ``key`` is the catalogue message (``settings.mobile.*``)."""
+
+    def __init__(self, key: str, text: str) -> None:
+        super().__init__(f"{text[:40]!r} is not a phone number a manager can answer ({key})")
+        self.key = key
+
+
+def parse_mobile(text: str | None, region: str = "RU") -> str | None:
+    """The manager's mobile in E.164 (``8 916 111-00-01`` -> ``+79161110001``); None for an empty text
+    (no mobile); BadMobile for an extension, garbage, or a number that is not a personal line."""
+    value = (text or "").strip()
+    if not value:
+        return None
+    phone = normalize(value, region)
+    if phone.kind is PhoneKind.EXTENSION:
+        raise BadMobile("settings.mobile.extension", value)
+    if phone.kind is not PhoneKind.E164 or phone.e164 is None:
+        raise BadMobile("settings.mobile.invalid", value)
+    parsed = phonenumbers.parse(phone.e164)
+    if not phonenumbers.is_valid_number(parsed):
+        raise BadMobile("settings.mobile.invalid", value)
+    if phonenumbers.number_type(parsed) not in _PERSONAL_TYPES:
+        raise BadMobile("settings.mobile.not_personal", value)
+    return phone.e164
+
+
+def mobile_globals(managers: Sequence[Manager], rules: Sequence[DialRule]) -> list[str]:
+    """``CRMTEL_MOBILE_<extension>=<the mobile as the PBX dials it>`` for every active manager with a mobile,
+    one line per extension: the follow-me step of the inbound dialplan reads ``CRMTEL_MOBILE_${target}``."""
+    lines: list[str] = []
+    for manager in sorted(managers, key=lambda m: m.login):
+        if not manager.active or not manager.mobile:
+            continue
+        dialled = dial_string(manager.mobile, rules)
+        lines.extend(f"CRMTEL_MOBILE_{extension}={dialled}" for extension in sorted(manager.extensions))
+    return lines
