@@ -30,6 +30,7 @@ def _feature_modules() -> list[ModuleType]:
     # Each feature owns its subcommands; imported here, at run time, so `import crmtel` stays side-effect free.
     from crmtel import commands
     from crmtel.amocrm import commands as amocrm_commands
+    from crmtel.apitokens import commands as token_commands
     from crmtel.callbacks import commands as callback_commands
     from crmtel.calls import commands as calls_commands
     from crmtel.cdr import commands as cdr_commands
@@ -52,6 +53,7 @@ def _feature_modules() -> list[ModuleType]:
         callback_commands,
         outbox_commands,
         amocrm_commands,
+        token_commands,
     ]
 
 

@@ -13,6 +13,7 @@ from typing import Any
 from aiohttp import web
 
 from crmtel import __version__
+from crmtel.apitokens.models import ANY, ROUTE_SCOPES, SCOPE_HELP, Scope
 from crmtel.push.csrf import CSRF_HEADER
 from crmtel.push.sessions import COOKIE
 
@@ -89,6 +90,15 @@ _SECURITY: dict[str, list[dict[str, list[str]]]] = {
 _PARAM = re.compile(r"\{(\w+)\}")
 
 
+def _security(method: str, path: str, who: str) -> list[dict[str, list[str]]]:
+    """Who may call a route; session routes open to API tokens also take ``bearer`` with the scope needed."""
+    requirements = list(_SECURITY[who])
+    scope = ROUTE_SCOPES.get((method, path)) if who == SESSION else None
+    if scope is not None:
+        requirements.append({"api_token": [] if scope == ANY else [scope]})
+    return requirements
+
+
 def document() -> dict[str, Any]:
     """The whole OpenAPI 3.1 document."""
     paths: dict[str, dict[str, Any]] = {}
@@ -97,7 +107,7 @@ def document() -> dict[str, Any]:
             "tags": [tag],
             "summary": summary,
             "operationId": f"{method.lower()}_{re.sub(r'[^a-z0-9]+', '_', path.lower()).strip('_') or 'root'}",
-            "security": _SECURITY[who],
+            "security": _security(method, path, who),
             "responses": {
                 "200": {"description": "OK"},
                 "default": {"description": "An error (JSON `error`)"},
@@ -115,14 +125,22 @@ def document() -> dict[str, Any]:
             "title": "crmtel",
             "version": __version__,
             "description": "Asterisk telephony for sales teams. Writes with a session need the CSRF token from "
-            "GET /api/me in X-CSRF-Token.",
+            "GET /api/me in X-CSRF-Token; integrations send an API token as Authorization: Bearer instead.",
         },
         "paths": paths,
         "components": {
             "securitySchemes": {
                 "session": {"type": "apiKey", "in": "cookie", "name": COOKIE},
                 "csrf": {"type": "apiKey", "in": "header", "name": CSRF_HEADER},
-                "bearer": {"type": "http", "scheme": "bearer"},
+                "bearer": {"type": "http", "scheme": "bearer", "description": "A route's own token"},
+                "api_token": {
+                    "type": "http",
+                    "scheme": "bearer",
+                    "bearerFormat": "crmtel_…",
+                    "description": "An API token from `crmtel token create`: acts as its manager, within its "
+                    "scopes (listed on each operation); no CSRF token needed. Scopes — "
+                    + "; ".join(f"{s.value}: {SCOPE_HELP[s]}" for s in Scope),
+                },
             }
         },
     }

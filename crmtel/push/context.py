@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from aiohttp import web
 from aiohttp.web_urldispatcher import AbstractResource
 
+from crmtel.apitokens.service import ApiTokens, Bearer
 from crmtel.config import WebSettings
 from crmtel.domain import Manager, Role
 from crmtel.i18n import Translator
@@ -43,10 +44,13 @@ class WebState:
     public: frozenset[AbstractResource]
     sockets: weakref.WeakSet[web.WebSocketResponse]
     locale: LocaleOptions
+    tokens: ApiTokens
 
 
 STATE = web.AppKey("crmtel.push.state", WebState)
 MANAGER = web.RequestKey("crmtel.push.manager", Manager)
+# Set when the request came with an API token instead of the browser session.
+BEARER = web.RequestKey("crmtel.push.bearer", Bearer)
 
 
 def current_manager(request: web.Request) -> Manager:

@@ -17,6 +17,8 @@ from aiohttp import WSCloseCode, WSMsgType, web
 from aiohttp.web_urldispatcher import AbstractResource
 from pydantic import StringConstraints
 
+from crmtel.apitokens.models import ROUTE_SCOPES, Refusal, allows
+from crmtel.apitokens.service import ApiTokens
 from crmtel.config import WebSettings
 from crmtel.domain import Manager
 from crmtel.errors import StoreUnavailable
@@ -24,7 +26,7 @@ from crmtel.i18n import supported
 from crmtel.i18n.models import LocaleOptions
 from crmtel.i18n.web import catalogue_routes
 from crmtel.push import api
-from crmtel.push.context import MANAGER, STATE, WebState, current_manager, translator, watch_scope
+from crmtel.push.context import BEARER, MANAGER, STATE, WebState, current_manager, translator, watch_scope
 from crmtel.push.csrf import CSRF_COOKIE, CSRF_HEADER, SAFE_METHODS, csrf_token, csrf_valid
 from crmtel.push.hub import Connection, Hub
 from crmtel.push.inputs import MAX_BODY, Body, InputError, input_errors, read_body
@@ -33,6 +35,7 @@ from crmtel.push.passwords import LoginsBusy, PasswordChecks
 from crmtel.push.sessions import COOKIE, DurableSessions, Sessions
 from crmtel.push.throttle import LoginThrottle, client_address, parse_networks
 from crmtel.push.watch import SessionWatch
+from crmtel.store.api_tokens import ApiTokenRepository
 from crmtel.store.db import Database
 from crmtel.store.deals import DealRepository
 from crmtel.store.history import CallHistory
@@ -58,9 +61,17 @@ CSP = (
 )
 
 
-def _json_error(request: web.Request, status: int, key: str) -> web.Response:
+def _json_error(
+    request: web.Request,
+    status: int,
+    key: str,
+    *,
+    extra: Mapping[str, Any] | None = None,
+    headers: Mapping[str, str] | None = None,
+) -> web.Response:
     # In the asker's language; ``code`` (the catalogue key) stays stable for the page.
-    return web.json_response({"error": translator(request).t(key), "code": key}, status=status)
+    body = {"error": translator(request).t(key, **(extra or {})), "code": key, **(extra or {})}
+    return web.json_response(body, status=status, headers=headers)
 
 
 def _same_origin(request: web.Request) -> bool:
@@ -93,12 +104,23 @@ async def _security(request: web.Request, handler: Handler) -> web.StreamRespons
 @web.middleware
 async def _auth(request: web.Request, handler: Handler) -> web.StreamResponse:
     state = request.app[STATE]
-    # Cross-site writes and websocket hijacking: the browser always says where a request comes from.
-    if (request.method not in ("GET", "HEAD") or request.path == "/ws") and not _same_origin(request):
+    public = (
+        request.match_info.http_exception is not None or request.match_info.route.resource in state.public
+    )
+    bearer = None if public else _bearer_credential(request)
+    # Cross-site writes and websocket hijacking: the browser always says where a request comes from. (A
+    # browser never adds an Authorization header on its own, so a bearer request cannot be forged that way.)
+    if (
+        bearer is None
+        and (request.method not in ("GET", "HEAD") or request.path == "/ws")
+        and not _same_origin(request)
+    ):
         return _json_error(request, 403, "messages.cross_origin")
-    if request.match_info.http_exception is not None or request.match_info.route.resource in state.public:
+    if public:
         # Unknown paths get their plain 404/405: there is nothing behind them to protect.
         return await handler(request)
+    if bearer is not None:
+        return await _as_bearer(request, handler, bearer)
     try:
         manager_id = await state.sessions.manager_id(request.cookies.get(COOKIE))
         manager = await state.managers.get(manager_id) if manager_id is not None else None
@@ -114,6 +136,58 @@ async def _auth(request: web.Request, handler: Handler) -> web.StreamResponse:
         request.cookies.get(COOKIE), request.headers.get(CSRF_HEADER)
     ):
         return _json_error(request, 403, "messages.csrf")
+    try:
+        return await handler(request)
+    except StoreUnavailable as err:
+        log.warning("push.store_unavailable", path=request.path, error=str(err))
+        return _json_error(request, 503, "messages.store_unavailable")
+
+
+def _bearer_credential(request: web.Request) -> str | None:
+    """What follows ``Authorization: Bearer`` (None: no bearer header, the session cookie decides)."""
+    scheme, _, credential = request.headers.get("Authorization", "").partition(" ")
+    return credential.strip() if scheme.lower() == "bearer" else None
+
+
+def _route_scope(request: web.Request) -> str | None:
+    resource = request.match_info.route.resource
+    if resource is None:
+        return None
+    method = "GET" if request.method == "HEAD" else request.method
+    return ROUTE_SCOPES.get((method, resource.canonical))
+
+
+async def _as_bearer(request: web.Request, handler: Handler, secret: str) -> web.StreamResponse:
+    """An API token instead of the session: the token's manager, narrowed to its scopes; no CSRF, no cookies."""
+    state = request.app[STATE]
+    try:
+        checked = await state.tokens.check(secret)
+        manager = await state.managers.get(checked.manager_id) if not isinstance(checked, Refusal) else None
+    except StoreUnavailable as err:
+        log.warning("push.token_check_failed", error=str(err))
+        return _json_error(request, 503, "messages.store_unavailable")
+    if isinstance(checked, Refusal) or manager is None or not manager.active:
+        why = checked if isinstance(checked, Refusal) else Refusal.INACTIVE
+        log.info("push.token_refused", reason=why.value, path=request.path)
+        return _json_error(
+            request,
+            401,
+            f"messages.{why.value}",
+            headers={"WWW-Authenticate": 'Bearer error="invalid_token"'},
+        )
+    request[MANAGER] = manager
+    needed = _route_scope(request)
+    if needed is None:
+        return _json_error(request, 403, "messages.token_route")
+    if not allows(checked.scopes, needed):
+        return _json_error(
+            request,
+            403,
+            "messages.token_scope",
+            extra={"scope": needed},
+            headers={"WWW-Authenticate": f'Bearer error="insufficient_scope", scope="{needed}"'},
+        )
+    request[BEARER] = checked
     try:
         return await handler(request)
     except StoreUnavailable as err:
@@ -234,6 +308,15 @@ def _me_json(manager: Manager, locale: LocaleOptions, accept_language: str | Non
 async def _me(request: web.Request) -> web.Response:
     state = request.app[STATE]
     manager = current_manager(request)
+    bearer = request.get(BEARER)
+    if bearer is not None:
+        # An API token: who it acts as and what it may do; no CSRF token (bearer requests need none).
+        return web.json_response(
+            {
+                **_me_json(manager, state.locale, request.headers.get("Accept-Language")),
+                "scopes": sorted(bearer.scopes),
+            }
+        )
     token = request.cookies.get(COOKIE, "")
     response = web.json_response(
         {
@@ -400,6 +483,7 @@ def create_app(
         public=frozenset(r for r in public if r is not None),
         sockets=weakref.WeakSet(),
         locale=locale,
+        tokens=ApiTokens(ApiTokenRepository(db)),
     )
     app.on_shutdown.append(_close_sockets)
     app.on_cleanup.append(_close_passwords)

@@ -331,6 +331,25 @@ class WebSessionRow(Base):
     expires_at: Mapped[datetime] = mapped_column(UtcDateTime(), index=True)
 
 
+class ApiTokenRow(Base):
+    """An API token of a manager; only SHA-256 of the token is stored (the secret is shown once)."""
+
+    __tablename__ = "api_tokens"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    manager_id: Mapped[int] = mapped_column(ForeignKey("managers.id", ondelete="CASCADE"), index=True)
+    name: Mapped[str] = mapped_column(String(200))
+    # Space-separated scope names (calls:read crm:write …).
+    scopes: Mapped[str] = mapped_column(String(500))
+    # The prefix and the secret's first characters, so an admin can tell tokens apart.
+    hint: Mapped[str] = mapped_column(String(20))
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime())
+    expires_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
+    last_used_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
+    revoked_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
+
+
 class QueueVisitRow(Base):
     """One wait of an inbound call in a queue (queue reports); written when the call ends."""
 
