@@ -19,10 +19,13 @@ import sqlalchemy as sa
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 
+from crmtel.crm.models import Kind, PartyQuery, Viewer
+from crmtel.crm.search import parse_query
 from crmtel.reports.models import Period
 from crmtel.reports.queries import ReportQueries
 from crmtel.reports.queue_queries import QueueQueries
 from crmtel.store.callbacks import CallbackRepository
+from crmtel.store.crm_lists import PartyLists
 from crmtel.store.db import Database, upgrade
 from crmtel.store.history import CallHistory
 from crmtel.store.models import Base
@@ -200,5 +203,48 @@ async def test_a_task_missed_again_after_a_call_back_stays_open(blank: BlankFact
         tasks = {t.id: t for t in await CallbackRepository(db).tasks(status=None)}
         assert (tasks[3].status, tasks[3].missed_count, tasks[3].closed_by_call_id) == ("open", 2, None)
         assert tasks[1].status == "closed"
+    finally:
+        await db.dispose()
+
+
+async def _found(db: Database, kind: Kind, typed: str) -> list[int]:
+    page = await PartyLists(db).page(PartyQuery(kind, tokens=parse_query(typed)), Viewer(4, head=True))
+    return [item.id for item in page.items]
+
+
+async def test_names_stored_with_invisible_characters_are_found_after_the_upgrade(
+    blank: BlankFactory,
+) -> None:
+    """A client, a contact person and a lead indexed before 0015 with zero-width space, soft hyphen, joiner and
+    BOM inside their words (split terms, the character in the sort key) are found by the words as people type
+    them once upgraded, and sort as their visible names."""
+    db = await _stored_at(await blank("invisible"), len(data.RELEASED), native=False)
+    try:
+        stale = {"иванова", "сергей", "белов", "анна", "техносфера"}
+        async with db.engine.connect() as conn:
+            before = {t for _, _, t, _ in await conn.run_sync(_terms)}
+        assert not stale & before  # the old index, as 0008..0014 left it
+        assert {"ива", "носфера"} <= before
+        assert await _found(db, Kind.CLIENT, "Иванова") == []
+
+        await upgrade(str(db.engine.url.render_as_string(hide_password=False)))
+
+        assert await _found(db, Kind.CLIENT, "Иванова Ольга") == [3]
+        assert await _found(db, Kind.CLIENT, "сергей белов") == [3]  # the contact person
+        assert await _found(db, Kind.LEAD, "Анна") == [2]
+        assert await _found(db, Kind.LEAD, "техносф") == [2]
+        async with db.engine.connect() as conn:
+            after = await conn.run_sync(_terms)
+            keys = (
+                (await conn.execute(sa.text("SELECT name_key FROM clients WHERE id = 3"))).scalar_one(),
+                (await conn.execute(sa.text("SELECT name_key FROM leads WHERE id = 2"))).scalar_one(),
+            )
+            name = (await conn.execute(sa.text("SELECT name FROM clients WHERE id = 3"))).scalar_one()
+        assert {t for _, _, t, _ in after} >= stale
+        assert not {"ива", "нова", "сер", "гей", "бе", "лов", "ан", "на", "тех", "носфера"} & {
+            t for _, _, t, _ in after
+        }
+        assert keys == ("иванова ольга", "анна")
+        assert name == data.CLIENT_INVISIBLE  # the stored text itself is left as it was
     finally:
         await db.dispose()
