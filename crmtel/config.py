@@ -76,9 +76,10 @@ class OriginateSettings(BaseModel):
     # Which numbers may be called (crmtel.dial.policy): glob patterns on the E.164 number ("?" one digit, "*" any,
     # "[3489]" one of), a deny pattern beats an allow pattern. The defaults suit a Russian team: Russian
     # landlines, mobiles and 8-800 only; premium 8-803/8-809, other countries (8 10…, 00…) and satellite
-    # (+881, +882) refused.
+    # (+881, +882) refused. Abkhazia's +7 840 / +7 940 share Russia's +7 but are billed as international; the
+    # phonenumbers library files them under RU (9.0: no region of their own), so they are denied by prefix.
     allow: tuple[Pattern, ...] = ("+7[3489]?????????",)
-    deny: tuple[Pattern, ...] = ("+7803*", "+7809*")
+    deny: tuple[Pattern, ...] = ("+7803*", "+7809*", "+7840*", "+7940*")
     # Short numbers (extensions) that may be called besides the PBX's own ``extensions``: by default exactly
     # three digits, as the shipped dialplan rings them (anything else it sends to the trunk); not service
     # numbers (00, 01-04, 100-104, 112). Widen together with the dialplan's extension pattern.

@@ -38,6 +38,10 @@ def test_russian_numbers_and_extensions_are_allowed_by_default(raw: str) -> None
         ("00 44 20 7946 0000", "dial.number_not_allowed"),
         ("+44 20 7946 0000", "dial.number_not_allowed"),
         ("+7 701 123 45 67", "dial.number_not_allowed"),  # Kazakhstan shares +7
+        ("+7 840 222-12-34", "dial.number_denied"),  # Abkhazia shares +7 too, at international rates
+        ("8 840 222 12 34", "dial.number_denied"),
+        ("+7 940 712-34-56", "dial.number_denied"),  # Abkhazian mobiles
+        ("8 940 912 34 56", "dial.number_denied"),
         ("112", "dial.number_denied"),
         ("00", "dial.number_denied"),
         ("01", "dial.number_denied"),
@@ -58,6 +62,24 @@ def test_an_admin_widens_the_patterns() -> None:
     assert _verdict("103", wide) is None
     assert _verdict("8 809 505 12 34", wide) == "dial.number_denied"
     assert _verdict("+882 1234 5678", wide) == "dial.number_not_allowed"
+
+
+def test_abkhazia_is_callable_once_the_admin_lifts_its_deny_patterns() -> None:
+    """+7 840 / +7 940 pass the default allow pattern (they look Russian): only the deny patterns stop them, and
+    an admin who drops those may call Abkhazia while premium stays barred."""
+    lifted = OriginateSettings(deny=("+7803*", "+7809*"))
+    assert _verdict("+7 840 222-12-34", lifted) is None
+    assert _verdict("+7 940 712-34-56", lifted) is None
+    assert _verdict("+7 809 505-12-34", lifted) == "dial.number_denied"
+
+
+def test_abkhazia_is_not_told_apart_by_phonenumbers() -> None:
+    """Why a prefix and not the number's region: phonenumbers files +7 840 / +7 940 under RU. Should a later
+    release give them a region of their own, this fails and the region may replace the prefixes."""
+    import phonenumbers
+
+    for raw in ("+78402221234", "+79407123456"):
+        assert phonenumbers.region_code_for_number(phonenumbers.parse(raw)) == "RU"
 
 
 def test_a_pattern_that_is_not_a_number_pattern_is_a_config_error() -> None:
