@@ -78,9 +78,11 @@ from crmtel.store.history import CallHistory
 from crmtel.store.managers import ManagerRepository
 from crmtel.store.outbox import OutboxRepository
 from crmtel.store.parties import PartyRepository
+from crmtel.store.sip_credentials import SipCredentialRepository
 from crmtel.store.watermarks import WatermarkRepository
 from crmtel.systemd import ServiceManager
 from crmtel.tasks.web import task_routes
+from crmtel.webphone.web import webphone_routes
 
 _log = structlog.get_logger("crmtel.app")
 
@@ -327,6 +329,7 @@ async def start(settings: Settings, *, demo: bool = False, demo_speed: float = 1
                 deals,
                 tasks,
                 results,
+                webphone_routes(settings.webphone, SipCredentialRepository(db)),
             ),
             public_routes=(
                 route_table,

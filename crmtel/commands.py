@@ -19,6 +19,7 @@ from crmtel.errors import CrmtelError
 from crmtel.managers.models import mobile_globals
 from crmtel.store.db import Database
 from crmtel.store.managers import ManagerRepository
+from crmtel.webphone.commands import add_config_command as add_webphone_command
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -77,6 +78,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     )
     globals_.add_argument("--pbx", help="whose dial rules write the mobiles (default: the first PBX)")
     globals_.set_defaults(handler=_dialplan_globals)
+    add_webphone_command(cfg_sub)
 
 
 async def _db_upgrade(args: argparse.Namespace, settings: Settings) -> int:

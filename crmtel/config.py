@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ipaddress
 import os
+import re
 import socket
 from datetime import time
 from pathlib import Path
@@ -347,6 +348,60 @@ class WebSettings(BaseModel):
         return value
 
 
+# The browser phone's PJSIP endpoint of a manager is this prefix + their extension (99101 for 101): FreePBX's
+# WebRTC device name, which the call tracker already counts as the user's own phone.
+WEBPHONE_DEVICE_PREFIX = "99"
+
+
+class WebphoneSettings(BaseModel):
+    """The browser phone: a WebRTC device of each manager's extension on the PBX (deploy/asterisk/WEBPHONE.md)."""
+
+    model_config = _FROZEN
+
+    enabled: bool = False
+    # The PBX's SIP-over-WebSocket address as the managers' browsers reach it: wss://pbx.example.com:8089/ws
+    # (ws:// only on the loopback, where a browser still counts the page as a secure context).
+    ws_url: str = ""
+    # The digest realm of the generated endpoints: the browser gets md5(device:realm:secret), never a password.
+    realm: str = Field(default="crmtel", pattern=r"^[A-Za-z0-9._-]{1,64}$")
+    # The dialplan context the browser's own calls start in (deploy/asterisk/extensions_crmtel_webphone.conf).
+    context: str = Field(default="crmtel-webphone", pattern=r"^[A-Za-z0-9_-]{1,64}$")
+    # Where crmtel writes the managers' endpoints (#included from pjsip.conf); None: only printed by
+    # `crmtel config webphone-endpoints`. Rewritten (and res_pjsip reloaded over AMI) when managers change.
+    endpoints_file: Path | None = None
+    # After writing endpoints_file, reload res_pjsip over AMI (the AMI user needs the "system" write class).
+    reload: bool = True
+    # STUN/TURN servers for the browser (stun:host:port); none on a LAN or the loopback.
+    ice_servers: tuple[str, ...] = ()
+    # Seconds a registration lasts (the browser renews it before then); a rotated credential's last
+    # registration ends at most this long after it is replaced.
+    register_seconds: int = Field(default=120, ge=60, le=3600)
+
+    @field_validator("ws_url")
+    @classmethod
+    def _ws_url(cls, value: str) -> str:
+        value = value.strip()
+        if value and not re.match(r"^wss?://[^/\s]+(/\S*)?$", value):
+            raise ValueError(
+                f"ws_url {value!r} is not a ws:// or wss:// address (wss://pbx.example.com:8089/ws)"
+            )
+        return value
+
+    @field_validator("ice_servers")
+    @classmethod
+    def _ice(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        for item in value:
+            if not re.match(r"^(stun|stuns|turn|turns):\S+$", item):
+                raise ValueError(f"ice_servers: {item!r} is not a stun:/turn: address")
+        return value
+
+    @model_validator(mode="after")
+    def _needs_address(self) -> WebphoneSettings:
+        if self.enabled and not self.ws_url:
+            raise ValueError("webphone.enabled needs webphone.ws_url (wss://pbx.example.com:8089/ws)")
+        return self
+
+
 class ReportsSettings(BaseModel):
     """The sales heads' reports."""
 
@@ -575,6 +630,7 @@ class Settings(BaseSettings):
     webhooks: tuple[WebhookSettings, ...] = ()
     bitrix24: Bitrix24Settings = Bitrix24Settings()
     amocrm: AmoCrmSettings = AmoCrmSettings()
+    webphone: WebphoneSettings = WebphoneSettings()
 
     @field_validator("region")
     @classmethod

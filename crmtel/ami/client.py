@@ -300,16 +300,23 @@ class AmiClient:
             except (AmiError, OSError, TimeoutError) as err:
                 log.warning("ami %s: periodic CoreShowChannels failed: %s", self.pbx, err or "timeout")
 
-    async def probe(self) -> None:
-        """Connect, log in and log off once (``crmtel config check --connect``).
+    async def probe(
+        self, actions: Sequence[tuple[str, Sequence[tuple[str, str]]]] = ()
+    ) -> list[list[Message]]:
+        """Connect, log in, send ``actions`` one by one, log off (``config check --connect``, one-shot commands).
 
-        Raises LoginFailed when the PBX refuses the user, OSError/TimeoutError/AmiError when it cannot be reached.
+        Returns each action's reply. Raises LoginFailed when the PBX refuses the user, OSError/TimeoutError/
+        AmiError when it cannot be reached.
         """
         conn = await self._connect()
         try:
             await self._banner(conn)
             await self._login(conn)
+            answers = [
+                await self._action(conn, make_action(name, fields), as_list=None) for name, fields in actions
+            ]
             await self._logoff(conn)
+            return answers
         finally:
             conn.abort()
             self._items.clear()

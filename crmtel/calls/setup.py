@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 
 from crmtel.calls.service import CallNotifier, CallService, CallTap, PartyLookup, WriteFence
-from crmtel.config import AmiSettings, Settings
+from crmtel.config import WEBPHONE_DEVICE_PREFIX, AmiSettings, Settings
 from crmtel.i18n import Translator
 from crmtel.store.db import Database
 from crmtel.store.parties import PartyRepository
@@ -35,7 +35,7 @@ def build_call_service(
         notifier,
         region=settings.region,
         trunks={trunk for pbx in pbxes for trunk in pbx.trunks},
-        device_prefixes={pbx.name: pbx.devices_of_users for pbx in pbxes},
+        device_prefixes={pbx.name: _devices_of_users(settings, pbx) for pbx in pbxes},
         recordings_dir=str(settings.web.recordings_dir),
         fence=fence,
         translator=Translator.for_locale(settings.i18n.language, zone=settings.display_timezone),
@@ -44,3 +44,12 @@ def build_call_service(
         tap=tap,
         backfilled={pbx.name for pbx in pbxes if pbx.cdr},
     )
+
+
+def _devices_of_users(settings: Settings, pbx: AmiSettings) -> tuple[str, ...]:
+    """The PBX's device prefixes, with the browser phone's (99<ext>) on the first PBX when it is on."""
+    prefixes = pbx.devices_of_users
+    first = settings.pbxes[0].name if settings.pbxes else None
+    if settings.webphone.enabled and pbx.name == first and WEBPHONE_DEVICE_PREFIX not in prefixes:
+        return (*prefixes, WEBPHONE_DEVICE_PREFIX)
+    return prefixes

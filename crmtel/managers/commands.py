@@ -18,6 +18,7 @@ from crmtel.managers.models import BadMobile, parse_mobile
 from crmtel.phones import display, is_extension
 from crmtel.store.db import Database
 from crmtel.store.managers import ManagerRepository
+from crmtel.webphone.commands import after_manager_change
 
 T = TypeVar("T")
 
@@ -86,6 +87,23 @@ async def _with_repo(settings: Settings, work: Callable[[ManagerRepository], Awa
         await db.dispose()
 
 
+async def _sync_phones(settings: Settings, done: str) -> None:
+    """Bring the browser phones' endpoints on the PBX in line with the change just made (webphone on)."""
+    db = Database(settings.database_url)
+    try:
+        line = await after_manager_change(settings, db)
+    except CrmtelError as err:
+        # The change stands, but the PBX may still accept the old credential: say so loudly.
+        raise CrmtelError(
+            f"{done}, but the browser phones on the PBX were not updated ({err}); "
+            "run `crmtel config webphone-endpoints` once the PBX answers"
+        ) from err
+    finally:
+        await db.dispose()
+    if line:
+        print(line)
+
+
 async def _read_password(prompt_twice: bool) -> str:
     """From a terminal: asked twice without echo. Otherwise: the first line of standard input."""
     if prompt_twice and sys.stdin.isatty():
@@ -131,6 +149,7 @@ async def _manager_add(args: argparse.Namespace, settings: Settings) -> int:
     exts = ", ".join(manager.extensions) or "no extension"
     extra = f", mobile {display(manager.mobile)}" if manager.mobile else ""
     print(f"manager {manager.login!r} (#{manager.id}, {manager.role.value}, {exts}{extra}) saved")
+    await _sync_phones(settings, f"manager {manager.login!r} saved")
     return 0
 
 
@@ -190,11 +209,14 @@ async def _manager_passwd(args: argparse.Namespace, settings: Settings) -> int:
     if not await _with_repo(settings, lambda repo: repo.set_password(args.login, password)):
         raise CrmtelError(f"no manager with login {args.login!r}")
     print(f"password of {args.login!r} changed")
+    await _sync_phones(settings, f"password of {args.login!r} changed")
     return 0
 
 
 async def _manager_active(args: argparse.Namespace, settings: Settings) -> int:
     if not await _with_repo(settings, lambda repo: repo.set_active(args.login, args.active)):
         raise CrmtelError(f"no manager with login {args.login!r}")
-    print(f"manager {args.login!r} {'activated' if args.active else 'deactivated'}")
+    done = f"manager {args.login!r} {'activated' if args.active else 'deactivated'}"
+    print(done)
+    await _sync_phones(settings, done)
     return 0

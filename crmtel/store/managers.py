@@ -15,7 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 from crmtel.calls.owner import Staff
 from crmtel.domain import Category, Manager, Role
 from crmtel.store.db import Database
-from crmtel.store.models import ExtensionRow, ManagerRow, WebSessionRow
+from crmtel.store.models import ExtensionRow, ManagerRow, SipCredentialRow, WebSessionRow
 
 _HASHER = PasswordHasher()
 
@@ -77,9 +77,14 @@ async def _to_domain(session: AsyncSession, rows: Sequence[ManagerRow]) -> list[
 
 
 async def end_sessions(session: AsyncSession | AsyncConnection, manager_ids: Collection[int]) -> None:
-    """Delete the login sessions of these managers in the caller's transaction (every node notices them gone)."""
+    """Delete the login sessions of these managers in the caller's transaction (every node notices them gone).
+
+    Their browser-phone credentials go with them: the next endpoint sync draws new ones, so what an ended
+    session was given stops registering once the PBX has reloaded.
+    """
     if manager_ids:
         await session.execute(delete(WebSessionRow).where(WebSessionRow.manager_id.in_(set(manager_ids))))
+        await session.execute(delete(SipCredentialRow).where(SipCredentialRow.manager_id.in_(set(manager_ids))))
 
 
 async def staff_in(session: AsyncSession, extensions: Collection[str], logins: Collection[str]) -> Staff:

@@ -88,6 +88,23 @@ class ExtensionRow(Base):
     extension: Mapped[str] = mapped_column(String(32), unique=True)
 
 
+class SipCredentialRow(Base):
+    """A manager's browser-phone credential: the digest hash Asterisk and the browser both need, never a password.
+
+    The random secret behind ``ha1`` is drawn, hashed (md5 of device:realm:secret, what SIP digest uses) and
+    forgotten at once. The row is deleted whenever the manager's sessions are ended (password change,
+    deactivation, an extension taken away), and the next endpoint sync draws a new one.
+    """
+
+    __tablename__ = "sip_credentials"
+
+    manager_id: Mapped[int] = mapped_column(ForeignKey("managers.id", ondelete="CASCADE"), primary_key=True)
+    device: Mapped[str] = mapped_column(String(32), unique=True)
+    realm: Mapped[str] = mapped_column(String(64))
+    ha1: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime())
+
+
 class ClientRow(Base):
     __tablename__ = "clients"
 

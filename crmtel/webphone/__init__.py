@@ -1,0 +1,1 @@
+"""The browser phone: per-manager WebRTC devices on the PBX, their credentials, and the page's access to them."""

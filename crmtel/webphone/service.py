@@ -1,0 +1,106 @@
+"""The browser phone's decisions: which manager gets which device and credential, and the PJSIP text for them.
+
+Pure: no I/O. ``sync.py`` reads the managers, applies the plan and writes the file.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import secrets
+from collections.abc import Mapping, Sequence
+
+from crmtel.config import WEBPHONE_DEVICE_PREFIX, WebphoneSettings
+from crmtel.domain import Manager
+from crmtel.webphone.models import Endpoint, SipCredential, SyncPlan
+
+# Only characters that cannot break out of a PJSIP value or a quoted caller-id name.
+_UNSAFE_NAME = re.compile(r"[^\w .\-]", re.UNICODE)
+
+
+def digest_ha1(device: str, realm: str, secret: str) -> str:
+    """SIP digest's HA1: md5(user:realm:password), what PJSIP's password_digest and JsSIP's ``ha1`` take."""
+    return hashlib.md5(f"{device}:{realm}:{secret}".encode(), usedforsecurity=False).hexdigest()
+
+
+def draw_credential(manager_id: int, device: str, realm: str) -> SipCredential:
+    """A new credential from 256 random bits; the secret itself is dropped here and never stored or shown."""
+    return SipCredential(manager_id, device, realm, digest_ha1(device, realm, secrets.token_urlsafe(32)))
+
+
+def device_of(manager: Manager) -> str | None:
+    """The manager's browser-phone device (99 + their first extension), or None when they get none."""
+    if not manager.active or not manager.extensions:
+        return None
+    return WEBPHONE_DEVICE_PREFIX + manager.extensions[0]
+
+
+def plan_sync(managers: Sequence[Manager], existing: Mapping[int, SipCredential], realm: str) -> SyncPlan:
+    """Every active manager with an extension keeps a credential that fits (same device and realm) or gets a
+    new one; everyone else's is dropped."""
+    endpoints: list[Endpoint] = []
+    new: list[SipCredential] = []
+    wanted: set[int] = set()
+    for manager in managers:
+        device = device_of(manager)
+        if device is None:
+            continue
+        wanted.add(manager.id)
+        have = existing.get(manager.id)
+        if have is None or have.device != device or have.realm != realm:
+            have = draw_credential(manager.id, device, realm)
+            new.append(have)
+        endpoints.append(Endpoint(have, manager.extensions[0], manager.name, manager.login))
+    dropped = tuple(sorted(mid for mid in existing if mid not in wanted))
+    return SyncPlan(tuple(sorted(endpoints, key=lambda e: e.credential.device)), tuple(new), dropped)
+
+
+def pjsip_endpoints(endpoints: Sequence[Endpoint], settings: WebphoneSettings, transport: str = "") -> str:
+    """The PJSIP sections (endpoint, auth, aor) of every browser phone, for an #include in pjsip.conf."""
+    out = [
+        "; crmtel's browser phones, written by `crmtel config webphone-endpoints` — do not edit: the next",
+        "; sync rewrites it. Each is a WebRTC device 99<ext> of a manager's extension; the digest hash below",
+        "; is a credential (keep this file 0640, readable by Asterisk only).",
+        "",
+        "[crmtel-webphone](!)",
+        "type = endpoint",
+        "webrtc = yes",
+        f"context = {settings.context}",
+        "disallow = all",
+        "allow = ulaw,alaw",
+        "dtmf_mode = rfc4733",
+        "direct_media = no",
+        "rtp_symmetric = yes",
+        "force_rport = yes",
+        "rewrite_contact = yes",
+        "allow_subscribe = no",
+        *([f"transport = {transport}"] if transport else []),
+        "",
+    ]
+    for e in endpoints:
+        c = e.credential
+        name = _UNSAFE_NAME.sub("", e.name).strip() or e.login
+        out += [
+            f"; {e.login}, extension {e.extension}",
+            f"[{c.device}](crmtel-webphone)",
+            f"auth = {c.device}",
+            f"aors = {c.device}",
+            f'callerid = "{name}" <{e.extension}>',
+            "",
+            f"[{c.device}]",
+            "type = auth",
+            "auth_type = digest",
+            f"username = {c.device}",
+            f"realm = {c.realm}",
+            f"password_digest = MD5:{c.ha1}",
+            "",
+            f"[{c.device}]",
+            "type = aor",
+            "max_contacts = 1",
+            "remove_existing = yes",
+            f"default_expiration = {settings.register_seconds}",
+            f"maximum_expiration = {settings.register_seconds}",
+            "minimum_expiration = 30",
+            "",
+        ]
+    return "\n".join(out)

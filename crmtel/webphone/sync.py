@@ -1,0 +1,127 @@
+"""An endpoint sync: managers -> credentials -> the PJSIP include file -> res_pjsip reloaded on the PBX.
+
+Run by `crmtel config webphone-endpoints` and after every `crmtel manager` change, so a new password or a
+deactivation replaces the manager's browser-phone credential on the PBX at once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import tempfile
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+
+from crmtel.ami.client import AmiClient, AmiError, LoginFailed
+from crmtel.ami.protocol import Message
+from crmtel.config import Settings
+from crmtel.errors import CrmtelError
+from crmtel.store.db import Database
+from crmtel.store.managers import ManagerRepository
+from crmtel.store.sip_credentials import SipCredentialRepository
+from crmtel.webphone.service import pjsip_endpoints, plan_sync
+
+log = logging.getLogger(__name__)
+
+RELOAD = ("Reload", (("Module", "res_pjsip.so"),))
+
+
+@dataclass(frozen=True, slots=True)
+class SyncResult:
+    """What a sync did (counts only: nothing of a credential)."""
+
+    text: str
+    endpoints: int
+    drawn: int
+    dropped: int
+    written: Path | None
+    reloaded: bool
+
+
+async def render(settings: Settings, db: Database) -> tuple[str, int, int, int]:
+    """Bring the stored credentials in line with the managers and return the include file's text."""
+    managers = await ManagerRepository(db).all()
+    credentials = SipCredentialRepository(db)
+    plan = plan_sync(managers, await credentials.all(), settings.webphone.realm)
+    if plan.new or plan.dropped:
+        await credentials.apply(plan.new, plan.dropped)
+    return (
+        pjsip_endpoints(plan.endpoints, settings.webphone),
+        len(plan.endpoints),
+        len(plan.new),
+        len(plan.dropped),
+    )
+
+
+def write_private(path: Path, text: str) -> None:
+    """Replace ``path`` atomically with a file only its owner and group can read (it holds credentials)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    try:
+        os.fchmod(fd, 0o640)
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+class _Nowhere:
+    """A one-shot reload reads no events worth keeping."""
+
+    async def on_event(self, pbx: str, message: Message, at: datetime) -> None:
+        """Dropped."""
+
+    async def on_resync(self, pbx: str, channels: Sequence[Message], at: datetime) -> None:
+        """Dropped."""
+
+    async def on_idle(self, pbx: str) -> None:
+        """Nothing to do."""
+
+    async def on_lost(self, pbx: str, at: datetime) -> None:
+        """Nothing to do."""
+
+
+async def reload_pjsip(settings: Settings) -> None:
+    """``Reload res_pjsip.so`` over AMI on the browser phone's PBX (the first one); CrmtelError if refused."""
+    if not settings.pbxes:
+        raise CrmtelError("no PBX is configured to reload res_pjsip on")
+    pbx = settings.pbxes[0]
+    client = AmiClient(pbx, _Nowhere())
+    try:
+        (reply,) = await client.probe([RELOAD])
+    except LoginFailed as err:
+        raise CrmtelError(f"PBX {pbx.name} refused the AMI login: {err}") from err
+    except (OSError, TimeoutError, AmiError) as err:
+        raise CrmtelError(f"cannot reach the AMI of PBX {pbx.name}: {err}") from err
+    first = reply[0] if reply else None
+    if first is None or first.response != "Success":
+        why = first.get("Message") if first is not None else "no answer"
+        raise CrmtelError(
+            f"PBX {pbx.name} did not reload res_pjsip ({why}): crmtel's AMI user needs the write class "
+            '"system" for the browser phone (deploy/asterisk/manager.d/crmtel.conf)'
+        )
+
+
+async def sync_endpoints(settings: Settings, db: Database, *, reload: bool | None = None) -> SyncResult:
+    """Draw/drop credentials, write ``webphone.endpoints_file`` (if set) and reload res_pjsip (if asked)."""
+    text, endpoints, drawn, dropped = await render(settings, db)
+    target = settings.webphone.endpoints_file
+    written = None
+    if target is not None:
+        await asyncio.to_thread(write_private, target, text)
+        written = target
+    do_reload = settings.webphone.reload if reload is None else reload
+    reloaded = False
+    if written is not None and do_reload:
+        await reload_pjsip(settings)
+        reloaded = True
+    log.info(
+        "webphone: %d endpoint(s), %d credential(s) drawn, %d dropped%s%s",
+        endpoints, drawn, dropped, f", written to {written}" if written else "", ", res_pjsip reloaded" if reloaded else "",
+    )  # fmt: skip
+    return SyncResult(text, endpoints, drawn, dropped, written, reloaded)

@@ -1,0 +1,155 @@
+"""Browser-phone credentials handled like passwords: only the manager's own session gets theirs, never a
+password anywhere, replaced (and the PJSIP include rewritten) on `manager passwd` and deactivation."""
+
+from __future__ import annotations
+
+import io
+import json
+import logging
+import re
+import stat
+from pathlib import Path
+
+import pytest
+from aiohttp import ClientSession
+from aiohttp.test_utils import TestServer
+
+from crmtel.cli import build_parser
+from crmtel.config import Settings, WebphoneSettings, WebSettings
+from crmtel.push.hub import Hub
+from crmtel.push.web import create_app
+from crmtel.store.db import Database
+from crmtel.store.sip_credentials import SipCredentialRepository
+from crmtel.webphone.sync import sync_endpoints
+from crmtel.webphone.web import webphone_routes
+from tests.fixtures.csrf import page_like_session
+from tests.integration.test_web_app import PASSWORD, seed_managers
+
+WS = "wss://pbx.example.com:8089/ws"
+
+
+def _settings(database_url: str, endpoints: Path | None = None) -> Settings:
+    return Settings(
+        database_url=database_url,
+        webphone=WebphoneSettings(enabled=True, ws_url=WS, endpoints_file=endpoints, reload=False),
+    )
+
+
+def _digests(text: str) -> dict[str, str]:
+    """device -> HA1 as the PJSIP include file has them."""
+    out = {}
+    for section in re.split(r"(?m)^(?=\[)", text):
+        head = re.match(r"\[(\d+)\]\ntype = auth\n", section)
+        digest = re.search(r"(?m)^password_digest = MD5:([0-9a-f]{32})$", section)
+        if head and digest:
+            out[head.group(1)] = digest.group(1)
+    return out
+
+
+async def _cli(argv: list[str], settings: Settings) -> int:
+    args = build_parser().parse_args(argv)
+    code: int = await args.handler(args, settings)
+    return code
+
+
+async def test_only_the_managers_own_session_gets_their_credential(
+    db: Database, database_url: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Anna's page gets Anna's device 99101 and the hash in the PBX's file; Boris's page gets his own 99102 and
+    nothing of Anna's; the head (no phone) a 404; without a session a 401; the answer is never cached."""
+    # INFO and up: what crmtel logs (a database driver's DEBUG echo of SQL parameters is not a log anyone runs).
+    caplog.set_level(logging.INFO)
+    await seed_managers(db)
+    settings = _settings(database_url)
+    synced = await sync_endpoints(settings, db)
+    in_file = _digests(synced.text)
+    assert set(in_file) == {"99101", "99102", "99103"}
+    app = create_app(
+        WebSettings(port=0),
+        db=db,
+        hub=Hub(),
+        routes=(webphone_routes(settings.webphone, SipCredentialRepository(db)),),
+    )
+    server = TestServer(app, host="127.0.0.1", port=0)
+    await server.start_server()
+    base = str(server.make_url("/"))
+    try:
+        seen: dict[str, dict[str, object]] = {}
+        for login in ("anna", "boris"):
+            async with page_like_session(base_url=base) as page:
+                async with page.post("/api/login", json={"login": login, "password": PASSWORD}) as r:
+                    assert r.status == 200
+                async with page.get("/api/phone") as r:
+                    assert r.status == 200
+                    assert r.headers["Cache-Control"] == "no-store"
+                    seen[login] = await r.json()
+        assert (seen["anna"]["device"], seen["anna"]["extension"]) == ("99101", "101")
+        assert seen["anna"]["ha1"] == in_file["99101"]
+        assert (seen["anna"]["uri"], seen["anna"]["ws_url"]) == ("sip:99101@pbx.example.com", WS)
+        assert (seen["boris"]["device"], seen["boris"]["ha1"]) == ("99102", in_file["99102"])
+        assert in_file["99101"] not in json.dumps(seen["boris"])
+        async with page_like_session(base_url=base) as head:
+            async with head.post("/api/login", json={"login": "head", "password": PASSWORD}) as r:
+                assert r.status == 200
+            async with head.get("/api/phone") as r:
+                assert r.status == 404
+                assert (await r.json())["key"] == "webphone.no_device"
+        async with ClientSession(base_url=base) as nobody, nobody.get("/api/phone") as r:
+            assert r.status == 401
+            assert in_file["99101"] not in await r.text()
+    finally:
+        await server.close()
+    for digest in in_file.values():
+        assert digest not in caplog.text, "a credential reached the log"
+
+
+async def test_passwd_and_deactivation_replace_the_credential_in_the_pjsip_file(
+    db: Database,
+    database_url: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """`manager passwd anna` rewrites the include with a new hash for 99101 (Boris's stays); `deactivate`
+    takes 99101 out; `activate` brings a third hash; the file is 0640 and `config show` has no hash."""
+    await seed_managers(db)
+    endpoints = tmp_path / "pjsip_crmtel_webphone.conf"
+    settings = _settings(database_url, endpoints)
+    assert await _cli(["config", "webphone-endpoints"], settings) == 0
+    first = _digests(endpoints.read_text(encoding="utf-8"))
+    assert set(first) == {"99101", "99102", "99103"}
+    assert stat.S_IMODE(endpoints.stat().st_mode) == 0o640
+
+    monkeypatch.setattr("sys.stdin", io.StringIO("new-pass-42\n"))
+    assert await _cli(["manager", "passwd", "anna"], settings) == 0
+    second = _digests(endpoints.read_text(encoding="utf-8"))
+    assert second["99101"] != first["99101"], "the old credential is gone from the PBX's file"
+    assert (second["99102"], second["99103"]) == (first["99102"], first["99103"])
+    stored = await SipCredentialRepository(db).all()
+    assert {c.ha1 for c in stored.values()} == set(second.values())
+
+    assert await _cli(["manager", "deactivate", "anna"], settings) == 0
+    third = _digests(endpoints.read_text(encoding="utf-8"))
+    assert "99101" not in third
+    assert "[99101]" not in endpoints.read_text(encoding="utf-8")
+    assert await _cli(["manager", "activate", "anna"], settings) == 0
+    fourth = _digests(endpoints.read_text(encoding="utf-8"))
+    assert fourth["99101"] not in {first["99101"], second["99101"]}
+    out = capsys.readouterr().out
+    assert "browser phones: 3 in" in out
+
+    capsys.readouterr()
+    assert await _cli(["config", "show"], settings) in (0, 1)
+    shown = capsys.readouterr().out
+    assert "webphone" in shown
+    assert not any(d in shown for d in (*first.values(), *fourth.values()))
+
+
+async def test_printing_the_endpoints_writes_no_file(
+    db: Database, database_url: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`config webphone-endpoints --output -` prints the include (for a PBX on another host) and reloads nothing."""
+    await seed_managers(db)
+    assert await _cli(["config", "webphone-endpoints", "--output", "-"], _settings(database_url)) == 0
+    text = capsys.readouterr().out
+    assert set(_digests(text)) == {"99101", "99102", "99103"}
