@@ -4,10 +4,11 @@ A call followed live keeps what only crmtel saw: who rang first, the route, the 
 knows better when the call ended (crmtel was away: a resync closed it when it noticed, too late), whether
 and when someone answered while crmtel was away (on a phone, or on a mobile the call was forwarded to: the
 number it was answered on comes too), who took the call over in a transfer crmtel did not see (the tracker's
-transfer rule, applied by the CDR path), and phones rung meanwhile. CDR durations are measured on
-the PBX's clock to the second; they are laid onto the call's own start as crmtel saw it, so a record is
-never a mix of two clocks, and a call whose live times agree with the CDR (within its one-second
-resolution) is left alone: a second backfill changes nothing.
+transfer rule, applied by the CDR path), and phones rung meanwhile. CDR times are whole seconds, each
+standing for a span of instants (:mod:`crmtel.cdr.spans`): the end crmtel stored stays when it lies in the
+span where the CDR and the live start and answer put the call's end (crmtel saw it), else the call ends in
+the middle of that span, on the call's own clock (a record is never a mix of two clocks). A second backfill
+finds the end in the span and changes nothing.
 """
 
 from __future__ import annotations
@@ -15,9 +16,10 @@ from __future__ import annotations
 from dataclasses import replace
 from datetime import datetime, timedelta
 
+from crmtel.cdr.spans import CallSpans, Span, clock_offset, end_span, record_spans
 from crmtel.domain import CallRecord, MissedReason, Outcome, QueueOutcome, QueueVisit
 
-# CDR times are whole seconds (truncated); live times have milliseconds.
+# Ring and talk times: CDR times are whole seconds (truncated); live times have milliseconds.
 TOLERANCE = 1.5
 
 
@@ -29,12 +31,21 @@ def _seconds(start: datetime, end: datetime) -> float:
     return max(0.0, round((end - start).total_seconds(), 3))
 
 
-def corrected(seen: CallRecord, cdr: CallRecord, tolerance: float = TOLERANCE) -> CallRecord | None:
-    """``seen`` with what ``cdr`` knows better, or None when they already agree."""
+def corrected(
+    seen: CallRecord, cdr: CallRecord, spans: CallSpans | None = None, tolerance: float = TOLERANCE
+) -> CallRecord | None:
+    """``seen`` with what ``cdr`` knows better, or None when they already agree.
+
+    ``spans`` are the CDR's times as its legs wrote them (:func:`crmtel.cdr.spans.call_spans`); without them,
+    ``cdr``'s own times are read as whole seconds.
+    """
     if cdr.ended_at is None:
         return None
+    spans = spans or record_spans(cdr)
     start = seen.started_at
-    ended_at = start + (cdr.ended_at - cdr.started_at)
+    window = end_span(seen, spans)
+    seen_to_end = seen.ended_at is not None and window.holds(seen.ended_at)
+    ended_at = seen.ended_at if seen.ended_at is not None and seen_to_end else window.middle()
     answered_by, answered_at = seen.answered_by, seen.answered_at
     answered_on = seen.answered_on
     outcome, reason = seen.outcome, seen.missed_reason
@@ -43,11 +54,11 @@ def corrected(seen: CallRecord, cdr: CallRecord, tolerance: float = TOLERANCE) -
     if answered_by is None and cdr.answered_by is not None and cdr.answered_at is not None:
         # Answered while crmtel was away (on a phone, or on a mobile the call was forwarded to).
         answered_by = cdr.answered_by
-        answered_at = start + (cdr.answered_at - cdr.started_at)
+        answered_at = _answer(seen, cdr, cdr.answered_at, spans, window)
         answered_on = cdr.answered_on
         outcome, reason = Outcome.ANSWERED, None
         _take_transfer(extra, cdr)
-    elif answered_by is not None and _taken_over(seen, cdr, tolerance):
+    elif answered_by is not None and _taken_over(seen, cdr, seen_to_end):
         # Transferred while crmtel was away: the tracker's transfer rule, applied by the CDR, which saw the
         # call go on to the phone that took over. The first answer stays where crmtel saw it.
         answered_by = cdr.answered_by
@@ -81,24 +92,28 @@ def corrected(seen: CallRecord, cdr: CallRecord, tolerance: float = TOLERANCE) -
         queue_visits=queue_visits,
         extra=extra,
     )
-    if seen.ended_at is None or _differs(seen, better, tolerance):
+    if not seen_to_end or _differs(seen, better, tolerance):
         return better
     return None
 
 
-def _ended_unseen(seen: CallRecord, cdr: CallRecord, tolerance: float) -> bool:
-    """Whether crmtel's view of the call ended before the call did: it never saw the end (still live, or
-    closed by a resync when it noticed, late; or at a dropped AMI link, early), so the CDR saw more of it."""
-    if seen.ended_at is None or cdr.ended_at is None:
-        return seen.ended_at is None
-    lived = (seen.ended_at - seen.started_at).total_seconds()
-    return abs(lived - (cdr.ended_at - cdr.started_at).total_seconds()) > tolerance
+def _answer(seen: CallRecord, cdr: CallRecord, answered: datetime, spans: CallSpans, end: Span) -> datetime:
+    """An answer crmtel did not see (``answered`` by the CDR), on the call's clock: in the CDR's span for it,
+    narrowed by the end's span less the answered leg's billsec."""
+    if spans.answer is None:
+        return seen.started_at + (answered - cdr.started_at)
+    window = spans.answer.shifted(clock_offset(seen, spans))
+    if spans.talked is not None:
+        window = (window & Span(end.lo - spans.talked.hi, end.hi - spans.talked.lo)) or window
+    return window.middle()
 
 
-def _taken_over(seen: CallRecord, cdr: CallRecord, tolerance: float) -> bool:
+def _taken_over(seen: CallRecord, cdr: CallRecord, seen_to_end: bool) -> bool:
     """Whether the CDR saw the call taken over (a transfer) from the manager crmtel last saw answer it.
 
-    Only past where crmtel's view ended: a call crmtel followed to its end keeps its own answerer. The CDR's
+    Only past where crmtel's view ended (``seen_to_end`` False: it never saw the end — still live, closed
+    by a resync when it noticed, late, or at a dropped AMI link, early — so the CDR saw more of it): a call
+    crmtel followed to its end keeps its own answerer. The CDR's
     transfer must start from a phone crmtel saw answer (the last one, or the one it saw hand over), and end
     on another phone than those.
     """
@@ -109,7 +124,7 @@ def _taken_over(seen: CallRecord, cdr: CallRecord, tolerance: float) -> bool:
     known = {seen.answered_by, seen.extra.get("transferred_from")} - {None}
     if source not in known or taker in known:
         return False
-    return _ended_unseen(seen, cdr, tolerance)
+    return not seen_to_end
 
 
 def _take_transfer(extra: dict[str, str], cdr: CallRecord) -> None:

@@ -31,7 +31,8 @@ class CdrRow:
 
     ``linkedid`` is the call's Linkedid; sources without that column (``cdr_csv`` without
     ``newcdrcolumns``) give the leg's ``uniqueid`` and ``has_linkedid`` False, and the legs are paired up
-    later (see :func:`crmtel.cdr.calls.group_calls`).
+    later (see :func:`crmtel.cdr.calls.group_calls`). Times and lengths are as the source wrote them (whole
+    seconds, truncated, in every usual layout): :mod:`crmtel.cdr.spans` says which instants they stand for.
     """
 
     linkedid: str
@@ -58,6 +59,9 @@ class CdrRow:
     cnam: str | None = None
     did: str | None = None
     has_linkedid: bool = True
+    # The times the source has no column for, worked out from the others ("end": start + duration, "answer":
+    # end - billsec): they span what their parts span (``crmtel.cdr.spans``).
+    derived: frozenset[str] = frozenset()
 
 
 @dataclass(frozen=True, slots=True)

@@ -29,6 +29,7 @@ from crmtel.cdr.csvsource import CsvCdrSource
 from crmtel.cdr.merge import closed_at, corrected
 from crmtel.cdr.models import CdrRow, CdrSpec
 from crmtel.cdr.rows import overlaps, reused_key, split_reused
+from crmtel.cdr.spans import call_spans
 from crmtel.cdr.sqlsource import SqlCdrSource
 from crmtel.cdr.times import pbx_zone
 from crmtel.config import AmiSettings
@@ -163,7 +164,7 @@ class Backfill:
             (self.pbx, reused_key(linkedid, min(r.start for r in legs))) for linkedid, legs in found_calls
         }
         stored = await self.calls.calls.by_keys(sorted(keys))
-        for linkedid, record in self._keyed(state, found_calls, stored):
+        for linkedid, record, legs in self._keyed(state, found_calls, stored):
             key = (self.pbx, record.linkedid)
             if (record.linkedid == linkedid and linkedid in state.calls) or self.calls.is_pending(key):
                 report.count(record.linkedid, "live")
@@ -171,7 +172,7 @@ class Backfill:
                 report.count(record.linkedid, "created")
                 if not dry_run:
                     await self.calls.record_ended(self.pbx, record)
-            elif (better := corrected(found.record, record)) is None:
+            elif (better := corrected(found.record, record, call_spans(legs, record))) is None:
                 report.count(record.linkedid, "unchanged")
             else:
                 report.count(record.linkedid, "corrected")
@@ -187,7 +188,7 @@ class Backfill:
         state: TrackerState,
         found_calls: Sequence[tuple[str, Sequence[CdrRow]]],
         stored: Mapping[tuple[str, str], StoredCall],
-    ) -> Iterator[tuple[str, CallRecord]]:
+    ) -> Iterator[tuple[str, CallRecord, Sequence[CdrRow]]]:
         """Each call's record under its key: its Linkedid, unless a call of other times already holds that key
         (stored, or earlier in this read); then the Linkedid and its start (``reused_key``)."""
         taken: dict[str, tuple[datetime, datetime | None]] = {
@@ -207,7 +208,7 @@ class Backfill:
                     record.linkedid,
                 )
             taken.setdefault(record.linkedid, (record.started_at, record.ended_at))
-            yield linkedid, record
+            yield linkedid, record, legs
 
     async def amend(self, records: Sequence[CallRecord]) -> dict[str, CallRecord]:
         """The CDR's truth for calls a resync closed (by Linkedid); calls without CDR legs are left out."""
@@ -232,9 +233,11 @@ class Backfill:
                 ),
                 None,
             )
-            cdr = call_from_legs(state, record.linkedid, legs) if legs else None
+            if not legs:
+                continue
+            cdr = call_from_legs(state, record.linkedid, legs)
             if cdr is not None:
-                out[record.linkedid] = corrected(record, cdr) or record
+                out[record.linkedid] = corrected(record, cdr, call_spans(legs, cdr)) or record
         return out
 
 

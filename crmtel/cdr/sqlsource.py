@@ -286,9 +286,13 @@ class SqlCdrSource:
         )
         if start is None:
             raise ValueError("no start time")
-        end = end or start + timedelta(seconds=duration)
+        derived: set[str] = set()
+        if end is None:
+            end = start + timedelta(seconds=duration)
+            derived.add("end")
         if answer is None and billsec > 0 and "answer" not in r:
             answer = end - timedelta(seconds=billsec)
+            derived.add("answer")
         sequence = r.get("sequence")
         return CdrRow(
             linkedid=linkedid or uniqueid,
@@ -315,4 +319,5 @@ class SqlCdrSource:
             cnam=_text(r.get("cnam")) or None,
             did=_text(r.get("did")) or None,
             has_linkedid=bool(linkedid),
+            derived=frozenset(derived),
         )

@@ -11,6 +11,8 @@ from crmtel.cdr.merge import closed_at, corrected
 from crmtel.domain import CallRecord, Direction, MissedReason, Outcome, QueueOutcome, QueueVisit
 
 T0 = datetime(2026, 11, 23, 19, 27, 17, 400_000, tzinfo=UTC)
+# Where a call seen as ``_live`` ends by its ``_cdr`` (see the test of a call closed late).
+CDR_END = datetime(2026, 11, 23, 19, 27, 22, 450_000, tzinfo=UTC)
 
 
 def _live(**changes: object) -> CallRecord:
@@ -65,8 +67,10 @@ def test_a_call_closed_late_gets_the_cdr_end_on_its_own_clock_and_keeps_the_rout
     seen = _live(ended_at=T0 + timedelta(seconds=65), talk_seconds=63.5)
     better = corrected(seen, _cdr())
     assert better is not None
-    assert better.ended_at == T0 + timedelta(seconds=5)
-    assert better.talk_seconds == 3.5
+    # The CDR's end (22, standing for [22, 23)) narrowed by the live answer (18.9) plus the talk the CDR's
+    # answer and end allow (< 4 s): [22, 22.9), and the call ends in its middle.
+    assert better.ended_at == CDR_END
+    assert better.talk_seconds == 3.55
     assert better.ring_seconds == 1.5
     assert (better.route_kind, better.route_reason, better.party_name) == (
         "extension",
@@ -224,7 +228,7 @@ def test_a_transfer_after_crmtel_lost_the_call_gives_it_to_the_phone_that_took_o
     assert better is not None
     assert (better.answered_by, better.extra.get("transferred_from")) == ("126", "125")
     assert better.answered_at == seen.answered_at
-    assert better.ended_at == T0 + timedelta(seconds=5)
+    assert better.ended_at == CDR_END
     assert corrected(replace(better, extra={}), replace(_transferred_cdr(), rang=("125", "126"))) is None
 
 
