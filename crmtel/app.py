@@ -34,7 +34,7 @@ from crmtel.cluster.metrics import ClusterCollector
 from crmtel.cluster.service import ClusterNode, session_settings
 from crmtel.config import AmiSettings, Settings
 from crmtel.connectors.service import ConnectorService
-from crmtel.connectors.sinks import build_sinks, connector_routes, routing_lookup
+from crmtel.connectors.sinks import build_sinks, connector_routes, offline_pollers, routing_lookup
 from crmtel.crm.web import CrmApi, crm_routes
 from crmtel.deals.web import deal_routes
 from crmtel.demo import seed
@@ -356,6 +356,8 @@ async def start(settings: Settings, *, demo: bool = False, demo_speed: float = 1
         if connectors.workers:
             metrics.watch(connectors)
         group = await stack.enter_async_context(_TaskOwner())
+        for poller in offline_pollers(sinks, db, dial):
+            group.spawn(poller.run(), name="bitrix24-offline-events")
         # Calls are written beside tracking: no AMI event, hence no popup, waits for a commit.
         group.spawn(calls.write_beside(), name="calls-writer")
         if cluster is None:

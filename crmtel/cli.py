@@ -31,6 +31,7 @@ def _feature_modules() -> list[ModuleType]:
     from crmtel import commands
     from crmtel.amocrm import commands as amocrm_commands
     from crmtel.apitokens import commands as token_commands
+    from crmtel.bitrix24 import commands as bitrix24_commands
     from crmtel.callbacks import commands as callback_commands
     from crmtel.calls import commands as calls_commands
     from crmtel.cdr import commands as cdr_commands
@@ -54,6 +55,7 @@ def _feature_modules() -> list[ModuleType]:
         outbox_commands,
         amocrm_commands,
         token_commands,
+        bitrix24_commands,
     ]
 
 

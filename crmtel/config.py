@@ -533,15 +533,33 @@ class Bitrix24Settings(BaseModel):
     timeout_seconds: float = Field(default=15.0, gt=0, le=300)
     # Show the call card to the users whose phones ring (telephony.externalCall.show/hide).
     show_card: bool = True
+    # Without a public_url the portal cannot post events: crmtel polls event.offline.get this often instead.
+    offline_poll_seconds: float = Field(default=5.0, ge=1, le=300)
+    # Legacy: an incoming webhook's address (<portal>/rest/<user>/<code>/) instead of the application. Since
+    # 2026-03 Bitrix24 refuses telephony.externalCall.* through it (WRONG_AUTH_TYPE): only lookups work.
+    webhook_url: SecretStr = SecretStr("")
 
     @property
     def enabled(self) -> bool:
-        """Whether a portal is configured."""
-        return bool(self.portal)
+        """Whether a portal (or a legacy incoming webhook) is configured."""
+        return bool(self.portal) or self.webhook_mode
+
+    @property
+    def webhook_mode(self) -> bool:
+        """Whether crmtel calls the portal through an incoming webhook instead of the application."""
+        return bool(self.webhook_url.get_secret_value())
+
+    @property
+    def offline_events(self) -> bool:
+        """Whether the application's events are polled (``event.offline.get``): no public address."""
+        return bool(self.portal) and not self.webhook_mode and not self.public_url
 
     @model_validator(mode="after")
     def _complete(self) -> Bitrix24Settings:
-        if self.portal and (not self.client_id or not self.client_secret.get_secret_value()):
+        hook = self.webhook_url.get_secret_value()
+        if hook and not re.fullmatch(r"https?://[^/\s]+/rest/\d+/[A-Za-z0-9_]+/?", hook):
+            raise ValueError("bitrix24: webhook_url must look like https://example.bitrix24.ru/rest/1/abcdef123/")
+        if self.portal and not hook and (not self.client_id or not self.client_secret.get_secret_value()):
             raise ValueError("bitrix24: a portal needs client_id and client_secret (the local application's)")
         return self
 

@@ -1,5 +1,7 @@
 """Bitrix24's REST as the application calls it: JSON to ``<portal>/rest/<method>`` with the access token,
-refreshed through the OAuth server when it ran out (access tokens live an hour, refresh tokens 180 days)."""
+refreshed through the OAuth server when it ran out (access tokens live an hour, refresh tokens 180 days).
+In the legacy webhook mode the same calls go to the incoming webhook's address (``<portal>/rest/<user>/<code>/``),
+with no token at all."""
 
 from __future__ import annotations
 
@@ -21,9 +23,11 @@ _EARLY = 60.0
 class B24Error(CrmtelError):
     """The portal (or the way to it) said no; ``status`` None means no answer at all."""
 
-    def __init__(self, status: int | None, code: str, description: str) -> None:
+    def __init__(self, status: int | None, code: str, description: str, method: str = "") -> None:
         super().__init__(f"{status or 'no answer'} {code}: {description}")
         self.status, self.code, self.description = status, code, description
+        # The REST method that was refused ("" for the OAuth server).
+        self.method = method
 
 
 class Bitrix24Client:
@@ -32,7 +36,10 @@ class Bitrix24Client:
     def __init__(self, settings: Bitrix24Settings, tokens: TokenStore) -> None:
         self.settings = settings
         self.tokens = tokens
-        self.rest = settings.portal.rstrip("/") + "/rest/"
+        self.webhook = settings.webhook_mode
+        # The webhook's address holds its secret code: it is never put into an error or a log line.
+        hook = settings.webhook_url.get_secret_value()
+        self.rest = hook.rstrip("/") + "/" if hook else settings.portal.rstrip("/") + "/rest/"
         self._session: aiohttp.ClientSession | None = None
         self._refresh_lock = asyncio.Lock()
         self.refreshes = 0
@@ -55,6 +62,8 @@ class Bitrix24Client:
 
     async def call(self, method: str, params: dict[str, Any]) -> Any:
         """The method's ``result``; B24Error for an error answer or no answer."""
+        if self.webhook:
+            return await self._post(method, params, None)
         tokens = await self.tokens.load()
         if tokens is None:
             raise B24Error(None, "NOT_INSTALLED", "the application is not installed on the portal yet")
@@ -73,22 +82,23 @@ class Bitrix24Client:
         """One call with a given token (checking an install event's tokens before trusting them)."""
         return await self._post(method, params, access_token)
 
-    async def _post(self, method: str, params: dict[str, Any], access_token: str) -> Any:
+    async def _post(self, method: str, params: dict[str, Any], access_token: str | None) -> Any:
+        body_out = params if access_token is None else {**params, "auth": access_token}
         try:
-            async with self._http().post(
-                self.rest + method, json={**params, "auth": access_token}
-            ) as response:
+            async with self._http().post(self.rest + method, json=body_out) as response:
                 status = response.status
                 try:
                     body = await response.json(content_type=None)
                 except ValueError:
                     body = None
         except (aiohttp.ClientError, TimeoutError) as err:
-            raise B24Error(None, "NO_ANSWER", f"{err.__class__.__name__}: {err}") from err
+            text = f"{err.__class__.__name__}: {err}".replace(self.rest, "<rest>/")
+            raise B24Error(None, "NO_ANSWER", text, method) from err
         if not isinstance(body, dict):
-            raise B24Error(status, "ERROR_UNEXPECTED_ANSWER", f"HTTP {status} without a JSON object")
+            raise B24Error(status, "ERROR_UNEXPECTED_ANSWER", f"HTTP {status} without a JSON object", method)
         if "error" in body or status >= 400:
-            raise B24Error(status, str(body.get("error", "")), str(body.get("error_description", ""))[:500])
+            error, description = str(body.get("error", "")), str(body.get("error_description", ""))[:500]
+            raise B24Error(status, error, description, method)
         return body.get("result")
 
     async def refresh(self, stale: Tokens) -> Tokens:
@@ -97,28 +107,7 @@ class Bitrix24Client:
             current = await self.tokens.load()
             if current is not None and current.access_token != stale.access_token:
                 return current  # refreshed meanwhile
-            query = {
-                "grant_type": "refresh_token",
-                "client_id": self.settings.client_id,
-                "client_secret": self.settings.client_secret.get_secret_value(),
-                "refresh_token": stale.refresh_token,
-            }
-            url = self.settings.oauth_server.rstrip("/") + "/oauth/token/"
-            try:
-                async with self._http().get(url, params=query) as response:
-                    status = response.status
-                    try:
-                        body = await response.json(content_type=None)
-                    except ValueError:
-                        body = None
-            except (aiohttp.ClientError, TimeoutError) as err:
-                raise B24Error(None, "NO_ANSWER", f"OAuth server: {err.__class__.__name__}") from err
-            if status != 200 or not isinstance(body, dict) or "access_token" not in body:
-                # Never the answer itself in the error: it could hold a token.
-                code = str(body.get("error", "")) if isinstance(body, dict) else ""
-                raise B24Error(
-                    status, code or "OAUTH_FAILED", "the OAuth server refused to refresh the tokens"
-                )
+            body = await self._oauth({"grant_type": "refresh_token", "refresh_token": stale.refresh_token})
             self.refreshes += 1
             fresh = Tokens(
                 access_token=str(body["access_token"]),
@@ -129,3 +118,45 @@ class Bitrix24Client:
             )
             await self.tokens.save(fresh)
             return fresh
+
+    async def authorize(self, code: str) -> Tokens:
+        """The first tokens from an authorization code (crmtel without a public address gets no install event);
+        believed only if they work on the configured portal and it names this application."""
+        body = await self._oauth({"grant_type": "authorization_code", "code": code})
+        if not self.same_portal(str(body.get("domain") or "")):
+            raise B24Error(None, "OAUTH_FAILED", "the code was issued for another portal")
+        access = str(body["access_token"])
+        info = await self.call_with("app.info", {}, access)
+        if not isinstance(info, dict) or info.get("CODE") != self.settings.client_id:
+            raise B24Error(None, "OAUTH_FAILED", "the code was issued for another application")
+        fresh = Tokens(
+            access_token=access,
+            refresh_token=str(body.get("refresh_token") or ""),
+            expires_at=time.time() + float(body.get("expires_in") or 3600),
+            application_token="",  # events are polled (event.offline.get), none is posted to crmtel
+            member_id=str(body.get("member_id") or ""),
+        )
+        await self.tokens.save(fresh)
+        return fresh
+
+    async def _oauth(self, grant: dict[str, str]) -> dict[str, Any]:
+        query = {
+            **grant,
+            "client_id": self.settings.client_id,
+            "client_secret": self.settings.client_secret.get_secret_value(),
+        }
+        url = self.settings.oauth_server.rstrip("/") + "/oauth/token/"
+        try:
+            async with self._http().get(url, params=query) as response:
+                status = response.status
+                try:
+                    body = await response.json(content_type=None)
+                except ValueError:
+                    body = None
+        except (aiohttp.ClientError, TimeoutError) as err:
+            raise B24Error(None, "NO_ANSWER", f"OAuth server: {err.__class__.__name__}") from err
+        if status != 200 or not isinstance(body, dict) or "access_token" not in body:
+            # Never the answer itself in the error: it could hold a token.
+            code = str(body.get("error", "")) if isinstance(body, dict) else ""
+            raise B24Error(status, code or "OAUTH_FAILED", "the OAuth server refused to issue the tokens")
+        return body

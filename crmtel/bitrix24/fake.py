@@ -8,6 +8,13 @@ register of an unfinished call with the same number, type, user, line and EXTERN
 returns the same CALL_ID; finish needs a registered, unfinished call; attachRecord a finished one (wav/mp3,
 base64). Failure injection: ``limit_next`` answers (503 QUERY_LIMIT_EXCEEDED), ``expire_tokens()``,
 ``latency`` for searches, ``stop()``/``start()`` for an outage.
+
+Offline events (``event.bind`` with ``event_type=offline``): a bound event is queued instead of posted;
+``event.offline.get`` hands out the first ``limit`` (50) in time order — ``clear=1`` (the default) deletes them as
+it answers, ``clear=0`` hides them under a ``process_id`` until ``event.offline.clear`` deletes them (or a call
+with the same ``process_id`` selects them again); ``event.offline.error`` marks them erroneous (returned only to
+``error=1``). These methods, like telephony, work only with an application's token. An incoming webhook
+(``webhook_code``) may call the other methods (``user.get``, ``searchCrmEntities`` …).
 """
 
 from __future__ import annotations
@@ -31,6 +38,12 @@ _TELEPHONY_APP_ONLY = {
     "telephony.externalcall.attachrecord",
     "telephony.externalcall.show",
     "telephony.externalcall.hide",
+}
+_APP_ONLY = _TELEPHONY_APP_ONLY | {
+    "event.bind",
+    "event.offline.get",
+    "event.offline.clear",
+    "event.offline.error",
 }
 _CALL_NOT_FOUND = "Call is not found (call should be registered prior to finishing)"
 
@@ -69,6 +82,31 @@ class Activity:
 
 
 @dataclass
+class OfflineEvent:
+    """One entry of the offline event queue."""
+
+    id: int
+    at: float
+    name: str
+    data: dict[str, str]
+    message_id: str
+    process_id: str | None = None
+    error: bool = False
+
+    def as_json(self) -> dict[str, Any]:
+        """The entry as event.offline.get lists it."""
+        stamp = datetime.fromtimestamp(self.at).astimezone().isoformat(timespec="seconds")
+        return {
+            "ID": str(self.id),
+            "TIMESTAMP_X": stamp,
+            "EVENT_NAME": self.name,
+            "EVENT_DATA": self.data,
+            "EVENT_ADDITIONAL": {"user_id": self.data.get("USER_ID", "1")},
+            "MESSAGE_ID": self.message_id,
+        }
+
+
+@dataclass
 class User:
     """A portal user with the internal number telephony maps extensions to."""
 
@@ -101,6 +139,14 @@ class FakeBitrix24:
         self.answer_delay: dict[str, float] = {}
         # Phone number -> (entity type, id, ASSIGNED_BY_ID) for searchCrmEntities.
         self.entities: dict[str, tuple[str, int, int]] = {}
+        # Event name -> "online" handler URL or "offline" (event.bind).
+        self.bindings: dict[str, str] = {}
+        self.offline: list[OfflineEvent] = []
+        self._offline_ids = 0
+        # An incoming webhook's "<user>/<code>" (legacy mode); None: no webhook made on this portal.
+        self.webhook_code: str | None = None
+        # Authorization codes the OAuth server will exchange once (the admin opened the authorize page).
+        self.codes: set[str] = set()
         self._runner: web.AppRunner | None = None
         self.port = 0
 
@@ -159,6 +205,14 @@ class FakeBitrix24:
             return web.json_response(
                 {"error": "invalid_client", "error_description": "Invalid client"}, status=401
             )
+        if q.get("grant_type") == "authorization_code":
+            code = q.get("code", "")
+            if code not in self.codes:
+                return web.json_response(
+                    {"error": "invalid_grant", "error_description": "Invalid authorization code"}, status=400
+                )
+            self.codes.discard(code)
+            return web.json_response(self.issue())
         if q.get("grant_type") != "refresh_token":
             return web.json_response({"error": "unsupported_grant_type"}, status=400)
         token = q.get("refresh_token", "")
@@ -186,6 +240,27 @@ class FakeBitrix24:
         ):
             return response.status
 
+    def authorization_code(self) -> str:
+        """The code the portal's authorize page hands an administrator for this application (single use)."""
+        code = secrets.token_hex(16)
+        self.codes.add(code)
+        return code
+
+    def make_webhook(self, user_id: int = 1) -> str:
+        """An incoming webhook of ``user_id`` (the legacy way): its base URL, ``<portal>/rest/<user>/<code>/``."""
+        self.webhook_code = f"{user_id}/{secrets.token_hex(8)}"
+        return f"{self.url}/rest/{self.webhook_code}/"
+
+    def queue_offline(self, event: str, data: dict[str, str], message_id: str) -> None:
+        """Log an event in the offline queue (a changed object is one entry: a repeat updates it)."""
+        now = time.time()
+        for entry in self.offline:
+            if entry.name == event and entry.message_id == message_id and entry.process_id is None:
+                entry.data, entry.at = data, now
+                return
+        self._offline_ids += 1
+        self.offline.append(OfflineEvent(self._offline_ids, now, event, data, message_id))
+
     async def install(self, handler: str) -> int:
         """The administrator installs the local application: ONAPPINSTALL with tokens."""
         return await self.post_event(
@@ -195,27 +270,42 @@ class FakeBitrix24:
     async def click_to_call(self, handler: str, user_id: int, phone: str) -> tuple[int, str]:
         """A user clicks a number in the CRM: the call is registered here, then ONEXTERNALCALLSTART is sent."""
         call = self._register_call({"USER_ID": user_id, "PHONE_NUMBER": phone, "TYPE": 1}, user_id, None)
-        status = await self.post_event(
-            handler,
-            "ONEXTERNALCALLSTART",
-            {
-                "USER_ID": str(user_id),
-                "PHONE_NUMBER": phone,
-                "CALL_ID": call.call_id,
-                "IS_MOBILE": "0",
-                "CRM_ENTITY_TYPE": "CONTACT",
-                "CRM_ENTITY_ID": "1",
-            },
-        )
+        data = {
+            "USER_ID": str(user_id),
+            "PHONE_NUMBER": phone,
+            "CALL_ID": call.call_id,
+            "IS_MOBILE": "0",
+            "CRM_ENTITY_TYPE": "CONTACT",
+            "CRM_ENTITY_ID": "1",
+        }
+        if self.bindings.get("ONEXTERNALCALLSTART") == "offline":
+            self.queue_offline("ONEXTERNALCALLSTART", data, call.call_id)
+            return 0, call.call_id
+        status = await self.post_event(handler, "ONEXTERNALCALLSTART", data)
         return status, call.call_id
 
     # -- REST ----------------------------------------------------------------------------------------
     async def _webhook_rest(self, request: web.Request) -> web.Response:
         method = request.match_info["method"].removesuffix(".json").lower()
         self.requests.append(method)
-        if method in _TELEPHONY_APP_ONLY:
-            return _error(401, "WRONG_AUTH_TYPE", "Current authorization type is denied for this method")
-        return _error(401, "INVALID_CREDENTIALS", "Invalid request credentials")
+        code = f"{request.match_info['user']}/{request.match_info['code']}"
+        if self.webhook_code is None or code != self.webhook_code:
+            return _error(401, "INVALID_CREDENTIALS", "Invalid request credentials")
+        if method in _APP_ONLY:
+            # The documented answer (telephony.externalCall.register: HTTP 400/403 WRONG_AUTH_TYPE).
+            return _error(403, "WRONG_AUTH_TYPE", "Current authorization type is denied for this method")
+        try:
+            params = await _params(request)
+            if self.limit_next > 0:
+                self.limit_next -= 1
+                raise _Fault(503, "QUERY_LIMIT_EXCEEDED", "Too many requests")
+            handler = _METHODS.get(method)
+            if handler is None or method == "app.info":  # app.info needs an application
+                raise _Fault(404, "ERROR_METHOD_NOT_FOUND", "Method not found!")
+            result = await handler(self, params)
+        except _Fault as fault:
+            return _error(fault.status, fault.error, fault.description)
+        return web.json_response({"result": result, "time": {"start": time.time()}})
 
     async def _rest(self, request: web.Request) -> web.Response:
         method = request.match_info["method"].removesuffix(".json").lower()
@@ -432,8 +522,79 @@ class FakeBitrix24:
             }
         ]
 
+    async def _event_bind(self, params: dict[str, Any]) -> Any:
+        event = str(params.get("event") or params.get("EVENT") or "").upper()
+        if event not in {"ONEXTERNALCALLSTART", "ONEXTERNALCALLBACKSTART", "ONAPPUNINSTALL"}:
+            raise _Fault(400, "ERROR_EVENT_NOT_FOUND", "Event not found")
+        kind = str(params.get("event_type") or "online").lower()
+        if kind not in {"online", "offline"}:
+            raise _Fault(400, "ERROR_CORE", "Unknown event_type")
+        handler = str(params.get("handler") or "")
+        if kind == "online" and not handler:
+            raise _Fault(400, "ERROR_CORE", "Handler is empty")
+        if event in self.bindings:
+            raise _Fault(400, "ERROR_CORE", "Handler already binded")
+        self.bindings[event] = "offline" if kind == "offline" else handler
+        return True
+
+    def _process_entries(self, params: dict[str, Any], process_id: str) -> list[OfflineEvent]:
+        ids = params.get("id")
+        message_ids = params.get("message_id")
+        chosen = [e for e in self.offline if e.process_id == process_id]
+        if isinstance(ids, list):
+            return [e for e in chosen if str(e.id) in {str(i) for i in ids}]
+        if isinstance(message_ids, list):
+            return [e for e in chosen if e.message_id in {str(m) for m in message_ids}]
+        return chosen
+
+    async def _offline_get(self, params: dict[str, Any]) -> Any:
+        try:
+            limit = int(params.get("limit") or 50)
+            clear = int(params.get("clear", 1))
+            with_errors = int(params.get("error") or 0)
+        except (TypeError, ValueError):
+            raise _Fault(400, "ERROR_CORE", "Wrong parameters") from None
+        process_id = str(params.get("process_id") or "") or None
+        given = params.get("filter")
+        wanted: dict[str, Any] = given if isinstance(given, dict) else {}
+        name = str(wanted.get("=EVENT_NAME") or wanted.get("EVENT_NAME") or "").upper()
+        picked = [
+            e
+            for e in sorted(self.offline, key=lambda e: (e.at, e.id))
+            if (e.process_id is None or (process_id is not None and e.process_id == process_id))
+            and (with_errors or not e.error)
+            and (not name or e.name == name)
+        ][: max(1, min(limit, 50))]
+        if clear:
+            self.offline = [e for e in self.offline if e not in picked]
+            return {"process_id": None, "events": [e.as_json() for e in picked]}
+        process_id = process_id or secrets.token_hex(16)
+        for entry in picked:
+            entry.process_id = process_id
+        return {"process_id": process_id, "events": [e.as_json() for e in picked]}
+
+    async def _offline_clear(self, params: dict[str, Any]) -> Any:
+        process_id = str(params.get("process_id") or "")
+        if not process_id:
+            raise _Fault(400, "ERROR_CORE", "process_id is required")
+        gone = self._process_entries(params, process_id)
+        self.offline = [e for e in self.offline if e not in gone]
+        return True
+
+    async def _offline_error(self, params: dict[str, Any]) -> Any:
+        process_id = str(params.get("process_id") or "")
+        if not process_id:
+            raise _Fault(400, "ERROR_CORE", "process_id is required")
+        for entry in self._process_entries(params, process_id):
+            entry.error, entry.process_id = True, None
+        return True
+
 
 _METHODS = {
+    "event.bind": FakeBitrix24._event_bind,
+    "event.offline.get": FakeBitrix24._offline_get,
+    "event.offline.clear": FakeBitrix24._offline_clear,
+    "event.offline.error": FakeBitrix24._offline_error,
     "app.info": FakeBitrix24._app_info,
     "user.get": FakeBitrix24._user_get,
     "telephony.externalcall.register": FakeBitrix24._register,

@@ -114,6 +114,19 @@ class Bitrix24Sink:
         self.users = Users(client)
         self.db = db
         self.recordings_dir = recordings_dir
+        # Methods the portal refused as WRONG_AUTH_TYPE (a legacy incoming webhook): a setup to fix, not retried.
+        self.refused: set[str] = set()
+
+    @property
+    def problem(self) -> str | None:
+        """What the administrator must fix (shown in /healthz): methods refused to an incoming webhook."""
+        if not self.refused:
+            return None
+        return (
+            f"Bitrix24 refuses {', '.join(sorted(self.refused))} through an incoming webhook (WRONG_AUTH_TYPE): "
+            "since 2026-03 calls reach Bitrix24 only from a local application — set [bitrix24] portal, "
+            "client_id and client_secret instead of webhook_url"
+        )
 
     @property
     def name(self) -> str:
@@ -146,6 +159,9 @@ class Bitrix24Sink:
             if event.kind is Kind.RECORDING:
                 return await self._recording(event, memo)
         except B24Error as err:
+            if err.code == "WRONG_AUTH_TYPE" and err.method.lower() not in self.refused:
+                self.refused.add(err.method.lower())
+                _log.error("bitrix24.wrong_auth_type", method=err.method, problem=self.problem)
             return _verdict(err)
         return Attempt(Verdict.DELIVERED, f"not for Bitrix24: {event.kind.value}")
 

@@ -24,12 +24,15 @@ from crmtel.dial.models import DialRefused, DialRequest, DialResult
 from crmtel.domain import Manager
 from crmtel.errors import CrmtelError
 from crmtel.store.db import Database
-from crmtel.store.outbox import save_memo, stage_in
+from crmtel.store.outbox import load_memo, save_memo, stage_in
 
 _log = structlog.get_logger("crmtel.bitrix24")
 
 PATH = "/integrations/bitrix24/events"
 _MAX_FIELDS = 100
+# Where a click-to-call's CALL_ID is marked as taken (connector_calls: pbx column, CALL_ID as linkedid): the portal
+# posting the event again, or an offline event read twice, never dials a second time.
+CLICKS = "~click"
 
 
 class Dialer(Protocol):
@@ -95,7 +98,8 @@ class EventHandler:
             _log.warning("bitrix24.event_refused", event_name=event[:40], reason="wrong application token")
             return web.json_response({"error": "wrong application token"}, status=403)
         if event == "ONEXTERNALCALLSTART":
-            return await self._click_to_call(data)
+            status, body = await self.click_to_call(data)
+            return web.json_response(body, status=status)
         if event == "ONAPPUNINSTALL":
             await self.client.tokens.delete()
             _log.warning("bitrix24.uninstalled")
@@ -130,30 +134,42 @@ class EventHandler:
         _log.info("bitrix24.installed")
         return web.json_response({"ok": True})
 
-    async def _click_to_call(self, data: Mapping[str, str]) -> web.Response:
+    async def click_to_call(self, data: Mapping[str, str]) -> tuple[int, dict[str, object]]:
+        """ONEXTERNALCALLSTART (posted or polled): the HTTP status and body of the answer — 200 handled (dialled,
+        done before, or refused and finished as cancelled), 400 not a click-to-call, 503 try again later."""
         call_id, number, user = data.get("CALL_ID", ""), data.get("PHONE_NUMBER", ""), data.get("USER_ID", "")
         if not call_id or not number or not user.isdigit():
-            return web.json_response({"error": "CALL_ID, PHONE_NUMBER and USER_ID are required"}, status=400)
+            return 400, {"error": "CALL_ID, PHONE_NUMBER and USER_ID are required"}
         if self.dial is None:
-            return web.json_response({"error": "click-to-call is not available"}, status=503)
+            return 503, {"error": "click-to-call is not available"}
         try:
+            if (await load_memo(self.db, NAME, CLICKS, call_id)).get("taken"):
+                _log.info("bitrix24.click_to_call_repeated")
+                return 200, {"ok": True, "repeated": True}
             extension = await self.users.extension_of(int(user))
             if extension is None:
                 raise DialRefused("dial.no_extension")
             request = await self.dial.prepare(number, manager=None, extension=extension)
             # Remembered before dialling: the call's first event must find it (finish it, never register it).
             memo = {"call_id": call_id, "user_id": int(user)}
-            await save_memo(self.db, NAME, ORIGINATES, request.originate_id, memo, datetime.now(UTC))
-            result = await self.dial.start(request)
+            now = datetime.now(UTC)
+            await save_memo(self.db, NAME, ORIGINATES, request.originate_id, memo, now)
+            await save_memo(self.db, NAME, CLICKS, call_id, {"taken": True}, now)
+            try:
+                result = await self.dial.start(request)
+            except CrmtelError:
+                # Not placed: the portal's next attempt (or the next poll) may dial it.
+                await save_memo(self.db, NAME, CLICKS, call_id, {"taken": False}, datetime.now(UTC))
+                raise
         except DialRefused as err:
             _log.warning("bitrix24.click_to_call_refused", reason=err.key)
             # Bitrix24 registered the call before asking: it is finished as cancelled, not left open.
             await self._cancel(call_id, int(user), err.key)
-            return web.json_response({"error": err.key}, status=200)
+            return 200, {"error": err.key}
         except CrmtelError as err:
             _log.warning("bitrix24.click_to_call_failed", error=str(err))
-            return web.json_response({"error": "click-to-call failed"}, status=503)
-        return web.json_response({"ok": True, "originate_id": result.request.originate_id})
+            return 503, {"error": "click-to-call failed"}
+        return 200, {"ok": True, "originate_id": result.request.originate_id}
 
     async def _cancel(self, call_id: str, user: int, reason: str) -> None:
         staged = Staged(

@@ -131,4 +131,13 @@ def check_settings(settings: Settings, origins: Origins) -> list[Problem]:
                 f"{pbx.reconnect_min} is above reconnect_max",
                 "reconnect_min ≤ reconnect_max",
             )
+    if settings.bitrix24.webhook_mode:
+        # Documented by Bitrix24 (2026-03): telephony.externalCall.register/finish answer WRONG_AUTH_TYPE to an
+        # incoming webhook, so no call would ever reach the portal; only the responsible-manager lookup works.
+        add(
+            ("bitrix24", "webhook_url"),
+            "Bitrix24 refuses telephony.externalCall.register/finish through an incoming webhook "
+            "(WRONG_AUTH_TYPE): calls will not reach Bitrix24, only the responsible-manager lookup works",
+            "a local application: [bitrix24] portal, client_id, client_secret (webhook_url empty)",
+        )
     return problems

@@ -96,3 +96,5 @@ class Backlog:
     failed: int
     # Age in seconds of the oldest pending event (0 when none).
     oldest_seconds: float
+    # What the connector found wrong with its setup (e.g. a method the CRM refuses this way of signing in).
+    problem: str | None = None

@@ -14,8 +14,9 @@ import asyncio
 import contextlib
 import random
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
-from typing import Any, Protocol
+from typing import Any, Protocol, runtime_checkable
 
 import structlog
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
@@ -61,6 +62,16 @@ class Sink(Protocol):
 
     async def aclose(self) -> None:
         """Release the sink's connections."""
+        ...
+
+
+@runtime_checkable
+class Diagnosed(Protocol):
+    """A sink that can say what is wrong with its setup (shown in /healthz beside its backlog)."""
+
+    @property
+    def problem(self) -> str | None:
+        """What an administrator must fix, or None."""
         ...
 
 
@@ -315,8 +326,11 @@ class ConnectorService:
         return total
 
     def backlogs(self) -> list[Backlog]:
-        """The last backlog read of every connector."""
-        return [w.backlog for w in self.workers]
+        """The last backlog read of every connector, with what its sink found wrong with its setup."""
+        return [
+            replace(w.backlog, problem=w.sink.problem) if isinstance(w.sink, Diagnosed) else w.backlog
+            for w in self.workers
+        ]
 
     def collect(self) -> list[Metric]:
         """Prometheus families: deliveries by outcome and the backlog, per connector."""

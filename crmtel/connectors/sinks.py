@@ -10,6 +10,7 @@ from crmtel.amocrm.client import AmoClient
 from crmtel.amocrm.routing import AmoSource
 from crmtel.amocrm.service import AmoCrmSink
 from crmtel.bitrix24.client import Bitrix24Client
+from crmtel.bitrix24.offline import OfflineEvents
 from crmtel.bitrix24.routing import Bitrix24Source
 from crmtel.bitrix24.service import Bitrix24Sink
 from crmtel.bitrix24.tokens import TokenStore
@@ -45,6 +46,19 @@ def connector_routes(sinks: Sequence[Sink], db: Database, dial: Dialer | None) -
         bitrix24_routes(EventHandler(sink.client, sink.users, db, dial))
         for sink in sinks
         if isinstance(sink, Bitrix24Sink)
+    ]
+
+
+def offline_pollers(sinks: Sequence[Sink], db: Database, dial: Dialer | None) -> list[OfflineEvents]:
+    """Bitrix24's event queue pollers, where crmtel has no public address for the portal to post to."""
+    return [
+        OfflineEvents(
+            sink.client,
+            EventHandler(sink.client, sink.users, db, dial),
+            interval=sink.settings.offline_poll_seconds,
+        )
+        for sink in sinks
+        if isinstance(sink, Bitrix24Sink) and sink.settings.offline_events
     ]
 
 

@@ -55,6 +55,11 @@ class OutboxBacklog(Protocol):
         """Age of the oldest pending event."""
         ...
 
+    @property
+    def problem(self) -> str | None:
+        """What is wrong with the connector's setup (None: nothing known)."""
+        ...
+
 
 class PbxLink(Protocol):
     """One AMI connection (``crmtel.ami.client.AmiClient``)."""
@@ -151,6 +156,7 @@ class Health:
                             "pending": b.pending,
                             "failed": b.failed,
                             "oldest_pending_s": round(b.oldest_seconds, 1),
+                            **({} if b.problem is None else {"problem": b.problem}),
                         }
                         for b in self.outbox
                     }

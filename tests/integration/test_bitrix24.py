@@ -301,9 +301,11 @@ async def test_the_fake_is_strict_like_the_real_portal(db: Database, tmp_path: P
     async with fake_portal() as fake, aiohttp.ClientSession() as http:
         token = fake.issue()["access_token"]
         rest = f"{fake.url}/rest/"
+        hook = fake.make_webhook()
         cases = [
             (rest + "telephony.externalCall.nosuch", {"auth": token}, 404, "ERROR_METHOD_NOT_FOUND"),
-            (f"{rest}1/abc/telephony.externalcall.register", {}, 401, "WRONG_AUTH_TYPE"),
+            (f"{hook}telephony.externalcall.register", {}, 403, "WRONG_AUTH_TYPE"),
+            (f"{rest}1/abc/user.get", {}, 401, "INVALID_CREDENTIALS"),
             (
                 rest + "telephony.externalcall.register",
                 {"auth": token, "PHONE_NUMBER": "7916", "TYPE": 2},
