@@ -19,6 +19,7 @@ from crmtel.calls.legs import LegKind, dialled_number, forwarded_taker, local_ba
 from crmtel.calls.tracker import visits
 from crmtel.calls.tracker.model import Call, TrackerState, build_record, leg_kind, normalise_caller
 from crmtel.cdr.models import CdrRow
+from crmtel.cdr.spans import placed
 from crmtel.domain import CallRecord, Direction, MissedReason, QueueOutcome
 from crmtel.phones import PhoneKind, normalize
 
@@ -182,7 +183,7 @@ def with_queue_visits(pbx: str, call: Call, legs: Sequence[CdrRow], offers: Sequ
             runs.append((queue, [leg]))
         previous = queue
     for queue, run in runs:
-        call, _ = visits.joined(pbx, call, queue, min(leg.start for leg in run))
+        call, _ = visits.joined(pbx, call, queue, min(placed(leg).start for leg in run))
         mine = {id(leg) for leg in run}
         members = [o for o in offers if id(o.via) in mine and o.kind is LegKind.EXTENSION and o.extension]
         for offer in members:
@@ -191,13 +192,13 @@ def with_queue_visits(pbx: str, call: Call, legs: Sequence[CdrRow], offers: Sequ
         if answered:
             first = min(answered, key=lambda o: (o.leg.answer or o.leg.start, _order(o.leg)))
             call, _ = visits.left(
-                pbx, call, QueueOutcome.ANSWERED, first.leg.answer or first.leg.start, first.extension
+                pbx, call, QueueOutcome.ANSWERED, placed(first.leg).answer_or_start, first.extension
             )
             continue
         went_on = run[-1] is not main[-1]
         timed_out = any(_queue_timed_out(leg) for leg in run)
         outcome = QueueOutcome.EXITED if went_on or timed_out else QueueOutcome.ABANDONED
-        call, _ = visits.left(pbx, call, outcome, max(leg.end for leg in run))
+        call, _ = visits.left(pbx, call, outcome, max(placed(leg).end for leg in run))
     return call
 
 
@@ -226,7 +227,7 @@ def call_from_legs(state: TrackerState, linkedid: str, legs: Sequence[CdrRow]) -
     raw_number = origin.src or number
     call = Call(
         linkedid=linkedid,
-        started_at=min(leg.start for leg in legs),
+        started_at=min(placed(leg).start for leg in legs),
         caller_name=name,
         origin_kind=origin_kind,
     )
@@ -278,7 +279,7 @@ def call_from_legs(state: TrackerState, linkedid: str, legs: Sequence[CdrRow]) -
     if answered:
         first = min(answered, key=lambda o: (o.leg.answer or o.leg.start, _order(o.leg)))
         who = first.extension if call.direction is not Direction.OUTBOUND else call.placed_by
-        call = replace(call, answered_by=who, answered_at=first.leg.answer)
+        call = replace(call, answered_by=who, answered_at=placed(first.leg).answer)
         if call.direction is not Direction.OUTBOUND:
             call = _transferred(call, origin, answered, first)
     elif (
@@ -289,7 +290,7 @@ def call_from_legs(state: TrackerState, linkedid: str, legs: Sequence[CdrRow]) -
         call = _forwarded(state, call, mobile)
     else:
         call = replace(call, unanswered_reason=missed_reason(legs, offers))
-    return build_record(state, call, ended_at=max(leg.end for leg in legs))
+    return build_record(state, call, ended_at=max(placed(leg).end for leg in legs))
 
 
 def _transferred(call: Call, origin: CdrRow, answered: Sequence[_Offer], first: _Offer) -> Call:
@@ -320,4 +321,4 @@ def _forwarded(state: TrackerState, call: Call, mobile: _Offer) -> Call:
     taker = forwarded_taker(call.rang, None)
     number = dialled_number(mobile.leg.dst)
     answered_on = (normalize(number, state.region).e164 or number) if number is not None else None
-    return replace(call, answered_by=taker, answered_at=mobile.leg.answer, answered_on=answered_on)
+    return replace(call, answered_by=taker, answered_at=placed(mobile.leg).answer, answered_on=answered_on)

@@ -104,6 +104,30 @@ def seconds_gap(value: float) -> Gap:
     return Gap(lo, lo) if value != int(value) else Gap(lo, lo + SECOND)
 
 
+@dataclass(frozen=True, slots=True)
+class Placed:
+    """Where a leg's times go in a call record: the middle of each one's span."""
+
+    start: datetime
+    answer: datetime | None
+    end: datetime
+
+    @property
+    def answer_or_start(self) -> datetime:
+        """The answer, or the start of a leg never answered."""
+        return self.start if self.answer is None else self.answer
+
+
+def placed(row: CdrRow) -> Placed:
+    """A leg's start, answer and end as a record built from the CDR alone has them: each the instant nearest
+    to every one its span allows (half a second off at most for a whole second), never a truncated reading
+    that is up to a second early (two seconds for FreePBX's end)."""
+    spans = leg_spans(row)
+    return Placed(
+        spans.start.middle(), None if spans.answer is None else spans.answer.middle(), spans.end.middle()
+    )
+
+
 def leg_spans(row: CdrRow) -> LegSpans:
     """One leg's spans: what its source wrote, narrowed by its own measured lengths.
 
@@ -127,9 +151,9 @@ def call_spans(legs: Sequence[CdrRow], cdr: CallRecord) -> CallSpans:
     """The spans of the call ``cdr`` was built from ``legs`` (see :func:`crmtel.cdr.calls.call_from_legs`).
 
     The call starts with its first leg and ends with its last; it began with its origin's first leg (the
-    channel whose Uniqueid is the Linkedid); its answer is the answered leg's (the one whose answer ``cdr``
-    took). Legs hung up together end milliseconds apart: a leg whose end reads the same
-    as the call's last one measured the call's end.
+    channel whose Uniqueid is the Linkedid); its answer is the answered leg's (the one whose answer span
+    holds ``cdr``'s). Legs hung up together end milliseconds apart: a leg whose end reads the same as the
+    call's last one measured the call's end.
     """
     if not legs:
         return record_spans(cdr)
@@ -149,9 +173,9 @@ def call_spans(legs: Sequence[CdrRow], cdr: CallRecord) -> CallSpans:
         answered = [
             item
             for item in spans
-            if item[0].answer == cdr.answered_at
-            and item[0].disposition == "ANSWERED"
+            if item[0].disposition == "ANSWERED"
             and item[1].answer is not None
+            and item[1].answer.holds(cdr.answered_at, _ZERO)
         ]
         if answered:
             leg, leg_span = max(answered, key=lambda item: item[0].end)

@@ -186,7 +186,8 @@ async def test_freepbx_rows_in_the_repeated_dst_hour_are_read_at_their_true_time
     record = call_from_legs(new_state("pbx1"), linkedid, calls[linkedid])
     assert record is not None
     expected = load_expected("direct-answered")
-    assert record.started_at == SECOND_0230
+    # At the middle of the second its reading stands for.
+    assert record.started_at == SECOND_0230 + timedelta(seconds=0.5)
     assert record.talk_seconds == pytest.approx(expected["talk_seconds"], abs=1.0)
 
 
@@ -221,11 +222,12 @@ async def _call_across_the_fold_is_read(table: MysqlCdr | PgCdr) -> None:
             (linkedid,) = calls
             record = call_from_legs(new_state("pbx1"), linkedid, calls[linkedid])
             assert record is not None
-            assert record.started_at == start
+            assert record.started_at == start + timedelta(seconds=0.5)
             # FreePBX keeps no end (calldate + duration, whole seconds).
             assert record.ended_at is not None
             assert abs(record.ended_at - (start + timedelta(minutes=15))) <= timedelta(seconds=1)
-            ends.add(record.ended_at)
+            # A pass holds the call by the CDR's reading of its end.
+            ends.add(max(leg.end for leg in calls[linkedid]))
             returned.append((since, until))
     finally:
         await source.close()

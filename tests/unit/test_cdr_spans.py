@@ -23,6 +23,8 @@ from crmtel.domain import CallRecord, Direction, Outcome, QueueOutcome, QueueVis
 
 BASE = datetime(2026, 12, 6, 15, 8, tzinfo=UTC)
 LINKEDID = f"{int(BASE.timestamp())}.101"
+# True start, answer and end (seconds after 15:08:00) whose fractions the CDR cuts off.
+CASES = [(0.90, 2.50, 7.01), (0.04, 1.07, 7.09), (0.99, 1.98, 7.97), (0.50, 0.51, 59.49), (0.01, 3.999, 4.0)]
 
 
 def at(seconds: float) -> datetime:
@@ -116,7 +118,8 @@ def test_the_ci_call_closed_by_the_restart_ends_where_the_pbx_ended_it() -> None
     end within half a second of 07.09, from the legs or from the CDR record alone, talk time likewise."""
     legs = [master_csv(0.04, 1.07, 7.09)]
     cdr = cdr_call(legs)
-    assert (cdr.started_at, cdr.answered_at, cdr.ended_at) == (at(0), at(1), at(7))
+    # Built from the CDR alone, each time is the middle of the second its reading stands for.
+    assert (cdr.started_at, cdr.answered_at, cdr.ended_at) == (at(0.5), at(1.5), at(7.5))
     closed = seen(0.04, 1.07, 8.37)
     for spans in (call_spans(legs, cdr), None):
         better = corrected(closed, cdr, spans)
@@ -136,10 +139,7 @@ def test_the_legs_narrow_the_end_to_the_live_answer_plus_billsec_and_the_start_p
     assert end_span(seen(0.04, 1.07, None), call_spans(legs, cdr)) == Span(at(1.07 + 6), at(8))
 
 
-@pytest.mark.parametrize(
-    ("start", "answer", "end"),
-    [(0.90, 2.50, 7.01), (0.04, 1.07, 7.09), (0.99, 1.98, 7.97), (0.50, 0.51, 59.49), (0.01, 3.999, 4.0)],
-)
+@pytest.mark.parametrize(("start", "answer", "end"), CASES)
 def test_a_call_still_live_in_the_store_ends_within_half_a_second_of_the_truth(
     start: float, answer: float, end: float
 ) -> None:
@@ -194,3 +194,31 @@ def test_a_time_with_a_fraction_stands_for_itself() -> None:
     """A float or microsecond column (cdr_pgsql's float start/end) is exact; a whole second spans one second."""
     assert time_span(at(7.25)) == Span(at(7.25), at(7.25))
     assert time_span(at(7)) == Span(at(7), at(8))
+
+
+@pytest.mark.parametrize(("start", "answer", "end"), CASES)
+def test_a_call_built_from_the_cdr_alone_starts_and_ends_within_half_a_second(
+    start: float, answer: float, end: float
+) -> None:
+    """Backfilled (never seen live): start, answer and end each at the middle of the second the CDR wrote —
+    half a second off at most (the whole-second reading was up to a second early: 0.90 read as 00)."""
+    cdr = cdr_call([master_csv(start, answer, end)])
+    lag = 0.003
+    assert abs((cdr.started_at - at(start)).total_seconds()) <= 0.5 + lag
+    assert cdr.answered_at is not None
+    assert abs((cdr.answered_at - at(answer)).total_seconds()) <= 0.5 + lag
+    assert off(cdr, end) <= 0.5 + lag
+
+
+def test_a_freepbx_call_built_from_the_cdr_alone_ends_within_a_second() -> None:
+    """FreePBX's end is calldate + duration, two truncations (00.90 → 07.01: 00 + 6 s read as 06, 1.01 s
+    early): the middle of the two seconds it spans is within a second of the truth."""
+    csv_leg = master_csv(0.90, 2.50, 7.01)
+    derived_end = csv_leg.start + timedelta(seconds=csv_leg.duration)
+    freepbx = replace(
+        csv_leg,
+        end=derived_end,
+        answer=derived_end - timedelta(seconds=csv_leg.billsec),
+        derived=frozenset({"end", "answer"}),
+    )
+    assert off(cdr_call([freepbx]), 7.01) <= 1.0
