@@ -45,6 +45,7 @@ _APP_ONLY = _TELEPHONY_APP_ONLY | {
     "event.offline.clear",
     "event.offline.error",
 }
+MAX_BODY = 96 * 1024 * 1024
 _CALL_NOT_FOUND = "Call is not found (call should be registered prior to finishing)"
 
 
@@ -153,7 +154,8 @@ class FakeBitrix24:
     # -- lifecycle -----------------------------------------------------------------------------------
     async def start(self, port: int = 0) -> None:
         """Listen on loopback (again on the same port after ``stop``)."""
-        app = web.Application()
+        # A recording's base64 arrives in one JSON body (attachRecord's FILE_CONTENT).
+        app = web.Application(client_max_size=MAX_BODY)
         app.router.add_route("*", "/rest/{method}", self._rest)
         app.router.add_route("*", "/rest/{user}/{code}/{method}", self._webhook_rest)
         app.router.add_get("/oauth/token/", self._oauth)

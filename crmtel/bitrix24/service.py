@@ -11,7 +11,6 @@ outbox's per-call memo, saved with each delivered event.
 
 from __future__ import annotations
 
-import base64
 import time
 from collections.abc import Mapping
 from datetime import UTC, datetime
@@ -312,9 +311,11 @@ class Bitrix24Sink:
         size = path.stat().st_size
         if size > MAX_RECORDING:
             return Attempt(Verdict.FAILED, f"recording {path.name} is {size} bytes: too large to attach")
-        content = base64.b64encode(path.read_bytes()).decode()
-        await self.client.call(
+        # Streamed from disk into the request (base64 a chunk at a time), never the whole file in memory.
+        await self.client.upload(
             "telephony.externalCall.attachRecord",
-            {"CALL_ID": memo["call_id"], "FILENAME": path.name, "FILE_CONTENT": content},
+            {"CALL_ID": memo["call_id"], "FILENAME": path.name},
+            "FILE_CONTENT",
+            path,
         )
         return Attempt(Verdict.DELIVERED, f"attached {path.name}", 200)
