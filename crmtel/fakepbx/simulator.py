@@ -181,12 +181,17 @@ class Rewriter:
         *,
         start: float,
         epoch: float,
+        speed: float = 1.0,
         stretch: float = 1.0,
         new_caller: bool = False,
         timing: Timing | None = None,
         caller: tuple[str, str] | None = None,
     ) -> list[Recorded]:
         """The pattern as a new call starting at stream time ``start``.
+
+        Its Uniqueids and Linkedid carry the wall-clock second the call begins, as Asterisk's carry a channel's
+        creation: ``epoch`` (the stream's t=0) plus ``start`` played at ``speed`` (the stream runs that many
+        times faster than the wall clock, so stream time ``start`` comes ``start / speed`` seconds after t=0).
 
         ``timing`` re-times its waits (see ``retime``); without it every time is scaled by ``stretch``.
         ``caller`` (a Russian mobile number in E.164 and a name) is the party on the outside line — the caller
@@ -211,7 +216,7 @@ class Rewriter:
         bridges: dict[str, str] = {}
         numbers: dict[str, str] = {}
         names: dict[str, str] = {}
-        base = int(epoch + start)
+        base = int(epoch + start / speed)
         for msg in pattern.messages:
             for key, value in msg.headers:
                 low = key.lower()
@@ -344,6 +349,7 @@ class Simulator:
                 pattern,
                 start=self._next_start,
                 epoch=self.server.epoch,
+                speed=self.server.speed or 1.0,
                 new_caller=new_caller,
                 timing=Timing.realistic(self.rng, answered=pattern.answered),
                 caller=None if new_caller or not self.book else self.rng.choice(self.book),

@@ -153,3 +153,38 @@ async def test_the_simulator_at_speed_10_keeps_real_time_and_real_durations(db: 
         real = arrival(record.ended_at) - arrival(record.answered_at)
         assert record.talk_seconds == pytest.approx(real, abs=0.5), (record.talk_seconds, real)
         assert record.ended_at >= record.answered_at >= record.started_at
+
+
+async def test_the_simulator_at_speed_10_names_channels_by_the_real_second_they_are_made() -> None:
+    """`crmtel demo --speed 10`: a channel's Uniqueid (and the call's Linkedid) carries the wall-clock second the
+    call began, as Asterisk's carry the channel's creation — never a second after the Timestamp of the event
+    that first names it (it ran ahead with the stream: 27 s ahead after 3 s at speed 10, so a demo restarted
+    soon after reused the seconds of calls already stored)."""
+    simulator = Simulator(username="crmtel", secret="s3cret", seed=5, mean_gap=2.0, speed=10.0)
+    await simulator.start()
+    first_named: dict[str, float] = {}  # Uniqueid -> Timestamp of the first event naming it
+    try:
+        reader, writer = await asyncio.open_connection("127.0.0.1", simulator.port)
+        writer.write(encode_message((("Action", "Login"), ("Username", "crmtel"), ("Secret", "s3cret"))))
+        parser = Parser()
+        deadline = time.monotonic() + 4.0
+        # Four seconds at speed 10: forty seconds of stream, about twenty calls.
+        while time.monotonic() < deadline:
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(max(0.0, deadline - time.monotonic())):
+                    data = await reader.read(65536)
+                    if not data:
+                        break
+                    for msg in parser.feed(data):
+                        stamp, uniqueid = msg.get("Timestamp"), msg.get("Uniqueid")
+                        if stamp is not None and uniqueid is not None:
+                            first_named.setdefault(uniqueid, float(stamp))
+        writer.close()
+    finally:
+        await simulator.close()
+    assert len(first_named) > 20, first_named
+    for uniqueid, stamp in first_named.items():
+        made = int(uniqueid.split(".", 1)[0])
+        # Created in the second it names, at or before the event that first shows it (calls last seconds).
+        assert made <= stamp, (uniqueid, stamp)
+        assert stamp - made < 60, (uniqueid, stamp)
