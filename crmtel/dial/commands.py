@@ -73,17 +73,19 @@ async def run_call(args: argparse.Namespace, settings: Settings) -> int:
     clients = {p.name: AmiClient(p, _Discard()) for p in settings.pbxes}
     db = Database(settings.database_url)
     try:
+        audit = DialAttempts(db)
         service = DialService(
-            # The same checks as the daemon's: the PBX's number patterns and window of attempts.
+            # The same checks as the daemon's: the PBX's number patterns and window of attempts, and the same
+            # audit log for what the guard refuses (a trunk or an extension the PBX does not serve as --from).
             {
-                name: GuardedSender(name, c, c.settings.originate, trunks=c.settings.trunks)
+                name: GuardedSender(name, c, c.settings.originate, trunks=c.settings.trunks, audit=audit)
                 for name, c in clients.items()
             },
             {p.name: p.originate for p in settings.pbxes},
             region=settings.region,
             locator=CallRepository(db),
             # Audited like the page's clicks, and counted in the PBX's window with every node's.
-            audit=DialAttempts(db),
+            audit=audit,
             source="cli",
         )
         try:

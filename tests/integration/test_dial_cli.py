@@ -196,3 +196,27 @@ async def test_call_is_audited_and_counted_in_the_pbxs_window_with_every_other_a
         assert all(line.split()[1:4] == ["office", "cli", "-"] for line in lines)
     finally:
         await server.close()
+
+
+async def test_a_call_the_guard_refuses_is_in_the_audit_log_as_from_the_page(
+    db: Database, tmp_path: Path
+) -> None:
+    """`crmtel call --from` an extension the PBX does not serve passes the service's checks but not the guard's
+    (its Channel is not one of the PBX's phones): nothing reaches the PBX, and the guard's refusal is an audit
+    row (source guard, dial.guard_refused) beside the CLI's own — as for a click on the page."""
+    server = FakeAmiServer([])
+    await server.start()
+    config = _config(tmp_path, server, db)
+    config.write_text(config.read_text(encoding="utf-8") + 'extensions = ["1??"]\n', encoding="utf-8")
+    try:
+        code, out = await _crmtel(config, "call", "--from", "55", "--to", "+7 916 111-00-01")
+        assert code == 1, out
+        assert out.splitlines()[-1].startswith("refused:"), out
+        assert server.originates == []
+        code, out = await _crmtel(config, "dial-log")
+        assert code == 0, out
+        rows = [line.split()[2:8] for line in out.splitlines()]
+        assert ["guard", "-", "55", "+79161110001", "refused", "dial.guard_refused"] in rows, out
+        assert ["cli", "-", "55", "+79161110001", "placed", "refused"] in rows, out
+    finally:
+        await server.close()
