@@ -13,6 +13,7 @@ import math
 from collections import OrderedDict, deque
 from collections.abc import Mapping
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 
 from crmtel.config import OriginateSettings
 from crmtel.dial.models import serves
@@ -121,3 +122,29 @@ class DialLimits:
         if manager is not None:
             managers.take(manager, now)
         return None
+
+
+@dataclass(frozen=True, slots=True)
+class LogWindows:
+    """The windows an attempt is counted in across processes (the audit log every node shares): the manager's
+    (``manager``: their login; None for the CLI) and the PBX's, each at most ``limit`` placed in ``seconds``."""
+
+    pbx: str
+    manager: str | None
+    per_manager: int
+    per_pbx: int
+    seconds: float
+
+
+def log_refusal(
+    windows: LogWindows, manager_full: datetime | None, pbx_full: datetime | None, now: datetime
+) -> RateRefusal | None:
+    """Whether the log's windows have room for one more attempt at ``now``: ``manager_full`` / ``pbx_full`` is
+    the time of the limit-th newest placed attempt still in that window (None: fewer, room). A window is full
+    until that attempt leaves it, which is the wait the refusal names."""
+    span = timedelta(seconds=windows.seconds)
+    if windows.manager is not None and manager_full is not None and manager_full + span > now:
+        return _refusal("dial.rate_manager", (manager_full + span - now).total_seconds())
+    if pbx_full is not None and pbx_full + span > now:
+        return _refusal("dial.rate_pbx", (pbx_full + span - now).total_seconds())
+    return None

@@ -15,7 +15,7 @@ import time
 from collections import OrderedDict
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Protocol
 
 from crmtel.ami.connection import AmiError
@@ -32,7 +32,7 @@ from crmtel.dial.models import (
     outcome,
     serves,
 )
-from crmtel.dial.policy import DialLimits, RateRefusal, check_number
+from crmtel.dial.policy import DialLimits, LogWindows, RateRefusal, check_number
 from crmtel.domain import Manager
 from crmtel.errors import CrmtelError
 from crmtel.phones import PhoneKind, is_extension, normalize
@@ -72,8 +72,9 @@ class AttemptLog(Protocol):
         """How a placed attempt went."""
         ...
 
-    async def placed_since(self, pbx: str, since: datetime) -> int:
-        """Attempts placed on ``pbx`` from ``since`` on, by any process."""
+    async def admit(self, attempt: DialAttempt, windows: LogWindows) -> RateRefusal | None:
+        """Record the attempt placed if the windows in the log have room (atomically, for every process),
+        else refused; the refusal."""
         ...
 
 
@@ -250,8 +251,6 @@ class DialService:
     async def _count(self, request: DialRequest, manager_id: int | None) -> None:
         # Every attempt counts, failed ones too: a failure is no reason to let a script dial again at once.
         refusal = self._limits.take(request.pbx, request.manager_login, self.clock())
-        if refusal is None:
-            refusal = await self._pbx_window_in_log(request.pbx)
         attempt = DialAttempt(
             at=datetime.now(UTC),
             pbx=request.pbx,
@@ -264,9 +263,11 @@ class DialService:
             originate_id=request.originate_id,
         )
         if refusal is None:
-            await self._log(attempt)
-            return
-        await self._log(replace(attempt, decision="refused", reason=refusal.key, originate_id=None))
+            refusal = await self._admit_in_log(attempt)
+            if refusal is None:
+                return
+        else:
+            await self._log(replace(attempt, decision="refused", reason=refusal.key, originate_id=None))
         log.warning(
             "dial refused on %s: %s -> %s (%s)",
             request.pbx,
@@ -276,20 +277,25 @@ class DialService:
         )
         raise DialRefused(refusal.key, 429, retry_after=str(refusal.retry_after), pbx=request.pbx)
 
-    async def _pbx_window_in_log(self, pbx: str) -> RateRefusal | None:
-        # The audit log sees every node's attempts and the CLI's: the PBX's window holds across processes.
+    async def _admit_in_log(self, attempt: DialAttempt) -> RateRefusal | None:
+        # The audit log sees every node's attempts and the CLI's: the manager's and the PBX's windows hold
+        # across processes (this process's own windows above only spare the database a burst).
         if self.audit is None:
             return None
-        settings = self.settings[pbx]
-        since = datetime.now(UTC) - timedelta(seconds=settings.rate_seconds)
+        settings = self.settings[attempt.pbx]
+        windows = LogWindows(
+            pbx=attempt.pbx,
+            manager=attempt.manager_login,
+            per_manager=settings.max_per_manager,
+            per_pbx=settings.max_per_pbx,
+            seconds=settings.rate_seconds,
+        )
         try:
-            placed = await self.audit.placed_since(pbx, since)
+            return await self.audit.admit(attempt, windows)
         except CrmtelError as err:
-            log.warning("dial audit not read (%s): the PBX's window is this process's only", err)
+            log.warning("dial audit not read (%s): the windows are this process's only", err)
+            await self._log(attempt)
             return None
-        if placed < settings.max_per_pbx:
-            return None
-        return RateRefusal("dial.rate_pbx", max(1, int(settings.rate_seconds)))
 
     def get(self, originate_id: str) -> tuple[DialResult, int | None] | None:
         """A recent attempt and whose it is."""

@@ -13,6 +13,7 @@ import os
 import signal
 import time
 from collections.abc import Iterator, Mapping
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -26,6 +27,7 @@ from crmtel.fakepbx.server import Recorded
 from crmtel.phones import normalize
 from crmtel.store.calls import CallRepository
 from crmtel.store.db import Database
+from crmtel.store.dial_attempts import DialAttempts
 from crmtel.store.leases import LeaseRepository
 from crmtel.store.managers import ManagerRepository, hash_password
 from crmtel.store.models import ManagerRow
@@ -398,3 +400,60 @@ async def test_150_simultaneous_logins_on_three_nodes_give_no_5xx_and_no_change_
                     assert line.endswith(" 1.0" if before[0] in line else " 0.0"), line
             assert await daemon.terminate(limit=10) == 0, daemon.describe()
             assert clean_log(daemon.stderr()) == [], daemon.describe()
+
+
+async def test_a_managers_click_to_call_window_holds_across_two_nodes(
+    pool: DaemonPool, db: Database, database_url: str, tmp_path: Path, stream_name: str
+) -> None:
+    """Boris, logged in on two `crmtel run` nodes, clicks 40 numbers at once, half on each: max_per_manager (4)
+    Originates reach the PBX in all (each node's own window would let 4 through per node), the other 36 get
+    429 dial.rate_manager with Retry-After — the window is counted in the shared audit log."""
+    await ManagerRepository(db).save(login="boris", name="Борис", extensions=("102",), password="pw-boris-1")
+    async with serving([], pause_after=0) as server:
+        free = free_ports(4)
+        nodes: dict[str, tuple[Daemon, Ports]] = {}
+        for i, node in enumerate(NODES[:2]):
+            ports = Ports(web=free[2 * i], agi=free[2 * i + 1], ami=server.port)
+            config = node_config(tmp_path, database_url, ports, node, stream_name, {})
+            with config.open("a", encoding="utf-8") as out:
+                out.write("[ami.originate]\nmax_per_manager = 4\ndedup_seconds = 0\n")
+            nodes[node] = (pool.spawn("--config", str(config), "run", name=node), ports)
+        for daemon, ports in nodes.values():
+            await daemon.wait_http(ports.web_url + "/", limit=60.0)
+        await wait_leader(LeaseRepository(db))
+        urls = [ports.web_url for _daemon, ports in nodes.values()]
+        async with page_like_session() as on_a, page_like_session() as on_b:
+            sessions = (on_a, on_b)
+            for session, url in zip(sessions, urls, strict=True):
+                async with session.post(
+                    url + "/api/login", json={"login": "boris", "password": "pw-boris-1"}
+                ) as r:
+                    assert r.status == 200, await r.text()
+
+            async def click(i: int) -> tuple[int, dict[str, Any], str | None]:
+                async with sessions[i % 2].post(
+                    urls[i % 2] + "/api/dial", json={"number": f"+7916{i:07d}"}
+                ) as r:
+                    return r.status, await r.json(), r.headers.get("Retry-After")
+
+            answers = await asyncio.gather(*(click(i) for i in range(40)))
+        statuses = [status for status, _body, _retry in answers]
+        assert statuses.count(202) == 4, answers
+        assert statuses.count(429) == 36, answers
+        for status, body, retry in answers:
+            if status == 429:
+                assert body["key"] == "dial.rate_manager", body
+                assert retry is not None
+                assert 1 <= int(retry) <= 60
+        # Every placed attempt's Originate sent (through the leader) and answered before counting them.
+        attempts = DialAttempts(db)
+
+        async def all_finished() -> bool:
+            since = datetime.now(UTC) - timedelta(hours=1)
+            placed = [a for a in await attempts.between(since) if a.decision == "placed"]
+            return len(placed) == 4 and all(a.status is not None for a in placed)
+
+        await wait_until(all_finished, limit=30.0)
+        assert len(server.originates) == 4, server.originates
+        for daemon, _ports in nodes.values():
+            assert await daemon.terminate(limit=10) == 0, daemon.describe()

@@ -143,3 +143,27 @@ def test_non_ascii_digits_are_no_extension() -> None:
     """Arabic-Indic digits look like an extension to str.isdigit and to a Unicode \\d: not to crmtel."""
     assert not is_extension("1\u0661\u0662")
     assert normalize("1\u0661\u0662").kind is not PhoneKind.EXTENSION
+
+
+def test_the_logs_windows_refuse_until_the_attempt_that_filled_them_leaves() -> None:
+    """log_refusal: a window is full while its limit-th newest placed attempt is inside it; the wait named is
+    until that attempt leaves; the manager's window is asked first, a script (no manager) has the PBX's only."""
+    from datetime import UTC, datetime, timedelta
+
+    from crmtel.dial.policy import LogWindows, log_refusal
+
+    now = datetime(2026, 12, 6, 12, 0, tzinfo=UTC)
+    boris = LogWindows(pbx="office", manager="boris", per_manager=3, per_pbx=60, seconds=60)
+    assert log_refusal(boris, None, None, now) is None
+    refusal = log_refusal(boris, now - timedelta(seconds=50), None, now)
+    assert refusal is not None
+    assert (refusal.key, refusal.retry_after) == ("dial.rate_manager", 10)
+    assert log_refusal(boris, now - timedelta(seconds=60), None, now) is None  # it has just left
+    refusal = log_refusal(boris, now - timedelta(seconds=1), now - timedelta(seconds=30), now)
+    assert refusal is not None
+    assert (refusal.key, refusal.retry_after) == ("dial.rate_manager", 59)
+    refusal = log_refusal(boris, None, now - timedelta(seconds=59.5), now)
+    assert refusal is not None
+    assert (refusal.key, refusal.retry_after) == ("dial.rate_pbx", 1)
+    script = LogWindows(pbx="office", manager=None, per_manager=3, per_pbx=60, seconds=60)
+    assert log_refusal(script, now - timedelta(seconds=1), None, now) is None
