@@ -50,7 +50,8 @@ from crmtel.i18n.models import LocaleOptions
 from crmtel.memory import freeze_startup_objects
 from crmtel.metrics import ComponentCollector, MeteredNotifier, MeteredRouter, Metrics, metrics_routes
 from crmtel.openapi.document import openapi_routes
-from crmtel.push.cards import StoreCards
+from crmtel.push.cardcache import CachedCards, CardCache
+from crmtel.push.cards import CardSource, StoreCards
 from crmtel.push.context import current_manager, translator
 from crmtel.push.hub import Hub
 from crmtel.push.notifier import ManagerNames, Notifier
@@ -199,9 +200,17 @@ async def start(settings: Settings, *, demo: bool = False, demo_speed: float = 1
 
         hub = Hub(queue_size=settings.web.queue_size, queue_bytes=settings.web.queue_bytes)
         metrics = Metrics()
-        notifier = await stack.enter_async_context(
-            Notifier(hub, StoreCards(db, region=settings.region), ManagerNames(db))
-        )
+        # The ringing card from memory: every commit (this node's; in a cluster, any node's) forgets what it changed.
+        card_cache = CardCache(settings.web.card_cache_size, max_age=settings.web.card_cache_seconds)
+        db.on_change(card_cache.forget)
+        cards: CardSource = StoreCards(db, region=settings.region)
+        if settings.web.card_cache_size > 0:
+            cards = CachedCards(cards, card_cache, region=settings.region)
+        invalidations = cluster.card_invalidations(card_cache) if cluster is not None else None
+        if invalidations is not None:
+            card_cache.distrust()  # until this node hears the other nodes' changes
+            db.on_change(invalidations.publish)
+        notifier = await stack.enter_async_context(Notifier(hub, cards, ManagerNames(db)))
         report_zone = settings.reports.timezone or settings.routing.timezone
         board = await stack.enter_async_context(
             BoardService(
@@ -379,6 +388,8 @@ async def start(settings: Settings, *, demo: bool = False, demo_speed: float = 1
             group.spawn(cluster.publisher.run(), name="cluster-publish")
             group.spawn(cluster.relay(guarded).run(), name="cluster-relay")
             group.spawn(cluster.consume(node_notifier, hub).run(), name="cluster-consume")
+            if invalidations is not None:
+                group.spawn(invalidations.run(), name="cluster-cards")
         # Runs first on the way out, while every task still runs: stop reading the PBXs, handle what was
         # received and write it all (retrying a locked store) before anything is cancelled.
         stack.push_async_callback(_drain, clients, calls, cluster)

@@ -336,6 +336,11 @@ class WebSettings(BaseModel):
     # a login beyond that gets 429 with Retry-After instead of a pile of waiting requests.
     login_workers: int = Field(default=2, ge=1, le=64)
     login_queue: int = Field(default=64, ge=0, le=10_000)
+    # Ringing cards kept in memory (by number; least recently rung dropped first), 0: read each from the store.
+    # crmtel's own writes (in a cluster: any node's) forget what they change at once; card_cache_seconds
+    # bounds how long a change made outside crmtel (SQL by hand) can stay unseen.
+    card_cache_size: int = Field(default=10_000, ge=0, le=1_000_000)
+    card_cache_seconds: float = Field(default=300.0, gt=0, le=86_400)
 
     @field_validator("trusted_proxies")
     @classmethod

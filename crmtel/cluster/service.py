@@ -12,12 +12,14 @@ from sqlalchemy.engine import make_url
 
 from crmtel.ami.client import AmiClient
 from crmtel.calls.service import CallService
+from crmtel.cluster.cards import CardInvalidations
 from crmtel.cluster.fanout import LocalNotifier, Refreshable, StreamConsumer, StreamPublisher
 from crmtel.cluster.fence import EpochFence
 from crmtel.cluster.leadership import Leadership
 from crmtel.cluster.relay import ActionSender, RelayedSender, RelayServer
 from crmtel.config import ClusterSettings
 from crmtel.errors import CrmtelError
+from crmtel.push.cardcache import CardCache
 from crmtel.store.db import Database
 from crmtel.store.leases import LeaseRepository
 
@@ -132,6 +134,10 @@ class ClusterNode:
 
     def _holds(self, pbx: str) -> bool:
         return self.fence.epoch(pbx) is not None
+
+    def card_invalidations(self, cache: CardCache) -> CardInvalidations:
+        """The channel that carries every node's committed changes to the others' card caches."""
+        return CardInvalidations(self.redis, f"{self.settings.stream}:cards", self.name, cache)
 
     def consume(self, notifier: LocalNotifier, browsers: Refreshable) -> StreamConsumer:
         """The reader that hands every live event of the cluster to this node's notifier."""

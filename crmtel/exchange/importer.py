@@ -47,6 +47,7 @@ from crmtel.exchange.importrows import (
 from crmtel.exchange.progress import NoProgress, Progress
 from crmtel.exchange.seen import SeenClients, SeenLeads
 from crmtel.exchange.streams import TableStream
+from crmtel.store.changes import StoreChange
 from crmtel.store.crm_terms import LEAD, reindex_in
 from crmtel.store.db import Database
 from crmtel.store.managers import end_sessions, hash_password, verify_password
@@ -69,6 +70,8 @@ async def _transaction(db: Database) -> AsyncIterator[AsyncConnection]:
     try:
         async with db.engine.begin() as conn:
             yield conn
+        # Written on a bare connection: the card caches hear of it here (any card may have changed).
+        db.committed(StoreChange(everything=True))
     except SQLAlchemyError as err:
         raise StoreUnavailable(f"database error during import: {err.__class__.__name__}: {err}") from err
     except OSError as err:

@@ -16,6 +16,8 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 
 from crmtel.errors import StoreUnavailable
+from crmtel.store import changes
+from crmtel.store.changes import StoreChange
 
 _MIGRATIONS = Path(__file__).parent / "migrations"
 # How long a SQLite connection waits for another writer's lock before "database is locked".
@@ -83,17 +85,35 @@ class Database:
         )
         self.sessions = async_sessionmaker(self.engine, expire_on_commit=False)
         self._on_dispose: list[Callable[[], Awaitable[None]]] = []
+        # Told, after each commit, what it changed of what ringing cards show (crmtel.store.changes).
+        self._on_change: list[Callable[[StoreChange], None]] = []
+        changes.watch(self.engine.sync_engine)
 
     def on_dispose(self, close: Callable[[], Awaitable[None]]) -> None:
         """Have ``dispose`` await ``close`` first (for helpers that hold a connection of their own)."""
         self._on_dispose.append(close)
 
+    def on_change(self, listener: Callable[[StoreChange], None]) -> None:
+        """Have ``listener`` told what each committed transaction changed of what cards show (not empty)."""
+        self._on_change.append(listener)
+
+    def committed(self, change: StoreChange) -> None:
+        """Tell the listeners about ``change`` (done by ``session``; writers on a bare connection call it)."""
+        if change:
+            for listener in self._on_change:
+                listener(change)
+
     @asynccontextmanager
     async def session(self) -> AsyncIterator[AsyncSession]:
         """A session in a transaction, committed on success; database errors become StoreUnavailable."""
         try:
-            async with self.sessions() as session, session.begin():
-                yield session
+            async with self.sessions() as session:
+                async with session.begin():
+                    yield session
+                    # The statements of the commit's own flush are noted into the same pending change.
+                    pending = changes.pending(await session.connection()) if self._on_change else None
+                if pending is not None:
+                    self.committed(pending.change())
         except SQLAlchemyError as err:
             raise StoreUnavailable(f"database error: {err.__class__.__name__}: {err}") from err
         except OSError as err:
