@@ -52,6 +52,7 @@ FIGURES = (
     r"^  heatmap .*: median [\d.]+ s",
 )
 TARGETS = {"postgresql": 1.0, "sqlite": 5.0}
+DB_NAME = "crmtel_bench_report"
 MONTH = Period(date(2026, 6, 1), date(2026, 7, 1), "Europe/Moscow")
 
 # Expressions shared by both generators, over the series value ``g`` (1..N); ``{ts}`` renders a timestamp.
@@ -206,7 +207,7 @@ async def run(backend: str, args: argparse.Namespace) -> float:
         f"{backend}: {args.calls:,} calls, {args.managers} managers, {args.deals:,} deals, {args.leads:,} leads"
     )
     if backend == "postgresql":
-        url = await pg_database(args.pg_url, smoke.name(args, "crmtel_bench"), fresh=not args.reuse)
+        url = await pg_database(args.pg_url, smoke.name(args, DB_NAME), fresh=not args.reuse)
     else:
         path = smoke.path(args, Path(args.sqlite_path))
         if not args.reuse:
@@ -285,7 +286,7 @@ def main() -> int:
         "--pg-url",
         dest="pg_url",
         default=None,
-        help="PostgreSQL server to create the crmtel_bench database on (default $CRMTEL_BENCH_PG_URL or local)",
+        help=f"PostgreSQL server to create the {DB_NAME} database on (default $CRMTEL_BENCH_PG_URL or local)",
     )
     parser.add_argument("--sqlite-path", default="/tmp/crmtel-bench.db")
     parser.add_argument("--repeat", type=int, default=5)
