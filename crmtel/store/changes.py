@@ -167,6 +167,10 @@ def _after_execute(
 
 
 def _forget(conn: Connection) -> None:
+    # An invalidated connection (cancelled mid-statement) has no info to clear: reading it would reconnect,
+    # which SQLAlchemy refuses inside the rollback that ends it. Its pending change is dropped with it.
+    if conn.invalidated or conn.closed:
+        return
     conn.info.pop(_KEY, None)
 
 
