@@ -117,8 +117,7 @@ class AmoClient:
             tokens = await self._refresh(tokens)
             status, answer, wait = await self._send(method, path, body, params, str(tokens["access_token"]))
         if status >= 400:
-            detail = answer.get("detail") or answer.get("title") if isinstance(answer, dict) else None
-            raise AmoError(status, str(detail or f"HTTP {status}")[:500], wait)
+            raise AmoError(status, _detail(answer, status)[:500], wait)
         return answer
 
     async def _send(
@@ -139,3 +138,21 @@ class AmoClient:
         except (aiohttp.ClientError, TimeoutError) as err:
             raise AmoError(None, f"{err.__class__.__name__}: {err}") from err
         return status, answer, float(wait) if wait and wait.replace(".", "", 1).isdigit() else None
+
+
+def _detail(answer: Any, status: int) -> str:
+    """What amoCRM said: its detail, and for a validation error which fields of which item and why."""
+    if not isinstance(answer, dict):
+        return f"HTTP {status}"
+    detail = str(answer.get("detail") or answer.get("title") or f"HTTP {status}")
+    invalid = answer.get("validation-errors")
+    if isinstance(invalid, list):
+        fields = [
+            f"[{item.get('request_id')}] {e.get('path')}: {e.get('code')}"
+            for item in invalid
+            if isinstance(item, dict)
+            for e in item.get("errors") or []
+            if isinstance(e, dict)
+        ]
+        detail += " (" + "; ".join(fields) + ")"
+    return detail

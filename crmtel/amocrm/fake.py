@@ -1,7 +1,10 @@
 """A strict loopback amoCRM account for tests: OAuth (code and refresh grants, rotating refresh tokens), Bearer
 tokens, the 7 requests/s limit (429 beyond it), ``POST /api/v4/calls`` (required fields checked; a number no
 contact has is a per-item 404 error), ``POST /api/v4/leads/unsorted/sip``, ``POST /api/v2/events`` and
-``GET /api/v4/contacts?query=``. Unknown paths are 404.
+``GET /api/v4/contacts?query=``. Unknown paths are 404. A field that fails validation is amoCRM's documented
+400 shape (``validation-errors``: per ``request_id``, ``code``/``path``/``detail``); each item's ``request_id``
+is echoed in the answer, as amoCRM's own SDK (amocrm/amocrm-api-php) matches answers to requests by it.
+``posted`` keeps every call and unsorted entry accepted, repeats included, so a test sees a duplicate.
 
 amoCRM's reference (developers.amocrm.ru) is not in the reference store this was written against; the fields
 follow its published API v4 field list for calls and unsorted. Two points are this fake's assumption, not
@@ -44,6 +47,8 @@ class FakeAmoCrm:
     contacts: dict[str, tuple[int, int]] = field(default_factory=dict)  # phone -> (contact id, responsible)
     calls: dict[str, AmoCall] = field(default_factory=dict)
     events: list[dict[str, Any]] = field(default_factory=list)
+    # The uniq (source_uid) of every call or unsorted entry accepted, in order, repeats included.
+    posted: list[str] = field(default_factory=list)
     access: dict[str, float] = field(default_factory=dict)
     refresh_tokens: set[str] = field(default_factory=set)
     over_limit: int = 0
@@ -150,17 +155,34 @@ class FakeAmoCrm:
             return _problem(400, "Bad Request", "an array of calls is expected")
         done: list[dict[str, Any]] = []
         errors: list[dict[str, Any]] = []
+        invalid: list[dict[str, Any]] = []
         for i, item in enumerate(body):
-            missing = [k for k in ("direction", "duration", "source", "phone") if item.get(k) in (None, "")]
-            if missing or item.get("direction") not in ("inbound", "outbound"):
-                return _problem(400, "Bad Request", f"calls[{i}]: {missing or 'direction'} invalid")
+            request_id = str(item.get("request_id", i)) if isinstance(item, dict) else str(i)
+            if not isinstance(item, dict):
+                invalid.append(_invalid(request_id, [("", "NotSupportedType", "An object is expected.")]))
+                continue
+            wrong = [
+                (k, "NotBlank", "This value should not be blank.")
+                for k in ("direction", "duration", "source", "phone")
+                if item.get(k) in (None, "")
+            ]
+            if item.get("direction") not in (None, "", "inbound", "outbound"):
+                wrong.append(
+                    ("direction", "NotSupportedChoice", "The value you selected is not a valid choice.")
+                )
             if item.get("call_status") is not None and item["call_status"] not in range(1, 8):
-                return _problem(400, "Bad Request", f"calls[{i}]: call_status")
+                wrong.append(
+                    ("call_status", "NotSupportedChoice", "The value you selected is not a valid choice.")
+                )
+            if wrong:
+                invalid.append(_invalid(request_id, wrong))
+                continue
             contact = self.contacts.get(str(item["phone"]))
             if contact is None:
-                errors.append({"request_id": str(i), "status": 404, "title": "Entity not found"})
+                errors.append({"request_id": request_id, "status": 404, "title": "Entity not found"})
                 continue
             uniq = str(item.get("uniq") or secrets.token_hex(8))
+            self.posted.append(uniq)
             self.calls.setdefault(
                 uniq,
                 AmoCall(
@@ -178,9 +200,11 @@ class FakeAmoCrm:
                     "id": len(self.calls),
                     "entity_id": contact[0],
                     "entity_type": "contact",
-                    "request_id": str(i),
+                    "request_id": request_id,
                 }
             )
+        if invalid:
+            return _validation(invalid)
         return web.json_response({"_total_items": len(done), "errors": errors, "_embedded": {"calls": done}})
 
     async def _unsorted(self, body: Any) -> web.Response:
@@ -200,11 +224,18 @@ class FakeAmoCrm:
                     400, "Bad Request", f"unsorted[{i}]: source_uid, source_name, metadata required"
                 )
             uid = str(item["source_uid"])
+            self.posted.append(uid)
             self.calls.setdefault(
                 uid,
                 AmoCall(uid, "inbound", int(meta["duration"]), str(meta["phone"]), None, None, unsorted=True),
             )
-            out.append({"uid": uid, "_embedded": {"leads": [{"id": len(self.calls)}]}})
+            out.append(
+                {
+                    "uid": uid,
+                    "request_id": str(item.get("request_id", i)),
+                    "_embedded": {"leads": [{"id": len(self.calls)}]},
+                }
+            )
         return web.json_response({"_total_items": len(out), "_embedded": {"unsorted": out}})
 
 
@@ -212,4 +243,25 @@ def _problem(status: int, title: str, detail: str) -> web.Response:
     return web.json_response(
         {"title": title, "type": "https://httpstatus.es/" + str(status), "status": status, "detail": detail},
         status=status,
+    )
+
+
+def _invalid(request_id: str, wrong: list[tuple[str, str, str]]) -> dict[str, Any]:
+    return {
+        "request_id": request_id,
+        "errors": [{"code": code, "path": path, "detail": detail} for path, code, detail in wrong],
+    }
+
+
+def _validation(invalid: list[dict[str, Any]]) -> web.Response:
+    """amoCRM's documented answer to fields that fail validation."""
+    return web.json_response(
+        {
+            "validation-errors": invalid,
+            "title": "Bad Request",
+            "type": "https://httpstatus.es/400",
+            "status": 400,
+            "detail": "Request validation failed",
+        },
+        status=400,
     )

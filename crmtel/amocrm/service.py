@@ -112,6 +112,8 @@ class AmoCrmSink:
             "phone": number,
             "call_status": call_status(payload),
             "created_at": int(started.timestamp()),
+            # amoCRM answers per item under the request_id it was sent with (its errors too).
+            "request_id": "0",
         }
         user = self._user(who)
         if user is not None:
@@ -126,6 +128,7 @@ class AmoCrmSink:
             return Attempt(Verdict.FAILED, f"calls refused: {str(errors)[:500]}", 400)
         # No contact has this number: an incoming call in Unsorted (the team makes the contact from it).
         unsorted = {
+            "request_id": "0",
             "source_uid": call["uniq"],
             "source_name": self.settings.source,
             "created_at": call["created_at"],

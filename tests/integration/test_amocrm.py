@@ -8,15 +8,17 @@ from collections.abc import AsyncIterator, Sequence
 from datetime import timedelta
 from pathlib import Path
 
+import pytest
 from pydantic import SecretStr
 from sqlalchemy import select
 
-from crmtel.amocrm.client import AmoClient
+from crmtel.amocrm.client import AmoClient, AmoError
 from crmtel.amocrm.fake import FakeAmoCrm
 from crmtel.amocrm.routing import AmoSource
-from crmtel.amocrm.service import ANSWERED, NOT_REACHED, AmoCrmSink
+from crmtel.amocrm.service import ANSWERED, NOT_REACHED, AmoCrmSink, _retry_or_fail
 from crmtel.calls.service import CallService
 from crmtel.config import AmoCrmSettings, CallsSettings, OutboxSettings, RoutingSettings
+from crmtel.connectors.models import Verdict
 from crmtel.connectors.routing import CrmResponsible
 from crmtel.connectors.service import ConnectorService
 from crmtel.routing.models import RouteKind
@@ -83,6 +85,7 @@ async def test_every_trace_is_one_amocrm_call_on_its_contact_or_in_unsorted(db: 
             fake.expire_tokens()  # the day ran out in the middle: refreshed, nothing lost
             await wait_until(lambda: _settled(db), limit=60)
     assert fake.over_limit == 0
+    assert sorted(fake.posted) == sorted(fake.calls), "a call was posted twice"
     wanted = {
         f"pbx1:{load_expected(s)['linkedid']}": load_expected(s)
         for s in SCENARIOS
@@ -129,6 +132,24 @@ async def test_an_outage_and_expired_tokens_are_retried_until_each_call_lands_on
         assert client.refreshes >= 1
     linkedids = {f"pbx1:{load_expected(s)['linkedid']}" for s in SCENARIOS[:3]}
     assert set(fake.calls) == linkedids - {f"pbx1:{load_expected('anonymous-caller')['linkedid']}"}
+    assert sorted(fake.posted) == sorted(fake.calls), "a call was posted twice"
+
+
+async def test_amocrm_validation_errors_name_the_field_and_fail_the_event(db: Database) -> None:
+    """The fake answers a call without its phone with amoCRM's documented 400 (validation-errors per request_id);
+    crmtel's error names the item and the field, and such an answer fails the event instead of retrying."""
+    async with _account() as fake:
+        settings = _settings(fake)
+        client = AmoClient(settings, SealedTokens(db))
+        await client.authorize(fake.new_code())
+        bad = [{"request_id": "0", "direction": "inbound", "duration": 5, "source": "crmtel"}]
+        with pytest.raises(AmoError) as caught:
+            await client.request("POST", "/api/v4/calls", bad)
+        await client.aclose()
+    assert caught.value.status == 400
+    assert "[0] phone: NotBlank" in caught.value.detail
+    assert fake.posted == []
+    assert _retry_or_fail(caught.value).verdict is Verdict.FAILED
 
 
 async def _retried(count: int) -> bool:
