@@ -33,6 +33,7 @@ from crmtel.cdr.service import CdrService, build_cdr_service
 from crmtel.cluster.metrics import ClusterCollector
 from crmtel.cluster.service import ClusterNode, session_settings
 from crmtel.config import AmiSettings, Settings
+from crmtel.connectors.rate import RateLimits
 from crmtel.connectors.service import ConnectorService
 from crmtel.connectors.sinks import build_sinks, connector_routes, offline_pollers, routing_lookup
 from crmtel.crm.web import CrmApi, crm_routes
@@ -226,13 +227,18 @@ async def start(settings: Settings, *, demo: bool = False, demo_speed: float = 1
             )
         )
         node_notifier = BoardTap(notifier, board)
-        # The connectors' outbox: effects staged with the call rows, delivered by owned workers.
+        # The connectors' outbox: effects staged with the call rows, delivered by owned workers; each outside
+        # system's rate limit is one bucket for the whole cluster (Redis), or this node's when alone.
+        limits = (
+            RateLimits(cluster.redis, prefix=settings.cluster.stream) if cluster is not None else RateLimits()
+        )
         connectors = await stack.enter_async_context(
             ConnectorService(
-                build_sinks(settings, db),
+                build_sinks(settings, db, limits),
                 OutboxRepository(db),
                 settings.outbox,
                 node=settings.cluster.node() if cluster is not None else "local",
+                limits=limits,
             )
         )
         calls = build_call_service(

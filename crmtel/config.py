@@ -535,6 +535,8 @@ class Bitrix24Settings(BaseModel):
     default_user_id: int = Field(default=1, ge=1)
     # Bitrix24 allows about 2 requests a second per application (bursts queue on its side).
     rate_per_second: float = Field(default=2.0, gt=0, le=50)
+    # ... and up to 50 at once after a quiet time (its leaky bucket); crmtel leaves 10 for routing lookups.
+    rate_burst: int = Field(default=40, ge=1, le=50)
     timeout_seconds: float = Field(default=15.0, gt=0, le=300)
     # Show the call card to the users whose phones ring (telephony.externalCall.show/hide).
     show_card: bool = True

@@ -11,7 +11,7 @@ from typing import Any
 import aiohttp
 
 from crmtel.config import AmoCrmSettings
-from crmtel.connectors.rate import RateLimit
+from crmtel.connectors.rate import Limiter, RateLimits
 from crmtel.connectors.sealing import Sealer
 from crmtel.errors import CrmtelError
 from crmtel.store.outbox import SealedTokens
@@ -31,14 +31,17 @@ class AmoError(CrmtelError):
 class AmoClient:
     """JSON requests with the stored tokens; one refresh at a time."""
 
-    def __init__(self, settings: AmoCrmSettings, sealed: SealedTokens) -> None:
+    def __init__(
+        self, settings: AmoCrmSettings, sealed: SealedTokens, *, limits: RateLimits | None = None
+    ) -> None:
         self.settings = settings
         self._sealed = sealed
         self._sealer = Sealer(settings.client_secret.get_secret_value(), CONNECTOR)
         self._session: aiohttp.ClientSession | None = None
         self._lock = asyncio.Lock()
         # Every request to the API is paced here, the one repeated after a refresh too (amoCRM counts them all).
-        self.rate = RateLimit(settings.rate_per_second)
+        # (one bucket for the cluster's nodes when ``limits`` is shared)
+        self.rate: Limiter = (limits or RateLimits()).limit("amocrm:api", settings.rate_per_second)
         self.refreshes = 0
 
     def _http(self) -> aiohttp.ClientSession:

@@ -53,6 +53,8 @@ class FakeAmoCrm:
     refresh_tokens: set[str] = field(default_factory=set)
     over_limit: int = 0
     limit_per_second: int = 7
+    # When each API request arrived, by the fake's clock (time.monotonic): tests count them per second.
+    arrivals: list[float] = field(default_factory=list)
     _times: deque[float] = field(default_factory=deque)
     _runner: web.AppRunner | None = None
     port: int = 0
@@ -114,6 +116,7 @@ class FakeAmoCrm:
 
     def _limited(self) -> bool:
         now = time.monotonic()
+        self.arrivals.append(now)
         while self._times and now - self._times[0] > 1.0:
             self._times.popleft()
         self._times.append(now)

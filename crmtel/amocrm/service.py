@@ -68,6 +68,11 @@ class AmoCrmSink:
         """amoCRM's 7 requests a second."""
         return self.settings.rate_per_second
 
+    @property
+    def rate_burst(self) -> int:
+        """None beyond the rate: amoCRM counts every second."""
+        return 1
+
     async def aclose(self) -> None:
         """Close the HTTP client."""
         await self.client.aclose()

@@ -18,12 +18,16 @@ import aiohttp
 
 from crmtel.bitrix24.tokens import Tokens, TokenStore
 from crmtel.config import Bitrix24Settings
+from crmtel.connectors.rate import Limiter, RateLimits
 from crmtel.errors import CrmtelError
 
 # Refresh this long before the portal's expiry (clocks differ; a request takes time).
 _EARLY = 60.0
 # Bytes of a file read at a time for an upload (a multiple of 3: base64 pieces join without padding).
 _CHUNK = 3 * 128 * 1024
+# Counted in the portal's bucket but never queued behind deliveries: routing must answer within its deadline
+# (the burst crmtel leaves unused is theirs; refused, routing fails open).
+_UNQUEUED = frozenset({"telephony.externalcall.searchcrmentities"})
 
 
 class B24Error(CrmtelError):
@@ -58,8 +62,14 @@ def json_with_file(params: dict[str, Any], field: str, path: Path) -> tuple[int,
 class Bitrix24Client:
     """Calls REST methods with the stored tokens; one refresh at a time."""
 
-    def __init__(self, settings: Bitrix24Settings, tokens: TokenStore) -> None:
+    def __init__(
+        self, settings: Bitrix24Settings, tokens: TokenStore, *, limits: RateLimits | None = None
+    ) -> None:
         self.settings = settings
+        # Every REST request is paced here (the portal counts them all), one bucket per cluster when shared.
+        self.rate: Limiter = (limits or RateLimits()).limit(
+            "bitrix24:rest", settings.rate_per_second, settings.rate_burst
+        )
         self.tokens = tokens
         self.webhook = settings.webhook_mode
         # The webhook's address holds its secret code: it is never put into an error or a log line.
@@ -132,6 +142,10 @@ class Bitrix24Client:
         access_token: str | None,
         upload: tuple[str, Path] | None = None,
     ) -> Any:
+        if method.lower() in _UNQUEUED:
+            await self.rate.note()
+        else:
+            await self.rate.acquire()
         body_out = params if access_token is None else {**params, "auth": access_token}
         if upload is None:
             request = self._http().post(self.rest + method, json=body_out)

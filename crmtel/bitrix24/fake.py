@@ -135,6 +135,14 @@ class FakeBitrix24:
         self.refresh_tokens: set[str] = set()
         self.token_life = 3600.0
         self.limit_next = 0
+        # Bitrix24's leaky bucket, (drained per second, size): each REST request fills it by one, a request
+        # that would overflow it is 503 QUERY_LIMIT_EXCEEDED. None: no limit (most tests go faster than 2/s).
+        self.bucket: tuple[float, int] | None = None
+        self.over_limit = 0
+        self._level = 0.0
+        self._level_at = 0.0
+        # When each REST request arrived, by the fake's clock (time.monotonic): tests count them per second.
+        self.arrivals: list[float] = []
         self.latency = 0.0
         # Seconds to hold the answer of a method after doing its work (a client killed meanwhile never learns).
         self.answer_delay: dict[str, float] = {}
@@ -309,6 +317,19 @@ class FakeBitrix24:
             return _error(fault.status, fault.error, fault.description)
         return web.json_response({"result": result, "time": {"start": time.time()}})
 
+    def _overflows(self) -> bool:
+        now = time.monotonic()
+        self.arrivals.append(now)
+        if self.bucket is None:
+            return False
+        drain, size = self.bucket
+        self._level = max(0.0, self._level - (now - self._level_at) * drain)
+        self._level_at = now
+        if self._level + 1 > size:
+            return True
+        self._level += 1
+        return False
+
     async def _rest(self, request: web.Request) -> web.Response:
         method = request.match_info["method"].removesuffix(".json").lower()
         self.requests.append(method)
@@ -317,6 +338,9 @@ class FakeBitrix24:
             token = str(params.pop("auth", "") or request.query.get("auth", ""))
             if self.limit_next > 0:
                 self.limit_next -= 1
+                raise _Fault(503, "QUERY_LIMIT_EXCEEDED", "Too many requests")
+            if self._overflows():
+                self.over_limit += 1
                 raise _Fault(503, "QUERY_LIMIT_EXCEEDED", "Too many requests")
             if not token:
                 raise _Fault(401, "NO_AUTH_FOUND", "Wrong authorization data")

@@ -142,6 +142,11 @@ class Bitrix24Sink:
         """The portal's request rate."""
         return self.settings.rate_per_second
 
+    @property
+    def rate_burst(self) -> int:
+        """Requests the portal takes at once after a quiet time (its leaky bucket)."""
+        return self.settings.rate_burst
+
     async def aclose(self) -> None:
         """Close the HTTP client."""
         await self.client.aclose()

@@ -24,7 +24,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from crmtel.config import OutboxSettings
 from crmtel.connectors.models import Attempt, Backlog, Kind, OutboxEvent, Verdict
-from crmtel.connectors.rate import RateLimit
+from crmtel.connectors.rate import Limiter, RateLimits
 from crmtel.connectors.staging import stage_all
 from crmtel.domain import CallEvent
 from crmtel.errors import CrmtelError
@@ -54,6 +54,11 @@ class Sink(Protocol):
     @property
     def rate_per_second(self) -> float:
         """Requests per second the outside system allows."""
+        ...
+
+    @property
+    def rate_burst(self) -> int:
+        """Requests it takes at once after a quiet time (1: none beyond the rate)."""
         ...
 
     async def deliver(self, event: OutboxEvent, memo: Mapping[str, Any]) -> Attempt:
@@ -112,13 +117,17 @@ class DeliveryWorker:
         *,
         node: str,
         clock: Callable[[], datetime] = utcnow,
+        limits: RateLimits | None = None,
     ) -> None:
         self.sink = sink
         self.repo = repo
         self.settings = settings
         self.node = node
         self._clock = clock
-        self.rate = RateLimit(sink.rate_per_second)
+        # One bucket per connector for the whole cluster (``limits`` shared over Redis), else per node.
+        self.rate: Limiter = (limits or RateLimits()).limit(
+            f"outbox:{sink.name}", sink.rate_per_second, sink.rate_burst
+        )
         self.wake = asyncio.Event()
         self.delivered = 0
         self.retried = 0
@@ -269,12 +278,15 @@ class ConnectorService:
         *,
         node: str,
         clock: Callable[[], datetime] = utcnow,
+        limits: RateLimits | None = None,
     ) -> None:
         self.tap = OutboxTap(sinks, clock=clock)
         self._clock = clock
         self.repo = repo
         self.settings = settings
-        self.workers = [DeliveryWorker(s, repo, settings, node=node, clock=clock) for s in sinks]
+        self.workers = [
+            DeliveryWorker(s, repo, settings, node=node, clock=clock, limits=limits) for s in sinks
+        ]
         for worker in self.workers:
             self.tap.on_staged(worker.wake)
         self._tasks: list[asyncio.Task[None]] = []

@@ -16,6 +16,7 @@ from crmtel.bitrix24.service import Bitrix24Sink
 from crmtel.bitrix24.tokens import TokenStore
 from crmtel.bitrix24.web import Dialer, EventHandler, bitrix24_routes
 from crmtel.config import Settings
+from crmtel.connectors.rate import RateLimits
 from crmtel.connectors.routing import CrmResponsible, PartyLookup
 from crmtel.connectors.service import Sink
 from crmtel.errors import ConfigError
@@ -24,15 +25,18 @@ from crmtel.store.outbox import SealedTokens
 from crmtel.webhooks.service import WebhookSink
 
 
-def build_sinks(settings: Settings, db: Database) -> list[Sink]:
-    """Every configured connector: Bitrix24 and amoCRM when configured, then the webhook subscriptions."""
+def build_sinks(settings: Settings, db: Database, limits: RateLimits | None = None) -> list[Sink]:
+    """Every configured connector: Bitrix24 and amoCRM when configured, then the webhook subscriptions
+    (``limits``: shared by the cluster's nodes, else per node)."""
     sinks: list[Sink] = []
     b24 = settings.bitrix24
     if b24.enabled:
         tokens = TokenStore(SealedTokens(db), b24.client_secret.get_secret_value())
-        sinks.append(Bitrix24Sink(b24, Bitrix24Client(b24, tokens), db, settings.web.recordings_dir))
+        sinks.append(
+            Bitrix24Sink(b24, Bitrix24Client(b24, tokens, limits=limits), db, settings.web.recordings_dir)
+        )
     if settings.amocrm.enabled:
-        sinks.append(AmoCrmSink(settings.amocrm, AmoClient(settings.amocrm, SealedTokens(db))))
+        sinks.append(AmoCrmSink(settings.amocrm, AmoClient(settings.amocrm, SealedTokens(db), limits=limits)))
     sinks.extend(WebhookSink(hook, i) for i, hook in enumerate(settings.webhooks, start=1))
     names = [s.name for s in sinks]
     if len(set(names)) != len(names):

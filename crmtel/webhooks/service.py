@@ -61,6 +61,11 @@ class WebhookSink:
         """The receiver's rate limit."""
         return self.settings.rate_per_second
 
+    @property
+    def rate_burst(self) -> int:
+        """None beyond the rate."""
+        return 1
+
     def _client(self) -> aiohttp.ClientSession:
         if self._session is None:
             self._session = aiohttp.ClientSession(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -79,7 +80,8 @@ def test_only_the_kinds_a_connector_wants_are_staged() -> None:
 
 
 async def test_the_rate_limit_never_lets_more_than_the_rate_into_any_second() -> None:
-    """7 per second: seven at once, then each waits until the oldest of the window left it (5 % margin)."""
+    """7 per second without a burst: each request 1/7 s after the one before (5 % margin), so never 8 in a
+    second whichever second one looks at."""
     now = [0.0]
 
     async def sleep(seconds: float) -> None:
@@ -100,10 +102,35 @@ async def test_the_rate_limit_never_lets_more_than_the_rate_into_any_second() ->
     assert now[0] - start == pytest.approx(2.1)
 
 
+async def test_a_burst_goes_at_once_and_then_the_rate_holds_like_bitrix24s_leaky_bucket() -> None:
+    """2/s with a burst of 50: fifty at once, then one every 0.525 s; after a quiet minute the burst again;
+    no 1-second window ever holds more than the bucket can take (50 + 2 per second)."""
+    now = [100.0]
+
+    async def sleep(seconds: float) -> None:
+        now[0] += seconds
+
+    limit = RateLimit(2.0, 50, clock=lambda: now[0], sleep=sleep)
+    sent = []
+    for _ in range(70):
+        await limit.acquire()
+        sent.append(now[0])
+    assert sent[:50] == [100.0] * 50
+    assert [round(b - a, 6) for a, b in itertools.pairwise(sent[49:])] == [0.525] * 20
+    now[0] += 60.0
+    start = now[0]
+    for _ in range(50):
+        await limit.acquire()
+    assert now[0] == start
+    await limit.acquire()
+    assert now[0] == pytest.approx(start + 0.525)
+
+
 class _NoSink:
     name = "x"
     kinds = frozenset(Kind)
     rate_per_second = 1.0
+    rate_burst = 1
 
 
 def _event(attempts: int, age: timedelta) -> OutboxEvent:
