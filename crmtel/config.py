@@ -565,7 +565,9 @@ class Bitrix24Settings(BaseModel):
     def _complete(self) -> Bitrix24Settings:
         hook = self.webhook_url.get_secret_value()
         if hook and not re.fullmatch(r"https?://[^/\s]+/rest/\d+/[A-Za-z0-9_]+/?", hook):
-            raise ValueError("bitrix24: webhook_url must look like https://example.bitrix24.ru/rest/1/abcdef123/")
+            raise ValueError(
+                "bitrix24: webhook_url must look like https://example.bitrix24.ru/rest/1/abcdef123/"
+            )
         if self.portal and not hook and (not self.client_id or not self.client_secret.get_secret_value()):
             raise ValueError("bitrix24: a portal needs client_id and client_secret (the local application's)")
         return self

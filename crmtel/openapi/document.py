@@ -63,6 +63,7 @@ ROUTES: dict[tuple[str, str], tuple[str, str, str]] = {
     ("PATCH", "/api/tasks/{task_id}"): ("tasks", "Edit or reassign a task", SESSION),
     ("POST", "/api/tasks/{task_id}/complete"): ("tasks", "Complete a task", SESSION),
     ("POST", "/api/tasks/{task_id}/reopen"): ("tasks", "Reopen a task", SESSION),
+    ("GET", "/api/phone"): ("phone", "The manager's own browser-phone registration (a credential)", SESSION),
     ("POST", "/api/dial"): ("dial", "Click-to-call from the manager's own phone", SESSION),
     ("GET", "/api/dial/{originate_id}"): ("dial", "Where a click-to-call attempt stands", SESSION),
     ("GET", "/reports/calls-vs-deals"): ("reports", "Calls versus deals per manager (HTML)", SESSION),

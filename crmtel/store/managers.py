@@ -84,7 +84,9 @@ async def end_sessions(session: AsyncSession | AsyncConnection, manager_ids: Col
     """
     if manager_ids:
         await session.execute(delete(WebSessionRow).where(WebSessionRow.manager_id.in_(set(manager_ids))))
-        await session.execute(delete(SipCredentialRow).where(SipCredentialRow.manager_id.in_(set(manager_ids))))
+        await session.execute(
+            delete(SipCredentialRow).where(SipCredentialRow.manager_id.in_(set(manager_ids)))
+        )
 
 
 async def staff_in(session: AsyncSession, extensions: Collection[str], logins: Collection[str]) -> Staff:
