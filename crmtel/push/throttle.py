@@ -10,7 +10,10 @@
   every attempt for that login waits the same doubling delay — except from the addresses the login has got
   in from before (the last ``known_addresses`` of each login, remembered for ``known_for`` seconds). So the
   owner at their desk is never slowed, and from a new address waits at most ``max_delay``: slowed, never
-  locked out.
+  locked out. That bound holds while a botnet takes each slot the moment it opens: an address with no wrong
+  password for the login gets its try at most ``max_delay`` after the brake first held it, whatever else the
+  account's slot went to. The cost: each address of a botnet gets one such try per ``window`` too; its
+  further guesses share the account's slot.
 - Apart from that brake nothing is keyed on the login alone; and a wrong password for one login does not
   touch another login from the same address (until the cap).
 - The client address comes from ``client_address``: ``X-Forwarded-For`` is believed only when the request
@@ -80,6 +83,8 @@ class LoginThrottle:
         self._known_for = known_for
         # login -> the addresses it got in from, and when last.
         self._known: OrderedDict[str, OrderedDict[str, float]] = OrderedDict()
+        # (login, address) with no wrong password yet -> when the account brake first held it.
+        self._held: OrderedDict[str, float] = OrderedDict()
 
     def _delay(self, excess: int) -> float:
         if excess <= 0:
@@ -105,8 +110,22 @@ class LoginThrottle:
             waits.append(addr.last + self._delay(len(addr.logins) - self._max_logins) - now)
         account = self._live(self._accounts, login.lower())
         if account is not None and not self._familiar(login.lower(), address, now):
-            waits.append(account.last + self._delay(account.failures - self._account_free) - now)
+            wait = account.last + self._delay(account.failures - self._account_free) - now
+            if wait > 0 and (pair is None or pair.failures == 0):
+                wait = min(
+                    wait, self._held_since(f"{login.lower()}\x00{address}", now) + self._max_delay - now
+                )
+            waits.append(wait)
         return max(waits)
+
+    def _held_since(self, key: str, now: float) -> float:
+        """When the account brake first held this (login, address), remembered from now on if it is new."""
+        since = self._held.get(key)
+        if since is None or now - since > self._window:
+            since = self._held[key] = now
+            while len(self._held) > self._limit:
+                self._held.popitem(last=False)
+        return since
 
     def _familiar(self, login: str, address: str, now: float) -> bool:
         known = self._known.get(login)
@@ -116,6 +135,7 @@ class LoginThrottle:
     def failed(self, login: str, address: str) -> None:
         """Count a wrong password for this login from this address."""
         now = self._clock()
+        self._held.pop(f"{login.lower()}\x00{address}", None)
         pair = _touch(self._pairs, f"{login.lower()}\x00{address}", self._limit)
         pair.failures += 1
         pair.last = now
@@ -131,6 +151,7 @@ class LoginThrottle:
     def succeeded(self, login: str, address: str) -> None:
         """Forget the failures of a login that got in from this address, and remember the address as its."""
         self._pairs.pop(f"{login.lower()}\x00{address}", None)
+        self._held.pop(f"{login.lower()}\x00{address}", None)
         known = self._known.get(login.lower())
         if known is None:
             known = self._known[login.lower()] = OrderedDict()
@@ -143,7 +164,9 @@ class LoginThrottle:
             known.popitem(last=False)
 
     def __len__(self) -> int:
-        return len(self._pairs) + len(self._addresses) + len(self._accounts) + len(self._known)
+        return (
+            len(self._pairs) + len(self._addresses) + len(self._accounts) + len(self._known) + len(self._held)
+        )
 
 
 def parse_networks(values: Iterable[str]) -> tuple[IpNetwork, ...]:

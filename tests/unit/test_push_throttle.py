@@ -113,3 +113,35 @@ def test_client_address_believes_forwarded_for_only_from_trusted_proxies(
 ) -> None:
     """X-Forwarded-For counts only when the peer is a trusted proxy, and then only its last untrusted hop."""
     assert client_address(remote, xff, TRUSTED) == expected
+
+
+def test_the_owner_from_a_new_address_gets_in_within_a_minute_while_a_botnet_takes_every_slot() -> None:
+    """A simulation, second by second for 15 minutes: 200 addresses guess at Anna every second, so each time the
+    account's wait ends one of them is first to take the slot; Anna, from an address she never used, tries
+    every 5 s from minute 3 on. She gets her password checked within max_delay (60 s) of her first try — the
+    documented bound; before, the botnet took every slot and she waited the whole run. The botnet's guesses
+    stay bounded: each of its addresses gets one such try, the rest share the account's slot."""
+    clock = Clock()
+    brake = LoginThrottle(
+        free_failures=5, base_delay=1, max_delay=60, account_free_failures=20, window=900, clock=clock
+    )
+    bots = [f"198.51.{i // 250}.{i % 250}" for i in range(200)]
+    guesses = 0
+    first_try: float | None = None
+    got_in: float | None = None
+    for second in range(15 * 60):
+        clock.now = float(second)
+        for bot in bots:
+            if brake.wait("anna", bot) == 0:
+                brake.failed("anna", bot)
+                guesses += 1
+        if second >= 180 and second % 5 == 0 and got_in is None:
+            first_try = clock.now if first_try is None else first_try
+            if brake.wait("anna", "192.0.2.77") == 0:
+                brake.succeeded("anna", "192.0.2.77")
+                got_in = clock.now
+    assert first_try is not None
+    assert got_in is not None, "Anna never got her password checked"
+    assert got_in - first_try <= 60
+    # 20 free, one try per address, and the account's slot (at most one a minute once at its bound).
+    assert guesses <= 20 + len(bots) + 15 + 7, guesses
