@@ -24,9 +24,12 @@ from crmtel.cdr.models import CdrRow
 from crmtel.domain import CallRecord
 
 SECOND = timedelta(seconds=1)
-# The CDR takes its times in its own thread a few milliseconds after the AMI events crmtel times live: a live
-# instant this close outside a span still belongs to it.
-SLACK = timedelta(milliseconds=200)
+# The CDR reads its clock in its own thread after the AMI event crmtel timed live (milliseconds, more under
+# load): a live instant this much before a span still belongs to it. After a span only the difference of two
+# such lags can put it; a resync's guess just past the span must not pass for the end crmtel saw (it would be
+# up to the span's width plus this far from the truth).
+EARLY = timedelta(milliseconds=200)
+LATE = timedelta(milliseconds=20)
 _ZERO = timedelta(0)
 
 
@@ -45,9 +48,10 @@ class Span:
         """The same span on a clock ``by`` ahead."""
         return Span(self.lo + by, self.hi + by)
 
-    def holds(self, when: datetime, slack: timedelta = SLACK) -> bool:
-        """Whether ``when`` is in the span, give or take ``slack``."""
-        return self.lo - slack <= when <= self.hi + slack
+    def holds(self, when: datetime, early: timedelta = EARLY, late: timedelta = LATE) -> bool:
+        """Whether the live instant ``when`` is in the span, give or take the CDR's lag (``early`` before it,
+        ``late`` after)."""
+        return self.lo - early <= when <= self.hi + late
 
     def middle(self) -> datetime:
         """The instant nearest to every one the span allows (never more than half its width off)."""
@@ -175,7 +179,7 @@ def call_spans(legs: Sequence[CdrRow], cdr: CallRecord) -> CallSpans:
             for item in spans
             if item[0].disposition == "ANSWERED"
             and item[1].answer is not None
-            and item[1].answer.holds(cdr.answered_at, _ZERO)
+            and item[1].answer.holds(cdr.answered_at, _ZERO, _ZERO)
         ]
         if answered:
             leg, leg_span = max(answered, key=lambda item: item[0].end)

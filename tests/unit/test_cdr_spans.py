@@ -222,3 +222,13 @@ def test_a_freepbx_call_built_from_the_cdr_alone_ends_within_a_second() -> None:
         derived=frozenset({"end", "answer"}),
     )
     assert off(cdr_call([freepbx]), 7.01) <= 1.0
+
+
+def test_a_resync_guess_just_past_the_span_is_not_taken_for_the_end_crmtel_saw() -> None:
+    """The CI call's span is [07.07, 08.00): a resync at 08.15 (1.06 s after the true end) is replaced, while an
+    end seen a little before the span (the CDR reads its clock after the Hangup crmtel timed) is kept."""
+    legs = [master_csv(0.04, 1.07, 7.09)]
+    cdr = cdr_call(legs)
+    spans = call_spans(legs, cdr)
+    assert off(corrected(seen(0.04, 1.07, 8.15), cdr, spans), 7.09) <= 0.5
+    assert corrected(seen(0.04, 1.07, 6.95), cdr, spans) is None
