@@ -635,3 +635,61 @@ async def test_the_ringing_card_shows_the_clients_timeline_above_the_fold(
             await expect(this_call).to_have_attribute("data-outcome", "answered", timeout=SEEN)
             await expect(history.locator("[data-testid=timeline-call]")).to_have_count(2)
         await context.close()
+
+
+@pytest.mark.parametrize(("width", "height"), SIZES)
+async def test_a_call_in_progress_on_the_timelines_turns_into_its_result_without_a_reload(
+    db: Database, browser: Browser, traces_dir: Path, width: int, height: int
+) -> None:
+    """Vera has her client's page open when the client rings (a real trace through the fake AMI server): the
+    call, stored while it rings, is on the ringing card's timeline and on the page's timeline as «Идёт»; when
+    it ends both entries show how it went («Отвечен» with its talk time) — the same page, never reloaded."""
+    async with crm_site(db) as site:
+        vera = await ManagerRepository(db).by_login("vera")
+        assert vera is not None
+        client = await PartyRepository(db).add_client(
+            NewClient(name="ООО «Ромашка-Юг»", phones=("+79031234567",), manager_id=vera.id)
+        )
+        stream = ringall_trace(traces_dir)
+        answer = index_of(stream, "DialEnd", DialStatus="ANSWER")
+        context, page = await login(browser, site, "vera", width, height)
+        await page.goto(site.url(f"/#clients/client/{client.id}"))
+        await expect(page.locator("[data-testid=party-title]")).to_have_text("ООО «Ромашка-Юг»", timeout=SEEN)
+        on_page = page.locator(".party-history [data-testid=timeline-call]")
+        await expect(page.locator(".party-history [data-testid=timeline]")).to_contain_text(
+            "Пока ничего", timeout=SEEN
+        )
+        await expect(on_page).to_have_count(0)
+        await expect(page.locator("[data-testid=conn].on")).to_be_visible(timeout=SEEN)
+        await page.evaluate("window.__sameDocument = true")
+        async with (
+            Notifier(site.hub, StoreCards(db), ManagerNames(db)) as notifier,
+            replaying(
+                CallService(db, CallsSettings(), PartyRepository(db), notifier), stream, pause_after=answer
+            ) as ami,
+        ):
+            card = page.locator("[data-testid=call-card]")
+            await expect(card).to_have_count(1, timeout=SEEN)
+            call_id = await card.get_attribute("data-call-id")
+            assert call_id
+            on_card = card.locator(f"[data-testid=timeline-call][data-call-id='{call_id}']")
+            this_on_page = page.locator(
+                f".party-history [data-testid=timeline-call][data-call-id='{call_id}']"
+            )
+            for entry in (on_card, this_on_page):
+                await expect(entry).to_have_attribute("data-outcome", "live", timeout=SEEN)
+                await expect(entry.locator(".c-outcome")).to_have_text("Идёт")
+            await _fits(page)
+            await _no_axe(page, "a call in progress on the card's and the page's timelines")
+
+            ami.pause_after = len(stream)
+            ami.resume()
+            await expect(card).to_have_attribute("data-state", "ended", timeout=SEEN)
+            for entry in (on_card, this_on_page):
+                await expect(entry).to_have_attribute("data-outcome", "answered", timeout=SEEN)
+                await expect(entry.locator(".c-outcome")).to_have_text("Отвечен")
+                await expect(entry).to_contain_text(re.compile(r"\d+ с"))
+            await expect(on_page).to_have_count(1)
+            assert await page.evaluate("window.__sameDocument === true"), "the page was reloaded"
+            await assert_language(page, "ru", (*DATA, "retail"))
+        await context.close()

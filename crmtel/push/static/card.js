@@ -302,7 +302,7 @@ function update(entry) {
     parts.history.hidden = false;
     // A record that is not this manager's to open (another manager's client ringing in a queue): the
     // card keeps its last calls instead.
-    timeline(box, card.kind, card.party_id, { limit: 6, compact: true }).then((ok) => {
+    timeline(box, card.kind, card.party_id, { limit: 6, compact: true, settle: ended ? { call: node.dataset.callId, ended: true } : null }).then((ok) => {
       entry.historyOk = ok;
       if (!ok) { parts.history.hidden = true; update(entry); }
     });

@@ -4,7 +4,7 @@ import { api } from "./api.js";
 import { crmSettings, errorText, field, managerSelect, managers, statusLine } from "./crm.js";
 import { el, setText } from "./dom.js";
 import { fmtDateTime, fmtFull, fmtMoney, t } from "./i18n.js";
-import { openParty } from "./party.js";
+import { onCallMessage, openParty } from "./party.js";
 import { phone } from "./phone.js";
 import { registerView } from "./views.js";
 
@@ -181,6 +181,7 @@ registerView({
   order: 15,
   mount,
   show,
+  onMessage: onCallMessage,
   onLanguage() {
     // Called after a language switch, also one made before this view was mounted.
     if (!listBox) return;

@@ -174,7 +174,7 @@ function timelineItem(item) {
     const state = item.outcome || "live";
     const audio = item.recording && item.outcome ? el("audio", { controls: true, preload: "none", src: item.recording, testid: "timeline-audio",
       i18nAttrs: { "aria-label": "page.history.recording" } }) : null;
-    return el("li", { className: "tl-item tl-call", testid: "timeline-call", dataset: { outcome: state } },
+    return el("li", { className: "tl-item tl-call", testid: "timeline-call", dataset: { outcome: state, callId: item.call_id } },
       el("div", { className: "tl-head" }, when,
         el("span", { className: "badge c-dir", dataset: { direction: item.direction } }, words.direction(item.direction)),
         el("span", { className: "badge c-outcome", dataset: { outcome: state } }, item.outcome ? words.outcome(item.outcome) : t("page.outcome.in_progress")),
@@ -205,7 +205,19 @@ function timelineItem(item) {
 }
 
 // The timeline of a record into `box`, newest first, with "more".
-export async function timeline(box, kind, id, { limit = 20, compact = false } = {}) {
+const entryOf = (box, callId) =>
+  [...box.querySelectorAll("[data-testid=timeline-call]")].find((n) => n.dataset.callId === callId);
+// A call's entry is settled once it is listed and, for a call that ended, has its outcome (not «Идёт»).
+const settled = (box, { call, ended }) => {
+  const entry = entryOf(box, call);
+  return Boolean(entry) && (!ended || entry.dataset.outcome !== "live");
+};
+// The page hears of a call before its record is written (the call service writes beside tracking), so a
+// timeline read at once may miss it or, once it ended, still show it in progress: read again until it is
+// settled (``settle``: {call, ended}), ~8 s at most.
+const SETTLE_WAITS = [300, 600, 1200, 2000, 4000];
+
+export async function timeline(box, kind, id, { limit = 20, compact = false, settle = null } = {}) {
   const list = el("ol", { className: "timeline" + (compact ? " compact" : ""), testid: "timeline" });
   const more = el("button", { type: "button", className: "btn small", i18n: "page.history.more", hidden: true, testid: "timeline-more" });
   let cursor = null;
@@ -219,8 +231,49 @@ export async function timeline(box, kind, id, { limit = 20, compact = false } = 
     return true;
   };
   more.addEventListener("click", load);
+  // The first page read again in place (what is shown stays until the fresh one has arrived).
+  const first = async () => {
+    const res = await api("GET", base(kind) + id + "/timeline?limit=" + limit);
+    if (!res.ok || !res.data || !box.contains(list)) return false;
+    list.replaceChildren(...res.data.items.map(timelineItem));
+    cursor = res.data.next;
+    more.hidden = compact || !cursor;
+    return true;
+  };
+  // Reads the first page again until `want` is settled; one loop per call and state at a time.
+  const running = new Set();
+  const follow = async (want, readFirst) => {
+    const key = want.call + (want.ended ? "/ended" : "/live");
+    if (running.has(key)) return;
+    running.add(key);
+    try {
+      if (readFirst && !(await first())) return;
+      for (const wait of SETTLE_WAITS) {
+        if (settled(box, want)) return;
+        await new Promise((resolve) => setTimeout(resolve, wait));
+        if (!box.contains(list) || !(await first())) return;
+      }
+    } finally {
+      running.delete(key);
+    }
+  };
   box.replaceChildren(list, more);
-  return load();
+  box.followCall = (want) => follow(want, true);
+  const ok = await load();
+  if (ok && settle) follow(settle, false);
+  return ok;
+}
+
+// The party page open now: its timeline follows the calls of that party as they start and end.
+let openNow = null;
+
+export function onCallMessage(msg) {
+  if (!openNow || !openNow.box.isConnected || !msg.call_id) return;
+  const { kind, id, calls, box } = openNow;
+  if (msg.card && msg.card.kind === kind && msg.card.party_id === id) calls.add(msg.call_id);
+  if (!calls.has(msg.call_id) && !entryOf(box, msg.call_id)) return;
+  if (msg.type === "call.ended") openNow.reload({ call: msg.call_id, ended: true });
+  else if (!entryOf(box, msg.call_id)) openNow.reload({ call: msg.call_id, ended: false });
 }
 
 function quickForms(card, me, settings, reload) {
@@ -329,10 +382,13 @@ export async function openParty(box, kind, id, me) {
   const title = el("h1", { testid: "party-title", id: "party-title" }, card.name);
   const timelineBox = el("div", { className: "timeline-box" });
   const reload = () => timeline(timelineBox, kind, id);
+  // A call of this party ending (or starting) while the page is open: its entry follows without a reload.
+  openNow = { box: timelineBox, kind, id, calls: new Set(), reload: (want) => timelineBox.followCall && timelineBox.followCall(want) };
   const onSaved = (fresh, said) => { title.textContent = fresh.name; render(fresh, said); };
   const details = el("section", { className: "party-details", attrs: { "aria-labelledby": "party-title" } });
-  const render = (c, said) => details.replaceChildren(
-    detailsForm(c, me, list, settings, onSaved, said), tools(c, me, list, () => openParty(box, kind, id, me)), auditList(c));
+  // A record nobody has edited yet has no audit list (null would be written out as the text "null").
+  const render = (c, said) => details.replaceChildren(...[
+    detailsForm(c, me, list, settings, onSaved, said), tools(c, me, list, () => openParty(box, kind, id, me)), auditList(c)].filter(Boolean));
   render(card);
   const head = el("div", { className: "party-head" },
     el("a", { href: "#clients" + (kind === "lead" ? "/leads" : ""), className: "back", i18n: "crm.back" }),
