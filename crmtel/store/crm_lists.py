@@ -232,15 +232,15 @@ class PartyLists:
                 cursor_key(_utc(last_key) if isinstance(last_key, datetime) else last_key), last_id
             )
             ids = [r[0] for r in batch]
-            rows = {
-                r.id: r for r in (await session.execute(select(t).where(t.id.in_(ids), *matches))).scalars()
-            }
-            found.extend(rows[i] for i in ids if i in rows)
+            # Only the ids are checked: whole rows are read for the page alone (building thousands of
+            # row objects for a broad word cost more than its queries).
+            hits = set((await session.execute(select(t.id).where(t.id.in_(ids), *matches))).scalars())
+            found.extend(i for i in ids if i in hits)
             if len(batch) < size:
                 exhausted = True
                 break
             size = min(size * 2, MAX_WALK)
-        page = found[: q.limit]
+        page = await _rows(session, t, found[: q.limit])
         items = await _items(session, q.kind, page)
         nxt = None
         if len(found) > q.limit or (not exhausted and page):
@@ -265,7 +265,7 @@ class PartyLists:
         conds = _filters(q, viewer, now, paged=False)
         conds.extend(_token_match(q.kind, tok, t.id) for tok in others)
         position = (q.after.term, q.after.key, q.after.id) if q.after is not None and q.after.term else None
-        found: list[tuple[tuple[str, str, int], Any]] = []
+        found: list[tuple[str, str, int]] = []
         size = WALK_BATCH
         while len(found) <= q.limit:
             stmt = select(PartyTermRow.term, PartyTermRow.name_key, PartyTermRow.party_id).where(
@@ -300,22 +300,28 @@ class PartyLists:
                     )
                 ).all()
             )
-            rows = {
-                r.id: r for r in (await session.execute(select(t).where(t.id.in_(ids), *conds))).scalars()
-            }
+            hits = set((await session.execute(select(t.id).where(t.id.in_(ids), *conds))).scalars())
             for term, key, pid in batch:
-                if pid in rows and first.get(pid) == term:
-                    found.append(((term, key, pid), rows[pid]))
+                if pid in hits and first.get(pid) == term:
+                    found.append((str(term), str(key), int(pid)))
             if len(batch) < size:
                 break
             size = min(size * 2, MAX_WALK)
         page = found[: q.limit]
-        items = await _items(session, q.kind, [row for _, row in page])
+        items = await _items(session, q.kind, await _rows(session, t, [pid for _, _, pid in page]))
         nxt = None
         if len(found) > q.limit:
-            term, key, pid = page[-1][0]
+            term, key, pid = page[-1]
             nxt = Cursor(key, pid, term)
         return PartyPage(tuple(items), nxt, "walk")
+
+
+async def _rows(session: AsyncSession, t: Any, ids: Sequence[int]) -> list[Any]:
+    """The rows of these ids, in their order."""
+    if not ids:
+        return []
+    by_id = {r.id: r for r in (await session.execute(select(t).where(t.id.in_(list(ids))))).scalars()}
+    return [by_id[i] for i in ids if i in by_id]
 
 
 async def _narrow_ids(session: AsyncSession, q: PartyQuery, narrow: list[Token]) -> set[int]:
