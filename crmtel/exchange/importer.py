@@ -19,7 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from crmtel.domain import LeadStatus, Role
 from crmtel.errors import StoreUnavailable
-from crmtel.exchange.csvio import RawTable, read_table
+from crmtel.exchange.csvio import BadFile, RawTable
 from crmtel.exchange.importbase import (
     LEADS,
     MANAGERS,
@@ -39,6 +39,7 @@ from crmtel.exchange.importclients import import_clients, write_clients
 from crmtel.exchange.importrows import (
     LeadRecord,
     ManagerRecord,
+    Parsed,
     RowIssue,
     parse_clients,
     parse_leads,
@@ -99,9 +100,7 @@ async def import_file(
         shown.step("checking" if dry_run else "checking and writing")
         return await _stream_leads(db, path, region, skip_bad_rows, dry_run, shown, batch_rows)
     shown.step(f"reading {path.name}")
-    table = await asyncio.to_thread(read_table, path)
-    shown.step("checking" if dry_run else "checking and writing", rows=len(table.rows))
-    return await import_table(db, kind, table, region=region, skip_bad_rows=skip_bad_rows, dry_run=dry_run)
+    return await _stream_managers(db, path, region, skip_bad_rows, dry_run, shown, batch_rows)
 
 
 async def import_table(
@@ -118,7 +117,7 @@ async def import_table(
     try:
         async with _transaction(db) as conn:
             if kind is ImportKind.MANAGERS:
-                await _import_managers(conn, table, region, report, skip_bad_rows)
+                await _write_managers(conn, parse_managers(table, region), report, skip_bad_rows)
             elif kind is ImportKind.CLIENTS:
                 await import_clients(conn, table, region, report, skip_bad_rows)
             else:
@@ -246,11 +245,60 @@ async def _stream_leads(
 
 # --- managers ---------------------------------------------------------------------------------------
 
+# A managers file is checked as a whole (logins and extensions move between its rows), so its good rows are
+# kept until it is written: past this many rows it is not a team's managers file. Each kept row is small (login
+# 100, name 300, password 1,000 characters at most), so the file's memory stays bounded whatever its size.
+MAX_MANAGER_ROWS = 20_000
 
-async def _import_managers(
-    conn: AsyncConnection, table: RawTable, region: str, report: ImportReport, skip_bad_rows: bool
+
+async def _stream_managers(
+    db: Database,
+    path: Path,
+    region: str,
+    skip_bad_rows: bool,
+    dry_run: bool,
+    progress: Progress,
+    batch_rows: int,
+) -> ImportReport:
+    """Managers read row by row within the stream's bounds (line, cell, XLSX text), checked in batches, then
+    written in one transaction (as ``import_table``): the file is never held whole."""
+    report = ImportReport(kind=ImportKind.MANAGERS, dry_run=dry_run)
+    stream = await asyncio.to_thread(TableStream, path)
+    kept: Parsed[ManagerRecord] = Parsed()
+    logins: dict[str, int] = {}
+    extensions: dict[str, int] = {}
+    try:
+        batches = stream.batches(max(1, batch_rows))
+        while (batch := await asyncio.to_thread(next, batches, None)) is not None:
+            first = report.rows == 0
+            report.rows += len(batch)
+            if report.rows > MAX_MANAGER_ROWS:
+                raise BadFile(
+                    f"{path.name}: more than {MAX_MANAGER_ROWS} manager rows: not a team's managers file"
+                )
+            parsed = parse_managers(
+                RawTable(stream.header, batch), region, logins=logins, extensions=extensions
+            )
+            kept.records.extend(parsed.records)
+            # Header warnings (unknown columns) are the same for every batch: kept once.
+            _keep(kept.errors, parsed.errors, report, errors=True)
+            _keep(kept.warnings, [w for w in parsed.warnings if first or w.line != 1], report, errors=False)
+            progress.rows(report.rows)
+    finally:
+        stream.close()
+    progress.step("checking" if dry_run else "checking and writing", rows=report.rows)
+    try:
+        async with _transaction(db) as conn:
+            await _write_managers(conn, kept, report, skip_bad_rows)
+            _settle(report, dry_run, skip_bad_rows)
+    except _Rollback:
+        pass
+    return report
+
+
+async def _write_managers(
+    conn: AsyncConnection, parsed: Parsed[ManagerRecord], report: ImportReport, skip_bad_rows: bool
 ) -> None:
-    parsed = parse_managers(table, region)
     existing = {
         r.login.casefold(): r
         for r in await conn.execute(

@@ -324,8 +324,15 @@ def _manager_id(row: _Row, logins: Mapping[str, int]) -> int | None:
     return found
 
 
-def parse_managers(table: RawTable, region: str = "RU") -> Parsed[ManagerRecord]:
-    """Manager rows; duplicate logins or extensions inside the file are errors."""
+def parse_managers(
+    table: RawTable,
+    region: str = "RU",
+    *,
+    logins: dict[str, int] | None = None,
+    extensions: dict[str, int] | None = None,
+) -> Parsed[ManagerRecord]:
+    """Manager rows; duplicate logins or extensions inside the file are errors (``logins``/``extensions``:
+    the first line of each in earlier batches of the same file, updated with this one's)."""
 
     def row_to_record(row: _Row) -> ManagerRecord:
         login = row.required("login")
@@ -359,8 +366,8 @@ def parse_managers(table: RawTable, region: str = "RU") -> Parsed[ManagerRecord]
         )
 
     parsed = _parse_all(table, "managers", MANAGER_COLUMNS, row_to_record)
-    logins: dict[str, int] = {}
-    extensions: dict[str, int] = {}
+    logins = {} if logins is None else logins
+    extensions = {} if extensions is None else extensions
     kept: list[ManagerRecord] = []
     for rec in parsed.records:
         first = logins.setdefault(rec.login.casefold(), rec.line)

@@ -1,4 +1,4 @@
-"""Clients and leads imported from files of any size: read, checked and written in batches, so memory follows the batch
+"""Clients, leads and managers imported from files of any size: read, checked and written in batches, so memory follows the batch
 and not the file; a row in a later batch still meets the rows before it (the same client again adds a
 contact, other data is an error naming the first line); an endless line is refused after 64 KiB."""
 
@@ -11,12 +11,13 @@ from typing import Any
 import pytest
 
 from crmtel.errors import ImportFailed
+from crmtel.exchange import importer
 from crmtel.exchange.importer import ImportKind, import_file
 from crmtel.store.db import Database
 from crmtel.store.managers import ManagerRepository
 from crmtel.store.parties import PartyRepository
 from tests.integration.test_import_clients import CLIENTS, counts, managers, write
-from tests.integration.test_import_managers_leads import LEADS
+from tests.integration.test_import_managers_leads import LEADS, MANAGERS
 
 __all__ = ["managers"]
 
@@ -240,3 +241,54 @@ def test_one_huge_xlsx_cell_is_refused_before_it_is_gathered(tmp_path: Path, sha
     finally:
         tracemalloc.stop()
     assert peak < 4_000_000
+
+
+async def test_managers_are_read_row_by_row_and_checked_across_batches(db: Database, tmp_path: Path) -> None:
+    """`crmtel import managers` a row at a time: the same managers and extensions as one read; a login repeated
+    in a later batch is the error naming its first line; an extension given up by a manager in a later row
+    may be taken by an earlier row (the file is checked as a whole, whatever the batch)."""
+    progress = Rows()
+    report = await import_file(
+        db, ImportKind.MANAGERS, write(tmp_path, MANAGERS, "managers.csv"), batch_rows=1, progress=progress
+    )
+    assert (report.created, report.errors, report.rows, report.applied) == (3, [], 3, True)
+    assert progress.seen == [1, 2, 3]
+    repo = ManagerRepository(db)
+    boris = await repo.by_login("boris")
+    assert boris is not None
+    assert set(boris.extensions) == {"102", "112"}
+    moved = "login;name;extensions\nanna;Anna Smirnova;101, 112\nboris;Boris Ivanov;102\n"
+    report = await import_file(db, ImportKind.MANAGERS, write(tmp_path, moved, "moved.csv"), batch_rows=1)
+    assert (report.errors, report.updated) == ([], 2)
+    anna = await repo.by_login("anna")
+    assert anna is not None
+    assert set(anna.extensions) == {"101", "112"}
+    twice = "login;name;extensions\nivan;Ivan;120\nolga;Olga Petrova;100\nIVAN;Ivan again;121\n"
+    bad = await import_file(db, ImportKind.MANAGERS, write(tmp_path, twice, "twice.csv"), batch_rows=1)
+    assert [str(e) for e in bad.errors] == ["line 4: duplicate login 'IVAN' (also on line 2)"]
+    assert not bad.applied
+    assert await repo.by_login("ivan") is None
+
+
+async def test_a_managers_file_with_an_endless_line_or_too_many_rows_is_refused_within_bounds(
+    db: Database, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A managers file is streamed like clients and leads: a 20 MB line is refused after 64 KiB (Python allocated
+    well under a megabyte for it; the whole-file read held all 20 MB), and a file of more rows than a team
+    has is refused naming the bound, nothing written."""
+    path = tmp_path / "endless.csv"
+    with path.open("w", encoding="utf-8") as out:
+        out.write("login;name;extensions\nanna;" + "x" * 20_000_000 + ";101\n")
+    tracemalloc.start()
+    try:
+        with pytest.raises(ImportFailed, match="line 2: longer than 65536 bytes"):
+            await import_file(db, ImportKind.MANAGERS, path)
+        _now, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert peak < 2_000_000
+    monkeypatch.setattr(importer, "MAX_MANAGER_ROWS", 50)
+    many = "login;name\n" + "".join(f"m{i};Manager {i}\n" for i in range(60))
+    with pytest.raises(ImportFailed, match="more than 50 manager rows"):
+        await import_file(db, ImportKind.MANAGERS, write(tmp_path, many, "many.csv"), batch_rows=20)
+    assert await ManagerRepository(db).by_login("m0") is None
