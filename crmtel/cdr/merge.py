@@ -43,8 +43,9 @@ def corrected(
         return None
     spans = spans or record_spans(cdr)
     start = seen.started_at
-    window = end_span(seen, spans)
-    seen_to_end = seen.ended_at is not None and window.holds(seen.ended_at)
+    ending = end_span(seen, spans)
+    window = ending.span
+    seen_to_end = seen.ended_at is not None and ending.saw(seen.ended_at)
     ended_at = seen.ended_at if seen.ended_at is not None and seen_to_end else window.middle()
     answered_by, answered_at = seen.answered_by, seen.answered_at
     answered_on = seen.answered_on

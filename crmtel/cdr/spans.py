@@ -207,19 +207,43 @@ def clock_offset(seen: CallRecord, spans: CallSpans) -> timedelta:
     return seen.started_at - spans.start.lo
 
 
-def end_span(seen: CallRecord, spans: CallSpans) -> Span:
+@dataclass(frozen=True, slots=True)
+class Ending:
+    """Where a call ended by its CDR, on a live record's clock."""
+
+    # The CDR's own reading of the end: on the PBX's clock (AMI Timestamps), else laid on the live start.
+    own: Span
+    # ``own`` narrowed by the live start plus the call's duration and the live answer plus its billsec.
+    span: Span
+
+    def saw(self, when: datetime) -> bool:
+        """Whether ``when`` can be the end crmtel saw: in the CDR's own reading (the Hangup comes before the
+        CDR reads its clock, never after) and in the narrowed span, give or take the two readings' lags."""
+        return self.own.holds(when) and self.span.holds(when, EARLY, EARLY)
+
+
+def end_span(seen: CallRecord, spans: CallSpans) -> Ending:
     """Where the call ended, on ``seen``'s clock: the CDR's end, narrowed by the live start plus the call's
     duration and the live answer plus its billsec (when the CDR's answer is the one crmtel saw).
 
     Evidence that contradicts the rest (an answer crmtel timed elsewhere, an Asterisk with ``initiatedseconds``
     rounding billsec) is left out rather than trusted: the CDR's own end stands.
     """
-    by = clock_offset(seen, spans)
-    own = spans.end.shifted(by)
+    same_clock = spans.start.holds(seen.started_at)
+    if same_clock:
+        own, answer = spans.end, spans.answer
+    else:
+        # crmtel timed the call by its own clock: the CDR's end and answer as readings after its start.
+        start = seen.started_at
+        own = Span(start + (spans.end.lo - spans.start.hi), start + (spans.end.hi - spans.start.lo))
+        answer = None
+        if spans.answer is not None:
+            answer = Span(
+                start + (spans.answer.lo - spans.start.hi), start + (spans.answer.hi - spans.start.lo)
+            )
     window = own
     if spans.lived is not None:
         window = (window & spans.lived.after(seen.started_at)) or window
-    answer = None if spans.answer is None else spans.answer.shifted(by)
     if (
         spans.talked is not None
         and answer is not None
@@ -227,4 +251,4 @@ def end_span(seen: CallRecord, spans: CallSpans) -> Span:
         and answer.holds(seen.answered_at)
     ):
         window = (window & spans.talked.after(seen.answered_at)) or window
-    return window
+    return Ending(own, window)
