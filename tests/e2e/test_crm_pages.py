@@ -6,6 +6,9 @@ a write without the CSRF token is refused — and axe finds no serious or critic
 
 from __future__ import annotations
 
+import asyncio
+import csv
+import io
 import re
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -47,7 +50,7 @@ from crmtel.store.history import CallHistory
 from crmtel.store.managers import ManagerRepository
 from crmtel.store.models import CallRow, TaskRow
 from crmtel.store.notes import NoteRepository
-from crmtel.store.parties import NewClient, PartyRepository
+from crmtel.store.parties import NewClient, NewLead, PartyRepository
 from crmtel.tasks.web import task_routes
 from tests.e2e.pagecheck import assert_language, axe_violations
 from tests.e2e.test_popup_calls import index_of, replaying, ringall_trace
@@ -692,4 +695,100 @@ async def test_a_call_in_progress_on_the_timelines_turns_into_its_result_without
             await expect(on_page).to_have_count(1)
             assert await page.evaluate("window.__sameDocument === true"), "the page was reloaded"
             await assert_language(page, "ru", (*DATA, "retail"))
+        await context.close()
+
+
+@pytest.mark.parametrize(("width", "height"), SIZES)
+async def test_a_heads_csv_download_opens_in_russian_excel(
+    db: Database, browser: Browser, width: int, height: int
+) -> None:
+    """A Russian head downloads the report as CSV from the report page: UTF-8 with a BOM, `;` between cells,
+    Russian headings, managers by name, decimal commas; the «через запятую» link gives `,` and decimal points
+    with the same cells — on a desk and on a phone, the page axe-clean."""
+    async with crm_site(db) as site:
+        context, page = await login(browser, site, "head", width, height)
+        today = datetime.now(ZoneInfo(ZONE)).date()
+        start, end = (today - timedelta(days=7)).isoformat(), (today + timedelta(days=1)).isoformat()
+        await page.goto(site.url(f"/reports/calls-vs-deals?from={start}&to={end}"))
+        await expect(page.locator("tr[data-login=anna]")).to_be_visible(timeout=SEEN)
+        await _fits(page)
+        await _no_axe(page, "the report page")
+
+        async def download(selector: str) -> bytes:
+            async with page.expect_download() as info:
+                await page.locator(selector).click()
+            path = await (await info.value).path()
+            assert path is not None
+            return await asyncio.to_thread(Path(path).read_bytes)
+
+        raw = await download("#download-csv")
+        assert raw.startswith(b"\xef\xbb\xbf"), raw[:20]
+        text = raw.decode("utf-8-sig")
+        rows = list(csv.reader(io.StringIO(text), delimiter=";"))
+        assert rows[0][:2] == ["Менеджер", "Логин"], rows[0]
+        assert all(len(r) == len(rows[0]) for r in rows), "one column per heading on every line"
+        anna = next(r for r in rows if r[1] == "anna")
+        assert anna[0] == "Анна Смирнова"
+        cells = [c for r in rows[1:] for c in r]
+        assert not any(re.fullmatch(r"-?\d+\.\d+", c) for c in cells), "a decimal point Excel reads as text"
+        comma = (await download("#download-csv-comma")).decode("utf-8-sig")
+        as_comma = list(csv.reader(io.StringIO(comma)))
+        assert [[c.replace(".", ",") for c in r] for r in as_comma] == [
+            [c.replace(".", ",") for c in r] for r in rows
+        ]
+        assert ";" not in comma.splitlines()[0]
+        await context.close()
+
+
+@pytest.mark.parametrize(("width", "height"), SIZES)
+async def test_a_lead_found_in_the_lead_list_becomes_a_client_with_its_person_number_and_note(
+    db: Database, browser: Browser, width: int, height: int
+) -> None:
+    """Anna finds her lead in the lead list by its company, opens it, writes a note and presses «Сделать
+    клиентом»: she lands on the new client's card named after the company, with the lead's number, the lead's
+    person with the lead's number as its contact person (found by that number in the client list) and the note
+    on its timeline; the lead can no longer be converted."""
+    async with crm_site(db) as site:
+        anna = site.ids["anna"]
+        lead = await PartyRepository(db).add_lead(
+            NewLead(
+                name="Олег Тарасов", company="ООО «Гранит-Строй»", phones=("+79165550011",), manager_id=anna
+            )
+        )
+        context, page = await login(browser, site, "anna", width, height)
+        await page.goto(site.url("/#clients/leads"))
+        await page.fill("[data-testid=party-search]", "гранит")
+        row = page.locator("[data-testid=party-row]", has_text="Олег Тарасов")
+        await expect(row).to_have_count(1, timeout=SEEN)
+        await row.locator("[data-testid=party-open]").click()
+        await expect(page.locator("[data-testid=party-title]")).to_have_text("Олег Тарасов", timeout=SEEN)
+        await page.fill("[data-testid=note-text]", "Хочет счёт на сваи")
+        await page.locator("[data-testid=note-save]").click()
+        await expect(page.locator(".party-history [data-testid=timeline-note]")).to_contain_text(
+            "Хочет счёт на сваи", timeout=SEEN
+        )
+        await _no_axe(page, "a lead's card")
+        await page.locator("[data-testid=lead-convert]").click()
+        await expect(page.locator("[data-testid=party-title]")).to_have_text(
+            "ООО «Гранит-Строй»", timeout=SEEN
+        )
+        assert re.search(r"#clients/client/\d+$", page.url), page.url
+        await expect(page.locator(".party-history [data-testid=timeline-note]")).to_contain_text(
+            "Хочет счёт на сваи", timeout=SEEN
+        )
+        client_id = int(page.url.rsplit("/", 1)[1])
+        card = await page.evaluate("async (id) => (await fetch('/api/clients/' + id)).json()", client_id)
+        # The lead's person, with the lead's number, is the client's contact person now.
+        assert [(c["name"], [p["display"] for p in c["phones"]]) for c in card["contacts"]] == [
+            ("Олег Тарасов", ["+7 916 555-00-11"])
+        ]
+        await _fits(page)
+        await _no_axe(page, "the client a lead became")
+        await assert_language(page, "ru", (*DATA, "retail"))
+        # The number as people type it finds the client in the client list.
+        await page.goto(site.url("/#clients"))
+        assert await _search(page, "8 (916) 555-00-11") == ["ООО «Гранит-Строй»"]
+        await page.goto(site.url(f"/#clients/lead/{lead.id}"))
+        await expect(page.locator("[data-testid=party-title]")).to_have_text("Олег Тарасов", timeout=SEEN)
+        await expect(page.locator("[data-testid=lead-convert]")).to_have_count(0)
         await context.close()

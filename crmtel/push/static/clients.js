@@ -66,6 +66,13 @@ async function load(append) {
 
 function refresh() { clearTimeout(timer); timer = setTimeout(() => load(false), 200); }
 
+// The switch goes through the address (#clients, #clients/leads), so the back link of a card, a bookmark and
+// the browser's back button open the list they name.
+const hashOf = (value) => (value === "lead" ? "#clients/leads" : "#clients");
+function pick(value) {
+  if (location.hash === hashOf(value)) setKind(value); else location.hash = hashOf(value);
+}
+
 function setKind(value) {
   kind = value;
   for (const b of root.querySelectorAll(".kind-switch button")) b.setAttribute("aria-pressed", String(b.dataset.kind === kind));
@@ -129,9 +136,9 @@ function mount(section, manager) {
     onclick: () => load(true) });
   const switcher = el("div", { className: "kind-switch", attrs: { role: "group", "aria-label": t("crm.kind_switch") } },
     el("button", { type: "button", className: "btn small", dataset: { kind: "client" }, testid: "kind-clients",
-      i18n: "crm.clients", onclick: () => setKind("client") }),
+      i18n: "crm.clients", onclick: () => pick("client") }),
     el("button", { type: "button", className: "btn small", dataset: { kind: "lead" }, testid: "kind-leads",
-      i18n: "crm.leads", onclick: () => setKind("lead") }));
+      i18n: "crm.leads", onclick: () => pick("lead") }));
   listBox = el("div", { className: "party-list-view" },
     el("div", { className: "section-head" }, el("h1", { id: "clients-title", i18n: "crm.title" }), switcher, form.newButton),
     form.newForm,
@@ -171,7 +178,8 @@ async function show(rest) {
   cardBox.hidden = true;
   cardBox.replaceChildren();
   listBox.hidden = false;
-  if (what === "leads" && kind !== "lead") { setKind("lead"); return; }
+  const wanted = what === "leads" ? "lead" : "client";
+  if (kind !== wanted) { setKind(wanted); return; }
   load(false);
 }
 
