@@ -2,7 +2,8 @@
 
 The table below is written by hand (what a route is for cannot be read off the router); the test suite compares
 it with the routes the running app really mounts, both ways, so a route added without a line here fails.
-Request and response bodies are described in prose for now, not as JSON Schemas.
+Request bodies, query strings and JSON answers are JSON Schemas made from the handlers' own models
+(``schemas.py``); the tests validate real answers against them.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from aiohttp import web
 
 from crmtel import __version__
 from crmtel.apitokens.models import ANY, ROUTE_SCOPES, SCOPE_HELP, Scope
+from crmtel.openapi.schemas import QUERIES, REQUESTS, RESPONSES, components, query_parameters
 from crmtel.push.csrf import CSRF_HEADER
 from crmtel.push.sessions import COOKIE
 
@@ -89,6 +91,7 @@ _SECURITY: dict[str, list[dict[str, list[str]]]] = {
     B24_TOKEN: [],
 }
 _PARAM = re.compile(r"\{(\w+)\}")
+_JSON = "application/json"
 
 
 def _security(method: str, path: str, who: str) -> list[dict[str, list[str]]]:
@@ -103,22 +106,37 @@ def _security(method: str, path: str, who: str) -> list[dict[str, list[str]]]:
 def document() -> dict[str, Any]:
     """The whole OpenAPI 3.1 document."""
     paths: dict[str, dict[str, Any]] = {}
+    requests, responses, schemas = components()
+    error = {"description": "An error", "content": {_JSON: {"schema": {"$ref": responses["ErrorOut"]}}}}
     for (method, path), (tag, summary, who) in sorted(ROUTES.items(), key=lambda kv: (kv[0][1], kv[0][0])):
+        route = (method, path)
+        answers: dict[str, Any] = {
+            str(status): {
+                "description": model.__doc__.strip().splitlines()[0] if model.__doc__ else "OK",
+                "content": {_JSON: {"schema": {"$ref": responses[model.__name__]}}},
+            }
+            for status, model in RESPONSES.get(route, {}).items()
+        } or {"200": {"description": "OK (not JSON, or not described)"}}
         operation: dict[str, Any] = {
             "tags": [tag],
             "summary": summary,
             "operationId": f"{method.lower()}_{re.sub(r'[^a-z0-9]+', '_', path.lower()).strip('_') or 'root'}",
             "security": _security(method, path, who),
-            "responses": {
-                "200": {"description": "OK"},
-                "default": {"description": "An error (JSON `error`)"},
-            },
+            "responses": {**answers, "default": error},
         }
-        names = _PARAM.findall(path)
-        if names:
-            operation["parameters"] = [
-                {"name": n, "in": "path", "required": True, "schema": {"type": "string"}} for n in names
-            ]
+        parameters = [
+            {"name": n, "in": "path", "required": True, "schema": {"type": "string"}}
+            for n in _PARAM.findall(path)
+        ]
+        if route in QUERIES:
+            parameters += query_parameters(QUERIES[route])
+        if parameters:
+            operation["parameters"] = parameters
+        if route in REQUESTS:
+            operation["requestBody"] = {
+                "required": True,
+                "content": {_JSON: {"schema": {"$ref": requests[REQUESTS[route].__name__]}}},
+            }
         paths.setdefault(path, {})[method.lower()] = operation
     return {
         "openapi": "3.1.0",
@@ -130,6 +148,7 @@ def document() -> dict[str, Any]:
         },
         "paths": paths,
         "components": {
+            "schemas": schemas,
             "securitySchemes": {
                 "session": {"type": "apiKey", "in": "cookie", "name": COOKIE},
                 "csrf": {"type": "apiKey", "in": "header", "name": CSRF_HEADER},
@@ -142,7 +161,7 @@ def document() -> dict[str, Any]:
                     "scopes (listed on each operation); no CSRF token needed. Scopes — "
                     + "; ".join(f"{s.value}: {SCOPE_HELP[s]}" for s in Scope),
                 },
-            }
+            },
         },
     }
 

@@ -22,6 +22,7 @@ from crmtel.store.api_tokens import ApiTokenRepository
 from crmtel.store.db import Database
 from crmtel.store.managers import ManagerRepository
 from crmtel.store.models import ApiTokenRow
+from tests.fixtures.openapi_check import ANSWERS
 from tests.integration.test_cli_admin import run
 from tests.integration.test_crm_api import crm_app, logged_in
 
@@ -56,7 +57,10 @@ async def test_a_token_acts_as_its_manager_within_scope_and_is_stored_only_as_a_
 ) -> None:
     """Anna's crm:read token lists Anna's clients only, Boris's client is a 404 like a missing one, its last use
     is recorded, and the table holds SHA-256 of the token and its first four characters, never the token."""
-    async with crm_app(db) as (base, ids), aiohttp.ClientSession(base_url=base) as http:
+    async with (
+        crm_app(db) as (base, ids),
+        aiohttp.ClientSession(base_url=base, middlewares=(ANSWERS.middleware(),)) as http,
+    ):
         token = await _create(database_url, capsys, "anna", "crm:read", extra=("--name", "zapier"))
         status, body, _ = await _call(http, "GET", "/api/clients", token)
         assert status == 200, body
@@ -100,7 +104,10 @@ async def test_revoked_wrong_expired_and_malformed_tokens_are_401_with_a_clear_e
 ) -> None:
     """A revoked token is refused on the very next request (the check reads the store); a made-up, an expired,
     a malformed and an empty one are 401 with their own code and WWW-Authenticate: Bearer."""
-    async with crm_app(db) as (base, _ids), aiohttp.ClientSession(base_url=base) as http:
+    async with (
+        crm_app(db) as (base, _ids),
+        aiohttp.ClientSession(base_url=base, middlewares=(ANSWERS.middleware(),)) as http,
+    ):
         token = await _create(database_url, capsys, "anna", "crm:read")
         assert (await _call(http, "GET", "/api/clients", token))[0] == 200
         token_id = (await ApiTokenRepository(db).list())[0].id
@@ -153,7 +160,7 @@ async def test_scopes_limit_routes_and_writes_need_no_csrf_but_cookies_grant_not
         assert (status, body["code"]) == (403, "messages.token_route")
 
         async with (
-            aiohttp.ClientSession(base_url=base) as bare,
+            aiohttp.ClientSession(base_url=base, middlewares=(ANSWERS.middleware(),)) as bare,
             bare.post(
                 "/api/clients",
                 json={"name": "ООО «Токен»", "phones": [{"number": "+74957654321"}]},
@@ -180,7 +187,10 @@ async def test_a_deactivated_managers_tokens_stop_at_once(
     db: Database, database_url: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
     """`crmtel manager deactivate` stops the manager's tokens on the next request; a new one cannot be made."""
-    async with crm_app(db) as (base, _ids), aiohttp.ClientSession(base_url=base) as http:
+    async with (
+        crm_app(db) as (base, _ids),
+        aiohttp.ClientSession(base_url=base, middlewares=(ANSWERS.middleware(),)) as http,
+    ):
         token = await _create(database_url, capsys, "boris", "crm:read")
         assert (await _call(http, "GET", "/api/clients", token))[0] == 200
         assert await run(["manager", "deactivate", "boris"], database_url) == 0
@@ -199,7 +209,10 @@ async def test_the_token_never_reaches_the_logs(
     db: Database, database_url: str, capsys: pytest.CaptureFixture[str], caplog: pytest.LogCaptureFixture
 ) -> None:
     """Accepted, refused and revoked requests log nothing that contains the token or its secret part."""
-    async with crm_app(db) as (base, _ids), aiohttp.ClientSession(base_url=base) as http:
+    async with (
+        crm_app(db) as (base, _ids),
+        aiohttp.ClientSession(base_url=base, middlewares=(ANSWERS.middleware(),)) as http,
+    ):
         token = await _create(database_url, capsys, "anna", "crm:read")
         with structlog.testing.capture_logs() as events:
             await _call(http, "GET", "/api/clients", token)

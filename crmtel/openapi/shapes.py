@@ -1,0 +1,223 @@
+"""The JSON answers that handlers build as plain dicts (calls, callbacks, click-to-call, who am I), described as
+pydantic models for the OpenAPI document only. The tests validate the handlers' real answers against these, so
+a field added to a handler without a line here (or one left here that a handler dropped) fails."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict
+
+
+class Shape(BaseModel):
+    """A response shape: every field required, nothing else allowed."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class ErrorOut(BaseModel):
+    """A refusal: the message in the asker's language and a stable catalogue key (``code``, or ``key`` on the
+    older routes); a 400 names the fields; 403 for a token's missing scope names it; 429 says when to retry."""
+
+    model_config = ConfigDict(extra="allow")
+
+    error: str
+    code: str | None = None
+    key: str | None = None
+
+
+class ManagerJson(Shape):
+    """A manager as the page sees them."""
+
+    id: int
+    name: str
+    login: str
+    role: Literal["manager", "head"]
+    extensions: list[str]
+
+
+class MeOut(Shape):
+    """``GET /api/me``: who is asking, the page's language, zone and currency; the CSRF token for a browser
+    session, the scopes for an API token."""
+
+    id: int
+    name: str
+    login: str
+    role: Literal["manager", "head"]
+    extensions: list[str]
+    locale: str
+    locale_choice: str | None
+    languages: list[str]
+    timezone: str
+    currency: str
+    csrf_token: str | None = None
+    scopes: list[str] | None = None
+
+
+class OkOut(Shape):
+    """Done."""
+
+    ok: bool
+
+
+class CallJson(Shape):
+    """A recorded call (times ISO 8601 UTC with ``Z``; ``recording`` is the path to play it, if any)."""
+
+    manager: str | None
+    answered_by_name: str | None
+    rang_names: list[str | None]
+    id: int
+    call_id: str
+    direction: Literal["inbound", "outbound", "internal"]
+    caller_number: str | None
+    caller_name: str | None
+    dialled: str | None
+    started_at: str | None
+    ended_at: str | None
+    rang: list[str]
+    answered_by: str | None
+    answered_on: str | None
+    queue: str | None
+    outcome: Literal["answered", "missed"]
+    missed_reason: str | None
+    ring_seconds: float
+    talk_seconds: float
+    party_kind: Literal["client", "lead"] | None
+    party_id: int | None
+    party_name: str | None
+    result: str | None
+    recording: str | None
+
+
+class CallListOut(Shape):
+    """``GET /api/calls``: newest first; page on with ``before`` = the last id."""
+
+    calls: list[CallJson]
+
+
+class CallNoteJson(Shape):
+    """A note on a call."""
+
+    id: int
+    manager_id: int | None
+    topic: str
+    result: str
+    comment: str
+    created_at: str | None
+
+
+class CallDealJson(Shape):
+    """A deal opened from a call (amount as a decimal string)."""
+
+    id: int
+    title: str
+    amount: str
+    stage: str
+    status: Literal["open", "won", "lost"]
+    client_id: int | None
+    lead_id: int | None
+
+
+class CallTaskJson(Shape):
+    """A callback task planned from a call."""
+
+    id: int
+    title: str
+    phone: str | None
+    due_at: str | None
+    status: str
+
+
+class CallDetailOut(Shape):
+    """``GET /api/calls/{call_id}``: the call with its notes, deals and tasks."""
+
+    call: CallJson
+    notes: list[CallNoteJson]
+    deals: list[CallDealJson]
+    tasks: list[CallTaskJson]
+
+
+class DuplicateJson(Shape):
+    """A record that already has the number."""
+
+    kind: Literal["client", "lead"]
+    id: int
+    name: str
+
+
+class CallLeadOut(Shape):
+    """``POST /api/calls/{call_id}/lead``: the lead (201 new, 200 the one the call already had)."""
+
+    id: int
+    created: bool
+    duplicates: list[DuplicateJson]
+
+
+class CallbackTaskJson(Shape):
+    """A callback task of missed calls."""
+
+    id: int
+    phone: str
+    status: str
+    missed_count: int
+    first_missed_at: str | None
+    due_at: str | None
+    overdue: bool
+    closed_at: str | None
+    closed_by_call: str | None
+    result: str | None
+    title: str | None
+    manager: str | None
+    manager_name: str | None
+    party_kind: Literal["client", "lead"] | None
+    party_id: int | None
+    party_name: str | None
+    last_call: str | None
+
+
+class CallbackListOut(Shape):
+    """``GET /api/callbacks``."""
+
+    tasks: list[CallbackTaskJson]
+
+
+class SearchHitJson(Shape):
+    """A client or lead found by the search box."""
+
+    kind: Literal["client", "lead"]
+    id: int
+    name: str
+    company: str | None
+    manager_id: int | None
+    phones: list[str]
+
+
+class SearchOut(Shape):
+    """``GET /api/search?q=``."""
+
+    results: list[SearchHitJson]
+
+
+class CallResultsOut(Shape):
+    """``GET /api/call-results``: the result codes one may pick."""
+
+    results: list[str]
+
+
+class DialOut(Shape):
+    """A click-to-call attempt (202 placed, 200 the same click again); ``message`` in the asker's language."""
+
+    type: Literal["dial.result"]
+    originate_id: str
+    status: str
+    ok: bool
+    duplicate: bool
+    pbx: str
+    extension: str
+    number: str
+    dialled: str
+    detail: str | None
+    message_key: str
+    params: dict[str, Any]
+    at: str | None
+    message: str | None = None
