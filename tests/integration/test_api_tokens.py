@@ -12,16 +12,21 @@ from typing import Any
 import aiohttp
 import pytest
 import structlog
+from pydantic import SecretStr
 from sqlalchemy import select, text
 
 from crmtel.apitokens.models import PREFIX, ROUTE_SCOPES, Scope
 from crmtel.apitokens.service import ApiTokens
+from crmtel.app import start
+from crmtel.config import AmiSettings, LogSettings, RoutingSettings, Settings, WebSettings
+from crmtel.domain import Role
 from crmtel.errors import CrmtelError
 from crmtel.openapi.document import ROUTES, SESSION, document
 from crmtel.store.api_tokens import ApiTokenRepository
 from crmtel.store.db import Database
 from crmtel.store.managers import ManagerRepository
 from crmtel.store.models import ApiTokenRow
+from tests.fixtures.daemon import free_port
 from tests.fixtures.openapi_check import ANSWERS
 from tests.integration.test_cli_admin import run
 from tests.integration.test_crm_api import crm_app, logged_in
@@ -239,3 +244,31 @@ def test_every_session_route_has_a_decision_for_tokens_and_the_document_says_it(
     for method, path in session_routes - set(ROUTE_SCOPES):
         assert all("api_token" not in req for req in paths[path][method.lower()]["security"])
     assert {s.value for s in Scope} == {s for s in ROUTE_SCOPES.values() if s != "any"}
+
+
+async def test_a_reports_token_reads_the_reports_of_the_running_crmtel(
+    db: Database, database_url: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """On crmtel as `crmtel run` builds it: a reports:read token gets a head's report as JSON and the board's
+    data; a crm:read token is refused there (403 naming reports:read) but lists clients."""
+    settings = Settings(
+        database_url=database_url,
+        ami=AmiSettings(port=free_port(), secret=SecretStr("s")),
+        routing=RoutingSettings(agi_host="127.0.0.1", agi_port=0),
+        web=WebSettings(host="127.0.0.1", port=0),
+        log=LogSettings(level="warning"),
+    )
+    async with start(settings) as running, aiohttp.ClientSession(base_url=running.web_url) as http:
+        await ManagerRepository(db).save(login="head", name="Head", role=Role.HEAD)
+        reports = await _create(database_url, capsys, "head", "reports:read")
+        crm = await _create(database_url, capsys, "head", "crm:read")
+        async with http.get("/reports/calls-vs-deals.json", headers=_bearer(reports)) as r:
+            assert r.status == 200, await r.text()
+            assert r.content_type == "application/json"
+        async with http.get("/api/board", headers=_bearer(reports)) as r:
+            assert r.status == 200, await r.text()
+        async with http.get("/reports/queues.csv", headers=_bearer(crm)) as r:
+            assert r.status == 403
+            assert (await r.json())["scope"] == "reports:read"
+        async with http.get("/api/clients", headers=_bearer(crm)) as r:
+            assert r.status == 200
