@@ -183,8 +183,8 @@ async def test_the_simulator_at_speed_10_names_channels_by_the_real_second_they_
     finally:
         await simulator.close()
     assert len(first_named) > 20, first_named
-    for uniqueid, stamp in first_named.items():
+    for uniqueid, first_at in first_named.items():
         made = int(uniqueid.split(".", 1)[0])
         # Created in the second it names, at or before the event that first shows it (calls last seconds).
-        assert made <= stamp, (uniqueid, stamp)
-        assert stamp - made < 60, (uniqueid, stamp)
+        assert made <= first_at, (uniqueid, first_at)
+        assert first_at - made < 60, (uniqueid, first_at)
