@@ -219,12 +219,12 @@ class Ending:
     def saw(self, when: datetime) -> bool:
         """Whether ``when`` can be the end crmtel saw: in the CDR's own reading (the Hangup comes before the
         CDR reads its clock, never after) and in the narrowed span, give or take the two readings' lags."""
-        return self.own.holds(when) and self.span.holds(when, EARLY, EARLY)
+        return self.own.holds(when) and self.span.holds(when)
 
 
 def end_span(seen: CallRecord, spans: CallSpans) -> Ending:
     """Where the call ended, on ``seen``'s clock: the CDR's end, narrowed by the live start plus the call's
-    duration and the live answer plus its billsec (when the CDR's answer is the one crmtel saw).
+    duration and, from below, the live answer plus its billsec (when the CDR's answer is the one crmtel saw).
 
     Evidence that contradicts the rest (an answer crmtel timed elsewhere, an Asterisk with ``initiatedseconds``
     rounding billsec) is left out rather than trusted: the CDR's own end stands.
@@ -250,5 +250,8 @@ def end_span(seen: CallRecord, spans: CallSpans) -> Ending:
         and seen.answered_at is not None
         and answer.holds(seen.answered_at)
     ):
-        window = (window & spans.talked.after(seen.answered_at)) or window
+        # A lower bound only: the CDR's answer is the caller's channel going up, which the answer crmtel saw (the
+        # phone's) can precede by a few hundred milliseconds — the Hangup is at least billsec after it, but may
+        # be that much more than billsec + 1 after it.
+        window = (window & Span(seen.answered_at + spans.talked.lo, window.hi)) or window
     return Ending(own, window)

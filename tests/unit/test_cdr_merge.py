@@ -12,7 +12,7 @@ from crmtel.domain import CallRecord, Direction, MissedReason, Outcome, QueueOut
 
 T0 = datetime(2026, 11, 23, 19, 27, 17, 400_000, tzinfo=UTC)
 # Where a call seen as ``_live`` ends by its ``_cdr`` (see the test of a call closed late).
-CDR_END = datetime(2026, 11, 23, 19, 27, 22, 450_000, tzinfo=UTC)
+CDR_END = datetime(2026, 11, 23, 19, 27, 22, 500_000, tzinfo=UTC)
 
 
 def _live(**changes: object) -> CallRecord:
@@ -28,7 +28,7 @@ def _live(**changes: object) -> CallRecord:
         answered_by="101",
         outcome=Outcome.ANSWERED,
         answered_at=T0 + timedelta(seconds=1.5),
-        # 22.9: where its ``_cdr`` puts the end (22, [22, 23)) and the talk the CDR's answer allows (< 4 s).
+        # 22.9: in the second its ``_cdr``'s end (22) stands for.
         ended_at=T0 + timedelta(seconds=5.5),
         ring_seconds=1.5,
         talk_seconds=4.0,
@@ -68,10 +68,10 @@ def test_a_call_closed_late_gets_the_cdr_end_on_its_own_clock_and_keeps_the_rout
     seen = _live(ended_at=T0 + timedelta(seconds=65), talk_seconds=63.5)
     better = corrected(seen, _cdr())
     assert better is not None
-    # The CDR's end (22, standing for [22, 23)) narrowed by the live answer (18.9) plus the talk the CDR's
-    # answer and end allow (< 4 s): [22, 22.9), and the call ends in its middle.
+    # The CDR's end (22, standing for [22, 23)); the live start and answer plus what the CDR's readings allow
+    # (more than 4 and 2 s) narrow nothing: the call ends in its middle.
     assert better.ended_at == CDR_END
-    assert better.talk_seconds == 3.55
+    assert better.talk_seconds == 3.6
     assert better.ring_seconds == 1.5
     assert (better.route_kind, better.route_reason, better.party_name) == (
         "extension",

@@ -135,7 +135,8 @@ def test_the_ci_call_closed_by_the_restart_ends_where_the_pbx_ended_it() -> None
 
 def test_the_legs_narrow_the_end_to_the_live_answer_plus_billsec_and_the_start_plus_duration() -> None:
     """07.09: the CDR's end [07, 08), the start 00.04 + duration 7 s [07.04, 08.04), the answer 01.07 + billsec
-    6 s [07.07, 08.07): together [07.07, 08.00)."""
+    6 s from below (07.07; the CDR's answer may be the caller's channel going up a little later): together
+    [07.07, 08.00)."""
     legs = [master_csv(0.04, 1.07, 7.09)]
     cdr = cdr_call(legs)
     assert end_span(seen(0.04, 1.07, None), call_spans(legs, cdr)).span == Span(at(1.07 + 6), at(8))
@@ -244,3 +245,15 @@ def test_an_end_crmtel_saw_stays_when_the_cdr_read_the_answer_later_than_the_end
     assert legs[0].billsec == 5
     cdr = cdr_call(legs)
     assert corrected(seen(0.04, 1.07, 7.11), cdr, call_spans(legs, cdr)) is None
+
+
+def test_an_answer_crmtel_saw_before_the_cdrs_only_bounds_the_end_from_below() -> None:
+    """crmtel timed the phone's answer at 01.07; the CDR's answer is the caller's channel going up 0.35 s later
+    (billsec 6: 6.99 s from 01.42 to the Hangup at 08.41). 01.07 + 7 = 08.07 is no upper bound: the Hangup crmtel
+    saw at 08.41 is kept (it was taken for a guess and the followed call rewritten), a guess still replaced."""
+    legs = [master_csv(0.04, 1.07, 8.41, answer_lag=0.35)]
+    assert legs[0].billsec == 6
+    cdr = cdr_call(legs)
+    spans = call_spans(legs, cdr)
+    assert corrected(seen(0.04, 1.07, 8.41), cdr, spans) is None
+    assert off(corrected(seen(0.04, 1.07, 30.0), cdr, spans), 8.41) <= 0.5
