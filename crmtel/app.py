@@ -31,7 +31,12 @@ from crmtel.calls.service import CallService
 from crmtel.calls.setup import build_call_service
 from crmtel.cdr.service import CdrService, build_cdr_service
 from crmtel.cluster.metrics import ClusterCollector
-from crmtel.cluster.service import ClusterNode, session_settings
+from crmtel.cluster.service import (
+    CONTROL_CONNECTIONS,
+    ClusterNode,
+    check_connections,
+    session_settings,
+)
 from crmtel.config import AmiSettings, Settings
 from crmtel.connectors.rate import RateLimits
 from crmtel.connectors.service import ConnectorService
@@ -163,6 +168,9 @@ async def start(settings: Settings, *, demo: bool = False, demo_speed: float = 1
         db = Database(
             settings.database_url,
             server_settings=session_settings(settings.cluster) if settings.cluster.enabled else None,
+            # The nodes of a cluster share the server's connections: each keeps to its [cluster] pool.
+            pool_size=settings.cluster.pool_size if settings.cluster.enabled else 10,
+            max_overflow=settings.cluster.pool_overflow if settings.cluster.enabled else 20,
         )
         stack.push_async_callback(db.dispose)
         cluster: ClusterNode | None = None
@@ -173,12 +181,15 @@ async def start(settings: Settings, *, demo: bool = False, demo_speed: float = 1
             control = Database(
                 settings.database_url,
                 server_settings=session_settings(settings.cluster),
-                pool_size=2,
-                max_overflow=2,
+                pool_size=CONTROL_CONNECTIONS // 2,
+                max_overflow=CONTROL_CONNECTIONS // 2,
             )
             stack.push_async_callback(control.dispose)
             cluster = ClusterNode(settings.cluster, control)
             stack.push_async_callback(cluster.aclose)
+            problem = await check_connections(control, settings.cluster, len(settings.pbxes))
+            if problem is not None:
+                _log.warning("cluster.connections_short", problem=problem)
         parties = PartyRepository(db, settings.region)
         managers = ManagerRepository(db)
         pbxes = settings.pbxes

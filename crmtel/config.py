@@ -339,6 +339,9 @@ class WebSettings(BaseModel):
     # Ringing cards kept in memory (by number; least recently rung dropped first), 0: read each from the store.
     # crmtel's own writes (in a cluster: any node's) forget what they change at once; card_cache_seconds
     # bounds how long a change made outside crmtel (SQL by hand) can stay unseen.
+    # Session checks (the cookie's manager, read from the store on a node's first sight of it) running at once;
+    # a storm of pages connecting together waits in line instead of taking a pooled connection each.
+    auth_store_reads: int = Field(default=4, ge=1, le=64)
     card_cache_size: int = Field(default=10_000, ge=0, le=1_000_000)
     card_cache_seconds: float = Field(default=300.0, gt=0, le=86_400)
 
@@ -463,6 +466,11 @@ class ClusterSettings(BaseModel):
     poll_seconds: float = Field(default=1.0, gt=0, le=30)
     # A leader whose lock session is silent this long (frozen, cut off) loses the lock to a standby.
     session_timeout_seconds: float = Field(default=3.0, ge=1, le=60)
+    # Each node's pool of PostgreSQL connections (beside its 4 for leadership and health, and one lock
+    # connection per PBX). The nodes share the server's max_connections (100 by default) with everything
+    # else: three nodes at 8 + 4 + 4 + 1 stay under half of it; crmtel warns at start when they would not fit.
+    pool_size: int = Field(default=8, ge=1, le=200)
+    pool_overflow: int = Field(default=4, ge=0, le=200)
 
     def node(self) -> str:
         """This node's name."""

@@ -8,6 +8,7 @@ from typing import Any
 
 import structlog
 from redis.asyncio import Redis
+from sqlalchemy import text
 from sqlalchemy.engine import make_url
 
 from crmtel.ami.client import AmiClient
@@ -18,7 +19,7 @@ from crmtel.cluster.fence import EpochFence
 from crmtel.cluster.leadership import Leadership
 from crmtel.cluster.relay import ActionSender, RelayedSender, RelayServer
 from crmtel.config import ClusterSettings
-from crmtel.errors import CrmtelError
+from crmtel.errors import CrmtelError, StoreUnavailable
 from crmtel.push.cardcache import CardCache
 from crmtel.store.db import Database
 from crmtel.store.leases import LeaseRepository
@@ -29,6 +30,44 @@ log = structlog.get_logger(__name__)
 def session_settings(settings: ClusterSettings) -> dict[str, str]:
     """PostgreSQL settings for a cluster node's pool: a frozen node never holds a lease row locked for long."""
     return {"idle_in_transaction_session_timeout": str(int(settings.session_timeout_seconds * 1000))}
+
+
+# Connections of a node beside its main pool: the leadership and health pool (2 + 2 overflow).
+CONTROL_CONNECTIONS = 4
+# The smallest cluster that survives a node's loss with a spare: the connection check plans for it.
+PLANNED_NODES = 3
+
+
+def node_connections(settings: ClusterSettings, pbxes: int) -> int:
+    """The most PostgreSQL connections one node opens: its pool, its control pool, one lock per PBX."""
+    return settings.pool_size + settings.pool_overflow + CONTROL_CONNECTIONS + pbxes
+
+
+def connections_problem(settings: ClusterSettings, pbxes: int, server_max: int, reserved: int) -> str | None:
+    """Why three such nodes may be refused connections by the server (None when they fit)."""
+    per_node = node_connections(settings, pbxes)
+    usable = server_max - reserved
+    if PLANNED_NODES * per_node <= usable:
+        return None
+    return (
+        f"{PLANNED_NODES} nodes of {per_node} PostgreSQL connections each (cluster pool_size "
+        f"{settings.pool_size} + pool_overflow {settings.pool_overflow} + {CONTROL_CONNECTIONS} control + "
+        f"{pbxes} PBX lock(s)) exceed the server's {usable} (max_connections {server_max} - {reserved} "
+        "reserved): a burst would be refused (HTTP 503); lower [cluster] pool_size/pool_overflow or raise "
+        "max_connections"
+    )
+
+
+async def check_connections(db: Database, settings: ClusterSettings, pbxes: int) -> str | None:
+    """``connections_problem`` against the server's own limits (None when they fit or cannot be read)."""
+    try:
+        async with db.session() as session:
+            server_max = int((await session.execute(text("SHOW max_connections"))).scalar_one())
+            reserved = int((await session.execute(text("SHOW superuser_reserved_connections"))).scalar_one())
+    except (StoreUnavailable, ValueError) as err:
+        log.warning("cluster.connections_unknown", error=str(err))
+        return None
+    return connections_problem(settings, pbxes, server_max, reserved)
 
 
 class ClusterNode:

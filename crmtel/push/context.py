@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import weakref
 from dataclasses import dataclass
 
@@ -45,6 +46,8 @@ class WebState:
     sockets: weakref.WeakSet[web.WebSocketResponse]
     locale: LocaleOptions
     tokens: ApiTokens
+    # At most this many session checks read the store at once (``[web] auth_store_reads``).
+    auth_reads: asyncio.Semaphore
 
 
 STATE = web.AppKey("crmtel.push.state", WebState)

@@ -122,8 +122,11 @@ async def _auth(request: web.Request, handler: Handler) -> web.StreamResponse:
     if bearer is not None:
         return await _as_bearer(request, handler, bearer)
     try:
-        manager_id = await state.sessions.manager_id(request.cookies.get(COOKIE))
-        manager = await state.managers.get(manager_id) if manager_id is not None else None
+        # A storm of pages connecting at once (a restart, a cluster node coming back) takes at most
+        # ``auth_store_reads`` of the pool's connections; the others wait their turn instead of each opening one.
+        async with state.auth_reads:
+            manager_id = await state.sessions.manager_id(request.cookies.get(COOKIE))
+            manager = await state.managers.get(manager_id) if manager_id is not None else None
     except StoreUnavailable as err:
         log.warning("push.session_check_failed", error=str(err))
         return _json_error(request, 503, "messages.store_unavailable")
@@ -484,6 +487,7 @@ def create_app(
         sockets=weakref.WeakSet(),
         locale=locale,
         tokens=ApiTokens(ApiTokenRepository(db)),
+        auth_reads=asyncio.Semaphore(settings.auth_store_reads),
     )
     app.on_shutdown.append(_close_sockets)
     app.on_cleanup.append(_close_passwords)

@@ -6,7 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from crmtel.config import load_settings
+from crmtel.cluster.service import connections_problem, node_connections
+from crmtel.config import ClusterSettings, load_settings
 from crmtel.errors import ConfigError
 
 DEPLOY = Path(__file__).resolve().parents[2] / "deploy" / "cluster"
@@ -37,3 +38,19 @@ def test_the_load_balancer_examples_upgrade_websockets_and_check_health() -> Non
     assert "option httpchk GET /healthz" in haproxy
     dialplan = (DEPLOY / "extensions_crmtel_two_nodes.conf").read_text(encoding="utf-8")
     assert dialplan.count("AGI(agi://${CRMTEL_AGI_") == 2
+
+
+def test_three_nodes_at_the_default_pools_fit_postgresql_default_connections_and_bigger_pools_are_flagged() -> (
+    None
+):
+    """8 + 4 pooled + 4 control + 1 PBX lock = 17 a node, 51 for three: under 100 - 3 reserved. The old
+    10 + 20 pool (35 a node, 105 for three) is the burst that got HTTP 503, and is named as a problem."""
+    defaults = ClusterSettings(enabled=True)
+    assert node_connections(defaults, 1) == 17
+    assert connections_problem(defaults, 1, server_max=100, reserved=3) is None
+    old = ClusterSettings(enabled=True, pool_size=10, pool_overflow=20)
+    problem = connections_problem(old, 1, server_max=100, reserved=3)
+    assert problem is not None
+    assert "3 nodes of 35" in problem
+    assert "97" in problem
+    assert connections_problem(old, 1, server_max=200, reserved=3) is None
