@@ -50,6 +50,7 @@ FIGURES = (
     r"^  figures: \d+ rows, [\d,]+ calls",
     r"^  queue report .*: median [\d.]+ s",
     r"^  heatmap .*: median [\d.]+ s",
+    r"^summary: report .*: calls-vs-deals p50 [\d.]+ s .*; baseline parser [\d,]+ events/s.*load",
 )
 TARGETS = {"postgresql": 1.0, "sqlite": 5.0}
 DB_NAME = "crmtel_bench_report"
@@ -261,12 +262,19 @@ async def run(backend: str, args: argparse.Namespace) -> float:
                 f"{args.repeat} runs (target ≤ {target:.0f} s: {'met' if q_median <= target else 'MISSED'}){detail}",
                 flush=True,
             )
+        samerun.summary(
+            f"report {backend} {args.calls:,} calls",
+            f"calls-vs-deals p50 {median:.3f} s max {max(timings):.3f} s over {args.repeat} runs; "
+            f"queue report p50 {medians[1]:.3f} s; heatmap p50 {medians[2]:.3f} s",
+            args.baseline,
+            f"<= {target:.0f} s each: {'met' if max(medians) <= target else 'MISSED'}",
+        )
         return max(medians)
     finally:
         await db.dispose()
 
 
-def main() -> int:
+def main(baseline: samerun.Baseline) -> int:
     """Parse arguments and run the benchmark."""
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -295,6 +303,7 @@ def main() -> int:
     )
     smoke.add_smoke(parser, calls=3_000, managers=5, deals=200, leads=200, repeat=1)
     args = smoke.parse(parser)
+    args.baseline = baseline
     if args.backend is None:
         args.backend = "postgresql" if args.pg_url else "sqlite" if args.smoke else "both"
     if args.pg_url is None:
@@ -310,5 +319,4 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    samerun.report()
-    raise SystemExit(main())
+    raise SystemExit(main(samerun.report()))

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import os
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -73,20 +74,45 @@ def cpu_loop_ms() -> float:
     return elapsed * 1000
 
 
-def line() -> str:
+@dataclass(frozen=True, slots=True)
+class Baseline:
+    """The yardsticks of one run, measured before its figures."""
+
+    parser_rate: float
+    loop_ms: float
+    load: float
+
+
+def measure() -> Baseline:
+    """Measure the parser rate, the CPU loop and the load average now."""
+    return Baseline(parser_rate(), cpu_loop_ms(), os.getloadavg()[0])
+
+
+def line(baseline: Baseline | None = None) -> str:
     """The baseline line: parser events/s, CPU loop time, load average."""
-    rate = parser_rate()
-    loop = cpu_loop_ms()
-    load = os.getloadavg()[0]
+    b = baseline or measure()
     return (
-        f"baseline (same run): panoramisk bare parser {rate:,.0f} events/s; fixed CPU loop "
-        f"({LOOP:,} iterations) {loop:.0f} ms; load average {load:.2f} on {os.cpu_count()} CPUs"
+        f"baseline (same run): panoramisk bare parser {b.parser_rate:,.0f} events/s; fixed CPU loop "
+        f"({LOOP:,} iterations) {b.loop_ms:.0f} ms; load average {b.load:.2f} on {os.cpu_count()} CPUs"
     )
 
 
-def report() -> None:
-    """Print the baseline line (every benchmark does so before its figures)."""
-    print(line(), flush=True)
+def report() -> Baseline:
+    """Print the baseline line (every benchmark does so before its figures) and return it."""
+    baseline = measure()
+    print(line(baseline), flush=True)
+    return baseline
+
+
+def summary(name: str, figures: str, baseline: Baseline, target: str) -> str:
+    """The one line a rerun compares: figures, the same-run baseline, the load at start and at the end."""
+    text = (
+        f"summary: {name}: {figures}; target {target}; baseline parser {baseline.parser_rate:,.0f} events/s, "
+        f"loop {baseline.loop_ms:.0f} ms; load {baseline.load:.2f} at start, {os.getloadavg()[0]:.2f} at end "
+        f"on {os.cpu_count()} CPUs"
+    )
+    print(text, flush=True)
+    return text
 
 
 PATTERN = r"^baseline \(same run\): panoramisk bare parser [\d,]+ events/s; fixed CPU loop"
