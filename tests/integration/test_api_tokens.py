@@ -6,12 +6,15 @@ from __future__ import annotations
 
 import hashlib
 import re
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import aiohttp
 import pytest
 import structlog
+from aiohttp.test_utils import TestServer
 from pydantic import SecretStr
 from sqlalchemy import select, text
 
@@ -22,6 +25,8 @@ from crmtel.config import AmiSettings, LogSettings, RoutingSettings, Settings, W
 from crmtel.domain import Role
 from crmtel.errors import CrmtelError
 from crmtel.openapi.document import ROUTES, SESSION, document
+from crmtel.push.hub import Hub
+from crmtel.push.web import create_app
 from crmtel.store.api_tokens import ApiTokenRepository
 from crmtel.store.db import Database
 from crmtel.store.managers import ManagerRepository
@@ -44,6 +49,19 @@ async def _create(
     out = capsys.readouterr().out.strip().splitlines()[-1]  # (logs of the app may come before it)
     assert re.fullmatch(r"crmtel_[A-Za-z0-9_-]{43}", out), out
     return out
+
+
+@asynccontextmanager
+async def _second_node(database_url: str) -> AsyncIterator[str]:
+    """Another node's web app on the same database, with its own connections and its own memory."""
+    other_db = Database(database_url)
+    server = TestServer(create_app(WebSettings(port=0), db=other_db, hub=Hub()), host="127.0.0.1", port=0)
+    await server.start_server()
+    try:
+        yield str(server.make_url("/"))
+    finally:
+        await server.close()
+        await other_db.dispose()
 
 
 def _bearer(token: str) -> dict[str, str]:
@@ -107,18 +125,24 @@ async def test_a_token_acts_as_its_manager_within_scope_and_is_stored_only_as_a_
 async def test_revoked_wrong_expired_and_malformed_tokens_are_401_with_a_clear_error(
     db: Database, database_url: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    """A revoked token is refused on the very next request (the check reads the store); a made-up, an expired,
-    a malformed and an empty one are 401 with their own code and WWW-Authenticate: Bearer."""
+    """A revoked token is refused on the very next request on every node (the check reads the store: a second
+    node with its own connections refuses it too); a made-up, an expired, a malformed and an empty one are 401
+    with their own code and WWW-Authenticate: Bearer."""
     async with (
         crm_app(db) as (base, _ids),
+        _second_node(database_url) as base_b,
         aiohttp.ClientSession(base_url=base, middlewares=(ANSWERS.middleware(),)) as http,
+        aiohttp.ClientSession(base_url=base_b) as http_b,
     ):
         token = await _create(database_url, capsys, "anna", "crm:read")
         assert (await _call(http, "GET", "/api/clients", token))[0] == 200
+        assert (await _call(http_b, "GET", "/api/me", token))[0] == 200
         token_id = (await ApiTokenRepository(db).list())[0].id
         assert await run(["token", "revoke", str(token_id)], database_url) == 0
         status, body, response = await _call(http, "GET", "/api/clients", token)
         assert (status, body["code"]) == (401, "messages.token_revoked"), body
+        status_b, body_b, _ = await _call(http_b, "GET", "/api/me", token)
+        assert (status_b, body_b["code"]) == (401, "messages.token_revoked"), body_b
         assert body["error"]
         assert response.headers["WWW-Authenticate"].startswith("Bearer")
         with pytest.raises(CrmtelError, match="no active token"):
