@@ -449,3 +449,55 @@ async def test_a_managers_broad_search_page_is_never_empty_while_her_rows_remain
         )
         assert [i.name for i in page.items] == ["Ззтест Яна"]
         assert page.next is None
+
+
+async def test_a_heads_narrow_search_pages_from_the_term_index_in_name_order(db: Database) -> None:
+    """A head's narrow search with no filter is read from the term index alone: pages of 3 list every match once,
+    in name order (ё as е, whatever the case, a number's tail too) and exactly reversed for «-name»; a manager's
+    same search still sees only what she may."""
+    ids = await _seed(db)
+    parties = PartyRepository(db)
+    names = [
+        "Соколова Юлия",
+        "соколова анна",
+        "ООО «Соколов и сын»",
+        "Сокол Пётр",
+        "Соколёва Вера",
+        "Соколова Ира",
+    ]
+    for i, name in enumerate(names):
+        await parties.add_client(NewClient(name=name, phones=(f"+7916777{i:04d}",), manager_id=ids["boris"]))
+    await parties.add_client(NewClient(name="Соколова Ада", phones=("+79167770099",), manager_id=ids["anna"]))
+    head = Viewer(ids["head"], head=True)
+
+    async def pages(q: PartyQuery, viewer: Viewer) -> list[str]:
+        got: list[str] = []
+        while True:
+            page = await PartyLists(db).page(q, viewer)
+            assert page.strategy == "terms"
+            got += [i.name for i in page.items]
+            if page.next is None:
+                return got
+            q = replace(q, after=page.next)
+
+    q = PartyQuery(Kind.CLIENT, tokens=parse_query("СОКОЛ"), limit=3)
+    up = await pages(q, head)
+    assert up == [
+        "ООО «Соколов и сын»",  # its sort key starts with the form: «ооо «соколов и сын»»
+        "Сокол Пётр",
+        "Соколёва Вера",  # read as «соколева»
+        "Соколова Ада",
+        "соколова анна",
+        "Соколова Ира",
+        "Соколова Юлия",
+    ]
+    keys = [name.casefold().replace("ё", "е") for name in up]
+    assert keys == sorted(keys)
+    assert await pages(replace(q, sort=Sort.NAME_DESC), head) == list(reversed(up))
+    assert await pages(replace(q, tokens=parse_query("соколова")), head) == [
+        n for n in up if n.casefold().startswith("соколова")
+    ]
+    assert await pages(replace(q, tokens=parse_query("777-00-03")), head) == ["Сокол Пётр"]
+    anna = Viewer(ids["anna"], head=False)
+    page = await PartyLists(db).page(replace(q, limit=50), anna)
+    assert [i.name for i in page.items] == ["Соколова Ада"]
