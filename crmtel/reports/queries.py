@@ -323,6 +323,10 @@ class ReportQueries:
                 await session.execute(text("SET LOCAL max_parallel_workers_per_gather = 0"))
                 # Prepared statements are reused; a generic plan that ignores the dates is much slower here.
                 await session.execute(text("SET LOCAL plan_cache_mode = force_custom_plan"))
+                # The callback match joins the month's missed calls to the answered ones by number key; the
+                # planner cannot estimate the keys of a CTE (it guesses 200) and sorts both sides for a merge
+                # join. Hashing them is exact all the same: 2.1-3.3 s -> 1.2-1.6 s on 10M calls (same load).
+                await session.execute(text("SET LOCAL enable_mergejoin = off"))
             else:
                 # SQLite sorts for GROUP BY; keep those sorts in memory rather than in temporary files.
                 await session.execute(text("PRAGMA temp_store = MEMORY"))
