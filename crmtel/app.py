@@ -89,7 +89,7 @@ from crmtel.store.sip_credentials import SipCredentialRepository
 from crmtel.store.watermarks import WatermarkRepository
 from crmtel.systemd import ServiceManager
 from crmtel.tasks.web import task_routes
-from crmtel.webphone.web import webphone_routes
+from crmtel.webphone.web import webphone_origins, webphone_routes
 
 _log = structlog.get_logger("crmtel.app")
 
@@ -365,6 +365,7 @@ async def start(settings: Settings, *, demo: bool = False, demo_speed: float = 1
                 openapi_routes(),
             ),
             locale=locale,
+            connect_src=webphone_origins(settings.webphone),
         )
         url = await stack.enter_async_context(
             _web(app, settings.web.host, settings.web.port, settings.web.header_timeout)

@@ -377,8 +377,9 @@ class WebphoneSettings(BaseModel):
     # Where crmtel writes the managers' endpoints (#included from pjsip.conf); None: only printed by
     # `crmtel config webphone-endpoints`. Rewritten (and res_pjsip reloaded over AMI) when managers change.
     endpoints_file: Path | None = None
-    # After writing endpoints_file, reload res_pjsip over AMI (the AMI user needs the "system" write class).
-    reload: bool = True
+    # After writing endpoints_file, reload res_pjsip over AMI. Off by default: that needs the AMI write class
+    # "system", which crmtel's least-privileged user lacks; deploy/systemd/crmtel-webphone.path reloads instead.
+    reload: bool = False
     # STUN/TURN servers for the browser (stun:host:port); none on a LAN or the loopback.
     ice_servers: tuple[str, ...] = ()
     # Seconds a registration lasts (the browser renews it before then); a rotated credential's last

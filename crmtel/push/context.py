@@ -48,6 +48,8 @@ class WebState:
     tokens: ApiTokens
     # At most this many session checks read the store at once (``[web] auth_store_reads``).
     auth_reads: asyncio.Semaphore
+    # The page's Content-Security-Policy (connect-src widened for the browser phone's PBX WebSocket).
+    csp: str = ""
 
 
 STATE = web.AppKey("crmtel.push.state", WebState)

@@ -61,6 +61,12 @@ CSP = (
 )
 
 
+def csp_with(connect: Sequence[str]) -> str:
+    """The page's policy allowing these extra connect-src origins too (the browser phone's ws(s)://host:port)."""
+    extra = "".join(f" {origin}" for origin in connect if origin and not any(c in origin for c in " ;,'\""))
+    return CSP.replace("connect-src 'self'", "connect-src 'self'" + extra)
+
+
 def _json_error(
     request: web.Request,
     status: int,
@@ -90,7 +96,7 @@ async def _security(request: web.Request, handler: Handler) -> web.StreamRespons
         response = await handler(request)
     except web.HTTPException as exc:
         response = exc
-    response.headers.setdefault("Content-Security-Policy", CSP)
+    response.headers.setdefault("Content-Security-Policy", request.app[STATE].csp or CSP)
     response.headers.setdefault("X-Content-Type-Options", "nosniff")
     response.headers.setdefault("X-Frame-Options", "DENY")
     response.headers.setdefault("Referrer-Policy", "no-referrer")
@@ -431,6 +437,7 @@ def create_app(
     public_routes: Sequence[web.RouteTableDef] = (),
     subapps: Mapping[str, web.Application] | None = None,
     locale: LocaleOptions | None = None,
+    connect_src: Sequence[str] = (),
 ) -> web.Application:
     """Build the managers' web app.
 
@@ -488,6 +495,7 @@ def create_app(
         locale=locale,
         tokens=ApiTokens(ApiTokenRepository(db)),
         auth_reads=asyncio.Semaphore(settings.auth_store_reads),
+        csp=csp_with(connect_src),
     )
     app.on_shutdown.append(_close_sockets)
     app.on_cleanup.append(_close_passwords)

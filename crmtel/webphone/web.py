@@ -36,6 +36,14 @@ def registration_json(
     }
 
 
+def webphone_origins(settings: WebphoneSettings) -> tuple[str, ...]:
+    """What the page's Content-Security-Policy must let it connect to: the PBX's WebSocket origin."""
+    if not settings.enabled or not settings.ws_url:
+        return ()
+    parts = urlsplit(settings.ws_url)
+    return (f"{parts.scheme}://{parts.netloc}",)
+
+
 def webphone_routes(settings: WebphoneSettings, credentials: SipCredentialRepository) -> web.RouteTableDef:
     """The browser phone's route (behind the session check)."""
     routes = web.RouteTableDef()

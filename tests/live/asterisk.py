@@ -134,6 +134,9 @@ class PbxConfig:
     dialplan_globals: str  # `crmtel config dialplan-globals` output for the test's crmtel config
     ami_secret: str  # the crmtel AMI user's secret (the admin's one edit of manager.d/crmtel.conf)
     recorder_secret: str
+    # The browser phones: a ws:// transport on the loopback and crmtel's generated endpoints, included from
+    # pjsip.conf as pjsip_crmtel_webphone.conf (written by `crmtel config webphone-endpoints` before start).
+    webphone: bool = False
 
     @property
     def etc(self) -> Path:
@@ -223,6 +226,7 @@ writeprotect = yes
 #include extensions_crmtel.conf
 #include extensions_crmtel_http.conf
 #include extensions_crmtel_originate.conf
+#include extensions_crmtel_webphone.conf
 #include extensions_live.conf
 """
 
@@ -299,6 +303,12 @@ rtp_symmetric = yes
 dtmf_mode = info
 """
     ]
+    if cfg.webphone:
+        # The test's transport: ws:// on the loopback (a browser counts http://127.0.0.1 as a secure context);
+        # deploy/asterisk/pjsip_crmtel_webphone_transport.conf is the same with protocol = wss.
+        parts.append(
+            "[live-ws]\ntype = transport\nprotocol = ws\nbind = 127.0.0.1\n\n#include pjsip_crmtel_webphone.conf\n"
+        )
     for phone in cfg.phones:
         parts.append(
             f"""[{phone.extension}](live-phone)
@@ -371,7 +381,12 @@ def write_configs(cfg: PbxConfig) -> None:
     for name, text in files.items():
         (etc / name).write_text(text, encoding="utf-8")
     # crmtel's dialplans and CDR settings, byte for byte (cdr.conf: cdr_crmtel.conf merged into an empty one).
-    for name in ("extensions_crmtel.conf", "extensions_crmtel_http.conf", "extensions_crmtel_originate.conf"):
+    for name in (
+        "extensions_crmtel.conf",
+        "extensions_crmtel_http.conf",
+        "extensions_crmtel_originate.conf",
+        "extensions_crmtel_webphone.conf",
+    ):
         shutil.copyfile(DEPLOY / name, etc / name)
     shutil.copyfile(DEPLOY / "cdr_crmtel.conf", etc / "cdr.conf")
 

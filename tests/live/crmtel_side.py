@@ -107,6 +107,7 @@ def crmtel_config(
     default_owner: str | None,
     ring_seconds: int = 5,
     originate_ring_seconds: int = ORIGINATE_RING_SECONDS,
+    webphone: tuple[str, Path] | None = None,
 ) -> Path:
     """crmtel's TOML config for a live PBX (what an admin writes into /etc/crmtel/crmtel.toml)."""
     ami: dict[str, object] = {
@@ -154,6 +155,18 @@ def crmtel_config(
     for did, queue in dids.items():
         lines_extra.append(f"[routing.dids.{did}]")
         lines_extra.append(f'default_queue = "{queue}"')
+    if webphone is not None:
+        # The browser phone: the PBX's ws:// on the loopback, endpoints written into the PBX's etc/ (the test
+        # reloads res_pjsip itself, as deploy/systemd/crmtel-webphone.path does on a server).
+        ws_url, endpoints_file = webphone
+        lines_extra += [
+            "[webphone]",
+            "enabled = true",
+            f'ws_url = "{ws_url}"',
+            f'endpoints_file = "{endpoints_file}"',
+            "reload = false",
+            "register_seconds = 60",
+        ]
     with path.open("a", encoding="utf-8") as out:
         out.write("\n".join(lines_extra) + "\n")
     return path

@@ -37,6 +37,7 @@ from tests.live.sipp import Behaviour, Caller, SippProcess, caller_scenario, end
 from tests.live.witness import AmiMessage, Witness
 
 PBX_NAME = "pbx1"
+WEBPHONE_FILE = "pjsip_crmtel_webphone.conf"
 
 
 def free_udp_ports(count: int) -> list[int]:
@@ -66,6 +67,8 @@ class RigSpec:
     extra_phones: tuple[Phone, ...] = ()
     # Staff extensions whose phone is not registered (an endpoint with no contact).
     unregistered: frozenset[str] = frozenset()
+    # Browser phones (99<ext> for every staff member) on a ws:// transport of the PBX.
+    webphone: bool = False
 
     @property
     def phones(self) -> tuple[Phone, ...]:
@@ -326,6 +329,25 @@ async def dialplan_globals(config_path: Path, folder: Path) -> str:
     return out.decode()
 
 
+async def webphone_endpoints(config_path: Path, folder: Path) -> None:
+    """``crmtel config webphone-endpoints``: the admin's way to write the browser phones' PJSIP endpoints."""
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "crmtel.cli",
+        "--config",
+        str(config_path),
+        "config",
+        "webphone-endpoints",
+        cwd=folder,
+        env=child_env(),
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    out, err = await asyncio.wait_for(proc.communicate(), 60)
+    assert proc.returncode == 0, (out + err).decode(errors="replace")
+
+
 @contextlib.asynccontextmanager
 async def live_rig(
     install: Install, folder: Path, database_url: str, spec: RigSpec, *, start_crmtel: bool = True
@@ -352,6 +374,7 @@ async def live_rig(
         dids=spec.dids,
         queue_owners=spec.queue_owners,
         default_owner=spec.default_owner,
+        webphone=(f"ws://127.0.0.1:{http}/ws", pbx_root / "etc" / WEBPHONE_FILE) if spec.webphone else None,
     )
     globals_text, _ = await asyncio.gather(
         dialplan_globals(config_path, folder), crmtel_side.seed(database_url, spec.staff, spec.customers)
@@ -365,8 +388,11 @@ async def live_rig(
         dialplan_globals=globals_text,
         ami_secret=ami_secret,
         recorder_secret=secrets.token_hex(12),
+        webphone=spec.webphone,
     )
     write_configs(cfg)
+    if spec.webphone:
+        await webphone_endpoints(config_path, folder)
     pbx = Asterisk(cfg)
     pool = DaemonPool(folder, preexec=die_with_parent())
     pbx.start()

@@ -147,7 +147,8 @@ def test_config_dialplan_globals_command_prints_the_globals(capsys: pytest.Captu
 
 
 def test_every_recording_in_a_shipped_dialplan_lands_in_the_cdr() -> None:
-    """Each MixMonitor() of crmtel's plain-Asterisk dialplans (inbound, HTTP route, click-to-call) is followed by
+    """Each MixMonitor() of crmtel's plain-Asterisk dialplans (inbound, HTTP route, click-to-call, the
+    browser phone's calls) is followed by
     the CDR(userfield) line, so a call crmtel rebuilds from Master.csv (no recordingfile column) keeps its file."""
     recorded = []
     for path in sorted(DEPLOY.glob("extensions_crmtel*.conf")):
@@ -166,4 +167,5 @@ def test_every_recording_in_a_shipped_dialplan_lands_in_the_cdr() -> None:
         "extensions_crmtel.conf",
         "extensions_crmtel_http.conf",
         "extensions_crmtel_originate.conf",
+        "extensions_crmtel_webphone.conf",
     ]

@@ -7,8 +7,10 @@ import re
 
 from crmtel.config import WebphoneSettings
 from crmtel.domain import Manager, Role
+from crmtel.push.web import CSP, csp_with
 from crmtel.webphone.models import SipCredential
 from crmtel.webphone.service import digest_ha1, draw_credential, pjsip_endpoints, plan_sync
+from crmtel.webphone.web import webphone_origins
 
 SETTINGS = WebphoneSettings(enabled=True, ws_url="wss://pbx.example.com:8089/ws", realm="crmtel")
 
@@ -90,3 +92,13 @@ def test_pjsip_text_has_a_webrtc_endpoint_auth_and_aor_per_manager() -> None:
     assert "max_contacts = 1" in text
     assert "remove_existing = yes" in text
     assert f"maximum_expiration = {SETTINGS.register_seconds}" in text
+
+
+def test_the_page_may_connect_to_the_pbx_websocket_only_when_the_phone_is_on() -> None:
+    """The page's CSP connect-src gains exactly the PBX's ws(s) origin with the phone on, nothing otherwise."""
+    assert webphone_origins(SETTINGS) == ("wss://pbx.example.com:8089",)
+    assert webphone_origins(WebphoneSettings()) == ()
+    policy = csp_with(webphone_origins(SETTINGS))
+    assert "connect-src 'self' wss://pbx.example.com:8089;" in policy
+    assert csp_with(()) == CSP
+    assert "evil" not in csp_with(("wss://a; script-src evil",)), "an origin cannot add a directive"

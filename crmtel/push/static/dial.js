@@ -6,6 +6,7 @@ import { el } from "./dom.js";
 import { t } from "./i18n.js";
 import { addPhoneAction } from "./phone.js";
 import * as socket from "./socket.js";
+import { placeCall } from "./webphone.js";
 
 let line = null; // the status line, created on first use
 const pending = new Set(); // numbers whose click is on its way (a double click sends one request)
@@ -32,6 +33,8 @@ function sayResult(result) {
 }
 
 export async function dial(number, name) {
+  // The browser phone is on: the call starts here, from this page, not by ringing the desk phone first.
+  if (placeCall(number)) { say(t("dial.status.browser", { number }), true); return; }
   if (pending.has(number)) return;
   pending.add(number);
   try {

@@ -8,6 +8,7 @@ import { configure, guessLanguage, language, onLanguage, setLanguage, t } from "
 import { askPermission, mountRing, relabelRing, ringMessage, setBaseTitle, stopAll } from "./ring.js";
 import * as socket from "./socket.js";
 import { allViews } from "./views.js";
+import { mountWebphone, stopWebphone } from "./webphone.js";
 import "./history.js";
 import "./clients.js";
 import "./deals.js";
@@ -21,6 +22,7 @@ const mounted = new Map(); // view id -> its <section>
 
 function showLogin() {
   socket.disconnect();
+  stopWebphone();
   clearCards();
   stopAll();
   me = null;
@@ -59,6 +61,7 @@ async function start(manager) {
     onLogout: async () => { showLogin(); },
   });
   mountCards($("#popups"), me);
+  mountWebphone(me, $("#popups"));
   mountRing(me, header);
   const main = $("#views");
   for (const view of allViews()) {

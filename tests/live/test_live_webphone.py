@@ -1,0 +1,60 @@
+"""The browser phone's Asterisk side against a real Asterisk 22: crmtel's generated WebRTC endpoints load, and
+`config check --connect` finds the PBX's real /ws speaking SIP."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from tests.fixtures.databases import PostgresRun, SqliteRun
+from tests.fixtures.races import RACES_PROCESSES
+from tests.live.asterisk import Install
+from tests.live.conftest import module_database
+from tests.live.crmtel_side import Staff
+from tests.live.rig import WEBPHONE_FILE, RigSpec, live_rig
+
+pytestmark = RACES_PROCESSES
+
+STAFF = (
+    Staff("anna", "Анна Смирнова", "131", password="pw-anna"),
+    Staff("boris", "Boris Orlov", "132", password="pw-boris"),
+)
+
+
+@pytest.fixture
+def database_for(_database_run: PostgresRun | SqliteRun) -> Callable[[Path], str]:
+    """A fresh migrated database in a folder (made here)."""
+
+    def make(folder: Path) -> str:
+        folder.mkdir(parents=True, exist_ok=True)
+        return module_database(_database_run, folder)
+
+    return make
+
+
+async def test_generated_endpoints_load_and_config_check_passes(
+    live_install: Install, tmp_path: Path, database_for: Callable[[Path], str]
+) -> None:
+    """Asterisk loads crmtel's endpoints 99131/99132 (webrtc, digest by hash); `config check --connect` finds
+    the PBX's /ws speaking SIP and a version with working WebRTC audio (crmtel itself not running: the check
+    also wants its ports free); the shipped ring routine is loaded."""
+    folder = tmp_path / "live"
+    spec = RigSpec(staff=STAFF, webphone=True)
+    async with live_rig(live_install, folder, database_for(folder), spec, start_crmtel=False) as rig:
+        endpoints = rig.pbx.cli("pjsip show endpoints")
+        assert re.search(r"Endpoint:\s+99131\b", endpoints), endpoints
+        assert re.search(r"Endpoint:\s+99132\b", endpoints), endpoints
+        shown = rig.pbx.cli("pjsip show endpoint 99131")
+        assert re.search(r"webrtc\s*:\s*yes", shown), shown
+        assert re.search(r"context\s*:\s*crmtel-webphone", shown), shown
+        text = (rig.cfg.etc / WEBPHONE_FILE).read_text(encoding="utf-8")
+        digest = re.search(r"password_digest = MD5:([0-9a-f]{32})", text)
+        assert digest is not None
+        code, out = await rig.crmtel_cli("config", "check", "--connect")
+        assert code == 0, out
+        assert digest.group(1) not in out
+        ring = rig.pbx.cli("dialplan show s@crmtel-ring")
+        assert "DEVICE_STATE(PJSIP/99${ARG1})" in ring, ring
