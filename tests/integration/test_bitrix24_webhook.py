@@ -4,25 +4,42 @@ reported (log, /healthz, `config check`) and failed once per call, never retried
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Mapping
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
+import aiohttp
 from pydantic import SecretStr
 from structlog.testing import capture_logs
 
+from crmtel.app import start
 from crmtel.bitrix24.client import Bitrix24Client
 from crmtel.bitrix24.routing import Bitrix24Source
 from crmtel.bitrix24.service import Bitrix24Sink
 from crmtel.bitrix24.tokens import TokenStore
 from crmtel.calls.service import CallService
-from crmtel.config import Bitrix24Settings, CallsSettings, Settings
+from crmtel.config import (
+    AmiSettings,
+    Bitrix24Settings,
+    CallsSettings,
+    LogSettings,
+    OutboxSettings,
+    RoutingSettings,
+    Settings,
+    WebSettings,
+)
 from crmtel.configcheck.checks import check_settings
 from crmtel.configcheck.origins import Origins
-from crmtel.connectors.service import ConnectorService
+from crmtel.connectors.models import Attempt, Kind, OutboxEvent
+from crmtel.connectors.service import ConnectorService, OutboxTap
+from crmtel.domain import CallEnded, CallRecord, Direction, Outcome
 from crmtel.health.service import Health
 from crmtel.store.db import Database
 from crmtel.store.outbox import OutboxRepository, SealedTokens
 from crmtel.store.parties import PartyRepository
 from tests.fixtures.bitrix24 import fake_portal, recordings
+from tests.fixtures.daemon import free_port
 from tests.fixtures.fake_ami import wait_until
 from tests.fixtures.traces import SCENARIOS, load_expected
 from tests.integration.test_bitrix24 import FAST, _drive
@@ -98,3 +115,69 @@ async def test_lookups_work_through_a_webhook_and_config_check_names_the_problem
     assert "client_id" in problem.valid
     shown = full.model_dump_json()
     assert settings.webhook_url.get_secret_value() not in shown
+
+
+async def test_a_running_crmtel_in_webhook_mode_shows_the_refusal_in_healthz(database_url: str) -> None:
+    """`crmtel run` with webhook_url: a call's end is refused WRONG_AUTH_TYPE once and /healthz names it."""
+    async with fake_portal() as fake:
+        settings = Settings(
+            database_url=database_url,
+            ami=AmiSettings(port=free_port(), secret=SecretStr("s")),
+            routing=RoutingSettings(agi_host="127.0.0.1", agi_port=0),
+            web=WebSettings(host="127.0.0.1", port=0),
+            log=LogSettings(level="warning"),
+            outbox=OutboxSettings(poll_seconds=0.1, backlog_seconds=0.1),
+            bitrix24=_webhook_settings(fake.make_webhook()),
+        )
+        start_at = datetime(2026, 12, 6, 10, 0, tzinfo=UTC)
+        record = CallRecord(
+            "pbx1",
+            "1796.1",
+            Direction.INBOUND,
+            "79161110001",
+            None,
+            "4950000001",
+            start_at,
+            answered_by="101",
+            outcome=Outcome.ANSWERED,
+            answered_at=start_at + timedelta(seconds=3),
+            ended_at=start_at + timedelta(seconds=20),
+            talk_seconds=17.0,
+        )
+        async with start(settings) as running, aiohttp.ClientSession() as http:
+            db = Database(database_url)
+            try:
+                async with db.session() as session:
+                    await OutboxTap([_Named()]).write_in(
+                        session, [CallEnded("pbx1:1796.1", record, start_at)]
+                    )
+            finally:
+                await db.dispose()
+
+            async def reported() -> bool:
+                async with http.get(running.web_url + "healthz") as response:
+                    outbox = (await response.json()).get("outbox", {})
+                b24 = outbox.get("bitrix24", {})
+                return "WRONG_AUTH_TYPE" in str(b24.get("problem", "")) and b24.get("failed") == 1
+
+            await wait_until(reported, limit=30)
+            async with http.get(running.web_url + "healthz") as response:
+                health = await response.json()
+    assert health["outbox"]["bitrix24"]["failed"] == 1
+    assert fake.requests.count("telephony.externalcall.register") == 1
+    assert fake.activities == []
+
+
+class _Named:
+    """Stands for the Bitrix24 sink when staging (only its name and kinds matter)."""
+
+    name = "bitrix24"
+    kinds = frozenset({Kind.RINGING, Kind.RING_STOPPED, Kind.ENDED, Kind.RECORDING})
+    rate_per_second = 1.0
+    rate_burst = 1
+
+    async def deliver(self, event: OutboxEvent, memo: Mapping[str, Any]) -> Attempt:
+        raise AssertionError("never delivers")
+
+    async def aclose(self) -> None:
+        return None
