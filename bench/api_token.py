@@ -39,7 +39,7 @@ from crmtel.store.db import Database, upgrade
 from crmtel.store.managers import ManagerRepository
 
 FIGURES = (
-    samerun.PATTERN,
+    r"^baseline \(same run\): panoramisk bare parser [\d,]+ events/s; fixed CPU loop",
     r"^session cookie \(baseline\): [\d,]+ requests, p50 [\d.]+ ms, p99 [\d.]+ ms",
     r"^API token: [\d,]+ requests, p50 [\d.]+ ms, p99 [\d.]+ ms",
 )

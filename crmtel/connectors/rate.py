@@ -9,7 +9,8 @@ arrival, we measure sending.
 
 In a cluster the TAT lives in Redis and a Lua script reads and moves it atomically, on the Redis server's own
 clock (``TIME``), so every node's workers draw from one bucket per connector: two nodes together send no
-faster than one. Redis unreachable: each node falls back to its local limit (logged); the outbox retries
+faster than one. Each request reserves its place in one round trip and is told how long to wait for it, so the
+nodes are served in the order they asked (none starves another by asking again at the right moment). Redis unreachable: each node falls back to its local limit (logged); the outbox retries
 whatever the outside system refuses meanwhile.
 """
 
@@ -29,9 +30,8 @@ _log = structlog.get_logger(__name__)
 # The interval is stretched this much: the server measures arrival, we measure sending.
 MARGIN = 1.05
 
-# KEYS[1]: the bucket; ARGV: the interval and the tolerance (burst × interval), in microseconds, and 1 to
-# count a request that goes whatever the bucket holds. Answers 0 (go: the TAT moved) or how many microseconds
-# to wait before asking again.
+# KEYS[1]: the bucket; ARGV: the interval and the tolerance (burst × interval), in microseconds. Reserves the
+# next place (the TAT moves on) and answers how many microseconds the request waits for it (0: go now).
 _GCRA = """
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
@@ -40,10 +40,10 @@ local tolerance = tonumber(ARGV[2])
 local tat = tonumber(redis.call('GET', KEYS[1]) or 0)
 if tat < now then tat = now end
 local new = tat + interval
-local wait = new - tolerance - now
-if wait > 0 and ARGV[3] ~= '1' then return wait end
 redis.call('SET', KEYS[1], string.format('%.0f', new), 'PX', math.ceil((new - now) / 1000) + 1000)
-return 0
+local wait = new - tolerance - now
+if wait < 0 then wait = 0 end
+return wait
 """
 
 
@@ -126,33 +126,33 @@ class SharedRateLimit:
         # Used while Redis cannot be reached (the node keeps its own pace then).
         self.fallback = RateLimit(rate, burst, sleep=sleep)
         self._degraded = False
-        self._lock = asyncio.Lock()
+
+    async def _reserve(self) -> int | None:
+        """Microseconds until the place reserved in the cluster's bucket; None while Redis is away."""
+        try:
+            wait_us = int(await self._script(keys=[self.key], args=list(self._args)))
+        except (RedisError, OSError) as err:
+            if not self._degraded:
+                self._degraded = True
+                _log.warning("outbox.rate_local", key=self.key, error=str(err))
+            return None
+        if self._degraded:
+            self._degraded = False
+            _log.info("outbox.rate_shared", key=self.key)
+        return wait_us
 
     async def acquire(self) -> None:
-        """Take the next place in the cluster's bucket, waiting for it if the bucket is full."""
-        # One request of this node at a time asks Redis: the others queue here instead of polling it.
-        async with self._lock:
-            while True:
-                try:
-                    wait_us = int(await self._script(keys=[self.key], args=[*self._args, 0]))
-                except (RedisError, OSError) as err:
-                    if not self._degraded:
-                        self._degraded = True
-                        _log.warning("outbox.rate_local", key=self.key, error=str(err))
-                    await self.fallback.acquire()
-                    return
-                if self._degraded:
-                    self._degraded = False
-                    _log.info("outbox.rate_shared", key=self.key)
-                if wait_us <= 0:
-                    return
-                await self._sleep(wait_us / 1e6)
+        """Reserve the next place in the cluster's bucket and wait for it (cancelled meanwhile: the place is
+        lost, never taken twice)."""
+        wait_us = await self._reserve()
+        if wait_us is None:
+            await self.fallback.acquire()
+        elif wait_us > 0:
+            await self._sleep(wait_us / 1e6)
 
     async def note(self) -> None:
-        """Count a request that goes now in the cluster's bucket (never waits, never queues behind others)."""
-        try:
-            await self._script(keys=[self.key], args=[*self._args, 1])
-        except (RedisError, OSError):
+        """Count a request that goes now in the cluster's bucket (never waits: later requests wait longer)."""
+        if await self._reserve() is None:
             await self.fallback.note()
 
 
