@@ -39,6 +39,7 @@ from crmtel.deals.web import (
 )
 from crmtel.dial.web import DialBody
 from crmtel.openapi.shapes import (
+    BoardOut,
     CallbackListOut,
     CallbackTaskJson,
     CallDealJson,
@@ -53,6 +54,7 @@ from crmtel.openapi.shapes import (
     ErrorOut,
     MeOut,
     OkOut,
+    PhoneRegistrationOut,
     SearchOut,
 )
 from crmtel.push.api import CallsQuery, DealBody, LeadBody, NoteBody, TaskBody
@@ -138,6 +140,8 @@ RESPONSES: dict[Route, dict[int, type[BaseModel]]] = {
     ("POST", "/api/tasks/{task_id}/reopen"): {200: TaskOut},
     ("POST", "/api/dial"): {200: DialOut, 202: DialOut},
     ("GET", "/api/dial/{originate_id}"): {200: DialOut},
+    ("GET", "/api/phone"): {200: PhoneRegistrationOut},
+    ("GET", "/api/board"): {200: BoardOut},
 }
 
 REF = "#/components/schemas/{model}"

@@ -221,3 +221,64 @@ class DialOut(Shape):
     params: dict[str, Any]
     at: str | None
     message: str | None = None
+
+
+class PhoneRegistrationOut(Shape):
+    """``GET /api/phone``: what the page's SIP phone registers with (the digest hash, never a password)."""
+
+    ws_url: str
+    uri: str
+    device: str
+    extension: str
+    realm: str
+    ha1: str
+    ice_servers: list[str]
+    register_seconds: int
+
+
+class BoardCallerJson(Shape):
+    """A caller waiting in a queue."""
+
+    call_id: str
+    number: str | None
+    name: str | None
+    since: str | None
+
+
+class BoardQueueJson(Shape):
+    """A queue: how many wait, since when the longest, who."""
+
+    queue: str
+    waiting: int
+    longest_since: str | None
+    callers: list[BoardCallerJson]
+
+
+class BoardTalkJson(Shape):
+    """A call in progress."""
+
+    call_id: str
+    number: str | None
+    name: str | None
+    extension: str
+    manager: str | None
+    queue: str | None
+    since: str | None
+
+
+class BoardTodayJson(Shape):
+    """Today's counts so far."""
+
+    answered: int
+    missed: int
+    called_back: int
+
+
+class BoardOut(Shape):
+    """``GET /api/board`` (heads): queues with their waiting callers, calls in progress, today's counts."""
+
+    type: Literal["board.state"]
+    at: str | None
+    queues: list[BoardQueueJson]
+    talking: list[BoardTalkJson]
+    today: BoardTodayJson

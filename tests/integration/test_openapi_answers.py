@@ -16,18 +16,30 @@ from aiohttp.test_utils import TestServer
 from jsonschema import Draft202012Validator
 
 from crmtel.ami.client import AmiClient
+from crmtel.board.service import BoardService, StoreCounts
+from crmtel.board.web import board_routes
 from crmtel.callbacks.web import callback_routes
 from crmtel.calls.service import CallService
-from crmtel.config import CallsSettings, DealsSettings, DialRule, OriginateSettings, WebSettings
+from crmtel.config import (
+    CallsSettings,
+    DealsSettings,
+    DialRule,
+    OriginateSettings,
+    Settings,
+    WebphoneSettings,
+    WebSettings,
+)
 from crmtel.crm.web import CrmApi, crm_routes
 from crmtel.deals.web import deal_routes
 from crmtel.dial.guard import GuardedSender
 from crmtel.dial.service import DialService
 from crmtel.dial.web import dial_routes, hub_notifier
+from crmtel.domain import CallAnswered, CallQueued
 from crmtel.fakepbx.server import FakeAmiServer
 from crmtel.openapi.document import ROUTES, document
 from crmtel.openapi.schemas import QUERIES, REQUESTS, RESPONSES
 from crmtel.push.cards import StoreCards
+from crmtel.push.context import current_manager, translator
 from crmtel.push.hub import Hub
 from crmtel.push.notifier import ManagerNames, Notifier
 from crmtel.push.web import create_app
@@ -47,7 +59,10 @@ from crmtel.store.history import CallHistory
 from crmtel.store.managers import ManagerRepository
 from crmtel.store.models import TaskRow
 from crmtel.store.parties import NewLead, PartyRepository
+from crmtel.store.sip_credentials import SipCredentialRepository
 from crmtel.tasks.web import task_routes
+from crmtel.webphone.sync import sync_endpoints
+from crmtel.webphone.web import webphone_routes
 from tests.fixtures.csrf import csrf_middleware
 from tests.fixtures.fake_ami import running, settings_for, wait_for
 from tests.fixtures.openapi_check import AnswerCheck, documented_answers
@@ -55,9 +70,11 @@ from tests.integration.test_web_app import PASSWORD, add_call, seed_managers
 
 
 @contextlib.asynccontextmanager
-async def _app(db: Database) -> AsyncIterator[str]:
-    """Every JSON route of the managers' app, on one fake PBX."""
+async def _app(db: Database, database_url: str) -> AsyncIterator[str]:
+    """Every JSON route of the managers' app, on one fake PBX, with the browser phone's credentials made."""
     await seed_managers(db)
+    phone = WebphoneSettings(enabled=True, ws_url="wss://pbx.example.com:8089/ws", reload=False)
+    await sync_endpoints(Settings(database_url=database_url, webphone=phone), db)
     repo = ManagerRepository(db)
     parties = PartyRepository(db)
     ami = FakeAmiServer([])
@@ -65,7 +82,10 @@ async def _app(db: Database) -> AsyncIterator[str]:
     await ami.start()
     hub = Hub()
     try:
-        async with Notifier(hub, StoreCards(db), ManagerNames(db)) as notifier:
+        async with (
+            Notifier(hub, StoreCards(db), ManagerNames(db)) as notifier,
+            BoardService(hub, ManagerNames(db), StoreCounts(db), timezone="UTC", queues=("retail",)) as board,
+        ):
             calls = CallService(db, CallsSettings(), parties, notifier)
             client = AmiClient(settings_for(ami), calls)
             originate = OriginateSettings.model_validate(
@@ -95,7 +115,14 @@ async def _app(db: Database) -> AsyncIterator[str]:
                 callback_routes(CallbackRepository(db), repo),
                 result_routes(ResultChoices(BUILT_IN), CallResults(db)),
                 dial_routes(dial),
+                webphone_routes(phone, SipCredentialRepository(db)),
+                board_routes(board, current_manager, translator),
             )
+            # One caller waiting in the queue, one call in progress: the board's lists are not empty.
+            now = datetime.now(UTC)
+            await board.publish(CallQueued("pbx1:9.1", "retail", "+79031110000", "Иван", now, None, now))
+            await board.publish(CallQueued("pbx1:9.2", "retail", "+79031110001", None, now, None, now))
+            await board.publish(CallAnswered("pbx1:9.2", "101", now))
             server = TestServer(create_app(WebSettings(port=0), db=db, hub=hub, routes=routes), port=0)
             await server.start_server()
             try:
@@ -117,11 +144,11 @@ async def _call(
         return await r.json()
 
 
-async def test_every_described_answer_matches_the_real_handler(db: Database) -> None:
+async def test_every_described_answer_matches_the_real_handler(db: Database, database_url: str) -> None:
     """Login to logout through every JSON route: each answer matches its schema (checked as it arrives), and
     every (route, status) the document describes was seen."""
     check = AnswerCheck()
-    async with _app(db) as base:
+    async with _app(db, database_url) as base:
         managers = {m.login: m for m in await ManagerRepository(db).all()}
         call_id = await add_call(db, linkedid="1700000000.1", rang=("101",), answered_by="101")
         other_call = await add_call(
@@ -154,6 +181,7 @@ async def test_every_described_answer_matches_the_real_handler(db: Database) -> 
             await _call(http, "GET", "/api/me")
             await _call(http, "PUT", "/api/me/locale", {"locale": "en"})
             await _call(http, "GET", "/api/call-results")
+            await _call(http, "GET", "/api/phone")
             calls = (await _call(http, "GET", "/api/calls"))["calls"]
             first = calls[0]["call_id"]
             await _call(http, "GET", f"/api/calls/{first}")
@@ -223,6 +251,10 @@ async def test_every_described_answer_matches_the_real_handler(db: Database) -> 
             await _call(http, "POST", "/api/dial", {"number": "+79031234567"}, 200)
             await _call(http, "GET", f"/api/dial/{placed['originate_id']}")
             await _call(http, "POST", "/api/logout", {})
+            await _call(http, "POST", "/api/login", {"login": "head", "password": PASSWORD})
+            board = await _call(http, "GET", "/api/board")
+            assert board["queues"][0]["callers"]
+            assert board["talking"]
     missing = {a for a in documented_answers() if a not in check.checked}
     assert missing == set(), sorted(missing)
 
