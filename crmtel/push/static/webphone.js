@@ -156,6 +156,8 @@ const cardObserver = new MutationObserver(() => cardButtons());
 function digits(text) { return String(text || "").replace(/\D/g, "").slice(-10); }
 
 function cardButtons() {
+  // New cards are put first in the column: the phone stays above them.
+  if (panel && panel.parentNode && panel.parentNode.firstElementChild !== panel) panel.parentNode.prepend(panel);
   const ringing = call && call.incoming && call.state === "ringing" ? digits(call.remote) : "";
   for (const box of document.querySelectorAll(".card-webphone")) {
     const card = box.closest(".card");
@@ -326,7 +328,12 @@ function dtmf(key) {
 
 function blindTransfer() {
   const ext = q("webphone-transfer-to").value;
-  if (call && call.state === "talking" && ext) call.session.refer(`sip:${ext}@${host()}`);
+  if (!call || call.state !== "talking" || !ext) return;
+  const session = call.session;
+  // The PBX took the caller on (NOTIFY 200): this leg is done — hang it up, as a desk phone does.
+  session.refer(`sip:${ext}@${host()}`, { eventHandlers: { accepted: () => {
+    if (!session.isEnded()) session.terminate();
+  } } });
 }
 
 function fillColleagues() {

@@ -1,0 +1,83 @@
+"""The browser phone's panel without a PBX: which tab owns the phone, and that nothing shows when the phone is
+off. (With a PBX: tests/live/test_live_webphone_browser.py.)"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from aiohttp.test_utils import TestServer
+from playwright.async_api import Browser, Page
+
+from crmtel.config import WebphoneSettings, WebSettings
+from crmtel.push.hub import Hub
+from crmtel.push.web import create_app
+from crmtel.store.db import Database
+from crmtel.store.sip_credentials import SipCredentialRepository
+from crmtel.webphone.sync import render
+from crmtel.webphone.web import webphone_origins, webphone_routes
+from tests.integration.test_web_app import PASSWORD, seed_managers
+
+# Nothing listens there: the phone never registers, which is all these tests need.
+PHONE = WebphoneSettings(enabled=True, ws_url="ws://127.0.0.1:1/ws")
+
+
+@asynccontextmanager
+async def _server(db: Database, phone: WebphoneSettings) -> AsyncIterator[str]:
+    from crmtel.config import Settings
+
+    await seed_managers(db)
+    await render(Settings(webphone=phone), db)
+    app = create_app(
+        WebSettings(port=0),
+        db=db,
+        hub=Hub(),
+        routes=(webphone_routes(phone, SipCredentialRepository(db)),),
+        connect_src=webphone_origins(phone),
+    )
+    server = TestServer(app, host="127.0.0.1", port=0)
+    await server.start_server()
+    try:
+        yield str(server.make_url("/"))
+    finally:
+        await server.close()
+
+
+async def _login(page: Page, url: str) -> None:
+    await page.goto(url)
+    await page.fill("#login-name", "anna")
+    await page.fill("#login-password", PASSWORD)
+    await page.click("#login-submit")
+    await page.wait_for_selector('[data-testid="app-header"]')
+
+
+async def test_one_tab_owns_the_phone_and_another_shows_it(browser: Browser, db: Database) -> None:
+    """Two tabs of anna: the first owns the phone (Web Locks), the second says it works in another tab; closing
+    the first hands the phone to the second."""
+    async with _server(db, PHONE) as url:
+        context = await browser.new_context(locale="ru-RU", permissions=["microphone"])
+        try:
+            first = await context.new_page()
+            await _login(first, url)
+            await first.wait_for_selector('[data-testid="webphone"]:not([data-state="other-tab"])')
+            second = await context.new_page()
+            await second.goto(url)
+            await second.wait_for_selector('[data-testid="webphone"][data-state="other-tab"]')
+            assert "другой вкладке" in await second.inner_text('[data-testid="webphone-state"]')
+            await first.close()
+            await second.wait_for_selector('[data-testid="webphone"]:not([data-state="other-tab"])')
+        finally:
+            await context.close()
+
+
+async def test_no_panel_when_the_phone_is_off(browser: Browser, db: Database) -> None:
+    """[webphone] off: /api/phone is a 404 and the page shows no phone at all."""
+    async with _server(db, WebphoneSettings()) as url:
+        context = await browser.new_context(locale="ru-RU")
+        try:
+            page = await context.new_page()
+            await _login(page, url)
+            await page.wait_for_selector('[data-testid="popups"]')
+            assert await page.locator('[data-testid="webphone"]').count() == 0
+        finally:
+            await context.close()
