@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 import re
 import sys
 from datetime import UTC, datetime, timedelta
@@ -63,6 +64,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         "list", help="every token: id, manager, name, scopes, expiry, last use (no secrets)"
     )
     listing.add_argument("--manager", metavar="LOGIN", help="only this manager's")
+    listing.add_argument("--format", choices=("table", "json"), default="table")
     listing.set_defaults(handler=_list)
     revoke = sub.add_parser("revoke", help="revoke a token (refused at once on every node)")
     revoke.add_argument("id", type=int, help="the token's id (from `crmtel token list`)")
@@ -115,6 +117,21 @@ def _state(token: ApiToken, now: datetime) -> str:
     return "active"
 
 
+def _json(token: ApiToken, now: datetime) -> dict[str, object]:
+    return {
+        "id": token.id,
+        "hint": token.hint,
+        "manager": token.manager_login,
+        "name": token.name,
+        "scopes": sorted(token.scopes),
+        "state": _state(token, now),
+        "created_at": _when(token.created_at, ""),
+        "expires_at": token.expires_at and _when(token.expires_at, ""),
+        "last_used_at": token.last_used_at and _when(token.last_used_at, ""),
+        "revoked_at": token.revoked_at and _when(token.revoked_at, ""),
+    }
+
+
 async def _list(args: argparse.Namespace, settings: Settings) -> int:
     db = await _database(settings)
     try:
@@ -127,10 +144,13 @@ async def _list(args: argparse.Namespace, settings: Settings) -> int:
         tokens = await ApiTokenRepository(db).list(manager_id)
     finally:
         await db.dispose()
+    now = utcnow()
+    if args.format == "json":
+        print(json.dumps([_json(t, now) for t in tokens], ensure_ascii=False, indent=2))
+        return 0
     if not tokens:
         print("no API tokens")
         return 0
-    now = utcnow()
     for t in tokens:
         print(
             f"{t.id}\t{t.hint}…\t{t.manager_login}\t{t.name or '-'}\t{','.join(sorted(t.scopes))}\t"

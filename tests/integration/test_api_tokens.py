@@ -5,6 +5,7 @@ out of scope or their manager deactivated, and never kept in clear."""
 from __future__ import annotations
 
 import hashlib
+import json
 import re
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -112,6 +113,14 @@ async def test_a_token_acts_as_its_manager_within_scope_and_is_stored_only_as_a_
     secret = token[len(PREFIX) :]
     assert all(secret not in str(v) and secret[:20] not in str(v) for v in raw[0]), raw
 
+    assert await run(["token", "list", "--format", "json"], database_url) == 0
+    (described,) = json.loads(capsys.readouterr().out)
+    assert described["manager"] == "anna"
+    assert described["scopes"] == ["crm:read"]
+    assert described["state"] == "active"
+    assert described["hint"] == token[: len(PREFIX) + 4]
+    assert described["last_used_at"] is not None
+    assert secret[:20] not in json.dumps(described)
     assert await run(["token", "list"], database_url) == 0
     listed = capsys.readouterr().out
     assert "anna" in listed
