@@ -25,7 +25,7 @@ from playwright.async_api import Browser, BrowserContext, Page, expect
 from crmtel.callbacks.service import EndedCall, book_ended_calls
 from crmtel.calls.service import CallService
 from crmtel.config import CallsSettings, DealsSettings, WebSettings
-from crmtel.crm.models import Viewer
+from crmtel.crm.models import Kind, Viewer
 from crmtel.crm.web import CrmApi, crm_routes
 from crmtel.deals.web import deal_routes
 from crmtel.domain import CallRecord, Direction, Outcome, PartyKind
@@ -42,7 +42,7 @@ from crmtel.store.crm_deals import CrmDeals
 from crmtel.store.crm_lists import PartyLists
 from crmtel.store.crm_merge import PartyMerger
 from crmtel.store.crm_parties import PartyCards
-from crmtel.store.crm_tasks import CrmTasks
+from crmtel.store.crm_tasks import CrmTasks, NewTask
 from crmtel.store.crm_timeline import Timelines
 from crmtel.store.db import Database
 from crmtel.store.deals import DealRepository, NewDeal
@@ -791,4 +791,52 @@ async def test_a_lead_found_in_the_lead_list_becomes_a_client_with_its_person_nu
         await page.goto(site.url(f"/#clients/lead/{lead.id}"))
         await expect(page.locator("[data-testid=party-title]")).to_have_text("Олег Тарасов", timeout=SEEN)
         await expect(page.locator("[data-testid=lead-convert]")).to_have_count(0)
+        await context.close()
+
+
+@pytest.mark.parametrize(("width", "height"), SIZES)
+async def test_an_overdue_task_is_handed_to_boris_who_completes_it_with_a_result(
+    db: Database, browser: Browser, width: int, height: int
+) -> None:
+    """Anna's call-back due yesterday is marked overdue in the head's task list; the head hands it to Boris;
+    Boris sees it in his list and completes it with «Договорились о встрече», which the list shows once closed;
+    he reopens it. Russian, desk and phone, axe-clean."""
+    async with crm_site(db) as site:
+        task = await CrmTasks(db).create(
+            NewTask(
+                kind="callback",
+                title="Перезвонить по плитке",
+                due_at=datetime.now(UTC) - timedelta(days=1),
+                manager_id=site.ids["anna"],
+                party_kind=Kind.CLIENT,
+                party_id=site.ids["petrov"],
+            ),
+            Viewer(site.ids["anna"], head=False),
+        )
+        context, page = await login(browser, site, "head", width, height)
+        await page.goto(site.url("/#tasks"))
+        row = page.locator(f"[data-testid=task-row][data-id='{task.id}']")
+        await expect(row).to_have_attribute("data-overdue", "yes", timeout=SEEN)
+        await expect(row.locator("[data-testid=task-overdue]")).to_have_text("Просрочено")
+        await expect(row).to_contain_text("Анна Смирнова")
+        await _fits(page)
+        await _no_axe(page, "the head's task list")
+        await row.locator("[data-testid=task-reassign]").select_option("boris")
+        await expect(row).to_contain_text("Boris Orlov", timeout=SEEN)
+        await context.close()
+
+        context, page = await login(browser, site, "boris", width, height)
+        await page.goto(site.url("/#tasks"))
+        row = page.locator(f"[data-testid=task-row][data-id='{task.id}']")
+        await expect(row).to_have_attribute("data-status", "open", timeout=SEEN)
+        await row.locator("[data-testid=task-result]").fill("Договорились о встрече")
+        await row.locator("[data-testid=task-complete]").click()
+        # Closed tasks leave the open list: show all of them.
+        await page.locator("[data-testid=task-status-filter]").select_option("all")
+        await expect(row).to_have_attribute("data-status", "closed", timeout=SEEN)
+        await expect(row).to_contain_text("Договорились о встрече")
+        await _no_axe(page, "a completed task")
+        await assert_language(page, "ru", DATA)
+        await row.locator("[data-testid=task-reopen]").click()
+        await expect(row).to_have_attribute("data-status", "open", timeout=SEEN)
         await context.close()

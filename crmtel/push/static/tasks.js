@@ -111,9 +111,14 @@ async function fetchTasks(params) {
 }
 
 // The list pages on by «Показать ещё»: 100 tasks at a time, never a silent stop.
-async function renderList() {
+// Each refresh numbered: an answer that arrives after a newer refresh began is dropped (a slow «open» list
+// answered after the «all» one asked later replaced it, and the task just completed vanished).
+let asked = 0;
+
+async function renderList(turn) {
   const params = { status: form.status.value, limit: "100" };
   const first = await fetchPage(params, null);
+  if (turn !== asked) return;
   if (!first.items.length) { body.replaceChildren(el("p", { className: "empty", i18n: "crm.tasks_empty" })); return; }
   const list = el("ol", { className: "task-list", testid: "task-list" }, first.items.map(taskRow));
   let cursor = first.next;
@@ -129,12 +134,13 @@ async function renderList() {
   body.replaceChildren(list, more);
 }
 
-async function renderCalendar() {
+async function renderCalendar(turn) {
   const days = mode === "week" ? 7 : 1;
   const first = mode === "week" ? weekStart(day) : day;
   const from = zonedInstant(first, "00:00");
   const to = zonedInstant(addDays(first, days), "00:00");
   const items = await fetchTasks({ status: "all", from, to, limit: "500" });
+  if (turn !== asked) return;
   const columns = [];
   for (let i = 0; i < days; i++) {
     const date = addDays(first, i);
@@ -153,10 +159,14 @@ async function renderCalendar() {
 }
 
 async function refresh() {
+  const turn = ++asked;
+  // A head's rows carry the reassign picker: the list can be asked for (show()) while mount() still waits
+  // for the managers, and rows built then had an empty picker.
+  if (isHead(me) && !people.length) people = await managers();
   for (const b of form.modes) b.setAttribute("aria-pressed", String(b.dataset.mode === mode));
   form.nav.hidden = mode === "list";
   form.statusField.hidden = mode !== "list";
-  if (mode === "list") await renderList(); else await renderCalendar();
+  if (mode === "list") await renderList(turn); else await renderCalendar(turn);
 }
 
 function newTaskForm(settings) {
