@@ -11,6 +11,7 @@ from crmtel.exchange.exporter import export_file
 from crmtel.exchange.importer import ImportKind, ImportReport, import_file
 from crmtel.exchange.progress import TerminalProgress
 from crmtel.store.db import Database
+from crmtel.webphone.commands import after_manager_change
 
 # More lines than this are summarised: a 100k-row file with a systematic mistake must not flood the terminal.
 MAX_SHOWN = 200
@@ -65,6 +66,16 @@ async def _import(args: argparse.Namespace, settings: Settings) -> int:
         bar.close()
         await db.dispose()
     print_report(report)
+    if args.kind == ImportKind.MANAGERS.value and not args.dry_run:
+        # Passwords, deactivations and extensions an import changed end those managers' sessions and drop their
+        # browser-phone credentials: the PBX must stop accepting the old ones now, as after `manager passwd`.
+        sync_db = Database(settings.database_url)
+        try:
+            line = await after_manager_change(settings, sync_db)
+        finally:
+            await sync_db.dispose()
+        if line:
+            print(line)
     return 1 if report.errors and not args.skip_bad_rows else 0
 
 

@@ -153,3 +153,24 @@ async def test_printing_the_endpoints_writes_no_file(
     assert await _cli(["config", "webphone-endpoints", "--output", "-"], _settings(database_url)) == 0
     text = capsys.readouterr().out
     assert set(_digests(text)) == {"99101", "99102", "99103"}
+
+
+async def test_an_import_that_changes_a_password_replaces_the_credential_on_the_pbx(
+    db: Database, database_url: str, tmp_path: Path
+) -> None:
+    """`crmtel import managers` with a new password for anna rewrites the include: her old hash is gone at once
+    (the import ended her sessions and dropped the credential; the file must not keep accepting it)."""
+    await seed_managers(db)
+    endpoints = tmp_path / "pjsip_crmtel_webphone.conf"
+    settings = _settings(database_url, endpoints)
+    assert await _cli(["config", "webphone-endpoints"], settings) == 0
+    before = _digests(endpoints.read_text(encoding="utf-8"))
+    sheet = tmp_path / "managers.csv"
+    sheet.write_text(
+        "login;name;extensions;role;speciality;active;password\nanna;Анна Смирнова;101;manager;;yes;brand-new-pw\n",
+        encoding="utf-8",
+    )
+    assert await _cli(["import", "managers", str(sheet)], settings) == 0
+    after = _digests(endpoints.read_text(encoding="utf-8"))
+    assert after["99101"] != before["99101"]
+    assert after["99102"] == before["99102"]
