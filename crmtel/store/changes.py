@@ -126,8 +126,10 @@ def note_statement(
     pending: _Pending, statement: Any, multiparams: Sequence[Any], params: Mapping[str, Any] | None
 ) -> None:
     """Add what one executed statement writes to the transaction's pending change."""
-    if isinstance(statement, TextClause):
-        if statement.text.lstrip().upper().startswith(_DML):
+    if isinstance(statement, TextClause | str):
+        # SQL written by hand (exec_driver_sql, text()): which rows it touches is unknown.
+        sql = statement.text if isinstance(statement, TextClause) else statement
+        if sql.lstrip().upper().startswith(_DML):
             pending.everything = True
         return
     if not isinstance(statement, UpdateBase):

@@ -3,9 +3,12 @@ keeps no card read across a change that touched it, and serves nothing while it 
 
 from __future__ import annotations
 
+from sqlalchemy import select, text, update
+
 from crmtel.push.cardcache import CardCache
 from crmtel.push.messages import Card
-from crmtel.store.changes import StoreChange
+from crmtel.store.changes import StoreChange, _Pending, note_statement
+from crmtel.store.models import CallRow, PbxLeaseRow, WebSessionRow
 
 
 def card(n: int, party: int | None = None) -> Card:
@@ -90,3 +93,23 @@ def test_a_card_older_than_max_age_is_read_again() -> None:
     now[0] = 61.0
     assert cache.get(key(1)) is None
     assert len(cache) == 0
+
+
+def test_hand_written_dml_forgets_every_card_and_reads_or_unseen_tables_nothing() -> None:
+    """text()/driver SQL that writes is taken as touching anything; SELECTs, PRAGMAs and writes to tables no card
+    shows (sessions, leases) are not; a result picked on a call is not either, a party re-linked is."""
+
+    def change(statement: object) -> StoreChange:
+        pending = _Pending()
+        note_statement(pending, statement, [], None)
+        return pending.change()
+
+    assert change(text("  update clients set name = 'x'")).everything
+    assert change("DELETE FROM deals").everything
+    assert not change(text("SELECT 1"))
+    assert not change("PRAGMA busy_timeout=10")
+    assert not change(select(CallRow.id))
+    assert not change(update(WebSessionRow).values(manager_id=1))
+    assert not change(update(PbxLeaseRow).values(epoch=2))
+    assert not change(update(CallRow).values(result="sale", result_by=1))
+    assert change(update(CallRow).values(party_id=1)).everything
