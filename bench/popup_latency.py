@@ -57,6 +57,7 @@ from crmtel.domain import CallAnswered, CallEnded, CallEvent, CallRinging
 from crmtel.fakepbx import server as fakeserver
 from crmtel.fakepbx.server import FakeAmiServer, Recorded, load_ami, merge_streams
 from crmtel.memory import freeze_startup_objects
+from crmtel.push.cardcache import CachedCards, CardCache
 from crmtel.push.cards import StoreCards
 from crmtel.push.context import STATE
 from crmtel.push.hub import Hub
@@ -80,12 +81,13 @@ FIGURES = (
 MESSAGE_OF = {CallRinging: "call.ringing", CallAnswered: "call.answered", CallEnded: "call.ended"}
 
 
-def synth_calls(count: int, spread: float) -> list[Recorded]:
-    """``count`` copies of direct-answered: copy k rings extension 1000+k from caller +7916<k>, ids made unique."""
+def synth_calls(count: int, spread: float, callers: int = 0) -> list[Recorded]:
+    """``count`` copies of direct-answered: copy k rings extension 1000+k from caller +7916<k> (with ``callers``,
+    +7916<k mod callers>: numbers that ring again), ids made unique."""
     base = [r for r in load_ami(TRACES / "direct-answered.ami") if isinstance(r, Recorded)]
     streams: list[tuple[float, list[Recorded]]] = []
     for k in range(count):
-        ext, suffix, caller = str(1000 + k), f"{k:04d}", f"7916{k:07d}"
+        ext, suffix, caller = str(1000 + k), f"{k:04d}", f"7916{(k % callers if callers else k):07d}"
         copy: list[Recorded] = []
         for item in base:
             headers: list[tuple[str, str]] = []
@@ -280,7 +282,7 @@ def percentiles(values: list[float]) -> str:
 
 
 async def run(args: argparse.Namespace) -> int:
-    stream = synth_calls(args.calls, args.spread)
+    stream = synth_calls(args.calls, args.spread, args.callers)
     expected = triggers(stream)
     ringing_expected = sum(1 for k in expected if k[0] == "call.ringing")
     print(
@@ -300,9 +302,14 @@ async def run(args: argparse.Namespace) -> int:
     ]
 
     hub = Hub(queue_size=256)
-    notifier = TimedNotifier(hub, StoreCards(db), ManagerNames(db))
+    # Cards as crmtel.app serves them: from memory, forgotten by every commit of either database object.
+    card_cache = CardCache()
+    notifier = TimedNotifier(hub, CachedCards(StoreCards(db), card_cache), ManagerNames(db))
     # The call service's writes go through the slowed store (--commit-delay-ms); cards are read as usual.
     writes: Database = SlowCommits(url, args.commit_delay_ms / 1000) if args.commit_delay_ms else db
+    db.on_change(card_cache.forget)
+    if writes is not db:
+        writes.on_change(card_cache.forget)
     service = CallService(
         writes, CallsSettings(create_leads_for_unknown=False), PartyRepository(db), notifier
     )
@@ -377,6 +384,7 @@ async def run(args: argparse.Namespace) -> int:
 
     by_type, from_publish, unmatched = wire_latencies(received, sent, expected, notifier.published)
     print(f"messages received: {len(received)} ({unmatched} without a known trigger frame)")
+    print(f"card cache: {card_cache.hits} cards from memory, {card_cache.misses} read from the store")
     print("('card' = when the CRM card reached the page: in call.ringing, or as call.card just after it)")
     print("AMI frame written by the fake PBX -> websocket frame received (whole pipeline):")
     for kind in ("call.ringing", "card", "call.answered", "call.ended"):
@@ -446,6 +454,7 @@ def verdict(args: argparse.Namespace, ringing: list[float], ringing_expected: in
             "--cluster" if args.cluster else "",
             f"--commit-delay-ms {args.commit_delay_ms:g}" if args.commit_delay_ms else "",
             f"--browsers {args.browsers}" if args.browsers else "",
+            f"--callers {args.callers}" if args.callers else "",
             f"--managers {args.managers} --calls {args.calls}",
         )
         if part
@@ -463,7 +472,7 @@ def verdict(args: argparse.Namespace, ringing: list[float], ringing_expected: in
 
 async def run_cluster_mode(args: argparse.Namespace) -> int:
     """Three crmtel nodes on PostgreSQL and Redis: popups across nodes, then the failover time."""
-    stream = synth_calls(args.calls, args.spread)
+    stream = synth_calls(args.calls, args.spread, args.callers)
     expected = triggers(stream)
     ringing_expected = sum(1 for k in expected if k[0] == "call.ringing")
     print(
@@ -514,6 +523,12 @@ def main(baseline: samerun.Baseline) -> int:
         type=int,
         default=0,
         help="websocket clients (default: one per manager; more: several tabs per manager, e.g. 2000)",
+    )
+    parser.add_argument(
+        "--callers",
+        type=int,
+        default=0,
+        help="distinct caller numbers (default: one per call); fewer: numbers ring again (the card from memory)",
     )
     parser.add_argument(
         "--commit-delay-ms",
