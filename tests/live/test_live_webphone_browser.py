@@ -28,7 +28,7 @@ from tests.live.asterisk import Install, Queue
 from tests.live.conftest import module_database
 from tests.live.crmtel_side import CallRecord, Customer, Staff
 from tests.live.rig import LiveRig, RigSpec, live_rig
-from tests.live.sipp import Caller, NeverAnswers
+from tests.live.sipp import Answers, Caller, NeverAnswers
 from tests.live.truth import Truth, truth_of
 from tests.live.witness import AmiMessage
 
@@ -90,6 +90,8 @@ class PhoneDay:
     old_credential: str = ""
     new_credential: str = ""
     axe: list[dict[str, Any]] = field(default_factory=list)
+    click: tuple[CallRecord, Truth] | None = None  # click-to-call from the browser: record and PBX truth
+    click_error: str = ""
     transfer: str = ""  # what boris's phone showed for the transferred caller, or why it failed
 
 
@@ -156,6 +158,21 @@ async def _passwd(rig: LiveRig, login: str, password: str) -> None:
     assert proc.returncode == 0, out.decode(errors="replace")
 
 
+async def _click_to_call(rig: LiveRig, anna: Page) -> tuple[CallRecord, Truth]:
+    """anna clicks the client's number on the ended call's card; her browser places the call; the client
+    (behind the trunk) answers and hangs up: crmtel's record and the PBX's truth of that call."""
+    at = len(rig.witness.messages)
+    # The client's number wherever the page shows it (the ended call's card, the call list).
+    await anna.locator('[data-testid="dial-button"][data-number="+79161110131"]').first.click()
+    first = await rig.witness.wait_for(
+        lambda m: m.event == "Newchannel" and (m.get("Channel") or "").startswith("PJSIP/99131-"), 15.0, at
+    )
+    await anna.wait_for_selector('[data-testid="webphone"][data-call="talking"]', timeout=15_000)
+    await anna.wait_for_selector('[data-testid="webphone"][data-call="none"]', timeout=30_000)
+    linkedid = first["Linkedid"]
+    return await rig.stored(linkedid), truth_of(rig.events_of(linkedid), linkedid)
+
+
 async def _blind_transfer(rig: LiveRig, anna: Page, boris: Page) -> str:
     """anna answers, transfers to boris from the colleagues list; boris's browser answers: what boris sees."""
     at = len(rig.witness.messages)
@@ -179,6 +196,7 @@ async def _day(install: Install, folder: Path, database_url: str) -> PhoneDay:
     day = PhoneDay()
     async with live_rig(install, folder, database_url, SPEC) as rig, async_playwright() as pw:
         await rig.set_phones({"131": NeverAnswers(), "132": NeverAnswers()})
+        await rig.set_world({"79161110131": Answers(ring=1.0, talk=3.0)})
         browser = await pw.chromium.launch(
             executable_path=CHROMIUM, args=[*CHROMIUM_ARGS, *MEDIA_ARGS], headless=True
         )
@@ -215,6 +233,12 @@ async def _day(install: Install, folder: Path, database_url: str) -> PhoneDay:
             await anna.wait_for_selector('[data-testid="webphone"][data-call="none"]', timeout=30_000)
             day.inbound = await rig.stored(linkedid)
             day.truth = truth_of(rig.events_of(linkedid), linkedid)
+
+            # Click-to-call on the card while the browser phone is on: the call leaves from the browser.
+            try:
+                day.click = await _click_to_call(rig, anna)
+            except (AssertionError, TimeoutError, PlaywrightError) as err:
+                day.click_error = f"{err}"
 
             # anna's browser calls boris's browser (the colleague's desk phone rings too).
             await anna.evaluate("import('/static/webphone.js').then((m) => m.placeCall('132'))")
@@ -348,6 +372,22 @@ def test_keypad_digits_reach_the_pbx(day: PhoneDay) -> None:
     """A keypad press is an RFC 4733 digit the PBX receives on anna's browser channel."""
     assert day.dtmf is not None
     assert day.dtmf["Digit"] == "5"
+
+
+def test_click_to_call_leaves_from_the_browser(day: PhoneDay) -> None:
+    """With the phone on, the card's call button places the call from anna's browser (99131) to the trunk; the
+    record is her outbound call, answered, with the PBX's times ±1 s."""
+    assert day.click is not None, day.click_error
+    record, truth = day.click
+    assert record.direction.value == "outbound"
+    assert record.caller_number == "131"
+    assert (record.dialled or "").endswith("79161110131")
+    assert record.outcome is not None
+    assert record.outcome.value == "answered"
+    assert record.ended_at is not None
+    assert abs(record.started_at.timestamp() - truth.started) <= 1.0
+    assert abs(record.ended_at.timestamp() - truth.ended) <= 1.0
+    assert truth.trunk_answered is not None
 
 
 def test_blind_transfer_to_a_colleague_s_browser(day: PhoneDay) -> None:
