@@ -292,8 +292,8 @@ class PartyLists:
         driver = max(tokens, key=lambda tok: max(len(p) for p in tok.prefixes))
         others = [tok for tok in tokens if tok is not driver]
         low, high = prefix_range(driver.prefixes[0])
-        conds = _filters(q, viewer, now, paged=False)
-        conds.extend(_token_match(q.kind, tok, t.id) for tok in others)
+        filters = _filters(q, viewer, now, paged=False)
+        conds = [*filters, *(_token_match(q.kind, tok, t.id) for tok in others)]
         position = (q.after.term, q.after.key, q.after.id) if q.after is not None and q.after.term else None
         # Descending, the index is walked backwards: the same listing as ascending, in reverse.
         desc = q.sort is Sort.NAME_DESC
@@ -328,7 +328,11 @@ class PartyLists:
                     )
                 ).all()
             )
-            hits = set((await session.execute(select(t.id).where(t.id.in_(ids), *conds))).scalars())
+            if filters:
+                hits = set((await session.execute(select(t.id).where(t.id.in_(ids), *conds))).scalars())
+            else:
+                # Nothing to check but the other words: the term index answers alone, no row is read.
+                hits = await _having_all(session, q.kind, ids, others)
             for term, key, pid in batch:
                 if pid in hits and first.get(pid) == term:
                     found.append((str(term), str(key), int(pid)))
@@ -342,6 +346,27 @@ class PartyLists:
             term, key, pid = page[-1]
             nxt = Cursor(key, pid, term)
         return PartyPage(tuple(items), nxt, "walk")
+
+
+async def _having_all(
+    session: AsyncSession, kind: Kind, ids: Sequence[int], tokens: Sequence[Token]
+) -> set[int]:
+    """Those of ``ids`` that have a term starting with each token (by the term index's primary key)."""
+    hits = set(ids)
+    for tok in tokens:
+        if not hits:
+            break
+        ranges = [
+            and_(PartyTermRow.term >= lo, PartyTermRow.term < hi)
+            for lo, hi in map(prefix_range, tok.prefixes)
+        ]
+        found = await session.execute(
+            select(PartyTermRow.party_id)
+            .where(PartyTermRow.kind == kind.code, PartyTermRow.party_id.in_(sorted(hits)), or_(*ranges))
+            .distinct()
+        )
+        hits &= set(found.scalars())
+    return hits
 
 
 def _by_terms_alone(q: PartyQuery, viewer: Viewer) -> bool:
