@@ -220,7 +220,8 @@ def to_csv(report: CallsVsDeals, tr: Translator | None = None) -> str:
     return buf.getvalue()
 
 
-_DECIMAL = re.compile(r"^-?\d+\.\d+$")
+# Signed too: the change row writes «+12.5», which Russian Excel would read as text (or 12 May).
+_DECIMAL = re.compile(r"^[+-]?\d+\.\d+$")
 
 
 def excel_csv(csv_text: str, *, sep: str = ";") -> bytes:

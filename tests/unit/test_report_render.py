@@ -176,3 +176,22 @@ def test_headings_row_names_and_chart_default_to_russian() -> None:
     assert "звонк" in svg
     en = render.to_csv(report, EN)
     assert en.startswith("Manager,Login,Inbound")
+
+
+def test_excel_csv_writes_every_decimal_with_a_comma_signed_or_not() -> None:
+    """The ';' CSV gives Russian Excel decimal commas on the change row's signed percentages too (``+686.7``
+    stayed with its point, read as text or a date, beside ``-1,7``); the ',' variant keeps points."""
+    text = "Изменение,,+686.7,-1.7,+100.0,3.5,+5,2026-11-01\r\n"
+    semicolon = render.excel_csv(text).decode("utf-8-sig")
+    assert next(csv.reader(io.StringIO(semicolon), delimiter=";")) == [
+        "Изменение",
+        "",
+        "+686,7",
+        "-1,7",
+        "+100,0",
+        "3,5",
+        "+5",
+        "2026-11-01",
+    ]
+    comma = render.excel_csv(text, sep=",").decode("utf-8-sig")
+    assert next(csv.reader(io.StringIO(comma)))[2:4] == ["+686.7", "-1.7"]
