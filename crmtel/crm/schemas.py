@@ -345,6 +345,14 @@ def card_out(card: PartyCard, fmt: dict[str, str], *, can_assign: bool) -> Party
     )
 
 
+def cursor_id(value: object) -> int:
+    """The row id of a cursor (ValueError: not one — a forged id beyond what a row id can be would reach the
+    database, which cannot bind it: PostgreSQL refuses a number past int64, a store error, not a 400)."""
+    if not isinstance(value, int) or isinstance(value, bool) or not 0 <= value <= MAX_ID:
+        raise ValueError("cursor")
+    return value
+
+
 def time_cursor(text: str | None) -> tuple[datetime, int] | None:
     """A (time, id) cursor from the query string (None: the first page; ValueError: not a cursor)."""
     if not text:
@@ -355,7 +363,7 @@ def time_cursor(text: str | None) -> tuple[datetime, int] | None:
     at = datetime.fromisoformat(parts[0])
     if at.tzinfo is None:
         raise ValueError("cursor")
-    return at, parts[1]
+    return at, cursor_id(parts[1])
 
 
 def cursor_of(query: str | None) -> Cursor | None:
@@ -373,7 +381,7 @@ def cursor_of(query: str | None) -> Cursor | None:
     term = parts[2] if len(parts) == 3 else None
     if term is not None and not isinstance(term, str):
         raise ValueError("cursor")
-    return Cursor(parts[0], parts[1], term)
+    return Cursor(parts[0], cursor_id(parts[1]), term)
 
 
 class ManagerOut(Out):

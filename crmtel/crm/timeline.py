@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Literal
 
-from crmtel.crm.schemas import Out, decode_cursor, encode_cursor
+from crmtel.crm.schemas import Out, cursor_id, decode_cursor, encode_cursor
 from crmtel.store.crm_timeline import (
     TimelineCall,
     TimelineCursor,
@@ -177,4 +177,4 @@ def timeline_cursor(text: str | None) -> TimelineCursor | None:
     at = datetime.fromisoformat(parts[0])
     if at.tzinfo is None:
         raise ValueError("cursor")
-    return TimelineCursor(at, parts[1], parts[2])
+    return TimelineCursor(at, parts[1], cursor_id(parts[2]))

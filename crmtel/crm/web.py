@@ -57,7 +57,7 @@ from crmtel.push.inputs import MAX_ID, InputError, read_body, read_query
 from crmtel.recordings import locate
 from crmtel.store.crm_lists import PartyLists
 from crmtel.store.crm_merge import MergeRefused, PartyMerger
-from crmtel.store.crm_parties import PartyCards, StaleEdit
+from crmtel.store.crm_parties import LeadConverted, PartyCards, StaleEdit
 from crmtel.store.crm_timeline import TimelineCall, Timelines
 from crmtel.store.managers import ManagerRepository
 from crmtel.store.parties import NewClient, NewLead, PartyRepository
@@ -352,6 +352,8 @@ def crm_routes(api: CrmApi) -> web.RouteTableDef:
             raise error(request, 404, "crm.not_found") from None
         except StaleEdit:
             raise error(request, 409, "crm.stale") from None
+        except LeadConverted:
+            raise error(request, 409, "crm.convert_refused", field="status") from None
         card = result.card
         numbers = api.fmt([p.e164 for p in card.phones] + [p.e164 for c in card.contacts for p in c.phones])
         return json_out(

@@ -9,7 +9,7 @@ from aiohttp import web
 from pydantic import AwareDatetime, Field, StringConstraints
 
 from crmtel.config import DealsSettings
-from crmtel.crm.models import Kind
+from crmtel.crm.models import Kind, Viewer
 from crmtel.crm.schemas import Login, Name, Out, encode_cursor, time_cursor
 from crmtel.crm.web import error, json_out, viewer_of
 from crmtel.domain import DealStatus, Role
@@ -18,7 +18,7 @@ from crmtel.push.amounts import AmountText, deal_amount
 from crmtel.push.context import current_manager
 from crmtel.push.inputs import MAX_ID, Body, Query, ShortText, read_body, read_query
 from crmtel.store.crm_deals import CrmDeals, DealChanges, DealView, NewCrmDeal, StageColumn
-from crmtel.store.history import CallHistory
+from crmtel.store.history import CallHistory, CallView, visible_to
 from crmtel.store.managers import ManagerRepository
 from crmtel.timestamps import as_utc, iso_instant
 
@@ -149,6 +149,16 @@ def _utc(value: datetime | None) -> datetime | None:
     return None if value is None else as_utc(value)
 
 
+def may_link(call: CallView, kind: str, party_id: int, viewer: Viewer) -> bool:
+    """Whether a deal for (``kind``, ``party_id``), a record the viewer may see, may name ``call`` as the call
+    it came from: a call with that very record, or one the viewer may see (a head: any; a manager: one that
+    rang at or was answered on her phones, or that she owns) — never another manager's call with someone
+    else, which would show her deal on his call's card."""
+    if (call.party_kind, call.party_id) == (kind, party_id):
+        return True
+    return visible_to(call, None if viewer.head else viewer.extensions, viewer.manager_id)
+
+
 def deal_routes(
     deals: CrmDeals, managers: ManagerRepository, calls: CallHistory, settings: DealsSettings
 ) -> web.RouteTableDef:
@@ -214,7 +224,8 @@ def deal_routes(
         call_row = None
         if body.call:
             call = await calls.get(body.call)
-            if call is None:
+            # A call the manager may not see is answered like one that does not exist (not confirmed).
+            if call is None or not may_link(call, body.kind, body.party_id, viewer_of(me)):
                 raise error(request, 400, "crm.call_unknown", field="call")
             call_row = call.id
         try:

@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import delete, select
+from sqlalchemy import delete, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from crmtel.crm.models import (
@@ -22,10 +22,10 @@ from crmtel.crm.models import (
     PhoneView,
     Viewer,
 )
-from crmtel.domain import PartyMatch
+from crmtel.domain import LeadStatus, PartyMatch
 from crmtel.errors import CrmtelError, NotFound
 from crmtel.store.crm_lists import table_of
-from crmtel.store.crm_terms import reindex_in
+from crmtel.store.crm_terms import clients_of_contacts_in, reindex_in
 from crmtel.store.db import Database
 from crmtel.store.models import (
     AuditRow,
@@ -43,6 +43,23 @@ from crmtel.store.parties import lookup_in
 
 class StaleEdit(CrmtelError):
     """The record changed since the editor loaded it."""
+
+
+class LeadConverted(CrmtelError):
+    """A converted lead's status cannot be edited (it would make the lead convertible a second time)."""
+
+
+async def lock_row_in(session: AsyncSession, kind: Kind, party_id: int) -> None:
+    """Hold the record's row for this transaction (an update that changes nothing, the transaction's first
+    write): a concurrent edit of the same record waits here and then reads what this one wrote, so two edits
+    made on one version cannot both pass the version check (PostgreSQL: the row lock; SQLite: the write lock)."""
+    table = table_of(kind)
+    await session.execute(
+        update(table)
+        .where(table.id == party_id)
+        .values(id=table.id)
+        .execution_options(synchronize_session=False)
+    )
 
 
 def _utc(value: datetime | None) -> datetime | None:
@@ -230,9 +247,17 @@ class PartyCards:
         when ``version``, the ``updated_at`` the editor loaded, is no longer the record's)."""
         now = datetime.now(UTC)
         async with self._db.session() as session:
+            await lock_row_in(session, kind, party_id)
             row = await may_see_in(session, kind, party_id, viewer)
             if row is None:
                 raise NotFound(f"{kind.value} {party_id}")
+            if (
+                kind is Kind.LEAD
+                and row.status == LeadStatus.CONVERTED.value
+                and changes.status is not None
+                and changes.status != row.status
+            ):
+                raise LeadConverted(f"lead {party_id} is client {row.client_id}")
             # The version is when the record last changed (or was created): an edit made on an older one is stale.
             if version is not None and _utc(row.updated_at or row.created_at) != version:
                 raise StaleEdit(f"{kind.value} {party_id} changed at {row.updated_at}")
@@ -244,14 +269,18 @@ class PartyCards:
                 if before != after:
                     diff["phones"] = [before, after]
                 duplicates = dups
+            # Other clients the edited contact persons also act for: their index holds the contacts' names
+            # and numbers too.
+            also: list[int] = []
             if kind is Kind.CLIENT and changes.contacts is not None:
-                before_c, after_c = await _replace_contacts(session, row.id, changes.contacts)
+                before_c, after_c, touched = await _replace_contacts(session, row.id, changes.contacts)
                 if before_c != after_c:
                     diff["contacts"] = [before_c, after_c]
+                    also = [c for c in await clients_of_contacts_in(session, touched) if c != row.id]
             if diff:
                 row.updated_at = now
                 await audit_in(session, viewer.manager_id, kind.value, row.id, "edit", diff, now)
-                await reindex_in(session, kind.code, [row.id])
+                await reindex_in(session, kind.code, [row.id, *also])
             await session.flush()
             card = await _card_in(session, kind, row)
             return EditResult(card, diff, duplicates)
@@ -395,7 +424,9 @@ def _contact_text(name: str, position: str | None, email: str | None, phones: Se
 
 async def _replace_contacts(
     session: AsyncSession, client_id: int, contacts: Sequence[ContactInput]
-) -> tuple[list[str], list[str]]:
+) -> tuple[list[str], list[str], list[int]]:
+    """Set the client's contact persons; their texts before and after, and the ids of the linked ones it
+    kept, changed or unlinked (which other clients may share)."""
     linked = list(
         (
             await session.execute(
@@ -453,7 +484,7 @@ async def _replace_contacts(
             await session.delete(contact)
     await session.flush()
     after = [_contact_text(c.name, c.position, c.email, c.phones) for c in contacts]
-    return before, after
+    return before, after, sorted(by_id)
 
 
 async def manager_exists_in(session: AsyncSession, manager_id: int) -> bool:
@@ -470,4 +501,14 @@ async def leads_of_client_in(session: AsyncSession, client_id: int) -> list[int]
     return [r[0] for r in rows.all()]
 
 
-__all__ = ["ClientRow", "EditResult", "PartyCards", "StaleEdit", "audit_in", "may_see_in", "owns_in"]
+__all__ = [
+    "ClientRow",
+    "EditResult",
+    "LeadConverted",
+    "PartyCards",
+    "StaleEdit",
+    "audit_in",
+    "lock_row_in",
+    "may_see_in",
+    "owns_in",
+]

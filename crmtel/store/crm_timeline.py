@@ -15,6 +15,7 @@ from decimal import Decimal
 from typing import Any
 
 from sqlalchemy import ColumnElement, and_, or_, select
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from crmtel.crm.models import Kind, Viewer
 from crmtel.store.db import Database
@@ -120,6 +121,61 @@ def _key(item: TimelineItem) -> tuple[datetime, str, int]:
     return (item.at, KIND_OF[type(item)], item.id)
 
 
+# Calls read at a time while looking for those a manager may see on a record that is not hers.
+_CALL_BATCH = 500
+
+
+async def _calls(
+    session: AsyncSession,
+    kind: Kind,
+    party_id: int,
+    only_for: Viewer | None,
+    limit: int,
+    after: TimelineCursor | None,
+) -> tuple[list[CallRow], bool]:
+    """Up to ``limit`` of the record's calls after the cursor, newest first, and whether there may be more.
+
+    ``only_for``: a manager on a record that is not hers sees only the calls that rang at her phones or that
+    she owns; the calls are read in batches until ``limit`` of those are found, so a page of other people's
+    calls never hides hers further back (nor ends the timeline early).
+    """
+    base = [CallRow.party_kind == kind.value, CallRow.party_id == party_id]
+    if (c := _after("call", CallRow.started_at, CallRow.id, after)) is not None:
+        base.append(c)
+    batch = limit if only_for is None else max(limit, _CALL_BATCH)
+    found: list[CallRow] = []
+    last: CallRow | None = None
+    while True:
+        conds = list(base)
+        if last is not None:
+            conds.append(
+                or_(
+                    CallRow.started_at < last.started_at,
+                    and_(CallRow.started_at == last.started_at, CallRow.id < last.id),
+                )
+            )
+        rows = list(
+            (
+                await session.execute(
+                    select(CallRow)
+                    .where(*conds)
+                    .order_by(CallRow.started_at.desc(), CallRow.id.desc())
+                    .limit(batch)
+                )
+            ).scalars()
+        )
+        if only_for is None:
+            return rows, len(rows) == limit
+        for row in rows:
+            if visible_to(_view(row), only_for.extensions, only_for.manager_id):
+                found.append(row)
+                if len(found) == limit:
+                    return found, True
+        if len(rows) < batch:
+            return found, False
+        last = rows[-1]
+
+
 class Timelines:
     """Timelines over the record store."""
 
@@ -142,22 +198,10 @@ class Timelines:
         answerers: dict[str, str] = {}
         items: list[TimelineItem] = []
         async with self._db.session() as session:
-            conds = [CallRow.party_kind == kind.value, CallRow.party_id == party_id]
-            if (c := _after("call", CallRow.started_at, CallRow.id, after)) is not None:
-                conds.append(c)
-            calls = list(
-                (
-                    await session.execute(
-                        select(CallRow)
-                        .where(*conds)
-                        .order_by(CallRow.started_at.desc(), CallRow.id.desc())
-                        .limit(limit)
-                    )
-                ).scalars()
+            calls, calls_more = await _calls(
+                session, kind, party_id, None if (viewer.head or owner) else viewer, limit, after
             )
             views = [_view(r) for r in calls]
-            if not (viewer.head or owner):
-                views = [v for v in views if visible_to(v, viewer.extensions, viewer.manager_id)]
             notes: dict[int, list[Note]] = {}
             if views:
                 for n in (
@@ -281,7 +325,7 @@ class Timelines:
             for t in tasks
         )
         items.sort(key=_key, reverse=True)
-        more = len(items) > limit or any(len(s) == limit for s in (calls, deals, party_notes, tasks))
+        more = len(items) > limit or calls_more or any(len(s) == limit for s in (deals, party_notes, tasks))
         page = items[:limit]
         nxt = None
         if more and page:

@@ -8,14 +8,14 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, func, select, text
+from sqlalchemy import ColumnElement, func, or_, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from crmtel.domain import LeadStatus, PartyKind
 from crmtel.store.crm_terms import LEAD, reindex_in
 from crmtel.store.db import Database
 from crmtel.store.models import LeadRow, ManagerRow, PhoneRow, TaskRow
-from crmtel.tasks.rules import MISSED, CallFacts, TaskFacts, closes
+from crmtel.tasks.rules import MISSED, PLANNED, CallFacts, TaskFacts, closes
 
 LEAD_SOURCE_PHONE = "phone call"
 
@@ -74,10 +74,17 @@ async def record_missed_many_in(session: AsyncSession, calls: Sequence[MissedCal
     phones = sorted({m.phone for m in calls})
     for phone in phones:
         await lock_in(session, "task:" + phone)
+    # A missed call counts on the number's open callback for missed calls only: folded into a callback a
+    # person planned for later (tomorrow, in three days), it would be due then, not within callback_due_minutes.
     rows = (
         await session.execute(
             select(TaskRow)
-            .where(TaskRow.kind == "callback", TaskRow.phone.in_(phones), TaskRow.status == "open")
+            .where(
+                TaskRow.kind == "callback",
+                TaskRow.phone.in_(phones),
+                TaskRow.status == "open",
+                or_(TaskRow.source.is_(None), TaskRow.source != PLANNED),
+            )
             .order_by(TaskRow.id.desc())
         )
     ).scalars()

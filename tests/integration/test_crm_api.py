@@ -13,6 +13,7 @@ import pytest
 from aiohttp.test_utils import TestServer
 
 from crmtel.config import DealsSettings, WebSettings
+from crmtel.crm.schemas import encode_cursor
 from crmtel.crm.web import CrmApi, crm_routes
 from crmtel.deals.web import deal_routes
 from crmtel.push.hub import Hub
@@ -26,6 +27,7 @@ from crmtel.store.crm_timeline import Timelines
 from crmtel.store.db import Database
 from crmtel.store.history import CallHistory
 from crmtel.store.managers import ManagerRepository
+from crmtel.store.models import CallRow
 from crmtel.store.parties import NewClient, NewLead, PartyRepository
 from crmtel.tasks.web import task_routes
 from tests.fixtures.csrf import page_like_session
@@ -227,9 +229,17 @@ async def test_hostile_strings_are_stored_and_returned_as_text(db: Database) -> 
 
 
 async def test_huge_pages_bad_cursors_and_a_merge_with_itself_are_refused(db: Database) -> None:
-    """limit beyond 100, a forged cursor, an id past 64 bits, merging a record into itself: 4xx, never 500."""
+    """limit beyond 100, a forged cursor, an id past 64 bits (in the path or in a cursor: PostgreSQL cannot
+    bind it, which was a 503), merging a record into itself: 4xx, never 5xx."""
+    at = "2026-11-20T09:00:00+00:00"
+    huge = 10**30
     async with crm_app(db) as (base, ids), logged_in(base, "head") as head:
         for path, params in [
+            ("/api/clients", {"cursor": encode_cursor(["петров", huge])}),
+            ("/api/clients", {"sort": "-created", "cursor": encode_cursor([at, huge])}),
+            ("/api/tasks", {"cursor": encode_cursor([at, huge])}),
+            ("/api/deals", {"cursor": encode_cursor([at, -(huge)])}),
+            (f"/api/clients/{ids['anna_client']}/timeline", {"cursor": encode_cursor([at, "call", huge])}),
             ("/api/clients", {"limit": "100000"}),
             ("/api/clients", {"cursor": "!!!"}),
             ("/api/clients", {"cursor": "WzEsMiwzXQ"}),
@@ -441,3 +451,41 @@ async def test_a_deal_takes_only_the_configured_stages_and_lost_reasons(db: Data
         async with anna.patch(path, json={"status": "lost", "lost_reason": "competitor"}) as r:
             assert r.status == 200
             assert (await _json(r))["lost_reason"] == "competitor"
+
+
+async def test_a_deal_names_only_a_call_its_manager_may_see(db: Database) -> None:
+    """Anna's deal on her client «from» Boris's call with Boris's client is refused like an unknown call (it
+    was linked, 201, and showed on Boris's call card); from a call with her client, or one that rang at her
+    phone, it is linked."""
+    async with crm_app(db) as (base, ids), logged_in(base, "anna") as anna:
+        at = datetime(2026, 11, 20, 9, 0, tzinfo=UTC)
+        async with db.session() as session:
+            for linkedid, number, ext, party in [
+                ("1763629200.77", "+74951234567", "102", ids["boris_client"]),
+                ("1763629200.78", "+79167770007", "102", ids["anna_client"]),
+                ("1763629200.79", "+74951234567", "101", ids["boris_client"]),
+            ]:
+                session.add(
+                    CallRow(
+                        pbx="pbx1",
+                        linkedid=linkedid,
+                        direction="inbound",
+                        caller_number=number,
+                        started_at=at,
+                        ended_at=at + timedelta(minutes=2),
+                        rang=[ext],
+                        answered_by=ext,
+                        outcome="answered",
+                        talk_seconds=100,
+                        party_kind="client",
+                        party_id=party,
+                    )
+                )
+        deal = {"kind": "client", "party_id": ids["anna_client"], "title": "Моя сделка", "amount": "1000"}
+        async with anna.post("/api/deals", json={**deal, "call": "pbx1:1763629200.77"}) as r:
+            assert r.status == 400, await r.text()
+            assert (await _json(r))["code"] == "crm.call_unknown"
+        for linkedid in ("1763629200.78", "1763629200.79"):
+            async with anna.post("/api/deals", json={**deal, "call": f"pbx1:{linkedid}"}) as r:
+                assert r.status == 201, await r.text()
+                assert (await _json(r))["call_id"] == f"pbx1:{linkedid}"

@@ -17,13 +17,15 @@ from crmtel.domain import Role
 from crmtel.errors import NotFound
 from crmtel.store.crm_lists import PartyLists
 from crmtel.store.crm_merge import MergeRefused, PartyMerger
-from crmtel.store.crm_parties import PartyCards
+from crmtel.store.crm_parties import LeadConverted, PartyCards
+from crmtel.store.crm_tasks import CrmTasks, NewTask
 from crmtel.store.crm_timeline import TimelineCall, Timelines
 from crmtel.store.db import Database, upgrade
 from crmtel.store.deals import DealRepository, NewDeal
 from crmtel.store.managers import ManagerRepository
 from crmtel.store.models import AuditRow, CallRow, ClientRow, PartyTermRow, PhoneRow, TaskRow
 from crmtel.store.parties import NewClient, NewLead, PartyRepository
+from crmtel.store.tasks import MissedCall, record_missed_in
 
 T0 = datetime(2026, 11, 20, 9, 0, tzinfo=UTC)
 
@@ -501,3 +503,157 @@ async def test_a_heads_narrow_search_pages_from_the_term_index_in_name_order(db:
     anna = Viewer(ids["anna"], head=False)
     page = await PartyLists(db).page(replace(q, limit=50), anna)
     assert [i.name for i in page.items] == ["Соколова Ада"]
+
+
+async def test_two_edits_saved_at_once_on_one_version_one_is_refused(db: Database) -> None:
+    """Two editors who loaded the same card save at the same moment: one edit is kept, the other is refused
+    as stale — never both accepted with the first silently overwritten (the version check holds the row)."""
+    ids = await _seed(db)
+    head = Viewer(ids["head"], head=True)
+    cards = PartyCards(db)
+    for round_ in range(3):
+        card = await cards.get(Kind.CLIENT, ids["petrov"], head)
+        assert card is not None
+        version = card.updated_at or card.created_at
+        results = await asyncio.gather(
+            cards.edit(
+                Kind.CLIENT, ids["petrov"], head, PartyChanges(name=f"Петров А{round_}"), version=version
+            ),
+            cards.edit(
+                Kind.CLIENT, ids["petrov"], head, PartyChanges(name=f"Петров Б{round_}"), version=version
+            ),
+            return_exceptions=True,
+        )
+        kinds = sorted(type(r).__name__ for r in results)
+        assert kinds == ["EditResult", "StaleEdit"], results
+
+
+async def test_a_converted_leads_status_cannot_be_edited(db: Database) -> None:
+    """A converted lead set back to «new» would be converted again into a second client: refused."""
+    ids = await _seed(db)
+    anna = Viewer(ids["anna"], head=False)
+    client_id = await PartyMerger(db).convert(ids["lead"], anna)
+    for status in ("new", "in_work", "refused"):
+        with pytest.raises(LeadConverted):
+            await PartyCards(db).edit(Kind.LEAD, ids["lead"], anna, PartyChanges(status=status))
+    with pytest.raises(MergeRefused):
+        await PartyMerger(db).convert(ids["lead"], anna)
+    card = await PartyCards(db).get(Kind.LEAD, ids["lead"], anna)
+    assert card is not None
+    assert (card.status, card.client_id) == ("converted", client_id)
+
+
+async def test_a_contact_acting_for_two_clients_edited_on_one_finds_both(db: Database) -> None:
+    """Renaming a contact person (and changing her number) on client A reindexes client B she also acts for:
+    both are found by the new name and number, neither by the old name."""
+    ids = await _seed(db)
+    head = Viewer(ids["head"], head=True)
+    parties = PartyRepository(db)
+    alfa = await parties.add_client(NewClient(name="ООО «Альфа»", phones=("+74951110001",)))
+    beta = await parties.add_client(NewClient(name="ООО «Бета»", phones=("+74952220002",)))
+    contact = await parties.add_contact("Лыкова Дарья", ["+79035554400"], [alfa.id, beta.id])
+    assert sorted(await _names(db, "лыкова", head)) == ["ООО «Альфа»", "ООО «Бета»"]
+    await PartyCards(db).edit(
+        Kind.CLIENT,
+        alfa.id,
+        head,
+        PartyChanges(
+            contacts=(
+                ContactInput(contact.id, "Иванова Дарья", None, None, (PhoneInput("+79261234567", None),)),
+            )
+        ),
+    )
+    for typed in ("иванова", "9261234567"):
+        assert sorted(await _names(db, typed, head)) == ["ООО «Альфа»", "ООО «Бета»"], typed
+    assert await _names(db, "лыкова", head) == []
+
+
+async def test_an_unassigned_clients_timeline_pages_to_every_call_of_mine_and_no_other(db: Database) -> None:
+    """A manager on an unassigned client sees the calls that rang at her phone, however many of other
+    people's calls are newer (60 calls, the newest 50 rang at Boris's: her 10 older ones were on no page,
+    the first page empty with no cursor), and none of Boris's."""
+    ids = await _seed(db)
+    mine: list[int] = []
+    async with db.session() as session:
+        for i in range(60):
+            ext = "101" if i < 10 else "102"
+            row = CallRow(
+                pbx="pbx1",
+                linkedid=f"u{i}",
+                direction="inbound",
+                caller_number="+79030000001",
+                started_at=T0 + timedelta(minutes=i),
+                ended_at=T0 + timedelta(minutes=i, seconds=50),
+                rang=[ext],
+                answered_by=ext,
+                outcome="answered",
+                talk_seconds=40,
+                party_kind="client",
+                party_id=ids["pool"],
+            )
+            session.add(row)
+            await session.flush()
+            if ext == "101":
+                mine.append(row.id)
+    anna = Viewer(ids["anna"], head=False, extensions=frozenset({"101"}))
+    timelines = Timelines(db)
+    for limit in (50, 3):
+        seen: list[int] = []
+        page = await timelines.page(Kind.CLIENT, ids["pool"], anna, owner=False, limit=limit)
+        seen += [i.id for i in page.items if isinstance(i, TimelineCall)]
+        while page.next is not None:
+            page = await timelines.page(
+                Kind.CLIENT, ids["pool"], anna, owner=False, limit=limit, after=page.next
+            )
+            seen += [i.id for i in page.items if isinstance(i, TimelineCall)]
+        assert seen == sorted(mine, reverse=True), limit
+
+
+async def test_a_missed_call_opens_its_own_callback_beside_a_planned_one(db: Database) -> None:
+    """«Call back in 3 days» planned on a client; today the client calls and nobody answers: the miss gets a
+    callback due soon of its own (it was counted on the planned task, due in 3 days, so nobody called back
+    today); a second miss counts on that one; the planned task stays as planned."""
+    ids = await _seed(db)
+    anna = Viewer(ids["anna"], head=False)
+    now = datetime.now(UTC)
+    planned = await CrmTasks(db).create(
+        NewTask(
+            kind="callback",
+            title="Перезвонить через 3 дня",
+            due_at=now + timedelta(days=3),
+            manager_id=ids["anna"],
+            party_kind=Kind.CLIENT,
+            party_id=ids["petrov"],
+        ),
+        anna,
+    )
+    for minutes in (0, 5):
+        async with db.session() as session:
+            await record_missed_in(
+                session,
+                MissedCall(
+                    phone="+79167770007",
+                    call_id=None,
+                    manager_id=ids["anna"],
+                    client_id=ids["petrov"],
+                    lead_id=None,
+                    title="Пропущенный: ИП Петров",
+                    due_at=now + timedelta(minutes=30 + minutes),
+                    at=now + timedelta(minutes=minutes),
+                ),
+            )
+    async with db.session() as session:
+        rows = list(
+            (
+                await session.execute(
+                    select(TaskRow)
+                    .where(TaskRow.phone == "+79167770007", TaskRow.status == "open")
+                    .order_by(TaskRow.id)
+                )
+            ).scalars()
+        )
+    assert [(r.id == planned.id, r.source, r.missed_count) for r in rows] == [
+        (True, "planned", 0),
+        (False, "missed", 2),
+    ]
+    assert rows[1].due_at.replace(tzinfo=UTC) == (now + timedelta(minutes=30)).replace(tzinfo=UTC)
