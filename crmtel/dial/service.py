@@ -248,6 +248,11 @@ class DialService:
         await self._finish(result)
         return result
 
+    async def admit(self, request: DialRequest, manager_id: int | None) -> None:
+        """Count and audit an attempt the manager's browser phone places itself (no Originate): the same rate
+        limits and audit row as a click that rings the desk phone; DialRefused (429) past the limits."""
+        await self._count(request, manager_id)
+
     async def _count(self, request: DialRequest, manager_id: int | None) -> None:
         # Every attempt counts, failed ones too: a failure is no reason to let a script dial again at once.
         refusal = self._limits.take(request.pbx, request.manager_login, self.clock())

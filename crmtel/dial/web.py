@@ -95,6 +95,30 @@ def dial_routes(service: DialService) -> web.RouteTableDef:
             return refused(err, tr)
         return web.json_response(result_json(result, tr), status=200 if result.duplicate else 202)
 
+    @routes.post("/api/dial/browser")
+    async def dial_in_browser(request: web.Request) -> web.Response:
+        # The browser phone places the call itself: the same policy, limits and audit as a click, then the
+        # page dials ``exten`` (the number as the PBX dials it, after dial_rules) from the browser.
+        manager = current_manager(request)
+        tr = translator(request)
+        body = await read_body(request, DialBody)
+        try:
+            attempt = await service.prepare(
+                body.number, manager=manager, extension=body.extension, name=body.name
+            )
+            await service.admit(attempt, manager.id)
+        except DialRefused as err:
+            return refused(err, tr)
+        return web.json_response(
+            {
+                "originate_id": attempt.originate_id,
+                "exten": attempt.exten,
+                "number": attempt.number,
+                "extension": attempt.extension,
+                "message": tr.t("dial.status.browser", number=display(attempt.number)),
+            }
+        )
+
     @routes.get("/api/dial/{originate_id}")
     async def status(request: web.Request) -> web.Response:
         manager = current_manager(request)

@@ -67,6 +67,7 @@ ROUTES: dict[tuple[str, str], tuple[str, str, str]] = {
     ("POST", "/api/tasks/{task_id}/reopen"): ("tasks", "Reopen a task", SESSION),
     ("GET", "/api/phone"): ("phone", "The manager's own browser-phone registration (a credential)", SESSION),
     ("POST", "/api/dial"): ("dial", "Click-to-call from the manager's own phone", SESSION),
+    ("POST", "/api/dial/browser"): ("dial", "Check a click the browser phone places itself", SESSION),
     ("GET", "/api/dial/{originate_id}"): ("dial", "Where a click-to-call attempt stands", SESSION),
     ("GET", "/reports/calls-vs-deals"): ("reports", "Calls versus deals per manager (HTML)", SESSION),
     ("GET", "/reports/calls-vs-deals.{fmt}"): ("reports", "The same as CSV, XLSX or JSON", SESSION),

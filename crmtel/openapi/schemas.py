@@ -40,6 +40,7 @@ from crmtel.deals.web import (
 from crmtel.dial.web import DialBody
 from crmtel.openapi.shapes import (
     BoardOut,
+    BrowserDialOut,
     CallbackListOut,
     CallbackTaskJson,
     CallDealJson,
@@ -86,6 +87,7 @@ REQUESTS: dict[Route, type[BaseModel]] = {
     ("PATCH", "/api/tasks/{task_id}"): TaskEdit,
     ("POST", "/api/tasks/{task_id}/complete"): TaskComplete,
     ("POST", "/api/dial"): DialBody,
+    ("POST", "/api/dial/browser"): DialBody,
 }
 
 # (method, path) -> the query string it reads (each field a parameter).
@@ -139,6 +141,7 @@ RESPONSES: dict[Route, dict[int, type[BaseModel]]] = {
     ("POST", "/api/tasks/{task_id}/complete"): {200: TaskOut},
     ("POST", "/api/tasks/{task_id}/reopen"): {200: TaskOut},
     ("POST", "/api/dial"): {200: DialOut, 202: DialOut},
+    ("POST", "/api/dial/browser"): {200: BrowserDialOut},
     ("GET", "/api/dial/{originate_id}"): {200: DialOut},
     ("GET", "/api/phone"): {200: PhoneRegistrationOut},
     ("GET", "/api/board"): {200: BoardOut},

@@ -223,6 +223,16 @@ class DialOut(Shape):
     message: str | None = None
 
 
+class BrowserDialOut(Shape):
+    """``POST /api/dial/browser``: the click checked and audited; the browser phone dials ``exten`` itself."""
+
+    originate_id: str
+    exten: str
+    number: str
+    extension: str
+    message: str
+
+
 class PhoneRegistrationOut(Shape):
     """``GET /api/phone``: what the page's SIP phone registers with (the digest hash, never a password)."""
 

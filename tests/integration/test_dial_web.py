@@ -280,3 +280,31 @@ async def test_every_refused_click_leaves_an_audit_row_with_its_reason(db: Datab
         ("dial.not_your_extension", "102", "+79031234567", "anna"),
         ("dial.unknown_pbx", "101", "+79031234567", None),
     ]
+
+
+async def test_a_call_from_the_browser_phone_passes_the_same_checks_without_an_originate(
+    db: Database,
+) -> None:
+    """POST /api/dial/browser: the number as the PBX dials it (dial_rules) and an audit row "placed" for anna,
+    no Originate (her browser places the call); someone else's extension 403, a bad number 400, both audited."""
+    since = datetime.now(UTC) - timedelta(seconds=1)
+    async with dial_app(db) as r, r.web.browser("anna") as anna:
+        async with anna.post("/api/dial/browser", json={"number": "8 (903) 123-45-67"}) as resp:
+            assert resp.status == 200
+            body = await resp.json()
+        assert (body["exten"], body["number"], body["extension"]) == ("89031234567", "+79031234567", "101")
+        assert "+7 903 123-45-67" in body["message"]
+        async with anna.post(
+            "/api/dial/browser", json={"number": "+79031234567", "extension": "102"}
+        ) as resp:
+            assert resp.status == 403
+        async with anna.post("/api/dial/browser", json={"number": "call-me-maybe"}) as resp:
+            assert resp.status == 400
+        assert r.ami.originates == []
+    rows = await DialAttempts(db).between(since)
+    decisions = sorted((row.decision, row.reason or "", row.dialled or "") for row in rows)
+    assert decisions == [
+        ("placed", "", "89031234567"),
+        ("refused", "dial.bad_number", ""),
+        ("refused", "dial.not_your_extension", ""),
+    ]

@@ -6,7 +6,7 @@ import { el } from "./dom.js";
 import { t } from "./i18n.js";
 import { addPhoneAction } from "./phone.js";
 import * as socket from "./socket.js";
-import { placeCall } from "./webphone.js";
+import { placeCall, webphoneReady } from "./webphone.js";
 
 let line = null; // the status line, created on first use
 const pending = new Set(); // numbers whose click is on its way (a double click sends one request)
@@ -33,9 +33,20 @@ function sayResult(result) {
 }
 
 export async function dial(number, name) {
-  // The browser phone is on: the call starts here, from this page, not by ringing the desk phone first.
-  if (placeCall(number)) { say(t("dial.status.browser", { number }), true); return; }
   if (pending.has(number)) return;
+  // The browser phone is on: the server checks the number as for any click (policy, limits, audit) and says
+  // how the PBX dials it; the call then starts here, from this page, instead of ringing the desk phone first.
+  if (webphoneReady()) {
+    pending.add(number);
+    try {
+      const res = await api("POST", "/api/dial/browser", name ? { number, name } : { number });
+      if (res.ok && res.data && placeCall(res.data.exten)) say(res.data.message, true);
+      else say((res.data && res.data.error) || t("dial.status.unreachable", { number }), false);
+    } finally {
+      pending.delete(number);
+    }
+    return;
+  }
   pending.add(number);
   try {
     const body = { number };
