@@ -56,7 +56,7 @@ from crmtel.push.context import current_manager, translator
 from crmtel.push.inputs import MAX_ID, InputError, read_body, read_query
 from crmtel.recordings import locate
 from crmtel.store.crm_lists import PartyLists
-from crmtel.store.crm_merge import MergeRefused, PartyMerger
+from crmtel.store.crm_merge import MergeForbidden, MergeRefused, PartyMerger
 from crmtel.store.crm_parties import LeadConverted, PartyCards, StaleEdit
 from crmtel.store.crm_timeline import TimelineCall, Timelines
 from crmtel.store.managers import ManagerRepository
@@ -422,6 +422,8 @@ def crm_routes(api: CrmApi) -> web.RouteTableDef:
             moved = await api.merger.merge(kind, _party_id(request), drop, body.id, viewer_of(me))
         except NotFound:
             raise error(request, 404, "crm.not_found") from None
+        except MergeForbidden:
+            raise error(request, 403, "crm.merge_forbidden", field="id") from None
         except MergeRefused:
             raise error(request, 409, "crm.merge_refused") from None
         return json_out(MergeOut(moved=moved))

@@ -38,6 +38,11 @@ class MergeRefused(CrmtelError):
     """The merge or conversion makes no sense (a record with itself, a client into a lead, a converted lead)."""
 
 
+class MergeForbidden(CrmtelError):
+    """The record to merge away is someone else's (only shared with the asker): only its manager or a head may
+    make it go, as only they may share it."""
+
+
 async def _move_history(
     session: AsyncSession, src_kind: Kind, src_id: int, dst_kind: Kind, dst_id: int, dst_name: str
 ) -> dict[str, int]:
@@ -220,6 +225,8 @@ class PartyMerger:
                 raise NotFound(f"{kind.value} {keep_id}")
             if drop is None:
                 raise NotFound(f"{drop_kind.value} {drop_id}")
+            if not (viewer.head or drop.manager_id in (None, viewer.manager_id)):
+                raise MergeForbidden(f"{drop_kind.value} {drop_id} is manager {drop.manager_id}'s")
             if not claimed[drop_kind, drop_id]:
                 raise MergeRefused(f"{drop_kind.value} {drop_id} is already client {drop.client_id}")
             moved = {"phones": await _move_phones(session, drop_kind, drop_id, kind, keep_id)}

@@ -489,3 +489,26 @@ async def test_a_deal_names_only_a_call_its_manager_may_see(db: Database) -> Non
             async with anna.post("/api/deals", json={**deal, "call": f"pbx1:{linkedid}"}) as r:
                 assert r.status == 201, await r.text()
                 assert (await _json(r))["call_id"] == f"pbx1:{linkedid}"
+
+
+async def test_a_client_only_shared_with_a_manager_is_not_hers_to_merge_away(db: Database) -> None:
+    """Boris shares his client with Anna: she sees and edits it, but merging it into her own client (which
+    deleted it and moved its history to her, 200) is refused with 403 like sharing it; Boris still has it.
+    An unassigned duplicate she may merge into hers."""
+    async with crm_app(db) as (base, ids), logged_in(base, "boris") as boris, logged_in(base, "anna") as anna:
+        boris_client, anna_client = ids["boris_client"], ids["anna_client"]
+        async with boris.put(f"/api/clients/{boris_client}/shares", json={"managers": ["anna"]}) as r:
+            assert r.status == 200, await r.text()
+        async with anna.patch(f"/api/clients/{boris_client}", json={"comment": "звонила"}) as r:
+            assert r.status == 200, await r.text()
+        async with anna.post(
+            f"/api/clients/{anna_client}/merge", json={"kind": "client", "id": boris_client}
+        ) as r:
+            assert r.status == 403, await r.text()
+            assert (await _json(r))["code"] == "crm.merge_forbidden"
+        async with boris.get(f"/api/clients/{boris_client}") as r:
+            assert r.status == 200
+        async with anna.post(
+            f"/api/clients/{anna_client}/merge", json={"kind": "client", "id": ids["pool_client"]}
+        ) as r:
+            assert r.status == 200, await r.text()
