@@ -88,6 +88,8 @@ class _Pending:
         if "caller_number" not in row and "dialled" not in row:
             self.everything = True
             return
+        if "ended_at" in row and row["ended_at"] is None:
+            return  # a live call's row: a card lists ended calls only, so none changes until it ends
         for key in ("caller_number", "dialled"):
             if row.get(key):
                 self.numbers.add(str(row[key]))

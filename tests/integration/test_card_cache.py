@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
@@ -102,8 +103,9 @@ async def test_a_second_ring_is_served_from_memory_and_a_crm_edit_is_seen_at_onc
 
 
 async def test_a_stored_call_refreshes_the_cards_it_shows_on_and_no_other(db: Database) -> None:
-    """A call of the number, or of its party's other number, forgets the card (its last calls change);
-    a call of an unrelated number, or a result picked on a call, leaves the card in memory."""
+    """A call of the number, or of its party's other number, forgets the card once it has ended (its last
+    calls change); a call of an unrelated number, a result picked on a call, or the number's call while it is
+    still ringing (a card lists ended calls only) leaves the card in memory."""
     _anna, client = await _client(db)
     cards, source = cached(db)
     assert (await cards.card_for(ringing())).recent_calls == ()
@@ -111,6 +113,8 @@ async def test_a_stored_call_refreshes_the_cards_it_shows_on_and_no_other(db: Da
     await calls.upsert(ended_call("1.1", "+79990000000"), None)
     row = await calls.upsert(ended_call("1.2", "+79990000001"), None)
     await CallResults(db).set(row, "sale", 1, T0)
+    live = replace(ended_call("1.3", NUMBER[1:]), ended_at=None, outcome=None)
+    await calls.upsert(live, {"state": "ringing"})  # the number's next call, still ringing
     await cards.card_for(ringing())
     assert source.reads == 1
     await calls.upsert(ended_call("1.3", NUMBER[1:]), None)  # stored without the "+"
