@@ -3,6 +3,7 @@ password anywhere, replaced (and the PJSIP include rewritten) on `manager passwd
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
 import logging
@@ -14,6 +15,7 @@ import pytest
 from aiohttp import ClientSession
 from aiohttp.test_utils import TestServer
 
+from crmtel.apitokens.models import Scope
 from crmtel.cli import build_parser
 from crmtel.config import Settings, WebphoneSettings, WebSettings
 from crmtel.push.hub import Hub
@@ -52,11 +54,23 @@ async def _cli(argv: list[str], settings: Settings) -> int:
     return code
 
 
+def _all_scopes() -> list[str]:
+    return [a for s in Scope for a in ("--scope", s.value)]
+
+
+async def _cli_out(argv: list[str], settings: Settings) -> str:
+    buffer = io.StringIO()
+    with contextlib.redirect_stdout(buffer):
+        assert await _cli(argv, settings) == 0
+    return buffer.getvalue().strip().splitlines()[-1]
+
+
 async def test_only_the_managers_own_session_gets_their_credential(
     db: Database, database_url: str, caplog: pytest.LogCaptureFixture
 ) -> None:
     """Anna's page gets Anna's device 99101 and the hash in the PBX's file; Boris's page gets his own 99102 and
-    nothing of Anna's; the head (no phone) a 404; without a session a 401; the answer is never cached."""
+    nothing of Anna's; the head (no phone) a 404; without a session a 401, with anna's API token (every scope)
+    a refusal; the answer is never cached."""
     # INFO and up: what crmtel logs (a database driver's DEBUG echo of SQL parameters is not a log anyone runs).
     caplog.set_level(logging.INFO)
     await seed_managers(db)
@@ -97,6 +111,14 @@ async def test_only_the_managers_own_session_gets_their_credential(
         async with ClientSession(base_url=base) as nobody, nobody.get("/api/phone") as r:
             assert r.status == 401
             assert in_file["99101"] not in await r.text()
+        # An API token of anna's with every scope is still not her page: the credential is the session's only.
+        token = await _cli_out(["token", "create", "--manager", "anna", *_all_scopes()], settings)
+        async with ClientSession(base_url=base) as script:
+            async with script.get("/api/phone", headers={"Authorization": f"Bearer {token}"}) as r:
+                assert r.status in (401, 403)
+                assert in_file["99101"] not in await r.text()
+            async with script.get("/api/me", headers={"Authorization": f"Bearer {token}"}) as r:
+                assert r.status == 200, "the token itself works"
     finally:
         await server.close()
     for digest in in_file.values():
