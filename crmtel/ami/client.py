@@ -151,8 +151,15 @@ class _ChannelWatch:
             if event == "VarSet" and (message.get("Variable"), message.get("Value")) == self.variable:
                 self.uniqueid = message.get("Uniqueid")
             return
-        if (event == "DialEnd" and message.get("DestUniqueid") == self.uniqueid) or (
-            event == "Hangup" and message.get("Uniqueid") == self.uniqueid
+        if (
+            (event == "DialEnd" and message.get("DestUniqueid") == self.uniqueid)
+            or (event == "Hangup" and message.get("Uniqueid") == self.uniqueid)
+            # The "via my mobile" dialplan's word on why the mobile did not take the call.
+            or (
+                event == "VarSet"
+                and message.get("Uniqueid") == self.uniqueid
+                and message.get("Variable") == "CRMTEL_DIAL_RESULT"
+            )
         ):
             self.events.append(message)
             if event == "Hangup" and not self.ended.done():

@@ -24,6 +24,11 @@ WANTED_VARIABLES = frozenset(
         "CRMTEL_ROUTE_REASON",
         "CRMTEL_ORIGINATE_ID",
         "BRIDGEPEER",
+        # The manager's mobile as their phone (deploy/asterisk/extensions_crmtel_mobile.conf).
+        "CRMTEL_MANAGER_EXTENSION",
+        "CRMTEL_MOBILE_NUMBER",
+        "CRMTEL_FOLLOWME_TO",
+        "CRMTEL_MOBILE_CONFIRMED",
     }
 )
 _UNKNOWN = "<unknown>"

@@ -15,7 +15,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
 
-from crmtel.calls.legs import LegKind, dialled_number, forwarded_taker, local_base
+from crmtel.calls.legs import LegKind, dialled_number, forwarded_taker, local_base, number_from_dial_string
 from crmtel.calls.tracker import visits
 from crmtel.calls.tracker.model import Call, TrackerState, build_record, leg_kind, normalise_caller
 from crmtel.cdr.models import CdrRow
@@ -319,6 +319,8 @@ def _forwarded(state: TrackerState, call: Call, mobile: _Offer) -> Call:
     """An inbound call answered on a mobile through the trunk: by the manager whose phone rang last (the CDR
     does not keep a phone's ``Forward``), the record noting the number (``crmtel.calls.legs.forwarded_taker``)."""
     taker = forwarded_taker(call.rang, None)
-    number = dialled_number(mobile.leg.dst)
+    # The number the trunk leg dialled (a dialplan follow-me's row keeps the caller's DID as its dst).
+    dial = mobile.leg.lastdata.split(",", 1)[0]
+    number = (number_from_dial_string(dial) if "@" in dial else None) or dialled_number(mobile.leg.dst)
     answered_on = (normalize(number, state.region).e164 or number) if number is not None else None
     return replace(call, answered_by=taker, answered_at=placed(mobile.leg).answer, answered_on=answered_on)

@@ -34,6 +34,8 @@ _VARIABLES = frozenset(
         "CRMTEL_MANAGER_EXTENSION",
         "CRMTEL_MANAGER",
         "CRMTEL_OUTBOUND_CALLERID",
+        "CRMTEL_MOBILE",
+        "CRMTEL_MOBILE_NUMBER",
     }
 )
 # A variable's value: Asterisk splits a Variable header at commas, so a comma would smuggle in another variable.
@@ -151,15 +153,32 @@ class GuardedSender:
             return "crmtel: Exten is not the number as the dial rules write it"
         if check_number(number, kind, self._settings) is not None:
             return f"crmtel: {number} is not allowed by the click-to-call policy of {self.pbx}"
+        why = self._mobile_why_not(fields)
+        if why is not None:
+            return why
         wait = self._window.take(self.pbx, self._clock())
         if wait > 0:
             per = f"{self._settings.max_per_pbx} per {self._settings.rate_seconds:g} s"
             return f"crmtel: the click-to-call limit of {self.pbx} ({per}) is reached"
         return None
 
-    def _phone_extension(self, channel: str) -> str | None:
+    def _mobile_why_not(self, fields: Sequence[tuple[str, str]]) -> str | None:
+        """ "Via my mobile": the mobile is a number the policy lets crmtel dial, written by the dial rules."""
+        variables = dict(v.partition("=")[::2] for k, v in fields if k.lower() == "variable")
+        mobile = variables.get("CRMTEL_MOBILE_NUMBER")
+        if mobile is None:
+            return None
+        if not (mobile.startswith("+") and mobile[1:].isdigit()):
+            return "crmtel: the mobile is not E.164"
+        if variables.get("CRMTEL_MOBILE") != dial_string(mobile, self._settings.dial_rules):
+            return "crmtel: CRMTEL_MOBILE is not the mobile as the dial rules write it"
+        if check_number(mobile, PhoneKind.E164, self._settings) is not None:
+            return f"crmtel: the mobile {mobile} is not allowed by the click-to-call policy of {self.pbx}"
+        return None
+
+    def _phone_extension(self, channel: str, template: str | None = None) -> str | None:
         # The PBX's channel template around one of its phones' extensions: never a trunk, never Local/ elsewhere.
-        head, _, tail = self._settings.channel.partition("{extension}")
+        head, _, tail = (template or self._settings.channel).partition("{extension}")
         if not (channel.startswith(head) and channel.endswith(tail)) or len(channel) < len(head) + len(tail):
             return None
         extension = channel[len(head) : len(channel) - len(tail)]
@@ -185,7 +204,12 @@ class GuardedSender:
             else:
                 seen[lower] = value
         settings = self._settings
-        extension = self._phone_extension(seen.get("channel", ""))
+        via_mobile = "CRMTEL_MOBILE_NUMBER" in variables or "CRMTEL_MOBILE" in variables
+        if via_mobile and not ("CRMTEL_MOBILE_NUMBER" in variables and "CRMTEL_MOBILE" in variables):
+            return "CRMTEL_MOBILE without CRMTEL_MOBILE_NUMBER"
+        # "Via my mobile" rings the manager's mobile through the mobile Local channel of one of the PBX's phones.
+        template = settings.mobile_channel if via_mobile else settings.channel
+        extension = self._phone_extension(seen.get("channel", ""), template)
         if extension is None:
             return "Channel is not a phone of this PBX"
         if seen.get("context") != settings.context or seen.get("priority") != str(settings.priority):

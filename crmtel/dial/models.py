@@ -30,6 +30,8 @@ class DialStatus(enum.StrEnum):
     REFUSED = "refused"  # the PBX refused the action (``Response: Error``)
     UNREACHABLE = "unreachable"  # crmtel has no connection to that PBX
     TIMEOUT = "timeout"
+    # "Via my mobile": the mobile answered but 1 was not pressed (voicemail, a pocket answer): no client called.
+    UNCONFIRMED = "unconfirmed"
 
     @property
     def ok(self) -> bool:
@@ -63,6 +65,13 @@ _HANGUP_CAUSES = {
     34: DialStatus.CONGESTED,
     38: DialStatus.CONGESTED,
 }
+# Set on the originated channel by the "via my mobile" dialplan when the mobile did not take the call.
+RESULT_VARIABLE = "CRMTEL_DIAL_RESULT"
+_MOBILE_RESULTS = {
+    "unconfirmed": DialStatus.UNCONFIRMED,
+    "answer": DialStatus.UNCONFIRMED,  # the mobile answered, yet its line was never connected: no 1 pressed
+    "nomobile": DialStatus.FAILED,
+}
 # The phone's DialEnd, when its Hangup cause said nothing.
 _DIAL_STATUSES = {
     "BUSY": DialStatus.BUSY,
@@ -95,6 +104,9 @@ class DialRequest:
     exten: str
     name: str | None = None
     manager_login: str | None = None
+    # "Via my mobile": the manager's mobile (E.164) rung first instead of the desk phone, and as the PBX dials it.
+    mobile: str | None = None
+    mobile_exten: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -129,14 +141,15 @@ def originate_fields(request: DialRequest, settings: OriginateSettings) -> list[
     """The headers of the AMI ``Originate`` for one click (the ActionID is the attempt's id)."""
     name = _callerid_text(request.name or "") or request.number
     callerid = settings.phone_callerid.format_map({"name": name, "number": request.exten})
+    channel = settings.mobile_channel if request.mobile is not None else settings.channel
     fields = [
         ("ActionID", request.originate_id),
-        ("Channel", settings.channel.format_map({"extension": request.extension})),
+        ("Channel", channel.format_map({"extension": request.extension})),
         ("Context", settings.context),
         ("Exten", request.exten),
         ("Priority", str(settings.priority)),
         ("CallerID", callerid),
-        ("Timeout", str(settings.ring_seconds * 1000)),
+        ("Timeout", str(originate_seconds(request, settings) * 1000)),
         ("Async", "true"),
         ("Variable", f"CRMTEL_ORIGINATE_ID={request.originate_id}"),
         ("Variable", f"CRMTEL_DIAL_NUMBER={request.number}"),
@@ -146,7 +159,20 @@ def originate_fields(request: DialRequest, settings: OriginateSettings) -> list[
         fields.append(("Variable", f"CRMTEL_MANAGER={request.manager_login}"))
     if settings.outgoing_callerid:
         fields.append(("Variable", f"CRMTEL_OUTBOUND_CALLERID={settings.outgoing_callerid}"))
+    if request.mobile is not None and request.mobile_exten is not None:
+        fields.append(("Variable", f"CRMTEL_MOBILE={request.mobile_exten}"))
+        fields.append(("Variable", f"CRMTEL_MOBILE_NUMBER={request.mobile}"))
     return fields
+
+
+# "Via my mobile": the Local channel answers only once the mobile rang (up to [mobile] ring_seconds), the prompt was
+# played twice and 1 pressed; the dialplan bounds each step, this bounds the Originate around them.
+MOBILE_ORIGINATE_SECONDS = 150
+
+
+def originate_seconds(request: DialRequest, settings: OriginateSettings) -> int:
+    """How long the PBX waits for the originated channel to answer (the desk phone, or the confirmed mobile)."""
+    return MOBILE_ORIGINATE_SECONDS if request.mobile is not None else settings.ring_seconds
 
 
 def outcome(replies: Sequence[Message]) -> tuple[DialStatus, str | None]:
@@ -164,6 +190,13 @@ def outcome(replies: Sequence[Message]) -> tuple[DialStatus, str | None]:
         return DialStatus.ANSWERED, None
     # The end of the phone's channel says more than the Reason (Asterisk 22 gives 0 for busy and declined).
     after = replies[replies.index(event) + 1 :]
+    # "Via my mobile": the dialplan's own word on the mobile (extensions_crmtel_mobile.conf) says it best.
+    for message in after:
+        if message.event == "VarSet" and message.get("Variable") == RESULT_VARIABLE:
+            said = (message.get("Value") or "").strip()
+            status = _MOBILE_RESULTS.get(said.lower()) or _DIAL_STATUSES.get(said.upper())
+            if status is not None:
+                return status, None
     for message in after:
         if message.event == "Hangup":
             status = _HANGUP_CAUSES.get(_cause(message.get("Cause")))

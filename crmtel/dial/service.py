@@ -29,6 +29,7 @@ from crmtel.dial.models import (
     DialStatus,
     dial_string,
     originate_fields,
+    originate_seconds,
     outcome,
     serves,
 )
@@ -86,6 +87,11 @@ def new_originate_id() -> str:
     return "crmtel-" + secrets.token_hex(8)
 
 
+def _via(request: DialRequest) -> str | None:
+    # The audit log says which attempts rang the manager's mobile instead of the desk phone.
+    return f"via mobile {request.mobile}" if request.mobile is not None else None
+
+
 class DialService:
     """Places click-to-call attempts on the PBXs crmtel is connected to."""
 
@@ -124,11 +130,14 @@ class DialService:
         extension: str | None = None,
         pbx: str | None = None,
         name: str | None = None,
+        via_mobile: bool = False,
     ) -> DialRequest:
         """The attempt for a click, or DialRefused saying why not (someone else's phone, a bad number…).
-        Every refusal leaves a line in the audit log with its reason."""
+        Every refusal leaves a line in the audit log with its reason. ``via_mobile``: the manager's mobile is
+        rung first (they press 1 to accept), not their desk phone."""
         try:
-            return await self._prepare(number, manager=manager, extension=extension, pbx=pbx, name=name)
+            request = await self._prepare(number, manager=manager, extension=extension, pbx=pbx, name=name)
+            return await self._via_mobile(request, manager) if via_mobile else request
         except DialRefused as refused:
             if not refused.audited:
                 log.debug("dial refused: %s -> %r (%s)", extension, number[:40], refused.key)
@@ -205,6 +214,18 @@ class DialService:
             manager_login=manager.login if manager is not None else None,
         )
 
+    async def _via_mobile(self, request: DialRequest, manager: Manager | None) -> DialRequest:
+        """The attempt rung on the manager's mobile: it must have one, and the policy must let crmtel dial it."""
+        mobile = manager.mobile if manager is not None else None
+        if mobile is None:
+            raise DialRefused("dial.no_mobile")
+        settings = self.settings[request.pbx]
+        verdict = check_number(mobile, PhoneKind.E164, settings)
+        if verdict is not None:
+            log.warning("dial refused on %s: mobile %s (%s)", request.pbx, mobile, verdict.key)
+            raise DialRefused("dial.mobile_not_allowed", 403, mobile=mobile, pbx=request.pbx)
+        return replace(request, mobile=mobile, mobile_exten=dial_string(mobile, settings.dial_rules))
+
     async def _pbx_for(self, extension: str, pbx: str | None) -> str:
         if pbx is not None:
             if pbx not in self.originators:
@@ -266,6 +287,7 @@ class DialService:
             manager_login=request.manager_login,
             dialled=request.exten,
             originate_id=request.originate_id,
+            detail=_via(request),
         )
         if refusal is None:
             refusal = await self._admit_in_log(attempt)
@@ -353,13 +375,17 @@ class DialService:
         try:
             # The phone rings up to ring_seconds; the PBX answers the Originate when it is picked up.
             replies = await originator.request(
-                "Originate", originate_fields(request, settings), limit=settings.ring_seconds + 15
+                "Originate",
+                originate_fields(request, settings),
+                limit=originate_seconds(request, settings) + 15,
             )
             status, detail = outcome(replies)
         except TimeoutError:
             status = DialStatus.TIMEOUT
         except AmiError as err:
             status, detail = DialStatus.UNREACHABLE, str(err)[:200]
+        if detail is None:
+            detail = _via(request)
         log.info(
             "dial %s: %s -> %s on %s: %s %s",
             request.originate_id,

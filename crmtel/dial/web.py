@@ -3,12 +3,12 @@ websocket as ``dial.result`` messages for the manager who clicked."""
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from aiohttp import web
 from pydantic import StringConstraints
 
-from crmtel.dial.models import DialRefused, DialResult
+from crmtel.dial.models import DialRefused, DialResult, DialStatus
 from crmtel.dial.service import DialService
 from crmtel.i18n import Translator
 from crmtel.phones import display
@@ -18,6 +18,17 @@ from crmtel.push.inputs import Body, read_body
 from crmtel.timestamps import iso_instant
 
 RESULT = "dial.result"
+# Statuses worded apart for "via my mobile" (crmtel/i18n/catalogues/*/dial.json: dial.mobile.*).
+MOBILE_WORDED = frozenset(
+    {
+        DialStatus.CALLING,
+        DialStatus.ANSWERED,
+        DialStatus.NO_ANSWER,
+        DialStatus.BUSY,
+        DialStatus.REJECTED,
+        DialStatus.FAILED,
+    }
+)
 
 Number = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=40)]
 Extension = Annotated[str, StringConstraints(strip_whitespace=True, pattern=r"^[0-9]{2,6}$")]
@@ -30,6 +41,15 @@ class DialBody(Body):
     number: Number
     extension: Extension | None = None
     name: Name | None = None
+    # "mobile": ring the manager's own mobile first (they press 1 to accept), not the desk phone.
+    via: Literal["phone", "mobile"] = "phone"
+
+
+def message_key(result: DialResult) -> str:
+    """The words for an attempt: "via my mobile" ones speak of the mobile, not of the desk phone."""
+    if result.request.mobile is not None and result.status in MOBILE_WORDED:
+        return f"dial.mobile.{result.status.value}"
+    return result.status.message_key
 
 
 def result_json(result: DialResult, tr: Translator | None = None) -> dict[str, Any]:
@@ -47,13 +67,14 @@ def result_json(result: DialResult, tr: Translator | None = None) -> dict[str, A
         "extension": req.extension,
         "number": req.number,
         "dialled": req.exten,
+        "via": "mobile" if req.mobile is not None else "phone",
         "detail": result.detail,
-        "message_key": result.status.message_key,
+        "message_key": message_key(result),
         "params": params,
         "at": iso_instant(result.at),
     }
     if tr is not None:
-        data["message"] = tr.t(result.status.message_key, **params)
+        data["message"] = tr.t(message_key(result), **params)
     return data
 
 
@@ -88,7 +109,11 @@ def dial_routes(service: DialService) -> web.RouteTableDef:
         body = await read_body(request, DialBody)
         try:
             attempt = await service.prepare(
-                body.number, manager=manager, extension=body.extension, name=body.name
+                body.number,
+                manager=manager,
+                extension=body.extension,
+                name=body.name,
+                via_mobile=body.via == "mobile",
             )
             result = await service.start(attempt, manager_id=manager.id)
         except DialRefused as err:

@@ -31,6 +31,7 @@ ROUTES: dict[tuple[str, str], tuple[str, str, str]] = {
     ("POST", "/api/logout"): ("session", "Log out", SESSION),
     ("GET", "/api/me"): ("session", "Who is logged in, with the CSRF token", SESSION),
     ("PUT", "/api/me/locale"): ("session", "Choose the page's language", SESSION),
+    ("PUT", "/api/me/mobile"): ("session", "Set (or clear) one's own mobile number", SESSION),
     ("GET", "/api/board"): ("board", "The heads' board: today's counts and live calls", SESSION),
     ("GET", "/api/call-results"): ("calls", "The call result codes one may set", SESSION),
     ("GET", "/api/calls"): ("calls", "Call history, filtered and paged", SESSION),

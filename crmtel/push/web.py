@@ -25,6 +25,7 @@ from crmtel.errors import StoreUnavailable
 from crmtel.i18n import supported
 from crmtel.i18n.models import LocaleOptions
 from crmtel.i18n.web import catalogue_routes
+from crmtel.managers.models import BadMobile, parse_mobile
 from crmtel.push import api
 from crmtel.push.context import BEARER, MANAGER, STATE, WebState, current_manager, translator, watch_scope
 from crmtel.push.csrf import CSRF_COOKIE, CSRF_HEADER, SAFE_METHODS, csrf_token, csrf_valid
@@ -311,6 +312,8 @@ def _me_json(manager: Manager, locale: LocaleOptions, accept_language: str | Non
         "languages": list(locale.languages),
         "timezone": locale.timezone,
         "currency": locale.currency,
+        # Only the person's own: colleagues' lists never carry a mobile.
+        "mobile": manager.mobile,
     }
 
 
@@ -359,6 +362,30 @@ async def _set_locale(request: web.Request) -> web.Response:
         raise InputError(message, fields=[{"field": "locale", "message": message}])
     await state.managers.set_locale(manager.id, choice)
     updated = replace(manager, locale=choice)
+    return web.json_response(_me_json(updated, state.locale, request.headers.get("Accept-Language")))
+
+
+class MobileBody(Body):
+    """The manager's own mobile from the settings page (empty or null: none)."""
+
+    mobile: Annotated[str, StringConstraints(strip_whitespace=True, max_length=40)] | None
+
+
+async def _set_mobile(request: web.Request) -> web.Response:
+    """``PUT /api/me/mobile`` ``{"mobile": "8 916 111-00-01"}``: kept in E.164; 400 naming why it is refused."""
+    state = request.app[STATE]
+    manager = current_manager(request)
+    body = await read_body(request, MobileBody)
+    try:
+        mobile = parse_mobile(body.mobile, state.region)
+    except BadMobile as err:
+        params = {"number": (body.mobile or "")[:40]}
+        message = translator(request).t(err.key, **params)
+        raise InputError(
+            message, key=err.key, params=params, fields=[{"field": "mobile", "message": message}]
+        ) from err
+    await state.managers.set_mobile(manager.id, mobile)
+    updated = replace(manager, mobile=mobile)
     return web.json_response(_me_json(updated, state.locale, request.headers.get("Accept-Language")))
 
 
@@ -464,6 +491,7 @@ def create_app(
     app.router.add_post("/api/logout", _logout)
     app.router.add_get("/api/me", _me)
     app.router.add_put("/api/me/locale", _set_locale)
+    app.router.add_put("/api/me/mobile", _set_mobile)
     app.router.add_get("/ws", _websocket)
     api.add_routes(app.router)
     for table in routes:

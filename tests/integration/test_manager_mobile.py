@@ -16,6 +16,7 @@ from crmtel.exchange.importbase import ImportKind
 from crmtel.exchange.importer import import_table
 from crmtel.store.db import Database
 from crmtel.store.managers import ManagerRepository
+from tests.integration.test_web_app import running_app
 
 
 async def run(argv: list[str], database_url: str) -> int:
@@ -155,3 +156,28 @@ async def test_import_sets_keeps_and_refuses_mobiles(db: Database) -> None:
     anna = await repo.by_login("anna")
     assert anna is not None
     assert anna.mobile is None
+
+
+async def test_the_manager_sets_their_own_mobile_on_the_page(db: Database) -> None:
+    """PUT /api/me/mobile keeps any spelling as E.164 and /api/me returns it to its owner only; a toll-free
+    number is a 400 naming why (in the manager's language), nothing stored; null clears it."""
+    async with running_app(db) as rig, rig.browser("anna") as anna:
+        async with anna.put("/api/me/mobile", json={"mobile": "8 (916) 111-00-01"}) as r:
+            assert r.status == 200, await r.text()
+            assert (await r.json())["mobile"] == "+79161110001"
+        async with anna.get("/api/me") as r:
+            assert (await r.json())["mobile"] == "+79161110001"
+        async with anna.put("/api/me/mobile", json={"mobile": "8 800 555-35-35"}) as r:
+            assert r.status == 400
+            body = await r.json()
+        assert body["code"] == "settings.mobile.not_personal"
+        assert "8 800 555-35-35" in body["error"]
+        async with anna.get("/api/me") as r:
+            assert (await r.json())["mobile"] == "+79161110001"
+        async with rig.browser("boris") as boris, boris.get("/api/me") as r:
+            assert (await r.json())["mobile"] is None
+        async with anna.put("/api/me/mobile", json={"mobile": None}) as r:
+            assert (await r.json())["mobile"] is None
+    stored = await ManagerRepository(db).by_login("anna")
+    assert stored is not None
+    assert stored.mobile is None

@@ -227,6 +227,7 @@ writeprotect = yes
 #include extensions_crmtel_http.conf
 #include extensions_crmtel_originate.conf
 #include extensions_crmtel_webphone.conf
+#include extensions_crmtel_mobile.conf
 #include extensions_live.conf
 """
 
@@ -386,6 +387,7 @@ def write_configs(cfg: PbxConfig) -> None:
         "extensions_crmtel_http.conf",
         "extensions_crmtel_originate.conf",
         "extensions_crmtel_webphone.conf",
+        "extensions_crmtel_mobile.conf",
     ):
         shutil.copyfile(DEPLOY / name, etc / name)
     shutil.copyfile(DEPLOY / "cdr_crmtel.conf", etc / "cdr.conf")

@@ -38,6 +38,8 @@ class Staff:
     name: str
     extension: str
     password: str | None = None
+    # Their mobile (E.164), as `crmtel manager mobile` stores it.
+    mobile: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,6 +73,8 @@ async def seed(database_url: str, staff: Sequence[Staff], customers: Sequence[Cu
                 login=person.login, name=person.name, extensions=(person.extension,), password=person.password
             )
             ids[person.login] = saved.id
+            if person.mobile is not None:
+                await managers.set_mobile(saved.id, person.mobile)
         parties = PartyRepository(db, "RU")
         month = last_month(datetime.now(UTC).date())
         for customer in customers:
@@ -108,6 +112,8 @@ def crmtel_config(
     ring_seconds: int = 5,
     originate_ring_seconds: int = ORIGINATE_RING_SECONDS,
     webphone: tuple[str, Path] | None = None,
+    mobile: Mapping[str, object] | None = None,
+    outgoing_callerid: str | None = None,
 ) -> Path:
     """crmtel's TOML config for a live PBX (what an admin writes into /etc/crmtel/crmtel.toml)."""
     ami: dict[str, object] = {
@@ -139,6 +145,8 @@ def crmtel_config(
         "log": {"level": "info", "json_output": False},
         "i18n": {"language": "en"},
     }
+    if mobile:
+        sections["mobile"] = dict(mobile)
     calls: dict[str, object] = {"callback_due_minutes": 30}
     if default_owner:
         calls["default_owner"] = default_owner
@@ -149,6 +157,8 @@ def crmtel_config(
     lines_extra.append('context = "crmtel-originate"')
     lines_extra.append(f"ring_seconds = {originate_ring_seconds}")
     lines_extra.append('dial_rules = [{ prefix = "+7", replace = "8" }]')
+    if outgoing_callerid:
+        lines_extra.append(f'outgoing_callerid = "{outgoing_callerid}"')
     if queue_owners:
         lines_extra.append("[calls.queue_owners]")
         lines_extra += [f'{queue} = "{login}"' for queue, login in queue_owners.items()]

@@ -69,6 +69,9 @@ class RigSpec:
     unregistered: frozenset[str] = frozenset()
     # Browser phones (99<ext> for every staff member) on a ws:// transport of the PBX.
     webphone: bool = False
+    # crmtel's [mobile] settings, and the number called parties see ([ami.originate] outgoing_callerid).
+    mobile: Mapping[str, object] = field(default_factory=dict)
+    outgoing_callerid: str | None = None
 
     @property
     def phones(self) -> tuple[Phone, ...]:
@@ -309,8 +312,9 @@ async def _witness(cfg: PbxConfig) -> Witness:
     return witness
 
 
-async def dialplan_globals(config_path: Path, folder: Path) -> str:
-    """``crmtel --config FILE config dialplan-globals``: the admin's way to make extensions_crmtel_globals.conf."""
+async def dialplan_globals(config_path: Path, folder: Path, *, mobiles: bool = False) -> str:
+    """``crmtel --config FILE config dialplan-globals``: the admin's way to make extensions_crmtel_globals.conf
+    (with ``--mobiles`` once the managers' mobiles are in the database)."""
     proc = await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
@@ -319,6 +323,7 @@ async def dialplan_globals(config_path: Path, folder: Path) -> str:
         str(config_path),
         "config",
         "dialplan-globals",
+        *(["--mobiles"] if mobiles else []),
         cwd=folder,
         env=child_env(),
         stdout=asyncio.subprocess.PIPE,
@@ -375,10 +380,17 @@ async def live_rig(
         queue_owners=spec.queue_owners,
         default_owner=spec.default_owner,
         webphone=(f"ws://127.0.0.1:{http}/ws", pbx_root / "etc" / WEBPHONE_FILE) if spec.webphone else None,
+        mobile=spec.mobile,
+        outgoing_callerid=spec.outgoing_callerid,
     )
-    globals_text, _ = await asyncio.gather(
-        dialplan_globals(config_path, folder), crmtel_side.seed(database_url, spec.staff, spec.customers)
-    )
+    if any(person.mobile for person in spec.staff):
+        # The mobiles' globals come from the database: seeded first.
+        await crmtel_side.seed(database_url, spec.staff, spec.customers)
+        globals_text = await dialplan_globals(config_path, folder, mobiles=True)
+    else:
+        globals_text, _ = await asyncio.gather(
+            dialplan_globals(config_path, folder), crmtel_side.seed(database_url, spec.staff, spec.customers)
+        )
     cfg = PbxConfig(
         root=pbx_root,
         install=install,

@@ -76,7 +76,20 @@ class AttendedTransfers:
     consult: float
 
 
-Behaviour = Answers | NeverAnswers | Busy | Declines | Forwards | BlindTransfers | AttendedTransfers
+@dataclass(frozen=True, slots=True)
+class Confirms:
+    """A manager's mobile asked to confirm: rings ``ring`` s, answers, presses ``digit`` ``after`` s later (SIP
+    INFO, while the PBX plays its prompt), then talks until the PBX's BYE or ``talk`` s (None: never hangs up)."""
+
+    ring: float
+    after: float = 1.0
+    digit: str = "1"
+    talk: float | None = None
+
+
+Behaviour = (
+    Answers | NeverAnswers | Busy | Declines | Forwards | BlindTransfers | AttendedTransfers | Confirms
+)
 
 
 # --- scenario text ----------------------------------------------------------------------------------------
@@ -166,6 +179,21 @@ def _branch(label: str, behaviour: Behaviour, sip_target: str) -> str:
     out += f'  <label id="{label}-answer"/>\n'
     out += _send(_response(200, "OK", sdp=True), retrans=True)
     out += '  <recv request="ACK"/>\n'
+    if isinstance(behaviour, Confirms):
+        out += (
+            f'  <recv request="BYE" timeout="{_ms(behaviour.after)}" ontimeout="{label}-press" next="bye"/>\n'
+        )
+        out += f'  <label id="{label}-press"/>\n'
+        info = _in_dialog(
+            "INFO", 101, body=f"Signal={behaviour.digit}\nDuration=160\n", ctype="application/dtmf-relay"
+        )
+        out += _send(info, retrans=True)
+        out += '  <recv response="200"/>\n'
+        if behaviour.talk is None:
+            return out + '  <recv request="BYE" next="bye"/>\n'
+        return (
+            out + f'  <recv request="BYE" timeout="{_ms(behaviour.talk)}" ontimeout="hangup" next="bye"/>\n'
+        )
     if isinstance(behaviour, Answers):
         if behaviour.talk is None:
             return out + '  <recv request="BYE" next="bye"/>\n'

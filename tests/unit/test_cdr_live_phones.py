@@ -28,7 +28,20 @@ def _records() -> dict[str, CallRecord]:
     return out
 
 
-@pytest.mark.parametrize("scenario", LIVE_SCENARIOS)
+# Calls the CDR path does not rebuild yet (a known defect, asserted as it should be).
+_CDR_GAPS = {
+    "click-mobile-answered": "issue 26: the CDR path does not know click-to-call via the mobile (the Local "
+    "channel's second half dials the mobile): the record has no caller and no answer",
+}
+
+
+@pytest.mark.parametrize(
+    "scenario",
+    [
+        pytest.param(s, marks=pytest.mark.xfail(strict=True, reason=_CDR_GAPS[s])) if s in _CDR_GAPS else s
+        for s in LIVE_SCENARIOS
+    ],
+)
 def test_the_cdr_gives_each_live_call_the_trackers_record(scenario: str) -> None:
     """Direction, caller, dialled, phones offered, who answered (and on which number), who handed it over, outcome,
     ring and talk time (±1 s: the CDR counts whole seconds) — as the expected record of the AMI trace."""

@@ -169,3 +169,20 @@ def test_every_recording_in_a_shipped_dialplan_lands_in_the_cdr() -> None:
         "extensions_crmtel_originate.conf",
         "extensions_crmtel_webphone.conf",
     ]
+
+
+def test_the_mobile_dialplan_reads_the_mobile_globals_with_the_same_fallbacks() -> None:
+    """extensions_crmtel_mobile.conf reads CRMTEL_MOBILE_* from the globals and, without them, falls back to the
+    values the shipped config gives; the inbound dialplans follow the manager to the mobile only when told."""
+    text = (DEPLOY / "extensions_crmtel_mobile.conf").read_text(encoding="utf-8")
+    for line in _globals_file():
+        var, value = line.split("=", 1)
+        if not var.startswith("CRMTEL_MOBILE"):
+            continue
+        assert f"${{{var}}}" in text, var
+        if value:
+            assert f'ExecIf($["${{{var}}}" = ""]?Set({var}={value}))' in text, var
+    for name in ("extensions_crmtel.conf", "extensions_crmtel_http.conf"):
+        inbound = (DEPLOY / name).read_text(encoding="utf-8")
+        assert 'ExecIf($["${CRMTEL_FOLLOWME}" = ""]?Set(CRMTEL_FOLLOWME=0))' in inbound
+        assert "Gosub(crmtel-followme,s,1(${CRMTEL_ROUTE_TARGET}))" in inbound

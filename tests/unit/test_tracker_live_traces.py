@@ -13,7 +13,7 @@ import pytest
 
 from crmtel.ami.protocol import Message
 from crmtel.calls.tracker import new_state, restore, snapshot
-from crmtel.domain import CallAnswered, CallEnded, CallRecord, CallRingStopped
+from crmtel.domain import CallAnswered, CallDiscarded, CallEnded, CallRecord, CallRinging, CallRingStopped
 from tests.fixtures.traces import (
     LIVE_SCENARIOS,
     LIVE_TRACES_DIR,
@@ -38,6 +38,7 @@ def _record(messages: list[TimedMessage]) -> tuple[CallRecord, list[Any]]:
 def test_the_live_traces_are_present() -> None:
     """The live-tier calls the tests below rely on ship with the package."""
     assert {"attended-transfer", "forwarded-to-mobile", "outbound-unanswered"} <= set(LIVE_SCENARIOS)
+    assert {"click-mobile-answered", "followme-confirmed", "followme-unconfirmed"} <= set(LIVE_SCENARIOS)
 
 
 @pytest.mark.parametrize("scenario", LIVE_SCENARIOS)
@@ -111,3 +112,55 @@ def test_a_restart_anywhere_in_a_live_call_gives_the_same_record(scenario: str) 
             fresh = restore(fresh, json.loads(json.dumps(data)))
         _, after = run(fresh, events[cut:])
         assert [e.record for e in ended(before + after)] == expected, f"cut at event {cut}"
+
+
+def test_via_mobile_the_manager_places_the_call_and_the_card_rings_their_extension() -> None:
+    """anna's click "via my mobile": the mobile's trunk leg is hers (not the client), the card rings 151 once the
+    client is dialled, the call is answered by 151 when the client answers (talk from there), on her mobile."""
+    record, effects = _record(load_messages("click-mobile-answered", LIVE_TRACES_DIR))
+    assert (record.direction.value, record.caller_number, record.dialled) == (
+        "outbound",
+        "151",
+        "89991110051",
+    )
+    assert (record.answered_by, record.answered_on) == ("151", "+79160000051")
+    cards = [e for e in effects if isinstance(e, CallRinging)]
+    assert [(e.extension, e.dialled, e.originate_id is not None) for e in cards] == [
+        ("151", "89991110051", True)
+    ]
+    assert [e.extension for e in effects if isinstance(e, CallAnswered)] == ["151"]
+
+
+def test_via_mobile_without_1_leaves_no_call() -> None:
+    """boris's mobile voicemail answered and never pressed 1: the client was never dialled, so no call is recorded
+    (the click-to-call audit log says "unconfirmed"), nobody answered, no card rang."""
+    state, effects = run(
+        new_state("pbx1"), to_events(load_messages("click-mobile-unconfirmed", LIVE_TRACES_DIR))
+    )
+    assert not state.calls
+    assert ended(effects) == []
+    assert [
+        type(e).__name__ for e in effects if isinstance(e, CallDiscarded | CallAnswered | CallRinging)
+    ] == ["CallDiscarded"]
+
+
+def test_followme_answer_counts_only_once_1_is_pressed() -> None:
+    """gleb's mobile answered the follow-me but never pressed 1: not gleb's answer, the caller went on to the
+    queue; vera's pressed 1: hers, answered when she pressed it."""
+    _, effects = _record(load_messages("followme-unconfirmed", LIVE_TRACES_DIR))
+    assert [e for e in effects if isinstance(e, CallAnswered)] == []
+    record, effects = _record(load_messages("followme-confirmed", LIVE_TRACES_DIR))
+    assert [e.extension for e in effects if isinstance(e, CallAnswered)] == ["153"]
+    assert record.answered_on == "+79160000053"
+
+
+def test_followme_without_the_confirmation_marker_would_be_the_managers() -> None:
+    """The tracker needs the dialplan's CRMTEL_FOLLOWME_TO: without it the unconfirmed mobile's answer (Dial
+    CONTINUE) still is no answer — and the confirmed one (DialEnd ANSWER after the 1) is the manager's."""
+    for scenario, answered in (("followme-unconfirmed", None), ("followme-confirmed", "153")):
+        messages = [
+            m for m in load_messages(scenario, LIVE_TRACES_DIR)
+            if dict(m.message.headers).get("Variable") not in ("CRMTEL_FOLLOWME_TO", "CRMTEL_MOBILE_CONFIRMED")
+        ]  # fmt: skip
+        record, _ = _record(messages)
+        assert record.answered_by == answered

@@ -16,9 +16,10 @@ from crmtel.calls.tracker.core import (
     renamed,
     unbridge,
 )
+from crmtel.calls.tracker.dialling import answered_on_the_mobile
 from crmtel.calls.tracker.model import Call, normalise_caller
 from crmtel.calls.tracker.tx import Tx
-from crmtel.domain import CallRingStopped, MissedReason, QueueOutcome
+from crmtel.domain import CallRingStopped, Direction, MissedReason, QueueOutcome
 
 
 def on_channel(tx: Tx, event: Any) -> None:
@@ -33,6 +34,9 @@ def on_channel(tx: Tx, event: Any) -> None:
         isinstance(event, ev.NewCallerid)
         and uid == call.linkedid
         and call.origin_kind is not LegKind.EXTENSION
+        # A call a manager placed (click-to-call through a Local channel) is the manager's extension calling,
+        # whatever caller ID the dialplan then shows the called party (the company's number).
+        and call.placed_by is None
     ):
         number, hidden = normalise_caller(event.channel.caller_num, tx.state.region)
         if number is not None or hidden:
@@ -105,6 +109,14 @@ def on_rename(tx: Tx, event: ev.Rename) -> None:
     tx.put(replace(call, legs={**call.legs, event.uniqueid: new}, ringing=ringing))
 
 
+def _placed_via_mobile(call: Call) -> Call:
+    """ "Via my mobile": the Local channel's other half rings the manager's mobile first; the manager places the
+    call. Asterisk sets an Originate's variables in no promised order, so either variable may come last."""
+    if call.via_mobile is None or call.originate_extension is None or call.placed_by is not None:
+        return call
+    return replace(call, placed_by=call.originate_extension, caller_number=call.originate_extension)
+
+
 def on_var_set(tx: Tx, event: ev.VarSet) -> None:
     call = attach(tx, event.channel)
     if call is None or event.value is None:
@@ -119,6 +131,15 @@ def on_var_set(tx: Tx, event: ev.VarSet) -> None:
         return
     if variable == "CRMTEL_ORIGINATE_ID" and call.originate_id is None:
         tx.put(announce_outbound(tx, replace(call, originate_id=value[:64])))
+    elif variable == "CRMTEL_MANAGER_EXTENSION" and call.originate_extension is None:
+        tx.put(_placed_via_mobile(replace(call, originate_extension=value[:16])))
+    elif variable == "CRMTEL_MOBILE_NUMBER" and call.via_mobile is None and call.origin_kind is LegKind.LOCAL:
+        tx.put(_placed_via_mobile(replace(call, via_mobile=value[:32])))
+    elif variable == "CRMTEL_FOLLOWME_TO" and call.direction is Direction.INBOUND:
+        tx.put(replace(call, confirm_pending=bool(value)))
+    elif variable == "CRMTEL_MOBILE_CONFIRMED" and call.confirm_pending and call.answered_by is None:
+        # The manager pressed 1 on the mobile the inbound call followed them to: now it is theirs.
+        tx.put(answered_on_the_mobile(tx, replace(call, confirm_pending=False)))
     elif variable == "CRMTEL_ROUTE_KIND" and call.route_kind is None:
         tx.put(replace(call, route_kind=value[:20]))
     elif variable == "CRMTEL_ROUTE_TARGET" and call.route_target is None:

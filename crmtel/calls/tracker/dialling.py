@@ -34,6 +34,15 @@ def on_dial_begin(tx: Tx, event: ev.DialBegin) -> None:
         tx.put(call)
         return
     dest = leg_of(tx, event.dest)
+    if (
+        call.via_mobile is not None
+        and call.mobile_leg is None
+        and call.direction is None
+        and dest.kind is LegKind.TRUNK
+    ):
+        # "Via my mobile": the placing manager's own mobile rings first (through the trunk); not the client yet.
+        tx.put(replace(call, mobile_leg=event.dest.uniqueid))
+        return
     if _rings_the_placer(call, event.channel, dest):
         # FreePBX-style click-to-call: Originate(Local/101@…) rings the manager's own phone first.
         tx.put(replace(call, placed_by=dest.extension, caller_number=dest.extension, caller_hidden=False))
@@ -103,7 +112,7 @@ def on_dial_end(tx: Tx, event: ev.DialEnd) -> None:
     uid = event.dest.uniqueid
     status = event.status
     placer = call.direction is None and dest.extension is not None and dest.extension == call.placed_by
-    if uid == call.linkedid or placer:
+    if uid == call.linkedid or placer or (uid == call.mobile_leg and call.direction is None):
         # The placing phone answered (or refused) its own Originate: the far end has not been called yet.
         if status != "ANSWER" and call.answered_by is None:
             tx.put(replace(call, unanswered_reason=UNANSWERED.get(status, MissedReason.NO_ANSWER)))
@@ -115,8 +124,16 @@ def on_dial_end(tx: Tx, event: ev.DialEnd) -> None:
             call = answer(tx, call, dest.extension)
         elif dest.kind is LegKind.TRUNK and call.direction is Direction.OUTBOUND:
             call = answer(tx, call, origin_extension(call))
-        elif dest.kind is LegKind.TRUNK and call.direction is Direction.INBOUND and call.answered_by is None:
-            call = _answered_on_the_mobile(tx, call)
+            if call.via_mobile is not None and call.answered_on is None:
+                call = replace(call, answered_on=call.via_mobile)
+        elif (
+            dest.kind is LegKind.TRUNK
+            and call.direction is Direction.INBOUND
+            and call.answered_by is None
+            # With a confirmation step (follow-me) the mobile answering is not the manager taking the call yet.
+            and not call.confirm_pending
+        ):
+            call = answered_on_the_mobile(tx, call)
         tx.put(call)
         return
     if event.forward and dest.kind is LegKind.EXTENSION and dest.extension is not None:
@@ -150,7 +167,7 @@ def on_dial_end(tx: Tx, event: ev.DialEnd) -> None:
     tx.put(call)
 
 
-def _answered_on_the_mobile(tx: Tx, call: Call) -> Call:
+def answered_on_the_mobile(tx: Tx, call: Call) -> Call:
     """An inbound call answered out through the trunk: by the manager whose phone sent it there."""
     taker = forwarded_taker(call.rang, call.forwarded_by)
     if taker is None:

@@ -66,6 +66,14 @@ class Call:
     # Click-to-call: the Originate's CRMTEL_ORIGINATE_ID, and whether the placer's card went out.
     originate_id: str | None = None
     announced: bool = False
+    # Click-to-call "via my mobile": the placing manager's extension (CRMTEL_MANAGER_EXTENSION), their mobile
+    # (CRMTEL_MOBILE_NUMBER, E.164) and the trunk leg that rings it — the manager's line, not the client's.
+    originate_extension: str | None = None
+    via_mobile: str | None = None
+    mobile_leg: str | None = None
+    # Follow-me with confirmation (CRMTEL_FOLLOWME_TO): a mobile answering is not yet the manager taking the
+    # call — its line is connected only once they pressed 1 (CRMTEL_MOBILE_CONFIRMED).
+    confirm_pending: bool = False
 
 
 @dataclass(frozen=True, slots=True)

@@ -28,7 +28,7 @@ SNAPSHOT_VERSION = 1
 # timestampevents, from receive times): more apart than this means it started again in between.
 RESTART_TOLERANCE = timedelta(seconds=2)
 _DATETIME_FIELDS = frozenset({"started_at", "answered_at"})
-_BOOL_FIELDS = frozenset({"caller_hidden", "in_queue", "transfer_pending", "announced"})
+_BOOL_FIELDS = frozenset({"caller_hidden", "in_queue", "transfer_pending", "announced", "confirm_pending"})
 
 
 def snapshot(state: TrackerState, linkedid: str) -> dict[str, Any] | None:
