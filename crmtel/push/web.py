@@ -379,8 +379,8 @@ async def _set_mobile(request: web.Request) -> web.Response:
     try:
         mobile = parse_mobile(body.mobile, state.region)
     except BadMobile as err:
-        params = {"number": (body.mobile or "")[:40]}
-        message = translator(request).t(err.key, **params)
+        params: dict[str, object] = {"number": (body.mobile or "")[:40]}
+        message = translator(request).t(err.key, number=(body.mobile or "")[:40])
         raise InputError(
             message, key=err.key, params=params, fields=[{"field": "mobile", "message": message}]
         ) from err
