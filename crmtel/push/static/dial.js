@@ -9,6 +9,7 @@ import * as socket from "./socket.js";
 import { placeCall, webphoneReady } from "./webphone.js";
 
 let line = null; // the status line, created on first use
+let mobile = null; // the manager's own mobile (settings.js): "via my mobile" buttons show only with one
 const pending = new Set(); // numbers whose click is on its way (a double click sends one request)
 
 function statusLine() {
@@ -32,30 +33,39 @@ function sayResult(result) {
   statusLine().dataset.status = result.status;
 }
 
-export async function dial(number, name) {
-  if (pending.has(number)) return;
+// The manager's mobile changed (settings): every "via my mobile" button follows.
+export function setMobile(number) {
+  mobile = number || null;
+  for (const button of document.querySelectorAll("[data-testid=dial-mobile-button]")) button.hidden = !mobile;
+}
+
+export async function dial(number, name, via) {
+  const key = (via || "phone") + ":" + number;
+  if (pending.has(key)) return;
   // The browser phone is on: the server checks the number as for any click (policy, limits, audit) and says
-  // how the PBX dials it; the call then starts here, from this page, instead of ringing the desk phone first.
-  if (webphoneReady()) {
-    pending.add(number);
+  // how the PBX dials it; the call then starts here, from this page, instead of ringing the desk phone first
+  // (unless the manager asked for their mobile).
+  if (via !== "mobile" && webphoneReady()) {
+    pending.add(key);
     try {
       const res = await api("POST", "/api/dial/browser", name ? { number, name } : { number });
       if (res.ok && res.data && placeCall(res.data.exten)) say(res.data.message, true);
       else say((res.data && res.data.error) || t("dial.status.unreachable", { number }), false);
     } finally {
-      pending.delete(number);
+      pending.delete(key);
     }
     return;
   }
-  pending.add(number);
+  pending.add(key);
   try {
     const body = { number };
     if (name) body.name = name;
+    if (via === "mobile") body.via = "mobile";
     const res = await api("POST", "/api/dial", body);
     if (res.ok && res.data) sayResult(res.data);
     else say((res.data && res.data.error) || t("dial.status.unreachable", { number }), false);
   } finally {
-    pending.delete(number);
+    pending.delete(key);
   }
 }
 
@@ -67,6 +77,15 @@ addPhoneAction((number, context) => {
     onclick: (ev) => { ev.stopPropagation(); dial(number, context && context.name); } },
   el("span", { attrs: { "aria-hidden": "true" } }, "☎ "), el("span", { i18n: "dial.button" }));
   return button;
+});
+
+addPhoneAction((number, context) => {
+  if (!number || !/\d{2}/.test(number)) return null;
+  return el("button", { type: "button", className: "btn small ghost dial-mobile", testid: "dial-mobile-button",
+    hidden: !mobile, dataset: { number }, i18nAttrs: { title: "dial.button_mobile" },
+    attrs: { "aria-label": t("dial.button_mobile_title", { number }) },
+    onclick: (ev) => { ev.stopPropagation(); dial(number, context && context.name, "mobile"); } },
+  el("span", { attrs: { "aria-hidden": "true" } }, "📱 "), el("span", { i18n: "dial.button_mobile" }));
 });
 
 socket.onMessage((msg) => { if (msg.type === "dial.result") sayResult(msg); });

@@ -29,7 +29,7 @@ function languageSelect(current) {
 // views: [{id, labelKey}] of the main page, shown as tabs before the report link.
 export function buildHeader(me, lang, views) {
   const nav = el("nav", { className: "app-nav", i18nAttrs: { "aria-label": "page.nav.label" } },
-    views.map((v) => el("a", { href: "/#" + v.id, dataset: { view: v.id }, testid: "nav-" + v.id, i18n: v.labelKey })),
+    views.filter((v) => !v.corner).map((v) => el("a", { href: "/#" + v.id, dataset: { view: v.id }, testid: "nav-" + v.id, i18n: v.labelKey })),
     PAGES.filter((p) => !p.heads || me.role === "head").map((p) =>
       el("a", { href: p.href, id: p.id + "-link", testid: "nav-" + p.id, i18n: p.key })));
   return el("header", { className: "app-header", id: "app-header", testid: "app-header" },
@@ -39,6 +39,10 @@ export function buildHeader(me, lang, views) {
       el("span", { id: "conn", className: "conn off", testid: "conn", attrs: { role: "status" } }),
       el("span", { id: "me", className: "me", testid: "me" }, whoText(me)),
       ...ringButtons(),
+      // Views of one's own (settings) sit in the corner as an icon, not among the work tabs.
+      ...views.filter((v) => v.corner).map((v) => el("a", { href: "/#" + v.id, className: "btn ghost small",
+        dataset: { view: v.id }, testid: "nav-" + v.id, i18nAttrs: { title: v.labelKey, "aria-label": v.labelKey } },
+        el("span", { attrs: { "aria-hidden": "true" } }, v.corner))),
       languageSelect(lang),
       el("button", { type: "button", id: "logout", className: "btn ghost", testid: "logout", i18n: "page.header.logout" })));
 }

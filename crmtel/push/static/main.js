@@ -15,6 +15,7 @@ import "./deals.js";
 import "./tasks.js";
 import "./callbacks.js";
 import "./dial.js";
+import "./settings.js";
 
 let me = null;
 let header = null;
@@ -40,7 +41,7 @@ function showView(hash) {
   const views = allViews();
   const view = views.find((v) => v.id === id) || views[0];
   for (const [vid, section] of mounted) section.hidden = vid !== view.id;
-  for (const link of header.querySelectorAll(".app-nav a[data-view]")) {
+  for (const link of header.querySelectorAll("a[data-view]")) {
     if (link.dataset.view === view.id) link.setAttribute("aria-current", "page");
     else link.removeAttribute("aria-current");
   }
