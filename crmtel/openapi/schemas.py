@@ -59,7 +59,7 @@ from crmtel.openapi.shapes import (
     SearchOut,
 )
 from crmtel.push.api import CallsQuery, DealBody, LeadBody, NoteBody, TaskBody
-from crmtel.push.web import LocaleBody, LoginBody
+from crmtel.push.web import LocaleBody, LoginBody, MobileBody
 from crmtel.results.web import ResultBody
 from crmtel.tasks.web import TaskComplete, TaskCreate, TaskEdit, TaskListOut, TaskListQuery, TaskOut
 
@@ -69,6 +69,7 @@ Route = tuple[str, str]
 REQUESTS: dict[Route, type[BaseModel]] = {
     ("POST", "/api/login"): LoginBody,
     ("PUT", "/api/me/locale"): LocaleBody,
+    ("PUT", "/api/me/mobile"): MobileBody,
     ("POST", "/api/calls/{call_id}/notes"): NoteBody,
     ("POST", "/api/calls/{call_id}/lead"): LeadBody,
     ("POST", "/api/calls/{call_id}/deals"): DealBody,
@@ -108,6 +109,7 @@ RESPONSES: dict[Route, dict[int, type[BaseModel]]] = {
     ("POST", "/api/logout"): {200: OkOut},
     ("GET", "/api/me"): {200: MeOut},
     ("PUT", "/api/me/locale"): {200: MeOut},
+    ("PUT", "/api/me/mobile"): {200: MeOut},
     ("GET", "/api/call-results"): {200: CallResultsOut},
     ("GET", "/api/calls"): {200: CallListOut},
     ("GET", "/api/calls/{call_id}"): {200: CallDetailOut},

@@ -50,6 +50,8 @@ class MeOut(Shape):
     languages: list[str]
     timezone: str
     currency: str
+    # The person's own mobile (E.164), for "via my mobile" and follow-me; absent for an API token.
+    mobile: str | None = None
     csrf_token: str | None = None
     scopes: list[str] | None = None
 
@@ -216,6 +218,8 @@ class DialOut(Shape):
     extension: str
     number: str
     dialled: str
+    # "phone": the desk phone rang first; "mobile": the manager's mobile, then 1 pressed.
+    via: Literal["phone", "mobile"] = "phone"
     detail: str | None
     message_key: str
     params: dict[str, Any]
