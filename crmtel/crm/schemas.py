@@ -8,16 +8,34 @@ import json
 from datetime import datetime
 from typing import Annotated, Literal
 
-from pydantic import AwareDatetime, BaseModel, BeforeValidator, ConfigDict, Field, StringConstraints
+from pydantic import (
+    AfterValidator,
+    AwareDatetime,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    StringConstraints,
+)
 
 from crmtel.crm.models import AuditEntry, ContactView, Cursor, PartyCard, PartyListItem, PhoneView
+from crmtel.crm.search import visible
 from crmtel.crm.service import PHONE_KINDS
 from crmtel.push.amounts import AmountText
 from crmtel.push.inputs import MAX_ID, Body, LongText, Query, ShortText
 from crmtel.timestamps import iso_instant
 
 Login = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100)]
-Name = Annotated[ShortText, Field(min_length=1)]
+
+
+def _shows_something(text: str) -> str:
+    # A pasted name of zero-width spaces, soft hyphens or a BOM alone would be a blank row no search finds.
+    if not visible(text).strip():
+        raise ValueError("a name needs a visible character")
+    return text
+
+
+Name = Annotated[ShortText, Field(min_length=1), AfterValidator(_shows_something)]
 PhoneKindText = Literal["mobile", "work", "home", "fax", "other"]
 assert set(PHONE_KINDS) == {"mobile", "work", "home", "fax", "other"}
 

@@ -37,7 +37,7 @@ from crmtel.crm.schemas import (
     encode_cursor,
     row_out,
 )
-from crmtel.crm.search import parse_query
+from crmtel.crm.search import parse_query, visible
 from crmtel.crm.service import (
     PHONE_KINDS,
     TASK_KINDS,
@@ -402,7 +402,9 @@ def crm_routes(api: CrmApi) -> web.RouteTableDef:
         body = await read_body(request, ConvertIn)
         try:
             client_id = await api.merger.convert(
-                _party_id(request), viewer_of(me), client_name=body.name or None
+                _party_id(request),
+                viewer_of(me),
+                client_name=body.name if body.name and visible(body.name).strip() else None,
             )
         except NotFound:
             raise error(request, 404, "crm.not_found") from None

@@ -512,3 +512,27 @@ async def test_a_client_only_shared_with_a_manager_is_not_hers_to_merge_away(db:
             f"/api/clients/{anna_client}/merge", json={"kind": "client", "id": ids["pool_client"]}
         ) as r:
             assert r.status == 200, await r.text()
+
+
+async def test_a_name_of_invisible_characters_alone_is_a_400(db: Database) -> None:
+    """A client, lead, contact person, deal or task named with only zero-width spaces, soft hyphens or a BOM
+    (what a paste carries) is refused naming the field, like an empty name (it was a blank row, 201)."""
+    async with crm_app(db) as (base, ids), logged_in(base, "anna") as anna:
+        client = f"/api/clients/{ids['anna_client']}"
+        for method, path, body, field in [
+            ("POST", "/api/clients", {"name": "\u200b\u00ad"}, "name"),
+            ("POST", "/api/leads", {"name": "\ufeff"}, "name"),
+            ("PATCH", client, {"name": "\u200b"}, "name"),
+            ("PATCH", client, {"contacts": [{"name": "\u2060", "phones": []}]}, "contacts.0.name"),
+            (
+                "POST",
+                "/api/deals",
+                {"kind": "client", "party_id": ids["anna_client"], "title": "\u200d"},
+                "title",
+            ),
+        ]:
+            async with anna.request(method, path, json=body) as r:
+                assert r.status == 400, (path, body, await r.text())
+                assert field in [f["field"] for f in (await _json(r)).get("fields") or []], await r.text()
+        async with anna.patch(client, json={"name": "Иван\u200bов"}) as r:
+            assert r.status == 200, await r.text()
