@@ -100,6 +100,7 @@ class LoginThrottle:
 
     def wait(self, login: str, address: str) -> float:
         """Seconds this (login, address) must still wait before its password is even checked; 0 = go ahead."""
+        address = braked_as(address)
         now = self._clock()
         waits = [0.0]
         pair = self._live(self._pairs, f"{login.lower()}\x00{address}")
@@ -134,6 +135,7 @@ class LoginThrottle:
 
     def failed(self, login: str, address: str) -> None:
         """Count a wrong password for this login from this address."""
+        address = braked_as(address)
         now = self._clock()
         self._held.pop(f"{login.lower()}\x00{address}", None)
         pair = _touch(self._pairs, f"{login.lower()}\x00{address}", self._limit)
@@ -150,6 +152,7 @@ class LoginThrottle:
 
     def succeeded(self, login: str, address: str) -> None:
         """Forget the failures of a login that got in from this address, and remember the address as its."""
+        address = braked_as(address)
         self._pairs.pop(f"{login.lower()}\x00{address}", None)
         self._held.pop(f"{login.lower()}\x00{address}", None)
         known = self._known.get(login.lower())
@@ -179,6 +182,15 @@ def _ip(value: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
         return ipaddress.ip_address(value.strip().strip("[]"))
     except ValueError:
         return None
+
+
+def braked_as(address: str) -> str:
+    """The address as the brake counts it: an IPv6 address by its /64 — one host or home is given a whole /64
+    (RFC 6177) and can ask from any of its 2^64 addresses; keyed apart, each would be a new address."""
+    ip = _ip(address)
+    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is None:
+        return str(ipaddress.IPv6Network((int(ip) >> 64 << 64, 64)))
+    return address
 
 
 def client_address(remote: str | None, forwarded_for: str | None, trusted: tuple[IpNetwork, ...]) -> str:

@@ -145,3 +145,30 @@ def test_the_owner_from_a_new_address_gets_in_within_a_minute_while_a_botnet_tak
     assert got_in - first_try <= 60
     # 20 free, one try per address, and the account's slot (at most one a minute once at its bound).
     assert guesses <= 20 + len(bots) + 15 + 7, guesses
+
+
+def test_one_ipv6_64_is_one_address_for_the_brake() -> None:
+    """A host rotating the addresses of its /64 is braked as one address: 2,000 addresses of one /64 guessing
+    Anna's password for 10 minutes get no more checked than one IPv4 address would; another /64 is apart."""
+    clock = Clock()
+    brake = LoginThrottle(clock=clock)
+    checked = 0
+    for second in range(600):
+        clock.now = 1000.0 + second
+        for i in range(second % 10 * 200, second % 10 * 200 + 200):
+            address = f"2001:db8:1:2::{i + 1:x}"
+            if brake.wait("anna", address) <= 0:
+                checked += 1
+                brake.failed("anna", address)
+    assert checked <= 25
+
+
+def test_the_pair_brake_holds_across_a_64_and_not_beyond_it() -> None:
+    """Wrong passwords from one address of a /64 brake the whole /64 for that login, not the next /64."""
+    clock = Clock()
+    brake = _brake(clock)
+    for _ in range(6):
+        brake.failed("anna", "2001:db8:1:2::1")
+    assert brake.wait("anna", "2001:db8:1:2:ffff:ffff:ffff:ffff") > 0
+    assert brake.wait("anna", "2001:db8:1:3::1") == 0
+    assert brake.wait("anna", "10.0.0.1") == 0
