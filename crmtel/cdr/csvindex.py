@@ -22,6 +22,8 @@ MAX_LINE = 64 * 1024
 # A record spanning lines (a quoted field with newlines): at most this many lines and bytes together.
 MAX_JOIN = 16
 MAX_RECORD = 64 * 1024
+# Quotes of a broken line tried as the start of a whole record appended after a cut-short one.
+_SALVAGE_TRIES = 64
 # The index's block size in bytes of the file (a few hundred legs each).
 BLOCK = 256 * 1024
 
@@ -80,7 +82,8 @@ def items(fh: BinaryIO, start: int, parse: Parse, stop: int | None = None) -> It
             yield Pending(position)
             return
         if _balanced(line):
-            yield _parsed(position, after, line, parse)
+            item = _parsed(position, after, line, parse)
+            yield from [item] if item.row is not None else _salvaged(item, line, parse)
             position = after
             continue
         joined, end, outcome = _join(fh, line)
@@ -94,9 +97,34 @@ def items(fh: BinaryIO, start: int, parse: Parse, stop: int | None = None) -> It
                 position = end
                 continue
         # Not a record with a newline inside: this line alone is broken; go on with the next one.
-        yield Item(position, after, None, "unbalanced quotes", line[:200])
+        yield from _salvaged(Item(position, after, None, "unbalanced quotes", line[:200]), line, parse)
         position = after
         fh.seek(position)
+
+
+def _salvaged(broken: Item, line: bytes, parse: Parse) -> list[Item]:
+    """A broken line, or — when a record was cut short (a full disk, the PBX killed mid-write) and the next
+    one appended right after it — the fragment broken and the whole record after it read: cdr_csv writes each
+    record with one fputs, so the next begins with a quote somewhere in the line."""
+    start = 1
+    for _ in range(_SALVAGE_TRIES):
+        at = line.find(b'"', start)
+        if at < 0:
+            break
+        item = _parsed(broken.offset + at, broken.end, line[at:], parse)
+        if item.row is not None:
+            return [
+                Item(
+                    broken.offset,
+                    item.offset,
+                    None,
+                    f"a record cut short ({broken.problem})",
+                    line[:at][:200],
+                ),
+                item,
+            ]
+        start = at + 1
+    return [broken]
 
 
 def _join(fh: BinaryIO, first: bytes) -> tuple[bytes, int, str]:

@@ -31,7 +31,7 @@ from typing import BinaryIO
 
 from crmtel.cdr.csvindex import BLOCK, Block, BlockBuilder, Pending, items
 from crmtel.cdr.models import CdrRow, CdrSourceUnavailable
-from crmtel.cdr.rows import MAX_FIELD, decode_text, ended_within, time_problem
+from crmtel.cdr.rows import CALL_SPAN, MAX_FIELD, calls_begin, decode_text, ended_within, time_problem
 from crmtel.cdr.times import leg_times, parse_naive
 from crmtel.errors import CrmtelError
 
@@ -183,9 +183,14 @@ class CsvCdrSource:
         if b"\x00" in data:
             raise CdrCsvError("NUL byte in the line")
         text, fell_back = decode_text(data)
-        row = parse_line(split_record(text), self.zone)
-        if fell_back:
-            self.cp1251_rows += 1
+        if not fell_back:
+            return parse_line(split_record(text), self.zone)
+        # Not UTF-8 as a whole: field by field, since one line may mix a cp1251 caller name (from the trunk)
+        # with UTF-8 text from the dialplan. Latin-1 maps each byte to one character, so the split is the
+        # bytes' own (quotes and commas are ASCII in both).
+        fields = [decode_text(f.encode("latin-1"))[0] for f in split_record(data.decode("latin-1"))]
+        row = parse_line(fields, self.zone)
+        self.cp1251_rows += 1
         return row
 
     def _read(self, since: datetime, until: datetime | None, wanted: frozenset[str] | None) -> list[CdrRow]:
@@ -202,7 +207,9 @@ class CsvCdrSource:
             try:
                 with fh:
                     pending = self._update_index(fh, now)
-                    rows = self._rows(fh, self._chosen(since - SLACK, until), now, wanted)
+                    chosen = self._chosen(since - SLACK, until)
+                    rows = self._rows(fh, chosen, now, wanted)
+                    rows += self._first_legs(fh, rows, chosen, since, until, now, wanted)
                     modified = datetime.fromtimestamp(os.fstat(fh.fileno()).st_mtime, UTC)
             except OSError as err:
                 raise CdrSourceUnavailable(f"cannot read {self.path}: {err.strerror or err}") from err
@@ -214,6 +221,27 @@ class CsvCdrSource:
                 f"{modified:%Y-%m-%d %H:%M:%S} UTC",
             )
         return ended_within(rows, since, until)
+
+    def _first_legs(
+        self,
+        fh: BinaryIO,
+        rows: list[CdrRow],
+        chosen: list[Block],
+        since: datetime,
+        until: datetime | None,
+        now: datetime,
+        wanted: frozenset[str] | None,
+    ) -> list[CdrRow]:
+        """The earlier legs of a long call ending in the period, in blocks before ``SLACK``: every leg of a call
+        ends after the call began, so the blocks ending since then (at most ``CALL_SPAN`` back, as the SQL
+        sources look) are read for those calls' legs."""
+        ending = ended_within(rows, since, until)
+        begins = calls_begin(ending)
+        if begins is None or begins >= since - SLACK:
+            return []
+        keys = frozenset(r.linkedid for r in ending)
+        more = [b for b in self._chosen(max(begins, since - CALL_SPAN), since - SLACK) if b not in chosen]
+        return self._rows(fh, more, now, keys if wanted is None else keys & wanted)
 
     def _update_index(self, fh: BinaryIO, now: datetime) -> Pending | None:
         """Extend the index over what the file gained (rebuilt when it was replaced, cut or rewritten)."""

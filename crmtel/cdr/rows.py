@@ -12,6 +12,7 @@ from collections.abc import Iterable, Sequence
 from datetime import datetime, timedelta
 
 from crmtel.cdr.models import CdrRow
+from crmtel.cdr.times import uniqueid_time
 
 # Asterisk keeps every CDR field in at most 256 characters (AST_MAX_USER_FIELD); longer is corruption.
 MAX_FIELD = 4096
@@ -23,6 +24,17 @@ _SLACK = timedelta(seconds=1)
 # The legs of one call follow each other without a gap (party A's records are chained, each leg overlaps the
 # call); a gap this long between legs sharing a Linkedid means a second call reusing it.
 REUSE_GAP = timedelta(minutes=1)
+# Legs of one call start within this of each other (a queue call offered for hours is rare): every source
+# looks this far back for the first legs of a call ending in its period (the SQL query on its calldate index).
+CALL_SPAN = timedelta(hours=12)
+
+
+def calls_begin(rows: Sequence[CdrRow]) -> datetime | None:
+    """The earliest start of the calls these legs belong to: a call's Linkedid names its first channel's
+    creation (every leg ends after it), else its earliest leg seen; None without legs."""
+    begins = [uniqueid_time(r.linkedid) or r.start for r in rows]
+    begins += [r.start for r in rows]
+    return min(begins, default=None)
 
 
 def decode_text(data: bytes) -> tuple[str, bool]:

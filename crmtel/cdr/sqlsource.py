@@ -24,13 +24,10 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from crmtel.cdr.models import CdrRow, CdrSourceUnavailable, CdrSpec
-from crmtel.cdr.rows import MAX_FIELD, decode_text, ended_within, time_problem
+from crmtel.cdr.rows import CALL_SPAN, MAX_FIELD, decode_text, ended_within, time_problem
 from crmtel.cdr.times import leg_times, offset_swing, parse_naive
 
 log = logging.getLogger(__name__)
-# Legs of one call start within this of each other (a queue call offered for hours is rare): the bound
-# keeps the per-call query on the calldate index.
-CALL_SPAN = timedelta(hours=12)
 _IN_BATCH = 500
 _LOG_BAD = 20
 # The columns crmtel reads as text (cut by the server, sent as bytes); the others are times and numbers.
