@@ -111,6 +111,8 @@ class Mobile:
     followme: dict[str, FollowMe]
     managers: dict[str, int]
     prompt_played: bool
+    # How often the PBX played the Russian prompt to each channel (its verbose log).
+    plays: dict[str, int]
 
 
 async def _dial_via_mobile(http: aiohttp.ClientSession, number: str) -> dict[str, Any]:
@@ -269,12 +271,19 @@ async def _run(install: Install, folder: Path, database_url: str) -> Mobile:
             managers = {m.login: m.id for m in await ManagerRepository(db).all()}
         finally:
             await db.dispose()
-        prompt_played = f"Playing '{PROMPT}' (language 'ru')" in rig.pbx.messages()
+        log = rig.pbx.messages()
+        prompt_played = f"Playing '{PROMPT}' (language 'ru')" in log
+        plays: dict[str, int] = {}
+        for line in log.splitlines():
+            if f"Playing '{PROMPT}' (language 'ru')" in line and "> Playing" in line:
+                channel = line.split("<", 1)[1].split(">", 1)[0]
+                plays[channel] = plays.get(channel, 0) + 1
     return Mobile(
         clicks={"confirmed": confirmed, "unconfirmed": unconfirmed},
         followme={"confirmed": followed, "unconfirmed": not_followed},
         managers=managers,
         prompt_played=prompt_played,
+        plays=plays,
     )
 
 
@@ -395,5 +404,15 @@ def test_followme_without_1_goes_on_to_the_queue_unanswered(mobile: Mobile) -> N
 
 
 def test_the_russian_prompt_was_played(mobile: Mobile) -> None:
-    """The confirmation is Debian's Russian followme/options, played by the PBX (its verbose log says so)."""
+    """The confirmation is Debian's Russian followme/options, played by the PBX (its verbose log says so): once
+    to a mobile that pressed 1 during it, twice to one that never pressed."""
     assert mobile.prompt_played
+
+    def mobile_leg(events: list[AmiMessage], dialled: str) -> str:
+        return next(
+            m["DestChannel"] for m in events if m.event == "DialBegin" and m.get("DialString") == dialled
+        )
+
+    assert mobile.plays[mobile_leg(mobile.clicks["confirmed"].events, "89160000051@trunk")] == 1
+    assert mobile.plays[mobile_leg(mobile.clicks["unconfirmed"].events, "89160000052@trunk")] == 2
+    assert mobile.plays[mobile_leg(mobile.followme["unconfirmed"].events, "89160000054@trunk")] == 2
