@@ -182,6 +182,7 @@ async def test_every_described_answer_matches_the_real_handler(db: Database, dat
             await _call(http, "PUT", "/api/me/locale", {"locale": "en"})
             await _call(http, "GET", "/api/call-results")
             await _call(http, "GET", "/api/phone")
+            await _call(http, "PUT", "/api/me/mobile", {"mobile": "8 916 111-00-01"})
             calls = (await _call(http, "GET", "/api/calls"))["calls"]
             first = calls[0]["call_id"]
             await _call(http, "GET", f"/api/calls/{first}")
@@ -250,6 +251,8 @@ async def test_every_described_answer_matches_the_real_handler(db: Database, dat
             # The same click again within dedup_seconds: the first attempt, 200.
             await _call(http, "POST", "/api/dial", {"number": "+79031234567"}, 200)
             await _call(http, "GET", f"/api/dial/{placed['originate_id']}")
+            # The browser phone's own call: admitted by the same policy, dialled by the page.
+            await _call(http, "POST", "/api/dial/browser", {"number": "+79031234568"})
             await _call(http, "POST", "/api/logout", {})
             await _call(http, "POST", "/api/login", {"login": "head", "password": PASSWORD})
             board = await _call(http, "GET", "/api/board")
