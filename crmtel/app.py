@@ -222,12 +222,15 @@ async def start(settings: Settings, *, demo: bool = False, demo_speed: float = 1
         if invalidations is not None:
             card_cache.distrust()  # until this node hears the other nodes' changes
             db.on_change(invalidations.publish)
-        notifier = await stack.enter_async_context(Notifier(hub, cards, ManagerNames(db)))
+        # Read once now, so that no popup waits on the store for who answered (reloaded beside, see ManagerNames).
+        names = await stack.enter_async_context(ManagerNames(db))
+        await names.load()
+        notifier = await stack.enter_async_context(Notifier(hub, cards, names))
         report_zone = settings.reports.timezone or settings.routing.timezone
         board = await stack.enter_async_context(
             BoardService(
                 hub,
-                ManagerNames(db),
+                names,
                 StoreCounts(db, QueryOptions.from_settings(settings.reports)),
                 timezone=report_zone,
                 queues=(

@@ -13,6 +13,7 @@ from crmtel.errors import StoreUnavailable
 from crmtel.push.cards import CardSource, other_party
 from crmtel.push.hub import Hub
 from crmtel.push.messages import Card
+from crmtel.store.changes import StoreChange
 from crmtel.store.db import Database
 from crmtel.store.managers import ManagerRepository
 
@@ -28,27 +29,76 @@ class ExtensionNames(Protocol):
 
 
 class ManagerNames:
-    """Managers' names by extension from the store: one query loads them all, refreshed every few minutes."""
+    """Managers' names by extension, held in memory: a popup never waits on the store for them.
 
-    def __init__(self, db: Database, *, ttl: float = 300.0) -> None:
+    The first use loads them all (crmtel.app does it at start); after that a stale list (``ttl`` passed, an
+    extension nobody was known on, a committed CRM write such as a manager renamed) is reloaded by a task of
+    its own, and the caller waits for it at most ``wait`` before going on with the names it has: a popup is
+    not held back by a slow store, a locked one, or a pool taken by other work.
+    """
+
+    def __init__(self, db: Database, *, ttl: float = 300.0, wait: float = 0.01) -> None:
         self._repo = ManagerRepository(db)
         self._ttl = ttl
+        self._wait = wait
         self._loaded_at: float | None = None
         self._names: dict[str, str] = {}
+        # Moves on with every CRM write: a reload that began before one is not taken as fresh.
+        self._generation = 0
+        self._reload: asyncio.Task[None] | None = None
+        db.on_change(self._changed)
+
+    async def __aenter__(self) -> ManagerNames:
+        return self
+
+    async def __aexit__(self, *_exc: object) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        """Cancel a reload still running and wait for it."""
+        task, self._reload = self._reload, None
+        if task is not None:
+            task.cancel()
+            await asyncio.wait([task])
+
+    def _changed(self, change: StoreChange) -> None:
+        if change.everything:  # a manager, a client's manager, an import: any CRM write
+            self._generation += 1
+            if self._loaded_at is not None:
+                self._loaded_at = -float("inf")
+
+    async def load(self) -> None:
+        """Read the names now (at start, so no popup ever waits for the first read)."""
+        await self._load()
 
     async def name_of(self, extension: str) -> str | None:
         """The name of the manager on ``extension`` (None when unknown or the store is down)."""
         now = time.monotonic()
-        stale = self._loaded_at is None or now - self._loaded_at > self._ttl
-        if stale or (extension not in self._names and now - (self._loaded_at or 0.0) > 5.0):
-            try:
-                managers = await self._repo.all()
-            except StoreUnavailable as err:
-                log.warning("push.manager_names_unavailable", error=str(err))
-            else:
-                self._names = {ext: m.name for m in managers for ext in m.extensions}
-            self._loaded_at = now
+        if self._loaded_at is None:
+            await self._load()  # nothing known yet: the only read a caller waits for
+            return self._names.get(extension)
+        stale = now - self._loaded_at > self._ttl
+        if stale or (extension not in self._names and now - self._loaded_at > 5.0):
+            if self._reload is None:
+                self._reload = asyncio.create_task(self._load(), name="push.manager_names")
+                self._reload.add_done_callback(self._reloaded)
+            await asyncio.wait([self._reload], timeout=self._wait)
         return self._names.get(extension)
+
+    def _reloaded(self, task: asyncio.Task[None]) -> None:
+        if self._reload is task:
+            self._reload = None
+
+    async def _load(self) -> None:
+        generation, started = self._generation, time.monotonic()
+        try:
+            managers = await self._repo.all()
+        except StoreUnavailable as err:
+            log.warning("push.manager_names_unavailable", error=str(err))
+        else:
+            self._names = {ext: m.name for m in managers for ext in m.extensions}
+        # A CRM write committed while reading: what was read may predate it, so read again next time.
+        self._loaded_at = started if generation == self._generation else -float("inf")
 
 
 class Notifier:

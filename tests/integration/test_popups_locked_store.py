@@ -10,8 +10,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 from pydantic import SecretStr
+from sqlalchemy import update
 
 from crmtel.ami.client import AmiClient
 from crmtel.ami.events import parse_event
@@ -22,9 +24,14 @@ from crmtel.calls.service import CallService
 from crmtel.calls.tracker.model import TrackerState
 from crmtel.config import AmiSettings, CallsSettings
 from crmtel.domain import CallAnswered, CallEnded, CallEvent, CallRinging
+from crmtel.errors import StoreUnavailable
 from crmtel.fakepbx.server import Recorded, load_ami
+from crmtel.push.cards import StoreCards
+from crmtel.push.hub import Hub
+from crmtel.push.notifier import ManagerNames, Notifier
 from crmtel.store.calls import CallRepository
 from crmtel.store.db import Database
+from crmtel.store.models import ClientRow
 from crmtel.store.parties import PartyRepository
 from tests.fixtures.fake_ami import wait_for, wait_until
 from tests.integration.test_ami_pipeline import serving
@@ -185,3 +192,78 @@ async def test_a_locked_store_delays_no_popup_and_keeps_each_calls_events_in_ord
     frames = trigger_frames(sink.seen, datetime.now().astimezone())
     for p in notifier.published:
         assert p.frames == frames[(p.kind, p.call_id)], f"{p.kind} published a frame late"
+
+
+class RecordingHub(Hub):
+    """The real hub, noting for each live event reaching the pages how many AMI frames had been handed over and
+    whether the other writer still held the store."""
+
+    def __init__(self, sink: CountingSink, lock: WriteLock) -> None:
+        super().__init__()
+        self.sink = sink
+        self.lock = lock
+        self.applied: list[tuple[str, int, bool]] = []
+
+    def apply(self, event: CallEvent, **kw: Any) -> Any:
+        self.applied.append((type(event).__name__, len(self.sink.seen), not self.lock.released.is_set()))
+        return super().apply(event, **kw)
+
+
+async def page_write(db: Database) -> None:
+    """A page's short write transaction (a note, a result, an edit), here waiting on the other writer's lock."""
+    try:
+        async with db.session() as session:
+            await session.execute(update(ClientRow).where(ClientRow.id == -1).values(name="x"))
+    except StoreUnavailable:
+        pass  # its busy wait ran out: the page is told the store is busy
+
+
+async def test_popups_reach_the_pages_while_page_writes_hold_every_pooled_connection(tmp_path: Path) -> None:
+    """Another writer holds SQLite for 5 s and 40 pages' writes wait on it, holding every pooled connection;
+    the names of who answers are due for a reload: the real notifier still sends each live event to the pages
+    while the lock is still held (the answer waited 4 s for a pooled connection to
+    read the managers' names, and the frames after it with it)."""
+    path = tmp_path / "crmtel.db"
+    url = f"sqlite+aiosqlite:///{path}"
+    await migrate(url)
+    db = Database(url)
+    lock = WriteLock(path, LOCK_SECONDS)
+    stream = [
+        item
+        for item in load_ami(Path("crmtel/fakepbx/data/direct-answered.ami"))
+        if isinstance(item, Recorded)
+    ]
+    service = CallService(db, CallsSettings(), PartyRepository(db))
+    sink = CountingSink(service)
+    hub = RecordingHub(sink, lock)
+    names = ManagerNames(db, ttl=0.5)
+    await names.name_of("101")  # read at start, as crmtel.app does; due again half a second later
+    writer = asyncio.create_task(service.write_beside(), name="test-writer")
+    pages: list[asyncio.Task[None]] = []
+    async with Notifier(hub, StoreCards(db), names) as notifier:
+        service.notifier = notifier
+        try:
+            async with serving(stream, speed=SPEED) as server:
+                lock.start()
+                pages = [asyncio.create_task(page_write(db), name="test-page") for _ in range(40)]
+                await wait_for(lambda: db.engine.pool.checkedout() >= 15)  # type: ignore[attr-defined]
+                settings = AmiSettings(
+                    name="pbx1", port=server.port, username="crmtel", secret=SecretStr("secret"), auth="md5"
+                )
+                client = AmiClient(settings, sink)
+                runner = asyncio.create_task(client.run(), name="test-ami")
+                try:
+                    await wait_for(lambda: any(k == "CallEnded" for k, *_ in hub.applied), limit=60)
+                finally:
+                    await client.stop()
+                    runner.cancel()
+                    await asyncio.gather(runner, return_exceptions=True)
+        finally:
+            writer.cancel()
+            await asyncio.gather(writer, *pages, return_exceptions=True)
+            await names.aclose()
+            await db.dispose()
+    assert [kind for kind, *_ in hub.applied] == ["CallRinging", "CallAnswered", "CallEnded"]
+    # (Each on its own frame is pinned above; the ringing card may wait its 10 ms here, while frames go on.)
+    for kind, _seen, locked in hub.applied:
+        assert locked, f"{kind} reached the pages only after the other writer let go"
