@@ -150,9 +150,8 @@ def growth(work: Path, url: str, megabytes: float) -> None:
                 f"SQLite {sqlite.sqlite3_memory_used() / 1e6:.1f} MB",
                 flush=True,
             )
+            # The first sample, and the latest (the diff is printed once there are two).
             snapshots[1:] = [tracemalloc.take_snapshot()]
-            if len(snapshots) == 1:
-                snapshots.append(snapshots[0])
 
     async def run() -> str:
         db = Database(url)
