@@ -652,7 +652,6 @@ class Settings(BaseSettings):
     ami: AmiSettings = AmiSettings()
     # Further PBXs beyond ``ami``; every one has its own ``name``.
     pbx: tuple[AmiSettings, ...] = ()
-    simulator: bool = False
     calls: CallsSettings = CallsSettings()
     deals: DealsSettings = DealsSettings()
     routing: RoutingSettings = RoutingSettings()
