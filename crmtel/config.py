@@ -739,4 +739,6 @@ def load_settings(path: Path | None = None, **overrides: Any) -> Settings:
         raise ConfigError("a CRMTEL_* environment variable holds values nested too deep") from None
     except ValidationError as err:
         origins = Origins.build(path, data, os.environ, _labels(overrides))
-        raise ConfigProblems(translate(err, origins, Settings)) from None
+        # Only the problems told are worded (a hostile file may hold 80,000; wording each costs difflib).
+        told = translate(err, origins, Settings, limit=ConfigProblems.MAX_LINES)
+        raise ConfigProblems(told, total=err.error_count()) from None

@@ -145,7 +145,8 @@ def translate_one(error: Any, origins: Origins, root: type[BaseModel]) -> Proble
     if kind == "extra_forbidden":
         section = model_at(root, loc[:-1])
         known = sorted(section.model_fields) if section is not None else []
-        close = difflib.get_close_matches(str(loc[-1]), known, n=1)
+        # A typo is a short key; a key of a million characters would cost difflib seconds for nothing.
+        close = difflib.get_close_matches(str(loc[-1])[:64], known, n=1)
         hint = f"did you mean {close[0]!r}? " if close else ""
         where = dotted(loc[:-1]) or "the top level"
         return Problem(origin, "no such key", f"{hint}keys of {where}: {', '.join(known)}")
@@ -196,6 +197,8 @@ def _valid_for(loc: Loc) -> str:
     return ""
 
 
-def translate(err: ValidationError, origins: Origins, root: type[BaseModel]) -> list[Problem]:
-    """Every error of a failed validation, in a stable order."""
-    return [translate_one(e, origins, root) for e in err.errors(include_url=False)]
+def translate(
+    err: ValidationError, origins: Origins, root: type[BaseModel], *, limit: int | None = None
+) -> list[Problem]:
+    """The errors of a failed validation, in a stable order (the first ``limit`` of them)."""
+    return [translate_one(e, origins, root) for e in err.errors(include_url=False)[:limit]]

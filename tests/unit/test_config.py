@@ -62,3 +62,19 @@ def test_duplicate_pbx_names_are_refused() -> None:
     """Two PBXs with one name would mix their calls; that is a configuration error."""
     with pytest.raises(ConfigError, match="unique"):
         load_settings(None, pbx=[{"name": "pbx1"}])
+
+
+def test_a_file_of_thousands_of_wrong_keys_gives_a_bounded_error(tmp_path: Path) -> None:
+    """2,000 unknown tables and a key of 200,000 characters (a file under the size limit): the first 20
+    problems, each one line of at most 2,000 characters, and how many more — not 2,001 lines and a 200 KB echo."""
+    from crmtel.errors import ConfigProblems
+
+    path = tmp_path / "crmtel.toml"
+    path.write_text("k" * 200_000 + " = 1\n" + "".join(f"[t{i}]\nx = 1\n" for i in range(2000)))
+    with pytest.raises(ConfigProblems) as raised:
+        load_settings(path)
+    lines = raised.value.lines
+    assert len(lines) == 21
+    assert all(len(line) <= 2000 for line in lines)
+    assert lines[-1] == "… and 1981 more problem(s)"
+    assert all("no such key" in line for line in lines[1:20])
