@@ -11,6 +11,7 @@ from typing import Any
 import aiohttp
 
 from crmtel.config import AmoCrmSettings
+from crmtel.connectors.answers import json_answer
 from crmtel.connectors.rate import Limiter, RateLimits
 from crmtel.connectors.sealing import Sealer
 from crmtel.errors import CrmtelError
@@ -81,7 +82,7 @@ class AmoClient:
             async with self._http().post(self.settings.token_url, json=body) as response:
                 status = response.status
                 try:
-                    answer = await response.json(content_type=None)
+                    answer = await json_answer(response)
                 except ValueError:
                     answer = None
         except (aiohttp.ClientError, TimeoutError) as err:
@@ -135,7 +136,7 @@ class AmoClient:
             ) as response:
                 status = response.status
                 wait = response.headers.get("Retry-After")
-                answer = None if status == 204 else await response.json(content_type=None)
+                answer = None if status == 204 else await json_answer(response)
         except ValueError:
             return status, None, None
         except (aiohttp.ClientError, TimeoutError) as err:

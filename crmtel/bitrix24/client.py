@@ -18,6 +18,7 @@ import aiohttp
 
 from crmtel.bitrix24.tokens import Tokens, TokenStore
 from crmtel.config import Bitrix24Settings
+from crmtel.connectors.answers import json_answer
 from crmtel.connectors.rate import Limiter, RateLimits
 from crmtel.errors import CrmtelError
 
@@ -157,7 +158,7 @@ class Bitrix24Client:
             async with request as response:
                 status = response.status
                 try:
-                    body = await response.json(content_type=None)
+                    body = await json_answer(response)
                 except ValueError:
                     body = None
         except (aiohttp.ClientError, TimeoutError) as err:
@@ -219,7 +220,7 @@ class Bitrix24Client:
             async with self._http().get(url, params=query) as response:
                 status = response.status
                 try:
-                    body = await response.json(content_type=None)
+                    body = await json_answer(response)
                 except ValueError:
                     body = None
         except (aiohttp.ClientError, TimeoutError) as err:

@@ -186,11 +186,16 @@ class DeliveryWorker:
                 await self.rate.acquire()
                 results.append((event, await self._attempt(event, memo)))
 
+        # The claim is kept alive while the batch is delivered (a slow CRM: 50 events of up to 15 s, 4 at a time,
+        # outlast any lease); only a node that stops renewing (killed) lets another deliver them again.
+        lease = self._keep_claims([event.id for event, _ in claimed])
+        keeper = asyncio.get_running_loop().create_task(lease, name=f"outbox-{self.sink.name}-lease")
         try:
             async with asyncio.TaskGroup() as group:
                 for event, memo in claimed:
                     group.create_task(one(event, memo), name=f"outbox-{self.sink.name}-{event.id}")
         finally:
+            keeper.cancel()
             # What was sent is recorded in one transaction (also when stopping: shielded); what was not sent
             # goes back at once instead of waiting for its lease to run out.
             await asyncio.shield(self._settle(results))
@@ -199,6 +204,17 @@ class DeliveryWorker:
                 if event.id not in done:
                     with contextlib.suppress(CrmtelError):
                         await asyncio.shield(self.repo.release(event))
+            await asyncio.wait([keeper])
+
+    async def _keep_claims(self, ids: list[int]) -> None:
+        lease = self.settings.lease_seconds
+        while True:
+            await asyncio.sleep(lease / 3)
+            # Delivered ones too: they are settled at the batch's end, and must not be taken before.
+            try:
+                await self.repo.extend(ids, self.node, self._clock() + timedelta(seconds=lease))
+            except CrmtelError as err:
+                _log.warning("outbox.lease_not_renewed", connector=self.sink.name, error=str(err))
 
     async def _attempt(self, event: OutboxEvent, memo: dict[str, Any]) -> Attempt:
         try:

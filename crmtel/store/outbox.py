@@ -240,6 +240,20 @@ class OutboxRepository:
             row.memo = {**row.memo, **memo}
             row.updated_at = now
 
+    async def extend(self, ids: Sequence[int], node: str, until: datetime) -> int:
+        """Keep ``node``'s claims on ``ids`` (still pending) until ``until``: a worker still delivering its batch
+        must not have it taken by another node; returns how many it still holds."""
+        if not ids:
+            return 0
+        e = ConnectorEventRow
+        async with self.db.session() as session:
+            result = await session.execute(
+                update(e)
+                .where(e.id.in_(list(ids)), e.claimed_by == node, e.state == State.PENDING.value)
+                .values(claimed_until=until)
+            )
+        return int(getattr(result, "rowcount", 0) or 0)
+
     async def release(self, event: OutboxEvent) -> None:
         """Give a claimed event back untouched (the worker is stopping before it was sent)."""
         e = ConnectorEventRow

@@ -10,6 +10,7 @@ from typing import Any
 import aiohttp
 
 from crmtel.config import WebhookSettings
+from crmtel.connectors.answers import text_answer
 from crmtel.connectors.models import Attempt, Kind, OutboxEvent, Verdict
 from crmtel.webhooks.signing import sign
 
@@ -90,7 +91,7 @@ class WebhookSink:
         }
         try:
             async with self._client().post(str(self.settings.url), data=body, headers=headers) as response:
-                text = (await response.text(errors="replace"))[:2000]
+                text = await text_answer(response, 2000)
                 status = response.status
                 wait = retry_after(response.headers.get("Retry-After"))
         except (aiohttp.ClientError, TimeoutError) as err:
