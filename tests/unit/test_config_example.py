@@ -119,3 +119,21 @@ def test_the_set_values_load_through_the_real_loader() -> None:
     assert isinstance(settings.ami, AmiSettings)
     assert settings.web.card_cache_size == 10_000
     assert settings.cluster.pool_size == 8
+
+
+def test_the_readme_configuration_table_names_every_section_and_key() -> None:
+    """README's "Configuration" table lists every section and every key (a setting it omits is one nobody reads of)."""
+    readme = (EXAMPLE.parents[1] / "README.md").read_text()
+    table = readme.split("| section | keys |", 1)[1].split("\n\n", 1)[0]
+    rows = {
+        section: row
+        for row in table.splitlines()
+        for section in re.findall(r"`\[\[?([a-z0-9]+)\]\]?`", row.split("|")[1] if row.count("|") > 2 else "")
+    }
+    for section, keys in _sections(Settings).items():
+        if not section:
+            continue
+        row = rows.get(section[0], "")
+        assert row, f"no row for [{section[0]}]"
+        absent = sorted(key for key in keys if f"`{key}`" not in row)
+        assert absent == [], f"[{'.'.join(section)}] keys missing from the README's row"
