@@ -56,7 +56,7 @@ from crmtel.i18n.models import LocaleOptions
 from crmtel.memory import freeze_startup_objects
 from crmtel.metrics import ComponentCollector, MeteredNotifier, MeteredRouter, Metrics, metrics_routes
 from crmtel.openapi.document import openapi_routes
-from crmtel.push.cardcache import CachedCards, CardCache
+from crmtel.push.cardcache import CachedCards, CardCache, follow_card_epoch
 from crmtel.push.cards import CardSource, StoreCards
 from crmtel.push.context import current_manager, translator
 from crmtel.push.hub import Hub
@@ -390,6 +390,8 @@ async def start(settings: Settings, *, demo: bool = False, demo_speed: float = 1
             group.spawn(poller.run(), name="bitrix24-offline-events")
         # Calls are written beside tracking: no AMI event, hence no popup, waits for a commit.
         group.spawn(calls.write_beside(), name="calls-writer")
+        # Writes of other crmtel processes on this store (a CLI import, a manager renamed by `crmtel manager`).
+        group.spawn(follow_card_epoch(db), name="card-epoch")
         if cluster is None:
             group.spawn(cdr.run(), name="cdr-backfill")
             for client in clients:

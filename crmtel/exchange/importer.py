@@ -72,7 +72,7 @@ async def _transaction(db: Database) -> AsyncIterator[AsyncConnection]:
         async with db.engine.begin() as conn:
             yield conn
         # Written on a bare connection: the card caches hear of it here (any card may have changed).
-        db.committed(StoreChange(everything=True))
+        await db.told(StoreChange(everything=True))
     except SQLAlchemyError as err:
         raise StoreUnavailable(f"database error during import: {err.__class__.__name__}: {err}") from err
     except OSError as err:

@@ -10,17 +10,24 @@ in the cache. ``max_age`` bounds what writes made outside crmtel (SQL by hand) c
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections import OrderedDict, deque
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TypeVar
 
+import structlog
+
 from crmtel.domain import CallRinging
+from crmtel.errors import StoreUnavailable
 from crmtel.phones import PhoneKind, normalize
 from crmtel.push.cards import CardSource, other_party
 from crmtel.push.messages import Card
 from crmtel.store.changes import StoreChange
+from crmtel.store.db import Database
+
+log = structlog.get_logger(__name__)
 
 # (E.164 number, the raw number as the PBX gave it): the card's last calls match either.
 CardKey = tuple[str, str | None]
@@ -177,3 +184,20 @@ class CachedCards:
         if card.kind != "unavailable":
             self.cache.put(key, card, generation)
         return card
+
+
+async def follow_card_epoch(db: Database, interval: float = 1.0, *, since: int | None = None) -> None:
+    """Until cancelled: read the store's card epoch every ``interval`` s and, when another process (the CLI)
+    moved it (from ``since``, else from the first read), tell this process's listeners that every card may
+    have changed (``Database.told``)."""
+    last = since
+    while True:
+        try:
+            epoch = await db.card_epoch()
+        except StoreUnavailable as err:
+            log.warning("cards.epoch_unreadable", error=str(err))
+        else:
+            if last is not None and epoch != last:
+                db.committed(StoreChange(everything=True))
+            last = epoch
+        await asyncio.sleep(interval)

@@ -36,6 +36,7 @@ UNSEEN_TABLES = frozenset(
         "dial_attempts",
         "tasks",
         "alembic_version",
+        "card_epoch",
     }
 )
 # Columns of ``calls`` a card does not show: setting only these leaves every card as it was.

@@ -8,6 +8,7 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
+import structlog
 from alembic import command
 from alembic.config import Config as AlembicConfig
 from sqlalchemy import event, text
@@ -19,6 +20,7 @@ from crmtel.errors import StoreUnavailable
 from crmtel.store import changes
 from crmtel.store.changes import StoreChange
 
+_log = structlog.get_logger(__name__)
 _MIGRATIONS = Path(__file__).parent / "migrations"
 # How long a SQLite connection waits for another writer's lock before "database is locked".
 _SQLITE_BUSY_MS = 5000
@@ -98,10 +100,33 @@ class Database:
         self._on_change.append(listener)
 
     def committed(self, change: StoreChange) -> None:
-        """Tell the listeners about ``change`` (done by ``session``; writers on a bare connection call it)."""
+        """Tell the listeners about ``change`` (done by ``session``)."""
         if change:
             for listener in self._on_change:
                 listener(change)
+
+    async def told(self, change: StoreChange) -> None:
+        """After a commit: tell this process's listeners about ``change`` or, with none (a CLI command beside a
+        running daemon), move the store's card epoch so every daemon on it forgets its cards."""
+        if not change:
+            return
+        if self._on_change:
+            self.committed(change)
+            return
+        try:
+            async with self.engine.begin() as conn:
+                moved = await conn.execute(text("UPDATE card_epoch SET n = n + 1 WHERE id = 1"))
+                if moved.rowcount == 0:  # its row lost (a table emptied by hand): start it again
+                    await conn.execute(text("INSERT INTO card_epoch (id, n) VALUES (1, 1)"))
+        except (SQLAlchemyError, OSError) as err:
+            # The write itself is committed; a daemon then shows it within card_cache_seconds.
+            _log.warning("store.card_epoch_not_moved", error=str(err))
+
+    async def card_epoch(self) -> int:
+        """The card epoch other processes move (see ``told``)."""
+        async with self.session() as session:
+            found = await session.execute(text("SELECT n FROM card_epoch WHERE id = 1"))
+            return int(found.scalar_one_or_none() or 0)
 
     @asynccontextmanager
     async def session(self) -> AsyncIterator[AsyncSession]:
@@ -111,9 +136,8 @@ class Database:
                 async with session.begin():
                     yield session
                     # The statements of the commit's own flush are noted into the same pending change.
-                    pending = changes.pending(await session.connection()) if self._on_change else None
-                if pending is not None:
-                    self.committed(pending.change())
+                    pending = changes.pending(await session.connection())
+                await self.told(pending.change())
         except SQLAlchemyError as err:
             raise StoreUnavailable(f"database error: {err.__class__.__name__}: {err}") from err
         except OSError as err:

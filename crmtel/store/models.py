@@ -7,6 +7,7 @@ from decimal import Decimal
 
 from sqlalchemy import (
     JSON,
+    BigInteger,
     Boolean,
     Date,
     DateTime,
@@ -596,3 +597,13 @@ class DialAttemptRow(Base):
     # How a placed attempt went (DialStatus), once the PBX said so; the PBX's words for a refusal.
     status: Mapped[str | None] = mapped_column(String(16))
     detail: Mapped[str | None] = mapped_column(String(200))
+
+
+class CardEpochRow(Base):
+    """One counter (id 1) other crmtel processes (the CLI) move after a committed CRM write: a running daemon
+    reads it every second and forgets its ringing cards when it moved (crmtel.store.changes)."""
+
+    __tablename__ = "card_epoch"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    n: Mapped[int] = mapped_column(BigInteger)

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
+import os
+import sys
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -13,7 +16,7 @@ from sqlalchemy import update
 from crmtel.crm.models import Kind, PartyChanges, Viewer
 from crmtel.domain import CallRecord, CallRinging, Direction, Outcome, PartyKind
 from crmtel.exchange.importer import ImportKind, import_file
-from crmtel.push.cardcache import CachedCards, CardCache
+from crmtel.push.cardcache import CachedCards, CardCache, follow_card_epoch
 from crmtel.push.cards import StoreCards
 from crmtel.push.messages import Card
 from crmtel.store.call_results import CallResults
@@ -25,6 +28,7 @@ from crmtel.store.deals import DealRepository, NewDeal
 from crmtel.store.managers import ManagerRepository
 from crmtel.store.models import ClientRow
 from crmtel.store.parties import NewClient, PartyRepository
+from tests.fixtures.fake_ami import wait_until
 
 T0 = datetime(2026, 11, 23, 19, 0, tzinfo=UTC)
 NUMBER = "+79161110001"
@@ -166,3 +170,44 @@ async def test_a_rolled_back_write_forgets_nothing(db: Database) -> None:
         await _failing_write(db, client)
     await cards.card_for(ringing())
     assert source.reads == 1
+
+
+CLI = "import sys; from crmtel.cli import main; sys.exit(main(sys.argv[1:]))"
+
+
+async def test_a_manager_renamed_by_the_cli_in_another_process_shows_on_a_later_ring(db: Database) -> None:
+    """`crmtel manager add` renaming the client's manager in another process while the daemon runs: the
+    daemon's next ring after its epoch read shows the new name (the card stayed stale 300 s before)."""
+    await _client(db)
+    cards, _source = cached(db)
+    assert (await cards.card_for(ringing())).manager_name == "Анна Смирнова"
+    follower = asyncio.create_task(
+        follow_card_epoch(db, interval=0.05, since=await db.card_epoch()), name="test-card-epoch"
+    )
+    try:
+        done = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-c",
+            CLI,
+            "manager",
+            "add",
+            "--login",
+            "anna",
+            "--name",
+            "Анна Петрова",
+            "--extension",
+            "101",
+            env=dict(os.environ, CRMTEL_DATABASE_URL=str(db.url)),
+            stdout=asyncio.subprocess.DEVNULL,
+            stderr=asyncio.subprocess.PIPE,
+        )
+        _out, err = await done.communicate()
+        assert done.returncode == 0, err
+
+        async def renamed() -> bool:
+            return (await cards.card_for(ringing(linkedid="9.2"))).manager_name == "Анна Петрова"
+
+        await wait_until(renamed)
+    finally:
+        follower.cancel()
+        await asyncio.gather(follower, return_exceptions=True)
