@@ -19,6 +19,37 @@ from crmtel.configcheck.origins import Loc, Origins, dotted
 # Keys whose values are never shown, whatever their type.
 SECRET_NAMES = frozenset({"secret", "password", "token", "http_token", "metrics_token"})
 _URL_PASSWORD = re.compile(r"(://[^:/@\s]*:)([^@\s]+)(@)")
+# A URL's query, and the names of its parameters that carry a credential (``?token=…``, ``&api_key=…``,
+# ``?sig=…``): their values are secrets like a URL's password.
+_URL_QUERY = re.compile(r"(://[^\s?#\"']*\?)([^\s#\"']*)")
+_SECRET_PARAM = re.compile(r"token|key|secret|passw|pwd|sig|auth|code|session", re.IGNORECASE)
+
+
+def _query_params(query: str) -> list[tuple[str, str | None]]:
+    return [
+        (name, value)
+        for name, sep, value in (p.partition("=") for p in query.split("&"))
+        for value in [value if sep else None]
+    ]
+
+
+def _masked_query(match: re.Match[str]) -> str:
+    parts = []
+    for name, value in _query_params(match.group(2)):
+        if value is None:
+            parts.append(name)
+        else:
+            parts.append(f"{name}={'***' if value and _SECRET_PARAM.search(name) else value}")
+    return match.group(1) + "&".join(parts)
+
+
+def _query_secrets(text: str) -> list[str]:
+    return [
+        value
+        for match in _URL_QUERY.finditer(text)
+        for name, value in _query_params(match.group(2))
+        if value and value != "***" and _SECRET_PARAM.search(name)
+    ]
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,8 +69,9 @@ class Problem:
 
 
 def mask_url(text: str) -> str:
-    """``postgresql://u:pw@h/db`` -> ``postgresql://u:***@h/db`` (also inside longer text)."""
-    return _URL_PASSWORD.sub(r"\1***\3", text)
+    """``postgresql://u:pw@h/db`` -> ``postgresql://u:***@h/db``, ``https://h/x?token=t`` -> ``…?token=***``
+    (also inside longer text)."""
+    return _URL_QUERY.sub(_masked_query, _URL_PASSWORD.sub(r"\1***\3", text))
 
 
 def secret_values(settings: BaseModel) -> list[str]:
@@ -60,6 +92,7 @@ def secret_values(settings: BaseModel) -> list[str]:
                 walk(item)
         elif isinstance(value, str):
             found.extend(m.group(2) for m in _URL_PASSWORD.finditer(value))
+            found.extend(_query_secrets(value))
 
     walk(settings)
     return [s for s in found if s]

@@ -357,3 +357,23 @@ def test_an_empty_owner_login_is_refused(tmp_path: Path, capsys: pytest.CaptureF
     assert code == 1
     assert any("calls.default_owner" in line for line in lines), lines
     assert any("calls.queue_owners" in line for line in lines), lines
+
+
+def test_config_show_masks_a_credential_in_a_webhook_urls_query(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A receiver that takes its key in the query (``?token=…``, ``&api_key=…``): masked like a URL's password,
+    the other parameters kept as they are."""
+    config = _config(tmp_path)
+    with config.open("a", encoding="utf-8") as f:
+        f.write(
+            "[[webhooks]]\n"
+            'url = "https://hooks.example.ru/in?team=sales&token=tok-9f3e1&api_key=key-77c2"\n'
+            'secret = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"\n'
+        )
+    code = main(["--config", str(config), "config", "show"])
+    out, err = capsys.readouterr()
+    assert code == 0, err
+    for secret in ("tok-9f3e1", "key-77c2", "MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"):
+        assert secret not in out + err, secret
+    assert "https://hooks.example.ru/in?team=sales&token=***&api_key=***" in out
