@@ -26,11 +26,11 @@ _SECRET_PARAM = re.compile(r"token|key|secret|passw|pwd|sig|auth|code|session", 
 
 
 def _query_params(query: str) -> list[tuple[str, str | None]]:
-    return [
-        (name, value)
-        for name, sep, value in (p.partition("=") for p in query.split("&"))
-        for value in [value if sep else None]
-    ]
+    params: list[tuple[str, str | None]] = []
+    for part in query.split("&"):
+        name, sep, value = part.partition("=")
+        params.append((name, value if sep else None))
+    return params
 
 
 def _masked_query(match: re.Match[str]) -> str:
