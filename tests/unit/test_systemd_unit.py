@@ -96,3 +96,34 @@ def test_stop_timeout_leaves_room_for_the_last_writes() -> None:
     assert settings["KillSignal"] == ["SIGTERM"]
     stop_timeout = int(settings["TimeoutStopSec"][0])
     assert stop_timeout >= CallsSettings().stop_write_seconds + 10
+
+
+def test_the_webphone_path_unit_watches_the_endpoints_file_the_example_config_names(tmp_path: Path) -> None:
+    """crmtel-webphone.path reloads PJSIP when the file crmtel writes changes: the same path as the example's
+    webphone.endpoints_file, and its service (started by the path unit's default) reloads res_pjsip."""
+    systemd = ROOT / "deploy" / "systemd"
+    watched = re.findall(r"^PathChanged=(.+)$", (systemd / "crmtel-webphone.path").read_text(), re.M)
+    example = re.findall(
+        r'^#?\s*endpoints_file = "([^"]+)"', (ROOT / "config" / "crmtel.toml").read_text(), re.M
+    )
+    assert watched == example == ["/etc/asterisk/pjsip_crmtel_webphone.conf"]
+    service = (systemd / "crmtel-webphone.service").read_text()
+    assert re.search(r'^ExecStart=/usr/sbin/asterisk -rx "module reload res_pjsip.so"$', service, re.M)
+    analyze = _analyze()
+    for name in ("crmtel-webphone.path", "crmtel-webphone.service"):
+        # verify checks that ExecStart= exists: this machine's Asterisk may live elsewhere than Debian's.
+        text = (systemd / name).read_text().replace("/usr/sbin/asterisk", shutil.which("true") or "/bin/true")
+        (tmp_path / name).write_text(text)
+    done = subprocess.run(
+        [
+            analyze,
+            "verify",
+            str(tmp_path / "crmtel-webphone.path"),
+            str(tmp_path / "crmtel-webphone.service"),
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    # systemd only warns about a directive it cannot parse: any word on stderr is a mistake in the unit.
+    assert (done.returncode, done.stderr) == (0, "")
