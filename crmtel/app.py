@@ -89,7 +89,7 @@ from crmtel.store.sip_credentials import SipCredentialRepository
 from crmtel.store.watermarks import WatermarkRepository
 from crmtel.systemd import ServiceManager
 from crmtel.tasks.web import task_routes
-from crmtel.webphone.web import webphone_origins, webphone_routes
+from crmtel.webphone.web import webphone_dial_check, webphone_origins, webphone_routes
 
 _log = structlog.get_logger("crmtel.app")
 
@@ -374,7 +374,12 @@ async def start(settings: Settings, *, demo: bool = False, demo_speed: float = 1
             _web(app, settings.web.host, settings.web.port, settings.web.header_timeout)
         )
 
-        agi = AgiServer(metered, settings.routing.agi_host, settings.routing.agi_port)
+        agi = AgiServer(
+            metered,
+            settings.routing.agi_host,
+            settings.routing.agi_port,
+            webphone_check=webphone_dial_check(settings),
+        )
         try:
             await agi.start()
         except OSError as err:

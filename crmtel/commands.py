@@ -140,7 +140,15 @@ async def mobile_globals_of(settings: Settings, pbx: str | None) -> list[str]:
         managers = await ManagerRepository(db).all()
     finally:
         await db.dispose()
-    return mobile_globals(managers, chosen.originate.dial_rules)
+    lines, refused = mobile_globals(managers, chosen.originate)
+    for manager, why in refused:
+        # Left out, never dialled: follow-me would forward every unanswered call to it.
+        print(
+            f"crmtel: follow-me skips {manager.login}'s mobile {manager.mobile}: PBX {chosen.name}'s click-to-call"
+            f" policy refuses it ({why}; [ami.originate] allow/deny)",
+            file=sys.stderr,
+        )
+    return lines
 
 
 def dialplan_globals(settings: Settings) -> list[str]:

@@ -6,8 +6,9 @@ from collections.abc import Sequence
 
 import phonenumbers
 
-from crmtel.config import DialRule
+from crmtel.config import OriginateSettings
 from crmtel.dial.models import dial_string
+from crmtel.dial.policy import check_number
 from crmtel.domain import Manager
 from crmtel.errors import CrmtelError
 from crmtel.phones import PhoneKind, normalize
@@ -50,13 +51,24 @@ def parse_mobile(text: str | None, region: str = "RU") -> str | None:
     return phone.e164
 
 
-def mobile_globals(managers: Sequence[Manager], rules: Sequence[DialRule]) -> list[str]:
+def mobile_globals(
+    managers: Sequence[Manager], originate: OriginateSettings
+) -> tuple[list[str], list[tuple[Manager, str]]]:
     """``CRMTEL_MOBILE_<extension>=<the mobile as the PBX dials it>`` for every active manager with a mobile,
-    one line per extension: the follow-me step of the inbound dialplan reads ``CRMTEL_MOBILE_${target}``."""
+    one line per extension: the follow-me step of the inbound dialplan reads ``CRMTEL_MOBILE_${target}``.
+
+    A mobile this PBX's click-to-call policy refuses (``originate.allow``/``deny``: another country, premium)
+    gets no line — the PBX would ring it for every unanswered call, the toll fraud the policy keeps out of
+    click-to-call — and is returned with the policy's reason instead."""
     lines: list[str] = []
+    refused: list[tuple[Manager, str]] = []
     for manager in sorted(managers, key=lambda m: m.login):
         if not manager.active or not manager.mobile:
             continue
-        dialled = dial_string(manager.mobile, rules)
+        verdict = check_number(manager.mobile, PhoneKind.E164, originate)
+        if verdict is not None:
+            refused.append((manager, verdict.key))
+            continue
+        dialled = dial_string(manager.mobile, originate.dial_rules)
         lines.extend(f"CRMTEL_MOBILE_{extension}={dialled}" for extension in sorted(manager.extensions))
-    return lines
+    return lines, refused

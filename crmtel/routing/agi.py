@@ -27,7 +27,7 @@ import struct
 import termios
 import unicodedata
 from collections import Counter
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from types import TracebackType
 
@@ -39,6 +39,9 @@ from crmtel.routing.service import Router
 _log = structlog.get_logger(__name__)
 
 SCRIPT = "route"
+# [crmtel-webphone] asks before a browser phone dials out: AGI(agi://HOST:PORT/webphone-dial,EXTENSION,NUMBER)
+# sets CRMTEL_WEBPHONE_ALLOWED to 1 or 0. Fail closed: no answer leaves it empty and the dialplan refuses.
+WEBPHONE_SCRIPT = "webphone-dial"
 MAX_LINE = 1024
 MAX_HEADER_BYTES = 16 * 1024
 MAX_HEADER_LINES = 128
@@ -179,8 +182,11 @@ class AgiServer:
         max_connections: int = 2048,
         max_pending_per_address: int = 1024,
         stall_grace: float = 0.2,
+        webphone_check: Callable[[str | None, str], Awaitable[bool]] | None = None,
     ) -> None:
         self._router = router
+        # (extension, number as the PBX dials it) -> may the browser phone call it; None: it may call nothing.
+        self._webphone_check = webphone_check
         self._host = host
         self._port = port
         self._header_timeout = header_timeout
@@ -326,12 +332,28 @@ class AgiServer:
             raise AgiProtocolError(f"no complete AGI environment within {self._header_timeout}s") from err
         if current is not None:
             self._pending.pop(current, None)  # a real request now: never dropped to make room
+        if request.script == WEBPHONE_SCRIPT:
+            number = request.env.get("agi_arg_2", "").strip()
+            check = self._webphone_check
+            allowed = check is not None and await check(request.caller, number)
+            await self._set(reader, writer, peer, [("CRMTEL_WEBPHONE_ALLOWED", "1" if allowed else "0")])
+            return
         if request.script != SCRIPT:
             raise AgiProtocolError(f"unknown AGI script {request.script!r}")
         decision = await self._router.route(request.caller, request.did)
         if decision is None:
             return  # nothing usable: leave the variables unset so the dialplan falls back
-        for name, value in variables(decision):
+        await self._set(reader, writer, peer, variables(decision))
+
+    async def _set(
+        self,
+        reader: asyncio.StreamReader,
+        writer: asyncio.StreamWriter,
+        peer: object,
+        pairs: list[tuple[str, str]],
+    ) -> None:
+        """SET VARIABLE each pair in order; stop at the caller's hangup or a refused command."""
+        for name, value in pairs:
             writer.write(f"SET VARIABLE {name} {quote(value)}\n".encode())
             async with asyncio.timeout(self._reply_timeout):
                 await writer.drain()

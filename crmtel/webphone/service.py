@@ -10,12 +10,17 @@ import re
 import secrets
 from collections.abc import Mapping, Sequence
 
-from crmtel.config import WEBPHONE_DEVICE_PREFIX, WebphoneSettings
+from crmtel.config import WEBPHONE_DEVICE_PREFIX, OriginateSettings, WebphoneSettings
+from crmtel.dial.policy import Verdict, check_number
 from crmtel.domain import Manager
+from crmtel.phones import PhoneKind, normalize
 from crmtel.webphone.models import Endpoint, SipCredential, SyncPlan
 
 # Only characters that cannot break out of a PJSIP value or a quoted caller-id name.
 _UNSAFE_NAME = re.compile(r"[^\w .\-]", re.UNICODE)
+# What a browser phone may send to the trunk at all: digits, with one leading + (never dialplan syntax such as
+# "&" or "@", which would add channels or pick another trunk in Dial()).
+_DIALLED = re.compile(r"\+?[0-9]{1,20}")
 
 
 def digest_ha1(device: str, realm: str, secret: str) -> str:
@@ -104,3 +109,16 @@ def pjsip_endpoints(endpoints: Sequence[Endpoint], settings: WebphoneSettings, t
             "",
         ]
     return "\n".join(out)
+
+
+def outside_call_verdict(dialled: str, region: str, originate: OriginateSettings) -> Verdict | None:
+    """None when the browser phone may call ``dialled`` (the number as the PBX dials it: ``8916…``, ``810…``,
+    ``+44…``) on the trunk, else why not: the click-to-call policy (``originate.allow``/``deny``) on its E.164,
+    exactly as ``POST /api/dial/browser`` checks it. A browser phone is a SIP device holding a credential any
+    SIP client can use, so [crmtel-webphone] asks this before it dials out (FastAGI ``webphone-dial``)."""
+    if not _DIALLED.fullmatch(dialled):
+        return Verdict("dial.bad_number")
+    phone = normalize(dialled, region)
+    if phone.kind is not PhoneKind.E164 or phone.e164 is None:
+        return Verdict("dial.bad_number")
+    return check_number(phone.e164, PhoneKind.E164, originate)

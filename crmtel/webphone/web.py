@@ -6,15 +6,20 @@ credential — never cached (no-store) and never logged.
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from typing import Any
 from urllib.parse import urlsplit
 
+import structlog
 from aiohttp import web
 
-from crmtel.config import WEBPHONE_DEVICE_PREFIX, WebphoneSettings
+from crmtel.config import WEBPHONE_DEVICE_PREFIX, Settings, WebphoneSettings
 from crmtel.push.context import current_manager, translator
 from crmtel.store.sip_credentials import SipCredentialRepository
 from crmtel.webphone.models import SipCredential
+from crmtel.webphone.service import outside_call_verdict
+
+_log = structlog.get_logger(__name__)
 
 NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
 
@@ -60,3 +65,25 @@ def webphone_routes(settings: WebphoneSettings, credentials: SipCredentialReposi
         return web.json_response(registration_json(settings, found, extension), headers=NO_STORE)
 
     return routes
+
+
+def webphone_dial_check(settings: Settings) -> Callable[[str | None, str], Awaitable[bool]]:
+    """The FastAGI ``webphone-dial`` answer: may a browser phone (of ``extension``) dial ``number`` out on the
+    trunk — the browser phone's PBX's click-to-call policy, as ``POST /api/dial/browser``. Off: nothing."""
+    pbx = settings.pbxes[0] if settings.pbxes else None
+
+    async def check(extension: str | None, number: str) -> bool:
+        if not settings.webphone.enabled or pbx is None:
+            return False
+        verdict = outside_call_verdict(number, settings.region, pbx.originate)
+        if verdict is not None:
+            _log.warning(
+                "webphone.dial_refused",
+                pbx=pbx.name,
+                extension=extension,
+                number=number[:40],
+                reason=verdict.key,
+            )
+        return verdict is None
+
+    return check

@@ -122,6 +122,42 @@ async def test_mobiles_become_dialplan_globals(db: Database, database_url: str) 
         await mobile_globals_of(settings, "pbx9")
 
 
+async def test_followme_never_gets_a_mobile_the_policy_refuses(
+    db: Database, database_url: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A mobile the PBX's click-to-call policy refuses (Kazakhstan's +7 7…, Abkhazia's +7 940, another country)
+    gets no CRMTEL_MOBILE_<ext>: follow-me would forward every unanswered call there (toll fraud); it is named
+    on stderr. The manager sets it on their own page (PUT /api/me/mobile accepts any personal line)."""
+    repo = ManagerRepository(db)
+    async with (
+        running_app(db) as rig,
+        rig.browser("anna") as anna,
+        anna.put("/api/me/mobile", json={"mobile": "+7 701 123 45 67"}) as r,
+    ):
+        assert r.status == 200, await r.text()
+    boris = await repo.save(login="boris", name="Борис", extensions=("102",))
+    vera = await repo.save(login="vera", name="Вера", extensions=("103",))
+    await repo.set_mobile(boris.id, "+447911123456")
+    await repo.set_mobile(vera.id, "+79161110003")
+    settings = Settings.model_validate(
+        {
+            "database_url": database_url,
+            "ami": {"originate": {"dial_rules": [{"prefix": "+7", "replace": "8"}]}},
+        }
+    )
+    assert await mobile_globals_of(settings, None) == ["CRMTEL_MOBILE_103=89161110003"]
+    err = capsys.readouterr().err
+    assert "anna's mobile +77011234567" in err
+    assert "boris's mobile +447911123456" in err
+    widened = Settings.model_validate(
+        {"database_url": database_url, "ami": {"originate": {"allow": ["+7[3489]?????????", "+44*"]}}}
+    )
+    assert await mobile_globals_of(widened, None) == [
+        "CRMTEL_MOBILE_102=+447911123456",
+        "CRMTEL_MOBILE_103=+79161110003",
+    ]
+
+
 async def test_import_sets_keeps_and_refuses_mobiles(db: Database) -> None:
     """A `mobile` column sets (any spelling → E.164) or clears (empty cell); a file without it keeps the stored
     mobile; a toll-free number is a row error naming the line, and nothing of that file is written."""

@@ -58,3 +58,64 @@ async def test_generated_endpoints_load_and_config_check_passes(
         assert digest.group(1) not in out
         ring = rig.pbx.cli("dialplan show s@crmtel-ring")
         assert "DEVICE_STATE(PJSIP/99${ARG1})" in ring, ring
+
+
+async def test_the_pbx_asks_crmtel_before_a_browser_phone_dials_out(
+    live_install: Install, tmp_path: Path, database_for: Callable[[Path], str]
+) -> None:
+    """[crmtel-webphone] in the real Asterisk asks crmtel's FastAGI `webphone-dial`: a premium 8 809 number and
+    another country (810…) are refused before any Dial (the credential works in any SIP client, so POST
+    /api/dial/browser alone guards nothing), dialplan syntax in the number never reaches crmtel, and a Moscow
+    mobile the policy allows goes on to Dial on the trunk."""
+    folder = tmp_path / "live"
+    spec = RigSpec(staff=STAFF, webphone=True)
+    async with live_rig(live_install, folder, database_for(folder), spec) as rig:
+        outcome: dict[str, tuple[str | None, bool, bool]] = {}
+        for number in ("88091234567", "810441234567890", "89161110131"):
+            start = len(rig.witness.messages)
+            await rig.witness.action(
+                "Originate",
+                Channel=f"Local/{number}@crmtel-webphone",
+                Application="Wait",
+                Data="1",
+                CallerID="131",
+                Async="true",
+            )
+            after = await rig.witness.wait_for(
+                lambda m: (
+                    m.event == "Newexten"
+                    and m.get("Context") == "crmtel-webphone"
+                    and (m.get("Application") == "Dial" or m.get("Extension") == "refused")
+                ),
+                30.0,
+                start,
+            )
+            told = [
+                m.get("Value")
+                for m in rig.witness.messages[start:]
+                if m.event == "VarSet" and m.get("Variable") == "CRMTEL_WEBPHONE_ALLOWED" and m.get("Value")
+            ]
+            asked = told[-1] if told else None
+            outcome[number] = (
+                asked,
+                after.get("Application") == "Dial",
+                after.get("Extension") == "refused",
+            )
+        assert outcome == {
+            "88091234567": ("0", False, True),
+            "810441234567890": ("0", False, True),
+            "89161110131": ("1", True, False),
+        }
+        start = len(rig.witness.messages)
+        await rig.witness.action(
+            "Originate",
+            Channel="Local/8916111013&x@crmtel-webphone",
+            Application="Wait",
+            Data="1",
+            Async="true",
+        )
+        refused = await rig.witness.wait_event(
+            "Newexten", start=start, Context="crmtel-webphone", Extension="refused"
+        )
+        assert refused is not None
+        assert not [m for m in rig.witness.messages[start:] if m.get("Variable") == "CRMTEL_WEBPHONE_ALLOWED"]
