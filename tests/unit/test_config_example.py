@@ -137,3 +137,10 @@ def test_the_readme_configuration_table_names_every_section_and_key() -> None:
         assert row, f"no row for [{section[0]}]"
         absent = sorted(key for key in keys if f"`{key}`" not in row)
         assert absent == [], f"[{'.'.join(section)}] keys missing from the README's row"
+
+
+def test_every_file_of_the_repository_the_example_names_exists() -> None:
+    """A comment pointing at deploy/… that is not there sends the admin nowhere."""
+    named = set(re.findall(r"\b((?:deploy|config|bench|docs)/[\w./-]*\w)", EXAMPLE.read_text()))
+    assert named, "the example names no file: the pattern is broken"
+    assert sorted(p for p in named if not (EXAMPLE.parents[1] / p).exists()) == []
