@@ -5,7 +5,8 @@ what was dialled; each leg's destination channel is one offer (``Local/…;1`` i
 ``;2`` half dialled, as the tracker ignores ``Local/`` halves); the first offer answered by a phone says who
 answered; ring and talk come from the CDR's times (start of the call, answer of that leg, end of the
 last leg). The record is built by the tracker's ``build_record``, so direction, numbers and extras follow
-exactly the conventions of a call followed live.
+exactly the conventions of a call followed live. A click-to-call "via my mobile" (``Local/<ext>@…;1`` whose
+``;2`` half dialled the trunk) is ``<ext>``'s, answered on the number that half dialled.
 """
 
 from __future__ import annotations
@@ -220,6 +221,7 @@ def call_from_legs(state: TrackerState, linkedid: str, legs: Sequence[CdrRow]) -
         origin = next((leg for leg in legs if local_base(leg.channel) is None), legs[0])
     origin_kind, origin_ext = leg_kind(state, origin.channel)
     offers = _offers(legs, state)
+    via_mobile: tuple[str, str | None] | None = None
     if never_a_call(origin, legs, offers):
         return None
     name, number = caller_id(origin.clid)
@@ -242,7 +244,12 @@ def call_from_legs(state: TrackerState, linkedid: str, legs: Sequence[CdrRow]) -
         )
         dialled = dialled_number(origin.did) or dialled_number(origin.dst)
     else:
-        placed_by = origin_ext or next((o.extension for o in offers if o.kind is LegKind.EXTENSION), None)
+        via_mobile = _placing_mobile(state, origin, legs)
+        placed_by = (
+            origin_ext
+            or (via_mobile[0] if via_mobile is not None else None)
+            or next((o.extension for o in offers if o.kind is LegKind.EXTENSION), None)
+        )
         to_trunk = any(o.kind is LegKind.TRUNK for o in offers)
         dialled = dialled_number(origin.dst)
         internal = not to_trunk and (
@@ -280,6 +287,8 @@ def call_from_legs(state: TrackerState, linkedid: str, legs: Sequence[CdrRow]) -
         first = min(answered, key=lambda o: (o.leg.answer or o.leg.start, _order(o.leg)))
         who = first.extension if call.direction is not Direction.OUTBOUND else call.placed_by
         call = replace(call, answered_by=who, answered_at=placed(first.leg).answer)
+        if call.direction is Direction.OUTBOUND and via_mobile is not None:
+            call = replace(call, answered_on=via_mobile[1])
         if call.direction is not Direction.OUTBOUND:
             call = _transferred(call, origin, answered, first)
     elif (
@@ -319,8 +328,43 @@ def _forwarded(state: TrackerState, call: Call, mobile: _Offer) -> Call:
     """An inbound call answered on a mobile through the trunk: by the manager whose phone rang last (the CDR
     does not keep a phone's ``Forward``), the record noting the number (``crmtel.calls.legs.forwarded_taker``)."""
     taker = forwarded_taker(call.rang, None)
-    # The number the trunk leg dialled (a dialplan follow-me's row keeps the caller's DID as its dst).
-    dial = mobile.leg.lastdata.split(",", 1)[0]
-    number = (number_from_dial_string(dial) if "@" in dial else None) or dialled_number(mobile.leg.dst)
-    answered_on = (normalize(number, state.region).e164 or number) if number is not None else None
+    answered_on = _number_dialled_out(state, mobile.leg)
     return replace(call, answered_by=taker, answered_at=placed(mobile.leg).answer, answered_on=answered_on)
+
+
+def _number_dialled_out(state: TrackerState, leg: CdrRow) -> str | None:
+    """The number a leg to the trunk dialled, E.164 when it is one (a dialplan follow-me's row, and the ``;2`` half
+    of a click-to-call via the mobile, keep another number as their dst: the Dial string names it)."""
+    dial = leg.lastdata.split(",", 1)[0]
+    number = (number_from_dial_string(dial) if "@" in dial else None) or dialled_number(leg.dst)
+    return (normalize(number, state.region).e164 or number) if number is not None else None
+
+
+def _placing_mobile(
+    state: TrackerState, origin: CdrRow, legs: Sequence[CdrRow]
+) -> tuple[str, str | None] | None:
+    """Click-to-call "via my mobile" (``Originate(Local/<ext>@crmtel-mobile)``): the caller's own ``Local/`` half
+    dials the client while its ``;2`` half dialled the manager's mobile through the trunk first. The CDR keeps no
+    ``CRMTEL_MANAGER_EXTENSION``/``CRMTEL_MOBILE_NUMBER``: the manager is the Local channel's extension, the mobile
+    the number the ``;2`` half's Dial dialled. None for any other call (a FreePBX click-to-call's ``;2`` half
+    rings the manager's desk phone, an extension)."""
+    base = local_base(origin.channel)
+    if base is None or not origin.channel.endswith(";1"):
+        return None
+    extension = base.partition("/")[2].partition("@")[0]
+    if normalize(extension, state.region).kind is not PhoneKind.EXTENSION:
+        return None
+    half = next(
+        (
+            leg
+            for leg in legs
+            if _is_half(leg)
+            and local_base(leg.channel) == base
+            and leg.dstchannel
+            and leg_kind(state, leg.dstchannel)[0] is LegKind.TRUNK
+        ),
+        None,
+    )
+    if half is None:
+        return None
+    return extension, _number_dialled_out(state, half)
