@@ -132,6 +132,10 @@ class FakeBitrix24:
         self.hidden: list[tuple[str, int]] = []
         self.requests: list[str] = []
         self.access: dict[str, float] = {}
+        # Every token belongs to a portal user (whoever opened the application or installed it); user.admin
+        # answers for that user. User 1 is the portal's administrator unless a test says otherwise.
+        self.token_user: dict[str, int] = {}
+        self.admins: set[int] = {1}
         self.refresh_tokens: set[str] = set()
         self.token_life = 3600.0
         self.limit_next = 0
@@ -186,10 +190,11 @@ class FakeBitrix24:
         return f"http://127.0.0.1:{self.port}"
 
     # -- tokens --------------------------------------------------------------------------------------
-    def issue(self) -> dict[str, Any]:
-        """A fresh access/refresh pair, as the OAuth server and the install event give them."""
+    def issue(self, user_id: int = 1) -> dict[str, Any]:
+        """A fresh access/refresh pair of ``user_id``, as the OAuth server and the install event give them."""
         access, refresh = secrets.token_hex(16), secrets.token_hex(16)
         self.access[access] = time.time() + self.token_life
+        self.token_user[access] = self.token_user[refresh] = user_id
         self.refresh_tokens.add(refresh)
         return {
             "access_token": access,
@@ -231,11 +236,16 @@ class FakeBitrix24:
                 {"error": "invalid_grant", "error_description": "Invalid refresh token"}, status=400
             )
         self.refresh_tokens.discard(token)  # refresh tokens rotate: the old one is spent
-        return web.json_response(self.issue())
+        return web.json_response(self.issue(self.token_user.get(token, 1)))
 
     # -- events to the application -------------------------------------------------------------------
     def _auth_fields(self, tokens: dict[str, Any], application_token: str | None = None) -> dict[str, str]:
-        auth = {**tokens, "application_token": application_token or self.application_token, "user_id": "1"}
+        user = self.token_user.get(str(tokens.get("access_token", "")), 1)
+        auth = {
+            **tokens,
+            "application_token": application_token or self.application_token,
+            "user_id": str(user),
+        }
         return {f"auth[{k}]": str(v) for k, v in auth.items()}
 
     async def post_event(self, handler: str, event: str, data: dict[str, str], **auth: Any) -> int:
@@ -350,9 +360,12 @@ class FakeBitrix24:
             if expiry < time.time():
                 raise _Fault(401, "expired_token", "The access token provided has expired.")
             handler = _METHODS.get(method)
-            if handler is None:
+            if method == "user.admin":  # any user may ask; the answer is about the token's own user
+                result: Any = self.token_user.get(token, 1) in self.admins
+            elif handler is None:
                 raise _Fault(404, "ERROR_METHOD_NOT_FOUND", "Method not found!")
-            result = await handler(self, params)
+            else:
+                result = await handler(self, params)
             if self.answer_delay.get(method):
                 await asyncio.sleep(self.answer_delay[method])
         except _Fault as fault:

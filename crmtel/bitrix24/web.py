@@ -2,7 +2,10 @@
 
 The portal posts form fields ``event``, ``data[…]`` and ``auth[…]``. The install event is believed only after
 its access token works on the *configured* portal and the portal names this application (``app.info`` CODE =
-client_id); its ``application_token`` is then stored (sealed) and every later event must carry the same one.
+client_id) and the token's own user may manage applications (``user.admin`` true): any portal user's application
+page receives an access token that passes ``app.info``, and an install taken from such a user would let them swap in
+an application token of their own and forge click-to-calls. Its ``application_token`` is then stored (sealed) and
+every later event must carry the same one.
 """
 
 from __future__ import annotations
@@ -124,6 +127,23 @@ class EventHandler:
         if not isinstance(info, dict) or info.get("CODE") != self.client.settings.client_id:
             _log.warning("bitrix24.install_refused", reason="another application")
             return web.json_response({"error": "not this application's install"}, status=403)
+        try:
+            admin = await self.client.call_with("user.admin", {}, access)
+        except B24Error as err:
+            _log.warning("bitrix24.install_refused", reason=f"user.admin: {err.code}")
+            return web.json_response({"error": "the tokens do not work on the portal"}, status=403)
+        if admin is not True:
+            # Only the user id (no token) is logged: enough for the administrator to find who tried.
+            stored = await self.client.tokens.load()
+            _log.warning(
+                "bitrix24.install_refused",
+                reason="the installing user may not manage applications (user.admin false)",
+                user_id=auth.get("user_id", "")[:20],
+                replaces_installed=stored is not None,
+            )
+            return web.json_response(
+                {"error": "only a portal administrator can install the application"}, status=403
+            )
         try:
             expires_in = float(auth.get("expires_in") or 3600)
         except ValueError:

@@ -182,6 +182,54 @@ async def test_the_tokens_are_sealed_at_rest_and_a_wrong_application_token_is_re
         await sink.aclose()
 
 
+async def test_only_a_portal_administrator_can_install_or_replace_the_application_token(
+    db: Database, tmp_path: Path
+) -> None:
+    """A user without the right to manage applications (user.admin false) cannot install their own application
+    token with the access token any user's application page receives; forged click-to-calls then stay refused.
+    An administrator's re-install (a new application token) is taken."""
+    async with fake_portal() as fake:
+        settings = settings_for(fake)
+        sink = _sink(db, settings, tmp_path)
+        dialer = _Dialer()
+        async with _handler_app(EventHandler(sink.client, sink.users, db, dialer)) as url:
+            assert await fake.install(url) == 200
+            installed = await sink.client.tokens.load()
+            assert installed is not None
+            assert installed.application_token == fake.application_token
+            # Анна (user 11, no admin rights) opened the application: her tokens pass app.info for it.
+            hers = fake.issue(11)
+            assert await sink.client.call_with("app.info", {}, hers["access_token"])
+            evil = "e" * 32
+            refused = await fake.post_event(
+                url, "ONAPPINSTALL", {"INSTALLED": "Y"}, tokens=hers, application_token=evil
+            )
+            assert refused == 403
+            kept = await sink.client.tokens.load()
+            assert kept is not None
+            assert (kept.application_token, kept.access_token) == (
+                installed.application_token,
+                installed.access_token,
+            )
+            forged = {"CALL_ID": "c1", "PHONE_NUMBER": "79161110001", "USER_ID": "11"}
+            assert await fake.post_event(url, "ONEXTERNALCALLSTART", forged, application_token=evil) == 403
+            assert dialer.placed == []
+            # The administrator re-installs the application: the portal's new application token is taken.
+            fake.application_token = "a" * 32
+            assert await fake.install(url) == 200
+            again = await sink.client.tokens.load()
+            assert again is not None
+            assert again.application_token == "a" * 32
+            # After an uninstall (with the current token) a non-administrator still cannot install.
+            assert await fake.post_event(url, "ONAPPUNINSTALL", {}) == 200
+            assert (
+                await fake.post_event(url, "ONAPPINSTALL", {}, tokens=fake.issue(11), application_token=evil)
+                == 403
+            )
+            assert await sink.client.tokens.load() is None
+        await sink.aclose()
+
+
 async def test_an_outage_rate_limits_and_an_expired_token_lose_and_duplicate_nothing(
     db: Database, tmp_path: Path
 ) -> None:
