@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -108,7 +109,11 @@ class AmoClient:
             return fresh
 
     async def request(
-        self, method: str, path: str, body: Any = None, params: dict[str, str] | None = None
+        self,
+        method: str,
+        path: str,
+        body: Any = None,
+        params: Mapping[str, str] | Sequence[tuple[str, str]] | None = None,
     ) -> Any:
         """The JSON answer (None for 204); AmoError for an error answer or none."""
         tokens = await self.tokens()
@@ -125,7 +130,12 @@ class AmoClient:
         return answer
 
     async def _send(
-        self, method: str, path: str, body: Any, params: dict[str, str] | None, token: str
+        self,
+        method: str,
+        path: str,
+        body: Any,
+        params: Mapping[str, str] | Sequence[tuple[str, str]] | None,
+        token: str,
     ) -> tuple[int, Any, float | None]:
         await self.rate.acquire()
         url = self.settings.api + path

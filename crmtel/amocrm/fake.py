@@ -1,7 +1,11 @@
 """A strict loopback amoCRM account for tests: OAuth (code and refresh grants, rotating refresh tokens), Bearer
 tokens, the 7 requests/s limit (429 beyond it), ``POST /api/v4/calls`` (required fields checked; a number no
 contact has is a per-item 404 error), ``POST /api/v4/leads/unsorted/sip``, ``POST /api/v2/events`` and
-``GET /api/v4/contacts?query=``. Unknown paths are 404. A field that fails validation is amoCRM's documented
+``GET /api/v4/contacts?query=``, and the lists a lost answer is checked against: ``GET /api/v4/{contacts,leads,
+companies}/notes`` (a posted call is a ``call_in``/``call_out`` note on its contact, ``params.uniq``; filters
+``note_type``, ``updated_at`` from/to, ``entity_id``) and ``GET /api/v4/leads/unsorted`` (``filter[category]``,
+``filter[uid]``, ``order[created_at|updated_at]``), both paged by ``page``/``limit`` (at most 250; 204 when
+empty); an unknown query parameter is a 400. Unknown paths are 404. A field that fails validation is amoCRM's documented
 400 shape (``validation-errors``: per ``request_id``, ``code``/``path``/``detail``); each item's ``request_id``
 is echoed in the answer, as amoCRM's own SDK (amocrm/amocrm-api-php) matches answers to requests by it.
 ``posted`` keeps every call and unsorted entry accepted, repeats included, so a test sees a duplicate.
@@ -34,6 +38,9 @@ class AmoCall:
     responsible_user_id: int | None
     contact_id: int | None = None
     unsorted: bool = False
+    # When the account took it (its note's created_at/updated_at, the unsorted entry's created_at).
+    at: int = 0
+    link: str = ""
 
 
 @dataclass
@@ -144,6 +151,10 @@ class FakeAmoCrm:
                 return _problem(400, "Bad Request", "add: phone_call events with phone_number expected")
             self.events.extend(items)
             return web.json_response({"_embedded": {"items": [{"element_id": 0} for _ in items]}})
+        if request.method == "GET" and request.path in NOTES:
+            return self._notes(request.path.split("/")[3], request.query)
+        if route == ("GET", "/api/v4/leads/unsorted"):
+            return self._unsorted_list(request.query)
         if route == ("GET", "/api/v4/contacts"):
             found = self.contacts.get(request.query.get("query", ""))
             if found is None:
@@ -196,6 +207,8 @@ class FakeAmoCrm:
                     item.get("call_status"),
                     item.get("responsible_user_id"),
                     contact[0],
+                    at=int(time.time()),
+                    link=str(item.get("link") or ""),
                 ),
             )
             done.append(
@@ -230,7 +243,17 @@ class FakeAmoCrm:
             self.posted.append(uid)
             self.calls.setdefault(
                 uid,
-                AmoCall(uid, "inbound", int(meta["duration"]), str(meta["phone"]), None, None, unsorted=True),
+                AmoCall(
+                    uid,
+                    "inbound",
+                    int(meta["duration"]),
+                    str(meta["phone"]),
+                    None,
+                    None,
+                    unsorted=True,
+                    at=int(time.time()),
+                    link=str(meta.get("link") or ""),
+                ),
             )
             out.append(
                 {
@@ -240,6 +263,115 @@ class FakeAmoCrm:
                 }
             )
         return web.json_response({"_total_items": len(out), "_embedded": {"unsorted": out}})
+
+    def _notes(self, entity: str, query: Any) -> web.Response:
+        wrong = _unknown(query, NOTE_PARAMS)
+        page = _paging(query)
+        if wrong or page is None:
+            return _problem(400, "Bad Request", f"query: {wrong or 'page/limit'}")
+        types = set(query.getall("filter[note_type][]", [])) | set(query.getall("filter[note_type]", []))
+        low = int(query.get("filter[updated_at][from]", 0))
+        high = int(query.get("filter[updated_at][to]", 2**62))
+        entity_ids = {int(v) for v in query.getall("filter[entity_id][]", [])}
+        # Calls go on the contact with the number: leads and companies have no call notes here.
+        calls = [
+            (n, c)
+            for n, c in enumerate(self.calls.values(), 1)
+            if entity == "contacts"
+            and not c.unsorted
+            and (not types or ("call_in" if c.direction == "inbound" else "call_out") in types)
+            and low <= c.at <= high
+            and (not entity_ids or c.contact_id in entity_ids)
+        ]
+        notes: list[dict[str, Any]] = [
+            {
+                "id": n,
+                "entity_id": c.contact_id,
+                "note_type": "call_in" if c.direction == "inbound" else "call_out",
+                "created_at": c.at,
+                "updated_at": c.at,
+                "params": {
+                    "uniq": c.uniq,
+                    "duration": c.duration,
+                    "source": "crmtel",
+                    "link": c.link,
+                    "phone": c.phone,
+                    "call_status": c.call_status,
+                },
+            }
+            for n, c in calls
+        ]
+        return _page(notes, "notes", *page)
+
+    def _unsorted_list(self, query: Any) -> web.Response:
+        wrong = _unknown(query, UNSORTED_PARAMS)
+        page = _paging(query)
+        if wrong or page is None:
+            return _problem(400, "Bad Request", f"query: {wrong or 'page/limit'}")
+        categories = set(query.getall("filter[category][]", []))
+        uids = set(query.getall("filter[uid][]", [])) | set(query.getall("filter[uid]", []))
+        items = [
+            {
+                "uid": c.uniq,
+                "source_uid": c.uniq,
+                "category": "sip",
+                "created_at": c.at,
+                "metadata": {"uniq": c.uniq, "duration": c.duration, "phone": c.phone, "link": c.link},
+            }
+            for c in self.calls.values()
+            if c.unsorted
+        ]
+        items = [
+            i for i in items if (not categories or "sip" in categories) and (not uids or i["uid"] in uids)
+        ]
+        order = query.get("order[created_at]") or query.get("order[updated_at]")
+        if order not in (None, "asc", "desc"):
+            return _problem(400, "Bad Request", "order: asc or desc")
+        items.sort(key=lambda i: int(str(i["created_at"])), reverse=order == "desc")
+        return _page(items, "unsorted", *page)
+
+
+NOTES = {f"/api/v4/{entity}/notes" for entity in ("contacts", "leads", "companies", "customers")}
+_PAGING = frozenset({"page", "limit"})
+NOTE_PARAMS = _PAGING | {
+    "filter[note_type][]",
+    "filter[note_type]",
+    "filter[updated_at][from]",
+    "filter[updated_at][to]",
+    "filter[entity_id][]",
+    "filter[id][]",
+}
+UNSORTED_PARAMS = _PAGING | {
+    "filter[category][]",
+    "filter[uid]",
+    "filter[uid][]",
+    "filter[pipeline_id]",
+    "order[created_at]",
+    "order[updated_at]",
+}
+
+
+def _unknown(query: Any, known: frozenset[str]) -> list[str]:
+    return sorted(k for k in query if k not in known)
+
+
+def _paging(query: Any) -> tuple[int, int] | None:
+    """(page, limit): page from 1, limit 1..250 (amoCRM's maximum); None when out of range."""
+    try:
+        page, limit = int(query.get("page", 1)), int(query.get("limit", 50))
+    except ValueError:
+        return None
+    return (page, limit) if page >= 1 and 1 <= limit <= 250 else None
+
+
+def _page(items: list[dict[str, Any]], key: str, page: int, limit: int) -> web.Response:
+    chunk = items[(page - 1) * limit : page * limit]
+    if not chunk:
+        return web.Response(status=204)
+    links: dict[str, Any] = {"self": {"href": f"?page={page}"}}
+    if page * limit < len(items):
+        links["next"] = {"href": f"?page={page + 1}"}
+    return web.json_response({"_page": page, "_links": links, "_embedded": {key: chunk}})
 
 
 def _problem(status: int, title: str, detail: str) -> web.Response:

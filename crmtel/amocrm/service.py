@@ -2,14 +2,20 @@
 that number), or, when no contact has it, one incoming-call entry in Unsorted (``/api/v4/leads/unsorted/sip``);
 ringing phones get amoCRM's incoming-call notice (``POST /api/v2/events``, ``phone_call``) on the users' screens.
 
-``uniq`` is the PBX's Linkedid, so a repeat after a crash is recognised; the unsorted entry's ``source_uid`` too.
+``uniq`` is the PBX's Linkedid. amoCRM has no "call by uniq", and it does not refuse a second call with the same
+one, so when an earlier attempt's outcome is unknown (a node died between amoCRM's answer and the outbox's record,
+or no answer came) the call is looked for first: a posted call is a ``call_in``/``call_out`` note whose ``params``
+carry the uniq, on the contact, lead or company it went to; a call no contact had is in Unsorted with it in its
+metadata. Found: the delivery is recorded as done, not posted again.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from datetime import datetime
 from typing import Any
+
+import structlog
 
 from crmtel.amocrm.client import AmoClient, AmoError
 from crmtel.config import AmoCrmSettings
@@ -18,6 +24,49 @@ from crmtel.connectors.models import Attempt, Kind, OutboxEvent, Verdict
 NAME = "amocrm"
 # call_status: 4 conversation took place, 6 did not get through, 7 number busy.
 ANSWERED, NOT_REACHED, BUSY = 4, 6, 7
+# The notes and unsorted lists answer at most 250 a page; more pages than this and the look-up gives up (posts).
+PAGE, PAGES = 250, 4
+# A call's note is made when it is posted, after the call started; a little slack for clocks apart.
+_SLACK_SECONDS = 300
+NOTED_ON = ("contacts", "leads", "companies")
+
+_log = structlog.get_logger(__name__)
+
+
+def must_look(event: OutboxEvent) -> bool:
+    """Whether amoCRM may already have this event's call: an earlier attempt lapsed or got no recorded answer."""
+    return event.lapsed or event.attempts > 0
+
+
+def _items(answer: Any, key: str) -> Iterator[Mapping[str, Any]]:
+    embedded = answer.get("_embedded") if isinstance(answer, dict) else None
+    items = embedded.get(key) if isinstance(embedded, dict) else None
+    for item in items if isinstance(items, list) else ():
+        if isinstance(item, dict):
+            yield item
+
+
+def noted(answer: Any, uniq: str) -> Mapping[str, Any] | None:
+    """The call note of a notes page whose ``params.uniq`` is ``uniq``."""
+    for note in _items(answer, "notes"):
+        params = note.get("params")
+        if isinstance(params, dict) and str(params.get("uniq") or "") == uniq:
+            return note
+    return None
+
+
+def unsorted_with(answer: Any, uniq: str) -> Mapping[str, Any] | None:
+    """The Unsorted entry of a page whose call metadata (or source_uid) is ``uniq``."""
+    for item in _items(answer, "unsorted"):
+        meta = item.get("metadata")
+        if item.get("source_uid") == uniq or (isinstance(meta, dict) and meta.get("uniq") == uniq):
+            return item
+    return None
+
+
+def _last_page(answer: Any, count: int) -> bool:
+    links = answer.get("_links") if isinstance(answer, dict) else None
+    return count < PAGE or not (isinstance(links, dict) and "next" in links)
 
 
 def call_status(ended: Mapping[str, Any]) -> int:
@@ -125,6 +174,11 @@ class AmoCrmSink:
             call["responsible_user_id"] = user
         if payload.get("recording_url"):
             call["link"] = payload["recording_url"]
+        if must_look(event):
+            where = await self._already(call["uniq"], call["created_at"])
+            if where is not None:
+                _log.info("amocrm.already_in_amocrm", uniq=call["uniq"], where=where)
+                return Attempt(Verdict.DELIVERED, f"already in amoCRM: {where}", 200)
         answer = await self.client.request("POST", "/api/v4/calls", [call])
         errors = answer.get("errors") if isinstance(answer, dict) else None
         if not errors:
@@ -158,3 +212,46 @@ class AmoCrmSink:
         }
         created = await self.client.request("POST", "/api/v4/leads/unsorted/sip", [unsorted])
         return Attempt(Verdict.DELIVERED, f"no contact: unsorted {str(created)[:300]}", 200)
+
+    async def _already(self, uniq: str, started: int) -> str | None:
+        """Where amoCRM keeps the call ``uniq`` (None: not found); every page is a request under the rate limit."""
+        since = str(started - _SLACK_SECONDS)
+        for entity in NOTED_ON:
+            for page in range(1, PAGES + 1):
+                answer = await self.client.request(
+                    "GET",
+                    f"/api/v4/{entity}/notes",
+                    params=[
+                        ("filter[note_type][]", "call_in"),
+                        ("filter[note_type][]", "call_out"),
+                        ("filter[updated_at][from]", since),
+                        ("page", str(page)),
+                        ("limit", str(PAGE)),
+                    ],
+                )
+                note = noted(answer, uniq)
+                if note is not None:
+                    return f"{entity} note {note.get('id')} on {note.get('entity_id')}"
+                if _last_page(answer, sum(1 for _ in _items(answer, "notes"))):
+                    break
+        for page in range(1, PAGES + 1):
+            answer = await self.client.request(
+                "GET",
+                "/api/v4/leads/unsorted",
+                params=[
+                    ("filter[category][]", "sip"),
+                    ("order[created_at]", "desc"),
+                    ("page", str(page)),
+                    ("limit", str(PAGE)),
+                ],
+            )
+            item = unsorted_with(answer, uniq)
+            if item is not None:
+                return f"unsorted {item.get('uid')}"
+            entries = list(_items(answer, "unsorted"))
+            # Newest first: a page that reaches before the call has nothing later to show.
+            if _last_page(answer, len(entries)) or any(
+                int(e.get("created_at") or 0) < int(since) for e in entries
+            ):
+                break
+        return None

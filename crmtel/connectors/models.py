@@ -50,6 +50,9 @@ class OutboxEvent:
     payload: dict[str, Any]
     attempts: int
     created_at: datetime
+    # An earlier claim ran out with neither a result nor a release (its node died mid-delivery): whether the
+    # outside system took that attempt is unknown.
+    lapsed: bool = False
 
 
 class Verdict(enum.StrEnum):

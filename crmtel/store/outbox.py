@@ -51,7 +51,7 @@ async def stage_in(session: AsyncSession, connector: str, staged: Sequence[Stage
     await conn.execute(_insert_ignore(conn.dialect.name), rows)
 
 
-def _event(row: ConnectorEventRow) -> OutboxEvent:
+def _event(row: ConnectorEventRow, lapsed: bool = False) -> OutboxEvent:
     return OutboxEvent(
         row.id,
         row.connector,
@@ -62,6 +62,7 @@ def _event(row: ConnectorEventRow) -> OutboxEvent:
         dict(row.payload),
         row.attempts,
         row.created_at,
+        lapsed,
     )
 
 
@@ -90,24 +91,23 @@ class OutboxRepository:
         )
         free = (e.claimed_until.is_(None)) | (e.claimed_until < now)
         async with self.db.session() as session:
-            ids = (
-                (
-                    await session.execute(
-                        select(e.id)
-                        .where(
-                            e.connector == connector,
-                            e.state == State.PENDING.value,
-                            e.next_at <= now,
-                            free,
-                            ~earlier,
-                        )
-                        .order_by(e.id)
-                        .limit(limit)
+            found = (
+                await session.execute(
+                    select(e.id, e.claimed_by)
+                    .where(
+                        e.connector == connector,
+                        e.state == State.PENDING.value,
+                        e.next_at <= now,
+                        free,
+                        ~earlier,
                     )
+                    .order_by(e.id)
+                    .limit(limit)
                 )
-                .scalars()
-                .all()
-            )
+            ).all()
+            ids = [row_id for row_id, _ in found]
+            # Settling or releasing clears claimed_by: one still set on a free row is a claim that lapsed.
+            lapsed = {row_id for row_id, holder in found if holder is not None}
             if not ids:
                 return []
             # The claim itself re-checks that nobody else holds the row (two nodes may have read the same ids).
@@ -127,7 +127,7 @@ class OutboxRepository:
                 return []
             rows = (await session.execute(select(e).where(e.id.in_(won)).order_by(e.id))).scalars().all()
             memos = await self._memos(session, connector, rows)
-        return [(_event(r), memos.get((r.pbx, r.linkedid), {})) for r in rows]
+        return [(_event(r, r.id in lapsed), memos.get((r.pbx, r.linkedid), {})) for r in rows]
 
     async def _memos(
         self, session: AsyncSession, connector: str, rows: Sequence[ConnectorEventRow]

@@ -208,3 +208,44 @@ async def test_routing_asks_amocrm_whose_contact_an_unknown_caller_is_and_fails_
     assert (unknown.kind, unknown.target) == (RouteKind.QUEUE, "retail")
     assert down is not None
     assert (down.kind, down.target) == (RouteKind.QUEUE, "retail")
+
+
+async def test_the_lists_a_lost_answer_is_checked_against_are_strict_and_paged(db: Database) -> None:
+    """The fake's call notes and Unsorted lists refuse an unknown parameter and a limit over 250 as amoCRM does,
+    page by page/limit with a next link, and answer 204 when nothing is left."""
+    async with _account() as fake:
+        fake.contacts["+79161110001"] = (9001, 501)
+        client = AmoClient(_settings(fake), SealedTokens(db))
+        await client.authorize(fake.new_code())
+        calls = [
+            {"request_id": str(i), "direction": "inbound", "duration": 1, "source": "crmtel"}
+            | {"phone": "+79161110001", "uniq": f"pbx1:{i}"}
+            for i in range(3)
+        ]
+        await client.request("POST", "/api/v4/calls", calls)
+        for wrong in ([("filter[type]", "call_in")], [("limit", "251")], [("page", "0")]):
+            with pytest.raises(AmoError) as caught:
+                await client.request("GET", "/api/v4/contacts/notes", params=wrong)
+            assert caught.value.status == 400, wrong
+        with pytest.raises(AmoError):
+            await client.request("GET", "/api/v4/leads/unsorted", params=[("filter[note_type][]", "call_in")])
+        pages = [
+            await client.request(
+                "GET",
+                "/api/v4/contacts/notes",
+                params=[("filter[note_type][]", "call_in"), ("limit", "2"), ("page", str(page))],
+            )
+            for page in (1, 2, 3)
+        ]
+        outgoing = await client.request(
+            "GET", "/api/v4/contacts/notes", params=[("filter[note_type][]", "call_out")]
+        )
+        leads = await client.request("GET", "/api/v4/leads/notes", params=[("limit", "250")])
+        await client.aclose()
+    assert [n["params"]["uniq"] for n in pages[0]["_embedded"]["notes"]] == ["pbx1:0", "pbx1:1"]
+    assert "next" in pages[0]["_links"]
+    assert "next" not in pages[1]["_links"]
+    assert [n["params"]["uniq"] for n in pages[1]["_embedded"]["notes"]] == ["pbx1:2"]
+    assert pages[2] is None
+    assert outgoing is None
+    assert leads is None
