@@ -80,7 +80,8 @@ class CallJson(Shape):
     answered_by: str | None
     answered_on: str | None
     queue: str | None
-    outcome: Literal["answered", "missed"]
+    # None while the call is still going (a ringing or answered call listed before it ends).
+    outcome: Literal["answered", "missed"] | None
     missed_reason: str | None
     ring_seconds: float
     talk_seconds: float

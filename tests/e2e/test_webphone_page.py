@@ -18,7 +18,10 @@ from crmtel.store.db import Database
 from crmtel.store.sip_credentials import SipCredentialRepository
 from crmtel.webphone.sync import render
 from crmtel.webphone.web import webphone_origins, webphone_routes
+from tests.fixtures.races import RACES_PROCESSES
 from tests.integration.test_web_app import PASSWORD, seed_managers
+
+pytestmark = [pytest.mark.e2e, RACES_PROCESSES]
 
 # Nothing listens there: the phone never registers, which is all these tests need.
 PHONE = WebphoneSettings(enabled=True, ws_url="ws://127.0.0.1:1/ws")
