@@ -54,7 +54,6 @@ from crmtel.calls import tracker
 from crmtel.calls.service import CallService
 from crmtel.config import AmiSettings, CallsSettings, WebSettings
 from crmtel.domain import CallAnswered, CallEnded, CallEvent, CallRinging
-from crmtel.fakepbx import server as fakeserver
 from crmtel.fakepbx.server import FakeAmiServer, Recorded, load_ami, merge_streams
 from crmtel.memory import freeze_startup_objects
 from crmtel.push.cardcache import CachedCards, CardCache
@@ -142,17 +141,13 @@ def pbx_process(stream: list[Recorded], pipe: Connection, hold: bool = False) ->
 
 async def _pbx(stream: list[Recorded], pipe: Connection, hold: bool) -> None:
     server = FakeAmiServer(stream, speed=1.0, pause_after=0 if hold else None)
-    index = {id(item.headers): i for i, item in enumerate(server.stream) if isinstance(item, Recorded)}
     sent: dict[int, float] = {}
-    original = fakeserver._Session.send
 
-    async def timed_send(self: Any, headers: Any, *, event: bool = False) -> None:
-        await original(self, headers, event=event)
-        i = index.get(id(headers))
-        if i is not None:
-            sent[i] = time.perf_counter()
+    def timed(position: int, item: object) -> None:
+        if isinstance(item, Recorded):
+            sent[position] = time.perf_counter()
 
-    fakeserver._Session.send = timed_send  # type: ignore[method-assign]
+    server.on_sent = timed
     await server.start()
     pipe.send(server.port)
     if hold:

@@ -219,7 +219,11 @@ class ChannelBook:
 
 
 class FakeAmiServer:
-    """Replays a stream to whoever logs in; one position shared by every connection."""
+    """Replays a stream to whoever logs in: one position, every event sent to every logged-in connection.
+
+    As Asterisk does, each event goes to every session that logged in (not to one of them); the stream
+    advances while at least one session listens (``advance`` lets calls happen with nobody told).
+    """
 
     def __init__(
         self,
@@ -273,6 +277,8 @@ class FakeAmiServer:
         # Test hook: called with (position, item) for every item the PBX gets past, sent or not (a test's
         # stand-in for what Asterisk does beside AMI, e.g. writing its CDR).
         self.on_item: Callable[[int, StreamItem], None] | None = None
+        # Bench hook: called with (position, item) once a stream item has been written to every listener.
+        self.on_sent: Callable[[int, StreamItem], None] | None = None
         # Originate: every request received, and how the next ones go: ``originate_error`` refuses them at
         # once (``Response: Error``); else ``originate_outcome`` "answered" plays the answered outbound call,
         # "busy", "no-answer", "declined" or "not-registered" the failed attempt recorded on a real Asterisk.
@@ -291,6 +297,13 @@ class FakeAmiServer:
         self._server: asyncio.Server | None = None
         self._handlers: set[asyncio.Task[None]] = set()
         self._writers: set[asyncio.StreamWriter] = set()
+        # Sessions logged in, in login order: each gets every event. One pump task sends the stream to
+        # all of them; ``_emit`` is held while an item is consumed and written to every listener, so a
+        # listing (CoreShowChannels) taken under it matches what every client has been sent.
+        self._listeners: dict[_Session, None] = {}
+        self._listening = asyncio.Event()
+        self._emit = asyncio.Lock()
+        self._pump_task: asyncio.Task[None] | None = None
         if not self.stream and not live:
             self.finished.set()
 
@@ -371,6 +384,11 @@ class FakeAmiServer:
         if self._server is not None:
             await self._server.wait_closed()
             self._server = None
+        if self._pump_task is not None:
+            self._pump_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._pump_task
+            self._pump_task = None
 
     def resume(self) -> None:
         """Continue a stream held by ``pause_after``."""
@@ -433,6 +451,112 @@ class FakeAmiServer:
         self._last_stamp = max(self._last_stamp, self.wall())
         return self._last_stamp
 
+    # -- sending the stream to every listener ----------------------------------------------------------
+
+    def _listen(self, session: _Session) -> None:
+        """``session`` logged in: from now on it gets every event (the pump starts with the first one)."""
+        self._listeners[session] = None
+        self._listening.set()
+        if self._pump_task is None or self._pump_task.done():
+            self._pump_task = asyncio.create_task(self._pump(), name="fake-ami-stream")
+
+    def _unlisten(self, session: _Session) -> None:
+        self._listeners.pop(session, None)
+        if not self._listeners:
+            self._listening.clear()
+
+    async def _send_all(self, data: bytes) -> None:
+        """Write ``data`` to every listener (the caller holds ``_emit``); a broken one stops listening."""
+        for session in list(self._listeners):
+            async with session.lock:
+                try:
+                    await session.write(data)
+                except (ConnectionError, RuntimeError):
+                    self._unlisten(session)
+
+    def _encoded(self, item: StreamItem) -> bytes:
+        if isinstance(item, Garbage):
+            return item.data
+        headers = item.headers
+        if self.timestamps:
+            headers = _with_timestamp(headers, self._timestamp())
+        return encode_message(headers)
+
+    async def _pump(self) -> None:
+        """Send the stream, paced, to every session logged in; wait while nobody listens."""
+        loop = asyncio.get_running_loop()
+        base_wall = loop.time()
+        base_t = self.stream[self.cursor].t if self.cursor < len(self.stream) else 0.0
+        next_yield = base_wall
+        while True:
+            if not self._listeners:
+                await self._listening.wait()
+                base_wall = loop.time()
+                base_t = self.stream[self.cursor].t if self.cursor < len(self.stream) else 0.0
+                continue
+            if self.cursor >= len(self.stream):
+                if not self.live:
+                    return
+                self._more.clear()
+                await self._more.wait()
+                continue
+            if self.pause_after is not None and self.cursor >= self.pause_after:
+                self._resume.clear()
+                await self._resume.wait()
+                if self.cursor < len(self.stream):
+                    base_wall, base_t = loop.time(), self.stream[self.cursor].t
+                continue
+            item = self.stream[self.cursor]
+            if self.live:
+                delay = self._origin + item.t / (self.speed or 1.0) - loop.time()
+            elif self.speed:
+                delay = base_wall + (item.t - base_t) / self.speed - loop.time()
+            else:
+                delay = 0.0
+            if delay > 0:
+                # Wake up early when an extend() puts something sooner in front of this item.
+                self._more.clear()
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(delay):
+                        await self._more.wait()
+                continue
+            async with self._emit:
+                item = self._consume()
+                await self._send_all(self._encoded(item))
+                if self.on_sent is not None:
+                    self.on_sent(self.cursor - 1, item)
+                if self.cursor >= len(self.stream) and not self.live:
+                    self.finished.set()
+                if self.drop_after is not None and self.cursor >= self.drop_after:
+                    await self._drop()
+            # A drain that does not block does not yield: without this the reader side would not run (and
+            # actions would go unanswered) until the socket's buffer filled or the stream ended. Yielding
+            # after every item would cost half the unpaced rate; every _YIELD_EVERY seconds is prompt enough.
+            if loop.time() >= next_yield:
+                await asyncio.sleep(0)
+                next_yield = loop.time() + _YIELD_EVERY
+
+    async def _drop(self) -> None:
+        """The drop hook (caller holds ``_emit``): end every connection, skipping ``lose_on_drop`` items."""
+        self.drop_after = None
+        for _ in range(self.lose_on_drop):
+            if self.cursor >= len(self.stream):
+                break
+            self._consume()
+        if self.cursor >= len(self.stream):
+            self.finished.set()
+        for session in list(self._listeners):
+            self._unlisten(session)
+            async with session.lock:
+                session.closed_for_writing = True
+                if self.lose_on_drop:
+                    session.writer.transport.abort()
+                else:
+                    # Half-close: what was sent still arrives, then EOF. A full close with the client's
+                    # actions unread would make the kernel send RST, which can discard data in flight.
+                    with contextlib.suppress(OSError, RuntimeError):
+                        session.writer.write_eof()
+
     async def _on_client(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         task = asyncio.current_task()
         assert task is not None
@@ -463,7 +587,6 @@ class _Session:
         self.writer = writer
         self.lock = asyncio.Lock()
         self.challenge: str | None = None
-        self.streamer: asyncio.Task[None] | None = None
         # Originated calls being played on this connection.
         self.plays: set[asyncio.Task[None]] = set()
         # Set once the drop hook half-closed or aborted the connection: nothing more is written (a write
@@ -518,7 +641,8 @@ class _Session:
                     if not await self.handle(msg):
                         return
         finally:
-            tasks = [*self.plays, *([self.streamer] if self.streamer is not None else [])]
+            self.server._unlisten(self)
+            tasks = list(self.plays)
             for task in tasks:
                 task.cancel()
             for task in tasks:
@@ -543,8 +667,7 @@ class _Session:
                     await self.reply(accepted)
                 else:
                     await self.reply(accepted, server.fully_booted())
-                if self.streamer is None:
-                    self.streamer = asyncio.create_task(self.stream(), name="fake-ami-stream")
+                server._listen(self)
             else:
                 await self.reply((("Response", "Error"), *ids, ("Message", "Authentication failed")))
                 return False
@@ -561,10 +684,10 @@ class _Session:
                 ("EventList", "start"),
                 ("Message", "Channels will follow"),
             )
-            async with self.lock:
-                # Under the lock the book holds exactly the items this client has been sent (the streamer
-                # consumes and writes an item under the same lock), as Asterisk lists the channels of the
-                # moment it handles the action.
+            async with server._emit, self.lock:
+                # Under ``_emit`` the book holds exactly the items every client has been sent (the pump
+                # consumes and writes an item under it), as Asterisk lists the channels of the moment it
+                # handles the action.
                 await self._reply(response, server._book.listing(server.stream_time, aid or ""))
         elif action == "logoff":
             await self.reply((("Response", "Goodbye"), *ids, ("Message", "Thanks for all the fish.")))
@@ -601,17 +724,19 @@ class _Session:
         ):
             if delay:
                 await asyncio.sleep(delay)
-            async with self.lock:
+            server = self.server
+            async with server._emit:
                 if self.closed_for_writing:
                     return
-                self.server._book.apply(self.server.stream_time, Message(headers))
-                if not self.server.timestamps:
+                server._book.apply(server.stream_time, Message(headers))
+                if not server.timestamps:
                     stamped = tuple(headers)
-                elif self.server.real_clock:
-                    stamped = _with_timestamp(headers, self.server._timestamp())
+                elif server.real_clock:
+                    stamped = _with_timestamp(headers, server._timestamp())
                 else:
                     stamped = _with_timestamp(headers, f"{base + item.t:.6f}")
-                await self.write(encode_message(stamped))
+                # The call's events go to every session, as Asterisk's do (not only the one that asked).
+                await server._send_all(encode_message(stamped))
 
     def _login_ok(self, msg: Message) -> bool:
         server = self.server
@@ -623,75 +748,6 @@ class _Session:
             key = hashlib.md5((self.challenge + server.secret).encode(), usedforsecurity=False).hexdigest()
             return msg.get("Key") == key
         return msg.get("Secret") == server.secret
-
-    async def stream(self) -> None:
-        server = self.server
-        loop = asyncio.get_running_loop()
-        base_wall = loop.time()
-        base_t = server.stream[server.cursor].t if server.cursor < len(server.stream) else 0.0
-        next_yield = base_wall
-        while True:
-            if server.cursor >= len(server.stream):
-                if not server.live:
-                    return
-                server._more.clear()
-                await server._more.wait()
-                continue
-            if server.pause_after is not None and server.cursor >= server.pause_after:
-                server._resume.clear()
-                await server._resume.wait()
-                base_wall, base_t = loop.time(), server.stream[server.cursor].t
-            item = server.stream[server.cursor]
-            if server.live:
-                delay = server._origin + item.t / (server.speed or 1.0) - loop.time()
-            elif server.speed:
-                delay = base_wall + (item.t - base_t) / server.speed - loop.time()
-            else:
-                delay = 0.0
-            if delay > 0:
-                # Wake up early when an extend() puts something sooner in front of this item.
-                server._more.clear()
-                with contextlib.suppress(TimeoutError):
-                    async with asyncio.timeout(delay):
-                        await server._more.wait()
-                continue
-            async with self.lock:
-                if self.closed_for_writing:
-                    return
-                item = server._consume()
-                if isinstance(item, Garbage):
-                    await self.write(item.data)
-                else:
-                    await self.send(item.headers, event=True)
-                if server.cursor >= len(server.stream) and not server.live:
-                    server.finished.set()
-                if server.drop_after is not None and server.cursor >= server.drop_after:
-                    self._drop()
-                    return
-            # A drain that does not block does not yield: without this the reader side would not run (and
-            # actions would go unanswered) until the socket's buffer filled or the stream ended. Yielding
-            # after every item would cost half the unpaced rate; every _YIELD_EVERY seconds is prompt enough.
-            if loop.time() >= next_yield:
-                await asyncio.sleep(0)
-                next_yield = loop.time() + _YIELD_EVERY
-
-    def _drop(self) -> None:
-        """The drop hook (caller holds ``lock``): end the connection, skipping ``lose_on_drop`` items."""
-        server = self.server
-        server.drop_after = None
-        for _ in range(server.lose_on_drop):
-            if server.cursor >= len(server.stream):
-                break
-            server._consume()
-        if server.cursor >= len(server.stream):
-            server.finished.set()
-        self.closed_for_writing = True
-        if server.lose_on_drop:
-            self.writer.transport.abort()
-        else:
-            # Half-close: what was sent still arrives, then EOF. A full close with the client's actions
-            # unread would make the kernel send RST, which can discard data in flight.
-            self.writer.write_eof()
 
 
 def _with_timestamp(headers: Sequence[tuple[str, str]], stamp: str) -> tuple[tuple[str, str], ...]:

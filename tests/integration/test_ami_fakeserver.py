@@ -174,3 +174,46 @@ async def test_ping_and_listing_after_the_drop_hook_eof_are_not_answered_and_rai
     assert errors == []
     assert server.pings == 2
     assert [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR] == []
+
+
+async def test_every_logged_in_session_gets_every_event_as_on_asterisk(traces_dir: Path) -> None:
+    """Asterisk sends each event to every session that logged in: two clients, paced stream, one of them
+    joining held until the other has its first events — both get the whole rest of the stream in the same
+    order, and the second one's listings match what it has read (it is not handed half the events)."""
+    stream = busy_stream(traces_dir)
+    server = FakeAmiServer(stream, pause_after=0)
+    await server.start()
+    first = await RawAmi.connect(server)
+    second = await RawAmi.connect(server)
+    try:
+        first.login()
+        second.login()
+        async with asyncio.timeout(30):
+            while not all(any(m.action_id == "login" for m in c.received) for c in (first, second)):
+                for client in (first, second):
+                    if not any(m.action_id == "login" for m in client.received):
+                        await client.read_some()
+            server.resume()
+
+            async def drain(client: RawAmi) -> None:
+                asked = 0
+                while sum(not is_reply(m) for m in client.received) < len(stream) + 1:
+                    for msg in await client.read_some():
+                        if client is second and msg.event in {"Newchannel", "Hangup"} and asked < 5:
+                            asked += 1
+                            client.send(("Action", "CoreShowChannels"), ("ActionID", f"ls-{asked}"))
+                    assert not client.eof, "server closed"
+
+            await asyncio.gather(drain(first), drain(second))
+    finally:
+        await first.close()
+        await second.close()
+        await server.close()
+    events = [[(m.event, m.get("Uniqueid")) for m in c.received if not is_reply(m)] for c in (first, second)]
+    assert events[0] == events[1]
+    assert len(events[0]) == len(stream) + 1
+    # Sent once to both: the same Timestamp on both sides.
+    stamps = [[m.get("Timestamp") for m in c.received if not is_reply(m)] for c in (first, second)]
+    assert stamps[0] == stamps[1]
+    seen, positions, _ = check_listings(second.received)
+    assert seen == len(stream) + 1 and positions
