@@ -216,4 +216,5 @@ async def test_every_logged_in_session_gets_every_event_as_on_asterisk(traces_di
     stamps = [[m.get("Timestamp") for m in c.received if not is_reply(m)] for c in (first, second)]
     assert stamps[0] == stamps[1]
     seen, positions, _ = check_listings(second.received)
-    assert seen == len(stream) + 1 and positions
+    assert seen == len(stream) + 1
+    assert positions
