@@ -33,9 +33,22 @@ NOTED_ON = ("contacts", "leads", "companies")
 _log = structlog.get_logger(__name__)
 
 
+# How an attempt's answer starts when amoCRM refused the post itself (401, 429, another 4xx): nothing was
+# created. A lookup that failed is worded apart (``_LOOKUP``), so the next attempt looks again.
+_REFUSED = "HTTP 4"
+_LOOKUP = "lookup "
+
+
 def must_look(event: OutboxEvent) -> bool:
-    """Whether amoCRM may already have this event's call: an earlier attempt lapsed or got no recorded answer."""
-    return event.lapsed or event.attempts > 0
+    """Whether amoCRM may already have this event's call: an earlier claim lapsed, or an earlier attempt ended
+    without amoCRM's answer (a timeout, a dropped connection, a 5xx) or in a lookup that failed. An attempt
+    amoCRM refused (4xx: 429, an expired token) created nothing, so the retry posts at once — after a burst
+    of 429s, lookups would only add requests to a limit already overrun."""
+    if event.lapsed:
+        return True
+    if event.attempts == 0:
+        return False
+    return not (event.last_error or "").startswith(_REFUSED)
 
 
 def _items(answer: Any, key: str) -> Iterator[Mapping[str, Any]]:
@@ -175,7 +188,11 @@ class AmoCrmSink:
         if payload.get("recording_url"):
             call["link"] = payload["recording_url"]
         if must_look(event):
-            where = await self._already(call["uniq"], call["created_at"])
+            try:
+                where = await self._already(call["uniq"], call["created_at"])
+            except AmoError as err:
+                failed = _retry_or_fail(err)
+                return Attempt(failed.verdict, _LOOKUP + failed.answer, failed.status, failed.retry_after)
             if where is not None:
                 _log.info("amocrm.already_in_amocrm", uniq=call["uniq"], where=where)
                 return Attempt(Verdict.DELIVERED, f"already in amoCRM: {where}", 200)

@@ -53,6 +53,8 @@ class OutboxEvent:
     # An earlier claim ran out with neither a result nor a release (its node died mid-delivery): whether the
     # outside system took that attempt is unknown.
     lapsed: bool = False
+    # What the last attempt came to, as the delivery log words it (None: no attempt yet).
+    last_error: str | None = None
 
 
 class Verdict(enum.StrEnum):

@@ -63,6 +63,7 @@ def _event(row: ConnectorEventRow, lapsed: bool = False) -> OutboxEvent:
         row.attempts,
         row.created_at,
         lapsed,
+        row.last_error,
     )
 
 

@@ -9,8 +9,10 @@ from crmtel.amocrm.service import must_look, noted, unsorted_with
 from crmtel.connectors.models import Kind, OutboxEvent
 
 
-def _event(attempts: int = 0, lapsed: bool = False) -> OutboxEvent:
-    return OutboxEvent(1, "amocrm", "k", "pbx1", "1.5", Kind.ENDED, {}, attempts, datetime.now(UTC), lapsed)
+def _event(attempts: int = 0, lapsed: bool = False, last_error: str | None = None) -> OutboxEvent:
+    return OutboxEvent(
+        1, "amocrm", "k", "pbx1", "1.5", Kind.ENDED, {}, attempts, datetime.now(UTC), lapsed, last_error
+    )
 
 
 def test_a_first_attempt_posts_without_looking() -> None:
@@ -22,6 +24,18 @@ def test_a_lapsed_claim_or_an_earlier_attempt_makes_it_look_first() -> None:
     """A node that died mid-delivery, or an attempt that got no answer, may have left the call in amoCRM."""
     assert must_look(_event(lapsed=True))
     assert must_look(_event(attempts=1))
+    assert must_look(_event(attempts=1, last_error="HTTP -: timeout"))
+    assert must_look(_event(attempts=2, last_error="HTTP 503: Service Unavailable"))
+    # A lookup that failed proves nothing about the post before it: look again.
+    assert must_look(_event(attempts=3, last_error="lookup HTTP 429: Too Many Requests"))
+
+
+def test_an_attempt_amocrm_refused_is_posted_again_without_looking() -> None:
+    """A 429 or an expired token (4xx) created nothing: the retry posts at once — lookups after a burst of 429s
+    would only add requests to a limit already overrun (two nodes with their own buckets never settled)."""
+    assert not must_look(_event(attempts=1, last_error="HTTP 429: Too Many Requests"))
+    assert not must_look(_event(attempts=4, last_error="HTTP 401: token expired"))
+    assert must_look(_event(attempts=4, last_error="HTTP 401: token expired", lapsed=True))
 
 
 def test_a_call_note_is_found_by_its_params_uniq_only() -> None:
