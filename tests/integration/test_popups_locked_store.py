@@ -139,20 +139,24 @@ def trigger_frames(messages: Sequence[Message], at: datetime) -> dict[tuple[str,
     return out
 
 
-async def test_a_locked_store_delays_no_popup_and_keeps_each_calls_events_in_order(tmp_path: Path) -> None:
-    """Another writer holds SQLite for 5 s while a call rings, is answered and ends (2.8 s): every live event
-    reaches the notifier while the lock is still held, on the very AMI frame that causes it (no later frame
-    is needed to push it out), in the call's order; the call is stored once the lock is gone."""
+async def locked_store(tmp_path: Path) -> tuple[Database, WriteLock, list[Recorded]]:
+    """A migrated SQLite store, the writer that will hold it, and the answered direct call's recorded frames."""
     path = tmp_path / "crmtel.db"
     url = f"sqlite+aiosqlite:///{path}"
     await migrate(url)
-    db = Database(url)
-    lock = WriteLock(path, LOCK_SECONDS)
     stream = [
         item
         for item in load_ami(Path("crmtel/fakepbx/data/direct-answered.ami"))
         if isinstance(item, Recorded)
     ]
+    return Database(url), WriteLock(path, LOCK_SECONDS), stream
+
+
+async def test_a_locked_store_delays_no_popup_and_keeps_each_calls_events_in_order(tmp_path: Path) -> None:
+    """Another writer holds SQLite for 5 s while a call rings, is answered and ends (2.8 s): every live event
+    reaches the notifier while the lock is still held, on the very AMI frame that causes it (no later frame
+    is needed to push it out), in the call's order; the call is stored once the lock is gone."""
+    db, lock, stream = await locked_store(tmp_path)
     service = CallService(db, CallsSettings(), PartyRepository(db))
     sink = CountingSink(service)
     notifier = RecordingNotifier(sink, lock)
@@ -223,16 +227,7 @@ async def test_popups_reach_the_pages_while_page_writes_hold_every_pooled_connec
     the names of who answers are due for a reload: the real notifier still sends each live event to the pages
     while the lock is still held (the answer waited 4 s for a pooled connection to
     read the managers' names, and the frames after it with it)."""
-    path = tmp_path / "crmtel.db"
-    url = f"sqlite+aiosqlite:///{path}"
-    await migrate(url)
-    db = Database(url)
-    lock = WriteLock(path, LOCK_SECONDS)
-    stream = [
-        item
-        for item in load_ami(Path("crmtel/fakepbx/data/direct-answered.ami"))
-        if isinstance(item, Recorded)
-    ]
+    db, lock, stream = await locked_store(tmp_path)
     service = CallService(db, CallsSettings(), PartyRepository(db))
     sink = CountingSink(service)
     hub = RecordingHub(sink, lock)
