@@ -13,10 +13,8 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import os
 import statistics
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -26,7 +24,7 @@ import aiohttp
 import samerun
 import smoke
 from aiohttp.test_utils import TestServer
-from benchdb import remove_sqlite
+from benchdb import temp_sqlite
 
 from crmtel.apitokens.models import Scope
 from crmtel.apitokens.service import ApiTokens
@@ -106,14 +104,8 @@ async def main_async(args: argparse.Namespace) -> int:
     if args.database_url:
         await run(args, args.database_url)
         return 0
-    with tempfile.TemporaryDirectory(
-        prefix=f"apitoken-smoke-{os.getpid()}-" if args.smoke else "apitoken-"
-    ) as tmp:
-        path = Path(tmp) / "bench.db"
-        try:
-            await run(args, f"sqlite+aiosqlite:///{path}")
-        finally:
-            remove_sqlite(path)
+    async with temp_sqlite("apitoken", args.smoke) as url:
+        await run(args, url)
     return 0
 
 

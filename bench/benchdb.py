@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import os
+import tempfile
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 
 from sqlalchemy import text
@@ -29,3 +33,16 @@ def remove_sqlite(path: Path) -> None:
     """Delete a SQLite database file with its WAL and shared-memory files."""
     for suffix in ("", "-wal", "-shm"):
         Path(f"{path}{suffix}").unlink(missing_ok=True)
+
+
+@asynccontextmanager
+async def temp_sqlite(prefix: str, smoke: bool) -> AsyncIterator[str]:
+    """A SQLite URL in a new temporary folder (a smoke run's named by its process), removed with its WAL after."""
+    with tempfile.TemporaryDirectory(
+        prefix=f"{prefix}-smoke-{os.getpid()}-" if smoke else f"{prefix}-"
+    ) as tmp:
+        path = Path(tmp) / "bench.db"
+        try:
+            yield f"sqlite+aiosqlite:///{path}"
+        finally:
+            remove_sqlite(path)

@@ -15,14 +15,13 @@ import asyncio
 import os
 import statistics
 import sys
-import tempfile
 import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import smoke
-from benchdb import remove_sqlite
+from benchdb import temp_sqlite
 from pydantic import SecretStr
 
 from crmtel.bitrix24.client import Bitrix24Client
@@ -109,14 +108,8 @@ async def run(args: argparse.Namespace, url: str) -> None:
 
 
 async def main_async(args: argparse.Namespace) -> int:
-    with tempfile.TemporaryDirectory(
-        prefix=f"b24route-smoke-{os.getpid()}-" if args.smoke else "b24route-"
-    ) as tmp:
-        path = Path(tmp) / "bench.db"
-        try:
-            await run(args, f"sqlite+aiosqlite:///{path}")
-        finally:
-            remove_sqlite(path)
+    async with temp_sqlite("b24route", args.smoke) as url:
+        await run(args, url)
     return 0
 
 

@@ -17,7 +17,6 @@ import asyncio
 import base64
 import os
 import sys
-import tempfile
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -29,7 +28,7 @@ import aiohttp
 import samerun
 import smoke
 from aiohttp import web
-from benchdb import pg_database, remove_sqlite
+from benchdb import pg_database, temp_sqlite
 from pydantic import SecretStr
 
 from crmtel.config import OutboxSettings, WebhookSettings
@@ -204,14 +203,8 @@ async def main_async(args: argparse.Namespace) -> int:
         )
         await run(args, url)
         return 0
-    with tempfile.TemporaryDirectory(
-        prefix=f"outbox-smoke-{os.getpid()}-" if args.smoke else "outbox-"
-    ) as tmp:
-        path = Path(tmp) / "bench.db"
-        try:
-            await run(args, f"sqlite+aiosqlite:///{path}")
-        finally:
-            remove_sqlite(path)
+    async with temp_sqlite("outbox", args.smoke) as url:
+        await run(args, url)
     return 0
 
 
