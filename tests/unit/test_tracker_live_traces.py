@@ -7,14 +7,18 @@ Forwarded to the manager's mobile through the trunk and answered there, an atten
 from __future__ import annotations
 
 import json
+from datetime import timedelta
 from typing import Any
 
 import pytest
 
+from crmtel.ami.client import event_time
+from crmtel.ami.events import parse_event
 from crmtel.ami.protocol import Message
 from crmtel.calls.tracker import new_state, restore, snapshot
 from crmtel.domain import CallAnswered, CallDiscarded, CallEnded, CallRecord, CallRinging, CallRingStopped
 from tests.fixtures.traces import (
+    BASE_TIME,
     LIVE_SCENARIOS,
     LIVE_TRACES_DIR,
     TimedMessage,
@@ -164,3 +168,63 @@ def test_followme_without_the_confirmation_marker_would_be_the_managers() -> Non
         ]  # fmt: skip
         record, _ = _record(messages)
         assert record.answered_by == answered
+
+
+def _mobile_side_late(messages: list[TimedMessage], moved: str, before: int) -> list[TimedMessage]:
+    """The recording with the mobile's side of the call delivered just before message ``before`` instead: the
+    BridgeEnters of its own bridge (its trunk leg and the ``;2`` half, once 1 was pressed) for ``"bridge"``, the
+    DialEnd ANSWER of its trunk leg for ``"dial_end"``."""
+    mobile = next(
+        dict(m.message.headers)["DestChannel"]
+        for m in messages
+        if dict(m.message.headers).get("DialString") == "89160000051@trunk"
+    )
+    bridge = next(
+        dict(m.message.headers)["BridgeUniqueid"]
+        for m in messages
+        if dict(m.message.headers).get("Event") == "BridgeEnter"
+        and dict(m.message.headers)["Channel"] == mobile
+    )
+
+    def picked(headers: dict[str, str]) -> bool:
+        if moved == "bridge":
+            return headers.get("Event") == "BridgeEnter" and headers.get("BridgeUniqueid") == bridge
+        return headers.get("Event") == "DialEnd" and headers.get("DestChannel") == mobile
+
+    late = [m for m in messages if picked(dict(m.message.headers))]
+    rest = [m for m in messages if m not in late]
+    cut = rest.index(messages[before])
+    return [*rest[:cut], *late, *rest[cut:]]
+
+
+def test_via_mobile_talk_time_counts_from_the_client_whenever_the_mobiles_side_is_reported() -> None:
+    """Once 1 is pressed the ``;2`` half bridges the mobile's trunk leg in its own thread while the answered
+    ``;1`` half already dials the client (0.7 ms apart in the recording): under load the mobile bridge's
+    BridgeEnter comes after the client's DialBegin. The mobile in a bridge (or its DialEnd ANSWER, however late)
+    is not the client answering: for every such order the call is answered (talk time counted) at the client's
+    DialEnd ANSWER, on the PBX's clock."""
+    messages = load_messages("click-mobile-answered", LIVE_TRACES_DIR)
+    headers = [dict(m.message.headers) for m in messages]
+    client = next(h["DestChannel"] for h in headers if h.get("DialString") == "89991110051@trunk")
+    client_up = next(
+        float(h["Timestamp"])
+        for h in headers
+        if h.get("Event") == "DialEnd" and h.get("DestChannel") == client and h.get("DialStatus") == "ANSWER"
+    )
+    client_dialled = next(i for i, h in enumerate(headers) if h.get("DialString") == "89991110051@trunk")
+    first_leave = next(i for i, h in enumerate(headers) if h.get("Event") == "BridgeLeave")
+    for moved in ("bridge", "dial_end"):
+        for before in range(client_dialled, first_leave + 1):
+            events = [
+                e
+                for m in _mobile_side_late(messages, moved, before)
+                if (e := parse_event(m.message, event_time(m.message, BASE_TIME + timedelta(seconds=m.t))))
+                is not None
+            ]
+            _, effects = run(new_state("pbx1"), events)
+            [done] = ended(effects)
+            record, where = done.record, (moved, before, headers[before].get("Event"))
+            assert (record.answered_by, record.answered_on) == ("151", "+79160000051"), where
+            assert record.answered_at is not None
+            assert record.answered_at.timestamp() == pytest.approx(client_up, abs=0.001), where
+            assert [e.extension for e in effects if isinstance(e, CallAnswered)] == ["151"], where

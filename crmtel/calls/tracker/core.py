@@ -264,7 +264,10 @@ def answer_by_bridge(tx: Tx, call: Call, members: tuple[str, ...]) -> Call:
     """Fallback when no DialEnd said who answered (pickups, originates): the bridge says who talks."""
     legs = [call.legs[u] for u in members if u in call.legs]
     if call.direction is Direction.OUTBOUND:
-        if any(leg.kind is LegKind.TRUNK for leg in legs):
+        # "Via my mobile": the manager's own mobile bridged to the Local channel's ``;2`` half is not the client.
+        # The ``;2`` half bridges it in its own thread while the answered ``;1`` half already dials the client,
+        # so that BridgeEnter may come after the client's DialBegin (the call is outbound by then).
+        if any(leg.kind is LegKind.TRUNK and leg.uniqueid != call.mobile_leg for leg in legs):
             return answer(tx, call, origin_extension(call))
         return call
     for leg in legs:

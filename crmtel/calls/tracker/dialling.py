@@ -112,8 +112,9 @@ def on_dial_end(tx: Tx, event: ev.DialEnd) -> None:
     uid = event.dest.uniqueid
     status = event.status
     placer = call.direction is None and dest.extension is not None and dest.extension == call.placed_by
-    if uid == call.linkedid or placer or (uid == call.mobile_leg and call.direction is None):
-        # The placing phone answered (or refused) its own Originate: the far end has not been called yet.
+    if uid == call.linkedid or placer or uid == call.mobile_leg:
+        # The placing phone (or the placing manager's mobile) answered or refused its own Originate: not the far
+        # end, whenever this DialEnd is reported.
         if status != "ANSWER" and call.answered_by is None:
             tx.put(replace(call, unanswered_reason=UNANSWERED.get(status, MissedReason.NO_ANSWER)))
         return
