@@ -53,6 +53,8 @@ from crmtel.fakepbx.simulator import Simulator
 from crmtel.health.service import HealthCheck
 from crmtel.health.web import health_routes
 from crmtel.i18n.models import LocaleOptions
+from crmtel.managers.models import MobilePolicy
+from crmtel.managers.sync import mobile_sync
 from crmtel.memory import freeze_startup_objects
 from crmtel.metrics import ComponentCollector, MeteredNotifier, MeteredRouter, Metrics, metrics_routes
 from crmtel.openapi.document import openapi_routes
@@ -368,6 +370,8 @@ async def start(settings: Settings, *, demo: bool = False, demo_speed: float = 1
                 openapi_routes(),
             ),
             locale=locale,
+            mobiles=MobilePolicy.of(settings),
+            on_mobile=mobile_sync(settings, db),
             connect_src=webphone_origins(settings.webphone),
         )
         url = await stack.enter_async_context(

@@ -16,6 +16,7 @@ from crmtel.configcheck.report import all_problems
 from crmtel.demo import DEMO_LOGINS, DEMO_PASSWORD
 from crmtel.errors import CrmtelError
 from crmtel.managers.models import mobile_globals
+from crmtel.managers.sync import sync_mobile_globals
 from crmtel.store.db import Database
 from crmtel.store.managers import ManagerRepository
 from crmtel.webphone.commands import add_config_command as add_webphone_command
@@ -83,6 +84,16 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     )
     globals_.add_argument("--pbx", help="whose dial rules write the mobiles (default: the first PBX)")
     globals_.set_defaults(handler=_dialplan_globals)
+    mobiles = cfg_sub.add_parser(
+        "mobile-globals",
+        help="write (or print) follow-me's CRMTEL_MOBILE_<extension> globals and reload the dialplan",
+        description="Writes mobile.globals_file (or --output; '-' prints): one CRMTEL_MOBILE_<ext> per extension "
+        "of an active manager with a mobile the click-to-call policy allows, the others empty; reloads the "
+        "dialplan over AMI when mobile.reload is on. Rewritten by crmtel after every change of a mobile.",
+    )
+    mobiles.add_argument("--output", type=Path, help="file to write instead of mobile.globals_file; - prints")
+    mobiles.add_argument("--no-reload", action="store_true", help="do not reload the dialplan afterwards")
+    mobiles.set_defaults(handler=_mobile_globals)
     add_webphone_command(cfg_sub)
 
 
@@ -175,6 +186,31 @@ async def _dialplan_globals(args: argparse.Namespace, settings: Settings) -> int
     if args.mobiles:
         lines += await mobile_globals_of(settings, args.pbx)
     print("\n".join(lines))
+    return 0
+
+
+async def _mobile_globals(args: argparse.Namespace, settings: Settings) -> int:
+    output: Path | None = args.output
+    to_stdout = output is not None and str(output) == "-"
+    if output is not None or settings.mobile.globals_file is None:
+        target = None if to_stdout or output is None else output
+        to_stdout = target is None
+        settings = settings.model_copy(
+            update={"mobile": settings.mobile.model_copy(update={"globals_file": target})}
+        )
+    db = Database(settings.database_url)
+    try:
+        result = await sync_mobile_globals(settings, db, reload=False if args.no_reload else None)
+    finally:
+        await db.dispose()
+    if to_stdout:
+        sys.stdout.write(result.text)
+    else:
+        print(
+            f"{result.mobiles} follow-me mobile(s) written to {result.written}"
+            + ("; dialplan reloaded" if result.reloaded else ""),
+            file=sys.stderr,
+        )
     return 0
 
 

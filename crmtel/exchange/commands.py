@@ -10,6 +10,8 @@ from crmtel.config import Settings
 from crmtel.exchange.exporter import export_file
 from crmtel.exchange.importer import ImportKind, ImportReport, import_file
 from crmtel.exchange.progress import TerminalProgress
+from crmtel.managers.models import MobilePolicy
+from crmtel.managers.sync import after_mobile_change
 from crmtel.store.db import Database
 from crmtel.webphone.commands import after_manager_change
 
@@ -58,6 +60,7 @@ async def _import(args: argparse.Namespace, settings: Settings) -> int:
             ImportKind(args.kind),
             args.file,
             region=settings.region,
+            mobiles=MobilePolicy.of(settings),
             skip_bad_rows=args.skip_bad_rows,
             dry_run=args.dry_run,
             progress=bar,
@@ -72,10 +75,13 @@ async def _import(args: argparse.Namespace, settings: Settings) -> int:
         sync_db = Database(settings.database_url)
         try:
             line = await after_manager_change(settings, sync_db)
+            # Mobiles, extensions and activity an import changed are what follow-me rings.
+            mobiles = await after_mobile_change(settings, sync_db)
         finally:
             await sync_db.dispose()
-        if line:
-            print(line)
+        for done in (line, mobiles):
+            if done:
+                print(done)
     return 1 if report.errors and not args.skip_bad_rows else 0
 
 

@@ -48,6 +48,7 @@ from crmtel.exchange.importrows import (
 from crmtel.exchange.progress import NoProgress, Progress
 from crmtel.exchange.seen import SeenClients, SeenLeads
 from crmtel.exchange.streams import TableStream
+from crmtel.managers.models import MobilePolicy
 from crmtel.store.changes import StoreChange
 from crmtel.store.crm_terms import LEAD, reindex_in
 from crmtel.store.db import Database
@@ -89,6 +90,7 @@ async def import_file(
     dry_run: bool = False,
     progress: Progress | None = None,
     batch_rows: int = 5000,
+    mobiles: MobilePolicy | None = None,
 ) -> ImportReport:
     """Import a CSV/XLSX file; with errors nothing is written unless ``skip_bad_rows``. Clients are streamed
     in batches of ``batch_rows``."""
@@ -100,7 +102,8 @@ async def import_file(
         shown.step("checking" if dry_run else "checking and writing")
         return await _stream_leads(db, path, region, skip_bad_rows, dry_run, shown, batch_rows)
     shown.step(f"reading {path.name}")
-    return await _stream_managers(db, path, region, skip_bad_rows, dry_run, shown, batch_rows)
+    policy = mobiles or MobilePolicy(region)
+    return await _stream_managers(db, path, policy, skip_bad_rows, dry_run, shown, batch_rows)
 
 
 async def import_table(
@@ -111,13 +114,16 @@ async def import_table(
     region: str = "RU",
     skip_bad_rows: bool = False,
     dry_run: bool = False,
+    mobiles: MobilePolicy | None = None,
 ) -> ImportReport:
     """Import rows already read from a file (see ``import_file``)."""
     report = ImportReport(kind=kind, dry_run=dry_run, rows=len(table.rows))
     try:
         async with _transaction(db) as conn:
             if kind is ImportKind.MANAGERS:
-                await _write_managers(conn, parse_managers(table, region), report, skip_bad_rows)
+                await _write_managers(
+                    conn, parse_managers(table, region, mobiles=mobiles), report, skip_bad_rows
+                )
             elif kind is ImportKind.CLIENTS:
                 await import_clients(conn, table, region, report, skip_bad_rows)
             else:
@@ -254,7 +260,7 @@ MAX_MANAGER_ROWS = 20_000
 async def _stream_managers(
     db: Database,
     path: Path,
-    region: str,
+    mobiles: MobilePolicy,
     skip_bad_rows: bool,
     dry_run: bool,
     progress: Progress,
@@ -277,7 +283,11 @@ async def _stream_managers(
                     f"{path.name}: more than {MAX_MANAGER_ROWS} manager rows: not a team's managers file"
                 )
             parsed = parse_managers(
-                RawTable(stream.header, batch), region, logins=logins, extensions=extensions
+                RawTable(stream.header, batch),
+                mobiles.region,
+                logins=logins,
+                extensions=extensions,
+                mobiles=mobiles,
             )
             kept.records.extend(parsed.records)
             # Header warnings (unknown columns) are the same for every batch: kept once.

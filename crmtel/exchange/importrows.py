@@ -11,7 +11,7 @@ from typing import Generic, TypeVar
 
 from crmtel.domain import Category, LeadStatus, Role
 from crmtel.exchange.csvio import BadFile, RawTable, header_key, unneutralise
-from crmtel.managers.models import BadMobile, parse_mobile
+from crmtel.managers.models import BadMobile, MobilePolicy
 from crmtel.phones import PhoneKind, normalize
 
 T = TypeVar("T")
@@ -330,9 +330,12 @@ def parse_managers(
     *,
     logins: dict[str, int] | None = None,
     extensions: dict[str, int] | None = None,
+    mobiles: MobilePolicy | None = None,
 ) -> Parsed[ManagerRecord]:
     """Manager rows; duplicate logins or extensions inside the file are errors (``logins``/``extensions``:
-    the first line of each in earlier batches of the same file, updated with this one's)."""
+    the first line of each in earlier batches of the same file, updated with this one's; ``mobiles``: what a
+    mobile must be, by default a personal line the default click-to-call policy lets crmtel dial)."""
+    policy = mobiles or MobilePolicy(region)
 
     def row_to_record(row: _Row) -> ManagerRecord:
         login = row.required("login")
@@ -349,7 +352,7 @@ def parse_managers(
             raise RowError("name is longer than 200 characters")
         speciality = _enum(Category, row.text("speciality"), "speciality")
         try:
-            mobile = parse_mobile(row.text("mobile"), region)
+            mobile = policy.parse(row.text("mobile"), exts)
         except BadMobile as err:
             raise RowError(f"mobile: {err}") from err
         return ManagerRecord(

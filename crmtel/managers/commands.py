@@ -14,7 +14,8 @@ from typing import TypeVar
 from crmtel.config import Settings
 from crmtel.domain import Category, Manager, Role
 from crmtel.errors import CrmtelError
-from crmtel.managers.models import BadMobile, parse_mobile
+from crmtel.managers.models import BadMobile, MobilePolicy
+from crmtel.managers.sync import after_mobile_change
 from crmtel.phones import display, is_extension
 from crmtel.store.db import Database
 from crmtel.store.managers import ManagerRepository
@@ -119,15 +120,28 @@ async def _read_password(prompt_twice: bool) -> str:
     return password
 
 
-def _mobile(text: str, settings: Settings) -> str | None:
+def _mobile(text: str, settings: Settings, extensions: tuple[str, ...]) -> str | None:
     try:
-        return parse_mobile(text, settings.region)
+        return MobilePolicy.of(settings).parse(text, extensions)
     except BadMobile as err:
         raise CrmtelError(f"{err}; nothing changed") from err
 
 
+async def _sync_mobiles(settings: Settings, done: str) -> None:
+    """Rewrite follow-me's mobile globals after the change just made (``mobile.globals_file`` set)."""
+    db = Database(settings.database_url)
+    try:
+        line = await after_mobile_change(settings, db)
+    except CrmtelError as err:
+        raise CrmtelError(f"{done}, but {err}") from err
+    finally:
+        await db.dispose()
+    if line:
+        print(line)
+
+
 async def _manager_add(args: argparse.Namespace, settings: Settings) -> int:
-    mobile = _mobile(args.mobile, settings) if args.mobile is not None else None
+    mobile = _mobile(args.mobile, settings, tuple(args.extension)) if args.mobile is not None else None
     password = await _read_password(prompt_twice=False) if args.password_stdin else None
 
     async def save(repo: ManagerRepository) -> Manager:
@@ -150,22 +164,24 @@ async def _manager_add(args: argparse.Namespace, settings: Settings) -> int:
     extra = f", mobile {display(manager.mobile)}" if manager.mobile else ""
     print(f"manager {manager.login!r} (#{manager.id}, {manager.role.value}, {exts}{extra}) saved")
     await _sync_phones(settings, f"manager {manager.login!r} saved")
+    await _sync_mobiles(settings, f"manager {manager.login!r} saved")
     return 0
 
 
 async def _manager_mobile(args: argparse.Namespace, settings: Settings) -> int:
-    mobile = _mobile(args.number, settings)
-
-    async def store(repo: ManagerRepository) -> bool:
+    async def store(repo: ManagerRepository) -> str | None:
         manager = await repo.by_login(args.login)
         if manager is None:
-            return False
+            raise CrmtelError(f"no manager with login {args.login!r}")
+        # Checked against the policy of the PBXs ringing this manager's extensions.
+        mobile = _mobile(args.number, settings, manager.extensions)
         await repo.set_mobile(manager.id, mobile)
-        return True
+        return mobile
 
-    if not await _with_repo(settings, store):
-        raise CrmtelError(f"no manager with login {args.login!r}")
-    print(f"mobile of {args.login!r}: {display(mobile) if mobile else 'none'}")
+    mobile = await _with_repo(settings, store)
+    done = f"mobile of {args.login!r}: {display(mobile) if mobile else 'none'}"
+    print(done)
+    await _sync_mobiles(settings, done)
     return 0
 
 
@@ -219,4 +235,5 @@ async def _manager_active(args: argparse.Namespace, settings: Settings) -> int:
     done = f"manager {args.login!r} {'activated' if args.active else 'deactivated'}"
     print(done)
     await _sync_phones(settings, done)
+    await _sync_mobiles(settings, done)
     return 0

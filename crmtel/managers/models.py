@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import phonenumbers
 
-from crmtel.config import OriginateSettings
-from crmtel.dial.models import dial_string
+from crmtel.config import OriginateSettings, Settings
+from crmtel.dial.models import dial_string, serves
 from crmtel.dial.policy import check_number
 from crmtel.domain import Manager
 from crmtel.errors import CrmtelError
@@ -27,9 +28,15 @@ _PERSONAL_TYPES = frozenset(
 class BadMobile(CrmtelError):
     """A mobile number crmtel will not keep; ``key`` is the catalogue message (``settings.mobile.*``)."""
 
-    def __init__(self, key: str, text: str) -> None:
-        super().__init__(f"{text[:40]!r} is not a phone number a manager can answer ({key})")
+    def __init__(self, key: str, text: str, pbx: str | None = None) -> None:
+        why = (
+            f"PBX {pbx}'s click-to-call policy refuses it"
+            if pbx
+            else "not a phone number a manager can answer"
+        )
+        super().__init__(f"{text[:40]!r}: {why} ({key})")
         self.key = key
+        self.pbx = pbx
 
 
 def parse_mobile(text: str | None, region: str = "RU") -> str | None:
@@ -49,6 +56,33 @@ def parse_mobile(text: str | None, region: str = "RU") -> str | None:
     if phonenumbers.number_type(parsed) not in _PERSONAL_TYPES:
         raise BadMobile("settings.mobile.not_personal", value)
     return phone.e164
+
+
+@dataclass(frozen=True, slots=True)
+class MobilePolicy:
+    """What a manager's mobile must be to be kept: a personal line (``parse_mobile``) that the click-to-call
+    policy (``originate.allow``/``deny``) of the PBXs ringing the manager lets crmtel dial — otherwise "via my
+    mobile" and follow-me would refuse it later, after the manager believed it set."""
+
+    region: str = "RU"
+    pbxes: tuple[tuple[str, OriginateSettings], ...] = (("pbx1", OriginateSettings()),)
+
+    @classmethod
+    def of(cls, settings: Settings) -> MobilePolicy:
+        """The policy of this config's enabled PBXs."""
+        return cls(settings.region, tuple((p.name, p.originate) for p in settings.pbxes))
+
+    def parse(self, text: str | None, extensions: Sequence[str] = ()) -> str | None:
+        """``parse_mobile``, then BadMobile(``settings.mobile.not_allowed``) when a PBX serving one of the
+        manager's ``extensions`` (every PBX when none claims them) refuses to dial it."""
+        mobile = parse_mobile(text, self.region)
+        if mobile is None:
+            return None
+        claimed = [(n, o) for n, o in self.pbxes if any(serves(o, ext) for ext in extensions)]
+        for name, originate in claimed or self.pbxes:
+            if check_number(mobile, PhoneKind.E164, originate) is not None:
+                raise BadMobile("settings.mobile.not_allowed", (text or "").strip(), name)
+        return mobile
 
 
 def mobile_globals(

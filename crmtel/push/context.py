@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import weakref
-from dataclasses import dataclass
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
 
 from aiohttp import web
 from aiohttp.web_urldispatcher import AbstractResource
@@ -14,6 +15,7 @@ from crmtel.config import WebSettings
 from crmtel.domain import Manager, Role
 from crmtel.i18n import Translator
 from crmtel.i18n.models import LocaleOptions
+from crmtel.managers.models import MobilePolicy
 from crmtel.push.hub import Hub
 from crmtel.push.passwords import PasswordChecks
 from crmtel.push.sessions import DurableSessions
@@ -50,6 +52,9 @@ class WebState:
     auth_reads: asyncio.Semaphore
     # The page's Content-Security-Policy (connect-src widened for the browser phone's PBX WebSocket).
     csp: str = ""
+    # What a manager's own mobile must be, and what runs once one changed (the follow-me globals rewritten).
+    mobiles: MobilePolicy = field(default_factory=MobilePolicy)
+    on_mobile: Callable[[], Awaitable[None]] | None = None
 
 
 STATE = web.AppKey("crmtel.push.state", WebState)

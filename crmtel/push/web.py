@@ -25,7 +25,7 @@ from crmtel.errors import StoreUnavailable
 from crmtel.i18n import supported
 from crmtel.i18n.models import LocaleOptions
 from crmtel.i18n.web import catalogue_routes
-from crmtel.managers.models import BadMobile, parse_mobile
+from crmtel.managers.models import BadMobile, MobilePolicy
 from crmtel.push import api
 from crmtel.push.context import BEARER, MANAGER, STATE, WebState, current_manager, translator, watch_scope
 from crmtel.push.csrf import CSRF_COOKIE, CSRF_HEADER, SAFE_METHODS, csrf_token, csrf_valid
@@ -377,15 +377,17 @@ async def _set_mobile(request: web.Request) -> web.Response:
     manager = current_manager(request)
     body = await read_body(request, MobileBody)
     try:
-        mobile = parse_mobile(body.mobile, state.region)
+        mobile = state.mobiles.parse(body.mobile, manager.extensions)
     except BadMobile as err:
-        params: dict[str, object] = {"number": (body.mobile or "")[:40]}
-        message = translator(request).t(err.key, number=(body.mobile or "")[:40])
+        params: dict[str, object] = {"number": (body.mobile or "")[:40], "pbx": err.pbx or ""}
+        message = translator(request).t(err.key, **params)
         raise InputError(
             message, key=err.key, params=params, fields=[{"field": "mobile", "message": message}]
         ) from err
     await state.managers.set_mobile(manager.id, mobile)
     updated = replace(manager, mobile=mobile)
+    if state.on_mobile is not None:
+        await state.on_mobile()
     return web.json_response(_me_json(updated, state.locale, request.headers.get("Accept-Language")))
 
 
@@ -465,6 +467,8 @@ def create_app(
     subapps: Mapping[str, web.Application] | None = None,
     locale: LocaleOptions | None = None,
     connect_src: Sequence[str] = (),
+    mobiles: MobilePolicy | None = None,
+    on_mobile: Callable[[], Awaitable[None]] | None = None,
 ) -> web.Application:
     """Build the managers' web app.
 
@@ -475,6 +479,8 @@ def create_app(
       ``watch_scope(manager)`` to filter by who is asking);
     - ``public_routes``: route tables with their own authentication (e.g. the routing engineer's
       ``GET /route`` checked by its token);
+    - ``mobiles``: what a manager's own mobile must be (their PBXs' click-to-call policy); ``on_mobile``: run
+      after one changed (the follow-me dialplan globals are rewritten);
     - ``subapps``: ``{"/reports": reports_app}``, mounted with ``add_subapp``; this app's session check
       runs before them, so their handlers can also use ``current_manager``.
     """
@@ -524,6 +530,8 @@ def create_app(
         tokens=ApiTokens(ApiTokenRepository(db)),
         auth_reads=asyncio.Semaphore(settings.auth_store_reads),
         csp=csp_with(connect_src),
+        mobiles=mobiles or MobilePolicy(region),
+        on_mobile=on_mobile,
     )
     app.on_shutdown.append(_close_sockets)
     app.on_cleanup.append(_close_passwords)

@@ -26,8 +26,6 @@ from crmtel.webphone.service import pjsip_endpoints, plan_sync
 
 log = logging.getLogger(__name__)
 
-RELOAD = ("Reload", (("Module", "res_pjsip.so"),))
-
 
 @dataclass(frozen=True, slots=True)
 class SyncResult:
@@ -86,14 +84,14 @@ class _Nowhere:
         """Nothing to do."""
 
 
-async def reload_pjsip(settings: Settings) -> None:
-    """``Reload res_pjsip.so`` over AMI on the browser phone's PBX (the first one); CrmtelError if refused."""
+async def reload_module(settings: Settings, module: str, what: str) -> None:
+    """``Reload <module>`` over AMI on the first PBX (the browser phones' and mobiles'); CrmtelError if refused."""
     if not settings.pbxes:
-        raise CrmtelError("no PBX is configured to reload res_pjsip on")
+        raise CrmtelError(f"no PBX is configured to reload {module} on")
     pbx = settings.pbxes[0]
     client = AmiClient(pbx, _Nowhere())
     try:
-        (reply,) = await client.probe([RELOAD])
+        (reply,) = await client.probe([("Reload", (("Module", module),))])
     except LoginFailed as err:
         raise CrmtelError(f"PBX {pbx.name} refused the AMI login: {err}") from err
     except (OSError, TimeoutError, AmiError) as err:
@@ -102,9 +100,14 @@ async def reload_pjsip(settings: Settings) -> None:
     if first is None or first.response != "Success":
         why = first.get("Message") if first is not None else "no answer"
         raise CrmtelError(
-            f"PBX {pbx.name} did not reload res_pjsip ({why}): crmtel's AMI user needs the write class "
-            '"system" for the browser phone (deploy/asterisk/manager.d/crmtel.conf)'
+            f"PBX {pbx.name} did not reload {module} ({why}): crmtel's AMI user needs the write class "
+            f'"system" for {what} (deploy/asterisk/manager.d/crmtel.conf)'
         )
+
+
+async def reload_pjsip(settings: Settings) -> None:
+    """``Reload res_pjsip.so`` over AMI on the browser phone's PBX (the first one); CrmtelError if refused."""
+    await reload_module(settings, "res_pjsip.so", "the browser phone")
 
 
 async def sync_endpoints(settings: Settings, db: Database, *, reload: bool | None = None) -> SyncResult:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import json
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -20,6 +20,7 @@ from sqlalchemy import update
 
 from crmtel.config import WebSettings
 from crmtel.domain import CallAnswered, Manager, Role
+from crmtel.managers.models import MobilePolicy
 from crmtel.push.cards import StoreCards
 from crmtel.push.hub import Hub
 from crmtel.push.live import Addressed
@@ -90,6 +91,8 @@ async def running_app(
     trusted_proxies: tuple[str, ...] = (),
     login_workers: int = 2,
     login_queue: int = 64,
+    mobiles: MobilePolicy | None = None,
+    on_mobile: Callable[[], Awaitable[None]] | None = None,
 ) -> AsyncIterator[Rig]:
     """The web app as the composition root builds it, on 127.0.0.1 with a free port."""
     settings = WebSettings(
@@ -104,7 +107,7 @@ async def running_app(
     )
     managers = await seed_managers(db)
     hub = Hub(queue_size=queue_size)
-    app = create_app(settings, db=db, hub=hub)
+    app = create_app(settings, db=db, hub=hub, mobiles=mobiles, on_mobile=on_mobile)
     server = TestServer(app, host="127.0.0.1", port=0)
     await server.start_server()
     try:
