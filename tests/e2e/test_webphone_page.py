@@ -1,9 +1,8 @@
 """The browser phone's panel without a PBX: which tab owns the phone, and that nothing shows when the phone is
-off. (With a PBX: tests/live/test_live_webphone_browser.py.)"""
+off. (Its problem messages: test_webphone_problems.py; with a PBX: tests/live/test_live_webphone_browser.py.)"""
 
 from __future__ import annotations
 
-import socket
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -54,48 +53,6 @@ async def _login(page: Page, url: str) -> None:
     await page.fill("#login-password", PASSWORD)
     await page.click("#login-submit")
     await page.wait_for_selector('[data-testid="app-header"]')
-
-
-def _lan_address() -> str | None:
-    """An address of this machine that is not the loopback (http:// there is not a secure context)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
-        try:
-            probe.connect(("192.0.2.1", 9))  # no packet is sent: only the route is looked up
-        except OSError:
-            return None
-        address = str(probe.getsockname()[0])
-    return None if address.startswith("127.") else address
-
-
-async def test_an_insecure_page_says_why_there_is_no_phone(browser: Browser, db: Database) -> None:
-    """The page over plain http:// away from localhost: no microphone for it, and the panel says why (Russian)."""
-    address = _lan_address()
-    if address is None:
-        pytest.skip("this machine has no address besides the loopback")
-    async with _server(db, PHONE, host=address) as url:
-        context = await browser.new_context(locale="ru-RU")
-        try:
-            page = await context.new_page()
-            await _login(page, url)
-            await page.wait_for_selector('[data-testid="webphone"][data-state="insecure"]')
-            problem = page.locator('[data-testid="webphone-problem"]')
-            assert await problem.get_attribute("role") == "alert"
-            assert "https" in await problem.inner_text()
-        finally:
-            await context.close()
-
-
-async def test_no_microphone_is_said_plainly(browser: Browser, db: Database) -> None:
-    """Permission given but no microphone at all (no fake device here): the panel says to plug in a headset."""
-    async with _server(db, PHONE) as url:
-        context = await browser.new_context(locale="ru-RU", permissions=["microphone"])
-        try:
-            page = await context.new_page()
-            await _login(page, url)
-            await page.wait_for_selector('[data-testid="webphone"][data-state="mic-missing"]')
-            assert "гарнитуру" in await page.inner_text('[data-testid="webphone-problem"]')
-        finally:
-            await context.close()
 
 
 async def test_one_tab_owns_the_phone_and_another_shows_it(browser: Browser, db: Database) -> None:
