@@ -15,11 +15,11 @@ from crmtel.errors import StoreUnavailable
 from crmtel.i18n import Translator
 from crmtel.push import chrome
 from crmtel.reports import queue_render
-from crmtel.reports.models import PRESETS, Period, zone
+from crmtel.reports.models import Period, zone
 from crmtel.reports.queue_models import Heatmap, QueueReport
 from crmtel.reports.queue_queries import QueueQueries
 from crmtel.reports.render import clean, excel_csv
-from crmtel.reports.web import CurrentUser, Translate, csv_separator, query_period
+from crmtel.reports.web import CurrentUser, Translate, csv_separator, preset_links, query_period
 
 log = structlog.get_logger(__name__)
 _XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
@@ -32,7 +32,8 @@ def _e(text: str) -> str:
 def parse_period(request: web.Request, tz: str, today: date) -> tuple[Period, str | None, str]:
     """The period (``from``/``to`` or ``preset``), the queue (or None) and the preset shown in the form."""
     queue = request.query.get("queue", "")[:64] or None
-    return query_period(request, tz, today), queue, request.query.get("preset", "")
+    period, preset = query_period(request, tz, today)
+    return period, queue, preset
 
 
 def _query(period: Period, queue: str | None) -> str:
@@ -44,7 +45,12 @@ def _query(period: Period, queue: str | None) -> str:
 
 def _table(report: QueueReport, tr: Translator) -> str:
     cols = queue_render.COLUMNS
-    out = ['<table id="queue-table" data-testid="queue-table"><thead><tr>']
+    # On a phone the table scrolls sideways inside its own box (focusable, so a keyboard can scroll it too).
+    label = _e(tr.t("report_queues.title"))
+    out = [
+        f'<div class="table-wrap" tabindex="0" role="region" aria-label="{label}">'
+        '<table id="queue-table" data-testid="queue-table"><thead><tr>'
+    ]
     out.extend(f'<th data-key="{c.key}">{_e(queue_render.title(tr, c))}</th>' for c in cols)
     out.append("</tr></thead><tbody>")
     current = ""
@@ -60,7 +66,7 @@ def _table(report: QueueReport, tr: Translator) -> str:
             for c, v in zip(cols, values, strict=True)
         )
         out.append("</tr>")
-    out.append("</tbody></table>")
+    out.append("</tbody></table></div>")
     if not report.queues:
         out.append(f'<p class="muted" data-testid="queue-empty">{_e(tr.t("report_queues.no_data"))}</p>')
     return "".join(out)
@@ -81,20 +87,15 @@ def page_html(
         f'<a class="btn small download" id="download-csv-comma" data-testid="download-csv-comma" '
         f'href="{prefix}/queues.csv?{query}&amp;sep=comma" download>{_e(tr.t("page.report.csv_comma"))}</a>'
     )
-    presets = "".join(
-        f'<option value="{name}"{" selected" if name == preset else ""}>{_e(tr.t("report_queues.preset_" + name))}</option>'
-        for name in PRESETS
-    )
-    custom = _e(tr.t("report_queues.preset_custom"))
+    kept = f'<input type="hidden" name="preset" value="{_e(preset)}">' if preset else ""
     return (
         chrome.head_html(tr, f"{title} — crmtel")
         + chrome.header_html(user, tr, "queues")
         + '<main class="report views" id="queue-report">'
         f"<h1>{_e(title)}</h1>"
         f'<p class="period" data-testid="report-period">{_e(queue_render.heading(report, tr))}</p>'
-        f'<form id="period-picker" class="report-filters" method="get" action="{prefix}/queues">'
-        f'<label>{_e(tr.t("report_queues.preset"))} <select name="preset" data-testid="preset">'
-        f'<option value="">{custom}</option>{presets}</select></label>'
+        + preset_links(f"{prefix}/queues", preset, {"queue": report.queue or ""}, tr)
+        + f'<form id="period-picker" class="report-filters" method="get" action="{prefix}/queues">{kept}'
         f'<label>{_e(tr.t("report_queues.from"))} <input type="date" name="from" value="{p.start.isoformat()}"></label>'
         f'<label>{_e(tr.t("report_queues.to"))} <input type="date" name="to" value="{p.end.isoformat()}"></label>'
         f'<label>{_e(tr.t("report_queues.col_queue"))} <input name="queue" maxlength="64" '

@@ -22,6 +22,7 @@ from crmtel.i18n import Translator
 from crmtel.push import chrome
 from crmtel.reports import queue_render, render
 from crmtel.reports.models import (
+    PRESETS,
     CallsVsDeals,
     ManagerFigures,
     Period,
@@ -61,10 +62,15 @@ class ReportRequest:
     filter: ReportFilter
     team: str
     manager_login: str
+    # The preset the period is ("" for dates of one's own): kept in the form and the downloads, so a month so
+    # far stays compared with the same days of the month before after a filter is applied or a file taken.
+    preset: str = ""
 
     def query(self) -> str:
         """The query string that asks for the same report."""
         params = {"from": self.period.start.isoformat(), "to": self.period.end.isoformat()}
+        if self.preset:
+            params["preset"] = self.preset
         if self.team:
             params["team"] = self.team
         if self.manager_login:
@@ -75,6 +81,10 @@ class ReportRequest:
 def csv_separator(request: web.Request) -> str:
     """``?sep=comma`` for a comma-separated download; Excel's own ``;`` otherwise."""
     return "," if request.query.get("sep") == "comma" else ";"
+
+
+# What a report page without a period shows: this month so far (its ``default_period``).
+DEFAULT_PRESET = "this_month"
 
 
 def default_period(today: date, tz: str) -> Period:
@@ -101,20 +111,25 @@ def _date(raw: str | None, name: str) -> date | None:
         raise web.HTTPBadRequest(text=f"{name}: expected a date like 2026-11-01") from None
 
 
-def query_period(request: web.Request, tz: str, today: date) -> Period:
-    """The period a report page asks for: ``from``/``to``, else ``preset``, else this month (400 if bad)."""
+def query_period(request: web.Request, tz: str, today: date) -> tuple[Period, str]:
+    """The period a report page asks for and the preset it is ("" for other dates): ``preset`` when ``from``/
+    ``to`` are absent or are its very days (the form sends both back), else ``from``/``to``; neither: this
+    month so far (400 if bad)."""
     q = request.query
-    default = period_from_query(q.get("preset"), today, tz)
+    preset = q.get("preset", "")
+    default = period_from_query(preset, today, tz)
     if not q.get("from") and not q.get("to"):
         # A preset (or the default) keeps the days it is compared with (a month so far: the same days before).
-        return default
+        return default, preset or DEFAULT_PRESET
     start = _date(q.get("from"), "from") or default.start
     end = _date(q.get("to"), "to") or default.end
+    if preset and (start, end) == (default.start, default.end):
+        return default, preset
     if end <= start:
         raise web.HTTPBadRequest(text="to must be after from (the period is [from, to))")
     if (end - start).days > MAX_DAYS:
         raise web.HTTPBadRequest(text=f"the period may be at most {MAX_DAYS} days")
-    return Period(start, end, tz)
+    return Period(start, end, tz), ""
 
 
 async def parse_request(
@@ -122,9 +137,9 @@ async def parse_request(
 ) -> ReportRequest:
     """Read and check the period and filters; a plain manager is always limited to themself."""
     q = request.query
-    period = query_period(request, tz, today)
+    period, preset = query_period(request, tz, today)
     if user.role is not Role.HEAD:
-        return ReportRequest(period, ReportFilter(manager_id=user.id), "", "")
+        return ReportRequest(period, ReportFilter(manager_id=user.id), "", "", preset)
     team = q.get("team", "")
     if team and team not in {c.value for c in Category}:
         raise web.HTTPBadRequest(text="team: unknown team")
@@ -135,7 +150,7 @@ async def parse_request(
         if found is None:
             raise web.HTTPBadRequest(text="manager: no such manager")
         manager_id = found.id
-    return ReportRequest(period, ReportFilter(manager_id=manager_id, team=team or None), team, login)
+    return ReportRequest(period, ReportFilter(manager_id=manager_id, team=team or None), team, login, preset)
 
 
 def _e(text: str) -> str:
@@ -229,6 +244,24 @@ def _options(values: Sequence[tuple[str, str]], selected: str) -> str:
     )
 
 
+def preset_links(path: str, current: str, keep: dict[str, str], tr: Translator) -> str:
+    """The period presets as links (``?preset=…`` and the page's other filters): a preset is a choice of its
+    own, never mixed up with the dates the form sends back; the current one is marked ``aria-current``."""
+    links = []
+    for name in PRESETS:
+        query = urlencode({"preset": name, **{k: v for k, v in keep.items() if v}})
+        mark = ' primary" aria-current="true' if name == current else ""
+        links.append(
+            f'<a class="btn small{mark}" data-preset="{name}" href="{_e(path)}?{_e(query)}">'
+            f"{_e(tr.t('report_queues.preset_' + name))}</a>"
+        )
+    label = _e(tr.t("report_queues.preset"))
+    return (
+        f'<p class="downloads presets" role="group" aria-label="{label}" data-testid="presets">'
+        f'<span aria-hidden="true">{label}</span> {"".join(links)}</p>'
+    )
+
+
 def _field(name: str, label: str, control: str) -> str:
     return f'<div class="field"><label for="f-{name}">{_e(label)}</label>{control}</div>'
 
@@ -273,6 +306,8 @@ def _filters(req: ReportRequest, user: Manager, all_managers: Sequence[Manager],
                 f'<select id="f-manager" name="manager">{_options(people, req.manager_login)}</select>',
             )
         )
+    if req.preset:
+        out.append(f'<input type="hidden" name="preset" value="{_e(req.preset)}">')
     out.append(
         f'<div class="field submit"><button type="submit" class="btn primary">{_e(tr.t("page.report.show"))}</button></div>'
     )
@@ -310,8 +345,12 @@ def page_html(
         + '<main class="report views" id="report">'
         f"<h1>{_e(heading)}</h1>"
         f'<p class="period">{_e(tr.t("page.report.period"))} <span id="period" data-testid="report-period">'
-        f"{_e(_period_text(report.period, tr))}</span> · {_e(compared)}</p>"
-        f'<form id="period-picker" class="report-filters" method="get" action="{prefix}/calls-vs-deals">'
+        f"{_e(_period_text(report.period, tr))}</span> · "
+        f'<span data-testid="report-compared">{_e(compared)}</span></p>'
+        + preset_links(
+            f"{prefix}/calls-vs-deals", req.preset, {"team": req.team, "manager": req.manager_login}, tr
+        )
+        + f'<form id="period-picker" class="report-filters" method="get" action="{prefix}/calls-vs-deals">'
         f"{_filters(req, user, all_managers, tr)}</form>"
         f'<p class="downloads"><span>{_e(tr.t("page.report.download"))}</span> {downloads}</p>'
         '<section class="report-card">'

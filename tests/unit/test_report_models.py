@@ -140,6 +140,14 @@ def test_change_pct() -> None:
         (date(2026, 12, 6), (date(2026, 11, 1), date(2026, 11, 7))),  # 1–6 Dec vs 1–6 Nov
         (date(2026, 3, 30), (date(2026, 2, 1), date(2026, 3, 1))),  # 1–30 March vs all of February
         (date(2026, 12, 31), (date(2026, 11, 1), date(2026, 12, 1))),  # December so far vs all of November
+        (date(2026, 3, 31), (date(2026, 2, 1), date(2026, 3, 1))),  # 1–31 March vs 1–28 February
+        (date(2026, 3, 28), (date(2026, 2, 1), date(2026, 3, 1))),  # 1–28 March vs 1–28 February: all of it
+        (date(2026, 3, 27), (date(2026, 2, 1), date(2026, 2, 28))),  # one day short of February's end
+        (date(2028, 3, 30), (date(2028, 2, 1), date(2028, 3, 1))),  # a leap year: 1–29 February
+        (date(2028, 2, 29), (date(2028, 1, 1), date(2028, 1, 30))),  # 1–29 Feb vs 1–29 Jan
+        (date(2026, 5, 31), (date(2026, 4, 1), date(2026, 5, 1))),  # 31 May vs April's 30 days
+        (date(2027, 1, 6), (date(2026, 12, 1), date(2026, 12, 7))),  # over the new year
+        (date(2026, 12, 1), (date(2026, 11, 1), date(2026, 11, 2))),  # the 1st vs the 1st
     ],
 )
 def test_a_month_so_far_compares_with_the_same_days_of_the_month_before(
