@@ -1,6 +1,7 @@
 """The CRM pages as a Russian sales team uses them, in real Chromium at 1366×900 and 390×844: the client list
-finds what people type and opens the card, an edit persists with its audit entry, a merge moves numbers, the
-card's timeline shows a call with its note, a deal is moved to won in the pipeline, a callback planned for
+finds what people type and opens the card, the head's list filters, sorts and pages, an edit persists with its
+audit entry, a merge moves numbers, the card's timeline shows a call with its note, a deal is moved to won in
+the pipeline, a callback planned for
 tomorrow survives an outbound call today, numbers are written one way, another manager's card is not shown,
 a write without the CSRF token is refused — and axe finds no serious or critical violation on any page."""
 
@@ -842,4 +843,63 @@ async def test_an_overdue_task_is_handed_to_boris_who_completes_it_with_a_result
         await assert_language(page, "ru", DATA)
         await row.locator("[data-testid=task-reopen]").click()
         await expect(row).to_have_attribute("data-status", "open", timeout=SEEN)
+        await context.close()
+
+
+@pytest.mark.parametrize(("width", "height"), SIZES)
+async def test_the_heads_client_list_filters_sorts_and_pages(
+    db: Database, browser: Browser, width: int, height: int
+) -> None:
+    """The head's client list: by responsible manager (and «без менеджера»), with or without open deals, not
+    called for 7 days, sorted by name either way; Boris's 56 clients page on with «Показать ещё», none twice."""
+    async with crm_site(db) as site:
+        boris = await ManagerRepository(db).by_login("boris")
+        assert boris is not None
+        parties = PartyRepository(db)
+        for i in range(55):
+            await parties.add_client(
+                NewClient(name=f"ООО «Клиент {i:02d}»", phones=(f"+7495100{i:04d}",), manager_id=boris.id)
+            )
+        context, page = await login(browser, site, "head", width, height)
+        await page.goto(site.url("/#clients"))
+        names = page.locator("[data-testid=party-row] [data-testid=party-open]")
+        await expect(names).to_have_count(50, timeout=SEEN)
+
+        async def shown() -> list[str]:
+            await page.wait_for_timeout(400)  # the list is asked 200 ms after the last change
+            return [t.strip() for t in await names.all_inner_texts()]
+
+        manager = page.locator("[data-testid=filter-manager]")
+        await expect(manager.locator("option[value=anna]")).to_have_count(1, timeout=SEEN)
+        await manager.select_option("anna")
+        await expect(names).to_have_count(2, timeout=SEEN)
+        assert sorted(await shown()) == ["ИП Пётр Кузнецов", "ООО «Ромашка»"]
+        await _no_axe(page, "the client list filtered by manager")
+        await assert_language(page, "ru", DATA)
+        # Only Пётр has an open deal; only he was called in the last 7 days.
+        await page.locator("[data-testid=filter-deals]").select_option("yes")
+        await expect(names).to_have_count(1, timeout=SEEN)
+        assert await shown() == ["ИП Пётр Кузнецов"]
+        await page.locator("[data-testid=filter-deals]").select_option("no")
+        await expect(names).to_have_text(["ООО «Ромашка»"], timeout=SEEN)
+        await page.locator("[data-testid=filter-deals]").select_option("")
+        await page.locator("[data-testid=filter-silent]").select_option("7")
+        await expect(names).to_have_text(["ООО «Ромашка»"], timeout=SEEN)
+        await page.locator("[data-testid=filter-silent]").select_option("")
+        await manager.select_option("none")
+        await expect(names).to_have_text(["Кузнецов (дубль)"], timeout=SEEN)
+        # Boris's 56: sorted Я→А, «Вектор» last of all; 50 and then the rest.
+        await manager.select_option("boris")
+        await page.locator("[data-testid=sort]").select_option("-name")
+        await expect(names.first).to_have_text("ООО «Клиент 54»", timeout=SEEN)
+        await expect(names).to_have_count(50)
+        await page.locator("[data-testid=party-more]").click()
+        await expect(names).to_have_count(56, timeout=SEEN)
+        listed = await shown()
+        assert listed == sorted(listed, reverse=True)
+        assert len(set(listed)) == 56
+        assert listed[-1] == "ООО «Вектор»"
+        await expect(page.locator("[data-testid=party-more]")).to_be_hidden()
+        await _fits(page)
+        await _no_axe(page, "the client list sorted and paged")
         await context.close()
