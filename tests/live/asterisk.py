@@ -104,7 +104,9 @@ class Queue:
     """A queue of the test's PBX (queues.conf is the PBX's, not crmtel's)."""
 
     name: str
-    members: tuple[str, ...]  # "PJSIP/131" or "Local/141@live-agents" (state interface PJSIP/141)
+    # "PJSIP/131", "Local/141@live-agents" (state interface PJSIP/141) or "Local/171@crmtel-queue-member" (desk
+    # phone and browser as one member, state hint:171@crmtel-hints)
+    members: tuple[str, ...]
     strategy: str = "ringall"
     timeout: int = 4  # seconds a member rings per attempt
     retry: int = 1
@@ -344,7 +346,11 @@ def _queues_conf(cfg: PbxConfig) -> str:
             "periodic-announce-frequency = 0",
         ]
         for member in q.members:
-            if member.startswith("Local/"):
+            if member.startswith("Local/") and member.endswith("@crmtel-queue-member"):
+                # The manager's desk phone and browser as one member (deploy/asterisk/extensions_crmtel_webphone.conf).
+                ext = member.removeprefix("Local/").split("@", 1)[0]
+                out.append(f"member => {member},0,,hint:{ext}@crmtel-hints")
+            elif member.startswith("Local/"):
                 ext = member.removeprefix("Local/").split("@", 1)[0]
                 out.append(f"member => {member},0,,PJSIP/{ext}")
             else:
