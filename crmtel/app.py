@@ -382,7 +382,7 @@ async def start(settings: Settings, *, demo: bool = False, demo_speed: float = 1
             metered,
             settings.routing.agi_host,
             settings.routing.agi_port,
-            webphone_check=webphone_dial_check(settings),
+            webphone_check=webphone_dial_check(settings, audit=DialAttempts(db)),
         )
         try:
             await agi.start()

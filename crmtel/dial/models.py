@@ -223,7 +223,8 @@ class DialAttempt:
 
     at: datetime
     pbx: str
-    source: str  # "web", "cli", or "guard" (an Originate the PBX's guard refused, e.g. forged on the relay)
+    source: str  # "web", "cli", "guard" (an Originate the PBX's guard refused, e.g. forged on the relay) or
+    # "webphone" (an outside call of a browser phone the PBX asked about over FastAGI and crmtel refused)
     extension: str
     number: str
     manager_id: int | None = None

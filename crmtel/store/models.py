@@ -583,7 +583,8 @@ class DialAttemptRow(Base):
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     at: Mapped[datetime] = mapped_column(UtcDateTime(), index=True)
     pbx: Mapped[str] = mapped_column(String(64))
-    # "web" (the page), "cli" (crmtel call) or "guard" (an Originate refused where it is written to the PBX).
+    # "web" (the page), "cli" (crmtel call), "guard" (an Originate refused where it is written to the PBX) or
+    # "webphone" (a browser phone's outside call refused when the PBX asked over FastAGI).
     source: Mapped[str] = mapped_column(String(8))
     manager_id: Mapped[int | None] = mapped_column(ForeignKey("managers.id", ondelete="SET NULL"), index=True)
     manager_login: Mapped[str | None] = mapped_column(String(100))

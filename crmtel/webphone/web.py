@@ -6,14 +6,20 @@ credential — never cached (no-store) and never logged.
 
 from __future__ import annotations
 
+import asyncio
+import time
 from collections.abc import Awaitable, Callable
-from typing import Any
+from datetime import UTC, datetime
+from typing import Any, Protocol
 from urllib.parse import urlsplit
 
 import structlog
 from aiohttp import web
 
 from crmtel.config import WEBPHONE_DEVICE_PREFIX, Settings, WebphoneSettings
+from crmtel.dial.models import DialAttempt
+from crmtel.dial.policy import DialLimits
+from crmtel.errors import CrmtelError
 from crmtel.push.context import current_manager, translator
 from crmtel.store.sip_credentials import SipCredentialRepository
 from crmtel.webphone.models import SipCredential
@@ -67,23 +73,67 @@ def webphone_routes(settings: WebphoneSettings, credentials: SipCredentialReposi
     return routes
 
 
-def webphone_dial_check(settings: Settings) -> Callable[[str | None, str], Awaitable[bool]]:
+class RefusalAudit(Protocol):
+    """Where a refused outside call of a browser phone is written (``crmtel.store.dial_attempts.DialAttempts``)."""
+
+    async def add(self, attempt: DialAttempt) -> None:
+        """Record an attempt."""
+        ...
+
+
+# A refusal's audit row may not hold the call up for long (a locked store): the refusal stands regardless.
+AUDIT_SECONDS = 2.0
+
+
+def webphone_dial_check(
+    settings: Settings,
+    *,
+    audit: RefusalAudit | None = None,
+    clock: Callable[[], float] = time.monotonic,
+) -> Callable[[str | None, str], Awaitable[bool]]:
     """The FastAGI ``webphone-dial`` answer: may a browser phone (of ``extension``) dial ``number`` out on the
-    trunk — the browser phone's PBX's click-to-call policy, as ``POST /api/dial/browser``. Off: nothing."""
+    trunk — the browser phone's PBX's click-to-call policy, as ``POST /api/dial/browser``, and its windows:
+    at most ``max_per_manager`` outside calls per extension and ``max_per_pbx`` in all per ``rate_seconds``
+    (the credential works in any SIP client: a script holding it must not dial without end). A refusal
+    leaves an audit row (source ``webphone``). Off: nothing."""
     pbx = settings.pbxes[0] if settings.pbxes else None
+    limits = DialLimits({pbx.name: pbx.originate}) if pbx is not None else None
 
     async def check(extension: str | None, number: str) -> bool:
-        if not settings.webphone.enabled or pbx is None:
+        if not settings.webphone.enabled or pbx is None or limits is None:
             return False
         verdict = outside_call_verdict(number, settings.region, pbx.originate)
-        if verdict is not None:
-            _log.warning(
-                "webphone.dial_refused",
-                pbx=pbx.name,
-                extension=extension,
-                number=number[:40],
-                reason=verdict.key,
-            )
-        return verdict is None
+        reason = verdict.key if verdict is not None else None
+        if reason is None:
+            rate = limits.take(pbx.name, extension or None, clock())
+            reason = rate.key if rate is not None else None
+        if reason is None:
+            return True
+        _log.warning(
+            "webphone.dial_refused", pbx=pbx.name, extension=extension, number=number[:40], reason=reason
+        )
+        if audit is not None:
+            await _audit_refusal(audit, pbx.name, extension, number, reason)
+        return False
 
     return check
+
+
+async def _audit_refusal(
+    audit: RefusalAudit, pbx: str, extension: str | None, number: str, reason: str
+) -> None:
+    attempt = DialAttempt(
+        at=datetime.now(UTC),
+        pbx=pbx,
+        source="webphone",
+        extension=(extension or "")[:16],
+        number=number[:64],
+        dialled=number[:64],
+        decision="refused",
+        reason=reason,
+    )
+    try:
+        async with asyncio.timeout(AUDIT_SECONDS):
+            await audit.add(attempt)
+    except (CrmtelError, TimeoutError) as err:  # the refusal stands; the daemon's log keeps it
+        _log.warning("webphone.audit_failed", pbx=pbx, error=str(err) or type(err).__name__)

@@ -4,12 +4,15 @@ would let a manager (or a stolen page) dial premium or foreign numbers straight 
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
 
+import crmtel.webphone.web as web_module
 from crmtel.config import RoutingSettings, Settings
+from crmtel.dial.models import DialAttempt
 from crmtel.routing.agi import AgiServer
 from crmtel.routing.service import RoutingService
 from crmtel.webphone.web import webphone_dial_check
@@ -94,3 +97,81 @@ def test_the_shipped_context_asks_before_the_trunk() -> None:
     dial = outside.index("Dial(PJSIP/${EXTEN}@${CRMTEL_TRUNK}")
     assert filtered < ask < gate < dial
     assert "exten => refused,1," in text
+
+
+class _Audit:
+    """The audit log as the check writes to it."""
+
+    def __init__(self) -> None:
+        self.rows: list[DialAttempt] = []
+
+    async def add(self, attempt: DialAttempt) -> None:
+        self.rows.append(attempt)
+
+
+async def test_a_browser_credential_cannot_dial_without_end(service: RoutingService) -> None:
+    """The PBX's gate counts a browser phone's outside calls in the click-to-call windows — max_per_manager per
+    extension, max_per_pbx in all — and audits each refusal: a script with one stolen credential got every
+    one of 200 allowed numbers before; another manager's browser still gets through until the PBX's window."""
+    cfg = settings()
+    originate = cfg.pbxes[0].originate
+    audit = _Audit()
+    now = [1000.0]
+    check = webphone_dial_check(cfg, audit=audit, clock=lambda: now[0])
+    agi = AgiServer(service, "127.0.0.1", 0, header_timeout=0.5, reply_timeout=0.5, webphone_check=check)
+    answers: list[str] = []
+    async with agi:
+        for i in range(originate.max_per_manager + 5):
+            result = await fake_asterisk(
+                agi.port, env(caller="131", did=f"8916{i:07d}", script="webphone-dial")
+            )
+            answers.append(result.variables["CRMTEL_WEBPHONE_ALLOWED"])
+        other = await fake_asterisk(agi.port, env(caller="132", did="89161110132", script="webphone-dial"))
+        now[0] += originate.rate_seconds
+        later = await fake_asterisk(agi.port, env(caller="131", did="89161110131", script="webphone-dial"))
+    assert answers == ["1"] * originate.max_per_manager + ["0"] * 5
+    assert other.variables == {"CRMTEL_WEBPHONE_ALLOWED": "1"}
+    assert later.variables == {"CRMTEL_WEBPHONE_ALLOWED": "1"}
+    assert [(a.source, a.extension, a.decision, a.reason) for a in audit.rows] == [
+        ("webphone", "131", "refused", "dial.rate_manager")
+    ] * 5
+    assert audit.rows[0].number == f"8916{originate.max_per_manager:07d}"
+
+
+async def test_the_pbx_window_holds_across_browser_phones(service: RoutingService) -> None:
+    """max_per_pbx outside calls per rate_seconds from all browser phones together, then refused."""
+    cfg = Settings.model_validate(
+        {
+            "webphone": {"enabled": True, "ws_url": "wss://pbx.example.com:8089/ws"},
+            "ami": {"originate": {"max_per_pbx": 3, "dial_rules": [{"prefix": "+7", "replace": "8"}]}},
+        }
+    )
+    audit = _Audit()
+    check = webphone_dial_check(cfg, audit=audit, clock=lambda: 5.0)
+    got = [await check(f"13{i}", f"8916111013{i}") for i in range(5)]
+    assert got == [True, True, True, False, False]
+    assert [a.reason for a in audit.rows] == ["dial.rate_pbx", "dial.rate_pbx"]
+
+
+async def test_a_policy_refusal_is_audited(service: RoutingService) -> None:
+    """A premium number asked by the PBX leaves a refused audit row naming the policy's reason."""
+    audit = _Audit()
+    check = webphone_dial_check(settings(), audit=audit)
+    assert not await check("131", "88091234567")
+    assert [(a.source, a.extension, a.number, a.reason) for a in audit.rows] == [
+        ("webphone", "131", "88091234567", "dial.number_denied")
+    ]
+
+
+async def test_a_stuck_audit_does_not_hold_the_refusal(
+    service: RoutingService, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A store that never answers (locked) costs the refusal at most AUDIT_SECONDS, and it stays a refusal."""
+
+    class Stuck:
+        async def add(self, attempt: DialAttempt) -> None:
+            await asyncio.Event().wait()
+
+    monkeypatch.setattr(web_module, "AUDIT_SECONDS", 0.05)
+    check = webphone_dial_check(settings(), audit=Stuck())
+    assert not await asyncio.wait_for(check("131", "88091234567"), 5.0)
