@@ -51,6 +51,7 @@ ROUTE_SCOPES: dict[tuple[str, str], str] = {
     ("GET", "/api/board"): Scope.REPORTS_READ,
     ("GET", "/api/call-results"): Scope.CALLS_READ,
     ("GET", "/api/calls"): Scope.CALLS_READ,
+    ("GET", "/api/calls.csv"): Scope.CALLS_READ,
     ("GET", "/api/calls/{call_id}"): Scope.CALLS_READ,
     ("GET", "/api/calls/{call_id}/recording"): Scope.CALLS_READ,
     ("POST", "/api/calls/{call_id}/notes"): Scope.CALLS_WRITE,

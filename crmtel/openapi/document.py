@@ -35,6 +35,12 @@ ROUTES: dict[tuple[str, str], tuple[str, str, str]] = {
     ("GET", "/api/board"): ("board", "The heads' board: today's counts and live calls", SESSION),
     ("GET", "/api/call-results"): ("calls", "The call result codes one may set", SESSION),
     ("GET", "/api/calls"): ("calls", "Call history, filtered and paged", SESSION),
+    ("GET", "/api/calls.csv"): (
+        "calls",
+        "The call history with the same filters as a CSV file Excel opens (UTF-8 with a BOM, `;` and decimal "
+        "commas; `sep=comma`: `,` and decimal points), newest first, at most 20,000 calls",
+        SESSION,
+    ),
     ("GET", "/api/calls/{call_id}"): ("calls", "One call with its party, notes and tasks", SESSION),
     ("POST", "/api/calls/{call_id}/deals"): ("calls", "Open a deal from a call", SESSION),
     ("POST", "/api/calls/{call_id}/lead"): ("calls", "Make a lead of a call's unknown caller", SESSION),

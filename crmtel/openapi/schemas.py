@@ -59,6 +59,7 @@ from crmtel.openapi.shapes import (
     SearchOut,
 )
 from crmtel.push.api import CallsQuery, DealBody, LeadBody, NoteBody, TaskBody
+from crmtel.push.calls_csv import CallsCsvQuery
 from crmtel.push.web import LocaleBody, LoginBody, MobileBody
 from crmtel.results.web import ResultBody
 from crmtel.tasks.web import TaskComplete, TaskCreate, TaskEdit, TaskListOut, TaskListQuery, TaskOut
@@ -94,6 +95,7 @@ REQUESTS: dict[Route, type[BaseModel]] = {
 # (method, path) -> the query string it reads (each field a parameter).
 QUERIES: dict[Route, type[BaseModel]] = {
     ("GET", "/api/calls"): CallsQuery,
+    ("GET", "/api/calls.csv"): CallsCsvQuery,
     ("GET", "/api/callbacks"): CallbacksQuery,
     ("GET", "/api/search"): SearchQuery,
     ("GET", "/api/{kind}"): PartyListQuery,

@@ -227,13 +227,8 @@ class CallsQuery(Query):
     recording: Literal["yes"] | None = None
 
 
-async def list_calls(request: web.Request) -> web.Response:
-    """``GET /api/calls?limit=&before=&manager=&from=&to=&direction=&outcome=&number=&recording=``: the newest
-    calls the manager may see, narrowed by the filters, with the managers' names beside their extensions."""
-    state = request.app[STATE]
-    q = read_query(request, CallsQuery)
-    me = current_manager(request)
-    people = await state.managers.all()
+def call_filter(request: web.Request, q: CallsQuery, people: Sequence[Manager]) -> CallFilter:
+    """The list's filters as the store takes them (400 for a manager login nobody has)."""
     only = CallFilter(
         since=as_utc(q.from_) if q.from_ else None,
         until=as_utc(q.to) if q.to else None,
@@ -247,6 +242,17 @@ async def list_calls(request: web.Request) -> web.Response:
         if who is None:
             raise refuse(request, web.HTTPBadRequest, "crm.manager_unknown")
         only = replace(only, manager_id=who.id, manager_extensions=who.extensions)
+    return only
+
+
+async def list_calls(request: web.Request) -> web.Response:
+    """``GET /api/calls?limit=&before=&manager=&from=&to=&direction=&outcome=&number=&recording=``: the newest
+    calls the manager may see, narrowed by the filters, with the managers' names beside their extensions."""
+    state = request.app[STATE]
+    q = read_query(request, CallsQuery)
+    me = current_manager(request)
+    people = await state.managers.all()
+    only = call_filter(request, q, people)
     calls = await state.history.list(
         watch_scope(me), limit=q.limit, before_id=q.before, only=only, owner_id=me.id
     )

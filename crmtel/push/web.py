@@ -26,7 +26,7 @@ from crmtel.i18n import supported
 from crmtel.i18n.models import LocaleOptions
 from crmtel.i18n.web import catalogue_routes
 from crmtel.managers.models import BadMobile, MobilePolicy
-from crmtel.push import api
+from crmtel.push import api, calls_csv
 from crmtel.push.context import BEARER, MANAGER, STATE, WebState, current_manager, translator, watch_scope
 from crmtel.push.csrf import CSRF_COOKIE, CSRF_HEADER, SAFE_METHODS, csrf_token, csrf_valid
 from crmtel.push.hub import Connection, Hub
@@ -500,6 +500,7 @@ def create_app(
     app.router.add_put("/api/me/mobile", _set_mobile)
     app.router.add_get("/ws", _websocket)
     api.add_routes(app.router)
+    calls_csv.add_routes(app.router)
     for table in routes:
         app.router.add_routes(table)
     for prefix, sub in (subapps or {}).items():

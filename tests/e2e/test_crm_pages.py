@@ -903,3 +903,70 @@ async def test_the_heads_client_list_filters_sorts_and_pages(
         await _fits(page)
         await _no_axe(page, "the client list sorted and paged")
         await context.close()
+
+
+@pytest.mark.parametrize(("width", "height"), SIZES)
+async def test_the_call_lists_csv_keeps_its_filters_and_opens_in_russian_excel(
+    db: Database, browser: Browser, width: int, height: int
+) -> None:
+    """The head's call list, filtered to Anna's calls of the week, downloads them as Russian Excel reads them:
+    a BOM, `;`, Russian headings, the local start time Excel takes for a date, the number written one way
+    (never a bare number Excel would cut), the manager by name, seconds with decimal commas; «CSV с запятыми»
+    has the same cells with `,` and decimal points; with «Пропущен» picked the file has no call."""
+    async with crm_site(db) as site:
+        context, page = await login(browser, site, "head", width, height)
+        today = datetime.now(ZoneInfo(ZONE)).date()
+        start, end = (today - timedelta(days=7)).isoformat(), (today + timedelta(days=1)).isoformat()
+        await page.goto(site.url(f"/#calls?manager=anna&from={start}&to={end}"))
+        await expect(page.locator("[data-testid=history-row]")).to_have_count(1, timeout=SEEN)
+        await _fits(page)
+        await _no_axe(page, "the call list with its downloads")
+        await assert_language(page, "ru", DATA)
+
+        async def download(testid: str) -> bytes:
+            async with page.expect_download() as info:
+                await page.locator(f"[data-testid={testid}]").click()
+            path = await (await info.value).path()
+            assert path is not None
+            return await asyncio.to_thread(Path(path).read_bytes)
+
+        raw = await download("calls-csv")
+        assert raw.startswith(b"\xef\xbb\xbf"), raw[:20]
+        rows = list(csv.reader(io.StringIO(raw.decode("utf-8-sig")), delimiter=";"))
+        assert rows[0] == [
+            "Когда",
+            "Направление",
+            "Номер",
+            "Клиент или лид",
+            "Ответил",
+            "Итог",
+            "Ожидание, с",
+            "Разговор, с",
+            "Очередь",
+            "Результат",
+        ]
+        (call,) = rows[1:]
+        assert re.fullmatch(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d", call[0]), call[0]
+        started = datetime.fromisoformat(call[0]).replace(tzinfo=ZoneInfo(ZONE))
+        assert abs(started - (datetime.now(UTC) - timedelta(days=2))) < timedelta(minutes=10)
+        assert call[1:8] == [
+            "Входящий",
+            "+7 916 777-00-07",
+            "ИП Пётр Кузнецов",
+            "Анна Смирнова (101)",
+            "Отвечен",
+            "5,0",
+            "175,0",
+        ]
+        comma = list(csv.reader(io.StringIO((await download("calls-csv-comma")).decode("utf-8-sig"))))
+        assert comma[1][6:8] == ["5.0", "175.0"]
+        assert [r[:6] for r in comma] == [r[:6] for r in rows]
+        # The file follows the filters applied on the page.
+        await page.locator("[data-testid=calls-filter-outcome]").select_option("missed")
+        await page.locator("[data-testid=calls-filter-apply]").click()
+        await expect(page.locator("[data-testid=history-row]")).to_have_count(0, timeout=SEEN)
+        missed = list(
+            csv.reader(io.StringIO((await download("calls-csv")).decode("utf-8-sig")), delimiter=";")
+        )
+        assert missed == rows[:1]
+        await context.close()

@@ -17,6 +17,7 @@ let more = null;
 let empty = null;
 let dialog = null;
 let lastCalls = [];
+let downloads = null; // the CSV links, kept to the filters the list shows
 const drafts = new Map(); // call_id -> the detail's action forms, so a reopened call keeps what was typed
 
 const otherNumber = (call) => (call.direction === "outbound" ? call.dialled : call.caller_number);
@@ -99,7 +100,16 @@ function filterQuery() {
   return p;
 }
 
+// The CSV links ask for what the list shows: the same filters (every matching call, not only this page).
+function pointDownloads() {
+  if (!downloads) return;
+  const q = filterQuery().toString();
+  downloads.querySelector("[data-testid=calls-csv]").href = "/api/calls.csv" + (q ? "?" + q : "");
+  downloads.querySelector("[data-testid=calls-csv-comma]").href = "/api/calls.csv?" + (q ? q + "&" : "") + "sep=comma";
+}
+
 export async function loadHistory() {
+  pointDownloads();
   const q = filterQuery();
   q.set("limit", String(PAGE));
   const res = await api("GET", "/api/calls?" + q.toString());
@@ -213,6 +223,15 @@ function filterForm() {
     el("summary", { i18n: "page.calls.filters" }), form);
 }
 
+function downloadLinks() {
+  downloads = el("p", { className: "downloads calls-downloads" },
+    el("span", { i18n: "page.calls.download" }),
+    el("a", { className: "btn small", href: "/api/calls.csv", testid: "calls-csv", attrs: { download: "" } }, "CSV"),
+    el("a", { className: "btn small", href: "/api/calls.csv?sep=comma", testid: "calls-csv-comma",
+      attrs: { download: "" }, i18n: "page.calls.csv_comma" }));
+  return downloads;
+}
+
 // "#calls?manager=anna&from=2026-11-01&to=2026-12-01&outcome=missed" (the report's drill-down) fills the form.
 function applyHash(rest) {
   const q = new URLSearchParams((rest || "").replace(/^\?/, ""));
@@ -244,7 +263,7 @@ function mount(section, manager) {
       el("h1", { id: "history-title", i18n: "page.history.title" }),
       el("button", { type: "button", id: "refresh", className: "btn", testid: "history-refresh",
         i18n: "page.history.refresh", onclick: loadHistory })),
-    filterForm(), head, list, empty, more);
+    filterForm(), downloadLinks(), head, list, empty, more);
   dialog = el("dialog", { id: "detail", className: "detail", testid: "call-detail",
     attrs: { "aria-labelledby": "detail-title" } },
     el("div", { className: "detail-bar" },

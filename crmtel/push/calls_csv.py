@@ -1,0 +1,124 @@
+"""The call list as a CSV file Excel opens (``GET /api/calls.csv``): the list's filters, every matching call."""
+
+from __future__ import annotations
+
+import csv
+import io
+from collections.abc import Mapping, Sequence
+from typing import Literal
+from zoneinfo import ZoneInfo
+
+from aiohttp import web
+
+from crmtel.i18n import Translator
+from crmtel.phones import display
+from crmtel.push.api import CallsQuery, call_filter
+from crmtel.push.context import STATE, current_manager, translator, watch_scope
+from crmtel.push.inputs import read_query
+from crmtel.reports.render import excel_csv, result_name
+from crmtel.store.history import CallView
+
+
+class CallsCsvQuery(CallsQuery):
+    """The list's filters, and ``sep=comma`` for a comma-separated file (``;`` otherwise, as Excel in Russia)."""
+
+    sep: Literal["comma"] | None = None
+
+
+# One file holds at most this many calls (the newest first); a longer period is downloaded in parts.
+MAX_ROWS = 20_000
+_BATCH = 500
+# Text a spreadsheet would run as a formula is written as text (an apostrophe first).
+_FORMULA = ("=", "+", "-", "@", "\t", "\r")
+
+
+def _text(value: str | None) -> str:
+    value = value or ""
+    return "'" + value if value.startswith(_FORMULA) else value
+
+
+def _seconds(value: float) -> str:
+    return f"{value:.1f}"
+
+
+def rows(calls: Sequence[CallView], names: Mapping[str, str], tr: Translator, region: str) -> list[list[str]]:
+    """The heading and one line per call, every cell as text: local start time as ``2026-12-06 14:05:03``
+    (Excel reads it as a date in every locale), numbers written one way (+7 916 777-00-07, never a number
+    Excel would shorten), the manager by name, seconds with one decimal."""
+    zone = ZoneInfo(tr.zone)
+    out = [
+        [
+            tr.t("page.fact.when"),
+            tr.t("page.fact.direction"),
+            tr.t("page.calls.csv_number"),
+            tr.t("page.calls.csv_party"),
+            tr.t("page.fact.answered_by"),
+            tr.t("page.fact.outcome"),
+            tr.t("page.calls.csv_ring_seconds"),
+            tr.t("page.calls.csv_talk_seconds"),
+            tr.t("page.fact.queue"),
+            tr.t("page.fact.result"),
+        ]
+    ]
+    for call in calls:
+        number = call.caller_number if call.direction == "inbound" else call.dialled
+        who = names.get(call.answered_by or "")
+        answered = f"{who} ({call.answered_by})" if who else call.answered_by or ""
+        out.append(
+            [
+                call.started_at.astimezone(zone).strftime("%Y-%m-%d %H:%M:%S"),
+                tr.t(f"page.direction.{call.direction}"),
+                display(number, region) if number else "",
+                _text(call.party_name or call.caller_name),
+                _text(answered),
+                tr.t(f"page.outcome.{call.outcome or 'in_progress'}"),
+                _seconds(call.ring_seconds),
+                _seconds(call.talk_seconds),
+                _text(call.queue),
+                _text(result_name(call.result, tr)) if call.result else "",
+            ]
+        )
+    return out
+
+
+def to_csv(lines: Sequence[Sequence[str]], sep: str) -> bytes:
+    """UTF-8 with a BOM, ``;`` and decimal commas (Russian Excel), or ``,`` with decimal points."""
+    buf = io.StringIO()
+    csv.writer(buf, lineterminator="\r\n").writerows(lines)
+    return excel_csv(buf.getvalue(), sep=sep)
+
+
+async def download_calls(request: web.Request) -> web.Response:
+    """``GET /api/calls.csv?manager=&from=&to=&direction=&outcome=&number=&recording=&sep=comma``: the calls
+    the list shows with these filters, newest first, at most ``MAX_ROWS``."""
+    state = request.app[STATE]
+    q = read_query(request, CallsCsvQuery)
+    me = current_manager(request)
+    people = await state.managers.all()
+    only = call_filter(request, q, people)
+    found: list[CallView] = []
+    before = q.before
+    while len(found) < MAX_ROWS:
+        batch = await state.history.list(
+            watch_scope(me), limit=_BATCH, before_id=before, only=only, owner_id=me.id
+        )
+        found.extend(batch)
+        if len(batch) < _BATCH:
+            break
+        before = batch[-1].id
+    names = {ext: m.name for m in people for ext in m.extensions}
+    tr = translator(request)
+    body = to_csv(rows(found[:MAX_ROWS], names, tr, state.region), "," if q.sep == "comma" else ";")
+    return web.Response(
+        body=body,
+        headers={
+            "Content-Type": "text/csv; charset=utf-8",
+            "Content-Disposition": 'attachment; filename="calls.csv"',
+            "Cache-Control": "no-store",
+        },
+    )
+
+
+def add_routes(router: web.UrlDispatcher) -> None:
+    """Mount the call list's download (behind the session check, like the list)."""
+    router.add_get("/api/calls.csv", download_calls)

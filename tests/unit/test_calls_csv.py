@@ -1,0 +1,62 @@
+"""The call list's CSV cells (pure): what Russian Excel reads as the call was."""
+
+from __future__ import annotations
+
+import csv
+import io
+from datetime import UTC, datetime
+
+from crmtel.i18n import Translator
+from crmtel.push.calls_csv import rows, to_csv
+from crmtel.store.history import CallView
+
+RU = Translator.for_locale("ru", zone="Europe/Moscow")
+
+
+def _call(**changes: object) -> CallView:
+    fields: dict[str, object] = {
+        "id": 1,
+        "pbx": "pbx1",
+        "linkedid": "1.1",
+        "direction": "outbound",
+        "caller_number": "101",
+        "caller_name": None,
+        "dialled": "89167770007",
+        "started_at": datetime(2026, 12, 6, 21, 30, 5, tzinfo=UTC),
+        "answered_at": None,
+        "ended_at": None,
+        "rang": ("101",),
+        "answered_by": None,
+        "queue": None,
+        "outcome": None,
+        "missed_reason": None,
+        "ring_seconds": 12.34,
+        "talk_seconds": 0.0,
+        "recording_file": None,
+        "party_kind": None,
+        "party_id": None,
+        "party_name": '=HYPERLINK("http://x")',
+        "manager_id": None,
+    }
+    fields.update(changes)
+    return CallView(**fields)  # type: ignore[arg-type]
+
+
+def test_an_outbound_call_in_progress_is_written_as_people_read_it() -> None:
+    """The number dialled (written one way), local time past midnight in Moscow, «Идёт», a name that looks like
+    a formula kept as text."""
+    (_head, line) = rows([_call()], {}, RU, "RU")
+    assert line[:4] == ["2026-12-07 00:30:05", "Исходящий", "+7 916 777-00-07", '\'=HYPERLINK("http://x")']
+    assert line[5:8] == ["Идёт", "12.3", "0.0"]
+
+
+def test_the_file_has_a_bom_and_semicolons_or_commas_on_request() -> None:
+    """`;` with decimal commas for Russian Excel, `,` with decimal points; a BOM either way."""
+    lines = rows([_call(answered_by="101", outcome="answered")], {"101": "Анна Смирнова"}, RU, "RU")
+    semi, comma = to_csv(lines, ";"), to_csv(lines, ",")
+    assert semi.startswith(b"\xef\xbb\xbf")
+    assert comma.startswith(b"\xef\xbb\xbf")
+    (_h, line) = list(csv.reader(io.StringIO(semi.decode("utf-8-sig")), delimiter=";"))
+    assert (line[4], line[5], line[6]) == ("Анна Смирнова (101)", "Отвечен", "12,3")
+    (_h, line) = list(csv.reader(io.StringIO(comma.decode("utf-8-sig"))))
+    assert line[6] == "12.3"
