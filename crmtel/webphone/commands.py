@@ -47,6 +47,11 @@ async def _webphone_endpoints(args: argparse.Namespace, settings: Settings) -> i
         result = await sync_endpoints(settings, db, reload=False if args.no_reload else None)
     finally:
         await db.dispose()
+    for clash in result.clashes:
+        print(
+            f"no browser phone for {clash} (an endpoint of that name would replace its phone)",
+            file=sys.stderr,
+        )
     if to_stdout:
         sys.stdout.write(result.text)
     else:
@@ -64,6 +69,8 @@ async def after_manager_change(settings: Settings, db: Database) -> str | None:
     if not settings.webphone.enabled or settings.webphone.endpoints_file is None:
         return None
     result = await sync_endpoints(settings, db)
-    return f"browser phones: {result.endpoints} in {result.written}" + (
-        " (res_pjsip reloaded)" if result.reloaded else " (reload res_pjsip yourself)"
+    return (
+        f"browser phones: {result.endpoints} in {result.written}"
+        + (" (res_pjsip reloaded)" if result.reloaded else " (reload res_pjsip yourself)")
+        + "".join(f"; none for {clash}" for clash in result.clashes)
     )

@@ -35,4 +35,7 @@ class SyncPlan:
 
     endpoints: tuple[Endpoint, ...]
     new: tuple[SipCredential, ...]
-    dropped: tuple[int, ...]  # manager ids whose credential goes (inactive, no extension)
+    dropped: tuple[int, ...]  # manager ids whose credential goes (inactive, no extension, device taken)
+    # "login: 99<ext> is extension 99<ext> of <login>": managers who get no browser phone because its device
+    # name is another phone's extension (an endpoint of that name would replace the desk phone's on the PBX).
+    clashes: tuple[str, ...] = ()

@@ -42,13 +42,19 @@ def device_of(manager: Manager) -> str | None:
 
 def plan_sync(managers: Sequence[Manager], existing: Mapping[int, SipCredential], realm: str) -> SyncPlan:
     """Every active manager with an extension keeps a credential that fits (same device and realm) or gets a
-    new one; everyone else's is dropped."""
+    new one; everyone else's is dropped. A device that is some manager's extension (99<ext> = 9913 of ext 13
+    beside a desk phone 9913) is nobody's browser phone: its endpoint would replace that desk phone's."""
     endpoints: list[Endpoint] = []
     new: list[SipCredential] = []
+    clashes: list[str] = []
     wanted: set[int] = set()
+    phones = {extension: m.login for m in managers for extension in m.extensions}
     for manager in managers:
         device = device_of(manager)
         if device is None:
+            continue
+        if device in phones:
+            clashes.append(f"{manager.login}: {device} is extension {device} of {phones[device]}")
             continue
         wanted.add(manager.id)
         have = existing.get(manager.id)
@@ -57,7 +63,9 @@ def plan_sync(managers: Sequence[Manager], existing: Mapping[int, SipCredential]
             new.append(have)
         endpoints.append(Endpoint(have, manager.extensions[0], manager.name, manager.login))
     dropped = tuple(sorted(mid for mid in existing if mid not in wanted))
-    return SyncPlan(tuple(sorted(endpoints, key=lambda e: e.credential.device)), tuple(new), dropped)
+    return SyncPlan(
+        tuple(sorted(endpoints, key=lambda e: e.credential.device)), tuple(new), dropped, tuple(clashes)
+    )
 
 
 def pjsip_endpoints(endpoints: Sequence[Endpoint], settings: WebphoneSettings, transport: str = "") -> str:

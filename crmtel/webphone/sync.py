@@ -37,10 +37,12 @@ class SyncResult:
     dropped: int
     written: Path | None
     reloaded: bool
+    clashes: tuple[str, ...] = ()
 
 
-async def render(settings: Settings, db: Database) -> tuple[str, int, int, int]:
-    """Bring the stored credentials in line with the managers and return the include file's text."""
+async def render(settings: Settings, db: Database) -> tuple[str, int, int, int, tuple[str, ...]]:
+    """Bring the stored credentials in line with the managers and return the include file's text (and the
+    managers left without a browser phone because its device is another phone's extension)."""
     managers = await ManagerRepository(db).all()
     credentials = SipCredentialRepository(db)
     plan = plan_sync(managers, await credentials.all(), settings.webphone.realm)
@@ -51,6 +53,7 @@ async def render(settings: Settings, db: Database) -> tuple[str, int, int, int]:
         len(plan.endpoints),
         len(plan.new),
         len(plan.dropped),
+        plan.clashes,
     )
 
 
@@ -112,7 +115,9 @@ async def reload_pjsip(settings: Settings) -> None:
 
 async def sync_endpoints(settings: Settings, db: Database, *, reload: bool | None = None) -> SyncResult:
     """Draw/drop credentials, write ``webphone.endpoints_file`` (if set) and reload res_pjsip (if asked)."""
-    text, endpoints, drawn, dropped = await render(settings, db)
+    text, endpoints, drawn, dropped, clashes = await render(settings, db)
+    for clash in clashes:
+        log.warning("webphone: no browser phone for %s", clash)
     target = settings.webphone.endpoints_file
     written = None
     if target is not None:
@@ -127,4 +132,4 @@ async def sync_endpoints(settings: Settings, db: Database, *, reload: bool | Non
         "webphone: %d endpoint(s), %d credential(s) drawn, %d dropped%s%s",
         endpoints, drawn, dropped, f", written to {written}" if written else "", ", res_pjsip reloaded" if reloaded else "",
     )  # fmt: skip
-    return SyncResult(text, endpoints, drawn, dropped, written, reloaded)
+    return SyncResult(text, endpoints, drawn, dropped, written, reloaded, clashes)

@@ -102,3 +102,17 @@ def test_the_page_may_connect_to_the_pbx_websocket_only_when_the_phone_is_on() -
     assert "connect-src 'self' wss://pbx.example.com:8089;" in policy
     assert csp_with(()) == CSP
     assert "evil" not in csp_with(("wss://a; script-src evil",)), "an origin cannot add a directive"
+
+
+def test_a_device_that_is_another_phone_s_extension_is_nobody_s_browser_phone() -> None:
+    """Extension 13's browser phone would be 9913 — petr's desk phone: an endpoint [9913] in the include would
+    replace that phone on the PBX, so ivan gets none (and any credential he had goes) and the plan says why;
+    petr's own browser phone 999913 is made as usual."""
+    ivan, petr = _manager(1, "ivan", "13"), _manager(2, "petr", "9913")
+    plan = plan_sync([ivan, petr], {1: SipCredential(1, "9913", "crmtel", "a" * 32)}, "crmtel")
+    assert [e.credential.device for e in plan.endpoints] == ["999913"]
+    assert plan.dropped == (1,)
+    assert plan.clashes == ("ivan: 9913 is extension 9913 of petr",)
+    text = pjsip_endpoints(plan.endpoints, WebphoneSettings(enabled=True, ws_url="wss://pbx:8089/ws"))
+    assert "[9913]" not in text
+    assert "[999913]" in text
