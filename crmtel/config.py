@@ -307,7 +307,7 @@ class MobileSettings(BaseModel):
     # within routing.ring_seconds, before the fallback queue.
     followme: bool = False
     # The CRMTEL_MOBILE_<ext> globals follow-me reads, rewritten whenever a manager's mobile, extensions or
-    # activity change (page, `crmtel manager`, import); #include it inside [globals]
+    # activity change (page, `crmtel manager`, import); #tryinclude it inside [globals]
     # (deploy/asterisk/README.md). None: print them with `crmtel config dialplan-globals --mobiles` instead.
     globals_file: Path | None = None
     # After writing globals_file, reload the dialplan over AMI (the AMI user then needs write "system");

@@ -26,7 +26,7 @@ log = logging.getLogger(__name__)
 _KEY = re.compile(r"^(CRMTEL_MOBILE_[0-9A-Za-z*#+_-]+)=", re.MULTILINE)
 _HEADER = (
     "; Written by crmtel (mobile.globals_file): the mobiles follow-me rings, one per extension. Do not edit:\n"
-    "; every change of a manager's mobile rewrites it. #include it inside [globals].\n"
+    "; every change of a manager's mobile rewrites it. #tryinclude it inside [globals].\n"
 )
 
 

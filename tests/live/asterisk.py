@@ -224,7 +224,7 @@ writeprotect = yes
 
 [globals]
 #include extensions_crmtel_globals.conf
-#include extensions_crmtel_mobiles.conf
+#tryinclude extensions_crmtel_mobiles.conf
 
 #include extensions_crmtel.conf
 #include extensions_crmtel_http.conf
