@@ -74,6 +74,7 @@ ROUTE_SCOPES: dict[tuple[str, str], str] = {
     ("GET", "/api/{kind}/{party_id}/timeline"): Scope.CRM_READ,
     ("POST", "/api/leads/{party_id}/convert"): Scope.CRM_WRITE,
     ("GET", "/api/deals"): Scope.CRM_READ,
+    ("GET", "/api/deals.csv"): Scope.CRM_READ,
     ("POST", "/api/deals"): Scope.CRM_WRITE,
     ("GET", "/api/deals/pipeline"): Scope.CRM_READ,
     ("GET", "/api/deals/{deal_id}"): Scope.CRM_READ,

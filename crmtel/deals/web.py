@@ -12,11 +12,13 @@ from crmtel.config import DealsSettings
 from crmtel.crm.models import Kind, Viewer
 from crmtel.crm.schemas import Login, Name, Out, encode_cursor, time_cursor
 from crmtel.crm.web import error, json_out, viewer_of
+from crmtel.deals import export
 from crmtel.domain import DealStatus, Role
 from crmtel.errors import NotFound
 from crmtel.push.amounts import AmountText, deal_amount
-from crmtel.push.context import current_manager
+from crmtel.push.context import current_manager, translator
 from crmtel.push.inputs import MAX_ID, Body, Query, ShortText, read_body, read_query
+from crmtel.reports.render import excel_table
 from crmtel.store.crm_deals import CrmDeals, DealChanges, DealView, NewCrmDeal, StageColumn
 from crmtel.store.history import CallHistory, CallView, visible_to
 from crmtel.store.managers import ManagerRepository
@@ -33,6 +35,15 @@ class DealListQuery(Query):
     manager: Login | None = None
     cursor: Annotated[str, StringConstraints(max_length=1000)] | None = None
     limit: Annotated[int, Field(ge=1, le=100)] = 50
+
+
+class DealCsvQuery(Query):
+    """``GET /api/deals.csv``: the list's filters, and ``sep=comma`` for a comma-separated file."""
+
+    status: Literal["open", "won", "lost"] | None = None
+    stage: Stage | None = None
+    manager: Login | None = None
+    sep: Literal["comma"] | None = None
 
 
 class PipelineQuery(Query):
@@ -191,6 +202,31 @@ def deal_routes(
         )
         cursor = encode_cursor([nxt[0].isoformat(), nxt[1]]) if nxt else None
         return json_out(DealListOut(items=[deal_out(d) for d in found], next=cursor))
+
+    @routes.get("/api/deals.csv")
+    async def download_deals(request: web.Request) -> web.Response:
+        """The deals the list shows with these filters, newest first (at most ``export.MAX_ROWS``), as CSV."""
+        me = current_manager(request)
+        q = read_query(request, DealCsvQuery)
+        who = await manager_id(request, q.manager)
+        found: list[DealView] = []
+        after: tuple[datetime, int] | None = None
+        while len(found) < export.MAX_ROWS:
+            batch, after = await deals.find(
+                viewer_of(me), status=q.status, stage=q.stage, manager_id=who, after=after, limit=500
+            )
+            found.extend(batch)
+            if after is None:
+                break
+        lines = export.rows(found[: export.MAX_ROWS], translator(request))
+        return web.Response(
+            body=excel_table(lines, sep="," if q.sep == "comma" else ";"),
+            headers={
+                "Content-Type": "text/csv; charset=utf-8",
+                "Content-Disposition": 'attachment; filename="deals.csv"',
+                "Cache-Control": "no-store",
+            },
+        )
 
     @routes.get("/api/deals/pipeline")
     async def pipeline(request: web.Request) -> web.Response:

@@ -63,6 +63,12 @@ ROUTES: dict[tuple[str, str], tuple[str, str, str]] = {
     ("GET", "/api/{kind}/{party_id}/timeline"): ("crm", "A record's calls, notes, deals and tasks", SESSION),
     ("POST", "/api/leads/{party_id}/convert"): ("crm", "Convert a lead into a client", SESSION),
     ("GET", "/api/deals"): ("deals", "Deals, filtered and paged", SESSION),
+    ("GET", "/api/deals.csv"): (
+        "deals",
+        "The deals with the same filters as a CSV file Excel opens (a BOM, `;` and decimal commas; "
+        "`sep=comma`: `,` and decimal points), newest first, at most 20,000",
+        SESSION,
+    ),
     ("POST", "/api/deals"): ("deals", "Open a deal", SESSION),
     ("GET", "/api/deals/pipeline"): ("deals", "Open deals by stage", SESSION),
     ("GET", "/api/deals/{deal_id}"): ("deals", "One deal", SESSION),

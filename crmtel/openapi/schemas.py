@@ -30,6 +30,7 @@ from crmtel.crm.schemas import (
 from crmtel.crm.timeline import TimelinePageOut
 from crmtel.deals.web import (
     DealCreate,
+    DealCsvQuery,
     DealEdit,
     DealListOut,
     DealListQuery,
@@ -101,6 +102,7 @@ QUERIES: dict[Route, type[BaseModel]] = {
     ("GET", "/api/{kind}"): PartyListQuery,
     ("GET", "/api/{kind}/{party_id}/timeline"): TimelineQuery,
     ("GET", "/api/deals"): DealListQuery,
+    ("GET", "/api/deals.csv"): DealCsvQuery,
     ("GET", "/api/deals/pipeline"): PipelineQuery,
     ("GET", "/api/tasks"): TaskListQuery,
 }

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import csv
-import io
 from collections.abc import Mapping, Sequence
 from typing import Literal
 from zoneinfo import ZoneInfo
@@ -15,7 +13,7 @@ from crmtel.phones import display
 from crmtel.push.api import CallsQuery, call_filter
 from crmtel.push.context import STATE, current_manager, translator, watch_scope
 from crmtel.push.inputs import read_query
-from crmtel.reports.render import excel_csv, result_name
+from crmtel.reports.render import excel_table, result_name
 from crmtel.store.history import CallView
 
 
@@ -32,7 +30,8 @@ _BATCH = 500
 _FORMULA = ("=", "+", "-", "@", "\t", "\r")
 
 
-def _text(value: str | None) -> str:
+def as_text(value: str | None) -> str:
+    """A text cell no spreadsheet runs as a formula."""
     value = value or ""
     return "'" + value if value.startswith(_FORMULA) else value
 
@@ -69,13 +68,13 @@ def rows(calls: Sequence[CallView], names: Mapping[str, str], tr: Translator, re
                 call.started_at.astimezone(zone).strftime("%Y-%m-%d %H:%M:%S"),
                 tr.t(f"page.direction.{call.direction}"),
                 display(number, region) if number else "",
-                _text(call.party_name or call.caller_name),
-                _text(answered),
+                as_text(call.party_name or call.caller_name),
+                as_text(answered),
                 tr.t(f"page.outcome.{call.outcome or 'in_progress'}"),
                 _seconds(call.ring_seconds),
                 _seconds(call.talk_seconds),
-                _text(call.queue),
-                _text(result_name(call.result, tr)) if call.result else "",
+                as_text(call.queue),
+                as_text(result_name(call.result, tr)) if call.result else "",
             ]
         )
     return out
@@ -83,9 +82,7 @@ def rows(calls: Sequence[CallView], names: Mapping[str, str], tr: Translator, re
 
 def to_csv(lines: Sequence[Sequence[str]], sep: str) -> bytes:
     """UTF-8 with a BOM, ``;`` and decimal commas (Russian Excel), or ``,`` with decimal points."""
-    buf = io.StringIO()
-    csv.writer(buf, lineterminator="\r\n").writerows(lines)
-    return excel_csv(buf.getvalue(), sep=sep)
+    return excel_table(lines, sep=sep)
 
 
 async def download_calls(request: web.Request) -> web.Response:

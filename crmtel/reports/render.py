@@ -239,6 +239,13 @@ def excel_csv(csv_text: str, *, sep: str = ";") -> bytes:
     return b"\xef\xbb\xbf" + buf.getvalue().encode("utf-8")
 
 
+def excel_table(lines: Sequence[Sequence[str]], *, sep: str = ";") -> bytes:
+    """Lines of text cells as ``excel_csv`` writes them (a BOM; ``;`` and decimal commas, or ``,``)."""
+    buf = io.StringIO()
+    csv.writer(buf, lineterminator="\r\n").writerows(lines)
+    return excel_csv(buf.getvalue(), sep=sep)
+
+
 def to_xlsx(report: CallsVsDeals, tr: Translator | None = None) -> bytes:
     """An Excel workbook: numbers as numbers, text always as text (never a formula)."""
     from openpyxl import Workbook

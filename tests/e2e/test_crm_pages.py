@@ -970,3 +970,57 @@ async def test_the_call_lists_csv_keeps_its_filters_and_opens_in_russian_excel(
         )
         assert missed == rows[:1]
         await context.close()
+
+
+@pytest.mark.parametrize(("width", "height"), SIZES)
+async def test_the_deal_lists_csv_opens_in_russian_excel_and_keeps_its_filter(
+    db: Database, browser: Browser, width: int, height: int
+) -> None:
+    """Anna's deal list downloads as Russian Excel reads it: a BOM, `;`, Russian headings, the stage and status
+    in words, the amount 150 000,50 as the number 150000,50; «CSV с запятыми» has 150000.50; with «Выиграна»
+    picked the file has no deal."""
+    async with crm_site(db) as site:
+        context, page = await login(browser, site, "anna", width, height)
+        await page.goto(site.url("/#deals"))
+        await page.locator("[data-testid=deals-mode-list]").click()
+        await expect(page.locator("[data-testid=deal-list] [data-testid=deal-card]")).to_have_count(
+            1, timeout=SEEN
+        )
+        await _fits(page)
+        await _no_axe(page, "the deal list with its downloads")
+        await assert_language(page, "ru", DATA)
+
+        async def download(testid: str) -> list[list[str]]:
+            async with page.expect_download() as info:
+                await page.locator(f"[data-testid={testid}]").click()
+            path = await (await info.value).path()
+            assert path is not None
+            raw = await asyncio.to_thread(Path(path).read_bytes)
+            assert raw.startswith(b"\xef\xbb\xbf"), raw[:20]
+            return list(
+                csv.reader(
+                    io.StringIO(raw.decode("utf-8-sig")), delimiter=";" if "comma" not in testid else ","
+                )
+            )
+
+        rows = await download("deals-csv")
+        assert rows[0][:6] == ["Сделка", "Клиент или лид", "Этап", "Сумма, ₽", "Статус", "Причина"]
+        (deal,) = rows[1:]
+        assert deal[:7] == [
+            "Поставка плитки",
+            "ИП Пётр Кузнецов",
+            "Новая",
+            "150000,50",
+            "Открыта",
+            "",
+            "Анна Смирнова",
+        ]
+        assert re.fullmatch(r"\d{4}-\d\d-\d\d \d\d:\d\d", deal[9]), deal[9]
+        comma = await download("deals-csv-comma")
+        assert comma[1][3] == "150000.50"
+        await page.locator("[data-testid=deal-status-filter]").select_option("won")
+        await expect(page.locator("[data-testid=deal-list] [data-testid=deal-card]")).to_have_count(
+            0, timeout=SEEN
+        )
+        assert await download("deals-csv") == rows[:1]
+        await context.close()

@@ -79,6 +79,10 @@ async function loadList(append) {
   const p = new URLSearchParams();
   if (form.status.value) p.set("status", form.status.value);
   if (form.manager && form.manager.value) p.set("manager", form.manager.value);
+  // The CSV links ask for what the list shows: the same filters, every matching deal.
+  const q = p.toString();
+  form.csv.href = "/api/deals.csv" + (q ? "?" + q : "");
+  form.csvComma.href = "/api/deals.csv?" + (q ? q + "&" : "") + "sep=comma";
   if (append && next) p.set("cursor", next);
   const res = await api("GET", "/api/deals?" + p.toString());
   if (!res.ok || !res.data) return;
@@ -104,7 +108,11 @@ async function mount(section, manager) {
   form.status = el("select", { testid: "deal-status-filter", onchange: () => loadList(false) },
     el("option", { value: "", i18n: "crm.filter.any" }),
     ["open", "won", "lost"].map((s) => el("option", { value: s, i18n: "crm.deal_status." + s })));
-  form.listBox = el("div", { className: "deal-list-box", hidden: true }, field("crm.filter.status", form.status), list, more);
+  form.csv = el("a", { className: "btn small", href: "/api/deals.csv", testid: "deals-csv", attrs: { download: "" } }, "CSV");
+  form.csvComma = el("a", { className: "btn small", href: "/api/deals.csv?sep=comma", testid: "deals-csv-comma",
+    attrs: { download: "" }, i18n: "crm.csv.comma" });
+  form.listBox = el("div", { className: "deal-list-box", hidden: true }, field("crm.filter.status", form.status),
+    el("p", { className: "downloads" }, el("span", { i18n: "crm.csv.download" }), form.csv, form.csvComma), list, more);
   form.modes = ["pipeline", "list"].map((m) => el("button", { type: "button", className: "btn small", dataset: { mode: m },
     testid: "deals-mode-" + m, i18n: "crm.deals_mode." + m, onclick: () => { mode = m; refresh(); } }));
   const filters = el("div", { className: "filters" });
