@@ -10,7 +10,7 @@ from pathlib import Path
 from crmtel.config import Settings
 from crmtel.errors import CrmtelError
 from crmtel.store.db import Database
-from crmtel.webphone.sync import sync_endpoints
+from crmtel.webphone.sync import pending, sync_endpoints
 
 
 def add_config_command(cfg_sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -65,9 +65,21 @@ async def _webphone_endpoints(args: argparse.Namespace, settings: Settings) -> i
 
 
 async def after_manager_change(settings: Settings, db: Database) -> str | None:
-    """The sync `crmtel manager` runs after a change (new password, deactivation…); a line to print, or None."""
-    if not settings.webphone.enabled or settings.webphone.endpoints_file is None:
+    """The sync `crmtel manager` runs after a change (new password, deactivation…); a line to print, or None.
+
+    Without ``webphone.endpoints_file`` nothing is written, but a change that replaces or drops a credential is
+    said: the PBX's include (written with --output) accepts the old credential until it is written again."""
+    if not settings.webphone.enabled:
         return None
+    if settings.webphone.endpoints_file is None:
+        drawn, dropped = await pending(settings, db)
+        if not drawn and not dropped:
+            return None
+        return (
+            f"browser phones: {drawn} credential(s) to draw and {dropped} to drop, but webphone.endpoints_file "
+            "is not set: run `crmtel config webphone-endpoints --output FILE` and reload res_pjsip — until "
+            "then the PBX accepts the old credentials and those managers' pages get no browser phone"
+        )
     result = await sync_endpoints(settings, db)
     return (
         f"browser phones: {result.endpoints} in {result.written}"

@@ -57,6 +57,13 @@ async def render(settings: Settings, db: Database) -> tuple[str, int, int, int, 
     )
 
 
+async def pending(settings: Settings, db: Database) -> tuple[int, int]:
+    """How many credentials a sync would draw and drop now (read only: nothing is stored)."""
+    managers = await ManagerRepository(db).all()
+    plan = plan_sync(managers, await SipCredentialRepository(db).all(), settings.webphone.realm)
+    return len(plan.new), len(plan.dropped)
+
+
 def write_private(path: Path, text: str) -> None:
     """Replace ``path`` atomically with a file only its owner and group can read (it holds credentials)."""
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -196,3 +196,33 @@ async def test_an_import_that_changes_a_password_replaces_the_credential_on_the_
     after = _digests(endpoints.read_text(encoding="utf-8"))
     assert after["99101"] != before["99101"]
     assert after["99102"] == before["99102"]
+
+
+async def test_passwd_without_an_endpoints_file_says_the_pbx_still_has_the_old_credential(
+    db: Database,
+    database_url: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """The admin writes the include with --output (no endpoints_file): `manager passwd anna` drops her credential
+    in the store, and the PBX keeps accepting the old one until the include is written again — the command says
+    so (it said nothing); an unrelated change with nothing to redraw says nothing."""
+    await seed_managers(db)
+    settings = _settings(database_url)
+    written = tmp_path / "by-hand.conf"
+    assert (
+        await _cli(["config", "webphone-endpoints", "--output", str(written), "--no-reload"], settings) == 0
+    )
+    capsys.readouterr()
+    monkeypatch.setattr("sys.stdin", io.StringIO("new-pass-42\n"))
+    assert await _cli(["manager", "passwd", "anna"], settings) == 0
+    out = capsys.readouterr().out
+    assert "1 credential(s) to draw and 0 to drop" in out, out
+    assert "webphone-endpoints --output" in out
+    assert (
+        await _cli(["config", "webphone-endpoints", "--output", str(written), "--no-reload"], settings) == 0
+    )
+    capsys.readouterr()
+    assert await _cli(["manager", "activate", "anna"], settings) == 0
+    assert "browser phones" not in capsys.readouterr().out
