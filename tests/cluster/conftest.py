@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import os
+import signal
 import socket
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
 
 import pytest
 from redis.asyncio import Redis
 
 from tests.fixtures.ci import in_ci
+from tests.fixtures.daemon import DaemonPool
 from tests.fixtures.databases import pg_base_url
 
 REDIS_URL = os.environ.get("CRMTEL_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
@@ -49,3 +52,14 @@ async def stream_name() -> AsyncIterator[str]:
         await redis.delete(name)
     finally:
         await redis.aclose()
+
+
+@pytest.fixture
+def pool(tmp_path: Path) -> Iterator[DaemonPool]:
+    """Starts crmtel processes; whatever still runs (or is frozen) at the end of the test is killed."""
+    daemons = DaemonPool(tmp_path)
+    yield daemons
+    for daemon in daemons.started:
+        if daemon.alive():
+            os.kill(daemon.pid, signal.SIGCONT)
+    daemons.close()

@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import os
-import signal
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -14,7 +11,7 @@ from crmtel.fakepbx.server import load_ami
 from crmtel.store.db import Database
 from crmtel.store.leases import LeaseRepository
 from crmtel.store.managers import ManagerRepository
-from tests.cluster.test_cluster_daemons import start_nodes, wait_leader
+from tests.cluster.nodes import start_nodes, wait_leader
 from tests.e2e.conftest import browser  # noqa: F401  (the shared Chromium fixture)
 from tests.fixtures.daemon import DaemonPool
 from tests.fixtures.races import RACES_PROCESSES
@@ -22,17 +19,6 @@ from tests.integration.test_ami_pipeline import serving
 
 # Races real processes (tests/fixtures/races.py).
 pytestmark = RACES_PROCESSES
-
-
-@pytest.fixture
-def pool(tmp_path: Path) -> Iterator[DaemonPool]:
-    """Starts crmtel processes; whatever still runs at the end of the test is killed."""
-    daemons = DaemonPool(tmp_path)
-    yield daemons
-    for daemon in daemons.started:
-        if daemon.alive():
-            os.kill(daemon.pid, signal.SIGCONT)
-    daemons.close()
 
 
 @pytest.mark.e2e

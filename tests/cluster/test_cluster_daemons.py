@@ -12,7 +12,6 @@ import contextlib
 import os
 import signal
 import time
-from collections.abc import Iterator, Mapping
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -31,7 +30,7 @@ from crmtel.store.dial_attempts import DialAttempts
 from crmtel.store.leases import LeaseRepository
 from crmtel.store.managers import ManagerRepository, hash_password
 from crmtel.store.models import ManagerRow
-from tests.cluster.conftest import REDIS_URL
+from tests.cluster.nodes import NODES, leader_of, node_config, start_nodes, wait_leader
 from tests.fixtures.cdr_data import CdrWriter
 from tests.fixtures.csrf import page_like_session
 from tests.fixtures.daemon import (
@@ -40,9 +39,7 @@ from tests.fixtures.daemon import (
     Ports,
     clean_log,
     free_ports,
-    pbx_settings,
     state_after,
-    write_config,
 )
 from tests.fixtures.fake_ami import assert_record_matches, wait_for, wait_until
 from tests.fixtures.races import RACES_PROCESSES
@@ -59,84 +56,6 @@ from tests.integration.test_daemon_crash import (
 
 # Races real processes (tests/fixtures/races.py).
 pytestmark = RACES_PROCESSES
-
-NODES = ("node-a", "node-b", "node-c")
-
-
-@pytest.fixture
-def pool(tmp_path: Path) -> Iterator[DaemonPool]:
-    """Starts crmtel processes; whatever still runs (or is frozen) at the end of the test is killed."""
-    daemons = DaemonPool(tmp_path)
-    yield daemons
-    for daemon in daemons.started:
-        if daemon.alive():
-            os.kill(daemon.pid, signal.SIGCONT)
-    daemons.close()
-
-
-def node_config(
-    directory: Path, database_url: str, ports: Ports, node: str, stream: str, pbx: Mapping[str, object]
-) -> Path:
-    """A cluster node's config: its own ports, the shared database, PBX (with ``pbx`` keys), Redis and stream."""
-    sections = {
-        "ami": {**pbx_settings("pbx1", ports.ami), **pbx},
-        "routing": {"agi_host": "127.0.0.1", "agi_port": ports.agi},
-        "web": {"host": "127.0.0.1", "port": ports.web},
-        "log": {"level": "info", "json_output": False},
-        "cluster": {
-            "enabled": True,
-            "node_name": node,
-            "redis_url": REDIS_URL,
-            "stream": stream,
-            "poll_seconds": 0.5,
-            "session_timeout_seconds": 2.0,
-        },
-    }
-    return write_config(directory / f"{node}.toml", sections, database_url=database_url)
-
-
-async def start_nodes(
-    pool: DaemonPool,
-    tmp_path: Path,
-    database_url: str,
-    ami_port: int,
-    stream: str,
-    count: int = 3,
-    pbx: Mapping[str, object] | None = None,
-) -> dict[str, tuple[Daemon, Ports]]:
-    """``count`` nodes, each answering HTTP."""
-    nodes: dict[str, tuple[Daemon, Ports]] = {}
-    # Every port of every node chosen at once, so no two nodes are handed the same one.
-    free = free_ports(2 * count)
-    for i, node in enumerate(NODES[:count]):
-        ports = Ports(web=free[2 * i], agi=free[2 * i + 1], ami=ami_port)
-        config = node_config(tmp_path, database_url, ports, node, stream, pbx or {})
-        nodes[node] = (pool.spawn("--config", str(config), "run", name=node), ports)
-    for daemon, ports in nodes.values():
-        # A generous limit: three nodes start at once, and a shared CI machine may be busy.
-        await daemon.wait_http(ports.web_url + "/", limit=60.0)
-    return nodes
-
-
-async def leader_of(leases: LeaseRepository, pbx: str = "pbx1") -> tuple[str, int] | None:
-    """The node leading ``pbx`` and its epoch, as the lease table says."""
-    return (await leases.leaders()).get(pbx)
-
-
-async def wait_leader(
-    leases: LeaseRepository, *, other_than: str | None = None, limit: float = 10.0
-) -> tuple[str, int]:
-    """Poll until some node (not ``other_than``) holds the PBX's lease."""
-    found: tuple[str, int] | None = None
-
-    async def led() -> bool:
-        nonlocal found
-        found = await leader_of(leases)
-        return found is not None and found[0] != other_than
-
-    await wait_until(led, limit=limit)
-    assert found is not None
-    return found
 
 
 async def test_three_nodes_record_each_call_once_and_a_killed_leader_is_replaced_within_5_s(

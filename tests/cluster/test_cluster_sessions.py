@@ -2,20 +2,16 @@
 
 from __future__ import annotations
 
-import os
-import signal
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import aiohttp
-import pytest
 
 from crmtel.fakepbx.server import load_ami
 from crmtel.push.web import SESSION_ENDED
 from crmtel.store.db import Database
 from crmtel.store.managers import ManagerRepository
-from tests.cluster.test_cluster_daemons import start_nodes
+from tests.cluster.nodes import start_nodes
 from tests.fixtures.csrf import page_like_session
 from tests.fixtures.daemon import DaemonPool, clean_log, crmtel_cli
 from tests.fixtures.races import RACES_PROCESSES
@@ -23,17 +19,6 @@ from tests.integration.test_ami_pipeline import serving
 
 # Races real processes (tests/fixtures/races.py).
 pytestmark = RACES_PROCESSES
-
-
-@pytest.fixture
-def pool(tmp_path: Path) -> Iterator[DaemonPool]:
-    """Starts crmtel processes; whatever still runs at the end of the test is killed."""
-    daemons = DaemonPool(tmp_path)
-    yield daemons
-    for daemon in daemons.started:
-        if daemon.alive():
-            os.kill(daemon.pid, signal.SIGCONT)
-    daemons.close()
 
 
 async def _status(browser: aiohttp.ClientSession, url: str) -> int:
