@@ -35,12 +35,18 @@ Extension = Annotated[str, StringConstraints(strip_whitespace=True, pattern=r"^[
 Name = Annotated[str, StringConstraints(strip_whitespace=True, max_length=200)]
 
 
-class DialBody(Body):
-    """A click on a number: which number, optionally from which of the manager's own phones."""
+class BrowserDialBody(Body):
+    """A click the browser phone places itself: which number, optionally as which of the manager's phones.
+    No ``via``: the browser is the phone (a "via my mobile" here was accepted and silently ignored)."""
 
     number: Number
     extension: Extension | None = None
     name: Name | None = None
+
+
+class DialBody(BrowserDialBody):
+    """A click on a number: which number, optionally from which of the manager's own phones."""
+
     # "mobile": ring the manager's own mobile first (they press 1 to accept), not the desk phone.
     via: Literal["phone", "mobile"] = "phone"
 
@@ -126,7 +132,7 @@ def dial_routes(service: DialService) -> web.RouteTableDef:
         # page dials ``exten`` (the number as the PBX dials it, after dial_rules) from the browser.
         manager = current_manager(request)
         tr = translator(request)
-        body = await read_body(request, DialBody)
+        body = await read_body(request, BrowserDialBody)
         try:
             attempt = await service.prepare(
                 body.number, manager=manager, extension=body.extension, name=body.name

@@ -38,7 +38,7 @@ from crmtel.deals.web import (
     PipelineOut,
     PipelineQuery,
 )
-from crmtel.dial.web import DialBody
+from crmtel.dial.web import BrowserDialBody, DialBody
 from crmtel.openapi.shapes import (
     BoardOut,
     BrowserDialOut,
@@ -90,7 +90,7 @@ REQUESTS: dict[Route, type[BaseModel]] = {
     ("PATCH", "/api/tasks/{task_id}"): TaskEdit,
     ("POST", "/api/tasks/{task_id}/complete"): TaskComplete,
     ("POST", "/api/dial"): DialBody,
-    ("POST", "/api/dial/browser"): DialBody,
+    ("POST", "/api/dial/browser"): BrowserDialBody,
 }
 
 # (method, path) -> the query string it reads (each field a parameter).

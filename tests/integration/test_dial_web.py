@@ -300,6 +300,10 @@ async def test_a_call_from_the_browser_phone_passes_the_same_checks_without_an_o
             assert resp.status == 403
         async with anna.post("/api/dial/browser", json={"number": "call-me-maybe"}) as resp:
             assert resp.status == 400
+        # "Via my mobile" means nothing to the browser phone: a 400 naming the field, not a browser call.
+        async with anna.post("/api/dial/browser", json={"number": "+79031234567", "via": "mobile"}) as resp:
+            assert resp.status == 400
+            assert "via" in (await resp.json())["error"]
         assert r.ami.originates == []
     rows = await DialAttempts(db).between(since)
     decisions = sorted((row.decision, row.reason or "", row.dialled or "") for row in rows)
