@@ -80,6 +80,7 @@ ROUTE_SCOPES: dict[tuple[str, str], str] = {
     ("GET", "/api/deals/{deal_id}"): Scope.CRM_READ,
     ("PATCH", "/api/deals/{deal_id}"): Scope.CRM_WRITE,
     ("GET", "/api/tasks"): Scope.CRM_READ,
+    ("GET", "/api/tasks.csv"): Scope.CRM_READ,
     ("POST", "/api/tasks"): Scope.CRM_WRITE,
     ("PATCH", "/api/tasks/{task_id}"): Scope.CRM_WRITE,
     ("POST", "/api/tasks/{task_id}/complete"): Scope.CRM_WRITE,

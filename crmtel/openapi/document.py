@@ -74,6 +74,12 @@ ROUTES: dict[tuple[str, str], tuple[str, str, str]] = {
     ("GET", "/api/deals/{deal_id}"): ("deals", "One deal", SESSION),
     ("PATCH", "/api/deals/{deal_id}"): ("deals", "Move, win or lose a deal", SESSION),
     ("GET", "/api/tasks"): ("tasks", "Tasks, by day or week", SESSION),
+    ("GET", "/api/tasks.csv"): (
+        "tasks",
+        "The tasks with the same filters as a CSV file Excel opens (a BOM, `;`; `sep=comma`: `,`), by due "
+        "time, at most 20,000",
+        SESSION,
+    ),
     ("POST", "/api/tasks"): ("tasks", "Plan a task", SESSION),
     ("PATCH", "/api/tasks/{task_id}"): ("tasks", "Edit or reassign a task", SESSION),
     ("POST", "/api/tasks/{task_id}/complete"): ("tasks", "Complete a task", SESSION),

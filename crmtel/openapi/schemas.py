@@ -63,7 +63,15 @@ from crmtel.push.api import CallsQuery, DealBody, LeadBody, NoteBody, TaskBody
 from crmtel.push.calls_csv import CallsCsvQuery
 from crmtel.push.web import LocaleBody, LoginBody, MobileBody
 from crmtel.results.web import ResultBody
-from crmtel.tasks.web import TaskComplete, TaskCreate, TaskEdit, TaskListOut, TaskListQuery, TaskOut
+from crmtel.tasks.web import (
+    TaskComplete,
+    TaskCreate,
+    TaskCsvQuery,
+    TaskEdit,
+    TaskListOut,
+    TaskListQuery,
+    TaskOut,
+)
 
 Route = tuple[str, str]
 
@@ -105,6 +113,7 @@ QUERIES: dict[Route, type[BaseModel]] = {
     ("GET", "/api/deals.csv"): DealCsvQuery,
     ("GET", "/api/deals/pipeline"): PipelineQuery,
     ("GET", "/api/tasks"): TaskListQuery,
+    ("GET", "/api/tasks.csv"): TaskCsvQuery,
 }
 
 # (method, path) -> {status: the JSON answer}.

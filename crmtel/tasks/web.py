@@ -16,10 +16,12 @@ from crmtel.crm.web import error, json_out, viewer_of
 from crmtel.domain import Role
 from crmtel.errors import NotFound
 from crmtel.phones import display
-from crmtel.push.context import current_manager
+from crmtel.push.context import current_manager, translator
 from crmtel.push.inputs import MAX_ID, Body, LongText, Query, read_body, read_query
+from crmtel.reports.render import excel_table
 from crmtel.store.crm_tasks import CrmTasks, NewTask, TaskItem, TaskState
 from crmtel.store.managers import ManagerRepository
+from crmtel.tasks import export
 from crmtel.timestamps import as_utc, iso_instant
 
 TaskKind = Literal["callback", "call", "meeting", "email", "other"]
@@ -40,6 +42,15 @@ class TaskListQuery(Query):
     party_id: Annotated[int, Field(ge=1, le=MAX_ID)] | None = None
     cursor: Annotated[str, StringConstraints(max_length=1000)] | None = None
     limit: Annotated[int, Field(ge=1, le=500)] = 200
+
+
+class TaskCsvQuery(Query):
+    """``GET /api/tasks.csv``: the list's filters, and ``sep=comma`` for a comma-separated file."""
+
+    status: Literal["open", "closed", "all"] = "open"
+    manager: Login | None = None
+    overdue: Literal["yes"] | None = None
+    sep: Literal["comma"] | None = None
 
 
 class TaskCreate(Body):
@@ -178,6 +189,37 @@ def task_routes(tasks: CrmTasks, managers: ManagerRepository, region: str) -> we
         )
         cursor = encode_cursor([nxt[0].isoformat(), nxt[1]]) if nxt else None
         return json_out(TaskListOut(items=[task_out(t, now, region) for t in found], next=cursor))
+
+    @routes.get("/api/tasks.csv")
+    async def download_tasks(request: web.Request) -> web.Response:
+        """The tasks the list shows with these filters, by due time (at most ``export.MAX_ROWS``), as CSV."""
+        me = current_manager(request)
+        q = read_query(request, TaskCsvQuery)
+        who = await manager_id(request, q.manager)
+        now = datetime.now(UTC)
+        found: list[TaskItem] = []
+        after: tuple[datetime, int] | None = None
+        while len(found) < export.MAX_ROWS:
+            batch, after = await tasks.find(
+                viewer_of(me),
+                status=None if q.status == "all" else q.status,
+                manager_id=who,
+                overdue_before=now if q.overdue else None,
+                after=after,
+                limit=500,
+            )
+            found.extend(batch)
+            if after is None:
+                break
+        lines = export.rows(found[: export.MAX_ROWS], now, translator(request), region)
+        return web.Response(
+            body=excel_table(lines, sep="," if q.sep == "comma" else ";"),
+            headers={
+                "Content-Type": "text/csv; charset=utf-8",
+                "Content-Disposition": 'attachment; filename="tasks.csv"',
+                "Cache-Control": "no-store",
+            },
+        )
 
     @routes.post("/api/tasks")
     async def create_task(request: web.Request) -> web.Response:

@@ -1024,3 +1024,61 @@ async def test_the_deal_lists_csv_opens_in_russian_excel_and_keeps_its_filter(
         )
         assert await download("deals-csv") == rows[:1]
         await context.close()
+
+
+@pytest.mark.parametrize(("width", "height"), SIZES)
+async def test_the_task_lists_csv_opens_in_russian_excel_and_keeps_its_filter(
+    db: Database, browser: Browser, width: int, height: int
+) -> None:
+    """The head's task list downloads as Russian Excel reads it: a BOM, `;`, Russian headings, the due time
+    local as a date Excel reads, the kind in words, the number written one way, «Просрочено» for Anna's
+    overdue call-back, her name; «CSV с запятыми» has the same cells with `,`; with «Выполненные» picked the
+    file has none."""
+    async with crm_site(db) as site:
+        due = datetime(2026, 12, 1, 7, 0, tzinfo=UTC)  # 10:00 in Moscow, long past
+        await CrmTasks(db).create(
+            NewTask(
+                kind="callback",
+                title="Перезвонить по плитке",
+                due_at=due,
+                manager_id=site.ids["anna"],
+                party_kind=Kind.CLIENT,
+                party_id=site.ids["petrov"],
+            ),
+            Viewer(site.ids["anna"], head=False),
+        )
+        context, page = await login(browser, site, "head", width, height)
+        await page.goto(site.url("/#tasks"))
+        await expect(page.locator("[data-testid=task-row]")).to_have_count(1, timeout=SEEN)
+        await _fits(page)
+        await _no_axe(page, "the task list with its downloads")
+        await assert_language(page, "ru", DATA)
+
+        async def download(testid: str) -> list[list[str]]:
+            async with page.expect_download() as info:
+                await page.locator(f"[data-testid={testid}]").click()
+            path = await (await info.value).path()
+            assert path is not None
+            raw = await asyncio.to_thread(Path(path).read_bytes)
+            assert raw.startswith(b"\xef\xbb\xbf"), raw[:20]
+            text = raw.decode("utf-8-sig")
+            return list(csv.reader(io.StringIO(text), delimiter="," if "comma" in testid else ";"))
+
+        rows = await download("tasks-csv")
+        assert rows[0][:3] == ["Срок", "Тип задачи", "Что сделать"]
+        (task,) = rows[1:]
+        assert task[:8] == [
+            "2026-12-01 10:00",
+            "Перезвонить",
+            "Перезвонить по плитке",
+            "ИП Пётр Кузнецов",
+            "+7 916 777-00-07",
+            "Анна Смирнова",
+            "Открыта",
+            "Просрочено",
+        ]
+        assert await download("tasks-csv-comma") == rows
+        await page.locator("[data-testid=task-status-filter]").select_option("closed")
+        await expect(page.locator("[data-testid=task-row]")).to_have_count(0, timeout=SEEN)
+        assert await download("tasks-csv") == rows[:1]
+        await context.close()

@@ -115,11 +115,24 @@ async function fetchTasks(params) {
 // answered after the «all» one asked later replaced it, and the task just completed vanished).
 let asked = 0;
 
+// The CSV links ask for what the list shows: the same filters, every matching task.
+function downloadLinks() {
+  const p = new URLSearchParams({ status: form.status.value });
+  if (form.manager && form.manager.value) p.set("manager", form.manager.value);
+  return el("p", { className: "downloads" }, el("span", { i18n: "crm.csv.tasks_download" }),
+    el("a", { className: "btn small", href: "/api/tasks.csv?" + p, testid: "tasks-csv", attrs: { download: "" } }, "CSV"),
+    el("a", { className: "btn small", href: "/api/tasks.csv?" + p + "&sep=comma", testid: "tasks-csv-comma",
+      attrs: { download: "" }, i18n: "crm.csv.comma" }));
+}
+
 async function renderList(turn) {
   const params = { status: form.status.value, limit: "100" };
   const first = await fetchPage(params, null);
   if (turn !== asked) return;
-  if (!first.items.length) { body.replaceChildren(el("p", { className: "empty", i18n: "crm.tasks_empty" })); return; }
+  if (!first.items.length) {
+    body.replaceChildren(downloadLinks(), el("p", { className: "empty", i18n: "crm.tasks_empty" }));
+    return;
+  }
   const list = el("ol", { className: "task-list", testid: "task-list" }, first.items.map(taskRow));
   let cursor = first.next;
   const more = el("button", { type: "button", className: "btn", i18n: "page.history.more", testid: "task-more",
@@ -131,7 +144,7 @@ async function renderList(turn) {
       more.hidden = !cursor;
       more.disabled = false;
     } });
-  body.replaceChildren(list, more);
+  body.replaceChildren(downloadLinks(), list, more);
 }
 
 async function renderCalendar(turn) {
