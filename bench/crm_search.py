@@ -6,7 +6,8 @@ and a tenth of the parties unassigned, open deals for one client in twenty, a ca
 indexed with the application's own ``crmtel.crm.search.terms``. Then pages of 50 are asked through
 ``PartyLists.page`` the way the page asks them: a name prefix (``петр``, ``кузнец``), a common word (``ооо``,
 ``ип``), a number as typed (``8 (916) 777-00-07``, ``+7 916 …``, ``8916…``, the last 7 or 4 digits), a name in
-capitals, a contact person, an INN, no search with each filter, name order both ways and newest first, the next
+capitals, a contact person, an INN, no search with each filter, name order both ways and newest first (a name and
+``ип кузн``), the next
 page by cursor, as a head and as a manager. The baseline in the same run is the plain
 first page of the list without search or filter.
 
@@ -427,6 +428,7 @@ def cases(parties: int) -> list[tuple[str, PartyQuery, Viewer]]:
         ("name-prefix", PartyQuery(c, tokens=parse_query("петр")), head),
         ("name-yo", PartyQuery(c, tokens=parse_query("Семенов")), head),
         ("two-words", PartyQuery(c, tokens=parse_query("ип кузн")), head),
+        ("two-words-newest", PartyQuery(c, tokens=parse_query("ип кузн"), sort=Sort.CREATED_DESC), head),
         ("common-word", PartyQuery(c, tokens=parse_query("ооо")), head),
         ("short-word", PartyQuery(c, tokens=parse_query("ип")), head),
         ("company", PartyQuery(c, tokens=parse_query("ромашк")), head),

@@ -9,7 +9,7 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 import pytest
-from sqlalchemy import func, select, text
+from sqlalchemy import func, select, text, update
 
 from crmtel.crm.models import ContactInput, Kind, PartyChanges, PartyQuery, PhoneInput, Sort, Viewer
 from crmtel.crm.search import parse_query
@@ -392,6 +392,7 @@ async def test_a_broad_search_walks_the_term_index_and_lists_everyone_once(
     monkeypatch.setattr(crm_lists, "NARROW", 3)
     monkeypatch.setattr(crm_lists, "WALK_BATCH", 4)
     monkeypatch.setattr(crm_lists, "MAX_WALK", 8)
+    monkeypatch.setattr(crm_lists, "CANDIDATES", 0)  # newest first walks the list too
     ids = await _seed(db)
     parties = PartyRepository(db)
     for i in range(25):
@@ -657,3 +658,104 @@ async def test_a_missed_call_opens_its_own_callback_beside_a_planned_one(db: Dat
         (False, "missed", 2),
     ]
     assert rows[1].due_at.replace(tzinfo=UTC) == (now + timedelta(minutes=30)).replace(tzinfo=UTC)
+
+
+@pytest.mark.parametrize("plans", ["walks", "candidates"])
+async def test_every_plan_pages_exactly_what_a_plain_reference_finds(
+    db: Database, monkeypatch: pytest.MonkeyPatch, plans: str
+) -> None:
+    """Broad and narrow searches of one and two words, as a head and as a manager, with and without a manager
+    filter, in every sort: paged to the end, each lists exactly the parties a plain Python reference finds
+    (every token a prefix of one of the party's terms, the filter and the viewer applied) once each, never an
+    empty page with more to come, and newest first in exactly the reference's order — whether a broad search
+    walks the list or sorts the rarest token's candidates."""
+    import random
+
+    from crmtel.crm.search import PartyText, name_key, terms
+    from crmtel.store import crm_lists
+
+    monkeypatch.setattr(crm_lists, "NARROW", 6)
+    monkeypatch.setattr(crm_lists, "WALK_BATCH", 4)
+    monkeypatch.setattr(crm_lists, "MAX_WALK", 8)
+    monkeypatch.setattr(crm_lists, "CANDIDATES", 0 if plans == "walks" else 40)
+    ids = await _seed(db)
+    managers = (ids["anna"], ids["boris"], None)
+    rnd = random.Random(7)
+    forms = ("ИП", "ООО", "")
+    surnames = ("Кузнецов", "Кузьмин", "Петров", "Семёнов", "Иванов")
+    firsts = ("Пётр", "Иван", "Ольга")
+    parties = PartyRepository(db)
+    for i in range(90):
+        name = " ".join(w for w in (rnd.choice(forms), rnd.choice(surnames), rnd.choice(firsts)) if w)
+        await parties.add_client(
+            NewClient(name=name, phones=(f"+7916555{i:04d}",), manager_id=rnd.choice(managers))
+        )
+    async with db.session() as session:
+        # Many share a second: ties are broken by id.
+        for cid in (await session.execute(select(ClientRow.id))).scalars().all():
+            await session.execute(
+                update(ClientRow)
+                .where(ClientRow.id == cid)
+                .values(created_at=T0 + timedelta(seconds=rnd.randrange(20)))
+            )
+        rows = (await session.execute(select(ClientRow))).scalars().all()
+        phones = {
+            cid: e164
+            for cid, e164 in (await session.execute(select(PhoneRow.client_id, PhoneRow.e164))).all()
+            if cid is not None
+        }
+    book = [
+        (
+            r.id,
+            r.name,
+            r.manager_id,
+            _as_utc(r.created_at),
+            terms(PartyText(name=r.name, phones=(phones[r.id],))),
+        )
+        for r in rows
+        if r.id in phones
+    ]
+
+    def reference(typed: str, viewer: Viewer, manager_id: int | None, sort: Sort) -> list[int]:
+        tokens = parse_query(typed)
+        found = [
+            p
+            for p in book
+            if all(any(t.startswith(pre) for t in p[4] for pre in tok.prefixes) for tok in tokens)
+            and (viewer.head or p[2] in (viewer.manager_id, None))
+            and (manager_id is None or p[2] == manager_id)
+        ]
+        if sort is Sort.CREATED_DESC:
+            found.sort(key=lambda p: (p[3], p[0]), reverse=True)
+        else:
+            found.sort(key=lambda p: (name_key(p[1]), p[0]), reverse=sort is Sort.NAME_DESC)
+        return [p[0] for p in found]
+
+    lists = PartyLists(db)
+    head = Viewer(ids["head"], head=True)
+    anna = Viewer(ids["anna"], head=False)
+    for typed in ("ип кузн", "кузн ип", "куз", "петр", "ооо иван", "семенов петр", "5550012", "ип"):
+        for viewer in (head, anna):
+            for manager_id in (None, ids["boris"]):
+                for sort in (Sort.NAME, Sort.NAME_DESC, Sort.CREATED_DESC):
+                    q = PartyQuery(
+                        Kind.CLIENT, tokens=parse_query(typed), manager_id=manager_id, sort=sort, limit=4
+                    )
+                    got: list[int] = []
+                    page = await lists.page(q, viewer)
+                    while True:
+                        assert page.items or page.next is None, (typed, sort)
+                        got += [i.id for i in page.items]
+                        if page.next is None:
+                            break
+                        page = await lists.page(replace(q, after=page.next), viewer)
+                    want = reference(typed, viewer, manager_id, sort)
+                    case = (typed, viewer.head, manager_id, sort)
+                    assert len(got) == len(set(got)), case
+                    assert sorted(got) == sorted(want), case
+                    if sort is Sort.CREATED_DESC:
+                        assert got == want, case
+
+
+def _as_utc(value: datetime) -> datetime:
+    return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
