@@ -307,40 +307,60 @@ class PartyLists:
         """A broad search in name order, a head's or a manager's: the term index of the most specific token is
         walked in (term, name) order (backwards for descending) — a party is listed under the first word it
         matched, exact words before longer ones, by name within each — and each entry checked against the
-        other tokens (the term index's primary key), the filters and what the viewer may see, in one
-        statement that stops at the page's end (never an empty page with more to come). The whole list is not
-        walked when the matches sit at its end (companies «ООО …» after every person); walking it from Python
-        in batches cost a round trip and a re-read of each batch's terms per batch (3 pages of «ип кузн»:
-        ~40 ms each on PostgreSQL)."""
+        other tokens (the term index's primary key), the filters and what the viewer may see, by one statement
+        that stops at the page's end, then one small read keeping each party under its first word only (again
+        when that dropped a row). Never an empty page with more to come; the whole list is not walked when the
+        matches sit at its end (companies «ООО …» after every person). Walking it from Python in batches cost
+        a round trip and a re-read of each batch's terms per batch."""
         t = table_of(q.kind)
         # The most specific token leads (the longest prefix); the others are checked on each candidate.
         driver = max(tokens, key=lambda tok: max(len(p) for p in tok.prefixes))
         others = [tok for tok in tokens if tok is not driver]
         low, high = prefix_range(driver.prefixes[0])
         pt = aliased(PartyTermRow)
-        earlier = aliased(PartyTermRow)
         conds: list[ColumnElement[bool]] = [pt.kind == q.kind.code, pt.term >= low, pt.term < high]
-        # A party is listed once: under the first of its words the prefix matches.
-        conds.append(
-            ~exists().where(
-                earlier.kind == q.kind.code,
-                earlier.party_id == pt.party_id,
-                earlier.term >= low,
-                earlier.term < pt.term,
-            )
-        )
         conds.extend(_token_match(q.kind, tok, pt.party_id) for tok in others)
         if filters := _filters(q, viewer, now, paged=False):
             conds.append(exists().where(t.id == pt.party_id, *filters))
         columns = (pt.term, pt.name_key, pt.party_id)
         # Descending, the index is walked backwards: the same listing as ascending, in reverse.
         desc = q.sort is Sort.NAME_DESC
-        if q.after is not None and q.after.term:
-            here, mark = tuple_(*columns), tuple_(q.after.term, q.after.key, q.after.id)
-            conds.append(here < mark if desc else here > mark)
+        position = (q.after.term, q.after.key, q.after.id) if q.after is not None and q.after.term else None
         order = tuple(c.desc() for c in columns) if desc else columns
-        stmt = select(*columns).where(*conds).order_by(*order).limit(q.limit + 1)
-        found = [(str(a), str(b), int(c)) for a, b, c in (await session.execute(stmt)).all()]
+        found: list[tuple[str, str, int]] = []
+        while len(found) <= q.limit:
+            stmt = select(*columns).where(*conds)
+            if position is not None:
+                here = tuple_(*columns)
+                stmt = stmt.where(here < tuple_(*position) if desc else here > tuple_(*position))
+            size = q.limit + 1 - len(found)
+            batch = [
+                (str(a), str(b), int(c))
+                for a, b, c in (await session.execute(stmt.limit(size).order_by(*order))).all()
+            ]
+            if not batch:
+                break
+            position = batch[-1]
+            # A party is listed once: under the first of its words the prefix matches. Checked on the rows
+            # found (a party rarely has two such words) rather than on every entry walked: in the statement
+            # it was most of the walk's time.
+            first = dict(
+                (
+                    await session.execute(
+                        select(PartyTermRow.party_id, func.min(PartyTermRow.term))
+                        .where(
+                            PartyTermRow.kind == q.kind.code,
+                            PartyTermRow.party_id.in_(sorted({pid for _, _, pid in batch})),
+                            PartyTermRow.term >= low,
+                            PartyTermRow.term < high,
+                        )
+                        .group_by(PartyTermRow.party_id)
+                    )
+                ).all()
+            )
+            found.extend(row for row in batch if first.get(row[2]) == row[0])
+            if len(batch) < size:
+                break
         page = found[: q.limit]
         items = await _items(session, q.kind, await _rows(session, t, [pid for _, _, pid in page]))
         nxt = None
