@@ -65,6 +65,7 @@ ROUTE_SCOPES: dict[tuple[str, str], str] = {
     ("GET", "/api/managers"): Scope.CRM_READ,
     ("GET", "/api/search"): Scope.CRM_READ,
     ("GET", "/api/{kind}"): Scope.CRM_READ,
+    ("GET", "/api/{kind}.csv"): Scope.CRM_READ,
     ("POST", "/api/{kind}"): Scope.CRM_WRITE,
     ("GET", "/api/{kind}/{party_id}"): Scope.CRM_READ,
     ("PATCH", "/api/{kind}/{party_id}"): Scope.CRM_WRITE,

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from decimal import Decimal
 
@@ -14,7 +14,18 @@ from aiohttp import web
 from pydantic import BaseModel
 
 from crmtel.config import DealsSettings
-from crmtel.crm.models import ContactInput, Kind, PartyChanges, PartyQuery, PhoneInput, Sort, Viewer
+from crmtel.crm import export
+from crmtel.crm.models import (
+    ContactInput,
+    Cursor,
+    Kind,
+    PartyChanges,
+    PartyListItem,
+    PartyQuery,
+    PhoneInput,
+    Sort,
+    Viewer,
+)
 from crmtel.crm.schemas import (
     ConvertIn,
     CrmSettingsOut,
@@ -55,6 +66,7 @@ from crmtel.push.amounts import deal_amount
 from crmtel.push.context import current_manager, translator
 from crmtel.push.inputs import MAX_ID, InputError, read_body, read_query
 from crmtel.recordings import locate
+from crmtel.reports.render import excel_table
 from crmtel.store.crm_lists import PartyLists
 from crmtel.store.crm_merge import MergeForbidden, MergeRefused, PartyMerger
 from crmtel.store.crm_parties import LeadConverted, PartyCards, StaleEdit
@@ -217,6 +229,26 @@ async def _changes(
     )
 
 
+async def _party_query(
+    request: web.Request, api: CrmApi, q: PartyListQuery, me: Manager, after: Cursor | None, limit: int
+) -> PartyQuery:
+    """The list's search, filters and sort as the store takes them (400 for an unknown manager)."""
+    kind = _kind(request)
+    manager_id = await _manager_id(request, api, q.manager, me) if q.manager not in (None, "none") else None
+    return PartyQuery(
+        kind=kind,
+        tokens=parse_query(q.q, api.region),
+        manager_id=manager_id,
+        unassigned=q.manager == "none",
+        open_deals=None if q.open_deals is None else q.open_deals == "yes",
+        silent_days=q.silent_days,
+        lead_status=q.status if kind is Kind.LEAD else None,
+        sort=Sort(q.sort),
+        after=after,
+        limit=limit,
+    )
+
+
 def crm_routes(api: CrmApi) -> web.RouteTableDef:
     """The clients and leads API (mounted behind the session check)."""
     routes = web.RouteTableDef()
@@ -255,7 +287,6 @@ def crm_routes(api: CrmApi) -> web.RouteTableDef:
     async def list_parties(request: web.Request) -> web.Response:
         me = current_manager(request)
         q = read_query(request, PartyListQuery)
-        kind = _kind(request)
         try:
             after = cursor_of(q.cursor)
             # A newest-first cursor carries an instant.
@@ -264,21 +295,7 @@ def crm_routes(api: CrmApi) -> web.RouteTableDef:
                 raise ValueError("cursor")
         except ValueError:
             raise error(request, 400, "crm.cursor_invalid", field="cursor") from None
-        manager_id = (
-            await _manager_id(request, api, q.manager, me) if q.manager not in (None, "none") else None
-        )
-        query = PartyQuery(
-            kind=kind,
-            tokens=parse_query(q.q, api.region),
-            manager_id=manager_id,
-            unassigned=q.manager == "none",
-            open_deals=None if q.open_deals is None else q.open_deals == "yes",
-            silent_days=q.silent_days,
-            lead_status=q.status if kind is Kind.LEAD else None,
-            sort=Sort(q.sort),
-            after=after,
-            limit=q.limit,
-        )
+        query = await _party_query(request, api, q, me, after, q.limit)
         if q.q.strip() and not query.tokens:
             return json_out(PartyListOut(items=[], next=None))
         page = await api.lists.page(query, viewer_of(me))
@@ -288,6 +305,30 @@ def crm_routes(api: CrmApi) -> web.RouteTableDef:
             parts: list[object] = [page.next.key, page.next.id]
             nxt = encode_cursor([*parts, page.next.term] if page.next.term is not None else parts)
         return json_out(PartyListOut(items=[row_out(i, numbers) for i in page.items], next=nxt))
+
+    @routes.get(f"/api/{kinds}.csv")
+    async def download_parties(request: web.Request) -> web.Response:
+        """The clients or leads the list shows with these filters (at most ``export.MAX_ROWS``), as CSV."""
+        me = current_manager(request)
+        q = read_query(request, export.PartyCsvQuery)
+        query = await _party_query(request, api, q, me, None, 500)
+        found: list[PartyListItem] = []
+        while query.tokens or not q.q.strip():
+            page = await api.lists.page(query, viewer_of(me))
+            found.extend(page.items)
+            if page.next is None or len(found) >= export.MAX_ROWS:
+                break
+            query = replace(query, after=page.next)
+        numbers = api.fmt([p for item in found for p in item.phones])
+        lines = export.rows(found[: export.MAX_ROWS], numbers, translator(request))
+        return web.Response(
+            body=excel_table(lines, sep="," if q.sep == "comma" else ";"),
+            headers={
+                "Content-Type": "text/csv; charset=utf-8",
+                "Content-Disposition": f'attachment; filename="{request.match_info["kind"]}.csv"',
+                "Cache-Control": "no-store",
+            },
+        )
 
     @routes.post(f"/api/{kinds}")
     async def create_party(request: web.Request) -> web.Response:

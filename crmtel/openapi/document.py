@@ -54,6 +54,12 @@ ROUTES: dict[tuple[str, str], tuple[str, str, str]] = {
     ("GET", "/api/managers"): ("crm", "The team", SESSION),
     ("GET", "/api/search"): ("crm", "Search clients and leads", SESSION),
     ("GET", "/api/{kind}"): ("crm", "Clients or leads, filtered and paged by cursor", SESSION),
+    ("GET", "/api/{kind}.csv"): (
+        "crm",
+        "Clients or leads with the same search, filters and sort as a CSV file Excel opens (a BOM, `;` and "
+        "decimal commas; `sep=comma`: `,` and decimal points), at most 20,000",
+        SESSION,
+    ),
     ("POST", "/api/{kind}"): ("crm", "Create a client or lead", SESSION),
     ("GET", "/api/{kind}/{party_id}"): ("crm", "One client's or lead's card", SESSION),
     ("PATCH", "/api/{kind}/{party_id}"): ("crm", "Edit a card (refused if changed meanwhile)", SESSION),

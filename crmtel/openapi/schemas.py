@@ -10,6 +10,7 @@ from pydantic import BaseModel
 from pydantic.json_schema import models_json_schema
 
 from crmtel.callbacks.web import CallbacksQuery, CloseBody, SearchQuery
+from crmtel.crm.export import PartyCsvQuery
 from crmtel.crm.schemas import (
     ConvertIn,
     CrmSettingsOut,
@@ -108,6 +109,7 @@ QUERIES: dict[Route, type[BaseModel]] = {
     ("GET", "/api/callbacks"): CallbacksQuery,
     ("GET", "/api/search"): SearchQuery,
     ("GET", "/api/{kind}"): PartyListQuery,
+    ("GET", "/api/{kind}.csv"): PartyCsvQuery,
     ("GET", "/api/{kind}/{party_id}/timeline"): TimelineQuery,
     ("GET", "/api/deals"): DealListQuery,
     ("GET", "/api/deals.csv"): DealCsvQuery,

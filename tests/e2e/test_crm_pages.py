@@ -1082,3 +1082,42 @@ async def test_the_task_lists_csv_opens_in_russian_excel_and_keeps_its_filter(
         await expect(page.locator("[data-testid=task-row]")).to_have_count(0, timeout=SEEN)
         assert await download("tasks-csv") == rows[:1]
         await context.close()
+
+
+@pytest.mark.parametrize(("width", "height"), SIZES)
+async def test_the_client_lists_csv_is_what_the_list_shows_and_opens_in_russian_excel(
+    db: Database, browser: Browser, width: int, height: int
+) -> None:
+    """The head's client list downloads as Russian Excel reads it: a BOM, `;`, Russian headings, the clients in
+    the list's order, numbers written one way (never a bare number Excel would cut), the manager by name, the
+    open deals as a number, the last call's local time; searched for «ип», the file has Пётр alone; «CSV с
+    запятыми» has the same cells with `,`."""
+    async with crm_site(db) as site:
+        context, page = await login(browser, site, "head", width, height)
+        await page.goto(site.url("/#clients"))
+        names = page.locator("[data-testid=party-row] [data-testid=party-open]")
+        await expect(names).to_have_count(4, timeout=SEEN)
+        await _fits(page)
+        await _no_axe(page, "the client list with its downloads")
+        await assert_language(page, "ru", DATA)
+
+        async def download(testid: str) -> list[list[str]]:
+            async with page.expect_download() as info:
+                await page.locator(f"[data-testid={testid}]").click()
+            path = await (await info.value).path()
+            assert path is not None
+            raw = await asyncio.to_thread(Path(path).read_bytes)
+            assert raw.startswith(b"\xef\xbb\xbf"), raw[:20]
+            text = raw.decode("utf-8-sig")
+            return list(csv.reader(io.StringIO(text), delimiter="," if "comma" in testid else ";"))
+
+        rows = await download("party-csv")
+        assert rows[0][:2] == ["Название или ФИО", "Компания"]
+        assert [r[0] for r in rows[1:]] == [t.strip() for t in await names.all_inner_texts()]
+        petrov = next(r for r in rows if r[0] == "ИП Пётр Кузнецов")
+        assert (petrov[4], petrov[5], petrov[6]) == ("Анна Смирнова", "+7 916 777-00-07", "1")
+        assert re.fullmatch(r"\d{4}-\d\d-\d\d \d\d:\d\d", petrov[7]), petrov[7]
+        assert await download("party-csv-comma") == rows
+        assert await _search(page, "ип") == ["ИП Пётр Кузнецов"]
+        assert [r[0] for r in (await download("party-csv"))[1:]] == ["ИП Пётр Кузнецов"]
+        await context.close()

@@ -52,8 +52,16 @@ function row(item) {
     el("span", { className: "p-turnover" }, item.turnover ? fmtMoney(item.turnover) : ""));
 }
 
+// The CSV links ask for what the list shows: the same search, filters and sort (every match, not one page).
+function pointDownloads() {
+  const base = `/api/${kind === "lead" ? "leads" : "clients"}.csv?` + query(null);
+  form.csv.href = base;
+  form.csvComma.href = base + "&sep=comma";
+}
+
 async function load(append) {
   const mine = ++seq;
+  if (!append) pointDownloads();
   const res = await api("GET", `/api/${kind === "lead" ? "leads" : "clients"}?` + query(append ? next : null));
   if (mine !== seq || !res.ok || !res.data) return;
   const items = res.data.items.map(row);
@@ -130,6 +138,9 @@ function mount(section, manager) {
   form.newForm = newForm();
   form.newButton = el("button", { type: "button", className: "btn primary", testid: "party-new", onclick: createParty });
   count = el("span", { className: "muted", testid: "party-count", attrs: { "aria-live": "polite" } });
+  form.csv = el("a", { className: "btn small", href: "/api/clients.csv", testid: "party-csv", attrs: { download: "" } }, "CSV");
+  form.csvComma = el("a", { className: "btn small", href: "/api/clients.csv?sep=comma", testid: "party-csv-comma",
+    attrs: { download: "" }, i18n: "crm.csv.comma" });
   rows = el("ol", { className: "party-list", testid: "party-list", attrs: { "aria-labelledby": "clients-title" } });
   empty = el("p", { className: "empty", i18n: "crm.list_empty", hidden: true, testid: "party-empty" });
   more = el("button", { type: "button", className: "btn", i18n: "page.history.more", hidden: true, testid: "party-more",
@@ -148,7 +159,8 @@ function mount(section, manager) {
         el("small", { className: "muted", i18n: "crm.search_hint" })),
       field("crm.filter.manager", form.manager), field("crm.filter.deals", form.deals),
       field("crm.filter.silent", form.silent), form.statusField, field("crm.sort.label", form.sort)),
-    el("div", { className: "list-meta" }, count),
+    el("div", { className: "list-meta" }, count,
+      el("span", { className: "downloads" }, el("span", { i18n: "crm.csv.parties_download" }), form.csv, form.csvComma)),
     el("div", { className: "party-cols", attrs: { "aria-hidden": "true" } },
       ["name", "phones", "manager", "deals", "last", "turnover"].map((c) => el("span", { className: "p-" + c, i18n: "crm.col." + c }))),
     rows, empty, more);
