@@ -21,13 +21,19 @@ from tests.cluster.nodes import (
     survivors_finish,
     wait_leader,
 )
-from tests.fixtures.bitrix24 import CLIENT_ID, CLIENT_SECRET, fake_portal, recordings
+from tests.fixtures.bitrix24 import (
+    CLIENT_ID,
+    CLIENT_SECRET,
+    assert_one_activity_per_call,
+    fake_portal,
+    recordings,
+    settled,
+)
 from tests.fixtures.daemon import DaemonPool
 from tests.fixtures.fake_ami import wait_for
 from tests.fixtures.races import RACES_PROCESSES
 from tests.fixtures.traces import SCENARIOS
 from tests.integration.test_ami_pipeline import serving
-from tests.integration.test_bitrix24 import _assert_one_activity_per_call, _settled
 from tests.integration.test_daemon_crash import SPEED, busy_pbx
 
 # Races real processes (tests/fixtures/races.py).
@@ -62,12 +68,12 @@ async def test_a_killed_leader_mid_delivery_leaves_one_bitrix24_call_per_call(
         await kill_nodes(nodes, doomed)
         fake.answer_delay.clear()
         await survivors_finish(
-            nodes, doomed, leader=leader, db=db, server=server, stream=stream, settled=lambda: _settled(db)
+            nodes, doomed, leader=leader, db=db, server=server, stream=stream, settled=lambda: settled(db)
         )
     unrecorded = {
         s.record.linkedid for s in await CallRepository(db).between() if not s.record.recording_file
     }
-    _assert_one_activity_per_call(fake, SCENARIOS, unrecorded=unrecorded)
+    assert_one_activity_per_call(fake, SCENARIOS, unrecorded=unrecorded)
     async with db.session() as session:
         answers = list((await session.execute(select(ConnectorDeliveryRow.answer))).scalars())
     assert any("finished before" in a for a in answers), "the held finish was not redelivered"

@@ -16,13 +16,12 @@ import aiohttp
 import pytest
 import structlog
 from aiohttp.test_utils import TestServer
-from pydantic import SecretStr
 from sqlalchemy import select, text
 
 from crmtel.apitokens.models import PREFIX, ROUTE_SCOPES, Scope
 from crmtel.apitokens.service import ApiTokens
 from crmtel.app import start
-from crmtel.config import AmiSettings, LogSettings, RoutingSettings, Settings, WebSettings
+from crmtel.config import WebSettings
 from crmtel.domain import Role
 from crmtel.errors import CrmtelError
 from crmtel.openapi.document import ROUTES, SESSION, document
@@ -33,7 +32,7 @@ from crmtel.store.api_tokens import ApiTokenRepository
 from crmtel.store.db import Database
 from crmtel.store.managers import ManagerRepository
 from crmtel.store.models import ApiTokenRow
-from tests.fixtures.daemon import free_port
+from tests.fixtures.daemon import app_settings
 from tests.fixtures.openapi_check import ANSWERS
 from tests.integration.test_cli_admin import run
 from tests.integration.test_crm_api import crm_app, logged_in
@@ -292,12 +291,8 @@ async def test_a_reports_token_reads_the_reports_of_the_running_crmtel(
 ) -> None:
     """On crmtel as `crmtel run` builds it: a reports:read token gets a head's report as JSON and the board's
     data; a crm:read token is refused there (403 naming reports:read) but lists clients."""
-    settings = Settings(
-        database_url=database_url,
-        ami=AmiSettings(port=free_port(), secret=SecretStr("s")),
-        routing=RoutingSettings(agi_host="127.0.0.1", agi_port=0),
-        web=WebSettings(host="127.0.0.1", port=0),
-        log=LogSettings(level="warning"),
+    settings = app_settings(
+        database_url,
     )
     async with start(settings) as running, aiohttp.ClientSession(base_url=running.web_url) as http:
         await ManagerRepository(db).save(login="head", name="Head", role=Role.HEAD)

@@ -4,134 +4,46 @@ trace as one telephony call, outages, rate limits, token expiry, a node killed m
 from __future__ import annotations
 
 import asyncio
-import contextlib
-from collections.abc import AsyncIterator, Sequence
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Any
 
 import aiohttp
-from aiohttp import web
-from pydantic import SecretStr
 from sqlalchemy import func, select
 from sqlalchemy.orm import aliased
 
 from crmtel.app import start
-from crmtel.bitrix24.client import Bitrix24Client
 from crmtel.bitrix24.fake import FakeBitrix24
-from crmtel.bitrix24.service import Bitrix24Sink
-from crmtel.bitrix24.tokens import TokenStore
-from crmtel.bitrix24.web import PATH, EventHandler, bitrix24_routes
+from crmtel.bitrix24.web import PATH, EventHandler
 from crmtel.calls.service import CallService
 from crmtel.config import (
-    AmiSettings,
-    Bitrix24Settings,
     CallsSettings,
-    LogSettings,
     OutboxSettings,
-    RoutingSettings,
-    Settings,
-    WebSettings,
 )
 from crmtel.connectors.service import ConnectorService, OutboxTap, utcnow
-from crmtel.dial.models import DialRefused, DialRequest, DialResult, DialStatus
-from crmtel.domain import CallEnded, CallRecord, Direction, Manager, Outcome
+from crmtel.dial.models import DialRefused, DialRequest
+from crmtel.domain import CallEnded, Direction, Manager
 from crmtel.store.db import Database
 from crmtel.store.models import ConnectorDeliveryRow, ConnectorEventRow, ConnectorTokenRow
-from crmtel.store.outbox import OutboxRepository, SealedTokens
+from crmtel.store.outbox import OutboxRepository
 from crmtel.store.parties import PartyRepository
-from tests.fixtures.bitrix24 import expected_activity, fake_portal, recordings, settings_for
-from tests.fixtures.daemon import free_port
-from tests.fixtures.fake_ami import wait_until
-from tests.fixtures.traces import BASE_TIME, SCENARIOS, load_expected, load_messages
-
-FAST = OutboxSettings(
-    retry_min_seconds=0.05, retry_max_seconds=0.3, poll_seconds=0.05, backlog_seconds=0.1, lease_seconds=5
+from tests.fixtures.bitrix24 import (
+    FAST,
+    Dialer,
+    answered_call,
+    assert_one_activity_per_call,
+    deliver,
+    drive,
+    fake_portal,
+    handler_app,
+    install,
+    recordings,
+    settings_for,
+    settled,
+    sink_for,
 )
-
-
-class _Dialer:
-    """crmtel's click-to-call as the event handler sees it (records what it was asked to place)."""
-
-    def __init__(self) -> None:
-        self.placed: list[DialRequest] = []
-
-    async def prepare(
-        self,
-        number: str,
-        *,
-        manager: Manager | None,
-        extension: str | None = None,
-        pbx: str | None = None,
-        name: str | None = None,
-    ) -> DialRequest:
-        return DialRequest(f"crmtel-{len(self.placed) + 1:016x}", "pbx1", extension or "", number, number)
-
-    async def start(self, request: DialRequest, *, manager_id: int | None = None) -> DialResult:
-        self.placed.append(request)
-        return DialResult(request, DialStatus.CALLING, datetime.now(UTC))
-
-
-def _sink(db: Database, settings: Bitrix24Settings, folder: Path) -> Bitrix24Sink:
-    tokens = TokenStore(SealedTokens(db), settings.client_secret.get_secret_value())
-    return Bitrix24Sink(settings, Bitrix24Client(settings, tokens), db, folder)
-
-
-@contextlib.asynccontextmanager
-async def _handler_app(handler: EventHandler) -> AsyncIterator[str]:
-    """The event handler on loopback (as crmtel's web app mounts it); yields its URL."""
-    app = web.Application()
-    app.add_routes(bitrix24_routes(handler))
-    runner = web.AppRunner(app)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    server: Any = site._server
-    try:
-        yield f"http://127.0.0.1:{server.sockets[0].getsockname()[1]}{PATH}"
-    finally:
-        await runner.cleanup()
-
-
-async def _install(
-    db: Database, fake: FakeBitrix24, settings: Bitrix24Settings, folder: Path
-) -> Bitrix24Sink:
-    sink = _sink(db, settings, folder)
-    async with _handler_app(EventHandler(sink.client, sink.users, db, None)) as url:
-        assert await fake.install(url) == 200
-    return sink
-
-
-async def _drive(service: CallService, scenarios: Sequence[str]) -> None:
-    for i, scenario in enumerate(scenarios):
-        for item in load_messages(scenario):
-            await service.on_event("pbx1", item.message, BASE_TIME + timedelta(seconds=item.t + 60 * i))
-        await service.flush()
-
-
-async def _settled(db: Database) -> bool:
-    return set(await OutboxRepository(db).states("bitrix24")) <= {"delivered"}
-
-
-def _assert_one_activity_per_call(
-    fake: FakeBitrix24, scenarios: Sequence[str], unrecorded: set[str] | frozenset[str] = frozenset()
-) -> None:
-    """Exactly the activities the traces should make: one per call, right user, code, duration ±1 s, record."""
-    by_external = {a.external_call_id: a for a in fake.activities}
-    assert len(by_external) == len(fake.activities), "a call was finished twice"
-    wanted = {load_expected(s)["linkedid"]: expected_activity(s) for s in scenarios}
-    assert set(by_external) == {k for k, v in wanted.items() if v is not None}
-    for linkedid, want in wanted.items():
-        if want is None:
-            continue
-        user, code, duration, record = want
-        got = by_external[linkedid]
-        records = [] if linkedid in unrecorded else [record]
-        assert (got.user_id, got.status_code, got.records) == (user, code, records), linkedid
-        assert abs(got.duration - duration) <= 1, linkedid
-        assert got.start_date is not None
-        assert got.start_date.endswith("+00:00"), got.start_date
-    assert all(r.finished for r in fake.registrations.values()), "a registered call was left open"
+from tests.fixtures.daemon import app_settings
+from tests.fixtures.fake_ami import wait_until
+from tests.fixtures.traces import SCENARIOS
 
 
 async def test_every_trace_becomes_exactly_one_bitrix24_call(db: Database, tmp_path: Path) -> None:
@@ -139,12 +51,12 @@ async def test_every_trace_becomes_exactly_one_bitrix24_call(db: Database, tmp_p
     folder = recordings(tmp_path / "monitor")
     async with fake_portal() as fake:
         settings = settings_for(fake)
-        sink = await _install(db, fake, settings, folder)
+        sink = await install(db, fake, settings, folder)
         async with ConnectorService([sink], OutboxRepository(db), FAST, node="a") as connectors:
             service = CallService(db, CallsSettings(), PartyRepository(db), tap=connectors.tap)
-            await _drive(service, SCENARIOS)
-            await wait_until(lambda: _settled(db), limit=30)
-        _assert_one_activity_per_call(fake, SCENARIOS)
+            await drive(service, SCENARIOS)
+            await wait_until(lambda: settled(db), limit=30)
+        assert_one_activity_per_call(fake, SCENARIOS)
         # Queue phones that rang got the card; the ones that stopped ringing had it hidden.
         assert fake.shown
         assert fake.hidden
@@ -157,8 +69,8 @@ async def test_the_tokens_are_sealed_at_rest_and_a_wrong_application_token_is_re
     """The stored blob holds no token in clear; events with another application token get 403."""
     async with fake_portal() as fake:
         settings = settings_for(fake)
-        sink = _sink(db, settings, tmp_path)
-        async with _handler_app(EventHandler(sink.client, sink.users, db, _Dialer())) as url:
+        sink = sink_for(db, settings, tmp_path)
+        async with handler_app(EventHandler(sink.client, sink.users, db, Dialer())) as url:
             # An install whose tokens do not work on the portal (forged) is refused and stores nothing.
             forged = {"access_token": "x" * 32, "refresh_token": "y" * 32, "domain": f"127.0.0.1:{fake.port}"}
             assert await fake.post_event(url, "ONAPPINSTALL", {}, tokens=forged) == 403
@@ -190,9 +102,9 @@ async def test_only_a_portal_administrator_can_install_or_replace_the_applicatio
     An administrator's re-install (a new application token) is taken."""
     async with fake_portal() as fake:
         settings = settings_for(fake)
-        sink = _sink(db, settings, tmp_path)
-        dialer = _Dialer()
-        async with _handler_app(EventHandler(sink.client, sink.users, db, dialer)) as url:
+        sink = sink_for(db, settings, tmp_path)
+        dialer = Dialer()
+        async with handler_app(EventHandler(sink.client, sink.users, db, dialer)) as url:
             assert await fake.install(url) == 200
             installed = await sink.client.tokens.load()
             assert installed is not None
@@ -237,22 +149,22 @@ async def test_an_outage_rate_limits_and_an_expired_token_lose_and_duplicate_not
     folder = recordings(tmp_path / "monitor")
     async with fake_portal() as fake:
         settings = settings_for(fake)
-        sink = await _install(db, fake, settings, folder)
+        sink = await install(db, fake, settings, folder)
         port = fake.port
         await fake.stop()
         async with ConnectorService([sink], OutboxRepository(db), FAST, node="a") as connectors:
             service = CallService(db, CallsSettings(), PartyRepository(db), tap=connectors.tap)
-            await _drive(service, SCENARIOS[:4])
+            await drive(service, SCENARIOS[:4])
             worker = connectors.workers[0]
             await wait_until(lambda: _retried(worker.retried, 3))
             fake.limit_next = 6
             await fake.start(port)
             await wait_until(lambda: _some_finished(fake))
             fake.expire_tokens()
-            await _drive(service, SCENARIOS[4:])
-            await wait_until(lambda: _settled(db), limit=30)
+            await drive(service, SCENARIOS[4:])
+            await wait_until(lambda: settled(db), limit=30)
         assert sink.client.refreshes >= 1
-        _assert_one_activity_per_call(fake, SCENARIOS)
+        assert_one_activity_per_call(fake, SCENARIOS)
         async with db.session() as session:
             answers = list((await session.execute(select(ConnectorDeliveryRow.answer))).scalars())
         # The delivery log kept the portal's answers: no answer while it was down, then its rate limit.
@@ -276,13 +188,13 @@ async def test_a_node_killed_mid_delivery_is_taken_over_without_a_second_bitrix2
     repo = OutboxRepository(db)
     async with fake_portal() as fake:
         settings = settings_for(fake)
-        sink_a = await _install(db, fake, settings, folder)
+        sink_a = await install(db, fake, settings, folder)
         service = CallService(db, CallsSettings(), PartyRepository(db), tap=OutboxTap([sink_a]))
-        await _drive(service, SCENARIOS)
+        await drive(service, SCENARIOS)
         # Node a works through the outbox for a while but settles only every other event it sends: the others it
         # "sent, then died" before recording the answer, and their claims run out.
         rounds = 0
-        while rounds < 6 and not await _settled(db):
+        while rounds < 6 and not await settled(db):
             claimed = await repo.claim("bitrix24", "a", utcnow(), timedelta(seconds=0.2), 50)
             if not claimed:
                 await asyncio.sleep(0.05)
@@ -294,9 +206,9 @@ async def test_a_node_killed_mid_delivery_is_taken_over_without_a_second_bitrix2
             rounds += 1
         assert rounds == 6, "node a should die with work left"
         await sink_a.aclose()
-        async with ConnectorService([_sink(db, settings, folder)], repo, FAST, node="b"):
-            await wait_until(lambda: _settled(db), limit=30)
-        _assert_one_activity_per_call(fake, SCENARIOS)
+        async with ConnectorService([sink_for(db, settings, folder)], repo, FAST, node="b"):
+            await wait_until(lambda: settled(db), limit=30)
+        assert_one_activity_per_call(fake, SCENARIOS)
 
 
 async def test_click_to_call_from_bitrix24_dials_and_finishes_its_own_call_without_registering_again(
@@ -305,35 +217,25 @@ async def test_click_to_call_from_bitrix24_dials_and_finishes_its_own_call_witho
     """ONEXTERNALCALLSTART: crmtel dials from the user's extension; the call's end finishes Bitrix24's CALL_ID."""
     async with fake_portal() as fake:
         settings = settings_for(fake)
-        sink = _sink(db, settings, tmp_path)
-        dialer = _Dialer()
-        async with _handler_app(EventHandler(sink.client, sink.users, db, dialer)) as url:
+        sink = sink_for(db, settings, tmp_path)
+        dialer = Dialer()
+        async with handler_app(EventHandler(sink.client, sink.users, db, dialer)) as url:
             assert await fake.install(url) == 200
             status, call_id = await fake.click_to_call(url, 12, "79161110001")
         assert status == 200
         (placed,) = dialer.placed
         assert (placed.extension, placed.number) == ("102", "79161110001")
-        start = datetime(2026, 12, 6, 10, 0, tzinfo=UTC)
-        record = CallRecord(
-            "pbx1",
+        record = answered_call(
             "1795.1",
             Direction.OUTBOUND,
             "102",
-            None,
             "79161110001",
-            start,
             answered_by="102",
-            outcome=Outcome.ANSWERED,
-            answered_at=start + timedelta(seconds=5),
-            ended_at=start + timedelta(seconds=47),
-            talk_seconds=42.0,
+            ring_seconds=5,
+            talk_seconds=42,
             originate_id=placed.originate_id,
         )
-        tap = OutboxTap([sink])
-        async with db.session() as session:
-            await tap.write_in(session, [CallEnded("pbx1:1795.1", record, record.ended_at or start)])
-        async with ConnectorService([sink], OutboxRepository(db), FAST, node="a"):
-            await wait_until(lambda: _settled(db), limit=20)
+        await deliver(db, sink, CallEnded("pbx1:1795.1", record, record.ended_at or record.started_at))
         assert len(fake.registrations) == 1
         (activity,) = fake.activities
         assert (activity.call_id, activity.user_id, activity.duration, activity.status_code) == (
@@ -377,12 +279,8 @@ async def test_the_fake_is_strict_like_the_real_portal(db: Database, tmp_path: P
 async def test_a_running_crmtel_takes_the_install_and_refuses_forged_events(database_url: str) -> None:
     """The handler is mounted without login at /integrations/bitrix24/events; /healthz lists the bitrix24 outbox."""
     async with fake_portal() as fake:
-        settings = Settings(
-            database_url=database_url,
-            ami=AmiSettings(port=free_port(), secret=SecretStr("s")),
-            routing=RoutingSettings(agi_host="127.0.0.1", agi_port=0),
-            web=WebSettings(host="127.0.0.1", port=0),
-            log=LogSettings(level="warning"),
+        settings = app_settings(
+            database_url,
             bitrix24=settings_for(fake),
         )
         async with start(settings) as running, aiohttp.ClientSession() as http:
@@ -399,9 +297,9 @@ async def test_hostile_events_get_clear_answers_never_a_500(db: Database, tmp_pa
     """JSON instead of a form 415, a flood of fields 400, a click-to-call without CALL_ID 400, the store gone 503."""
     async with fake_portal() as fake:
         settings = settings_for(fake)
-        sink = _sink(db, settings, tmp_path)
+        sink = sink_for(db, settings, tmp_path)
         async with (
-            _handler_app(EventHandler(sink.client, sink.users, db, _Dialer())) as url,
+            handler_app(EventHandler(sink.client, sink.users, db, Dialer())) as url,
             aiohttp.ClientSession() as http,
         ):
             assert await fake.install(url) == 200
@@ -416,9 +314,9 @@ async def test_hostile_events_get_clear_answers_never_a_500(db: Database, tmp_pa
             async with http.post(url, data=body, headers=form) as response:
                 assert response.status == 400
             broken = Database("sqlite+aiosqlite:////nonexistent-dir/crmtel.db")
-            sink_broken = _sink(broken, settings, tmp_path)
+            sink_broken = sink_for(broken, settings, tmp_path)
             async with (
-                _handler_app(EventHandler(sink_broken.client, sink_broken.users, broken, None)) as url2,
+                handler_app(EventHandler(sink_broken.client, sink_broken.users, broken, None)) as url2,
                 http.post(url2, data=body, headers=form) as response,
             ):
                 assert response.status == 503
@@ -427,7 +325,7 @@ async def test_hostile_events_get_clear_answers_never_a_500(db: Database, tmp_pa
         await sink.aclose()
 
 
-class _RefusingDialer(_Dialer):
+class _RefusingDialer(Dialer):
     """A click-to-call crmtel will not place (another's phone, a stopped number …)."""
 
     async def prepare(
@@ -448,13 +346,13 @@ async def test_a_click_to_call_crmtel_refuses_is_finished_as_cancelled_not_left_
     """Bitrix24 registered the call before asking; crmtel refuses to dial: the call is finished 603-S."""
     async with fake_portal() as fake:
         settings = settings_for(fake)
-        sink = _sink(db, settings, tmp_path)
-        async with _handler_app(EventHandler(sink.client, sink.users, db, _RefusingDialer())) as url:
+        sink = sink_for(db, settings, tmp_path)
+        async with handler_app(EventHandler(sink.client, sink.users, db, _RefusingDialer())) as url:
             assert await fake.install(url) == 200
             status, call_id = await fake.click_to_call(url, 12, "79161110001")
         assert status == 200
         async with ConnectorService([sink], OutboxRepository(db), FAST, node="a"):
-            await wait_until(lambda: _settled(db), limit=20)
+            await wait_until(lambda: settled(db), limit=20)
     (activity,) = fake.activities
     assert (activity.call_id, activity.user_id, activity.status_code, activity.duration) == (
         call_id,
@@ -507,14 +405,14 @@ async def test_a_ten_minute_outage_with_the_default_backoff_loses_and_duplicates
         # Paced faster than the portal's 2/s: ~150 requests fall due at once when it is back, and this test is
         # about the backoff, not the rate limit (at 2/s past the burst they alone take about a minute).
         settings = settings_for(fake, rate_per_second=20.0)
-        sink = await _install(db, fake, settings, folder)
+        sink = await install(db, fake, settings, folder)
         port = fake.port
         await fake.stop()
         async with ConnectorService(
             [sink], OutboxRepository(db), shipped, node="a", clock=clock
         ) as connectors:
             service = CallService(db, CallsSettings(), PartyRepository(db), tap=connectors.tap)
-            await _drive(service, SCENARIOS)
+            await drive(service, SCENARIOS)
             worker = connectors.workers[0]
             await wait_until(lambda: _retried(worker.retried, 1))
             for _minute in range(10):
@@ -523,8 +421,8 @@ async def test_a_ten_minute_outage_with_the_default_backoff_loses_and_duplicates
                 await wait_until(lambda: _nothing_due(db, clock()))
             await fake.start(port)
             clock.offset += timedelta(hours=1)  # past the longest backoff so far: every event is due
-            await wait_until(lambda: _settled(db), limit=180)
-        _assert_one_activity_per_call(fake, SCENARIOS)
+            await wait_until(lambda: settled(db), limit=180)
+        assert_one_activity_per_call(fake, SCENARIOS)
         # With 5 s doubling, ten minutes hold a handful of attempts per event (5, 10, 20 … 320 s), not one per poll.
         async with db.session() as session:
             rows = await session.execute(

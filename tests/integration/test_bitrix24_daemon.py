@@ -13,13 +13,19 @@ from crmtel.bitrix24.web import PATH
 from crmtel.store.calls import CallRepository
 from crmtel.store.db import Database
 from crmtel.store.models import ConnectorDeliveryRow
-from tests.fixtures.bitrix24 import CLIENT_ID, CLIENT_SECRET, fake_portal, recordings
+from tests.fixtures.bitrix24 import (
+    CLIENT_ID,
+    CLIENT_SECRET,
+    assert_one_activity_per_call,
+    fake_portal,
+    recordings,
+    settled,
+)
 from tests.fixtures.daemon import DaemonPool, free_ports, linkedids, pbx_settings, write_config
 from tests.fixtures.fake_ami import wait_for, wait_until
 from tests.fixtures.races import RACES_PROCESSES
 from tests.fixtures.traces import SCENARIOS
 from tests.integration.test_ami_pipeline import serving
-from tests.integration.test_bitrix24 import _assert_one_activity_per_call, _settled
 from tests.integration.test_daemon_crash import busy_pbx, wait_all_ended, wait_logins
 
 # Races real processes (tests/fixtures/races.py).
@@ -86,13 +92,13 @@ async def test_kill_9_with_a_finish_on_the_wire_leaves_one_bitrix24_call_per_cal
         await wait_logins(server, 2)
         server.resume()
         await wait_all_ended(CallRepository(db), linkedids(stream), limit=60)
-        await wait_until(lambda: _settled(db), limit=60)
+        await wait_until(lambda: settled(db), limit=60)
         assert await second.terminate(limit=10) == 0, second.describe()
     # The portal follows crmtel's record: a call stored without its recording gets none attached.
     unrecorded = {
         s.record.linkedid for s in await CallRepository(db).between() if not s.record.recording_file
     }
-    _assert_one_activity_per_call(fake, SCENARIOS, unrecorded=unrecorded)
+    assert_one_activity_per_call(fake, SCENARIOS, unrecorded=unrecorded)
     assert any("finished before" in answer for answer in await _all_answers(db)), "no redelivered finish"
 
 

@@ -7,11 +7,9 @@ import argparse
 import asyncio
 import contextlib
 from collections.abc import AsyncIterator
-from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import aiohttp
-from pydantic import SecretStr
 
 from crmtel.app import start
 from crmtel.bitrix24.commands import _authorize
@@ -19,21 +17,20 @@ from crmtel.bitrix24.fake import FakeBitrix24
 from crmtel.bitrix24.offline import OfflineEvents
 from crmtel.bitrix24.web import EventHandler
 from crmtel.config import (
-    AmiSettings,
     Bitrix24Settings,
-    LogSettings,
-    RoutingSettings,
-    Settings,
-    WebSettings,
 )
-from crmtel.connectors.service import ConnectorService, OutboxTap
-from crmtel.domain import CallEnded, CallRecord, Direction, Outcome
+from crmtel.domain import CallEnded, Direction
 from crmtel.store.db import Database
-from crmtel.store.outbox import OutboxRepository
-from tests.fixtures.bitrix24 import fake_portal, settings_for
-from tests.fixtures.daemon import free_port
+from tests.fixtures.bitrix24 import (
+    Dialer,
+    answered_call,
+    deliver,
+    fake_portal,
+    settings_for,
+    sink_for,
+)
+from tests.fixtures.daemon import app_settings
 from tests.fixtures.fake_ami import wait_until
-from tests.integration.test_bitrix24 import FAST, _Dialer, _settled, _sink
 
 POLL = 0.05
 
@@ -65,9 +62,9 @@ async def test_click_to_call_is_polled_dialled_once_and_finished_under_bitrix24s
     async with fake_portal() as fake:
         settings = _offline(fake)
         assert settings.offline_events
-        sink = _sink(db, settings, tmp_path)
+        sink = sink_for(db, settings, tmp_path)
         await sink.client.authorize(fake.authorization_code())
-        dialer = _Dialer()
+        dialer = Dialer()
         poller = OfflineEvents(sink.client, EventHandler(sink.client, sink.users, db, dialer), interval=POLL)
         async with _polling(poller):
             await wait_until(lambda: _true(fake.bindings.get("ONEXTERNALCALLSTART") == "offline"))
@@ -85,26 +82,17 @@ async def test_click_to_call_is_polled_dialled_once_and_finished_under_bitrix24s
         (placed,) = dialer.placed
         assert (placed.extension, placed.number) == ("102", "79161110001")
         assert {"event.offline.get", "event.offline.clear"} <= set(fake.requests)
-        start_at = datetime(2026, 12, 6, 10, 0, tzinfo=UTC)
-        record = CallRecord(
-            "pbx1",
+        record = answered_call(
             "1795.9",
             Direction.OUTBOUND,
             "102",
-            None,
             "79161110001",
-            start_at,
             answered_by="102",
-            outcome=Outcome.ANSWERED,
-            answered_at=start_at + timedelta(seconds=4),
-            ended_at=start_at + timedelta(seconds=34),
-            talk_seconds=30.0,
+            ring_seconds=4,
+            talk_seconds=30,
             originate_id=placed.originate_id,
         )
-        async with db.session() as session:
-            await OutboxTap([sink]).write_in(session, [CallEnded("pbx1:1795.9", record, start_at)])
-        async with ConnectorService([sink], OutboxRepository(db), FAST, node="a"):
-            await wait_until(lambda: _settled(db), limit=20)
+        await deliver(db, sink, CallEnded("pbx1:1795.9", record, record.started_at))
         assert len(fake.registrations) == 1, "registered again"
         (activity,) = fake.activities
         assert (activity.call_id, activity.user_id, activity.duration, activity.status_code) == (
@@ -123,7 +111,7 @@ async def test_a_batch_taken_but_not_handled_is_asked_for_again_and_errors_back_
     retried; an entry that is no click-to-call is marked erroneous (event.offline.error), not retried."""
     async with fake_portal() as fake:
         settings = _offline(fake)
-        sink = _sink(db, settings, tmp_path)
+        sink = sink_for(db, settings, tmp_path)
         await sink.client.authorize(fake.authorization_code())
         blind = OfflineEvents(sink.client, EventHandler(sink.client, sink.users, db, None), interval=POLL)
         fake.bindings["ONEXTERNALCALLSTART"] = "offline"
@@ -135,7 +123,7 @@ async def test_a_batch_taken_but_not_handled_is_asked_for_again_and_errors_back_
         assert waiting.process_id is not None
         assert waiting.process_id == blind.process_id
         assert [e.message_id for e in fake.offline if e.error] == ["broken"]
-        dialer = _Dialer()
+        dialer = Dialer()
         restarted = OfflineEvents(
             sink.client, EventHandler(sink.client, sink.users, db, dialer), interval=POLL
         )
@@ -159,12 +147,8 @@ async def test_a_running_crmtel_without_public_url_polls_and_finishes_a_refused_
     """`crmtel bitrix24 authorize CODE` (a spent code refused), then `crmtel run` with no public_url: a click by a
     portal user with no internal number is polled, refused, and Bitrix24's call finished as cancelled."""
     async with fake_portal() as fake:
-        settings = Settings(
-            database_url=database_url,
-            ami=AmiSettings(port=free_port(), secret=SecretStr("s")),
-            routing=RoutingSettings(agi_host="127.0.0.1", agi_port=0),
-            web=WebSettings(host="127.0.0.1", port=0),
-            log=LogSettings(level="warning"),
+        settings = app_settings(
+            database_url,
             bitrix24=settings_for(fake, public_url="", offline_poll_seconds=1),
         )
         assert await _authorize(argparse.Namespace(code=fake.authorization_code()), settings) == 0

@@ -17,7 +17,16 @@ from crmtel.fakepbx.server import load_jsonl, recording_epoch
 from crmtel.store.db import Database
 from crmtel.store.outbox import OutboxRepository
 from crmtel.store.parties import PartyRepository
-from tests.fixtures.bitrix24 import fake_portal, recordings, settings_for
+from tests.fixtures.bitrix24 import (
+    FAST,
+    assert_one_activity_per_call,
+    fake_portal,
+    install,
+    recordings,
+    settings_for,
+    settled,
+    sink_for,
+)
 from tests.fixtures.cdr_data import legs_of_stream, write_master_csv
 from tests.fixtures.fake_ami import wait_until
 from tests.fixtures.traces import (
@@ -27,13 +36,6 @@ from tests.fixtures.traces import (
     TRACES_DIR,
     load_expected,
     load_messages,
-)
-from tests.integration.test_bitrix24 import (
-    FAST,
-    _assert_one_activity_per_call,
-    _install,
-    _settled,
-    _sink,
 )
 
 MOSCOW = ZoneInfo("Europe/Moscow")
@@ -52,7 +54,7 @@ async def test_a_call_transferred_after_its_card_was_shown_is_finished_by_who_to
         (tmp_path / name).write_bytes(b"RIFF" + bytes(64))
     async with fake_portal() as fake:
         fake.users.update({u.id: u for u in LIVE_USERS})
-        sink = await _install(db, fake, settings_for(fake), tmp_path)
+        sink = await install(db, fake, settings_for(fake), tmp_path)
         async with ConnectorService([sink], OutboxRepository(db), FAST, node="a") as connectors:
             service = CallService(db, CallsSettings(), PartyRepository(db), tap=connectors.tap)
             for i, scenario in enumerate(scenarios):
@@ -60,7 +62,7 @@ async def test_a_call_transferred_after_its_card_was_shown_is_finished_by_who_to
                     at = BASE_TIME + timedelta(seconds=item.t + 60 * i)
                     await service.on_event("pbx1", item.message, at)
                 await service.flush()
-            await wait_until(lambda: _settled(db), limit=30)
+            await wait_until(lambda: settled(db), limit=30)
     transfer = load_expected("attended-transfer", LIVE_TRACES_DIR)
     forwarded = load_expected("forwarded-to-mobile", LIVE_TRACES_DIR)
     by_external = {a.external_call_id: a for a in fake.activities}
@@ -95,7 +97,7 @@ async def test_backfilled_calls_reach_bitrix24_once_also_those_the_live_path_sen
     seen = SCENARIOS[:4]
     async with fake_portal() as fake:
         b24 = settings_for(fake)
-        sink = await _install(db, fake, b24, folder)
+        sink = await install(db, fake, b24, folder)
         async with ConnectorService([sink], OutboxRepository(db), FAST, node="a") as connectors:
             service = CallService(db, CallsSettings(), PartyRepository(db), tap=connectors.tap)
             for scenario in seen:  # at the times the PBX logged them (the CDR's), so both paths name one call
@@ -105,7 +107,7 @@ async def test_backfilled_calls_reach_bitrix24_once_also_those_the_live_path_sen
                     at = datetime.fromtimestamp(epoch + item.t, UTC)
                     await service.on_event("pbx1", item.message, at)
                 await service.flush()
-            await wait_until(lambda: _settled(db), limit=30)
+            await wait_until(lambda: settled(db), limit=30)
         assert len(fake.activities) == len(
             [s for s in seen if load_expected(s)["caller_number"] != "anonymous"]
         )
@@ -126,12 +128,12 @@ async def test_backfilled_calls_reach_bitrix24_once_also_those_the_live_path_sen
         states = await OutboxRepository(db).states("bitrix24")
         assert "pending" in set(states), "the backfilled calls were not staged"
         # (each ConnectorService closes its sinks when it stops: a new one per run, as a restarted crmtel has)
-        async with ConnectorService([_sink(db, b24, folder)], OutboxRepository(db), FAST, node="a"):
-            await wait_until(lambda: _settled(db), limit=30)
+        async with ConnectorService([sink_for(db, b24, folder)], OutboxRepository(db), FAST, node="a"):
+            await wait_until(lambda: settled(db), limit=30)
         # Backfill again: nothing new is staged, nothing is sent twice.
         assert await backfill(args, settings) == 0
-        async with ConnectorService([_sink(db, b24, folder)], OutboxRepository(db), FAST, node="a"):
-            await wait_until(lambda: _settled(db), limit=30)
+        async with ConnectorService([sink_for(db, b24, folder)], OutboxRepository(db), FAST, node="a"):
+            await wait_until(lambda: settled(db), limit=30)
     by_external = {a.external_call_id: a for a in fake.activities}
     assert len(by_external) == len(fake.activities), "a call was finished twice"
     wanted = {
@@ -139,4 +141,4 @@ async def test_backfilled_calls_reach_bitrix24_once_also_those_the_live_path_sen
     }
     assert set(by_external) == wanted
     assert all(r.finished for r in fake.registrations.values()), "a registered call was left open"
-    _assert_one_activity_per_call(fake, SCENARIOS, unrecorded=set())
+    assert_one_activity_per_call(fake, SCENARIOS, unrecorded=set())

@@ -15,9 +15,8 @@ from crmtel.store.db import Database
 from crmtel.store.managers import ManagerRepository
 from crmtel.store.outbox import SealedTokens
 from crmtel.store.parties import PartyRepository
-from tests.fixtures.bitrix24 import fake_portal, settings_for
+from tests.fixtures.bitrix24 import fake_portal, install, settings_for
 from tests.fixtures.fake_ami import wait_for
-from tests.integration.test_bitrix24 import _install
 
 SETTINGS = RoutingSettings(deadline_ms=2000, default_queue="retail")
 
@@ -29,7 +28,7 @@ async def test_an_unknown_caller_goes_to_the_manager_bitrix24_names_and_the_answ
     await ManagerRepository(db).save(login="boris", name="Борис", extensions=("102",))
     async with fake_portal() as fake:
         settings = settings_for(fake)
-        sink = await _install(db, fake, settings, tmp_path)
+        sink = await install(db, fake, settings, tmp_path)
         fake.entities["79161110001"] = ("CONTACT", 651, 12)
         lookup = Bitrix24Responsible(PartyRepository(db), sink.client, sink.users, db)
         router = RoutingService(lookup, SETTINGS)
@@ -54,7 +53,7 @@ async def test_a_slow_or_absent_portal_fails_open_within_the_deadline(db: Databa
     await ManagerRepository(db).save(login="boris", name="Борис", extensions=("102",))
     async with fake_portal() as fake:
         settings = settings_for(fake)
-        sink = await _install(db, fake, settings, tmp_path)
+        sink = await install(db, fake, settings, tmp_path)
         fake.entities["79161110001"] = ("CONTACT", 651, 12)
         fake.entities["79161110002"] = ("CONTACT", 652, 12)
         lookup = Bitrix24Responsible(PartyRepository(db), sink.client, sink.users, db)

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Mapping
-from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -20,29 +19,24 @@ from crmtel.bitrix24.service import Bitrix24Sink
 from crmtel.bitrix24.tokens import TokenStore
 from crmtel.calls.service import CallService
 from crmtel.config import (
-    AmiSettings,
     Bitrix24Settings,
     CallsSettings,
-    LogSettings,
     OutboxSettings,
-    RoutingSettings,
     Settings,
-    WebSettings,
 )
 from crmtel.configcheck.checks import check_settings
 from crmtel.configcheck.origins import Origins
 from crmtel.connectors.models import Attempt, Kind, OutboxEvent
 from crmtel.connectors.service import ConnectorService, OutboxTap
-from crmtel.domain import CallEnded, CallRecord, Direction, Outcome
+from crmtel.domain import CallEnded, Direction
 from crmtel.health.service import Health
 from crmtel.store.db import Database
 from crmtel.store.outbox import OutboxRepository, SealedTokens
 from crmtel.store.parties import PartyRepository
-from tests.fixtures.bitrix24 import fake_portal, recordings
-from tests.fixtures.daemon import free_port
+from tests.fixtures.bitrix24 import FAST, answered_call, drive, fake_portal, recordings
+from tests.fixtures.daemon import app_settings
 from tests.fixtures.fake_ami import wait_until
 from tests.fixtures.traces import SCENARIOS, load_expected
-from tests.integration.test_bitrix24 import FAST, _drive
 
 
 def _webhook_settings(hook: str) -> Bitrix24Settings:
@@ -67,7 +61,7 @@ async def test_telephony_through_a_webhook_is_reported_and_failed_once_per_call_
         with capture_logs() as logs:
             async with ConnectorService([sink], OutboxRepository(db), FAST, node="a") as connectors:
                 service = CallService(db, CallsSettings(), PartyRepository(db), tap=connectors.tap)
-                await _drive(service, scenarios)
+                await drive(service, scenarios)
                 worker = connectors.workers[0]
 
                 async def failed_all() -> bool:
@@ -120,36 +114,26 @@ async def test_lookups_work_through_a_webhook_and_config_check_names_the_problem
 async def test_a_running_crmtel_in_webhook_mode_shows_the_refusal_in_healthz(database_url: str) -> None:
     """`crmtel run` with webhook_url: a call's end is refused WRONG_AUTH_TYPE once and /healthz names it."""
     async with fake_portal() as fake:
-        settings = Settings(
-            database_url=database_url,
-            ami=AmiSettings(port=free_port(), secret=SecretStr("s")),
-            routing=RoutingSettings(agi_host="127.0.0.1", agi_port=0),
-            web=WebSettings(host="127.0.0.1", port=0),
-            log=LogSettings(level="warning"),
+        settings = app_settings(
+            database_url,
             outbox=OutboxSettings(poll_seconds=0.1, backlog_seconds=0.1),
             bitrix24=_webhook_settings(fake.make_webhook()),
         )
-        start_at = datetime(2026, 12, 6, 10, 0, tzinfo=UTC)
-        record = CallRecord(
-            "pbx1",
+        record = answered_call(
             "1796.1",
             Direction.INBOUND,
             "79161110001",
-            None,
             "4950000001",
-            start_at,
             answered_by="101",
-            outcome=Outcome.ANSWERED,
-            answered_at=start_at + timedelta(seconds=3),
-            ended_at=start_at + timedelta(seconds=20),
-            talk_seconds=17.0,
+            ring_seconds=3,
+            talk_seconds=17,
         )
         async with start(settings) as running, aiohttp.ClientSession() as http:
             db = Database(database_url)
             try:
                 async with db.session() as session:
                     await OutboxTap([_Named()]).write_in(
-                        session, [CallEnded("pbx1:1796.1", record, start_at)]
+                        session, [CallEnded("pbx1:1796.1", record, record.started_at)]
                     )
             finally:
                 await db.dispose()

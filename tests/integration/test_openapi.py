@@ -5,24 +5,18 @@ from __future__ import annotations
 import re
 
 import aiohttp
-from pydantic import SecretStr
 
 from crmtel.app import start
-from crmtel.config import AmiSettings, LogSettings, RoutingSettings, Settings, WebSettings
 from crmtel.openapi.document import ROUTES
 from tests.fixtures.bitrix24 import fake_portal, settings_for
-from tests.fixtures.daemon import free_port
+from tests.fixtures.daemon import app_settings
 
 
 async def test_the_document_and_the_mounted_routes_agree_both_ways(database_url: str) -> None:
     """Every mounted route (Bitrix24's too) is documented, every documented one is mounted; served without login."""
     async with fake_portal() as fake:
-        settings = Settings(
-            database_url=database_url,
-            ami=AmiSettings(port=free_port(), secret=SecretStr("s")),
-            routing=RoutingSettings(agi_host="127.0.0.1", agi_port=0),
-            web=WebSettings(host="127.0.0.1", port=0),
-            log=LogSettings(level="warning"),
+        settings = app_settings(
+            database_url,
             bitrix24=settings_for(fake),
         )
         async with start(settings) as running, aiohttp.ClientSession() as http:

@@ -28,10 +28,9 @@ from crmtel.connectors.service import ConnectorService, Sink
 from crmtel.domain import CallEnded, CallRecord, Direction, Outcome
 from crmtel.store.db import Database
 from crmtel.store.outbox import OutboxRepository, SealedTokens
-from tests.fixtures.bitrix24 import fake_portal, settings_for
+from tests.fixtures.bitrix24 import fake_portal, handler_app, settings_for
 from tests.fixtures.ci import in_ci
 from tests.fixtures.fake_ami import wait_until
-from tests.integration.test_bitrix24 import _handler_app
 
 REDIS_URL = "redis://127.0.0.1:6379/0"
 T0 = datetime(2026, 12, 1, 9, 0, tzinfo=UTC)
@@ -187,7 +186,7 @@ async def test_two_nodes_sharing_the_bucket_keep_bitrix24s_leaky_bucket(db: Data
         settings = settings_for(fake, rate_per_second=20.0, rate_burst=10)
         shared = RateLimits(redis, prefix=prefix)
         sink_a = _b24_sink(db, settings, tmp_path, shared)
-        async with _handler_app(EventHandler(sink_a.client, sink_a.users, db, None)) as url:
+        async with handler_app(EventHandler(sink_a.client, sink_a.users, db, None)) as url:
             assert await fake.install(url) == 200
         sink_b = _b24_sink(db, settings, tmp_path, shared)
         fake.bucket = (20.0, 15)
