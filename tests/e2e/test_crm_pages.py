@@ -483,6 +483,8 @@ async def test_a_callback_planned_for_tomorrow_survives_an_outbound_call_today(
             answered_by="101",
             outcome=Outcome.ANSWERED,
             talk_seconds=3,
+            # As the tracker records it: the outside party's number is what the callback rules match on.
+            extra={"party_number": "+79167770007"},
         )
         ids = await CallRepository(db).upsert_many([(call, None)])
         async with db.session() as session:
@@ -1120,4 +1122,93 @@ async def test_the_client_lists_csv_is_what_the_list_shows_and_opens_in_russian_
         assert await download("party-csv-comma") == rows
         assert await _search(page, "ип") == ["ИП Пётр Кузнецов"]
         assert [r[0] for r in (await download("party-csv"))[1:]] == ["ИП Пётр Кузнецов"]
+        await context.close()
+
+
+@pytest.mark.parametrize(("width", "height"), SIZES)
+async def test_a_deal_is_lost_only_with_a_reason_which_the_list_names(
+    db: Database, browser: Browser, width: int, height: int
+) -> None:
+    """«Проиграна» without a reason is refused at the card («Укажите причину проигрыша»); with «Дорого» the deal
+    leaves the open ones and the lost list shows it with its reason."""
+    async with crm_site(db) as site:
+        context, page = await login(browser, site, "anna", width, height)
+        await page.goto(site.url("/#deals"))
+        await page.locator("[data-testid=deals-mode-list]").click()
+        card = page.locator("[data-testid=deal-list] [data-testid=deal-card]", has_text="Поставка плитки")
+        await expect(card).to_have_attribute("data-status", "open", timeout=SEEN)
+        await card.locator("[data-testid=deal-lost]").click()
+        await card.locator("[data-testid=deal-lost-confirm]").click()
+        await expect(card.locator("[data-testid=deal-action-msg]")).to_have_text(
+            "Укажите причину проигрыша", timeout=SEEN
+        )
+        await _no_axe(page, "a deal being lost")
+        await card.locator("[data-testid=deal-lost-reason]").select_option("price")
+        await card.locator("[data-testid=deal-lost-confirm]").click()
+        await page.locator("[data-testid=deal-status-filter]").select_option("lost")
+        lost = page.locator("[data-testid=deal-list] [data-testid=deal-card]", has_text="Поставка плитки")
+        await expect(lost).to_have_attribute("data-status", "lost", timeout=SEEN)
+        await expect(lost).to_contain_text("Дорого")
+        await _fits(page)
+        await assert_language(page, "ru", DATA)
+        await context.close()
+        (found,) = (await CrmDeals(db).find(Viewer(site.ids["anna"], head=True), status="lost"))[0]
+        assert found.lost_reason == "price"
+
+
+@pytest.mark.parametrize(("width", "height"), SIZES)
+async def test_a_task_closed_by_a_long_call_names_the_call_and_is_reopened(
+    db: Database, browser: Browser, width: int, height: int
+) -> None:
+    """A callback due in an hour is closed by a 2-minute answered call to the client now: the task list says
+    «Закрыта звонком» with the call's time and length; the manager reopens it."""
+    async with crm_site(db) as site:
+        task = await CrmTasks(db).create(
+            NewTask(
+                kind="callback",
+                title="Перезвонить про сваи",
+                due_at=datetime.now(UTC) + timedelta(hours=1),
+                manager_id=site.ids["anna"],
+                party_kind=Kind.CLIENT,
+                party_id=site.ids["petrov"],
+            ),
+            Viewer(site.ids["anna"], head=False),
+        )
+        now = datetime.now(UTC)
+        call = CallRecord(
+            pbx="pbx1",
+            linkedid="out-long",
+            direction=Direction.OUTBOUND,
+            caller_number="101",
+            caller_name=None,
+            dialled="89167770007",
+            started_at=now,
+            answered_at=now + timedelta(seconds=4),
+            ended_at=now + timedelta(seconds=124),
+            rang=("101",),
+            answered_by="101",
+            outcome=Outcome.ANSWERED,
+            talk_seconds=120,
+            # As the tracker records it: the outside party's number is what the callback rules match on.
+            extra={"party_number": "+79167770007"},
+        )
+        ids = await CallRepository(db).upsert_many([(call, None)])
+        async with db.session() as session:
+            await book_ended_calls(
+                session, [EndedCall(call, ids[("pbx1", "out-long")], None)], CallsSettings(), 10, title=str
+            )
+        context, page = await login(browser, site, "anna", width, height)
+        await page.goto(site.url("/#tasks"))
+        await page.locator("[data-testid=task-status-filter]").select_option("all")
+        row = page.locator(f"[data-testid=task-row][data-id='{task.id}']")
+        await expect(row).to_have_attribute("data-status", "closed", timeout=SEEN)
+        await expect(row.locator("[data-testid=task-closed-by-call]")).to_contain_text(
+            "Закрыта звонком", timeout=SEEN
+        )
+        await expect(row.locator("[data-testid=task-closed-by-call]")).to_contain_text("2 мин")
+        await _fits(page)
+        await _no_axe(page, "a task closed by a call")
+        await assert_language(page, "ru", DATA)
+        await row.locator("[data-testid=task-reopen]").click()
+        await expect(row).to_have_attribute("data-status", "open", timeout=SEEN)
         await context.close()
