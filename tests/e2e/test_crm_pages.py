@@ -1212,3 +1212,82 @@ async def test_a_task_closed_by_a_long_call_names_the_call_and_is_reopened(
         await row.locator("[data-testid=task-reopen]").click()
         await expect(row).to_have_attribute("data-status", "open", timeout=SEEN)
         await context.close()
+
+
+@pytest.mark.parametrize(("width", "height"), SIZES)
+async def test_the_call_list_filters_by_direction_and_recording_and_the_day_calendar_steps(
+    db: Database, browser: Browser, width: int, height: int
+) -> None:
+    """Anna's calls: «Исходящий» shows her recorded outbound call alone, «Входящий» the client's call, «Только с
+    записью» the recorded one; the day calendar shows today's task today and tomorrow's on «Вперёд»."""
+    async with crm_site(db) as site:
+        at = datetime.now(UTC) - timedelta(hours=3)
+        outbound = CallRecord(
+            pbx="pbx1",
+            linkedid="out-rec",
+            direction=Direction.OUTBOUND,
+            caller_number="101",
+            caller_name=None,
+            dialled="+74951234567",
+            started_at=at,
+            answered_at=at + timedelta(seconds=6),
+            ended_at=at + timedelta(minutes=1),
+            rang=("101",),
+            answered_by="101",
+            outcome=Outcome.ANSWERED,
+            talk_seconds=54,
+            recording_file="out-rec.wav",
+        )
+        await CallRepository(db).upsert_many([(outbound, None)])
+        zone = ZoneInfo(ZONE)
+        today = datetime.now(zone).date()
+        for title, day in (("Позвонить сегодня", today), ("Встреча завтра", today + timedelta(days=1))):
+            await CrmTasks(db).create(
+                NewTask(
+                    kind="call",
+                    title=title,
+                    due_at=datetime.combine(day, datetime.min.time(), zone).replace(hour=12),
+                    manager_id=site.ids["anna"],
+                    party_kind=Kind.CLIENT,
+                    party_id=site.ids["petrov"],
+                ),
+                Viewer(site.ids["anna"], head=False),
+            )
+        context, page = await login(browser, site, "anna", width, height)
+        await page.goto(site.url("/#calls"))
+        rows = page.locator("[data-testid=history-row]")
+        await expect(rows).to_have_count(2, timeout=SEEN)
+        await page.locator("[data-testid=calls-filter-box] summary").click()
+        direction = page.locator("[data-testid=calls-filter-direction]")
+        apply = page.locator("[data-testid=calls-filter-apply]")
+        await direction.select_option("outbound")
+        await apply.click()
+        await expect(rows).to_have_count(1, timeout=SEEN)
+        await expect(rows.first).to_contain_text("+7 495 123-45-67")
+        await direction.select_option("inbound")
+        await apply.click()
+        await expect(rows).to_have_count(1, timeout=SEEN)
+        await expect(rows.first).to_contain_text("+7 916 777-00-07")
+        await direction.select_option("")
+        await page.locator("[data-testid=calls-filter-recording]").check()
+        await apply.click()
+        await expect(rows).to_have_count(1, timeout=SEEN)
+        await expect(rows.first).to_contain_text("+7 495 123-45-67")
+        await _fits(page)
+        await _no_axe(page, "the call list filtered")
+
+        await page.goto(site.url("/#tasks"))
+        await page.locator("[data-testid=tasks-mode-day]").click()
+        shown = page.locator(f"[data-testid=cal-day][data-date='{today.isoformat()}']")
+        await expect(shown).to_contain_text("Позвонить сегодня", timeout=SEEN)
+        assert "Встреча завтра" not in await shown.inner_text()
+        await _no_axe(page, "the day calendar")
+        await assert_language(page, "ru", DATA)
+        await page.locator("[data-testid=cal-next]").click()
+        tomorrow = page.locator(
+            f"[data-testid=cal-day][data-date='{(today + timedelta(days=1)).isoformat()}']"
+        )
+        await expect(tomorrow).to_contain_text("Встреча завтра", timeout=SEEN)
+        await expect(page.locator("[data-testid=cal-day]")).to_have_count(1)
+        await _fits(page)
+        await context.close()
