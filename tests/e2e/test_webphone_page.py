@@ -85,3 +85,64 @@ async def test_no_panel_when_the_phone_is_off(browser: Browser, db: Database) ->
             assert await page.locator('[data-testid="webphone"]').count() == 0
         finally:
             await context.close()
+
+
+# JsSIP stood in for by a UA that registers at once and notes the calls it places (no PBX in these tests).
+FAKE_JSSIP = """
+class UA {
+  constructor() { this.handlers = {}; }
+  on(event, fn) { this.handlers[event] = fn; }
+  start() { setTimeout(() => this.handlers.registered && this.handlers.registered(), 10); }
+  stop() {}
+  isConnected() { return true; }
+  call(uri) {
+    window.crmtelCalls = [...(window.crmtelCalls || []), uri];
+    return { on() {}, connection: null, terminate() {}, isEnded() { return false; } };
+  }
+}
+class WebSocketInterface { constructor() {} }
+export default { UA, WebSocketInterface };
+"""
+
+
+async def test_a_click_in_a_tab_without_the_phone_is_placed_from_the_tab_that_has_it(
+    browser: Browser, db: Database
+) -> None:
+    """Two tabs of anna, the first registered: a click in the second is placed by the first through the browser
+    phone (POST /api/dial/browser, then its UA calls the number as the PBX dials it) — it went to POST
+    /api/dial, ringing a desk phone a manager working from the browser may not have."""
+    async with _server(db, PHONE) as url:
+        context = await browser.new_context(locale="ru-RU", permissions=["microphone"])
+        # A microphone (this Chromium runs without fake devices): an empty stream is all the page asks for.
+        await context.add_init_script("navigator.mediaDevices.getUserMedia = async () => new MediaStream();")
+        await context.route(
+            "**/static/vendor/jssip.js",
+            lambda route: route.fulfill(body=FAKE_JSSIP, content_type="text/javascript"),
+        )
+        await context.route(
+            "**/api/dial/browser",
+            lambda route: route.fulfill(
+                json={"originate_id": "x", "exten": "89161110131", "number": "+79161110131",
+                      "extension": "101", "message": "Звоним на +7 916 111-01-31 из браузера"},
+            ),
+        )  # fmt: skip
+        asked: list[str] = []
+        context.on("request", lambda req: asked.append(f"{req.method} {req.url.split('/', 3)[3]}"))
+        try:
+            first = await context.new_page()
+            await _login(first, url)
+            await first.wait_for_selector('[data-testid="webphone"][data-state="registered"]')
+            second = await context.new_page()
+            await second.goto(url)
+            await second.wait_for_selector('[data-testid="webphone"][data-state="other-tab"]')
+            await second.wait_for_function(
+                "window.crmtelWebphone && window.crmtelWebphone.state() === 'other-tab'"
+            )
+            await second.evaluate("import('/static/dial.js').then((m) => m.dial('+79161110131', 'Клиент'))")
+            await first.wait_for_selector('[data-testid="webphone"][data-call="calling"]')
+            assert await first.evaluate("window.crmtelCalls") == ["sip:89161110131@127.0.0.1"]
+            assert await second.evaluate("window.crmtelCalls || []") == []
+            assert "api/dial/browser" in " ".join(asked)
+            assert not [a for a in asked if a.startswith("POST api/dial") and "browser" not in a], asked
+        finally:
+            await context.close()

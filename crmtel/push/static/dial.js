@@ -4,9 +4,9 @@
 import { api } from "./api.js";
 import { el } from "./dom.js";
 import { t } from "./i18n.js";
-import { addPhoneAction } from "./phone.js";
+import { addPhoneAction, formatPhone } from "./phone.js";
 import * as socket from "./socket.js";
-import { placeCall, webphoneReady } from "./webphone.js";
+import { askOwnerToCall, onDialRequest, placeCall, webphoneReady } from "./webphone.js";
 
 let line = null; // the status line, created on first use
 let mobile = null; // the manager's own mobile (settings.js): "via my mobile" buttons show only with one
@@ -45,6 +45,11 @@ export async function dial(number, name, via) {
   // The browser phone is on: the server checks the number as for any click (policy, limits, audit) and says
   // how the PBX dials it; the call then starts here, from this page, instead of ringing the desk phone first
   // (unless the manager asked for their mobile).
+  // The phone lives in another tab of this manager: that tab places the call (the desk phone may not exist).
+  if (via !== "mobile" && !webphoneReady() && askOwnerToCall(number, name)) {
+    say(t("dial.status.other_tab", { number: formatPhone(number) }), true);
+    return;
+  }
   if (via !== "mobile" && webphoneReady()) {
     pending.add(key);
     try {
@@ -68,6 +73,9 @@ export async function dial(number, name, via) {
     pending.delete(key);
   }
 }
+
+// A click in another tab of this manager, sent to this one because it owns the browser phone.
+onDialRequest((number, name) => dial(number, name));
 
 addPhoneAction((number, context) => {
   if (!number || !/\d{2}/.test(number)) return null;

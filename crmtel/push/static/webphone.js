@@ -20,10 +20,24 @@ let channel = null;    // BroadcastChannel between this manager's tabs
 let releaseLock = null;
 let timer = null;
 let colleagues = [];
+let remote = null;     // the owner tab's last state, in a tab that does not own the phone
+let dialRequest = null; // dial.js's click handler: the owner places a call clicked in another tab
 const audio = new Audio();
 audio.autoplay = true;
 
 export const webphoneReady = () => ua !== null && state === "registered" && call === null;
+
+// Another tab of this manager owns the phone and it is free: a click here is placed there, from the browser.
+export const webphoneElsewhere = () => ua === null && channel !== null && remote !== null
+  && remote.state === "registered" && !remote.call;
+
+export function askOwnerToCall(number, name) {
+  if (!webphoneElsewhere()) return false;
+  channel.postMessage({ type: "dial", number, name: name || null });
+  return true;
+}
+
+export function onDialRequest(handler) { dialRequest = handler; }
 
 // Click-to-call through the browser: the PBX dials out from the browser phone's context.
 export function placeCall(number) {
@@ -54,7 +68,7 @@ export async function mountWebphone(me, container) {
   if (channel) channel.onmessage = (ev) => fromOwner(ev.data);
   show("other-tab");
   if (channel) channel.postMessage({ type: "ask" });
-  const own = () => new Promise((resolve) => { releaseLock = resolve; start(); });
+  const own = () => new Promise((resolve) => { releaseLock = resolve; remote = null; start(); });
   if (navigator.locks) navigator.locks.request(`crmtel-webphone-${me.login}`, own);
   else own();
 }
@@ -70,6 +84,7 @@ export function stopWebphone() {
   cardObserver.disconnect();
   for (const box of document.querySelectorAll(".card-webphone")) box.remove();
   state = "off";
+  remote = null;
 }
 
 function host() { return reg.uri.split("@")[1]; }
@@ -191,7 +206,8 @@ function snapshot() {
 
 function fromOwner(msg) {
   if (msg.type === "ask" && ua) channel.postMessage(snapshot());
-  if (msg.type === "state" && !ua) { state = "other-tab"; drawRemote(msg); }
+  if (msg.type === "state" && !ua) { state = "other-tab"; remote = msg; drawRemote(msg); }
+  if (msg.type === "dial" && ua && dialRequest && typeof msg.number === "string") dialRequest(msg.number, msg.name);
 }
 
 function broadcast() { if (channel && ua) channel.postMessage(snapshot()); }
