@@ -61,7 +61,11 @@ def callback_stmt(
         )
         .cte("cb_missed")
     )
-    answered = answered_calls(period, numbers, window_end, select(missed.c.k))
+    # SQLite joins through an index it builds on the answered calls: narrowing them to the missed keys first
+    # halves its work. PostgreSQL hash-joins them against the missed calls directly; the same filter there only
+    # hashes the missed keys twice more (callback match 0.87 -> 0.71 s backend CPU without it, 10M calls).
+    keys = None if numbers.postgres else select(missed.c.k)
+    answered = answered_calls(period, numbers, window_end, keys)
     first = (
         select(
             missed.c.manager_id,
