@@ -13,7 +13,9 @@ indexes of ``call_queue_visits`` and ``call_queue_offers``; the heatmap groups `
 first. The calls-versus-deals queries read only the indexes
 ``ix_calls_report`` (direction, outcome, started_at, …: callback matching) and ``ix_calls_manager_started``
 (per-manager ranges: call sums grouped without a sort, which SQLite needs as it has no hash aggregation).
-Figures depend on the machine's load: run it on a quiet machine.
+Wall times depend on the machine's load: run it on a quiet machine. The CPU line (the PostgreSQL backends' CPU
+seconds from /proc when the server is on this host; SQLite's, which runs in this process) hardly does: the
+two periods run side by side, so on two idle cores the wall time is about half of it.
 """
 
 from __future__ import annotations
@@ -47,6 +49,7 @@ YEAR_SECONDS = 365 * 86400
 FIGURES = (
     r"^baseline \(same run\): panoramisk bare parser [\d,]+ events/s; fixed CPU loop",
     r"^  one-month report .*: median [\d.]+ s",
+    r"^  calls-vs-deals CPU .*: (median [\d.]+ s|n/a)",
     r"^  figures: \d+ rows, [\d,]+ calls",
     r"^  queue report .*: median [\d.]+ s",
     r"^  heatmap .*: median [\d.]+ s",
@@ -166,6 +169,30 @@ async def _timed(repeat: int, fn: Callable[[], Awaitable[object]]) -> tuple[floa
     return statistics.median(timings), min(timings), result
 
 
+def _proc_cpu(pids: list[int]) -> float | None:
+    total = 0.0
+    for pid in pids:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            return None
+        total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return total
+
+
+async def _cpu_seconds(db: Database, backend: str) -> float | None:
+    """CPU seconds used so far by what runs the queries: this process for SQLite (it runs inside it), else the
+    PostgreSQL backends connected to the database, read from /proc (None when the server is not on this host).
+
+    Unlike wall time this hardly moves with the machine's load, so runs at different loads compare."""
+    if backend != "postgresql":
+        return time.process_time()
+    async with db.session() as session:
+        query = text("SELECT pid FROM pg_stat_activity WHERE datname = current_database()")
+        pids = [int(pid) for pid in (await session.execute(query)).scalars()]
+    return await asyncio.to_thread(_proc_cpu, pids)
+
+
 async def _count_calls(db: Database) -> int:
     async with db.session() as session:
         return int((await session.execute(text("SELECT count(*) FROM calls"))).scalar_one())
@@ -226,11 +253,16 @@ async def run(backend: str, args: argparse.Namespace) -> float:
             await _load(db, backend, args.calls, args.managers, args.deals, args.leads)
         queries = ReportQueries(db)
         timings = []
+        cpu: list[float] = []
         report = None
         for _ in range(args.repeat):
+            cpu0 = await _cpu_seconds(db, backend)
             t0 = time.perf_counter()
             report = await queries.calls_vs_deals(MONTH)
             timings.append(time.perf_counter() - t0)
+            cpu1 = await _cpu_seconds(db, backend)
+            if cpu0 is not None and cpu1 is not None:
+                cpu.append(cpu1 - cpu0)
         assert report is not None
         median = statistics.median(timings)
         totals = report.totals
@@ -239,6 +271,9 @@ async def run(backend: str, args: argparse.Namespace) -> float:
             f"median {median:.3f} s, min {min(timings):.3f} s over {args.repeat} runs "
             f"(target ≤ {TARGETS[backend]:.0f} s: {'met' if median <= TARGETS[backend] else 'MISSED'})"
         )
+        used_by = "PostgreSQL backends" if backend == "postgresql" else "this process"
+        cpu_figure = f"median {statistics.median(cpu):.2f} s" if cpu else "n/a (server not on this host)"
+        print(f"  calls-vs-deals CPU ({used_by}): {cpu_figure} per report, both periods")
         print(
             f"  figures: {len(report.rows)} rows, {totals.calls:,} calls, {totals.answered:,} answered, "
             f"{totals.missed:,} missed ({totals.missed_not_called_back:,} not called back), "
