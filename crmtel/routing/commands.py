@@ -13,7 +13,9 @@ from crmtel.routing.agi import AgiServer
 from crmtel.routing.models import Decision
 from crmtel.routing.service import RoutingService
 from crmtel.store.db import Database
+from crmtel.store.dial_attempts import DialAttempts
 from crmtel.store.parties import PartyRepository
+from crmtel.webphone.web import webphone_dial_check
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -74,7 +76,12 @@ async def _serve(_args: argparse.Namespace, settings: Settings) -> int:
             PartyRepository(db, settings.region), settings.routing, region=settings.region
         )
         try:
-            async with AgiServer(service, settings.routing.agi_host, settings.routing.agi_port):
+            # The browser phone's outside calls are asked here too ([crmtel-webphone]): without the check every
+            # one of them was refused while this server alone answered FastAGI.
+            check = webphone_dial_check(settings, audit=DialAttempts(db))
+            async with AgiServer(
+                service, settings.routing.agi_host, settings.routing.agi_port, webphone_check=check
+            ):
                 await stop.wait()
         finally:
             await service.close()

@@ -5,6 +5,7 @@ would let a manager (or a stolen page) dial premium or foreign numbers straight 
 from __future__ import annotations
 
 import asyncio
+import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -16,6 +17,7 @@ from crmtel.dial.models import DialAttempt
 from crmtel.routing.agi import AgiServer
 from crmtel.routing.service import RoutingService
 from crmtel.webphone.web import webphone_dial_check
+from tests.fixtures.daemon import child_env, free_ports
 from tests.integration.test_agi_server import FakeLookup, env, fake_asterisk
 
 DEPLOY = Path(__file__).resolve().parents[2] / "deploy" / "asterisk"
@@ -175,3 +177,33 @@ async def test_a_stuck_audit_does_not_hold_the_refusal(
     monkeypatch.setattr(web_module, "AUDIT_SECONDS", 0.05)
     check = webphone_dial_check(settings(), audit=Stuck())
     assert not await asyncio.wait_for(check("131", "88091234567"), 5.0)
+
+
+async def test_the_route_server_alone_asks_the_browser_phone_policy(
+    database_url: str, tmp_path: Path
+) -> None:
+    """`crmtel route serve` (FastAGI without the rest of crmtel) answers webphone-dial by the policy and its
+    windows too: a Moscow mobile goes out, a premium number does not — it refused every browser outside call."""
+    (agi_port,) = free_ports(1)
+    config = tmp_path / "crmtel.toml"
+    config.write_text(
+        f'database_url = "{database_url}"\n[routing]\nagi_port = {agi_port}\n'
+        '[webphone]\nenabled = true\nws_url = "wss://pbx.example.com:8089/ws"\n'
+        '[ami.originate]\ndial_rules = [{prefix = "+7", replace = "8"}]\n',
+        encoding="utf-8",
+    )
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "crmtel.cli", "--config", str(config), "route", "serve",
+        env=child_env(), stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    try:
+        assert proc.stderr is not None
+        while b"agi.listening" not in await asyncio.wait_for(proc.stderr.readline(), 60):
+            assert proc.returncode is None
+        allowed = await fake_asterisk(agi_port, env(caller="131", did="89161110131", script="webphone-dial"))
+        premium = await fake_asterisk(agi_port, env(caller="131", did="88091234567", script="webphone-dial"))
+    finally:
+        proc.terminate()
+        await proc.wait()
+    assert allowed.variables == {"CRMTEL_WEBPHONE_ALLOWED": "1"}
+    assert premium.variables == {"CRMTEL_WEBPHONE_ALLOWED": "0"}
