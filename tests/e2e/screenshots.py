@@ -32,6 +32,8 @@ from tests.e2e.conftest import CHROMIUM, CHROMIUM_ARGS
 SIZES = {"desk": (1366, 900), "phone": (390, 844)}
 LOCALES = {"ru": ("ru-RU", "Europe/Moscow"), "en": ("en-US", "UTC")}
 RING_WAIT_MS = 120_000
+# Twelve browsers and the demo on a shared 2-core machine: a login or a list can take far longer than on a desk.
+SEEN_MS = 90_000
 
 
 def _free_port() -> int:
@@ -97,7 +99,7 @@ async def logged_in(browser: Browser, url: str, login: str, lang: str, size: str
         await page.fill("#login-name", login)
         await page.fill("#login-password", "demo")
         await page.click("#login-submit")
-        await expect(page.locator("[data-testid=conn].on")).to_be_visible(timeout=10_000)
+        await expect(page.locator("[data-testid=conn].on")).to_be_visible(timeout=SEEN_MS)
         yield page
     finally:
         await context.close()
@@ -120,7 +122,7 @@ async def shoot(browser: Browser, url: str, out: Path, lang: str, size: str) -> 
                 await close.click(timeout=1000)
         await page.click("[data-testid=history-refresh]")
         rows = page.locator("[data-testid=history-row]")
-        await expect(rows.first).to_be_visible(timeout=10_000)
+        await expect(rows.first).to_be_visible(timeout=SEEN_MS)
         await page.screenshot(path=str(out / f"history-{lang}-{size}.png"))
         answered = page.locator("[data-testid=history-row][data-outcome=answered] [data-testid=history-open]")
         for attempt in range(3):
@@ -150,23 +152,23 @@ async def shoot_crm(browser: Browser, url: str, out: Path, lang: str, size: str)
             with contextlib.suppress(Exception):
                 await close.click(timeout=1000)
         await page.goto(url + "/#clients")
-        await expect(page.locator("[data-testid=party-row]").first).to_be_visible(timeout=10_000)
+        await expect(page.locator("[data-testid=party-row]").first).to_be_visible(timeout=SEEN_MS)
         await page.wait_for_timeout(500)
         await page.screenshot(path=str(out / f"clients-{lang}-{size}.png"))
         await page.locator("[data-testid=party-open]", has_text="Кузнецова").first.click()
-        await expect(page.locator("[data-testid=timeline-call]").first).to_be_visible(timeout=10_000)
+        await expect(page.locator("[data-testid=timeline-call]").first).to_be_visible(timeout=SEEN_MS)
         await page.wait_for_timeout(500)
         await page.screenshot(path=str(out / f"card-{lang}-{size}.png"))
         await page.goto(url + "/#deals")
-        await expect(page.locator("[data-testid=deal-card]").first).to_be_visible(timeout=10_000)
+        await expect(page.locator("[data-testid=deal-card]").first).to_be_visible(timeout=SEEN_MS)
         await page.wait_for_timeout(500)
         await page.screenshot(path=str(out / f"deals-{lang}-{size}.png"))
         await page.goto(url + "/#tasks")
-        await expect(page.locator("[data-testid=task-row]").first).to_be_visible(timeout=10_000)
+        await expect(page.locator("[data-testid=task-row]").first).to_be_visible(timeout=SEEN_MS)
         await page.wait_for_timeout(500)
         await page.screenshot(path=str(out / f"tasks-{lang}-{size}.png"))
         await page.locator("[data-testid=tasks-mode-week]").click()
-        await expect(page.locator("[data-testid=calendar]")).to_be_visible(timeout=10_000)
+        await expect(page.locator("[data-testid=calendar]")).to_be_visible(timeout=SEEN_MS)
         await page.wait_for_timeout(500)
         await page.screenshot(path=str(out / f"week-{lang}-{size}.png"))
 
