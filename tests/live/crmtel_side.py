@@ -291,3 +291,31 @@ async def logged_in(
             reader.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await reader
+
+
+async def click_to_call(
+    http: aiohttp.ClientSession,
+    browser: Browser,
+    number: str,
+    until: set[str],
+    *,
+    via: str | None = None,
+    limit: float = 60.0,
+) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """The page's click-to-call (``via`` "mobile" or none: the desk phone): the 202 answer, then the click's
+    dial.result messages until one of ``until`` came."""
+    csrf = next((c.value for c in http.cookie_jar if c.key == "crmtel_csrf"), None)
+    headers = {"X-CSRF-Token": csrf} if csrf else {}
+    body = {"number": number, **({"via": via} if via else {})}
+    async with http.post("/api/dial", json=body, headers=headers) as response:
+        accepted: dict[str, Any] = await response.json()
+        assert response.status == 202, accepted
+    originate_id = accepted["originate_id"]
+    deadline = time.monotonic() + limit
+    while True:
+        got = [m for m in browser.of_type("dial.result") if m["originate_id"] == originate_id]
+        if any(m["status"] in until for m in got):
+            return accepted, got
+        if time.monotonic() > deadline:
+            raise AssertionError(f"no dial.result in {until} for {originate_id} within {limit} s: {got}")
+        await asyncio.sleep(0.1)

@@ -9,13 +9,11 @@ from __future__ import annotations
 
 import asyncio
 import re
-import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import aiohttp
 import pytest
 
 from tests.fixtures.databases import PostgresRun, SqliteRun
@@ -26,12 +24,12 @@ from tests.live.cdr import CdrRow, read_master_csv
 from tests.live.conftest import module_database
 from tests.live.crmtel_side import (
     ORIGINATE_RING_SECONDS,
-    Browser,
     CallRecord,
     Staff,
     TaskView,
     all_calls,
     calls_of_click,
+    click_to_call,
     logged_in,
     tasks,
 )
@@ -128,31 +126,6 @@ class ClickToCall:
     master_csv: list[CdrRow]  # every row the PBX wrote, read after the backfill
 
 
-async def _dial(http: aiohttp.ClientSession, number: str) -> dict[str, Any]:
-    headers = {}
-    csrf = next((c.value for c in http.cookie_jar if c.key == "crmtel_csrf"), None)
-    if csrf:
-        headers["X-CSRF-Token"] = csrf
-    async with http.post("/api/dial", json={"number": number}, headers=headers) as response:
-        body: dict[str, Any] = await response.json()
-        assert response.status == 202, body
-        return body
-
-
-async def _results(
-    browser: Browser, originate_id: str, until: set[str], limit: float = 60.0
-) -> list[dict[str, Any]]:
-    """dial.result messages of one click until one of ``until`` came."""
-    deadline = time.monotonic() + limit
-    while True:
-        got = [m for m in browser.of_type("dial.result") if m["originate_id"] == originate_id]
-        if any(m["status"] in until for m in got):
-            return got
-        if time.monotonic() > deadline:
-            raise AssertionError(f"no dial.result in {until} for {originate_id} within {limit} s: {got}")
-        await asyncio.sleep(0.1)
-
-
 async def _originated(rig: LiveRig, extension: str, since: int) -> list[str]:
     """Linkedids of the calls that began with the manager's phone being rung (the Originate's channel)."""
     return sorted(
@@ -206,8 +179,7 @@ async def _attempt(rig: LiveRig, extension: str, linkedids: list[str], since: in
 async def _click_flow(rig: LiveRig, login: str, extension: str, number: str, until: set[str]) -> Click:
     async with logged_in(rig.web_url, login, f"pw-{login}") as (http, browser):
         since = len(rig.witness.messages)
-        accepted = await _dial(http, number)
-        results = await _results(browser, accepted["originate_id"], until)
+        accepted, results = await click_to_call(http, browser, number, until)
         click = Click(login, extension, number, accepted, results)
         # Every channel the attempt made on the PBX, once each has hung up.
         click.linkedids = await _originated(rig, extension, since)

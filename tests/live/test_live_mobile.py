@@ -16,7 +16,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import aiohttp
 import pytest
 from sqlalchemy import select
 
@@ -27,7 +26,14 @@ from tests.fixtures.databases import PostgresRun, SqliteRun
 from tests.fixtures.races import RACES_PROCESSES
 from tests.live.asterisk import Install, Queue
 from tests.live.conftest import module_database
-from tests.live.crmtel_side import Browser, CallRecord, Customer, Staff, calls_of_click, logged_in
+from tests.live.crmtel_side import (
+    CallRecord,
+    Customer,
+    Staff,
+    calls_of_click,
+    click_to_call,
+    logged_in,
+)
 from tests.live.rig import LiveRig, RigSpec, live_rig
 from tests.live.sipp import Answers, Behaviour, Caller, Confirms, NeverAnswers
 from tests.live.truth import Truth, truth_of
@@ -117,28 +123,6 @@ class Mobile:
     plays: dict[str, int]
 
 
-async def _dial_via_mobile(http: aiohttp.ClientSession, number: str) -> dict[str, Any]:
-    csrf = next((c.value for c in http.cookie_jar if c.key == "crmtel_csrf"), None)
-    headers = {"X-CSRF-Token": csrf} if csrf else {}
-    async with http.post("/api/dial", json={"number": number, "via": "mobile"}, headers=headers) as response:
-        body: dict[str, Any] = await response.json()
-        assert response.status == 202, body
-        return body
-
-
-async def _results(
-    browser: Browser, originate_id: str, until: set[str], limit: float = 90.0
-) -> list[dict[str, Any]]:
-    deadline = time.monotonic() + limit
-    while True:
-        got = [m for m in browser.of_type("dial.result") if m["originate_id"] == originate_id]
-        if any(m["status"] in until for m in got):
-            return got
-        if time.monotonic() > deadline:
-            raise AssertionError(f"no dial.result in {until} for {originate_id} within {limit} s: {got}")
-        await asyncio.sleep(0.1)
-
-
 async def _owners_and_audit(
     database_url: str, originate_id: str
 ) -> tuple[list[int | None], list[tuple[str, str | None, str | None]]]:
@@ -179,8 +163,7 @@ async def _owner_of(database_url: str, linkedid: str) -> int | None:
 async def _click(rig: LiveRig, login: str, number: str, until: set[str]) -> Click:
     async with logged_in(rig.web_url, login, f"pw-{login}") as (http, browser):
         since = len(rig.witness.messages)
-        accepted = await _dial_via_mobile(http, number)
-        results = await _results(browser, accepted["originate_id"], until)
+        accepted, results = await click_to_call(http, browser, number, until, via="mobile", limit=90.0)
     originate_id = accepted["originate_id"]
     # The call the Originate started: its Local channel's first half carries the click's id.
     marker = await rig.witness.wait_for(
