@@ -3,7 +3,6 @@ database. The call ends when the connection dropped, not when crmtel logged in t
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -11,14 +10,14 @@ from pathlib import Path
 import pytest
 
 from crmtel.ami.client import AmiClient
-from crmtel.ami.protocol import Message
 from crmtel.calls.service import CallService
 from crmtel.config import CallsSettings
 from crmtel.domain import CallRecord
-from crmtel.fakepbx.server import FakeAmiServer, StreamItem, load_ami
+from crmtel.fakepbx.server import FakeAmiServer, load_ami
 from crmtel.store.calls import CallRepository
 from crmtel.store.db import Database
 from crmtel.store.parties import PartyRepository
+from tests.fixtures.daemon import first_hangup
 from tests.fixtures.fake_ami import running, settings_for, wait_for, wait_until
 
 T0 = datetime(2026, 12, 6, 10, 0, 0, tzinfo=UTC)
@@ -35,13 +34,6 @@ class ManualClock:
 
     def epoch(self) -> float:
         return self.now.timestamp()
-
-
-def _first_hangup(stream: Sequence[StreamItem]) -> int:
-    for i, item in enumerate(stream):
-        if hasattr(item, "headers") and Message(item.headers).event == "Hangup":
-            return i
-    raise AssertionError("the trace has no Hangup")
 
 
 async def _stored(calls: CallRepository) -> CallRecord | None:
@@ -67,7 +59,7 @@ async def _crash_mid_talk(
     booted, its FullyBooted comes later). The stored record once the call is over."""
     stream = load_ami(traces_dir / "direct-answered.ami")
     clock = ManualClock()
-    server = FakeAmiServer(stream, pause_after=_first_hangup(stream), timestamps=False, wall=clock.epoch)
+    server = FakeAmiServer(stream, pause_after=first_hangup(stream), timestamps=False, wall=clock.epoch)
     await server.start()
     service = CallService(db, CallsSettings(), PartyRepository(db))
     client = AmiClient(settings_for(server), service, clock=clock)

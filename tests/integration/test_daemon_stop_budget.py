@@ -27,13 +27,13 @@ from crmtel.fakepbx.server import load_ami
 from crmtel.store.calls import CallRepository
 from crmtel.store.db import Database
 from crmtel.store.managers import ManagerRepository
-from tests.fixtures.daemon import Daemon, DaemonPool, daemon_config, stored_state
+from tests.fixtures.daemon import Daemon, DaemonPool, first_hangup, spawn_run, stored_state
 from tests.fixtures.databases import PostgresRun, _dsn, pg_base_url
 from tests.fixtures.fake_ami import wait_for, wait_until
 from tests.fixtures.races import RACES_PROCESSES
 from tests.fixtures.traces import load_expected
 from tests.integration.test_ami_pipeline import serving
-from tests.integration.test_daemon_stop_writes import first_hangup, pool  # noqa: F401
+from tests.integration.test_daemon_stop_writes import pool  # noqa: F401
 
 # Races real processes (tests/fixtures/races.py).
 pytestmark = RACES_PROCESSES
@@ -43,6 +43,8 @@ pytestmark = RACES_PROCESSES
 BUDGET = 3.0
 # The longest the other writer holds its lock if crmtel never exits (the test then fails on it).
 CAP = 90.0
+# Anna owns the unknown caller's lead and task; the stop budget under test.
+CALLS = f'[calls]\ndefault_owner = "anna"\nstop_write_seconds = {BUDGET}\n'
 # The locker in another process: holds SQLite's write lock until told on stdin (or CAP), then says whether
 # it was told ("released") or gave up ("cap").
 _SQLITE_LOCKER = """
@@ -112,10 +114,7 @@ async def test_sigterm_with_sqlite_locked_longer_than_the_budget_exits_while_it_
         linkedid = load_expected("direct-caller-gives-up")["linkedid"]
         calls = CallRepository(db)
         async with serving(stream, pause_after=first_hangup(stream)) as server:
-            config, ports = daemon_config(tmp_path / "crmtel.toml", url, server.port)
-            with config.open("a", encoding="utf-8") as fh:
-                fh.write(f'[calls]\ndefault_owner = "anna"\nstop_write_seconds = {BUDGET}\n')
-            daemon = pool.spawn("--config", str(config), "run")
+            daemon, ports = spawn_run(pool, tmp_path, url, server.port, CALLS)
             await _run_until_stopped(daemon, ports.web_url, linkedid, calls)
             async with _sqlite_locked(path) as locker:
                 server.resume()
@@ -166,10 +165,7 @@ async def test_sigterm_with_postgres_calls_locked_longer_than_the_budget_exits_w
         linkedid = load_expected("direct-caller-gives-up")["linkedid"]
         calls = CallRepository(db)
         async with serving(stream, pause_after=first_hangup(stream)) as server:
-            config, ports = daemon_config(tmp_path / "crmtel.toml", run.url, server.port)
-            with config.open("a", encoding="utf-8") as fh:
-                fh.write(f'[calls]\ndefault_owner = "anna"\nstop_write_seconds = {BUDGET}\n')
-            daemon = pool.spawn("--config", str(config), "run")
+            daemon, ports = spawn_run(pool, tmp_path, run.url, server.port, CALLS)
             await _run_until_stopped(daemon, ports.web_url, linkedid, calls)
             locker = await asyncpg.connect(_dsn(run.url))
             try:

@@ -4,24 +4,22 @@ from __future__ import annotations
 
 import asyncio
 import signal
-import sqlite3
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from sqlalchemy import func, select
 
-from crmtel.ami.protocol import Message
 from crmtel.app import migrate
-from crmtel.fakepbx.server import Recorded, load_ami
+from crmtel.fakepbx.server import load_ami
 from crmtel.store.calls import CallRepository
 from crmtel.store.db import Database
 from crmtel.store.managers import ManagerRepository
 from crmtel.store.models import LeadRow, TaskRow
-from tests.fixtures.daemon import DaemonPool, clean_log, daemon_config, state_after, stored_state
+from tests.fixtures.daemon import DaemonPool, clean_log, first_hangup, spawn_run, state_after, stored_state
 from tests.fixtures.fake_ami import wait_for, wait_until
 from tests.fixtures.races import RACES_PROCESSES
+from tests.fixtures.sqlite_lock import WriteLock
 from tests.fixtures.traces import load_expected
 from tests.integration.test_ami_pipeline import serving
 
@@ -39,46 +37,6 @@ def pool(tmp_path: Path) -> Iterator[DaemonPool]:
     daemons = DaemonPool(tmp_path)
     yield daemons
     daemons.close()
-
-
-class WriteLock:
-    """Another program's write transaction on the SQLite file (``BEGIN IMMEDIATE``), held for a while."""
-
-    def __init__(self, path: Path, seconds: float) -> None:
-        self.path = path
-        self.seconds = seconds
-        self.taken = threading.Event()
-        self.released = threading.Event()
-        self._thread = threading.Thread(target=self._hold, name="sqlite-writer", daemon=True)
-
-    def _hold(self) -> None:
-        conn = sqlite3.connect(self.path, isolation_level=None, timeout=30)
-        try:
-            conn.execute("BEGIN IMMEDIATE")
-            self.taken.set()
-            threading.Event().wait(self.seconds)
-            conn.execute("COMMIT")
-        finally:
-            conn.close()
-            self.released.set()
-
-    def start(self) -> None:
-        """Take the lock (returns once it is held)."""
-        self._thread.start()
-        if not self.taken.wait(10):
-            raise AssertionError("the test's writer could not lock the database")
-
-    def join(self) -> None:
-        """Wait until the lock is released."""
-        self._thread.join(30)
-
-
-def first_hangup(stream: list[Recorded]) -> int:
-    """The position of the stream's first Hangup: before it the call is live, from it on it ends."""
-    for index, item in enumerate(stream):
-        if Message(item.headers).event == "Hangup":
-            return index
-    raise AssertionError("the trace has no Hangup")
 
 
 async def count(db: Database, row: type[LeadRow] | type[TaskRow]) -> int:
@@ -104,10 +62,7 @@ async def test_sigterm_while_a_call_ends_and_sqlite_is_locked_stores_call_lead_a
         assert state_after(stream[:pause]).live == {linkedid}
         calls = CallRepository(db)
         async with serving(stream, pause_after=pause) as server:
-            config, ports = daemon_config(tmp_path / "crmtel.toml", url, server.port)
-            with config.open("a", encoding="utf-8") as fh:
-                fh.write('[calls]\ndefault_owner = "anna"\n')
-            daemon = pool.spawn("--config", str(config), "run")
+            daemon, ports = spawn_run(pool, tmp_path, url, server.port, '[calls]\ndefault_owner = "anna"\n')
             await daemon.wait_http(ports.web_url + "/")
 
             async def live_stored() -> bool:

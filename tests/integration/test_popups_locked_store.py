@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import sqlite3
-import threading
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -34,40 +32,13 @@ from crmtel.store.db import Database
 from crmtel.store.models import ClientRow
 from crmtel.store.parties import PartyRepository
 from tests.fixtures.fake_ami import wait_for, wait_until
+from tests.fixtures.sqlite_lock import WriteLock
 from tests.integration.test_ami_pipeline import serving
 
 LOCK_SECONDS = 5.0
 # The trace is played at twice its real speed: the whole call (ringing, answered, ended) within 2.8 s.
 SPEED = 2.0
 LIVE = (CallRinging, CallAnswered, CallEnded)
-
-
-class WriteLock:
-    """Another program's write transaction on the SQLite file (``BEGIN IMMEDIATE``), held for a while."""
-
-    def __init__(self, path: Path, seconds: float) -> None:
-        self.path = path
-        self.seconds = seconds
-        self.taken = threading.Event()
-        self.released = threading.Event()
-        self._thread = threading.Thread(target=self._hold, name="sqlite-writer", daemon=True)
-
-    def _hold(self) -> None:
-        conn = sqlite3.connect(self.path, isolation_level=None, timeout=30)
-        try:
-            conn.execute("BEGIN IMMEDIATE")
-            self.taken.set()
-            threading.Event().wait(self.seconds)
-            conn.execute("COMMIT")
-        finally:
-            conn.close()
-            self.released.set()
-
-    def start(self) -> None:
-        """Take the lock (returns once it is held)."""
-        self._thread.start()
-        if not self.taken.wait(10):
-            raise AssertionError("the test's writer could not lock the database")
 
 
 @dataclass(frozen=True, slots=True)
