@@ -7,11 +7,23 @@ UTC. Every API, websocket message and JSON report serialises instants through ``
 from __future__ import annotations
 
 from datetime import UTC, date, datetime
+from typing import overload
 
 
 def as_utc(value: datetime) -> datetime:
     """``value`` as an aware UTC datetime (a naive one is taken to be UTC already)."""
     return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+@overload
+def assume_utc(value: datetime) -> datetime: ...
+@overload
+def assume_utc(value: None) -> None: ...
+def assume_utc(value: datetime | None) -> datetime | None:
+    """A naive time marked UTC (SQLite hands stored times back naive; crmtel writes only UTC); an aware one as it is."""
+    if value is None:
+        return None
+    return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
 
 
 def iso_instant(value: datetime | None) -> str | None:

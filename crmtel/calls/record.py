@@ -16,7 +16,7 @@ from typing import Any, Literal
 
 from crmtel.calls.tracker import visits
 from crmtel.domain import CallRecord, Direction, MissedReason, Outcome, PartyKind
-from crmtel.timestamps import iso_instant
+from crmtel.timestamps import assume_utc, iso_instant
 
 Kind = Literal["text", "int", "seconds", "time", "strings", "enum", "extra", "visits"]
 
@@ -75,11 +75,6 @@ def party_number(record: CallRecord) -> str | None:
 
 
 # -- the store's row ------------------------------------------------------------------------------------
-def _utc(value: datetime) -> datetime:
-    # SQLite hands back naive datetimes; every time crmtel stores is UTC.
-    return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
-
-
 def _enum_or_none(kind: type[enum.StrEnum], value: Any) -> Any:
     # A value this version does not know (a newer node wrote it) reads as unknown, never as an error.
     try:
@@ -104,7 +99,7 @@ def _row_reader(f: Field) -> Callable[[Any], Any] | None:
         assert kind is not None
         return lambda v: None if v is None else _enum_or_none(kind, v)
     if f.kind == "time":
-        return lambda v: None if v is None else _utc(v)
+        return lambda v: None if v is None else assume_utc(v)
     if f.kind == "seconds":
         return lambda v: float(v) if isinstance(v, (int, float, Decimal)) else 0.0
     if f.kind == "strings":
@@ -163,7 +158,7 @@ _STRICT: dict[Kind, Callable[[Field, Any], Any]] = {
     "text": lambda f, v: str(v),
     "int": lambda f, v: int(v),
     "seconds": lambda f, v: float(v),
-    "time": lambda f, v: _utc(datetime.fromisoformat(str(v))),
+    "time": lambda f, v: assume_utc(datetime.fromisoformat(str(v))),
     "strings": lambda f, v: tuple(str(x) for x in v),
     "enum": lambda f, v: f.enum(v) if f.enum is not None else v,
     "extra": lambda f, v: {str(k): str(x) for k, x in dict(v).items()},

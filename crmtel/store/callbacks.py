@@ -18,6 +18,7 @@ from crmtel.errors import CrmtelError, NotFound
 from crmtel.store.crm_lists import visible
 from crmtel.store.db import Database
 from crmtel.store.models import CallRow, ClientRow, LeadRow, ManagerRow, PhoneRow, TaskRow
+from crmtel.timestamps import assume_utc
 
 
 class TaskClosed(CrmtelError):
@@ -64,12 +65,6 @@ class PartyHit:
     phones: tuple[str, ...]
 
 
-def _utc(value: datetime | None) -> datetime | None:
-    if value is None:
-        return None
-    return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
-
-
 _CLOSER = aliased(CallRow)
 _LAST = aliased(CallRow)
 
@@ -105,9 +100,9 @@ def _view(row: Sequence[object]) -> TaskView:
         phone=task.phone,
         status="open" if task.status == "open" else "closed",
         missed_count=task.missed_count,
-        first_missed_at=_utc(task.created_at) or task.created_at,
-        due_at=_utc(task.due_at) or task.due_at,
-        closed_at=_utc(task.done_at),
+        first_missed_at=assume_utc(task.created_at) or task.created_at,
+        due_at=assume_utc(task.due_at) or task.due_at,
+        closed_at=assume_utc(task.done_at),
         closed_by_call=call_id(str(cpbx), str(clid)) if cpbx is not None else None,
         closed_by_call_id=task.closed_by_call_id,
         result=task.result,

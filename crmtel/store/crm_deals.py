@@ -18,15 +18,10 @@ from crmtel.errors import NotFound
 from crmtel.store.crm_parties import audit_in, may_see_in
 from crmtel.store.db import Database
 from crmtel.store.models import CallRow, ClientRow, DealRow, LeadRow, ManagerRow, PartyShareRow
+from crmtel.timestamps import assume_utc
 
 _OWN_CLIENT = aliased(ClientRow)
 _OWN_LEAD = aliased(LeadRow)
-
-
-def _utc(value: datetime | None) -> datetime | None:
-    if value is None:
-        return None
-    return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
 
 
 @dataclass(frozen=True, slots=True)
@@ -138,12 +133,12 @@ def _view(row: Sequence[Any]) -> DealView:
         manager_id=deal.manager_id,
         manager_name=mname,
         call_id=f"{pbx}:{linkedid}" if pbx is not None else None,
-        opened_at=_utc(deal.opened_at) or deal.opened_at,
-        closed_at=_utc(deal.closed_at),
+        opened_at=assume_utc(deal.opened_at) or deal.opened_at,
+        closed_at=assume_utc(deal.closed_at),
         next_step=deal.next_step,
-        next_step_at=_utc(deal.next_step_at),
+        next_step_at=assume_utc(deal.next_step_at),
         lost_reason=deal.lost_reason,
-        updated_at=_utc(deal.updated_at),
+        updated_at=assume_utc(deal.updated_at),
     )
 
 
@@ -309,5 +304,5 @@ def _plain(value: object) -> object:
     if isinstance(value, Decimal):
         return f"{value:.2f}"
     if isinstance(value, datetime):
-        return (_utc(value) or value).isoformat()
+        return (assume_utc(value) or value).isoformat()
     return value

@@ -39,6 +39,7 @@ from crmtel.store.models import (
     PhoneRow,
 )
 from crmtel.store.parties import lookup_in
+from crmtel.timestamps import assume_utc
 
 
 class StaleEdit(CrmtelError):
@@ -60,12 +61,6 @@ async def lock_row_in(session: AsyncSession, kind: Kind, party_id: int) -> None:
         .values(id=table.id)
         .execution_options(synchronize_session=False)
     )
-
-
-def _utc(value: datetime | None) -> datetime | None:
-    if value is None:
-        return None
-    return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
 
 
 async def audit_in(
@@ -175,8 +170,8 @@ async def _card_in(session: AsyncSession, kind: Kind, row: Any, audit_limit: int
         manager_id=row.manager_id,
         manager_name=manager_name,
         client_id=None if client else row.client_id,
-        created_at=_utc(row.created_at) or row.created_at,
-        updated_at=_utc(row.updated_at),
+        created_at=assume_utc(row.created_at) or row.created_at,
+        updated_at=assume_utc(row.updated_at),
         phones=tuple(_phone_view(p) for p in phones),
         contacts=tuple(contacts),
         shared_with=tuple(r[0] for r in shares),
@@ -196,7 +191,7 @@ async def audit_of_in(
         .limit(limit)
     )
     return [
-        AuditEntry(a.id, _utc(a.at) or a.at, a.manager_id, name, a.action, dict(a.changes or {}))
+        AuditEntry(a.id, assume_utc(a.at) or a.at, a.manager_id, name, a.action, dict(a.changes or {}))
         for a, name in rows.all()
     ]
 
@@ -259,7 +254,7 @@ class PartyCards:
             ):
                 raise LeadConverted(f"lead {party_id} is client {row.client_id}")
             # The version is when the record last changed (or was created): an edit made on an older one is stale.
-            if version is not None and _utc(row.updated_at or row.created_at) != version:
+            if version is not None and assume_utc(row.updated_at or row.created_at) != version:
                 raise StaleEdit(f"{kind.value} {party_id} changed at {row.updated_at}")
             diff = _apply(kind, row, changes)
             duplicates: tuple[PartyMatch, ...] = ()

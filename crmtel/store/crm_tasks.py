@@ -17,6 +17,7 @@ from crmtel.store.crm_parties import audit_in, may_see_in
 from crmtel.store.db import Database
 from crmtel.store.models import CallRow, ClientRow, LeadRow, ManagerRow, PartyShareRow, PhoneRow, TaskRow
 from crmtel.tasks.rules import PLANNED
+from crmtel.timestamps import assume_utc
 
 
 class TaskState(CrmtelError):
@@ -25,12 +26,6 @@ class TaskState(CrmtelError):
 
 _OWN_CLIENT = aliased(ClientRow)
 _OWN_LEAD = aliased(LeadRow)
-
-
-def _utc(value: datetime | None) -> datetime | None:
-    if value is None:
-        return None
-    return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
 
 
 @dataclass(frozen=True, slots=True)
@@ -135,14 +130,14 @@ def _item(row: Sequence[Any]) -> TaskItem:
         status="open" if task.status == "open" else "closed",
         source=task.source or "missed",
         missed_count=task.missed_count,
-        due_at=_utc(task.due_at) or task.due_at,
-        created_at=_utc(task.created_at) or task.created_at,
-        done_at=_utc(task.done_at),
+        due_at=assume_utc(task.due_at) or task.due_at,
+        created_at=assume_utc(task.created_at) or task.created_at,
+        done_at=assume_utc(task.done_at),
         result=task.result,
         closed_by_call=f"{pbx}:{linkedid}" if pbx is not None else None,
         closed_by_call_id=task.closed_by_call_id,
         closed_by_call_talk=float(talk) if talk is not None else None,
-        closed_by_call_started=_utc(started),
+        closed_by_call_started=assume_utc(started),
         manager_id=task.manager_id,
         manager_name=mname,
         party_kind=kind,
@@ -313,7 +308,7 @@ class CrmTasks:
                 ("manager_id", manager_id),
             ):
                 old = getattr(row, field)
-                if value is not None and (_utc(old) if isinstance(old, datetime) else old) != value:
+                if value is not None and (assume_utc(old) if isinstance(old, datetime) else old) != value:
                     diff[field] = [
                         old.isoformat() if isinstance(old, datetime) else old,
                         value.isoformat() if isinstance(value, datetime) else value,

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
@@ -22,10 +22,7 @@ from crmtel.store.db import Database
 from crmtel.store.history import CallView, _view, visible_to
 from crmtel.store.models import CallNoteRow, CallRow, DealRow, ExtensionRow, ManagerRow, PartyNoteRow, TaskRow
 from crmtel.store.notes import Note
-
-
-def _utc(value: datetime) -> datetime:
-    return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
+from crmtel.timestamps import assume_utc
 
 
 @dataclass(frozen=True, slots=True)
@@ -212,7 +209,15 @@ class Timelines:
                     )
                 ).scalars():
                     notes.setdefault(n.call_id, []).append(
-                        Note(n.id, n.call_id, n.manager_id, n.topic, n.result, n.comment, _utc(n.created_at))
+                        Note(
+                            n.id,
+                            n.call_id,
+                            n.manager_id,
+                            n.topic,
+                            n.result,
+                            n.comment,
+                            assume_utc(n.created_at),
+                        )
                     )
             deal_owner = DealRow.client_id if kind is Kind.CLIENT else DealRow.lead_id
             conds = [deal_owner == party_id]
@@ -284,7 +289,7 @@ class Timelines:
         by_call = {c.id: c.manager_id for c in calls}
         items.extend(
             TimelineCall(
-                _utc(v.started_at),
+                assume_utc(v.started_at),
                 v.id,
                 v,
                 tuple(notes.get(v.id, ())),
@@ -295,13 +300,13 @@ class Timelines:
         )
         items.extend(
             TimelineDeal(
-                _utc(d.opened_at),
+                assume_utc(d.opened_at),
                 d.id,
                 d.title,
                 Decimal(d.amount),
                 d.stage,
                 d.status,
-                _utc(d.closed_at) if d.closed_at else None,
+                assume_utc(d.closed_at) if d.closed_at else None,
                 d.lost_reason,
                 d.call_id,
                 names.get(d.manager_id or 0),
@@ -309,12 +314,12 @@ class Timelines:
             for d in deals
         )
         items.extend(
-            TimelineNote(_utc(n.created_at), n.id, n.text, n.manager_id, names.get(n.manager_id or 0))
+            TimelineNote(assume_utc(n.created_at), n.id, n.text, n.manager_id, names.get(n.manager_id or 0))
             for n in party_notes
         )
         items.extend(
             TimelineTask(
-                _utc(t.due_at),
+                assume_utc(t.due_at),
                 t.id,
                 t.title,
                 t.status,

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import delete, insert, select
@@ -11,6 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from crmtel.domain import CallRecord, Direction, MissedReason, Outcome, QueueOutcome, QueueVisit
 from crmtel.store.models import QueueOfferRow, QueueVisitRow
+from crmtel.timestamps import assume_utc
 
 
 def visit_rows(call_id: int, record: CallRecord) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
@@ -158,16 +159,11 @@ async def visits_in(session: AsyncSession, call_ids: Sequence[int]) -> dict[int,
         out.setdefault(row.call_id, []).append(
             QueueVisit(
                 queue=row.queue,
-                joined_at=_utc(row.joined_at),
-                left_at=_utc(row.left_at) if row.left_at is not None else None,
+                joined_at=assume_utc(row.joined_at),
+                left_at=assume_utc(row.left_at) if row.left_at is not None else None,
                 outcome=QueueOutcome(row.outcome),
                 answered_by=row.answered_by,
                 offered=tuple(offered.get((row.call_id, row.seq), ())),
             )
         )
     return {cid: tuple(v) for cid, v in out.items()}
-
-
-def _utc(value: datetime) -> datetime:
-    # SQLite gives naive datetimes back: they were written in UTC.
-    return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
