@@ -31,12 +31,22 @@ def _extension(text: str) -> str:
     return value
 
 
+def _login(text: str) -> str:
+    # As `crmtel import managers` has it: a login is one word. A newline in it went raw into the browser
+    # phones' PJSIP include (its comment line and caller-id name) and could add sections to pjsip.conf.
+    if not text or any(c.isspace() or not c.isprintable() for c in text) or len(text) > 100:
+        raise argparse.ArgumentTypeError(
+            f"{text[:40]!r} is not a login (one word, no spaces, at most 100 characters)"
+        )
+    return text
+
+
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Add ``manager add``, ``list``, ``passwd``, ``deactivate`` and ``activate``."""
     mgr = subparsers.add_parser("manager", help="managers and heads of sales")
     mgr_sub = mgr.add_subparsers(dest="manager_command", required=True, metavar="ACTION")
     add = mgr_sub.add_parser("add", help="create or update a manager (by login)")
-    add.add_argument("--login", required=True)
+    add.add_argument("--login", required=True, type=_login)
     add.add_argument("--name", required=True)
     add.add_argument(
         "--extension", action="append", default=[], type=_extension, help="repeat for several phones"

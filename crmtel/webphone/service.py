@@ -92,9 +92,12 @@ def pjsip_endpoints(endpoints: Sequence[Endpoint], settings: WebphoneSettings, t
     ]
     for e in endpoints:
         c = e.credential
-        name = _UNSAFE_NAME.sub("", e.name).strip() or e.login
+        # Names and logins come from people (a sheet, the CLI): only safe characters reach the file, so no
+        # newline can add a section to pjsip.conf.
+        login = _UNSAFE_NAME.sub("", e.login).strip() or c.device
+        name = _UNSAFE_NAME.sub("", e.name).strip() or login
         out += [
-            f"; {e.login}, extension {e.extension}",
+            f"; {login}, extension {e.extension}",
             f"[{c.device}](crmtel-webphone)",
             f"auth = {c.device}",
             f"aors = {c.device}",

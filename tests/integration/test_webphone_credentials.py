@@ -226,3 +226,24 @@ async def test_passwd_without_an_endpoints_file_says_the_pbx_still_has_the_old_c
     capsys.readouterr()
     assert await _cli(["manager", "activate", "anna"], settings) == 0
     assert "browser phones" not in capsys.readouterr().out
+
+
+async def test_manager_add_refuses_a_login_the_import_refuses(
+    db: Database, database_url: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`manager add --login` with a newline (or a space) is refused as `import managers` refuses it — it was saved
+    and written into the PJSIP include, where its lines became sections of pjsip.conf."""
+    endpoints = tmp_path / "pjsip_crmtel_webphone.conf"
+    settings = _settings(database_url, endpoints)
+    for login in ("evil\n[trunk]\ntype=endpoint", "two words", ""):
+        with pytest.raises(SystemExit):
+            await _cli(["manager", "add", "--login", login, "--name", "Evil", "--extension", "150"], settings)
+        assert "is not a login" in capsys.readouterr().err
+    assert not endpoints.exists()
+    assert (
+        await _cli(
+            ["manager", "add", "--login", "ok.login-1", "--name", "Ok", "--extension", "150"], settings
+        )
+        == 0
+    )
+    assert "[99150]" in endpoints.read_text(encoding="utf-8")

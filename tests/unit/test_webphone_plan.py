@@ -116,3 +116,16 @@ def test_a_device_that_is_another_phone_s_extension_is_nobody_s_browser_phone() 
     text = pjsip_endpoints(plan.endpoints, WebphoneSettings(enabled=True, ws_url="wss://pbx:8089/ws"))
     assert "[9913]" not in text
     assert "[999913]" in text
+
+
+def test_a_login_or_name_with_newlines_adds_no_section_to_pjsip_conf() -> None:
+    """A login (or name) carrying newlines and brackets — a managers sheet, the CLI — reaches the include only as
+    safe characters: it wrote '[trunk]' and 'context=from-internal' lines into pjsip.conf before."""
+    evil = "evil\n[trunk]\ntype=endpoint\ncontext=from-internal"
+    manager = _manager(1, evil, "150", name="\n\n")
+    plan = plan_sync([manager], {}, "crmtel")
+    text = pjsip_endpoints(plan.endpoints, WebphoneSettings(enabled=True, ws_url="wss://pbx:8089/ws"))
+    sections = re.findall(r"(?m)^\[([^\]]*)\]", text)
+    assert sections == ["crmtel-webphone", "99150", "99150", "99150"]
+    assert "context=from-internal" not in text
+    assert "; eviltrunktypeendpointcontextfrom-internal, extension 150" in text
