@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from crmtel.store.db import Database
+from tests.fixtures.daemon import DaemonPool
 from tests.fixtures.databases import PostgresRun, SqliteRun, pg_base_url
 from tests.fixtures.traces import TRACES_DIR
 
@@ -49,3 +50,11 @@ async def db(database_url: str) -> AsyncIterator[Database]:
 def traces_dir() -> Path:
     """The recorded real AMI traces kept in the repository."""
     return TRACES_DIR
+
+
+@pytest.fixture
+def pool(tmp_path: Path) -> Iterator[DaemonPool]:
+    """Starts crmtel processes; whatever still runs at the end of the test is killed."""
+    daemons = DaemonPool(tmp_path)
+    yield daemons
+    daemons.close()

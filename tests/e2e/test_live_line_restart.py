@@ -5,7 +5,6 @@ keeps the call's card in progress with the talk timer counting from the PBX's an
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -25,14 +24,6 @@ pytestmark = [pytest.mark.e2e, RACES_PROCESSES]
 SEEN = 5_000  # ms the browser may take to show a change
 BACK = 30_000  # ms a page may take to find a restarted daemon (its backoff, the daemon's start-up)
 ANSWERED_AGO = 40.0  # s: the call was answered well before the restart, so a timer restarted at 0 shows
-
-
-@pytest.fixture
-def pool(tmp_path: Path) -> Iterator[DaemonPool]:
-    """Starts crmtel processes; whatever still runs at the end of the test is killed."""
-    daemons = DaemonPool(tmp_path)
-    yield daemons
-    daemons.close()
 
 
 @pytest.mark.parametrize("viewport", VIEWPORTS)

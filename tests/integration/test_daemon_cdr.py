@@ -5,7 +5,6 @@ and ended while crmtel was down, and those that ended while it was down."""
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
@@ -42,14 +41,6 @@ from tests.unit.test_cdr_calls import assert_same_call
 pytestmark = RACES_PROCESSES
 
 MOSCOW = ZoneInfo("Europe/Moscow")
-
-
-@pytest.fixture
-def pool(tmp_path: Path) -> Iterator[DaemonPool]:
-    """Starts crmtel processes; whatever still runs at the end of the test is killed."""
-    daemons = DaemonPool(tmp_path)
-    yield daemons
-    daemons.close()
 
 
 def _config(path: Path, database_url: str, ami_port: int, master: Path) -> tuple[Path, Ports]:

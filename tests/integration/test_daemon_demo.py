@@ -4,13 +4,11 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import aiohttp
-import pytest
 
 from tests.fixtures.csrf import page_like_session
 from tests.fixtures.daemon import DaemonPool, clean_log, crmtel_cli, free_ports
@@ -20,14 +18,6 @@ from tests.integration.test_agi_server import env, fake_asterisk
 
 # Races real processes (tests/fixtures/races.py).
 pytestmark = RACES_PROCESSES
-
-
-@pytest.fixture
-def pool(tmp_path: Path) -> Iterator[DaemonPool]:
-    """Starts crmtel processes; whatever still runs at the end of the test is killed."""
-    daemons = DaemonPool(tmp_path)
-    yield daemons
-    daemons.close()
 
 
 async def test_demo_serves_the_page_lets_anna_log_in_and_records_calls(

@@ -24,14 +24,6 @@ pytestmark = RACES_PROCESSES
 
 
 @pytest.fixture
-def pool(tmp_path: Path) -> Iterator[DaemonPool]:
-    """Starts crmtel processes; whatever still runs at the end of the test is killed."""
-    daemons = DaemonPool(tmp_path)
-    yield daemons
-    daemons.close()
-
-
-@pytest.fixture
 def busy_port() -> Iterator[int]:
     """A port some other program listens on."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:

@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
 
 import aiohttp
-import pytest
 
 from crmtel.fakepbx.server import load_ami, merge_streams
 from crmtel.routing.rules import last_month
@@ -25,14 +23,6 @@ from tests.integration.test_ami_pipeline import serving
 
 # Races real processes (tests/fixtures/races.py).
 pytestmark = RACES_PROCESSES
-
-
-@pytest.fixture
-def pool(tmp_path: Path) -> Iterator[DaemonPool]:
-    """Starts crmtel processes; whatever still runs at the end of the test is killed."""
-    daemons = DaemonPool(tmp_path)
-    yield daemons
-    daemons.close()
 
 
 async def test_run_stores_every_replayed_call_and_stops_cleanly_on_sigterm(

@@ -33,7 +33,6 @@ from tests.fixtures.fake_ami import wait_for, wait_until
 from tests.fixtures.races import RACES_PROCESSES
 from tests.fixtures.traces import load_expected
 from tests.integration.test_ami_pipeline import serving
-from tests.integration.test_daemon_stop_writes import pool  # noqa: F401
 
 # Races real processes (tests/fixtures/races.py).
 pytestmark = RACES_PROCESSES
@@ -98,7 +97,7 @@ async def _sqlite_locked(path: Path) -> AsyncIterator[asyncio.subprocess.Process
 
 
 async def test_sigterm_with_sqlite_locked_longer_than_the_budget_exits_while_it_is_still_locked(
-    pool: DaemonPool,  # noqa: F811
+    pool: DaemonPool,
     tmp_path: Path,
     traces_dir: Path,
 ) -> None:
@@ -151,7 +150,7 @@ async def _postgres() -> PostgresRun:
 
 
 async def test_sigterm_with_postgres_calls_locked_longer_than_the_budget_exits_while_it_is_still_locked(
-    pool: DaemonPool,  # noqa: F811
+    pool: DaemonPool,
     tmp_path: Path,
     traces_dir: Path,
 ) -> None:

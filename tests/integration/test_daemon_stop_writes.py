@@ -4,10 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import signal
-from collections.abc import Iterator
 from pathlib import Path
 
-import pytest
 from sqlalchemy import func, select
 
 from crmtel.app import migrate
@@ -29,14 +27,6 @@ pytestmark = RACES_PROCESSES
 # How long the other writer holds the database (longer than SQLite's busy_timeout of 5 s would be too:
 # the daemon must retry, not give up).
 LOCK_SECONDS = 5.0
-
-
-@pytest.fixture
-def pool(tmp_path: Path) -> Iterator[DaemonPool]:
-    """Starts crmtel processes; whatever still runs at the end of the test is killed."""
-    daemons = DaemonPool(tmp_path)
-    yield daemons
-    daemons.close()
 
 
 async def count(db: Database, row: type[LeadRow] | type[TaskRow]) -> int:

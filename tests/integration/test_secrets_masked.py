@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -19,14 +18,6 @@ from tests.fixtures.races import RACES_PROCESSES
 
 AMI_SECRET = "ami-secret-c41e"
 DB_PASSWORD = "db-password-77ab"
-
-
-@pytest.fixture
-def pool(tmp_path: Path) -> Iterator[DaemonPool]:
-    """Starts crmtel processes; whatever still runs at the end of the test is killed."""
-    daemons = DaemonPool(tmp_path)
-    yield daemons
-    daemons.close()
 
 
 def test_log_lines_and_tracebacks_are_masked(capsys: pytest.CaptureFixture[str]) -> None:

@@ -9,7 +9,7 @@ import signal
 import socket
 import time
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -56,14 +56,6 @@ class NotifySocket:
             assert time.monotonic() < deadline, f"no {key} within {limit} s\n{daemon.describe()}"
             await asyncio.sleep(0.01)
         return found[0][0]
-
-
-@pytest.fixture
-def pool(tmp_path: Path) -> Iterator[DaemonPool]:
-    """Starts crmtel processes; whatever still runs at the end of the test is killed."""
-    daemons = DaemonPool(tmp_path)
-    yield daemons
-    daemons.close()
 
 
 @asynccontextmanager

@@ -4,10 +4,7 @@ once, and nothing is lost."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
-
-import pytest
 
 from crmtel.store.calls import CallRepository
 from crmtel.store.db import Database
@@ -22,14 +19,6 @@ from tests.integration.test_outbox import SECRET, _receiver
 
 # Races real processes (tests/fixtures/races.py).
 pytestmark = RACES_PROCESSES
-
-
-@pytest.fixture
-def pool(tmp_path: Path) -> Iterator[DaemonPool]:
-    """Starts crmtel processes; whatever still runs at the end of the test is killed."""
-    daemons = DaemonPool(tmp_path)
-    yield daemons
-    daemons.close()
 
 
 async def _settled(db: Database) -> bool:
