@@ -146,3 +146,34 @@ async def test_a_click_in_a_tab_without_the_phone_is_placed_from_the_tab_that_ha
             assert not [a for a in asked if a.startswith("POST api/dial") and "browser" not in a], asked
         finally:
             await context.close()
+
+
+async def test_a_tab_logged_out_while_waiting_for_the_phone_never_takes_it(
+    browser: Browser, db: Database
+) -> None:
+    """anna's second tab waits for the phone (the first owns it); she logs out there, then the first tab goes too
+    (logged out elsewhere): the waiting tab's lock request is withdrawn, so no logged-out tab registers an
+    invisible phone that rings and holds the lock — the next login owns the phone."""
+    async with _server(db, PHONE) as url:
+        context = await browser.new_context(locale="ru-RU", permissions=["microphone"])
+        await context.add_init_script("navigator.mediaDevices.getUserMedia = async () => new MediaStream();")
+        await context.route(
+            "**/static/vendor/jssip.js",
+            lambda route: route.fulfill(body=FAKE_JSSIP, content_type="text/javascript"),
+        )
+        try:
+            first = await context.new_page()
+            await _login(first, url)
+            await first.wait_for_selector('[data-testid="webphone"][data-state="registered"]')
+            second = await context.new_page()
+            await second.goto(url)
+            await second.wait_for_selector('[data-testid="webphone"][data-state="other-tab"]')
+            await second.click('[data-testid="logout"]')
+            await second.wait_for_selector("#login-screen:not([hidden])")
+            await first.close()  # the owner goes: its lock is free
+            third = await context.new_page()
+            await _login(third, url)
+            await third.wait_for_selector('[data-testid="webphone"][data-state="registered"]')
+            assert await second.evaluate("window.crmtelWebphone.state()") == "off"
+        finally:
+            await context.close()

@@ -18,6 +18,7 @@ let call = null;       // {session, incoming, state: "ringing"|"calling"|"talkin
 let state = "off";     // off | insecure | starting | registered | unregistered | failed | other-tab | mic-denied | mic-missing
 let channel = null;    // BroadcastChannel between this manager's tabs
 let releaseLock = null;
+let lockWait = null;   // AbortController of a lock request not granted yet (withdrawn when the page logs out)
 let timer = null;
 let colleagues = [];
 let remote = null;     // the owner tab's last state, in a tab that does not own the phone
@@ -69,8 +70,15 @@ export async function mountWebphone(me, container) {
   show("other-tab");
   if (channel) channel.postMessage({ type: "ask" });
   const own = () => new Promise((resolve) => { releaseLock = resolve; remote = null; start(); });
-  if (navigator.locks) navigator.locks.request(`crmtel-webphone-${me.login}`, own);
-  else own();
+  if (navigator.locks) {
+    // A tab that logs out while it waits must not take the phone later (invisible, ringing, holding the lock).
+    const wait = new AbortController();
+    lockWait = wait;
+    navigator.locks.request(`crmtel-webphone-${me.login}`, { signal: wait.signal }, () => {
+      if (lockWait === wait) lockWait = null;
+      return own();
+    }).catch(() => { /* withdrawn: the page logged out first */ });
+  } else own();
 }
 
 export function stopWebphone() {
@@ -78,6 +86,8 @@ export function stopWebphone() {
   call = null;
   if (ua) { ua.stop(); ua = null; }
   if (releaseLock) { releaseLock(); releaseLock = null; }
+  if (lockWait) { lockWait.abort(); lockWait = null; }
+  reg = null;
   if (channel) { channel.close(); channel = null; }
   clearInterval(timer);
   if (panel) { panel.remove(); panel = null; }
@@ -94,6 +104,7 @@ async function start() {
   show("starting");
   if (!(await microphoneOk())) return;
   await listDevices();
+  if (!reg || !releaseLock) return; // logged out meanwhile
   const socket = new JsSIP.WebSocketInterface(reg.ws_url);
   ua = new JsSIP.UA({
     sockets: [socket],
