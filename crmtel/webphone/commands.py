@@ -21,10 +21,17 @@ def add_config_command(cfg_sub: argparse._SubParsersAction[argparse.ArgumentPars
         description="One WebRTC device 99<ext> per active manager with an extension, for an #include in "
         "pjsip.conf (deploy/asterisk/WEBPHONE.md). Draws a credential for each manager who has none (new, or "
         "replaced after a password change or deactivation). Writes webphone.endpoints_file (or --output; "
-        "'-' prints) and reloads res_pjsip over AMI when webphone.reload is on.",
+        "'-' prints) and reloads res_pjsip over AMI when webphone.reload is on. For FreePBX ([ami] flavour or "
+        "--flavour freepbx) the file is #included from pjsip_custom_post.conf and FreePBX's own files are refused.",
     )
     cmd.add_argument("--output", type=Path, help="file to write instead of webphone.endpoints_file; - prints")
     cmd.add_argument("--no-reload", action="store_true", help="do not reload res_pjsip afterwards")
+    cmd.add_argument(
+        "--flavour",
+        choices=("asterisk", "freepbx"),
+        help="the PBX the file is for (default: [ami] flavour); freepbx refuses the files FreePBX rewrites and "
+        "says to #include the file from pjsip_custom_post.conf",
+    )
     cmd.set_defaults(handler=_webphone_endpoints)
 
 
@@ -44,7 +51,9 @@ async def _webphone_endpoints(args: argparse.Namespace, settings: Settings) -> i
         to_stdout = True
     db = Database(settings.database_url)
     try:
-        result = await sync_endpoints(settings, db, reload=False if args.no_reload else None)
+        result = await sync_endpoints(
+            settings, db, reload=False if args.no_reload else None, flavour=args.flavour
+        )
     finally:
         await db.dispose()
     for clash in result.clashes:

@@ -9,12 +9,37 @@ import hashlib
 import re
 import secrets
 from collections.abc import Mapping, Sequence
+from pathlib import PurePath
+from typing import Literal
 
 from crmtel.config import WEBPHONE_DEVICE_PREFIX, OriginateSettings, WebphoneSettings
 from crmtel.dial.policy import Verdict, check_number
 from crmtel.domain import Manager
 from crmtel.phones import PhoneKind, normalize
 from crmtel.webphone.models import Endpoint, SipCredential, SyncPlan
+
+Flavour = Literal["asterisk", "freepbx"]
+
+# What FreePBX writes on every "Apply Config" / `fwconsole reload` (FreePBX/core release/17.0: PJSip.class.php
+# genConfig(), lines 427-436 and 491; etc/extensions.conf and etc/http.conf are core's own, generated with
+# extensions_additional.conf / http_additional.conf): crmtel never writes these, its file is #included from
+# pjsip_custom_post.conf, which FreePBX includes (line 491) and never writes.
+FREEPBX_OWNED = frozenset(
+    {
+        "pjsip.conf",
+        "pjsip.transports.conf",
+        "pjsip.endpoint.conf",
+        "pjsip.aor.conf",
+        "pjsip.auth.conf",
+        "pjsip.registration.conf",
+        "pjsip.identify.conf",
+        "pjsip_notify.conf",
+        "extensions.conf",
+        "extensions_additional.conf",
+        "http.conf",
+        "http_additional.conf",
+    }
+)
 
 # Only characters that cannot break out of a PJSIP value or a quoted caller-id name.
 _UNSAFE_NAME = re.compile(r"[^\w .\-]", re.UNICODE)
@@ -68,12 +93,32 @@ def plan_sync(managers: Sequence[Manager], existing: Mapping[int, SipCredential]
     )
 
 
-def pjsip_endpoints(endpoints: Sequence[Endpoint], settings: WebphoneSettings, transport: str = "") -> str:
-    """The PJSIP sections (endpoint, auth, aor) of every browser phone, for an #include in pjsip.conf."""
+def freepbx_owned(path: PurePath) -> bool:
+    """Whether FreePBX rewrites this file on "Apply Config" (so crmtel's endpoints written there would vanish)."""
+    return path.name in FREEPBX_OWNED
+
+
+_FREEPBX_HEADER = (
+    "; FreePBX: #include this file from /etc/asterisk/pjsip_custom_post.conf (FreePBX's pjsip.conf includes",
+    "; that file last and never writes it: core PJSip.class.php genConfig()). No transport here: FreePBX's own",
+    "; wss transport (Settings > Asterisk SIP Settings > PJSIP: wss on 0.0.0.0) takes the browsers. The desk",
+    "; phone and the browser ring together through extensions_crmtel_webphone_freepbx.conf.",
+)
+
+
+def pjsip_endpoints(
+    endpoints: Sequence[Endpoint],
+    settings: WebphoneSettings,
+    transport: str = "",
+    flavour: Flavour = "asterisk",
+) -> str:
+    """The PJSIP sections (endpoint, auth, aor) of every browser phone, for an #include in pjsip.conf (on
+    FreePBX, in pjsip_custom_post.conf)."""
     out = [
         "; crmtel's browser phones, written by `crmtel config webphone-endpoints` — do not edit: the next",
         "; sync rewrites it. Each is a WebRTC device 99<ext> of a manager's extension; the digest hash below",
         "; is a credential (keep this file 0640, readable by Asterisk only).",
+        *(_FREEPBX_HEADER if flavour == "freepbx" else ()),
         "",
         "[crmtel-webphone](!)",
         "type = endpoint",

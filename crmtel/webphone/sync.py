@@ -22,7 +22,7 @@ from crmtel.errors import CrmtelError
 from crmtel.store.db import Database
 from crmtel.store.managers import ManagerRepository
 from crmtel.store.sip_credentials import SipCredentialRepository
-from crmtel.webphone.service import pjsip_endpoints, plan_sync
+from crmtel.webphone.service import Flavour, freepbx_owned, pjsip_endpoints, plan_sync
 
 log = logging.getLogger(__name__)
 
@@ -40,7 +40,16 @@ class SyncResult:
     clashes: tuple[str, ...] = ()
 
 
-async def render(settings: Settings, db: Database) -> tuple[str, int, int, int, tuple[str, ...]]:
+def flavour_of(settings: Settings, flavour: Flavour | None = None) -> Flavour:
+    """The PBX kind the endpoints are written for: as asked, else the first PBX's ``[ami] flavour``."""
+    if flavour is not None:
+        return flavour
+    return settings.pbxes[0].flavour if settings.pbxes else "asterisk"
+
+
+async def render(
+    settings: Settings, db: Database, flavour: Flavour = "asterisk"
+) -> tuple[str, int, int, int, tuple[str, ...]]:
     """Bring the stored credentials in line with the managers and return the include file's text (and the
     managers left without a browser phone because its device is another phone's extension)."""
     managers = await ManagerRepository(db).all()
@@ -49,7 +58,7 @@ async def render(settings: Settings, db: Database) -> tuple[str, int, int, int, 
     if plan.new or plan.dropped:
         await credentials.apply(plan.new, plan.dropped)
     return (
-        pjsip_endpoints(plan.endpoints, settings.webphone),
+        pjsip_endpoints(plan.endpoints, settings.webphone, flavour=flavour),
         len(plan.endpoints),
         len(plan.new),
         len(plan.dropped),
@@ -120,12 +129,23 @@ async def reload_pjsip(settings: Settings) -> None:
     await reload_module(settings, "res_pjsip.so", "the browser phone")
 
 
-async def sync_endpoints(settings: Settings, db: Database, *, reload: bool | None = None) -> SyncResult:
-    """Draw/drop credentials, write ``webphone.endpoints_file`` (if set) and reload res_pjsip (if asked)."""
-    text, endpoints, drawn, dropped, clashes = await render(settings, db)
+async def sync_endpoints(
+    settings: Settings, db: Database, *, reload: bool | None = None, flavour: Flavour | None = None
+) -> SyncResult:
+    """Draw/drop credentials, write ``webphone.endpoints_file`` (if set) and reload res_pjsip (if asked).
+
+    For FreePBX (``flavour``, else the first PBX's) a file FreePBX rewrites on "Apply Config" is refused before
+    anything changes: the endpoints would vanish at the next reload and the managers' pages lose their phone."""
+    kind = flavour_of(settings, flavour)
+    target = settings.webphone.endpoints_file
+    if kind == "freepbx" and target is not None and freepbx_owned(target):
+        raise CrmtelError(
+            f"{target} is FreePBX's own file (rewritten on every Apply Config): write the browser phones to "
+            "/etc/asterisk/pjsip_crmtel_webphone.conf and #include it from pjsip_custom_post.conf"
+        )
+    text, endpoints, drawn, dropped, clashes = await render(settings, db, kind)
     for clash in clashes:
         log.warning("webphone: no browser phone for %s", clash)
-    target = settings.webphone.endpoints_file
     written = None
     if target is not None:
         await asyncio.to_thread(write_private, target, text)

@@ -19,12 +19,15 @@ from typing import Any
 
 import aiohttp
 
+from crmtel.config import WebphoneSettings
 from crmtel.domain import CallRecord, QueueVisit
 from crmtel.store.callbacks import CallbackRepository, TaskView
 from crmtel.store.calls import CallRepository
 from crmtel.store.db import Database
 from crmtel.store.managers import ManagerRepository
 from crmtel.store.parties import NewClient, PartyRepository
+from crmtel.webphone.models import Endpoint, SipCredential
+from crmtel.webphone.service import digest_ha1, pjsip_endpoints
 from tests.fixtures.daemon import write_config
 
 __all__ = ["CallRecord", "QueueVisit", "TaskView"]
@@ -50,6 +53,16 @@ class Customer:
     phone: str
     manager: str | None = None
     turnover: Decimal | None = None
+
+
+def freepbx_webphone(extension: str, name: str, secret: str, realm: str = "crmtel") -> tuple[str, str]:
+    """crmtel's generated FreePBX endpoints file for one manager, with a secret the test knows (a sync draws
+    and forgets it), and the digest hash the page gets (what JsSIP registers with)."""
+    device = "99" + extension
+    ha1 = digest_ha1(device, realm, secret)
+    settings = WebphoneSettings(enabled=True, ws_url="ws://127.0.0.1:8088/ws", realm=realm)
+    endpoint = Endpoint(SipCredential(1, device, realm, ha1), extension, name, "manager")
+    return pjsip_endpoints([endpoint], settings, flavour="freepbx"), ha1
 
 
 def last_month(today: date) -> date:

@@ -188,7 +188,7 @@ class LiveRig:
             endpoint_scenario(behaviours, self.sip_target, "desk phones"),
             bind_ip=PHONES_IP,
             port=self.cfg.ports.phones,
-            media_port=_media_port(),
+            media_port=media_port(),
         )
         await _sipp_listening(self.phones)
 
@@ -203,7 +203,7 @@ class LiveRig:
             endpoint_scenario(behaviours, self.sip_target, "outside world"),
             bind_ip=TRUNK_IP,
             port=self.cfg.ports.trunk,
-            media_port=_media_port(),
+            media_port=media_port(),
         )
         await _sipp_listening(self.world)
 
@@ -219,7 +219,7 @@ class LiveRig:
             caller_scenario(caller),
             bind_ip=bind,
             port=free_udp_ports(1)[0],
-            media_port=_media_port(),
+            media_port=media_port(),
             remote=self.sip_target,
             calls=1,
         )
@@ -280,7 +280,8 @@ class LiveRig:
         return await crmtel_side.wait_stored(self.database_url, PBX_NAME, linkedid, limit)
 
 
-def _media_port() -> int:
+def media_port() -> int:
+    """A free even port for a sipp's media (it binds the next ones too)."""
     # sipp binds its media port (and the next ones): an even free port well apart from others.
     for _ in range(50):
         port = random.randrange(20000, 60000, 4)
