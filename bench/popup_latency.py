@@ -360,6 +360,7 @@ async def run(args: argparse.Namespace) -> int:
         await service.write_all(10.0)
         writer.cancel()
         await asyncio.gather(writer, return_exceptions=True)
+        await service.aclose()
     print(
         f"pipeline handled {client.handled} AMI messages in {time.perf_counter() - started:.1f} s;"
         f" at most {peak} calls live at once"

@@ -224,6 +224,7 @@ async def start(settings: Settings, *, demo: bool = False, demo_speed: float = 1
         if invalidations is not None:
             card_cache.distrust()  # until this node hears the other nodes' changes
             db.on_change(invalidations.publish)
+            db.number_changes()  # so a change committed but never announced is still found (EpochLedger)
         # Read once now, so that no popup waits on the store for who answered (reloaded beside, see ManagerNames).
         names = await stack.enter_async_context(ManagerNames(db))
         await names.load()
@@ -268,6 +269,7 @@ async def start(settings: Settings, *, demo: bool = False, demo_speed: float = 1
             after_flush=board.calls_stored,
             tap=connectors.tap if connectors.workers else None,
         )
+        stack.push_async_callback(calls.aclose)  # after the stop's last writes (``_drain``, pushed later)
         if cluster is None:  # a cluster node restores a PBX's live calls when it becomes its leader
             for pbx in pbxes:
                 restored = await calls.restore(pbx.name)
@@ -400,7 +402,9 @@ async def start(settings: Settings, *, demo: bool = False, demo_speed: float = 1
         # Calls are written beside tracking: no AMI event, hence no popup, waits for a commit.
         group.spawn(calls.write_beside(), name="calls-writer")
         # Writes of other crmtel processes on this store (a CLI import, a manager renamed by `crmtel manager`).
-        group.spawn(follow_card_epoch(db), name="card-epoch")
+        # In a cluster, also the other nodes' changes whose announcement was lost (a node killed after its commit).
+        ledger = invalidations.ledger if invalidations is not None else None
+        group.spawn(follow_card_epoch(db, ledger=ledger), name="card-epoch")
         if cluster is None:
             group.spawn(cdr.run(), name="cdr-backfill")
             for client in clients:

@@ -133,6 +133,8 @@ class _Lost:
 # How long a failed Originate's reply waits for the end of the channel it made (Asterisk 22 sends the
 # OriginateResponse a millisecond before that channel's DialEnd and Hangup, which say why it failed).
 ORIGINATE_AFTERMATH = 2.0
+# The longest the consumer handles queued events without letting the rest of the loop run.
+_SLICE_SECONDS = 0.005
 
 
 @dataclass(eq=False, slots=True)
@@ -647,6 +649,7 @@ class AmiClient:
         loop = asyncio.get_running_loop()
         since_flush = 0
         last_flush = loop.time()
+        give_way_at = last_flush + _SLICE_SECONDS
         items = self._items
         while True:
             if self._stopping and not items:
@@ -687,6 +690,11 @@ class AmiClient:
                     except Exception:  # a bad event or a failing consumer must never stop the stream
                         log.exception("ami %s: event handler failed on %s; skipped", self.pbx, item[0].event)
                     self.handled += 1
+                    if items and loop.time() >= give_way_at:
+                        # A backlog is worked off in slices: what the events produced (the popups sent on,
+                        # the websockets, the cluster lease's health check) runs between them.
+                        await asyncio.sleep(0)
+                        give_way_at = loop.time() + _SLICE_SECONDS
                 since_flush += 1
                 if since_flush >= self.batch or (
                     not items and loop.time() - last_flush >= self.flush_interval

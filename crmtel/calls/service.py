@@ -18,6 +18,7 @@ received is tracked and ``write_all`` writes it, giving up at that deadline with
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import time
 from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
@@ -76,6 +77,8 @@ from crmtel.store.tasks import WantedLead, ensure_leads_in
 log = logging.getLogger(__name__)
 # Seconds a party lookup is reused for further calls from the same number.
 _LOOKUP_TTL = 10.0
+# Store reads for callers' parties at once (the rest wait their turn, beside tracking).
+_LOOKUPS_AT_ONCE = 4
 
 
 class PartyLookup(Protocol):
@@ -241,6 +244,9 @@ class CallService:
         self._matched: dict[CallKey, str | None] = {}
         # A short memory of lookups: a busy line calls the same numbers again and again.
         self._lookups: dict[str, tuple[_Party | None, float]] = {}
+        # Party lookups running beside tracking (``_match``), a few at a time: the pool serves the cards too.
+        self._looking: dict[CallKey, asyncio.Task[None]] = {}
+        self._lookup_slots = asyncio.Semaphore(_LOOKUPS_AT_ONCE)
         self._now = time.monotonic
         self._flush_lock = asyncio.Lock()
         # ``write_beside`` running: tracking asks it for writes instead of awaiting them.
@@ -306,6 +312,8 @@ class CallService:
         for held in (self._party, self._matched):
             for key in [k for k in held if k[0] == pbx]:
                 del held[key]
+        for key in [k for k in self._looking if k[0] == pbx]:
+            self._cancel_lookup(key)
 
     # -- AmiSink -----------------------------------------------------------------------------------
     async def on_event(self, pbx: str, message: Message, at: datetime) -> None:
@@ -420,6 +428,7 @@ class CallService:
                     self.outbox.merged(pbx, record.linkedid, merged_into)
                     self._party.pop(key, None)
                     self._matched.pop(key, None)
+                    self._cancel_lookup(key)
                     await self._publish(effect)
                     continue
                 record = await self._end(key, record)
@@ -429,10 +438,12 @@ class CallService:
                 self.outbox.discarded(key)
                 self._party.pop(key, None)
                 self._matched.pop(key, None)
+                self._cancel_lookup(key)
 
     async def _end(self, key: CallKey, record: CallRecord) -> CallRecord:
         """A call's end: matched to its party and queued for the next flush (which makes leads and tasks)."""
         await self._match(key, record)
+        await self._settle(key)
         record = self._with_party(key, record)
         self.outbox.ended(key, record)
         return record
@@ -483,12 +494,54 @@ class CallService:
         return party
 
     async def _match(self, key: CallKey, record: CallRecord) -> None:
-        """Look the call's outside number up once it is known (an outbound call learns it on dialling)."""
+        """Look the call's outside number up once it is known (an outbound call learns it on dialling).
+
+        The store read runs beside tracking: the events after it (every other call's popups) never queue
+        behind it. Only the call's end waits for its party (``_settle``), long done by then as a rule.
+        """
         number = party_number(record)
-        if key in self._party and self._matched.get(key) == number:
+        if key in self._matched and self._matched.get(key) == number:
             return
         self._matched[key] = number
-        self._party[key] = await self._lookup(record)
+        self._cancel_lookup(key)
+        cached = self._lookups.get(number) if number is not None else None
+        if number is None or (cached is not None and cached[1] > self._now()):
+            self._party[key] = await self._lookup(record)
+            return
+        self._party.pop(key, None)
+        task = asyncio.create_task(self._look_up_beside(key, record), name=f"calls.party.{key[0]}.{key[1]}")
+        self._looking[key] = task
+        task.add_done_callback(functools.partial(self._looked_up, key))
+
+    async def _look_up_beside(self, key: CallKey, record: CallRecord) -> None:
+        async with self._lookup_slots:
+            party = await self._lookup(record)
+        if self._matched.get(key) == party_number(record):
+            self._party[key] = party
+
+    def _looked_up(self, key: CallKey, task: asyncio.Task[None]) -> None:
+        if self._looking.get(key) is task:
+            del self._looking[key]
+
+    def _cancel_lookup(self, key: CallKey) -> None:
+        task = self._looking.pop(key, None)
+        if task is not None:
+            task.cancel()
+
+    async def _settle(self, key: CallKey) -> None:
+        """Wait for the party lookup of ``key`` still running, if any."""
+        task = self._looking.get(key)
+        if task is not None:
+            await asyncio.wait([task])
+
+    async def aclose(self) -> None:
+        """Cancel the party lookups still running and wait for them (the service's own tasks)."""
+        tasks = list(self._looking.values())
+        self._looking.clear()
+        for task in tasks:
+            task.cancel()
+        if tasks:
+            await asyncio.wait(tasks)
 
     def _with_party(self, key: CallKey, record: CallRecord) -> CallRecord:
         party = self._party.get(key)

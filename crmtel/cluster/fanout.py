@@ -34,6 +34,14 @@ Epochs = Callable[[str], int | None]
 _Reply = list[tuple[bytes, list[tuple[bytes, dict[bytes, bytes]]]]]
 
 
+def _cancelled_inside(err: BaseException | None = None) -> None:
+    """Re-raise a cancellation the Redis client swallowed (redis-py's retry turns a cancelled blocking read
+    into an error, or into another read): otherwise the loop would go on and the task never end."""
+    task = asyncio.current_task()
+    if task is not None and task.cancelling():
+        raise asyncio.CancelledError from err
+
+
 class LocalNotifier(Protocol):
     """Where a node's copy of each live event goes (the push notifier feeding its browsers)."""
 
@@ -54,7 +62,15 @@ class StreamPublisher:
     """The leader's notifier: every live event is appended to the stream, in order, without blocking."""
 
     def __init__(
-        self, redis: Redis, stream: str, node: str, epochs: Epochs, *, maxlen: int, backlog: int = 10_000
+        self,
+        redis: Redis,
+        stream: str,
+        node: str,
+        epochs: Epochs,
+        *,
+        maxlen: int,
+        backlog: int = 10_000,
+        batch: int = 500,
     ) -> None:
         self._redis = redis
         self._epochs = epochs
@@ -63,8 +79,12 @@ class StreamPublisher:
         self._maxlen = maxlen
         self._pending: deque[dict[bytes, bytes]] = deque()
         self._backlog = backlog
+        self._batch = batch
+        # The events of the round trip under way (``pending`` counts them until Redis took them).
+        self._in_flight: list[dict[bytes, bytes]] = []
         self._wakeup = asyncio.Event()
         self.sent = 0
+        self.round_trips = 0
         self.dropped = 0
         self.failures = 0
         self.not_leading = 0
@@ -72,7 +92,7 @@ class StreamPublisher:
     @property
     def pending(self) -> int:
         """Events waiting for Redis."""
-        return len(self._pending)
+        return len(self._pending) + len(self._in_flight)
 
     async def publish(self, event: CallEvent) -> None:
         """Queue the event for the stream (the sender task writes it), tagged with the PBX's epoch."""
@@ -103,18 +123,35 @@ class StreamPublisher:
             await self._wakeup.wait()
             self._wakeup.clear()
             while self._pending:
-                fields = self._pending[0]
-                fields[FIELD_SENT] = repr(time.time()).encode()
+                # Everything queued goes in one round trip (MULTI/EXEC: all of it or none, in order). One XADD
+                # per round trip made a busy leader fall seconds behind: each waited for a turn of its loop.
+                batch = self._in_flight = [
+                    self._pending.popleft() for _ in range(min(self._batch, len(self._pending)))
+                ]
+                stamp = repr(time.time()).encode()
+                sent = False
                 try:
-                    await self._redis.xadd(self._stream, fields, maxlen=self._maxlen, approximate=True)  # type: ignore[arg-type]
+                    async with self._redis.pipeline(transaction=True) as pipe:
+                        for fields in batch:
+                            fields[FIELD_SENT] = stamp
+                            pipe.xadd(self._stream, fields, maxlen=self._maxlen, approximate=True)  # type: ignore[arg-type]
+                        await pipe.execute()
+                    sent = True
                 except (RedisError, OSError) as err:
+                    _cancelled_inside(err)
                     self.failures += 1
                     if self.failures == 1 or self.failures % 60 == 0:
-                        log.warning("cluster.fanout_unavailable", error=str(err), waiting=len(self._pending))
+                        log.warning("cluster.fanout_unavailable", error=str(err), waiting=self.pending)
+                finally:
+                    if not sent:  # failed or cancelled: back in front, in order, to be sent again
+                        self._pending.extendleft(reversed(batch))
+                        self._in_flight = []
+                if not sent:
                     await asyncio.sleep(1.0)
                     continue
-                self._pending.popleft()
-                self.sent += 1
+                self._in_flight = []
+                self.sent += len(batch)
+                self.round_trips += 1
 
 
 class StreamConsumer:
@@ -155,7 +192,9 @@ class StreamConsumer:
                     await self._redis.ping()  # so /healthz knows at once, not after a blocked read
                     self.connected = True
                 reply = await self._redis.xread({self._stream: last}, count=self._batch, block=1000)
+                _cancelled_inside()
             except (RedisError, OSError) as err:
+                _cancelled_inside(err)
                 if self.connected or not lost:
                     log.warning("cluster.fanout_lost", error=str(err))
                 self.connected, lost = False, True

@@ -200,3 +200,26 @@ async def wait_for_ping(redis: Redis, limit: float = 10.0) -> None:
             if asyncio.get_running_loop().time() > deadline:
                 raise
         await asyncio.sleep(0.05)
+
+
+async def test_a_burst_queued_while_the_leader_was_busy_goes_out_in_one_round_trip_in_order(
+    stream_name: str,
+) -> None:
+    """300 events queued before the sender runs reach a node in order, in one round trip to Redis (one XADD
+    per round trip left a busy leader seconds behind)."""
+    redis = Redis.from_url(REDIS_URL)
+    leader = StreamPublisher(redis, stream_name, "a", {"pbx1": 1}.get, maxlen=1000)
+    node = Recorder()
+    consumer = StreamConsumer(redis, stream_name, node, Hub(), replay_seconds=60)
+    try:
+        sent = [ringing(f"7.{i}") for i in range(300)]
+        for event in sent:
+            await leader.publish(event)
+        assert leader.pending == 300
+        async with running(leader.run, consumer.run):
+            await wait_for(lambda: len(node.events) == 300)
+
+        assert node.events == sent
+        assert (leader.sent, leader.round_trips, leader.pending) == (300, 1, 0)
+    finally:
+        await redis.aclose()
