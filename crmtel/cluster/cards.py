@@ -3,7 +3,9 @@
 Redis pub/sub on ``<stream>:cards``: a node publishes what each of its commits changed (numbers and parties of
 calls, or "every card" for a CRM write) and forgets it in its own cache at once; every other node forgets the
 same. Pub/sub keeps nothing for a node that is away, so a node whose subscription is not up does not use its
-cache (``CardCache.distrust``) and starts from an empty one when it is back.
+cache (``CardCache.distrust``) and starts from an empty one when it is back. A node killed between its commit and
+its publish announces nothing: each change also moves the store's card epoch in its own commit, and every node
+forgets all its cards when an epoch stays unannounced (``EpochLedger``, read by ``follow_card_epoch``).
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ import structlog
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
-from crmtel.push.cardcache import CardCache
+from crmtel.push.cardcache import CardCache, EpochLedger
 from crmtel.store.changes import StoreChange
 
 log = structlog.get_logger(__name__)
@@ -38,6 +40,8 @@ class CardInvalidations:
         self._backlog = backlog
         self._wakeup = asyncio.Event()
         self.subscribed = asyncio.Event()
+        # The epochs announced (this node's and the others'): a missing one is a change never announced.
+        self.ledger = EpochLedger()
         self.sent = 0
         self.received = 0
 
@@ -48,9 +52,11 @@ class CardInvalidations:
 
     def publish(self, change: StoreChange) -> None:
         """Queue one committed change for the other nodes (a full queue collapses into "every card")."""
+        if change.epoch is not None:
+            self.ledger.note(change.epoch)
         if len(self._pending) >= self._backlog:
             self._pending.clear()
-            change = StoreChange(everything=True)
+            change = StoreChange(everything=True, epoch=change.epoch)
         self._pending.append(change)
         self._wakeup.set()
 
@@ -106,4 +112,7 @@ class CardInvalidations:
         if node == self._node:
             return  # applied locally at commit
         self.received += 1
-        self._cache.forget(StoreChange.from_json(body))
+        change = StoreChange.from_json(body)
+        if change.epoch is not None:
+            self.ledger.note(change.epoch)
+        self._cache.forget(change)

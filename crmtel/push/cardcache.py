@@ -186,18 +186,86 @@ class CachedCards:
         return card
 
 
-async def follow_card_epoch(db: Database, interval: float = 1.0, *, since: int | None = None) -> None:
-    """Until cancelled: read the store's card epoch every ``interval`` s and, when another process (the CLI)
-    moved it (from ``since``, else from the first read), tell this process's listeners that every card may
-    have changed (``Database.told``)."""
+class EpochLedger:
+    """Which card epochs this process was told about, to find the ones committed but never announced.
+
+    A cluster node numbers its card changes (``Database.number_changes``) and announces each with its epoch;
+    the epochs in the store are consecutive, so one no announcement brought within ``grace`` seconds is a
+    change this node missed (a node killed between its commit and its publish, a CLI command): ``missed``
+    says so once, and the caller forgets every card.
+    """
+
+    def __init__(self, grace: float = 2.0, *, clock: Callable[[], float] = time.monotonic) -> None:
+        self.grace = grace
+        self._clock = clock
+        self._base: int | None = None  # every epoch up to this one is accounted for
+        self._seen: set[int] = set()
+        self._missing_since: dict[int, float] = {}
+        self.gaps = 0
+
+    def note(self, epoch: int) -> None:
+        """An announced change (this node's own or another's) moved the epoch to ``epoch``."""
+        if self._base is None or epoch > self._base:
+            self._seen.add(epoch)
+
+    def missed(self, current: int) -> bool:
+        """The store's epoch is ``current``: whether a change in it went unannounced for over ``grace``."""
+        if self._base is None or current < self._base:  # first read, or the counter started again
+            self._base = current
+            self._seen = {e for e in self._seen if e > current}
+            self._missing_since.clear()
+            return False
+        now = self._clock()
+        while self._base < current and self._base + 1 in self._seen:
+            self._base += 1
+            self._seen.discard(self._base)
+            self._missing_since.pop(self._base, None)
+        if self._base == current:
+            return False
+        unannounced = [e for e in range(self._base + 1, current + 1) if e not in self._seen]
+        if len(unannounced) > _MAX_GAP:
+            overdue = True
+        else:
+            for e in unannounced:
+                self._missing_since.setdefault(e, now)
+            overdue = any(now - self._missing_since[e] >= self.grace for e in unannounced)
+        if not overdue:
+            return False
+        self.gaps += 1
+        self._base = current
+        self._seen = {e for e in self._seen if e > current}
+        self._missing_since.clear()
+        return True
+
+
+# Epochs behind at once beyond which the ledger stops waiting for their announcements.
+_MAX_GAP = 10_000
+
+
+async def follow_card_epoch(
+    db: Database, interval: float = 1.0, *, since: int | None = None, ledger: EpochLedger | None = None
+) -> None:
+    """Until cancelled: read the store's card epoch every ``interval`` s and, when it moved by a change this
+    process was not told about, tell its listeners that every card may have changed (``Database.told``).
+
+    Without a ``ledger`` any move counts (from ``since``, else from the first read): only other processes
+    (the CLI) move it. A cluster node passes its ledger of announced epochs: a move none announced within
+    the ledger's grace counts.
+    """
     last = since
+    if ledger is not None and since is not None:
+        ledger.missed(since)
     while True:
         try:
             epoch = await db.card_epoch()
         except StoreUnavailable as err:
             log.warning("cards.epoch_unreadable", error=str(err))
         else:
-            if last is not None and epoch != last:
+            if ledger is not None:
+                if ledger.missed(epoch):
+                    log.info("cards.unannounced_change", epoch=epoch)
+                    db.committed(StoreChange(everything=True))
+            elif last is not None and epoch != last:
                 db.committed(StoreChange(everything=True))
             last = epoch
         await asyncio.sleep(interval)

@@ -54,15 +54,22 @@ class StoreChange:
     numbers: frozenset[str] = frozenset()
     parties: frozenset[tuple[str, int]] = frozenset()
     everything: bool = False
+    # The card epoch the transaction moved to (``Database.number_changes``): lets a cluster node see a change
+    # that was committed but never announced to it.
+    epoch: int | None = None
 
     def __bool__(self) -> bool:
         return self.everything or bool(self.numbers) or bool(self.parties)
 
     def to_json(self) -> str:
         """The change as JSON (the cluster's invalidation channel)."""
-        if self.everything:
-            return '{"all":true}'
-        body = {"n": sorted(self.numbers), "p": sorted([kind, pid] for kind, pid in self.parties)}
+        body: dict[str, object] = (
+            {"all": True}
+            if self.everything
+            else {"n": sorted(self.numbers), "p": sorted([kind, pid] for kind, pid in self.parties)}
+        )
+        if self.epoch is not None:
+            body["e"] = self.epoch
         return json.dumps(body, separators=(",", ":"))
 
     @classmethod
@@ -70,13 +77,14 @@ class StoreChange:
         """What ``to_json`` wrote; anything unreadable means every card (never keep a card that may be stale)."""
         try:
             body = json.loads(data)
+            epoch = int(body["e"]) if body.get("e") is not None else None
             if body.get("all"):
-                return cls(everything=True)
+                return cls(everything=True, epoch=epoch)
             numbers = frozenset(str(n) for n in body["n"])
             parties = frozenset((str(kind), int(pid)) for kind, pid in body["p"])
         except (ValueError, KeyError, TypeError, AttributeError):
             return cls(everything=True)
-        return cls(numbers, parties)
+        return cls(numbers, parties, epoch=epoch)
 
 
 @dataclass(slots=True)

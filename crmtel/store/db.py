@@ -5,13 +5,14 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from contextlib import asynccontextmanager
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import structlog
 from alembic import command
 from alembic.config import Config as AlembicConfig
-from sqlalchemy import event, text
+from sqlalchemy import column, event, table, text, update
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
@@ -21,6 +22,9 @@ from crmtel.store import changes
 from crmtel.store.changes import StoreChange
 
 _log = structlog.get_logger(__name__)
+# card_epoch is among the tables no card is built from: moving it is not itself a change (crmtel.store.changes).
+_EPOCH = table("card_epoch", column("id"), column("n"))
+_NEXT_EPOCH = update(_EPOCH).where(_EPOCH.c.id == 1).values(n=_EPOCH.c.n + 1).returning(_EPOCH.c.n)
 _MIGRATIONS = Path(__file__).parent / "migrations"
 # How long a SQLite connection waits for another writer's lock before "database is locked".
 _SQLITE_BUSY_MS = 5000
@@ -89,7 +93,14 @@ class Database:
         self._on_dispose: list[Callable[[], Awaitable[None]]] = []
         # Told, after each commit, what it changed of what ringing cards show (crmtel.store.changes).
         self._on_change: list[Callable[[StoreChange], None]] = []
+        # ``number_changes``: each transaction that changes cards moves the card epoch with its commit.
+        self._numbered = False
         changes.watch(self.engine.sync_engine)
+
+    def number_changes(self) -> None:
+        """Have every transaction that changes cards move the card epoch in the same commit, the change
+        carrying the epoch it moved to (a cluster node: the others can tell a change never announced)."""
+        self._numbered = True
 
     def on_dispose(self, close: Callable[[], Awaitable[None]]) -> None:
         """Have ``dispose`` await ``close`` first (for helpers that hold a connection of their own)."""
@@ -132,12 +143,19 @@ class Database:
     async def session(self) -> AsyncIterator[AsyncSession]:
         """A session in a transaction, committed on success; database errors become StoreUnavailable."""
         try:
+            epoch: int | None = None
             async with self.sessions() as session:
                 async with session.begin():
                     yield session
                     # The statements of the commit's own flush are noted into the same pending change.
                     pending = changes.pending(await session.connection())
-                await self.told(pending.change())
+                    if self._numbered:
+                        await session.flush()
+                        if pending.change():
+                            # Last, so the epoch row is locked only for the commit itself.
+                            epoch = (await session.execute(_NEXT_EPOCH)).scalar_one_or_none()
+                change = pending.change()
+                await self.told(replace(change, epoch=epoch) if epoch is not None and change else change)
         except SQLAlchemyError as err:
             raise StoreUnavailable(f"database error: {err.__class__.__name__}: {err}") from err
         except OSError as err:
