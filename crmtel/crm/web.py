@@ -85,6 +85,18 @@ def json_out(model: BaseModel, status: int = 200) -> web.Response:
     return web.Response(text=model.model_dump_json(), status=status, content_type="application/json")
 
 
+def csv_download(lines: Sequence[Sequence[str]], sep: str | None, filename: str) -> web.Response:
+    """Text cells as a CSV attachment Excel opens (``sep`` "comma": ``,`` and decimal points; else ``;``)."""
+    return web.Response(
+        body=excel_table(lines, sep="," if sep == "comma" else ";"),
+        headers={
+            "Content-Type": "text/csv; charset=utf-8",
+            "Content-Disposition": f'attachment; filename="{filename}"',
+            "Cache-Control": "no-store",
+        },
+    )
+
+
 def error(
     request: web.Request, status: int, key: str, *, field: str | None = None, **params: object
 ) -> InputError:
@@ -321,14 +333,7 @@ def crm_routes(api: CrmApi) -> web.RouteTableDef:
             query = replace(query, after=page.next)
         numbers = api.fmt([p for item in found for p in item.phones])
         lines = export.rows(found[: export.MAX_ROWS], numbers, translator(request))
-        return web.Response(
-            body=excel_table(lines, sep="," if q.sep == "comma" else ";"),
-            headers={
-                "Content-Type": "text/csv; charset=utf-8",
-                "Content-Disposition": f'attachment; filename="{request.match_info["kind"]}.csv"',
-                "Cache-Control": "no-store",
-            },
-        )
+        return csv_download(lines, q.sep, f"{request.match_info['kind']}.csv")
 
     @routes.post(f"/api/{kinds}")
     async def create_party(request: web.Request) -> web.Response:

@@ -11,14 +11,13 @@ from pydantic import AwareDatetime, Field, StringConstraints
 from crmtel.config import DealsSettings
 from crmtel.crm.models import Kind, Viewer
 from crmtel.crm.schemas import Login, Name, Out, encode_cursor, time_cursor
-from crmtel.crm.web import error, json_out, viewer_of
+from crmtel.crm.web import csv_download, error, json_out, viewer_of
 from crmtel.deals import export
 from crmtel.domain import DealStatus, Role
 from crmtel.errors import NotFound
 from crmtel.push.amounts import AmountText, deal_amount
 from crmtel.push.context import current_manager, translator
 from crmtel.push.inputs import MAX_ID, Body, Query, ShortText, read_body, read_query
-from crmtel.reports.render import excel_table
 from crmtel.store.crm_deals import CrmDeals, DealChanges, DealView, NewCrmDeal, StageColumn
 from crmtel.store.history import CallHistory, CallView, visible_to
 from crmtel.store.managers import ManagerRepository
@@ -219,14 +218,7 @@ def deal_routes(
             if after is None:
                 break
         lines = export.rows(found[: export.MAX_ROWS], translator(request))
-        return web.Response(
-            body=excel_table(lines, sep="," if q.sep == "comma" else ";"),
-            headers={
-                "Content-Type": "text/csv; charset=utf-8",
-                "Content-Disposition": 'attachment; filename="deals.csv"',
-                "Cache-Control": "no-store",
-            },
-        )
+        return csv_download(lines, q.sep, "deals.csv")
 
     @routes.get("/api/deals/pipeline")
     async def pipeline(request: web.Request) -> web.Response:

@@ -12,13 +12,12 @@ from pydantic import AwareDatetime, Field, StringConstraints
 from crmtel.crm.models import Kind
 from crmtel.crm.schemas import Login, Name, Out, encode_cursor, time_cursor
 from crmtel.crm.service import TASK_KINDS
-from crmtel.crm.web import error, json_out, viewer_of
+from crmtel.crm.web import csv_download, error, json_out, viewer_of
 from crmtel.domain import Role
 from crmtel.errors import NotFound
 from crmtel.phones import display
 from crmtel.push.context import current_manager, translator
 from crmtel.push.inputs import MAX_ID, Body, LongText, Query, read_body, read_query
-from crmtel.reports.render import excel_table
 from crmtel.store.crm_tasks import CrmTasks, NewTask, TaskItem, TaskState
 from crmtel.store.managers import ManagerRepository
 from crmtel.tasks import export
@@ -212,14 +211,7 @@ def task_routes(tasks: CrmTasks, managers: ManagerRepository, region: str) -> we
             if after is None:
                 break
         lines = export.rows(found[: export.MAX_ROWS], now, translator(request), region)
-        return web.Response(
-            body=excel_table(lines, sep="," if q.sep == "comma" else ";"),
-            headers={
-                "Content-Type": "text/csv; charset=utf-8",
-                "Content-Disposition": 'attachment; filename="tasks.csv"',
-                "Cache-Control": "no-store",
-            },
-        )
+        return csv_download(lines, q.sep, "tasks.csv")
 
     @routes.post("/api/tasks")
     async def create_task(request: web.Request) -> web.Response:
