@@ -41,10 +41,15 @@ class BadMobile(CrmtelError):
 
 def parse_mobile(text: str | None, region: str = "RU") -> str | None:
     """The manager's mobile in E.164 (``8 916 111-00-01`` -> ``+79161110001``); None for an empty text
-    (no mobile); BadMobile for an extension, garbage, or a number that is not a personal line."""
+    (no mobile); BadMobile for an extension, garbage, a number with an extension suffix, or a number that is
+    not a personal line."""
     value = (text or "").strip()
     if not value:
         return None
+    if _extension_suffix(value, region):
+        # The PBX dials the E.164 number only (no post-answer digits), so ``;ext=5`` / ``доб. 5`` would be
+        # dropped silently and the call land on the switchboard: refuse it rather than keep half a number.
+        raise BadMobile("settings.mobile.extension_suffix", value)
     phone = normalize(value, region)
     if phone.kind is PhoneKind.EXTENSION:
         raise BadMobile("settings.mobile.extension", value)
@@ -56,6 +61,14 @@ def parse_mobile(text: str | None, region: str = "RU") -> str | None:
     if phonenumbers.number_type(parsed) not in _PERSONAL_TYPES:
         raise BadMobile("settings.mobile.not_personal", value)
     return phone.e164
+
+
+def _extension_suffix(value: str, region: str) -> bool:
+    """Whether the text carries an extension after the number (``;ext=5``, ``доб. 5``, ``x5``, ``#5``)."""
+    try:
+        return bool(phonenumbers.parse(value, region).extension)
+    except phonenumbers.NumberParseException:
+        return False
 
 
 @dataclass(frozen=True, slots=True)

@@ -213,3 +213,32 @@ async def test_the_manager_sets_their_own_mobile_on_the_page(db: Database) -> No
     stored = await ManagerRepository(db).by_login("anna")
     assert stored is not None
     assert stored.mobile is None
+
+
+@pytest.mark.parametrize(
+    "number", ["+7 916 111-01-31;ext=5", "8 916 111-01-31 доб. 5", "+7 916 111-01-31 x5"]
+)
+async def test_a_mobile_with_an_extension_suffix_is_refused_on_every_path(
+    db: Database, database_url: str, number: str
+) -> None:
+    """The PBX dials a mobile's E.164 number only, so a number with an extension after it is refused (page 400,
+    CLI error, import row error), never kept with the extension silently dropped."""
+    repo = ManagerRepository(db)
+    await repo.save(login="anna", name="Анна", extensions=("101",))
+    async with (
+        running_app(db) as rig,
+        rig.browser("anna") as anna,
+        anna.put("/api/me/mobile", json={"mobile": number}) as r,
+    ):
+        assert r.status == 400, await r.text()
+        body = await r.json()
+    assert body["code"] == "settings.mobile.extension_suffix"
+    assert number in body["error"]
+    with pytest.raises(CrmtelError, match=r"settings\.mobile\.extension_suffix"):
+        await run(["manager", "mobile", "anna", number], database_url)
+    table = RawTable(("login", "name", "mobile"), [(2, ["anna", "Анна", number])])
+    report = await import_table(db, ImportKind.MANAGERS, table)
+    assert [(i.line, "settings.mobile.extension_suffix" in i.reason) for i in report.errors] == [(2, True)]
+    stored = await repo.by_login("anna")
+    assert stored is not None
+    assert stored.mobile is None
