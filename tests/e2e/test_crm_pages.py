@@ -2,8 +2,9 @@
 finds what people type and opens the card, the head's list filters, sorts and pages, an edit persists with its
 audit entry, a merge moves numbers, the card's timeline shows a call with its note, a deal is moved to won in
 the pipeline, a callback planned for
-tomorrow survives an outbound call today, numbers are written one way, another manager's card is not shown,
-a write without the CSRF token is refused — and axe finds no serious or critical violation on any page."""
+tomorrow survives an outbound call today, numbers are written one way and each is called with one click,
+another manager's client, lead, deal and task are neither shown nor reachable through the API by id, a write
+without the CSRF token is refused — and axe finds no serious or critical violation on any page."""
 
 from __future__ import annotations
 
@@ -21,7 +22,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 from aiohttp.test_utils import TestServer
-from playwright.async_api import Browser, BrowserContext, Page, expect
+from playwright.async_api import Browser, BrowserContext, Locator, Page, Route, expect
 
 from crmtel.callbacks.service import EndedCall, book_ended_calls
 from crmtel.calls.service import CallService
@@ -31,6 +32,7 @@ from crmtel.crm.web import CrmApi, crm_routes
 from crmtel.deals.web import deal_routes
 from crmtel.domain import CallRecord, Direction, Outcome, PartyKind
 from crmtel.i18n.models import LocaleOptions
+from crmtel.phones import display
 from crmtel.push.cards import StoreCards
 from crmtel.push.context import current_manager, translator
 from crmtel.push.hub import Hub
@@ -169,6 +171,7 @@ async def crm_site(db: Database) -> AsyncIterator[Crm]:
                 "dup": dup.id,
                 "vector": vector.id,
                 "deal": deal.id,
+                "boris": boris,
             },
             hub,
         )
@@ -513,22 +516,226 @@ async def test_a_callback_planned_for_tomorrow_survives_an_outbound_call_today(
         await context.close()
 
 
-async def test_another_managers_card_is_not_shown_and_a_forged_write_is_refused(
-    db: Database, browser: Browser
+@pytest.mark.parametrize(("width", "height"), SIZES)
+async def test_every_number_on_the_crm_pages_is_called_with_one_click(
+    db: Database, browser: Browser, width: int, height: int
 ) -> None:
-    """Anna opening Boris's client by its id sees «not found»; a write from the page without the token is 403."""
+    """Anna clicks «Позвонить» beside a number in the client list, on the client's card, on its timeline's
+    call, in the task list and in the call list: each click POSTs /api/dial with that number as stored, and
+    the page says in Russian that her phone 101 rings for that number written one way. (The PBX side of the
+    click is tested with the fake Asterisk in test_click_to_call.) Desk and phone, axe-clean."""
     async with crm_site(db) as site:
-        context, page = await login(browser, site, "anna", 1366, 900)
-        await page.goto(site.url(f"/#clients/client/{site.ids['vector']}"))
-        await expect(page.locator("[data-testid=card-error]")).to_have_text(
-            "Клиент или лид не найден", timeout=SEEN
+        await CrmTasks(db).create(
+            NewTask(
+                kind="callback",
+                title="Перезвонить Алёне",
+                due_at=datetime.now(UTC) + timedelta(hours=3),
+                manager_id=site.ids["anna"],
+                party_kind=Kind.CLIENT,
+                party_id=site.ids["romashka"],
+                phone="+79035554433",
+            ),
+            Viewer(site.ids["anna"], head=False),
         )
-        status = await page.evaluate(
-            """async (id) => (await fetch('/api/clients/' + id, {method: 'PATCH',
-                headers: {'Content-Type': 'application/json'}, body: JSON.stringify({name: 'x'})})).status""",
-            site.ids["petrov"],
+        context, page = await login(browser, site, "anna", width, height)
+        asked: list[str] = []
+
+        async def pbx_takes_it(route: Route) -> None:
+            # Answered as POST /api/dial answers a click the PBX accepted (dial.web.result_json), in the
+            # page's own words: message_key and params, no server-side message.
+            sent = route.request.post_data_json
+            assert isinstance(sent, dict)
+            number = str(sent["number"])
+            asked.append(number)
+            params = {"number": display(number), "extension": "101", "detail": ""}
+            body = {
+                "type": "dial.result",
+                "status": "calling",
+                "ok": True,
+                "duplicate": False,
+                "number": number,
+                "message_key": "dial.status.calling",
+                "params": params,
+            }
+            await route.fulfill(status=202, json=body)
+
+        await page.route("**/api/dial", pbx_takes_it)
+        status = page.locator("[data-testid=dial-status]")
+
+        async def click_to_call(button: Locator, number: str, shown: str, where: str) -> None:
+            await expect(button).to_be_visible(timeout=SEEN)
+            await expect(button).to_have_attribute("data-number", number)
+            await page.evaluate(
+                "() => { const s = document.querySelector('[data-testid=dial-status]'); if (s) s.textContent = ''; }"
+            )
+            before = len(asked)
+            await button.click()
+            await expect(status).to_have_text(
+                f"Звоним на ваш телефон 101: снимите трубку, и crmtel наберёт {shown}", timeout=SEEN
+            )
+            await expect(status).to_have_attribute("data-ok", "yes")
+            assert asked[before:] == [number], where
+            await _fits(page)
+
+        dial = "[data-testid=dial-button]"
+        await page.goto(site.url("/#clients"))
+        row = page.locator("[data-testid=party-row]").filter(has_text="Пётр Кузнецов")
+        await click_to_call(row.locator(dial), "+79167770007", "+7 916 777-00-07", "the client list")
+        await _no_axe(page, "the client list calling a number")
+
+        await page.goto(site.url(f"/#clients/client/{site.ids['petrov']}"))
+        head = page.locator(".card-sub").filter(has=page.locator(dial))
+        await click_to_call(head.locator(dial), "+79167770007", "+7 916 777-00-07", "the client's card")
+        call = page.locator("[data-testid=timeline-call]")
+        await click_to_call(call.locator(dial), "+79167770007", "+7 916 777-00-07", "the card's timeline")
+        await _no_axe(page, "the client's card calling a number")
+
+        await page.goto(site.url(f"/#clients/client/{site.ids['romashka']}"))
+        head = page.locator(".card-sub").filter(has=page.locator(dial))
+        await click_to_call(head.locator(dial), "+74951234567", "+7 495 123-45-67", "a company's card")
+
+        await page.goto(site.url("/#tasks"))
+        task = page.locator("[data-testid=task-row]").filter(has_text="Перезвонить Алёне")
+        await click_to_call(task.locator(dial), "+79035554433", "+7 903 555-44-33", "the task list")
+        await _no_axe(page, "the task list calling a number")
+
+        await page.goto(site.url("/#calls"))
+        past = page.locator("[data-testid=history-row]")
+        await expect(past).to_have_count(1, timeout=SEEN)
+        await click_to_call(past.locator(dial), "+79167770007", "+7 916 777-00-07", "the call list")
+        await _no_axe(page, "the call list calling a number")
+        await context.close()
+
+
+# Sends a request the way the page's api.js does, with the CSRF token from the cookie or without it.
+_FETCH = """async ([method, path, body, withToken]) => {
+    const headers = {'Content-Type': 'application/json'};
+    if (withToken) {
+        const cookie = document.cookie.split('; ').find((c) => c.startsWith('crmtel_csrf='));
+        headers['X-CSRF-Token'] = decodeURIComponent(cookie.slice('crmtel_csrf='.length));
+    }
+    const init = {method, headers};
+    if (body !== null) init.body = JSON.stringify(body);
+    return (await fetch(path, init)).status;
+}"""
+
+
+@pytest.mark.parametrize(("width", "height"), SIZES)
+async def test_a_manager_never_reaches_another_managers_records_and_every_write_needs_the_token(
+    db: Database, browser: Browser, width: int, height: int
+) -> None:
+    """Anna does not see Boris's client, lead, deal or task in her lists, and opening his client or lead by id
+    says «not found»; asked directly by id (IDOR), the API answers 404 to every read and write of them, and
+    nothing of his changes; a write to her own records without the CSRF token is 403 and the same write with
+    it goes through. Russian, desk and phone, axe-clean."""
+    async with crm_site(db) as site:
+        anna, boris = site.ids["anna"], site.ids["boris"]
+        lead = await PartyRepository(db).add_lead(
+            NewLead(name="Жуков Андрей", phones=("+79260001122",), manager_id=boris)
         )
-        assert status == 403
+        his_deal = await DealRepository(db).add(
+            NewDeal(
+                title="Кровля для склада",
+                amount=Decimal(90000),
+                manager_id=boris,
+                client_id=site.ids["vector"],
+            )
+        )
+        tasks = CrmTasks(db)
+        due = datetime.now(UTC) + timedelta(days=1)
+        his_task = await tasks.create(
+            NewTask(
+                kind="callback",
+                title="Позвонить Вектору",
+                due_at=due,
+                manager_id=boris,
+                party_kind=Kind.CLIENT,
+                party_id=site.ids["vector"],
+            ),
+            Viewer(boris, head=False),
+        )
+        mine = await tasks.create(
+            NewTask(
+                kind="callback",
+                title="Перезвонить Петру",
+                due_at=due,
+                manager_id=anna,
+                party_kind=Kind.CLIENT,
+                party_id=site.ids["petrov"],
+            ),
+            Viewer(anna, head=False),
+        )
+        context, page = await login(browser, site, "anna", width, height)
+
+        await page.goto(site.url("/#clients"))
+        names = page.locator("[data-testid=party-row] [data-testid=party-open]")
+        await expect(names).to_have_count(3, timeout=SEEN)  # her two clients and the unassigned duplicate
+        assert not any("Вектор" in n for n in await names.all_inner_texts())
+        await _no_axe(page, "the manager's client list")
+        await page.goto(site.url("/#deals"))
+        await page.locator("[data-testid=deals-mode-list]").click()
+        deals = page.locator("[data-testid=deal-list] [data-testid=deal-card]")
+        await expect(deals).to_have_count(1, timeout=SEEN)
+        await expect(deals).to_have_attribute("data-id", str(site.ids["deal"]))
+        await page.goto(site.url("/#tasks"))
+        rows = page.locator("[data-testid=task-row]")
+        await expect(rows).to_have_count(1, timeout=SEEN)
+        await expect(rows).to_have_attribute("data-id", str(mine.id))
+        await _fits(page)
+        await _no_axe(page, "the manager's task list")
+        for kind, party in (("client", site.ids["vector"]), ("lead", lead.id)):
+            await page.goto(site.url(f"/#clients/{kind}/{party}"))
+            await expect(page.locator("[data-testid=card-error]")).to_have_text(
+                "Клиент или лид не найден", timeout=SEEN
+            )
+        await _fits(page)
+        await _no_axe(page, "another manager's card")
+
+        vector, deal_id, task_id = site.ids["vector"], his_deal.id, his_task.id
+        his: list[tuple[str, str, object]] = [
+            ("GET", f"/api/clients/{vector}", None),
+            ("GET", f"/api/leads/{lead.id}", None),
+            ("GET", f"/api/deals/{deal_id}", None),
+            ("GET", f"/api/clients/{vector}/timeline", None),
+            ("PATCH", f"/api/clients/{vector}", {"name": "Взломано"}),
+            ("PATCH", f"/api/leads/{lead.id}", {"name": "Взломано"}),
+            ("PATCH", f"/api/deals/{deal_id}", {"title": "Взломано"}),
+            ("PATCH", f"/api/tasks/{task_id}", {"title": "Взломано"}),
+            ("POST", f"/api/tasks/{task_id}/complete", {"result": "Взломано"}),
+            ("POST", f"/api/clients/{vector}/notes", {"text": "Взломано"}),
+        ]
+        for method, path, body in his:
+            status = await page.evaluate(_FETCH, [method, path, body, True])
+            assert status == 404, f"{method} {path} answered {status}"
+        boss = Viewer(boris, head=False)
+        client, his_lead = (
+            await PartyCards(db).get(Kind.CLIENT, vector, boss),
+            await PartyCards(db).get(Kind.LEAD, lead.id, boss),
+        )
+        deal, task = await CrmDeals(db).get(deal_id, boss), await tasks.get(task_id, boss)
+        assert client is not None
+        assert his_lead is not None
+        assert deal is not None
+        assert task is not None
+        assert (client.name, his_lead.name, deal.title) == (
+            "ООО «Вектор»",
+            "Жуков Андрей",
+            "Кровля для склада",
+        )
+        assert (task.title, task.done_at) == ("Позвонить Вектору", None)
+
+        own: list[tuple[str, str, object]] = [
+            ("PATCH", f"/api/clients/{site.ids['petrov']}", {"comment": "Без токена"}),
+            ("PATCH", f"/api/deals/{site.ids['deal']}", {"title": "Без токена"}),
+            ("PATCH", f"/api/tasks/{mine.id}", {"title": "Без токена"}),
+            ("POST", f"/api/tasks/{mine.id}/complete", {"result": "Без токена"}),
+        ]
+        for method, path, body in own:
+            status = await page.evaluate(_FETCH, [method, path, body, False])
+            assert status == 403, f"{method} {path} without the token answered {status}"
+        for method, path, body in own:
+            status = await page.evaluate(_FETCH, [method, path, body, True])
+            assert status == 200, f"{method} {path} with the token answered {status}"
         await context.close()
 
 
