@@ -48,9 +48,13 @@ def split_channel_name(name: str) -> tuple[str, str]:
 
 
 def classify(
-    name: str, trunks: frozenset[str], device_prefixes: tuple[str, ...] = ()
+    name: str,
+    trunks: frozenset[str],
+    device_prefixes: tuple[str, ...] = (),
+    known: frozenset[str] = frozenset(),
 ) -> tuple[LegKind, str | None]:
-    """The kind of a channel and, for a manager's phone, its extension (a user's other device counts as the user)."""
+    """The kind of a channel and, for a manager's phone, its extension (a user's other device counts as the
+    user, unless the device is itself one of the ``known`` extensions)."""
     tech, endpoint = split_channel_name(name)
     if tech == "local":
         return LegKind.LOCAL, None
@@ -59,13 +63,18 @@ def classify(
     if endpoint in trunks:
         return LegKind.TRUNK, None
     if _EXTENSION_RE.match(endpoint):
-        return LegKind.EXTENSION, user_extension(endpoint, device_prefixes)
+        return LegKind.EXTENSION, user_extension(endpoint, device_prefixes, known)
     # Named endpoints (``trunk``, ``provider``) are lines to the outside world.
     return LegKind.TRUNK, None
 
 
-def user_extension(device: str, device_prefixes: tuple[str, ...]) -> str:
-    """``99101`` -> ``101`` when ``99`` is a device prefix (FreePBX's WebRTC device of user 101), else the device."""
+def user_extension(device: str, device_prefixes: tuple[str, ...], known: frozenset[str] = frozenset()) -> str:
+    """``99101`` -> ``101`` when ``99`` is a device prefix (FreePBX's WebRTC device of user 101), else the device.
+
+    A device that is itself a ``known`` extension (desk phone 9913 of another manager beside extension 13) is
+    that phone, never extension 13's browser device: crmtel generates no browser phone with such a name."""
+    if device in known:
+        return device
     for prefix in device_prefixes:
         rest = device[len(prefix) :]
         if device.startswith(prefix) and _EXTENSION_RE.match(rest):

@@ -71,7 +71,7 @@ from crmtel.store.calls import (
     upsert_in,
 )
 from crmtel.store.db import Database, is_sqlite
-from crmtel.store.managers import staff_in
+from crmtel.store.managers import ManagerRepository, staff_in
 from crmtel.store.tasks import WantedLead, ensure_leads_in
 
 log = logging.getLogger(__name__)
@@ -226,6 +226,8 @@ class CallService:
         self.trunks = frozenset(trunks)
         # Per PBX: device prefixes that still mean the user's extension (FreePBX WebRTC 99<ext>).
         self.device_prefixes = dict(device_prefixes or {})
+        # The managers' extensions (``learn_extensions``): a device 99<ext> that is one of them is that phone.
+        self.known_extensions: frozenset[str] = frozenset()
         self.recordings_dir = recordings_dir
         self.match_digits = match_digits
         self.calls = CallRepository(db)
@@ -271,12 +273,24 @@ class CallService:
                 self.trunks,
                 self.device_prefixes.get(pbx, ()),
                 self.recordings_dir,
+                self.known_extensions,
             )
         return state
 
     # -- lifecycle ---------------------------------------------------------------------------------
+    async def learn_extensions(self) -> frozenset[str]:
+        """Read the managers' extensions into every PBX's tracker: with the browser phone on, a desk phone 9913
+        of one manager is that phone, not extension 13's browser device (``legs.user_extension``)."""
+        known = frozenset(
+            ext for manager in await ManagerRepository(self.db).all() for ext in manager.extensions
+        )
+        self.known_extensions = known
+        self.states = {pbx: replace(state, known_extensions=known) for pbx, state in self.states.items()}
+        return known
+
     async def restore(self, pbx: str) -> int:
         """Resume the live calls stored for ``pbx`` (after a restart, even ``kill -9``); returns how many."""
+        await self.learn_extensions()
         state = self._state(pbx)
         restored = 0
         for stored in await self.calls.live(pbx):

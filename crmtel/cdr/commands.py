@@ -93,6 +93,7 @@ async def backfill(args: argparse.Namespace, settings: Settings) -> int:
     sinks = build_sinks(settings, db)
     try:
         calls = build_call_service(settings, db, (pbx,), tap=OutboxTap(sinks) if sinks else None)
+        await calls.learn_extensions()
         # A progress bar only for a person at a terminal; logs and pipes get the summary alone.
         bar = _Bar(t.t("backfill.progress")) if sys.stderr.isatty() else None
         try:

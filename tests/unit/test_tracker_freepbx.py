@@ -159,6 +159,25 @@ def test_without_prefixes_a_device_is_its_own_extension() -> None:
     assert user_extension("99101", ("98",)) == "99101"
 
 
+def test_a_device_that_is_a_known_extension_is_that_phone() -> None:
+    """With the browser phone on (prefix 99), desk phone 9913 of another manager answering is 9913's call, not
+    extension 13's: the 99<ext> rule applies only to a device that is no known extension."""
+    messages = rename(load_messages("direct-answered"), "PJSIP/101-", "PJSIP/9913-")
+    state, effects = run(
+        new_state("pbx1", device_prefixes=WEBRTC, known_extensions={"13", "9913"}), to_events(messages)
+    )
+    record = _only_record(state, effects)
+    assert record.answered_by == "9913"
+    assert [e.extension for e in effects if isinstance(e, CallRinging)] == ["9913"]
+    # Unknown as an extension, the same device is extension 13's browser phone.
+    _, browser = run(new_state("pbx1", device_prefixes=WEBRTC, known_extensions={"13"}), to_events(messages))
+    assert ended(browser)[0].record.answered_by == "13"
+    assert classify("PJSIP/9913-00000001", frozenset(), WEBRTC, frozenset({"9913"})) == (
+        classify("PJSIP/9913-00000001", frozenset())[0],
+        "9913",
+    )
+
+
 def test_relpath_keeps_freepbx_date_folders() -> None:
     """``{relpath}``: FreePBX's ``YYYY/MM/DD/`` below the spool stays; a foreign absolute path keeps its name."""
     spool = "/var/spool/asterisk/monitor"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import replace
 
 from crmtel.ami import events as ev
@@ -46,6 +47,7 @@ def new_state(
     trunks: frozenset[str] | set[str] | tuple[str, ...] = (),
     device_prefixes: tuple[str, ...] = (),
     recordings_dir: str = DEFAULT_RECORDINGS_DIR,
+    known_extensions: Iterable[str] = (),
 ) -> TrackerState:
     """An empty tracker state for one PBX."""
     return TrackerState(
@@ -55,6 +57,7 @@ def new_state(
         trunks=frozenset(trunks),
         device_prefixes=device_prefixes,
         recordings_dir=recordings_dir,
+        known_extensions=frozenset(known_extensions),
     )
 
 

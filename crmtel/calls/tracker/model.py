@@ -86,6 +86,8 @@ class TrackerState:
     trunks: frozenset[str] = frozenset()
     # Devices named <prefix><ext> belong to user <ext> (FreePBX WebRTC: 99<ext>); see ``user_extension``.
     device_prefixes: tuple[str, ...] = ()
+    # The managers' extensions: a device <prefix><ext> that is one of them is that phone, not <ext>'s device.
+    known_extensions: frozenset[str] = frozenset()
     # The PBX's recordings folder, for the URL template's ``{relpath}``.
     recordings_dir: str = DEFAULT_RECORDINGS_DIR
     calls: Mapping[str, Call] = field(default_factory=dict)
@@ -108,7 +110,7 @@ class TrackerState:
 
 def leg_kind(state: TrackerState, name: str) -> tuple[LegKind, str | None]:
     """The one classification of a channel on this PBX (its trunks and device prefixes), whatever the path."""
-    return classify(name, state.trunks, state.device_prefixes)
+    return classify(name, state.trunks, state.device_prefixes, state.known_extensions)
 
 
 # How many finished Linkedids to remember against late events.

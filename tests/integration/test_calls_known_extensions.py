@@ -1,0 +1,46 @@
+"""The call service reads the managers' extensions from the store: with the browser phone on, a desk phone 9913
+of one manager is that manager's phone, not extension 13's browser device 99<ext>."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+from crmtel.calls.setup import build_call_service
+from crmtel.config import Settings, WebphoneSettings
+from crmtel.store.calls import CallRepository
+from crmtel.store.db import Database
+from crmtel.store.managers import ManagerRepository
+from tests.fixtures.freepbx import rename
+from tests.fixtures.traces import load_expected, load_messages
+
+
+async def _answered_by(db: Database, database_url: str) -> str | None:
+    settings = Settings(
+        database_url=database_url,
+        webphone=WebphoneSettings(enabled=True, ws_url="wss://pbx.example.com:8089/ws", reload=False),
+    )
+    calls = build_call_service(settings, db, settings.pbxes)
+    pbx = settings.pbxes[0].name
+    await calls.restore(pbx)
+    start = datetime(2026, 12, 6, 12, 0, tzinfo=UTC)
+    for item in rename(load_messages("direct-answered"), "PJSIP/101-", "PJSIP/9913-"):
+        await calls.on_event(pbx, item.message, start + timedelta(seconds=item.t))
+    await calls.flush()
+    await calls.aclose()
+    stored = await CallRepository(db).get(pbx, load_expected("direct-answered")["linkedid"])
+    assert stored is not None
+    return stored.record.answered_by
+
+
+async def test_a_desk_phone_numbered_99_ext_is_its_own_manager_s(db: Database, database_url: str) -> None:
+    """petr's desk phone 9913 answering is petr's call (answered_by 9913), not ivan's (extension 13)."""
+    managers = ManagerRepository(db)
+    await managers.save(login="ivan", name="Иван", extensions=("13",))
+    await managers.save(login="petr", name="Пётр", extensions=("9913",))
+    assert await _answered_by(db, database_url) == "9913"
+
+
+async def test_a_device_99_ext_nobody_has_is_the_browser_phone(db: Database, database_url: str) -> None:
+    """Without a manager on 9913, the same channel is ivan's browser phone and counts as extension 13."""
+    await ManagerRepository(db).save(login="ivan", name="Иван", extensions=("13",))
+    assert await _answered_by(db, database_url) == "13"
