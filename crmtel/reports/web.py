@@ -102,13 +102,22 @@ def period_from_query(preset: str | None, today: date, tz: str) -> Period:
         raise web.HTTPBadRequest(text=f"preset: {err}") from None
 
 
+# Dates a period may use: its previous period (up to MAX_DAYS before) and local midnights in UTC stay in range.
+FIRST_DAY = date(1970, 1, 1)
+LAST_DAY = date(9998, 12, 31)
+
+
 def _date(raw: str | None, name: str) -> date | None:
     if not raw:
         return None
     try:
-        return date.fromisoformat(raw)
+        day = date.fromisoformat(raw)
     except ValueError:
         raise web.HTTPBadRequest(text=f"{name}: expected a date like 2026-11-01") from None
+    if not FIRST_DAY <= day <= LAST_DAY:
+        # 0001-01-01 was a 500: the period before it and its midnight in UTC are out of date's range.
+        raise web.HTTPBadRequest(text=f"{name}: expected a date from {FIRST_DAY} to {LAST_DAY}")
+    return day
 
 
 def query_period(request: web.Request, tz: str, today: date) -> tuple[Period, str]:

@@ -205,6 +205,9 @@ async def test_csv_and_xlsx_downloads(site: Site) -> None:
         ("from=yesterday&to=2026-11-03", "from: expected a date"),
         ("from=2026-11-03&to=2026-11-01", "to must be after from"),
         ("from=2020-01-01&to=2026-11-01", "at most 731 days"),
+        # The period before year 1 and its midnight in UTC are out of date's range (was a 500).
+        ("from=0001-01-01&to=0001-01-05", "from: expected a date from 1970-01-01"),
+        ("from=9999-12-01&to=9999-12-31", "from: expected a date from 1970-01-01"),
         (f"{QUERY}&team=%3Cscript%3E", "team: unknown team"),
         (f"{QUERY}&manager=nobody", "manager: no such manager"),
     ],
