@@ -1,13 +1,16 @@
 """Screenshots of the managers' page and the report for the README, taken from a running ``crmtel demo``.
 
-    python -m tests.e2e.screenshots [--out docs/screenshots]
+    python -m tests.e2e.screenshots [--out docs/screenshots] [--only report tasks …] [--lang ru en]
 
 Starts the demo in a temporary folder on free ports, logs in as a manager in Russian and English at a desk
 (1366×900) and a phone (390×844) size, waits for a ringing card, and writes for each language and size:
 ``main-<lang>-<size>.png`` (a ringing card), ``history-<lang>-<size>.png`` (a call's detail over the history)
 and ``report-<lang>-<size>.png`` (the head's report), and the CRM's pages: ``clients-…`` (the list),
 ``card-…`` (a client's card), ``deals-…`` (the pipeline), ``tasks-…`` (the task list) and ``week-…`` (the
-week's calendar). Uses Debian's Chromium like the browser tests.
+week's calendar). Uses Debian's Chromium like the browser tests, one browser per language started in that
+language, so date and time boxes read as that reader's browser shows them (12.01.2026 and 19:41 in Russian, not
+12/01/2026 and 07:41 PM; Debian's chromium-l10n must be installed for that). ``--only report tasks`` and
+``--lang ru`` retake just those pictures.
 """
 
 from __future__ import annotations
@@ -34,6 +37,27 @@ LOCALES = {"ru": ("ru-RU", "Europe/Moscow"), "en": ("en-US", "UTC")}
 RING_WAIT_MS = 120_000
 # Twelve browsers and the demo on a shared 2-core machine: a login or a list can take far longer than on a desk.
 SEEN_MS = 90_000
+RINGING_SHOTS = ("main", "history", "detail")
+CRM_SHOTS = ("clients", "card", "deals", "tasks", "week")
+SHOTS = (*RINGING_SHOTS, "report", *CRM_SHOTS)
+
+
+def browser_language(lang: str) -> tuple[list[str], dict[str, str | float | bool]]:
+    """Chromium's arguments and environment for a reader of ``lang``.
+
+    Date and time boxes follow the browser's own language, not the page's locale (a context's ru-RU still draws
+    12/01/2026 and 07:41 PM): ``--lang`` and LANG set it, and Chromium takes it only with that language's
+    translation installed (Debian's chromium-l10n) — without it, it falls back to American English."""
+    locale = LOCALES[lang][0]
+    pak = f"{locale.split('-')[0]}.pak" if lang != "en" else "en-US.pak"
+    dirs = {Path(os.path.realpath(CHROMIUM)).parent / "locales", Path("/usr/lib/chromium/locales")}
+    if not any((d / pak).is_file() for d in dirs):
+        raise SystemExit(
+            f"Chromium has no {pak}: its date boxes would read as in English; install chromium-l10n"
+        )
+    args = [*CHROMIUM_ARGS, f"--lang={locale}"]
+    env: dict[str, str | float | bool] = {**os.environ, "LANG": f"{locale.replace('-', '_')}.UTF-8"}
+    return args, env
 
 
 def _free_port() -> int:
@@ -105,87 +129,109 @@ async def logged_in(browser: Browser, url: str, login: str, lang: str, size: str
         await context.close()
 
 
-async def shoot(browser: Browser, url: str, out: Path, lang: str, size: str) -> None:
-    """The three screenshots of one language and size."""
-    async with logged_in(browser, url, "anna", lang, size) as page:
-        ringing = page.locator("[data-testid=call-card][data-state=ringing]")
-        # A known client's card shows the most (company, manager, turnover): wait a while for one.
-        client = page.locator("[data-testid=call-card][data-state=ringing]:has([data-kind=client])")
-        try:
-            await expect(client.first).to_be_visible(timeout=RING_WAIT_MS)
-        except AssertionError:
-            await expect(ringing.first).to_be_visible(timeout=RING_WAIT_MS)
-        await page.wait_for_timeout(300)
+async def shoot(browser: Browser, url: str, out: Path, lang: str, size: str, wanted: set[str]) -> None:
+    """The ringing card, the history, a call's detail and the report of one language and size."""
+    if wanted & set(RINGING_SHOTS):
+        async with logged_in(browser, url, "anna", lang, size) as page:
+            await _ringing(page, out, lang, size, wanted)
+    if "report" in wanted:
+        async with logged_in(browser, url, "head", lang, size) as page:
+            await page.goto(url + "/reports/calls-vs-deals")
+            await expect(page.locator("#report-table")).to_be_visible()
+            await page.screenshot(path=str(out / f"report-{lang}-{size}.png"), full_page=size == "desk")
+
+
+async def _ringing(page: Page, out: Path, lang: str, size: str, wanted: set[str]) -> None:
+    ringing = page.locator("[data-testid=call-card][data-state=ringing]")
+    # A known client's card shows the most (company, manager, turnover): wait a while for one.
+    client = page.locator("[data-testid=call-card][data-state=ringing]:has([data-kind=client])")
+    try:
+        await expect(client.first).to_be_visible(timeout=RING_WAIT_MS)
+    except AssertionError:
+        await expect(ringing.first).to_be_visible(timeout=RING_WAIT_MS)
+    await page.wait_for_timeout(300)
+    if "main" in wanted:
         await page.screenshot(path=str(out / f"main-{lang}-{size}.png"))
-        for close in await page.locator("[data-testid=card-close]").all():
-            with contextlib.suppress(Exception):
-                await close.click(timeout=1000)
-        await page.click("[data-testid=history-refresh]")
-        rows = page.locator("[data-testid=history-row]")
-        await expect(rows.first).to_be_visible(timeout=SEEN_MS)
+    for close in await page.locator("[data-testid=card-close]").all():
+        with contextlib.suppress(Exception):
+            await close.click(timeout=1000)
+    await page.click("[data-testid=history-refresh]")
+    rows = page.locator("[data-testid=history-row]")
+    await expect(rows.first).to_be_visible(timeout=SEEN_MS)
+    if "history" in wanted:
         await page.screenshot(path=str(out / f"history-{lang}-{size}.png"))
-        answered = page.locator("[data-testid=history-row][data-outcome=answered] [data-testid=history-open]")
-        for attempt in range(3):
-            # The list redraws when a demo call ends; a row replaced under the click is clicked again.
-            target = (
-                answered.first if await answered.count() else rows.first.locator("[data-testid=history-open]")
-            )
-            await target.click()
-            try:
-                await expect(page.locator("[data-testid=call-detail]")).to_be_visible(timeout=3000)
-                break
-            except AssertionError:
-                if attempt == 2:
-                    raise
-        await page.wait_for_timeout(300)
-        await page.screenshot(path=str(out / f"detail-{lang}-{size}.png"))
-    async with logged_in(browser, url, "head", lang, size) as page:
-        await page.goto(url + "/reports/calls-vs-deals")
-        await expect(page.locator("#report-table")).to_be_visible()
-        await page.screenshot(path=str(out / f"report-{lang}-{size}.png"), full_page=size == "desk")
+    if "detail" not in wanted:
+        return
+    answered = page.locator("[data-testid=history-row][data-outcome=answered] [data-testid=history-open]")
+    for attempt in range(3):
+        # The list redraws when a demo call ends; a row replaced under the click is clicked again.
+        target = (
+            answered.first if await answered.count() else rows.first.locator("[data-testid=history-open]")
+        )
+        await target.click()
+        try:
+            await expect(page.locator("[data-testid=call-detail]")).to_be_visible(timeout=3000)
+            break
+        except AssertionError:
+            if attempt == 2:
+                raise
+    await page.wait_for_timeout(300)
+    await page.screenshot(path=str(out / f"detail-{lang}-{size}.png"))
 
 
-async def shoot_crm(browser: Browser, url: str, out: Path, lang: str, size: str) -> None:
+async def shoot_crm(browser: Browser, url: str, out: Path, lang: str, size: str, wanted: set[str]) -> None:
     """The CRM's pages, as Anna sees them."""
+    if not wanted & set(CRM_SHOTS):
+        return
     async with logged_in(browser, url, "anna", lang, size) as page:
         for close in await page.locator("[data-testid=card-close]").all():
             with contextlib.suppress(Exception):
                 await close.click(timeout=1000)
-        await page.goto(url + "/#clients")
-        await expect(page.locator("[data-testid=party-row]").first).to_be_visible(timeout=SEEN_MS)
-        await page.wait_for_timeout(500)
-        await page.screenshot(path=str(out / f"clients-{lang}-{size}.png"))
-        await page.locator("[data-testid=party-open]", has_text="Кузнецова").first.click()
-        await expect(page.locator("[data-testid=timeline-call]").first).to_be_visible(timeout=SEEN_MS)
-        await page.wait_for_timeout(500)
-        await page.screenshot(path=str(out / f"card-{lang}-{size}.png"))
-        await page.goto(url + "/#deals")
-        await expect(page.locator("[data-testid=deal-card]").first).to_be_visible(timeout=SEEN_MS)
-        await page.wait_for_timeout(500)
-        await page.screenshot(path=str(out / f"deals-{lang}-{size}.png"))
-        await page.goto(url + "/#tasks")
-        await expect(page.locator("[data-testid=task-row]").first).to_be_visible(timeout=SEEN_MS)
-        await page.wait_for_timeout(500)
-        await page.screenshot(path=str(out / f"tasks-{lang}-{size}.png"))
-        await page.locator("[data-testid=tasks-mode-week]").click()
-        await expect(page.locator("[data-testid=calendar]")).to_be_visible(timeout=SEEN_MS)
-        await page.wait_for_timeout(500)
-        await page.screenshot(path=str(out / f"week-{lang}-{size}.png"))
+        if wanted & {"clients", "card"}:
+            await page.goto(url + "/#clients")
+            await expect(page.locator("[data-testid=party-row]").first).to_be_visible(timeout=SEEN_MS)
+            await page.wait_for_timeout(500)
+            if "clients" in wanted:
+                await page.screenshot(path=str(out / f"clients-{lang}-{size}.png"))
+        if "card" in wanted:
+            await page.locator("[data-testid=party-open]", has_text="Кузнецова").first.click()
+            await expect(page.locator("[data-testid=timeline-call]").first).to_be_visible(timeout=SEEN_MS)
+            await page.wait_for_timeout(500)
+            await page.screenshot(path=str(out / f"card-{lang}-{size}.png"))
+        if "deals" in wanted:
+            await page.goto(url + "/#deals")
+            await expect(page.locator("[data-testid=deal-card]").first).to_be_visible(timeout=SEEN_MS)
+            await page.wait_for_timeout(500)
+            await page.screenshot(path=str(out / f"deals-{lang}-{size}.png"))
+        if wanted & {"tasks", "week"}:
+            await page.goto(url + "/#tasks")
+            await expect(page.locator("[data-testid=task-row]").first).to_be_visible(timeout=SEEN_MS)
+            await page.wait_for_timeout(500)
+            if "tasks" in wanted:
+                await page.screenshot(path=str(out / f"tasks-{lang}-{size}.png"))
+        if "week" in wanted:
+            await page.locator("[data-testid=tasks-mode-week]").click()
+            await expect(page.locator("[data-testid=calendar]")).to_be_visible(timeout=SEEN_MS)
+            await page.wait_for_timeout(500)
+            await page.screenshot(path=str(out / f"week-{lang}-{size}.png"))
 
 
-async def shoot_all(url: str, out: Path) -> None:
-    """Every language and size at once: the same demo call rings on every page."""
-    async with async_playwright() as pw:
-        browser = await pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
-        try:
-            await asyncio.gather(
-                *(shoot(browser, url, out, lang, size) for lang in LOCALES for size in SIZES)
+async def shoot_all(url: str, out: Path, langs: list[str], wanted: set[str]) -> None:
+    """Every language and size at once (one browser per language): the same demo call rings on every page."""
+    async with async_playwright() as pw, contextlib.AsyncExitStack() as stack:
+        browsers: dict[str, Browser] = {}
+        for lang in langs:
+            args, env = browser_language(lang)
+            browsers[lang] = await pw.chromium.launch(
+                executable_path=CHROMIUM, args=args, env=env, headless=True
             )
-            for lang in LOCALES:
-                for size in SIZES:
-                    await shoot_crm(browser, url, out, lang, size)
-        finally:
-            await browser.close()
+            stack.push_async_callback(browsers[lang].close)
+        await asyncio.gather(
+            *(shoot(browsers[lang], url, out, lang, size, wanted) for lang in langs for size in SIZES)
+        )
+        for lang in langs:
+            for size in SIZES:
+                await shoot_crm(browsers[lang], url, out, lang, size, wanted)
 
 
 def main() -> None:
@@ -193,11 +239,13 @@ def main() -> None:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--out", type=Path, default=Path("docs/screenshots"))
+    parser.add_argument("--only", nargs="+", choices=SHOTS, default=list(SHOTS), help="the pictures to take")
+    parser.add_argument("--lang", nargs="+", choices=list(LOCALES), default=list(LOCALES), dest="langs")
     args = parser.parse_args()
     out: Path = args.out
     out.mkdir(parents=True, exist_ok=True)
     with demo() as url:
-        asyncio.run(shoot_all(url, out))
+        asyncio.run(shoot_all(url, out, args.langs, set(args.only)))
     for path in sorted(out.glob("*.png")):
         print(f"{path}  {path.stat().st_size // 1024} KiB")
 
