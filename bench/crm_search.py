@@ -271,7 +271,7 @@ def _rows(parties: int, now: datetime) -> dict[str, list[tuple[Any, ...]]]:
             contact_names=(p.contact,) if p.contact else (),
         )
         key = name_key(p.name)
-        out["terms"].extend((p.kind, p.id, term, key) for term in terms(text))
+        out["terms"].extend((p.kind, p.id, term, key, at) for term in terms(text))
         if p.kind == "c" and p.id % 20 == 0:
             deal_id += 1
             out["deals"].append((deal_id, p.id, p.manager_id, "Поставка", 150_000, "new", "open", at))
@@ -289,7 +289,7 @@ COLUMNS = {
     "contacts": ("id", "name"),
     "links": ("client_id", "contact_id"),
     "phones": ("id", "e164", "raw", "client_id", "lead_id", "contact_id"),
-    "terms": ("kind", "party_id", "term", "name_key"),
+    "terms": ("kind", "party_id", "term", "name_key", "created_at"),
     "deals": ("id", "client_id", "manager_id", "title", "amount", "stage", "status", "opened_at"),
     "calls": ("id", "pbx", "linkedid", "direction", "caller_number", "started_at", "party_kind", "party_id"),
 }
@@ -307,6 +307,7 @@ def _iso(value: object) -> object:
 # Built after the rows are in (one sort) rather than row by row: loading is then minutes, not tens of them.
 LATE_INDEXES = {
     "ix_party_terms_term": "party_terms (kind, term, name_key, party_id)",
+    "ix_party_terms_created": "party_terms (kind, term, created_at, party_id)",
     "ix_clients_name_key": "clients (name_key, id)",
     "ix_clients_manager_name_key": "clients (manager_id, name_key, id)",
     "ix_calls_party": "calls (party_kind, party_id, started_at)",

@@ -82,16 +82,22 @@ def _lead_texts(conn: _Executor, ids: Sequence[int]) -> dict[int, PartyText]:
     }
 
 
-def reindex_sync(conn: _Executor, kind: str, ids: Iterable[int]) -> None:
-    """Recompute the terms and sort key of these clients (``kind`` c) or leads (l) from what is stored."""
+def reindex_sync(conn: _Executor, kind: str, ids: Iterable[int], *, created: bool = True) -> None:
+    """Recompute the terms and sort keys of these clients (``kind`` c) or leads (l) from what is stored
+    (``created``: also copy each party's ``created_at`` — false only for migrations older than 0021, whose
+    ``party_terms`` has no such column yet)."""
     wanted = sorted(set(ids))
     for start in range(0, len(wanted), 500):
         chunk = wanted[start : start + 500]
         texts = _client_texts(conn, chunk) if kind == CLIENT else _lead_texts(conn, chunk)
         core: Table = ClientRow.__table__ if kind == CLIENT else LeadRow.__table__  # type: ignore[assignment]
+        born: dict[int, Any] = {}
+        if created:
+            born = dict(conn.execute(select(core.c.id, core.c.created_at).where(core.c.id.in_(chunk))).all())
         conn.execute(delete(PartyTermRow).where(PartyTermRow.kind == kind, PartyTermRow.party_id.in_(chunk)))
         rows = [
             {"kind": kind, "party_id": pid, "term": term, "name_key": name_key(text.name)}
+            | ({"created_at": born[pid]} if created else {})
             for pid, text in texts.items()
             for term in sorted(terms(text))
         ]

@@ -452,8 +452,12 @@ class PartyTermRow(Base):
     """One word or digit run a client (``kind`` c) or lead (l) is found by (crmtel.crm.search)."""
 
     __tablename__ = "party_terms"
-    # A broad search walks this index in (term, name) order instead of the whole list (crmtel.store.crm_lists).
-    __table_args__ = (Index("ix_party_terms_term", "kind", "term", "name_key", "party_id"),)
+    # A broad search walks these indexes in (term, name) or (term, newest first) order instead of the whole
+    # list (crmtel.store.crm_lists).
+    __table_args__ = (
+        Index("ix_party_terms_term", "kind", "term", "name_key", "party_id"),
+        Index("ix_party_terms_created", "kind", "term", "created_at", "party_id"),
+    )
 
     kind: Mapped[str] = mapped_column(String(1), primary_key=True)
     party_id: Mapped[int] = mapped_column(Integer, primary_key=True)
@@ -462,6 +466,9 @@ class PartyTermRow(Base):
     )
     # The party's sort key (its folded name), so a broad search lists in name order from this table alone.
     name_key: Mapped[str] = mapped_column(String(300), default="")
+    # The party's other sort key (when it was created), so a broad search lists newest first from this table.
+    # Nullable only because SQLite cannot add a NOT NULL column without a default; every row has it (0021).
+    created_at: Mapped[datetime | None] = mapped_column(UtcDateTime(), nullable=True)
 
 
 class PartyShareRow(Base):

@@ -19,6 +19,7 @@ from crmtel.store.crm_lists import PartyLists
 from crmtel.store.crm_merge import MergeRefused, PartyMerger
 from crmtel.store.crm_parties import LeadConverted, PartyCards
 from crmtel.store.crm_tasks import CrmTasks, NewTask
+from crmtel.store.crm_terms import reindex_in
 from crmtel.store.crm_timeline import TimelineCall, Timelines
 from crmtel.store.db import Database, upgrade
 from crmtel.store.deals import DealRepository, NewDeal
@@ -56,6 +57,23 @@ async def _seed(db: Database) -> dict[str, int]:
         "pool": pool.id,
         "lead": lead.id,
     }
+
+
+async def _terms_out_of_step(db: Database) -> tuple[int, int]:
+    """How many search terms there are, and how many lack their party's creation time (the newest-first key)."""
+    async with db.session() as session:
+        row = (
+            await session.execute(
+                text(
+                    "SELECT count(*), sum(CASE WHEN t.created_at IS NULL"
+                    " OR t.created_at <> coalesce(c.created_at, l.created_at) THEN 1 ELSE 0 END)"
+                    " FROM party_terms t"
+                    " LEFT JOIN clients c ON t.kind = 'c' AND c.id = t.party_id"
+                    " LEFT JOIN leads l ON t.kind = 'l' AND l.id = t.party_id"
+                )
+            )
+        ).one()
+    return int(row[0]), int(row[1] or 0)
 
 
 async def _names(db: Database, q: str, viewer: Viewer, kind: Kind = Kind.CLIENT) -> list[str]:
@@ -156,6 +174,9 @@ async def test_an_edit_persists_with_its_audit_entry_and_reindexes(db: Database)
     assert await _names(db, "4951112233", head) == ["ИП Петров П. И."]
     # The old name's words are gone from the index.
     assert await _names(db, "ильич", head) == []
+    total, stale = await _terms_out_of_step(db)
+    assert total > 0
+    assert stale == 0
 
 
 async def _call(db: Database, linkedid: str, party: tuple[str, int], at: datetime) -> int:
@@ -231,6 +252,7 @@ async def test_a_merge_moves_numbers_calls_deals_notes_and_tasks(db: Database) -
             .where(PartyTermRow.kind == "c", PartyTermRow.party_id == ids["pool"])
         )
     assert left == 0
+    assert (await _terms_out_of_step(db))[1] == 0
 
 
 async def test_a_converted_lead_becomes_a_client_with_its_history(db: Database) -> None:
@@ -251,6 +273,7 @@ async def test_a_converted_lead_becomes_a_client_with_its_history(db: Database) 
     assert lead.client_id == client_id
     page = await Timelines(db).page(Kind.CLIENT, client_id, anna, owner=True)
     assert [type(i) for i in page.items] == [TimelineCall]
+    assert (await _terms_out_of_step(db))[1] == 0
     with pytest.raises(MergeRefused):
         await PartyMerger(db).convert(ids["lead"], anna)
 
@@ -376,6 +399,10 @@ async def test_upgrading_a_database_with_parties_indexes_them(database_url: str,
         assert await _names(db, "петр", head) == ["ИП Пётр"]
         assert await _names(db, "89167770007", head) == ["ИП Пётр"]
         assert await _names(db, "елкин", head, Kind.LEAD) == ["Ёлкин"]
+        # The terms of rows stored before carry their creation time (filled by the migration).
+        total, stale = await _terms_out_of_step(db)
+        assert total > 0
+        assert stale == 0
         async with db.session() as session:
             assert await session.scalar(select(func.count()).select_from(PhoneRow)) == 1
     finally:
@@ -660,7 +687,7 @@ async def test_a_missed_call_opens_its_own_callback_beside_a_planned_one(db: Dat
     assert rows[1].due_at.replace(tzinfo=UTC) == (now + timedelta(minutes=30)).replace(tzinfo=UTC)
 
 
-@pytest.mark.parametrize("plans", ["walks", "candidates"])
+@pytest.mark.parametrize("plans", ["walks", "candidates", "newest", "newest-few"])
 async def test_every_plan_pages_exactly_what_a_plain_reference_finds(
     db: Database, monkeypatch: pytest.MonkeyPatch, plans: str
 ) -> None:
@@ -668,7 +695,8 @@ async def test_every_plan_pages_exactly_what_a_plain_reference_finds(
     filter, in every sort: paged to the end, each lists exactly the parties a plain Python reference finds
     (every token a prefix of one of the party's terms, the filter and the viewer applied) once each, never an
     empty page with more to come, and newest first in exactly the reference's order — whether a broad search
-    walks the list or sorts the rarest token's candidates."""
+    walks the list, sorts the rarest token's candidates or walks each of its terms newest first (all of them,
+    or only when they are few)."""
     import random
 
     from crmtel.crm.search import PartyText, name_key, terms
@@ -678,6 +706,7 @@ async def test_every_plan_pages_exactly_what_a_plain_reference_finds(
     monkeypatch.setattr(crm_lists, "WALK_BATCH", 4)
     monkeypatch.setattr(crm_lists, "MAX_WALK", 8)
     monkeypatch.setattr(crm_lists, "CANDIDATES", 0 if plans == "walks" else 40)
+    monkeypatch.setattr(crm_lists, "BRANCHES", {"candidates": 0, "newest-few": 1}.get(plans, 32))
     ids = await _seed(db)
     managers = (ids["anna"], ids["boris"], None)
     rnd = random.Random(7)
@@ -698,6 +727,8 @@ async def test_every_plan_pages_exactly_what_a_plain_reference_finds(
                 .where(ClientRow.id == cid)
                 .values(created_at=T0 + timedelta(seconds=rnd.randrange(20)))
             )
+        # The search index carries each party's creation time: re-indexed as a writer does.
+        await reindex_in(session, "c", (await session.execute(select(ClientRow.id))).scalars().all())
         rows = (await session.execute(select(ClientRow))).scalars().all()
         phones = {
             cid: e164
@@ -734,6 +765,7 @@ async def test_every_plan_pages_exactly_what_a_plain_reference_finds(
     lists = PartyLists(db)
     head = Viewer(ids["head"], head=True)
     anna = Viewer(ids["anna"], head=False)
+    plans_seen: set[str] = set()
     for typed in ("ип кузн", "кузн ип", "куз", "петр", "ооо иван", "семенов петр", "5550012", "ип"):
         for viewer in (head, anna):
             for manager_id in (None, ids["boris"]):
@@ -744,6 +776,7 @@ async def test_every_plan_pages_exactly_what_a_plain_reference_finds(
                     got: list[int] = []
                     page = await lists.page(q, viewer)
                     while True:
+                        plans_seen.add(page.strategy)
                         assert page.items or page.next is None, (typed, sort)
                         got += [i.id for i in page.items]
                         if page.next is None:
@@ -755,6 +788,11 @@ async def test_every_plan_pages_exactly_what_a_plain_reference_finds(
                     assert sorted(got) == sorted(want), case
                     if sort is Sort.CREATED_DESC:
                         assert got == want, case
+    # Each variant really took the plan it is named after (a fallback would pass unnoticed otherwise).
+    # With one term walked at most, a token of more terms falls back to sorting its candidates.
+    expected = {"walks": set(), "candidates": {"candidates"}, "newest": {"newest"}}
+    want_plans = expected.get(plans, {"newest", "candidates"})
+    assert plans_seen & {"newest", "candidates"} == want_plans, plans_seen
 
 
 def _as_utc(value: datetime) -> datetime:

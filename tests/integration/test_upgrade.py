@@ -87,6 +87,19 @@ def _terms(connection: sa.Connection) -> list[tuple[Any, ...]]:
     return sorted(tuple(r) for r in rows)
 
 
+def _terms_without_party_time(connection: sa.Connection) -> list[tuple[Any, ...]]:
+    """The search terms that lack their party's creation time (the newest-first key, from 0021 on)."""
+    rows = connection.execute(
+        sa.text(
+            "SELECT t.kind, t.party_id, t.term FROM party_terms t"
+            " LEFT JOIN clients c ON t.kind = 'c' AND c.id = t.party_id"
+            " LEFT JOIN leads l ON t.kind = 'l' AND l.id = t.party_id"
+            " WHERE t.created_at IS NULL OR t.created_at <> coalesce(c.created_at, l.created_at)"
+        )
+    )
+    return sorted(tuple(r) for r in rows)
+
+
 async def _reports(db: Database) -> dict[str, Any]:
     """Everything a user reads from the stored rows, without the moments the reports were made."""
     out: dict[str, Any] = {}
@@ -116,6 +129,7 @@ async def test_upgrade_from_each_released_revision_reports_the_same(
         await upgrade(str(upgraded.engine.url.render_as_string(hide_password=False)))
         async with upgraded.engine.connect() as conn:
             assert await conn.run_sync(_diff) == []
+            assert await conn.run_sync(_terms_without_party_time) == []
         got, want = await _reports(upgraded), await _reports(reference)
         for key in want:
             assert got[key] == want[key], key

@@ -143,7 +143,7 @@ def _fill() -> None:
             ]
             if not ids:
                 break
-            reindex_sync(bind, kind, ids)
+            reindex_sync(bind, kind, ids, created=False)  # party_terms.created_at comes in 0021
             last = ids[-1]
 
 
