@@ -31,7 +31,8 @@ def _e(text: str) -> str:
 
 def parse_period(request: web.Request, tz: str, today: date) -> tuple[Period, str | None, str]:
     """The period (``from``/``to`` or ``preset``), the queue (or None) and the preset shown in the form."""
-    queue = request.query.get("queue", "")[:64] or None
+    # No NUL: PostgreSQL refuses it in a parameter (the page was a 503 «store unavailable»).
+    queue = request.query.get("queue", "").replace("\x00", "")[:64] or None
     period, preset = query_period(request, tz, today)
     return period, queue, preset
 
