@@ -35,6 +35,10 @@ def upgrade() -> None:
             f"WHERE party_terms.kind = '{kind}' AND {table}.id = party_terms.party_id"
         )
     op.create_index("ix_party_terms_created", "party_terms", ["kind", "term", "created_at", "party_id"])
+    # Statistics for the new index (SQLite) and column (PostgreSQL): without them SQLite took the new index,
+    # which begins with the same (kind, term), for the name-order term walk too, and sorted every entry of
+    # the word (``ип кузн`` by name 18 → 96 ms a page at a million parties).
+    op.execute("ANALYZE party_terms")
 
 
 def downgrade() -> None:
