@@ -399,6 +399,9 @@ def cursor_of(query: str | None) -> Cursor | None:
     term = parts[2] if len(parts) == 3 else None
     if term is not None and not isinstance(term, str):
         raise ValueError("cursor")
+    # Never a NUL: PostgreSQL refuses it in a parameter (a forged cursor was a 503 «database unavailable»).
+    if "\x00" in parts[0] or (term is not None and "\x00" in term):
+        raise ValueError("cursor")
     return Cursor(parts[0], cursor_id(parts[1]), term)
 
 

@@ -75,6 +75,11 @@ from crmtel.store.managers import ManagerRepository
 from crmtel.store.parties import NewClient, NewLead, PartyRepository
 
 
+def _naive(key: str) -> bool:
+    # ValueError for what is no instant at all.
+    return datetime.fromisoformat(key).tzinfo is None
+
+
 def viewer_of(manager: Manager) -> Viewer:
     """Who asks, as the CRM's store filters by it."""
     return Viewer(manager.id, manager.role is Role.HEAD, frozenset(manager.extensions))
@@ -301,9 +306,9 @@ def crm_routes(api: CrmApi) -> web.RouteTableDef:
         q = read_query(request, PartyListQuery)
         try:
             after = cursor_of(q.cursor)
-            # A newest-first cursor carries an instant.
-            newest = after is not None and q.sort == "-created" and after.term is None
-            if newest and after is not None and datetime.fromisoformat(after.key).tzinfo is None:
+            # A newest-first cursor carries an instant and no term (a term's cursor with sort=-created was a 500).
+            newest = after is not None and q.sort == "-created"
+            if newest and after is not None and (after.term is not None or _naive(after.key)):
                 raise ValueError("cursor")
         except ValueError:
             raise error(request, 400, "crm.cursor_invalid", field="cursor") from None

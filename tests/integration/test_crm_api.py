@@ -247,6 +247,12 @@ async def test_huge_pages_bad_cursors_and_a_merge_with_itself_are_refused(db: Da
             ("/api/deals", {"limit": "0"}),
             ("/api/clients", {"q": "x" * 201}),
             ("/api/clients", {"sort": "-created", "cursor": "WyJub3QgYSB0aW1lIiwgMV0"}),
+            # A search's term cursor sent with the newest-first sort (was a 500), with or without a search.
+            ("/api/clients", {"sort": "-created", "q": "ип", "cursor": encode_cursor(["a", 1, "ип"])}),
+            ("/api/leads", {"sort": "-created", "cursor": encode_cursor([at, 1, "ип"])}),
+            # A NUL in a cursor's key or term (PostgreSQL refuses it: a 503 «database unavailable»).
+            ("/api/clients", {"cursor": encode_cursor(["\x00", 1])}),
+            ("/api/clients", {"q": "ип", "cursor": encode_cursor(["ип", 1, "\x00"])}),
             (
                 f"/api/clients/{ids['anna_client']}/timeline",
                 {"cursor": "WyIyMDI2LTAxLTAxVDAwOjAwOjAwIiwgImNhbGwiLCAxXQ"},
