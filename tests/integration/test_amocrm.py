@@ -125,7 +125,7 @@ async def test_an_outage_and_expired_tokens_are_retried_until_each_call_lands_on
         ) as c:
             service = CallService(db, CallsSettings(), PartyRepository(db), tap=c.tap)
             await _drive(service, SCENARIOS[:3])
-            await wait_until(lambda: _retried(c.workers[0].retried))
+            await wait_until(lambda: _retried(c.workers[0].retried), limit=60)
             fake.expire_tokens()
             await fake.start(port)
             await wait_until(lambda: _settled(db), limit=60)

@@ -156,10 +156,10 @@ async def test_an_outage_rate_limits_and_an_expired_token_lose_and_duplicate_not
             service = CallService(db, CallsSettings(), PartyRepository(db), tap=connectors.tap)
             await drive(service, SCENARIOS[:4])
             worker = connectors.workers[0]
-            await wait_until(lambda: _retried(worker.retried, 3))
+            await wait_until(lambda: _retried(worker.retried, 3), limit=60)
             fake.limit_next = 6
             await fake.start(port)
-            await wait_until(lambda: _some_finished(fake))
+            await wait_until(lambda: _some_finished(fake), limit=60)
             fake.expire_tokens()
             await drive(service, SCENARIOS[4:])
             await wait_until(lambda: settled(db), limit=30)
@@ -352,7 +352,7 @@ async def test_a_click_to_call_crmtel_refuses_is_finished_as_cancelled_not_left_
             status, call_id = await fake.click_to_call(url, 12, "79161110001")
         assert status == 200
         async with ConnectorService([sink], OutboxRepository(db), FAST, node="a"):
-            await wait_until(lambda: settled(db), limit=20)
+            await wait_until(lambda: settled(db), limit=60)
     (activity,) = fake.activities
     assert (activity.call_id, activity.user_id, activity.status_code, activity.duration) == (
         call_id,

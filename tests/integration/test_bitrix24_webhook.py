@@ -67,7 +67,7 @@ async def test_telephony_through_a_webhook_is_reported_and_failed_once_per_call_
                 async def failed_all() -> bool:
                     return worker.failed >= len(scenarios)
 
-                await wait_until(failed_all, limit=20)
+                await wait_until(failed_all, limit=60)
                 # Ten backoff rounds of FAST (0.05 … 0.3 s) would have passed: nothing is tried again.
                 await asyncio.sleep(1.0)
                 await connectors.workers[0].refresh_backlog()

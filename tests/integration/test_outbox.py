@@ -119,7 +119,7 @@ async def test_every_trace_reaches_a_signing_receiver_once_and_in_order(db: Data
             service = CallService(db, CallsSettings(), PartyRepository(db), tap=connectors.tap)
             await _drive(service, SCENARIOS)
             staged = await _rows(db)
-            await wait_until(lambda: _all_delivered(db, "hook"), limit=20)
+            await wait_until(lambda: _all_delivered(db, "hook"), limit=60)
     assert receiver.bad_signatures == 0
     assert len(receiver.accepted) == len(staged)
     assert set(receiver.seen.values()) == {1}
@@ -151,11 +151,11 @@ async def test_an_outage_then_5xx_and_429_are_retried_until_delivered_with_the_a
         service = CallService(db, CallsSettings(), PartyRepository(db), tap=connectors.tap)
         await _drive(service, ["direct-answered"])
         worker = connectors.workers[0]
-        await wait_for(lambda: worker.retried >= 3)
+        await wait_for(lambda: worker.retried >= 3, limit=60)
         receiver.script = [(503, {}), (429, {"Retry-After": "0.2"})]
         await receiver.start(port)
         try:
-            await wait_until(lambda: _all_delivered(db, "hook"), limit=20)
+            await wait_until(lambda: _all_delivered(db, "hook"), limit=60)
         finally:
             await receiver.stop()
     assert [t for t in receiver.types_of(load_expected("direct-answered")["linkedid"])] == [
@@ -181,16 +181,16 @@ async def test_a_refused_event_holds_its_call_fails_and_is_delivered_after_a_rep
         async with ConnectorService([sink], repo, FAST, node="a") as connectors:
             service = CallService(db, CallsSettings(), PartyRepository(db), tap=connectors.tap)
             await _drive(service, ["direct-answered"])
-            await wait_for(lambda: connectors.workers[0].failed == 1)
+            await wait_for(lambda: connectors.workers[0].failed == 1, limit=60)
             failed = await repo.failed()
             assert [f.kind for f in failed] == ["answered"]
             assert "HTTP 400" in (failed[0].last_error or "")
             linkedid = load_expected("direct-answered")["linkedid"]
             assert receiver.types_of(linkedid) == ["call.ringing"]  # ended and recording wait behind it
-            await wait_for(lambda: connectors.backlogs()[0].failed == 1)
+            await wait_for(lambda: connectors.backlogs()[0].failed == 1, limit=60)
             receiver.refuse_types = set()
             assert await repo.replay(None, utcnow()) == 1
-            await wait_until(lambda: _all_delivered(db, "hook"), limit=20)
+            await wait_until(lambda: _all_delivered(db, "hook"), limit=60)
     assert receiver.types_of(linkedid) == ["call.ringing", "call.answered", "call.ended", "call.recording"]
 
 
@@ -214,7 +214,7 @@ async def test_an_event_claimed_by_a_killed_node_is_delivered_by_another_after_i
             await repo.claim("hook", "b", utcnow(), timedelta(seconds=5), 10) == []
         )  # a's lease still holds
         async with ConnectorService([_sink(receiver.url)], repo, FAST, node="b"):
-            await wait_until(lambda: _all_delivered(db, "hook"), limit=20)
+            await wait_until(lambda: _all_delivered(db, "hook"), limit=60)
     first = claimed[0][0]
     assert (
         receiver.seen[first.key] == 2
@@ -233,7 +233,7 @@ async def test_two_nodes_delivering_one_outbox_send_each_event_once(db: Database
         ):
             service = CallService(db, CallsSettings(), PartyRepository(db), tap=a.tap)
             await _drive(service, SCENARIOS)
-            await wait_until(lambda: _all_delivered(db, "hook"), limit=20)
+            await wait_until(lambda: _all_delivered(db, "hook"), limit=60)
         staged = await _rows(db)
     assert len(receiver.accepted) == len(staged)
     assert set(receiver.seen.values()) == {1}
