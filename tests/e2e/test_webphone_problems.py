@@ -15,7 +15,7 @@ from crmtel.config import WebphoneSettings
 from crmtel.store.db import Database
 from tests.e2e.conftest import CHROMIUM, CHROMIUM_ARGS
 from tests.e2e.pagecheck import assert_language, axe_violations
-from tests.e2e.test_webphone_page import _login, _server
+from tests.e2e.test_webphone_page import FAKE_JSSIP, _login, _server
 from tests.fixtures.races import RACES_PROCESSES
 
 pytestmark = [pytest.mark.e2e, RACES_PROCESSES]
@@ -89,3 +89,62 @@ async def test_a_page_that_is_not_a_secure_context_is_said_plainly(db: Database)
     ):
         insecure = url.replace("127.0.0.1", INSECURE_HOST)
         await _says(browser, insecure, "insecure", "webphone.insecure", microphone=True)
+
+
+# A tab named "refused" is refused the microphone; any other tab has one (an empty stream is all the page asks).
+REFUSED_IN_ONE_TAB = """
+navigator.mediaDevices.getUserMedia = async () => {
+  if (window.name === "refused") throw new DOMException("Permission denied", "NotAllowedError");
+  return new MediaStream();
+};
+"""
+HELD = "navigator.locks.query().then((s) => s.held.map((l) => l.name))"
+
+
+async def test_a_tab_refused_the_microphone_hands_the_phone_to_a_tab_that_has_one(db: Database) -> None:
+    """anna's first tab is refused the microphone: it says so and gives the phone up, so her second tab (with a
+    microphone) registers it — the refused tab held the phone's lock, and every other tab said «работает в
+    другой вкладке» for ever while no tab had a phone."""
+    async with _server(db, PHONE) as url, _chromium() as browser:
+        context = await browser.new_context(locale="ru-RU", permissions=["microphone"])
+        await context.add_init_script(REFUSED_IN_ONE_TAB)
+        await context.route(
+            "**/static/vendor/jssip.js",
+            lambda route: route.fulfill(body=FAKE_JSSIP, content_type="text/javascript"),
+        )
+        try:
+            first = await context.new_page()
+            await first.goto(url)
+            await first.evaluate("window.name = 'refused'")
+            await _login(first, url)
+            await first.wait_for_selector('[data-testid="webphone"][data-state="mic-denied"]')
+            second = await context.new_page()
+            await second.goto(url)
+            await second.wait_for_selector('[data-testid="webphone"][data-state="registered"]')
+            # The refused tab now shows the phone working in the other tab, no longer its own problem.
+            await first.wait_for_selector('[data-testid="webphone"][data-state="other-tab"]')
+            assert "другой вкладке" in await first.inner_text('[data-testid="webphone-state"]')
+            assert await first.locator('[data-testid="webphone-problem"]').is_hidden()
+        finally:
+            await context.close()
+
+
+async def test_when_every_tab_is_refused_the_microphone_every_tab_says_so(db: Database) -> None:
+    """The site may not use the microphone at all: each of anna's tabs tries it, says «микрофон» plainly and
+    holds no lock — none says the phone works in another tab."""
+    async with _server(db, PHONE) as url, _chromium(FAKE_MIC) as browser:
+        context = await browser.new_context(locale="ru-RU", permissions=[])
+        try:
+            first = await context.new_page()
+            await _login(first, url)
+            await first.wait_for_selector('[data-testid="webphone"][data-state="mic-denied"]')
+            second = await context.new_page()
+            await second.goto(url)
+            await second.wait_for_selector('[data-testid="webphone"][data-state="mic-denied"]')
+            for page in (first, second):
+                problem = page.locator('[data-testid="webphone-problem"]')
+                assert " ".join((await problem.inner_text()).split()) == RU["webphone.mic_denied"]
+            await second.wait_for_function(f"{HELD}.then((held) => held.length === 0)")
+            assert await second.evaluate(HELD) == []
+        finally:
+            await context.close()

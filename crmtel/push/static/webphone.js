@@ -18,6 +18,8 @@ let call = null;       // {session, incoming, state: "ringing"|"calling"|"talkin
 let state = "off";     // off | insecure | starting | registered | unregistered | failed | other-tab | mic-denied | mic-missing
 let channel = null;    // BroadcastChannel between this manager's tabs
 let releaseLock = null;
+let lockName = null;   // the Web Lock all of this manager's tabs ask for
+let watching = false;  // the microphone's permission and devices are watched (watchMicrophone)
 let lockWait = null;   // AbortController of a lock request not granted yet (withdrawn when the page logs out)
 let timer = null;
 let colleagues = [];
@@ -69,16 +71,44 @@ export async function mountWebphone(me, container) {
   if (channel) channel.onmessage = (ev) => fromOwner(ev.data);
   show("other-tab");
   if (channel) channel.postMessage({ type: "ask" });
+  lockName = `crmtel-webphone-${me.login}`;
+  claim();
+  watchMicrophone();
+}
+
+// Ask for the phone: the tab granted the lock owns it until it closes, logs out, or finds no microphone.
+function claim() {
+  if (!reg || releaseLock || lockWait) return;
   const own = () => new Promise((resolve) => { releaseLock = resolve; remote = null; start(); });
   if (navigator.locks) {
     // A tab that logs out while it waits must not take the phone later (invisible, ringing, holding the lock).
     const wait = new AbortController();
     lockWait = wait;
-    navigator.locks.request(`crmtel-webphone-${me.login}`, { signal: wait.signal }, () => {
+    navigator.locks.request(lockName, { signal: wait.signal }, () => {
       if (lockWait === wait) lockWait = null;
       return own();
     }).catch(() => { /* withdrawn: the page logged out first */ });
   } else own();
+}
+
+// A tab whose microphone is refused or missing gives the phone up: another tab may have one (or be allowed),
+// and a tab holding the lock without a phone left every other tab saying "works in another tab" for ever.
+function giveUp() {
+  if (releaseLock) { releaseLock(); releaseLock = null; }
+}
+
+// The microphone allowed in the site's settings, or a headset plugged in: the tabs that gave the phone up ask
+// for it again (one of them gets it), without a reload.
+function watchMicrophone() {
+  if (watching) return; // once per page: the listeners read the current login's state
+  watching = true;
+  const retry = () => { if (state === "mic-denied" || state === "mic-missing") claim(); };
+  navigator.mediaDevices.addEventListener("devicechange", retry);
+  if (navigator.permissions) {
+    navigator.permissions.query({ name: "microphone" })
+      .then((status) => { status.onchange = () => { if (status.state !== "denied") retry(); }; })
+      .catch(() => { /* this browser cannot tell: a reload retries */ });
+  }
 }
 
 export function stopWebphone() {
@@ -102,7 +132,7 @@ function host() { return reg.uri.split("@")[1]; }
 async function start() {
   if (!reg) return;
   show("starting");
-  if (!(await microphoneOk())) return;
+  if (!(await microphoneOk())) { giveUp(); return; }
   await listDevices();
   if (!reg || !releaseLock) return; // logged out meanwhile
   const socket = new JsSIP.WebSocketInterface(reg.ws_url);
@@ -290,6 +320,7 @@ function draw() {
 function drawRemote(msg) {
   if (!panel) return;
   panel.dataset.state = msg.state === "registered" ? "other-tab" : msg.state;
+  q("webphone-problem").hidden = true; // this tab's own problem (its microphone) is not the phone's now
   setText(q("webphone-state"), t("webphone.state.other_tab") + " · " + t("webphone.state." + msg.state.replace("-", "_")));
   drawCall(msg.call, false);
 }
