@@ -79,6 +79,9 @@ log = logging.getLogger(__name__)
 _LOOKUP_TTL = 10.0
 # Store reads for callers' parties at once (the rest wait their turn, beside tracking).
 _LOOKUPS_AT_ONCE = 4
+# Ended calls waiting beside tracking for their party lookup; beyond this many tracking waits for them itself
+# (memory stays bounded when the store hangs: reading from the PBX pauses, as for unwritten records).
+_ENDS_BESIDE = 1_000
 
 
 class PartyLookup(Protocol):
@@ -249,6 +252,8 @@ class CallService:
         # Party lookups running beside tracking (``_match``), a few at a time: the pool serves the cards too.
         self._looking: dict[CallKey, asyncio.Task[None]] = {}
         self._lookup_slots = asyncio.Semaphore(_LOOKUPS_AT_ONCE)
+        # Ended calls whose end waits for their party lookup beside tracking (``_end_beside``).
+        self._ending: dict[CallKey, asyncio.Task[None]] = {}
         self._now = time.monotonic
         self._flush_lock = asyncio.Lock()
         # ``write_beside`` running: tracking asks it for writes instead of awaiting them.
@@ -326,6 +331,8 @@ class CallService:
         for held in (self._party, self._matched):
             for key in [k for k in held if k[0] == pbx]:
                 del held[key]
+        for key in [k for k in self._ending if k[0] == pbx]:
+            self._ending.pop(key).cancel()
         for key in [k for k in self._looking if k[0] == pbx]:
             self._cancel_lookup(key)
 
@@ -445,6 +452,16 @@ class CallService:
                     self._cancel_lookup(key)
                     await self._publish(effect)
                     continue
+                await self._match(key, record)
+                if key in self._looking and len(self._ending) < _ENDS_BESIDE and key not in self._ending:
+                    # Its party is still being read: the end waits for it beside tracking, so no later event
+                    # (another call's ringing) waits behind this store read. It is the call's last event.
+                    task = asyncio.create_task(
+                        self._end_beside(key, effect), name=f"calls.end.{key[0]}.{key[1]}"
+                    )
+                    self._ending[key] = task
+                    task.add_done_callback(functools.partial(self._ended_beside, key))
+                    continue
                 record = await self._end(key, record)
                 await self._publish(replace(effect, record=record))
             elif isinstance(effect, CallDiscarded):
@@ -461,6 +478,23 @@ class CallService:
         record = self._with_party(key, record)
         self.outbox.ended(key, record)
         return record
+
+    async def _end_beside(self, key: CallKey, effect: CallEnded) -> None:
+        record = await self._end(key, effect.record)
+        await self._publish(replace(effect, record=record))
+        if self._ending.get(key) is asyncio.current_task():
+            del self._ending[key]  # queued: a flush no longer waits for it (``settle_ends``)
+        if self._beside:  # the writer's next flush takes it (any flush waits for it: ``settle_ends``)
+            self._write_wanted.set()
+
+    def _ended_beside(self, key: CallKey, task: asyncio.Task[None]) -> None:
+        if self._ending.get(key) is task:
+            del self._ending[key]
+
+    async def settle_ends(self) -> None:
+        """Wait until every ended call waiting for its party lookup is queued for writing (each flush)."""
+        while self._ending:
+            await asyncio.wait(list(self._ending.values()))
 
     async def record_ended(self, pbx: str, record: CallRecord) -> None:
         """A call that ended out of sight (learnt from the CDR): stored like any ended call at the next flush."""
@@ -549,8 +583,11 @@ class CallService:
             await asyncio.wait([task])
 
     async def aclose(self) -> None:
-        """Cancel the party lookups still running and wait for them (the service's own tasks)."""
-        tasks = list(self._looking.values())
+        """Cancel the party lookups still running and the ends waiting for them, and wait for them (the
+        service's own tasks). An end cancelled here was not written: the call stays stored as live, closed
+        by the next start as any call a stop left unfinished."""
+        tasks = [*self._ending.values(), *self._looking.values()]
+        self._ending.clear()
         self._looking.clear()
         for task in tasks:
             task.cancel()
@@ -582,6 +619,8 @@ class CallService:
         Once a stop began (``begin_stop``) the transaction waits for a locked store no longer than the stop
         has left.
         """
+        # Ended calls still waiting for their party are written with it, in this flush (the stop's too).
+        await self.settle_ends()
         # One flush at a time (several PBX clients share this service): a later version of a call must
         # never be overwritten by an earlier one committing after it.
         async with self._flush_lock:
