@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
+import uuid
 from collections import deque
 from collections.abc import Callable
 from typing import Protocol, cast
@@ -28,6 +29,10 @@ FIELD_NODE = b"n"
 FIELD_SENT = b"t"
 FIELD_PBX = b"p"
 FIELD_EPOCH = b"g"
+# "<publisher>:<n>": the publisher's own counter, given when the event is queued. A batch sent again after a
+# reply that never came (Redis applied the MULTI/EXEC, the connection dropped) is in the stream twice; the
+# consumers drop the second copy by this.
+FIELD_SEQ = b"s"
 
 Epochs = Callable[[str], int | None]
 # XREAD's reply without decode_responses: [[stream, [(entry id, {field: value})]]].
@@ -83,6 +88,8 @@ class StreamPublisher:
         # The events of the round trip under way (``pending`` counts them until Redis took them).
         self._in_flight: list[dict[bytes, bytes]] = []
         self._wakeup = asyncio.Event()
+        self._instance = uuid.uuid4().hex[:12]
+        self._seq = 0
         self.sent = 0
         self.round_trips = 0
         self.dropped = 0
@@ -102,6 +109,7 @@ class StreamPublisher:
             # This node has just lost the PBX: the new leader speaks for it now.
             self.not_leading += 1
             return
+        self._seq += 1
         if len(self._pending) >= self._backlog:
             self._pending.popleft()
             self.dropped += 1
@@ -112,6 +120,7 @@ class StreamPublisher:
                 FIELD_NODE: self._node,
                 FIELD_PBX: pbx.encode(),
                 FIELD_EPOCH: str(epoch).encode(),
+                FIELD_SEQ: f"{self._instance}:{self._seq}".encode(),
                 FIELD_SENT: b"",
             }
         )
@@ -180,6 +189,9 @@ class StreamConsumer:
         self.stale = 0
         # The highest epoch seen per PBX: entries of an older one come from a leader that was replaced.
         self._epochs: dict[bytes, int] = {}
+        # Per PBX, the publisher and counter of the last entry delivered: a second copy of it is dropped.
+        self._last: dict[bytes, tuple[bytes, int]] = {}
+        self.duplicates = 0
 
     async def run(self) -> None:
         """Read until cancelled: first the recent history (calls live now), then new entries as they come."""
@@ -223,6 +235,14 @@ class StreamConsumer:
             self.stale += 1
             return
         self._epochs[pbx] = epoch
+        publisher, _, counter = fields.get(FIELD_SEQ, b"").partition(b":")
+        if counter.isdigit():  # entries of a node without it (a rolling upgrade) are delivered as they are
+            seq = int(counter)
+            last = self._last.get(pbx)
+            if last is not None and last[0] == publisher and seq <= last[1]:
+                self.duplicates += 1
+                return
+            self._last[pbx] = (publisher, seq)
         with contextlib.suppress(ValueError):
             self.lag_seconds = max(0.0, time.time() - float(fields.get(FIELD_SENT, b"0")))
         await self._sink.publish(event)

@@ -223,3 +223,76 @@ async def test_a_burst_queued_while_the_leader_was_busy_goes_out_in_one_round_tr
         assert (leader.sent, leader.round_trips, leader.pending) == (300, 1, 0)
     finally:
         await redis.aclose()
+
+
+class ReplyLosingProxy:
+    """A TCP hop to Redis that passes the first MULTI/EXEC on and loses its reply (the connection then drops):
+    Redis applied the batch, the leader never heard so."""
+
+    def __init__(self, port: int) -> None:
+        self._port = port
+        self.armed = True
+        self._hole = False
+        self.server: asyncio.Server | None = None
+
+    async def _pipe(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, upstream: bool) -> None:
+        try:
+            while data := await reader.read(65536):
+                if not upstream and self._hole:
+                    continue
+                cut = upstream and self.armed and b"EXEC" in data
+                if cut:
+                    self.armed, self._hole = False, True
+                writer.write(data)
+                await writer.drain()
+                if cut:
+                    await asyncio.sleep(0.1)  # Redis answers into the hole
+                    self._hole = False
+                    return
+        finally:
+            writer.close()
+
+    async def _handle(self, client_r: asyncio.StreamReader, client_w: asyncio.StreamWriter) -> None:
+        redis_r, redis_w = await asyncio.open_connection("127.0.0.1", self._port)
+        pipes = [
+            asyncio.create_task(self._pipe(client_r, redis_w, True)),
+            asyncio.create_task(self._pipe(redis_r, client_w, False)),
+        ]
+        _done, pending = await asyncio.wait(pipes, return_when=asyncio.FIRST_COMPLETED)
+        for task in pending:
+            task.cancel()
+        client_w.close()
+        redis_w.close()
+
+    async def start(self) -> int:
+        self.server = await asyncio.start_server(self._handle, "127.0.0.1", 0)
+        return int(self.server.sockets[0].getsockname()[1])
+
+
+async def test_a_batch_sent_again_after_a_lost_exec_reply_reaches_browsers_once(stream_name: str) -> None:
+    """Redis applies the leader's MULTI/EXEC and the connection drops before the reply: the batch goes out again
+    and is twice in the stream, but every node delivers each event once, in order (before: ringing, ended,
+    ringing, ended — a finished call's card popped up again) (review28)."""
+    url = Redis.from_url(REDIS_URL).connection_pool.connection_kwargs
+    proxy = ReplyLosingProxy(int(url.get("port", 6379)))
+    redis = Redis.from_url(REDIS_URL)
+    via_proxy = Redis(host="127.0.0.1", port=await proxy.start(), db=int(url.get("db", 0)))
+    leader = StreamPublisher(via_proxy, stream_name, "a", {"pbx1": 1}.get, maxlen=1000)
+    node = Recorder()
+    consumer = StreamConsumer(redis, stream_name, node, Hub(), replay_seconds=60)
+    try:
+        sent: list[CallEvent] = [ringing("9.1"), ended("9.1"), ringing("9.2")]
+        for event in sent:
+            await leader.publish(event)
+        async with running(leader.run):
+            await wait_for(lambda: not proxy.armed and leader.pending == 0, limit=30)
+        assert await redis.xlen(stream_name) == 6, "the lost reply did not make the batch go out twice"
+        async with running(consumer.run):
+            await wait_for(lambda: consumer.received == 6, limit=30)
+        assert node.events == sent
+        assert consumer.duplicates == 3
+    finally:
+        await via_proxy.aclose()
+        await redis.aclose()
+        assert proxy.server is not None
+        proxy.server.close()
