@@ -12,8 +12,8 @@ from crmtel.crm.schemas import PartyListQuery
 from crmtel.i18n import Translator
 from crmtel.push.calls_csv import as_text
 
-# One file holds at most this many clients or leads (in the list's order).
-MAX_ROWS = 20_000
+# The columns written as numbers (open deals, turnover): only these get a decimal comma in the `;` file.
+NUMERIC = frozenset({6, 8})
 
 
 class PartyCsvQuery(PartyListQuery):

@@ -10,8 +10,8 @@ from crmtel.i18n import Translator
 from crmtel.push.calls_csv import as_text
 from crmtel.store.crm_deals import DealView as Deal
 
-# One file holds at most this many deals (the newest first).
-MAX_ROWS = 20_000
+# The amount is the one column written as a number (a decimal comma in the `;` file).
+NUMERIC = frozenset({3})
 
 
 def _word(prefix: str, code: str | None, tr: Translator) -> str:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
 from datetime import datetime
 from typing import Annotated, Literal
 
@@ -11,12 +12,13 @@ from pydantic import AwareDatetime, Field, StringConstraints
 from crmtel.config import DealsSettings
 from crmtel.crm.models import Kind, Viewer
 from crmtel.crm.schemas import Login, Name, Out, encode_cursor, time_cursor
-from crmtel.crm.web import csv_download, error, json_out, viewer_of
+from crmtel.crm.web import error, json_out, viewer_of
 from crmtel.deals import export
 from crmtel.domain import DealStatus, Role
 from crmtel.errors import NotFound
 from crmtel.push.amounts import AmountText, deal_amount
 from crmtel.push.context import current_manager, translator
+from crmtel.push.downloads import csv_stream
 from crmtel.push.inputs import MAX_ID, Body, Query, ShortText, read_body, read_query
 from crmtel.store.crm_deals import CrmDeals, DealChanges, DealView, NewCrmDeal, StageColumn
 from crmtel.store.history import CallHistory, CallView, visible_to
@@ -203,22 +205,28 @@ def deal_routes(
         return json_out(DealListOut(items=[deal_out(d) for d in found], next=cursor))
 
     @routes.get("/api/deals.csv")
-    async def download_deals(request: web.Request) -> web.Response:
-        """The deals the list shows with these filters, newest first (at most ``export.MAX_ROWS``), as CSV."""
+    async def download_deals(request: web.Request) -> web.StreamResponse:
+        """Every deal the list shows with these filters, newest first, as CSV: the list's keyset pages
+        written as they come."""
         me = current_manager(request)
         q = read_query(request, DealCsvQuery)
         who = await manager_id(request, q.manager)
-        found: list[DealView] = []
-        after: tuple[datetime, int] | None = None
-        while len(found) < export.MAX_ROWS:
-            batch, after = await deals.find(
-                viewer_of(me), status=q.status, stage=q.stage, manager_id=who, after=after, limit=500
-            )
-            found.extend(batch)
-            if after is None:
-                break
-        lines = export.rows(found[: export.MAX_ROWS], translator(request))
-        return csv_download(lines, q.sep, "deals.csv")
+        tr = translator(request)
+
+        async def batches() -> AsyncIterator[list[list[str]]]:
+            after: tuple[datetime, int] | None = None
+            while True:
+                batch, after = await deals.find(
+                    viewer_of(me), status=q.status, stage=q.stage, manager_id=who, after=after, limit=500
+                )
+                yield export.rows(batch, tr)[1:]
+                if after is None:
+                    return
+
+        heading = export.rows([], tr)[0]
+        return await csv_stream(
+            request, heading, batches(), sep=q.sep, filename="deals.csv", numeric=export.NUMERIC
+        )
 
     @routes.get("/api/deals/pipeline")
     async def pipeline(request: web.Request) -> web.Response:

@@ -38,7 +38,7 @@ ROUTES: dict[tuple[str, str], tuple[str, str, str]] = {
     ("GET", "/api/calls.csv"): (
         "calls",
         "The call history with the same filters as a CSV file Excel opens (UTF-8 with a BOM, `;` and decimal "
-        "commas; `sep=comma`: `,` and decimal points), newest first, at most 20,000 calls",
+        "commas; `sep=comma`: `,` and decimal points), newest first, every call (streamed)",
         SESSION,
     ),
     ("GET", "/api/calls/{call_id}"): ("calls", "One call with its party, notes and tasks", SESSION),
@@ -57,7 +57,7 @@ ROUTES: dict[tuple[str, str], tuple[str, str, str]] = {
     ("GET", "/api/{kind}.csv"): (
         "crm",
         "Clients or leads with the same search, filters and sort as a CSV file Excel opens (a BOM, `;` and "
-        "decimal commas; `sep=comma`: `,` and decimal points), at most 20,000",
+        "decimal commas; `sep=comma`: `,` and decimal points), every row (streamed)",
         SESSION,
     ),
     ("POST", "/api/{kind}"): ("crm", "Create a client or lead", SESSION),
@@ -72,7 +72,7 @@ ROUTES: dict[tuple[str, str], tuple[str, str, str]] = {
     ("GET", "/api/deals.csv"): (
         "deals",
         "The deals with the same filters as a CSV file Excel opens (a BOM, `;` and decimal commas; "
-        "`sep=comma`: `,` and decimal points), newest first, at most 20,000",
+        "`sep=comma`: `,` and decimal points), newest first, every deal (streamed)",
         SESSION,
     ),
     ("POST", "/api/deals"): ("deals", "Open a deal", SESSION),
@@ -83,7 +83,7 @@ ROUTES: dict[tuple[str, str], tuple[str, str, str]] = {
     ("GET", "/api/tasks.csv"): (
         "tasks",
         "The tasks with the same filters as a CSV file Excel opens (a BOM, `;`; `sep=comma`: `,`), by due "
-        "time, at most 20,000",
+        "time, every task (streamed)",
         SESSION,
     ),
     ("POST", "/api/tasks"): ("tasks", "Plan a task", SESSION),

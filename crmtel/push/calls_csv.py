@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
 from typing import Literal
 from zoneinfo import ZoneInfo
 
@@ -12,6 +12,7 @@ from crmtel.i18n import Translator
 from crmtel.phones import PhoneKind, display, normalize
 from crmtel.push.api import CallsQuery, call_filter
 from crmtel.push.context import STATE, current_manager, translator, watch_scope
+from crmtel.push.downloads import csv_stream
 from crmtel.push.inputs import read_query
 from crmtel.reports.render import excel_table, result_name
 from crmtel.store.history import CallView
@@ -23,9 +24,10 @@ class CallsCsvQuery(CallsQuery):
     sep: Literal["comma"] | None = None
 
 
-# One file holds at most this many calls (the newest first); a longer period is downloaded in parts.
-MAX_ROWS = 20_000
+# Calls read from the store at a time (the memory a download holds, whatever the period's length).
 _BATCH = 500
+# The seconds columns (ringing, talk) are numbers: a decimal comma in the `;` file; the rest stay as written.
+NUMERIC = frozenset({6, 7})
 # Text a spreadsheet would run as a formula is written as text (an apostrophe first).
 _FORMULA = ("=", "+", "-", "@", "\t", "\r")
 
@@ -88,39 +90,35 @@ def rows(calls: Sequence[CallView], names: Mapping[str, str], tr: Translator, re
 
 
 def to_csv(lines: Sequence[Sequence[str]], sep: str) -> bytes:
-    """UTF-8 with a BOM, ``;`` and decimal commas (Russian Excel), or ``,`` with decimal points."""
-    return excel_table(lines, sep=sep)
+    """UTF-8 with a BOM, ``;`` and decimal commas in the seconds (Russian Excel), or ``,`` with decimal
+    points."""
+    return excel_table(lines, sep=sep, numeric=NUMERIC)
 
 
-async def download_calls(request: web.Request) -> web.Response:
-    """``GET /api/calls.csv?manager=&from=&to=&direction=&outcome=&number=&recording=&sep=comma``: the calls
-    the list shows with these filters, newest first, at most ``MAX_ROWS``."""
+async def download_calls(request: web.Request) -> web.StreamResponse:
+    """``GET /api/calls.csv?manager=&from=&to=&direction=&outcome=&number=&recording=&sep=comma``: every call
+    the list shows with these filters, newest first, read by the list's own id cursor and written as read."""
     state = request.app[STATE]
     q = read_query(request, CallsCsvQuery)
     me = current_manager(request)
     people = await state.managers.all()
     only = call_filter(request, q, people)
-    found: list[CallView] = []
-    before = q.before
-    while len(found) < MAX_ROWS:
-        batch = await state.history.list(
-            watch_scope(me), limit=_BATCH, before_id=before, only=only, owner_id=me.id
-        )
-        found.extend(batch)
-        if len(batch) < _BATCH:
-            break
-        before = batch[-1].id
     names = {ext: m.name for m in people for ext in m.extensions}
     tr = translator(request)
-    body = to_csv(rows(found[:MAX_ROWS], names, tr, state.region), "," if q.sep == "comma" else ";")
-    return web.Response(
-        body=body,
-        headers={
-            "Content-Type": "text/csv; charset=utf-8",
-            "Content-Disposition": 'attachment; filename="calls.csv"',
-            "Cache-Control": "no-store",
-        },
-    )
+
+    async def batches() -> AsyncIterator[list[list[str]]]:
+        before = q.before
+        while True:
+            batch = await state.history.list(
+                watch_scope(me), limit=_BATCH, before_id=before, only=only, owner_id=me.id
+            )
+            yield rows(batch, names, tr, state.region)[1:]
+            if len(batch) < _BATCH:
+                return
+            before = batch[-1].id
+
+    heading = rows([], names, tr, state.region)[0]
+    return await csv_stream(request, heading, batches(), sep=q.sep, filename="calls.csv", numeric=NUMERIC)
 
 
 def add_routes(router: web.UrlDispatcher) -> None:

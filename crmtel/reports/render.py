@@ -6,7 +6,7 @@ import csv
 import io
 import json
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Iterable, Sequence
 from dataclasses import dataclass
 from html import escape
 from typing import Any
@@ -221,6 +221,8 @@ def to_csv(report: CallsVsDeals, tr: Translator | None = None) -> str:
 
 
 # Signed too: the change row writes «+12.5», which Russian Excel would read as text (or 12 May).
+# UTF-8's byte order mark: without it Excel reads a CSV as Windows-1251.
+BOM = b"\xef\xbb\xbf"
 _DECIMAL = re.compile(r"^[+-]?\d+\.\d+$")
 
 
@@ -236,14 +238,28 @@ def excel_csv(csv_text: str, *, sep: str = ";") -> bytes:
         if sep == ";":
             row = [cell.replace(".", ",") if _DECIMAL.match(cell) else cell for cell in row]
         writer.writerow(row)
-    return b"\xef\xbb\xbf" + buf.getvalue().encode("utf-8")
+    return BOM + buf.getvalue().encode("utf-8")
 
 
-def excel_table(lines: Sequence[Sequence[str]], *, sep: str = ";") -> bytes:
-    """Lines of text cells as ``excel_csv`` writes them (a BOM; ``;`` and decimal commas, or ``,``)."""
+def excel_lines(lines: Iterable[Sequence[str]], *, sep: str = ";", numeric: Collection[int] = ()) -> bytes:
+    """Lines of text cells as CSV bytes without the BOM (a streamed file's parts): with ``;``, a decimal point
+    becomes a comma only in the ``numeric`` columns (a text cell such as a client named ``12.50`` is kept)."""
     buf = io.StringIO()
-    csv.writer(buf, lineterminator="\r\n").writerows(lines)
-    return excel_csv(buf.getvalue(), sep=sep)
+    writer = csv.writer(buf, delimiter=sep, lineterminator="\r\n")
+    for line in lines:
+        if sep == ";" and numeric:
+            line = [
+                cell.replace(".", ",") if i in numeric and _DECIMAL.match(cell) else cell
+                for i, cell in enumerate(line)
+            ]
+        writer.writerow(line)
+    return buf.getvalue().encode("utf-8")
+
+
+def excel_table(lines: Sequence[Sequence[str]], *, sep: str = ";", numeric: Collection[int] = ()) -> bytes:
+    """Lines of text cells as Excel opens them: a BOM; ``;`` and decimal commas in the ``numeric`` columns,
+    or ``,`` with decimal points."""
+    return BOM + excel_lines(lines, sep=sep, numeric=numeric)
 
 
 def to_xlsx(report: CallsVsDeals, tr: Translator | None = None) -> bytes:

@@ -10,8 +10,8 @@ from crmtel.i18n import Translator
 from crmtel.push.calls_csv import as_text, number_text
 from crmtel.store.crm_tasks import TaskItem
 
-# One file holds at most this many tasks (by due time).
-MAX_ROWS = 20_000
+# No column is a number: every cell is written as sent.
+NUMERIC: frozenset[int] = frozenset()
 
 
 def _local(at: datetime | None, zone: ZoneInfo) -> str:

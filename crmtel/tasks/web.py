@@ -3,6 +3,7 @@ task (also one a call closed by itself), and reassigning (heads)."""
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from typing import Annotated, Literal
 
@@ -12,11 +13,12 @@ from pydantic import AwareDatetime, Field, StringConstraints
 from crmtel.crm.models import Kind
 from crmtel.crm.schemas import Login, Name, Out, encode_cursor, time_cursor
 from crmtel.crm.service import TASK_KINDS
-from crmtel.crm.web import csv_download, error, json_out, viewer_of
+from crmtel.crm.web import error, json_out, viewer_of
 from crmtel.domain import Role
 from crmtel.errors import NotFound
 from crmtel.phones import display
 from crmtel.push.context import current_manager, translator
+from crmtel.push.downloads import csv_stream
 from crmtel.push.inputs import MAX_ID, Body, LongText, Query, read_body, read_query
 from crmtel.store.crm_tasks import CrmTasks, NewTask, TaskItem, TaskState
 from crmtel.store.managers import ManagerRepository
@@ -190,28 +192,34 @@ def task_routes(tasks: CrmTasks, managers: ManagerRepository, region: str) -> we
         return json_out(TaskListOut(items=[task_out(t, now, region) for t in found], next=cursor))
 
     @routes.get("/api/tasks.csv")
-    async def download_tasks(request: web.Request) -> web.Response:
-        """The tasks the list shows with these filters, by due time (at most ``export.MAX_ROWS``), as CSV."""
+    async def download_tasks(request: web.Request) -> web.StreamResponse:
+        """Every task the list shows with these filters, by due time, as CSV: the list's keyset pages written
+        as they come."""
         me = current_manager(request)
         q = read_query(request, TaskCsvQuery)
         who = await manager_id(request, q.manager)
         now = datetime.now(UTC)
-        found: list[TaskItem] = []
-        after: tuple[datetime, int] | None = None
-        while len(found) < export.MAX_ROWS:
-            batch, after = await tasks.find(
-                viewer_of(me),
-                status=None if q.status == "all" else q.status,
-                manager_id=who,
-                overdue_before=now if q.overdue else None,
-                after=after,
-                limit=500,
-            )
-            found.extend(batch)
-            if after is None:
-                break
-        lines = export.rows(found[: export.MAX_ROWS], now, translator(request), region)
-        return csv_download(lines, q.sep, "tasks.csv")
+        tr = translator(request)
+
+        async def batches() -> AsyncIterator[list[list[str]]]:
+            after: tuple[datetime, int] | None = None
+            while True:
+                batch, after = await tasks.find(
+                    viewer_of(me),
+                    status=None if q.status == "all" else q.status,
+                    manager_id=who,
+                    overdue_before=now if q.overdue else None,
+                    after=after,
+                    limit=500,
+                )
+                yield export.rows(batch, now, tr, region)[1:]
+                if after is None:
+                    return
+
+        heading = export.rows([], now, tr, region)[0]
+        return await csv_stream(
+            request, heading, batches(), sep=q.sep, filename="tasks.csv", numeric=export.NUMERIC
+        )
 
     @routes.post("/api/tasks")
     async def create_task(request: web.Request) -> web.Response:

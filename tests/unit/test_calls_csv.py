@@ -73,3 +73,11 @@ def test_a_caller_id_that_is_no_number_is_written_as_text() -> None:
     for number, shown in (("+79167770007", "+7 916 777-00-07"), ("101", "101")):
         (_head, line) = rows([_call(direction="inbound", caller_number=number)], {}, RU, "RU")
         assert line[2] == shown
+
+
+def test_only_the_seconds_get_a_decimal_comma_not_a_name_that_looks_like_one() -> None:
+    """A caller named ``12.50`` and a queue ``1.5`` stay as written in the `;` file; the seconds beside them
+    get their decimal comma (the `;` file used to rewrite every decimal-looking cell)."""
+    lines = rows([_call(caller_name="12.50", queue="1.5", party_name=None)], {}, RU, "RU")
+    (_h, line) = list(csv.reader(io.StringIO(to_csv(lines, ";").decode("utf-8-sig")), delimiter=";"))
+    assert (line[3], line[6], line[8]) == ("12.50", "12,3", "1.5")

@@ -195,3 +195,17 @@ def test_excel_csv_writes_every_decimal_with_a_comma_signed_or_not() -> None:
     ]
     comma = render.excel_csv(text, sep=",").decode("utf-8-sig")
     assert next(csv.reader(io.StringIO(comma)))[2:4] == ["+686.7", "-1.7"]
+
+
+def test_excel_table_gives_a_decimal_comma_only_in_the_numeric_columns() -> None:
+    """A client named ``12.50`` beside a turnover ``12.50``: only the marked column becomes ``12,50``; with `,`
+    both keep their point; a BOM first either way."""
+    lines = [["Название", "Оборот"], ["12.50", "12.50"], ["-1.5", "-1.5"]]
+    semi = render.excel_table(lines, numeric={1})
+    assert semi.startswith(render.BOM)
+    assert list(csv.reader(io.StringIO(semi.decode("utf-8-sig")), delimiter=";"))[1:] == [
+        ["12.50", "12,50"],
+        ["-1.5", "-1,5"],
+    ]
+    comma = render.excel_table(lines, sep=",", numeric={1})
+    assert list(csv.reader(io.StringIO(comma.decode("utf-8-sig"))))[1] == ["12.50", "12.50"]
