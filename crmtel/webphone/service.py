@@ -48,6 +48,10 @@ _UNSAFE_NAME = re.compile(r"[^\w .\-]", re.UNICODE)
 _DIALLED = re.compile(r"\+?[0-9]{1,20}")
 
 
+# Browsers of one manager registered at once (each rings); one more replaces the oldest (remove_existing).
+BROWSERS_PER_MANAGER = 4
+
+
 def digest_ha1(device: str, realm: str, secret: str) -> str:
     """SIP digest's HA1: md5(user:realm:password), what PJSIP's password_digest and JsSIP's ``ha1`` take."""
     return hashlib.md5(f"{device}:{realm}:{secret}".encode(), usedforsecurity=False).hexdigest()
@@ -157,7 +161,9 @@ def pjsip_endpoints(
             "",
             f"[{c.device}]",
             "type = aor",
-            "max_contacts = 1",
+            # A manager's few browsers (office, laptop, home) each keep a contact and all ring; with one contact
+            # each browser's REGISTER silently evicted the other's, whose page still said "registered".
+            f"max_contacts = {BROWSERS_PER_MANAGER}",
             "remove_existing = yes",
             f"default_expiration = {settings.register_seconds}",
             f"maximum_expiration = {settings.register_seconds}",

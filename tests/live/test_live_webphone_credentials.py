@@ -77,29 +77,36 @@ def _register(device: str, host: str, cseq: int, call_id: str, tag: str, auth: s
 
 async def register(ws_url: str, device: str, ha1: str) -> int:
     """REGISTER ``device`` over the PBX's WebSocket with digest auth from ``ha1``: the final SIP status."""
-    host = "127.0.0.1"
-    call_id, tag = secrets.token_hex(10), secrets.token_hex(5)
     async with aiohttp.ClientSession() as http, http.ws_connect(ws_url, protocols=("sip",)) as ws:
-        await ws.send_str(_register(device, host, 1, call_id, tag))
-        status, headers = await _final(ws)
-        if status != 401:
-            return status
-        challenge = next(v for k, v in headers if k.lower() == "www-authenticate")
-        params = dict(re.findall(r'(\w+)="?([^",]*)"?', challenge))
-        uri, nc, cnonce = f"sip:{host}", "00000001", secrets.token_hex(8)
-        ha2 = _md5(f"REGISTER:{uri}")
-        if "auth" in params.get("qop", ""):
-            response = _md5(f"{ha1}:{params['nonce']}:{nc}:{cnonce}:auth:{ha2}")
-            extra = f', qop=auth, nc={nc}, cnonce="{cnonce}"'
-        else:
-            response, extra = _md5(f"{ha1}:{params['nonce']}:{ha2}"), ""
-        auth = (
-            f'Authorization: Digest username="{device}", realm="{params["realm"]}", nonce="{params["nonce"]}", '
-            f'uri="{uri}", response="{response}", algorithm=MD5{extra}'
-        )
-        await ws.send_str(_register(device, host, 2, call_id, tag, auth))
-        status, _ = await _final(ws)
+        status, _ = await _register_on(ws, device, ha1, secrets.token_hex(5))
         return status
+
+
+async def _register_on(
+    ws: aiohttp.ClientWebSocketResponse, device: str, ha1: str, tag: str
+) -> tuple[int, list[tuple[str, str]]]:
+    """REGISTER ``device`` (contact ``sip:<tag>@…``) on an open socket: the final status and its headers."""
+    host = "127.0.0.1"
+    call_id = secrets.token_hex(10)
+    await ws.send_str(_register(device, host, 1, call_id, tag))
+    status, headers = await _final(ws)
+    if status != 401:
+        return status, headers
+    challenge = next(v for k, v in headers if k.lower() == "www-authenticate")
+    params = dict(re.findall(r'(\w+)="?([^",]*)"?', challenge))
+    uri, nc, cnonce = f"sip:{host}", "00000001", secrets.token_hex(8)
+    ha2 = _md5(f"REGISTER:{uri}")
+    if "auth" in params.get("qop", ""):
+        response = _md5(f"{ha1}:{params['nonce']}:{nc}:{cnonce}:auth:{ha2}")
+        extra = f', qop=auth, nc={nc}, cnonce="{cnonce}"'
+    else:
+        response, extra = _md5(f"{ha1}:{params['nonce']}:{ha2}"), ""
+    auth = (
+        f'Authorization: Digest username="{device}", realm="{params["realm"]}", nonce="{params["nonce"]}", '
+        f'uri="{uri}", response="{response}", algorithm=MD5{extra}'
+    )
+    await ws.send_str(_register(device, host, 2, call_id, tag, auth))
+    return await _final(ws)
 
 
 async def _final(ws: aiohttp.ClientWebSocketResponse) -> tuple[int, list[tuple[str, str]]]:
@@ -150,6 +157,54 @@ async def test_deactivation_and_passwd_make_the_pbx_refuse_the_old_credential(
         assert third["99132"] != first["99132"]
         assert await register(ws_url, "99132", first["99132"]) != 200
         assert await register(ws_url, "99132", third["99132"]) == 200
+
+
+async def test_two_browsers_of_one_manager_both_stay_registered(
+    live_install: Install, tmp_path: Path, database_for: Callable[[Path], str]
+) -> None:
+    """Anna is logged in from two browsers (two SIP-over-WebSocket connections with her hash): the second's
+    REGISTER keeps the first's contact bound (its 200 OK lists both, as does the first's refresh) — with
+    max_contacts = 1 + remove_existing it silently evicted the first, whose page still said "registered"."""
+    folder = tmp_path / "live"
+    spec = RigSpec(staff=STAFF, webphone=True)
+    async with live_rig(live_install, folder, database_for(folder), spec, start_crmtel=False) as rig:
+        ws_url = f"ws://127.0.0.1:{rig.cfg.ports.http}/ws"
+        ha1 = _hashes(rig)["99131"]
+        async with (
+            aiohttp.ClientSession() as http,
+            http.ws_connect(ws_url, protocols=("sip",)) as office,
+            http.ws_connect(ws_url, protocols=("sip",)) as laptop,
+        ):
+            status, _ = await _register_on(office, "99131", ha1, "office")
+            assert status == 200
+            status, headers = await _register_on(laptop, "99131", ha1, "laptop")
+            assert status == 200
+            assert _bound(headers) == {"office", "laptop"}
+            status, headers = await _register_on(office, "99131", ha1, "office")
+            assert status == 200
+            assert _bound(headers) == {"office", "laptop"}
+            # [crmtel-ring] rings every browser of hers (PJSIP/99131 alone rings only the first contact).
+            rig.pbx.cli("channel originate Local/131@crmtel-queue-member application Wait 20")
+            assert await _invited(office) == "office"
+            assert await _invited(laptop) == "laptop"
+            rig.pbx.cli("channel request hangup all")
+
+
+async def _invited(ws: aiohttp.ClientWebSocketResponse) -> str:
+    """The contact user of the next INVITE that arrives on the socket."""
+    while True:
+        msg = await ws.receive(timeout=15.0)
+        assert msg.type == aiohttp.WSMsgType.TEXT, msg
+        if msg.data.startswith("INVITE "):
+            found = re.match(r"INVITE sip:([^@ ]+)@", msg.data)
+            assert found is not None, msg.data[:200]
+            return found.group(1)
+
+
+def _bound(headers: list[tuple[str, str]]) -> set[str]:
+    """The users of the contacts a REGISTER's 200 OK lists (every binding of the AOR)."""
+    values = ",".join(v for k, v in headers if k.strip().lower() in ("contact", "m"))
+    return set(re.findall(r"<sip:([^@>]+)@", values))
 
 
 async def _passwd(rig: LiveRig, login: str, password: str) -> None:

@@ -89,7 +89,7 @@ def test_pjsip_text_has_a_webrtc_endpoint_auth_and_aor_per_manager() -> None:
     assert "auth_type = digest" in text
     assert re.search(r"(?m)^password\s*=", text) is None, "no plaintext password line"
     assert 'callerid = "Анна Смирнова x" <101>' in text, "quotes, ; and brackets cannot break the line"
-    assert "max_contacts = 1" in text
+    assert "max_contacts = 4" in text, "a manager's second browser must not evict the first"
     assert "remove_existing = yes" in text
     assert f"maximum_expiration = {SETTINGS.register_seconds}" in text
 
