@@ -51,6 +51,8 @@ COLUMNS: tuple[Column, ...] = (
     Column("talk_avg_s", lambda q: q.talk_avg_s, _none, 1),
     Column("service_level_pct", lambda q: q.service_level_pct, _none, 1),
 )
+# The CSV's figure columns for ``excel_csv``: every one after the queue, the member and the login.
+CSV_FIGURES = range([c.key for c in COLUMNS].index("offered"), 1 << 16)
 
 
 def title(tr: Translator, column: Column) -> str:

@@ -169,7 +169,9 @@ def queue_routes(
                 body=queue_render.to_xlsx(report, tr), headers={**headers, "Content-Type": _XLSX}
             )
         if fmt == "csv":
-            body = excel_csv(queue_render.to_csv(report, tr), sep=csv_separator(request))
+            body = excel_csv(
+                queue_render.to_csv(report, tr), sep=csv_separator(request), numeric=queue_render.CSV_FIGURES
+            )
             ctype = "text/csv; charset=utf-8"
         else:
             body, ctype = queue_render.to_json(report).encode("utf-8"), "application/json; charset=utf-8"

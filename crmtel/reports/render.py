@@ -60,6 +60,8 @@ COLUMNS: tuple[Column, ...] = (
     Column("overdue_tasks", lambda r: r.overdue_tasks),
 )
 NUMERIC = tuple(c for c in COLUMNS if c.key not in {"manager", "login"})
+# The CSV's figure columns for ``excel_csv``: every one after the manager and login, the results' counts too.
+CSV_FIGURES = range(len(COLUMNS) - len(NUMERIC), 1 << 16)
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 
 
@@ -226,19 +228,13 @@ BOM = b"\xef\xbb\xbf"
 _DECIMAL = re.compile(r"^[+-]?\d+\.\d+$")
 
 
-def excel_csv(csv_text: str, *, sep: str = ";") -> bytes:
+def excel_csv(csv_text: str, *, numeric: Collection[int], sep: str = ";") -> bytes:
     """A CSV that Excel opens as columns, from a comma-separated one: UTF-8 with a BOM (else Excel reads
     Windows-1251), ``;`` as separator (what Excel expects where the decimal mark is a comma, as in Russia)
-    with decimal commas in numbers, or ``,`` with decimal points. Dates stay ISO (``2026-11-01``), which
+    with decimal commas in the ``numeric`` columns' figures (a text cell that looks like one — a manager or
+    queue named ``12.50`` — is kept), or ``,`` with decimal points. Dates stay ISO (``2026-11-01``), which
     Excel reads in every locale."""
-    rows = list(csv.reader(io.StringIO(csv_text)))
-    buf = io.StringIO()
-    writer = csv.writer(buf, delimiter=sep, lineterminator="\r\n")
-    for row in rows:
-        if sep == ";":
-            row = [cell.replace(".", ",") if _DECIMAL.match(cell) else cell for cell in row]
-        writer.writerow(row)
-    return BOM + buf.getvalue().encode("utf-8")
+    return BOM + excel_lines(csv.reader(io.StringIO(csv_text)), sep=sep, numeric=numeric)
 
 
 def excel_lines(lines: Iterable[Sequence[str]], *, sep: str = ";", numeric: Collection[int] = ()) -> bytes:

@@ -487,7 +487,9 @@ def report_routes(
             return web.Response(body=render.to_xlsx(report, tr), headers={**headers, "Content-Type": _XLSX})
         # Headings in the reader's language; the JSON keeps its machine keys.
         if fmt == "csv":
-            body = render.excel_csv(render.to_csv(report, tr), sep=csv_separator(request))
+            body = render.excel_csv(
+                render.to_csv(report, tr), sep=csv_separator(request), numeric=render.CSV_FIGURES
+            )
         else:
             body = render.to_json(report).encode("utf-8")
         return web.Response(body=body, headers={**headers, "Content-Type": _DOWNLOADS[fmt]})

@@ -11,7 +11,7 @@ from datetime import UTC, date, datetime
 from openpyxl import load_workbook
 
 from crmtel.i18n import Translator
-from crmtel.reports import render
+from crmtel.reports import queue_render, render
 from crmtel.reports.models import UNASSIGNED, CallsVsDeals, ManagerFigures, Period, ReportFilter
 
 HOSTILE = '=HYPERLINK("http://evil")<script>alert(1)</script>&"\x07'
@@ -180,10 +180,12 @@ def test_headings_row_names_and_chart_default_to_russian() -> None:
 
 def test_excel_csv_writes_every_decimal_with_a_comma_signed_or_not() -> None:
     """The ';' CSV gives Russian Excel decimal commas on the change row's signed percentages too (``+686.7``
-    stayed with its point, read as text or a date, beside ``-1,7``); the ',' variant keeps points."""
-    text = "Изменение,,+686.7,-1.7,+100.0,3.5,+5,2026-11-01\r\n"
-    semicolon = render.excel_csv(text).decode("utf-8-sig")
-    assert next(csv.reader(io.StringIO(semicolon), delimiter=";")) == [
+    stayed with its point, read as text or a date, beside ``-1,7``); the ',' variant keeps points. A manager
+    named ``12.50`` with login ``1.5`` keeps the points: only the figure columns are numbers."""
+    text = "Изменение,,+686.7,-1.7,+100.0,3.5,+5,2026-11-01\r\n12.50,1.5,2.5\r\n"
+    semicolon = render.excel_csv(text, numeric=render.CSV_FIGURES).decode("utf-8-sig")
+    change, named = list(csv.reader(io.StringIO(semicolon), delimiter=";"))
+    assert change == [
         "Изменение",
         "",
         "+686,7",
@@ -193,8 +195,17 @@ def test_excel_csv_writes_every_decimal_with_a_comma_signed_or_not() -> None:
         "+5",
         "2026-11-01",
     ]
-    comma = render.excel_csv(text, sep=",").decode("utf-8-sig")
+    assert named == ["12.50", "1.5", "2,5"]
+    comma = render.excel_csv(text, sep=",", numeric=render.CSV_FIGURES).decode("utf-8-sig")
     assert next(csv.reader(io.StringIO(comma)))[2:4] == ["+686.7", "-1.7"]
+
+
+def test_the_queue_reports_csv_keeps_a_queue_or_member_named_like_a_decimal() -> None:
+    """Queue ``1.5``, member ``12.50``, login ``0.1``: kept as written in the ';' file; the figures after them
+    get their decimal comma."""
+    text = "1.5,12.50,0.1,3,2.5\r\n"
+    semicolon = render.excel_csv(text, numeric=queue_render.CSV_FIGURES).decode("utf-8-sig")
+    assert next(csv.reader(io.StringIO(semicolon), delimiter=";")) == ["1.5", "12.50", "0.1", "3", "2,5"]
 
 
 def test_excel_table_gives_a_decimal_comma_only_in_the_numeric_columns() -> None:
