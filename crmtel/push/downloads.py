@@ -34,6 +34,12 @@ async def csv_stream(
             "Cache-Control": "no-store",
         }
     )
+    if request.method == "HEAD":
+        # The headers a GET would get and no body: bytes written after a HEAD's headers would be read by the
+        # client as the start of its next answer on the same connection.
+        await response.prepare(request)
+        await response.write_eof()
+        return response
     response.enable_chunked_encoding()
     await response.prepare(request)
     await response.write(BOM + excel_lines([heading], sep=delimiter))

@@ -115,3 +115,24 @@ async def test_a_store_failure_half_way_is_a_failed_download(
                 async with head.get("/api/clients.csv") as r:
                     await r.read()
         assert calls == 3
+
+
+async def test_a_head_request_gets_the_headers_and_no_body(db: Database) -> None:
+    """HEAD of each streamed list: a GET's status and headers, no body — else the CSV's bytes would be read as the
+    next answer on the same keep-alive connection (the hostile-input walk got "Bad status line: \\ufeffWhen;…")."""
+    async with crm_app(db) as (base, _ids), logged_in(base, "head") as head:
+        for path in (
+            "/api/clients.csv",
+            "/api/leads.csv",
+            "/api/deals.csv",
+            "/api/tasks.csv",
+            "/api/calls.csv",
+        ):
+            async with head.head(path) as r:
+                assert r.status == 200, path
+                assert r.headers["Content-Type"].startswith("text/csv"), path
+            # The same connection answers the next request with a proper status line and the whole file.
+            raw, rows = await _download(head, path)
+            assert raw.startswith(b"\xef\xbb\xbf"), path
+            assert rows, path
+            assert rows[0], path
