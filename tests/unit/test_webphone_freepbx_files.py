@@ -12,6 +12,7 @@ import pytest
 from crmtel.config import WEBPHONE_DEVICE_PREFIX, WebphoneSettings
 from crmtel.webphone.models import Endpoint, SipCredential
 from crmtel.webphone.service import freepbx_owned, pjsip_endpoints
+from tests.fixtures.dialplan import context_lines
 
 DIALPLAN = (
     Path(__file__).resolve().parents[2] / "deploy" / "asterisk" / "extensions_crmtel_webphone_freepbx.conf"
@@ -28,15 +29,7 @@ def _config_lines(text: str) -> list[str]:
 
 def _context(name: str) -> list[str]:
     """The dialplan lines of one context of the shipped file (comments and blank lines left out)."""
-    lines: list[str] = []
-    inside = False
-    for raw in DIALPLAN.read_text(encoding="utf-8").splitlines():
-        line = raw.split(";", 1)[0].strip()
-        if line.startswith("["):
-            inside = line == f"[{name}]"
-        elif inside and line:
-            lines.append(line)
-    return lines
+    return context_lines(DIALPLAN, name)
 
 
 def test_freepbx_endpoints_are_the_same_sections_with_freepbx_include_advice() -> None:

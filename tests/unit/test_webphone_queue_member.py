@@ -8,21 +8,14 @@ import re
 from pathlib import Path
 
 from crmtel.config import WEBPHONE_DEVICE_PREFIX
+from tests.fixtures.dialplan import context_lines
 
 DIALPLAN = Path(__file__).resolve().parents[2] / "deploy" / "asterisk" / "extensions_crmtel_webphone.conf"
 
 
 def _context(name: str) -> list[str]:
     """The dialplan lines of one context (comments and blank lines left out)."""
-    lines: list[str] = []
-    inside = False
-    for raw in DIALPLAN.read_text(encoding="utf-8").splitlines():
-        line = raw.split(";", 1)[0].strip()
-        if line.startswith("["):
-            inside = line == f"[{name}]"
-        elif inside and line:
-            lines.append(line)
-    return lines
+    return context_lines(DIALPLAN, name)
 
 
 def test_the_member_context_rings_what_crmtel_ring_rings() -> None:
