@@ -15,7 +15,7 @@ from __future__ import annotations
 import os
 import signal
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from types import FrameType
 
@@ -128,3 +128,14 @@ def module_database(run: PostgresRun | SqliteRun, folder: Path) -> str:
     if isinstance(run, PostgresRun):
         return run.fresh()
     return run.fresh(folder)
+
+
+@pytest.fixture
+def database_for(_database_run: PostgresRun | SqliteRun) -> Callable[[Path], str]:
+    """A fresh migrated database in a folder (made here)."""
+
+    def make(folder: Path) -> str:
+        folder.mkdir(parents=True, exist_ok=True)
+        return module_database(_database_run, folder)
+
+    return make

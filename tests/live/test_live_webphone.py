@@ -7,12 +7,8 @@ import re
 from collections.abc import Callable
 from pathlib import Path
 
-import pytest
-
-from tests.fixtures.databases import PostgresRun, SqliteRun
 from tests.fixtures.races import RACES_PROCESSES
 from tests.live.asterisk import Install
-from tests.live.conftest import module_database
 from tests.live.crmtel_side import Staff
 from tests.live.rig import WEBPHONE_FILE, RigSpec, live_rig
 
@@ -22,17 +18,6 @@ STAFF = (
     Staff("anna", "Анна Смирнова", "131", password="pw-anna"),
     Staff("boris", "Boris Orlov", "132", password="pw-boris"),
 )
-
-
-@pytest.fixture
-def database_for(_database_run: PostgresRun | SqliteRun) -> Callable[[Path], str]:
-    """A fresh migrated database in a folder (made here)."""
-
-    def make(folder: Path) -> str:
-        folder.mkdir(parents=True, exist_ok=True)
-        return module_database(_database_run, folder)
-
-    return make
 
 
 async def test_generated_endpoints_load_and_config_check_passes(

@@ -15,13 +15,10 @@ from collections.abc import Callable
 from pathlib import Path
 
 import aiohttp
-import pytest
 
 from tests.fixtures.daemon import child_env
-from tests.fixtures.databases import PostgresRun, SqliteRun
 from tests.fixtures.races import RACES_PROCESSES
 from tests.live.asterisk import Install
-from tests.live.conftest import module_database
 from tests.live.crmtel_side import Staff
 from tests.live.rig import WEBPHONE_FILE, LiveRig, RigSpec, live_rig
 
@@ -31,17 +28,6 @@ STAFF = (
     Staff("anna", "Anna", "131", password="pw-anna"),
     Staff("boris", "Boris", "132", password="pw-boris"),
 )
-
-
-@pytest.fixture
-def database_for(_database_run: PostgresRun | SqliteRun) -> Callable[[Path], str]:
-    """A fresh migrated database in a folder (made here)."""
-
-    def make(folder: Path) -> str:
-        folder.mkdir(parents=True, exist_ok=True)
-        return module_database(_database_run, folder)
-
-    return make
 
 
 def _md5(text: str) -> str:
