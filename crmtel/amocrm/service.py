@@ -127,7 +127,7 @@ class AmoCrmSink:
 
     @property
     def rate_per_second(self) -> float:
-        """amoCRM's 7 requests a second."""
+        """amoCRM's 7 requests a second, less the headroom the settings keep (6 by default)."""
         return self.settings.rate_per_second
 
     @property
