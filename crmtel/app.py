@@ -270,6 +270,11 @@ async def start(settings: Settings, *, demo: bool = False, demo_speed: float = 1
             tap=connectors.tap if connectors.workers else None,
         )
         stack.push_async_callback(calls.aclose)  # after the stop's last writes (``_drain``, pushed later)
+        # A manager added or changed while running (the CLI, the import, another node) reaches the classifier
+        # the way it reaches the names and cards: through the store's change listeners.
+        db.on_change(calls.extensions.changed)
+        if invalidations is not None:  # and another node's, announced on the cluster's channel
+            invalidations.also_tell(calls.extensions.changed)
         if cluster is None:  # a cluster node restores a PBX's live calls when it becomes its leader
             for pbx in pbxes:
                 restored = await calls.restore(pbx.name)

@@ -38,6 +38,7 @@ from crmtel.callbacks.service import (
     corrected_for_booking,
 )
 from crmtel.calls import tracker
+from crmtel.calls.extensions import KnownExtensions
 from crmtel.calls.outbox import Outbox
 from crmtel.calls.owner import Owner, OwnerReason, OwnerRules, Staff, owner_of
 from crmtel.calls.record import party_number
@@ -71,7 +72,7 @@ from crmtel.store.calls import (
     upsert_in,
 )
 from crmtel.store.db import Database, is_sqlite
-from crmtel.store.managers import ManagerRepository, staff_in
+from crmtel.store.managers import staff_in
 from crmtel.store.tasks import WantedLead, ensure_leads_in
 
 log = logging.getLogger(__name__)
@@ -229,8 +230,9 @@ class CallService:
         self.trunks = frozenset(trunks)
         # Per PBX: device prefixes that still mean the user's extension (FreePBX WebRTC 99<ext>).
         self.device_prefixes = dict(device_prefixes or {})
-        # The managers' extensions (``learn_extensions``): a device 99<ext> that is one of them is that phone.
-        self.known_extensions: frozenset[str] = frozenset()
+        # The managers' extensions (``learn_extensions``, then ``extensions.changed``): a device 99<ext> that is
+        # one of them is that phone.
+        self.extensions = KnownExtensions(db)
         self.recordings_dir = recordings_dir
         self.match_digits = match_digits
         self.calls = CallRepository(db)
@@ -268,8 +270,14 @@ class CallService:
         """Calls changed since the last flush."""
         return self.outbox.pending
 
+    @property
+    def known_extensions(self) -> frozenset[str]:
+        """The managers' extensions the trackers classify with now."""
+        return self.extensions.current
+
     def _state(self, pbx: str) -> TrackerState:
         state = self.states.get(pbx)
+        known = self.extensions.current
         if state is None:
             state = self.states[pbx] = tracker.new_state(
                 pbx,
@@ -278,20 +286,19 @@ class CallService:
                 self.trunks,
                 self.device_prefixes.get(pbx, ()),
                 self.recordings_dir,
-                self.known_extensions,
+                known,
             )
+        elif state.known_extensions is not known:
+            # The extensions were read again (a manager added or changed while running): every path that
+            # classifies a channel (events, resync, restore, the CDR) takes the new set from its next step on.
+            state = self.states[pbx] = replace(state, known_extensions=known)
         return state
 
     # -- lifecycle ---------------------------------------------------------------------------------
     async def learn_extensions(self) -> frozenset[str]:
         """Read the managers' extensions into every PBX's tracker: with the browser phone on, a desk phone 9913
         of one manager is that phone, not extension 13's browser device (``legs.user_extension``)."""
-        known = frozenset(
-            ext for manager in await ManagerRepository(self.db).all() for ext in manager.extensions
-        )
-        self.known_extensions = known
-        self.states = {pbx: replace(state, known_extensions=known) for pbx, state in self.states.items()}
-        return known
+        return await self.extensions.load()
 
     async def restore(self, pbx: str) -> int:
         """Resume the live calls stored for ``pbx`` (after a restart, even ``kill -9``); returns how many."""
@@ -586,6 +593,7 @@ class CallService:
         """Cancel the party lookups still running and the ends waiting for them, and wait for them (the
         service's own tasks). An end cancelled here was not written: the call stays stored as live, closed
         by the next start as any call a stop left unfinished."""
+        await self.extensions.aclose()
         tasks = [*self._ending.values(), *self._looking.values()]
         self._ending.clear()
         self._looking.clear()

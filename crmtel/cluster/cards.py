@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections import deque
+from collections.abc import Callable
 
 import structlog
 from redis.asyncio import Redis
@@ -44,6 +45,13 @@ class CardInvalidations:
         self.ledger = EpochLedger()
         self.sent = 0
         self.received = 0
+        # Besides the card cache, what else keeps a copy of the store in memory and wants the other nodes'
+        # changes (the classifier's managers' extensions): told each one received, never published again.
+        self._also: list[Callable[[StoreChange], None]] = []
+
+    def also_tell(self, listener: Callable[[StoreChange], None]) -> None:
+        """Have ``listener`` told every change another node announced (as this node's own commits are)."""
+        self._also.append(listener)
 
     @property
     def pending(self) -> int:
@@ -116,3 +124,5 @@ class CardInvalidations:
         if change.epoch is not None:
             self.ledger.note(change.epoch)
         self._cache.forget(change)
+        for listener in self._also:
+            listener(change)

@@ -3,10 +3,14 @@ of one manager is that manager's phone, not extension 13's browser device 99<ext
 
 from __future__ import annotations
 
+import asyncio
 from datetime import UTC, datetime, timedelta
 
+from crmtel.calls.extensions import KnownExtensions
 from crmtel.calls.setup import build_call_service
 from crmtel.config import Settings, WebphoneSettings
+from crmtel.domain import Manager
+from crmtel.errors import StoreUnavailable
 from crmtel.store.calls import CallRepository
 from crmtel.store.db import Database
 from crmtel.store.managers import ManagerRepository
@@ -44,3 +48,40 @@ async def test_a_device_99_ext_nobody_has_is_the_browser_phone(db: Database, dat
     """Without a manager on 9913, the same channel is ivan's browser phone and counts as extension 13."""
     await ManagerRepository(db).save(login="ivan", name="Иван", extensions=("13",))
     assert await _answered_by(db, database_url) == "13"
+
+
+class _DownOnce(ManagerRepository):
+    """The managers' store, down for its first read (an outage while a change is being learnt)."""
+
+    def __init__(self, db: Database) -> None:
+        super().__init__(db)
+        self.failures = 0
+
+    async def all(self) -> list[Manager]:
+        if self.failures == 0:
+            self.failures += 1
+            raise StoreUnavailable("database unreachable: test")
+        return await super().all()
+
+
+async def test_a_manager_saved_while_running_is_learnt_even_through_a_store_outage(db: Database) -> None:
+    """A manager saved through the store while the service runs reaches its classifier (its commit is told
+    to the service); a read the store refuses is tried again, not dropped."""
+    managers = ManagerRepository(db)
+    await managers.save(login="ivan", name="Иван", extensions=("13",))
+    known = KnownExtensions(db)
+    db.on_change(known.changed)
+    try:
+        assert await known.load() == {"13"}
+        down = _DownOnce(db)
+        known._repo = down
+        await managers.save(login="petr", name="Пётр", extensions=("9913",))
+        await asyncio.wait_for(known.settled(), 10)
+        assert down.failures == 1
+        assert known.current == {"13", "9913"}
+        # A renumbered manager: the old extension is forgotten too.
+        await managers.save(login="petr", name="Пётр", extensions=("14",))
+        await asyncio.wait_for(known.settled(), 10)
+        assert known.current == {"13", "14"}
+    finally:
+        await known.aclose()

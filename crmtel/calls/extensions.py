@@ -1,0 +1,93 @@
+"""The managers' extensions, held in memory for the leg classifier and kept in step with the store.
+
+With the browser phone on, a device ``99<ext>`` is ``<ext>``'s browser phone unless ``99<ext>`` is itself a
+manager's extension (``crmtel.calls.legs.user_extension``). A running daemon learns a manager added or changed
+by `crmtel manager`, the import or another node the way its other in-memory copies of the store do: each commit
+that may touch managers is told to ``Database.on_change`` listeners (this process's own commits; another
+process's through the store's card epoch, ``follow_card_epoch``; a cluster node's through the same epoch
+ledger), and ``changed`` then reads the extensions again beside tracking — no AMI event waits for that read.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+from crmtel.errors import StoreUnavailable
+from crmtel.store.changes import StoreChange
+from crmtel.store.db import Database
+from crmtel.store.managers import ManagerRepository
+
+log = logging.getLogger(__name__)
+
+# Between reads of a store that does not answer (the change is not forgotten: read again until it answers).
+_RETRY_MIN = 0.5
+_RETRY_MAX = 10.0
+
+
+class KnownExtensions:
+    """Every manager's extensions (``current``), read at start and again after each change of the CRM."""
+
+    def __init__(self, db: Database) -> None:
+        self._repo = ManagerRepository(db)
+        self.current: frozenset[str] = frozenset()
+        # Moves on with every change: a read that began before one is read again.
+        self._generation = 0
+        self._reload: asyncio.Task[None] | None = None
+        self.reloads = 0
+
+    async def load(self) -> frozenset[str]:
+        """Read the extensions now (StoreUnavailable when the store does not answer)."""
+        managers = await self._repo.all()
+        self.current = frozenset(ext for manager in managers for ext in manager.extensions)
+        self.reloads += 1
+        return self.current
+
+    def changed(self, change: StoreChange) -> None:
+        """A ``Database.on_change`` listener: a CRM write (a manager among them) has the extensions read again."""
+        if not change.everything:
+            return  # a call row's numbers: no manager changed
+        self._generation += 1
+        if self._reload is None:
+            self._reload = asyncio.get_running_loop().create_task(
+                self._follow(), name="calls.known_extensions"
+            )
+            self._reload.add_done_callback(self._finished)
+
+    def _finished(self, task: asyncio.Task[None]) -> None:
+        if self._reload is task:
+            self._reload = None
+
+    async def _follow(self) -> None:
+        delay = _RETRY_MIN
+        while True:
+            generation = self._generation
+            try:
+                before = self.current
+                known = await self.load()
+            except StoreUnavailable as err:
+                log.warning("managers' extensions not re-read (retrying in %.1f s): %s", delay, err)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, _RETRY_MAX)
+                continue
+            if known != before:
+                log.info(
+                    "managers' extensions: %d known (added: %s; gone: %s)",
+                    len(known),
+                    ", ".join(sorted(known - before)) or "-",
+                    ", ".join(sorted(before - known)) or "-",
+                )
+            if generation == self._generation:
+                return
+
+    async def settled(self) -> None:
+        """Wait until no re-read is running (tests, and a stop that wants the last one done)."""
+        while self._reload is not None:
+            await asyncio.wait([self._reload])
+
+    async def aclose(self) -> None:
+        """Cancel a re-read still running and wait for it."""
+        task, self._reload = self._reload, None
+        if task is not None:
+            task.cancel()
+            await asyncio.wait([task])
