@@ -58,7 +58,10 @@ async def test_a_killed_leader_and_sender_leave_each_webhook_event_received_once
         await wait_for(lambda: bool(receiver.held), limit=60)
         held = receiver.held[0]
         sender = await claimant(
-            db, ConnectorEventRow.connector == "hook", ConnectorEventRow.key == held, missing="the held message"
+            db,
+            ConnectorEventRow.connector == "hook",
+            ConnectorEventRow.key == held,
+            missing="the held message",
         )
         doomed = {leader, sender}
         await kill_nodes(nodes, doomed)
