@@ -183,6 +183,9 @@ class CallRecord:
     queue_visits: tuple[QueueVisit, ...] = ()
     # The outside number (E.164) ``answered_by`` answered on: a call forwarded to (followed to) their mobile.
     answered_on: str | None = None
+    # The outside number (E.164 when it is one) a blind transfer sent the call on to, answered there through the
+    # trunk: the call stays ``answered_by``'s.
+    transferred_to: str | None = None
 
 
 def call_id(pbx: str, linkedid: str) -> str:

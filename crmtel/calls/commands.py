@@ -36,6 +36,7 @@ JSON_FIELDS = (
     "rang",
     "answered_by",
     "answered_on",
+    "transferred_to",
     "queue",
     "outcome",
     "missed_reason",

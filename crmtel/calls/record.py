@@ -65,6 +65,7 @@ FIELDS: tuple[Field, ...] = (
     Field("extra", "extra", column=False, public=False),
     Field("queue_visits", "visits", column=False, public=False),
     Field("answered_on", "text"),
+    Field("transferred_to", "text"),
 )
 COLUMNS: tuple[str, ...] = tuple(f.name for f in FIELDS if f.column)
 

@@ -242,7 +242,11 @@ def call_from_legs(state: TrackerState, linkedid: str, legs: Sequence[CdrRow]) -
             caller_number=caller,
             caller_hidden=hidden,
         )
-        dialled = dialled_number(origin.did) or dialled_number(origin.dst)
+        # After a blind transfer the caller's channel ran the dialplan again, and the PBX rewrote every one of its
+        # rows' dst to the transfer target: the DID is then only in a did column (FreePBX), never the dst.
+        dialled = dialled_number(origin.did) or (
+            None if _dst_is_a_transfer_target(origin, legs) else dialled_number(origin.dst)
+        )
     else:
         via_mobile = _placing_mobile(state, origin, legs)
         placed_by = (
@@ -291,6 +295,7 @@ def call_from_legs(state: TrackerState, linkedid: str, legs: Sequence[CdrRow]) -
             call = replace(call, answered_on=via_mobile[1])
         if call.direction is not Direction.OUTBOUND:
             call = _transferred(call, origin, answered, first)
+        call = _transferred_out(state, call, offers, first)
     elif (
         call.direction is Direction.INBOUND
         and (mobile := _answered_outside(offers)) is not None
@@ -312,6 +317,47 @@ def _transferred(call: Call, origin: CdrRow, answered: Sequence[_Offer], first: 
     if last.extension == first.extension or _order(last.via) <= _order(first.via):
         return call
     return replace(call, answered_by=last.extension, transferred_from=first.extension)
+
+
+def _dst_is_a_transfer_target(origin: CdrRow, legs: Sequence[CdrRow]) -> bool:
+    """Whether the caller's rows' dst is where a blind transfer sent the call: after one of its legs was answered,
+    the caller's channel dialled that very number (the transferee went back to the dialplan at the target's
+    extension, and the PBX rewrote the dst of every row of that channel). An attended transfer's later row stays in
+    the caller's Queue or Dial, dialling no such number."""
+    dst = dialled_number(origin.dst)
+    own = [leg for leg in legs if leg.channel == origin.channel]
+    answers = [placed(leg).answer for leg in own if leg.disposition == "ANSWERED" and leg.answer is not None]
+    if dst is None or not answers:
+        return False
+    first = min(a for a in answers if a is not None)
+    return any(
+        placed(leg).start > first and number_from_dial_string(leg.lastdata.split(",", 1)[0]) == dst
+        for leg in own
+    )
+
+
+def _transferred_out(state: TrackerState, call: Call, offers: Sequence[_Offer], first: _Offer) -> Call:
+    """A call blind-transferred through the trunk and answered there (the tracker's ``transferred_out``): its
+    answerer keeps it, and the record notes the number the transfer dialled out (E.164 when it is one)."""
+    later = [
+        o
+        for o in offers
+        if o is not first
+        and o.kind is LegKind.TRUNK
+        and o.leg.disposition == "ANSWERED"
+        and o.leg.answer is not None
+        and _order(o.via) > _order(first.via)
+    ]
+    if not later:
+        return call
+    last = max(later, key=lambda o: (_order(o.via), o.leg.answer or o.leg.start))
+    # A blind transfer's signature: the transferee went back to the dialplan at the target, so the row's dst is the
+    # number it then dialled (a dialplan that merely goes on after the call dials something else).
+    target = dialled_number(last.via.dst)
+    if target is None or number_from_dial_string(last.leg.lastdata.split(",", 1)[0]) != target:
+        return call
+    number = _number_dialled_out(state, last.leg)
+    return replace(call, transferred_to=number) if number is not None else call
 
 
 def _answered_outside(offers: Sequence[_Offer]) -> _Offer | None:

@@ -92,6 +92,8 @@ def corrected(
         queue=seen.queue or cdr.queue,
         queue_visits=queue_visits,
         extra=extra,
+        # Sent on through the trunk after crmtel's view ended: the CDR saw it.
+        transferred_to=seen.transferred_to or (None if seen_to_end else cdr.transferred_to),
     )
     if not seen_to_end or _differs(seen, better, tolerance):
         return better
@@ -221,10 +223,11 @@ def closed_at(seen: CallRecord, at: datetime) -> CallRecord:
 
 
 def _differs(old: CallRecord, new: CallRecord, tolerance: float) -> bool:
-    if (old.outcome, old.answered_by, old.answered_on, old.rang) != (
+    if (old.outcome, old.answered_by, old.answered_on, old.transferred_to, old.rang) != (
         new.outcome,
         new.answered_by,
         new.answered_on,
+        new.transferred_to,
         new.rang,
     ):
         return True

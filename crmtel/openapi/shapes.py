@@ -79,6 +79,7 @@ class CallJson(Shape):
     rang: list[str]
     answered_by: str | None
     answered_on: str | None
+    transferred_to: str | None
     queue: str | None
     # None while the call is still going (a ringing or answered call listed before it ends).
     outcome: Literal["answered", "missed"] | None

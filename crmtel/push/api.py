@@ -119,6 +119,7 @@ def call_json(
         "rang": list(call.rang),
         "answered_by": call.answered_by,
         "answered_on": call.answered_on,
+        "transferred_to": call.transferred_to,
         "queue": call.queue,
         "outcome": call.outcome,
         "missed_reason": call.missed_reason,

@@ -29,6 +29,7 @@ _UPSERT_COLUMNS = (
     "rang",
     "answered_by",
     "answered_on",
+    "transferred_to",
     "queue",
     "outcome",
     "missed_reason",

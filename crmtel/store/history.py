@@ -44,6 +44,7 @@ class CallView:
     party_name: str | None
     manager_id: int | None
     answered_on: str | None = None
+    transferred_to: str | None = None
     result: str | None = None
 
     @property
@@ -101,6 +102,7 @@ def _view(row: CallRow) -> CallView:
         party_name=row.party_name,
         manager_id=row.manager_id,
         answered_on=row.answered_on,
+        transferred_to=row.transferred_to,
         result=row.result,
     )
 

@@ -273,6 +273,8 @@ class CallRow(Base):
     answered_by: Mapped[str | None] = mapped_column(String(32))
     # The outside number (E.164) a forwarded / follow-me call was answered on (the manager's mobile).
     answered_on: Mapped[str | None] = mapped_column(String(64))
+    # The outside number a blind transfer sent the call on to (answered there); the call stays answered_by's.
+    transferred_to: Mapped[str | None] = mapped_column(String(64))
     queue: Mapped[str | None] = mapped_column(String(64))
     outcome: Mapped[str | None] = mapped_column(String(10))
     missed_reason: Mapped[str | None] = mapped_column(String(100))

@@ -280,6 +280,7 @@ def test_a_drifted_answer_is_caught() -> None:
         "rang": [],
         "answered_by": None,
         "answered_on": None,
+        "transferred_to": None,
         "queue": None,
         "outcome": "missed",
         "missed_reason": None,

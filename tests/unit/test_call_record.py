@@ -66,6 +66,7 @@ def _full() -> CallRecord:
             ),
         ),
         answered_on="+79031112233",
+        transferred_to="+79997770000",
     )
 
 

@@ -43,6 +43,7 @@ def test_the_live_traces_are_present() -> None:
     """The live-tier calls the tests below rely on ship with the package."""
     assert {"attended-transfer", "forwarded-to-mobile", "outbound-unanswered"} <= set(LIVE_SCENARIOS)
     assert {"click-mobile-answered", "followme-confirmed", "followme-unconfirmed"} <= set(LIVE_SCENARIOS)
+    assert "blind-transfer-outside" in LIVE_SCENARIOS
 
 
 @pytest.mark.parametrize("scenario", LIVE_SCENARIOS)
@@ -66,6 +67,7 @@ def test_each_live_trace_yields_its_expected_record(scenario: str) -> None:
     assert record.recording_file == expected["recording_file"]
     assert record.answered_on == expected.get("answered_on")
     assert record.extra.get("transferred_from") == expected.get("transferred_from")
+    assert record.transferred_to == expected.get("transferred_to")
 
 
 def test_forwarded_to_the_mobile_is_answered_by_the_forwarding_extension() -> None:

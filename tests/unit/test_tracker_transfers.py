@@ -364,3 +364,70 @@ def test_local_originate_click_to_call_is_outbound_placed_by_the_rung_phone() ->
     assert record.talk_seconds == 4.0
     assert record.extra["party_number"] == "+79161110001"
     assert not [e for e in effects if isinstance(e, CallRingStopped)]
+
+
+def _blind_transfer_out(
+    s: Script, number: str, transferer: tuple[str, str], transferee: list[tuple[str, str]]
+) -> None:
+    """The transferer REFERs the call to ``number``; the transferee's channel dials it through the trunk (as the
+    real trace blind-transfer-outside: BlindTransfer, then the transferee's own DialBegin to PJSIP/trunk)."""
+    s.add(
+        5.0,
+        "BlindTransfer",
+        [("Result", "Success")],
+        _ch(transferer, L1, "Transferer", num="101"),
+        [(f"Transferee{k}", v) for k, v in transferee],
+        [("BridgeUniqueid", "B1"), ("BridgeType", "basic"), ("IsExternal", "Yes")],
+        Context="from-phones",
+        Extension=number,
+    )
+    s.add(5.0, "BridgeLeave", _ch(transferer, L1, num="101"), BridgeUniqueid="B1", BridgeNumChannels="1")
+    s.add(5.0, "Hangup", _ch(transferer, L1, num="101"), Cause="16")
+    s.add(5.0, "BridgeLeave", transferee, BridgeUniqueid="B1", BridgeNumChannels="0")
+    s.add(5.1, "Newchannel", _ch(OUT, L1, state=0, context="from-trunk", exten="s"))
+    s.add(5.1, "DialBegin", transferee, _ch(OUT, L1, "Dest", state=0), DialString=f"PJSIP/{number}@trunk")
+    s.add(7.0, "DialEnd", transferee, _ch(OUT, L1, "Dest"), DialStatus="ANSWER")
+    s.add(7.0, "BridgeEnter", _ch(OUT, L1), BridgeUniqueid="B2", BridgeNumChannels="1")
+    s.add(7.0, "BridgeEnter", transferee, BridgeUniqueid="B2", BridgeNumChannels="2")
+    s.add(12.0, "Hangup", transferee, Cause="16")
+    s.add(12.0, "Hangup", _ch(OUT, L1), Cause="16")
+
+
+OUT = ("PJSIP/trunk-00000009", "1795470006.9")
+
+
+def test_blind_transfer_to_a_short_outside_number_stays_with_the_manager() -> None:
+    """101 blind-transfers the client to a 6-digit city number through the trunk: still 101's call (talk from
+    101's answer), the number noted as transferred_to, no answer by it, never an extension."""
+    s = _inbound_answered_by_101(Script())
+    _blind_transfer_out(s, "234567", A101, _trunk())
+    _, effects = run(new_state("pbx1"), s.events())
+    record = _only([e.record for e in ended(effects)], L1)
+    assert (record.answered_by, record.rang, record.outcome) == ("101", ("101",), Outcome.ANSWERED)
+    assert record.transferred_to == "234567"
+    assert "transferred_from" not in record.extra
+    assert record.talk_seconds == 10.0
+    assert [e.extension for e in effects if isinstance(e, CallAnswered)] == ["101"]
+
+
+def test_an_outbound_call_blind_transferred_out_stays_the_placers() -> None:
+    """101 calls a client out and blind-transfers them to a partner's mobile: answered by 101, noted in E.164."""
+    phone = ("PJSIP/101-00000002", L1)
+    client = ("PJSIP/trunk-00000003", "1795470000.3")
+    s = Script()
+    s.add(0.0, "Newchannel", _ch(phone, L1, state=4, num="101", exten="89161110001"))
+    s.add(0.1, "Newchannel", _ch(client, L1, state=0, context="from-trunk", exten="s"))
+    s.add(0.1, "DialBegin", _ch(phone, L1), _ch(client, L1, "Dest", state=0), DialString="89161110001@trunk")
+    s.add(2.0, "DialEnd", _ch(phone, L1), _ch(client, L1, "Dest"), DialStatus="ANSWER")
+    s.add(2.0, "BridgeEnter", _ch(phone, L1, num="101"), BridgeUniqueid="B1", BridgeNumChannels="1")
+    s.add(2.0, "BridgeEnter", _ch(client, L1), BridgeUniqueid="B1", BridgeNumChannels="2")
+    _blind_transfer_out(s, "89997770000", phone, _ch(client, L1))
+    _, effects = run(new_state("pbx1"), s.events())
+    record = _only([e.record for e in ended(effects)], L1)
+    assert (record.direction, record.dialled, record.answered_by) == (
+        Direction.OUTBOUND,
+        "89161110001",
+        "101",
+    )
+    assert record.transferred_to == "+79997770000"
+    assert record.extra["party_number"] == "+79161110001"

@@ -59,8 +59,9 @@ def on_dial_begin(tx: Tx, event: ev.DialBegin) -> None:
     if dest.kind is LegKind.TRUNK:
         # Dialling out (from the desk phone, or a click-to-call once the placing phone answered): the card.
         call = announce_outbound(tx, call)
-    if dest.kind is LegKind.TRUNK and call.direction is not Direction.OUTBOUND:
-        # An inbound call dialled out again (forwarding, follow-me): the number, should it answer there.
+    if dest.kind is LegKind.TRUNK and (call.direction is not Direction.OUTBOUND or call.transfer_pending):
+        # An inbound call dialled out again (forwarding, follow-me), or any call blind-transferred to an outside
+        # number: the number, should it answer there.
         number = number_from_dial_string(event.dial_string) or dialled_number(event.dest.exten)
         if number is not None:
             call = replace(call, outside_number=number)
@@ -121,7 +122,10 @@ def on_dial_end(tx: Tx, event: ev.DialEnd) -> None:
     if status == "ANSWER":
         if uid in call.ringing:
             call = replace(call, ringing={k: v for k, v in call.ringing.items() if k != uid})
-        if dest.kind is LegKind.EXTENSION:
+        if dest.kind is LegKind.TRUNK and call.transfer_pending and call.answered_by is not None:
+            # A blind transfer to an outside number answered there: still the call of the manager who answered.
+            call = transferred_out(tx, call)
+        elif dest.kind is LegKind.EXTENSION:
             call = answer(tx, call, dest.extension)
         elif dest.kind is LegKind.TRUNK and call.direction is Direction.OUTBOUND:
             call = answer(tx, call, origin_extension(call))
@@ -179,3 +183,11 @@ def answered_on_the_mobile(tx: Tx, call: Call) -> Call:
         return call
     e164 = normalize(number, tx.state.region).e164
     return replace(call, answered_on=e164 or number)
+
+
+def transferred_out(tx: Tx, call: Call) -> Call:
+    """A call blind-transferred through the trunk and answered there: the manager who answered it keeps it (no
+    new answer, no new owner), and the record notes the outside number (E.164 when it is one)."""
+    number = call.outside_number
+    e164 = normalize(number, tx.state.region).e164 if number is not None else None
+    return replace(call, transfer_pending=False, transferred_to=e164 or number)

@@ -56,6 +56,9 @@ class Call:
     route_reason: str | None = None
     transfer_pending: bool = False
     transferred_from: str | None = None
+    # A blind transfer out through the trunk (to a partner, a colleague's mobile): the number that answered there.
+    # The call stays the manager's who answered it; this outside number is never an extension.
+    transferred_to: str | None = None
     # Forwarding / follow-me: the extension whose phone sent the call on (a ``DialEnd`` with ``Forward``), the
     # number it sent it to, the outside number last dialled for this inbound call, and the one that answered.
     forwarded_by: str | None = None
@@ -221,6 +224,7 @@ def build_record(state: TrackerState, call: Call, ended_at: datetime | None = No
         extra=extra,
         queue_visits=call.queue_visits,
         answered_on=call.answered_on,
+        transferred_to=call.transferred_to,
     )
 
 
