@@ -104,3 +104,43 @@ async def test_the_pbx_asks_crmtel_before_a_browser_phone_dials_out(
         )
         assert refused is not None
         assert not [m for m in rig.witness.messages[start:] if m.get("Variable") == "CRMTEL_WEBPHONE_ALLOWED"]
+
+
+async def test_a_browsers_blind_transfer_out_is_asked_and_booked_as_the_transferring_manager(
+    live_install: Install, tmp_path: Path, database_for: Callable[[Path], str]
+) -> None:
+    """A browser phone REFERs a client to an outside number: the client's own channel runs [crmtel-webphone] with
+    the client's caller ID and Asterisk's BLINDTRANSFER naming the browser (PJSIP/99131-…). The PBX asks crmtel
+    for manager 131 and books the call out as 131's — the client's number was the "extension" of the policy's
+    windows, the dial log and CRMTEL_MANAGER_EXTENSION before. A browser's own call still goes by its caller ID."""
+    folder = tmp_path / "live"
+    spec = RigSpec(staff=STAFF, webphone=True)
+    async with live_rig(live_install, folder, database_for(folder), spec) as rig:
+        seen: dict[str, str | None] = {}
+        for key, variables in (("transfer", "BLINDTRANSFER=PJSIP/99131-0000000a"), ("own", "")):
+            start = len(rig.witness.messages)
+            await rig.witness.action(
+                "Originate",
+                Channel="Local/89161110131@crmtel-webphone",
+                Application="Wait",
+                Data="1",
+                CallerID="131" if key == "own" else '"Client" <79035550041>',
+                Variable=variables,
+                Async="true",
+            )
+            await rig.witness.wait_for(
+                lambda m: (
+                    m.event == "Newexten"
+                    and m.get("Context") == "crmtel-webphone"
+                    and m.get("Application") == "Dial"
+                ),
+                30.0,
+                start,
+            )
+            booked = [
+                m.get("Value")
+                for m in rig.witness.messages[start:]
+                if m.event == "VarSet" and m.get("Variable") == "CRMTEL_MANAGER_EXTENSION" and m.get("Value")
+            ]
+            seen[key] = booked[-1] if booked else None
+        assert seen == {"transfer": "131", "own": "131"}

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from crmtel.ami.protocol import Message
 from crmtel.calls.tracker import new_state
 from crmtel.domain import CallAnswered, CallRecord, CallRingStopped, Direction, Outcome
-from tests.fixtures.traces import Script, ended, run
+from crmtel.fakepbx.server import CHANNEL_FIELDS
+from tests.fixtures.traces import LIVE_TRACES_DIR, Script, TimedMessage, ended, load_messages, run, to_events
 
 L1 = "1795470000.1"
 T = ("PJSIP/trunk-00000001", L1)
@@ -431,3 +433,28 @@ def test_an_outbound_call_blind_transferred_out_stays_the_placers() -> None:
     )
     assert record.transferred_to == "+79997770000"
     assert record.extra["party_number"] == "+79161110001"
+
+
+def test_a_caller_id_the_dialplan_shows_the_transfer_target_leaves_the_clients_number() -> None:
+    """The real blind transfer out (live/blind-transfer-outside) through [crmtel-webphone]'s outside branch, which
+    sets the company's caller ID on the client's channel before dialling out: the record keeps the client's number
+    and party (the NewCallerid after the answer is what the partner is shown, not who called)."""
+    messages = load_messages("blind-transfer-outside", LIVE_TRACES_DIR)
+    at = next(
+        i
+        for i, m in enumerate(messages)
+        if m.message.event == "DialBegin" and "89997770128" in str(m.message)
+    )
+    origin = next(
+        m
+        for m in messages[at:]
+        if m.message.event == "DialBegin" and m.message.get("Channel") == "PJSIP/trunk-00000000"
+    )
+    fields = [(k, v) for k, v in origin.message.headers if k in CHANNEL_FIELDS]
+    company = [(k, "74950000000" if k == "CallerIDNum" else v) for k, v in fields]
+    shown = TimedMessage(origin.t, Message((("Event", "NewCallerid"), *company, ("CID-CallingPres", "0"))))
+    _, effects = run(new_state("pbx1"), to_events([*messages[:at], shown, *messages[at:]]))
+    (done,) = ended(effects)
+    assert (done.record.caller_number, done.record.answered_by) == ("+79035550031", "128")
+    assert done.record.extra["party_number"] == "+79035550031"
+    assert done.record.transferred_to == "+79997770128"

@@ -37,6 +37,9 @@ def on_channel(tx: Tx, event: Any) -> None:
         # A call a manager placed (click-to-call through a Local channel) is the manager's extension calling,
         # whatever caller ID the dialplan then shows the called party (the company's number).
         and call.placed_by is None
+        # Once answered, who called is settled: a caller ID set later is what the dialplan shows someone the call
+        # is sent on to (a blind transfer out through [crmtel-webphone] sets the company's number).
+        and call.answered_by is None
     ):
         number, hidden = normalise_caller(event.channel.caller_num, tx.state.region)
         if number is not None or hidden:
