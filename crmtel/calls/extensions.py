@@ -35,6 +35,8 @@ class KnownExtensions:
         self._generation = 0
         self._reload: asyncio.Task[None] | None = None
         self.reloads = 0
+        # Closed with its service: a commit of the stop's last writes starts no task nobody would await.
+        self._closed = False
 
     async def load(self) -> frozenset[str]:
         """Read the extensions now (StoreUnavailable when the store does not answer)."""
@@ -45,8 +47,8 @@ class KnownExtensions:
 
     def changed(self, change: StoreChange) -> None:
         """A ``Database.on_change`` listener: a CRM write (a manager among them) has the extensions read again."""
-        if not change.everything:
-            return  # a call row's numbers: no manager changed
+        if not change.everything or self._closed:
+            return  # a call row's numbers: no manager changed (or the service has stopped)
         self._generation += 1
         if self._reload is None:
             self._reload = asyncio.get_running_loop().create_task(
@@ -86,7 +88,8 @@ class KnownExtensions:
             await asyncio.wait([self._reload])
 
     async def aclose(self) -> None:
-        """Cancel a re-read still running and wait for it."""
+        """Cancel a re-read still running and wait for it; later changes start none."""
+        self._closed = True
         task, self._reload = self._reload, None
         if task is not None:
             task.cancel()

@@ -85,3 +85,13 @@ async def test_a_manager_saved_while_running_is_learnt_even_through_a_store_outa
         assert known.current == {"13", "14"}
     finally:
         await known.aclose()
+
+
+async def test_a_change_after_the_service_closed_starts_no_reread(db: Database) -> None:
+    """The stop's last commits come after the call service closed: they leave no task behind."""
+    known = KnownExtensions(db)
+    db.on_change(known.changed)
+    await known.aclose()
+    await ManagerRepository(db).save(login="ivan", name="Иван", extensions=("13",))
+    assert known._reload is None
+    assert known.reloads == 0
