@@ -23,6 +23,9 @@ log = logging.getLogger(__name__)
 # Between reads of a store that does not answer (the change is not forgotten: read again until it answers).
 _RETRY_MIN = 0.5
 _RETRY_MAX = 10.0
+# A change is read this long after it was told, with every change told meanwhile: a burst of CRM writes (an
+# import, a busy page) is a few reads, not one read of every manager per write.
+SETTLE_SECONDS = 0.2
 
 
 class KnownExtensions:
@@ -34,15 +37,24 @@ class KnownExtensions:
         # Moves on with every change: a read that began before one is read again.
         self._generation = 0
         self._reload: asyncio.Task[None] | None = None
+        # Reads begun, and the latest of them whose answer ``current`` holds.
+        self._began = 0
+        self._applied = 0
         self.reloads = 0
         # Closed with its service: a commit of the stop's last writes starts no task nobody would await.
         self._closed = False
 
     async def load(self) -> frozenset[str]:
         """Read the extensions now (StoreUnavailable when the store does not answer)."""
+        # Reads may overlap (a restore's beside a change's re-read): the one begun last saw the newest store, so
+        # an older one answering after it must not put back what it saw.
+        self._began += 1
+        read = self._began
         managers = await self._repo.all()
-        self.current = frozenset(ext for manager in managers for ext in manager.extensions)
         self.reloads += 1
+        if read > self._applied:
+            self._applied = read
+            self.current = frozenset(ext for manager in managers for ext in manager.extensions)
         return self.current
 
     def changed(self, change: StoreChange) -> None:
@@ -54,15 +66,21 @@ class KnownExtensions:
             self._reload = asyncio.get_running_loop().create_task(
                 self._follow(), name="calls.known_extensions"
             )
-            self._reload.add_done_callback(self._finished)
-
-    def _finished(self, task: asyncio.Task[None]) -> None:
-        if self._reload is task:
-            self._reload = None
 
     async def _follow(self) -> None:
+        try:
+            await self._read_until_settled()
+        finally:
+            # In the task's own last step, not a done callback: a change told between that step and the callbacks
+            # (a commit resumed in the same turn of the loop) would find the task still set, start no read, and
+            # its extensions would wait for the next CRM write.
+            if self._reload is asyncio.current_task():
+                self._reload = None
+
+    async def _read_until_settled(self) -> None:
         delay = _RETRY_MIN
         while True:
+            await asyncio.sleep(SETTLE_SECONDS)
             generation = self._generation
             try:
                 before = self.current
