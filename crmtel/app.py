@@ -348,7 +348,7 @@ async def start(settings: Settings, *, demo: bool = False, demo_speed: float = 1
                 deals=settings.deals,
             )
         )
-        deals = deal_routes(CrmDeals(db), managers, CallHistory(db), settings.deals)
+        deals = deal_routes(CrmDeals(db), managers, CallHistory(db), settings.deals, settings.region)
         tasks = task_routes(CrmTasks(db), managers, settings.region)
         results = result_routes(ResultChoices(settings.calls.results), CallResults(db))
         app = create_app(

@@ -11,11 +11,12 @@ from pydantic import AwareDatetime, Field, StringConstraints
 
 from crmtel.config import DealsSettings
 from crmtel.crm.models import Kind, Viewer
-from crmtel.crm.schemas import Login, Name, Out, encode_cursor, time_cursor
+from crmtel.crm.schemas import Login, Name, Out, PhoneOut, encode_cursor, phone_out, time_cursor
 from crmtel.crm.web import error, json_out, viewer_of
 from crmtel.deals import export
 from crmtel.domain import DealStatus, Role
 from crmtel.errors import NotFound
+from crmtel.phones import display
 from crmtel.push.amounts import AmountText, deal_amount
 from crmtel.push.context import current_manager, translator
 from crmtel.push.downloads import csv_stream
@@ -92,6 +93,9 @@ class DealOut(Out):
     client_id: int | None
     lead_id: int | None
     party_name: str | None
+    # The party's numbers to call from the deal (own first, then contact persons', at most three); empty when
+    # the asker may not see the party itself.
+    phones: list[PhoneOut]
     manager_id: int | None
     manager_name: str | None
     call_id: str | None
@@ -125,8 +129,8 @@ class PipelineOut(Out):
     lost_reasons: list[str]
 
 
-def deal_out(deal: DealView) -> DealOut:
-    """A deal for the API."""
+def deal_out(deal: DealView, region: str) -> DealOut:
+    """A deal for the API (numbers written as people write them in ``region``)."""
     return DealOut(
         id=deal.id,
         title=deal.title,
@@ -136,6 +140,7 @@ def deal_out(deal: DealView) -> DealOut:
         client_id=deal.client_id,
         lead_id=deal.lead_id,
         party_name=deal.party_name,
+        phones=[phone_out(p, display(p.e164, region)) for p in deal.phones],
         manager_id=deal.manager_id,
         manager_name=deal.manager_name,
         call_id=deal.call_id,
@@ -147,12 +152,12 @@ def deal_out(deal: DealView) -> DealOut:
     )
 
 
-def _stage_out(column: StageColumn) -> StageOut:
+def _stage_out(column: StageColumn, region: str) -> StageOut:
     return StageOut(
         stage=column.stage,
         count=column.count,
         amount=f"{column.amount:.2f}",
-        deals=[deal_out(d) for d in column.deals],
+        deals=[deal_out(d, region) for d in column.deals],
     )
 
 
@@ -172,7 +177,7 @@ def may_link(call: CallView, kind: str, party_id: int, viewer: Viewer) -> bool:
 
 
 def deal_routes(
-    deals: CrmDeals, managers: ManagerRepository, calls: CallHistory, settings: DealsSettings
+    deals: CrmDeals, managers: ManagerRepository, calls: CallHistory, settings: DealsSettings, region: str
 ) -> web.RouteTableDef:
     """The deals API (behind the session check)."""
     routes = web.RouteTableDef()
@@ -202,7 +207,7 @@ def deal_routes(
             limit=q.limit,
         )
         cursor = encode_cursor([nxt[0].isoformat(), nxt[1]]) if nxt else None
-        return json_out(DealListOut(items=[deal_out(d) for d in found], next=cursor))
+        return json_out(DealListOut(items=[deal_out(d, region) for d in found], next=cursor))
 
     @routes.get("/api/deals.csv")
     async def download_deals(request: web.Request) -> web.StreamResponse:
@@ -217,7 +222,13 @@ def deal_routes(
             after: tuple[datetime, int] | None = None
             while True:
                 batch, after = await deals.find(
-                    viewer_of(me), status=q.status, stage=q.stage, manager_id=who, after=after, limit=500
+                    viewer_of(me),
+                    status=q.status,
+                    stage=q.stage,
+                    manager_id=who,
+                    after=after,
+                    limit=500,
+                    numbers=False,
                 )
                 yield export.rows(batch, tr)[1:]
                 if after is None:
@@ -236,7 +247,9 @@ def deal_routes(
             viewer_of(me), settings.stages, manager_id=await manager_id(request, q.manager)
         )
         return json_out(
-            PipelineOut(stages=[_stage_out(c) for c in columns], lost_reasons=list(settings.lost_reasons))
+            PipelineOut(
+                stages=[_stage_out(c, region) for c in columns], lost_reasons=list(settings.lost_reasons)
+            )
         )
 
     @routes.get(r"/api/deals/{deal_id:\d{1,19}}")
@@ -246,7 +259,7 @@ def deal_routes(
         found = await deals.get(deal_id, viewer_of(me)) if deal_id <= MAX_ID else None
         if found is None:
             raise error(request, 404, "crm.deal_not_found")
-        return json_out(deal_out(found))
+        return json_out(deal_out(found, region))
 
     @routes.post("/api/deals")
     async def create_deal(request: web.Request) -> web.Response:
@@ -281,7 +294,7 @@ def deal_routes(
             )
         except NotFound:
             raise error(request, 404, "crm.not_found") from None
-        return json_out(deal_out(created), status=201)
+        return json_out(deal_out(created, region), status=201)
 
     @routes.patch(r"/api/deals/{deal_id:\d{1,19}}")
     async def edit_deal(request: web.Request) -> web.Response:
@@ -312,6 +325,6 @@ def deal_routes(
             updated = await deals.edit(deal_id if deal_id <= MAX_ID else 0, viewer_of(me), changes)
         except NotFound:
             raise error(request, 404, "crm.deal_not_found") from None
-        return json_out(deal_out(updated))
+        return json_out(deal_out(updated, region))
 
     return routes

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
@@ -12,12 +12,14 @@ from sqlalchemy import ColumnElement, and_, exists, func, or_, select, tuple_
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 
-from crmtel.crm.models import Kind, Viewer
+from crmtel.crm.models import Kind, PhoneView, Viewer
 from crmtel.domain import DealStatus
 from crmtel.errors import NotFound
+from crmtel.store.crm_lists import table_of, visible
 from crmtel.store.crm_parties import audit_in, may_see_in
 from crmtel.store.db import Database
 from crmtel.store.models import CallRow, ClientRow, DealRow, LeadRow, ManagerRow, PartyShareRow
+from crmtel.store.party_numbers import CHUNK, numbers_in
 from crmtel.timestamps import assume_utc
 
 _OWN_CLIENT = aliased(ClientRow)
@@ -45,6 +47,9 @@ class DealView:
     next_step_at: datetime | None
     lost_reason: str | None
     updated_at: datetime | None
+    # The party's numbers, to be called from the deal: only when the viewer may see the party itself (a
+    # manager's deal with a colleague's client shows its name, not the colleague's client's numbers).
+    phones: tuple[PhoneView, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -142,6 +147,41 @@ def _view(row: Sequence[Any]) -> DealView:
     )
 
 
+def _party(view: DealView) -> tuple[Kind, int] | None:
+    """Whose deal it is: the client, else the lead (a converted lead's deal stays with its client)."""
+    if view.client_id is not None:
+        return Kind.CLIENT, view.client_id
+    if view.lead_id is not None:
+        return Kind.LEAD, view.lead_id
+    return None
+
+
+async def _with_numbers(session: AsyncSession, views: Sequence[DealView], viewer: Viewer) -> list[DealView]:
+    """The deals with their parties' numbers, for the parties the viewer may see (their cards' rule)."""
+    wanted: dict[Kind, set[int]] = {Kind.CLIENT: set(), Kind.LEAD: set()}
+    for view in views:
+        if (party := _party(view)) is not None:
+            wanted[party[0]].add(party[1])
+    numbers: dict[tuple[Kind, int], tuple[PhoneView, ...]] = {}
+    for kind, ids in wanted.items():
+        seen = set(ids)
+        scope = visible(kind, viewer)
+        if scope is not None and ids:
+            t = table_of(kind)
+            ordered = sorted(ids)
+            seen = set()
+            for start in range(0, len(ordered), CHUNK):
+                chunk = ordered[start : start + CHUNK]
+                seen.update((await session.execute(select(t.id).where(t.id.in_(chunk), scope))).scalars())
+        for pid, phones in (await numbers_in(session, kind, seen)).items():
+            numbers[(kind, pid)] = phones
+    out = []
+    for view in views:
+        party = _party(view)
+        out.append(replace(view, phones=numbers.get(party, ())) if party is not None else view)
+    return out
+
+
 async def _visible_deal(session: AsyncSession, deal_id: int, viewer: Viewer) -> DealRow | None:
     stmt = select(DealRow).where(DealRow.id == deal_id)
     if (scope := deal_scope(viewer)) is not None:
@@ -164,8 +204,10 @@ class CrmDeals:
         manager_id: int | None = None,
         after: tuple[datetime, int] | None = None,
         limit: int = 50,
+        numbers: bool = True,
     ) -> tuple[list[DealView], tuple[datetime, int] | None]:
-        """Deals newest first (keyset on opened time and id), and where the next page starts."""
+        """Deals newest first (keyset on opened time and id), and where the next page starts; ``numbers``:
+        with the parties' numbers (the download has no use for them)."""
         stmt = _select()
         if (scope := deal_scope(viewer)) is not None:
             stmt = stmt.where(scope)
@@ -180,8 +222,9 @@ class CrmDeals:
         stmt = stmt.order_by(DealRow.opened_at.desc(), DealRow.id.desc()).limit(limit + 1)
         async with self._db.session() as session:
             rows = [_view(r) for r in (await session.execute(stmt)).all()]
-        nxt = (rows[limit - 1].opened_at, rows[limit - 1].id) if len(rows) > limit else None
-        return rows[:limit], nxt
+            nxt = (rows[limit - 1].opened_at, rows[limit - 1].id) if len(rows) > limit else None
+            page = rows[:limit]
+            return (await _with_numbers(session, page, viewer) if numbers else page), nxt
 
     async def pipeline(
         self, viewer: Viewer, stages: Sequence[str], *, manager_id: int | None = None, per_stage: int = 50
@@ -216,16 +259,24 @@ class CrmDeals:
                 ).all()
                 n, total = sums.get(stage, (0, Decimal(0)))
                 columns.append(StageColumn(stage, n, total, tuple(_view(r) for r in rows)))
-            return columns
+            shown = iter(await _with_numbers(session, [d for c in columns for d in c.deals], viewer))
+            return [replace(c, deals=tuple(next(shown) for _ in c.deals)) for c in columns]
 
     async def get(self, deal_id: int, viewer: Viewer) -> DealView | None:
         """One deal, if the viewer may see it."""
+        return await self._read(deal_id, viewer, viewer)
+
+    async def _read(self, deal_id: int, scope_of: Viewer, viewer: Viewer) -> DealView | None:
+        """One deal within ``scope_of``'s deals, with the numbers ``viewer`` may see."""
         async with self._db.session() as session:
             stmt = _select().where(DealRow.id == deal_id)
-            if (scope := deal_scope(viewer)) is not None:
+            if (scope := deal_scope(scope_of)) is not None:
                 stmt = stmt.where(scope)
             row = (await session.execute(stmt)).first()
-            return _view(row) if row is not None else None
+            if row is None:
+                return None
+            (found,) = await _with_numbers(session, [_view(row)], viewer)
+            return found
 
     async def create(self, deal: NewCrmDeal, viewer: Viewer) -> DealView:
         """Open a deal for a client or lead the viewer may see (NotFound otherwise)."""
@@ -251,7 +302,8 @@ class CrmDeals:
             await session.flush()
             await audit_in(session, viewer.manager_id, "deal", row.id, "create", {"title": deal.title}, now)
             deal_id = row.id
-        found = await self.get(deal_id, Viewer(viewer.manager_id, head=True))
+        # Read back whatever it became (a head may have given it to a colleague), numbers as the editor may see them.
+        found = await self._read(deal_id, Viewer(viewer.manager_id, head=True), viewer)
         assert found is not None
         return found
 
@@ -295,7 +347,8 @@ class CrmDeals:
             if diff:
                 row.updated_at = now
                 await audit_in(session, viewer.manager_id, "deal", deal_id, "edit", diff, now)
-        found = await self.get(deal_id, Viewer(viewer.manager_id, head=True))
+        # Read back whatever it became (a head may have given it to a colleague), numbers as the editor may see them.
+        found = await self._read(deal_id, Viewer(viewer.manager_id, head=True), viewer)
         assert found is not None
         return found
 

@@ -41,15 +41,14 @@ from crmtel.crm.search import Token, prefix_range
 from crmtel.store.db import Database
 from crmtel.store.models import (
     CallRow,
-    ClientContactRow,
     ClientRow,
     DealRow,
     LeadRow,
     ManagerRow,
     PartyShareRow,
     PartyTermRow,
-    PhoneRow,
 )
+from crmtel.store.party_numbers import numbers_in
 
 # A token matching fewer terms than this is read from the term index first.
 NARROW = 5000
@@ -510,21 +509,7 @@ async def _items(session: AsyncSession, kind: Kind, rows: Sequence[Any]) -> list
     if not rows:
         return []
     ids = [r.id for r in rows]
-    owner = PhoneRow.client_id if kind is Kind.CLIENT else PhoneRow.lead_id
-    phones: dict[int | None, list[str]] = {}
-    for pid, e164 in await session.execute(
-        select(owner, PhoneRow.e164).where(owner.in_(ids)).order_by(PhoneRow.id)
-    ):
-        phones.setdefault(pid, []).append(e164)
-    if kind is Kind.CLIENT:
-        # A client reached only through its contact persons shows their numbers.
-        for pid, e164 in await session.execute(
-            select(ClientContactRow.client_id, PhoneRow.e164)
-            .join(PhoneRow, PhoneRow.contact_id == ClientContactRow.contact_id)
-            .where(ClientContactRow.client_id.in_(ids))
-            .order_by(PhoneRow.id)
-        ):
-            phones.setdefault(pid, []).append(e164)
+    phones = await numbers_in(session, kind, ids)
     deal_owner = DealRow.client_id if kind is Kind.CLIENT else DealRow.lead_id
     deals = dict(
         (
@@ -567,7 +552,7 @@ async def _items(session: AsyncSession, kind: Kind, rows: Sequence[Any]) -> list
                 status=r.status if kind is Kind.LEAD else None,
                 manager_id=r.manager_id,
                 manager_name=names.get(r.manager_id),
-                phones=tuple(phones.get(r.id, ())[:3]),
+                phones=tuple(p.e164 for p in phones.get(r.id, ())),
                 open_deals=int(deals.get(r.id, 0)),
                 last_call_at=_utc(last),
                 created_at=_utc(r.created_at) or r.created_at,

@@ -1,11 +1,13 @@
 """Click-to-call in headless Chromium: a manager clicks a number, the fake Asterisk receives the Originate, and
-the outbound call it places pops up as a card; a failed attempt is said on the page."""
+the outbound call it places pops up as a card; a failed attempt is said on the page; a deal's number is called
+from the deal's card the same way."""
 
 from __future__ import annotations
 
 import contextlib
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
+from decimal import Decimal
 
 import pytest
 from aiohttp.test_utils import TestServer
@@ -16,6 +18,7 @@ from crmtel.callbacks.web import callback_routes
 from crmtel.calls.service import CallService
 from crmtel.config import CallsSettings, DealsSettings, DialRule, OriginateSettings, WebSettings
 from crmtel.crm.web import CrmApi, crm_routes
+from crmtel.deals.web import deal_routes
 from crmtel.dial.service import DialService
 from crmtel.dial.web import dial_routes, hub_notifier
 from crmtel.domain import Category
@@ -26,11 +29,14 @@ from crmtel.push.notifier import ManagerNames, Notifier
 from crmtel.push.web import create_app
 from crmtel.store.callbacks import CallbackRepository
 from crmtel.store.calls import CallRepository
+from crmtel.store.crm_deals import CrmDeals
 from crmtel.store.crm_lists import PartyLists
 from crmtel.store.crm_merge import PartyMerger
 from crmtel.store.crm_parties import PartyCards
 from crmtel.store.crm_timeline import Timelines
 from crmtel.store.db import Database
+from crmtel.store.deals import DealRepository, NewDeal
+from crmtel.store.history import CallHistory
 from crmtel.store.managers import ManagerRepository
 from crmtel.store.parties import NewClient, PartyRepository
 from tests.e2e.test_popup_calls import SEEN, index_of, ringall_trace
@@ -63,9 +69,12 @@ class Rig:
 @contextlib.asynccontextmanager
 async def rig(db: Database, browser: Browser, traces_dir: object) -> AsyncIterator[Rig]:
     """The ring-all trace held before its first event, the real pipeline, click-to-call and the page."""
-    await seed_managers(db)
-    await PartyRepository(db).add_client(
+    managers = await seed_managers(db)
+    romashka = await PartyRepository(db).add_client(
         NewClient(name="OOO Romashka", phones=("+79031234567",), category=Category.RETAIL)
+    )
+    await DealRepository(db).add(
+        NewDeal(title="Tiles", amount=Decimal(1000), manager_id=managers["anna"].id, client_id=romashka.id)
     )
     stream = ringall_trace(traces_dir)  # type: ignore[arg-type]
     ami = FakeAmiServer(stream, pause_after=0)
@@ -98,6 +107,7 @@ async def rig(db: Database, browser: Browser, traces_dir: object) -> AsyncIterat
                 dial_routes(dial),
                 callback_routes(CallbackRepository(db), ManagerRepository(db)),
                 crm_routes(crm),
+                deal_routes(CrmDeals(db), ManagerRepository(db), CallHistory(db), DealsSettings(), "RU"),
             )
             web = TestServer(create_app(WebSettings(port=0), db=db, hub=hub, routes=routes), port=0)
             await web.start_server()
@@ -168,6 +178,24 @@ async def test_a_failed_call_from_the_search_box_is_said_on_the_page(
         await expect(status).to_contain_text("did not answer")
         assert [m.get("Channel") for m in r.ami.originates] == ["PJSIP/101"]
         assert await CallRepository(r.db).between() == []
+
+
+async def test_clicking_the_number_on_a_deal_rings_my_phone_for_the_deals_client(
+    db: Database, browser: Browser, traces_dir: object
+) -> None:
+    """Anna opens her deal in the pipeline: its client's number is written +7 903 123-45-67; her click reaches
+    the server, which sends the PBX an Originate from her phone 101 for that number (dial rule +7 → 8)."""
+    async with rig(db, browser, traces_dir) as r:
+        anna = await r.page_for("anna")
+        await anna.click("a[data-view=deals]")
+        deal = anna.locator("[data-testid=pipeline] [data-testid=deal-card]").filter(has_text="Tiles")
+        await expect(deal.locator(".phone-number")).to_have_text(["+7 903 123-45-67"], timeout=SEEN)
+        await deal.locator("[data-testid=dial-button]").click()
+        await wait_until(_originated(r.ami))
+        (sent,) = r.ami.originates
+        assert (sent.get("Channel"), sent.get("Exten")) == ("PJSIP/101", "89031234567")
+        status = anna.locator("[data-testid=dial-status]")
+        await expect(status).to_contain_text("+7 903 123-45-67", timeout=SEEN)
 
 
 def _originated(ami: FakeAmiServer) -> Callable[[], Awaitable[bool]]:

@@ -153,7 +153,7 @@ async def crm_site(db: Database) -> AsyncIterator[Crm]:
         routes=(
             report_routes(ReportQueries(db), current_manager, repo, timezone=ZONE, translate=translator),
             crm_routes(api),
-            deal_routes(CrmDeals(db), repo, CallHistory(db), DealsSettings()),
+            deal_routes(CrmDeals(db), repo, CallHistory(db), DealsSettings(), "RU"),
             task_routes(CrmTasks(db), repo, "RU"),
         ),
         locale=LocaleOptions(timezone=ZONE),
@@ -521,10 +521,19 @@ async def test_every_number_on_the_crm_pages_is_called_with_one_click(
     db: Database, browser: Browser, width: int, height: int
 ) -> None:
     """Anna clicks «Позвонить» beside a number in the client list, on the client's card, on its timeline's
-    call, in the task list and in the call list: each click POSTs /api/dial with that number as stored, and
-    the page says in Russian that her phone 101 rings for that number written one way. (The PBX side of the
-    click is tested with the fake Asterisk in test_click_to_call.) Desk and phone, axe-clean."""
+    call, on the deal's card in the pipeline and in the deal list, in the task list and in the call list: each
+    click POSTs /api/dial with that number as stored, and the page says in Russian that her phone 101 rings
+    for that number written one way; her deal with Boris's client shows no number of his client. (The PBX
+    side of the click is tested with the fake Asterisk in test_click_to_call.) Desk and phone, axe-clean."""
     async with crm_site(db) as site:
+        await DealRepository(db).add(
+            NewDeal(
+                title="Кровля Вектору",
+                amount=Decimal(1),
+                manager_id=site.ids["anna"],
+                client_id=site.ids["vector"],
+            )
+        )
         await CrmTasks(db).create(
             NewTask(
                 kind="callback",
@@ -593,6 +602,25 @@ async def test_every_number_on_the_crm_pages_is_called_with_one_click(
         await page.goto(site.url(f"/#clients/client/{site.ids['romashka']}"))
         head = page.locator(".card-sub").filter(has=page.locator(dial))
         await click_to_call(head.locator(dial), "+74951234567", "+7 495 123-45-67", "a company's card")
+
+        await page.goto(site.url("/#deals"))
+        deal = page.locator("[data-testid=pipeline] [data-testid=deal-card]").filter(
+            has_text="Поставка плитки"
+        )
+        await expect(deal.locator("[data-testid=deal-phones] .phone-number")).to_have_text(
+            ["+7 916 777-00-07"], timeout=SEEN
+        )
+        await click_to_call(deal.locator(dial), "+79167770007", "+7 916 777-00-07", "the pipeline's deal")
+        await _no_axe(page, "the pipeline calling a number")
+        theirs = page.locator("[data-testid=deal-card]").filter(has_text="Кровля Вектору")
+        await expect(theirs).to_contain_text("ООО «Вектор»")
+        await expect(theirs.locator("[data-testid=deal-phones]")).to_have_count(0)
+        await page.locator("[data-testid=deals-mode-list]").click()
+        deal = page.locator("[data-testid=deal-list] [data-testid=deal-card]").filter(
+            has_text="Поставка плитки"
+        )
+        await click_to_call(deal.locator(dial), "+79167770007", "+7 916 777-00-07", "the deal list")
+        await _no_axe(page, "the deal list calling a number")
 
         await page.goto(site.url("/#tasks"))
         task = page.locator("[data-testid=task-row]").filter(has_text="Перезвонить Алёне")

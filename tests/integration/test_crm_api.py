@@ -75,7 +75,7 @@ async def crm_app(db: Database) -> AsyncIterator[tuple[str, dict[str, int]]]:
         hub=Hub(),
         routes=(
             crm_routes(api),
-            deal_routes(CrmDeals(db), repo, CallHistory(db), DealsSettings()),
+            deal_routes(CrmDeals(db), repo, CallHistory(db), DealsSettings(), "RU"),
             task_routes(CrmTasks(db), repo, "RU"),
         ),
     )
@@ -301,6 +301,55 @@ async def test_a_deal_moves_through_the_pipeline_and_is_won(db: Database) -> Non
             assert [d["id"] for d in (await _json(r))["items"]] == [deal["id"]]
         async with logged_in(base, "boris") as boris, boris.get(f"/api/deals/{deal['id']}") as r:
             assert r.status == 404
+
+
+async def test_a_deal_carries_its_partys_numbers_only_for_who_may_see_the_party(db: Database) -> None:
+    """A deal shows its party's numbers written one way, in the list, the pipeline, by id and in the answer
+    to a create or an edit; Anna's own deal with Boris's client shows her its name but none of his client's
+    numbers (she may not open that card, so she may not call from it) until Boris shares the client; the head
+    sees them all, a lead's too."""
+    async with crm_app(db) as (base, ids), logged_in(base, "head") as head, logged_in(base, "anna") as anna:
+        petrov = [{"e164": "+79167770007", "display": "+7 916 777-00-07"}]
+        vector = [{"e164": "+74951234567", "display": "+7 495 123-45-67"}]
+
+        def numbers(deal: dict[str, Any]) -> list[dict[str, str]]:
+            return [{"e164": p["e164"], "display": p["display"]} for p in deal["phones"]]
+
+        async def seen_by(http: aiohttp.ClientSession, deal_id: int) -> list[list[dict[str, str]]]:
+            """The deal's numbers by id, in the list and in the pipeline."""
+            async with http.get(f"/api/deals/{deal_id}") as r:
+                one = numbers(await _json(r))
+            async with http.get("/api/deals") as r:
+                listed = [numbers(d) for d in (await _json(r))["items"] if d["id"] == deal_id]
+            async with http.get("/api/deals/pipeline") as r:
+                stages = (await _json(r))["stages"]
+            piped = [numbers(d) for c in stages for d in c["deals"] if d["id"] == deal_id]
+            return [one, *listed, *piped]
+
+        new = {"kind": "client", "party_id": ids["anna_client"], "title": "Поставка", "amount": "1000"}
+        async with anna.post("/api/deals", json=new) as r:
+            own = await _json(r)
+        assert numbers(own) == petrov
+        assert await seen_by(anna, own["id"]) == [petrov] * 3
+        theirs = {**new, "party_id": ids["boris_client"], "manager": "anna", "title": "Кровля"}
+        async with head.post("/api/deals", json=theirs) as r:
+            hers = await _json(r)
+        assert numbers(hers) == vector
+        assert await seen_by(anna, hers["id"]) == [[]] * 3
+        async with anna.patch(f"/api/deals/{hers['id']}", json={"stage": "proposal"}) as r:
+            assert r.status == 200
+            assert (await _json(r))["phones"] == []
+        assert await seen_by(head, hers["id"]) == [vector] * 3
+        share = {"managers": ["anna"]}
+        async with (
+            logged_in(base, "boris") as boris,
+            boris.put(f"/api/clients/{ids['boris_client']}/shares", json=share) as r,
+        ):
+            assert r.status == 200
+        assert await seen_by(anna, hers["id"]) == [vector] * 3
+        lead = {**new, "kind": "lead", "party_id": ids["boris_lead"], "title": "Лид", "manager": "boris"}
+        async with head.post("/api/deals", json=lead) as r:
+            assert numbers(await _json(r)) == [{"e164": "+79031112233", "display": "+7 903 111-22-33"}]
 
 
 async def test_tasks_are_set_completed_reopened_and_reassigned_only_by_heads(db: Database) -> None:

@@ -15,6 +15,7 @@ from crmtel.crm.models import ContactInput, Kind, PartyChanges, PartyQuery, Phon
 from crmtel.crm.search import parse_query
 from crmtel.domain import Role
 from crmtel.errors import NotFound
+from crmtel.store.crm_deals import CrmDeals
 from crmtel.store.crm_lists import PartyLists
 from crmtel.store.crm_merge import MergeRefused, PartyMerger
 from crmtel.store.crm_parties import LeadConverted, PartyCards
@@ -139,6 +140,31 @@ async def test_a_manager_sees_own_shared_and_unassigned_clients_only(db: Databas
     await cards.share(Kind.CLIENT, ids["romashka"], Viewer(ids["boris"], head=False), [ids["anna"]])
     assert await cards.get(Kind.CLIENT, ids["romashka"], anna) is not None
     assert "ООО «Ромашка»" in await _names(db, "ромашка", anna)
+
+
+async def test_a_deal_and_a_list_row_show_the_same_three_numbers_own_first_each_once(db: Database) -> None:
+    """A client with two numbers of its own and contact persons with one of them again and two more: its deal
+    and its list row show its own two, then the contacts' first new one — no number twice, three at most; a
+    deal with the unassigned client shows Anna its number, one with nobody shows none."""
+    ids = await _seed(db)
+    parties = PartyRepository(db)
+    client = await parties.add_client(
+        NewClient(name="ООО «Стройка»", phones=("+79161110001", "+79161110002"), manager_id=ids["anna"])
+    )
+    await parties.add_contact("Иванов Иван", ["+79161110002", "+79161110003"], [client.id])
+    await parties.add_contact("Сидорова Анна", ["+79161110004"], [client.id])
+    deals = DealRepository(db)
+    for party, title in ((client.id, "Стройка"), (ids["pool"], "Общий"), (None, "Ничья")):
+        await deals.add(NewDeal(title=title, amount=Decimal(1), manager_id=ids["anna"], client_id=party))
+    anna = Viewer(ids["anna"], head=False)
+    found, _ = await CrmDeals(db).find(anna)
+    shown = {d.title: [p.e164 for p in d.phones] for d in found}
+    want = ["+79161110001", "+79161110002", "+79161110003"]
+    assert shown == {"Стройка": want, "Общий": ["+79030000001"], "Ничья": []}
+    (stroika,) = (d for d in found if d.title == "Стройка")
+    assert [p.contact_id is not None for p in stroika.phones] == [False, False, True]
+    (row,) = (await PartyLists(db).page(PartyQuery(Kind.CLIENT, tokens=parse_query("Стройка")), anna)).items
+    assert list(row.phones) == want
 
 
 async def test_an_edit_persists_with_its_audit_entry_and_reindexes(db: Database) -> None:

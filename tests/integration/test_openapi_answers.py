@@ -110,7 +110,7 @@ async def _app(db: Database, database_url: str) -> AsyncIterator[str]:
             )
             routes = (
                 crm_routes(api),
-                deal_routes(CrmDeals(db), repo, CallHistory(db), DealsSettings()),
+                deal_routes(CrmDeals(db), repo, CallHistory(db), DealsSettings(), "RU"),
                 task_routes(CrmTasks(db), repo, "RU"),
                 callback_routes(CallbackRepository(db), repo),
                 result_routes(ResultChoices(BUILT_IN), CallResults(db)),

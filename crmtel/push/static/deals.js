@@ -4,6 +4,7 @@ import { api } from "./api.js";
 import { crmSettings, errorText, field, isHead, lostReasonName, managerSelect, managers, stageName, statusLine } from "./crm.js";
 import { el } from "./dom.js";
 import { fmtDateTime, fmtMoney, t } from "./i18n.js";
+import { phone } from "./phone.js";
 import { registerView } from "./views.js";
 
 let me = null;
@@ -56,6 +57,10 @@ function dealCard(d) {
   return el("li", { className: "deal-card", testid: "deal-card", dataset: { id: String(d.id), status: d.status } },
     el("div", { className: "deal-title" }, d.title),
     el("div", { className: "deal-line" }, partyLink(d), el("span", { className: "money" }, fmtMoney(d.amount))),
+    // The party's numbers, each called with one click like on its card (the server sends only numbers of a
+    // party the reader may see).
+    d.phones && d.phones.length ? el("div", { className: "deal-phones", testid: "deal-phones" },
+      d.phones.map((p) => phone(p.e164, { where: "deal", name: d.party_name, display: p.display }))) : null,
     el("div", { className: "muted deal-line" }, d.manager_name || t("crm.unassigned"),
       d.next_step ? " · " + d.next_step + (d.next_step_at ? " " + fmtDateTime(d.next_step_at, { always: true }) : "") : ""),
     d.call_id ? el("div", { className: "muted", i18n: "crm.from_call" }) : null,
