@@ -254,7 +254,8 @@ class CallService:
         # Party lookups running beside tracking (``_match``), a few at a time: the pool serves the cards too.
         self._looking: dict[CallKey, asyncio.Task[None]] = {}
         self._lookup_slots = asyncio.Semaphore(_LOOKUPS_AT_ONCE)
-        # Ended calls whose end waits for their party lookup beside tracking (``_end_beside``).
+        # Ended calls whose popup waits for their party lookup beside tracking (``_end_beside``); the end itself
+        # is in the outbox already.
         self._ending: dict[CallKey, asyncio.Task[None]] = {}
         self._now = time.monotonic
         self._flush_lock = asyncio.Lock()
@@ -460,17 +461,19 @@ class CallService:
                     await self._publish(effect)
                     continue
                 await self._match(key, record)
+                # Pending from now on, like any change: a stop that runs out of time reports it and a lost
+                # term drops it with the rest (the next leader closes it); the write adds its party.
+                self.outbox.ended(key, record)
                 if key in self._looking and len(self._ending) < _ENDS_BESIDE and key not in self._ending:
-                    # Its party is still being read: the end waits for it beside tracking, so no later event
-                    # (another call's ringing) waits behind this store read. It is the call's last event.
+                    # Its party is still being read: the end's popup waits for it beside tracking, so no later
+                    # event (another call's ringing) waits behind this store read. It is the call's last event.
                     task = asyncio.create_task(
                         self._end_beside(key, effect), name=f"calls.end.{key[0]}.{key[1]}"
                     )
                     self._ending[key] = task
                     task.add_done_callback(functools.partial(self._ended_beside, key))
                     continue
-                record = await self._end(key, record)
-                await self._publish(replace(effect, record=record))
+                await self._publish(replace(effect, record=await self._settled(key, record)))
             elif isinstance(effect, CallDiscarded):
                 key = (pbx, effect.linkedid)
                 self.outbox.discarded(key)
@@ -479,29 +482,24 @@ class CallService:
                 self._cancel_lookup(key)
 
     async def _end(self, key: CallKey, record: CallRecord) -> CallRecord:
-        """A call's end: matched to its party and queued for the next flush (which makes leads and tasks)."""
+        """A call's end: queued for the next flush (which waits for its party, makes leads and tasks)."""
         await self._match(key, record)
-        await self._settle(key)
-        record = self._with_party(key, record)
         self.outbox.ended(key, record)
-        return record
+        return await self._settled(key, record)
+
+    async def _settled(self, key: CallKey, record: CallRecord) -> CallRecord:
+        """``record`` with its party, once the lookup still running for it (if any) is done."""
+        await self._settle(key)
+        return self._with_party(key, record)
 
     async def _end_beside(self, key: CallKey, effect: CallEnded) -> None:
-        record = await self._end(key, effect.record)
-        await self._publish(replace(effect, record=record))
+        await self._publish(replace(effect, record=await self._settled(key, effect.record)))
         if self._ending.get(key) is asyncio.current_task():
-            del self._ending[key]  # queued: a flush no longer waits for it (``settle_ends``)
-        if self._beside:  # the writer's next flush takes it (any flush waits for it: ``settle_ends``)
-            self._write_wanted.set()
+            del self._ending[key]
 
     def _ended_beside(self, key: CallKey, task: asyncio.Task[None]) -> None:
         if self._ending.get(key) is task:
             del self._ending[key]
-
-    async def settle_ends(self) -> None:
-        """Wait until every ended call waiting for its party lookup is queued for writing (each flush)."""
-        while self._ending:
-            await asyncio.wait(list(self._ending.values()))
 
     async def record_ended(self, pbx: str, record: CallRecord) -> None:
         """A call that ended out of sight (learnt from the CDR): stored like any ended call at the next flush."""
@@ -590,9 +588,9 @@ class CallService:
             await asyncio.wait([task])
 
     async def aclose(self) -> None:
-        """Cancel the party lookups still running and the ends waiting for them, and wait for them (the
-        service's own tasks). An end cancelled here was not written: the call stays stored as live, closed
-        by the next start as any call a stop left unfinished."""
+        """Cancel the party lookups still running and the end popups waiting for them, and wait for them (the
+        service's own tasks). Their calls' ends are in the outbox: the stop's last write took them, or it
+        named each one it could not write."""
         await self.extensions.aclose()
         tasks = [*self._ending.values(), *self._looking.values()]
         self._ending.clear()
@@ -627,8 +625,6 @@ class CallService:
         Once a stop began (``begin_stop``) the transaction waits for a locked store no longer than the stop
         has left.
         """
-        # Ended calls still waiting for their party are written with it, in this flush (the stop's too).
-        await self.settle_ends()
         # One flush at a time (several PBX clients share this service): a later version of a call must
         # never be overwritten by an earlier one committing after it.
         async with self._flush_lock:
@@ -636,6 +632,11 @@ class CallService:
             async with self.outbox.taken() as batch:
                 if not batch:
                     return
+                # An ended call is written with its party: its lookup still running is waited for here, the
+                # call staying pending meanwhile (a cancellation or the stop's deadline puts it back, and the
+                # stop then names it as not written instead of losing it unseen).
+                for key in batch.ended:
+                    await self._settle(key)
                 async with self.db.session() as session:
                     await self._bound_wait(session)
                     if self._fence is not None:

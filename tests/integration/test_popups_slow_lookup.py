@@ -23,7 +23,9 @@ from crmtel.domain import (
     PartyMatch,
 )
 from crmtel.fakepbx.server import Recorded, load_ami
+from crmtel.store.calls import CallRepository
 from crmtel.store.db import Database
+from crmtel.store.parties import NewClient, PartyRepository
 from tests.fixtures.fake_ami import wait_for
 from tests.integration.test_ami_pipeline import serving
 
@@ -36,11 +38,12 @@ class GatedLookup:
 
     gate: asyncio.Event = field(default_factory=asyncio.Event)
     asked: list[str] = field(default_factory=list)
+    client_id: int = 7
 
     async def lookup(self, e164: str) -> LookupResult:
         self.asked.append(e164)
         await self.gate.wait()
-        match = PartyMatch(PartyKind.CLIENT, 7, "ООО Ромашка", 0, manager_id=None)
+        match = PartyMatch(PartyKind.CLIENT, self.client_id, "ООО Ромашка", 0, manager_id=None)
         return LookupResult(e164, (match,))
 
 
@@ -110,12 +113,14 @@ async def test_a_slow_party_lookup_delays_no_other_calls_popup(tmp_path: Path) -
 
 
 async def test_the_stop_waits_for_an_end_held_by_its_party_lookup(tmp_path: Path) -> None:
-    """``settle_ends`` (every flush, the stop's last one too) returns once the held end is queued for writing,
-    with its party."""
+    """A flush (the stop's last one too) waits for the held end's party lookup, then writes the end with its
+    party; the end's popup carries it too."""
     url = f"sqlite+aiosqlite:///{tmp_path / 'crmtel.db'}"
     await migrate(url)
     db = Database(url)
-    parties = GatedLookup()
+    # A real client: the flush writes the end (and the missed call's task) with it.
+    known = await PartyRepository(db).add_client(NewClient(name="ООО Ромашка", phones=("+79161110001",)))
+    parties = GatedLookup(client_id=known.id)
     service = CallService(db, CallsSettings(), parties)
     seen = Recording()
     service.notifier = seen
@@ -130,7 +135,7 @@ async def test_the_stop_waits_for_an_end_held_by_its_party_lookup(tmp_path: Path
             runner = asyncio.create_task(client.run(), name="test-ami")
             try:
                 await wait_for(lambda: client.handled >= len(stream) - 1, limit=30)
-                settling = asyncio.create_task(service.settle_ends())
+                settling = asyncio.create_task(service.flush())
                 await asyncio.sleep(0.05)
                 assert not settling.done(), "nothing waited for the held lookup"
                 assert [type(e).__name__ for e in seen.events] == ["CallRinging"]
@@ -139,6 +144,11 @@ async def test_the_stop_waits_for_an_end_held_by_its_party_lookup(tmp_path: Path
                 ended = [e for e in seen.events if isinstance(e, CallEnded)]
                 assert len(ended) == 1
                 assert ended[0].record.party_name == "ООО Ромашка"
+                (stored,) = await CallRepository(db).between()
+                assert (stored.record.ended_at, stored.record.party_name) == (
+                    ended[0].record.ended_at,
+                    "ООО Ромашка",
+                )
             finally:
                 parties.gate.set()  # never leave the client waiting on the held read
                 await client.stop()
