@@ -117,7 +117,15 @@ async def test_a_browsers_blind_transfer_out_is_asked_and_booked_as_the_transfer
     spec = RigSpec(staff=STAFF, webphone=True)
     async with live_rig(live_install, folder, database_for(folder), spec) as rig:
         seen: dict[str, str | None] = {}
-        for key, variables in (("transfer", "BLINDTRANSFER=PJSIP/99131-0000000a"), ("own", "")):
+        for key, variables in (
+            ("transfer", "BLINDTRANSFER=PJSIP/99131-0000000a"),
+            ("own", ""),
+            # A transfer whose transferer is no browser phone 99<ext> (2-6 digits): never the client's number, and
+            # no made-up manager either (review26b: the client's 79035550041, and "99" for PJSIP/99ab, before).
+            ("not a browser", "BLINDTRANSFER=SIP/trunk-0000000b"),
+            ("letters", "BLINDTRANSFER=PJSIP/99ab-0000000c"),
+            ("ext 9913's browser", "BLINDTRANSFER=PJSIP/999913-0000000d"),
+        ):
             start = len(rig.witness.messages)
             await rig.witness.action(
                 "Originate",
@@ -143,4 +151,10 @@ async def test_a_browsers_blind_transfer_out_is_asked_and_booked_as_the_transfer
                 if m.event == "VarSet" and m.get("Variable") == "CRMTEL_MANAGER_EXTENSION" and m.get("Value")
             ]
             seen[key] = booked[-1] if booked else None
-        assert seen == {"transfer": "131", "own": "131"}
+        assert seen == {
+            "transfer": "131",
+            "own": "131",
+            "not a browser": None,
+            "letters": None,
+            "ext 9913's browser": "9913",
+        }
