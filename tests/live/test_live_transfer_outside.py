@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import os
 import shutil
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -19,7 +20,7 @@ from tests.live.batch import Result, Scenario, run_batch
 from tests.live.conftest import module_database
 from tests.live.crmtel_side import Staff, manager_logins
 from tests.live.rig import RigSpec, live_rig
-from tests.live.sipp import Answers, Behaviour, BlindTransfers, Caller
+from tests.live.sipp import Answers, Behaviour, BlindTransfers, Caller, Forwards
 
 # Races real processes (tests/fixtures/races.py).
 pytestmark = RACES_PROCESSES
@@ -83,3 +84,35 @@ def test_a_call_blind_transferred_outside_stays_the_managers_who_answered(outsid
     assert "transferred_from" not in record.extra, result.describe()
     assert record.manager_id is not None, result.describe()
     assert outside.logins.get(record.manager_id) == "hanna", result.describe()
+
+
+# review26b: 128 blind-transfers the caller to colleague 129, whose phone forwards (302) to his own mobile.
+FORWARDING_STAFF = (*STAFF, Staff("ivan", "Ivan Petrov", "129", mobile="+79160000129"))
+FORWARDING_SPEC = RigSpec(
+    staff=FORWARDING_STAFF,
+    queues=(Queue("q-out", ("PJSIP/128",)),),
+    dids={"4950000031": "q-out"},
+    default_queue="q-out",
+    default_owner="hanna",
+)
+FORWARDING_PHONES: dict[str, Behaviour] = {
+    "128": BlindTransfers(ring=1.0, talk=1.5, to="129"),
+    "129": Forwards("89160000129"),
+}
+FORWARDING_WORLD: dict[str, Behaviour] = {"89160000129": Answers(ring=1.5)}
+
+
+async def test_a_colleague_forwarding_a_transferred_call_to_their_mobile_is_no_transfer_out(
+    live_install: Install, tmp_path: Path, database_for: Callable[[Path], str]
+) -> None:
+    """The trunk leg dialled 129's mobile, not the transfer's target 129: no transferred_to (it was 129's own
+    mobile, "+79160000129", before), as the CDR path records the same call."""
+    folder = tmp_path / "live"
+    scenario = Scenario("blind-transfer-forwarded", Caller("79035550031", "Fwd", "4950000031", talk=8.0))
+    async with live_rig(live_install, folder, database_for(folder), FORWARDING_SPEC) as rig:
+        results = await run_batch(rig, (scenario,), FORWARDING_PHONES, FORWARDING_WORLD)
+    result = results["blind-transfer-forwarded"]
+    assert any(m.event == "BlindTransfer" for m in result.events), result.describe()
+    assert result.record.transferred_to is None, result.describe()
+    assert result.record.outcome is not None
+    assert result.record.outcome.value == "answered", result.describe()

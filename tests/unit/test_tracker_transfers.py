@@ -458,3 +458,40 @@ def test_a_caller_id_the_dialplan_shows_the_transfer_target_leaves_the_clients_n
     assert (done.record.caller_number, done.record.answered_by) == ("+79035550031", "128")
     assert done.record.extra["party_number"] == "+79035550031"
     assert done.record.transferred_to == "+79997770128"
+
+
+def test_a_colleague_the_call_was_transferred_to_forwarding_it_to_their_mobile_is_no_transfer_out() -> None:
+    """101 blind-transfers the client to colleague 102, whose phone forwards (302) to 102's mobile, which answers
+    through the trunk (recorded on Asterisk 22.10.1 by review26b: BlindTransfer Extension 129, then
+    Local/89160000129@…;2 dials the trunk). The trunk dialled another number than the transfer's target: not a
+    transfer out (transferred_to was 102's own mobile before) — the record the CDR path gives the same call."""
+    s = _inbound_answered_by_101(Script())
+    s.add(
+        5.0,
+        "BlindTransfer",
+        [("Result", "Success")],
+        _ch(A101, L1, "Transferer", num="101"),
+        [(f"Transferee{k}", v) for k, v in _trunk()],
+        [("BridgeUniqueid", "B1"), ("BridgeType", "basic"), ("IsExternal", "Yes")],
+        Context="from-phones",
+        Extension="102",
+    )
+    s.add(5.0, "BridgeLeave", _ch(A101, L1, num="101"), BridgeUniqueid="B1", BridgeNumChannels="1")
+    s.add(5.0, "Hangup", _ch(A101, L1, num="101"), Cause="16")
+    s.add(5.0, "BridgeLeave", _trunk(), BridgeUniqueid="B1", BridgeNumChannels="0")
+    phone = ("PJSIP/102-00000005", "1795470005.5")
+    s.add(5.1, "Newchannel", _ch(phone, L1, state=0, num="102", exten="s"))
+    s.add(5.1, "DialBegin", _trunk(), _ch(phone, L1, "Dest", state=0), DialString="PJSIP/102")
+    s.add(5.2, "DialEnd", _trunk(), _ch(phone, L1, "Dest"), DialStatus="CANCEL", Forward="89160000102")
+    s.add(5.2, "Hangup", _ch(phone, L1, num="102"), Cause="16")
+    s.add(5.3, "Newchannel", _ch(OUT, L1, state=0, context="from-trunk", exten="s"))
+    s.add(5.3, "DialBegin", _trunk(), _ch(OUT, L1, "Dest", state=0), DialString="PJSIP/89160000102@trunk")
+    s.add(7.0, "DialEnd", _trunk(), _ch(OUT, L1, "Dest"), DialStatus="ANSWER")
+    s.add(7.0, "BridgeEnter", _ch(OUT, L1), BridgeUniqueid="B2", BridgeNumChannels="1")
+    s.add(7.0, "BridgeEnter", _trunk(), BridgeUniqueid="B2", BridgeNumChannels="2")
+    s.add(12.0, "Hangup", _trunk(), Cause="16")
+    s.add(12.0, "Hangup", _ch(OUT, L1), Cause="16")
+    _, effects = run(new_state("pbx1"), s.events())
+    record = _only([e.record for e in ended(effects)], L1)
+    assert record.transferred_to is None
+    assert (record.answered_by, record.outcome) == ("101", Outcome.ANSWERED)

@@ -49,7 +49,7 @@ def on_blind_transfer(tx: Tx, event: ev.BlindTransfer) -> None:
         return
     call = attach(tx, party)
     if call is not None and call.answered_by is not None:
-        tx.put(replace(call, transfer_pending=True))
+        tx.put(replace(call, transfer_pending=True, transfer_target=event.extension))
 
 
 def _leg(tx: Tx, uid: str) -> Leg | None:

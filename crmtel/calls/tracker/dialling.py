@@ -122,7 +122,12 @@ def on_dial_end(tx: Tx, event: ev.DialEnd) -> None:
     if status == "ANSWER":
         if uid in call.ringing:
             call = replace(call, ringing={k: v for k, v in call.ringing.items() if k != uid})
-        if dest.kind is LegKind.TRUNK and call.transfer_pending and call.answered_by is not None:
+        if (
+            dest.kind is LegKind.TRUNK
+            and call.transfer_pending
+            and call.answered_by is not None
+            and _dialled_the_target(tx, call)
+        ):
             # A blind transfer to an outside number answered there: still the call of the manager who answered.
             call = transferred_out(tx, call)
         elif dest.kind is LegKind.EXTENSION:
@@ -191,3 +196,18 @@ def transferred_out(tx: Tx, call: Call) -> Call:
     number = call.outside_number
     e164 = normalize(number, tx.state.region).e164 if number is not None else None
     return replace(call, transfer_pending=False, transferred_to=e164 or number)
+
+
+def _dialled_the_target(tx: Tx, call: Call) -> bool:
+    """Whether the trunk leg dialled the number the blind transfer sent the call to (as the CDR path's rule: the
+    transferee went back to the dialplan at the target and dialled it), not another number — a colleague the call
+    was transferred to whose phone forwards it to their mobile. Unknown target (no extension in the event): yes."""
+    target, number = call.transfer_target, call.outside_number
+    if target is None:
+        return True
+    if number is None:
+        return False
+    if target == number:
+        return True
+    wanted = normalize(target, tx.state.region).e164
+    return wanted is not None and wanted == normalize(number, tx.state.region).e164

@@ -55,6 +55,9 @@ class Call:
     route_target: str | None = None
     route_reason: str | None = None
     transfer_pending: bool = False
+    # Where the pending blind transfer sent the call (the BlindTransfer's extension): a trunk leg that answers is a
+    # transfer out only when it dialled that number — not a colleague's phone forwarding to their mobile.
+    transfer_target: str | None = None
     transferred_from: str | None = None
     # A blind transfer out through the trunk (to a partner, a colleague's mobile): the number that answered there.
     # The call stays the manager's who answered it; this outside number is never an extension.
