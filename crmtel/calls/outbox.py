@@ -107,6 +107,15 @@ class Outbox:
         """Records held in memory waiting for the store."""
         return len(self._pending.dirty) + len(self._pending.ended)
 
+    def held_of(self, pbx: str) -> set[str]:
+        """The Linkedids of ``pbx`` with work waiting to be written (changed, ended, merged or discarded)."""
+        p = self._pending
+        return (
+            {key[1] for key in p.dirty if key[0] == pbx}
+            | {key[1] for key in p.discarded if key[0] == pbx}
+            | {old for merged_pbx, old, _new in p.merges if merged_pbx == pbx}
+        )
+
     def holds(self, key: CallKey) -> bool:
         """Whether a version of this call waits to be written."""
         return key in self._pending.dirty

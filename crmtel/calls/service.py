@@ -509,6 +509,10 @@ class CallService:
         """Whether a version of this call waits for the next flush (newer than what is stored)."""
         return self.outbox.holds(key)
 
+    def followed(self, pbx: str) -> frozenset[str]:
+        """The calls of ``pbx`` this service answers for right now: live in the tracker or waiting to be written."""
+        return frozenset(self._state(pbx).calls) | self.outbox.held_of(pbx)
+
     def state_of(self, pbx: str) -> TrackerState:
         """The tracker's state of ``pbx`` (its live calls, its trunks and conventions)."""
         return self._state(pbx)

@@ -389,11 +389,15 @@ class CdrService:
         """Calls stored as live that the tracker does not follow (their state was lost) and the PBX no longer has."""
         # Written first: a call whose end is being written right now must be seen as ended, not as an orphan.
         await self.calls.flush()
-        state = self.calls.state_of(pbx)
+        # Taken before the store is read, and in the same loop turn as the flush: a call that ended in the
+        # tracker while that flush committed is pending now, and the writer beside tracking may store its end
+        # while the read below runs — a read that can still see the row live. Judged after the read, such a
+        # call would be in neither the tracker nor the outbox, and closed at ``at`` over its true end.
+        followed = self.calls.followed(pbx)
         orphans = [
             _with_waits(stored)
             for stored in await self.calls.calls.live(pbx)
-            if stored.record.linkedid not in state.calls
+            if stored.record.linkedid not in followed
             and not self.calls.is_pending((pbx, stored.record.linkedid))
             and stored.record.started_at <= at
         ]
