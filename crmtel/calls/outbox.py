@@ -120,18 +120,29 @@ class Outbox:
         """Whether a version of this call waits to be written."""
         return key in self._pending.dirty
 
+    def holds_end(self, key: CallKey) -> bool:
+        """Whether this call's end waits to be written."""
+        return key in self._pending.ended
+
     def forget(self, pbx: str) -> None:
         """Drop ``pbx``'s pending work (another node writes that PBX now)."""
         self._pending = self._pending.only(self._pending.pbxes - {pbx})
 
     @asynccontextmanager
-    async def taken(self) -> AsyncIterator[Batch]:
+    async def taken(self, keep: Collection[CallKey] = ()) -> AsyncIterator[Batch]:
         """Everything pending as one batch; put back unless the ``async with`` body completes.
 
         The body writes and commits the batch; whatever ends it early (an error, a cancellation) leaves
-        the work pending again, older than anything tracking added meanwhile.
+        the work pending again, older than anything tracking added meanwhile. The ended calls of ``keep``
+        are not taken: they stay pending, whole, for a later write.
         """
         batch, self._pending = self._pending, Batch()
+        kept = [key for key in keep if key in batch.ended]
+        if kept:
+            self._pending = Batch(
+                {key: batch.dirty.pop(key) for key in kept if key in batch.dirty},
+                {key: batch.ended.pop(key) for key in kept},
+            )
         done = False
         try:
             yield batch

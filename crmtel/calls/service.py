@@ -80,6 +80,8 @@ log = logging.getLogger(__name__)
 _LOOKUP_TTL = 10.0
 # Store reads for callers' parties at once (the rest wait their turn, beside tracking).
 _LOOKUPS_AT_ONCE = 4
+# Seconds a write that keeps back the ends still waiting for their party gives their lookups first.
+_LOOKUP_GRACE = 0.25
 # Ended calls waiting beside tracking for their party lookup; beyond this many tracking waits for them itself
 # (memory stays bounded when the store hangs: reading from the PBX pauses, as for unwritten records).
 _ENDS_BESIDE = 1_000
@@ -405,7 +407,9 @@ class CallService:
                 await self._write_wanted.wait()
                 self._write_wanted.clear()
                 try:
-                    await self.flush()
+                    # An end whose party is still being read stays pending, the rest is written now; its
+                    # lookup's end asks for the write that takes it (``_looked_up``).
+                    await self.flush(keep_waiting=True)
                     delay = 0.1
                 except WriteFenced as err:
                     log.warning("%s", err)
@@ -579,6 +583,8 @@ class CallService:
     def _looked_up(self, key: CallKey, task: asyncio.Task[None]) -> None:
         if self._looking.get(key) is task:
             del self._looking[key]
+            if self._beside and self.outbox.holds_end(key):
+                self._write_wanted.set()  # its end, kept back by the writer, can be written now
 
     def _cancel_lookup(self, key: CallKey) -> None:
         task = self._looking.pop(key, None)
@@ -620,8 +626,12 @@ class CallService:
             log.exception("notifier failed on %s", type(event).__name__)
 
     # -- persistence -------------------------------------------------------------------------------
-    async def flush(self) -> None:
+    async def flush(self, *, keep_waiting: bool = False) -> None:
         """Write every pending call, and the leads/tasks of calls that ended, in one transaction.
+
+        An ended call is written with its party: a flush waits for its lookup still running, unless
+        ``keep_waiting``, which leaves such an end pending (whole) and writes the rest, so one slow or hung
+        lookup holds back no other call's write (the writer beside tracking, the stop's first write).
 
         The pending work is taken from the outbox as one batch and put back unless the transaction commits
         (a database error or a cancellation keeps it for the next flush). Raises StoreUnavailable (nothing
@@ -633,7 +643,11 @@ class CallService:
         # never be overwritten by an earlier one committing after it.
         async with self._flush_lock:
             fenced: set[str] = set()
-            async with self.outbox.taken() as batch:
+            waiting = frozenset[CallKey]()
+            if keep_waiting:
+                await self._lookups_given_time()
+                waiting = frozenset(self._looking)
+            async with self.outbox.taken(keep=waiting) as batch:
                 if not batch:
                     return
                 # An ended call is written with its party: its lookup still running is waited for here, the
@@ -663,6 +677,16 @@ class CallService:
                     # Another node leads it now and writes its calls from its own tracking.
                     self.forget(pbx)
                 raise WriteFenced(sorted(fenced))
+
+    async def _lookups_given_time(self) -> None:
+        # The lookups of the ended calls about to be written get a moment (most take milliseconds), so their
+        # ends go in this write rather than each in one of their own; nothing is taken yet, so a
+        # cancellation here loses nothing.
+        ended, _ = self.outbox.held()
+        tasks = [self._looking[key] for key in ended if key in self._looking]
+        if tasks:
+            left = self.stop_left
+            await asyncio.wait(tasks, timeout=_LOOKUP_GRACE if left is None else min(_LOOKUP_GRACE, left / 2))
 
     async def _bound_wait(self, session: AsyncSession) -> None:
         # No write waits for a locked store longer than a stop may take: once a stop began, than what it
@@ -710,6 +734,9 @@ class CallService:
         while True:
             try:
                 async with asyncio.timeout_at(deadline):
+                    # Every call not waiting for its party first: a hung lookup leaves only its own call
+                    # unwritten at the deadline; then the ends that waited, with their parties.
+                    await self.flush(keep_waiting=True)
                     await self.flush()
                 return True
             except TimeoutError:

@@ -25,8 +25,8 @@ class _HangupDuringFlush(CallService):
         self.pbx = pbx
         self.hangup = hangup
 
-    async def flush(self) -> None:
-        await super().flush()
+    async def flush(self, *, keep_waiting: bool = False) -> None:
+        await super().flush(keep_waiting=keep_waiting)
         hangup, self.hangup = self.hangup, []
         for item in hangup:
             await self.on_event(self.pbx, item.message, BASE_TIME + timedelta(seconds=item.t))
