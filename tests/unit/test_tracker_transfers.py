@@ -72,22 +72,34 @@ def _only(records: list[CallRecord], linkedid: str) -> CallRecord:
     return matching[0]
 
 
-def test_blind_transfer_makes_the_target_the_owner() -> None:
-    """101 blind-transfers the client to 102, who answers: answered_by is 102, talk counted from 101's answer."""
-    s = _inbound_answered_by_101(Script())
+def _blind_transfer(
+    s: Script,
+    extension: str,
+    transferer: tuple[str, str] = A101,
+    transferee: list[tuple[str, str]] | None = None,
+) -> None:
+    """At 5.0 the transferer REFERs the call in bridge B1 to ``extension`` and hangs up; the transferee (the
+    client's trunk channel) leaves the bridge, as Asterisk 22 reports a successful blind transfer."""
+    transferee = _trunk() if transferee is None else transferee
     s.add(
         5.0,
         "BlindTransfer",
         [("Result", "Success")],
-        _ch(A101, L1, "Transferer", num="101"),
-        _trunk(prefix="Transferee"),
+        _ch(transferer, L1, "Transferer", num="101"),
+        [(f"Transferee{k}", v) for k, v in transferee],
         [("BridgeUniqueid", "B1"), ("BridgeType", "basic"), ("IsExternal", "Yes")],
         Context="from-phones",
-        Extension="102",
+        Extension=extension,
     )
-    s.add(5.0, "BridgeLeave", _ch(A101, L1, num="101"), BridgeUniqueid="B1", BridgeNumChannels="1")
-    s.add(5.0, "Hangup", _ch(A101, L1, num="101"), Cause="16")
-    s.add(5.0, "BridgeLeave", _trunk(), BridgeUniqueid="B1", BridgeNumChannels="0")
+    s.add(5.0, "BridgeLeave", _ch(transferer, L1, num="101"), BridgeUniqueid="B1", BridgeNumChannels="1")
+    s.add(5.0, "Hangup", _ch(transferer, L1, num="101"), Cause="16")
+    s.add(5.0, "BridgeLeave", transferee, BridgeUniqueid="B1", BridgeNumChannels="0")
+
+
+def test_blind_transfer_makes_the_target_the_owner() -> None:
+    """101 blind-transfers the client to 102, who answers: answered_by is 102, talk counted from 101's answer."""
+    s = _inbound_answered_by_101(Script())
+    _blind_transfer(s, "102")
     s.add(5.1, "Newchannel", _ch(C102_BLIND, L1, state=0, num="102", exten="s"))
     s.add(5.1, "DialBegin", _trunk(), _ch(C102_BLIND, L1, "Dest", state=0, num="102"), DialString="102")
     s.add(7.0, "DialEnd", _trunk(), _ch(C102_BLIND, L1, "Dest", num="102"), DialStatus="ANSWER")
@@ -373,19 +385,7 @@ def _blind_transfer_out(
 ) -> None:
     """The transferer REFERs the call to ``number``; the transferee's channel dials it through the trunk (as the
     real trace blind-transfer-outside: BlindTransfer, then the transferee's own DialBegin to PJSIP/trunk)."""
-    s.add(
-        5.0,
-        "BlindTransfer",
-        [("Result", "Success")],
-        _ch(transferer, L1, "Transferer", num="101"),
-        [(f"Transferee{k}", v) for k, v in transferee],
-        [("BridgeUniqueid", "B1"), ("BridgeType", "basic"), ("IsExternal", "Yes")],
-        Context="from-phones",
-        Extension=number,
-    )
-    s.add(5.0, "BridgeLeave", _ch(transferer, L1, num="101"), BridgeUniqueid="B1", BridgeNumChannels="1")
-    s.add(5.0, "Hangup", _ch(transferer, L1, num="101"), Cause="16")
-    s.add(5.0, "BridgeLeave", transferee, BridgeUniqueid="B1", BridgeNumChannels="0")
+    _blind_transfer(s, number, transferer, transferee)
     s.add(5.1, "Newchannel", _ch(OUT, L1, state=0, context="from-trunk", exten="s"))
     s.add(5.1, "DialBegin", transferee, _ch(OUT, L1, "Dest", state=0), DialString=f"PJSIP/{number}@trunk")
     s.add(7.0, "DialEnd", transferee, _ch(OUT, L1, "Dest"), DialStatus="ANSWER")
@@ -466,19 +466,7 @@ def test_a_colleague_the_call_was_transferred_to_forwarding_it_to_their_mobile_i
     Local/89160000129@…;2 dials the trunk). The trunk dialled another number than the transfer's target: not a
     transfer out (transferred_to was 102's own mobile before) — the record the CDR path gives the same call."""
     s = _inbound_answered_by_101(Script())
-    s.add(
-        5.0,
-        "BlindTransfer",
-        [("Result", "Success")],
-        _ch(A101, L1, "Transferer", num="101"),
-        [(f"Transferee{k}", v) for k, v in _trunk()],
-        [("BridgeUniqueid", "B1"), ("BridgeType", "basic"), ("IsExternal", "Yes")],
-        Context="from-phones",
-        Extension="102",
-    )
-    s.add(5.0, "BridgeLeave", _ch(A101, L1, num="101"), BridgeUniqueid="B1", BridgeNumChannels="1")
-    s.add(5.0, "Hangup", _ch(A101, L1, num="101"), Cause="16")
-    s.add(5.0, "BridgeLeave", _trunk(), BridgeUniqueid="B1", BridgeNumChannels="0")
+    _blind_transfer(s, "102")
     phone = ("PJSIP/102-00000005", "1795470005.5")
     s.add(5.1, "Newchannel", _ch(phone, L1, state=0, num="102", exten="s"))
     s.add(5.1, "DialBegin", _trunk(), _ch(phone, L1, "Dest", state=0), DialString="PJSIP/102")
