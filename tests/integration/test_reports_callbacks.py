@@ -127,3 +127,48 @@ async def test_no_callbacks_leave_the_percentiles_blank(db: Database) -> None:
     report = await ReportQueries(db).calls_vs_deals(PERIOD)
     (row,) = [r for r in report.rows if r.login == "anna"]
     assert (row.callback_median_seconds, row.callback_p90_seconds, row.called_back_pct) == (None, None, 0.0)
+
+
+async def test_missed_calls_alike_in_number_and_time_each_count_with_their_callback(db: Database) -> None:
+    """Two misses from one number in the same second (to Anna and to Boris) are two missed calls, each called
+    back by the one later answered call, each ranked in its manager's delays; a third miss that second from
+    another number stays not called back."""
+    managers = ManagerRepository(db)
+    anna = await managers.save(login="anna", name="Anna", extensions=("101",))
+    boris = await managers.save(login="boris", name="Boris", extensions=("102",))
+    async with db.session() as session:
+        for linkedid, manager_id, number in (
+            ("m1", anna.id, "+79161110001"),
+            ("m2", boris.id, "+79161110001"),
+            ("m3", boris.id, "+79162220002"),
+        ):
+            session.add(
+                _call(
+                    linkedid,
+                    direction="inbound",
+                    outcome="missed",
+                    number=number,
+                    at=T0,
+                    manager_id=manager_id,
+                )
+            )
+        session.add(
+            _call(
+                "b1",
+                direction="outbound",
+                outcome="answered",
+                number="89161110001",
+                at=T0 + timedelta(minutes=10),
+                manager_id=anna.id,
+            )
+        )
+    report = await ReportQueries(db).calls_vs_deals(PERIOD)
+    rows = {r.login: r for r in report.rows}
+    assert (rows["anna"].missed, rows["anna"].called_back, rows["anna"].missed_not_called_back) == (1, 1, 0)
+    assert (rows["boris"].missed, rows["boris"].called_back, rows["boris"].missed_not_called_back) == (
+        2,
+        1,
+        1,
+    )
+    assert rows["anna"].callback_median_seconds == pytest.approx(600, abs=1)
+    assert rows["boris"].callback_p90_seconds == pytest.approx(600, abs=1)
