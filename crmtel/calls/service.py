@@ -361,17 +361,23 @@ class CallService:
             await self._write_backlog()
 
     async def _write_backlog(self) -> None:
-        """Retry the flush until the store takes the backlog: nothing is dropped, nothing more is read."""
+        """Retry the flush until the store takes the backlog: nothing is dropped, nothing more is read.
+
+        The ends still waiting for their party stay pending, so one hung lookup holds back neither the other
+        calls nor reading; only when they alone are past the bound does tracking wait, for one to answer."""
         delay = 0.1
         while self.outbox.unwritten > self.max_unwritten:
             try:
-                await self.flush()
+                await self.flush(keep_waiting=True)
             except WriteFenced as err:
                 log.warning("%s", err)
             except CrmtelError as err:
                 log.warning("store behind, %d records waiting; retrying: %s", self.outbox.unwritten, err)
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 5.0)
+                continue
+            if self.outbox.unwritten > self.max_unwritten:
+                await self._held_lookups(within=None, first=True)
 
     async def on_resync(self, pbx: str, channels: Sequence[Message], at: datetime) -> None:
         """Bring the tracker in line with the channels the PBX says are alive."""
@@ -629,9 +635,11 @@ class CallService:
     async def flush(self, *, keep_waiting: bool = False) -> None:
         """Write every pending call, and the leads/tasks of calls that ended, in one transaction.
 
-        An ended call is written with its party: a flush waits for its lookup still running, unless
-        ``keep_waiting``, which leaves such an end pending (whole) and writes the rest, so one slow or hung
-        lookup holds back no other call's write (the writer beside tracking, the stop's first write).
+        An ended call is written with its party. A flush first waits for the lookups of the ends pending when
+        it began, holding nothing meanwhile (neither the one write lock nor a batch: every other write goes
+        on, a cancellation loses nothing), unless ``keep_waiting``, which gives them a moment only. An end
+        whose lookup still runs then stays pending (whole) and the rest is written, so one slow or hung
+        lookup holds back no other call's write (the writer beside tracking, a CDR pass, the stop).
 
         The pending work is taken from the outbox as one batch and put back unless the transaction commits
         (a database error or a cancellation keeps it for the next flush). Raises StoreUnavailable (nothing
@@ -639,22 +647,19 @@ class CallService:
         Once a stop began (``begin_stop``) the transaction waits for a locked store no longer than the stop
         has left.
         """
+        if not keep_waiting:
+            await self._held_lookups(within=None)
         # One flush at a time (several PBX clients share this service): a later version of a call must
         # never be overwritten by an earlier one committing after it.
         async with self._flush_lock:
             fenced: set[str] = set()
-            waiting = frozenset[CallKey]()
             if keep_waiting:
                 await self._lookups_given_time()
-                waiting = frozenset(self._looking)
+            # Read in the same loop turn as the batch is taken: no end is taken while its lookup runs.
+            waiting = frozenset(key for key, task in self._looking.items() if not task.done())
             async with self.outbox.taken(keep=waiting) as batch:
                 if not batch:
                     return
-                # An ended call is written with its party: its lookup still running is waited for here, the
-                # call staying pending meanwhile (a cancellation or the stop's deadline puts it back, and the
-                # stop then names it as not written instead of losing it unseen).
-                for key in batch.ended:
-                    await self._settle(key)
                 async with self.db.session() as session:
                     await self._bound_wait(session)
                     if self._fence is not None:
@@ -682,11 +687,17 @@ class CallService:
         # The lookups of the ended calls about to be written get a moment (most take milliseconds), so their
         # ends go in this write rather than each in one of their own; nothing is taken yet, so a
         # cancellation here loses nothing.
+        left = self.stop_left
+        await self._held_lookups(within=_LOOKUP_GRACE if left is None else min(_LOOKUP_GRACE, left / 2))
+
+    async def _held_lookups(self, *, within: float | None, first: bool = False) -> None:
+        """Wait for the party lookups of the ended calls pending now (all, or the ``first`` to answer)."""
         ended, _ = self.outbox.held()
         tasks = [self._looking[key] for key in ended if key in self._looking]
         if tasks:
-            left = self.stop_left
-            await asyncio.wait(tasks, timeout=_LOOKUP_GRACE if left is None else min(_LOOKUP_GRACE, left / 2))
+            await asyncio.wait(
+                tasks, timeout=within, return_when=asyncio.FIRST_COMPLETED if first else asyncio.ALL_COMPLETED
+            )
 
     async def _bound_wait(self, session: AsyncSession) -> None:
         # No write waits for a locked store longer than a stop may take: once a stop began, than what it

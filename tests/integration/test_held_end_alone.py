@@ -1,5 +1,6 @@
 """One caller's party lookup that hangs holds back only that call's end: every other call's changes are
-written meanwhile, by the writer beside tracking and by the stop, which names only the held call (review28b)."""
+written meanwhile, by the writer beside tracking and by the stop, which names only the held call (review28b),
+while a CDR pass waits for that end, and when the records held in memory reach ``calls.max_unwritten``."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from datetime import UTC, datetime, timedelta
 
 from crmtel.ami.protocol import Message
 from crmtel.calls.service import CallService
+from crmtel.cdr.service import CdrService
 from crmtel.config import CallsSettings
 from crmtel.domain import LookupResult
 from crmtel.fakepbx.server import Recorded
@@ -17,6 +19,7 @@ from crmtel.fakepbx.simulator import Rewriter, load_patterns
 from crmtel.store.calls import CallRepository, StoredCall
 from crmtel.store.db import Database
 from crmtel.store.parties import NewClient, PartyRepository
+from crmtel.store.watermarks import WatermarkRepository
 from tests.fixtures.fake_ami import wait_until
 
 HUNG = "+79160000000"
@@ -113,6 +116,69 @@ async def test_a_stop_writes_the_other_calls_and_names_only_the_end_still_waitin
         held, live = service.outbox.held()
         assert (len(held), live) == (1, [])  # still pending: the CDR backfill or the next start brings it
         assert held[0][1] not in {c.record.linkedid for c in await CallRepository(db).between()}
+    finally:
+        parties.gate.set()
+        await service.aclose()
+
+
+async def test_a_cdr_pass_waiting_for_a_hung_lookup_holds_back_no_other_calls_write(db: Database) -> None:
+    """A resync's CDR pass writes every pending call first, the held end too, so it waits for that end's party;
+    meanwhile the writer beside tracking goes on writing the calls that end after it began."""
+    parties = await _parties(db)
+    service = CallService(db, CallsSettings(), parties)
+    cdr = CdrService(service, WatermarkRepository(db), {}, {})
+    writer = asyncio.create_task(service.write_beside(), name="test-writer")
+    passes = asyncio.create_task(cdr.run(), name="test-cdr")
+    await asyncio.sleep(0)
+    stream = calls(9)
+    first, later = stream[: len(calls(5))], stream[len(calls(5)) :]
+    try:
+        await _feed(service, first)
+        await service.on_idle("pbx1")
+        await wait_until(lambda: _count_ended(db, 5), limit=10)
+        cdr.resynced("pbx1", BASE + timedelta(seconds=10))
+        await asyncio.sleep(0.3)  # the pass's first write waits for the hung lookup's end
+        assert not cdr._idle.is_set()
+        await _feed(service, later)
+        await service.on_idle("pbx1")
+        # Before: the pass waited holding the one write lock (and the batch it took): nothing more was written.
+        await wait_until(lambda: _count_ended(db, 9), limit=10)
+        assert all(not _is_hung(c) for c in await _ended(db))
+        parties.gate.set()
+        await asyncio.wait_for(cdr.idle(), 10)
+        await wait_until(lambda: _count_ended(db, 10), limit=10)
+        (held,) = [c for c in await _ended(db) if _is_hung(c)]
+        assert held.record.party_name == "ООО Ромашка"
+    finally:
+        parties.gate.set()
+        passes.cancel()
+        writer.cancel()
+        await asyncio.gather(passes, writer, return_exceptions=True)
+        await service.aclose()
+
+
+async def test_past_max_unwritten_tracking_writes_the_others_instead_of_waiting_for_a_hung_lookup(
+    db: Database,
+) -> None:
+    """Tracking past ``max_unwritten`` (no writer beside: the store took nothing meanwhile) writes the backlog
+    itself: it writes every call not waiting for its party and reads on; the hung lookup's end stays pending."""
+    parties = await _parties(db)
+    service = CallService(db, CallsSettings(max_unwritten=100), parties)
+    try:
+        # 60 ended calls are 120 records held: tracking writes them once past 100.
+        # Before: that write waited for the hung lookup, and so did every AMI event after it, for ever.
+        await asyncio.wait_for(_feed(service, calls(60)), 10)
+        assert service.outbox.unwritten <= 100
+        ended = await _ended(db)
+        assert len(ended) >= 40  # the calls that had ended when it wrote (the rest wait for the next write)
+        assert all(not _is_hung(c) for c in ended)
+        assert len(service.outbox.held()[0]) == 61 - len(ended)  # the hung lookup's end among them
+        parties.gate.set()
+        await service.flush()
+        assert len(await _ended(db)) == 61
+        assert service.pending == 0
+        (held,) = [c for c in await _ended(db) if _is_hung(c)]
+        assert held.record.party_name == "ООО Ромашка"
     finally:
         parties.gate.set()
         await service.aclose()
