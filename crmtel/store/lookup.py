@@ -220,6 +220,10 @@ class _Compiled:
         return tuple(values)
 
 
+# Seconds the held connection has to answer a lookup (it takes about a millisecond); past them it counts as
+# stalled, like a broken one: dropped, and the lookup takes a pooled connection.
+HELD_ANSWER_SECONDS = 2.0
+
 # What a dead or confused held connection raises; any of them means "drop it and use the pool".
 _HELD_ERRORS = (
     SQLAlchemyError,
@@ -235,8 +239,9 @@ class LookupReader:
 
     SQLite: a synchronous read-only connection. PostgreSQL: one connection held for lookups, with the
     statement prepared on it (one round trip per lookup; no pool checkout, ping or BEGIN). A lookup that
-    finds the held connection busy, or broken, takes an ordinary pooled connection instead. Whatever is
-    held is closed by ``Database.dispose``.
+    finds the held connection busy, or broken, or stalled (no answer within ``HELD_ANSWER_SECONDS``: a
+    stalled network path sends no error for many minutes) takes an ordinary pooled connection instead.
+    Whatever is held is closed by ``Database.dispose``.
     """
 
     def __init__(self, db: Database) -> None:
@@ -288,7 +293,7 @@ class LookupReader:
                 raise
             self._held = conn
             self._register()
-        return list(await self._prepared.fetch(*self._sql().params(e164)))
+        return list(await self._prepared.fetch(*self._sql().params(e164), timeout=HELD_ANSWER_SECONDS))
 
     async def lookup(self, e164: str) -> LookupResult:
         """Every CRM record the number belongs to, best first."""
@@ -303,7 +308,7 @@ class LookupReader:
             self._busy = True
             try:
                 return fold(e164, await self._held_rows(e164))
-            except _HELD_ERRORS:
+            except (*_HELD_ERRORS, TimeoutError):
                 await self._drop_held()
             finally:
                 self._busy = False

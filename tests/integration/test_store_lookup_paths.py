@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import asyncio
 import sqlite3
+import time
+from contextlib import suppress
 
 import asyncpg  # type: ignore[import-untyped]
+import pytest
 from sqlalchemy.engine import make_url
 
 from crmtel.domain import LeadStatus, LookupResult
 from crmtel.store.db import Database, is_sqlite
-from crmtel.store.lookup import LookupReader, lookup_in
+from crmtel.store.lookup import HELD_ANSWER_SECONDS, LookupReader, lookup_in
 from crmtel.store.managers import ManagerRepository
 from crmtel.store.parties import NewClient, NewLead, PartyRepository
 
@@ -88,3 +92,84 @@ async def test_a_broken_fast_connection_falls_back_and_recovers(db: Database, da
     assert await reader.lookup("+79161110002") == expected
     assert await reader.lookup("+79161110002") == expected
     await reader.aclose()
+
+
+class FreezingProxy:
+    """A TCP hop to PostgreSQL whose connections open at ``freeze`` stop passing anything on (a stalled path:
+    the socket stays open, no answer ever comes); connections opened later pass as usual."""
+
+    def __init__(self, host: str, port: int) -> None:
+        self._upstream = (host, port)
+        self._frozen: set[asyncio.StreamWriter] = set()
+        self._open: set[asyncio.StreamWriter] = set()
+        self._tasks: set[asyncio.Task[None]] = set()
+        self.server: asyncio.Server | None = None
+
+    def freeze(self) -> None:
+        self._frozen |= self._open
+
+    async def _pipe(
+        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, client: asyncio.StreamWriter
+    ) -> None:
+        with suppress(OSError):
+            while data := await reader.read(65536):
+                if client in self._frozen:
+                    continue
+                writer.write(data)
+                await writer.drain()
+
+    async def _handle(self, client_r: asyncio.StreamReader, client_w: asyncio.StreamWriter) -> None:
+        server_r, server_w = await asyncio.open_connection(*self._upstream)
+        self._open.add(client_w)
+        pipes = [
+            asyncio.create_task(self._pipe(client_r, server_w, client_w), name="test-proxy-up"),
+            asyncio.create_task(self._pipe(server_r, client_w, client_w), name="test-proxy-down"),
+        ]
+        try:
+            await asyncio.wait(pipes, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for task in pipes:
+                task.cancel()
+            await asyncio.gather(*pipes, return_exceptions=True)
+            self._open.discard(client_w)
+            client_w.close()
+            server_w.close()
+
+    async def start(self) -> int:
+        self.server = await asyncio.start_server(self._handle, "127.0.0.1", 0)
+        return int(self.server.sockets[0].getsockname()[1])
+
+    async def close(self) -> None:
+        if self.server is not None:
+            self.server.close()
+            for writer in self._open:
+                writer.close()
+            await self.server.wait_closed()
+
+
+async def test_a_stalled_held_connection_costs_a_lookup_a_bounded_wait(database_url: str) -> None:
+    """The held PostgreSQL connection stops answering (a stalled network path, no error ever comes): the lookup
+    gives it up within a bound and answers from a pooled connection, instead of waiting for ever (before: it
+    never answered, and the call whose party it read stayed unwritten until the stop named it)."""
+    if is_sqlite(database_url):
+        pytest.skip("the SQLite reader holds no connection that can stall")
+    url = make_url(database_url)
+    proxy = FreezingProxy(url.host or "127.0.0.1", url.port or 5432)
+    db = Database(url.set(host="127.0.0.1", port=await proxy.start()).render_as_string(hide_password=False))
+    try:
+        await _seed(db)
+        reader = LookupReader(db)
+        expected = await reader.lookup("+79161110002")
+        assert reader._held is not None
+        proxy.freeze()
+        await db.engine.dispose()  # the pool's idle connections stalled too: the fallback opens a new one
+        started = time.monotonic()
+        assert await asyncio.wait_for(reader.lookup("+79161110002"), 15) == expected
+        assert time.monotonic() - started < HELD_ANSWER_SECONDS + 3
+        # The next lookup holds a fresh connection again.
+        assert await reader.lookup("+79161110002") == expected
+        assert reader._held is not None
+        await reader.aclose()
+    finally:
+        await db.dispose()
+        await proxy.close()
