@@ -52,7 +52,8 @@ def _seconds(value: float) -> str:
 def rows(calls: Sequence[CallView], names: Mapping[str, str], tr: Translator, region: str) -> list[list[str]]:
     """The heading and one line per call, every cell as text: local start time as ``2026-12-06 14:05:03``
     (Excel reads it as a date in every locale), numbers written one way (+7 916 777-00-07, never a number
-    Excel would shorten), the manager by name, seconds with one decimal."""
+    Excel would shorten), the manager by name, seconds with one decimal, the outside number a blind transfer
+    sent the call on to."""
     zone = ZoneInfo(tr.zone)
     out = [
         [
@@ -66,6 +67,8 @@ def rows(calls: Sequence[CallView], names: Mapping[str, str], tr: Translator, re
             tr.t("page.calls.csv_talk_seconds"),
             tr.t("page.fact.queue"),
             tr.t("page.fact.result"),
+            # Last, so a sheet or macro reading the older files' columns by position reads them on unchanged.
+            tr.t("page.fact.transferred_to"),
         ]
     ]
     for call in calls:
@@ -84,6 +87,7 @@ def rows(calls: Sequence[CallView], names: Mapping[str, str], tr: Translator, re
                 _seconds(call.talk_seconds),
                 as_text(call.queue),
                 as_text(result_name(call.result, tr)) if call.result else "",
+                number_text(call.transferred_to, region) if call.transferred_to else "",
             ]
         )
     return out

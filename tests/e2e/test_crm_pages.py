@@ -1181,6 +1181,7 @@ async def test_the_call_lists_csv_keeps_its_filters_and_opens_in_russian_excel(
             "Разговор, с",
             "Очередь",
             "Результат",
+            "Переведён на",
         ]
         (call,) = rows[1:]
         assert re.fullmatch(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d", call[0]), call[0]

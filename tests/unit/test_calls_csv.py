@@ -81,3 +81,26 @@ def test_only_the_seconds_get_a_decimal_comma_not_a_name_that_looks_like_one() -
     lines = rows([_call(caller_name="12.50", queue="1.5", party_name=None)], {}, RU, "RU")
     (_h, line) = list(csv.reader(io.StringIO(to_csv(lines, ";").decode("utf-8-sig")), delimiter=";"))
     assert (line[3], line[6], line[8]) == ("12.50", "12,3", "1.5")
+
+
+def test_a_call_transferred_out_names_the_number_it_went_on_to_in_its_last_column() -> None:
+    """«Переведён на» (English «Transferred to») is the last column: the outside number a blind transfer sent the
+    call on to, written one way; empty for a call that stayed; a value that is no number stays text."""
+    answered = {
+        "direction": "inbound",
+        "caller_number": "+74951234567",
+        "answered_by": "101",
+        "outcome": "answered",
+    }
+    (head, moved, stayed) = rows(
+        [_call(**answered, transferred_to="+79161110001"), _call(**answered)], {}, RU, "RU"
+    )
+    assert head[-1] == "Переведён на"
+    assert (len(head), len(moved), len(stayed)) == (11, 11, 11)
+    assert (moved[-1], stayed[-1]) == ("+7 916 111-00-01", "")
+    # The columns before it are where they were, seconds included.
+    assert (moved[2], moved[6], moved[7]) == ("+7 495 123-45-67", "12.3", "0.0")
+    (_h, odd) = rows([_call(**answered, transferred_to="=1+2")], {}, RU, "RU")
+    assert odd[-1] == "'=1+2"
+    (en_head, _line) = rows([_call()], {}, Translator.for_locale("en", zone="UTC"), "RU")
+    assert en_head[-1] == "Transferred to"
