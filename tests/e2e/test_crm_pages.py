@@ -1,8 +1,8 @@
 """The CRM pages as a Russian sales team uses them, in real Chromium at 1366×900 and 390×844: the client list
 finds what people type and opens the card, the head's list filters, sorts and pages, an edit persists with its
 audit entry, a merge moves numbers, the card's timeline shows a call with its note, a deal is moved to won in
-the pipeline, a callback planned for
-tomorrow survives an outbound call today, numbers are written one way and each is called with one click,
+the pipeline, a callback planned for tomorrow survives an outbound call today, numbers are written one way and
+each is called with one click, a call transferred out says to which number in the call list and its detail,
 another manager's client, lead, deal and task are neither shown nor reachable through the API by id, a write
 without the CSRF token is refused — and axe finds no serious or critical violation on any page."""
 
@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
+from typing import Protocol
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -516,6 +517,56 @@ async def test_a_callback_planned_for_tomorrow_survives_an_outbound_call_today(
         await context.close()
 
 
+class _ClickToCall(Protocol):
+    async def __call__(self, button: Locator, number: str, shown: str, where: str) -> None: ...
+
+
+async def _dials_taken(page: Page) -> _ClickToCall:
+    """The page's POST /api/dial answered as the PBX answers a click it accepted; the returned check clicks a
+    «Позвонить» button and asserts that exactly ``number`` (as stored) was asked for and that the status line
+    says in Russian that phone 101 rings for it, written as ``shown``."""
+    asked: list[str] = []
+
+    async def pbx_takes_it(route: Route) -> None:
+        # Answered as POST /api/dial answers a click the PBX accepted (dial.web.result_json), in the
+        # page's own words: message_key and params, no server-side message.
+        sent = route.request.post_data_json
+        assert isinstance(sent, dict)
+        number = str(sent["number"])
+        asked.append(number)
+        params = {"number": display(number), "extension": "101", "detail": ""}
+        body = {
+            "type": "dial.result",
+            "status": "calling",
+            "ok": True,
+            "duplicate": False,
+            "number": number,
+            "message_key": "dial.status.calling",
+            "params": params,
+        }
+        await route.fulfill(status=202, json=body)
+
+    await page.route("**/api/dial", pbx_takes_it)
+    status = page.locator("[data-testid=dial-status]")
+
+    async def click_to_call(button: Locator, number: str, shown: str, where: str) -> None:
+        await expect(button).to_be_visible(timeout=SEEN)
+        await expect(button).to_have_attribute("data-number", number)
+        await page.evaluate(
+            "() => { const s = document.querySelector('[data-testid=dial-status]'); if (s) s.textContent = ''; }"
+        )
+        before = len(asked)
+        await button.click()
+        await expect(status).to_have_text(
+            f"Звоним на ваш телефон 101: снимите трубку, и crmtel наберёт {shown}", timeout=SEEN
+        )
+        await expect(status).to_have_attribute("data-ok", "yes")
+        assert asked[before:] == [number], where
+        await _fits(page)
+
+    return click_to_call
+
+
 @pytest.mark.parametrize(("width", "height"), SIZES)
 async def test_every_number_on_the_crm_pages_is_called_with_one_click(
     db: Database, browser: Browser, width: int, height: int
@@ -547,45 +598,7 @@ async def test_every_number_on_the_crm_pages_is_called_with_one_click(
             Viewer(site.ids["anna"], head=False),
         )
         context, page = await login(browser, site, "anna", width, height)
-        asked: list[str] = []
-
-        async def pbx_takes_it(route: Route) -> None:
-            # Answered as POST /api/dial answers a click the PBX accepted (dial.web.result_json), in the
-            # page's own words: message_key and params, no server-side message.
-            sent = route.request.post_data_json
-            assert isinstance(sent, dict)
-            number = str(sent["number"])
-            asked.append(number)
-            params = {"number": display(number), "extension": "101", "detail": ""}
-            body = {
-                "type": "dial.result",
-                "status": "calling",
-                "ok": True,
-                "duplicate": False,
-                "number": number,
-                "message_key": "dial.status.calling",
-                "params": params,
-            }
-            await route.fulfill(status=202, json=body)
-
-        await page.route("**/api/dial", pbx_takes_it)
-        status = page.locator("[data-testid=dial-status]")
-
-        async def click_to_call(button: Locator, number: str, shown: str, where: str) -> None:
-            await expect(button).to_be_visible(timeout=SEEN)
-            await expect(button).to_have_attribute("data-number", number)
-            await page.evaluate(
-                "() => { const s = document.querySelector('[data-testid=dial-status]'); if (s) s.textContent = ''; }"
-            )
-            before = len(asked)
-            await button.click()
-            await expect(status).to_have_text(
-                f"Звоним на ваш телефон 101: снимите трубку, и crmtel наберёт {shown}", timeout=SEEN
-            )
-            await expect(status).to_have_attribute("data-ok", "yes")
-            assert asked[before:] == [number], where
-            await _fits(page)
-
+        click_to_call = await _dials_taken(page)
         dial = "[data-testid=dial-button]"
         await page.goto(site.url("/#clients"))
         row = page.locator("[data-testid=party-row]").filter(has_text="Пётр Кузнецов")
@@ -632,6 +645,89 @@ async def test_every_number_on_the_crm_pages_is_called_with_one_click(
         await expect(past).to_have_count(1, timeout=SEEN)
         await click_to_call(past.locator(dial), "+79167770007", "+7 916 777-00-07", "the call list")
         await _no_axe(page, "the call list calling a number")
+        await context.close()
+
+
+@pytest.mark.parametrize(("width", "height"), SIZES)
+async def test_a_call_transferred_out_says_to_which_number_in_the_call_list_and_its_detail(
+    db: Database, browser: Browser, width: int, height: int
+) -> None:
+    """Anna answered a call from +7 495 111-22-33 and blind-transferred it to a colleague's mobile: her call list
+    marks that row «Переведён на +7 916 111-00-01» (the number written one way, called with one click), the
+    call's detail says the same beside «Ответил», and the call that stayed hers has no such mark; the head sees
+    the mark too. Russian, desk and phone, the page no wider than the screen, axe-clean."""
+    async with crm_site(db) as site:
+        at = datetime.now(UTC) - timedelta(hours=1)
+        moved = CallRecord(
+            pbx="pbx1",
+            linkedid="xfer-out-1",
+            direction=Direction.INBOUND,
+            caller_number="+74951112233",
+            caller_name=None,
+            dialled="4951234567",
+            started_at=at,
+            answered_at=at + timedelta(seconds=4),
+            ended_at=at + timedelta(minutes=4),
+            rang=("101",),
+            answered_by="101",
+            outcome=Outcome.ANSWERED,
+            talk_seconds=236,
+            ring_seconds=4,
+            transferred_to="+79161110001",
+        )
+        await CallRepository(db).upsert_many([(moved, None)])
+        context, page = await login(browser, site, "anna", width, height)
+        click_to_call = await _dials_taken(page)
+        await page.goto(site.url("/#calls"))
+        rows = page.locator("[data-testid=history-row]")
+        await expect(rows).to_have_count(2, timeout=SEEN)
+        row = rows.filter(has_text="+7 495 111-22-33")
+        mark = row.locator("[data-testid=history-transferred]")
+        await expect(mark).to_have_text(re.compile(r"^↪ Переведён на \+7 916 111-00-01\b"), timeout=SEEN)
+        await expect(
+            rows.filter(has_text="ИП Пётр Кузнецов").locator("[data-testid=history-transferred]")
+        ).to_have_count(0)
+        await click_to_call(
+            mark.locator("[data-testid=dial-button]"),
+            "+79161110001",
+            "+7 916 111-00-01",
+            "the call list's mark",
+        )
+        await assert_language(page, "ru", DATA)
+        await _no_axe(page, "the call list with a call transferred out")
+
+        await row.locator("[data-testid=history-open]").click()
+        detail = page.locator("[data-testid=call-detail]")
+        await expect(detail).to_be_visible(timeout=SEEN)
+        fact = detail.locator("[data-testid=detail-transferred]")
+        await expect(fact.locator(".phone-number")).to_have_text("+7 916 111-00-01", timeout=SEEN)
+        # The fact's own heading, right before it: «Переведён на», after who answered.
+        heading = detail.locator("dt:has(+ [data-testid=detail-transferred])")
+        await expect(heading).to_have_text("Переведён на")
+        assert await detail.locator("dt").all_inner_texts() == [
+            "Когда",
+            "Направление",
+            "Итог",
+            "Звонил на",
+            "Ответил",
+            "Переведён на",
+            "Ожидание",
+            "Разговор",
+        ]
+        await click_to_call(
+            fact.locator("[data-testid=dial-button]"), "+79161110001", "+7 916 111-00-01", "the call's detail"
+        )
+        await assert_language(page, "ru", DATA)
+        await _no_axe(page, "the detail of a call transferred out")
+        await detail.locator("[data-testid=detail-close]").click()
+        await context.close()
+
+        context, page = await login(browser, site, "head", width, height)
+        await page.goto(site.url("/#calls"))
+        mark = page.locator("[data-testid=history-row] [data-testid=history-transferred]")
+        await expect(mark).to_have_count(1, timeout=SEEN)
+        await expect(mark.locator(".phone-number")).to_have_text("+7 916 111-00-01")
+        await _fits(page)
         await context.close()
 
 

@@ -40,6 +40,15 @@ function recordingControl(call) {
   return play;
 }
 
+// A call blindly transferred to an outside number stays its manager's; the row says where it went on to, the
+// number written and called like every other.
+function transferMarker(call) {
+  if (!call.transferred_to) return null;
+  return el("span", { className: "c-transfer", testid: "history-transferred" },
+    el("span", { attrs: { "aria-hidden": "true" } }, "↪ "), el("span", { i18n: "page.fact.transferred_to" }), " ",
+    phone(call.transferred_to, { where: "history", callId: call.call_id }));
+}
+
 function row(call) {
   const number = otherNumber(call);
   // An outbound call's caller name is our own manager's: only the CRM knows who was called.
@@ -55,7 +64,8 @@ function row(call) {
     el("span", { className: "c-time" }, el("time", { dateTime: call.started_at, title: fmtFull(call.started_at),
       testid: "history-time" }, fmtDateTime(call.started_at))),
     el("span", { className: "c-dir badge", dataset: { direction: call.direction } }, words.direction(call.direction)),
-    el("span", { className: "c-party" }, open, name ? phone(number, { where: "history", callId: call.call_id }) : null),
+    el("span", { className: "c-party" }, open, name ? phone(number, { where: "history", callId: call.call_id }) : null,
+      transferMarker(call)),
     el("span", { className: "c-outcome badge", dataset: { outcome: state } }, outcomeText(call),
       call.result ? el("span", { className: "c-result", testid: "history-result" }, " · " + words.result(call.result)) : null),
     el("span", { className: "c-who" }, call.answered_by
@@ -134,13 +144,15 @@ async function loadMore() {
 
 function detailFacts(call) {
   const rows = [];
-  const fact = (key, value) => { if (value) rows.push(el("dt", { i18n: key }), el("dd", {}, value)); };
+  const fact = (key, value, testid) => { if (value) rows.push(el("dt", { i18n: key }), el("dd", { testid }, value)); };
   fact("page.fact.when", fmtFull(call.started_at));
   fact("page.fact.direction", words.direction(call.direction));
   fact("page.fact.outcome", outcomeText(call) + (call.missed_reason ? " — " + words.reason(call.missed_reason) : ""));
   // An outbound call "rings" only at the phone that placed it: nothing to say there.
   if (call.direction !== "outbound") fact("page.fact.rang", call.rang.join(", "));
   fact("page.fact.answered_by", call.answered_by);
+  fact("page.fact.transferred_to", phone(call.transferred_to, { where: "detail", callId: call.call_id }),
+    "detail-transferred");
   fact("page.fact.queue", call.queue);
   fact("page.fact.ring_time", call.ended_at ? fmtDuration(call.ring_seconds) : null);
   fact("page.fact.talk_time", call.ended_at && call.outcome === "answered" ? fmtDuration(call.talk_seconds) : null);
