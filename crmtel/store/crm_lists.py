@@ -32,7 +32,19 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import ColumnElement, and_, exists, func, or_, select, text, tuple_, union_all
+from sqlalchemy import (
+    ColumnElement,
+    and_,
+    case,
+    exists,
+    func,
+    literal,
+    or_,
+    select,
+    text,
+    tuple_,
+    union_all,
+)
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 
@@ -70,6 +82,11 @@ def _utc(value: datetime | None) -> datetime | None:
     return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
 
 
+def _aware(position: tuple[Any, int]) -> tuple[datetime, int]:
+    """A (created_at, id) position as the database gave it, with its time in UTC (SQLite's is naive)."""
+    return _utc(position[0]) or position[0], position[1]
+
+
 def table_of(kind: Kind) -> Any:
     """The ORM class of a kind."""
     return ClientRow if kind is Kind.CLIENT else LeadRow
@@ -96,26 +113,55 @@ def _token_match(kind: Kind, token: Token, party_id: Any) -> ColumnElement[bool]
     return exists().where(PartyTermRow.kind == kind.code, PartyTermRow.party_id == party_id, or_(*ranges))
 
 
-async def _probe(session: AsyncSession, kind: Kind, token: Token, bound: int | None = None) -> int:
-    """How many terms start with the token (any of its prefixes), counting at most ``bound`` per prefix."""
-    total = 0
-    for prefix in token.prefixes:
-        low, high = prefix_range(prefix)
-        inner = (
-            select(PartyTermRow.party_id)
-            .where(PartyTermRow.kind == kind.code, PartyTermRow.term >= low, PartyTermRow.term < high)
-            .limit(NARROW if bound is None else bound)
-            .subquery()
-        )
-        total += (await session.execute(select(func.count()).select_from(inner))).scalar_one()
-    return total
+class _Counts:
+    """How many terms start with each prefix, as far as one request has counted them: every plan asks again,
+    and the walk's rarest token with a larger bound, so a prefix is counted once unless the count it has hit
+    its bound and a larger one is asked (each count reads up to that many index entries)."""
+
+    def __init__(self, session: AsyncSession, kind: Kind) -> None:
+        self._session = session
+        self._kind = kind
+        self._seen: dict[str, tuple[int, int]] = {}  # prefix -> (count, the bound it was counted to)
+
+    async def of(self, token: Token, bound: int | None = None) -> int:
+        """The token's terms (any of its prefixes), counting at most ``bound`` (``NARROW``) per prefix."""
+        bound = NARROW if bound is None else bound
+        total = 0
+        for prefix in token.prefixes:
+            count, counted_to = self._seen.get(prefix, (0, -1))
+            if count >= counted_to and counted_to < bound:  # never counted, or stopped short of this bound
+                low, high = prefix_range(prefix)
+                inner = (
+                    select(PartyTermRow.party_id)
+                    .where(
+                        PartyTermRow.kind == self._kind.code,
+                        PartyTermRow.term >= low,
+                        PartyTermRow.term < high,
+                    )
+                    .limit(bound)
+                    .subquery()
+                )
+                count = (await self._session.execute(select(func.count()).select_from(inner))).scalar_one()
+                self._seen[prefix] = (count, bound)
+            total += min(count, bound)
+        return total
+
+    async def rarest(self, tokens: Sequence[Token]) -> tuple[int, int]:
+        """The count (at most ``CANDIDATES``) and index of the token with the fewest terms, the first of equals;
+        each token is counted only as far as the rarest before it."""
+        best, rarest = CANDIDATES, 0
+        for i, tok in enumerate(tokens):
+            if (count := await self.of(tok, best)) < best:
+                best, rarest = count, i
+        return best, rarest
 
 
-async def _candidates(session: AsyncSession, kind: Kind, tokens: Sequence[Token]) -> list[int] | None:
+async def _candidates(
+    session: AsyncSession, kind: Kind, tokens: Sequence[Token], counts: _Counts
+) -> list[int] | None:
     """The parties that match every token, read from the rarest token's terms and checked against the others
     by the term index's primary key; None when every token has ``CANDIDATES`` terms or more."""
-    counted = [(await _probe(session, kind, tok, CANDIDATES), i) for i, tok in enumerate(tokens)]
-    count, rarest = min(counted)
+    count, rarest = await counts.rarest(tokens)
     if count >= CANDIDATES:
         return None
     driver = tokens[rarest]
@@ -150,19 +196,25 @@ async def _terms_of(session: AsyncSession, kind: Kind, token: Token, bound: int)
 
 
 async def _newest(
-    session: AsyncSession, q: PartyQuery, viewer: Viewer, now: datetime, tokens: Sequence[Token]
+    session: AsyncSession,
+    q: PartyQuery,
+    viewer: Viewer,
+    now: datetime,
+    tokens: Sequence[Token],
+    counts: _Counts,
 ) -> PartyPage | None:
     """A broad search newest first whose rarest token has fewer than ``CANDIDATES`` entries spread over at most
-    ``BRANCHES`` distinct terms: each of those terms is walked newest first in the term index (it holds each
-    party's ``created_at``) from the cursor, every entry checked against the other tokens, the filters and
-    what the viewer may see, each walk stopping at a page's worth of matches; the walks are merged (a party
-    under two of the terms is listed once). None when the rarest token is too common for this plan.
+    ``BRANCHES`` distinct terms: those terms are walked newest first in the term index (it holds each party's
+    ``created_at``) from the cursor, side by side, every entry checked against the other tokens, the filters
+    and what the viewer may see; a party under two of the terms is listed once. None when the rarest token is
+    too common for this plan.
 
-    Every party of the first page lies in the first page of each of its terms' walks, so the merge is exact.
-    Reading and sorting all the rarest token's matches instead cost ~40 ms of probes a page (``ип кузн``:
-    15,000 entries)."""
-    counted = [(await _probe(session, q.kind, tok, CANDIDATES), i) for i, tok in enumerate(tokens)]
-    count, rarest = min(counted)
+    Each round reads the next batch of entries (from four pages' worth, doubling up to ``MAX_WALK``) of every
+    term that may still hold one of the page's parties: one not yet read to its end whose last entry read is
+    newer than the page's last party so far. So the page is exact, and a term with few matches is read only as
+    far back as the others' matches reach: walked to a page's worth of matches each, ``ип кузн`` read all
+    ~4,000 «кузнецова» entries a page (there is no «ИП Кузнецова») while ~400 «кузнецов» entries filled it."""
+    count, rarest = await counts.rarest(tokens)
     if count >= CANDIDATES:
         return None
     words = await _terms_of(session, q.kind, tokens[rarest], BRANCHES)
@@ -170,26 +222,48 @@ async def _newest(
         return None
     t = table_of(q.kind)
     pt = aliased(PartyTermRow)
-    conds: list[ColumnElement[bool]] = [pt.kind == q.kind.code]
-    conds.extend(_token_match(q.kind, tok, pt.party_id) for i, tok in enumerate(tokens) if i != rarest)
-    if filters := _filters(q, viewer, now, paged=False):
-        conds.append(exists().where(t.id == pt.party_id, *filters))
-    if q.after is not None:
-        mark = tuple_(datetime.fromisoformat(q.after.key), q.after.id)
-        conds.append(tuple_(pt.created_at, pt.party_id) < mark)
-    walks = [
-        select(pt.created_at, pt.party_id)
-        .where(pt.term == word, *conds)
-        .order_by(pt.created_at.desc(), pt.party_id.desc())
-        .limit(q.limit + 1)
-        .subquery()
-        for word in words
-    ]
+    filters = _filters(q, viewer, now, paged=False)
+
+    def hit(party_id: Any) -> ColumnElement[int]:
+        """1 when the entry's party matches the other tokens, the filters and the viewer, else 0."""
+        checks = [_token_match(q.kind, tok, party_id) for i, tok in enumerate(tokens) if i != rarest]
+        if filters:
+            checks.append(exists().where(t.id == party_id, *filters))
+        return case((and_(*checks), 1), else_=0) if checks else literal(1)
+
+    # Where each term's walk is: the (created_at, party_id) of the last entry read, as the database gave it.
+    start = (datetime.fromisoformat(q.after.key), q.after.id) if q.after is not None else None
+    position: dict[str, tuple[Any, int] | None] = dict.fromkeys(words, start)
     found: dict[int, datetime] = {}
-    if walks:
-        merged = union_all(*(select(w.c.created_at, w.c.party_id) for w in walks))
-        for created, pid in (await session.execute(merged)).all():
-            found[int(pid)] = _utc(created) or created
+    todo = list(words)
+    # Four pages' worth first: a word with a match in eight entries («ип кузн») then takes two rounds, not four.
+    size = 4 * (q.limit + 1)
+    while todo:
+        walks = []
+        for word in todo:
+            stmt = select(pt.term, pt.created_at, pt.party_id).where(pt.kind == q.kind.code, pt.term == word)
+            if (mark := position[word]) is not None:
+                stmt = stmt.where(tuple_(pt.created_at, pt.party_id) < tuple_(*mark))
+            batch = stmt.order_by(pt.created_at.desc(), pt.party_id.desc()).limit(size).subquery()
+            # Checked after the limit: checked in the same select, PostgreSQL hashed every entry of the other
+            # tokens (~60,000 for «ип») to check 51.
+            walks.append(select(*batch.c, hit(batch.c.party_id).label("hit")))
+        read: dict[str, int] = {}
+        oldest: dict[str, tuple[Any, int]] = {}
+        for word, created, pid, matched in (await session.execute(union_all(*walks))).all():
+            read[word] = read.get(word, 0) + 1
+            if word not in oldest or (created, pid) < oldest[word]:
+                oldest[word] = (created, int(pid))
+            if matched:
+                found[int(pid)] = _utc(created) or created
+        position.update(oldest)
+        todo = [word for word in todo if read.get(word, 0) == size]  # the others were read to their end
+        if len(found) > q.limit:
+            # The page's last party so far (and the one after it, which says there is a next page): a term
+            # whose walk is already past it holds no party the page still lacks.
+            last = sorted(((at, pid) for pid, at in found.items()), reverse=True)[q.limit]
+            todo = [word for word in todo if _aware(oldest[word]) > last]
+        size = min(size * 2, MAX_WALK)
     ranked = sorted(found.items(), key=lambda entry: (entry[1], entry[0]), reverse=True)
     page = ranked[: q.limit]
     items = await _items(session, q.kind, await _rows(session, t, [pid for pid, _ in page]))
@@ -274,8 +348,9 @@ class PartyLists:
         async with self._db.session() as session:
             strategy = "list"
             broad: list[Token] = []
+            counts = _Counts(session, q.kind)
             if q.tokens:
-                probes = [(await _probe(session, q.kind, tok), tok) for tok in q.tokens]
+                probes = [(await counts.of(tok), tok) for tok in q.tokens]
                 narrow = [tok for n, tok in probes if n < NARROW]
                 broad = [tok for n, tok in probes if n >= NARROW]
                 if (q.after is not None and q.after.term is not None) or (
@@ -284,7 +359,7 @@ class PartyLists:
                     names = q.sort in (Sort.NAME, Sort.NAME_DESC)
                     if names and (q.after is None or q.after.term is not None):
                         return await self._term_walk(session, q, viewer, now, list(q.tokens))
-                    return await self._walk(session, q, viewer, now, list(q.tokens))
+                    return await self._walk(session, q, viewer, now, list(q.tokens), counts)
                 strategy = "terms" if narrow else "manager"
                 if narrow and _by_terms_alone(q, viewer):
                     driver = min(probes, key=lambda probe: probe[0])[1]
@@ -334,7 +409,13 @@ class PartyLists:
         return PartyPage(tuple(items), nxt, "terms")
 
     async def _walk(
-        self, session: AsyncSession, q: PartyQuery, viewer: Viewer, now: datetime, tokens: list[Token]
+        self,
+        session: AsyncSession,
+        q: PartyQuery,
+        viewer: Viewer,
+        now: datetime,
+        tokens: list[Token],
+        counts: _Counts,
     ) -> PartyPage:
         """Every token broad, the list everyone's: when the rarest token has fewer than ``CANDIDATES`` terms its
         matches are sorted (``_sorted``); otherwise the parties the viewer may see are walked in the list's own
@@ -344,9 +425,9 @@ class PartyLists:
         t = table_of(q.kind)
         key, ident, desc = _sort_columns(q.kind, q.sort)
         order = (key.desc(), ident.desc()) if desc else (key, ident)
-        if q.sort is Sort.CREATED_DESC and (newest := await _newest(session, q, viewer, now, tokens)):
+        if q.sort is Sort.CREATED_DESC and (newest := await _newest(session, q, viewer, now, tokens, counts)):
             return newest
-        if (candidates := await _candidates(session, q.kind, tokens)) is not None:
+        if (candidates := await _candidates(session, q.kind, tokens, counts)) is not None:
             return await _sorted(session, q, viewer, now, candidates)
         conds = _filters(q, viewer, now, paged=False)
         matches = [_token_match(q.kind, tok, t.id) for tok in tokens]

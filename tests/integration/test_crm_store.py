@@ -7,6 +7,7 @@ import asyncio
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
+from typing import Any
 
 import pytest
 from sqlalchemy import func, select, text, update
@@ -823,3 +824,122 @@ async def test_every_plan_pages_exactly_what_a_plain_reference_finds(
 
 def _as_utc(value: datetime) -> datetime:
     return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
+
+
+async def test_newest_first_reads_a_term_without_matches_only_as_far_back_as_the_page(
+    db: Database, database_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A broad search newest first whose rarest token covers two words, one of which matches no party of the
+    search (``ип кузн``: «кузнецова», no «ИП Кузнецова»), lists the newest matches and reads that word's
+    entries only as far back as the page reaches, not to their end: the page costs SQLite fewer steps than
+    counting both tokens' entries (which it does to choose the rarest) and checking each of that word's entries
+    once (which it used to do on every page)."""
+    if not database_url.startswith("sqlite"):
+        pytest.skip("counts SQLite's virtual machine steps; the plan is the same SQL on PostgreSQL")
+    from sqlalchemy import event, insert
+    from sqlalchemy.util import await_only as await_
+
+    from crmtel.store import crm_lists
+
+    monkeypatch.setattr(crm_lists, "NARROW", 6)
+    monkeypatch.setattr(crm_lists, "CANDIDATES", 5000)
+    parties = PartyRepository(db)
+    ids = [
+        (await parties.add_client(NewClient(name=f"ИП Кузнецов Иван {i}", phones=(f"+7916444{i:04d}",)))).id
+        for i in range(12)
+    ]
+    async with db.session() as session:
+        for i, cid in enumerate(ids):
+            await session.execute(
+                update(ClientRow).where(ClientRow.id == cid).values(created_at=T0 + timedelta(minutes=i))
+            )
+        await reindex_in(session, "c", ids)
+        # Older entries of a word no party of the search has, and more «ип» than «кузн» (so «кузн» drives).
+        old = T0 - timedelta(days=30)
+        fruitless = [
+            {
+                "kind": "c",
+                "party_id": 100_000 + i,
+                "term": "кузнецова",
+                "name_key": "кузнецова",
+                "created_at": old - timedelta(minutes=i),
+            }
+            for i in range(1500)
+        ]
+        filler = [
+            {"kind": "c", "party_id": 200_000 + i, "term": "ип", "name_key": "ип", "created_at": old}
+            for i in range(1600)
+        ]
+        await session.execute(insert(PartyTermRow), fruitless + filler)
+
+    steps = 0
+
+    def step() -> int:
+        nonlocal steps
+        steps += 1
+        return 0
+
+    counted = Database(database_url)
+
+    @event.listens_for(counted.engine.sync_engine, "connect")
+    def _count(dbapi_connection: Any, _record: Any) -> None:
+        await_(dbapi_connection._connection.set_progress_handler(step, 100))
+
+    try:
+        q = PartyQuery(Kind.CLIENT, tokens=parse_query("кузн ип"), sort=Sort.CREATED_DESC, limit=4)
+        page = await PartyLists(counted).page(q, Viewer(1, head=True))
+        page_steps, steps = steps, 0
+        # What the page cannot avoid (counting both tokens' entries to choose the rarest) and what it avoids
+        # (checking every «кузнецова» entry against «ип»).
+        async with counted.session() as session:
+            for prefix in ("кузн", "ип"):
+                await session.execute(
+                    text(
+                        "SELECT count(*) FROM (SELECT party_id FROM party_terms WHERE kind = 'c' AND term >= :p "
+                        "AND term < :p || char(1114111) LIMIT 5000)"
+                    ),
+                    {"p": prefix},
+                )
+            await session.execute(
+                text(
+                    "SELECT count(*) FROM party_terms a WHERE a.kind = 'c' AND a.term = 'кузнецова' AND EXISTS "
+                    "(SELECT 1 FROM party_terms p WHERE p.kind = 'c' AND p.party_id = a.party_id "
+                    "AND p.term >= 'ип' AND p.term < 'ип' || char(1114111))"
+                )
+            )
+        reference_steps = steps
+    finally:
+        await counted.dispose()
+    assert (page.strategy, [i.id for i in page.items]) == ("newest", ids[::-1][:4])
+    assert page_steps < reference_steps, (page_steps, reference_steps)
+
+
+async def test_a_broad_search_counts_each_word_once_per_bound(
+    db: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A broad word newest first is counted up to ``NARROW`` to choose the plan, then up to ``CANDIDATES`` to
+    choose the rarest token, and that count is reused when the walk falls back from walking its terms to
+    sorting its candidates: two counts, not three (each reads up to that many index entries)."""
+    from sqlalchemy import event
+
+    from crmtel.store import crm_lists
+
+    monkeypatch.setattr(crm_lists, "NARROW", 2)
+    monkeypatch.setattr(crm_lists, "CANDIDATES", 40)
+    monkeypatch.setattr(crm_lists, "BRANCHES", 0)  # too many terms to walk: the candidates are sorted
+    await _seed(db)
+    parties = PartyRepository(db)
+    for i in range(5):
+        await parties.add_client(NewClient(name=f"ИП Кузнецов {i}", phones=(f"+7916333{i:04d}",)))
+    counts: list[str] = []
+
+    @event.listens_for(db.engine.sync_engine, "before_cursor_execute")
+    def _seen(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
+        if statement.lstrip().lower().startswith("select count(*)") and "party_terms" in statement:
+            counts.append(statement)
+
+    q = PartyQuery(Kind.CLIENT, tokens=parse_query("ип"), sort=Sort.CREATED_DESC)
+    page = await PartyLists(db).page(q, Viewer(1, head=True))
+    assert page.strategy == "candidates"
+    assert len(page.items) == 6  # the five and «ИП Петров Пётр Ильич»
+    assert len(counts) == 2, counts
