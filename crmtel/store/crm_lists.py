@@ -13,9 +13,12 @@ probed: how many terms start with it, counting at most ``NARROW``. Then one of s
   within each; backwards for descending — by one statement that checks each entry against the other tokens,
   the filters and what the viewer may see, and stops at the page's end or the index's.
 - *newest*: every token is broad, the list newest first, and the rarest token has fewer than ``CANDIDATES``
-  terms spread over at most ``BRANCHES`` distinct words: each word is walked newest first in the term index
-  (it holds each party's ``created_at``), checked like the term walk's entries, each walk stopping at a page's
-  worth of matches, and the walks merged (``ип кузн``: ~1,500 entries a page, not ~15,000).
+  terms spread over at most ``BRANCHES`` distinct words: the words are walked newest first in the term index
+  (it holds each party's ``created_at``) side by side, a batch at a time, each entry checked like the term
+  walk's, a word only until its walk is past the page's last match (``ип кузн``: ~1,200 entries a page, not
+  ~15,000; and not ~4,500, which reading «кузнецова», matched by no «ИП», to its end cost). The rarest token
+  is chosen by counting each token's terms up to ``CANDIDATES`` (a token with more walks the list); one
+  request counts a prefix once per bound.
 - *candidates*: the same with more distinct words: the rarest token's parties are read from the term index,
   checked against the other tokens, and the database sorts those (``ип кузн``: ~1,600 parties from ~15,000
   terms).
