@@ -23,8 +23,10 @@ def _seconds_between(
 ) -> ColumnElement[Any]:
     if postgres:
         return func.extract("epoch", later - earlier)
-    # SQLite keeps times as ISO text; julianday reads them (offset included) as fractional days.
-    return (func.julianday(later) - func.julianday(earlier)) * 86400.0
+    # SQLite keeps times as ISO text; julianday reads them (offset included) as fractional days, whole
+    # milliseconds underneath. The difference of two such doubles is off by up to ~3e-5 s, so a callback exactly
+    # at the SLA fell outside it about one time in three: rounded to the millisecond it is exact again.
+    return func.round((func.julianday(later) - func.julianday(earlier)) * 86400.0, 3)
 
 
 def callback_stmt(

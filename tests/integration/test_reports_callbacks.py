@@ -172,3 +172,33 @@ async def test_missed_calls_alike_in_number_and_time_each_count_with_their_callb
     )
     assert rows["anna"].callback_median_seconds == pytest.approx(600, abs=1)
     assert rows["boris"].callback_p90_seconds == pytest.approx(600, abs=1)
+
+
+async def test_a_callback_exactly_at_the_sla_counts_within_it(db: Database) -> None:
+    """A callback 15 minutes to the second after the miss is within a 15-minute SLA on both dialects, at any
+    start time: SQLite's julianday difference is off by up to ~3e-5 s, so a third of such callbacks fell
+    outside it (and the median read 899.99997 or 900.00003 s)."""
+    anna = await ManagerRepository(db).save(login="anna", name="Anna", extensions=("101",))
+    starts = [T0 + timedelta(minutes=i) for i in range(12)]
+    async with db.session() as session:
+        for n, at in enumerate(starts):
+            number = f"+7916111{n:04d}"
+            session.add(
+                _call(
+                    f"m{n}", direction="inbound", outcome="missed", number=number, at=at, manager_id=anna.id
+                )
+            )
+            session.add(
+                _call(
+                    f"b{n}",
+                    direction="outbound",
+                    outcome="answered",
+                    number=number,
+                    at=at + timedelta(minutes=15),
+                    manager_id=anna.id,
+                )
+            )
+    queries = ReportQueries(db, QueryOptions(callback_sla=timedelta(minutes=15)))
+    (row,) = [r for r in (await queries.calls_vs_deals(PERIOD)).rows if r.login == "anna"]
+    assert (row.called_back, row.called_back_in_sla) == (12, 12)
+    assert (row.callback_median_seconds, row.callback_p90_seconds) == (900.0, 900.0)
