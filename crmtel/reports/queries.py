@@ -20,6 +20,7 @@ from sqlalchemy import (
     func,
     literal,
     not_,
+    or_,
     select,
     text,
     union_all,
@@ -94,7 +95,12 @@ class _Numbers:
         """Whether the stored number is digits (``anonymous`` and the like never match anything)."""
         if self.postgres:
             return col.op("~", is_comparison=True)(literal(r"^\+?[0-9]+$"))
-        return and_(col != "", not_(col.op("GLOB", is_comparison=True)(literal("*[^0-9+]*"))))
+        # The same rule: a digit or a plus, then digits only ("++7916…" or "7916+…" is junk on both dialects).
+        glob = col.op("GLOB", is_comparison=True)
+        return and_(
+            or_(glob(literal("[0-9]*")), glob(literal("+[0-9]*"))),
+            not_(func.substr(col, 2).op("GLOB", is_comparison=True)(literal("*[^0-9]*"))),
+        )
 
     def missed_key(self, col: ColumnElement[Any]) -> ColumnElement[Any]:
         """The key of a missed call's number, or null when it is no number (anonymous, junk)."""

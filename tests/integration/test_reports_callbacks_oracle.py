@@ -129,6 +129,12 @@ def _odd_calls(ids: list[int], rng: random.Random) -> list[C]:
         C("j3b", "inbound", "answered", None, "4951234567", "101", a, t0 + timedelta(minutes=1)),
         C("x1", "inbound", "missed", "205", "4951234567", None, b, t0),
         C("x1b", "outbound", "answered", "102", "205", "102", b, t0 + timedelta(seconds=61)),
+        # Plus signs where no number has one: junk on both dialects, whatever their last digits.
+        C("q1", "inbound", "missed", "++79167770008", "4951234567", None, b, t0),
+        C("q2", "inbound", "missed", "7916+7770008", "4951234567", None, b, t0),
+        C("q3", "inbound", "missed", "+", "4951234567", None, b, t0),
+        C("q1b", "outbound", "answered", "102", "89167770008", "102", b, t0 + timedelta(minutes=2)),
+        C("q3b", "inbound", "answered", "+", "4951234567", "102", b, t0 + timedelta(minutes=2)),
         # A callback before the miss is none; exactly the SLA and a fraction over.
         C("p1", "inbound", "missed", "+79165550005", "4951234567", None, c, t0),
         C("p1a", "outbound", "answered", "103", "89165550005", "103", c, t0 - timedelta(seconds=1)),
