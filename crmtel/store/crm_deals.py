@@ -156,6 +156,20 @@ def _party(view: DealView) -> tuple[Kind, int] | None:
     return None
 
 
+async def _visible_ids(session: AsyncSession, kind: Kind, ids: set[int], viewer: Viewer) -> set[int]:
+    """Those of the parties ``ids`` of ``kind`` the viewer may see."""
+    scope = visible(kind, viewer)
+    if scope is None or not ids:
+        return ids
+    t = table_of(kind)
+    ordered = sorted(ids)
+    seen: set[int] = set()
+    for start in range(0, len(ordered), CHUNK):
+        chunk = ordered[start : start + CHUNK]
+        seen.update((await session.execute(select(t.id).where(t.id.in_(chunk), scope))).scalars())
+    return seen
+
+
 async def _with_numbers(session: AsyncSession, views: Sequence[DealView], viewer: Viewer) -> list[DealView]:
     """The deals with their parties' numbers, for the parties the viewer may see (their cards' rule)."""
     wanted: dict[Kind, set[int]] = {Kind.CLIENT: set(), Kind.LEAD: set()}
@@ -164,15 +178,7 @@ async def _with_numbers(session: AsyncSession, views: Sequence[DealView], viewer
             wanted[party[0]].add(party[1])
     numbers: dict[tuple[Kind, int], tuple[PhoneView, ...]] = {}
     for kind, ids in wanted.items():
-        seen = set(ids)
-        scope = visible(kind, viewer)
-        if scope is not None and ids:
-            t = table_of(kind)
-            ordered = sorted(ids)
-            seen = set()
-            for start in range(0, len(ordered), CHUNK):
-                chunk = ordered[start : start + CHUNK]
-                seen.update((await session.execute(select(t.id).where(t.id.in_(chunk), scope))).scalars())
+        seen = await _visible_ids(session, kind, ids, viewer)
         for pid, phones in (await numbers_in(session, kind, seen)).items():
             numbers[(kind, pid)] = phones
     out = []
