@@ -111,6 +111,10 @@ async def test_replayed_queue_call_moves_from_waiting_to_talking_to_done_within_
                 "data-count", "1", timeout=SEEN
             )
             await expect(retail.locator("[data-testid=waiting-caller]")).to_have_count(1)
+            # An unknown caller is their number, written as everywhere on the page.
+            await expect(retail.locator("[data-testid=waiting-caller] span").first).to_have_text(
+                "+7 903 123-45-67"
+            )
             await expect(retail.locator("[data-testid=queue-waiting]")).to_have_text("1 caller waiting")
             await expect(retail.locator("[data-testid=queue-longest] .since")).not_to_be_empty()
             await expect(page.locator("[data-testid=nobody-talking]")).to_be_visible()
@@ -124,6 +128,7 @@ async def test_replayed_queue_call_moves_from_waiting_to_talking_to_done_within_
             await expect(talking).to_have_count(1, timeout=LIVE)
             await expect(talking).to_have_attribute("data-extension", "103")
             await expect(talking.locator(".who")).to_have_text("Vera Lebedeva (103)")
+            await expect(talking.locator("span").nth(1)).to_have_text("+7 903 123-45-67 · retail")
             await expect(talking.locator(".since")).not_to_be_empty()
 
             ami.resume()

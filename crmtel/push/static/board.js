@@ -4,6 +4,7 @@
 import { api, onUnauthorized } from "./api.js";
 import { $, el, setText } from "./dom.js";
 import { configure, fmtDuration, fmtNumber, onLanguage, setLanguage, t } from "./i18n.js";
+import { formatPhone } from "./phone.js";
 import * as socket from "./socket.js";
 
 let board = null;
@@ -12,7 +13,7 @@ let skewMs = 0; // server clock minus this browser's clock
 const secondsSince = (iso) => Math.max(0, (Date.now() + skewMs - Date.parse(iso)) / 1000);
 
 function caller(c) {
-  return c.name || c.number || t("board.hidden_number");
+  return c.name || formatPhone(c.number) || t("board.hidden_number");
 }
 
 function drawToday(today) {
