@@ -424,6 +424,56 @@ async def test_list_headings_never_overlap_and_the_call_list_fits_a_phone(
         await context.close()
 
 
+# Each cell's lines (the distinct tops of its text's line boxes) and words: more lines than words means a word
+# was broken across lines, a column squeezed to a few letters.
+_BROKEN_WORDS = """(sel) => [...document.querySelectorAll(sel)].filter((e) => e.offsetParent && e.textContent.trim())
+  .map((e) => { const r = document.createRange(); r.selectNodeContents(e);
+    const tops = new Set([...r.getClientRects()].map((q) => Math.round(q.top)));
+    return [e.textContent, tops.size, e.textContent.trim().split(/\\s+/).length]; })
+  .filter(([, lines, words]) => lines > words)"""
+
+
+async def test_who_answered_a_days_old_call_reads_whole_words_on_a_phone(
+    db: Database, browser: Browser
+) -> None:
+    """At 390 px a call of an earlier day (its full date, «Входящий», «Отвечен» and the talk time beside it) keeps
+    «Анна Смирнова (101)» in whole words, not squeezed into a column a letter wide."""
+    async with crm_site(db) as site:
+        context, page = await login(browser, site, "anna", 390, 844)
+        await page.goto(site.url("/#calls"))
+        who = page.locator("[data-testid=history-row] .c-who")
+        await expect(who.first).to_have_text("Анна Смирнова (101)", timeout=SEEN)
+        assert await page.evaluate(_BROKEN_WORDS, "[data-testid=history-row] > *") == []
+        await _fits(page)
+        await context.close()
+
+
+_EMPTY_BOXES = """() => [...document.querySelectorAll('.filters')]
+  .filter((e) => !e.children.length && e.offsetHeight > 0).length"""
+
+
+async def test_a_managers_deals_and_tasks_show_no_empty_filter_box_and_the_weeks_days_read_as_russian(
+    db: Database, browser: Browser
+) -> None:
+    """Anna (no manager filter) sees no empty box under the deals' and the tasks' headings, and the week's days
+    are headed «Пн, 7 декабря»: the first letter capital, the month in lower case."""
+    async with crm_site(db) as site:
+        context, page = await login(browser, site, "anna", 1366, 900)
+        await page.goto(site.url("/#deals"))
+        await expect(page.locator("[data-testid=deal-card]").first).to_be_visible(timeout=SEEN)
+        assert await page.evaluate(_EMPTY_BOXES) == 0
+        await page.goto(site.url("/#tasks"))
+        await page.locator("[data-testid=tasks-mode-week]").click()
+        days = page.locator("[data-testid=cal-day] h2")
+        await expect(days).to_have_count(7, timeout=SEEN)
+        assert await page.evaluate(_EMPTY_BOXES) == 0
+        for text in await days.all_inner_texts():
+            assert re.fullmatch(r"[А-Яа-я]{2}, \d{1,2} [а-я]+", text), text
+        first = await days.first.evaluate("(e) => getComputedStyle(e, '::first-letter').textTransform")
+        assert first == "uppercase"
+        await context.close()
+
+
 async def test_the_task_list_pages_on_past_its_first_hundred(db: Database, browser: Browser) -> None:
     """230 open tasks: the list shows 100 and «Показать ещё» until every one is listed, none twice."""
     async with crm_site(db) as site:
