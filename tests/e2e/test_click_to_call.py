@@ -7,6 +7,7 @@ from __future__ import annotations
 import contextlib
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 import pytest
@@ -38,6 +39,7 @@ from crmtel.store.db import Database
 from crmtel.store.deals import DealRepository, NewDeal
 from crmtel.store.history import CallHistory
 from crmtel.store.managers import ManagerRepository
+from crmtel.store.models import TaskRow
 from crmtel.store.parties import NewClient, PartyRepository
 from tests.e2e.test_popup_calls import SEEN, index_of, ringall_trace
 from tests.fixtures.fake_ami import running, settings_for, wait_until
@@ -159,6 +161,39 @@ async def test_clicking_the_number_on_a_card_rings_my_phone_and_the_outbound_car
             return len(stored) == 1 and stored[0].record.ended_at is not None
 
         await wait_until(linked)
+
+
+async def test_a_callbacks_name_and_number_side_by_side_keep_a_gap(
+    db: Database, browser: Browser, traces_dir: object
+) -> None:
+    """On a desk the callback list writes «Unknown» and «+7 903 846-45-06» apart, not «Unknown+7 903 846-45-06»."""
+    async with rig(db, browser, traces_dir) as r:
+        anna = await ManagerRepository(db).by_login("anna")
+        assert anna is not None
+        now = datetime.now(UTC)
+        async with db.session() as session:
+            session.add(
+                TaskRow(
+                    kind="callback",
+                    phone="+79038464506",
+                    manager_id=anna.id,
+                    title="",
+                    status="open",
+                    due_at=now + timedelta(hours=2),
+                    created_at=now,
+                    updated_at=now,
+                )
+            )
+        page = await r.page_for("anna")
+        await page.click("a[data-view=callbacks]")
+        party = page.locator("[data-testid=callback-row] .cb-party")
+        await expect(party.locator(".phone-number")).to_have_text("+7 903 846-45-06", timeout=SEEN)
+        name = await party.locator("strong").bounding_box()
+        number = await party.locator(".phone").bounding_box()
+        assert name is not None
+        assert number is not None
+        beside = number["y"] < name["y"] + name["height"]
+        assert not beside or number["x"] >= name["x"] + name["width"] + 4, (name, number)
 
 
 async def test_a_failed_call_from_the_search_box_is_said_on_the_page(
