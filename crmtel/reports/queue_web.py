@@ -19,7 +19,7 @@ from crmtel.reports.models import Period, zone
 from crmtel.reports.queue_models import Heatmap, QueueReport
 from crmtel.reports.queue_queries import QueueQueries
 from crmtel.reports.render import clean, excel_csv
-from crmtel.reports.web import CurrentUser, Translate, csv_separator, preset_links, query_period
+from crmtel.reports.web import CurrentUser, Translate, csv_separator, period_text, preset_links, query_period
 
 log = structlog.get_logger(__name__)
 _XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
@@ -44,6 +44,19 @@ def _query(period: Period, queue: str | None) -> str:
     return urlencode(params)
 
 
+def _cell(tr: Translator, column: queue_render.Column, value: queue_render.Value) -> str:
+    """A figure in the reader's digits (``13,5`` in Russian, as the calls report writes them); text as the grid."""
+    if isinstance(value, int | float):
+        return tr.number(value, column.decimals)
+    return queue_render.cell_text(column, value)
+
+
+def _heading(report: QueueReport, tr: Translator) -> str:
+    """The title line with the days in the reader's words (the CLI's table keeps ISO dates)."""
+    period = f"{period_text(report.period, tr)} ({report.period.tz})"
+    return tr.t("report_queues.title_period", period=period, seconds=report.service_level_seconds)
+
+
 def _table(report: QueueReport, tr: Translator) -> str:
     cols = queue_render.COLUMNS
     # On a phone the table scrolls sideways inside its own box (focusable, so a keyboard can scroll it too).
@@ -63,8 +76,7 @@ def _table(report: QueueReport, tr: Translator) -> str:
             attrs = f' class="member" data-queue="{_e(current)}" data-extension="{_e(str(values[1] or ""))}"'
         out.append(f"<tr{attrs}>")
         out.extend(
-            f'<td data-key="{c.key}">{_e(queue_render.cell_text(c, v))}</td>'
-            for c, v in zip(cols, values, strict=True)
+            f'<td data-key="{c.key}">{_e(_cell(tr, c, v))}</td>' for c, v in zip(cols, values, strict=True)
         )
         out.append("</tr>")
     out.append("</tbody></table></div>")
@@ -94,7 +106,7 @@ def page_html(
         + chrome.header_html(user, tr, "queues")
         + '<main class="report views" id="queue-report">'
         f"<h1>{_e(title)}</h1>"
-        f'<p class="period" data-testid="report-period">{_e(queue_render.heading(report, tr))}</p>'
+        f'<p class="period" data-testid="report-period">{_e(_heading(report, tr))}</p>'
         + preset_links(f"{prefix}/queues", preset, {"queue": report.queue or ""}, tr)
         + f'<form id="period-picker" class="report-filters" method="get" action="{prefix}/queues">{kept}'
         f'<label>{_e(tr.t("report_queues.from"))} <input type="date" name="from" value="{p.start.isoformat()}"></label>'

@@ -234,14 +234,14 @@ def _table_html(report: CallsVsDeals, tr: Translator) -> str:
         login = row.login or ""
         line(f' class="manager" data-login="{_e(login)}"', render.row_name(row, tr), login, figures(row))
     line(' class="total"', tr.t("report.total"), "", figures(report.totals))
-    previous = tr.t("report.previous_total", period=_period_text(report.previous_period, tr))
+    previous = tr.t("report.previous_total", period=period_text(report.previous_period, tr))
     line(' class="previous"', previous, "", figures(report.previous_totals))
     line(' class="change"', tr.t("report.change"), "", [_e(_change(c, report, tr)) for c in render.NUMERIC])
     out.append("</tbody></table></div>")
     return "".join(out)
 
 
-def _period_text(period: Period, tr: Translator) -> str:
+def period_text(period: Period, tr: Translator) -> str:
     """``1 нояб. 2026 г. – 30 нояб. 2026 г.``: the last day shown is the last day included."""
     return f"{tr.day(period.start)} – {tr.day(period.end - timedelta(days=1))}"
 
@@ -346,7 +346,7 @@ def page_html(
         f'&amp;sep=comma" download>{_e(tr.t("page.report.csv_comma"))}</a>'
     )
     compared = tr.t(
-        "page.report.compared", previous=_period_text(report.previous_period, tr), zone=report.period.tz
+        "page.report.compared", previous=period_text(report.previous_period, tr), zone=report.period.tz
     )
     return (
         chrome.head_html(tr, f"{title} — crmtel")
@@ -354,7 +354,7 @@ def page_html(
         + '<main class="report views" id="report">'
         f"<h1>{_e(heading)}</h1>"
         f'<p class="period">{_e(tr.t("page.report.period"))} <span id="period" data-testid="report-period">'
-        f"{_e(_period_text(report.period, tr))}</span> · "
+        f"{_e(period_text(report.period, tr))}</span> · "
         f'<span data-testid="report-compared">{_e(compared)}</span></p>'
         + preset_links(
             f"{prefix}/calls-vs-deals", req.preset, {"team": req.team, "manager": req.manager_login}, tr

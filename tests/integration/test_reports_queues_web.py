@@ -122,7 +122,11 @@ async def test_presets_language_and_access(site: Site) -> None:
     html = await (await site.get("/reports/queues?preset=yesterday", "hugo", lang="ru")).text()
     assert '<html lang="ru">' in html
     assert "Очереди" in html
-    assert "2026-11-01 – 2026-11-01" in html
+    # The days in a Russian reader's words (Babel writes «г.» after a narrow no-break space).
+    assert "1 нояб. 2026 г. – 1 нояб. 2026 г. (Europe/Moscow)" in html.replace("\u202f", " ")
+    retail = _cells(html, 'class="queue" data-queue="retail"')
+    # A Russian reader's digits, as on the calls report: a decimal comma.
+    assert re.fullmatch(r"\d+,\d", retail["service_level_pct"]), retail
     assert (await site.get(f"/reports/queues?{QUERY}", "boris")).status == 403
     assert (await site.get(f"/reports/queues?{QUERY}", None)).status == 401
     for bad in (
