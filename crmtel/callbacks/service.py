@@ -14,6 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from crmtel.calls.record import party_number
 from crmtel.config import CallsSettings
 from crmtel.domain import CallRecord, Direction, Outcome
+from crmtel.phones import display
 from crmtel.store.calls import StoredEnd
 from crmtel.store.tasks import (
     AnsweredCall,
@@ -124,7 +125,8 @@ async def _record_missed(
             login = settings.queue_owners.get(record.queue or "") or settings.default_owner
             manager = logins.get(login or "")
         at = record.ended_at or datetime.now(UTC)
-        who = record.party_name or record.caller_name or phone
+        # The title is read on the page next to the number: written as people write it, not as E.164.
+        who = record.party_name or record.caller_name or display(phone)
         todo.append(
             MissedCall(
                 phone=phone,

@@ -30,6 +30,7 @@ from crmtel.domain import (
 )
 from crmtel.fakepbx.simulator import Timing
 from crmtel.fakepbx.tones import tone_wav, write_recording
+from crmtel.phones import display
 from crmtel.store.calls import CallRepository
 from crmtel.store.db import Database
 from crmtel.store.deals import DealRepository, NewDeal
@@ -360,7 +361,7 @@ async def seed_history(
                 manager_id=manager_id,
                 client_id=record.party_id if record.party_kind is PartyKind.CLIENT else None,
                 lead_id=record.party_id if record.party_kind is PartyKind.LEAD else None,
-                title=f"Перезвонить: {record.party_name or record.caller_number}",
+                title=f"Перезвонить: {record.party_name or display(record.caller_number)}",
                 due_at=record.started_at + timedelta(minutes=30),
                 at=record.started_at,
             )

@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 
+from crmtel.callbacks.service import EndedCall, book_ended_calls
 from crmtel.calls.commands import replay_stream
 from crmtel.config import CallsSettings, I18nSettings, Settings
+from crmtel.domain import CallRecord, Direction, Outcome
 from crmtel.fakepbx.server import load_ami
+from crmtel.store.calls import CallRepository
 from crmtel.store.db import Database
 from crmtel.store.managers import ManagerRepository
 from crmtel.store.tasks import TaskRepository
@@ -30,3 +34,30 @@ async def test_missed_call_task_title_follows_i18n_language(
     )
     await replay_stream(settings, db, load_ami(traces_dir / "direct-caller-gives-up.ami"), settle=0.05)
     assert [t.title for t in await TaskRepository(db).open_tasks()] == [title]
+
+
+async def test_a_nameless_callers_task_is_titled_with_the_number_as_people_write_it(db: Database) -> None:
+    """A missed call from a number with no name and no CRM party: «+7 903 846-45-06» in the title, as on the page,
+    not «+79038464506»."""
+    at = datetime.now(UTC) - timedelta(minutes=5)
+    record = CallRecord(
+        pbx="pbx1",
+        linkedid="nameless",
+        direction=Direction.INBOUND,
+        caller_number="+79038464506",
+        caller_name=None,
+        dialled="4951234567",
+        started_at=at,
+        answered_at=None,
+        ended_at=at + timedelta(seconds=20),
+        rang=("101",),
+        answered_by=None,
+        outcome=Outcome.MISSED,
+        talk_seconds=0,
+    )
+    ids = await CallRepository(db).upsert_many([(record, None)])
+    async with db.session() as session:
+        await book_ended_calls(
+            session, [EndedCall(record, ids[("pbx1", "nameless")], None)], CallsSettings(), 10, title=str
+        )
+    assert [t.title for t in await TaskRepository(db).open_tasks()] == ["+7 903 846-45-06"]
