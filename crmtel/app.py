@@ -241,6 +241,7 @@ async def start(settings: Settings, *, demo: bool = False, demo_speed: float = 1
                     settings.routing.wholesale_queue,
                     settings.routing.default_queue,
                 ),
+                region=settings.region,
             )
         )
         node_notifier = BoardTap(notifier, board)

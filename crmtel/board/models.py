@@ -12,7 +12,16 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from crmtel.domain import CallAnswered, CallEnded, CallEvent, CallQueued, CallRinging, CallRingStopped
+from crmtel.domain import (
+    CallAnswered,
+    CallEnded,
+    CallEvent,
+    CallQueued,
+    CallRinging,
+    CallRingStopped,
+    Direction,
+)
+from crmtel.phones import to_e164
 from crmtel.timestamps import iso_instant
 
 BOARD_STATE = "board.state"
@@ -48,6 +57,8 @@ class BoardState:
     queues: set[str] = field(default_factory=set)
     # The queues the configuration routes to: always on the board, even on a quiet day.
     configured: frozenset[str] = frozenset()
+    # Where a dialled number without its country code is read (``8 916 …`` is Russian in RU).
+    region: str = "RU"
     counts: TodayCounts = field(default_factory=TodayCounts)
     _calls: dict[str, _Call] = field(default_factory=dict)
     _names: dict[str, str] = field(default_factory=dict)
@@ -65,6 +76,13 @@ class BoardState:
                 self.queues.add(event.queue)
                 call.waiting_since = event.joined_at if event.outcome is None else None
                 return True
+            case CallRinging() if event.direction is Direction.OUTBOUND:
+                # The caller of a call we place is our own manager: the other party is the number dialled.
+                call = self._call(event.call_id, event.at)
+                call.caller_number = (
+                    call.caller_number or to_e164(event.dialled, self.region) or event.dialled
+                )
+                return changed
             case CallRinging():
                 call = self._call(event.call_id, event.at)
                 call.caller_number = call.caller_number or event.caller_number

@@ -68,6 +68,7 @@ class BoardService:
         settle: float = 2.0,
         min_interval: float = 0.2,
         queues: Iterable[str] = (),
+        region: str = "RU",
         clock: Callable[[], datetime] | None = None,
     ) -> None:
         zone(timezone)
@@ -78,7 +79,7 @@ class BoardService:
         self._refresh_every = refresh_every
         self._settle = settle
         self._clock = clock or (lambda: datetime.now(UTC))
-        self.state = BoardState(configured=frozenset(q for q in queues if q))
+        self.state = BoardState(configured=frozenset(q for q in queues if q), region=region)
         self._day: date | None = None
         self._ended = asyncio.Event()
         self._stored = asyncio.Event()

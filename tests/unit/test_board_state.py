@@ -96,3 +96,16 @@ def test_configured_queues_are_always_on_the_board() -> None:
     assert _shape(board, now) == ({"retail": 0, "wholesale": 0}, [])
     board.new_day()
     assert _shape(board, now) == ({"retail": 0, "wholesale": 0}, [])
+
+
+def test_an_outbound_call_shows_the_number_dialled_not_the_manager_as_the_caller() -> None:
+    """outbound-answered: Anna (101) dials 8 916 111-00-01; the board's other party is that number, not «Анна
+    Смирнова» (the caller of a call we place is our own manager)."""
+    board = BoardState()
+    events = _events("outbound-answered")
+    answered = next(e for e in events if isinstance(e, CallAnswered))
+    for event in events[: events.index(answered) + 1]:
+        board.apply(event, "Анна Смирнова" if isinstance(event, CallAnswered) else None)
+    (talking,) = board.message(answered.at)["talking"]
+    assert (talking["extension"], talking["manager"]) == ("101", "Анна Смирнова")
+    assert (talking["number"], talking["name"]) == ("+79161110001", None)
