@@ -45,6 +45,15 @@ async def test_my_mobile_is_checked_saved_and_rings_first(
         form = anna.locator("[data-testid=settings-form]")
         await expect(form).to_be_visible()
         await expect(form.locator("[data-testid=mobile-current]")).to_have_text("Мобильный не указан")
+        save = await form.locator("[data-testid=mobile-save]").bounding_box()
+        clear = await form.locator("[data-testid=mobile-clear]").bounding_box()
+        assert save is not None
+        assert clear is not None
+        # «Сохранить» and «Убрать номер» side by side stand apart (they touched).
+        assert clear["y"] >= save["y"] + save["height"] or clear["x"] >= save["x"] + save["width"] + 4, (
+            save,
+            clear,
+        )
 
         await anna.fill("[data-testid=mobile-input]", "8 800 555-35-35")
         await anna.click("[data-testid=mobile-save]")
