@@ -4,10 +4,12 @@
 
 Starts the demo in a temporary folder on free ports, logs in as a manager in Russian and English at a desk
 (1366×900) and a phone (390×844) size, waits for a ringing card, and writes for each language and size:
-``main-<lang>-<size>.png`` (a ringing card), ``history-<lang>-<size>.png`` (a call's detail over the history)
-and ``report-<lang>-<size>.png`` (the head's report), and the CRM's pages: ``clients-…`` (the list),
-``card-…`` (a client's card), ``deals-…`` (the pipeline), ``tasks-…`` (the task list) and ``week-…`` (the
-week's calendar). Uses Debian's Chromium like the browser tests, one browser per language started in that
+``main-<lang>-<size>.png`` (a ringing card), ``history-<lang>-<size>.png`` (the history),
+``detail-<lang>-<size>.png`` (a call's detail over it), ``callbacks-…`` (the callbacks to make and the search),
+``settings-…`` (the manager's own mobile), the head's pages ``report-…`` (calls vs deals), ``queues-…`` (the
+queue report) and ``board-…`` (the live board), and the CRM's pages: ``clients-…`` (the list), ``card-…`` (a
+client's card), ``deals-…`` (the pipeline), ``deal-list-…`` (the deal list), ``tasks-…`` (the task list) and
+``week-…`` (the week's calendar). Uses Debian's Chromium like the browser tests, one browser per language started in that
 language, so date and time boxes read as that reader's browser shows them (12.01.2026 and 19:41 in Russian, not
 12/01/2026 and 07:41 PM; Debian's chromium-l10n must be installed for that). ``--only report tasks`` and
 ``--lang ru`` retake just those pictures.
@@ -38,8 +40,21 @@ RING_WAIT_MS = 120_000
 # Twelve browsers and the demo on a shared 2-core machine: a login or a list can take far longer than on a desk.
 SEEN_MS = 90_000
 RINGING_SHOTS = ("main", "history", "detail")
-CRM_SHOTS = ("clients", "card", "deals", "tasks", "week")
-SHOTS = (*RINGING_SHOTS, "report", *CRM_SHOTS)
+# The head's pages: the picture's name → (the path, what shows the page is drawn, what is worth waiting a while
+# for: the board with someone on a call).
+HEAD_PAGES: dict[str, tuple[str, str, str | None]] = {
+    "report": ("/reports/calls-vs-deals", "#report-table", None),
+    "queues": ("/reports/queues", "[data-testid=queue-table]", None),
+    "board": (
+        "/board",
+        "[data-testid=board-today] [data-testid=today-answered]",
+        "[data-testid=talking-call]",
+    ),
+}
+CRM_SHOTS = ("clients", "card", "deals", "deal-list", "tasks", "week")
+# The manager's own views besides the calls and the CRM.
+OWN_SHOTS = ("callbacks", "settings")
+SHOTS = (*RINGING_SHOTS, *HEAD_PAGES, *CRM_SHOTS, *OWN_SHOTS)
 
 
 def browser_language(lang: str) -> tuple[list[str], dict[str, str | float | bool]]:
@@ -130,36 +145,51 @@ async def logged_in(browser: Browser, url: str, login: str, lang: str, size: str
 
 
 async def shoot(browser: Browser, url: str, out: Path, lang: str, size: str, wanted: set[str]) -> None:
-    """The ringing card, the history, a call's detail and the report of one language and size."""
+    """The ringing card, the history, a call's detail and the head's pages of one language and size."""
     if wanted & set(RINGING_SHOTS):
         async with logged_in(browser, url, "anna", lang, size) as page:
             await _ringing(page, out, lang, size, wanted)
-    if "report" in wanted:
-        async with logged_in(browser, url, "head", lang, size) as page:
-            await page.goto(url + "/reports/calls-vs-deals")
-            await expect(page.locator("#report-table")).to_be_visible()
-            await page.screenshot(path=str(out / f"report-{lang}-{size}.png"), full_page=size == "desk")
+    if not wanted & set(HEAD_PAGES):
+        return
+    async with logged_in(browser, url, "head", lang, size) as page:
+        for name, (path, drawn, best) in HEAD_PAGES.items():
+            if name not in wanted:
+                continue
+            await page.goto(url + path)
+            await expect(page.locator(drawn).first).to_be_visible(timeout=SEEN_MS)
+            if best is not None:
+                with contextlib.suppress(AssertionError):
+                    await expect(page.locator(best).first).to_be_visible(timeout=RING_WAIT_MS)
+            await page.wait_for_timeout(500)
+            await page.screenshot(
+                path=str(out / f"{name}-{lang}-{size}.png"), full_page=name == "report" and size == "desk"
+            )
 
 
 async def _ringing(page: Page, out: Path, lang: str, size: str, wanted: set[str]) -> None:
     ringing = page.locator("[data-testid=call-card][data-state=ringing]")
-    # A known client's card shows the most (company, manager, turnover): wait a while for one.
-    client = page.locator("[data-testid=call-card][data-state=ringing]:has([data-kind=client])")
+    # A known client calling in shows the most (company, manager, turnover, «Звонит на 101»): wait a while for
+    # one, not for a call Anna dials herself.
+    client = page.locator(
+        "[data-testid=call-card][data-state=ringing][data-direction=inbound]:has([data-kind=client])"
+    )
+    shown = client.first
     try:
-        await expect(client.first).to_be_visible(timeout=RING_WAIT_MS)
+        await expect(shown).to_be_visible(timeout=RING_WAIT_MS)
     except AssertionError:
-        await expect(ringing.first).to_be_visible(timeout=RING_WAIT_MS)
+        shown = ringing.first
+        await expect(shown).to_be_visible(timeout=RING_WAIT_MS)
+    with contextlib.suppress(AssertionError):  # the client's history on the card, when it has one
+        await expect(shown.locator(".tl-item").first).to_be_visible(timeout=5000)
     await page.wait_for_timeout(300)
     if "main" in wanted:
         await page.screenshot(path=str(out / f"main-{lang}-{size}.png"))
-    for close in await page.locator("[data-testid=card-close]").all():
-        with contextlib.suppress(Exception):
-            await close.click(timeout=1000)
+    await _close_cards(page)
     await page.click("[data-testid=history-refresh]")
     rows = page.locator("[data-testid=history-row]")
     await expect(rows.first).to_be_visible(timeout=SEEN_MS)
     if "history" in wanted:
-        await page.screenshot(path=str(out / f"history-{lang}-{size}.png"))
+        await _quiet_shot(page, out / f"history-{lang}-{size}.png")
     if "detail" not in wanted:
         return
     answered = page.locator("[data-testid=history-row][data-outcome=answered] [data-testid=history-open]")
@@ -179,41 +209,80 @@ async def _ringing(page: Page, out: Path, lang: str, size: str, wanted: set[str]
     await page.screenshot(path=str(out / f"detail-{lang}-{size}.png"))
 
 
+async def _close_cards(page: Page) -> None:
+    for close in await page.locator("[data-testid=card-close]").all():
+        with contextlib.suppress(Exception):
+            await close.click(timeout=1000)
+
+
+async def _quiet_shot(page: Page, path: Path) -> None:
+    """A page without the live cards the demo's calls keep bringing (the CRM's pages are what is shown)."""
+    await _close_cards(page)
+    await page.wait_for_timeout(300)
+    await page.screenshot(path=str(path))
+
+
 async def shoot_crm(browser: Browser, url: str, out: Path, lang: str, size: str, wanted: set[str]) -> None:
     """The CRM's pages, as Anna sees them."""
     if not wanted & set(CRM_SHOTS):
         return
     async with logged_in(browser, url, "anna", lang, size) as page:
-        for close in await page.locator("[data-testid=card-close]").all():
-            with contextlib.suppress(Exception):
-                await close.click(timeout=1000)
         if wanted & {"clients", "card"}:
             await page.goto(url + "/#clients")
             await expect(page.locator("[data-testid=party-row]").first).to_be_visible(timeout=SEEN_MS)
             await page.wait_for_timeout(500)
             if "clients" in wanted:
-                await page.screenshot(path=str(out / f"clients-{lang}-{size}.png"))
+                await _quiet_shot(page, out / f"clients-{lang}-{size}.png")
         if "card" in wanted:
             await page.locator("[data-testid=party-open]", has_text="Кузнецова").first.click()
             await expect(page.locator("[data-testid=timeline-call]").first).to_be_visible(timeout=SEEN_MS)
             await page.wait_for_timeout(500)
-            await page.screenshot(path=str(out / f"card-{lang}-{size}.png"))
-        if "deals" in wanted:
+            await _quiet_shot(page, out / f"card-{lang}-{size}.png")
+        if wanted & {"deals", "deal-list"}:
             await page.goto(url + "/#deals")
-            await expect(page.locator("[data-testid=deal-card]").first).to_be_visible(timeout=SEEN_MS)
+            await expect(page.locator("[data-testid=pipeline] [data-testid=deal-card]").first).to_be_visible(
+                timeout=SEEN_MS
+            )
             await page.wait_for_timeout(500)
-            await page.screenshot(path=str(out / f"deals-{lang}-{size}.png"))
+            if "deals" in wanted:
+                await _quiet_shot(page, out / f"deals-{lang}-{size}.png")
+        if "deal-list" in wanted:
+            await page.get_by_test_id("deals-mode-list").click()
+            await expect(page.locator("[data-testid=deal-list] [data-testid=deal-card]").first).to_be_visible(
+                timeout=SEEN_MS
+            )
+            await page.wait_for_timeout(500)
+            await _quiet_shot(page, out / f"deal-list-{lang}-{size}.png")
         if wanted & {"tasks", "week"}:
             await page.goto(url + "/#tasks")
             await expect(page.locator("[data-testid=task-row]").first).to_be_visible(timeout=SEEN_MS)
             await page.wait_for_timeout(500)
             if "tasks" in wanted:
-                await page.screenshot(path=str(out / f"tasks-{lang}-{size}.png"))
+                await _quiet_shot(page, out / f"tasks-{lang}-{size}.png")
         if "week" in wanted:
             await page.locator("[data-testid=tasks-mode-week]").click()
             await expect(page.locator("[data-testid=calendar]")).to_be_visible(timeout=SEEN_MS)
             await page.wait_for_timeout(500)
-            await page.screenshot(path=str(out / f"week-{lang}-{size}.png"))
+            await _quiet_shot(page, out / f"week-{lang}-{size}.png")
+
+
+async def shoot_own(browser: Browser, url: str, out: Path, lang: str, size: str, wanted: set[str]) -> None:
+    """Anna's callbacks (with a search for a client typed) and her settings."""
+    if not wanted & set(OWN_SHOTS):
+        return
+    async with logged_in(browser, url, "anna", lang, size) as page:
+        if "callbacks" in wanted:
+            await page.goto(url + "/#callbacks")
+            await expect(page.locator("[data-testid=callback-row]").first).to_be_visible(timeout=SEEN_MS)
+            await page.get_by_test_id("search-input").fill("Кузн")
+            await expect(page.locator("[data-testid=search-hit]").first).to_be_visible(timeout=SEEN_MS)
+            await page.wait_for_timeout(500)
+            await _quiet_shot(page, out / f"callbacks-{lang}-{size}.png")
+        if "settings" in wanted:
+            await page.goto(url + "/#settings")
+            await expect(page.get_by_test_id("settings-form")).to_be_visible(timeout=SEEN_MS)
+            await page.wait_for_timeout(500)
+            await _quiet_shot(page, out / f"settings-{lang}-{size}.png")
 
 
 async def shoot_all(url: str, out: Path, langs: list[str], wanted: set[str]) -> None:
@@ -232,6 +301,7 @@ async def shoot_all(url: str, out: Path, langs: list[str], wanted: set[str]) -> 
         for lang in langs:
             for size in SIZES:
                 await shoot_crm(browsers[lang], url, out, lang, size, wanted)
+                await shoot_own(browsers[lang], url, out, lang, size, wanted)
 
 
 def main() -> None:

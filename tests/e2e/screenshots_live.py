@@ -5,7 +5,7 @@
 Runs the web app and the call pipeline in this process on a fresh SQLite database, replays the recorded
 ``direct-answered`` trace through the fake AMI server (held while it rings, then mid-talk), and writes
 ``live-ringing-ru-<size>.png``, ``live-timer-ru-<size>.png`` and ``live-result-ru-<size>.png`` for a desk
-(1366×900) and a phone (390×844). Uses Debian's Chromium like the browser tests.
+(1366×900) and a phone (390×844). Uses Debian's Chromium like the browser tests, started in Russian.
 """
 
 from __future__ import annotations
@@ -24,7 +24,8 @@ from crmtel.domain import Category
 from crmtel.fakepbx.server import StreamItem, load_ami
 from crmtel.store.db import Database
 from crmtel.store.parties import NewClient, PartyRepository
-from tests.e2e.conftest import CHROMIUM, CHROMIUM_ARGS
+from tests.e2e.conftest import CHROMIUM
+from tests.e2e.screenshots import browser_language
 from tests.e2e.test_live_line import INBOUND_ID, line, replaying
 from tests.e2e.test_popup_calls import index_of
 
@@ -36,7 +37,8 @@ async def shoot(out: Path) -> None:
     """Write the three screenshots at both sizes into ``out``."""
     await asyncio.to_thread(out.mkdir, parents=True, exist_ok=True)
     async with async_playwright() as pw:
-        browser = await pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
+        args, env = browser_language("ru")
+        browser = await pw.chromium.launch(executable_path=CHROMIUM, args=args, env=env, headless=True)
         try:
             for size, (width, height) in SIZES.items():
                 with tempfile.TemporaryDirectory(prefix="crmtel-live-shots-") as folder:
