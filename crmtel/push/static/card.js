@@ -6,7 +6,7 @@ import { api, callUrl } from "./api.js";
 import { $, el, setText } from "./dom.js";
 import { fmtClock, fmtDateTime, fmtDuration, fmtMoney, fmtMonth, fmtTime, t } from "./i18n.js";
 import { timeline } from "./party.js";
-import { phone } from "./phone.js";
+import { formatPhone, phone } from "./phone.js";
 import { resultPicker } from "./results.js";
 import * as words from "./words.js";
 
@@ -247,10 +247,12 @@ function update(entry) {
   const card = entry.card || {};
   const c = entry.caller;
   const number = c.direction === "outbound" ? c.dialled : c.caller_number;
-  const callerName = c.caller_name && c.caller_name !== "<unknown>" ? c.caller_name : null;
+  // An outbound call's caller name is our own manager's (as in the history): only the CRM knows who was called.
+  const callerName = c.direction !== "outbound" && c.caller_name && c.caller_name !== "<unknown>" ? c.caller_name : null;
   node.className = "card state-" + entry.state + (card.stop_list ? " stop-listed" : "");
   node.dataset.state = entry.state;
-  setText(parts.who, card.name || callerName || number || t("page.card.unknown"));
+  node.dataset.direction = c.direction || "inbound";
+  setText(parts.who, card.name || callerName || formatPhone(number) || t("page.card.unknown"));
   node.setAttribute("aria-label", parts.who.textContent);
   parts.number.replaceChildren(phone(card.number || number, { where: "card", callId: node.dataset.callId }) || "");
   setText(parts.kind, words.kind(card.kind));
@@ -285,7 +287,7 @@ function update(entry) {
     ? fmtMoney(card.turnover) + (card.turnover_month ? " · " + fmtMonth(card.turnover_month) : "") : null);
   // The caller ID name only when it says something the CRM did not (it is often the contact's own name).
   const said = [card.name, card.via_contact, card.company, parts.who.textContent];
-  fact("page.fact.caller_id", callerName && c.direction !== "outbound" && !said.includes(callerName) ? callerName : null);
+  fact("page.fact.caller_id", callerName && !said.includes(callerName) ? callerName : null);
   fact("page.fact.also", card.also && card.also.length ? card.also.join("; ") : null);
   parts.facts.replaceChildren(...facts);
   parts.facts.hidden = facts.length === 0;
