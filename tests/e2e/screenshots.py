@@ -218,6 +218,8 @@ async def _close_cards(page: Page) -> None:
 async def _quiet_shot(page: Page, path: Path) -> None:
     """A page without the live cards the demo's calls keep bringing (the CRM's pages are what is shown)."""
     await _close_cards(page)
+    # From the top, header included (typing in the search box scrolls a phone's page down to it).
+    await page.evaluate("window.scrollTo(0, 0)")
     await page.wait_for_timeout(300)
     await page.screenshot(path=str(path))
 
