@@ -633,13 +633,15 @@ class CallService:
 
     # -- persistence -------------------------------------------------------------------------------
     async def flush(self, *, keep_waiting: bool = False) -> None:
-        """Write every pending call, and the leads/tasks of calls that ended, in one transaction.
+        """Write every pending call, and the leads/tasks of calls that ended.
 
-        An ended call is written with its party. A flush first waits for the lookups of the ends pending when
-        it began, holding nothing meanwhile (neither the one write lock nor a batch: every other write goes
-        on, a cancellation loses nothing), unless ``keep_waiting``, which gives them a moment only. An end
-        whose lookup still runs then stays pending (whole) and the rest is written, so one slow or hung
-        lookup holds back no other call's write (the writer beside tracking, a CDR pass, the stop).
+        An ended call is written with its party. A flush gives the lookups of the ends a moment, then writes
+        every call not waiting for its party, in one transaction; then it waits for the lookups of the ends
+        left pending (those pending when it began), holding nothing meanwhile (neither the one write lock nor
+        a batch: every other write goes on, a cancellation loses nothing), and writes each end once its party
+        is read — unless ``keep_waiting``, which leaves an end whose lookup still runs pending (whole). So one
+        slow or hung lookup holds back no other call's write (the writer beside tracking, a CDR pass, the
+        stop), not even in the flush that waits for it.
 
         The pending work is taken from the outbox as one batch and put back unless the transaction commits
         (a database error or a cancellation keeps it for the next flush). Raises StoreUnavailable (nothing
@@ -647,13 +649,39 @@ class CallService:
         Once a stop began (``begin_stop``) the transaction waits for a locked store no longer than the stop
         has left.
         """
-        if not keep_waiting:
-            await self._held_lookups(within=None)
+        if keep_waiting:
+            await self._write_pending(grace=True)
+            return
+        # The ends pending now are this flush's to write; an end added meanwhile is the next one's (under
+        # steady traffic some end always waits: a flush waiting for those too might never return).
+        mine = self.outbox.held()[0]
+        fenced: WriteFenced | None = None
+        grace = True
+        while True:
+            try:
+                await self._write_pending(grace=grace)
+            except WriteFenced as err:
+                # The rest was written: the ends that wait for their party still are, then the caller is told.
+                fenced = err
+            grace = False
+            # Each end goes as soon as its party is read: a slow lookup holds back no quicker one.
+            tasks = [
+                self._looking[key] for key in mine if key in self._looking and self.outbox.holds_end(key)
+            ]
+            if not tasks:
+                break
+            await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+        if fenced is not None:
+            raise fenced
+
+    async def _write_pending(self, *, grace: bool) -> None:
+        """One transaction: every pending call but the ends whose party lookup still runs (after a moment
+        given to those lookups with ``grace``)."""
         # One flush at a time (several PBX clients share this service): a later version of a call must
         # never be overwritten by an earlier one committing after it.
         async with self._flush_lock:
             fenced: set[str] = set()
-            if keep_waiting:
+            if grace:
                 await self._lookups_given_time()
             # Read in the same loop turn as the batch is taken: no end is taken while its lookup runs.
             waiting = frozenset(key for key, task in self._looking.items() if not task.done())

@@ -157,8 +157,9 @@ class Backfill:
         if progress is not None:
             progress.found(len(found_calls))
         if not dry_run:
-            # Calls that ended just now are stored before they are compared with their CDR.
-            await self.calls.flush()
+            # Calls that ended just now are stored before they are compared with their CDR (an end still
+            # waiting for its party lookup stays pending, and so counts as live here: no wait for it).
+            await self.calls.flush(keep_waiting=True)
         keys = {(self.pbx, linkedid) for linkedid, _ in found_calls}
         keys |= {
             (self.pbx, reused_key(linkedid, min(r.start for r in legs))) for linkedid, legs in found_calls
@@ -387,8 +388,9 @@ class CdrService:
 
     async def _close_orphans(self, pbx: str, at: datetime) -> None:
         """Calls stored as live that the tracker does not follow (their state was lost) and the PBX no longer has."""
-        # Written first: a call whose end is being written right now must be seen as ended, not as an orphan.
-        await self.calls.flush()
+        # Written first: a call whose end is being written right now must be seen as ended, not as an orphan
+        # (an end still waiting for its party lookup stays pending: followed, and not waited for).
+        await self.calls.flush(keep_waiting=True)
         # Taken before the store is read, and in the same loop turn as the flush: a call that ended in the
         # tracker while that flush committed is pending now, and the writer beside tracking may store its end
         # while the read below runs — a read that can still see the row live. Judged after the read, such a
@@ -406,7 +408,8 @@ class CdrService:
         better = await self.amend(pbx, orphans, at)
         for record in orphans:
             await self.calls.record_ended(pbx, better.get(record.linkedid) or closed_at(record, at))
-        await self.calls.flush()
+        # Their lookups are done (``record_ended`` waits for each): another call's hung one is not waited for.
+        await self.calls.flush(keep_waiting=True)
         log.info("cdr %s: %d call(s) stored as live but gone from the PBX closed", pbx, len(orphans))
 
 

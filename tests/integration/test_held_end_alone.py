@@ -121,9 +121,9 @@ async def test_a_stop_writes_the_other_calls_and_names_only_the_end_still_waitin
         await service.aclose()
 
 
-async def test_a_cdr_pass_waiting_for_a_hung_lookup_holds_back_no_other_calls_write(db: Database) -> None:
-    """A resync's CDR pass writes every pending call first, the held end too, so it waits for that end's party;
-    meanwhile the writer beside tracking goes on writing the calls that end after it began."""
+async def test_a_cdr_pass_and_a_hung_lookup_hold_back_no_other_calls_write(db: Database) -> None:
+    """A resync's CDR pass does not wait for the held end's party (it stays pending, followed); the writer
+    beside tracking goes on writing the calls that end after it, and the held end once its party is read."""
     parties = await _parties(db)
     service = CallService(db, CallsSettings(), parties)
     cdr = CdrService(service, WatermarkRepository(db), {}, {})
@@ -137,8 +137,8 @@ async def test_a_cdr_pass_waiting_for_a_hung_lookup_holds_back_no_other_calls_wr
         await service.on_idle("pbx1")
         await wait_until(lambda: _count_ended(db, 5), limit=10)
         cdr.resynced("pbx1", BASE + timedelta(seconds=10))
-        await asyncio.sleep(0.3)  # the pass's first write waits for the hung lookup's end
-        assert not cdr._idle.is_set()
+        # Before (review28c): the pass's first write waited for the hung lookup's end, and so did the pass.
+        await asyncio.wait_for(cdr.idle(), 5)
         await _feed(service, later)
         await service.on_idle("pbx1")
         # Before: the pass waited holding the one write lock (and the batch it took): nothing more was written.
@@ -181,4 +181,75 @@ async def test_past_max_unwritten_tracking_writes_the_others_instead_of_waiting_
         assert held.record.party_name == "ООО Ромашка"
     finally:
         parties.gate.set()
+        await service.aclose()
+
+
+def _answered_start() -> list[Recorded]:
+    """The first half of an answered call: stored live, never ended in this stream."""
+    pattern = {p.name: p for p in load_patterns()}["direct-answered"]
+    stream = Rewriter(random.Random(2)).rewrite(
+        pattern, start=0.0, epoch=1.7e9, stretch=0.01, new_caller=True
+    )
+    return stream[: len(stream) // 2]
+
+
+async def test_a_cdr_pass_closes_an_orphan_while_a_hung_lookups_end_waits(db: Database) -> None:
+    """A quiet PBX: a call stored live by an earlier run (an orphan now) is closed by the resync's CDR pass at
+    once, although another caller's end still waits for its hung party lookup (kept pending, not an orphan)."""
+    parties = await _parties(db)
+    earlier = CallService(db, CallsSettings(), parties)
+    await _feed(earlier, _answered_start())
+    await earlier.flush()
+    await earlier.aclose()
+    (orphan,) = await CallRepository(db).between()
+    assert orphan.record.ended_at is None
+    service = CallService(db, CallsSettings(), parties)
+    cdr = CdrService(service, WatermarkRepository(db), {}, {})
+    writer = asyncio.create_task(service.write_beside(), name="test-writer")
+    passes = asyncio.create_task(cdr.run(), name="test-cdr")
+    try:
+        await asyncio.sleep(0)
+        await _feed(service, calls(0))
+        await service.on_idle("pbx1")
+        await asyncio.sleep(0.5)
+        assert service.outbox.held()[0]  # the hung lookup's end, kept back
+        cdr.resynced("pbx1", BASE + timedelta(hours=1))
+        # Before: the pass's first write waited for the hung lookup, so the orphan stayed live for ever.
+        await wait_until(lambda: _count_ended(db, 1), limit=5)
+        (closed,) = await _ended(db)
+        assert closed.record.linkedid == orphan.record.linkedid
+        assert not _is_hung(closed)
+        parties.gate.set()
+        await asyncio.wait_for(cdr.idle(), 10)
+        await wait_until(lambda: _count_ended(db, 2), limit=10)
+        (held,) = [c for c in await _ended(db) if _is_hung(c)]
+        assert held.record.party_name == "ООО Ромашка"
+    finally:
+        parties.gate.set()
+        passes.cancel()
+        writer.cancel()
+        await asyncio.gather(passes, writer, return_exceptions=True)
+        await service.aclose()
+
+
+async def test_a_flush_that_waits_for_a_hung_lookup_writes_every_other_call_first(db: Database) -> None:
+    """A plain flush (a CDR pass's last write, before its watermark moves; no writer beside on a quiet PBX)
+    writes the calls not waiting for their party at once, then waits for the held end and writes it too."""
+    parties = await _parties(db)
+    service = CallService(db, CallsSettings(), parties)
+    await _feed(service, calls(4))
+    flush = asyncio.create_task(service.flush(), name="test-flush")
+    try:
+        # Before: the flush waited for the hung lookup before writing anything: none of the 4 was stored.
+        await wait_until(lambda: _count_ended(db, 4), limit=5)
+        assert all(not _is_hung(c) for c in await _ended(db))
+        assert not flush.done()
+        parties.gate.set()
+        await asyncio.wait_for(flush, 10)
+        assert service.pending == 0
+        (held,) = [c for c in await _ended(db) if _is_hung(c)]
+        assert held.record.party_name == "ООО Ромашка"
+    finally:
+        parties.gate.set()
+        await asyncio.gather(flush, return_exceptions=True)
         await service.aclose()
