@@ -72,6 +72,7 @@ from crmtel.store.calls import (
     upsert_in,
 )
 from crmtel.store.db import Database, is_sqlite
+from crmtel.store.lookup import lookup_in
 from crmtel.store.managers import staff_in
 from crmtel.store.tasks import WantedLead, ensure_leads_in
 
@@ -251,6 +252,9 @@ class CallService:
         self._party: dict[CallKey, _Party | None] = {}
         # The number each call's party was looked up by.
         self._matched: dict[CallKey, str | None] = {}
+        # Calls whose party lookup failed (the store briefly unreachable): not "nobody" — their write reads
+        # the party again in its own transaction, so a known client's missed call makes no lead.
+        self._unread: set[CallKey] = set()
         # A short memory of lookups: a busy line calls the same numbers again and again.
         self._lookups: dict[str, tuple[_Party | None, float]] = {}
         # Party lookups running beside tracking (``_match``), a few at a time: the pool serves the cards too.
@@ -341,6 +345,7 @@ class CallService:
         for held in (self._party, self._matched):
             for key in [k for k in held if k[0] == pbx]:
                 del held[key]
+        self._unread -= {k for k in self._unread if k[0] == pbx}
         for key in [k for k in self._ending if k[0] == pbx]:
             self._ending.pop(key).cancel()
         for key in [k for k in self._looking if k[0] == pbx]:
@@ -467,6 +472,7 @@ class CallService:
                     self.outbox.merged(pbx, record.linkedid, merged_into)
                     self._party.pop(key, None)
                     self._matched.pop(key, None)
+                    self._unread.discard(key)
                     self._cancel_lookup(key)
                     await self._publish(effect)
                     continue
@@ -489,6 +495,7 @@ class CallService:
                 self.outbox.discarded(key)
                 self._party.pop(key, None)
                 self._matched.pop(key, None)
+                self._unread.discard(key)
                 self._cancel_lookup(key)
 
     async def _end(self, key: CallKey, record: CallRecord) -> CallRecord:
@@ -550,11 +557,7 @@ class CallService:
         cached = self._lookups.get(number)
         if cached is not None and cached[1] > now:
             return cached[0]
-        try:
-            party = _responsible(await self.parties.lookup(number))
-        except CrmtelError as err:
-            log.warning("party lookup for %s failed: %s", number, err)
-            return None
+        party = _responsible(await self.parties.lookup(number))
         if len(self._lookups) > 10_000:
             self._lookups.clear()
         self._lookups[number] = (party, now + _LOOKUP_TTL)
@@ -570,6 +573,7 @@ class CallService:
         if key in self._matched and self._matched.get(key) == number:
             return
         self._matched[key] = number
+        self._unread.discard(key)
         self._cancel_lookup(key)
         cached = self._lookups.get(number) if number is not None else None
         if number is None or (cached is not None and cached[1] > self._now()):
@@ -581,10 +585,18 @@ class CallService:
         task.add_done_callback(functools.partial(self._looked_up, key))
 
     async def _look_up_beside(self, key: CallKey, record: CallRecord) -> None:
+        number = party_number(record)
         async with self._lookup_slots:
-            party = await self._lookup(record)
-        if self._matched.get(key) == party_number(record):
+            try:
+                party = await self._lookup(record)
+            except CrmtelError as err:
+                log.warning("party lookup for %s failed; its write reads it again: %s", number, err)
+                if self._matched.get(key) == number:
+                    self._unread.add(key)
+                return
+        if self._matched.get(key) == number:
             self._party[key] = party
+            self._unread.discard(key)
 
     def _looked_up(self, key: CallKey, task: asyncio.Task[None]) -> None:
         if self._looking.get(key) is task:
@@ -703,6 +715,7 @@ class CallService:
             for key in batch.ended:
                 self._party.pop(key, None)
                 self._matched.pop(key, None)
+                self._unread.discard(key)
             if batch.ended and self._after_flush is not None:
                 self._after_flush(len(batch.ended))
             if fenced:
@@ -828,6 +841,11 @@ class CallService:
         merges: Sequence[tuple[str, str, str]],
     ) -> dict[CallKey, CallRecord]:
         """Write the rows, leads and tasks; returns the ended calls' records as stored."""
+        for key in [key for key in ended if key in self._unread]:
+            number = party_number(ended[key])
+            if number is not None:
+                self._party[key] = _responsible(await lookup_in(session, number))
+            self._unread.discard(key)
         for pbx, old, new in merges:
             await merge_in(session, pbx, old, new)
         already = await stored_ends_in(session, list(ended)) if ended else {}
