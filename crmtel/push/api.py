@@ -274,9 +274,11 @@ async def get_call(request: web.Request) -> web.Response:
     tasks = await state.notes.tasks_for_call(call.id)
     owner = await state.managers.get(call.manager_id) if call.manager_id is not None else None
     logins = {owner.id: owner.login} if owner is not None else {}
+    names = {ext: m.name for m in await state.managers.all() for ext in m.extensions}
+    playable = call.call_id in await _playable(request, [call])
     return web.json_response(
         {
-            "call": call_json(call, playable=call.call_id in await _playable(request, [call]), logins=logins),
+            "call": call_json(call, playable=playable, names=names, logins=logins),
             "notes": [_note_json(n) for n in notes],
             "deals": [_deal_json(d) for d in deals],
             "tasks": [_task_json(t) for t in tasks],

@@ -3,6 +3,7 @@ finds what people type and opens the card, the head's list filters, sorts and pa
 audit entry, a merge moves numbers, the card's timeline shows a call with its note, a deal is moved to won in
 the pipeline, a callback planned for tomorrow survives an outbound call today, numbers are written one way and
 each is called with one click, a call transferred out says to which number in the call list and its detail,
+a call answered on a mobile says on which number, who answered stays readable word by word on a phone,
 another manager's client, lead, deal and task are neither shown nor reachable through the API by id, a write
 without the CSRF token is refused — and axe finds no serious or critical violation on any page."""
 
@@ -779,6 +780,151 @@ async def test_a_call_transferred_out_says_to_which_number_in_the_call_list_and_
         await expect(mark).to_have_count(1, timeout=SEEN)
         await expect(mark.locator(".phone-number")).to_have_text("+7 916 111-00-01")
         await _fits(page)
+        await context.close()
+
+
+# For every word of the cells matched: the distinct line tops its letters are drawn on (one for a word kept whole).
+_WORD_LINES = """(selector) => [...document.querySelectorAll(selector)].flatMap((cell) => {
+  const out = [];
+  const walker = document.createTreeWalker(cell, NodeFilter.SHOW_TEXT);
+  for (let node = walker.nextNode(); node; node = walker.nextNode()) {
+    for (const m of node.data.matchAll(/\\S+/g)) {
+      const range = document.createRange();
+      range.setStart(node, m.index);
+      range.setEnd(node, m.index + m[0].length);
+      const tops = new Set([...range.getClientRects()].filter((r) => r.width > 0).map((r) => Math.round(r.top)));
+      out.push([m[0], tops.size]);
+    }
+  }
+  return out;
+})"""
+
+
+async def test_who_answered_stays_readable_word_by_word_on_a_phone_beside_an_earlier_days_date(
+    db: Database, browser: Browser
+) -> None:
+    """The head's call list at 390×844 with calls from earlier days (the wider date column) answered by «Анна
+    Смирнова (101)» and by «Константин Константинопольский (1001)»: every word of «Кто» is drawn on one line —
+    the name wraps between words, never letter by letter (the date squeezed the column to one letter a line) —
+    in Russian and in English, the page no wider than the screen, axe-clean. (On a desk «Кто» is a 7.5rem
+    column: a surname as long as Константинопольский is still broken there.)"""
+    width, height = 390, 844
+    async with crm_site(db) as site:
+        await ManagerRepository(db).save(
+            login="kostya", name="Константин Константинопольский", extensions=("1001",)
+        )
+        at = datetime.now(UTC) - timedelta(days=20)
+        long_name = CallRecord(
+            pbx="pbx1",
+            linkedid="long-name-1",
+            direction=Direction.INBOUND,
+            caller_number="+74951112233",
+            caller_name=None,
+            dialled="4951234567",
+            started_at=at,
+            answered_at=at + timedelta(seconds=4),
+            ended_at=at + timedelta(minutes=4),
+            rang=("1001",),
+            answered_by="1001",
+            outcome=Outcome.ANSWERED,
+            talk_seconds=236,
+            ring_seconds=4,
+        )
+        await CallRepository(db).upsert_many([(long_name, None)])
+        context, page = await login(browser, site, "head", width, height)
+        await page.goto(site.url("/#calls"))
+        who = page.locator("[data-testid=history-row] .c-who")
+        await expect(who).to_have_text(
+            ["Константин Константинопольский (1001)", "Анна Смирнова (101)"], timeout=SEEN
+        )
+        for language, where in (("ru", "Russian"), ("en", "English")):
+            if language == "en":
+                await page.locator("[data-testid=lang-select]").select_option("en")
+                await expect(page.locator("[data-testid=history-row] .c-dir").first).to_have_text(
+                    "Inbound", timeout=SEEN
+                )
+                await expect(who).to_have_count(2, timeout=SEEN)
+            words = await page.evaluate(_WORD_LINES, "[data-testid=history-row] .c-who")
+            assert [w for w, _ in words] == [
+                "Константин",
+                "Константинопольский",
+                "(1001)",
+                "Анна",
+                "Смирнова",
+                "(101)",
+            ]
+            assert [w for w, lines in words if lines != 1] == [], (where, words)
+            await _fits(page)
+            await _no_axe(page, f"the call list in {where} with long names")
+        await context.close()
+
+
+@pytest.mark.parametrize(("width", "height"), SIZES)
+async def test_a_call_forwarded_to_a_mobile_says_on_which_number_it_was_answered(
+    db: Database, browser: Browser, width: int, height: int
+) -> None:
+    """Anna's phone forwarded a call from +7 495 111-22-33 (no caller name) to her mobile, where she answered it:
+    the call's detail is headed by the caller's number written one way (+7 495 111-22-33, not +74951112233),
+    says «Ответил: Анна Смирнова (101)» and, right after, «Ответил на номере: +7 916 123-45-67», called with one
+    click like every number; in English the fact is «Answered on». Desk and phone, axe-clean."""
+    async with crm_site(db) as site:
+        at = datetime.now(UTC) - timedelta(hours=1)
+        forwarded = CallRecord(
+            pbx="pbx1",
+            linkedid="forwarded-1",
+            direction=Direction.INBOUND,
+            caller_number="+74951112233",
+            caller_name=None,
+            dialled="4951234567",
+            started_at=at,
+            answered_at=at + timedelta(seconds=9),
+            ended_at=at + timedelta(minutes=2),
+            rang=("101",),
+            answered_by="101",
+            answered_on="+79161234567",
+            outcome=Outcome.ANSWERED,
+            talk_seconds=111,
+            ring_seconds=9,
+        )
+        await CallRepository(db).upsert_many([(forwarded, None)])
+        context, page = await login(browser, site, "anna", width, height)
+        click_to_call = await _dials_taken(page)
+        await page.goto(site.url("/#calls"))
+        row = page.locator("[data-testid=history-row]").filter(has_text="+7 495 111-22-33")
+        await row.locator("[data-testid=history-open]").click()
+        detail = page.locator("[data-testid=call-detail]")
+        await expect(detail.locator("[data-testid=detail-title]")).to_have_text(
+            "+7 495 111-22-33", timeout=SEEN
+        )
+        fact = detail.locator("[data-testid=detail-answered-on]")
+        await expect(fact.locator(".phone-number")).to_have_text("+7 916 123-45-67", timeout=SEEN)
+        assert await detail.locator("dt").all_inner_texts() == [
+            "Когда",
+            "Направление",
+            "Итог",
+            "Звонил на",
+            "Ответил",
+            "Ответил на номере",
+            "Ожидание",
+            "Разговор",
+        ]
+        await expect(detail.locator("dt:text-is('Ответил') + dd")).to_have_text("Анна Смирнова (101)")
+        await click_to_call(
+            fact.locator("[data-testid=dial-button]"), "+79161234567", "+7 916 123-45-67", "the call's detail"
+        )
+        await assert_language(page, "ru", DATA)
+        await _no_axe(page, "the detail of a call answered on a mobile")
+        await detail.locator("[data-testid=detail-close]").click()
+
+        await page.locator("[data-testid=lang-select]").select_option("en")
+        await expect(row.locator(".c-dir")).to_have_text("Inbound", timeout=SEEN)
+        await row.locator("[data-testid=history-open]").click()
+        await expect(detail.locator("dt:has(+ [data-testid=detail-answered-on])")).to_have_text(
+            "Answered on", timeout=SEEN
+        )
+        await expect(detail.locator("[data-testid=detail-title]")).to_have_text("+7 495 111-22-33")
+        await _fits(page)
+        await _no_axe(page, "the English detail of a call answered on a mobile")
         await context.close()
 
 

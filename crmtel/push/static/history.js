@@ -150,7 +150,10 @@ function detailFacts(call) {
   fact("page.fact.outcome", outcomeText(call) + (call.missed_reason ? " — " + words.reason(call.missed_reason) : ""));
   // An outbound call "rings" only at the phone that placed it: nothing to say there.
   if (call.direction !== "outbound") fact("page.fact.rang", call.rang.join(", "));
-  fact("page.fact.answered_by", call.answered_by);
+  fact("page.fact.answered_by", words.who(call.answered_by_name, call.answered_by));
+  // A call forwarded (or followed) to a mobile was answered there: the number, right after who answered it.
+  fact("page.fact.answered_on", phone(call.answered_on, { where: "detail", callId: call.call_id }),
+    "detail-answered-on");
   fact("page.fact.transferred_to", phone(call.transferred_to, { where: "detail", callId: call.call_id }),
     "detail-transferred");
   fact("page.fact.queue", call.queue);
@@ -185,7 +188,8 @@ async function openDetail(callId) {
           i18nAttrs: { "aria-label": "page.history.recording" } }) : null;
     body.replaceChildren(...[
       el("h2", { id: "detail-title", testid: "detail-title" },
-        call.party_name || (call.direction !== "outbound" && call.caller_name) || number || t("page.card.unknown")),
+        call.party_name || (call.direction !== "outbound" && call.caller_name) || formatPhone(number)
+          || t("page.card.unknown")),
       el("p", { className: "card-sub" }, phone(number, { where: "detail", callId })),
       detailFacts(call),
       audio,
