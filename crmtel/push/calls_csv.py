@@ -53,7 +53,7 @@ def rows(calls: Sequence[CallView], names: Mapping[str, str], tr: Translator, re
     """The heading and one line per call, every cell as text: local start time as ``2026-12-06 14:05:03``
     (Excel reads it as a date in every locale), numbers written one way (+7 916 777-00-07, never a number
     Excel would shorten), the manager by name, seconds with one decimal, the outside number a blind transfer
-    sent the call on to."""
+    sent the call on to, the number a forwarded call was answered on (a manager's mobile)."""
     zone = ZoneInfo(tr.zone)
     out = [
         [
@@ -67,8 +67,9 @@ def rows(calls: Sequence[CallView], names: Mapping[str, str], tr: Translator, re
             tr.t("page.calls.csv_talk_seconds"),
             tr.t("page.fact.queue"),
             tr.t("page.fact.result"),
-            # Last, so a sheet or macro reading the older files' columns by position reads them on unchanged.
+            # Added last, so a sheet or macro reading the older files' columns by position reads them on unchanged.
             tr.t("page.fact.transferred_to"),
+            tr.t("page.fact.answered_on"),
         ]
     ]
     for call in calls:
@@ -88,6 +89,7 @@ def rows(calls: Sequence[CallView], names: Mapping[str, str], tr: Translator, re
                 as_text(call.queue),
                 as_text(result_name(call.result, tr)) if call.result else "",
                 number_text(call.transferred_to, region) if call.transferred_to else "",
+                number_text(call.answered_on, region) if call.answered_on else "",
             ]
         )
     return out

@@ -1475,6 +1475,7 @@ async def test_the_call_lists_csv_keeps_its_filters_and_opens_in_russian_excel(
             "Очередь",
             "Результат",
             "Переведён на",
+            "Ответил на номере",
         ]
         (call,) = rows[1:]
         assert re.fullmatch(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d", call[0]), call[0]

@@ -83,9 +83,13 @@ def test_only_the_seconds_get_a_decimal_comma_not_a_name_that_looks_like_one() -
     assert (line[3], line[6], line[8]) == ("12.50", "12,3", "1.5")
 
 
-def test_a_call_transferred_out_names_the_number_it_went_on_to_in_its_last_column() -> None:
-    """«Переведён на» (English «Transferred to») is the last column: the outside number a blind transfer sent the
-    call on to, written one way; empty for a call that stayed; a value that is no number stays text."""
+TRANSFERRED_TO, ANSWERED_ON = 10, 11
+
+
+def test_a_call_transferred_out_names_the_number_it_went_on_to_in_its_eleventh_column() -> None:
+    """«Переведён на» (English «Transferred to») is the eleventh column, after the ten older ones: the outside
+    number a blind transfer sent the call on to, written one way; empty for a call that stayed; a value that is no
+    number stays text."""
     answered = {
         "direction": "inbound",
         "caller_number": "+74951234567",
@@ -95,12 +99,37 @@ def test_a_call_transferred_out_names_the_number_it_went_on_to_in_its_last_colum
     (head, moved, stayed) = rows(
         [_call(**answered, transferred_to="+79161110001"), _call(**answered)], {}, RU, "RU"
     )
-    assert head[-1] == "Переведён на"
-    assert (len(head), len(moved), len(stayed)) == (11, 11, 11)
-    assert (moved[-1], stayed[-1]) == ("+7 916 111-00-01", "")
+    assert head[TRANSFERRED_TO] == "Переведён на"
+    assert (moved[TRANSFERRED_TO], stayed[TRANSFERRED_TO]) == ("+7 916 111-00-01", "")
     # The columns before it are where they were, seconds included.
     assert (moved[2], moved[6], moved[7]) == ("+7 495 123-45-67", "12.3", "0.0")
     (_h, odd) = rows([_call(**answered, transferred_to="=1+2")], {}, RU, "RU")
-    assert odd[-1] == "'=1+2"
+    assert odd[TRANSFERRED_TO] == "'=1+2"
     (en_head, _line) = rows([_call()], {}, Translator.for_locale("en", zone="UTC"), "RU")
-    assert en_head[-1] == "Transferred to"
+    assert en_head[TRANSFERRED_TO] == "Transferred to"
+
+
+def test_a_call_answered_on_a_mobile_names_that_number_in_its_last_column() -> None:
+    """«Ответил на номере» (English «Answered on») is the last column, after «Переведён на»: the number a call
+    forwarded (or followed) to a manager's mobile was answered on, written one way; empty for a call answered at
+    a desk phone; a value that is no number stays text; every line has as many cells as the heading."""
+    answered = {
+        "direction": "inbound",
+        "caller_number": "+74951234567",
+        "answered_by": "101",
+        "outcome": "answered",
+    }
+    (head, mobile, desk) = rows(
+        [_call(**answered, answered_on="+79161234567", transferred_to="+79161110001"), _call(**answered)],
+        {"101": "Анна Смирнова"},
+        RU,
+        "RU",
+    )
+    assert (len(head), len(mobile), len(desk)) == (12, 12, 12)
+    assert head[ANSWERED_ON] == "Ответил на номере"
+    assert (mobile[ANSWERED_ON], desk[ANSWERED_ON]) == ("+7 916 123-45-67", "")
+    assert (mobile[4], mobile[TRANSFERRED_TO]) == ("Анна Смирнова (101)", "+7 916 111-00-01")
+    (_h, odd) = rows([_call(**answered, answered_on="@SUM(1)")], {}, RU, "RU")
+    assert odd[ANSWERED_ON] == "'@SUM(1)"
+    (en_head, _line) = rows([_call()], {}, Translator.for_locale("en", zone="UTC"), "RU")
+    assert en_head[ANSWERED_ON] == "Answered on"
