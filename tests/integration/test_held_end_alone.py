@@ -71,6 +71,12 @@ def _is_hung(call: StoredCall) -> bool:
     return (call.record.caller_number or "")[-10:] == HUNG[-10:]
 
 
+async def _held_end_written_with_its_party(db: Database) -> None:
+    """The hung lookup's call is stored once, with the party its lookup read when it answered."""
+    (held,) = [c for c in await _ended(db) if _is_hung(c)]
+    assert held.record.party_name == "ООО Ромашка"
+
+
 async def _count_ended(db: Database, count: int) -> bool:
     return len(await _ended(db)) == count
 
@@ -92,8 +98,7 @@ async def test_a_hung_lookup_holds_back_only_its_own_calls_end(db: Database) -> 
         parties.gate.set()
         await wait_until(lambda: _count_ended(db, 6), limit=10)
         assert service.pending == 0
-        (held,) = [c for c in await _ended(db) if _is_hung(c)]
-        assert held.record.party_name == "ООО Ромашка"  # written with its party, by the same flush rules
+        await _held_end_written_with_its_party(db)  # written with its party, by the same flush rules
     finally:
         parties.gate.set()
         writer.cancel()
@@ -148,8 +153,7 @@ async def test_a_cdr_pass_and_a_hung_lookup_hold_back_no_other_calls_write(db: D
         parties.gate.set()
         await asyncio.wait_for(cdr.idle(), 10)
         await wait_until(lambda: _count_ended(db, 10), limit=10)
-        (held,) = [c for c in await _ended(db) if _is_hung(c)]
-        assert held.record.party_name == "ООО Ромашка"
+        await _held_end_written_with_its_party(db)
     finally:
         parties.gate.set()
         passes.cancel()
@@ -178,8 +182,7 @@ async def test_past_max_unwritten_tracking_writes_the_others_instead_of_waiting_
         await service.flush()
         assert len(await _ended(db)) == 61
         assert service.pending == 0
-        (held,) = [c for c in await _ended(db) if _is_hung(c)]
-        assert held.record.party_name == "ООО Ромашка"
+        await _held_end_written_with_its_party(db)
     finally:
         parties.gate.set()
         await service.aclose()
@@ -223,8 +226,7 @@ async def test_a_cdr_pass_closes_an_orphan_while_a_hung_lookups_end_waits(db: Da
         parties.gate.set()
         await asyncio.wait_for(cdr.idle(), 10)
         await wait_until(lambda: _count_ended(db, 2), limit=10)
-        (held,) = [c for c in await _ended(db) if _is_hung(c)]
-        assert held.record.party_name == "ООО Ромашка"
+        await _held_end_written_with_its_party(db)
     finally:
         parties.gate.set()
         passes.cancel()
@@ -248,8 +250,7 @@ async def test_a_flush_that_waits_for_a_hung_lookup_writes_every_other_call_firs
         parties.gate.set()
         await asyncio.wait_for(flush, 10)
         assert service.pending == 0
-        (held,) = [c for c in await _ended(db) if _is_hung(c)]
-        assert held.record.party_name == "ООО Ромашка"
+        await _held_end_written_with_its_party(db)
     finally:
         parties.gate.set()
         await asyncio.gather(flush, return_exceptions=True)
