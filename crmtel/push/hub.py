@@ -118,6 +118,9 @@ class Hub:
         self.live = LiveCalls()
         # What a head's browser is sent on (re)connecting besides the live calls (the board's state).
         self.everyone_greeting: Callable[[], dict[str, Any]] | None = None
+        # Told the calls a connecting browser is shown without a card (none was built: nobody here watched
+        # them when they rang), so that their cards follow as ``call.card``.
+        self.cards_wanted: Callable[[list[str]], None] | None = None
         self._by_ext: dict[str, set[Connection]] = {}
         self._everyone: set[Connection] = set()
 
@@ -143,6 +146,9 @@ class Hub:
         for item in snapshot:
             conn.offer(encode(item.message))
         conn.live_calls = tuple(dict.fromkeys(str(item.message["call_id"]) for item in snapshot))
+        cardless = [call_id for call_id in conn.live_calls if self.live.card(call_id) is None]
+        if cardless and self.cards_wanted is not None:
+            self.cards_wanted(cardless)
         if everyone:
             if self.everyone_greeting is not None:
                 conn.offer(encode(self.everyone_greeting()))
@@ -150,6 +156,10 @@ class Hub:
         for ext in conn.extensions:
             self._by_ext.setdefault(ext, set()).add(conn)
         return conn
+
+    def watched(self, extension: str) -> bool:
+        """Whether any browser here is sent what happens on ``extension`` (its own, or a head's)."""
+        return bool(self._everyone) or bool(self._by_ext.get(extension))
 
     def disconnect(self, conn: Connection) -> None:
         """Unsubscribe a browser (idempotent)."""

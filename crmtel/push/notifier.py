@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import time
-from typing import Protocol
+from collections.abc import Coroutine
+from typing import Any, Protocol
 
 import structlog
 
@@ -129,8 +130,11 @@ class Notifier:
         self._lookups = asyncio.Semaphore(max_lookups)
         # Events of calls whose card is being built, in arrival order (the first is the CallRinging).
         self._waiting: dict[str, list[CallEvent]] = {}
+        # Calls whose card is being built for a page that connected after they rang.
+        self._late: set[str] = set()
         self._tasks: set[asyncio.Task[None]] = set()
         self._closed = False
+        hub.cards_wanted = self._cards_wanted
 
     async def __aenter__(self) -> Notifier:
         return self
@@ -146,13 +150,42 @@ class Notifier:
         if waiting is not None:
             waiting.append(event)
             return
-        if isinstance(event, CallRinging) and self._hub.live.card(event.call_id) is None:
+        if (
+            isinstance(event, CallRinging)
+            and self._hub.live.card(event.call_id) is None
+            and self._hub.watched(event.extension)
+        ):
             self._waiting[event.call_id] = [event]
-            task = asyncio.create_task(self._with_card(event), name=f"push.card.{event.call_id}")
-            self._tasks.add(task)
-            task.add_done_callback(self._tasks.discard)
+            self._spawn(self._with_card(event), f"push.card.{event.call_id}")
             return
+        # No card is read for a phone nobody here watches: in a cluster every node hears every call, and
+        # reading each card on all of them was two thirds of the cluster's card reads, CPU the popups then
+        # waited for. A page that connects while the call is live gets its card after it (``_cards_wanted``).
         await self._deliver(event, None)
+
+    def _spawn(self, work: Coroutine[Any, Any, None], name: str) -> None:
+        task = asyncio.create_task(work, name=name)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    def _cards_wanted(self, call_ids: list[str]) -> None:
+        """A page connected to live calls that have no card yet: build each and send it as ``call.card``."""
+        if self._closed:
+            return
+        for call_id in call_ids:
+            call = self._hub.live.get(call_id)
+            if call is None or call.info is None or call_id in self._waiting or call_id in self._late:
+                continue
+            self._late.add(call_id)
+            self._spawn(self._late_card(call.info), f"push.late_card.{call_id}")
+
+    async def _late_card(self, ringing: CallRinging) -> None:
+        try:
+            card = await self._lookup(ringing)
+            if self._hub.live.card(ringing.call_id) is None:  # not built meanwhile by a new ringing
+                self._hub.set_card(ringing.call_id, card)
+        finally:
+            self._late.discard(ringing.call_id)
 
     async def idle(self) -> None:
         """Wait until every card being built has been delivered (tests and benchmarks)."""

@@ -137,3 +137,44 @@ async def test_close_cancels_lookups_in_flight_and_ignores_later_events() -> Non
         await notifier.aclose()
     await notifier.publish(ring("102", call_id="pbx1:9.9"))
     assert await take(boris) == []
+
+
+async def test_no_card_is_read_for_a_phone_nobody_here_watches() -> None:
+    """A ringing phone without a page on this node (another cluster node's manager) costs no card read."""
+    hub, cards = Hub(), FakeCards()
+    async with Notifier(hub, cards, FakeNames()) as notifier:
+        vera = hub.connect(3, ["103"])
+        await notifier.publish(ring("102"))
+        await notifier.publish(ring("104", call_id="pbx1:9.9"))
+        await notifier.idle()
+        assert cards.calls == 0
+        assert await take(vera) == []
+
+
+async def test_a_head_watching_everyone_still_gets_every_card() -> None:
+    """A head's page watches every phone, so a ringing call on this node is given its card."""
+    hub, cards = Hub(), FakeCards()
+    async with Notifier(hub, cards, FakeNames(), card_wait=1.0) as notifier:
+        head = hub.connect(1, [], everyone=True)
+        await notifier.publish(ring("102"))
+        await notifier.idle()
+        (msg,) = await take(head)
+        assert (cards.calls, msg["card"]["name"]) == (1, "OOO Romashka")
+
+
+async def test_a_page_connecting_to_a_call_rung_without_a_card_gets_the_card_after_it() -> None:
+    """A page opened while its phone rings (no card was built: nobody watched) is sent the card as call.card."""
+    hub, cards = Hub(), FakeCards()
+    async with Notifier(hub, cards, FakeNames()) as notifier:
+        await notifier.publish(ring("102"))
+        boris = hub.connect(2, ["102"])
+        (snapshot,) = await take(boris)
+        assert (snapshot["type"], snapshot["card"]) == ("call.ringing", None)
+        await notifier.idle()
+        (update,) = await take(boris)
+        assert (update["type"], update["card"]["name"]) == ("call.card", "OOO Romashka")
+        again = hub.connect(4, ["102"])
+        (snapshot,) = await take(again)
+        await notifier.idle()
+        assert snapshot["card"]["name"] == "OOO Romashka"
+        assert (cards.calls, await take(again)) == (1, [])
