@@ -6,6 +6,7 @@ import asyncio
 import functools
 from collections.abc import Awaitable, Callable, Collection, Sequence
 from datetime import UTC, datetime
+from typing import Protocol
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
@@ -49,7 +50,34 @@ def verify_password(password_hash: str | None, password: str) -> bool:
         return False
 
 
-async def _to_domain(session: AsyncSession, rows: Sequence[ManagerRow]) -> list[Manager]:
+# What ``_to_domain`` reads of a manager's row; ``many`` selects only these columns (no ORM objects).
+_COLUMNS = (
+    ManagerRow.id,
+    ManagerRow.name,
+    ManagerRow.login,
+    ManagerRow.role,
+    ManagerRow.active,
+    ManagerRow.speciality,
+    ManagerRow.locale,
+    ManagerRow.mobile,
+)
+_SPECIALITIES = frozenset(c.value for c in Category)
+
+
+class _Fields(Protocol):
+    """A manager's row as ``_to_domain`` reads it: an ORM object or a row of ``_COLUMNS``."""
+
+    id: int
+    name: str
+    login: str
+    role: str
+    active: bool
+    speciality: str | None
+    locale: str | None
+    mobile: str | None
+
+
+async def _to_domain(session: AsyncSession, rows: Sequence[_Fields]) -> list[Manager]:
     if not rows:
         return []
     ext_rows = await session.execute(
@@ -67,7 +95,7 @@ async def _to_domain(session: AsyncSession, rows: Sequence[ManagerRow]) -> list[
             login=r.login,
             role=Role(r.role),
             active=r.active,
-            speciality=Category(r.speciality) if r.speciality in {c.value for c in Category} else None,
+            speciality=Category(r.speciality) if r.speciality in _SPECIALITIES else None,
             extensions=tuple(exts.get(r.id, ())),
             locale=r.locale,
             mobile=r.mobile,
@@ -233,12 +261,9 @@ class ManagerRepository:
         """The managers with these ids (unknown ids are left out)."""
         if not manager_ids:
             return []
+        # Columns, not ORM objects: every node's session watch asks for all its pages' managers twice a second.
         async with self._db.session() as session:
-            rows = (
-                (await session.execute(select(ManagerRow).where(ManagerRow.id.in_(set(manager_ids)))))
-                .scalars()
-                .all()
-            )
+            rows = (await session.execute(select(*_COLUMNS).where(ManagerRow.id.in_(set(manager_ids))))).all()
             return await _to_domain(session, rows)
 
     async def by_login(self, login: str) -> Manager | None:
