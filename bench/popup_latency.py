@@ -55,7 +55,7 @@ from crmtel.calls.service import CallService
 from crmtel.config import AmiSettings, CallsSettings, WebSettings
 from crmtel.domain import CallAnswered, CallEnded, CallEvent, CallRinging
 from crmtel.fakepbx.server import FakeAmiServer, Recorded, load_ami, merge_streams
-from crmtel.memory import freeze_startup_objects
+from crmtel.memory import collect_less_often, freeze_startup_objects
 from crmtel.push.cardcache import CachedCards, CardCache
 from crmtel.push.cards import StoreCards
 from crmtel.push.context import STATE
@@ -332,6 +332,7 @@ async def run(args: argparse.Namespace) -> int:
     print(f"{hub.connections} websocket clients connected")
 
     freeze_startup_objects()  # as crmtel.app.start does once everything is built
+    collect_less_often()
     p_main, p_child = ctx.Pipe()
     pbx = ctx.Process(target=pbx_process, args=(stream, p_child))
     pbx.start()

@@ -222,7 +222,10 @@ async def _run(args: argparse.Namespace, settings: Settings) -> int:
         _report(problems)
         return 1
     from crmtel.app import EXIT_UNWRITTEN, run_until_stopped
+    from crmtel.memory import collect_less_often
 
+    # The daemon's process, not crmtel.app: tests that start crmtel in their own process keep CPython's default.
+    collect_less_often()
     return 0 if await run_until_stopped(settings) else EXIT_UNWRITTEN
 
 

@@ -42,6 +42,24 @@ def release_free_memory() -> bool:
     return True
 
 
+# How many container objects may be created (net of those freed) before the youngest generation is collected;
+# CPython's default is 700. See ``collect_less_often``.
+YOUNG_THRESHOLD = 50_000
+
+
+def collect_less_often() -> None:
+    """Let the cyclic collector run a generation at a time far less often (``gc.set_threshold``).
+
+    With CPython's default of 700 a busy node collected its two older generations every few hundred ms: a
+    cluster's leader, holding a burst of AMI events, promoted them and then walked everything not frozen in
+    full collections of 30-90 ms, inside the ringing window (timed with ``gc.callbacks`` in
+    ``bench/popup_latency.py --cluster``), which alone put a run's popup p99 above 50 ms. Objects freed by
+    reference counting never count; what this delays is only cyclic garbage, bounded by the threshold.
+    """
+    _, middle, old = gc.get_threshold()
+    gc.set_threshold(YOUNG_THRESHOLD, middle, old)
+
+
 def freeze_startup_objects() -> None:
     """Move everything alive after start-up out of the cyclic collector's sight (``gc.freeze``).
 
