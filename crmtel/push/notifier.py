@@ -130,8 +130,8 @@ class Notifier:
         self._lookups = asyncio.Semaphore(max_lookups)
         # Events of calls whose card is being built, in arrival order (the first is the CallRinging).
         self._waiting: dict[str, list[CallEvent]] = {}
-        # Calls whose card is being built for a page that connected after they rang.
-        self._late: set[str] = set()
+        # Calls whose card is being read (for their ringing, or for a page that connected after it).
+        self._building: set[str] = set()
         self._tasks: set[asyncio.Task[None]] = set()
         self._closed = False
         hub.cards_wanted = self._cards_wanted
@@ -156,6 +156,7 @@ class Notifier:
             and self._hub.watched(event.extension)
         ):
             self._waiting[event.call_id] = [event]
+            self._building.add(event.call_id)
             self._spawn(self._with_card(event), f"push.card.{event.call_id}")
             return
         # No card is read for a phone nobody here watches: in a cluster every node hears every call, and
@@ -174,9 +175,9 @@ class Notifier:
             return
         for call_id in call_ids:
             call = self._hub.live.get(call_id)
-            if call is None or call.info is None or call_id in self._waiting or call_id in self._late:
+            if call is None or call.info is None or call_id in self._waiting or call_id in self._building:
                 continue
-            self._late.add(call_id)
+            self._building.add(call_id)
             self._spawn(self._late_card(call.info), f"push.late_card.{call_id}")
 
     async def _late_card(self, ringing: CallRinging) -> None:
@@ -185,7 +186,7 @@ class Notifier:
             if self._hub.live.card(ringing.call_id) is None:  # not built meanwhile by a new ringing
                 self._hub.set_card(ringing.call_id, card)
         finally:
-            self._late.discard(ringing.call_id)
+            self._building.discard(ringing.call_id)
 
     async def idle(self) -> None:
         """Wait until every card being built has been delivered (tests and benchmarks)."""
@@ -216,6 +217,7 @@ class Notifier:
             if card is None:
                 self._hub.set_card(first.call_id, await lookup)
         finally:
+            self._building.discard(first.call_id)
             lookup.cancel()
             await asyncio.wait([lookup])
 

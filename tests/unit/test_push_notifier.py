@@ -178,3 +178,18 @@ async def test_a_page_connecting_to_a_call_rung_without_a_card_gets_the_card_aft
         await notifier.idle()
         assert snapshot["card"]["name"] == "OOO Romashka"
         assert (cards.calls, await take(again)) == (1, [])
+
+
+async def test_a_page_connecting_while_a_slow_card_is_read_waits_for_that_read() -> None:
+    """A card slower than card_wait is still being read when a page connects: no second read, both get it."""
+    hub, cards = Hub(), FakeCards(delay=0.2)
+    async with Notifier(hub, cards, FakeNames(), card_wait=0.01) as notifier:
+        boris = hub.connect(2, ["102"])
+        await notifier.publish(ring("102"))
+        await asyncio.sleep(0.05)
+        late = hub.connect(4, ["102"])
+        await notifier.idle()
+        assert cards.calls == 1
+        for conn in (boris, late):
+            *_, update = await take(conn)
+            assert (update["type"], update["card"]["name"]) == ("call.card", "OOO Romashka")
