@@ -137,6 +137,12 @@ class LiveCalls:
             if state in (LegState.RINGING, LegState.ANSWERED)
         ]
 
+    def _fill_card(self, call: LiveCall, card: Card | None) -> list[Addressed]:
+        """A card that came with a later event of a call shown so far without one (``set_card``'s messages)."""
+        if card is None or call.card is not None:
+            return []
+        return self.set_card(call.call_id, card)
+
     def _prune(self, now: datetime) -> None:
         stale = [cid for cid, c in self._calls.items() if now - c.last_at > STALE_AFTER]
         for cid in stale:
@@ -149,43 +155,45 @@ class LiveCalls:
             self._calls[event.call_id] = call
         untold = call.info is None
         call.info = call.info or event
-        call.card = call.card or card
+        # The card read for this phone fills in the popups the call's earlier phones were sent without one.
+        filled = self._fill_card(call, card)
         call.last_at = event.at
         if untold and call.answered_by == event.extension:
             # Its answer came before anything rang (a call found on the PBX after a restart): the card now.
             msg = messages.ringing(event, call.card)
             call.ring_msgs[event.extension] = msg
             return [
+                *filled,
                 Addressed(event.extension, msg),
                 Addressed(event.extension, call.answered_message(event.extension)),
             ]
         if call.legs.get(event.extension) in (LegState.ANSWERED, LegState.RINGING):
-            return []
+            return filled
         if call.answered_by is not None and event.direction is not Direction.OUTBOUND:
             # Offered after someone already answered (late event): nothing to ring about.
-            return []
+            return filled
         call.legs[event.extension] = LegState.RINGING
         msg = messages.ringing(event, call.card)
         call.ring_msgs[event.extension] = msg
-        return [Addressed(event.extension, msg)]
+        return [*filled, Addressed(event.extension, msg)]
 
     def _answered(self, event: CallAnswered, card: Card | None, name: str | None) -> list[Addressed]:
         call = self._calls.get(event.call_id)
         if call is None:
             call = LiveCall(event.call_id, None, card, event.at)
             self._calls[event.call_id] = call
-        call.card = call.card or card
+        filled = self._fill_card(call, card)
         call.last_at = event.at
         if call.legs.get(event.extension) is LegState.ANSWERED:
-            return []
+            return filled
         call.answered_by = event.extension
         call.answered_by_name = name
         call.answered_at = event.at
         call.legs[event.extension] = LegState.ANSWERED
         if call.info is None:
             # Nothing rang first (a manager's own outbound call): no caller to show, so no popup.
-            return []
-        out = [Addressed(event.extension, call.answered_message(event.extension))]
+            return filled
+        out = [*filled, Addressed(event.extension, call.answered_message(event.extension))]
         for ext, state in call.legs.items():
             if state is LegState.RINGING:
                 call.legs[ext] = LegState.LOST

@@ -150,19 +150,30 @@ class Notifier:
         if waiting is not None:
             waiting.append(event)
             return
-        if (
-            isinstance(event, CallRinging)
-            and self._hub.live.card(event.call_id) is None
-            and self._hub.watched(event.extension)
-        ):
+        ringing = self._card_to_read(event)
+        if ringing is not None:
             self._waiting[event.call_id] = [event]
             self._building.add(event.call_id)
-            self._spawn(self._with_card(event), f"push.card.{event.call_id}")
+            self._spawn(self._with_card(ringing), f"push.card.{event.call_id}")
             return
         # No card is read for a phone nobody here watches: in a cluster every node hears every call, and
         # reading each card on all of them was two thirds of the cluster's card reads, CPU the popups then
         # waited for. A page that connects while the call is live gets its card after it (``_cards_wanted``).
         await self._deliver(event, None)
+
+    def _card_to_read(self, event: CallEvent) -> CallRinging | None:
+        """The ringing whose card to read before ``event`` goes out: a phone watched here rings, or answers a
+        call that rang only where nobody here watched (a pickup), and the call has no card yet."""
+        if not isinstance(event, CallRinging | CallAnswered) or not self._hub.watched(event.extension):
+            return None
+        if self._hub.live.card(event.call_id) is not None:
+            return None
+        if isinstance(event, CallRinging):
+            return event
+        call = self._hub.live.get(event.call_id)
+        if call is None or call.info is None or event.call_id in self._building:
+            return None
+        return call.info
 
     def _spawn(self, work: Coroutine[Any, Any, None], name: str) -> None:
         task = asyncio.create_task(work, name=name)
