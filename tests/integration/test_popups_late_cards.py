@@ -8,7 +8,7 @@ import pytest
 
 from crmtel.domain import CallAnswered, CallRingStopped, StopReason
 from crmtel.store.db import Database
-from tests.integration.test_web_app import receive, running_app
+from tests.integration.test_web_app import nothing_arrives, receive, running_app
 from tests.unit.test_push_live import CID, T0, end, ring
 
 
@@ -28,6 +28,7 @@ async def test_a_phone_picking_up_a_call_that_rang_unwatched_gets_its_card(db: D
         assert (answered["type"], answered["by_me"]) == ("call.answered", True)
         assert answered["card"] is not None, "the picked-up call's card was never read"
         assert answered["card"]["kind"] == "new_lead"
+        assert await nothing_arrives(ws), "the card came twice"
         await rig.notifier.publish(end(rang=("101",), answered_by="102"))
         assert (await receive(ws))["type"] == "call.ended"
         await ws.close()
@@ -56,5 +57,7 @@ async def test_a_queue_calls_first_phone_opened_later_gets_the_card_read_for_the
             popup = {**popup, "card": update["card"]}
         assert (popup["type"], popup["extension"]) == ("call.ringing", "101")
         assert popup["card"]["kind"] == "new_lead"
+        assert await nothing_arrives(ws_a), "the card came twice"
+        assert await nothing_arrives(ws_b)
         await ws_a.close()
         await ws_b.close()
