@@ -12,6 +12,7 @@ import contextlib
 import functools
 import resource
 import signal
+import time
 from collections.abc import AsyncIterator, Callable, Coroutine
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
@@ -73,6 +74,7 @@ from crmtel.results.web import result_routes
 from crmtel.routing.agi import AgiServer
 from crmtel.routing.service import RoutingService
 from crmtel.routing.web import route_handlers
+from crmtel.store.call_callbacks import match_digits
 from crmtel.store.call_results import CallResults
 from crmtel.store.callbacks import CallbackRepository
 from crmtel.store.crm_deals import CrmDeals
@@ -175,6 +177,13 @@ async def start(settings: Settings, *, demo: bool = False, demo_speed: float = 1
             max_overflow=settings.cluster.pool_overflow if settings.cluster.enabled else 20,
         )
         stack.push_async_callback(db.dispose)
+        digits = settings.reports.callback_match_digits
+        started = time.monotonic()
+        if await match_digits(db, digits):
+            # Every call's key anew: minutes on millions of calls, once after the setting changed.
+            _log.info(
+                "reports.callbacks_recomputed", digits=digits, seconds=round(time.monotonic() - started, 1)
+            )
         cluster: ClusterNode | None = None
         # What a PBX's leadership and the node's health check need from the store, on a small pool of its own:
         # a burst of web requests (logins) can never make a leader wait for a connection and lose its lease.

@@ -38,6 +38,7 @@ from crmtel.reports.models import (
     ReportFilter,
     add_results,
 )
+from crmtel.store.call_callbacks import digits_in
 from crmtel.store.db import Database
 from crmtel.store.models import CallRow, DealRow, ExtensionRow, LeadRow, ManagerRow
 
@@ -281,9 +282,13 @@ _OPTIONAL = frozenset({"callback_median_seconds", "callback_p90_seconds"})
 class ReportQueries:
     """Runs the calls-versus-deals report over the record store."""
 
-    def __init__(self, db: Database, options: QueryOptions | None = None) -> None:
+    def __init__(
+        self, db: Database, options: QueryOptions | None = None, *, stored_callbacks: bool = True
+    ) -> None:
+        """``stored_callbacks`` False: always match missed calls with their callbacks here (the reference)."""
         self._db = db
         self._options = options or QueryOptions()
+        self._stored_callbacks = stored_callbacks
         self._numbers = _Numbers(db.engine.dialect.name, self._options.match_digits)
 
     async def calls_vs_deals(self, period: Period, filt: ReportFilter | None = None) -> CallsVsDeals:
@@ -304,24 +309,27 @@ class ReportQueries:
 
     async def figures(self, period: Period, filt: ReportFilter) -> tuple[ManagerFigures, ...]:
         """One row per manager (active ones even with nothing to show), plus unattributed figures if any."""
-        statements = (
-            _calls_stmt(period, filt),
-            _deals_won_stmt(period, filt),
-            _deals_opened_stmt(period, filt),
-            _leads_stmt(period, filt),
-            callback_stmt(
-                period,
-                filt,
-                self._numbers,
-                self._options.callback_grace,
-                self._options.callback_sla,
-                _manager_filter,
-                _answered_calls,
-            ),
-            overdue_stmt(period, filt, datetime.now(UTC), _manager_filter),
-        )
         merged: dict[int | None, dict[str, int | float | None]] = {}
         async with self._db.session() as session:
+            # Each missed call's first callback is stored with it when computed with the digits asked for.
+            stored = self._stored_callbacks and await digits_in(session) == self._options.match_digits
+            statements = (
+                _calls_stmt(period, filt),
+                _deals_won_stmt(period, filt),
+                _deals_opened_stmt(period, filt),
+                _leads_stmt(period, filt),
+                callback_stmt(
+                    period,
+                    filt,
+                    self._numbers,
+                    self._options.callback_grace,
+                    self._options.callback_sla,
+                    _manager_filter,
+                    _answered_calls,
+                    stored,
+                ),
+                overdue_stmt(period, filt, datetime.now(UTC), _manager_filter),
+            )
             if self._db.engine.dialect.name == "postgresql":
                 # Big one-off aggregations: JIT compiling costs more than it saves, and hashes must fit in memory.
                 await session.execute(text("SET LOCAL jit = off"))

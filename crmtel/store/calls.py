@@ -14,6 +14,13 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from crmtel.calls.record import COLUMNS, from_row, to_row
 from crmtel.domain import CallRecord, Direction, Outcome
+from crmtel.store.call_callbacks import (
+    delete_calls_in,
+    keys_before_write,
+    lock_calls_in,
+    number_key,
+    refresh_in,
+)
 from crmtel.store.db import Database
 from crmtel.store.models import CallNoteRow, CallRow, DealRow, QueueOfferRow, QueueVisitRow, TaskRow
 from crmtel.store.queue_visits import visits_in, write_visits_in
@@ -49,6 +56,8 @@ _UPSERT_COLUMNS = (
     "manager_id",
     "originate_id",
     "live_state",
+    "number_key",
+    "callback_at",
 )
 
 
@@ -74,10 +83,8 @@ def to_record(row: CallRow) -> CallRecord:
 async def discard_live_in(session: AsyncSession, keys: Sequence[CallKey]) -> None:
     """Remove the live rows of calls that turned out never to be calls (a failed Originate)."""
     if keys:
-        await session.execute(
-            delete(CallRow).where(
-                tuple_(CallRow.pbx, CallRow.linkedid).in_(list(keys)), CallRow.ended_at.is_(None)
-            )
+        await delete_calls_in(
+            session, tuple_(CallRow.pbx, CallRow.linkedid).in_(list(keys)), CallRow.ended_at.is_(None)
         )
 
 
@@ -93,6 +100,19 @@ async def upsert_in(
         records[(record.pbx, record.linkedid)] = record
     if not latest:
         return {}
+    # The stored callbacks of the numbers these calls had and have are recomputed after the write.
+    await lock_calls_in(session)
+    digits, touched = await keys_before_write(session, list(latest))
+    for values in latest.values():
+        key = None
+        if digits is not None:
+            key = number_key(
+                values["direction"], values["outcome"], values["caller_number"], values["dialled"], digits
+            )
+            if key is not None:
+                touched.add(key)
+        # A missed call's own callback is recomputed with the others of its key (none without a key).
+        values["number_key"], values["callback_at"] = key, None
     conn = await session.connection()
     stmt = _upsert_statement(conn.dialect.name)
     # Core executemany (not the ORM bulk path): one compiled statement whatever the batch size.
@@ -107,6 +127,7 @@ async def upsert_in(
             )
         )
         ids.update({(pbx, linkedid): cid for cid, pbx, linkedid in rows.all()})
+    await refresh_in(session, touched)
     await write_visits_in(session, [(ids[key], r) for key, r in records.items() if key in ids])
     return ids
 
@@ -187,7 +208,7 @@ async def merge_in(session: AsyncSession, pbx: str, old: str, new: str) -> None:
         await session.execute(delete(visits).where(visits.call_id == old_id))
     for table in (TaskRow, DealRow, CallNoteRow):
         await session.execute(update(table).where(table.call_id == old_id).values(call_id=new_id))
-    await session.execute(delete(CallRow).where(CallRow.id == old_id))
+    await delete_calls_in(session, CallRow.id == old_id)
 
 
 class CallRepository:

@@ -260,6 +260,25 @@ class CallRow(Base):
         ),
         # A client's or lead's timeline, and "last call older than N days".
         Index("ix_calls_party", "party_kind", "party_id", "started_at"),
+        # Stored callbacks (crmtel.store.call_callbacks): a write finds the calls of its numbers' keys ...
+        Index(
+            "ix_calls_number_key",
+            "number_key",
+            "outcome",
+            "started_at",
+            postgresql_where=text("number_key IS NOT NULL"),
+            sqlite_where=text("number_key IS NOT NULL"),
+        ),
+        # ... and the report reads a period's missed calls with their first callback from this index alone.
+        Index(
+            "ix_calls_missed_callback",
+            "started_at",
+            "manager_id",
+            "answered_by",
+            "callback_at",
+            postgresql_where=text("direction = 'inbound' AND outcome = 'missed'"),
+            sqlite_where=text("direction = 'inbound' AND outcome = 'missed'"),
+        ),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
@@ -294,6 +313,12 @@ class CallRow(Base):
     manager_id: Mapped[int | None] = mapped_column(ForeignKey("managers.id", ondelete="SET NULL"))
     # The click-to-call attempt (CRMTEL_ORIGINATE_ID) this call came from.
     originate_id: Mapped[str | None] = mapped_column(String(64), index=True)
+    # The number a callback is matched by (its last ``callback_match_digits`` digits), for answered inbound and
+    # outbound calls and for missed inbound calls from a dialable number; null for any other call.
+    number_key: Mapped[str | None] = mapped_column(String(64))
+    # A missed inbound call's first callback: the start of the first answered call with its number key that
+    # started after it (null when none yet). Kept by every write of calls (crmtel.store.call_callbacks).
+    callback_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
     # The tracker's state of a live call, so a restart (even kill -9) resumes it; null once ended.
     live_state: Mapped[dict[str, object] | None] = mapped_column(JSON)
     # The call's result in one click (a code of ``[results]``; words in the catalogues), who chose it and when.
@@ -617,3 +642,14 @@ class CardEpochRow(Base):
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
     n: Mapped[int] = mapped_column(BigInteger)
+
+
+class CallbackDigitsRow(Base):
+    """One row (id 1): the ``reports.callback_match_digits`` that ``calls.number_key`` and ``calls.callback_at``
+    were computed with. Writers keep them with these digits; the report reads them only when its own digits
+    are the same (else it matches the calls itself)."""
+
+    __tablename__ = "callback_digits"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    digits: Mapped[int] = mapped_column(Integer)

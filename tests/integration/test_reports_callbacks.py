@@ -11,12 +11,26 @@ import pytest
 from crmtel.reports.models import Period
 from crmtel.reports.queries import QueryOptions, ReportQueries
 from crmtel.reports.render import COLUMNS, to_json
+from crmtel.store.call_callbacks import recompute_in
 from crmtel.store.db import Database
 from crmtel.store.managers import ManagerRepository
 from crmtel.store.models import CallRow, TaskRow
 
 T0 = datetime(2026, 11, 10, 9, 0, tzinfo=UTC)
 PERIOD = Period(date(2026, 11, 1), date(2026, 12, 1), "UTC")
+
+
+@pytest.fixture(params=[False, True], ids=["matched", "stored"])
+def stored(request: pytest.FixtureRequest) -> bool:
+    """Each test twice: the report matching callbacks itself, and reading those stored with the calls."""
+    return bool(request.param)
+
+
+async def _written(db: Database, stored: bool) -> None:
+    """The calls were inserted as rows (not through the call store): compute their stored callbacks."""
+    if stored:
+        async with db.session() as session:
+            await recompute_in(session, QueryOptions().match_digits)
 
 
 def _call(
@@ -38,7 +52,7 @@ def _call(
     )
 
 
-async def test_time_to_callback_median_p90_shares_and_overdue_tasks(db: Database) -> None:
+async def test_time_to_callback_median_p90_shares_and_overdue_tasks(db: Database, stored: bool) -> None:
     """Callbacks after 5, 20 and 120 minutes and one never: median 20, p90 120, 3 of 4 in grace, 1 in SLA."""
     anna = await ManagerRepository(db).save(login="anna", name="Anna", extensions=("101",))
     minutes = {"+79161110001": 5, "+79162220002": 20, "+79163330003": 120}
@@ -94,7 +108,8 @@ async def test_time_to_callback_median_p90_shares_and_overdue_tasks(db: Database
                     updated_at=T0,
                 )
             )
-    queries = ReportQueries(db, QueryOptions(callback_sla=timedelta(minutes=15)))
+    await _written(db, stored)
+    queries = ReportQueries(db, QueryOptions(callback_sla=timedelta(minutes=15)), stored_callbacks=stored)
     report = await queries.calls_vs_deals(PERIOD)
     (row,) = [r for r in report.rows if r.login == "anna"]
     assert (row.missed, row.called_back, row.called_back_in_sla) == (4, 3, 1)
@@ -115,7 +130,7 @@ async def test_time_to_callback_median_p90_shares_and_overdue_tasks(db: Database
     assert anna_json["callback_median_minutes"] == pytest.approx(20.0, abs=0.1)
 
 
-async def test_no_callbacks_leave_the_percentiles_blank(db: Database) -> None:
+async def test_no_callbacks_leave_the_percentiles_blank(db: Database, stored: bool) -> None:
     """A manager with a missed call nobody returned: no median (not zero), 0 % called back."""
     anna = await ManagerRepository(db).save(login="anna", name="Anna", extensions=("101",))
     async with db.session() as session:
@@ -124,12 +139,15 @@ async def test_no_callbacks_leave_the_percentiles_blank(db: Database) -> None:
                 "m1", direction="inbound", outcome="missed", number="+79161110001", at=T0, manager_id=anna.id
             )
         )
-    report = await ReportQueries(db).calls_vs_deals(PERIOD)
+    await _written(db, stored)
+    report = await ReportQueries(db, stored_callbacks=stored).calls_vs_deals(PERIOD)
     (row,) = [r for r in report.rows if r.login == "anna"]
     assert (row.callback_median_seconds, row.callback_p90_seconds, row.called_back_pct) == (None, None, 0.0)
 
 
-async def test_missed_calls_alike_in_number_and_time_each_count_with_their_callback(db: Database) -> None:
+async def test_missed_calls_alike_in_number_and_time_each_count_with_their_callback(
+    db: Database, stored: bool
+) -> None:
     """Two misses from one number in the same second (to Anna and to Boris) are two missed calls, each called
     back by the one later answered call, each ranked in its manager's delays; a third miss that second from
     another number stays not called back."""
@@ -162,7 +180,8 @@ async def test_missed_calls_alike_in_number_and_time_each_count_with_their_callb
                 manager_id=anna.id,
             )
         )
-    report = await ReportQueries(db).calls_vs_deals(PERIOD)
+    await _written(db, stored)
+    report = await ReportQueries(db, stored_callbacks=stored).calls_vs_deals(PERIOD)
     rows = {r.login: r for r in report.rows}
     assert (rows["anna"].missed, rows["anna"].called_back, rows["anna"].missed_not_called_back) == (1, 1, 0)
     assert (rows["boris"].missed, rows["boris"].called_back, rows["boris"].missed_not_called_back) == (
@@ -174,7 +193,7 @@ async def test_missed_calls_alike_in_number_and_time_each_count_with_their_callb
     assert rows["boris"].callback_p90_seconds == pytest.approx(600, abs=1)
 
 
-async def test_a_callback_exactly_at_the_sla_counts_within_it(db: Database) -> None:
+async def test_a_callback_exactly_at_the_sla_counts_within_it(db: Database, stored: bool) -> None:
     """A callback 15 minutes to the second after the miss is within a 15-minute SLA on both dialects, at any
     start time: SQLite's julianday difference is off by up to ~3e-5 s, so a third of such callbacks fell
     outside it (and the median read 899.99997 or 900.00003 s)."""
@@ -198,7 +217,8 @@ async def test_a_callback_exactly_at_the_sla_counts_within_it(db: Database) -> N
                     manager_id=anna.id,
                 )
             )
-    queries = ReportQueries(db, QueryOptions(callback_sla=timedelta(minutes=15)))
+    await _written(db, stored)
+    queries = ReportQueries(db, QueryOptions(callback_sla=timedelta(minutes=15)), stored_callbacks=stored)
     (row,) = [r for r in (await queries.calls_vs_deals(PERIOD)).rows if r.login == "anna"]
     assert (row.called_back, row.called_back_in_sla) == (12, 12)
     assert (row.callback_median_seconds, row.callback_p90_seconds) == (900.0, 900.0)

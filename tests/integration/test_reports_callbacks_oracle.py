@@ -13,6 +13,7 @@ import pytest
 
 from crmtel.reports.models import Period, ReportFilter
 from crmtel.reports.queries import QueryOptions, ReportQueries
+from crmtel.store.call_callbacks import digits_in, recompute_in
 from crmtel.store.db import Database
 from crmtel.store.managers import ManagerRepository
 from crmtel.store.models import CallRow
@@ -189,10 +190,14 @@ def _ms(seconds: float | None) -> float | None:
     return None if seconds is None else round(seconds, 3)
 
 
+@pytest.mark.parametrize("stored", [False, True], ids=["matched", "stored"])
 @pytest.mark.parametrize("digits", [7, 10, 0])
-async def test_callback_figures_match_the_documented_rules_on_odd_data(db: Database, digits: int) -> None:
+async def test_callback_figures_match_the_documented_rules_on_odd_data(
+    db: Database, digits: int, stored: bool
+) -> None:
     """Every callback figure of every row, this period and the previous, with and without a manager filter,
-    equals a brute-force reading of callback_stmt's docstring."""
+    equals a brute-force reading of callback_stmt's docstring: matched by the report (the reference) and read
+    from the callbacks stored with the calls (computed anew with these digits)."""
     managers = ManagerRepository(db)
     ids = [
         (await managers.save(login=x, name=x, extensions=(e,))).id
@@ -217,8 +222,17 @@ async def test_callback_figures_match_the_documented_rules_on_odd_data(db: Datab
                     manager_id=c.manager_id,
                 )
             )
+        if stored:
+            await session.flush()
+            await recompute_in(session, digits)
+        # The stored path is taken only when the stored digits are the report's.
+        assert not stored or await digits_in(session) == digits
     grace, sla = timedelta(hours=24), timedelta(minutes=15)
-    queries = ReportQueries(db, QueryOptions(callback_grace=grace, match_digits=digits, callback_sla=sla))
+    queries = ReportQueries(
+        db,
+        QueryOptions(callback_grace=grace, match_digits=digits, callback_sla=sla),
+        stored_callbacks=stored,
+    )
     for manager in (None, ids[1]):
         report = await queries.calls_vs_deals(PERIOD, ReportFilter(manager_id=manager))
         for period, rows in ((report.period, report.rows), (report.previous_period, report.previous_rows)):

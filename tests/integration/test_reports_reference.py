@@ -13,6 +13,7 @@ import pytest
 from crmtel.domain import Role
 from crmtel.reports.models import UNASSIGNED, ManagerFigures, Period
 from crmtel.reports.queries import QueryOptions, ReportQueries
+from crmtel.store.call_callbacks import digits_in, recompute_in
 from crmtel.store.db import Database
 from crmtel.store.managers import ManagerRepository
 from crmtel.store.models import CallRow
@@ -211,10 +212,12 @@ def _check(
         (3, QueryOptions(match_digits=0)),
     ],
 )
+@pytest.mark.parametrize("stored", [False, True], ids=["matched", "stored"])
 async def test_report_over_random_calls_equals_the_reference_count(
-    db: Database, seed: int, options: QueryOptions
+    db: Database, seed: int, options: QueryOptions, stored: bool
 ) -> None:
-    """Random calls (numbers in several forms, junk, unattributed calls, results) give the figures counted in Python."""
+    """Random calls (numbers in several forms, junk, unattributed calls, results) give the figures counted in Python,
+    whether the report matches the callbacks itself or reads them stored with the calls (computed anew)."""
     rng = random.Random(seed)
     repo = ManagerRepository(db)
     ids = [
@@ -245,7 +248,11 @@ async def test_report_over_random_calls_equals_the_reference_count(
             )
             for n, c in enumerate(calls)
         )
-    report = await ReportQueries(db, options).calls_vs_deals(PERIOD)
+        if stored:
+            await session.flush()
+            await recompute_in(session, options.match_digits)
+            assert await digits_in(session) == options.match_digits
+    report = await ReportQueries(db, options, stored_callbacks=stored).calls_vs_deals(PERIOD)
     for period, rows in ((PERIOD, report.rows), (PERIOD.previous(), report.previous_rows)):
         expected = _reference(calls, period, owners, options)
         assert any(figures["called_back"] for figures in expected.values()), "the data never calls back"

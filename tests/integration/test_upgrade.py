@@ -22,8 +22,9 @@ from alembic.migration import MigrationContext
 from crmtel.crm.models import Kind, PartyQuery, Viewer
 from crmtel.crm.search import parse_query
 from crmtel.reports.models import Period
-from crmtel.reports.queries import ReportQueries
+from crmtel.reports.queries import QueryOptions, ReportQueries
 from crmtel.reports.queue_queries import QueueQueries
+from crmtel.store.call_callbacks import recompute_in
 from crmtel.store.callbacks import CallbackRepository
 from crmtel.store.crm_lists import PartyLists
 from crmtel.store.db import Database, upgrade
@@ -63,6 +64,10 @@ async def _stored_at(url: str, position: int, *, native: bool) -> Database:
     db = Database(url)
     async with db.engine.begin() as conn:
         await conn.run_sync(lambda c: data.insert(c, position, native=native))
+    if native:
+        # Inserted as rows, not through the call store: their stored callbacks are computed as a daemon would.
+        async with db.session() as session:
+            await recompute_in(session, QueryOptions().match_digits)
     return db
 
 
