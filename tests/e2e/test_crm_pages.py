@@ -32,7 +32,7 @@ from crmtel.config import CallsSettings, DealsSettings, WebSettings
 from crmtel.crm.models import Kind, Viewer
 from crmtel.crm.web import CrmApi, crm_routes
 from crmtel.deals.web import deal_routes
-from crmtel.domain import CallRecord, Direction, Outcome, PartyKind
+from crmtel.domain import PartyKind
 from crmtel.i18n.models import LocaleOptions
 from crmtel.phones import display
 from crmtel.push.cards import StoreCards
@@ -59,6 +59,7 @@ from crmtel.store.parties import NewClient, NewLead, PartyRepository
 from crmtel.tasks.web import task_routes
 from tests.e2e.pagecheck import assert_language, axe_violations
 from tests.e2e.test_popup_calls import index_of, replaying, ringall_trace
+from tests.fixtures.call_records import call_record
 from tests.fixtures.races import RACES_PROCESSES
 from tests.integration.test_web_app import PASSWORD, seed_managers
 
@@ -104,24 +105,7 @@ async def crm_site(db: Database) -> AsyncIterator[Crm]:
     )
     calls = CallRepository(db)
     at = datetime.now(UTC) - timedelta(days=2)
-    record = CallRecord(
-        pbx="pbx1",
-        linkedid="past-1",
-        direction=Direction.INBOUND,
-        caller_number="+79167770007",
-        caller_name=None,
-        dialled="4951234567",
-        started_at=at,
-        answered_at=at + timedelta(seconds=5),
-        ended_at=at + timedelta(minutes=3),
-        rang=("101",),
-        answered_by="101",
-        outcome=Outcome.ANSWERED,
-        talk_seconds=175,
-        ring_seconds=5,
-        party_kind=None,
-        party_id=None,
-    )
+    record = call_record("past-1", "+79167770007", at, ring=5, talk=175)
     ids = await calls.upsert_many([(record, None)])
     call_id = ids[("pbx1", "past-1")]
     assert call_id is not None
@@ -399,21 +383,7 @@ async def test_list_headings_never_overlap_and_the_call_list_fits_a_phone(
             await context.close()
         # A missed call from weeks ago: its full date and «Пропущен» are the row's widest cells.
         weeks_ago = datetime.now(UTC) - timedelta(days=20)
-        missed = CallRecord(
-            pbx="pbx1",
-            linkedid="missed-old",
-            direction=Direction.INBOUND,
-            caller_number="+79031112233",
-            caller_name=None,
-            dialled="4951234567",
-            started_at=weeks_ago,
-            answered_at=None,
-            ended_at=weeks_ago + timedelta(seconds=20),
-            rang=("101",),
-            answered_by=None,
-            outcome=Outcome.MISSED,
-            talk_seconds=0,
-        )
+        missed = call_record("missed-old", "+79031112233", weeks_ago, ring=20, talk=None)
         await CallRepository(db).upsert_many([(missed, None)])
         context, page = await login(browser, site, "anna", 390, 844)
         await page.goto(site.url("/#calls"))
@@ -525,20 +495,12 @@ async def test_a_callback_planned_for_tomorrow_survives_an_outbound_call_today(
         await task.locator("[data-testid=task-save]").click()
         await expect(task.locator("[data-testid=task-msg]")).to_have_text("Сохранено.", timeout=SEEN)
         now = datetime.now(UTC)
-        call = CallRecord(
-            pbx="pbx1",
-            linkedid="out-today",
-            direction=Direction.OUTBOUND,
-            caller_number="101",
-            caller_name=None,
-            dialled="89167770007",
-            started_at=now,
-            answered_at=now + timedelta(seconds=4),
-            ended_at=now + timedelta(seconds=7),
-            rang=("101",),
-            answered_by="101",
-            outcome=Outcome.ANSWERED,
-            talk_seconds=3,
+        call = call_record(
+            "out-today",
+            "89167770007",
+            now,
+            outbound=True,
+            talk=3,
             # As the tracker records it: the outside party's number is what the callback rules match on.
             extra={"party_number": "+79167770007"},
         )
@@ -710,23 +672,7 @@ async def test_a_call_transferred_out_says_to_which_number_in_the_call_list_and_
     the mark too. Russian, desk and phone, the page no wider than the screen, axe-clean."""
     async with crm_site(db) as site:
         at = datetime.now(UTC) - timedelta(hours=1)
-        moved = CallRecord(
-            pbx="pbx1",
-            linkedid="xfer-out-1",
-            direction=Direction.INBOUND,
-            caller_number="+74951112233",
-            caller_name=None,
-            dialled="4951234567",
-            started_at=at,
-            answered_at=at + timedelta(seconds=4),
-            ended_at=at + timedelta(minutes=4),
-            rang=("101",),
-            answered_by="101",
-            outcome=Outcome.ANSWERED,
-            talk_seconds=236,
-            ring_seconds=4,
-            transferred_to="+79161110001",
-        )
+        moved = call_record("xfer-out-1", "+74951112233", at, talk=236, transferred_to="+79161110001")
         await CallRepository(db).upsert_many([(moved, None)])
         context, page = await login(browser, site, "anna", width, height)
         click_to_call = await _dials_taken(page)
@@ -814,22 +760,7 @@ async def test_who_answered_stays_readable_word_by_word_on_a_phone_beside_an_ear
             login="kostya", name="Константин Константинопольский", extensions=("1001",)
         )
         at = datetime.now(UTC) - timedelta(days=20)
-        long_name = CallRecord(
-            pbx="pbx1",
-            linkedid="long-name-1",
-            direction=Direction.INBOUND,
-            caller_number="+74951112233",
-            caller_name=None,
-            dialled="4951234567",
-            started_at=at,
-            answered_at=at + timedelta(seconds=4),
-            ended_at=at + timedelta(minutes=4),
-            rang=("1001",),
-            answered_by="1001",
-            outcome=Outcome.ANSWERED,
-            talk_seconds=236,
-            ring_seconds=4,
-        )
+        long_name = call_record("long-name-1", "+74951112233", at, talk=236, ext="1001")
         await CallRepository(db).upsert_many([(long_name, None)])
         context, page = await login(browser, site, "head", width, height)
         await page.goto(site.url("/#calls"))
@@ -869,22 +800,8 @@ async def test_a_call_forwarded_to_a_mobile_says_on_which_number_it_was_answered
     click like every number; in English the fact is «Answered on». Desk and phone, axe-clean."""
     async with crm_site(db) as site:
         at = datetime.now(UTC) - timedelta(hours=1)
-        forwarded = CallRecord(
-            pbx="pbx1",
-            linkedid="forwarded-1",
-            direction=Direction.INBOUND,
-            caller_number="+74951112233",
-            caller_name=None,
-            dialled="4951234567",
-            started_at=at,
-            answered_at=at + timedelta(seconds=9),
-            ended_at=at + timedelta(minutes=2),
-            rang=("101",),
-            answered_by="101",
-            answered_on="+79161234567",
-            outcome=Outcome.ANSWERED,
-            talk_seconds=111,
-            ring_seconds=9,
+        forwarded = call_record(
+            "forwarded-1", "+74951112233", at, ring=9, talk=111, answered_on="+79161234567"
         )
         await CallRepository(db).upsert_many([(forwarded, None)])
         context, page = await login(browser, site, "anna", width, height)
@@ -1109,20 +1026,13 @@ async def test_the_ringing_card_shows_the_clients_timeline_above_the_fold(
         ids = await CallRepository(db).upsert_many(
             [
                 (
-                    CallRecord(
-                        pbx="pbx1",
-                        linkedid="yesterday",
-                        direction=Direction.INBOUND,
-                        caller_number="+79031234567",
-                        caller_name=None,
-                        dialled="4951234567",
-                        started_at=past,
-                        answered_at=past,
-                        ended_at=past + timedelta(minutes=2),
-                        rang=("103",),
-                        answered_by="103",
-                        outcome=Outcome.ANSWERED,
-                        talk_seconds=120,
+                    call_record(
+                        "yesterday",
+                        "+79031234567",
+                        past,
+                        ring=0,
+                        talk=120,
+                        ext="103",
                         party_kind=PartyKind.CLIENT,
                         party_id=client.id,
                         party_name="ООО «Ромашка-Юг»",
@@ -1705,20 +1615,12 @@ async def test_a_task_closed_by_a_long_call_names_the_call_and_is_reopened(
             Viewer(site.ids["anna"], head=False),
         )
         now = datetime.now(UTC)
-        call = CallRecord(
-            pbx="pbx1",
-            linkedid="out-long",
-            direction=Direction.OUTBOUND,
-            caller_number="101",
-            caller_name=None,
-            dialled="89167770007",
-            started_at=now,
-            answered_at=now + timedelta(seconds=4),
-            ended_at=now + timedelta(seconds=124),
-            rang=("101",),
-            answered_by="101",
-            outcome=Outcome.ANSWERED,
-            talk_seconds=120,
+        call = call_record(
+            "out-long",
+            "89167770007",
+            now,
+            outbound=True,
+            talk=120,
             # As the tracker records it: the outside party's number is what the callback rules match on.
             extra={"party_number": "+79167770007"},
         )
@@ -1752,21 +1654,8 @@ async def test_the_call_list_filters_by_direction_and_recording_and_the_day_cale
     записью» the recorded one; the day calendar shows today's task today and tomorrow's on «Вперёд»."""
     async with crm_site(db) as site:
         at = datetime.now(UTC) - timedelta(hours=3)
-        outbound = CallRecord(
-            pbx="pbx1",
-            linkedid="out-rec",
-            direction=Direction.OUTBOUND,
-            caller_number="101",
-            caller_name=None,
-            dialled="+74951234567",
-            started_at=at,
-            answered_at=at + timedelta(seconds=6),
-            ended_at=at + timedelta(minutes=1),
-            rang=("101",),
-            answered_by="101",
-            outcome=Outcome.ANSWERED,
-            talk_seconds=54,
-            recording_file="out-rec.wav",
+        outbound = call_record(
+            "out-rec", "+74951234567", at, outbound=True, ring=6, talk=54, recording_file="out-rec.wav"
         )
         await CallRepository(db).upsert_many([(outbound, None)])
         zone = ZoneInfo(ZONE)
