@@ -12,7 +12,7 @@ import io
 import re
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, date, datetime
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
@@ -22,7 +22,7 @@ from aiohttp.test_utils import TestServer
 from playwright.async_api import Browser, BrowserContext, Page, expect
 
 from crmtel.config import WebSettings
-from crmtel.domain import CallRecord, Direction, Outcome
+from crmtel.domain import CallRecord
 from crmtel.i18n import Translator
 from crmtel.push.context import current_manager, translator
 from crmtel.push.hub import Hub
@@ -37,6 +37,7 @@ from crmtel.store.db import Database
 from crmtel.store.managers import ManagerRepository
 from tests.e2e.pagecheck import assert_language, axe_violations
 from tests.fixtures import queue_dataset as qd
+from tests.fixtures.call_records import call_record
 from tests.fixtures.races import RACES_PROCESSES
 from tests.integration.test_web_app import PASSWORD, seed_managers
 
@@ -63,22 +64,7 @@ ANNA_CALLS = (
 
 def _answered(linkedid: str, day: date) -> CallRecord:
     at = datetime(day.year, day.month, day.day, 12, 0, tzinfo=ZoneInfo(ZONE)).astimezone(UTC)
-    return CallRecord(
-        pbx="pbx1",
-        linkedid=linkedid,
-        direction=Direction.INBOUND,
-        caller_number="+79167770007",
-        caller_name=None,
-        dialled="4951234567",
-        started_at=at,
-        answered_at=at + timedelta(seconds=5),
-        ended_at=at + timedelta(minutes=2),
-        rang=("101",),
-        answered_by="101",
-        outcome=Outcome.ANSWERED,
-        talk_seconds=115,
-        ring_seconds=5,
-    )
+    return call_record(linkedid, "+79167770007", at, ring=5, talk=115)
 
 
 @asynccontextmanager

@@ -10,12 +10,12 @@ import pytest
 from crmtel.callbacks.service import EndedCall, book_ended_calls
 from crmtel.calls.commands import replay_stream
 from crmtel.config import CallsSettings, I18nSettings, Settings
-from crmtel.domain import CallRecord, Direction, Outcome
 from crmtel.fakepbx.server import load_ami
 from crmtel.store.calls import CallRepository
 from crmtel.store.db import Database
 from crmtel.store.managers import ManagerRepository
 from crmtel.store.tasks import TaskRepository
+from tests.fixtures.call_records import call_record
 
 
 @pytest.mark.parametrize(
@@ -40,21 +40,7 @@ async def test_a_nameless_callers_task_is_titled_with_the_number_as_people_write
     """A missed call from a number with no name and no CRM party: «+7 903 846-45-06» in the title, as on the page,
     not «+79038464506»."""
     at = datetime.now(UTC) - timedelta(minutes=5)
-    record = CallRecord(
-        pbx="pbx1",
-        linkedid="nameless",
-        direction=Direction.INBOUND,
-        caller_number="+79038464506",
-        caller_name=None,
-        dialled="4951234567",
-        started_at=at,
-        answered_at=None,
-        ended_at=at + timedelta(seconds=20),
-        rang=("101",),
-        answered_by=None,
-        outcome=Outcome.MISSED,
-        talk_seconds=0,
-    )
+    record = call_record("nameless", "+79038464506", at, ring=20, talk=None)
     ids = await CallRepository(db).upsert_many([(record, None)])
     async with db.session() as session:
         await book_ended_calls(
