@@ -118,3 +118,16 @@ async def axe_violations(page: Page, include: str | None = None) -> list[dict[st
         for v in result["violations"]
         if v["impact"] in ("serious", "critical")
     ]
+
+
+async def assert_no_axe(page: Page, where: str) -> None:
+    """No serious or critical axe-core violation on the page; ``where`` names it in the failure."""
+    found = await axe_violations(page)
+    assert found == [], f"axe on {where}: {found}"
+
+
+async def assert_fits(page: Page, where: str = "") -> None:
+    """The page is no wider than the screen (nothing to scroll sideways)."""
+    size = page.viewport_size
+    assert size is not None
+    assert await page.evaluate("document.documentElement.scrollWidth") <= size["width"], where

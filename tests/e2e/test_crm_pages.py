@@ -9,7 +9,6 @@ without the CSRF token is refused — and axe finds no serious or critical viola
 
 from __future__ import annotations
 
-import asyncio
 import csv
 import io
 import re
@@ -57,7 +56,8 @@ from crmtel.store.models import CallRow, TaskRow
 from crmtel.store.notes import NoteRepository
 from crmtel.store.parties import NewClient, NewLead, PartyRepository
 from crmtel.tasks.web import task_routes
-from tests.e2e.pagecheck import assert_language, axe_violations
+from tests.e2e.browsing import SIZES, ZONE, download, excel_rows, russian_page
+from tests.e2e.pagecheck import assert_fits, assert_language, assert_no_axe
 from tests.e2e.test_popup_calls import index_of, replaying, ringall_trace
 from tests.fixtures.call_records import call_record
 from tests.fixtures.races import RACES_PROCESSES
@@ -66,8 +66,6 @@ from tests.integration.test_web_app import PASSWORD, seed_managers
 pytestmark = [pytest.mark.e2e, pytest.mark.slow, RACES_PROCESSES]
 
 SEEN = 8_000
-ZONE = "Europe/Moscow"
-SIZES = [pytest.param(1366, 900, id="desk"), pytest.param(390, 844, id="phone")]
 DATA = ("Vera Lebedeva", "Boris Orlov", "Head of Sales", "VIP", "kuznetsov@example.ru")
 
 
@@ -169,16 +167,7 @@ async def login(
     browser: Browser, site: Crm, who: str, width: int, height: int
 ) -> tuple[BrowserContext, Page]:
     """A Russian browser of ``who`` on a screen of that size, logged in."""
-    phone = width < 600
-    context = await browser.new_context(
-        locale="ru-RU",
-        timezone_id=ZONE,
-        viewport={"width": width, "height": height},
-        is_mobile=phone,
-        has_touch=phone,
-    )
-    page = await context.new_page()
-    page.on("pageerror", lambda err: pytest.fail(f"page error: {err}"))
+    context, page = await russian_page(browser, width, height)
     await page.goto(site.url("/"))
     await page.fill("#login-name", who)
     await page.fill("#login-password", PASSWORD)
@@ -187,15 +176,23 @@ async def login(
     return context, page
 
 
-async def _no_axe(page: Page, where: str) -> None:
-    found = await axe_violations(page)
-    assert found == [], f"axe on {where}: {found}"
-
-
-async def _fits(page: Page) -> None:
-    size = page.viewport_size
-    assert size is not None
-    assert await page.evaluate("document.documentElement.scrollWidth") <= size["width"]
+async def _anna_called_petrov(db: Database, linkedid: str, talk: float) -> None:
+    """Anna's outbound call to Пётр Кузнецов (89167770007), started now and talked ``talk`` seconds, written and
+    passed to the callback rules as the call writer does."""
+    call = call_record(
+        linkedid,
+        "89167770007",
+        datetime.now(UTC),
+        outbound=True,
+        talk=talk,
+        # As the tracker records it: the outside party's number is what the callback rules match on.
+        extra={"party_number": "+79167770007"},
+    )
+    ids = await CallRepository(db).upsert_many([(call, None)])
+    async with db.session() as session:
+        await book_ended_calls(
+            session, [EndedCall(call, ids[("pbx1", linkedid)], None)], CallsSettings(), 10, title=str
+        )
 
 
 async def _search(page: Page, typed: str) -> list[str]:
@@ -219,8 +216,8 @@ async def test_the_client_list_finds_what_people_type_and_the_card_edits_with_an
         await expect(page.locator("[data-testid=party-row]")).to_have_count(3, timeout=SEEN)
         assert "ООО «Вектор»" not in await page.locator("[data-testid=party-list]").inner_text()
         await expect(page.locator("[data-testid=party-list]")).to_contain_text("+7 916 777-00-07")
-        await _fits(page)
-        await _no_axe(page, "the client list")
+        await assert_fits(page)
+        await assert_no_axe(page, "the client list")
         await assert_language(page, "ru", DATA)
         for typed in ("89167770007", "8 (916) 777-00-07", "ип", "Петр", "777-00-07"):
             assert "ИП Пётр Кузнецов" in await _search(page, typed), typed
@@ -258,8 +255,8 @@ async def test_the_client_list_finds_what_people_type_and_the_card_edits_with_an
         call = page.locator("[data-testid=timeline-call]").first
         await expect(call).to_contain_text("Ждёт КП до пятницы", timeout=SEEN)
         await expect(page.locator("[data-testid=timeline-deal]")).to_contain_text("Поставка плитки")
-        await _fits(page)
-        await _no_axe(page, "the client's card")
+        await assert_fits(page)
+        await assert_no_axe(page, "the client's card")
         await assert_language(page, "ru", DATA)
         await context.close()
 
@@ -277,13 +274,13 @@ async def test_a_duplicate_is_merged_into_the_client_and_its_number_moves(
         await merge.locator("summary").click()
         await merge.locator("[data-testid=merge-search]").fill("дубль")
         await expect(merge.locator("[data-testid=merge-pick]")).to_be_visible(timeout=SEEN)
-        await _no_axe(page, "the merge dialog")
+        await assert_no_axe(page, "the merge dialog")
         page.once("dialog", lambda dialog: dialog.accept())
         await merge.locator("[data-testid=merge-pick]").click(timeout=SEEN)
         await expect(page.locator(".party-head")).to_contain_text("+7 903 000-00-01", timeout=SEEN)
         await page.goto(site.url(f"/#clients/client/{site.ids['dup']}"))
         await expect(page.locator("[data-testid=card-error]")).to_be_visible(timeout=SEEN)
-        await _no_axe(page, "a missing card")
+        await assert_no_axe(page, "a missing card")
         await context.close()
 
 
@@ -298,7 +295,7 @@ async def test_a_deal_is_moved_through_the_pipeline_to_won(
         card = page.locator("[data-testid=deal-card]", has_text="Поставка плитки")
         await expect(card).to_be_visible(timeout=SEEN)
         await expect(page.locator("[data-testid=stage][data-stage=new]")).to_contain_text("150 000,50")
-        await _no_axe(page, "the pipeline")
+        await assert_no_axe(page, "the pipeline")
         await assert_language(page, "ru", DATA)
         await card.locator("[data-testid=deal-stage]").select_option("proposal")
         moved = page.locator("[data-testid=stage][data-stage=proposal] [data-testid=deal-card]")
@@ -312,7 +309,7 @@ async def test_a_deal_is_moved_through_the_pipeline_to_won(
         await expect(page.locator("[data-testid=deal-list] [data-testid=deal-card]")).to_contain_text(
             "Выиграна", timeout=SEEN
         )
-        await _fits(page)
+        await assert_fits(page)
         await context.close()
         (won,) = (await CrmDeals(db).find(Viewer(site.ids["anna"], head=True), status="won"))[0]
         assert won.closed_at is not None
@@ -340,7 +337,7 @@ async def test_the_callbacks_search_box_finds_what_the_client_list_finds_and_ope
         await box.fill("8 (916) 777-00-07")
         hit = hits.filter(has_text="ИП Пётр Кузнецов")
         await expect(hit).to_contain_text("+7 916 777-00-07", timeout=SEEN)
-        await _no_axe(page, "the callbacks search")
+        await assert_no_axe(page, "the callbacks search")
         await hit.locator("[data-testid=search-hit-open]").click()
         await expect(page.locator("[data-testid=party-title]")).to_have_text("ИП Пётр Кузнецов", timeout=SEEN)
         await context.close()
@@ -391,7 +388,7 @@ async def test_list_headings_never_overlap_and_the_call_list_fits_a_phone(
             timeout=SEEN
         )
         assert await page.evaluate(_STICKING_OUT, ".call-row, .call-row *") == []
-        await _fits(page)
+        await assert_fits(page)
         await context.close()
 
 
@@ -415,7 +412,7 @@ async def test_who_answered_a_days_old_call_reads_whole_words_on_a_phone(
         who = page.locator("[data-testid=history-row] .c-who")
         await expect(who.first).to_have_text("Анна Смирнова (101)", timeout=SEEN)
         assert await page.evaluate(_BROKEN_WORDS, "[data-testid=history-row] > *") == []
-        await _fits(page)
+        await assert_fits(page)
         await context.close()
 
 
@@ -494,31 +491,13 @@ async def test_a_callback_planned_for_tomorrow_survives_an_outbound_call_today(
         await task.locator("summary").click(timeout=SEEN)
         await task.locator("[data-testid=task-save]").click()
         await expect(task.locator("[data-testid=task-msg]")).to_have_text("Сохранено.", timeout=SEEN)
-        now = datetime.now(UTC)
-        call = call_record(
-            "out-today",
-            "89167770007",
-            now,
-            outbound=True,
-            talk=3,
-            # As the tracker records it: the outside party's number is what the callback rules match on.
-            extra={"party_number": "+79167770007"},
-        )
-        ids = await CallRepository(db).upsert_many([(call, None)])
-        async with db.session() as session:
-            await book_ended_calls(
-                session,
-                [EndedCall(call, ids[("pbx1", "out-today")], None)],
-                CallsSettings(),
-                10,
-                title=str,
-            )
+        await _anna_called_petrov(db, "out-today", talk=3)
         await page.goto(site.url("/#tasks"))
         row = page.locator("[data-testid=task-row]", has_text="ИП Пётр Кузнецов")
         await expect(row).to_have_count(1, timeout=SEEN)
         await expect(row).to_have_attribute("data-status", "open")
         await expect(row).to_contain_text("+7 916 777-00-07")
-        await _no_axe(page, "the task list")
+        await assert_no_axe(page, "the task list")
         await assert_language(page, "ru", DATA)
         await page.locator("[data-testid=tasks-mode-week]").click()
         tomorrow = (datetime.now(UTC) + timedelta(days=1)).astimezone(ZoneInfo(ZONE)).date()
@@ -526,8 +505,8 @@ async def test_a_callback_planned_for_tomorrow_survives_an_outbound_call_today(
         if await day.count() == 0:  # tomorrow is in next week (today is Sunday)
             await page.locator("[data-testid=cal-next]").click()
         await expect(day.locator("[data-testid=cal-task]")).to_contain_text("Перезвонить", timeout=SEEN)
-        await _fits(page)
-        await _no_axe(page, "the week calendar")
+        await assert_fits(page)
+        await assert_no_axe(page, "the week calendar")
         await context.close()
 
 
@@ -576,7 +555,7 @@ async def _dials_taken(page: Page) -> _ClickToCall:
         )
         await expect(status).to_have_attribute("data-ok", "yes")
         assert asked[before:] == [number], where
-        await _fits(page)
+        await assert_fits(page)
 
     return click_to_call
 
@@ -617,14 +596,14 @@ async def test_every_number_on_the_crm_pages_is_called_with_one_click(
         await page.goto(site.url("/#clients"))
         row = page.locator("[data-testid=party-row]").filter(has_text="Пётр Кузнецов")
         await click_to_call(row.locator(dial), "+79167770007", "+7 916 777-00-07", "the client list")
-        await _no_axe(page, "the client list calling a number")
+        await assert_no_axe(page, "the client list calling a number")
 
         await page.goto(site.url(f"/#clients/client/{site.ids['petrov']}"))
         head = page.locator(".card-sub").filter(has=page.locator(dial))
         await click_to_call(head.locator(dial), "+79167770007", "+7 916 777-00-07", "the client's card")
         call = page.locator("[data-testid=timeline-call]")
         await click_to_call(call.locator(dial), "+79167770007", "+7 916 777-00-07", "the card's timeline")
-        await _no_axe(page, "the client's card calling a number")
+        await assert_no_axe(page, "the client's card calling a number")
 
         await page.goto(site.url(f"/#clients/client/{site.ids['romashka']}"))
         head = page.locator(".card-sub").filter(has=page.locator(dial))
@@ -638,7 +617,7 @@ async def test_every_number_on_the_crm_pages_is_called_with_one_click(
             ["+7 916 777-00-07"], timeout=SEEN
         )
         await click_to_call(deal.locator(dial), "+79167770007", "+7 916 777-00-07", "the pipeline's deal")
-        await _no_axe(page, "the pipeline calling a number")
+        await assert_no_axe(page, "the pipeline calling a number")
         theirs = page.locator("[data-testid=deal-card]").filter(has_text="Кровля Вектору")
         await expect(theirs).to_contain_text("ООО «Вектор»")
         await expect(theirs.locator("[data-testid=deal-phones]")).to_have_count(0)
@@ -647,18 +626,18 @@ async def test_every_number_on_the_crm_pages_is_called_with_one_click(
             has_text="Поставка плитки"
         )
         await click_to_call(deal.locator(dial), "+79167770007", "+7 916 777-00-07", "the deal list")
-        await _no_axe(page, "the deal list calling a number")
+        await assert_no_axe(page, "the deal list calling a number")
 
         await page.goto(site.url("/#tasks"))
         task = page.locator("[data-testid=task-row]").filter(has_text="Перезвонить Алёне")
         await click_to_call(task.locator(dial), "+79035554433", "+7 903 555-44-33", "the task list")
-        await _no_axe(page, "the task list calling a number")
+        await assert_no_axe(page, "the task list calling a number")
 
         await page.goto(site.url("/#calls"))
         past = page.locator("[data-testid=history-row]")
         await expect(past).to_have_count(1, timeout=SEEN)
         await click_to_call(past.locator(dial), "+79167770007", "+7 916 777-00-07", "the call list")
-        await _no_axe(page, "the call list calling a number")
+        await assert_no_axe(page, "the call list calling a number")
         await context.close()
 
 
@@ -692,7 +671,7 @@ async def test_a_call_transferred_out_says_to_which_number_in_the_call_list_and_
             "the call list's mark",
         )
         await assert_language(page, "ru", DATA)
-        await _no_axe(page, "the call list with a call transferred out")
+        await assert_no_axe(page, "the call list with a call transferred out")
 
         await row.locator("[data-testid=history-open]").click()
         detail = page.locator("[data-testid=call-detail]")
@@ -716,7 +695,7 @@ async def test_a_call_transferred_out_says_to_which_number_in_the_call_list_and_
             fact.locator("[data-testid=dial-button]"), "+79161110001", "+7 916 111-00-01", "the call's detail"
         )
         await assert_language(page, "ru", DATA)
-        await _no_axe(page, "the detail of a call transferred out")
+        await assert_no_axe(page, "the detail of a call transferred out")
         await detail.locator("[data-testid=detail-close]").click()
         await context.close()
 
@@ -725,7 +704,7 @@ async def test_a_call_transferred_out_says_to_which_number_in_the_call_list_and_
         mark = page.locator("[data-testid=history-row] [data-testid=history-transferred]")
         await expect(mark).to_have_count(1, timeout=SEEN)
         await expect(mark.locator(".phone-number")).to_have_text("+7 916 111-00-01")
-        await _fits(page)
+        await assert_fits(page)
         await context.close()
 
 
@@ -785,8 +764,8 @@ async def test_who_answered_stays_readable_word_by_word_on_a_phone_beside_an_ear
                 "(101)",
             ]
             assert [w for w, lines in words if lines != 1] == [], (where, words)
-            await _fits(page)
-            await _no_axe(page, f"the call list in {where} with long names")
+            await assert_fits(page)
+            await assert_no_axe(page, f"the call list in {where} with long names")
         await context.close()
 
 
@@ -830,7 +809,7 @@ async def test_a_call_forwarded_to_a_mobile_says_on_which_number_it_was_answered
             fact.locator("[data-testid=dial-button]"), "+79161234567", "+7 916 123-45-67", "the call's detail"
         )
         await assert_language(page, "ru", DATA)
-        await _no_axe(page, "the detail of a call answered on a mobile")
+        await assert_no_axe(page, "the detail of a call answered on a mobile")
         await detail.locator("[data-testid=detail-close]").click()
 
         await page.locator("[data-testid=lang-select]").select_option("en")
@@ -840,8 +819,8 @@ async def test_a_call_forwarded_to_a_mobile_says_on_which_number_it_was_answered
             "Answered on", timeout=SEEN
         )
         await expect(detail.locator("[data-testid=detail-title]")).to_have_text("+7 495 111-22-33")
-        await _fits(page)
-        await _no_axe(page, "the English detail of a call answered on a mobile")
+        await assert_fits(page)
+        await assert_no_axe(page, "the English detail of a call answered on a mobile")
         await context.close()
 
 
@@ -909,7 +888,7 @@ async def test_a_manager_never_reaches_another_managers_records_and_every_write_
         names = page.locator("[data-testid=party-row] [data-testid=party-open]")
         await expect(names).to_have_count(3, timeout=SEEN)  # her two clients and the unassigned duplicate
         assert not any("Вектор" in n for n in await names.all_inner_texts())
-        await _no_axe(page, "the manager's client list")
+        await assert_no_axe(page, "the manager's client list")
         await page.goto(site.url("/#deals"))
         await page.locator("[data-testid=deals-mode-list]").click()
         deals = page.locator("[data-testid=deal-list] [data-testid=deal-card]")
@@ -919,15 +898,15 @@ async def test_a_manager_never_reaches_another_managers_records_and_every_write_
         rows = page.locator("[data-testid=task-row]")
         await expect(rows).to_have_count(1, timeout=SEEN)
         await expect(rows).to_have_attribute("data-id", str(mine.id))
-        await _fits(page)
-        await _no_axe(page, "the manager's task list")
+        await assert_fits(page)
+        await assert_no_axe(page, "the manager's task list")
         for kind, party in (("client", site.ids["vector"]), ("lead", lead.id)):
             await page.goto(site.url(f"/#clients/{kind}/{party}"))
             await expect(page.locator("[data-testid=card-error]")).to_have_text(
                 "Клиент или лид не найден", timeout=SEEN
             )
-        await _fits(page)
-        await _no_axe(page, "another manager's card")
+        await assert_fits(page)
+        await assert_no_axe(page, "another manager's card")
 
         vector, deal_id, task_id = site.ids["vector"], his_deal.id, his_task.id
         his: list[tuple[str, str, object]] = [
@@ -997,8 +976,8 @@ async def test_a_head_drills_down_from_the_report_to_a_managers_calls(
         await expect(rows.first).to_contain_text("Анна Смирнова (101)")
         await expect(page.locator("[data-testid=calls-filter-from]")).to_have_value(start)
         await expect(page.locator("[data-testid=calls-filter-manager]")).to_have_value("anna")
-        await _fits(page)
-        await _no_axe(page, "the filtered call list")
+        await assert_fits(page)
+        await assert_no_axe(page, "the filtered call list")
         await assert_language(page, "ru", DATA)
         # Missed only: nothing (her one call was answered); the number filter finds it again.
         await page.locator("[data-testid=calls-filter-outcome]").select_option("missed")
@@ -1068,7 +1047,7 @@ async def test_the_ringing_card_shows_the_clients_timeline_above_the_fold(
                 box = await part.bounding_box()
                 assert box is not None
                 assert box["y"] + box["height"] <= 900, "below the fold"
-            await _no_axe(page, "a ringing card with the client's timeline")
+            await assert_no_axe(page, "a ringing card with the client's timeline")
             await assert_language(page, "ru", (*DATA, "retail"))
             # Once the call has ended the card's timeline is read again: the call itself says how it went
             # (never left as «Идёт» or missing).
@@ -1123,8 +1102,8 @@ async def test_a_call_in_progress_on_the_timelines_turns_into_its_result_without
             for entry in (on_card, this_on_page):
                 await expect(entry).to_have_attribute("data-outcome", "live", timeout=SEEN)
                 await expect(entry.locator(".c-outcome")).to_have_text("Идёт")
-            await _fits(page)
-            await _no_axe(page, "a call in progress on the card's and the page's timelines")
+            await assert_fits(page)
+            await assert_no_axe(page, "a call in progress on the card's and the page's timelines")
 
             ami.pause_after = len(stream)
             ami.resume()
@@ -1152,27 +1131,16 @@ async def test_a_heads_csv_download_opens_in_russian_excel(
         start, end = (today - timedelta(days=7)).isoformat(), (today + timedelta(days=1)).isoformat()
         await page.goto(site.url(f"/reports/calls-vs-deals?from={start}&to={end}"))
         await expect(page.locator("tr[data-login=anna]")).to_be_visible(timeout=SEEN)
-        await _fits(page)
-        await _no_axe(page, "the report page")
-
-        async def download(selector: str) -> bytes:
-            async with page.expect_download() as info:
-                await page.locator(selector).click()
-            path = await (await info.value).path()
-            assert path is not None
-            return await asyncio.to_thread(Path(path).read_bytes)
-
-        raw = await download("#download-csv")
-        assert raw.startswith(b"\xef\xbb\xbf"), raw[:20]
-        text = raw.decode("utf-8-sig")
-        rows = list(csv.reader(io.StringIO(text), delimiter=";"))
+        await assert_fits(page)
+        await assert_no_axe(page, "the report page")
+        rows = await excel_rows(page, "#download-csv")
         assert rows[0][:2] == ["Менеджер", "Логин"], rows[0]
         assert all(len(r) == len(rows[0]) for r in rows), "one column per heading on every line"
         anna = next(r for r in rows if r[1] == "anna")
         assert anna[0] == "Анна Смирнова"
         cells = [c for r in rows[1:] for c in r]
         assert not any(re.fullmatch(r"-?\d+\.\d+", c) for c in cells), "a decimal point Excel reads as text"
-        comma = (await download("#download-csv-comma")).decode("utf-8-sig")
+        comma = (await download(page, "#download-csv-comma")).decode("utf-8-sig")
         as_comma = list(csv.reader(io.StringIO(comma)))
         assert [[c.replace(".", ",") for c in r] for r in as_comma] == [
             [c.replace(".", ",") for c in r] for r in rows
@@ -1208,7 +1176,7 @@ async def test_a_lead_found_in_the_lead_list_becomes_a_client_with_its_person_nu
         await expect(page.locator(".party-history [data-testid=timeline-note]")).to_contain_text(
             "Хочет счёт на сваи", timeout=SEEN
         )
-        await _no_axe(page, "a lead's card")
+        await assert_no_axe(page, "a lead's card")
         await page.locator("[data-testid=lead-convert]").click()
         await expect(page.locator("[data-testid=party-title]")).to_have_text(
             "ООО «Гранит-Строй»", timeout=SEEN
@@ -1223,8 +1191,8 @@ async def test_a_lead_found_in_the_lead_list_becomes_a_client_with_its_person_nu
         assert [(c["name"], [p["display"] for p in c["phones"]]) for c in card["contacts"]] == [
             ("Олег Тарасов", ["+7 916 555-00-11"])
         ]
-        await _fits(page)
-        await _no_axe(page, "the client a lead became")
+        await assert_fits(page)
+        await assert_no_axe(page, "the client a lead became")
         await assert_language(page, "ru", (*DATA, "retail"))
         # The number as people type it finds the client in the client list.
         await page.goto(site.url("/#clients"))
@@ -1260,8 +1228,8 @@ async def test_an_overdue_task_is_handed_to_boris_who_completes_it_with_a_result
         await expect(row).to_have_attribute("data-overdue", "yes", timeout=SEEN)
         await expect(row.locator("[data-testid=task-overdue]")).to_have_text("Просрочено")
         await expect(row).to_contain_text("Анна Смирнова")
-        await _fits(page)
-        await _no_axe(page, "the head's task list")
+        await assert_fits(page)
+        await assert_no_axe(page, "the head's task list")
         await row.locator("[data-testid=task-reassign]").select_option("boris")
         # The row names its manager once the list is read again after the change (the picker's own options
         # name Boris already).
@@ -1279,7 +1247,7 @@ async def test_an_overdue_task_is_handed_to_boris_who_completes_it_with_a_result
         await page.locator("[data-testid=task-status-filter]").select_option("all")
         await expect(row).to_have_attribute("data-status", "closed", timeout=SEEN)
         await expect(row).to_contain_text("Договорились о встрече")
-        await _no_axe(page, "a completed task")
+        await assert_no_axe(page, "a completed task")
         await assert_language(page, "ru", DATA)
         await row.locator("[data-testid=task-reopen]").click()
         await expect(row).to_have_attribute("data-status", "open", timeout=SEEN)
@@ -1314,7 +1282,7 @@ async def test_the_heads_client_list_filters_sorts_and_pages(
         await manager.select_option("anna")
         await expect(names).to_have_count(2, timeout=SEEN)
         assert sorted(await shown()) == ["ИП Пётр Кузнецов", "ООО «Ромашка»"]
-        await _no_axe(page, "the client list filtered by manager")
+        await assert_no_axe(page, "the client list filtered by manager")
         await assert_language(page, "ru", DATA)
         # Only Пётр has an open deal; only he was called in the last 7 days.
         await page.locator("[data-testid=filter-deals]").select_option("yes")
@@ -1340,8 +1308,8 @@ async def test_the_heads_client_list_filters_sorts_and_pages(
         assert len(set(listed)) == 56
         assert listed[-1] == "ООО «Вектор»"
         await expect(page.locator("[data-testid=party-more]")).to_be_hidden()
-        await _fits(page)
-        await _no_axe(page, "the client list sorted and paged")
+        await assert_fits(page)
+        await assert_no_axe(page, "the client list sorted and paged")
         await context.close()
 
 
@@ -1359,20 +1327,10 @@ async def test_the_call_lists_csv_keeps_its_filters_and_opens_in_russian_excel(
         start, end = (today - timedelta(days=7)).isoformat(), (today + timedelta(days=1)).isoformat()
         await page.goto(site.url(f"/#calls?manager=anna&from={start}&to={end}"))
         await expect(page.locator("[data-testid=history-row]")).to_have_count(1, timeout=SEEN)
-        await _fits(page)
-        await _no_axe(page, "the call list with its downloads")
+        await assert_fits(page)
+        await assert_no_axe(page, "the call list with its downloads")
         await assert_language(page, "ru", DATA)
-
-        async def download(testid: str) -> bytes:
-            async with page.expect_download() as info:
-                await page.locator(f"[data-testid={testid}]").click()
-            path = await (await info.value).path()
-            assert path is not None
-            return await asyncio.to_thread(Path(path).read_bytes)
-
-        raw = await download("calls-csv")
-        assert raw.startswith(b"\xef\xbb\xbf"), raw[:20]
-        rows = list(csv.reader(io.StringIO(raw.decode("utf-8-sig")), delimiter=";"))
+        rows = await excel_rows(page, "[data-testid=calls-csv]")
         assert rows[0] == [
             "Когда",
             "Направление",
@@ -1400,16 +1358,16 @@ async def test_the_call_lists_csv_keeps_its_filters_and_opens_in_russian_excel(
             "5,0",
             "175,0",
         ]
-        comma = list(csv.reader(io.StringIO((await download("calls-csv-comma")).decode("utf-8-sig"))))
+        comma_csv = (await download(page, "[data-testid=calls-csv-comma]")).decode("utf-8-sig")
+        comma = list(csv.reader(io.StringIO(comma_csv)))
         assert comma[1][6:8] == ["5.0", "175.0"]
         assert [r[:6] for r in comma] == [r[:6] for r in rows]
         # The file follows the filters applied on the page.
         await page.locator("[data-testid=calls-filter-outcome]").select_option("missed")
         await page.locator("[data-testid=calls-filter-apply]").click()
         await expect(page.locator("[data-testid=history-row]")).to_have_count(0, timeout=SEEN)
-        missed = list(
-            csv.reader(io.StringIO((await download("calls-csv")).decode("utf-8-sig")), delimiter=";")
-        )
+        missed_csv = (await download(page, "[data-testid=calls-csv]")).decode("utf-8-sig")
+        missed = list(csv.reader(io.StringIO(missed_csv), delimiter=";"))
         assert missed == rows[:1]
         await context.close()
 
@@ -1428,24 +1386,11 @@ async def test_the_deal_lists_csv_opens_in_russian_excel_and_keeps_its_filter(
         await expect(page.locator("[data-testid=deal-list] [data-testid=deal-card]")).to_have_count(
             1, timeout=SEEN
         )
-        await _fits(page)
-        await _no_axe(page, "the deal list with its downloads")
+        await assert_fits(page)
+        await assert_no_axe(page, "the deal list with its downloads")
         await assert_language(page, "ru", DATA)
 
-        async def download(testid: str) -> list[list[str]]:
-            async with page.expect_download() as info:
-                await page.locator(f"[data-testid={testid}]").click()
-            path = await (await info.value).path()
-            assert path is not None
-            raw = await asyncio.to_thread(Path(path).read_bytes)
-            assert raw.startswith(b"\xef\xbb\xbf"), raw[:20]
-            return list(
-                csv.reader(
-                    io.StringIO(raw.decode("utf-8-sig")), delimiter=";" if "comma" not in testid else ","
-                )
-            )
-
-        rows = await download("deals-csv")
+        rows = await excel_rows(page, "[data-testid=deals-csv]")
         assert rows[0][:6] == ["Сделка", "Клиент или лид", "Этап", "Сумма, ₽", "Статус", "Причина"]
         (deal,) = rows[1:]
         assert deal[:7] == [
@@ -1458,13 +1403,13 @@ async def test_the_deal_lists_csv_opens_in_russian_excel_and_keeps_its_filter(
             "Анна Смирнова",
         ]
         assert re.fullmatch(r"\d{4}-\d\d-\d\d \d\d:\d\d", deal[9]), deal[9]
-        comma = await download("deals-csv-comma")
+        comma = await excel_rows(page, "[data-testid=deals-csv-comma]", ",")
         assert comma[1][3] == "150000.50"
         await page.locator("[data-testid=deal-status-filter]").select_option("won")
         await expect(page.locator("[data-testid=deal-list] [data-testid=deal-card]")).to_have_count(
             0, timeout=SEEN
         )
-        assert await download("deals-csv") == rows[:1]
+        assert await excel_rows(page, "[data-testid=deals-csv]") == rows[:1]
         await context.close()
 
 
@@ -1492,21 +1437,11 @@ async def test_the_task_lists_csv_opens_in_russian_excel_and_keeps_its_filter(
         context, page = await login(browser, site, "head", width, height)
         await page.goto(site.url("/#tasks"))
         await expect(page.locator("[data-testid=task-row]")).to_have_count(1, timeout=SEEN)
-        await _fits(page)
-        await _no_axe(page, "the task list with its downloads")
+        await assert_fits(page)
+        await assert_no_axe(page, "the task list with its downloads")
         await assert_language(page, "ru", DATA)
 
-        async def download(testid: str) -> list[list[str]]:
-            async with page.expect_download() as info:
-                await page.locator(f"[data-testid={testid}]").click()
-            path = await (await info.value).path()
-            assert path is not None
-            raw = await asyncio.to_thread(Path(path).read_bytes)
-            assert raw.startswith(b"\xef\xbb\xbf"), raw[:20]
-            text = raw.decode("utf-8-sig")
-            return list(csv.reader(io.StringIO(text), delimiter="," if "comma" in testid else ";"))
-
-        rows = await download("tasks-csv")
+        rows = await excel_rows(page, "[data-testid=tasks-csv]")
         assert rows[0][:3] == ["Срок", "Тип задачи", "Что сделать"]
         (task,) = rows[1:]
         assert task[:8] == [
@@ -1519,10 +1454,10 @@ async def test_the_task_lists_csv_opens_in_russian_excel_and_keeps_its_filter(
             "Открыта",
             "Просрочено",
         ]
-        assert await download("tasks-csv-comma") == rows
+        assert await excel_rows(page, "[data-testid=tasks-csv-comma]", ",") == rows
         await page.locator("[data-testid=task-status-filter]").select_option("closed")
         await expect(page.locator("[data-testid=task-row]")).to_have_count(0, timeout=SEEN)
-        assert await download("tasks-csv") == rows[:1]
+        assert await excel_rows(page, "[data-testid=tasks-csv]") == rows[:1]
         await context.close()
 
 
@@ -1539,29 +1474,19 @@ async def test_the_client_lists_csv_is_what_the_list_shows_and_opens_in_russian_
         await page.goto(site.url("/#clients"))
         names = page.locator("[data-testid=party-row] [data-testid=party-open]")
         await expect(names).to_have_count(4, timeout=SEEN)
-        await _fits(page)
-        await _no_axe(page, "the client list with its downloads")
+        await assert_fits(page)
+        await assert_no_axe(page, "the client list with its downloads")
         await assert_language(page, "ru", DATA)
 
-        async def download(testid: str) -> list[list[str]]:
-            async with page.expect_download() as info:
-                await page.locator(f"[data-testid={testid}]").click()
-            path = await (await info.value).path()
-            assert path is not None
-            raw = await asyncio.to_thread(Path(path).read_bytes)
-            assert raw.startswith(b"\xef\xbb\xbf"), raw[:20]
-            text = raw.decode("utf-8-sig")
-            return list(csv.reader(io.StringIO(text), delimiter="," if "comma" in testid else ";"))
-
-        rows = await download("party-csv")
+        rows = await excel_rows(page, "[data-testid=party-csv]")
         assert rows[0][:2] == ["Название или ФИО", "Компания"]
         assert [r[0] for r in rows[1:]] == [t.strip() for t in await names.all_inner_texts()]
         petrov = next(r for r in rows if r[0] == "ИП Пётр Кузнецов")
         assert (petrov[4], petrov[5], petrov[6]) == ("Анна Смирнова", "+7 916 777-00-07", "1")
         assert re.fullmatch(r"\d{4}-\d\d-\d\d \d\d:\d\d", petrov[7]), petrov[7]
-        assert await download("party-csv-comma") == rows
+        assert await excel_rows(page, "[data-testid=party-csv-comma]", ",") == rows
         assert await _search(page, "ип") == ["ИП Пётр Кузнецов"]
-        assert [r[0] for r in (await download("party-csv"))[1:]] == ["ИП Пётр Кузнецов"]
+        assert [r[0] for r in (await excel_rows(page, "[data-testid=party-csv]"))[1:]] == ["ИП Пётр Кузнецов"]
         await context.close()
 
 
@@ -1582,14 +1507,14 @@ async def test_a_deal_is_lost_only_with_a_reason_which_the_list_names(
         await expect(card.locator("[data-testid=deal-action-msg]")).to_have_text(
             "Укажите причину проигрыша", timeout=SEEN
         )
-        await _no_axe(page, "a deal being lost")
+        await assert_no_axe(page, "a deal being lost")
         await card.locator("[data-testid=deal-lost-reason]").select_option("price")
         await card.locator("[data-testid=deal-lost-confirm]").click()
         await page.locator("[data-testid=deal-status-filter]").select_option("lost")
         lost = page.locator("[data-testid=deal-list] [data-testid=deal-card]", has_text="Поставка плитки")
         await expect(lost).to_have_attribute("data-status", "lost", timeout=SEEN)
         await expect(lost).to_contain_text("Дорого")
-        await _fits(page)
+        await assert_fits(page)
         await assert_language(page, "ru", DATA)
         await context.close()
         (found,) = (await CrmDeals(db).find(Viewer(site.ids["anna"], head=True), status="lost"))[0]
@@ -1614,21 +1539,7 @@ async def test_a_task_closed_by_a_long_call_names_the_call_and_is_reopened(
             ),
             Viewer(site.ids["anna"], head=False),
         )
-        now = datetime.now(UTC)
-        call = call_record(
-            "out-long",
-            "89167770007",
-            now,
-            outbound=True,
-            talk=120,
-            # As the tracker records it: the outside party's number is what the callback rules match on.
-            extra={"party_number": "+79167770007"},
-        )
-        ids = await CallRepository(db).upsert_many([(call, None)])
-        async with db.session() as session:
-            await book_ended_calls(
-                session, [EndedCall(call, ids[("pbx1", "out-long")], None)], CallsSettings(), 10, title=str
-            )
+        await _anna_called_petrov(db, "out-long", talk=120)
         context, page = await login(browser, site, "anna", width, height)
         await page.goto(site.url("/#tasks"))
         await page.locator("[data-testid=task-status-filter]").select_option("all")
@@ -1638,8 +1549,8 @@ async def test_a_task_closed_by_a_long_call_names_the_call_and_is_reopened(
             "Закрыта звонком", timeout=SEEN
         )
         await expect(row.locator("[data-testid=task-closed-by-call]")).to_contain_text("2 мин")
-        await _fits(page)
-        await _no_axe(page, "a task closed by a call")
+        await assert_fits(page)
+        await assert_no_axe(page, "a task closed by a call")
         await assert_language(page, "ru", DATA)
         await row.locator("[data-testid=task-reopen]").click()
         await expect(row).to_have_attribute("data-status", "open", timeout=SEEN)
@@ -1692,15 +1603,15 @@ async def test_the_call_list_filters_by_direction_and_recording_and_the_day_cale
         await apply.click()
         await expect(rows).to_have_count(1, timeout=SEEN)
         await expect(rows.first).to_contain_text("+7 495 123-45-67")
-        await _fits(page)
-        await _no_axe(page, "the call list filtered")
+        await assert_fits(page)
+        await assert_no_axe(page, "the call list filtered")
 
         await page.goto(site.url("/#tasks"))
         await page.locator("[data-testid=tasks-mode-day]").click()
         shown = page.locator(f"[data-testid=cal-day][data-date='{today.isoformat()}']")
         await expect(shown).to_contain_text("Позвонить сегодня", timeout=SEEN)
         assert "Встреча завтра" not in await shown.inner_text()
-        await _no_axe(page, "the day calendar")
+        await assert_no_axe(page, "the day calendar")
         await assert_language(page, "ru", DATA)
         await page.locator("[data-testid=cal-next]").click()
         tomorrow = page.locator(
@@ -1708,5 +1619,5 @@ async def test_the_call_list_filters_by_direction_and_recording_and_the_day_cale
         )
         await expect(tomorrow).to_contain_text("Встреча завтра", timeout=SEEN)
         await expect(page.locator("[data-testid=cal-day]")).to_have_count(1)
-        await _fits(page)
+        await assert_fits(page)
         await context.close()

@@ -6,14 +6,12 @@ request)."""
 
 from __future__ import annotations
 
-import asyncio
 import csv
 import io
 import re
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterable
 from contextlib import asynccontextmanager
 from datetime import UTC, date, datetime
-from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -35,7 +33,8 @@ from crmtel.reports.web import report_routes
 from crmtel.store.calls import CallRepository
 from crmtel.store.db import Database
 from crmtel.store.managers import ManagerRepository
-from tests.e2e.pagecheck import assert_language, axe_violations
+from tests.e2e.browsing import SIZES, ZONE, download, excel_rows, russian_page
+from tests.e2e.pagecheck import assert_fits, assert_language, assert_no_axe
 from tests.fixtures import queue_dataset as qd
 from tests.fixtures.call_records import call_record
 from tests.fixtures.races import RACES_PROCESSES
@@ -44,8 +43,6 @@ from tests.integration.test_web_app import PASSWORD, seed_managers
 pytestmark = [pytest.mark.e2e, pytest.mark.slow, RACES_PROCESSES]
 
 SEEN = 10_000
-ZONE = "Europe/Moscow"
-SIZES = [pytest.param(1366, 900, id="desk"), pytest.param(390, 844, id="phone")]
 RU = Translator.for_locale("ru", zone=ZONE)
 # Names and words shown as stored: the seeded managers, the zone, the queue names.
 DATA = (
@@ -80,49 +77,47 @@ async def serving(db: Database, routes: web.RouteTableDef) -> AsyncIterator[Call
         await server.close()
 
 
-async def russian_page(
+@asynccontextmanager
+async def _calls_report(
+    db: Database, days: Iterable[tuple[date, int]], today: date
+) -> AsyncIterator[Callable[[str], str]]:
+    """The seeded managers, Anna's answered calls (``days``: a local day and how many) and the calls-vs-deals
+    report served as on ``today``; yields ``url(path)``."""
+    await seed_managers(db)
+    calls = [_answered(f"{day}-{i}", day) for day, count in days for i in range(count)]
+    await CallRepository(db).upsert_many([(c, None) for c in calls])
+    routes = report_routes(
+        ReportQueries(db),
+        current_manager,
+        ManagerRepository(db),
+        timezone=ZONE,
+        today=lambda: today,
+        translate=translator,
+    )
+    async with serving(db, routes) as url:
+        yield url
+
+
+async def logged_in(
     browser: Browser, url: Callable[[str], str], login: str, password: str, width: int, height: int
 ) -> tuple[BrowserContext, Page]:
     """A Russian browser profile on a screen of that size, logged in as ``login``, downloads captured."""
-    phone = width < 600
-    context = await browser.new_context(
-        locale="ru-RU",
-        timezone_id=ZONE,
-        viewport={"width": width, "height": height},
-        is_mobile=phone,
-        has_touch=phone,
-        accept_downloads=True,
-    )
+    context, page = await russian_page(browser, width, height, accept_downloads=True)
     response = await context.request.post(url("/api/login"), data={"login": login, "password": password})
     assert response.ok, await response.text()
-    page = await context.new_page()
-    page.on("pageerror", lambda err: pytest.fail(f"page error: {err}"))
     return context, page
 
 
 async def _checked(page: Page, where: str) -> None:
     """Axe-clean, no wider than the screen, Russian throughout."""
-    found = await axe_violations(page)
-    assert found == [], f"axe on {where}: {found}"
-    size = page.viewport_size
-    assert size is not None
-    assert await page.evaluate("document.documentElement.scrollWidth") <= size["width"], where
+    await assert_no_axe(page, where)
+    await assert_fits(page, where)
     await assert_language(page, "ru", DATA)
-
-
-async def _download(page: Page, selector: str) -> bytes:
-    async with page.expect_download() as info:
-        await page.locator(selector).click()
-    path = await (await info.value).path()
-    assert path is not None
-    return await asyncio.to_thread(Path(path).read_bytes)
 
 
 async def _excel_rows(page: Page) -> list[list[str]]:
     """The page's CSV download as Russian Excel reads it: a BOM, then `;`-separated cells."""
-    raw = await _download(page, "#download-csv")
-    assert raw.startswith(b"\xef\xbb\xbf"), raw[:20]
-    rows = list(csv.reader(io.StringIO(raw.decode("utf-8-sig")), delimiter=";"))
+    rows = await excel_rows(page, "#download-csv")
     assert all(len(r) == len(rows[0]) for r in rows), "one column per heading on every line"
     return rows
 
@@ -146,19 +141,8 @@ async def test_this_month_so_far_is_compared_with_the_same_days_of_the_month_bef
     """On 6 December the report is 1–6 Dec against 1–6 Nov (2 calls against 1, not against November's 6 nor
     the 28th's one in the six days just before); a manager picked in the form keeps that comparison, and so
     does the CSV taken from the page; «Прошлый месяц» is November against October, keeping the manager."""
-    await seed_managers(db)
-    calls = [_answered(f"{day}-{i}", day) for day, count in ANNA_CALLS for i in range(count)]
-    await CallRepository(db).upsert_many([(c, None) for c in calls])
-    routes = report_routes(
-        ReportQueries(db),
-        current_manager,
-        ManagerRepository(db),
-        timezone=ZONE,
-        today=lambda: date(2026, 12, 6),
-        translate=translator,
-    )
-    async with serving(db, routes) as url:
-        context, page = await russian_page(browser, url, "head", PASSWORD, width, height)
+    async with _calls_report(db, ANNA_CALLS, date(2026, 12, 6)) as url:
+        context, page = await logged_in(browser, url, "head", PASSWORD, width, height)
         await page.goto(url("/reports/calls-vs-deals"))
         presets = page.locator("[data-testid=presets]")
         await expect(presets.locator("[aria-current=true]")).to_have_text("Этот месяц", timeout=SEEN)
@@ -209,20 +193,9 @@ async def test_on_the_31st_of_march_the_month_so_far_is_compared_with_all_of_feb
     db: Database, browser: Browser
 ) -> None:
     """1–31 March against 1–28 February (a shorter month is compared whole, never past its end into March)."""
-    await seed_managers(db)
     days = ((date(2026, 3, 31), 1), (date(2026, 2, 28), 2), (date(2026, 3, 1), 1))
-    calls = [_answered(f"{day}-{i}", day) for day, count in days for i in range(count)]
-    await CallRepository(db).upsert_many([(c, None) for c in calls])
-    routes = report_routes(
-        ReportQueries(db),
-        current_manager,
-        ManagerRepository(db),
-        timezone=ZONE,
-        today=lambda: date(2026, 3, 31),
-        translate=translator,
-    )
-    async with serving(db, routes) as url:
-        context, page = await russian_page(browser, url, "head", PASSWORD, 1366, 900)
+    async with _calls_report(db, days, date(2026, 3, 31)) as url:
+        context, page = await logged_in(browser, url, "head", PASSWORD, 1366, 900)
         await page.goto(url("/reports/calls-vs-deals?preset=this_month"))
         await expect(page.locator("[data-testid=report-compared]")).to_contain_text(
             _days(date(2026, 2, 1), date(2026, 2, 28)), timeout=SEEN
@@ -256,7 +229,7 @@ async def test_the_queue_reports_presets_pick_their_days_and_its_csv_opens_in_ru
         today=lambda: date(2026, 11, 2),
     )
     async with serving(db, routes) as url:
-        context, page = await russian_page(browser, url, "hugo", PASSWORD, width, height)
+        context, page = await logged_in(browser, url, "hugo", PASSWORD, width, height)
         await page.goto(url(f"/reports/queues?from={qd.FROM}&to={qd.TO}"))
         period = page.locator("[data-testid=report-period]")
         await expect(period).to_contain_text(_ru_days(1, 2), timeout=SEEN)
@@ -276,7 +249,7 @@ async def test_the_queue_reports_presets_pick_their_days_and_its_csv_opens_in_ru
         assert not any(re.fullmatch(r"[+-]?\d+\.\d+", c) for c in cells), (
             "a decimal point Excel reads as text"
         )
-        comma = (await _download(page, "#download-csv-comma")).decode("utf-8-sig")
+        comma = (await download(page, "#download-csv-comma")).decode("utf-8-sig")
         as_comma = list(csv.reader(io.StringIO(comma)))
         assert ";" not in comma.splitlines()[0]
         assert [[re.sub(r"^([+-]?\d+)\.(\d+)$", r"\1,\2", c) for c in r] for r in as_comma] == rows
