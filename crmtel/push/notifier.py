@@ -166,14 +166,13 @@ class Notifier:
         call that rang only where nobody here watched (a pickup), and the call has no card yet."""
         if not isinstance(event, CallRinging | CallAnswered) or not self._hub.watched(event.extension):
             return None
-        if self._hub.live.card(event.call_id) is not None:
+        # A read already under way sends its card to every phone on the call (``set_card``) when it ends.
+        if self._hub.live.card(event.call_id) is not None or event.call_id in self._building:
             return None
         if isinstance(event, CallRinging):
             return event
         call = self._hub.live.get(event.call_id)
-        if call is None or call.info is None or event.call_id in self._building:
-            return None
-        return call.info
+        return call.info if call is not None else None
 
     def _spawn(self, work: Coroutine[Any, Any, None], name: str) -> None:
         task = asyncio.create_task(work, name=name)
@@ -226,7 +225,9 @@ class Notifier:
             finally:
                 del self._waiting[first.call_id]
             if card is None:
-                self._hub.set_card(first.call_id, await lookup)
+                card = await lookup
+                if self._hub.live.card(first.call_id) is None:  # not sent meanwhile by a late page's read
+                    self._hub.set_card(first.call_id, card)
         finally:
             self._building.discard(first.call_id)
             lookup.cancel()

@@ -193,3 +193,20 @@ async def test_a_page_connecting_while_a_slow_card_is_read_waits_for_that_read()
         for conn in (boris, late):
             *_, update = await take(conn)
             assert (update["type"], update["card"]["name"]) == ("call.card", "OOO Romashka")
+
+
+async def test_a_second_phone_ringing_while_a_slow_card_is_read_gets_it_from_that_read_once() -> None:
+    """A queue rings Boris, then Vera while Boris's card (slower than card_wait) is still read: one read, and
+    each page is sent the card once (before: a second read, and Boris got call.card twice) (review28k)."""
+    hub, cards = Hub(), FakeCards(delay=0.2)
+    async with Notifier(hub, cards, FakeNames(), card_wait=0.01) as notifier:
+        boris, vera = hub.connect(2, ["102"]), hub.connect(3, ["103"])
+        await notifier.publish(ring("102"))
+        await asyncio.sleep(0.05)
+        await notifier.publish(ring("103"))
+        await notifier.idle()
+        assert cards.calls == 1
+        for conn in (boris, vera):
+            msgs = await take(conn)
+            assert [m["type"] for m in msgs] == ["call.ringing", "call.card"]
+            assert msgs[1]["card"]["name"] == "OOO Romashka"
