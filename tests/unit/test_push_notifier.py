@@ -210,3 +210,15 @@ async def test_a_second_phone_ringing_while_a_slow_card_is_read_gets_it_from_tha
             msgs = await take(conn)
             assert [m["type"] for m in msgs] == ["call.ringing", "call.card"]
             assert msgs[1]["card"]["name"] == "OOO Romashka"
+
+
+async def test_a_late_pages_card_read_that_ends_after_the_call_sends_nothing() -> None:
+    """A page opened mid-ring waits for a slow card; the call ends first: no call.card after call.ended."""
+    hub, cards = Hub(), FakeCards(delay=0.2)
+    async with Notifier(hub, cards, FakeNames()) as notifier:
+        await notifier.publish(ring("102"))
+        boris = hub.connect(2, ["102"])
+        await notifier.publish(end(rang=("102",), answered_by=None))
+        await notifier.idle()
+        assert cards.calls == 1
+        assert [m["type"] for m in await take(boris)] == ["call.ringing", "call.ended"]
