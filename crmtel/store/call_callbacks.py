@@ -204,6 +204,8 @@ def recompute_statements(dialect: str, digits: int) -> list[Any]:
 
 async def recompute_in(session: AsyncSession, digits: int) -> None:
     """Compute every call's key and callback anew with ``digits`` and store the digits (the full recompute)."""
+    # Writers wait for it: one that read the old digits before this committed would key its calls with them.
+    await lock_calls_in(session)
     conn = await session.connection()
     for stmt in recompute_statements(conn.dialect.name, digits):
         await conn.execute(stmt)
@@ -212,6 +214,8 @@ async def recompute_in(session: AsyncSession, digits: int) -> None:
 async def match_digits(db: Database, digits: int) -> bool:
     """Recompute the stored callbacks when they were computed with other digits (start-up); True if it did."""
     async with db.session() as session:
+        # Locked before the digits are read: two nodes starting at once recompute one after the other.
+        await lock_calls_in(session)
         if await digits_in(session) == digits:
             return False
         await recompute_in(session, digits)

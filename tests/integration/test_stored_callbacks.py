@@ -308,3 +308,60 @@ async def test_a_missed_call_and_its_callback_written_at_once_find_each_other(db
     async with asyncio.timeout(10):
         await asyncio.gather(write_missed(), write_back())
     assert (await _stored(db))["m"] == ("9161110001", back.started_at)
+
+
+async def test_calls_written_during_a_recompute_get_its_digits(db: Database) -> None:
+    """A node recomputing the stored callbacks with new digits (a restart with another callback_match_digits,
+    minutes on millions of calls) while another node writes calls: the writes wait for it, so the calls they
+    write are keyed with the new digits, not the old ones read before the recompute committed (review28s)."""
+    if db.engine.dialect.name != "postgresql":
+        pytest.skip("SQLite runs one writing transaction at a time")
+    at = datetime(2026, 11, 10, 9, tzinfo=UTC)
+    async with db.session() as session:
+        await recompute_in(session, 10)
+    missed = CallRecord(
+        "pbx1",
+        "m",
+        Direction.INBOUND,
+        "+79161110001",
+        None,
+        "4951234567",
+        at,
+        outcome=Outcome.MISSED,
+        ended_at=at,
+    )
+    # Another number with the same last seven digits: a callback once seven digits are compared.
+    back = CallRecord(
+        "pbx1",
+        "b",
+        Direction.OUTBOUND,
+        "101",
+        None,
+        "+74951110001",
+        at + timedelta(minutes=5),
+        answered_by="101",
+        outcome=Outcome.ANSWERED,
+        ended_at=at + timedelta(minutes=6),
+    )
+    recomputed = asyncio.Event()
+
+    async def recompute() -> None:
+        async with db.session() as session:
+            await recompute_in(session, 7)
+            recomputed.set()
+            # Still uncommitted while the other node writes.
+            await asyncio.sleep(0.3)
+
+    async def write() -> None:
+        await recomputed.wait()
+        async with db.session() as session:
+            await upsert_in(session, [(missed, None), (back, None)])
+
+    async with asyncio.timeout(10):
+        await asyncio.gather(recompute(), write())
+    stored = await _stored(db)
+    async with db.session() as session:
+        assert await digits_in(session) == 7
+        await recompute_in(session, 7)
+    assert stored == await _stored(db)
+    assert stored["m"] == ("1110001", back.started_at)
