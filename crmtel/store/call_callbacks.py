@@ -143,13 +143,16 @@ async def digits_in(session: AsyncSession) -> int | None:
 async def keys_before_write(
     session: AsyncSession, calls: Sequence[tuple[str, str]]
 ) -> tuple[int | None, set[str]]:
-    """The stored digits, and the keys these calls (by ``(pbx, linkedid)``) have now: one round trip."""
+    """The stored digits, and the keys these calls (by ``(pbx, linkedid)``) have now as answered calls (only an
+    answered call is another call's callback): one round trip."""
     c = _CALLS.c
     parts = [select(CallbackDigitsRow.digits.label("d"), literal(None).label("k"))]
     for i in range(0, len(calls), _CHUNK):
         parts.append(
             select(literal(None).label("d"), c.number_key.label("k")).where(
-                tuple_(c.pbx, c.linkedid).in_(list(calls[i : i + _CHUNK])), c.number_key.is_not(None)
+                tuple_(c.pbx, c.linkedid).in_(list(calls[i : i + _CHUNK])),
+                c.number_key.is_not(None),
+                c.outcome == _ANSWERED,
             )
         )
     digits: int | None = None
@@ -176,12 +179,30 @@ async def refresh_in(session: AsyncSession, keys: Iterable[str | None]) -> None:
         )
 
 
+async def refresh_calls_in(session: AsyncSession, calls: Sequence[tuple[str, str]]) -> None:
+    """Recompute ``callback_at`` of these calls (by ``(pbx, linkedid)``) themselves, when missed."""
+    c = _CALLS.c
+    first = _first_callback()
+    for i in range(0, len(calls), _CHUNK):
+        await session.execute(
+            update(_CALLS)
+            .where(
+                tuple_(c.pbx, c.linkedid).in_(list(calls[i : i + _CHUNK])),
+                _missed(),
+                c.number_key.is_not(None),
+                c.callback_at.is_distinct_from(first),
+            )
+            .values(callback_at=first)
+        )
+
+
 async def delete_calls_in(session: AsyncSession, *conds: ColumnElement[bool]) -> None:
     """Delete the calls matching ``conds`` and recompute the callbacks they may have been."""
     await lock_calls_in(session)
     c = _CALLS.c
-    gone = await session.execute(delete(_CALLS).where(*conds).returning(c.number_key))
-    await refresh_in(session, (k for (k,) in gone.all()))
+    gone = await session.execute(delete(_CALLS).where(*conds).returning(c.number_key, c.outcome))
+    # Only an answered call was another's callback: a missed one of a busy number changes no other row.
+    await refresh_in(session, (k for k, outcome in gone.all() if outcome == _ANSWERED))
 
 
 def recompute_statements(dialect: str, digits: int) -> list[Any]:
