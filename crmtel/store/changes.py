@@ -37,10 +37,14 @@ UNSEEN_TABLES = frozenset(
         "tasks",
         "alembic_version",
         "card_epoch",
+        "callback_digits",
     }
 )
-# Columns of ``calls`` a card does not show: setting only these leaves every card as it was.
-UNSEEN_CALL_COLUMNS = frozenset({"result", "result_by", "result_at", "live_state"})
+# Columns of ``calls`` a card does not show: setting only these leaves every card as it was. ``number_key`` and
+# ``callback_at`` are the report's stored callbacks, recomputed by (almost) every write of calls.
+UNSEEN_CALL_COLUMNS = frozenset(
+    {"result", "result_by", "result_at", "live_state", "number_key", "callback_at"}
+)
 # More numbers than this in one transaction (an import, a backfill): forget every card instead.
 MAX_NUMBERS = 1000
 _DML = ("INSERT", "UPDATE", "DELETE", "MERGE", "TRUNCATE", "REPLACE")
