@@ -213,13 +213,9 @@ async def test_callbacks_kept_by_every_write_path_equal_a_recompute_and_the_rule
         assert got == want, period
 
 
-async def test_changed_match_digits_recompute_the_stored_callbacks_once(db: Database) -> None:
-    """Start-up with other callback_match_digits than the stored ones computes every key and callback anew
-    (a 7-digit match joins numbers a 10-digit one keeps apart), and only once; the report then reads them."""
-    managers = ManagerRepository(db)
-    anna = (await managers.save(login="anna", name="anna", extensions=("101",))).id
-    at = datetime(2026, 11, 10, 9, tzinfo=UTC)
-    missed = CallRecord(
+def _missed_at(at: datetime, **fields: Any) -> CallRecord:
+    """The inbound call from +79161110001 to the office line that nobody answered (linkedid "m")."""
+    return CallRecord(
         "pbx1",
         "m",
         Direction.INBOUND,
@@ -229,22 +225,36 @@ async def test_changed_match_digits_recompute_the_stored_callbacks_once(db: Data
         at,
         outcome=Outcome.MISSED,
         ended_at=at,
-        manager_id=anna,
+        **fields,
     )
-    # The same last seven digits, another number: a callback only when seven digits are compared.
-    back = CallRecord(
-        "pbx1",
+
+
+def _called_back(at: datetime, number: str, pbx: str = "pbx1", **fields: Any) -> CallRecord:
+    """Extension 101 dialling ``number`` five minutes after ``at``, answered, one minute long (linkedid "b")."""
+    return CallRecord(
+        pbx,
         "b",
         Direction.OUTBOUND,
         "101",
         None,
-        "+74951110001",
+        number,
         at + timedelta(minutes=5),
         answered_by="101",
         outcome=Outcome.ANSWERED,
         ended_at=at + timedelta(minutes=6),
-        manager_id=anna,
+        **fields,
     )
+
+
+async def test_changed_match_digits_recompute_the_stored_callbacks_once(db: Database) -> None:
+    """Start-up with other callback_match_digits than the stored ones computes every key and callback anew
+    (a 7-digit match joins numbers a 10-digit one keeps apart), and only once; the report then reads them."""
+    managers = ManagerRepository(db)
+    anna = (await managers.save(login="anna", name="anna", extensions=("101",))).id
+    at = datetime(2026, 11, 10, 9, tzinfo=UTC)
+    missed = _missed_at(at, manager_id=anna)
+    # The same last seven digits, another number: a callback only when seven digits are compared.
+    back = _called_back(at, "+74951110001", manager_id=anna)
     async with db.session() as session:
         await upsert_in(session, [(missed, None), (back, None)])
     assert (await _stored(db))["m"] == ("9161110001", None)
@@ -266,29 +276,8 @@ async def test_a_missed_call_and_its_callback_written_at_once_find_each_other(db
     if db.engine.dialect.name != "postgresql":
         pytest.skip("SQLite runs one writing transaction at a time")
     at = datetime(2026, 11, 10, 9, tzinfo=UTC)
-    missed = CallRecord(
-        "pbx1",
-        "m",
-        Direction.INBOUND,
-        "+79161110001",
-        None,
-        "4951234567",
-        at,
-        outcome=Outcome.MISSED,
-        ended_at=at,
-    )
-    back = CallRecord(
-        "pbx2",
-        "b",
-        Direction.OUTBOUND,
-        "101",
-        None,
-        "89161110001",
-        at + timedelta(minutes=5),
-        answered_by="101",
-        outcome=Outcome.ANSWERED,
-        ended_at=at + timedelta(minutes=6),
-    )
+    missed = _missed_at(at)
+    back = _called_back(at, "89161110001", pbx="pbx2")
     first_written = asyncio.Event()
     second_started = asyncio.Event()
 
@@ -320,30 +309,9 @@ async def test_calls_written_during_a_recompute_get_its_digits(db: Database) -> 
     at = datetime(2026, 11, 10, 9, tzinfo=UTC)
     async with db.session() as session:
         await recompute_in(session, 10)
-    missed = CallRecord(
-        "pbx1",
-        "m",
-        Direction.INBOUND,
-        "+79161110001",
-        None,
-        "4951234567",
-        at,
-        outcome=Outcome.MISSED,
-        ended_at=at,
-    )
+    missed = _missed_at(at)
     # Another number with the same last seven digits: a callback once seven digits are compared.
-    back = CallRecord(
-        "pbx1",
-        "b",
-        Direction.OUTBOUND,
-        "101",
-        None,
-        "+74951110001",
-        at + timedelta(minutes=5),
-        answered_by="101",
-        outcome=Outcome.ANSWERED,
-        ended_at=at + timedelta(minutes=6),
-    )
+    back = _called_back(at, "+74951110001")
     recomputed = asyncio.Event()
 
     async def recompute() -> None:
