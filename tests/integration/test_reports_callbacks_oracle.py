@@ -6,12 +6,13 @@ from __future__ import annotations
 import math
 import random
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 
 import pytest
 
-from crmtel.reports.models import Period, ReportFilter
+from crmtel.reports.models import ManagerFigures, Period, ReportFilter
 from crmtel.reports.queries import QueryOptions, ReportQueries
 from crmtel.store.call_callbacks import digits_in, recompute_in
 from crmtel.store.db import Database
@@ -237,15 +238,21 @@ async def test_callback_figures_match_the_documented_rules_on_odd_data(
         report = await queries.calls_vs_deals(PERIOD, ReportFilter(manager_id=manager))
         for period, rows in ((report.period, report.rows), (report.previous_period, report.previous_rows)):
             want = _expected(calls, owner, digits, grace, sla, period.start_utc, period.end_utc, manager)
-            got = {
-                r.manager_id: (
-                    r.called_back,
-                    r.missed_not_called_back,
-                    r.called_back_in_sla,
-                    _ms(r.callback_median_seconds),
-                    _ms(r.callback_p90_seconds),
-                )
-                for r in rows
-                if r.called_back or r.missed_not_called_back
-            }
-            assert got == want, (period, manager)
+            assert _callback_figures(rows) == want, (period, manager)
+
+
+def _callback_figures(
+    rows: Sequence[ManagerFigures],
+) -> dict[int | None, tuple[int, int, int, float | None, float | None]]:
+    """Each row's callback figures, keyed by manager, as ``_expected`` gives them (rows with no missed call left out)."""
+    return {
+        r.manager_id: (
+            r.called_back,
+            r.missed_not_called_back,
+            r.called_back_in_sla,
+            _ms(r.callback_median_seconds),
+            _ms(r.callback_p90_seconds),
+        )
+        for r in rows
+        if r.called_back or r.missed_not_called_back
+    }
