@@ -18,9 +18,6 @@ from sqlalchemy import (
     and_,
     case,
     func,
-    literal,
-    not_,
-    or_,
     select,
     text,
     union_all,
@@ -38,7 +35,7 @@ from crmtel.reports.models import (
     ReportFilter,
     add_results,
 )
-from crmtel.store.call_callbacks import digits_in
+from crmtel.store.call_callbacks import dialable_sql, digits_in, tail_sql
 from crmtel.store.db import Database
 from crmtel.store.models import CallRow, DealRow, ExtensionRow, LeadRow, ManagerRow
 
@@ -94,14 +91,7 @@ class _Numbers:
 
     def dialable(self, col: ColumnElement[Any]) -> ColumnElement[bool]:
         """Whether the stored number is digits (``anonymous`` and the like never match anything)."""
-        if self.postgres:
-            return col.op("~", is_comparison=True)(literal(r"^\+?[0-9]+$"))
-        # The same rule: a digit or a plus, then digits only ("++7916…" or "7916+…" is junk on both dialects).
-        glob = col.op("GLOB", is_comparison=True)
-        return and_(
-            or_(glob(literal("[0-9]*")), glob(literal("+[0-9]*"))),
-            not_(func.substr(col, 2).op("GLOB", is_comparison=True)(literal("*[^0-9]*"))),
-        )
+        return dialable_sql(self._dialect, col)
 
     def missed_key(self, col: ColumnElement[Any]) -> ColumnElement[Any]:
         """The key of a missed call's number, or null when it is no number (anonymous, junk)."""
@@ -109,11 +99,7 @@ class _Numbers:
 
     def key(self, col: ColumnElement[Any]) -> ColumnElement[Any]:
         """The part of the number compared: its last N digits (or all of it)."""
-        n = self._digits
-        if n == 0:
-            return col
-        # Both give the whole string when it is shorter than n.
-        return func.right(col, n) if self.postgres else func.substr(col, -n)
+        return tail_sql(self._dialect, col, self._digits)
 
     @property
     def postgres(self) -> bool:

@@ -71,30 +71,36 @@ def number_key(
     return number[-digits:] if digits else number
 
 
+def tail_sql(dialect: str, col: ColumnElement[Any], digits: int) -> ColumnElement[Any]:
+    """The last ``digits`` characters of ``col`` in SQL (all of it for 0; the whole string when shorter)."""
+    if digits == 0:
+        return col
+    return func.right(col, digits) if dialect == "postgresql" else func.substr(col, -digits)
+
+
+def dialable_sql(dialect: str, col: ColumnElement[Any]) -> ColumnElement[bool]:
+    """Whether ``col`` is a number in SQL: ``+`` then digits, or digits (``anonymous``, ``++7916…`` or ``7916+…``
+    is junk on both dialects)."""
+    if dialect == "postgresql":
+        return col.op("~", is_comparison=True)(literal(r"^\+?[0-9]+$"))
+    glob = col.op("GLOB", is_comparison=True)
+    return and_(
+        or_(glob(literal("[0-9]*")), glob(literal("+[0-9]*"))),
+        not_(func.substr(col, 2).op("GLOB", is_comparison=True)(literal("*[^0-9]*"))),
+    )
+
+
 def _key_sql(dialect: str, digits: int) -> ColumnElement[Any]:
     """``number_key`` in SQL, for recomputing every row in place (the same rule as ``number_key``)."""
     c = _CALLS.c
-
-    def tail(col: ColumnElement[Any]) -> ColumnElement[Any]:
-        if digits == 0:
-            return col
-        # Both give the whole string when it is shorter than the digits.
-        return func.right(col, digits) if dialect == "postgresql" else func.substr(col, -digits)
-
-    dialable: ColumnElement[bool]
-    if dialect == "postgresql":
-        dialable = c.caller_number.op("~", is_comparison=True)(literal(r"^\+?[0-9]+$"))
-    else:
-        glob = c.caller_number.op("GLOB", is_comparison=True)
-        dialable = and_(
-            or_(glob(literal("[0-9]*")), glob(literal("+[0-9]*"))),
-            not_(func.substr(c.caller_number, 2).op("GLOB", is_comparison=True)(literal("*[^0-9]*"))),
-        )
     answered = c.outcome == _ANSWERED
     return case(
-        (and_(answered, c.direction == _INBOUND), tail(c.caller_number)),
-        (and_(answered, c.direction == _OUTBOUND), tail(c.dialled)),
-        (and_(c.outcome == _MISSED, c.direction == _INBOUND, dialable), tail(c.caller_number)),
+        (and_(answered, c.direction == _INBOUND), tail_sql(dialect, c.caller_number, digits)),
+        (and_(answered, c.direction == _OUTBOUND), tail_sql(dialect, c.dialled, digits)),
+        (
+            and_(c.outcome == _MISSED, c.direction == _INBOUND, dialable_sql(dialect, c.caller_number)),
+            tail_sql(dialect, c.caller_number, digits),
+        ),
         else_=None,
     )
 
